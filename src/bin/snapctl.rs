@@ -1,0 +1,462 @@
+//! snapctl: fill and read the live tree, take and manage snapshots, inspect and check
+//! the pool. The device is always the last argument.
+
+use clap::{Parser, Subcommand};
+use snapfs::check::check_pool;
+use snapfs::cli::{format_duration, format_time, format_time_ns, json_string, open_pool, parse_duration, print_io_stats, report, snapshot_name, PathSpec};
+use snapfs::device::OpenMode;
+use snapfs::error::{human_bytes, Error, Result};
+use snapfs::fs::FileType;
+use snapfs::ops;
+use snapfs::pool::{guid_hex, Pool, LIVE_TREE_ID};
+use std::io::Write;
+use std::path::Path;
+
+const PROGRAM: &str = "snapctl";
+
+/// Fill and read the live tree, take and manage snapshots, inspect and check a snapfs
+/// pool. The device (block device or image file) is always the last argument; paths name
+/// the live tree, @SNAP:PATH a snapshot.
+#[derive(Parser)]
+#[command(name = "snapctl", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make PATH (default: the root) mirror host directory SOURCE, as one transaction.
+    #[command(override_usage = "snapctl sync SOURCE [PATH] DEVICE")]
+    Sync {
+        #[arg(num_args = 2..=3, required = true, value_names = ["SOURCE", "PATH", "DEVICE"])]
+        args: Vec<String>,
+    },
+    /// Write host file SOURCE ('-' for standard input) to PATH.
+    Put {
+        /// Write at this byte offset without truncating, as dd conv=notrunc does.
+        #[arg(long, value_name = "BYTES")]
+        offset: Option<u64>,
+        source: String,
+        path: String,
+        device: String,
+    },
+    /// Print a file of the live tree or of a snapshot (@SNAP:PATH).
+    Cat { path: String, device: String },
+    /// List a directory of the live tree or of a snapshot (@SNAP:PATH).
+    #[command(override_usage = "snapctl ls [-l] [-R] [PATH] DEVICE")]
+    Ls {
+        /// Long format: mode, links, owner, group, size, time.
+        #[arg(short = 'l')]
+        long: bool,
+        /// List subdirectories too.
+        #[arg(short = 'R')]
+        recursive: bool,
+        #[arg(num_args = 1..=2, required = true, value_names = ["PATH", "DEVICE"])]
+        args: Vec<String>,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Create missing parents; no error if it exists.
+        #[arg(short = 'p')]
+        parents: bool,
+        path: String,
+        device: String,
+    },
+    /// Remove a file, symlink or empty directory.
+    Rm {
+        /// Remove a directory and everything below it.
+        #[arg(short = 'r')]
+        recursive: bool,
+        path: String,
+        device: String,
+    },
+    /// Rename or move; into DEST if DEST is a directory.
+    Mv { source: String, dest: String, device: String },
+    /// Write a tree (PATH, @SNAP or @SNAP:PATH) to a new or empty host directory.
+    Export { source: String, dest: String, device: String },
+    /// Take a snapshot of the live tree: O(1), consistent.
+    Snapshot { name: String, device: String },
+    /// List snapshots.
+    List {
+        #[arg(long)]
+        json: bool,
+        device: String,
+    },
+    /// Destroy a snapshot; the blocks only it kept are freed.
+    Destroy { name: String, device: String },
+    /// Size, use, compression, last commit, history.
+    Status {
+        #[arg(long)]
+        json: bool,
+        device: String,
+    },
+    /// Verify every checksum and prove the free-space map exact.
+    Check {
+        #[arg(long)]
+        json: bool,
+        device: String,
+    },
+    /// Print labels, commit records, the pool root and tree nodes (for debugging).
+    Dump {
+        /// Also print the nodes of every file tree.
+        #[arg(long)]
+        files: bool,
+        device: String,
+    },
+    /// Show the retained commits; change how long they are kept; release them.
+    History {
+        /// Keep commits this long from now on (e.g. 24h, 0).
+        #[arg(long, value_name = "DURATION")]
+        keep: Option<String>,
+        /// Release every retained commit but the newest now.
+        #[arg(long)]
+        prune: bool,
+        #[arg(long)]
+        json: bool,
+        device: String,
+    },
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args.command) {
+        std::process::exit(report(PROGRAM, &e));
+    }
+}
+
+fn open(device: &str, mode: OpenMode) -> Result<Pool> {
+    open_pool(PROGRAM, device, mode)
+}
+
+fn stdout_write(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::io("cannot write to standard output", e))
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Sync { args } => {
+            let (source, path, device) = match args.as_slice() {
+                [s, d] => (s, "", d),
+                [s, p, d] => (s, p.as_str(), d),
+                _ => unreachable!("clap enforces 2 or 3 arguments"),
+            };
+            let mut pool = open(device, OpenMode::Write)?;
+            let (stats, summary) = ops::sync(&mut pool, LIVE_TREE_ID, Path::new(source), path)?;
+            let txg = summary.txg.map_or("nothing to commit".to_string(), |t| format!("txg {}", t.0));
+            println!(
+                "{PROGRAM}: synced {source}: {} files written ({}), {} created, {} removed, {} metadata updates, {} unchanged; {txg}",
+                stats.files_written,
+                human_bytes(stats.bytes_read),
+                stats.entries_created,
+                stats.entries_removed,
+                stats.metadata_updated,
+                stats.unchanged
+            );
+            print_io_stats(PROGRAM, &pool);
+            Ok(())
+        }
+        Command::Put { offset, source, path, device } => {
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (written, _) = if source == "-" {
+                let mut stdin = std::io::stdin().lock();
+                ops::put(&mut pool, LIVE_TREE_ID, ops::PutSource { reader: &mut stdin, metadata: None }, &path, offset)?
+            } else {
+                let mut file = std::fs::File::open(&source).map_err(|e| Error::io(format!("cannot open {source}"), e))?;
+                let metadata = file.metadata().map_err(|e| Error::io(format!("cannot stat {source}"), e))?;
+                if !metadata.is_file() {
+                    return Err(Error::invalid(format!("{source} is not a regular file; use sync for directories")));
+                }
+                ops::put(&mut pool, LIVE_TREE_ID, ops::PutSource { reader: &mut file, metadata: Some(metadata) }, &path, offset)?
+            };
+            eprintln!("{PROGRAM}: wrote {} to {path}", human_bytes(written));
+            print_io_stats(PROGRAM, &pool);
+            Ok(())
+        }
+        Command::Cat { path, device } => {
+            let spec = PathSpec::parse(&path)?;
+            let mut pool = open(&device, OpenMode::Read)?;
+            let mut out = std::io::stdout().lock();
+            ops::cat(&mut pool, &spec, &mut out)
+        }
+        Command::Ls { long, recursive, args } => {
+            let (path, device) = match args.as_slice() {
+                [d] => ("", d),
+                [p, d] => (p.as_str(), d),
+                _ => unreachable!("clap enforces 1 or 2 arguments"),
+            };
+            let spec = PathSpec::parse(path)?;
+            let mut pool = open(device, OpenMode::Read)?;
+            let entries = ops::ls(&mut pool, &spec, recursive)?;
+            let mut text = String::new();
+            for e in entries {
+                let mut line = if long { long_line(&e) } else { String::new() };
+                line.push_str(&e.path);
+                if let (true, Some(target)) = (long, &e.symlink_target) {
+                    line.push_str(" -> ");
+                    line.push_str(&String::from_utf8_lossy(target));
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            stdout_write(&text)
+        }
+        Command::Mkdir { parents, path, device } => {
+            let mut pool = open(&device, OpenMode::Write)?;
+            ops::mkdir(&mut pool, LIVE_TREE_ID, &path, parents)?;
+            Ok(())
+        }
+        Command::Rm { recursive, path, device } => {
+            let mut pool = open(&device, OpenMode::Write)?;
+            ops::rm(&mut pool, LIVE_TREE_ID, &path, recursive)?;
+            Ok(())
+        }
+        Command::Mv { source, dest, device } => {
+            let mut pool = open(&device, OpenMode::Write)?;
+            ops::mv(&mut pool, LIVE_TREE_ID, &source, &dest)?;
+            Ok(())
+        }
+        Command::Export { source, dest, device } => {
+            let spec = PathSpec::parse(&source)?;
+            let mut pool = open(&device, OpenMode::Read)?;
+            let stats = ops::export(&mut pool, &spec, Path::new(&dest))?;
+            eprintln!(
+                "{PROGRAM}: exported {} to {dest}: {} files ({}), {} directories, {} symlinks, {} hard links",
+                if source.is_empty() { "the live tree" } else { &source },
+                stats.files,
+                human_bytes(stats.bytes),
+                stats.directories,
+                stats.symlinks,
+                stats.hard_links
+            );
+            Ok(())
+        }
+        Command::Snapshot { name, device } => {
+            let name = snapshot_name(&name)?;
+            let mut pool = open(&device, OpenMode::Write)?;
+            pool.create_snapshot(LIVE_TREE_ID, name)?;
+            let summary = pool.commit()?;
+            let txg = summary.txg.map_or(0, |t| t.0);
+            println!("{PROGRAM}: snapshot @{name} taken at txg {txg}");
+            Ok(())
+        }
+        Command::List { json, device } => {
+            let mut pool = open(&device, OpenMode::Read)?;
+            list(&mut pool, json)
+        }
+        Command::Destroy { name, device } => {
+            let name = snapshot_name(&name)?;
+            let mut pool = open(&device, OpenMode::Write)?;
+            pool.destroy_snapshot(LIVE_TREE_ID, name)?;
+            let summary = pool.commit()?;
+            let held = ops::history_unique_bytes(&mut pool)?;
+            let mut message = format!("{PROGRAM}: destroyed @{name}, freed {}", human_bytes(summary.freed_bytes));
+            if pool.history().count() > 1 {
+                message.push_str(&format!(
+                    "; blocks it shared with retained commits stay until those expire (history holds {} in all; `snapctl history --prune` releases it)",
+                    human_bytes(held)
+                ));
+            }
+            println!("{message}");
+            Ok(())
+        }
+        Command::Status { json, device } => {
+            let mut pool = open(&device, OpenMode::Read)?;
+            status(&mut pool, &device, json)
+        }
+        Command::Check { json, device } => {
+            let mut pool = open(&device, OpenMode::Read)?;
+            let report = check_pool(&mut pool)?;
+            if json {
+                let value = serde_json::json!({
+                    "clean": report.is_clean(),
+                    "problems": report.problems,
+                    "blocks_verified": report.blocks_verified,
+                    "bytes_verified": report.bytes_verified,
+                    "trees_walked": report.trees_walked,
+                    "dead_entries": report.dead_entries,
+                    "referenced_blocks": report.referenced_blocks,
+                    "free_blocks": report.free_blocks,
+                });
+                stdout_write(&format!("{value}\n"))?;
+            } else {
+                for p in &report.problems {
+                    println!("problem: {p}");
+                }
+                println!(
+                    "{PROGRAM}: check {}: {} blocks verified ({}), {} trees walked, {} dead index entries, {} blocks referenced + {} free = data area{}",
+                    if report.is_clean() { "clean" } else { "FAILED" },
+                    report.blocks_verified,
+                    human_bytes(report.bytes_verified),
+                    report.trees_walked,
+                    report.dead_entries,
+                    report.referenced_blocks,
+                    report.free_blocks,
+                    if report.is_clean() { "" } else { " (not exact)" }
+                );
+            }
+            if report.is_clean() {
+                Ok(())
+            } else {
+                Err(Error::corrupt(format!("{} problems found", report.problems.len())))
+            }
+        }
+        Command::Dump { files, device } => {
+            let mut pool = open(&device, OpenMode::Read)?;
+            stdout_write(&snapfs::dump::dump_pool(&mut pool, files)?)
+        }
+        Command::History { keep, prune, json, device } => {
+            let mode = if keep.is_some() || prune { OpenMode::Write } else { OpenMode::Read };
+            let mut pool = open(&device, mode)?;
+            if let Some(keep) = keep {
+                pool.set_history_seconds(parse_duration(&keep)?)?;
+            }
+            if prune {
+                pool.prune_history()?;
+            }
+            let summary = pool.commit()?;
+            if summary.freed_bytes > 0 {
+                eprintln!("{PROGRAM}: released {}", human_bytes(summary.freed_bytes));
+            }
+            history(&mut pool, json)
+        }
+    }
+}
+
+fn long_line(e: &ops::ListedEntry) -> String {
+    let i = &e.inode;
+    let mut mode = String::new();
+    mode.push(i.file_type().letter());
+    for shift in [6, 3, 0] {
+        let bits = (i.mode >> shift) & 7;
+        mode.push(if bits & 4 != 0 { 'r' } else { '-' });
+        mode.push(if bits & 2 != 0 { 'w' } else { '-' });
+        mode.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    if i.file_type() == FileType::Special {
+        mode.replace_range(0..1, "c");
+    }
+    let time = format_time(i.mtime.sec);
+    format!("{mode} {:3} {:5} {:5} {:>12} {} ", i.nlink, i.uid, i.gid, i.size, &time[..16].replace('T', " "))
+}
+
+fn list(pool: &mut Pool, json: bool) -> Result<()> {
+    let unique = ops::snapshot_unique_bytes(pool, LIVE_TREE_ID)?;
+    let snapshots: Vec<_> = pool.snapshots_of(LIVE_TREE_ID).into_iter().cloned().collect();
+    let text = if json {
+        let items: Vec<serde_json::Value> = snapshots
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "guid": guid_hex(&s.guid),
+                    "txg": s.txg.0,
+                    "created": format_time_ns(s.time_ns),
+                    "created_unix_ns": s.time_ns,
+                    "unique_bytes": unique.get(&s.name).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        format!("{}\n", serde_json::Value::Array(items))
+    } else {
+        let mut text = format!("{:<24} {:>8} {:<21} {:>10}\n", "NAME", "TXG", "CREATED", "UNIQUE");
+        for s in &snapshots {
+            text.push_str(&format!(
+                "{:<24} {:>8} {:<21} {:>10}\n",
+                format!("@{}", s.name),
+                s.txg.0,
+                format_time_ns(s.time_ns),
+                human_bytes(unique.get(&s.name).copied().unwrap_or(0))
+            ));
+        }
+        text
+    };
+    stdout_write(&text)
+}
+
+fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
+    let usage = ops::tree_usage(pool, LIVE_TREE_ID)?;
+    let history_bytes = ops::history_unique_bytes(pool)?;
+    let ratio = if usage.stored_bytes > 0 { usage.logical_bytes as f64 / usage.stored_bytes as f64 } else { 1.0 };
+    let data_bytes = pool.store.alloc.usable_blocks() * snapfs::block::BLOCK_BYTES;
+    let history: Vec<_> = pool.history().collect();
+    let oldest = history.first().copied();
+    let snapshots = pool.snapshots_of(LIVE_TREE_ID).len();
+    let config = pool.root.config.clone();
+    if json {
+        let value = serde_json::json!({
+            "device": device,
+            "pool_guid": guid_hex(&pool.label.pool_guid),
+            "format_version": pool.label.version,
+            "device_bytes": pool.label.device_bytes,
+            "data_bytes": data_bytes,
+            "used_bytes": pool.used_bytes(),
+            "free_bytes": pool.free_bytes(),
+            "live_files": usage.files,
+            "live_logical_bytes": usage.logical_bytes,
+            "live_stored_bytes": usage.stored_bytes,
+            "compression_ratio": (ratio * 100.0).round() / 100.0,
+            "held_by_snapshots_and_history_bytes": pool.root.dead_bytes,
+            "held_by_history_only_bytes": history_bytes,
+            "snapshots": snapshots,
+            "last_txg": pool.txg().0,
+            "last_commit": format_time_ns(pool.commit.time_ns),
+            "history_commits": history.len(),
+            "history_oldest_txg": oldest.map(|(t, _)| t.0),
+            "history_oldest": oldest.map(|(_, time)| format_time_ns(time)),
+            "history_seconds": config.history_seconds,
+            "history_reserve_percent": config.history_reserve_percent,
+            "compression_level": config.compression_level,
+        });
+        return stdout_write(&format!("{value}\n"));
+    }
+    let mut text = String::new();
+    let mut line = |k: &str, v: String| text.push_str(&format!("{k:<13}{v}\n"));
+    line("device:", format!("{device} (pool {})", guid_hex(&pool.label.pool_guid)));
+    line("format:", format!("version {}", pool.label.version));
+    line("size:", format!("{} ({} for data)", human_bytes(pool.label.device_bytes), human_bytes(data_bytes)));
+    line("used:", format!("{} ({:.1}%)", human_bytes(pool.used_bytes()), 100.0 * pool.used_bytes() as f64 / data_bytes as f64));
+    line("free:", human_bytes(pool.free_bytes()));
+    line(
+        "live tree:",
+        format!("{} files, {} of data stored in {} (compression {ratio:.2}x)", usage.files, human_bytes(usage.logical_bytes), human_bytes(usage.stored_bytes)),
+    );
+    line(
+        "snapshots:",
+        format!("{snapshots}; snapshots and history hold {} the live tree no longer uses", human_bytes(pool.root.dead_bytes)),
+    );
+    line("last commit:", format!("txg {} at {}", pool.txg().0, format_time_ns(pool.commit.time_ns)));
+    line(
+        "history:",
+        format!(
+            "{} commits retained since {} (keep {}, leave {}% free); {} held by history alone",
+            history.len(),
+            oldest.map_or("-".to_string(), |(t, time)| format!("txg {} at {}", t.0, format_time_ns(time))),
+            format_duration(config.history_seconds),
+            config.history_reserve_percent,
+            human_bytes(history_bytes)
+        ),
+    );
+    line("compression:", if config.compression_level == 0 { "none".into() } else { format!("zstd:{}", config.compression_level) });
+    stdout_write(&text)
+}
+
+fn history(pool: &mut Pool, json: bool) -> Result<()> {
+    let commits: Vec<_> = pool.history().collect();
+    let seconds = pool.root.config.history_seconds;
+    let text = if json {
+        let items: Vec<String> = commits
+            .iter()
+            .map(|(t, time)| format!("{{\"txg\":{},\"time\":{},\"time_unix_ns\":{time}}}", t.0, json_string(&format_time_ns(*time))))
+            .collect();
+        format!("{{\"keep_seconds\":{seconds},\"commits\":[{}]}}\n", items.join(","))
+    } else {
+        let mut text = format!("history: keep {}; {} commits retained\n", format_duration(seconds), commits.len());
+        for (t, time) in commits {
+            text.push_str(&format!("txg {:>8}  {}\n", t.0, format_time_ns(time)));
+        }
+        text
+    };
+    stdout_write(&text)
+}

@@ -1,0 +1,148 @@
+//! The in-memory allocator and the bookkeeping a commit needs.
+//!
+//! Invariants:
+//! - a block freed in transaction t ("deferred") becomes allocatable only after t's commit
+//!   record is durable: until then the previous commit may still need it;
+//! - a block allocated and freed within one transaction was never committed and is
+//!   reusable at once;
+//! - "implicit" blocks (the pool root and the space log chain) are not recorded in the
+//!   space log: they are allocated by being reachable from the commit record.
+
+use super::ExtentSet;
+use crate::block::BLOCK_BYTES;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocKind {
+    /// Recorded in the space log.
+    Explicit,
+    /// Reachable from the commit record; not logged.
+    Implicit,
+}
+
+pub struct Allocator {
+    pub free: ExtentSet,
+    pub usable_start: u64,
+    pub usable_end: u64,
+    cursor: u64,
+    /// Blocks kept back so that a commit can always write its metadata.
+    pub reserve_blocks: u64,
+    /// True while a commit writes metadata: it may use the reserve.
+    pub committing: bool,
+    pub txg_allocs: ExtentSet,
+    pub txg_frees: ExtentSet,
+    pub implicit_live: ExtentSet,
+    pub implicit_frees: ExtentSet,
+    /// Blocks the history held and gave back in this transaction, for messages.
+    pub history_blocks_hint: u64,
+}
+
+impl Allocator {
+    pub fn new(usable_start: u64, usable_end: u64) -> Allocator {
+        let usable = usable_end - usable_start;
+        let reserve_blocks = (usable / 64).clamp(64, 16384).min(usable / 4);
+        Allocator {
+            free: ExtentSet::new(),
+            usable_start,
+            usable_end,
+            cursor: usable_start,
+            reserve_blocks,
+            committing: false,
+            txg_allocs: ExtentSet::new(),
+            txg_frees: ExtentSet::new(),
+            implicit_live: ExtentSet::new(),
+            implicit_frees: ExtentSet::new(),
+            history_blocks_hint: 0,
+        }
+    }
+
+    pub fn usable_blocks(&self) -> u64 {
+        self.usable_end - self.usable_start
+    }
+
+    pub fn alloc(&mut self, len: u64, kind: AllocKind) -> Result<u64> {
+        let spare = if self.committing { 0 } else { self.reserve_blocks };
+        if self.free.blocks() < len + spare {
+            return Err(self.no_space(len));
+        }
+        let start = match self.free.find(self.cursor, len) {
+            Some(start) => start,
+            None => return Err(self.no_space(len)),
+        };
+        assert!(self.free.remove(start, len));
+        self.cursor = start + len;
+        let set = match kind {
+            AllocKind::Explicit => &mut self.txg_allocs,
+            AllocKind::Implicit => &mut self.implicit_live,
+        };
+        assert!(set.insert(start, len));
+        Ok(start)
+    }
+
+    fn no_space(&self, len: u64) -> Error {
+        let free = self.free.blocks().saturating_sub(if self.committing { 0 } else { self.reserve_blocks });
+        Error::NoSpace {
+            needed_bytes: len * BLOCK_BYTES,
+            free_bytes: free * BLOCK_BYTES,
+            history_bytes: self.history_blocks_hint * BLOCK_BYTES,
+        }
+    }
+
+    /// Frees a block that this transaction allocated: it was never committed.
+    pub fn free_now(&mut self, start: u64, len: u64) {
+        assert!(self.txg_allocs.remove(start, len), "free_now of {start}+{len} not allocated in this txg");
+        assert!(self.free.insert(start, len));
+    }
+
+    /// Frees a committed block once this transaction is durable.
+    pub fn defer_free(&mut self, start: u64, len: u64) -> Result<()> {
+        if self.free.overlaps(start, len) || !self.txg_frees.insert(start, len) {
+            return Err(Error::corrupt(format!("block {start} (+{len}) is freed twice")));
+        }
+        Ok(())
+    }
+
+    pub fn defer_free_implicit(&mut self, start: u64, len: u64) {
+        assert!(self.implicit_live.remove(start, len));
+        assert!(self.implicit_frees.insert(start, len));
+    }
+
+    /// The commit record is durable: deferred frees become allocatable.
+    pub fn commit_done(&mut self) {
+        for set in [std::mem::take(&mut self.txg_frees), std::mem::take(&mut self.implicit_frees)] {
+            for (s, l) in set.iter() {
+                assert!(self.free.insert(s, l));
+            }
+        }
+        self.txg_allocs = ExtentSet::new();
+        self.committing = false;
+    }
+
+    /// Explicitly allocated blocks as they will be once this transaction commits: what a
+    /// condensed space log must list.
+    pub fn explicit_after_commit(&self) -> ExtentSet {
+        let mut out = ExtentSet::new();
+        let mut at = self.usable_start;
+        let push_gap = |from: u64, to: u64, out: &mut ExtentSet| {
+            if to > from {
+                out.insert(from, to - from);
+            }
+        };
+        for (s, l) in self.free.iter() {
+            push_gap(at, s, &mut out);
+            at = s + l;
+        }
+        push_gap(at, self.usable_end, &mut out);
+        for set in [&self.txg_frees, &self.implicit_live, &self.implicit_frees] {
+            for (s, l) in set.iter() {
+                assert!(out.remove(s, l));
+            }
+        }
+        out
+    }
+
+    /// Blocks allocated once this transaction commits.
+    pub fn used_blocks(&self) -> u64 {
+        self.usable_blocks() - self.free.blocks() - self.txg_frees.blocks() - self.implicit_frees.blocks()
+    }
+}

@@ -1,0 +1,131 @@
+//! A set of block extents, kept coalesced: no two extents touch or overlap.
+
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtentSet {
+    extents: BTreeMap<u64, u64>,
+    blocks: u64,
+}
+
+impl ExtentSet {
+    pub fn new() -> ExtentSet {
+        ExtentSet::default()
+    }
+
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    pub fn extent_count(&self) -> usize {
+        self.extents.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.extents.iter().map(|(&s, &l)| (s, l))
+    }
+
+    /// True if any block of [start, start+len) is in the set.
+    pub fn overlaps(&self, start: u64, len: u64) -> bool {
+        let end = start + len;
+        if let Some((&s, &l)) = self.extents.range(..end).next_back() {
+            return s + l > start;
+        }
+        false
+    }
+
+    /// True if all of [start, start+len) is in the set.
+    pub fn contains(&self, start: u64, len: u64) -> bool {
+        match self.extents.range(..=start).next_back() {
+            Some((&s, &l)) => s + l >= start + len,
+            None => false,
+        }
+    }
+
+    /// Adds [start, start+len); returns false (and changes nothing) if any of it is
+    /// already present.
+    pub fn insert(&mut self, start: u64, len: u64) -> bool {
+        assert!(len > 0);
+        if self.overlaps(start, len) {
+            return false;
+        }
+        let mut new_start = start;
+        let mut new_len = len;
+        if let Some((&s, &l)) = self.extents.range(..start).next_back() {
+            if s + l == start {
+                self.extents.remove(&s);
+                new_start = s;
+                new_len += l;
+            }
+        }
+        if let Some(&l) = self.extents.get(&(start + len)) {
+            self.extents.remove(&(start + len));
+            new_len += l;
+        }
+        self.extents.insert(new_start, new_len);
+        self.blocks += len;
+        true
+    }
+
+    /// Removes [start, start+len); returns false (and changes nothing) unless all of it
+    /// is present.
+    pub fn remove(&mut self, start: u64, len: u64) -> bool {
+        assert!(len > 0);
+        let Some((&s, &l)) = self.extents.range(..=start).next_back() else { return false };
+        if s + l < start + len {
+            return false;
+        }
+        self.extents.remove(&s);
+        if s < start {
+            self.extents.insert(s, start - s);
+        }
+        if s + l > start + len {
+            self.extents.insert(start + len, s + l - start - len);
+        }
+        self.blocks -= len;
+        true
+    }
+
+    /// First extent at or after `from` with at least `len` blocks; wraps around once.
+    pub fn find(&self, from: u64, len: u64) -> Option<u64> {
+        // An extent that starts before `from` but reaches past it counts too.
+        if let Some((&s, &l)) = self.extents.range(..from).next_back() {
+            if s + l >= from + len {
+                return Some(from);
+            }
+        }
+        self.extents
+            .range(from..)
+            .chain(self.extents.range(..from))
+            .find(|&(_, &l)| l >= len)
+            .map(|(&s, _)| s)
+    }
+
+    /// Largest extent, in blocks.
+    pub fn largest(&self) -> u64 {
+        self.extents.values().copied().max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_remove_coalesce() {
+        let mut set = ExtentSet::new();
+        assert!(set.insert(10, 5));
+        assert!(set.insert(15, 5));
+        assert_eq!(set.extent_count(), 1);
+        assert!(!set.insert(12, 1));
+        assert!(set.remove(12, 2));
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![(10, 2), (14, 6)]);
+        assert!(!set.remove(11, 4));
+        assert_eq!(set.blocks(), 8);
+        assert!(set.contains(14, 6));
+        assert!(!set.contains(13, 2));
+        assert_eq!(set.find(0, 3), Some(14));
+        assert_eq!(set.find(15, 2), Some(15));
+        assert_eq!(set.find(19, 2), Some(14));
+    }
+}

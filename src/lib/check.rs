@@ -1,0 +1,419 @@
+//! `check`: reads every reachable block of the pool, verifies every checksum, and proves
+//! the free-space set and the dead index exact.
+//!
+//! Exactness, as sets of blocks:
+//! - referenced = implicit (pool root, space log) + metadata tables + file trees;
+//! - referenced and free are disjoint, and together they cover the data area (no leak);
+//! - per file tree T, the dead index holds exactly the blocks reachable from T's
+//!   checkpoints (snapshots, retained commits) and not from T's head, and each entry is
+//!   still visible in some checkpoint.
+//! Then each tree of heads and snapshots is checked as a file system: link counts,
+//! directory entries, back references, record sizes.
+
+use crate::alloc::space_log::SpaceLogBlock;
+use crate::alloc::ExtentSet;
+use crate::block::{BlockKind, BlockPtr, Txg};
+use crate::error::{Error, Result};
+use crate::format::node::{NodeBody, TreeKind};
+use crate::format::tables::decode_dead;
+use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO};
+use crate::fs::record::{Record, RECORD_BYTES};
+use crate::pool::Pool;
+use crate::tree::{walk_nodes, WalkStep};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    pub problems: Vec<String>,
+    pub blocks_verified: u64,
+    pub bytes_verified: u64,
+    pub trees_walked: u64,
+    pub dead_entries: u64,
+    pub referenced_blocks: u64,
+    pub free_blocks: u64,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn into_result(self) -> Result<CheckReport> {
+        if self.is_clean() {
+            Ok(self)
+        } else {
+            Err(Error::corrupt(format!("check found {} problems: {}", self.problems.len(), self.problems.join("; "))))
+        }
+    }
+}
+
+/// What walking one file tree root should record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Head,
+    Checkpoint,
+}
+
+struct Checker {
+    report: CheckReport,
+    /// Every referenced block: address -> (pointer, description of its first owner).
+    referenced: HashMap<u64, (BlockPtr, String)>,
+    /// Per tree: blocks reachable from its head.
+    head: HashMap<u64, HashSet<u64>>,
+    /// Per tree: blocks reachable from a checkpoint and not from the head.
+    only_checkpoint: HashMap<u64, HashSet<u64>>,
+}
+
+impl Checker {
+    fn problem(&mut self, what: String) {
+        if self.report.problems.len() < 1000 {
+            self.report.problems.push(what);
+        }
+    }
+
+    /// Records a reference; returns false if the block was already seen (identical).
+    fn claim(&mut self, ptr: &BlockPtr, owner: &str) -> bool {
+        match self.referenced.get(&ptr.addr.0) {
+            Some((seen, first_owner)) => {
+                if seen != ptr {
+                    let what = format!(
+                        "block {} is referenced by {} and by {} with different pointers",
+                        ptr.addr.0, first_owner, owner
+                    );
+                    self.problem(what);
+                }
+                false
+            }
+            None => {
+                self.referenced.insert(ptr.addr.0, (*ptr, owner.to_string()));
+                true
+            }
+        }
+    }
+}
+
+pub fn check_pool(pool: &mut Pool) -> Result<CheckReport> {
+    let mut c = Checker {
+        report: CheckReport::default(),
+        referenced: HashMap::new(),
+        head: HashMap::new(),
+        only_checkpoint: HashMap::new(),
+    };
+    check_implicit(pool, &mut c)?;
+    for (kind, root) in pool.meta_roots() {
+        if let Some(root) = root {
+            walk_meta(pool, &mut c, kind, &root)?;
+        }
+    }
+    let trees: Vec<(u64, Option<BlockPtr>)> = pool.trees().map(|t| (t.id, t.root)).collect();
+    for &(id, root) in &trees {
+        c.head.entry(id).or_default();
+        c.only_checkpoint.entry(id).or_default();
+        if let Some(root) = root {
+            walk_files(pool, &mut c, id, &root, Reach::Head, &format!("tree {id} head"))?;
+        }
+    }
+    for &(id, _) in &trees {
+        let snapshots: Vec<(String, Option<BlockPtr>)> =
+            pool.snapshots_of(id).iter().map(|s| (s.name.clone(), s.root)).collect();
+        for (name, root) in snapshots {
+            if let Some(root) = root {
+                walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("snapshot @{name}"))?;
+            }
+        }
+    }
+    let history: Vec<Txg> = pool.history().map(|(t, _)| t).collect();
+    for txg in history {
+        let entry = pool.history_entry(txg)?;
+        for (id, root) in entry.roots {
+            if let Some(root) = root {
+                walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("retained commit {}", txg.0))?;
+            }
+        }
+    }
+    check_dead_index(pool, &mut c)?;
+    check_space(pool, &mut c);
+    for &(id, root) in &trees {
+        check_fs(pool, &mut c, id, root, "head")?;
+        let snapshots: Vec<(String, Option<BlockPtr>)> =
+            pool.snapshots_of(id).iter().map(|s| (s.name.clone(), s.root)).collect();
+        for (name, root) in snapshots {
+            check_fs(pool, &mut c, id, root, &format!("@{name}"))?;
+        }
+    }
+    c.report.referenced_blocks = c.referenced.values().map(|(p, _)| p.allocated_blocks()).sum();
+    c.report.free_blocks = pool.store.alloc.free.blocks();
+    Ok(c.report)
+}
+
+fn verify(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, owner: &str) -> Option<Vec<u8>> {
+    match pool.store.read_block(ptr) {
+        Ok(bytes) => {
+            c.report.blocks_verified += 1;
+            c.report.bytes_verified += ptr.stored_bytes as u64;
+            Some(bytes)
+        }
+        Err(e) => {
+            c.problem(format!("{owner}: {e}"));
+            None
+        }
+    }
+}
+
+fn check_implicit(pool: &mut Pool, c: &mut Checker) -> Result<()> {
+    let root = pool.commit.root;
+    c.claim(&root, "the commit record");
+    verify(pool, c, &root, "pool root");
+    let mut next = pool.root.space_log;
+    let mut count = 0u64;
+    while let Some(ptr) = next {
+        c.claim(&ptr, "the space log");
+        let Some(bytes) = verify(pool, c, &ptr, "space log") else { break };
+        next = SpaceLogBlock::decode(&bytes)?.prev;
+        count += 1;
+        if count > pool.root.space_log_blocks {
+            c.problem("space log chain is longer than the pool root says".into());
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn walk_meta(pool: &mut Pool, c: &mut Checker, kind: TreeKind, root: &BlockPtr) -> Result<()> {
+    let owner = format!("{} table", kind.name());
+    let result = walk_nodes(&mut pool.store, root, kind, &mut |ptr, _node| {
+        c.claim(ptr, &owner);
+        c.report.blocks_verified += 1;
+        c.report.bytes_verified += ptr.stored_bytes as u64;
+        Ok(WalkStep::Descend)
+    });
+    if let Err(e) = result {
+        c.problem(format!("{owner}: {e}"));
+    }
+    Ok(())
+}
+
+fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reach: Reach, owner: &str) -> Result<()> {
+    c.report.trees_walked += 1;
+    let mut data = Vec::new();
+    let result = walk_nodes(&mut pool.store, root, TreeKind::Files, &mut |ptr, node| {
+        if !mark(c, tree, ptr, reach, owner) {
+            return Ok(WalkStep::Skip);
+        }
+        c.report.blocks_verified += 1;
+        c.report.bytes_verified += ptr.stored_bytes as u64;
+        if let NodeBody::Leaf(entries) = &node.body {
+            for (k, v) in entries {
+                if k.get(8) == Some(&(ItemKind::Record as u8)) {
+                    let record = Record::decode(v)?;
+                    if mark(c, tree, &record.ptr, reach, owner) {
+                        data.push(record.ptr);
+                    }
+                }
+            }
+        }
+        Ok(WalkStep::Descend)
+    });
+    if let Err(e) = result {
+        c.problem(format!("{owner}: {e}"));
+    }
+    for ptr in data {
+        if ptr.kind != BlockKind::FileData {
+            c.problem(format!("{owner}: record points to a {} block", ptr.kind.name()));
+        }
+        verify(pool, c, &ptr, owner);
+    }
+    Ok(())
+}
+
+/// Records a file tree block; returns true if it is new for this kind of reach.
+fn mark(c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -> bool {
+    c.claim(ptr, owner);
+    let addr = ptr.addr.0;
+    match reach {
+        Reach::Head => c.head.entry(tree).or_default().insert(addr),
+        Reach::Checkpoint => {
+            if c.head.get(&tree).is_some_and(|h| h.contains(&addr)) {
+                return false;
+            }
+            c.only_checkpoint.entry(tree).or_default().insert(addr)
+        }
+    }
+}
+
+fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
+    let mut seen: HashMap<u64, HashSet<u64>> = HashMap::new();
+    let mut entries = Vec::new();
+    let (dead, store) = pool.dead_table_mut();
+    dead.scan(store, &[], &mut |k, v| {
+        entries.push(decode_dead(k, v));
+        Ok(true)
+    })?;
+    let mut dead_bytes = 0;
+    for entry in entries {
+        let (tree, death, ptr) = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                c.problem(format!("dead index: {e}"));
+                continue;
+            }
+        };
+        c.report.dead_entries += 1;
+        dead_bytes += ptr.allocated_blocks() * crate::block::BLOCK_BYTES;
+        let expected = c.only_checkpoint.get(&tree).is_some_and(|s| s.contains(&ptr.addr.0));
+        if !expected {
+            c.problem(format!(
+                "dead index lists block {} of tree {tree} (killed in txg {}), which no snapshot or retained commit alone reaches",
+                ptr.addr.0, death.0
+            ));
+        } else if c.referenced.get(&ptr.addr.0).map(|(p, _)| p) != Some(&ptr) {
+            c.problem(format!("dead index entry for block {} does not match the block's pointer", ptr.addr.0));
+        }
+        seen.entry(tree).or_default().insert(ptr.addr.0);
+    }
+    let mut leaks = Vec::new();
+    for (tree, blocks) in &c.only_checkpoint {
+        let listed = seen.get(tree).map_or(0, |s| s.len());
+        if listed != blocks.len() {
+            let missing: Vec<u64> =
+                blocks.iter().filter(|a| !seen.get(tree).is_some_and(|s| s.contains(a))).take(5).copied().collect();
+            let what = format!(
+                "tree {tree}: {} blocks are reachable only from snapshots or retained commits but the dead index lists {listed} (missing e.g. {missing:?}): they would leak",
+                blocks.len()
+            );
+            leaks.push(what);
+        }
+    }
+    for what in leaks {
+        c.problem(what);
+    }
+    if dead_bytes != pool.root.dead_bytes {
+        let what = format!("dead index holds {dead_bytes} bytes; the pool root says {}", pool.root.dead_bytes);
+        c.problem(what);
+    }
+    Ok(())
+}
+
+fn check_space(pool: &mut Pool, c: &mut Checker) {
+    let mut used = ExtentSet::new();
+    let mut extents: Vec<(u64, u64)> = c.referenced.values().map(|(p, _)| (p.addr.0, p.allocated_blocks())).collect();
+    extents.sort_unstable();
+    let alloc = &pool.store.alloc;
+    for (start, len) in extents {
+        if start < alloc.usable_start || start + len > alloc.usable_end {
+            c.problem(format!("block {start} (+{len}) lies outside the data area"));
+            continue;
+        }
+        if !used.insert(start, len) {
+            c.problem(format!("block {start} (+{len}) overlaps another referenced block"));
+            continue;
+        }
+        if alloc.free.overlaps(start, len) {
+            c.problem(format!("block {start} (+{len}) is referenced but marked free"));
+        }
+    }
+    let accounted = used.blocks() + alloc.free.blocks();
+    if accounted != alloc.usable_blocks() {
+        let leaked = alloc.usable_blocks() as i64 - accounted as i64;
+        let what = format!(
+            "{leaked} blocks are allocated but referenced by nothing (leak), or the space map double counts"
+        );
+        c.problem(what);
+    }
+}
+
+/// Link counts, entries and records of one file tree.
+fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>, name: &str) -> Result<()> {
+    let Some(root) = root else {
+        c.problem(format!("tree {tree} {name} is empty: it has no root directory"));
+        return Ok(());
+    };
+    let mut inodes: BTreeMap<u64, Inode> = BTreeMap::new();
+    let mut links: HashMap<u64, u32> = HashMap::new();
+    let mut subdirs: HashMap<u64, u32> = HashMap::new();
+    let mut dirents: HashSet<(u64, Vec<u8>, u64)> = HashSet::new();
+    let mut backrefs: HashSet<(u64, Vec<u8>, u64)> = HashSet::new();
+    let mut records: Vec<(u64, u64, u64)> = Vec::new();
+    let mut errors = Vec::new();
+    let result = walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |_ptr, node| {
+        let NodeBody::Leaf(entries) = &node.body else { return Ok(WalkStep::Descend) };
+        for (k, v) in entries {
+            if k.len() < 9 {
+                errors.push("file tree key shorter than 9 bytes".to_string());
+                continue;
+            }
+            let ino = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+            let suffix = &k[9..];
+            match k[8] {
+                x if x == ItemKind::Inode as u8 => {
+                    inodes.insert(ino, Inode::decode(v)?);
+                }
+                x if x == ItemKind::DirEntry as u8 => {
+                    let child = u64::from_le_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
+                    *links.entry(child).or_default() += 1;
+                    if v.get(8) == Some(&(FileType::Directory as u8)) {
+                        *subdirs.entry(ino).or_default() += 1;
+                    }
+                    dirents.insert((ino, suffix.to_vec(), child));
+                }
+                x if x == ItemKind::BackRef as u8 && suffix.len() >= 8 => {
+                    let parent = u64::from_be_bytes(suffix[..8].try_into().expect("8 bytes"));
+                    backrefs.insert((parent, suffix[8..].to_vec(), ino));
+                }
+                x if x == ItemKind::Record as u8 && suffix.len() == 8 => {
+                    let index = u64::from_be_bytes(suffix.try_into().expect("8 bytes"));
+                    records.push((ino, index, Record::decode(v)?.logical_bytes()));
+                }
+                _ => {}
+            }
+        }
+        Ok(WalkStep::Descend)
+    });
+    if let Err(e) = result {
+        c.problem(format!("tree {tree} {name}: {e}"));
+        return Ok(());
+    }
+    for e in errors {
+        c.problem(format!("tree {tree} {name}: {e}"));
+    }
+    if !inodes.contains_key(&ROOT_INO) {
+        c.problem(format!("tree {tree} {name}: no root directory"));
+    }
+    for (&ino, inode) in &inodes {
+        let names = links.get(&ino).copied().unwrap_or(0);
+        let expected = if inode.file_type() == FileType::Directory {
+            2 + subdirs.get(&ino).copied().unwrap_or(0)
+        } else {
+            names
+        };
+        if inode.nlink != expected {
+            c.problem(format!("tree {tree} {name}: inode {ino} has nlink {} but {expected} links", inode.nlink));
+        }
+        if ino != ROOT_INO && names == 0 {
+            c.problem(format!("tree {tree} {name}: inode {ino} is in no directory (orphan)"));
+        }
+    }
+    for (parent, entry_name, child) in &dirents {
+        if !inodes.contains_key(child) {
+            c.problem(format!("tree {tree} {name}: entry {:?} in {parent} names missing inode {child}", String::from_utf8_lossy(entry_name)));
+        }
+    }
+    if dirents != backrefs {
+        c.problem(format!(
+            "tree {tree} {name}: {} directory entries but {} back references, or they differ",
+            dirents.len(),
+            backrefs.len()
+        ));
+    }
+    for (ino, index, bytes) in records {
+        let size = inodes.get(&ino).map_or(0, |i| i.size);
+        let start = index * RECORD_BYTES;
+        let expected = size.saturating_sub(start).min(RECORD_BYTES);
+        if bytes != expected {
+            c.problem(format!(
+                "tree {tree} {name}: inode {ino} record {index} holds {bytes} bytes; a file of {size} bytes needs {expected}"
+            ));
+        }
+    }
+    Ok(())
+}

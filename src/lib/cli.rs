@@ -1,0 +1,170 @@
+//! What the four binaries share: opening a device, naming snapshots and paths, parsing
+//! durations, printing times and sizes, and turning errors into messages and exit codes.
+//!
+//! Exit codes (man/snapctl.1 documents them):
+//!   0 success; 1 I/O error; 2 bad arguments; 3 not found or already exists;
+//!   4 device in use; 5 device full; 6 corruption found; 7 refused (not snapfs, newer
+//!   format, would overwrite data).
+
+use crate::device::{open_file_device, OpenMode};
+use crate::error::{Error, Result};
+use crate::pool::{Pool, LIVE_TREE_ID};
+
+/// Opens the pool on DEVICE for reading or writing, and prints what the operator should
+/// know about how it was opened.
+pub fn open_pool(program: &str, device: &str, mode: OpenMode) -> Result<Pool> {
+    let dev = open_file_device(device, mode)?;
+    let pool = Pool::open(Box::new(dev), mode)?;
+    for warning in &pool.warnings {
+        eprintln!("{program}: warning: {warning}");
+    }
+    Ok(pool)
+}
+
+/// Prints an error with its hint; returns the exit code.
+pub fn report(program: &str, error: &Error) -> i32 {
+    if let Error::Io { source, .. } = error {
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            return 0; // the reader went away, as with `| head`: not an error
+        }
+    }
+    eprintln!("{program}: error: {error}");
+    if let Some(hint) = error.hint() {
+        eprintln!("hint: {hint}");
+    }
+    error.exit_code()
+}
+
+/// Prints bytes written to the device when SNAPFS_IO_STATS is set (benchmarks, tests).
+pub fn print_io_stats(program: &str, pool: &Pool) {
+    if std::env::var_os("SNAPFS_IO_STATS").is_some() {
+        eprintln!("{program}: io: written_bytes={}", pool.store.dev.written_bytes());
+    }
+}
+
+/// "@name" -> "name".
+pub fn snapshot_name(arg: &str) -> Result<&str> {
+    match arg.strip_prefix('@') {
+        Some(name) => {
+            crate::pool::validate_snapshot_name(name)?;
+            Ok(name)
+        }
+        None => Err(Error::invalid(format!("{arg:?} is not a snapshot: snapshots are written @NAME"))),
+    }
+}
+
+/// Where a path lives: "path" in the live tree, "@snap:path" or "@snap" in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSpec {
+    pub tree: u64,
+    pub snapshot: Option<String>,
+    pub path: String,
+}
+
+impl PathSpec {
+    pub fn parse(arg: &str) -> Result<PathSpec> {
+        if let Some(rest) = arg.strip_prefix('@') {
+            let (name, path) = rest.split_once(':').unwrap_or((rest, ""));
+            crate::pool::validate_snapshot_name(name)?;
+            return Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: Some(name.to_string()), path: path.to_string() });
+        }
+        Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: None, path: arg.to_string() })
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.snapshot {
+            Some(s) => format!("@{s}:{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// "24h", "30m", "7d", "3600s", "3600", "0" -> seconds.
+pub fn parse_duration(text: &str) -> Result<u64> {
+    let bad = || Error::invalid(format!("bad duration {text:?}: use a number with s, m, h, d or w, like 24h"));
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return Err(bad()),
+    };
+    value.checked_mul(scale).ok_or_else(bad)
+}
+
+pub fn format_duration(seconds: u64) -> String {
+    match seconds {
+        0 => "0s".into(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// UTC time as "2026-11-25T04:23:00Z".
+pub fn format_time(sec: i64) -> String {
+    let days = sec.div_euclid(86400);
+    let rem = sec.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+pub fn format_time_ns(ns: u64) -> String {
+    format_time((ns / 1_000_000_000) as i64)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+pub fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h").unwrap(), 86400);
+        assert_eq!(parse_duration("0").unwrap(), 0);
+        assert_eq!(parse_duration("90m").unwrap(), 5400);
+        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("h").is_err());
+        assert_eq!(format_duration(86400), "1d");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn path_specs() {
+        let p = PathSpec::parse("@nightly:docs/a").unwrap();
+        assert_eq!(p.snapshot.as_deref(), Some("nightly"));
+        assert_eq!(p.path, "docs/a");
+        assert_eq!(PathSpec::parse("docs").unwrap().snapshot, None);
+        assert!(PathSpec::parse("@bad name").is_err());
+    }
+}

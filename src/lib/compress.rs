@@ -1,0 +1,105 @@
+//! The only caller of zstd. A block is stored compressed only when that saves at least
+//! one whole 4 KiB block on the device.
+
+use crate::block::{blocks_for, Compression, LOGICAL_BYTES_MAX};
+use crate::error::{Error, Result};
+
+/// Returns the bytes to store and how they are compressed.
+pub fn compress(logical: &[u8], level: i32) -> (Vec<u8>, Compression) {
+    if level <= 0 || logical.len() <= 4096 {
+        return (logical.to_vec(), Compression::None);
+    }
+    // Cheap test first: random-looking data is the common incompressible case, and
+    // skipping zstd on it keeps a copy-in near the speed of the device.
+    if looks_incompressible(logical) {
+        return (logical.to_vec(), Compression::None);
+    }
+    match zstd::bulk::compress(logical, level) {
+        Ok(packed) if blocks_for(packed.len() as u64) < blocks_for(logical.len() as u64) => {
+            (packed, Compression::Zstd)
+        }
+        _ => (logical.to_vec(), Compression::None),
+    }
+}
+
+pub fn decompress(stored: &[u8], compression: Compression, logical_bytes: u32) -> Result<Vec<u8>> {
+    match compression {
+        Compression::None => Ok(stored.to_vec()),
+        Compression::Zstd => {
+            assert!(logical_bytes <= LOGICAL_BYTES_MAX);
+            let out = zstd::bulk::decompress(stored, logical_bytes as usize)
+                .map_err(|e| Error::corrupt(format!("zstd block does not decompress: {e}")))?;
+            if out.len() != logical_bytes as usize {
+                return Err(Error::corrupt(format!(
+                    "zstd block decompresses to {} bytes, its pointer says {logical_bytes}",
+                    out.len()
+                )));
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Samples the bytes and estimates their order-0 entropy. Above 7.5 bits per byte zstd
+/// cannot save a 4 KiB block out of a 128 KiB record, so we do not try.
+fn looks_incompressible(bytes: &[u8]) -> bool {
+    let mut counts = [0u32; 256];
+    let step = 61; // prime stride: samples spread over the whole record
+    let mut samples = 0u32;
+    let mut i = 0;
+    while i < bytes.len() {
+        counts[bytes[i] as usize] += 1;
+        samples += 1;
+        i += step;
+    }
+    if samples < 512 {
+        return false;
+    }
+    let n = samples as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    // A sample of 2 KiB from uniform random bytes shows about 7.9 bits.
+    entropy > 7.6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_compresses_and_round_trips() {
+        let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog. ".iter().cycle().take(131072).copied().collect();
+        let (stored, c) = compress(&text, 3);
+        assert_eq!(c, Compression::Zstd);
+        assert!(stored.len() < text.len() / 4);
+        assert_eq!(decompress(&stored, c, text.len() as u32).unwrap(), text);
+    }
+
+    #[test]
+    fn random_is_stored_raw() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let data: Vec<u8> = (0..131072)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let (stored, c) = compress(&data, 3);
+        assert_eq!(c, Compression::None);
+        assert_eq!(stored, data);
+    }
+
+    #[test]
+    fn bad_zstd_is_corruption() {
+        let err = decompress(&[1, 2, 3, 4], Compression::Zstd, 100).unwrap_err();
+        assert!(err.to_string().contains("does not decompress"));
+    }
+}

@@ -1,0 +1,132 @@
+//! A regular image file or a block device.
+//!
+//! Writers hold an exclusive POSIX record lock on the device (and open block devices with
+//! O_EXCL, which the kernel also refuses while a file system is mounted on them); readers
+//! hold a shared one. A second writer is refused with the pid of the holder.
+
+use super::Device;
+use crate::error::{Error, Result};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    Read,
+    Write,
+}
+
+pub struct FileDevice {
+    file: File,
+    name: String,
+    len: u64,
+    pub written_bytes: u64,
+    pub write_calls: u64,
+    pub flushes: u64,
+}
+
+nix::ioctl_read!(block_device_size, 0x12, 114, u64);
+
+pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
+    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::not_found(format!("device {path}")),
+        _ => Error::io(format!("cannot stat {path}"), e),
+    })?;
+    let file_type = metadata.file_type();
+    let is_block = file_type.is_block_device();
+    if !is_block && !file_type.is_file() {
+        return Err(Error::invalid(format!(
+            "{path} is not a regular file or a block device"
+        )));
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    if mode == OpenMode::Write {
+        options.write(true);
+        if is_block {
+            options.custom_flags(libc::O_EXCL);
+        }
+    }
+    let file = options.open(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => {
+            Error::Refused {
+                what: format!("{path} cannot be opened for writing: {e}"),
+                hint: "check that the device is not read-only (blockdev --getro) and that you may write it".into(),
+            }
+        }
+        Some(libc::EBUSY) => Error::InUse {
+            device: path.to_string(),
+            holder: "the kernel or another program (mounted, or opened exclusively)".into(),
+        },
+        _ => Error::io(format!("cannot open {path}"), e),
+    })?;
+    lock(&file, path, mode)?;
+    let len = if is_block {
+        let mut size = 0u64;
+        // SAFETY: BLKGETSIZE64 writes one u64 through the pointer we pass.
+        unsafe { block_device_size(file.as_raw_fd(), &mut size) }
+            .map_err(|e| Error::io(format!("cannot read the size of {path}"), io::Error::from(e)))?;
+        size
+    } else {
+        metadata.len()
+    };
+    Ok(FileDevice { file, name: path.to_string(), len, written_bytes: 0, write_calls: 0, flushes: 0 })
+}
+
+fn lock(file: &File, path: &str, mode: OpenMode) -> Result<()> {
+    let lock_type = if mode == OpenMode::Write { libc::F_WRLCK } else { libc::F_RDLCK };
+    // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = lock_type as i16;
+    request.l_whence = libc::SEEK_SET as i16;
+    request.l_start = 0;
+    request.l_len = 1;
+    // SAFETY: fcntl with F_SETLK reads the flock we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &request) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
+        return Err(Error::io(format!("cannot lock {path}"), err));
+    }
+    // SAFETY: F_GETLK fills the flock with the conflicting lock's owner.
+    let mut probe = request;
+    let holder = if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0
+        && probe.l_type != libc::F_UNLCK as i16
+    {
+        let what = if probe.l_type == libc::F_WRLCK as i16 { "writing" } else { "reading" };
+        format!("pid {} ({what})", probe.l_pid)
+    } else {
+        "another process".to_string()
+    };
+    Err(Error::InUse { device: path.to_string(), holder })
+}
+
+impl Device for FileDevice {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e)
+        })
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.write_calls += 1;
+        self.written_bytes += buf.len() as u64;
+        self.file.write_all_at(buf, offset).map_err(|e| {
+            Error::io(format!("write of {} bytes at offset {offset} of {}", buf.len(), self.name), e)
+        })
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.flushes += 1;
+        self.file.sync_data().map_err(|e| Error::io(format!("flush of {}", self.name), e))
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,25 @@
+//! All device I/O goes through `Device`. A pool never touches a file descriptor directly,
+//! so tests can put an in-memory, recording or fault-injecting device in its place.
+
+mod file;
+mod memory;
+
+pub use file::{open_file_device, FileDevice, OpenMode};
+pub use memory::MemoryDevice;
+
+use crate::error::Result;
+
+pub trait Device: Send {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Writes all of `buf` at `offset`. Not durable until `flush` returns.
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()>;
+    /// Makes every completed write durable (fdatasync, or a cache flush on a block device).
+    fn flush(&mut self) -> Result<()>;
+    /// Size in bytes.
+    fn len(&self) -> u64;
+    /// A name for messages: the path, or "memory".
+    fn name(&self) -> &str;
+    /// Bytes written since the device was opened (for `SNAPFS_IO_STATS` and tests).
+    fn written_bytes(&self) -> u64;
+}

@@ -1,0 +1,139 @@
+//! `dump`: prints labels, commit records, the pool root and tree nodes readably, as zdb
+//! does. For people debugging a pool, not for scripts.
+
+use crate::block::{BlockPtr, BLOCK_BYTES};
+use crate::error::Result;
+use crate::format::commit::CommitRecord;
+use crate::format::label::{region_start, Label, REGION_BLOCKS, RING_SLOTS};
+use crate::format::node::{NodeBody, TreeKind};
+use crate::pool::{guid_hex, Pool};
+use crate::tree::{walk_nodes, WalkStep};
+use std::fmt::Write;
+
+pub fn describe_ptr(p: &BlockPtr) -> String {
+    format!(
+        "{}@{} birth={} stored={} logical={} {:?} level={} cksum={}",
+        p.kind.name(),
+        p.addr.0,
+        p.birth.0,
+        p.stored_bytes,
+        p.logical_bytes,
+        p.compression,
+        p.level,
+        p.checksum[..6].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn printable(bytes: &[u8]) -> String {
+    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        format!("{:?}", String::from_utf8_lossy(bytes))
+    } else {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Labels and every valid commit record in both rings.
+pub fn dump_labels(pool: &mut Pool, out: &mut String) -> Result<()> {
+    for index in 0..2u32 {
+        let start = region_start(index, pool.label.device_bytes);
+        let mut region = vec![0u8; (REGION_BLOCKS * BLOCK_BYTES) as usize];
+        pool.store.dev.read_at(start * BLOCK_BYTES, &mut region)?;
+        match Label::decode(&region[..BLOCK_BYTES as usize]) {
+            Ok(Some(l)) => writeln!(
+                out,
+                "label {index} at block {start}: version={} guid={} device_bytes={} created_ns={} incompat={:#x} ro_compat={:#x}",
+                l.version,
+                guid_hex(&l.pool_guid),
+                l.device_bytes,
+                l.created_ns,
+                l.features_incompat,
+                l.features_ro_compat
+            ),
+            Ok(None) => writeln!(out, "label {index} at block {start}: missing"),
+            Err(e) => writeln!(out, "label {index} at block {start}: BAD ({e})"),
+        }
+        .expect("write to String");
+        let mut commits = Vec::new();
+        for slot in 0..RING_SLOTS as usize {
+            let at = (slot + 1) * BLOCK_BYTES as usize;
+            if let Ok(Some(c)) = CommitRecord::decode(&region[at..at + BLOCK_BYTES as usize], &pool.label.pool_guid) {
+                commits.push((slot, c));
+            }
+        }
+        commits.sort_by_key(|(_, c)| c.txg);
+        for (slot, c) in commits {
+            writeln!(out, "  commit slot {slot:2}: txg={} time_ns={} root={}", c.txg.0, c.time_ns, describe_ptr(&c.root))
+                .expect("write to String");
+        }
+    }
+    Ok(())
+}
+
+pub fn dump_root(pool: &Pool, out: &mut String) {
+    let r = &pool.root;
+    let _ = writeln!(out, "pool root of txg {} (time_ns {}):", r.txg.0, r.time_ns);
+    for (name, p) in [
+        ("trees", &r.trees),
+        ("snapshots", &r.snapshots),
+        ("history", &r.history),
+        ("dead", &r.dead),
+        ("space_log", &r.space_log),
+    ] {
+        let _ = writeln!(out, "  {name:10} {}", p.as_ref().map_or("null".to_string(), describe_ptr));
+    }
+    let _ = writeln!(
+        out,
+        "  space_log_blocks={} space_base_blocks={} next_tree_id={} dead_bytes={}",
+        r.space_log_blocks, r.space_base_blocks, r.next_tree_id, r.dead_bytes
+    );
+    let _ = writeln!(
+        out,
+        "  config: history_seconds={} history_reserve_percent={} compression_level={}",
+        r.config.history_seconds, r.config.history_reserve_percent, r.config.compression_level
+    );
+}
+
+/// Every node of a tree with its entries (values shortened).
+pub fn dump_tree(pool: &mut Pool, kind: TreeKind, root: &BlockPtr, out: &mut String) -> Result<()> {
+    walk_nodes(&mut pool.store, root, kind, &mut |ptr, node| {
+        let indent = "  ".repeat((root.level - ptr.level) as usize);
+        let _ = writeln!(out, "{indent}node {}", describe_ptr(ptr));
+        match &node.body {
+            NodeBody::Leaf(entries) => {
+                for (k, v) in entries {
+                    let shown = if v.len() > 48 { format!("{}… ({} bytes)", printable(&v[..48]), v.len()) } else { printable(v) };
+                    let _ = writeln!(out, "{indent}  {} = {}", printable(k), shown);
+                }
+            }
+            NodeBody::Internal(children) => {
+                for (k, p) in children {
+                    let _ = writeln!(out, "{indent}  child {} -> {}@{}", printable(k), p.kind.name(), p.addr.0);
+                }
+            }
+        }
+        Ok(WalkStep::Descend)
+    })
+}
+
+/// The whole pool: labels, root, metadata tables, and the head of every file tree.
+pub fn dump_pool(pool: &mut Pool, with_files: bool) -> Result<String> {
+    let mut out = String::new();
+    dump_labels(pool, &mut out)?;
+    dump_root(pool, &mut out);
+    for (kind, root) in pool.meta_roots() {
+        let _ = writeln!(out, "{} table:", kind.name());
+        if let Some(root) = root {
+            dump_tree(pool, kind, &root, &mut out)?;
+        }
+    }
+    if with_files {
+        let trees: Vec<_> = pool.trees().map(|t| (t.name.clone(), t.root)).collect();
+        for (name, root) in trees {
+            let _ = writeln!(out, "file tree {name:?}:");
+            if let Some(root) = root {
+                dump_tree(pool, TreeKind::Files, &root, &mut out)?;
+            }
+        }
+    }
+    Ok(out)
+}

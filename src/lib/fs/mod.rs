@@ -1,0 +1,31 @@
+//! A POSIX-like file tree on top of one copy-on-write B+tree: inodes, directories, hard
+//! links, symlinks, extended attributes and file records.
+
+pub mod export;
+pub mod inode;
+pub mod path;
+pub mod record;
+pub mod sync;
+mod tree_ops;
+
+pub use inode::{FileType, Inode, Timespec, ROOT_INO};
+pub use tree_ops::DirEntry;
+
+use crate::store::Store;
+use crate::tree::Tree;
+
+pub struct FsTree<'a> {
+    pub(crate) tree: &'a mut Tree,
+    pub(crate) store: &'a mut Store,
+    writable: bool,
+}
+
+impl<'a> FsTree<'a> {
+    pub fn new(tree: &'a mut Tree, store: &'a mut Store, writable: bool) -> FsTree<'a> {
+        FsTree { tree, store, writable }
+    }
+
+    pub fn store(&mut self) -> &mut Store {
+        self.store
+    }
+}

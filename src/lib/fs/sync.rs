@@ -1,0 +1,300 @@
+//! `sync`: make a directory of the tree mirror a directory of the host, in one
+//! transaction, rewriting only what changed.
+//!
+//! A file whose size and mtime match is taken as unchanged and only its metadata is
+//! compared, as rsync does, so a re-sync of an unchanged tree reads metadata only. A
+//! changed file is read whole, but a record whose fingerprint matches is kept, so a 4 KiB
+//! change in a large file rewrites one record.
+
+use super::inode::{Inode, Timespec};
+use super::record::RECORD_BYTES;
+use super::{FileType, FsTree};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+const DEPTH_MAX: usize = 4096;
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncStats {
+    pub files_written: u64,
+    pub bytes_read: u64,
+    pub entries_created: u64,
+    pub entries_removed: u64,
+    pub metadata_updated: u64,
+    pub unchanged: u64,
+}
+
+pub struct Syncer<'f, 'a> {
+    fs: &'f mut FsTree<'a>,
+    /// Source (device, inode) of a hard-linked file -> its inode in the tree.
+    links: HashMap<(u64, u64), u64>,
+    /// Tree inodes already matched to a source file in this sync.
+    claimed: HashMap<u64, (u64, u64)>,
+    pub stats: SyncStats,
+}
+
+fn io_error(path: &Path, what: &str, e: io::Error) -> Error {
+    Error::io(format!("cannot {what} {}", path.display()), e)
+}
+
+impl<'f, 'a> Syncer<'f, 'a> {
+    pub fn new(fs: &'f mut FsTree<'a>) -> Syncer<'f, 'a> {
+        Syncer { fs, links: HashMap::new(), claimed: HashMap::new(), stats: SyncStats::default() }
+    }
+
+    /// Mirrors the host directory `source` into tree directory `dir`.
+    pub fn sync_dir(&mut self, source: &Path, dir: u64) -> Result<()> {
+        let meta = fs::symlink_metadata(source).map_err(|e| io_error(source, "read", e))?;
+        if !meta.is_dir() {
+            return Err(Error::invalid(format!("{} is not a directory", source.display())));
+        }
+        self.sync_children(source, dir, 0)?;
+        self.apply_metadata(dir, source, &meta)
+    }
+
+    fn sync_children(&mut self, source: &Path, dir: u64, depth: usize) -> Result<()> {
+        if depth > DEPTH_MAX {
+            return Err(Error::invalid(format!("{} is nested deeper than {DEPTH_MAX} directories", source.display())));
+        }
+        let mut names: Vec<Vec<u8>> = fs::read_dir(source)
+            .map_err(|e| io_error(source, "list", e))?
+            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
+            .collect::<io::Result<_>>()
+            .map_err(|e| io_error(source, "list", e))?;
+        names.sort();
+        for entry in self.fs.readdir(dir)? {
+            if names.binary_search(&entry.name).is_err() {
+                self.fs.remove_recursive(dir, &entry.name)?;
+                self.stats.entries_removed += 1;
+            }
+        }
+        for name in names {
+            let path = source.join(OsStr::from_bytes(&name));
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // vanished while we looked
+                Err(e) => return Err(io_error(&path, "stat", e)),
+            };
+            self.sync_entry(&path, &meta, dir, &name, depth)?;
+        }
+        Ok(())
+    }
+
+    fn sync_entry(&mut self, path: &Path, meta: &Metadata, dir: u64, name: &[u8], depth: usize) -> Result<()> {
+        let wanted = FileType::of_mode(meta.mode());
+        let mut existing = self.fs.lookup(dir, name)?;
+        if let Some(e) = &existing {
+            if e.file_type != wanted || (wanted == FileType::Regular && !self.may_reuse(e.ino, meta)?) {
+                self.fs.remove_recursive(dir, name)?;
+                self.stats.entries_removed += 1;
+                existing = None;
+            }
+        }
+        let source_key = (meta.dev(), meta.ino());
+        if wanted == FileType::Regular && meta.nlink() > 1 {
+            if let Some(&ino) = self.links.get(&source_key) {
+                if existing.as_ref().map(|e| e.ino) != Some(ino) {
+                    if existing.is_some() {
+                        self.fs.remove_recursive(dir, name)?;
+                    }
+                    self.fs.link(ino, dir, name)?;
+                    self.stats.entries_created += 1;
+                }
+                return Ok(());
+            }
+        }
+        let ino = match existing {
+            Some(e) => e.ino,
+            None => {
+                let mut inode = Inode::new(meta.mode(), Timespec::default());
+                inode.rdev = meta.rdev();
+                self.stats.entries_created += 1;
+                self.fs.create(dir, name, inode)?
+            }
+        };
+        if wanted == FileType::Regular {
+            self.claimed.insert(ino, source_key);
+            if meta.nlink() > 1 {
+                self.links.insert(source_key, ino);
+            }
+        }
+        match wanted {
+            FileType::Directory => self.sync_children(path, ino, depth + 1)?,
+            FileType::Regular => self.sync_content(path, meta, ino)?,
+            FileType::Symlink => {
+                let target = fs::read_link(path).map_err(|e| io_error(path, "read the link", e))?;
+                let target = target.as_os_str().as_bytes();
+                let current = if self.fs.inode(ino)?.size == 0 { Vec::new() } else { self.fs.symlink_target(ino)? };
+                if current != target {
+                    self.fs.set_symlink_target(ino, target)?;
+                }
+            }
+            FileType::Special => {}
+        }
+        self.apply_metadata(ino, path, meta)
+    }
+
+    /// A tree inode shared by several names can stand for this source file only if the
+    /// source file is linked the same way.
+    fn may_reuse(&mut self, ino: u64, meta: &Metadata) -> Result<bool> {
+        let inode = self.fs.inode(ino)?;
+        if inode.nlink <= 1 {
+            return Ok(true);
+        }
+        if meta.nlink() <= 1 {
+            return Ok(false);
+        }
+        let source_key = (meta.dev(), meta.ino());
+        Ok(match self.claimed.get(&ino) {
+            Some(&claimed_by) => claimed_by == source_key,
+            None => !self.links.contains_key(&source_key),
+        })
+    }
+
+    fn sync_content(&mut self, path: &Path, meta: &Metadata, ino: u64) -> Result<()> {
+        let inode = self.fs.inode(ino)?;
+        let mtime = Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
+        if inode.size == meta.size() && inode.mtime == mtime && inode.generation != self.fs.store.txg.0 {
+            self.stats.unchanged += 1;
+            return Ok(());
+        }
+        let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
+        let mut buf = vec![0u8; RECORD_BYTES as usize];
+        let mut index = 0u64;
+        let mut size = 0u64;
+        loop {
+            let n = read_full(&mut file, &mut buf).map_err(|e| io_error(path, "read", e))?;
+            if n == 0 {
+                break;
+            }
+            self.fs.write_record(ino, index, &buf[..n])?;
+            size += n as u64;
+            index += 1;
+            if n < buf.len() {
+                break;
+            }
+        }
+        for (i, _) in self.fs.records(ino)? {
+            if i >= index {
+                self.fs.punch_record(ino, i)?;
+            }
+        }
+        let mut inode = self.fs.inode(ino)?;
+        inode.size = size;
+        self.fs.put_inode(ino, &inode)?;
+        self.stats.files_written += 1;
+        self.stats.bytes_read += size;
+        Ok(())
+    }
+
+    fn apply_metadata(&mut self, ino: u64, path: &Path, meta: &Metadata) -> Result<()> {
+        let mut inode = self.fs.inode(ino)?;
+        let before = inode.clone();
+        inode.mode = meta.mode();
+        inode.uid = meta.uid();
+        inode.gid = meta.gid();
+        inode.rdev = meta.rdev();
+        inode.mtime = Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
+        inode.ctime = Timespec { sec: meta.ctime(), nsec: meta.ctime_nsec() as u32 };
+        let metadata_changed = inode.mode != before.mode
+            || inode.uid != before.uid
+            || inode.gid != before.gid
+            || inode.rdev != before.rdev
+            || inode.mtime != before.mtime;
+        let xattrs_changed = self.sync_xattrs(ino, path)?;
+        if metadata_changed || xattrs_changed || inode.generation == self.fs.store.txg.0 {
+            inode.atime = Timespec { sec: meta.atime(), nsec: meta.atime_nsec() as u32 };
+            if inode != before {
+                self.fs.put_inode(ino, &inode)?;
+                self.stats.metadata_updated += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_xattrs(&mut self, ino: u64, path: &Path) -> Result<bool> {
+        let wanted = read_xattrs(path)?;
+        let current = self.fs.xattrs(ino)?;
+        if wanted == current {
+            return Ok(false);
+        }
+        for (name, _) in &current {
+            if !wanted.iter().any(|(n, _)| n == name) {
+                self.fs.remove_xattr(ino, name)?;
+            }
+        }
+        for (name, value) in &wanted {
+            self.fs.set_xattr(ino, name, value)?;
+        }
+        Ok(true)
+    }
+}
+
+/// Reads until the buffer is full or the file ends.
+pub fn read_full(reader: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn c_path(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::invalid(format!("{} contains a NUL byte", path.display())))
+}
+
+/// Extended attributes of a file (not following symlinks), sorted by name.
+pub fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let cpath = c_path(path)?;
+    // SAFETY: a null buffer with size 0 asks for the size of the name list.
+    let size = unsafe { libc::llistxattr(cpath.as_ptr(), std::ptr::null_mut(), 0) };
+    if size < 0 {
+        let e = io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::ENOTSUP)) {
+            return Ok(Vec::new());
+        }
+        return Err(io_error(path, "list the extended attributes of", e));
+    }
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    let mut names = vec![0u8; size as usize];
+    // SAFETY: the buffer has `names.len()` writable bytes.
+    let size = unsafe { libc::llistxattr(cpath.as_ptr(), names.as_mut_ptr() as *mut libc::c_char, names.len()) };
+    if size < 0 {
+        return Err(io_error(path, "list the extended attributes of", io::Error::last_os_error()));
+    }
+    names.truncate(size as usize);
+    let mut out = Vec::new();
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let cname = CString::new(name).expect("names split on NUL");
+        let mut value = vec![0u8; 65536];
+        // SAFETY: the buffer has `value.len()` writable bytes.
+        let n = unsafe {
+            libc::lgetxattr(cpath.as_ptr(), cname.as_ptr(), value.as_mut_ptr() as *mut libc::c_void, value.len())
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENODATA) {
+                continue; // removed while we looked
+            }
+            return Err(io_error(path, "read an extended attribute of", e));
+        }
+        value.truncate(n as usize);
+        out.push((name.to_vec(), value));
+    }
+    out.sort();
+    Ok(out)
+}
+

@@ -1,0 +1,30 @@
+//! snapfs: a copy-on-write store with instant snapshots on a raw block device.
+//!
+//! Layers, bottom up (each module's header states its invariants):
+//! - `device`: the only I/O seam (file, block device, memory);
+//! - `block`, `checksum`, `compress`: block pointers, blake3/xxh3, zstd;
+//! - `format`: byte layout of labels, commit records, nodes and tables (docs/FORMAT.md);
+//! - `alloc`: free space and the space log;
+//! - `store`: verified block reads, compressed writes, kills;
+//! - `tree`: the copy-on-write B+tree;
+//! - `pool`: open, format, commit, retention of snapshots and history;
+//! - `fs`: inodes, directories, records; `sync` and `export`;
+//! - `check`, `dump`: offline verification and inspection.
+
+pub mod alloc;
+pub mod block;
+pub mod check;
+pub mod checksum;
+pub mod compress;
+pub mod device;
+pub mod dump;
+pub mod error;
+pub mod format;
+pub mod fs;
+pub mod pool;
+pub mod store;
+pub mod tree;
+
+pub use error::{Error, Result};
+pub mod cli;
+pub mod ops;

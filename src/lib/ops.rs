@@ -1,0 +1,378 @@
+//! The operations behind `snapctl`'s commands, each one transaction. The binary parses
+//! arguments and prints; these functions do the work and return what to print.
+
+use crate::block::{BLOCK_BYTES, Txg};
+use crate::cli::PathSpec;
+use crate::error::{Error, Result};
+use crate::format::node::{NodeBody, TreeKind};
+use crate::format::tables::decode_dead;
+use crate::fs::export::{export_root, ExportStats, Exporter};
+use crate::fs::inode::{ItemKind, S_IFDIR, S_IFREG};
+use crate::fs::record::{Record, RECORD_BYTES};
+use crate::fs::sync::{read_full, SyncStats, Syncer};
+use crate::fs::{DirEntry, FileType, FsTree, Inode, Timespec, ROOT_INO};
+use crate::pool::{now_ns, CommitSummary, Pool};
+use crate::tree::{walk_nodes, WalkStep};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Runs `f` on a read-only view of the tree or snapshot a path spec names.
+pub fn with_view<T>(pool: &mut Pool, spec: &PathSpec, f: impl FnOnce(&mut FsTree) -> Result<T>) -> Result<T> {
+    let (mut tree, store) = pool.view(spec.tree, spec.snapshot.as_deref())?;
+    let mut fs = FsTree::new(&mut tree, store, false);
+    f(&mut fs)
+}
+
+/// Makes tree directory `path` mirror host directory `source`; one transaction.
+pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<(SyncStats, CommitSummary)> {
+    let mut fs = pool.live(tree)?;
+    let dir = match fs.resolve(path) {
+        Ok(ino) => ino,
+        Err(Error::NotFound { .. }) => mkdir_p(&mut fs, path)?,
+        Err(e) => return Err(e),
+    };
+    if fs.inode(dir)?.file_type() != FileType::Directory {
+        return Err(Error::invalid(format!("{path:?} is not a directory in the tree")));
+    }
+    let mut syncer = Syncer::new(&mut fs);
+    syncer.sync_dir(source, dir)?;
+    let stats = syncer.stats.clone();
+    let summary = pool.commit()?;
+    Ok((stats, summary))
+}
+
+fn mkdir_p(fs: &mut FsTree, path: &str) -> Result<u64> {
+    let mut ino = ROOT_INO;
+    let now = Timespec::from_ns(now_ns());
+    for part in crate::fs::path::components(path)? {
+        ino = match fs.lookup(ino, part)? {
+            Some(e) if e.file_type == FileType::Directory => e.ino,
+            Some(_) => {
+                return Err(Error::invalid(format!("{:?} exists and is not a directory", String::from_utf8_lossy(part))))
+            }
+            None => {
+                let mut inode = Inode::new(S_IFDIR | 0o755, now);
+                inode.uid = current_uid();
+                inode.gid = current_gid();
+                fs.create(ino, part, inode)?
+            }
+        };
+    }
+    Ok(ino)
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+fn current_gid() -> u32 {
+    // SAFETY: getgid cannot fail.
+    unsafe { libc::getgid() }
+}
+
+/// Touches a directory's times, as creating or removing an entry does.
+fn touch_dir(fs: &mut FsTree, dir: u64) -> Result<()> {
+    let mut inode = fs.inode(dir)?;
+    let now = Timespec::from_ns(now_ns());
+    inode.mtime = now;
+    inode.ctime = now;
+    fs.put_inode(dir, &inode)
+}
+
+pub struct PutSource<'a> {
+    pub reader: &'a mut dyn Read,
+    /// Metadata of the host file; None for stdin.
+    pub metadata: Option<std::fs::Metadata>,
+}
+
+/// Writes a file into the tree: whole (replacing any content), or at `offset` without
+/// truncating, as `dd conv=notrunc` does.
+pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Option<u64>) -> Result<(u64, CommitSummary)> {
+    let mut fs = pool.live(tree)?;
+    let (parent, name) = fs.resolve_parent(path)?;
+    let now = Timespec::from_ns(now_ns());
+    let ino = match fs.lookup(parent, &name)? {
+        Some(e) if e.file_type == FileType::Regular => e.ino,
+        Some(_) => return Err(Error::invalid(format!("{path:?} exists and is not a regular file"))),
+        None => {
+            let mut inode = Inode::new(S_IFREG | 0o644, now);
+            inode.uid = current_uid();
+            inode.gid = current_gid();
+            let ino = fs.create(parent, &name, inode)?;
+            touch_dir(&mut fs, parent)?;
+            ino
+        }
+    };
+    let mut buf = vec![0u8; RECORD_BYTES as usize];
+    let mut written = 0u64;
+    match offset {
+        None => {
+            let mut index = 0;
+            loop {
+                let n = read_full(source.reader, &mut buf).map_err(|e| Error::io("cannot read the input", e))?;
+                if n == 0 {
+                    break;
+                }
+                fs.write_record(ino, index, &buf[..n])?;
+                written += n as u64;
+                index += 1;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            for (i, _) in fs.records(ino)? {
+                if i >= index {
+                    fs.punch_record(ino, i)?;
+                }
+            }
+            let mut inode = fs.inode(ino)?;
+            inode.size = written;
+            fs.put_inode(ino, &inode)?;
+        }
+        Some(offset) => loop {
+            let n = read_full(source.reader, &mut buf).map_err(|e| Error::io("cannot read the input", e))?;
+            if n == 0 {
+                break;
+            }
+            fs.write_at(ino, offset + written, &buf[..n])?;
+            written += n as u64;
+        },
+    }
+    let mut inode = fs.inode(ino)?;
+    match &source.metadata {
+        Some(meta) if offset.is_none() => {
+            inode.mode = S_IFREG | (meta.mode() & 0o7777);
+            inode.uid = meta.uid();
+            inode.gid = meta.gid();
+            inode.atime = Timespec { sec: meta.atime(), nsec: meta.atime_nsec() as u32 };
+            inode.mtime = Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
+        }
+        _ => {
+            inode.mtime = now;
+        }
+    }
+    inode.ctime = now;
+    fs.put_inode(ino, &inode)?;
+    let summary = pool.commit()?;
+    Ok((written, summary))
+}
+
+/// Writes a file's bytes to `out`.
+pub fn cat(pool: &mut Pool, spec: &PathSpec, out: &mut dyn Write) -> Result<()> {
+    with_view(pool, spec, |fs| {
+        let ino = fs.resolve(&spec.path)?;
+        let inode = fs.inode(ino)?;
+        if inode.file_type() != FileType::Regular {
+            return Err(Error::invalid(format!("{} is not a regular file", spec.describe())));
+        }
+        let mut at = 0;
+        while at < inode.size {
+            let chunk = fs.read(ino, at, 4 * RECORD_BYTES)?;
+            if chunk.is_empty() {
+                break;
+            }
+            out.write_all(&chunk).map_err(|e| Error::io("cannot write to standard output", e))?;
+            at += chunk.len() as u64;
+        }
+        out.flush().map_err(|e| Error::io("cannot write to standard output", e))
+    })
+}
+
+pub struct ListedEntry {
+    /// Path relative to the listed directory.
+    pub path: String,
+    pub ino: u64,
+    pub inode: Inode,
+    pub symlink_target: Option<Vec<u8>>,
+}
+
+/// The entries of a directory (recursively with `recursive`), or the file itself.
+pub fn ls(pool: &mut Pool, spec: &PathSpec, recursive: bool) -> Result<Vec<ListedEntry>> {
+    with_view(pool, spec, |fs| {
+        let ino = fs.resolve(&spec.path)?;
+        let inode = fs.inode(ino)?;
+        let mut out = Vec::new();
+        if inode.file_type() != FileType::Directory {
+            let name = spec.path.rsplit('/').next().unwrap_or("").to_string();
+            out.push(listed(fs, name, ino, inode)?);
+            return Ok(out);
+        }
+        let mut stack: Vec<(String, u64)> = vec![(String::new(), ino)];
+        while let Some((prefix, dir)) = stack.pop() {
+            let entries: Vec<DirEntry> = fs.readdir(dir)?;
+            let mut subdirs = Vec::new();
+            for e in entries {
+                let path = format!("{prefix}{}", String::from_utf8_lossy(&e.name));
+                let inode = fs.inode(e.ino)?;
+                if recursive && e.file_type == FileType::Directory {
+                    subdirs.push((format!("{path}/"), e.ino));
+                }
+                out.push(listed(fs, path, e.ino, inode)?);
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        Ok(out)
+    })
+}
+
+fn listed(fs: &mut FsTree, path: String, ino: u64, inode: Inode) -> Result<ListedEntry> {
+    let symlink_target = if inode.file_type() == FileType::Symlink { Some(fs.symlink_target(ino)?) } else { None };
+    Ok(ListedEntry { path, ino, inode, symlink_target })
+}
+
+pub fn mkdir(pool: &mut Pool, tree: u64, path: &str, parents: bool) -> Result<CommitSummary> {
+    let mut fs = pool.live(tree)?;
+    if parents {
+        mkdir_p(&mut fs, path)?;
+    } else {
+        let (parent, name) = fs.resolve_parent(path)?;
+        let mut inode = Inode::new(S_IFDIR | 0o755, Timespec::from_ns(now_ns()));
+        inode.uid = current_uid();
+        inode.gid = current_gid();
+        fs.create(parent, &name, inode)?;
+        touch_dir(&mut fs, parent)?;
+    }
+    pool.commit()
+}
+
+pub fn rm(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<CommitSummary> {
+    let mut fs = pool.live(tree)?;
+    let (parent, name) = fs.resolve_parent(path)?;
+    let entry = fs.lookup(parent, &name)?.ok_or_else(|| Error::not_found(format!("path {path:?}")))?;
+    if entry.file_type == FileType::Directory && !recursive && !fs.readdir(entry.ino)?.is_empty() {
+        return Err(Error::invalid(format!("{path:?} is a directory that is not empty; use rm -r")));
+    }
+    fs.remove_recursive(parent, &name)?;
+    touch_dir(&mut fs, parent)?;
+    pool.commit()
+}
+
+/// Renames; a destination that is a directory receives the source inside it, as mv does.
+pub fn mv(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<CommitSummary> {
+    let mut fs = pool.live(tree)?;
+    let (src_parent, src_name) = fs.resolve_parent(from)?;
+    if fs.lookup(src_parent, &src_name)?.is_none() {
+        return Err(Error::not_found(format!("path {from:?}")));
+    }
+    let (dst_parent, dst_name) = match fs.resolve(to) {
+        Ok(ino) if fs.inode(ino)?.file_type() == FileType::Directory => (ino, src_name.clone()),
+        _ => fs.resolve_parent(to)?,
+    };
+    fs.rename(src_parent, &src_name, dst_parent, &dst_name)?;
+    touch_dir(&mut fs, src_parent)?;
+    touch_dir(&mut fs, dst_parent)?;
+    pool.commit()
+}
+
+/// Writes a directory of a tree or snapshot to a host directory.
+pub fn export(pool: &mut Pool, spec: &PathSpec, dest: &Path) -> Result<ExportStats> {
+    with_view(pool, spec, |fs| {
+        let ino = fs.resolve(&spec.path)?;
+        if ino == ROOT_INO {
+            return export_root(fs, dest);
+        }
+        let mut exporter = Exporter::new(fs);
+        exporter.export(ino, dest)?;
+        Ok(exporter.stats)
+    })
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TreeUsage {
+    pub files: u64,
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+/// Sums the records of a tree (metadata only).
+pub fn tree_usage(pool: &mut Pool, tree: u64) -> Result<TreeUsage> {
+    let root = pool.trees().find(|t| t.id == tree).and_then(|t| t.root);
+    let mut usage = TreeUsage::default();
+    let Some(root) = root else { return Ok(usage) };
+    walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |_, node| {
+        if let NodeBody::Leaf(entries) = &node.body {
+            for (k, v) in entries {
+                match k.get(8) {
+                    Some(&x) if x == ItemKind::Record as u8 => {
+                        let r = Record::decode(v)?;
+                        usage.logical_bytes += r.logical_bytes();
+                        usage.stored_bytes += r.ptr.allocated_blocks() * BLOCK_BYTES;
+                    }
+                    Some(&x) if x == ItemKind::Inode as u8 => {
+                        if Inode::decode(v)?.file_type() == FileType::Regular {
+                            usage.files += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(WalkStep::Descend)
+    })?;
+    Ok(usage)
+}
+
+/// Bytes that destroying each snapshot of `tree` would free now: dead blocks that it
+/// alone keeps (no other snapshot and no retained commit sees them).
+pub fn snapshot_unique_bytes(pool: &mut Pool, tree: u64) -> Result<BTreeMap<String, u64>> {
+    let snapshots: Vec<(u64, String)> = pool.snapshots_of(tree).iter().map(|s| (s.txg.0, s.name.clone())).collect();
+    let history: Vec<u64> = pool.history().map(|(t, _)| t.0).collect();
+    let mut out: BTreeMap<String, u64> = snapshots.iter().map(|(_, n)| (n.clone(), 0)).collect();
+    let prefix = tree.to_be_bytes();
+    let mut entries = Vec::new();
+    let (dead, store) = pool.dead_table_mut();
+    dead.scan(store, &prefix, &mut |k, v| {
+        if !k.starts_with(&prefix) {
+            return Ok(false);
+        }
+        entries.push(decode_dead(k, v)?);
+        Ok(true)
+    })?;
+    for (_, death, ptr) in entries {
+        let visible = |t: u64| t >= ptr.birth.0 && t < death.0;
+        if history.iter().any(|&t| visible(t)) {
+            continue;
+        }
+        let mut holders = snapshots.iter().filter(|(t, _)| visible(*t));
+        if let (Some((_, name)), None) = (holders.next(), holders.next()) {
+            *out.get_mut(name).expect("listed snapshot") += ptr.allocated_blocks() * BLOCK_BYTES;
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes held only by retained commits (what `history --prune` would free).
+pub fn history_unique_bytes(pool: &mut Pool) -> Result<u64> {
+    let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+    let newest = pool.txg().0;
+    let mut total = 0;
+    for tree in trees {
+        let snapshots = pool.snapshot_txgs(tree);
+        let mut entries = Vec::new();
+        let prefix = tree.to_be_bytes();
+        let (dead, store) = pool.dead_table_mut();
+        dead.scan(store, &prefix, &mut |k, v| {
+            if !k.starts_with(&prefix) {
+                return Ok(false);
+            }
+            entries.push(decode_dead(k, v)?);
+            Ok(true)
+        })?;
+        for (_, death, ptr) in entries {
+            let kept_by_snapshot = snapshots.iter().any(|&t| t >= ptr.birth.0 && t < death.0);
+            let kept_by_newest = newest >= ptr.birth.0 && newest < death.0;
+            if !kept_by_snapshot && !kept_by_newest {
+                total += ptr.allocated_blocks() * BLOCK_BYTES;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The txg of the oldest retained commit, if any besides the newest.
+pub fn history_window(pool: &Pool) -> Option<(Txg, u64)> {
+    pool.history().next()
+}

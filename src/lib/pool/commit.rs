@@ -1,0 +1,242 @@
+//! The commit protocol: the only writer of commit records.
+//!
+//! 1. flush the file trees; record requested snapshots; add this commit to the history;
+//! 2. expire history and destroyed snapshots, freeing the blocks nothing retains;
+//! 3. file the blocks this transaction killed (dead index or free);
+//! 4. flush the metadata tables, append the space log, write the pool root;
+//! 5. flush the device; write the commit record into both rings; flush again.
+//!
+//! A crash before step 5's record is durable leaves the previous commit: everything this
+//! transaction wrote went to blocks that commit considers free, and no block it freed
+//! was reused. A torn record fails its checksum and is skipped.
+
+use super::{now_ns, Pool};
+use crate::alloc::space_log::{SpaceLogBlock, SpaceOp, SPACE_LOG_ENTRIES_MAX};
+use crate::block::{BlockKind, Txg, BLOCK_BYTES};
+use crate::error::{Error, Result};
+use crate::format::commit::CommitRecord;
+use crate::format::label::{region_start, RING_SLOTS};
+use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
+
+#[derive(Clone, Debug, Default)]
+pub struct CommitSummary {
+    /// None when there was nothing to commit.
+    pub txg: Option<Txg>,
+    pub freed_bytes: u64,
+}
+
+impl Pool {
+    fn has_changes(&self) -> bool {
+        self.config_changed
+            || !self.pending_snapshots.is_empty()
+            || !self.removed_snapshots.is_empty()
+            || self.heads.values().any(|t| t.is_dirty())
+    }
+
+    /// Commits the running transaction atomically. If it fails, nothing of it is on the
+    /// device and this handle refuses further use.
+    pub fn commit(&mut self) -> Result<CommitSummary> {
+        self.writable()?;
+        if !self.has_changes() {
+            return Ok(CommitSummary::default());
+        }
+        let free_before = self.store.alloc.free.blocks();
+        match self.commit_inner() {
+            Ok(txg) => {
+                let freed = self.store.alloc.free.blocks().saturating_sub(free_before);
+                Ok(CommitSummary { txg: Some(txg), freed_bytes: freed * BLOCK_BYTES })
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn commit_inner(&mut self) -> Result<Txg> {
+        let txg = self.store.txg;
+        let now = now_ns().max(self.root.time_ns);
+        self.store.alloc.history_blocks_hint = self.root.dead_bytes / BLOCK_BYTES;
+
+        self.flush_file_trees()?;
+        self.record_snapshots(txg, now)?;
+        self.record_history(txg, now)?;
+        self.store.alloc.committing = true;
+        self.expire_history(txg, now)?;
+        self.release_retained()?;
+        self.file_kills(txg)?;
+
+        self.root.trees = self.trees_table.flush(&mut self.store)?;
+        self.root.snapshots = self.snapshots_table.flush(&mut self.store)?;
+        self.root.history = self.history_table.flush(&mut self.store)?;
+        self.root.dead = self.dead_table.flush(&mut self.store)?;
+        self.append_space_log(txg)?;
+
+        self.root.txg = txg;
+        self.root.time_ns = now;
+        let root_ptr = self.store.write_implicit_block(BlockKind::PoolRoot, &self.root.encode())?;
+        let old_root = self.commit.root;
+        if !old_root.is_null() {
+            self.store.alloc.defer_free_implicit(old_root.addr.0, old_root.allocated_blocks());
+        }
+        self.store.sync_device()?;
+
+        let record = CommitRecord { txg, time_ns: now, pool_guid: self.label.pool_guid, root: root_ptr };
+        let slot = 1 + txg.0 % RING_SLOTS;
+        let bytes = record.encode();
+        for index in 0..2 {
+            let block = region_start(index, self.label.device_bytes) + slot;
+            self.store.dev.write_at(block * BLOCK_BYTES, &bytes)?;
+        }
+        self.store.dev.flush()?;
+
+        // Durable: the frees of this transaction may now be reused.
+        self.store.alloc.commit_done();
+        self.commit = record;
+        self.store.txg = Txg(txg.0 + 1);
+        self.pending_snapshots.clear();
+        self.removed_snapshots.clear();
+        self.config_changed = false;
+        self.retained_at_start = self.retained_now();
+        for tree in self.heads.values_mut() {
+            tree.evict();
+        }
+        self.trees_table.evict();
+        self.snapshots_table.evict();
+        self.history_table.evict();
+        self.dead_table.evict();
+        Ok(txg)
+    }
+
+    fn flush_file_trees(&mut self) -> Result<()> {
+        for (&id, tree) in self.heads.iter_mut() {
+            if !tree.is_dirty() {
+                continue;
+            }
+            let root = tree.flush(&mut self.store)?;
+            let entry = self.tree_entries.get_mut(&id).expect("a head has a tree entry");
+            entry.root = root;
+            self.trees_table.insert(&mut self.store, &TreeEntry::key(id), &entry.encode_value())?;
+        }
+        // A tree created in this transaction (format) needs its entry even if empty.
+        for entry in self.tree_entries.values() {
+            let key = TreeEntry::key(entry.id);
+            if self.trees_table.get(&mut self.store, &key)?.is_none() {
+                self.trees_table.insert(&mut self.store, &key, &entry.encode_value())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record_snapshots(&mut self, txg: Txg, now: u64) -> Result<()> {
+        for removed in std::mem::take(&mut self.removed_snapshots) {
+            self.snapshots_table.remove(&mut self.store, &SnapshotEntry::key(removed.tree, &removed.name))?;
+            self.removed_snapshots.push(removed);
+        }
+        for (tree, name, guid) in self.pending_snapshots.clone() {
+            let root = self.tree_entries[&tree].root;
+            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns: now, root };
+            self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
+            self.snapshots.insert((tree, name), entry);
+        }
+        Ok(())
+    }
+
+    fn record_history(&mut self, txg: Txg, now: u64) -> Result<()> {
+        let roots = self.tree_entries.values().map(|t| (t.id, t.root)).collect();
+        let entry = HistoryEntry { txg, time_ns: now, roots };
+        self.history_table.insert(&mut self.store, &HistoryEntry::key(txg), &entry.encode_value())?;
+        self.history.insert(txg.0, now);
+        Ok(())
+    }
+
+    /// Drops retained commits older than the configured window, and more while free
+    /// space is below the reserve the history must leave. The newest commit always stays.
+    fn expire_history(&mut self, txg: Txg, now: u64) -> Result<()> {
+        let window_ns = self.root.config.history_seconds.saturating_mul(1_000_000_000);
+        let expired: Vec<u64> = self
+            .history
+            .iter()
+            .filter(|&(&t, &time)| t != txg.0 && now.saturating_sub(time) > window_ns)
+            .map(|(&t, _)| t)
+            .collect();
+        for t in expired {
+            self.history.remove(&t);
+        }
+        let reserve = self.store.alloc.usable_blocks() * self.root.config.history_reserve_percent as u64 / 100;
+        while self.history.len() > 1 && self.free_after_commit() < reserve {
+            let oldest = *self.history.keys().next().expect("history is not empty");
+            self.history.remove(&oldest);
+            self.release_retained()?;
+        }
+        Ok(())
+    }
+
+    fn free_after_commit(&self) -> u64 {
+        let a = &self.store.alloc;
+        a.free.blocks() + a.txg_frees.blocks() + a.implicit_frees.blocks()
+    }
+
+    fn file_kills(&mut self, txg: Txg) -> Result<()> {
+        for (tree, ptr) in std::mem::take(&mut self.store.file_kills) {
+            if self.retained_between(tree, ptr.birth.0, txg.0) {
+                self.dead_insert(tree, txg, &ptr)?;
+            } else {
+                self.store.alloc.defer_free(ptr.addr.0, ptr.allocated_blocks())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn append_space_log(&mut self, txg: Txg) -> Result<()> {
+        let condense = self.root.space_log_blocks > 2 * self.root.space_base_blocks + 64;
+        let (entries, mut prev) = if condense {
+            let mut old = self.root.space_log;
+            while let Some(ptr) = old {
+                let block = SpaceLogBlock::decode(&self.store.read_block(&ptr)?)?;
+                self.store.alloc.defer_free_implicit(ptr.addr.0, ptr.allocated_blocks());
+                old = block.prev;
+            }
+            let all = self.store.alloc.explicit_after_commit();
+            (all.iter().map(|(s, l)| (s, l, SpaceOp::Alloc)).collect::<Vec<_>>(), None)
+        } else {
+            let a = &self.store.alloc;
+            let mut entries: Vec<_> = a.txg_allocs.iter().map(|(s, l)| (s, l, SpaceOp::Alloc)).collect();
+            entries.extend(a.txg_frees.iter().map(|(s, l)| (s, l, SpaceOp::Free)));
+            (entries, self.root.space_log)
+        };
+        if condense {
+            self.root.space_log_blocks = 0;
+        }
+        let mut written = 0;
+        for chunk in entries.chunks(SPACE_LOG_ENTRIES_MAX) {
+            let block = SpaceLogBlock { txg, prev, entries: chunk.to_vec() };
+            prev = Some(self.store.write_implicit_block(BlockKind::SpaceLog, &block.encode())?);
+            written += 1;
+        }
+        if written == 0 && prev.is_none() {
+            // An empty pool still needs a chain head, so that an empty log is explicit.
+            let block = SpaceLogBlock { txg, prev: None, entries: Vec::new() };
+            prev = Some(self.store.write_implicit_block(BlockKind::SpaceLog, &block.encode())?);
+            written = 1;
+        }
+        self.root.space_log = prev;
+        self.root.space_log_blocks += written;
+        if condense {
+            self.root.space_base_blocks = written;
+        }
+        Ok(())
+    }
+
+    pub(super) fn retained_between(&self, tree: u64, birth: u64, death: u64) -> bool {
+        if birth >= death {
+            return false;
+        }
+        self.history.range(birth..death).next().is_some()
+            || self.snapshots.values().any(|s| s.tree == tree && s.txg.0 >= birth && s.txg.0 < death)
+    }
+}
+
+pub(super) fn corrupt_if(condition: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if condition { Err(Error::corrupt(what())) } else { Ok(()) }
+}

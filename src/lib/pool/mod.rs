@@ -1,0 +1,253 @@
+//! An open pool: its label, the current commit, the metadata tables and the file trees.
+//!
+//! Every change happens in memory against the transaction `store.txg` and reaches the
+//! device only through `commit` (commit.rs), the single writer of commit records.
+
+mod commit;
+mod open;
+mod retention;
+
+pub use commit::CommitSummary;
+pub use open::{format_pool, FormatOptions, MIN_DEVICE_BYTES};
+
+use crate::block::{BlockPtr, Txg};
+use crate::device::OpenMode;
+use crate::error::{Error, Result};
+use crate::format::commit::CommitRecord;
+use crate::format::label::Label;
+use crate::format::node::TreeKind;
+use crate::format::pool_root::PoolRoot;
+use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
+use crate::fs::FsTree;
+use crate::store::{Owner, Store};
+use crate::tree::Tree;
+use std::collections::BTreeMap;
+
+/// The id of the live tree that every pool has.
+pub const LIVE_TREE_ID: u64 = 1;
+pub const LIVE_TREE_NAME: &str = "live";
+
+pub struct Pool {
+    pub store: Store,
+    pub label: Label,
+    /// The pool root as of the last commit.
+    pub root: PoolRoot,
+    pub commit: CommitRecord,
+    pub mode: OpenMode,
+    /// Things the operator should know about how the pool was opened.
+    pub warnings: Vec<String>,
+    trees_table: Tree,
+    snapshots_table: Tree,
+    history_table: Tree,
+    dead_table: Tree,
+    tree_entries: BTreeMap<u64, TreeEntry>,
+    heads: BTreeMap<u64, Tree>,
+    snapshots: BTreeMap<(u64, String), SnapshotEntry>,
+    /// Retained commits: txg -> time.
+    history: BTreeMap<u64, u64>,
+    pending_snapshots: Vec<(u64, String, [u8; 16])>,
+    removed_snapshots: Vec<SnapshotEntry>,
+    /// The history and snapshot txgs at the start of the transaction, to find what the
+    /// transaction released.
+    retained_at_start: Retained,
+    config_changed: bool,
+    poisoned: bool,
+}
+
+#[derive(Clone, Default)]
+struct Retained {
+    history: Vec<u64>,
+    snapshots: BTreeMap<u64, Vec<u64>>,
+}
+
+impl Pool {
+    pub fn txg(&self) -> Txg {
+        self.commit.txg
+    }
+
+    pub fn device_name(&self) -> String {
+        self.store.dev.name().to_string()
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::invalid("a failed transaction left this pool handle unusable; reopen the pool"));
+        }
+        match self.mode {
+            OpenMode::Write => Ok(()),
+            OpenMode::Read => Err(Error::invalid("the pool was opened read-only")),
+        }
+    }
+
+    pub fn trees(&self) -> impl Iterator<Item = &TreeEntry> {
+        self.tree_entries.values()
+    }
+
+    pub fn tree_id(&self, name: &str) -> Result<u64> {
+        self.tree_entries
+            .values()
+            .find(|t| t.name == name)
+            .map(|t| t.id)
+            .ok_or_else(|| Error::not_found(format!("tree {name:?}")))
+    }
+
+    /// The writable head of a file tree, as a file system.
+    pub fn live(&mut self, tree: u64) -> Result<FsTree<'_>> {
+        self.writable()?;
+        let entry = self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?;
+        let root = entry.root;
+        let head = self.heads.entry(tree).or_insert_with(|| Tree::open(TreeKind::Files, Owner::Files(tree), root));
+        Ok(FsTree::new(head, &mut self.store, true))
+    }
+
+    /// A read-only view of a tree: its head, or one of its snapshots.
+    pub fn view(&mut self, tree: u64, snapshot: Option<&str>) -> Result<(Tree, &mut Store)> {
+        let root = match snapshot {
+            None => {
+                if let Some(head) = self.heads.get(&tree) {
+                    if head.is_dirty() {
+                        return Err(Error::invalid("cannot view a tree with uncommitted changes"));
+                    }
+                }
+                self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?.root
+            }
+            Some(name) => self.snapshot(tree, name)?.root,
+        };
+        Ok((Tree::open(TreeKind::Files, Owner::Files(tree), root), &mut self.store))
+    }
+
+    pub fn snapshot(&self, tree: u64, name: &str) -> Result<&SnapshotEntry> {
+        self.snapshots
+            .get(&(tree, name.to_string()))
+            .ok_or_else(|| Error::not_found(format!("snapshot @{name}")))
+    }
+
+    /// Snapshots of a tree, oldest first.
+    pub fn snapshots_of(&self, tree: u64) -> Vec<&SnapshotEntry> {
+        let mut list: Vec<_> = self.snapshots.values().filter(|s| s.tree == tree).collect();
+        list.sort_by_key(|s| (s.txg, s.time_ns, s.name.clone()));
+        list
+    }
+
+    /// Requests a snapshot of the tree as this transaction leaves it. O(1): it records
+    /// the tree's root pointer at commit.
+    pub fn create_snapshot(&mut self, tree: u64, name: &str) -> Result<()> {
+        self.writable()?;
+        validate_snapshot_name(name)?;
+        if !self.tree_entries.contains_key(&tree) {
+            return Err(Error::not_found(format!("tree id {tree}")));
+        }
+        if self.snapshots.contains_key(&(tree, name.to_string()))
+            || self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == name)
+        {
+            return Err(Error::exists(format!("snapshot @{name}")));
+        }
+        self.pending_snapshots.push((tree, name.to_string(), random_guid()));
+        Ok(())
+    }
+
+    pub fn destroy_snapshot(&mut self, tree: u64, name: &str) -> Result<SnapshotEntry> {
+        self.writable()?;
+        let entry = self
+            .snapshots
+            .remove(&(tree, name.to_string()))
+            .ok_or_else(|| Error::not_found(format!("snapshot @{name}")))?;
+        self.removed_snapshots.push(entry.clone());
+        Ok(entry)
+    }
+
+    /// Retained commits, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = (Txg, u64)> + '_ {
+        self.history.iter().map(|(&t, &time)| (Txg(t), time))
+    }
+
+    pub fn history_entry(&mut self, txg: Txg) -> Result<HistoryEntry> {
+        let value = self
+            .history_table
+            .get(&mut self.store, &HistoryEntry::key(txg))?
+            .ok_or_else(|| Error::not_found(format!("retained commit {}", txg.0)))?;
+        HistoryEntry::decode(&HistoryEntry::key(txg), &value)
+    }
+
+    pub fn set_history_seconds(&mut self, seconds: u64) -> Result<()> {
+        self.writable()?;
+        self.root.config.history_seconds = seconds;
+        self.config_changed = true;
+        Ok(())
+    }
+
+    /// Drops every retained commit but the newest at the next commit.
+    pub fn prune_history(&mut self) -> Result<()> {
+        self.writable()?;
+        let newest = self.history.keys().next_back().copied();
+        self.history.retain(|&t, _| Some(t) == newest);
+        self.config_changed = true;
+        Ok(())
+    }
+
+    pub fn free_bytes(&self) -> u64 {
+        self.store.alloc.free.blocks() * crate::block::BLOCK_BYTES
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.store.alloc.used_blocks() * crate::block::BLOCK_BYTES
+    }
+
+    pub fn dead_table_mut(&mut self) -> (&mut Tree, &mut Store) {
+        (&mut self.dead_table, &mut self.store)
+    }
+
+    pub fn meta_roots(&self) -> [(TreeKind, Option<BlockPtr>); 4] {
+        [
+            (TreeKind::Trees, self.root.trees),
+            (TreeKind::Snapshots, self.root.snapshots),
+            (TreeKind::History, self.root.history),
+            (TreeKind::Dead, self.root.dead),
+        ]
+    }
+
+    pub fn snapshot_txgs(&self, tree: u64) -> Vec<u64> {
+        self.snapshots.values().filter(|s| s.tree == tree).map(|s| s.txg.0).collect()
+    }
+}
+
+pub fn validate_snapshot_name(name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+');
+    if name.is_empty()
+        || name.len() > crate::format::tables::SNAPSHOT_NAME_BYTES_MAX
+        || !name.chars().all(ok_char)
+        || name.starts_with(['-', '.'])
+    {
+        return Err(Error::invalid(format!(
+            "bad snapshot name {name:?}: use 1 to 128 letters, digits, '_', '-', '.' or '+', \
+             not starting with '-' or '.'"
+        )));
+    }
+    Ok(())
+}
+
+pub fn random_guid() -> [u8; 16] {
+    let mut guid = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        if f.read_exact(&mut guid).is_ok() {
+            return guid;
+        }
+    }
+    // No /dev/urandom: time and pid still make a collision unlikely on one machine.
+    let seed = now_ns() ^ ((std::process::id() as u64) << 32);
+    guid[..8].copy_from_slice(&seed.to_le_bytes());
+    guid[8..].copy_from_slice(&blake3::hash(&seed.to_le_bytes()).as_bytes()[..8]);
+    guid
+}
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub fn guid_hex(guid: &[u8; 16]) -> String {
+    guid.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,394 @@
+//! Opening a pool (labels, newest valid commit, space log replay, tables) and laying a
+//! new one onto a device.
+
+use super::{now_ns, random_guid, Pool, Retained, LIVE_TREE_ID, LIVE_TREE_NAME};
+use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
+use crate::alloc::{Allocator, ExtentSet};
+use crate::block::{BlockKind, Txg, BLOCK_BYTES};
+use crate::device::{Device, OpenMode};
+use crate::error::{human_bytes, Error, Result};
+use crate::format::commit::CommitRecord;
+use crate::format::label::{region_start, Label, FORMAT_VERSION, REGION_BLOCKS, RING_SLOTS};
+use crate::format::node::TreeKind;
+use crate::format::pool_root::{PoolConfig, PoolRoot};
+use crate::format::probe::foreign_signature;
+use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
+use crate::store::{Owner, Store};
+use crate::tree::Tree;
+use std::collections::BTreeMap;
+
+/// Two label regions and room for a useful pool.
+pub const MIN_DEVICE_BYTES: u64 = 16 << 20;
+/// Longest space log chain we follow before calling it corrupt.
+const SPACE_LOG_BLOCKS_MAX: u64 = 1 << 24;
+
+#[derive(Clone, Debug, Default)]
+pub struct FormatOptions {
+    pub force: bool,
+    pub config: PoolConfig,
+}
+
+fn read_region(dev: &dyn Device, index: u32, device_bytes: u64) -> Result<Vec<u8>> {
+    let mut bytes = vec![0u8; (REGION_BLOCKS * BLOCK_BYTES) as usize];
+    dev.read_at(region_start(index, device_bytes) * BLOCK_BYTES, &mut bytes)?;
+    Ok(bytes)
+}
+
+fn check_size(dev: &dyn Device) -> Result<()> {
+    if dev.len() < MIN_DEVICE_BYTES {
+        return Err(Error::invalid(format!(
+            "{} is too small: {} where snapfs needs at least {}",
+            dev.name(),
+            human_bytes(dev.len()),
+            human_bytes(MIN_DEVICE_BYTES)
+        )));
+    }
+    Ok(())
+}
+
+/// Finds the label: the first region's copy, else the last's. Returns the label and a
+/// warning when the first copy was unusable.
+fn read_label(dev: &dyn Device) -> Result<(Label, Option<String>)> {
+    let first = read_region(dev, 0, dev.len())?;
+    let primary = Label::decode(&first[..BLOCK_BYTES as usize]);
+    if let Ok(Some(label)) = &primary {
+        return Ok((label.clone(), None));
+    }
+    if let Err(e @ Error::Unsupported { .. }) = primary {
+        return Err(e);
+    }
+    let last = read_region(dev, 1, dev.len())?;
+    match Label::decode(&last[..BLOCK_BYTES as usize]) {
+        Ok(Some(label)) => {
+            let why = match primary {
+                Err(e) => e.to_string(),
+                _ => "it is missing".to_string(),
+            };
+            Ok((label, Some(format!("the label at the start of the device is unusable ({why}); opened from the copy at its end"))))
+        }
+        Err(e) => Err(e),
+        Ok(None) => match primary {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::NotSnapfs {
+                device: dev.name().to_string(),
+                found: foreign_signature(dev).map_or("no snapfs label at its start or end".to_string(), |name| {
+                    format!("it holds {name}")
+                }),
+            }),
+        },
+    }
+}
+
+impl Pool {
+    pub fn open(dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
+        check_size(dev.as_ref())?;
+        let (label, label_warning) = read_label(dev.as_ref())?;
+        if dev.len() < label.device_bytes {
+            return Err(Error::corrupt(format!(
+                "the device is {} but the pool was made on {}: it has been truncated",
+                human_bytes(dev.len()),
+                human_bytes(label.device_bytes)
+            )));
+        }
+        if mode == OpenMode::Write {
+            if let Some(why) = label.read_only_reason() {
+                return Err(Error::Unsupported { what: why });
+            }
+        }
+        let mut warnings: Vec<String> = label_warning.into_iter().collect();
+        let commits = read_commits(dev.as_ref(), &label)?;
+        if commits.is_empty() {
+            return Err(Error::corrupt("no valid commit record in either label region"));
+        }
+        let usable_start = REGION_BLOCKS;
+        let usable_end = region_start(1, label.device_bytes);
+        let mut store = Store::new(dev, Allocator::new(usable_start, usable_end), Txg(0), 0);
+        let mut last_error = None;
+        for commit in &commits {
+            match load_root(&mut store, commit) {
+                Ok(root) => {
+                    if let Some(e) = last_error {
+                        warnings.push(format!(
+                            "the newest commit is unreadable ({e}); opened the previous one, txg {}",
+                            commit.txg.0
+                        ));
+                    }
+                    return Pool::assemble(store, label, commit.clone(), root, mode, warnings);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::corrupt("no readable commit")))
+    }
+
+    fn assemble(
+        mut store: Store,
+        label: Label,
+        commit: CommitRecord,
+        root: PoolRoot,
+        mode: OpenMode,
+        warnings: Vec<String>,
+    ) -> Result<Pool> {
+        replay_space_log(&mut store, &root, &commit)?;
+        store.txg = Txg(root.txg.0 + 1);
+        store.compression_level = root.config.compression_level as i32;
+        let mut pool = Pool {
+            trees_table: Tree::open(TreeKind::Trees, Owner::Meta, root.trees),
+            snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, root.snapshots),
+            history_table: Tree::open(TreeKind::History, Owner::Meta, root.history),
+            dead_table: Tree::open(TreeKind::Dead, Owner::Meta, root.dead),
+            store,
+            label,
+            root,
+            commit,
+            mode,
+            warnings,
+            tree_entries: BTreeMap::new(),
+            heads: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            history: BTreeMap::new(),
+            pending_snapshots: Vec::new(),
+            removed_snapshots: Vec::new(),
+            retained_at_start: Retained::default(),
+            config_changed: false,
+            poisoned: false,
+        };
+        for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
+            let entry = TreeEntry::decode(&k, &v)?;
+            pool.tree_entries.insert(entry.id, entry);
+        }
+        for (k, v) in pool.snapshots_table.scan_prefix(&mut pool.store, &[])? {
+            let entry = SnapshotEntry::decode(&k, &v)?;
+            pool.snapshots.insert((entry.tree, entry.name.clone()), entry);
+        }
+        for (k, v) in pool.history_table.scan_prefix(&mut pool.store, &[])? {
+            let entry = HistoryEntry::decode(&k, &v)?;
+            pool.history.insert(entry.txg.0, entry.time_ns);
+        }
+        if !pool.tree_entries.contains_key(&LIVE_TREE_ID) {
+            return Err(Error::corrupt("the pool has no live tree"));
+        }
+        pool.retained_at_start = pool.retained_now();
+        Ok(pool)
+    }
+
+    pub(super) fn retained_now(&self) -> Retained {
+        let mut snapshots: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for s in self.snapshots.values() {
+            snapshots.entry(s.tree).or_default().push(s.txg.0);
+        }
+        Retained { history: self.history.keys().copied().collect(), snapshots }
+    }
+}
+
+fn read_commits(dev: &dyn Device, label: &Label) -> Result<Vec<CommitRecord>> {
+    let mut commits = Vec::new();
+    for index in 0..2 {
+        let region = read_region(dev, index, label.device_bytes)?;
+        for slot in 0..RING_SLOTS as usize {
+            let offset = (slot + 1) * BLOCK_BYTES as usize;
+            if let Some(c) = CommitRecord::decode(&region[offset..offset + BLOCK_BYTES as usize], &label.pool_guid)? {
+                commits.push(c);
+            }
+        }
+    }
+    commits.sort_by(|a, b| b.txg.cmp(&a.txg));
+    commits.dedup_by(|a, b| a.txg == b.txg);
+    Ok(commits)
+}
+
+fn load_root(store: &mut Store, commit: &CommitRecord) -> Result<PoolRoot> {
+    if commit.root.kind != BlockKind::PoolRoot {
+        return Err(Error::corrupt("commit record does not point to a pool root"));
+    }
+    let bytes = store.read_block(&commit.root)?;
+    let root = PoolRoot::decode(&bytes)?;
+    if root.txg != commit.txg || root.pool_guid != commit.pool_guid {
+        return Err(Error::corrupt(format!(
+            "pool root of txg {} found where the commit record of txg {} points",
+            root.txg.0, commit.txg.0
+        )));
+    }
+    Ok(root)
+}
+
+/// Rebuilds the free-space set: replays the space log from its oldest block, then marks
+/// the implicit blocks (the pool root and the log chain itself) allocated.
+fn replay_space_log(store: &mut Store, root: &PoolRoot, commit: &CommitRecord) -> Result<()> {
+    let mut chain = Vec::new();
+    let mut next = root.space_log;
+    while let Some(ptr) = next {
+        if ptr.kind != BlockKind::SpaceLog {
+            return Err(Error::corrupt("space log chain reaches a block that is not a space log block"));
+        }
+        if chain.len() as u64 >= SPACE_LOG_BLOCKS_MAX {
+            return Err(Error::corrupt("space log chain is longer than any pool can have"));
+        }
+        let block = SpaceLogBlock::decode(&store.read_block(&ptr)?)?;
+        next = block.prev;
+        chain.push((ptr, block));
+    }
+    if chain.len() as u64 != root.space_log_blocks {
+        return Err(Error::corrupt(format!(
+            "space log chain has {} blocks; the pool root says {}",
+            chain.len(),
+            root.space_log_blocks
+        )));
+    }
+    let (start, end) = (store.alloc.usable_start, store.alloc.usable_end);
+    let mut allocated = ExtentSet::new();
+    for (_, block) in chain.iter().rev() {
+        for &(s, len, op) in &block.entries {
+            let inside = s >= start && s.checked_add(len).is_some_and(|e| e <= end);
+            let ok = inside
+                && match op {
+                    SpaceOp::Alloc => allocated.insert(s, len),
+                    SpaceOp::Free => allocated.remove(s, len),
+                };
+            if !ok {
+                return Err(Error::corrupt(format!(
+                    "space log of txg {} {:?}s blocks {s}+{len}, which the log before it does not allow",
+                    block.txg.0, op
+                )));
+            }
+        }
+    }
+    let alloc = &mut store.alloc;
+    alloc.free = ExtentSet::new();
+    alloc.free.insert(start, end - start);
+    for (s, l) in allocated.iter() {
+        assert!(alloc.free.remove(s, l));
+    }
+    let implicit = chain.iter().map(|(p, _)| p).chain(std::iter::once(&commit.root));
+    for ptr in implicit {
+        let blocks = ptr.allocated_blocks();
+        if !alloc.free.remove(ptr.addr.0, blocks) || !alloc.implicit_live.insert(ptr.addr.0, blocks) {
+            return Err(Error::corrupt(format!(
+                "{} block {} is also listed as allocated in the space log",
+                ptr.kind.name(),
+                ptr.addr.0
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Lays a new, empty pool onto the device: labels, an empty live tree, one commit.
+pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool> {
+    check_size(dev.as_ref())?;
+    if !options.force {
+        refuse_if_in_use(dev.as_ref())?;
+    }
+    let mut dev = dev;
+    let device_bytes = dev.len() / BLOCK_BYTES * BLOCK_BYTES;
+    let pool_guid = random_guid();
+    let created_ns = now_ns();
+    let zeros = vec![0u8; (REGION_BLOCKS * BLOCK_BYTES) as usize];
+    for index in 0..2u32 {
+        let label = Label {
+            version: FORMAT_VERSION,
+            index,
+            features_incompat: 0,
+            features_ro_compat: 0,
+            features_compat: 0,
+            pool_guid,
+            device_bytes,
+            created_ns,
+        };
+        let offset = region_start(index, device_bytes) * BLOCK_BYTES;
+        dev.write_at(offset, &zeros)?;
+        dev.write_at(offset, &label.encode())?;
+    }
+    dev.flush()?;
+    let label = Label::decode(&read_region(dev.as_ref(), 0, device_bytes)?[..BLOCK_BYTES as usize])?
+        .ok_or_else(|| Error::corrupt("the label just written does not read back"))?;
+    let usable_start = REGION_BLOCKS;
+    let usable_end = region_start(1, device_bytes);
+    let mut alloc = Allocator::new(usable_start, usable_end);
+    alloc.free.insert(usable_start, usable_end - usable_start);
+    let mut store = Store::new(dev, alloc, Txg(1), options.config.compression_level as i32);
+    store.txg = Txg(1);
+    let root = PoolRoot {
+        txg: Txg(0),
+        time_ns: created_ns,
+        pool_guid,
+        trees: None,
+        snapshots: None,
+        history: None,
+        dead: None,
+        space_log: None,
+        space_log_blocks: 0,
+        space_base_blocks: 0,
+        next_tree_id: LIVE_TREE_ID + 1,
+        dead_bytes: 0,
+        config: options.config.clone(),
+    };
+    let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
+    let mut pool = Pool {
+        trees_table: Tree::open(TreeKind::Trees, Owner::Meta, None),
+        snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, None),
+        history_table: Tree::open(TreeKind::History, Owner::Meta, None),
+        dead_table: Tree::open(TreeKind::Dead, Owner::Meta, None),
+        store,
+        label,
+        root,
+        commit,
+        mode: OpenMode::Write,
+        warnings: Vec::new(),
+        tree_entries: BTreeMap::new(),
+        heads: BTreeMap::new(),
+        snapshots: BTreeMap::new(),
+        history: BTreeMap::new(),
+        pending_snapshots: Vec::new(),
+        removed_snapshots: Vec::new(),
+        retained_at_start: Retained::default(),
+        config_changed: true,
+        poisoned: false,
+    };
+    pool.tree_entries.insert(
+        LIVE_TREE_ID,
+        TreeEntry { id: LIVE_TREE_ID, name: LIVE_TREE_NAME.to_string(), root: None, created_txg: Txg(1) },
+    );
+    pool.live(LIVE_TREE_ID)?.init_root(created_ns)?;
+    pool.commit()?;
+    Ok(pool)
+}
+
+/// A stand-in for the commit record before the first commit: never read or freed.
+fn placeholder_ptr() -> crate::block::BlockPtr {
+    crate::block::BlockPtr {
+        addr: crate::block::BlockAddr(0),
+        ditto: crate::block::BlockAddr(0),
+        birth: Txg(0),
+        stored_bytes: 0,
+        logical_bytes: 0,
+        kind: BlockKind::PoolRoot,
+        compression: crate::block::Compression::None,
+        level: 0,
+        checksum: [0; 32],
+    }
+}
+
+fn refuse_if_in_use(dev: &dyn Device) -> Result<()> {
+    let first = read_region(dev, 0, dev.len())?;
+    let last = read_region(dev, 1, dev.len())?;
+    for region in [&first, &last] {
+        match Label::decode(&region[..BLOCK_BYTES as usize]) {
+            Ok(Some(_)) | Err(_) => {
+                return Err(Error::Refused {
+                    what: format!("{} already holds a snapfs pool", dev.name()),
+                    hint: "formatting destroys it and every snapshot in it; add --force if that is what you want"
+                        .into(),
+                });
+            }
+            Ok(None) => {}
+        }
+    }
+    if let Some(name) = foreign_signature(dev) {
+        return Err(Error::Refused {
+            what: format!("{} holds {name}", dev.name()),
+            hint: "formatting destroys it; add --force if that is what you want".into(),
+        });
+    }
+    Ok(())
+}

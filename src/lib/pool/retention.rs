@@ -1,0 +1,86 @@
+//! Which killed blocks stay, and when they go.
+//!
+//! A block of file tree T born in txg b and killed in txg d is visible in exactly the
+//! checkpoints c of T with b <= c < d, where the checkpoints are the retained commits
+//! (history) and T's snapshots. While one such checkpoint exists the block sits in the
+//! dead index under (T, d, address); when the last one goes, the block is freed.
+//!
+//! When a checkpoint c is released, only entries with c < d <= n can lose their last
+//! checkpoint, where n is the next checkpoint after c that remains: an entry with d > n
+//! is still visible in n. So a release scans one range of the index, not all of it.
+
+use super::Pool;
+use crate::block::{BlockPtr, Txg, BLOCK_BYTES};
+use crate::error::Result;
+use crate::format::tables::{dead_key, decode_dead, encode_ptr, HistoryEntry};
+
+impl Pool {
+    pub(super) fn dead_insert(&mut self, tree: u64, death: Txg, ptr: &BlockPtr) -> Result<()> {
+        let key = dead_key(tree, death, ptr.addr.0);
+        let previous = self.dead_table.insert(&mut self.store, &key, &encode_ptr(ptr))?;
+        super::commit::corrupt_if(previous.is_some(), || {
+            format!("block {} was killed twice in txg {}", ptr.addr.0, death.0)
+        })?;
+        self.root.dead_bytes += ptr.allocated_blocks() * BLOCK_BYTES;
+        Ok(())
+    }
+
+    /// Frees the dead blocks that lost their last checkpoint since the transaction began
+    /// (expired history, destroyed snapshots).
+    pub(super) fn release_retained(&mut self) -> Result<()> {
+        let now = self.retained_now();
+        let start = std::mem::replace(&mut self.retained_at_start, now.clone());
+        for txg in &start.history {
+            if !self.history.contains_key(txg) {
+                self.history_table.remove(&mut self.store, &HistoryEntry::key(Txg(*txg)))?;
+            }
+        }
+        let tree_ids: Vec<u64> = self.tree_entries.keys().copied().collect();
+        for tree in tree_ids {
+            let mut before: Vec<u64> = start.history.clone();
+            before.extend(start.snapshots.get(&tree).into_iter().flatten());
+            let mut after: Vec<u64> = now.history.clone();
+            after.extend(now.snapshots.get(&tree).into_iter().flatten());
+            after.sort_unstable();
+            let mut released: Vec<u64> = before.into_iter().filter(|t| after.binary_search(t).is_err()).collect();
+            released.sort_unstable();
+            released.dedup();
+            for checkpoint in released {
+                let next = after.iter().copied().find(|&t| t > checkpoint).unwrap_or(u64::MAX);
+                self.free_unretained(tree, checkpoint, next)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees the dead entries of `tree` killed in (after, upto] that no checkpoint keeps.
+    fn free_unretained(&mut self, tree: u64, after: u64, upto: u64) -> Result<()> {
+        if after == u64::MAX {
+            return Ok(());
+        }
+        let from = dead_key(tree, Txg(after + 1), 0);
+        let last = dead_key(tree, Txg(upto), u64::MAX);
+        let mut doomed = Vec::new();
+        let mut entries = Vec::new();
+        self.dead_table.scan(&mut self.store, &from, &mut |k, v| {
+            if k > last.as_slice() {
+                return Ok(false);
+            }
+            entries.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        for (k, v) in entries {
+            let (entry_tree, death, ptr) = decode_dead(&k, &v)?;
+            debug_assert_eq!(entry_tree, tree);
+            if !self.retained_between(tree, ptr.birth.0, death.0) {
+                doomed.push((k, ptr));
+            }
+        }
+        for (k, ptr) in doomed {
+            self.dead_table.remove(&mut self.store, &k)?;
+            self.store.alloc.defer_free(ptr.addr.0, ptr.allocated_blocks())?;
+            self.root.dead_bytes -= ptr.allocated_blocks() * BLOCK_BYTES;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! Block I/O for one open pool: read a block by its pointer (verified against its
+//! checksum), write a new block (compressed, checksummed, allocated), and the record of
+//! what the running transaction killed.
+
+use crate::alloc::allocator::AllocKind;
+use crate::alloc::Allocator;
+use crate::block::{BlockAddr, BlockKind, BlockPtr, Compression, Txg, BLOCK_BYTES, LOGICAL_BYTES_MAX};
+use crate::checksum::blake3;
+use crate::compress;
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// Who owns a block, which decides what happens when it is killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Pool metadata: no snapshot or history sees it; freed once the commit is durable.
+    Meta,
+    /// A block of file tree `id`: kept while a snapshot or retained commit can see it.
+    Files(u64),
+}
+
+/// Contiguous writes are gathered up to this size, so a copy-in writes in large requests.
+const WRITE_BUFFER_BYTES: usize = 8 << 20;
+
+pub struct Store {
+    pub dev: Box<dyn Device>,
+    pub alloc: Allocator,
+    /// The transaction being built: one more than the last commit.
+    pub txg: Txg,
+    pub compression_level: i32,
+    /// Blocks of file trees killed by this transaction: (tree id, pointer).
+    pub file_kills: Vec<(u64, BlockPtr)>,
+    buffer_offset: u64,
+    buffer: Vec<u8>,
+}
+
+impl Store {
+    pub fn new(dev: Box<dyn Device>, alloc: Allocator, txg: Txg, compression_level: i32) -> Store {
+        Store { dev, alloc, txg, compression_level, file_kills: Vec::new(), buffer_offset: 0, buffer: Vec::new() }
+    }
+
+    /// Reads and verifies a block; returns its logical bytes.
+    pub fn read_block(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
+        self.flush_buffer()?;
+        let stored = self.read_verified(ptr)?;
+        compress::decompress(&stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))
+    }
+
+    fn read_verified(&self, ptr: &BlockPtr) -> Result<Vec<u8>> {
+        let mut first_error = None;
+        for addr in [ptr.addr, ptr.ditto] {
+            if addr.0 == 0 {
+                continue;
+            }
+            match self.read_copy(addr, ptr) {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| Error::corrupt("block pointer without an address")))
+    }
+
+    fn read_copy(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<Vec<u8>> {
+        let end = addr.0.checked_add(ptr.allocated_blocks());
+        if addr.0 < self.alloc.usable_start || end.is_none_or(|end| end > self.alloc.usable_end) {
+            return Err(Error::corrupt(format!(
+                "{} block pointer to block {} lies outside the data area",
+                ptr.kind.name(),
+                addr.0
+            )));
+        }
+        let mut bytes = vec![0u8; ptr.stored_bytes as usize];
+        self.dev.read_at(addr.byte_offset(), &mut bytes)?;
+        if blake3(&bytes) != ptr.checksum {
+            return Err(Error::corrupt(format!(
+                "checksum mismatch in {} block at block {} (born in txg {}, {} bytes)",
+                ptr.kind.name(),
+                addr.0,
+                ptr.birth.0,
+                ptr.stored_bytes
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Compresses, allocates and writes a new block born in this transaction.
+    pub fn write_block(&mut self, kind: BlockKind, level: u8, logical: &[u8]) -> Result<BlockPtr> {
+        let (stored, compression) = compress::compress(logical, self.compression_level);
+        self.write_stored(kind, level, logical.len(), stored, compression, AllocKind::Explicit)
+    }
+
+    /// Writes a block that is allocated by being reachable from the commit record.
+    pub fn write_implicit_block(&mut self, kind: BlockKind, logical: &[u8]) -> Result<BlockPtr> {
+        let (stored, compression) = compress::compress(logical, self.compression_level);
+        self.write_stored(kind, 0, logical.len(), stored, compression, AllocKind::Implicit)
+    }
+
+    /// Writes bytes already prepared by the caller (compressed elsewhere, for example by
+    /// a worker thread).
+    pub fn write_stored(
+        &mut self,
+        kind: BlockKind,
+        level: u8,
+        logical_bytes: usize,
+        stored: Vec<u8>,
+        compression: Compression,
+        alloc_kind: AllocKind,
+    ) -> Result<BlockPtr> {
+        assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
+        assert!(!stored.is_empty());
+        let blocks = crate::block::blocks_for(stored.len() as u64);
+        let addr = self.alloc.alloc(blocks, alloc_kind)?;
+        let ptr = BlockPtr {
+            addr: BlockAddr(addr),
+            ditto: BlockAddr(0),
+            birth: self.txg,
+            stored_bytes: stored.len() as u32,
+            logical_bytes: logical_bytes as u32,
+            kind,
+            compression,
+            level,
+            checksum: blake3(&stored),
+        };
+        self.buffered_write(addr * BLOCK_BYTES, stored, blocks)?;
+        Ok(ptr)
+    }
+
+    fn buffered_write(&mut self, offset: u64, mut stored: Vec<u8>, blocks: u64) -> Result<()> {
+        stored.resize((blocks * BLOCK_BYTES) as usize, 0);
+        let contiguous = !self.buffer.is_empty() && self.buffer_offset + self.buffer.len() as u64 == offset;
+        if !contiguous || self.buffer.len() + stored.len() > WRITE_BUFFER_BYTES {
+            self.flush_buffer()?;
+        }
+        if self.buffer.is_empty() {
+            self.buffer_offset = offset;
+        }
+        self.buffer.extend_from_slice(&stored);
+        Ok(())
+    }
+
+    pub fn flush_buffer(&mut self) -> Result<()> {
+        if !self.buffer.is_empty() {
+            self.dev.write_at(self.buffer_offset, &self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    /// The block is no longer referenced by the head of its tree.
+    pub fn kill(&mut self, owner: Owner, ptr: &BlockPtr) -> Result<()> {
+        assert!(ptr.birth <= self.txg);
+        let blocks = ptr.allocated_blocks();
+        if ptr.birth == self.txg {
+            // Written by this transaction and never committed: reusable at once.
+            self.alloc.free_now(ptr.addr.0, blocks);
+            return Ok(());
+        }
+        match owner {
+            Owner::Meta => self.alloc.defer_free(ptr.addr.0, blocks),
+            Owner::Files(tree) => {
+                self.file_kills.push((tree, *ptr));
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the buffer out and makes everything written so far durable.
+    pub fn sync_device(&mut self) -> Result<()> {
+        self.flush_buffer()?;
+        self.dev.flush()
+    }
+}
+
+fn locate(e: Error, ptr: &BlockPtr) -> Error {
+    match e {
+        Error::Corrupt { what } => Error::corrupt(format!(
+            "{what} ({} block at block {}, born in txg {})",
+            ptr.kind.name(),
+            ptr.addr.0,
+            ptr.birth.0
+        )),
+        other => other,
+    }
+}
+

@@ -1,0 +1,476 @@
+//! A copy-on-write B+tree of byte-string keys and values.
+//!
+//! Nodes are loaded lazily from their pointers and kept in memory while the tree is open.
+//! The first change to a committed node "kills" its old pointer (the store decides whether
+//! the old block is freed or kept for a snapshot) and makes the node dirty; `flush` writes
+//! dirty nodes bottom-up, so each parent records the checksum of its children.
+//!
+//! Invariants:
+//! - a slot is dirty exactly when it has a node and no pointer;
+//! - keys in a node are strictly ascending; child i of an internal node holds keys in
+//!   [key_i, key_{i+1}), with key_0 standing for "everything below key_1";
+//! - a node's encoding never exceeds NODE_BYTES_MAX; nodes may be underfull.
+
+use crate::block::{BlockKind, BlockPtr};
+use crate::error::{Error, Result};
+use crate::format::node::{
+    internal_entry_bytes, leaf_entry_bytes, EncodedNode, NodeBody, TreeKind, KEY_BYTES_MAX, NODE_BYTES_MAX,
+    NODE_HEADER_BYTES, TREE_LEVELS_MAX, VALUE_BYTES_MAX,
+};
+use crate::store::{Owner, Store};
+
+#[derive(Default)]
+struct Slot {
+    ptr: Option<BlockPtr>,
+    node: Option<Box<Node>>,
+}
+
+struct Node {
+    level: u8,
+    /// Encoded size, kept up to date on every change.
+    bytes: usize,
+    body: Body,
+}
+
+enum Body {
+    Leaf(Vec<(Vec<u8>, Vec<u8>)>),
+    Internal(Vec<(Vec<u8>, Slot)>),
+}
+
+pub struct Tree {
+    pub kind: TreeKind,
+    pub owner: Owner,
+    root: Slot,
+}
+
+impl Node {
+    fn empty_leaf() -> Node {
+        Node { level: 0, bytes: NODE_HEADER_BYTES, body: Body::Leaf(Vec::new()) }
+    }
+
+    fn len(&self) -> usize {
+        match &self.body {
+            Body::Leaf(e) => e.len(),
+            Body::Internal(e) => e.len(),
+        }
+    }
+
+    fn from_encoded(encoded: EncodedNode) -> Node {
+        let mut bytes = NODE_HEADER_BYTES;
+        let body = match encoded.body {
+            NodeBody::Leaf(entries) => {
+                bytes += entries.iter().map(|(k, v)| leaf_entry_bytes(k, v)).sum::<usize>();
+                Body::Leaf(entries)
+            }
+            NodeBody::Internal(entries) => {
+                bytes += entries.iter().map(|(k, _)| internal_entry_bytes(k)).sum::<usize>();
+                Body::Internal(entries.into_iter().map(|(k, p)| (k, Slot { ptr: Some(p), node: None })).collect())
+            }
+        };
+        Node { level: encoded.level, bytes, body }
+    }
+
+    /// Splits off the upper half by bytes; returns the first key of the new right node.
+    fn split(&mut self) -> (Vec<u8>, Box<Node>) {
+        let half = self.bytes / 2;
+        let mut left_bytes = NODE_HEADER_BYTES;
+        let (right_body, right_bytes) = match &mut self.body {
+            Body::Leaf(entries) => {
+                let mut at = 0;
+                while at < entries.len() - 1 && left_bytes < half {
+                    left_bytes += leaf_entry_bytes(&entries[at].0, &entries[at].1);
+                    at += 1;
+                }
+                let at = at.max(1);
+                let right: Vec<_> = entries.split_off(at);
+                let rb = right.iter().map(|(k, v)| leaf_entry_bytes(k, v)).sum::<usize>();
+                (Body::Leaf(right), rb)
+            }
+            Body::Internal(entries) => {
+                let mut at = 0;
+                while at < entries.len() - 1 && left_bytes < half {
+                    left_bytes += internal_entry_bytes(&entries[at].0);
+                    at += 1;
+                }
+                let at = at.max(1);
+                let right: Vec<_> = entries.split_off(at);
+                let rb = right.iter().map(|(k, _)| internal_entry_bytes(k)).sum::<usize>();
+                (Body::Internal(right), rb)
+            }
+        };
+        self.bytes -= right_bytes;
+        let right = Box::new(Node { level: self.level, bytes: NODE_HEADER_BYTES + right_bytes, body: right_body });
+        let key = match &right.body {
+            Body::Leaf(e) => e[0].0.clone(),
+            Body::Internal(e) => e[0].0.clone(),
+        };
+        (key, right)
+    }
+}
+
+/// Index of the child of an internal node whose range holds `key`.
+fn child_index(entries: &[(Vec<u8>, Slot)], key: &[u8]) -> usize {
+    let after = entries[1..].partition_point(|(k, _)| k.as_slice() <= key);
+    after
+}
+
+impl Tree {
+    pub fn open(kind: TreeKind, owner: Owner, root: Option<BlockPtr>) -> Tree {
+        Tree { kind, owner, root: Slot { ptr: root, node: None } }
+    }
+
+    /// The committed root, or None if the tree changed since the last flush or is empty.
+    pub fn committed_root(&self) -> Option<BlockPtr> {
+        self.root.ptr
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.root.ptr.is_none() && self.root.node.is_some()
+    }
+
+    fn load(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> {
+        if slot.node.is_none() {
+            if let Some(ptr) = slot.ptr {
+                if ptr.kind != BlockKind::TreeNode {
+                    return Err(Error::corrupt(format!(
+                        "a {} block where a tree node belongs (block {})",
+                        ptr.kind.name(),
+                        ptr.addr.0
+                    )));
+                }
+                let bytes = store.read_block(&ptr)?;
+                let encoded = EncodedNode::decode(&bytes, kind, ptr.level).map_err(|e| match e {
+                    Error::Corrupt { what } => Error::corrupt(format!("{what} (block {})", ptr.addr.0)),
+                    other => other,
+                })?;
+                slot.node = Some(Box::new(Node::from_encoded(encoded)));
+            }
+        }
+        Ok(())
+    }
+
+    fn make_dirty(slot: &mut Slot, store: &mut Store, owner: Owner) -> Result<()> {
+        if let Some(ptr) = slot.ptr.take() {
+            store.kill(owner, &ptr)?;
+        }
+        Ok(())
+    }
+
+    pub fn get(&mut self, store: &mut Store, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let kind = self.kind;
+        let mut slot = &mut self.root;
+        for _ in 0..=TREE_LEVELS_MAX {
+            Tree::load(slot, store, kind)?;
+            let Some(node) = slot.node.as_mut() else { return Ok(None) };
+            match &mut node.body {
+                Body::Leaf(entries) => {
+                    return Ok(entries
+                        .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+                        .ok()
+                        .map(|i| entries[i].1.clone()));
+                }
+                Body::Internal(entries) => {
+                    let i = child_index(entries, key);
+                    slot = &mut entries[i].1;
+                }
+            }
+        }
+        Err(Error::corrupt("tree is deeper than the format allows"))
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, store: &mut Store, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        assert!(key.len() <= KEY_BYTES_MAX, "key of {} bytes", key.len());
+        assert!(value.len() <= VALUE_BYTES_MAX, "value of {} bytes", value.len());
+        if self.root.ptr.is_none() && self.root.node.is_none() {
+            self.root.node = Some(Box::new(Node::empty_leaf()));
+        }
+        Tree::load(&mut self.root, store, self.kind)?;
+        Tree::make_dirty(&mut self.root, store, self.owner)?;
+        let node = self.root.node.as_mut().expect("root loaded");
+        let old = insert_into(node, store, self.kind, self.owner, key, value, 0)?;
+        if node.bytes > NODE_BYTES_MAX {
+            let (right_key, right) = node.split();
+            let left = self.root.node.take().expect("root loaded");
+            let level = left.level + 1;
+            if level > TREE_LEVELS_MAX {
+                return Err(Error::invalid("tree would grow deeper than the format allows"));
+            }
+            let bytes = NODE_HEADER_BYTES + internal_entry_bytes(&[]) + internal_entry_bytes(&right_key);
+            self.root.node = Some(Box::new(Node {
+                level,
+                bytes,
+                body: Body::Internal(vec![
+                    (Vec::new(), Slot { ptr: None, node: Some(left) }),
+                    (right_key, Slot { ptr: None, node: Some(right) }),
+                ]),
+            }));
+        }
+        Ok(old)
+    }
+
+    /// Removes a key; returns its value. Nothing is dirtied if the key is absent.
+    pub fn remove(&mut self, store: &mut Store, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.get(store, key)?.is_none() {
+            return Ok(None);
+        }
+        Tree::make_dirty(&mut self.root, store, self.owner)?;
+        let node = self.root.node.as_mut().expect("root loaded by get");
+        let old = remove_from(node, store, self.kind, self.owner, key)?;
+        // Shrink the root: an internal root with one child gives way to the child.
+        loop {
+            let node = self.root.node.as_mut().expect("root loaded");
+            match &mut node.body {
+                Body::Internal(entries) if entries.len() == 1 => {
+                    let (_, child) = entries.pop().expect("one entry");
+                    self.root = child;
+                    Tree::load(&mut self.root, store, self.kind)?;
+                }
+                Body::Leaf(entries) if entries.is_empty() => {
+                    self.root = Slot::default();
+                    break;
+                }
+                Body::Internal(entries) if entries.is_empty() => {
+                    self.root = Slot::default();
+                    break;
+                }
+                _ => break,
+            }
+        }
+        Ok(old)
+    }
+
+    /// Calls `visit(key, value)` for keys >= `start` in order until it returns false.
+    pub fn scan(
+        &mut self,
+        store: &mut Store,
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let kind = self.kind;
+        scan_slot(&mut self.root, store, kind, start, visit, 0).map(|_| ())
+    }
+
+    /// Entries whose key starts with `prefix`, in order.
+    pub fn scan_prefix(&mut self, store: &mut Store, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.scan(store, prefix, &mut |k, v| {
+            if !k.starts_with(prefix) {
+                return Ok(false);
+            }
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Writes every dirty node; returns the new root pointer (None for an empty tree).
+    pub fn flush(&mut self, store: &mut Store) -> Result<Option<BlockPtr>> {
+        if self.is_dirty() {
+            flush_slot(&mut self.root, store, self.kind)?;
+        }
+        Ok(self.root.ptr)
+    }
+
+    /// Drops every loaded node; the tree reloads them on demand. Only a clean tree.
+    pub fn evict(&mut self) {
+        if !self.is_dirty() {
+            self.root.node = None;
+        }
+    }
+}
+
+fn insert_into(
+    node: &mut Node,
+    store: &mut Store,
+    kind: TreeKind,
+    owner: Owner,
+    key: &[u8],
+    value: &[u8],
+    depth: u8,
+) -> Result<Option<Vec<u8>>> {
+    if depth > TREE_LEVELS_MAX {
+        return Err(Error::corrupt("tree is deeper than the format allows"));
+    }
+    match &mut node.body {
+        Body::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+            Ok(i) => {
+                let old = std::mem::replace(&mut entries[i].1, value.to_vec());
+                node.bytes = node.bytes - old.len() + value.len();
+                Ok(Some(old))
+            }
+            Err(i) => {
+                entries.insert(i, (key.to_vec(), value.to_vec()));
+                node.bytes += leaf_entry_bytes(key, value);
+                Ok(None)
+            }
+        },
+        Body::Internal(entries) => {
+            let i = child_index(entries, key);
+            let slot = &mut entries[i].1;
+            Tree::load(slot, store, kind)?;
+            Tree::make_dirty(slot, store, owner)?;
+            let child = slot.node.as_mut().expect("child loaded");
+            let old = insert_into(child, store, kind, owner, key, value, depth + 1)?;
+            if child.bytes > NODE_BYTES_MAX {
+                let (right_key, right) = child.split();
+                node.bytes += internal_entry_bytes(&right_key);
+                entries.insert(i + 1, (right_key, Slot { ptr: None, node: Some(right) }));
+            }
+            Ok(old)
+        }
+    }
+}
+
+fn remove_from(node: &mut Node, store: &mut Store, kind: TreeKind, owner: Owner, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    match &mut node.body {
+        Body::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+            Ok(i) => {
+                let (k, v) = entries.remove(i);
+                node.bytes -= leaf_entry_bytes(&k, &v);
+                Ok(Some(v))
+            }
+            Err(_) => Ok(None),
+        },
+        Body::Internal(entries) => {
+            let i = child_index(entries, key);
+            let slot = &mut entries[i].1;
+            Tree::load(slot, store, kind)?;
+            Tree::make_dirty(slot, store, owner)?;
+            let child = slot.node.as_mut().expect("child loaded");
+            let old = remove_from(child, store, kind, owner, key)?;
+            let child_len = child.len();
+            let child_bytes = child.bytes;
+            if child_len == 0 {
+                let (k, _) = entries.remove(i);
+                node.bytes -= internal_entry_bytes(&k);
+            } else if child_bytes < NODE_BYTES_MAX / 4 && entries.len() > 1 {
+                let left = if i + 1 < entries.len() { i } else { i - 1 };
+                node.bytes -= merge_if_fits(entries, left, store, kind, owner)?;
+            }
+            Ok(old)
+        }
+    }
+}
+
+/// Merges child `left + 1` into child `left` if the result fits in one node; returns the
+/// bytes the parent lost.
+fn merge_if_fits(
+    entries: &mut Vec<(Vec<u8>, Slot)>,
+    left: usize,
+    store: &mut Store,
+    kind: TreeKind,
+    owner: Owner,
+) -> Result<usize> {
+    for i in [left, left + 1] {
+        Tree::load(&mut entries[i].1, store, kind)?;
+    }
+    let left_bytes = entries[left].1.node.as_ref().expect("loaded").bytes;
+    let right_bytes = entries[left + 1].1.node.as_ref().expect("loaded").bytes;
+    if left_bytes + right_bytes - NODE_HEADER_BYTES > NODE_BYTES_MAX * 3 / 4 {
+        return Ok(0);
+    }
+    let (separator, mut right_slot) = entries.remove(left + 1);
+    Tree::make_dirty(&mut right_slot, store, owner)?;
+    Tree::make_dirty(&mut entries[left].1, store, owner)?;
+    let right = right_slot.node.take().expect("loaded");
+    let left_node = entries[left].1.node.as_mut().expect("loaded");
+    match (&mut left_node.body, right.body) {
+        (Body::Leaf(l), Body::Leaf(r)) => l.extend(r),
+        (Body::Internal(l), Body::Internal(mut r)) => {
+            // The right node's first key may be a stale lower bound: the parent's
+            // separator is the true start of its range.
+            let old_key = std::mem::replace(&mut r[0].0, separator.clone());
+            left_node.bytes = left_node.bytes + separator.len() - old_key.len();
+            l.extend(r);
+        }
+        _ => return Err(Error::corrupt("siblings at one level are of different node types")),
+    }
+    left_node.bytes += right.bytes - NODE_HEADER_BYTES;
+    Ok(internal_entry_bytes(&separator))
+}
+
+fn scan_slot(
+    slot: &mut Slot,
+    store: &mut Store,
+    kind: TreeKind,
+    start: &[u8],
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    depth: u8,
+) -> Result<bool> {
+    if depth > TREE_LEVELS_MAX {
+        return Err(Error::corrupt("tree is deeper than the format allows"));
+    }
+    Tree::load(slot, store, kind)?;
+    let Some(node) = slot.node.as_mut() else { return Ok(true) };
+    match &mut node.body {
+        Body::Leaf(entries) => {
+            let from = entries.partition_point(|(k, _)| k.as_slice() < start);
+            for (k, v) in &entries[from..] {
+                if !visit(k, v)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Body::Internal(entries) => {
+            let from = child_index(entries, start);
+            for (_, child) in entries[from..].iter_mut() {
+                if !scan_slot(child, store, kind, start, visit, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> {
+    let node = slot.node.as_mut().expect("dirty slot has a node");
+    let body = match &mut node.body {
+        Body::Leaf(entries) => NodeBody::Leaf(entries.clone()),
+        Body::Internal(entries) => {
+            let mut out = Vec::with_capacity(entries.len());
+            for (k, child) in entries.iter_mut() {
+                if child.ptr.is_none() {
+                    flush_slot(child, store, kind)?;
+                }
+                out.push((k.clone(), child.ptr.expect("flushed child")));
+            }
+            NodeBody::Internal(out)
+        }
+    };
+    let encoded = EncodedNode { kind, level: node.level, body };
+    let bytes = encoded.encode();
+    debug_assert_eq!(bytes.len(), node.bytes);
+    slot.ptr = Some(store.write_block(BlockKind::TreeNode, node.level, &bytes)?);
+    Ok(())
+}
+
+/// Visits every node of a committed tree without keeping it in memory:
+/// `visit(ptr, node)` for each node, parents before children.
+pub fn walk_nodes(
+    store: &mut Store,
+    root: &BlockPtr,
+    kind: TreeKind,
+    visit: &mut dyn FnMut(&BlockPtr, &EncodedNode) -> Result<WalkStep>,
+) -> Result<()> {
+    let bytes = store.read_block(root)?;
+    let node = EncodedNode::decode(&bytes, kind, root.level)
+        .map_err(|e| Error::corrupt(format!("{e} (block {})", root.addr.0)))?;
+    if visit(root, &node)? == WalkStep::Skip {
+        return Ok(());
+    }
+    if let NodeBody::Internal(children) = &node.body {
+        for (_, child) in children {
+            walk_nodes(store, child, kind, visit)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkStep {
+    Descend,
+    Skip,
+}
