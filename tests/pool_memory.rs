@@ -1,8 +1,8 @@
 //! Pool behaviour on an in-memory device: format, write, snapshot, destroy, reopen.
 
 use snapfs::device::{MemoryDevice, OpenMode};
-use snapfs::fs::{Inode, Timespec, ROOT_INO};
-use snapfs::pool::{format_pool, FormatOptions, Pool, LIVE_TREE_ID};
+use snapfs::fs::{Inode, ROOT_INO, Timespec};
+use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
 
 fn options(history_seconds: u64) -> FormatOptions {
     let mut o = FormatOptions::default();
@@ -47,7 +47,9 @@ fn write_snapshot_destroy_reopen() {
     write_file(&mut pool, "a", &b);
     pool.commit().unwrap();
     let mut pool = reopen(pool);
-    if std::env::var("DUMP").is_ok() { eprintln!("{}", snapfs::dump::dump_pool(&mut pool, true).unwrap()); }
+    if std::env::var("DUMP").is_ok() {
+        eprintln!("{}", snapfs::dump::dump_pool(&mut pool, true).unwrap());
+    }
     assert_eq!(read_file(&mut pool, None, "a"), b);
     assert_eq!(read_file(&mut pool, Some("one"), "a"), a);
     snapfs::check::check_pool(&mut pool).unwrap().into_result().unwrap();

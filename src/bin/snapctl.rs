@@ -3,12 +3,15 @@
 
 use clap::{Parser, Subcommand};
 use snapfs::check::check_pool;
-use snapfs::cli::{format_duration, format_time, format_time_ns, json_string, open_pool, parse_duration, print_io_stats, report, snapshot_name, PathSpec};
+use snapfs::cli::{
+    PathSpec, format_duration, format_time, format_time_ns, json_string, open_pool, parse_duration, print_io_stats,
+    report, snapshot_name,
+};
 use snapfs::device::OpenMode;
-use snapfs::error::{human_bytes, Error, Result};
+use snapfs::error::{Error, Result, human_bytes};
 use snapfs::fs::FileType;
 use snapfs::ops;
-use snapfs::pool::{guid_hex, Pool, LIVE_TREE_ID};
+use snapfs::pool::{LIVE_TREE_ID, Pool, guid_hex};
 use std::io::Write;
 use std::path::Path;
 
@@ -131,7 +134,9 @@ fn open(device: &str, mode: OpenMode) -> Result<Pool> {
 
 fn stdout_write(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::io("cannot write to standard output", e))
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("cannot write to standard output", e))
 }
 
 fn run(command: Command) -> Result<()> {
@@ -163,12 +168,19 @@ fn run(command: Command) -> Result<()> {
                 let mut stdin = std::io::stdin().lock();
                 ops::put(&mut pool, LIVE_TREE_ID, ops::PutSource { reader: &mut stdin, metadata: None }, &path, offset)?
             } else {
-                let mut file = std::fs::File::open(&source).map_err(|e| Error::io(format!("cannot open {source}"), e))?;
+                let mut file =
+                    std::fs::File::open(&source).map_err(|e| Error::io(format!("cannot open {source}"), e))?;
                 let metadata = file.metadata().map_err(|e| Error::io(format!("cannot stat {source}"), e))?;
                 if !metadata.is_file() {
                     return Err(Error::invalid(format!("{source} is not a regular file; use sync for directories")));
                 }
-                ops::put(&mut pool, LIVE_TREE_ID, ops::PutSource { reader: &mut file, metadata: Some(metadata) }, &path, offset)?
+                ops::put(
+                    &mut pool,
+                    LIVE_TREE_ID,
+                    ops::PutSource { reader: &mut file, metadata: Some(metadata) },
+                    &path,
+                    offset,
+                )?
             };
             eprintln!("{PROGRAM}: wrote {} to {path}", human_bytes(written));
             print_io_stats(PROGRAM, &pool);
@@ -315,7 +327,7 @@ fn run(command: Command) -> Result<()> {
             if prune {
                 pool.prune_history()?;
             }
-            let summary = pool.commit()?;
+            let summary = if mode == OpenMode::Write { pool.commit()? } else { Default::default() };
             if summary.freed_bytes > 0 {
                 eprintln!("{PROGRAM}: released {}", human_bytes(summary.freed_bytes));
             }
@@ -416,15 +428,26 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
     line("device:", format!("{device} (pool {})", guid_hex(&pool.label.pool_guid)));
     line("format:", format!("version {}", pool.label.version));
     line("size:", format!("{} ({} for data)", human_bytes(pool.label.device_bytes), human_bytes(data_bytes)));
-    line("used:", format!("{} ({:.1}%)", human_bytes(pool.used_bytes()), 100.0 * pool.used_bytes() as f64 / data_bytes as f64));
+    line(
+        "used:",
+        format!("{} ({:.1}%)", human_bytes(pool.used_bytes()), 100.0 * pool.used_bytes() as f64 / data_bytes as f64),
+    );
     line("free:", human_bytes(pool.free_bytes()));
     line(
         "live tree:",
-        format!("{} files, {} of data stored in {} (compression {ratio:.2}x)", usage.files, human_bytes(usage.logical_bytes), human_bytes(usage.stored_bytes)),
+        format!(
+            "{} files, {} of data stored in {} (compression {ratio:.2}x)",
+            usage.files,
+            human_bytes(usage.logical_bytes),
+            human_bytes(usage.stored_bytes)
+        ),
     );
     line(
         "snapshots:",
-        format!("{snapshots}; snapshots and history hold {} the live tree no longer uses", human_bytes(pool.root.dead_bytes)),
+        format!(
+            "{snapshots}; snapshots and history hold {} the live tree no longer uses",
+            human_bytes(pool.root.dead_bytes)
+        ),
     );
     line("last commit:", format!("txg {} at {}", pool.txg().0, format_time_ns(pool.commit.time_ns)));
     line(
@@ -438,7 +461,10 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
             human_bytes(history_bytes)
         ),
     );
-    line("compression:", if config.compression_level == 0 { "none".into() } else { format!("zstd:{}", config.compression_level) });
+    line(
+        "compression:",
+        if config.compression_level == 0 { "none".into() } else { format!("zstd:{}", config.compression_level) },
+    );
     stdout_write(&text)
 }
 
@@ -448,7 +474,9 @@ fn history(pool: &mut Pool, json: bool) -> Result<()> {
     let text = if json {
         let items: Vec<String> = commits
             .iter()
-            .map(|(t, time)| format!("{{\"txg\":{},\"time\":{},\"time_unix_ns\":{time}}}", t.0, json_string(&format_time_ns(*time))))
+            .map(|(t, time)| {
+                format!("{{\"txg\":{},\"time\":{},\"time_unix_ns\":{time}}}", t.0, json_string(&format_time_ns(*time)))
+            })
             .collect();
         format!("{{\"keep_seconds\":{seconds},\"commits\":[{}]}}\n", items.join(","))
     } else {

@@ -2,10 +2,10 @@
 
 use clap::Parser;
 use snapfs::cli::{format_duration, parse_duration, report};
-use snapfs::device::{open_file_device, OpenMode};
-use snapfs::error::{human_bytes, Error, Result};
+use snapfs::device::{OpenMode, open_file_device};
+use snapfs::error::{Error, Result, human_bytes};
 use snapfs::format::pool_root::PoolConfig;
-use snapfs::pool::{format_pool, guid_hex, FormatOptions};
+use snapfs::pool::{FormatOptions, format_pool, guid_hex};
 
 const PROGRAM: &str = "snapfmt";
 

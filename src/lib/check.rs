@@ -7,19 +7,20 @@
 //! - per file tree T, the dead index holds exactly the blocks reachable from T's
 //!   checkpoints (snapshots, retained commits) and not from T's head, and each entry is
 //!   still visible in some checkpoint.
+//!
 //! Then each tree of heads and snapshots is checked as a file system: link counts,
 //! directory entries, back references, record sizes.
 
-use crate::alloc::space_log::SpaceLogBlock;
 use crate::alloc::ExtentSet;
+use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BlockKind, BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO};
-use crate::fs::record::{Record, RECORD_BYTES};
+use crate::fs::record::{RECORD_BYTES, Record};
 use crate::pool::Pool;
-use crate::tree::{walk_nodes, WalkStep};
+use crate::tree::{WalkStep, walk_nodes};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Clone, Debug, Default)]
@@ -315,9 +316,8 @@ fn check_space(pool: &mut Pool, c: &mut Checker) {
     let accounted = used.blocks() + alloc.free.blocks();
     if accounted != alloc.usable_blocks() {
         let leaked = alloc.usable_blocks() as i64 - accounted as i64;
-        let what = format!(
-            "{leaked} blocks are allocated but referenced by nothing (leak), or the space map double counts"
-        );
+        let what =
+            format!("{leaked} blocks are allocated but referenced by nothing (leak), or the space map double counts");
         c.problem(what);
     }
 }
@@ -381,11 +381,8 @@ fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>,
     }
     for (&ino, inode) in &inodes {
         let names = links.get(&ino).copied().unwrap_or(0);
-        let expected = if inode.file_type() == FileType::Directory {
-            2 + subdirs.get(&ino).copied().unwrap_or(0)
-        } else {
-            names
-        };
+        let expected =
+            if inode.file_type() == FileType::Directory { 2 + subdirs.get(&ino).copied().unwrap_or(0) } else { names };
         if inode.nlink != expected {
             c.problem(format!("tree {tree} {name}: inode {ino} has nlink {} but {expected} links", inode.nlink));
         }
@@ -395,7 +392,10 @@ fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>,
     }
     for (parent, entry_name, child) in &dirents {
         if !inodes.contains_key(child) {
-            c.problem(format!("tree {tree} {name}: entry {:?} in {parent} names missing inode {child}", String::from_utf8_lossy(entry_name)));
+            c.problem(format!(
+                "tree {tree} {name}: entry {:?} in {parent} names missing inode {child}",
+                String::from_utf8_lossy(entry_name)
+            ));
         }
     }
     if dirents != backrefs {

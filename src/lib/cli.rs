@@ -6,9 +6,9 @@
 //!   4 device in use; 5 device full; 6 corruption found; 7 refused (not snapfs, newer
 //!   format, would overwrite data).
 
-use crate::device::{open_file_device, OpenMode};
+use crate::device::{OpenMode, open_file_device};
 use crate::error::{Error, Result};
-use crate::pool::{Pool, LIVE_TREE_ID};
+use crate::pool::{LIVE_TREE_ID, Pool};
 
 /// Opens the pool on DEVICE for reading or writing, and prints what the operator should
 /// know about how it was opened.

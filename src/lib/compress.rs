@@ -1,8 +1,14 @@
 //! The only caller of zstd. A block is stored compressed only when that saves at least
 //! one whole 4 KiB block on the device.
 
-use crate::block::{blocks_for, Compression, LOGICAL_BYTES_MAX};
+use crate::block::{Compression, LOGICAL_BYTES_MAX, blocks_for};
 use crate::error::{Error, Result};
+
+thread_local! {
+    /// One zstd context per thread: creating one per block costs more than small blocks.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 /// Returns the bytes to store and how they are compressed.
 pub fn compress(logical: &[u8], level: i32) -> (Vec<u8>, Compression) {
@@ -14,10 +20,18 @@ pub fn compress(logical: &[u8], level: i32) -> (Vec<u8>, Compression) {
     if looks_incompressible(logical) {
         return (logical.to_vec(), Compression::None);
     }
-    match zstd::bulk::compress(logical, level) {
-        Ok(packed) if blocks_for(packed.len() as u64) < blocks_for(logical.len() as u64) => {
-            (packed, Compression::Zstd)
+    let packed = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress(logical),
+            None => Err(std::io::Error::other("zstd context")),
+        }
+    });
+    match packed {
+        Ok(packed) if blocks_for(packed.len() as u64) < blocks_for(logical.len() as u64) => (packed, Compression::Zstd),
         _ => (logical.to_vec(), Compression::None),
     }
 }
@@ -74,7 +88,8 @@ mod tests {
 
     #[test]
     fn text_compresses_and_round_trips() {
-        let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog. ".iter().cycle().take(131072).copied().collect();
+        let text: Vec<u8> =
+            b"the quick brown fox jumps over the lazy dog. ".iter().cycle().take(131072).copied().collect();
         let (stored, c) = compress(&text, 3);
         assert_eq!(c, Compression::Zstd);
         assert!(stored.len() < text.len() / 4);

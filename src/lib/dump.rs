@@ -1,13 +1,13 @@
 //! `dump`: prints labels, commit records, the pool root and tree nodes readably, as zdb
 //! does. For people debugging a pool, not for scripts.
 
-use crate::block::{BlockPtr, BLOCK_BYTES};
+use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::error::Result;
 use crate::format::commit::CommitRecord;
-use crate::format::label::{region_start, Label, REGION_BLOCKS, RING_SLOTS};
+use crate::format::label::{Label, REGION_BLOCKS, RING_SLOTS, region_start};
 use crate::format::node::{NodeBody, TreeKind};
-use crate::pool::{guid_hex, Pool};
-use crate::tree::{walk_nodes, WalkStep};
+use crate::pool::{Pool, guid_hex};
+use crate::tree::{WalkStep, walk_nodes};
 use std::fmt::Write;
 
 pub fn describe_ptr(p: &BlockPtr) -> String {
@@ -62,8 +62,14 @@ pub fn dump_labels(pool: &mut Pool, out: &mut String) -> Result<()> {
         }
         commits.sort_by_key(|(_, c)| c.txg);
         for (slot, c) in commits {
-            writeln!(out, "  commit slot {slot:2}: txg={} time_ns={} root={}", c.txg.0, c.time_ns, describe_ptr(&c.root))
-                .expect("write to String");
+            writeln!(
+                out,
+                "  commit slot {slot:2}: txg={} time_ns={} root={}",
+                c.txg.0,
+                c.time_ns,
+                describe_ptr(&c.root)
+            )
+            .expect("write to String");
         }
     }
     Ok(())
@@ -101,7 +107,11 @@ pub fn dump_tree(pool: &mut Pool, kind: TreeKind, root: &BlockPtr, out: &mut Str
         match &node.body {
             NodeBody::Leaf(entries) => {
                 for (k, v) in entries {
-                    let shown = if v.len() > 48 { format!("{}… ({} bytes)", printable(&v[..48]), v.len()) } else { printable(v) };
+                    let shown = if v.len() > 48 {
+                        format!("{}… ({} bytes)", printable(&v[..48]), v.len())
+                    } else {
+                        printable(v)
+                    };
                     let _ = writeln!(out, "{indent}  {} = {}", printable(k), shown);
                 }
             }

@@ -56,9 +56,7 @@ impl Error {
     /// A line that tells the operator what to do next, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Corrupt { .. } => {
-                Some("run `snapctl check DEVICE` to see the extent of the damage".into())
-            }
+            Error::Corrupt { .. } => Some("run `snapctl check DEVICE` to see the extent of the damage".into()),
             Error::NotSnapfs { .. } => Some("format it first with `snapfmt DEVICE`".into()),
             Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
             Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),

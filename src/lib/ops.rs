@@ -6,13 +6,14 @@ use crate::cli::PathSpec;
 use crate::error::{Error, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
-use crate::fs::export::{export_root, ExportStats, Exporter};
+use crate::fs::export::{ExportStats, Exporter, export_root};
 use crate::fs::inode::{ItemKind, S_IFDIR, S_IFREG};
-use crate::fs::record::{Record, RECORD_BYTES};
-use crate::fs::sync::{read_full, SyncStats, Syncer};
-use crate::fs::{DirEntry, FileType, FsTree, Inode, Timespec, ROOT_INO};
-use crate::pool::{now_ns, CommitSummary, Pool};
-use crate::tree::{walk_nodes, WalkStep};
+use crate::fs::pipeline::Pipeline;
+use crate::fs::record::{RECORD_BYTES, Record};
+use crate::fs::sync::{SyncStats, Syncer, drain, read_full, stream_records};
+use crate::fs::{DirEntry, FileType, FsTree, Inode, ROOT_INO, Timespec};
+use crate::pool::{CommitSummary, Pool, now_ns};
+use crate::tree::{WalkStep, walk_nodes};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -50,7 +51,10 @@ fn mkdir_p(fs: &mut FsTree, path: &str) -> Result<u64> {
         ino = match fs.lookup(ino, part)? {
             Some(e) if e.file_type == FileType::Directory => e.ino,
             Some(_) => {
-                return Err(Error::invalid(format!("{:?} exists and is not a directory", String::from_utf8_lossy(part))))
+                return Err(Error::invalid(format!(
+                    "{:?} exists and is not a directory",
+                    String::from_utf8_lossy(part)
+                )));
             }
             None => {
                 let mut inode = Inode::new(S_IFDIR | 0o755, now);
@@ -90,7 +94,13 @@ pub struct PutSource<'a> {
 
 /// Writes a file into the tree: whole (replacing any content), or at `offset` without
 /// truncating, as `dd conv=notrunc` does.
-pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Option<u64>) -> Result<(u64, CommitSummary)> {
+pub fn put(
+    pool: &mut Pool,
+    tree: u64,
+    source: PutSource,
+    path: &str,
+    offset: Option<u64>,
+) -> Result<(u64, CommitSummary)> {
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
     let now = Timespec::from_ns(now_ns());
@@ -110,24 +120,9 @@ pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Op
     let mut written = 0u64;
     match offset {
         None => {
-            let mut index = 0;
-            loop {
-                let n = read_full(source.reader, &mut buf).map_err(|e| Error::io("cannot read the input", e))?;
-                if n == 0 {
-                    break;
-                }
-                fs.write_record(ino, index, &buf[..n])?;
-                written += n as u64;
-                index += 1;
-                if n < buf.len() {
-                    break;
-                }
-            }
-            for (i, _) in fs.records(ino)? {
-                if i >= index {
-                    fs.punch_record(ino, i)?;
-                }
-            }
+            let mut pipeline = Pipeline::new(fs.store().compression_level);
+            written = stream_records(&mut fs, &mut pipeline, ino, source.reader)?;
+            drain(&mut fs, &mut pipeline, 0)?;
             let mut inode = fs.inode(ino)?;
             inode.size = written;
             fs.put_inode(ino, &inode)?;
@@ -301,10 +296,8 @@ pub fn tree_usage(pool: &mut Pool, tree: u64) -> Result<TreeUsage> {
                         usage.logical_bytes += r.logical_bytes();
                         usage.stored_bytes += r.ptr.allocated_blocks() * BLOCK_BYTES;
                     }
-                    Some(&x) if x == ItemKind::Inode as u8 => {
-                        if Inode::decode(v)?.file_type() == FileType::Regular {
-                            usage.files += 1;
-                        }
+                    Some(&x) if x == ItemKind::Inode as u8 && Inode::decode(v)?.file_type() == FileType::Regular => {
+                        usage.files += 1;
                     }
                     _ => {}
                 }

@@ -2,9 +2,9 @@
 //! checksum), write a new block (compressed, checksummed, allocated), and the record of
 //! what the running transaction killed.
 
-use crate::alloc::allocator::AllocKind;
 use crate::alloc::Allocator;
-use crate::block::{BlockAddr, BlockKind, BlockPtr, Compression, Txg, BLOCK_BYTES, LOGICAL_BYTES_MAX};
+use crate::alloc::allocator::AllocKind;
+use crate::block::{BLOCK_BYTES, BlockAddr, BlockKind, BlockPtr, Compression, LOGICAL_BYTES_MAX, Txg};
 use crate::checksum::blake3;
 use crate::compress;
 use crate::device::Device;
@@ -108,6 +108,22 @@ impl Store {
         compression: Compression,
         alloc_kind: AllocKind,
     ) -> Result<BlockPtr> {
+        let checksum = blake3(&stored);
+        self.write_prepared(kind, level, logical_bytes, stored, compression, checksum, alloc_kind)
+    }
+
+    /// Writes bytes whose compression and checksum the caller already computed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_prepared(
+        &mut self,
+        kind: BlockKind,
+        level: u8,
+        logical_bytes: usize,
+        stored: Vec<u8>,
+        compression: Compression,
+        checksum: crate::block::Checksum,
+        alloc_kind: AllocKind,
+    ) -> Result<BlockPtr> {
         assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
         assert!(!stored.is_empty());
         let blocks = crate::block::blocks_for(stored.len() as u64);
@@ -121,7 +137,7 @@ impl Store {
             kind,
             compression,
             level,
-            checksum: blake3(&stored),
+            checksum,
         };
         self.buffered_write(addr * BLOCK_BYTES, stored, blocks)?;
         Ok(ptr)
@@ -184,4 +200,3 @@ fn locate(e: Error, ptr: &BlockPtr) -> Error {
         other => other,
     }
 }
-

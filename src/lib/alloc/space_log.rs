@@ -85,11 +85,8 @@ mod tests {
 
     #[test]
     fn space_log_round_trip() {
-        let block = SpaceLogBlock {
-            txg: Txg(3),
-            prev: None,
-            entries: vec![(100, 4, SpaceOp::Alloc), (200, 1, SpaceOp::Free)],
-        };
+        let block =
+            SpaceLogBlock { txg: Txg(3), prev: None, entries: vec![(100, 4, SpaceOp::Alloc), (200, 1, SpaceOp::Free)] };
         assert_eq!(SpaceLogBlock::decode(&block.encode()).unwrap(), block);
     }
 }

@@ -27,6 +27,7 @@ pub struct FileDevice {
 }
 
 nix::ioctl_read!(block_device_size, 0x12, 114, u64);
+nix::ioctl_read_bad!(block_device_read_only, 0x125e, libc::c_int);
 
 pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
@@ -36,9 +37,7 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
     let file_type = metadata.file_type();
     let is_block = file_type.is_block_device();
     if !is_block && !file_type.is_file() {
-        return Err(Error::invalid(format!(
-            "{path} is not a regular file or a block device"
-        )));
+        return Err(Error::invalid(format!("{path} is not a regular file or a block device")));
     }
     let mut options = OpenOptions::new();
     options.read(true);
@@ -49,18 +48,27 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         }
     }
     let file = options.open(path).map_err(|e| match e.raw_os_error() {
-        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => {
-            Error::Refused {
-                what: format!("{path} cannot be opened for writing: {e}"),
-                hint: "check that the device is not read-only (blockdev --getro) and that you may write it".into(),
-            }
-        }
+        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => Error::Refused {
+            what: format!("{path} cannot be opened for writing: {e}"),
+            hint: "check that the device is not read-only (blockdev --getro) and that you may write it".into(),
+        },
         Some(libc::EBUSY) => Error::InUse {
             device: path.to_string(),
             holder: "the kernel or another program (mounted, or opened exclusively)".into(),
         },
         _ => Error::io(format!("cannot open {path}"), e),
     })?;
+    if is_block && mode == OpenMode::Write {
+        let mut read_only: libc::c_int = 0;
+        // SAFETY: BLKROGET writes one int through the pointer we pass.
+        let known = unsafe { block_device_read_only(file.as_raw_fd(), &mut read_only) }.is_ok();
+        if known && read_only != 0 {
+            return Err(Error::Refused {
+                what: format!("{path} cannot be opened for writing: the block device is read-only"),
+                hint: "make it writable (blockdev --setrw) or use a writable device".into(),
+            });
+        }
+    }
     lock(&file, path, mode)?;
     let len = if is_block {
         let mut size = 0u64;
@@ -105,16 +113,16 @@ fn lock(file: &File, path: &str, mode: OpenMode) -> Result<()> {
 
 impl Device for FileDevice {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e)
-        })
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
         self.write_calls += 1;
         self.written_bytes += buf.len() as u64;
-        self.file.write_all_at(buf, offset).map_err(|e| {
-            Error::io(format!("write of {} bytes at offset {offset} of {}", buf.len(), self.name), e)
-        })
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| Error::io(format!("write of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
     }
     fn flush(&mut self) -> Result<()> {
         self.flushes += 1;

@@ -4,7 +4,7 @@
 mod file;
 mod memory;
 
-pub use file::{open_file_device, FileDevice, OpenMode};
+pub use file::{FileDevice, OpenMode, open_file_device};
 pub use memory::MemoryDevice;
 
 use crate::error::Result;
@@ -18,6 +18,9 @@ pub trait Device: Send {
     fn flush(&mut self) -> Result<()>;
     /// Size in bytes.
     fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// A name for messages: the path, or "memory".
     fn name(&self) -> &str;
     /// Bytes written since the device was opened (for `SNAPFS_IO_STATS` and tests).

@@ -104,10 +104,7 @@ impl<'a> Reader<'a> {
     pub fn zeros(&mut self, count: usize) -> Result<()> {
         let offset = self.offset;
         if self.take(count)?.iter().any(|&b| b != 0) {
-            return Err(Error::corrupt(format!(
-                "{}: reserved bytes at offset {offset} are not zero",
-                self.what
-            )));
+            return Err(Error::corrupt(format!("{}: reserved bytes at offset {offset} are not zero", self.what)));
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! newest record therefore falls back to the one before, whose blocks are intact because
 //! no block freed by a transaction is reused before that transaction's record is durable.
 
-use crate::block::{BlockPtr, Txg, BLOCK_BYTES};
+use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::checksum::blake3;
 use crate::error::{Error, Result};
 use crate::format::codec::{Reader, Writer};

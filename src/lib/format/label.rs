@@ -79,9 +79,7 @@ impl Label {
         let version = r.u32()?;
         if version > FORMAT_VERSION {
             return Err(Error::Unsupported {
-                what: format!(
-                    "the pool's format version {version} is newer than this binary's {FORMAT_VERSION}"
-                ),
+                what: format!("the pool's format version {version} is newer than this binary's {FORMAT_VERSION}"),
             });
         }
         if version == 0 {

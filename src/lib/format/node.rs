@@ -145,13 +145,10 @@ impl EncodedNode {
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
                 let k = r.bytes16()?.to_vec();
-                let p = BlockPtr::decode(&mut r)?
-                    .ok_or_else(|| Error::corrupt("internal tree node with a null child"))?;
+                let p =
+                    BlockPtr::decode(&mut r)?.ok_or_else(|| Error::corrupt("internal tree node with a null child"))?;
                 if p.level + 1 != level {
-                    return Err(Error::corrupt(format!(
-                        "level-{level} node points to a level-{} child",
-                        p.level
-                    )));
+                    return Err(Error::corrupt(format!("level-{level} node points to a level-{} child", p.level)));
                 }
                 entries.push((k, p));
             }

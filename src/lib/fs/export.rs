@@ -28,7 +28,8 @@ fn io_error(path: &Path, what: &str, e: io::Error) -> Error {
 }
 
 fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::invalid(format!("{} contains a NUL byte", path.display())))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("{} contains a NUL byte", path.display())))
 }
 
 pub struct Exporter<'f, 'a> {
@@ -169,7 +170,13 @@ impl<'f, 'a> Exporter<'f, 'a> {
                     .map_err(|_| Error::corrupt("extended attribute name contains a NUL byte"))?;
                 // SAFETY: both buffers are valid for the lengths passed.
                 let rc = unsafe {
-                    libc::lsetxattr(cpath.as_ptr(), cname.as_ptr(), value.as_ptr() as *const libc::c_void, value.len(), 0)
+                    libc::lsetxattr(
+                        cpath.as_ptr(),
+                        cname.as_ptr(),
+                        value.as_ptr() as *const libc::c_void,
+                        value.len(),
+                        0,
+                    )
                 };
                 if rc != 0 {
                     return Err(io_error(path, "set an extended attribute of", io::Error::last_os_error()));

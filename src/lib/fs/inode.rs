@@ -144,18 +144,7 @@ impl Inode {
         if r.remaining() != 0 {
             return Err(Error::corrupt("inode has trailing bytes"));
         }
-        Ok(Inode {
-            mode,
-            uid,
-            gid,
-            nlink,
-            size,
-            rdev,
-            atime: times[0],
-            mtime: times[1],
-            ctime: times[2],
-            generation,
-        })
+        Ok(Inode { mode, uid, gid, nlink, size, rdev, atime: times[0], mtime: times[1], ctime: times[2], generation })
     }
 }
 

@@ -8,7 +8,7 @@ pub mod record;
 pub mod sync;
 mod tree_ops;
 
-pub use inode::{FileType, Inode, Timespec, ROOT_INO};
+pub use inode::{FileType, Inode, ROOT_INO, Timespec};
 pub use tree_ops::DirEntry;
 
 use crate::store::Store;
@@ -29,3 +29,4 @@ impl<'a> FsTree<'a> {
         self.store
     }
 }
+pub mod pipeline;

@@ -50,7 +50,10 @@ impl<'a> FsTree<'a> {
         for part in dirs {
             let entry = self.lookup(ino, part)?.ok_or_else(|| Error::not_found(format!("path {path:?}")))?;
             if entry.file_type != FileType::Directory {
-                return Err(Error::invalid(format!("{:?} in path {path:?} is not a directory", String::from_utf8_lossy(part))));
+                return Err(Error::invalid(format!(
+                    "{:?} in path {path:?} is not a directory",
+                    String::from_utf8_lossy(part)
+                )));
             }
             ino = entry.ino;
         }

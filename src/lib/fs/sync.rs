@@ -7,6 +7,7 @@
 //! change in a large file rewrites one record.
 
 use super::inode::{Inode, Timespec};
+use super::pipeline::{IN_FLIGHT_MAX, Job, Pipeline};
 use super::record::RECORD_BYTES;
 use super::{FileType, FsTree};
 use crate::error::{Error, Result};
@@ -36,6 +37,7 @@ pub struct Syncer<'f, 'a> {
     links: HashMap<(u64, u64), u64>,
     /// Tree inodes already matched to a source file in this sync.
     claimed: HashMap<u64, (u64, u64)>,
+    pipeline: Pipeline,
     pub stats: SyncStats,
 }
 
@@ -45,7 +47,14 @@ fn io_error(path: &Path, what: &str, e: io::Error) -> Error {
 
 impl<'f, 'a> Syncer<'f, 'a> {
     pub fn new(fs: &'f mut FsTree<'a>) -> Syncer<'f, 'a> {
-        Syncer { fs, links: HashMap::new(), claimed: HashMap::new(), stats: SyncStats::default() }
+        let level = fs.store.compression_level;
+        Syncer {
+            fs,
+            links: HashMap::new(),
+            claimed: HashMap::new(),
+            pipeline: Pipeline::new(level),
+            stats: SyncStats::default(),
+        }
     }
 
     /// Mirrors the host directory `source` into tree directory `dir`.
@@ -55,7 +64,15 @@ impl<'f, 'a> Syncer<'f, 'a> {
             return Err(Error::invalid(format!("{} is not a directory", source.display())));
         }
         self.sync_children(source, dir, 0)?;
+        drain(self.fs, &mut self.pipeline, 0)?;
         self.apply_metadata(dir, source, &meta)
+    }
+
+    /// Removes a tree entry; records still in the pipeline are applied first, so that
+    /// none lands on an inode that is gone.
+    fn remove(&mut self, dir: u64, name: &[u8]) -> Result<()> {
+        drain(self.fs, &mut self.pipeline, 0)?;
+        self.fs.remove_recursive(dir, name)
     }
 
     fn sync_children(&mut self, source: &Path, dir: u64, depth: usize) -> Result<()> {
@@ -70,7 +87,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
         names.sort();
         for entry in self.fs.readdir(dir)? {
             if names.binary_search(&entry.name).is_err() {
-                self.fs.remove_recursive(dir, &entry.name)?;
+                self.remove(dir, &entry.name)?;
                 self.stats.entries_removed += 1;
             }
         }
@@ -91,7 +108,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
         let mut existing = self.fs.lookup(dir, name)?;
         if let Some(e) = &existing {
             if e.file_type != wanted || (wanted == FileType::Regular && !self.may_reuse(e.ino, meta)?) {
-                self.fs.remove_recursive(dir, name)?;
+                self.remove(dir, name)?;
                 self.stats.entries_removed += 1;
                 existing = None;
             }
@@ -101,7 +118,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
             if let Some(&ino) = self.links.get(&source_key) {
                 if existing.as_ref().map(|e| e.ino) != Some(ino) {
                     if existing.is_some() {
-                        self.fs.remove_recursive(dir, name)?;
+                        self.remove(dir, name)?;
                     }
                     self.fs.link(ino, dir, name)?;
                     self.stats.entries_created += 1;
@@ -165,26 +182,10 @@ impl<'f, 'a> Syncer<'f, 'a> {
             return Ok(());
         }
         let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
-        let mut buf = vec![0u8; RECORD_BYTES as usize];
-        let mut index = 0u64;
-        let mut size = 0u64;
-        loop {
-            let n = read_full(&mut file, &mut buf).map_err(|e| io_error(path, "read", e))?;
-            if n == 0 {
-                break;
-            }
-            self.fs.write_record(ino, index, &buf[..n])?;
-            size += n as u64;
-            index += 1;
-            if n < buf.len() {
-                break;
-            }
-        }
-        for (i, _) in self.fs.records(ino)? {
-            if i >= index {
-                self.fs.punch_record(ino, i)?;
-            }
-        }
+        let size = stream_records(self.fs, &mut self.pipeline, ino, &mut file).map_err(|e| match e {
+            Error::Io { source, .. } => io_error(path, "read", source),
+            other => other,
+        })?;
         let mut inode = self.fs.inode(ino)?;
         inode.size = size;
         self.fs.put_inode(ino, &inode)?;
@@ -236,6 +237,50 @@ impl<'f, 'a> Syncer<'f, 'a> {
     }
 }
 
+/// Reads `reader` to its end as the records of `ino`, handing them to the pipeline;
+/// drops records past the new end. Returns the size read. Records may still be in the
+/// pipeline when it returns: `drain` applies them.
+pub fn stream_records(
+    fs: &mut FsTree,
+    pipeline: &mut Pipeline,
+    ino: u64,
+    reader: &mut (impl Read + ?Sized),
+) -> Result<u64> {
+    let mut index = 0u64;
+    let mut size = 0u64;
+    loop {
+        let mut buf = vec![0u8; RECORD_BYTES as usize];
+        let n = read_full(reader, &mut buf).map_err(|e| Error::io("cannot read the input", e))?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        drain(fs, pipeline, IN_FLIGHT_MAX - 1)?;
+        pipeline.submit(Job { ino, index, data: buf });
+        size += n as u64;
+        index += 1;
+        if (n as u64) < RECORD_BYTES {
+            break;
+        }
+    }
+    for (i, _) in fs.records(ino)? {
+        if i >= index {
+            fs.punch_record(ino, i)?;
+        }
+    }
+    Ok(size)
+}
+
+/// Applies finished records until at most `keep` are in flight.
+pub fn drain(fs: &mut FsTree, pipeline: &mut Pipeline, keep: usize) -> Result<()> {
+    while pipeline.in_flight() > keep {
+        if let Some(done) = pipeline.wait_one() {
+            fs.apply_prepared(done)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads until the buffer is full or the file ends.
 pub fn read_full(reader: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -251,7 +296,8 @@ pub fn read_full(reader: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Resul
 }
 
 fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::invalid(format!("{} contains a NUL byte", path.display())))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("{} contains a NUL byte", path.display())))
 }
 
 /// Extended attributes of a file (not following symlinks), sorted by name.
@@ -297,4 +343,3 @@ pub fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     out.sort();
     Ok(out)
 }
-

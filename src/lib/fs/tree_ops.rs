@@ -1,8 +1,8 @@
 //! Inode, directory, link, xattr and record operations on a file tree.
 
-use super::inode::{backref_key, key, FileType, Inode, ItemKind, Timespec, META_INO, ROOT_INO, S_IFDIR};
-use super::record::{fingerprint, Record, RECORD_BYTES};
 use super::FsTree;
+use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, S_IFDIR, Timespec, backref_key, key};
+use super::record::{RECORD_BYTES, Record, fingerprint};
 use crate::block::BlockKind;
 use crate::error::{Error, Result};
 use crate::format::codec::{Reader, Writer};
@@ -40,7 +40,13 @@ fn decode_dirent(name: &[u8], value: &[u8]) -> Result<DirEntry> {
 }
 
 pub fn check_name(name: &[u8]) -> Result<()> {
-    if name.is_empty() || name.len() > NAME_BYTES_MAX || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+    if name.is_empty()
+        || name.len() > NAME_BYTES_MAX
+        || name == b"."
+        || name == b".."
+        || name.contains(&b'/')
+        || name.contains(&0)
+    {
         return Err(Error::invalid(format!(
             "bad file name {:?}: 1 to {NAME_BYTES_MAX} bytes, no '/' or NUL, not '.' or '..'",
             String::from_utf8_lossy(name)
@@ -181,10 +187,7 @@ impl<'a> FsTree<'a> {
         let mut inode = self.inode(entry.ino)?;
         if inode.file_type() == FileType::Directory {
             if !self.readdir(entry.ino)?.is_empty() {
-                return Err(Error::invalid(format!(
-                    "directory {:?} is not empty",
-                    String::from_utf8_lossy(name)
-                )));
+                return Err(Error::invalid(format!("directory {:?} is not empty", String::from_utf8_lossy(name))));
             }
             let mut p = self.inode(parent)?;
             p.nlink = p.nlink.saturating_sub(1);
@@ -194,11 +197,7 @@ impl<'a> FsTree<'a> {
             inode.nlink = inode.nlink.saturating_sub(1);
         }
         self.remove_entry(parent, name, entry.ino)?;
-        if inode.nlink == 0 {
-            self.destroy_inode(entry.ino)
-        } else {
-            self.put_inode(entry.ino, &inode)
-        }
+        if inode.nlink == 0 { self.destroy_inode(entry.ino) } else { self.put_inode(entry.ino, &inode) }
     }
 
     /// Removes a name and, for a directory, everything below it.
@@ -355,9 +354,8 @@ impl<'a> FsTree<'a> {
         let prefix = key(ino, ItemKind::Record, &[]);
         let mut out = Vec::new();
         for (k, v) in self.tree.scan_prefix(self.store, &prefix)? {
-            let index_bytes: [u8; 8] = k[prefix.len()..]
-                .try_into()
-                .map_err(|_| Error::corrupt("record key of the wrong length"))?;
+            let index_bytes: [u8; 8] =
+                k[prefix.len()..].try_into().map_err(|_| Error::corrupt("record key of the wrong length"))?;
             out.push((u64::from_be_bytes(index_bytes), Record::decode(&v)?));
         }
         Ok(out)
@@ -388,6 +386,40 @@ impl<'a> FsTree<'a> {
         let ptr = self.store.write_block(BlockKind::FileData, 0, data)?;
         let record = Record { ptr, hash: print.hash, pieces: print.pieces };
         self.tree.insert(self.store, &k, &record.encode())?;
+        Ok(())
+    }
+
+    /// Applies a record prepared on a worker thread: kept if unchanged, a hole if zero.
+    pub fn apply_prepared(&mut self, p: super::pipeline::Prepared) -> Result<()> {
+        self.must_write();
+        let k = key(p.ino, ItemKind::Record, &p.index.to_be_bytes());
+        let old = self.record(p.ino, p.index)?;
+        if let Some(old) = &old {
+            if old.hash == p.fingerprint.hash && old.logical_bytes() == p.logical_bytes as u64 {
+                return Ok(());
+            }
+            self.store.kill(self.tree.owner, &old.ptr)?;
+        }
+        match p.stored {
+            None => {
+                if old.is_some() {
+                    self.tree.remove(self.store, &k)?;
+                }
+            }
+            Some((stored, compression, checksum)) => {
+                let ptr = self.store.write_prepared(
+                    BlockKind::FileData,
+                    0,
+                    p.logical_bytes,
+                    stored,
+                    compression,
+                    checksum,
+                    crate::alloc::allocator::AllocKind::Explicit,
+                )?;
+                let record = Record { ptr, hash: p.fingerprint.hash, pieces: p.fingerprint.pieces };
+                self.tree.insert(self.store, &k, &record.encode())?;
+            }
+        }
         Ok(())
     }
 

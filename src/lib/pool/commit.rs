@@ -10,12 +10,12 @@
 //! transaction wrote went to blocks that commit considers free, and no block it freed
 //! was reused. A torn record fails its checksum and is skipped.
 
-use super::{now_ns, Pool};
-use crate::alloc::space_log::{SpaceLogBlock, SpaceOp, SPACE_LOG_ENTRIES_MAX};
-use crate::block::{BlockKind, Txg, BLOCK_BYTES};
+use super::{Pool, now_ns};
+use crate::alloc::space_log::{SPACE_LOG_ENTRIES_MAX, SpaceLogBlock, SpaceOp};
+use crate::block::{BLOCK_BYTES, BlockKind, Txg};
 use crate::error::{Error, Result};
 use crate::format::commit::CommitRecord;
-use crate::format::label::{region_start, RING_SLOTS};
+use crate::format::label::{RING_SLOTS, region_start};
 use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
 
 #[derive(Clone, Debug, Default)]

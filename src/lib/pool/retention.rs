@@ -10,9 +10,9 @@
 //! is still visible in n. So a release scans one range of the index, not all of it.
 
 use super::Pool;
-use crate::block::{BlockPtr, Txg, BLOCK_BYTES};
+use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::Result;
-use crate::format::tables::{dead_key, decode_dead, encode_ptr, HistoryEntry};
+use crate::format::tables::{HistoryEntry, dead_key, decode_dead, encode_ptr};
 
 impl Pool {
     pub(super) fn dead_insert(&mut self, tree: u64, death: Txg, ptr: &BlockPtr) -> Result<()> {

@@ -14,8 +14,8 @@
 use crate::block::{BlockKind, BlockPtr};
 use crate::error::{Error, Result};
 use crate::format::node::{
-    internal_entry_bytes, leaf_entry_bytes, EncodedNode, NodeBody, TreeKind, KEY_BYTES_MAX, NODE_BYTES_MAX,
-    NODE_HEADER_BYTES, TREE_LEVELS_MAX, VALUE_BYTES_MAX,
+    EncodedNode, KEY_BYTES_MAX, NODE_BYTES_MAX, NODE_HEADER_BYTES, NodeBody, TREE_LEVELS_MAX, TreeKind,
+    VALUE_BYTES_MAX, internal_entry_bytes, leaf_entry_bytes,
 };
 use crate::store::{Owner, Store};
 
@@ -36,6 +36,9 @@ enum Body {
     Leaf(Vec<(Vec<u8>, Vec<u8>)>),
     Internal(Vec<(Vec<u8>, Slot)>),
 }
+
+/// Called with each (key, value) of a scan; returns false to stop.
+pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
 
 pub struct Tree {
     pub kind: TreeKind,
@@ -110,8 +113,7 @@ impl Node {
 
 /// Index of the child of an internal node whose range holds `key`.
 fn child_index(entries: &[(Vec<u8>, Slot)], key: &[u8]) -> usize {
-    let after = entries[1..].partition_point(|(k, _)| k.as_slice() <= key);
-    after
+    entries[1..].partition_point(|(k, _)| k.as_slice() <= key)
 }
 
 impl Tree {
@@ -241,12 +243,7 @@ impl Tree {
     }
 
     /// Calls `visit(key, value)` for keys >= `start` in order until it returns false.
-    pub fn scan(
-        &mut self,
-        store: &mut Store,
-        start: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
+    pub fn scan(&mut self, store: &mut Store, start: &[u8], visit: &mut Visitor) -> Result<()> {
         let kind = self.kind;
         scan_slot(&mut self.root, store, kind, start, visit, 0).map(|_| ())
     }
@@ -322,7 +319,13 @@ fn insert_into(
     }
 }
 
-fn remove_from(node: &mut Node, store: &mut Store, kind: TreeKind, owner: Owner, key: &[u8]) -> Result<Option<Vec<u8>>> {
+fn remove_from(
+    node: &mut Node,
+    store: &mut Store,
+    kind: TreeKind,
+    owner: Owner,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
     match &mut node.body {
         Body::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
             Ok(i) => {
@@ -395,7 +398,7 @@ fn scan_slot(
     store: &mut Store,
     kind: TreeKind,
     start: &[u8],
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    visit: &mut Visitor,
     depth: u8,
 ) -> Result<bool> {
     if depth > TREE_LEVELS_MAX {

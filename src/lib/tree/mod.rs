@@ -2,4 +2,4 @@
 
 pub mod btree;
 
-pub use btree::{walk_nodes, Tree, WalkStep};
+pub use btree::{Tree, WalkStep, walk_nodes};

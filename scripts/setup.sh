@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# setup.sh: installs what snapfs needs on a fresh Debian machine, then builds it.
+# Idempotent and quick when everything is present. Called by demo.sh and test.sh.
+#
+#   apt: python3 (workload generator), e2fsprogs and util-linux (loop-device tests),
+#        btrfs-progs and time (the benchmark beside btrfs)
+#   cargo: the crates in Cargo.lock
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v python3 > /dev/null || need+=(python3)
+command -v mkfs.ext4 > /dev/null || need+=(e2fsprogs)
+command -v losetup > /dev/null || need+=(util-linux)
+command -v mkfs.btrfs > /dev/null || need+=(btrfs-progs)
+[[ -x /usr/bin/time ]] || need+=(time)
+if ((${#need[@]})); then
+    if [[ $(id -u) != 0 ]]; then
+        echo "setup: missing packages ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" > /dev/null
+fi
+
+if ! command -v cargo > /dev/null; then
+    echo "setup: cargo is missing; install Rust with https://rustup.rs" >&2
+    exit 1
+fi
+cargo build --release --quiet --locked

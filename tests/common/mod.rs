@@ -1,0 +1,87 @@
+//! Helpers shared by the integration tests: image files, the binaries, the workload.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+pub fn snapctl() -> Command {
+    Command::cargo_bin("snapctl").expect("snapctl is built")
+}
+
+pub fn snapfmt() -> Command {
+    Command::cargo_bin("snapfmt").expect("snapfmt is built")
+}
+
+/// A sparse image file of `bytes` in `dir`.
+pub fn image(dir: &Path, name: &str, bytes: u64) -> PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).expect("create image");
+    file.set_len(bytes).expect("size image");
+    path
+}
+
+/// A formatted pool of `bytes` with the given snapfmt options.
+pub fn pool(dir: &Path, bytes: u64, options: &[&str]) -> PathBuf {
+    let img = image(dir, "pool.img", bytes);
+    snapfmt().args(options).arg(&img).assert().success();
+    img
+}
+
+pub fn check(img: &Path) {
+    let out = snapctl().arg("check").arg(img).output().expect("run check");
+    assert!(
+        out.status.success(),
+        "check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The shared workload generator, beside the repository.
+pub fn workload() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = std::env::var_os("SHARED_BENCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| here.join("../shared/bench"))
+        .join("workload.sh");
+    assert!(path.exists(), "workload generator not found at {}", path.display());
+    path
+}
+
+pub fn run_workload(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = std::process::Command::new(workload());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run workload.sh");
+    assert!(out.status.success(), "workload.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// content_digest=... meta_digest=... of a directory.
+pub fn digest(dir: &Path) -> String {
+    let out = run_workload(&["digest", dir.to_str().expect("utf-8 path")], &[]);
+    out.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Tests that need root or loop devices skip outside CI, and fail in CI (CI=true).
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} needs root in CI");
+    eprintln!("skipping {test}: needs root");
+    false
+}
