@@ -32,7 +32,9 @@ enum Command {
     /// Make PATH (default: the root) mirror host directory SOURCE, as one transaction.
     #[command(override_usage = "snapctl sync SOURCE [PATH] DEVICE")]
     Sync {
-        #[arg(num_args = 2..=3, required = true, value_names = ["SOURCE", "PATH", "DEVICE"])]
+        /// SOURCE (a host directory), then optionally PATH (a directory of the live tree,
+        /// created if missing; default the root), then DEVICE.
+        #[arg(num_args = 2..=3, required = true, value_name = "ARGS")]
         args: Vec<String>,
     },
     /// Write host file SOURCE ('-' for standard input) to PATH.
@@ -40,12 +42,20 @@ enum Command {
         /// Write at this byte offset without truncating, as dd conv=notrunc does.
         #[arg(long, value_name = "BYTES")]
         offset: Option<u64>,
+        /// Host file to read, or '-' for standard input.
         source: String,
+        /// Where in the live tree; the parent directory must exist.
         path: String,
+        /// Block device or image file.
         device: String,
     },
     /// Print a file of the live tree or of a snapshot (@SNAP:PATH).
-    Cat { path: String, device: String },
+    Cat {
+        /// File in the live tree, or @SNAP:PATH.
+        path: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// List a directory of the live tree or of a snapshot (@SNAP:PATH).
     #[command(override_usage = "snapctl ls [-l] [-R] [PATH] DEVICE")]
     Ls {
@@ -55,7 +65,9 @@ enum Command {
         /// List subdirectories too.
         #[arg(short = 'R')]
         recursive: bool,
-        #[arg(num_args = 1..=2, required = true, value_names = ["PATH", "DEVICE"])]
+        /// Optionally PATH (a directory or file; @SNAP or @SNAP:PATH for a snapshot;
+        /// default the root of the live tree), then DEVICE.
+        #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
         args: Vec<String>,
     },
     /// Create a directory.
@@ -63,7 +75,9 @@ enum Command {
         /// Create missing parents; no error if it exists.
         #[arg(short = 'p')]
         parents: bool,
+        /// Directory to create in the live tree.
         path: String,
+        /// Block device or image file.
         device: String,
     },
     /// Remove a file, symlink or empty directory.
@@ -71,33 +85,67 @@ enum Command {
         /// Remove a directory and everything below it.
         #[arg(short = 'r')]
         recursive: bool,
+        /// What to remove from the live tree.
         path: String,
+        /// Block device or image file.
         device: String,
     },
     /// Rename or move; into DEST if DEST is a directory.
-    Mv { source: String, dest: String, device: String },
+    Mv {
+        /// Path in the live tree to move.
+        source: String,
+        /// New path, or an existing directory to move into.
+        dest: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Write a tree (PATH, @SNAP or @SNAP:PATH) to a new or empty host directory.
-    Export { source: String, dest: String, device: String },
+    Export {
+        /// What to export: a directory of the live tree (/ for all), @SNAP or @SNAP:PATH.
+        source: String,
+        /// Host directory to create, or an empty one.
+        dest: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Take a snapshot of the live tree: O(1), consistent.
-    Snapshot { name: String, device: String },
+    Snapshot {
+        /// Name of the new snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// List snapshots.
     List {
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// Block device or image file.
         device: String,
     },
     /// Destroy a snapshot; the blocks only it kept are freed.
-    Destroy { name: String, device: String },
+    Destroy {
+        /// The snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Size, use, compression, last commit, history.
     Status {
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// Block device or image file.
         device: String,
     },
     /// Verify every checksum and prove the free-space map exact.
     Check {
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// Block device or image file.
         device: String,
     },
     /// Print labels, commit records, the pool root and tree nodes (for debugging).
@@ -105,6 +153,7 @@ enum Command {
         /// Also print the nodes of every file tree.
         #[arg(long)]
         files: bool,
+        /// Block device or image file.
         device: String,
     },
     /// Show the retained commits; change how long they are kept; release them.
@@ -112,11 +161,13 @@ enum Command {
         /// Keep commits this long from now on (e.g. 24h, 0).
         #[arg(long, value_name = "DURATION")]
         keep: Option<String>,
-        /// Release every retained commit but the newest now.
+        /// Release every retained commit now; only this command's commit remains.
         #[arg(long)]
         prune: bool,
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// Block device or image file.
         device: String,
     },
 }
@@ -182,7 +233,7 @@ fn run(command: Command) -> Result<()> {
                     offset,
                 )?
             };
-            eprintln!("{PROGRAM}: wrote {} to {path}", human_bytes(written));
+            println!("{PROGRAM}: wrote {} to {path}", human_bytes(written));
             print_io_stats(PROGRAM, &pool);
             Ok(())
         }
@@ -233,7 +284,7 @@ fn run(command: Command) -> Result<()> {
             let spec = PathSpec::parse(&source)?;
             let mut pool = open(&device, OpenMode::Read)?;
             let stats = ops::export(&mut pool, &spec, Path::new(&dest))?;
-            eprintln!(
+            println!(
                 "{PROGRAM}: exported {} to {dest}: {} files ({}), {} directories, {} symlinks, {} hard links",
                 if source.is_empty() { "the live tree" } else { &source },
                 stats.files,
@@ -329,7 +380,7 @@ fn run(command: Command) -> Result<()> {
             }
             let summary = if mode == OpenMode::Write { pool.commit()? } else { Default::default() };
             if summary.freed_bytes > 0 {
-                eprintln!("{PROGRAM}: released {}", human_bytes(summary.freed_bytes));
+                println!("{PROGRAM}: released {}", human_bytes(summary.freed_bytes));
             }
             history(&mut pool, json)
         }

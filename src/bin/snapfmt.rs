@@ -23,18 +23,18 @@ struct Args {
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     history: String,
     /// Share of the device the history leaves free: below it, the oldest commits go.
-    #[arg(long, value_name = "PERCENT", default_value_t = 10)]
+    #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=90))]
     history_reserve: u8,
-    /// Compression of new blocks: zstd, zstd:LEVEL (1-19) or none.
+    /// Compression of new blocks: zstd (level 3), zstd:LEVEL (1-19), or none.
     #[arg(long, value_name = "ALGORITHM", default_value = "zstd")]
     compress: String,
-    /// The block device or image file to format.
+    /// Block device or image file to format.
     device: String,
 }
 
 fn parse_compression(text: &str) -> Result<u8> {
     match text {
-        "none" | "off" => Ok(0),
+        "none" => Ok(0),
         "zstd" => Ok(3),
         _ => text
             .strip_prefix("zstd:")
@@ -45,9 +45,6 @@ fn parse_compression(text: &str) -> Result<u8> {
 }
 
 fn run(args: &Args) -> Result<()> {
-    if args.history_reserve > 90 {
-        return Err(Error::invalid("--history-reserve must be between 0 and 90"));
-    }
     let config = PoolConfig {
         history_seconds: parse_duration(&args.history)?,
         history_reserve_percent: args.history_reserve,

@@ -161,6 +161,12 @@ impl BlockPtr {
         if compression == Compression::None && stored_bytes != logical_bytes {
             return Err(bad("uncompressed block whose stored and logical sizes differ".into()));
         }
+        if compression != Compression::None && (logical_bytes == 0 || stored_bytes >= logical_bytes) {
+            return Err(bad(format!("compressed block of {stored_bytes} stored and {logical_bytes} logical bytes")));
+        }
+        if level != 0 && kind != BlockKind::TreeNode {
+            return Err(bad(format!("a {} block with level {level}", kind.name())));
+        }
         if birth.0 == 0 {
             return Err(bad("block pointer with birth transaction 0".into()));
         }

@@ -5,8 +5,8 @@
 //! - referenced = implicit (pool root, space log) + metadata tables + file trees;
 //! - referenced and free are disjoint, and together they cover the data area (no leak);
 //! - per file tree T, the dead index holds exactly the blocks reachable from T's
-//!   checkpoints (snapshots, retained commits) and not from T's head, and each entry is
-//!   still visible in some checkpoint.
+//!   checkpoints (snapshots, retained commits) and not from T's head, and each entry's
+//!   [birth, death) range still holds one of those checkpoints.
 //!
 //! Then each tree of heads and snapshots is checked as a file system: link counts,
 //! directory entries, back references, record sizes.
@@ -266,6 +266,11 @@ fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
             c.problem(format!(
                 "dead index lists block {} of tree {tree} (killed in txg {}), which no snapshot or retained commit alone reaches",
                 ptr.addr.0, death.0
+            ));
+        } else if !pool.retained_between(tree, ptr.birth.0, death.0) {
+            c.problem(format!(
+                "dead index keeps block {} (born {}, killed {}) though no snapshot or retained commit lies between",
+                ptr.addr.0, ptr.birth.0, death.0
             ));
         } else if c.referenced.get(&ptr.addr.0).map(|(p, _)| p) != Some(&ptr) {
             c.problem(format!("dead index entry for block {} does not match the block's pointer", ptr.addr.0));

@@ -54,7 +54,7 @@ pub fn decompress(stored: &[u8], compression: Compression, logical_bytes: u32) -
     }
 }
 
-/// Samples the bytes and estimates their order-0 entropy. Above 7.5 bits per byte zstd
+/// Samples the bytes and estimates their order-0 entropy. Above 7.6 bits per byte zstd
 /// cannot save a 4 KiB block out of a 128 KiB record, so we do not try.
 fn looks_incompressible(bytes: &[u8]) -> bool {
     let mut counts = [0u32; 256];

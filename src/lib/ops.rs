@@ -19,6 +19,16 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+/// A path of the live tree for a command that writes: snapshots are read-only.
+fn live_path(path: &str) -> Result<&str> {
+    if path.starts_with('@') {
+        return Err(Error::invalid(format!(
+            "{path:?} names a snapshot, and snapshots are read-only; give a path of the live tree"
+        )));
+    }
+    Ok(path)
+}
+
 /// Runs `f` on a read-only view of the tree or snapshot a path spec names.
 pub fn with_view<T>(pool: &mut Pool, spec: &PathSpec, f: impl FnOnce(&mut FsTree) -> Result<T>) -> Result<T> {
     let (mut tree, store) = pool.view(spec.tree, spec.snapshot.as_deref())?;
@@ -28,6 +38,7 @@ pub fn with_view<T>(pool: &mut Pool, spec: &PathSpec, f: impl FnOnce(&mut FsTree
 
 /// Makes tree directory `path` mirror host directory `source`; one transaction.
 pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<(SyncStats, CommitSummary)> {
+    let path = live_path(path)?;
     let mut fs = pool.live(tree)?;
     let dir = match fs.resolve(path) {
         Ok(ino) => ino,
@@ -101,6 +112,7 @@ pub fn put(
     path: &str,
     offset: Option<u64>,
 ) -> Result<(u64, CommitSummary)> {
+    let path = live_path(path)?;
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
     let now = Timespec::from_ns(now_ns());
@@ -219,6 +231,7 @@ fn listed(fs: &mut FsTree, path: String, ino: u64, inode: Inode) -> Result<Liste
 }
 
 pub fn mkdir(pool: &mut Pool, tree: u64, path: &str, parents: bool) -> Result<CommitSummary> {
+    let path = live_path(path)?;
     let mut fs = pool.live(tree)?;
     if parents {
         mkdir_p(&mut fs, path)?;
@@ -234,6 +247,7 @@ pub fn mkdir(pool: &mut Pool, tree: u64, path: &str, parents: bool) -> Result<Co
 }
 
 pub fn rm(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<CommitSummary> {
+    let path = live_path(path)?;
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
     let entry = fs.lookup(parent, &name)?.ok_or_else(|| Error::not_found(format!("path {path:?}")))?;
@@ -247,6 +261,7 @@ pub fn rm(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<Com
 
 /// Renames; a destination that is a directory receives the source inside it, as mv does.
 pub fn mv(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<CommitSummary> {
+    let (from, to) = (live_path(from)?, live_path(to)?);
     let mut fs = pool.live(tree)?;
     let (src_parent, src_name) = fs.resolve_parent(from)?;
     if fs.lookup(src_parent, &src_name)?.is_none() {

@@ -54,15 +54,18 @@ impl CommitRecord {
         let mut r = Reader::new(bytes, "commit record");
         r.take(8)?;
         let version = r.u32()?;
+        r.zeros(4)?;
+        let guid = r.array::<16>()?;
+        if &guid != pool_guid {
+            return Ok(None); // left over from a pool that was formatted over
+        }
         if version > FORMAT_VERSION {
             return Err(Error::Unsupported {
                 what: format!("a commit record of format version {version}, newer than this binary's {FORMAT_VERSION}"),
             });
         }
-        r.zeros(4)?;
-        let guid = r.array::<16>()?;
-        if &guid != pool_guid {
-            return Ok(None); // left over from a pool that was formatted over
+        if version == 0 || bytes[COMMIT_CHECKSUM_OFFSET + 32..].iter().any(|&b| b != 0) {
+            return Ok(None); // damaged outside the checksummed bytes: not trusted
         }
         let txg = Txg(r.u64()?);
         let time_ns = r.u64()?;

@@ -70,11 +70,17 @@ impl PoolRoot {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<PoolRoot> {
+        if bytes.len() != POOL_ROOT_BYTES {
+            return Err(Error::corrupt(format!("pool root of {} bytes", bytes.len())));
+        }
         let mut r = Reader::new(bytes, "pool root");
         if r.array::<4>()? != POOL_ROOT_MAGIC {
             return Err(Error::corrupt("pool root has a bad magic"));
         }
         let version = r.u32()?;
+        if version == 0 {
+            return Err(Error::corrupt("pool root of format version 0"));
+        }
         if version > crate::format::label::FORMAT_VERSION {
             return Err(Error::Unsupported { what: format!("pool root of format version {version}") });
         }

@@ -48,6 +48,7 @@ impl TreeEntry {
         let root = BlockPtr::decode(&mut r)?;
         let created_txg = Txg(r.u64()?);
         r.zeros(16)?;
+        no_trailing(&r, key, 8)?;
         Ok(TreeEntry { id, name, root, created_txg })
     }
 }
@@ -81,6 +82,9 @@ impl SnapshotEntry {
     }
     pub fn decode(key: &[u8], value: &[u8]) -> Result<SnapshotEntry> {
         let tree = read_be64(key, "snapshot table")?;
+        if key.len() <= 8 {
+            return Err(Error::corrupt("snapshot table key without a name"));
+        }
         let name = decode_name(&key[8..], SNAPSHOT_NAME_BYTES_MAX, "snapshot")?;
         let mut r = Reader::new(value, "snapshot entry");
         let guid = r.array::<16>()?;
@@ -88,6 +92,7 @@ impl SnapshotEntry {
         let time_ns = r.u64()?;
         let root = BlockPtr::decode(&mut r)?;
         r.zeros(16)?;
+        no_trailing(&r, key, key.len())?;
         Ok(SnapshotEntry { tree, name, guid, txg, time_ns, root })
     }
 }
@@ -146,8 +151,9 @@ pub fn decode_dead(key: &[u8], value: &[u8]) -> Result<(u64, Txg, BlockPtr)> {
     }
     let tree = read_be64(key, "dead index")?;
     let death = Txg(read_be64(&key[8..], "dead index")?);
-    let ptr = BlockPtr::decode(&mut Reader::new(value, "dead index entry"))?
-        .ok_or_else(|| Error::corrupt("dead index entry with a null pointer"))?;
+    let mut r = Reader::new(value, "dead index entry");
+    let ptr = BlockPtr::decode(&mut r)?.ok_or_else(|| Error::corrupt("dead index entry with a null pointer"))?;
+    no_trailing(&r, key, 24)?;
     if ptr.birth >= death {
         return Err(Error::corrupt(format!(
             "dead index entry born in txg {} and killed in txg {}",
@@ -161,6 +167,18 @@ pub fn encode_ptr(ptr: &BlockPtr) -> Vec<u8> {
     let mut w = Writer::new();
     BlockPtr::encode(Some(ptr), &mut w);
     w.bytes
+}
+
+/// Values end where their fields end and keys have their fixed length: anything else is
+/// damage or a newer writer.
+fn no_trailing(r: &Reader, key: &[u8], key_bytes: usize) -> Result<()> {
+    if r.remaining() != 0 {
+        return Err(Error::corrupt(format!("{} has {} trailing bytes", r.what(), r.remaining())));
+    }
+    if key.len() != key_bytes {
+        return Err(Error::corrupt(format!("{} key of {} bytes", r.what(), key.len())));
+    }
+    Ok(())
 }
 
 fn decode_name(bytes: &[u8], max: usize, what: &str) -> Result<String> {

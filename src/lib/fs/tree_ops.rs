@@ -36,6 +36,9 @@ fn decode_dirent(name: &[u8], value: &[u8]) -> Result<DirEntry> {
         3 => FileType::Special,
         other => return Err(Error::corrupt(format!("directory entry of type {other}"))),
     };
+    if r.remaining() != 0 {
+        return Err(Error::corrupt("directory entry has trailing bytes"));
+    }
     Ok(DirEntry { name: name.to_vec(), ino, file_type })
 }
 

@@ -33,8 +33,10 @@ impl Pool {
             || self.heads.values().any(|t| t.is_dirty())
     }
 
-    /// Commits the running transaction atomically. If it fails, nothing of it is on the
-    /// device and this handle refuses further use.
+    /// Commits the running transaction atomically. If it fails before the commit record
+    /// is written, the device still holds the previous commit; if it fails while or after
+    /// writing the record, either commit may be the one a reopen finds. Either way this
+    /// handle refuses further use.
     pub fn commit(&mut self) -> Result<CommitSummary> {
         self.writable()?;
         if !self.has_changes() {
@@ -205,6 +207,14 @@ impl Pool {
             entries.extend(a.txg_frees.iter().map(|(s, l)| (s, l, SpaceOp::Free)));
             (entries, self.root.space_log)
         };
+        // A log entry holds at most u32::MAX blocks (16 TiB): longer extents are split.
+        let entries: Vec<_> = entries
+            .into_iter()
+            .flat_map(|(start, len, op)| {
+                let max = u32::MAX as u64;
+                (0..len.div_ceil(max)).map(move |i| (start + i * max, (len - i * max).min(max), op))
+            })
+            .collect();
         if condense {
             self.root.space_log_blocks = 0;
         }
@@ -228,7 +238,9 @@ impl Pool {
         Ok(())
     }
 
-    pub(super) fn retained_between(&self, tree: u64, birth: u64, death: u64) -> bool {
+    /// True if a retained commit or a snapshot of `tree` lies in [birth, death): a block
+    /// born and killed then is still visible somewhere.
+    pub fn retained_between(&self, tree: u64, birth: u64, death: u64) -> bool {
         if birth >= death {
             return false;
         }

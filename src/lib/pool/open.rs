@@ -108,12 +108,13 @@ impl Pool {
         let usable_end = region_start(1, label.device_bytes);
         let mut store = Store::new(dev, Allocator::new(usable_start, usable_end), Txg(0), 0);
         let mut last_error = None;
-        for commit in &commits {
+        for (skipped, commit) in commits.iter().enumerate() {
             match load_root(&mut store, commit) {
                 Ok(root) => {
                     if let Some(e) = last_error {
                         warnings.push(format!(
-                            "the newest commit is unreadable ({e}); opened the previous one, txg {}",
+                            "the newest {skipped} commit(s) are unreadable ({e}); opened txg {}, which may itself be \
+                             damaged if it is not the one just before: run `snapctl check`",
                             commit.txg.0
                         ));
                     }

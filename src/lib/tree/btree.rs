@@ -192,12 +192,12 @@ impl Tree {
         let node = self.root.node.as_mut().expect("root loaded");
         let old = insert_into(node, store, self.kind, self.owner, key, value, 0)?;
         if node.bytes > NODE_BYTES_MAX {
+            if node.level + 1 > TREE_LEVELS_MAX {
+                return Err(Error::invalid("tree would grow deeper than the format allows"));
+            }
             let (right_key, right) = node.split();
             let left = self.root.node.take().expect("root loaded");
             let level = left.level + 1;
-            if level > TREE_LEVELS_MAX {
-                return Err(Error::invalid("tree would grow deeper than the format allows"));
-            }
             let bytes = NODE_HEADER_BYTES + internal_entry_bytes(&[]) + internal_entry_bytes(&right_key);
             self.root.node = Some(Box::new(Node {
                 level,
