@@ -394,3 +394,80 @@ fn history_keeps_past_commits_until_pruned() {
     assert_eq!(json["keep_seconds"], 3600);
     check(&img);
 }
+
+#[test]
+fn metadata_round_trip() {
+    // Goal: owners, modes, nanosecond times, xattrs, fifos, symlinks, hard links and
+    // holes survive sync then export; a changed xattr alone is picked up by a re-sync.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 64 * MIB, &[]);
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let file = src.join("file");
+    std::fs::write(&file, b"content").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o4751)).unwrap();
+    set_xattr(&file, "user.color", b"blue");
+    set_xattr(&file, "user.empty", b"");
+    let sparse = src.join("sparse");
+    let f = std::fs::File::create(&sparse).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"tail", 10 * MIB).unwrap();
+    drop(f);
+    std::fs::hard_link(&file, src.join("link")).unwrap();
+    std::os::unix::fs::symlink("file", src.join("sym")).unwrap();
+    let fifo = std::ffi::CString::new(src.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+    let root = is_root();
+    if root {
+        let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+        // SAFETY: chown reads the path we own.
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), 1234, 5678) }, 0);
+    }
+    let times = [libc::timespec { tv_sec: 1_600_000_000, tv_nsec: 123_456_789 }; 2];
+    let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    // SAFETY: utimensat reads the path and times we own.
+    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) }, 0);
+
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+    set_xattr(&file, "user.color", b"green");
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success().stdout(predicate::str::contains("1 metadata updates"));
+    let out = dir.path().join("out");
+    snapctl().args(["export", "/"]).arg(&out).arg(&img).assert().success();
+
+    let a = std::fs::metadata(&file).unwrap();
+    let b = std::fs::metadata(out.join("file")).unwrap();
+    assert_eq!(b.mode(), a.mode());
+    assert_eq!((b.mtime(), b.mtime_nsec()), (1_600_000_000, 123_456_789));
+    if root {
+        assert_eq!((b.uid(), b.gid()), (1234, 5678));
+    }
+    assert_eq!(b.nlink(), 2);
+    assert_eq!(
+        get_xattrs(&out.join("file")),
+        vec![("user.color".to_string(), b"green".to_vec()), ("user.empty".to_string(), vec![])]
+    );
+    assert_eq!(std::fs::read_link(out.join("sym")).unwrap().to_str(), Some("file"));
+    let fifo_meta = std::fs::symlink_metadata(out.join("fifo")).unwrap();
+    assert_eq!(fifo_meta.mode() & 0o170777, 0o010640);
+    let sparse_out = std::fs::metadata(out.join("sparse")).unwrap();
+    assert_eq!(sparse_out.len(), 10 * MIB + 4);
+    assert!(sparse_out.blocks() * 512 < MIB, "holes were written out: {} blocks", sparse_out.blocks());
+    assert_eq!(digest(&out), digest(&src));
+    // The hole is not stored either.
+    let s: serde_json::Value = serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(&img))).unwrap();
+    assert!(s["live_stored_bytes"].as_u64().unwrap() < 64 * 1024, "{s}");
+    check(&img);
+}
+
+fn set_xattr(path: &std::path::Path, name: &str, value: &[u8]) {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: all buffers are valid for the lengths passed.
+    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr() as *const libc::c_void, value.len(), 0) };
+    assert_eq!(rc, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+}
+
+fn get_xattrs(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    snapfs::fs::sync::read_xattrs(path).unwrap().into_iter().map(|(n, v)| (String::from_utf8(n).unwrap(), v)).collect()
+}
