@@ -77,7 +77,7 @@ fn write_files(pool: &mut Pool, round: u8) -> Result<()> {
         fs.truncate(ino, 0)?;
         fs.write_at(ino, 0, &data)?;
     }
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         fs.unlink(ROOT_INO, b"file0")?;
     }
     pool.create_snapshot(LIVE_TREE_ID, &format!("round{round}"))?;
