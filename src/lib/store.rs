@@ -127,7 +127,7 @@ impl Store {
         assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
         assert!(!stored.is_empty());
         let blocks = crate::block::blocks_for(stored.len() as u64);
-        let addr = self.alloc.alloc(blocks, alloc_kind)?;
+        let addr = self.alloc.alloc(blocks, alloc_kind, kind == BlockKind::FileData)?;
         let ptr = BlockPtr {
             addr: BlockAddr(addr),
             ditto: BlockAddr(0),

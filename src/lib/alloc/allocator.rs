@@ -60,17 +60,24 @@ impl Allocator {
         self.usable_end - self.usable_start
     }
 
-    pub fn alloc(&mut self, len: u64, kind: AllocKind) -> Result<u64> {
+    /// Allocates `len` contiguous blocks. File data goes at a cursor that moves forward,
+    /// so a copy-in writes sequentially; metadata takes the first fit from the start of
+    /// the device, so the few blocks each commit writes reuse blocks freed before rather
+    /// than touching new ground (on a thin or sparse device that costs allocations).
+    pub fn alloc(&mut self, len: u64, kind: AllocKind, sequential: bool) -> Result<u64> {
         let spare = if self.committing { 0 } else { self.reserve_blocks };
         if self.free.blocks() < len + spare {
             return Err(self.no_space(len));
         }
-        let start = match self.free.find(self.cursor, len) {
+        let from = if sequential { self.cursor } else { self.usable_start };
+        let start = match self.free.find(from, len) {
             Some(start) => start,
             None => return Err(self.no_space(len)),
         };
         assert!(self.free.remove(start, len));
-        self.cursor = start + len;
+        if sequential {
+            self.cursor = start + len;
+        }
         let set = match kind {
             AllocKind::Explicit => &mut self.txg_allocs,
             AllocKind::Implicit => &mut self.implicit_live,

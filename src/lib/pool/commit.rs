@@ -18,6 +18,9 @@ use crate::format::commit::CommitRecord;
 use crate::format::label::{RING_SLOTS, region_start};
 use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
 
+/// A head block of the space log takes entries of later commits up to this many (4 KiB).
+const SPACE_LOG_HEAD_ENTRIES_MAX: usize = 250;
+
 #[derive(Clone, Debug, Default)]
 pub struct CommitSummary {
     /// None when there was nothing to commit.
@@ -191,7 +194,7 @@ impl Pool {
     }
 
     fn append_space_log(&mut self, txg: Txg) -> Result<()> {
-        let condense = self.root.space_log_blocks > 2 * self.root.space_base_blocks + 64;
+        let condense = self.root.space_log_blocks > 2 * self.root.space_base_blocks + 16;
         let (entries, mut prev) = if condense {
             let mut old = self.root.space_log;
             while let Some(ptr) = old {
@@ -217,6 +220,8 @@ impl Pool {
             .collect();
         if condense {
             self.root.space_log_blocks = 0;
+        } else if !entries.is_empty() && self.merge_into_log_head(txg, &entries)? {
+            return Ok(());
         }
         let mut written = 0;
         for chunk in entries.chunks(SPACE_LOG_ENTRIES_MAX) {
@@ -236,6 +241,23 @@ impl Pool {
             self.root.space_base_blocks = written;
         }
         Ok(())
+    }
+
+    /// A commit with few entries rewrites the head block of the log with its entries
+    /// appended, rather than adding a block: the chain that every open reads stays short.
+    fn merge_into_log_head(&mut self, txg: Txg, entries: &[(u64, u64, SpaceOp)]) -> Result<bool> {
+        let Some(head_ptr) = self.root.space_log else { return Ok(false) };
+        let head = SpaceLogBlock::decode(&self.store.read_block(&head_ptr)?)?;
+        if head.entries.len() + entries.len() > SPACE_LOG_HEAD_ENTRIES_MAX {
+            return Ok(false);
+        }
+        let mut merged = head.entries;
+        merged.extend_from_slice(entries);
+        let block = SpaceLogBlock { txg, prev: head.prev, entries: merged };
+        let new_head = self.store.write_implicit_block(BlockKind::SpaceLog, &block.encode())?;
+        self.store.alloc.defer_free_implicit(head_ptr.addr.0, head_ptr.allocated_blocks());
+        self.root.space_log = Some(new_head);
+        Ok(true)
     }
 
     /// True if a retained commit or a snapshot of `tree` lies in [birth, death): a block

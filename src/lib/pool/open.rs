@@ -48,8 +48,7 @@ fn check_size(dev: &dyn Device) -> Result<()> {
 
 /// Finds the label: the first region's copy, else the last's. Returns the label and a
 /// warning when the first copy was unusable.
-fn read_label(dev: &dyn Device) -> Result<(Label, Option<String>)> {
-    let first = read_region(dev, 0, dev.len())?;
+fn read_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<String>)> {
     let primary = Label::decode(&first[..BLOCK_BYTES as usize]);
     if let Ok(Some(label)) = &primary {
         return Ok((label.clone(), None));
@@ -86,7 +85,8 @@ fn read_label(dev: &dyn Device) -> Result<(Label, Option<String>)> {
 impl Pool {
     pub fn open(dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
         check_size(dev.as_ref())?;
-        let (label, label_warning) = read_label(dev.as_ref())?;
+        let first_region = read_region(dev.as_ref(), 0, dev.len())?;
+        let (label, label_warning) = read_label(dev.as_ref(), &first_region)?;
         if dev.len() < label.device_bytes {
             return Err(Error::corrupt(format!(
                 "the device is {} but the pool was made on {}: it has been truncated",
@@ -100,7 +100,7 @@ impl Pool {
             }
         }
         let mut warnings: Vec<String> = label_warning.into_iter().collect();
-        let commits = read_commits(dev.as_ref(), &label)?;
+        let commits = read_commits(dev.as_ref(), &label, first_region)?;
         if commits.is_empty() {
             return Err(Error::corrupt("no valid commit record in either label region"));
         }
@@ -186,10 +186,12 @@ impl Pool {
     }
 }
 
-fn read_commits(dev: &dyn Device, label: &Label) -> Result<Vec<CommitRecord>> {
+/// Valid commit records of both rings, newest first. `first_region` is region 0,
+/// already read for the label.
+fn read_commits(dev: &dyn Device, label: &Label, first_region: Vec<u8>) -> Result<Vec<CommitRecord>> {
     let mut commits = Vec::new();
-    for index in 0..2 {
-        let region = read_region(dev, index, label.device_bytes)?;
+    let last_region = read_region(dev, 1, label.device_bytes)?;
+    for region in [first_region, last_region] {
         for slot in 0..RING_SLOTS as usize {
             let offset = (slot + 1) * BLOCK_BYTES as usize;
             if let Some(c) = CommitRecord::decode(&region[offset..offset + BLOCK_BYTES as usize], &label.pool_guid)? {
