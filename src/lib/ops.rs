@@ -208,7 +208,11 @@ pub fn ls(pool: &mut Pool, spec: &PathSpec, recursive: bool) -> Result<Vec<Liste
             return Ok(out);
         }
         let mut stack: Vec<(String, u64)> = vec![(String::new(), ino)];
+        let mut seen = std::collections::HashSet::new();
         while let Some((prefix, dir)) = stack.pop() {
+            if !seen.insert(dir) {
+                return Err(Error::corrupt(format!("directory inode {dir} is reached twice: the tree has a loop")));
+            }
             let entries: Vec<DirEntry> = fs.readdir(dir)?;
             let mut subdirs = Vec::new();
             for e in entries {

@@ -79,7 +79,11 @@ impl<'f, 'a> Exporter<'f, 'a> {
 
     fn export_children(&mut self, dir: u64, dest: &Path) -> Result<()> {
         let mut stack = vec![(dir, dest.to_path_buf())];
+        let mut seen = std::collections::HashSet::new();
         while let Some((dir, dest)) = stack.pop() {
+            if !seen.insert(dir) {
+                return Err(Error::corrupt(format!("directory inode {dir} is reached twice: the tree has a loop")));
+            }
             for entry in self.fs.readdir(dir)? {
                 let path = dest.join(OsStr::from_bytes(&entry.name));
                 let inode = self.fs.inode(entry.ino)?;

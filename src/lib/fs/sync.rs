@@ -59,7 +59,10 @@ impl<'f, 'a> Syncer<'f, 'a> {
 
     /// Mirrors the host directory `source` into tree directory `dir`.
     pub fn sync_dir(&mut self, source: &Path, dir: u64) -> Result<()> {
-        let meta = fs::symlink_metadata(source).map_err(|e| io_error(source, "read", e))?;
+        let meta = fs::symlink_metadata(source).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::not_found(format!("source directory {}", source.display())),
+            _ => io_error(source, "read", e),
+        })?;
         if !meta.is_dir() {
             return Err(Error::invalid(format!("{} is not a directory", source.display())));
         }

@@ -213,6 +213,9 @@ impl<'a> FsTree<'a> {
             // Iterative over a stack of directories, so that depth costs no call stack.
             let mut stack = vec![entry.ino];
             while let Some(&dir) = stack.last() {
+                if stack.len() > 1 << 16 {
+                    return Err(Error::corrupt("directories nested deeper than 65536: the tree has a loop"));
+                }
                 let children = self.readdir(dir)?;
                 let mut pushed = false;
                 for child in children {

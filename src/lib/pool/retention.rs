@@ -11,7 +11,7 @@
 
 use super::Pool;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::tables::{HistoryEntry, dead_key, decode_dead, encode_ptr};
 
 impl Pool {
@@ -79,7 +79,11 @@ impl Pool {
         for (k, ptr) in doomed {
             self.dead_table.remove(&mut self.store, &k)?;
             self.store.alloc.defer_free(ptr.addr.0, ptr.allocated_blocks())?;
-            self.root.dead_bytes -= ptr.allocated_blocks() * BLOCK_BYTES;
+            self.root.dead_bytes = self
+                .root
+                .dead_bytes
+                .checked_sub(ptr.allocated_blocks() * BLOCK_BYTES)
+                .ok_or_else(|| Error::corrupt("the pool root counts fewer dead bytes than the dead index holds"))?;
         }
         Ok(())
     }
