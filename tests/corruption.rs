@@ -12,7 +12,10 @@ use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-fn build() -> (Vec<u8>, BTreeMap<(Option<String>, String), Vec<u8>>) {
+/// (snapshot or None for the live tree, file name) -> the bytes it must hold.
+type Expected = BTreeMap<(Option<String>, String), Vec<u8>>;
+
+fn build() -> (Vec<u8>, Expected) {
     let mut pool = format_pool(Box::new(MemoryDevice::new(16 << 20)), &FormatOptions::default()).unwrap();
     let mut expected = BTreeMap::new();
     for round in 0..3u8 {
@@ -41,7 +44,7 @@ fn build() -> (Vec<u8>, BTreeMap<(Option<String>, String), Vec<u8>>) {
 }
 
 /// Opens the damaged image and reads everything; returns how many reads failed.
-fn exercise(bytes: Vec<u8>, expected: &BTreeMap<(Option<String>, String), Vec<u8>>) -> usize {
+fn exercise(bytes: Vec<u8>, expected: &Expected) -> usize {
     let mut dev = MemoryDevice::new(bytes.len() as u64);
     dev.bytes = bytes;
     let Ok(mut pool) = Pool::open(Box::new(dev), OpenMode::Read) else { return 1 };
