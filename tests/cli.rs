@@ -298,6 +298,7 @@ fn corrupt_primary_label_opens_from_the_copy() {
         .success()
         .stdout("still here")
         .stderr(predicate::str::contains("opened from the copy at its end"));
+    snapctl().arg("check").arg(&img).assert().code(6).stdout(predicate::str::contains("label 0"));
 }
 
 #[test]
@@ -470,4 +471,21 @@ fn set_xattr(path: &std::path::Path, name: &str, value: &[u8]) {
 
 fn get_xattrs(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     snapfs::fs::sync::read_xattrs(path).unwrap().into_iter().map(|(n, v)| (String::from_utf8(n).unwrap(), v)).collect()
+}
+
+#[test]
+fn end_ring_covers_a_damaged_start_ring() {
+    // Goal: the newest commit is found in the ring at the end of the device when its copy
+    // at the start is damaged, and when the whole start ring is gone.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &[]);
+    snapctl().args(["put", "-", "f"]).arg(&img).write_stdin("one").assert().success(); // txg 2
+    snapctl().args(["put", "-", "f"]).arg(&img).write_stdin("two").assert().success(); // txg 3
+    let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+    let newest_txg = 3u64;
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0x5a; 64], (1 + newest_txg % 63) * 4096 + 40).unwrap();
+    snapctl().args(["cat", "f"]).arg(&img).assert().success().stdout("two");
+    std::os::unix::fs::FileExt::write_all_at(&f, &vec![0u8; 63 * 4096], 4096).unwrap();
+    snapctl().args(["cat", "f"]).arg(&img).assert().success().stdout("two");
+    check(&img);
 }

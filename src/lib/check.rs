@@ -13,8 +13,9 @@
 
 use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
-use crate::block::{BlockKind, BlockPtr, Txg};
+use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
 use crate::error::{Error, Result};
+use crate::format::label::{Label, region_start};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO};
@@ -100,6 +101,7 @@ pub fn check_pool(pool: &mut Pool) -> Result<CheckReport> {
         head: HashMap::new(),
         only_checkpoint: HashMap::new(),
     };
+    check_labels(pool, &mut c);
     check_implicit(pool, &mut c)?;
     for (kind, root) in pool.meta_roots() {
         if let Some(root) = root {
@@ -157,6 +159,22 @@ fn verify(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, owner: &str) -> Opti
         Err(e) => {
             c.problem(format!("{owner}: {e}"));
             None
+        }
+    }
+}
+
+/// Both labels must be intact and agree: an open reads only the first, so damage to the
+/// copy at the end would otherwise go unseen until it is needed.
+fn check_labels(pool: &mut Pool, c: &mut Checker) {
+    for index in 0..2u32 {
+        let start = region_start(index, pool.label.device_bytes) * BLOCK_BYTES;
+        let mut block = vec![0u8; BLOCK_BYTES as usize];
+        let found = pool.store.dev.read_at(start, &mut block).and_then(|_| Label::decode(&block));
+        match found {
+            Ok(Some(label)) if label.pool_guid == pool.label.pool_guid && label.index == index => {}
+            Ok(Some(_)) => c.problem(format!("label {index} belongs to another pool or slot")),
+            Ok(None) => c.problem(format!("label {index} is missing")),
+            Err(e) => c.problem(format!("label {index}: {e}")),
         }
     }
 }

@@ -186,22 +186,46 @@ impl Pool {
     }
 }
 
-/// Valid commit records of both rings, newest first. `first_region` is region 0,
-/// already read for the label.
+/// Valid commit records, newest first. `first_region` is region 0, already read for the
+/// label. Every commit goes to both rings, and region 1's copy is written after region
+/// 0's, so region 1 can only hold a newer record than region 0 where region 0's copy was
+/// damaged: the next slots after region 0's newest. Reading just those keeps an open from
+/// reading 256 KiB at the end of a cold device; region 1 is read whole when region 0
+/// shows nothing.
 fn read_commits(dev: &dyn Device, label: &Label, first_region: Vec<u8>) -> Result<Vec<CommitRecord>> {
-    let mut commits = Vec::new();
-    let last_region = read_region(dev, 1, label.device_bytes)?;
-    for region in [first_region, last_region] {
-        for slot in 0..RING_SLOTS as usize {
-            let offset = (slot + 1) * BLOCK_BYTES as usize;
-            if let Some(c) = CommitRecord::decode(&region[offset..offset + BLOCK_BYTES as usize], &label.pool_guid)? {
-                commits.push(c);
+    let mut commits = ring_records(&first_region, label)?;
+    let region_1 = region_start(1, label.device_bytes);
+    match commits.iter().map(|c| c.txg.0).max() {
+        Some(newest) => {
+            for txg in newest + 1..=newest + LOOKAHEAD_SLOTS {
+                let mut slot = vec![0u8; BLOCK_BYTES as usize];
+                dev.read_at((region_1 + 1 + txg % RING_SLOTS) * BLOCK_BYTES, &mut slot)?;
+                if let Some(c) = CommitRecord::decode(&slot, &label.pool_guid)? {
+                    if c.txg.0 == txg {
+                        commits.push(c);
+                    }
+                }
             }
         }
+        None => commits.extend(ring_records(&read_region(dev, 1, label.device_bytes)?, label)?),
     }
     commits.sort_by_key(|c| std::cmp::Reverse(c.txg));
     commits.dedup_by(|a, b| a.txg == b.txg);
     Ok(commits)
+}
+
+/// Region 1 slots read past region 0's newest commit.
+const LOOKAHEAD_SLOTS: u64 = 2;
+
+fn ring_records(region: &[u8], label: &Label) -> Result<Vec<CommitRecord>> {
+    let mut out = Vec::new();
+    for slot in 0..RING_SLOTS as usize {
+        let offset = (slot + 1) * BLOCK_BYTES as usize;
+        if let Some(c) = CommitRecord::decode(&region[offset..offset + BLOCK_BYTES as usize], &label.pool_guid)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 fn load_root(store: &mut Store, commit: &CommitRecord) -> Result<PoolRoot> {
