@@ -327,12 +327,8 @@ pub fn tree_usage(pool: &mut Pool, tree: u64) -> Result<TreeUsage> {
     Ok(usage)
 }
 
-/// Bytes that destroying each snapshot of `tree` would free now: dead blocks that it
-/// alone keeps (no other snapshot and no retained commit sees them).
-pub fn snapshot_unique_bytes(pool: &mut Pool, tree: u64) -> Result<BTreeMap<String, u64>> {
-    let snapshots: Vec<(u64, String)> = pool.snapshots_of(tree).iter().map(|s| (s.txg.0, s.name.clone())).collect();
-    let history: Vec<u64> = pool.history().map(|(t, _)| t.0).collect();
-    let mut out: BTreeMap<String, u64> = snapshots.iter().map(|(_, n)| (n.clone(), 0)).collect();
+/// The dead index entries of one tree: (death txg, killed pointer).
+fn dead_entries(pool: &mut Pool, tree: u64) -> Result<Vec<(Txg, crate::block::BlockPtr)>> {
     let prefix = tree.to_be_bytes();
     let mut entries = Vec::new();
     let (dead, store) = pool.dead_table_mut();
@@ -340,10 +336,20 @@ pub fn snapshot_unique_bytes(pool: &mut Pool, tree: u64) -> Result<BTreeMap<Stri
         if !k.starts_with(&prefix) {
             return Ok(false);
         }
-        entries.push(decode_dead(k, v)?);
+        let (_, death, ptr) = decode_dead(k, v)?;
+        entries.push((death, ptr));
         Ok(true)
     })?;
-    for (_, death, ptr) in entries {
+    Ok(entries)
+}
+
+/// Bytes that destroying each snapshot of `tree` would free now: dead blocks that it
+/// alone keeps (no other snapshot and no retained commit sees them).
+pub fn snapshot_unique_bytes(pool: &mut Pool, tree: u64) -> Result<BTreeMap<String, u64>> {
+    let snapshots: Vec<(u64, String)> = pool.snapshots_of(tree).iter().map(|s| (s.txg.0, s.name.clone())).collect();
+    let history: Vec<u64> = pool.history().map(|(t, _)| t.0).collect();
+    let mut out: BTreeMap<String, u64> = snapshots.iter().map(|(_, n)| (n.clone(), 0)).collect();
+    for (death, ptr) in dead_entries(pool, tree)? {
         let visible = |t: u64| t >= ptr.birth.0 && t < death.0;
         if history.iter().any(|&t| visible(t)) {
             continue;
@@ -363,17 +369,7 @@ pub fn history_unique_bytes(pool: &mut Pool) -> Result<u64> {
     let mut total = 0;
     for tree in trees {
         let snapshots = pool.snapshot_txgs(tree);
-        let mut entries = Vec::new();
-        let prefix = tree.to_be_bytes();
-        let (dead, store) = pool.dead_table_mut();
-        dead.scan(store, &prefix, &mut |k, v| {
-            if !k.starts_with(&prefix) {
-                return Ok(false);
-            }
-            entries.push(decode_dead(k, v)?);
-            Ok(true)
-        })?;
-        for (_, death, ptr) in entries {
+        for (death, ptr) in dead_entries(pool, tree)? {
             let kept_by_snapshot = snapshots.iter().any(|&t| t >= ptr.birth.0 && t < death.0);
             let kept_by_newest = newest >= ptr.birth.0 && newest < death.0;
             if !kept_by_snapshot && !kept_by_newest {

@@ -10,6 +10,23 @@ use crate::compress;
 use crate::device::Device;
 use crate::error::{Error, Result};
 
+/// A block ready to write: its bytes as stored, how they are compressed, their checksum.
+pub struct StoredBlock {
+    pub logical_bytes: usize,
+    pub stored: Vec<u8>,
+    pub compression: Compression,
+    pub checksum: crate::block::Checksum,
+}
+
+impl StoredBlock {
+    /// Compresses (where that saves a block) and checksums logical bytes.
+    pub fn prepare(logical: &[u8], compression_level: i32) -> StoredBlock {
+        let (stored, compression) = compress::compress(logical, compression_level);
+        let checksum = blake3(&stored);
+        StoredBlock { logical_bytes: logical.len(), stored, compression, checksum }
+    }
+}
+
 /// Who owns a block, which decides what happens when it is killed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
@@ -87,43 +104,23 @@ impl Store {
 
     /// Compresses, allocates and writes a new block born in this transaction.
     pub fn write_block(&mut self, kind: BlockKind, level: u8, logical: &[u8]) -> Result<BlockPtr> {
-        let (stored, compression) = compress::compress(logical, self.compression_level);
-        self.write_stored(kind, level, logical.len(), stored, compression, AllocKind::Explicit)
+        self.write_prepared(kind, level, StoredBlock::prepare(logical, self.compression_level), AllocKind::Explicit)
     }
 
     /// Writes a block that is allocated by being reachable from the commit record.
     pub fn write_implicit_block(&mut self, kind: BlockKind, logical: &[u8]) -> Result<BlockPtr> {
-        let (stored, compression) = compress::compress(logical, self.compression_level);
-        self.write_stored(kind, 0, logical.len(), stored, compression, AllocKind::Implicit)
+        self.write_prepared(kind, 0, StoredBlock::prepare(logical, self.compression_level), AllocKind::Implicit)
     }
 
-    /// Writes bytes already prepared by the caller (compressed elsewhere, for example by
-    /// a worker thread).
-    pub fn write_stored(
-        &mut self,
-        kind: BlockKind,
-        level: u8,
-        logical_bytes: usize,
-        stored: Vec<u8>,
-        compression: Compression,
-        alloc_kind: AllocKind,
-    ) -> Result<BlockPtr> {
-        let checksum = blake3(&stored);
-        self.write_prepared(kind, level, logical_bytes, stored, compression, checksum, alloc_kind)
-    }
-
-    /// Writes bytes whose compression and checksum the caller already computed.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes a block compressed and checksummed already (for example by a worker thread).
     pub fn write_prepared(
         &mut self,
         kind: BlockKind,
         level: u8,
-        logical_bytes: usize,
-        stored: Vec<u8>,
-        compression: Compression,
-        checksum: crate::block::Checksum,
+        block: StoredBlock,
         alloc_kind: AllocKind,
     ) -> Result<BlockPtr> {
+        let StoredBlock { logical_bytes, stored, compression, checksum } = block;
         assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
         assert!(!stored.is_empty());
         let blocks = crate::block::blocks_for(stored.len() as u64);

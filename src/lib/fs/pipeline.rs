@@ -5,9 +5,7 @@
 //! At most `IN_FLIGHT_MAX` records are queued, which bounds memory to a few MiB.
 
 use super::record::{Fingerprint, fingerprint};
-use crate::block::{Checksum, Compression};
-use crate::checksum::blake3;
-use crate::compress::compress;
+use crate::store::StoredBlock;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,7 +24,7 @@ pub struct Prepared {
     pub logical_bytes: usize,
     pub fingerprint: Fingerprint,
     /// None when the record is all zeros: it becomes a hole.
-    pub stored: Option<(Vec<u8>, Compression, Checksum)>,
+    pub stored: Option<StoredBlock>,
 }
 
 pub struct Pipeline {
@@ -38,13 +36,7 @@ pub struct Pipeline {
 
 fn prepare(job: Job, level: i32) -> Prepared {
     let print = fingerprint(&job.data);
-    let stored = if job.data.iter().all(|&b| b == 0) {
-        None
-    } else {
-        let (stored, compression) = compress(&job.data, level);
-        let checksum = blake3(&stored);
-        Some((stored, compression, checksum))
-    };
+    let stored = if job.data.iter().all(|&b| b == 0) { None } else { Some(StoredBlock::prepare(&job.data, level)) };
     Prepared { ino: job.ino, index: job.index, logical_bytes: job.data.len(), fingerprint: print, stored }
 }
 

@@ -412,14 +412,11 @@ impl<'a> FsTree<'a> {
                     self.tree.remove(self.store, &k)?;
                 }
             }
-            Some((stored, compression, checksum)) => {
+            Some(block) => {
                 let ptr = self.store.write_prepared(
                     BlockKind::FileData,
                     0,
-                    p.logical_bytes,
-                    stored,
-                    compression,
-                    checksum,
+                    block,
                     crate::alloc::allocator::AllocKind::Explicit,
                 )?;
                 let record = Record { ptr, hash: p.fingerprint.hash, pieces: p.fingerprint.pieces };

@@ -137,7 +137,36 @@ impl Pool {
         replay_space_log(&mut store, &root, &commit)?;
         store.txg = Txg(root.txg.0 + 1);
         store.compression_level = root.config.compression_level as i32;
-        let mut pool = Pool {
+        let mut pool = Pool::handle(store, label, root, commit, mode, warnings);
+        for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
+            let entry = TreeEntry::decode(&k, &v)?;
+            pool.tree_entries.insert(entry.id, entry);
+        }
+        for (k, v) in pool.snapshots_table.scan_prefix(&mut pool.store, &[])? {
+            let entry = SnapshotEntry::decode(&k, &v)?;
+            pool.snapshots.insert((entry.tree, entry.name.clone()), entry);
+        }
+        for (k, v) in pool.history_table.scan_prefix(&mut pool.store, &[])? {
+            let entry = HistoryEntry::decode(&k, &v)?;
+            pool.history.insert(entry.txg.0, entry.time_ns);
+        }
+        if !pool.tree_entries.contains_key(&LIVE_TREE_ID) {
+            return Err(Error::corrupt("the pool has no live tree"));
+        }
+        pool.retained_at_start = pool.retained_now();
+        Ok(pool)
+    }
+
+    /// A handle on a pool whose tables are not loaded yet.
+    fn handle(
+        store: Store,
+        label: Label,
+        root: PoolRoot,
+        commit: CommitRecord,
+        mode: OpenMode,
+        warnings: Vec<String>,
+    ) -> Pool {
+        Pool {
             trees_table: Tree::open(TreeKind::Trees, Owner::Meta, root.trees),
             snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, root.snapshots),
             history_table: Tree::open(TreeKind::History, Owner::Meta, root.history),
@@ -157,24 +186,7 @@ impl Pool {
             retained_at_start: Retained::default(),
             config_changed: false,
             poisoned: false,
-        };
-        for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = TreeEntry::decode(&k, &v)?;
-            pool.tree_entries.insert(entry.id, entry);
         }
-        for (k, v) in pool.snapshots_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = SnapshotEntry::decode(&k, &v)?;
-            pool.snapshots.insert((entry.tree, entry.name.clone()), entry);
-        }
-        for (k, v) in pool.history_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = HistoryEntry::decode(&k, &v)?;
-            pool.history.insert(entry.txg.0, entry.time_ns);
-        }
-        if !pool.tree_entries.contains_key(&LIVE_TREE_ID) {
-            return Err(Error::corrupt("the pool has no live tree"));
-        }
-        pool.retained_at_start = pool.retained_now();
-        Ok(pool)
     }
 
     pub(super) fn retained_now(&self) -> Retained {
@@ -355,27 +367,8 @@ pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool
         config: options.config.clone(),
     };
     let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
-    let mut pool = Pool {
-        trees_table: Tree::open(TreeKind::Trees, Owner::Meta, None),
-        snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, None),
-        history_table: Tree::open(TreeKind::History, Owner::Meta, None),
-        dead_table: Tree::open(TreeKind::Dead, Owner::Meta, None),
-        store,
-        label,
-        root,
-        commit,
-        mode: OpenMode::Write,
-        warnings: Vec::new(),
-        tree_entries: BTreeMap::new(),
-        heads: BTreeMap::new(),
-        snapshots: BTreeMap::new(),
-        history: BTreeMap::new(),
-        pending_snapshots: Vec::new(),
-        removed_snapshots: Vec::new(),
-        retained_at_start: Retained::default(),
-        config_changed: true,
-        poisoned: false,
-    };
+    let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new());
+    pool.config_changed = true;
     pool.tree_entries.insert(
         LIVE_TREE_ID,
         TreeEntry { id: LIVE_TREE_ID, name: LIVE_TREE_NAME.to_string(), root: None, created_txg: Txg(1) },
