@@ -62,7 +62,7 @@
 #   BUILD=auto                 auto: cargo build --release only if a binary is missing; 1: always
 #   INSTALL_DEPS=1             apt-get install btrfs-progs and time when missing
 #   RESULTS=bench/results/snapfs-<date>.txt
-#   SHARED_BENCH=<repo>/../shared/bench   where lib.sh and workload.sh live
+#   SHARED_BENCH=<repo>/../shared/bench   where lib.sh and workload.sh live (else /work/shared/bench)
 #   and BENCH_DIR (default /tmp/bench; datasets are cached there), LOOP_DIO, KEEP_IMAGES,
 #   WORKLOAD_SEED (see lib.sh)
 #
@@ -71,7 +71,8 @@ set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0; fi
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$(dirname "$0")/../../shared/bench}
+# shellcheck source=scripts/shared-bench.sh
+source "$REPO/scripts/shared-bench.sh"
 # shellcheck source=/dev/null
 source "$SHARED_BENCH/lib.sh"
 

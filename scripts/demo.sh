@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 SIZE=${DEMO_SIZE:-256M}
 DIR=${DEMO_DIR:-/tmp/snapfs-demo}
-WORKLOAD=${SHARED_BENCH:-$(pwd)/../shared/bench}/workload.sh
+source scripts/shared-bench.sh
+WORKLOAD=$SHARED_BENCH/workload.sh
 BIN=$(pwd)/target/release
 PATH=$BIN:$PATH
 

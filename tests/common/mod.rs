@@ -43,15 +43,19 @@ pub fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-/// The shared workload generator, beside the repository.
+/// The shared workload generator: $SHARED_BENCH, else beside the repository, else the
+/// workplace's copy (a clean clone for CI may live elsewhere).
 pub fn workload() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = std::env::var_os("SHARED_BENCH")
+    let candidates: Vec<PathBuf> = std::env::var_os("SHARED_BENCH")
         .map(PathBuf::from)
-        .unwrap_or_else(|| here.join("../shared/bench"))
-        .join("workload.sh");
-    assert!(path.exists(), "workload generator not found at {}", path.display());
-    path
+        .into_iter()
+        .chain([here.join("../shared/bench"), PathBuf::from("/work/shared/bench")])
+        .map(|d| d.join("workload.sh"))
+        .collect();
+    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| {
+        panic!("workload generator not found in {candidates:?}; set SHARED_BENCH to the folder holding workload.sh")
+    })
 }
 
 pub fn run_workload(args: &[&str], env: &[(&str, &str)]) -> String {
