@@ -202,7 +202,7 @@ fn run(command: Command) -> Result<()> {
             let (stats, summary) = ops::sync(&mut pool, LIVE_TREE_ID, Path::new(source), path)?;
             let txg = summary.txg.map_or("nothing to commit".to_string(), |t| format!("txg {}", t.0));
             println!(
-                "{PROGRAM}: synced {source}: {} files written ({}), {} created, {} removed, {} metadata updates, {} unchanged; {txg}",
+                "{PROGRAM}: synced {source}: {} changed files read ({}), {} created, {} removed, {} metadata updates, {} unchanged; {txg}",
                 stats.files_written,
                 human_bytes(stats.bytes_read),
                 stats.entries_created,
