@@ -311,7 +311,7 @@ fn torn_newest_commit_falls_back() {
     let len = std::fs::metadata(&img).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
     let newest_txg = 3u64;
-    let slot = 1 + newest_txg % 63;
+    let slot = 1 + newest_txg % snapfs::format::label::RING_SLOTS;
     for region in [0, len / 4096 - 64] {
         std::os::unix::fs::FileExt::write_all_at(&f, &[0x5a; 100], (region + slot) * 4096 + 60).unwrap();
     }
@@ -483,9 +483,15 @@ fn end_ring_covers_a_damaged_start_ring() {
     snapctl().args(["put", "-", "f"]).arg(&img).write_stdin("two").assert().success(); // txg 3
     let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
     let newest_txg = 3u64;
-    std::os::unix::fs::FileExt::write_all_at(&f, &[0x5a; 64], (1 + newest_txg % 63) * 4096 + 40).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(
+        &f,
+        &[0x5a; 64],
+        (1 + newest_txg % snapfs::format::label::RING_SLOTS) * 4096 + 40,
+    )
+    .unwrap();
     snapctl().args(["cat", "f"]).arg(&img).assert().success().stdout("two");
-    std::os::unix::fs::FileExt::write_all_at(&f, &vec![0u8; 63 * 4096], 4096).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &vec![0u8; snapfs::format::label::RING_SLOTS as usize * 4096], 4096)
+        .unwrap();
     snapctl().args(["cat", "f"]).arg(&img).assert().success().stdout("two");
     check(&img);
 }

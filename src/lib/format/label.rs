@@ -2,7 +2,7 @@
 //!
 //! A pool has two label regions of 256 KiB, one at the start of the device and one at
 //! its end. Each holds a label (block 0 of the region) and a ring of commit records
-//! (blocks 1..64). A label is written once, at format time; it never changes afterwards,
+//! (blocks 1..=15); the rest of the region is reserved. A label is written once, at format time; it never changes afterwards,
 //! so a torn label can only come from damage, and the other copy covers it.
 
 use crate::block::BLOCK_BYTES;
@@ -19,7 +19,11 @@ pub const FEATURES_INCOMPAT_KNOWN: u64 = 0;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = 0;
 
 pub const REGION_BLOCKS: u64 = 64;
-pub const RING_SLOTS: u64 = REGION_BLOCKS - 1;
+/// Commit slots after the label. Every open reads them all (from a cold cache: the
+/// kernel drops a block device's cache at its last close), so the ring is kept small;
+/// the rest of the region is reserved.
+pub const RING_SLOTS: u64 = 15;
+const _: () = assert!(RING_SLOTS < REGION_BLOCKS);
 pub const LABEL_CHECKSUM_OFFSET: usize = 4064;
 const _: () = assert!(LABEL_CHECKSUM_OFFSET + 32 == BLOCK_BYTES as usize);
 

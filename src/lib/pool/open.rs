@@ -28,8 +28,9 @@ pub struct FormatOptions {
     pub config: PoolConfig,
 }
 
+/// The label and the commit ring of region `index`.
 fn read_region(dev: &dyn Device, index: u32, device_bytes: u64) -> Result<Vec<u8>> {
-    let mut bytes = vec![0u8; (REGION_BLOCKS * BLOCK_BYTES) as usize];
+    let mut bytes = vec![0u8; ((1 + RING_SLOTS) * BLOCK_BYTES) as usize];
     dev.read_at(region_start(index, device_bytes) * BLOCK_BYTES, &mut bytes)?;
     Ok(bytes)
 }
