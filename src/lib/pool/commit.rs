@@ -247,7 +247,10 @@ impl Pool {
     /// appended, rather than adding a block: the chain that every open reads stays short.
     fn merge_into_log_head(&mut self, txg: Txg, entries: &[(u64, u64, SpaceOp)]) -> Result<bool> {
         let Some(head_ptr) = self.root.space_log else { return Ok(false) };
-        let head = SpaceLogBlock::decode(&self.store.read_block(&head_ptr)?)?;
+        let head = match self.space_log_head.take() {
+            Some((ptr, block)) if ptr == head_ptr => block,
+            _ => SpaceLogBlock::decode(&self.store.read_block(&head_ptr)?)?,
+        };
         if head.entries.len() + entries.len() > SPACE_LOG_HEAD_ENTRIES_MAX {
             return Ok(false);
         }
@@ -255,6 +258,7 @@ impl Pool {
         merged.extend_from_slice(entries);
         let block = SpaceLogBlock { txg, prev: head.prev, entries: merged };
         let new_head = self.store.write_implicit_block(BlockKind::SpaceLog, &block.encode())?;
+        self.space_log_head = Some((new_head, block));
         self.store.alloc.defer_free_implicit(head_ptr.addr.0, head_ptr.allocated_blocks());
         self.root.space_log = Some(new_head);
         Ok(true)

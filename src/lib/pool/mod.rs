@@ -10,6 +10,7 @@ mod retention;
 pub use commit::CommitSummary;
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
 
+use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BlockPtr, Txg};
 use crate::device::OpenMode;
 use crate::error::{Error, Result};
@@ -52,6 +53,8 @@ pub struct Pool {
     retained_at_start: Retained,
     config_changed: bool,
     poisoned: bool,
+    /// The newest block of the space log, decoded: read at open, replaced at commit.
+    space_log_head: Option<(BlockPtr, SpaceLogBlock)>,
 }
 
 #[derive(Clone, Default)]

@@ -4,7 +4,7 @@
 use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained, now_ns, random_guid};
 use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
-use crate::block::{BLOCK_BYTES, BlockKind, Txg};
+use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
 use crate::device::{Device, OpenMode};
 use crate::error::{Error, Result, human_bytes};
 use crate::format::commit::CommitRecord;
@@ -135,10 +135,11 @@ impl Pool {
         mode: OpenMode,
         warnings: Vec<String>,
     ) -> Result<Pool> {
-        replay_space_log(&mut store, &root, &commit)?;
+        let space_log_head = replay_space_log(&mut store, &root, &commit)?;
         store.txg = Txg(root.txg.0 + 1);
         store.compression_level = root.config.compression_level as i32;
         let mut pool = Pool::handle(store, label, root, commit, mode, warnings);
+        pool.space_log_head = space_log_head;
         for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
             let entry = TreeEntry::decode(&k, &v)?;
             pool.tree_entries.insert(entry.id, entry);
@@ -187,6 +188,7 @@ impl Pool {
             retained_at_start: Retained::default(),
             config_changed: false,
             poisoned: false,
+            space_log_head: None,
         }
     }
 
@@ -210,9 +212,20 @@ fn read_commits(dev: &dyn Device, label: &Label, first_region: Vec<u8>) -> Resul
     let region_1 = region_start(1, label.device_bytes);
     match commits.iter().map(|c| c.txg.0).max() {
         Some(newest) => {
-            for txg in newest + 1..=newest + LOOKAHEAD_SLOTS {
+            // The slots after the newest, in one read unless the ring wraps between them.
+            let first_slot = (newest + 1) % RING_SLOTS;
+            let contiguous = first_slot + LOOKAHEAD_SLOTS <= RING_SLOTS;
+            let mut ahead = vec![0u8; (LOOKAHEAD_SLOTS * BLOCK_BYTES) as usize];
+            if contiguous {
+                dev.read_at((region_1 + 1 + first_slot) * BLOCK_BYTES, &mut ahead)?;
+            }
+            for (i, txg) in (newest + 1..=newest + LOOKAHEAD_SLOTS).enumerate() {
                 let mut slot = vec![0u8; BLOCK_BYTES as usize];
-                dev.read_at((region_1 + 1 + txg % RING_SLOTS) * BLOCK_BYTES, &mut slot)?;
+                if contiguous {
+                    slot.copy_from_slice(&ahead[i * BLOCK_BYTES as usize..(i + 1) * BLOCK_BYTES as usize]);
+                } else {
+                    dev.read_at((region_1 + 1 + txg % RING_SLOTS) * BLOCK_BYTES, &mut slot)?;
+                }
                 if let Some(c) = CommitRecord::decode(&slot, &label.pool_guid)? {
                     if c.txg.0 == txg {
                         commits.push(c);
@@ -258,7 +271,12 @@ fn load_root(store: &mut Store, commit: &CommitRecord) -> Result<PoolRoot> {
 
 /// Rebuilds the free-space set: replays the space log from its oldest block, then marks
 /// the implicit blocks (the pool root and the log chain itself) allocated.
-fn replay_space_log(store: &mut Store, root: &PoolRoot, commit: &CommitRecord) -> Result<()> {
+/// Returns the newest block of the chain, which the next commit may extend.
+fn replay_space_log(
+    store: &mut Store,
+    root: &PoolRoot,
+    commit: &CommitRecord,
+) -> Result<Option<(BlockPtr, SpaceLogBlock)>> {
     let mut chain = Vec::new();
     let mut next = root.space_log;
     while let Some(ptr) = next {
@@ -314,7 +332,7 @@ fn replay_space_log(store: &mut Store, root: &PoolRoot, commit: &CommitRecord) -
             )));
         }
     }
-    Ok(())
+    Ok(chain.into_iter().next())
 }
 
 /// Lays a new, empty pool onto the device: labels, an empty live tree, one commit.
