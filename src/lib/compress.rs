@@ -10,15 +10,16 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Returns the bytes to store and how they are compressed.
-pub fn compress(logical: &[u8], level: i32) -> (Vec<u8>, Compression) {
+/// Returns the bytes to store and how they are compressed. Takes the buffer, so that a
+/// block stored raw (half of a typical copy-in) is not copied.
+pub fn compress(logical: Vec<u8>, level: i32) -> (Vec<u8>, Compression) {
     if level <= 0 || logical.len() <= 4096 {
-        return (logical.to_vec(), Compression::None);
+        return (logical, Compression::None);
     }
     // Cheap test first: random-looking data is the common incompressible case, and
     // skipping zstd on it keeps a copy-in near the speed of the device.
-    if looks_incompressible(logical) {
-        return (logical.to_vec(), Compression::None);
+    if looks_incompressible(&logical) {
+        return (logical, Compression::None);
     }
     let packed = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -26,22 +27,22 @@ pub fn compress(logical: &[u8], level: i32) -> (Vec<u8>, Compression) {
             *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
         match slot.as_mut() {
-            Some((_, c)) => c.compress(logical),
+            Some((_, c)) => c.compress(&logical),
             None => Err(std::io::Error::other("zstd context")),
         }
     });
     match packed {
         Ok(packed) if blocks_for(packed.len() as u64) < blocks_for(logical.len() as u64) => (packed, Compression::Zstd),
-        _ => (logical.to_vec(), Compression::None),
+        _ => (logical, Compression::None),
     }
 }
 
-pub fn decompress(stored: &[u8], compression: Compression, logical_bytes: u32) -> Result<Vec<u8>> {
+pub fn decompress(stored: Vec<u8>, compression: Compression, logical_bytes: u32) -> Result<Vec<u8>> {
     match compression {
-        Compression::None => Ok(stored.to_vec()),
+        Compression::None => Ok(stored),
         Compression::Zstd => {
             assert!(logical_bytes <= LOGICAL_BYTES_MAX);
-            let out = zstd::bulk::decompress(stored, logical_bytes as usize)
+            let out = zstd::bulk::decompress(&stored, logical_bytes as usize)
                 .map_err(|e| Error::corrupt(format!("zstd block does not decompress: {e}")))?;
             if out.len() != logical_bytes as usize {
                 return Err(Error::corrupt(format!(
@@ -90,10 +91,10 @@ mod tests {
     fn text_compresses_and_round_trips() {
         let text: Vec<u8> =
             b"the quick brown fox jumps over the lazy dog. ".iter().cycle().take(131072).copied().collect();
-        let (stored, c) = compress(&text, 3);
+        let (stored, c) = compress(text.clone(), 3);
         assert_eq!(c, Compression::Zstd);
         assert!(stored.len() < text.len() / 4);
-        assert_eq!(decompress(&stored, c, text.len() as u32).unwrap(), text);
+        assert_eq!(decompress(stored, c, text.len() as u32).unwrap(), text);
     }
 
     #[test]
@@ -107,14 +108,14 @@ mod tests {
                 x as u8
             })
             .collect();
-        let (stored, c) = compress(&data, 3);
+        let (stored, c) = compress(data.clone(), 3);
         assert_eq!(c, Compression::None);
         assert_eq!(stored, data);
     }
 
     #[test]
     fn bad_zstd_is_corruption() {
-        let err = decompress(&[1, 2, 3, 4], Compression::Zstd, 100).unwrap_err();
+        let err = decompress(vec![1, 2, 3, 4], Compression::Zstd, 100).unwrap_err();
         assert!(err.to_string().contains("does not decompress"));
     }
 }

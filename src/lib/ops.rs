@@ -379,8 +379,3 @@ pub fn history_unique_bytes(pool: &mut Pool) -> Result<u64> {
     }
     Ok(total)
 }
-
-/// The txg of the oldest retained commit, if any besides the newest.
-pub fn history_window(pool: &Pool) -> Option<(Txg, u64)> {
-    pool.history().next()
-}

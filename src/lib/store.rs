@@ -20,10 +20,11 @@ pub struct StoredBlock {
 
 impl StoredBlock {
     /// Compresses (where that saves a block) and checksums logical bytes.
-    pub fn prepare(logical: &[u8], compression_level: i32) -> StoredBlock {
+    pub fn prepare(logical: Vec<u8>, compression_level: i32) -> StoredBlock {
+        let logical_bytes = logical.len();
         let (stored, compression) = compress::compress(logical, compression_level);
         let checksum = blake3(&stored);
-        StoredBlock { logical_bytes: logical.len(), stored, compression, checksum }
+        StoredBlock { logical_bytes, stored, compression, checksum }
     }
 }
 
@@ -60,7 +61,7 @@ impl Store {
     pub fn read_block(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
         self.flush_buffer()?;
         let stored = self.read_verified(ptr)?;
-        compress::decompress(&stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))
+        compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))
     }
 
     fn read_verified(&self, ptr: &BlockPtr) -> Result<Vec<u8>> {
@@ -104,12 +105,22 @@ impl Store {
 
     /// Compresses, allocates and writes a new block born in this transaction.
     pub fn write_block(&mut self, kind: BlockKind, level: u8, logical: &[u8]) -> Result<BlockPtr> {
-        self.write_prepared(kind, level, StoredBlock::prepare(logical, self.compression_level), AllocKind::Explicit)
+        self.write_prepared(
+            kind,
+            level,
+            StoredBlock::prepare(logical.to_vec(), self.compression_level),
+            AllocKind::Explicit,
+        )
     }
 
     /// Writes a block that is allocated by being reachable from the commit record.
     pub fn write_implicit_block(&mut self, kind: BlockKind, logical: &[u8]) -> Result<BlockPtr> {
-        self.write_prepared(kind, 0, StoredBlock::prepare(logical, self.compression_level), AllocKind::Implicit)
+        self.write_prepared(
+            kind,
+            0,
+            StoredBlock::prepare(logical.to_vec(), self.compression_level),
+            AllocKind::Implicit,
+        )
     }
 
     /// Writes a block compressed and checksummed already (for example by a worker thread).

@@ -96,11 +96,6 @@ impl ExtentSet {
         }
         self.extents.range(from..).chain(self.extents.range(..from)).find(|&(_, &l)| l >= len).map(|(&s, _)| s)
     }
-
-    /// Largest extent, in blocks.
-    pub fn largest(&self) -> u64 {
-        self.extents.values().copied().max().unwrap_or(0)
-    }
 }
 
 #[cfg(test)]

@@ -36,8 +36,9 @@ pub struct Pipeline {
 
 fn prepare(job: Job, level: i32) -> Prepared {
     let print = fingerprint(&job.data);
-    let stored = if job.data.iter().all(|&b| b == 0) { None } else { Some(StoredBlock::prepare(&job.data, level)) };
-    Prepared { ino: job.ino, index: job.index, logical_bytes: job.data.len(), fingerprint: print, stored }
+    let logical_bytes = job.data.len();
+    let stored = if job.data.iter().all(|&b| b == 0) { None } else { Some(StoredBlock::prepare(job.data, level)) };
+    Prepared { ino: job.ino, index: job.index, logical_bytes, fingerprint: print, stored }
 }
 
 impl Pipeline {

@@ -426,17 +426,6 @@ impl<'a> FsTree<'a> {
         Ok(())
     }
 
-    /// Stores a record already compressed and fingerprinted by the caller.
-    pub fn put_record(&mut self, ino: u64, index: u64, record: Record) -> Result<()> {
-        self.must_write();
-        let k = key(ino, ItemKind::Record, &index.to_be_bytes());
-        if let Some(old) = self.record(ino, index)? {
-            self.store.kill(self.tree.owner, &old.ptr)?;
-        }
-        self.tree.insert(self.store, &k, &record.encode())?;
-        Ok(())
-    }
-
     /// Removes record `index` if present (the range becomes a hole).
     pub fn punch_record(&mut self, ino: u64, index: u64) -> Result<()> {
         self.must_write();

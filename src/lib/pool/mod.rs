@@ -86,14 +86,6 @@ impl Pool {
         self.tree_entries.values()
     }
 
-    pub fn tree_id(&self, name: &str) -> Result<u64> {
-        self.tree_entries
-            .values()
-            .find(|t| t.name == name)
-            .map(|t| t.id)
-            .ok_or_else(|| Error::not_found(format!("tree {name:?}")))
-    }
-
     /// The writable head of a file tree, as a file system.
     pub fn live(&mut self, tree: u64) -> Result<FsTree<'_>> {
         self.writable()?;
