@@ -30,6 +30,9 @@ pub enum Error {
     Invalid { what: String },
     /// Refusing to overwrite something without --force.
     Refused { what: String, hint: String },
+    /// A replication stream that is damaged, truncated or not a snapfs stream; `what`
+    /// names the record and byte offset.
+    Stream { what: String },
 }
 
 impl Error {
@@ -53,6 +56,14 @@ impl Error {
         Error::Exists { what: what.into() }
     }
 
+    pub fn stream(what: impl Into<String>) -> Error {
+        Error::Stream { what: what.into() }
+    }
+
+    pub fn refused(what: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Refused { what: what.into(), hint: hint.into() }
+    }
+
     /// A line that tells the operator what to do next, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -72,6 +83,11 @@ impl Error {
                     .into()
             }),
             Error::Refused { hint, .. } => Some(hint.clone()),
+            Error::Stream { .. } => Some(
+                "nothing of this stream was applied; send it again (`snaprecv -n` checks a stored stream \
+                 without applying it)"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -86,6 +102,7 @@ impl Error {
             Error::Corrupt { .. } => 6,
             Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => 7,
             Error::Io { .. } => 1,
+            Error::Stream { .. } => 8,
         }
     }
 }
@@ -108,6 +125,7 @@ impl fmt::Display for Error {
             Error::Exists { what } => write!(f, "{what} already exists"),
             Error::Invalid { what } => write!(f, "{what}"),
             Error::Refused { what, .. } => write!(f, "{what}"),
+            Error::Stream { what } => write!(f, "bad stream: {what}"),
         }
     }
 }

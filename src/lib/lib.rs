@@ -9,6 +9,7 @@
 //! - `tree`: the copy-on-write B+tree;
 //! - `pool`: open, format, commit, retention of snapshots and history;
 //! - `fs`: inodes, directories, records; `sync` and `export`;
+//! - `stream`: replication streams, full and incremental (docs/STREAM.md);
 //! - `check`, `dump`: offline verification and inspection.
 
 pub mod alloc;
@@ -23,6 +24,7 @@ pub mod format;
 pub mod fs;
 pub mod pool;
 pub mod store;
+pub mod stream;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -64,6 +64,13 @@ impl Store {
         compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))
     }
 
+    /// Reads and verifies a block; returns its bytes as stored (still compressed), as a
+    /// stream sends them.
+    pub fn read_stored(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
+        self.flush_buffer()?;
+        self.read_verified(ptr)
+    }
+
     fn read_verified(&self, ptr: &BlockPtr) -> Result<Vec<u8>> {
         let mut first_error = None;
         for addr in [ptr.addr, ptr.ditto] {

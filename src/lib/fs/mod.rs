@@ -1,6 +1,7 @@
 //! A POSIX-like file tree on top of one copy-on-write B+tree: inodes, directories, hard
 //! links, symlinks, extended attributes and file records.
 
+pub mod apply;
 pub mod export;
 pub mod inode;
 pub mod path;

@@ -81,7 +81,7 @@ impl<'a> FsTree<'a> {
         Reader::new(&value, "tree counters").u64()
     }
 
-    fn set_next_ino(&mut self, next: u64) -> Result<()> {
+    pub(super) fn set_next_ino(&mut self, next: u64) -> Result<()> {
         self.tree.insert(self.store, &key(META_INO, ItemKind::Meta, &[]), &next.to_le_bytes())?;
         Ok(())
     }
@@ -138,13 +138,13 @@ impl<'a> FsTree<'a> {
         Ok(ino)
     }
 
-    fn add_entry(&mut self, parent: u64, name: &[u8], ino: u64, file_type: FileType) -> Result<()> {
+    pub(super) fn add_entry(&mut self, parent: u64, name: &[u8], ino: u64, file_type: FileType) -> Result<()> {
         self.tree.insert(self.store, &key(parent, ItemKind::DirEntry, name), &encode_dirent(ino, file_type))?;
         self.tree.insert(self.store, &backref_key(ino, parent, name), &[])?;
         Ok(())
     }
 
-    fn remove_entry(&mut self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
+    pub(super) fn remove_entry(&mut self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
         self.tree.remove(self.store, &key(parent, ItemKind::DirEntry, name))?;
         self.tree.remove(self.store, &backref_key(ino, parent, name))?;
         Ok(())
@@ -234,7 +234,7 @@ impl<'a> FsTree<'a> {
         self.unlink(parent, name)
     }
 
-    fn destroy_inode(&mut self, ino: u64) -> Result<()> {
+    pub(super) fn destroy_inode(&mut self, ino: u64) -> Result<()> {
         let prefix = ino.to_be_bytes();
         let items = self.tree.scan_prefix(self.store, &prefix)?;
         for (k, v) in items {

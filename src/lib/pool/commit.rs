@@ -33,7 +33,13 @@ impl Pool {
         self.config_changed
             || !self.pending_snapshots.is_empty()
             || !self.removed_snapshots.is_empty()
-            || self.heads.values().any(|t| t.is_dirty())
+            || self.heads.iter().any(|(id, t)| self.head_changed(*id, t))
+    }
+
+    /// A head changed if it has unwritten nodes, or if its root is no longer the one the
+    /// trees table holds (a rollback, or a receive that wrote nodes out early).
+    fn head_changed(&self, id: u64, tree: &crate::tree::Tree) -> bool {
+        tree.is_dirty() || self.tree_entries.get(&id).is_some_and(|e| e.root != tree.committed_root())
     }
 
     /// Commits the running transaction atomically. If it fails before the commit record
@@ -115,11 +121,11 @@ impl Pool {
 
     fn flush_file_trees(&mut self) -> Result<()> {
         for (&id, tree) in self.heads.iter_mut() {
-            if !tree.is_dirty() {
-                continue;
-            }
             let root = tree.flush(&mut self.store)?;
             let entry = self.tree_entries.get_mut(&id).expect("a head has a tree entry");
+            if entry.root == root {
+                continue;
+            }
             entry.root = root;
             self.trees_table.insert(&mut self.store, &TreeEntry::key(id), &entry.encode_value())?;
         }

@@ -6,6 +6,7 @@
 mod commit;
 mod open;
 mod retention;
+mod rollback;
 
 pub use commit::CommitSummary;
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
@@ -137,6 +138,27 @@ impl Pool {
         }
         self.pending_snapshots.push((tree, name.to_string(), random_guid()));
         Ok(())
+    }
+
+    /// Requests a snapshot that keeps another pool's guid: a received snapshot, so
+    /// that the next incremental stream finds its base.
+    pub fn create_received_snapshot(&mut self, tree: u64, name: &str, guid: [u8; 16]) -> Result<()> {
+        if let Some(existing) = self.snapshot_by_guid(tree, &guid) {
+            return Err(Error::exists(format!("snapshot {} (as @{})", guid_hex(&guid), existing.name)));
+        }
+        self.create_snapshot(tree, name)?;
+        let pending = self.pending_snapshots.last_mut().expect("just added");
+        pending.2 = guid;
+        Ok(())
+    }
+
+    pub fn snapshot_by_guid(&self, tree: u64, guid: &[u8; 16]) -> Option<&SnapshotEntry> {
+        self.snapshots.values().find(|s| s.tree == tree && &s.guid == guid)
+    }
+
+    /// The root of a tree's head as the last commit left it.
+    pub fn committed_head_root(&self, tree: u64) -> Result<Option<BlockPtr>> {
+        Ok(self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?.root)
     }
 
     pub fn destroy_snapshot(&mut self, tree: u64, name: &str) -> Result<SnapshotEntry> {

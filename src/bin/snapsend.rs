@@ -1,0 +1,141 @@
+//! snapsend: writes a full or incremental replication stream of a snapshot to stdout.
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use snapfs::cli::{open_pool, report, snapshot_name};
+use snapfs::device::OpenMode;
+use snapfs::error::{Error, Result, human_bytes};
+use snapfs::pool::LIVE_TREE_ID;
+use snapfs::stream::framing::StreamWriter;
+use snapfs::stream::send::{Part, part_sizes, plan, send};
+use std::io::{IsTerminal, Write};
+
+const PROGRAM: &str = "snapsend";
+
+/// Write a replication stream of snapshot @SNAP of DEVICE to standard output: full, or
+/// incremental from a base snapshot that the receiver has. Pipe it into snaprecv.
+#[derive(Parser)]
+#[command(
+    name = "snapsend",
+    version,
+    about,
+    long_about = None,
+    override_usage = "snapsend [-i @BASE | -I @BASE] [-n] [-v] [-P] @SNAP DEVICE"
+)]
+struct Args {
+    /// Send only what changed since @BASE, which the receiver must have as its newest snapshot.
+    #[arg(short = 'i', value_name = "@BASE", conflicts_with = "intermediates")]
+    incremental: Option<String>,
+    /// Like -i, and send every snapshot between @BASE and @SNAP too, each received as its own snapshot.
+    #[arg(short = 'I', value_name = "@BASE")]
+    intermediates: Option<String>,
+    /// Dry run: send nothing; with -v or -P, print the exact size of the stream.
+    #[arg(short = 'n')]
+    dry_run: bool,
+    /// Show a progress bar on stderr (bytes, rate, time left, against the exact size).
+    #[arg(short = 'v')]
+    verbose: bool,
+    /// Print parsable lines for scripts: one per part, then `size BYTES`.
+    #[arg(short = 'P')]
+    parsable: bool,
+    /// The snapshot to send, written @NAME.
+    #[arg(value_name = "@SNAP")]
+    snapshot: String,
+    /// Block device or image file holding the snapshot.
+    device: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        std::process::exit(report(PROGRAM, &e));
+    }
+}
+
+fn part_line(part: &Part, bytes: u64) -> String {
+    match &part.base {
+        Some(base) => format!("incremental\t@{}\t@{}\t{bytes}", base.name, part.target.name),
+        None => format!("full\t@{}\t{bytes}", part.target.name),
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let target = snapshot_name(&args.snapshot)?;
+    let (base, intermediates) = match (&args.incremental, &args.intermediates) {
+        (Some(b), None) => (Some(snapshot_name(b)?), false),
+        (None, Some(b)) => (Some(snapshot_name(b)?), true),
+        _ => (None, false),
+    };
+    if !args.dry_run && std::io::stdout().is_terminal() {
+        return Err(Error::refused(
+            "standard output is a terminal: refusing to write a binary stream to it",
+            "pipe it into snaprecv (snapsend ... | snaprecv TARGET) or redirect it to a file; -n -v shows its size",
+        ));
+    }
+    let mut pool = open_pool(PROGRAM, &args.device, OpenMode::Read)?;
+    let parts = plan(&pool, LIVE_TREE_ID, base, target, intermediates)?;
+    let sizes = part_sizes(&mut pool, &parts)?;
+    let total: u64 = sizes.iter().sum();
+    let mut info = String::new();
+    if args.parsable {
+        for (part, bytes) in parts.iter().zip(&sizes) {
+            info.push_str(&part_line(part, *bytes));
+            info.push('\n');
+        }
+        info.push_str(&format!("size\t{total}\n"));
+    } else if args.dry_run && args.verbose {
+        for (part, bytes) in parts.iter().zip(&sizes) {
+            info.push_str(&format!("would send {}: {} ({bytes} bytes)\n", part.describe(), human_bytes(*bytes)));
+        }
+        info.push_str(&format!("total estimated size is {} ({total} bytes)\n", human_bytes(total)));
+    }
+    if args.dry_run {
+        return std::io::stdout()
+            .write_all(info.as_bytes())
+            .map_err(|e| Error::io("cannot write to standard output", e));
+    }
+    eprint!("{info}");
+    let bar = progress_bar(args.verbose, total);
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
+    let mut progress = bar.clone();
+    let mut writer = StreamWriter::new(&mut out, Some(&mut progress));
+    let result = send(&mut pool, &parts, Some(&sizes), &mut writer);
+    let written = writer.total_bytes;
+    bar.finish_and_clear();
+    let summary = result.map_err(|e| broken_pipe(e, written))?;
+    if args.verbose {
+        eprintln!(
+            "{PROGRAM}: sent {} in {} part{} ({} of file data)",
+            human_bytes(summary.bytes),
+            parts.len(),
+            if parts.len() == 1 { "" } else { "s" },
+            human_bytes(summary.data_bytes)
+        );
+    }
+    Ok(())
+}
+
+fn progress_bar(verbose: bool, total: u64) -> ProgressBar {
+    if !verbose {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{binary_bytes:>10} / {binary_total_bytes} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
+    )
+    .expect("a valid template");
+    bar.set_style(style);
+    bar
+}
+
+/// A reader that went away makes the stream incomplete: an error, unlike `| head` for text.
+fn broken_pipe(e: Error, written: u64) -> Error {
+    match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => Error::io(
+            format!("the receiving side closed the pipe after {written} bytes; the stream is incomplete"),
+            std::io::Error::other("broken pipe (the receiver applied nothing of the unfinished part)"),
+        ),
+        other => other,
+    }
+}

@@ -1,0 +1,182 @@
+//! Key-level changes that a replication stream applies to a file tree.
+//!
+//! A stream carries the sender's inode numbers, so the receiver's tree holds the same
+//! keys as the sender's, item for item (only block pointers differ). The records are
+//! applied in the sender's key order, which is not a valid order of POSIX operations (a
+//! file can be linked into a directory whose inode comes later); each change is
+//! therefore a plain change of keys, and the tree is consistent again once the whole
+//! part is applied, before anything is committed. Each change checks what it can and
+//! refuses what would corrupt the tree.
+
+use super::FsTree;
+use super::inode::{FileType, Inode, ItemKind, key};
+use super::record::{PIECE_BYTES, RECORD_BYTES, Record, fingerprint};
+use super::tree_ops::{SYMLINK_BYTES_MAX, check_name};
+use crate::alloc::allocator::AllocKind;
+use crate::block::{BlockKind, Compression};
+use crate::checksum::blake3;
+use crate::error::{Error, Result};
+use crate::store::StoredBlock;
+
+/// What a whole stored record is, as a stream carries it.
+pub struct StoredRecord<'r> {
+    pub logical_bytes: u32,
+    pub compression: Compression,
+    pub checksum: [u8; 32],
+    pub hash: u128,
+    pub pieces: &'r [u64],
+    pub stored: Vec<u8>,
+}
+
+impl<'a> FsTree<'a> {
+    pub fn apply_next_ino(&mut self, next: u64) -> Result<()> {
+        self.set_next_ino(next)
+    }
+
+    pub fn apply_inode(&mut self, ino: u64, inode: &Inode) -> Result<()> {
+        if ino == 0 {
+            return Err(Error::stream("INODE record for inode 0, which holds the tree's counters"));
+        }
+        self.put_inode(ino, inode)
+    }
+
+    /// Removes an inode and everything keyed under it; its records' blocks are killed.
+    pub fn apply_free_inode(&mut self, ino: u64) -> Result<()> {
+        if ino < 2 {
+            return Err(Error::stream(format!("FREE_INODE record for inode {ino}")));
+        }
+        self.destroy_inode(ino)
+    }
+
+    fn child_type(&mut self, ino: u64) -> Result<FileType> {
+        match self.tree.get(self.store, &key(ino, ItemKind::Inode, &[]))? {
+            Some(v) => Ok(Inode::decode(&v)?.file_type()),
+            None => Err(Error::stream(format!("a link names inode {ino}, which the target does not have"))),
+        }
+    }
+
+    pub fn apply_link(&mut self, dir: u64, name: &[u8], ino: u64) -> Result<()> {
+        check_name(name).map_err(|e| Error::stream(e.to_string()))?;
+        let file_type = self.child_type(ino)?;
+        self.add_entry(dir, name, ino, file_type)
+    }
+
+    /// Removes the name, if it still names `ino`, and the inode's back reference.
+    pub fn apply_unlink(&mut self, dir: u64, name: &[u8], ino: u64) -> Result<()> {
+        if let Some(entry) = self.lookup(dir, name)? {
+            if entry.ino == ino {
+                self.tree.remove(self.store, &key(dir, ItemKind::DirEntry, name))?;
+            }
+        }
+        self.tree.remove(self.store, &super::inode::backref_key(ino, dir, name))?;
+        Ok(())
+    }
+
+    pub fn apply_symlink(&mut self, ino: u64, target: &[u8]) -> Result<()> {
+        if target.is_empty() || target.len() > SYMLINK_BYTES_MAX {
+            return Err(Error::stream(format!("SYMLINK record with a target of {} bytes", target.len())));
+        }
+        self.tree.insert(self.store, &key(ino, ItemKind::Symlink, &[]), target)?;
+        Ok(())
+    }
+
+    /// Stores a record exactly as the sender stored it: no decompression, no
+    /// recompression; its checksum is verified against the sender's.
+    pub fn apply_stored_record(&mut self, ino: u64, index: u64, record: StoredRecord) -> Result<()> {
+        check_index(index)?;
+        let checksum = blake3(&record.stored);
+        if checksum != record.checksum {
+            return Err(Error::stream("WRITE record data does not match the checksum the sender stored for it"));
+        }
+        let block = StoredBlock {
+            logical_bytes: record.logical_bytes as usize,
+            stored: record.stored,
+            compression: record.compression,
+            checksum,
+        };
+        let ptr = self.store.write_prepared(BlockKind::FileData, 0, block, AllocKind::Explicit)?;
+        let k = key(ino, ItemKind::Record, &index.to_be_bytes());
+        let value = Record { ptr, hash: record.hash, pieces: record.pieces.to_vec() }.encode();
+        if let Some(old) = self.tree.insert(self.store, &k, &value)? {
+            self.store.kill(self.tree.owner, &Record::decode(&old)?.ptr)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites some 4 KiB pieces of a record the target has; the result must have the
+    /// sender's fingerprint, which proves the target's record was the base's.
+    pub fn apply_patch(
+        &mut self,
+        ino: u64,
+        index: u64,
+        logical_bytes: u32,
+        mask: u32,
+        hash: u128,
+        data: &[u8],
+    ) -> Result<()> {
+        check_index(index)?;
+        let old = self.record(ino, index)?.ok_or_else(|| {
+            Error::stream(format!("PATCH of record {index} of inode {ino}, which the target does not have"))
+        })?;
+        let mut bytes = self.read_record(&old)?;
+        bytes.resize(logical_bytes as usize, 0);
+        let mut at = 0;
+        for piece in 0..32usize {
+            if mask & (1 << piece) == 0 {
+                continue;
+            }
+            let start = piece * PIECE_BYTES;
+            let len = crate::stream::wire::piece_len(logical_bytes, piece);
+            bytes[start..start + len].copy_from_slice(&data[at..at + len]);
+            at += len;
+        }
+        if fingerprint(&bytes).hash != hash {
+            return Err(Error::stream(format!(
+                "PATCH of record {index} of inode {ino} does not give the sender's bytes: the target's copy differs from the base"
+            )));
+        }
+        self.write_record(ino, index, &bytes)
+    }
+
+    /// Removes the records in [first, first + count) that exist.
+    pub fn apply_punch(&mut self, ino: u64, first: u64, count: u64) -> Result<()> {
+        let end = first.saturating_add(count);
+        for (index, _) in self.records(ino)? {
+            if index >= first && index < end {
+                self.punch_record(ino, index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A path of an inode, from its first back reference up to the root, for messages.
+    pub fn path_of(&mut self, ino: u64) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut at = ino;
+        for _ in 0..256 {
+            if at == super::ROOT_INO {
+                parts.reverse();
+                return Some(parts.join("/"));
+            }
+            let (parent, name) = self.backrefs(at).ok()?.into_iter().next()?;
+            parts.push(String::from_utf8_lossy(&name).into_owned());
+            at = parent;
+        }
+        None
+    }
+
+    /// Writes the tree's dirty nodes out and drops them from memory, inside the running
+    /// transaction, so that a long receive needs bounded memory.
+    pub fn spill(&mut self) -> Result<()> {
+        self.tree.flush(self.store)?;
+        self.tree.evict();
+        Ok(())
+    }
+}
+
+fn check_index(index: u64) -> Result<()> {
+    if index > u64::MAX / RECORD_BYTES {
+        return Err(Error::stream(format!("record index {index} lies past the largest file")));
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Rolling a tree's head back to its newest snapshot (or to nothing), inside the running
+//! transaction: what `snaprecv -F` does before it applies a stream.
+//!
+//! With the head at the snapshot taken in txg c:
+//! - every block of the head born after c is not in the snapshot: it is killed (the
+//!   walk skips every subtree born at or before c, which the snapshot holds whole);
+//! - every block of the snapshot that the head killed since c comes back to life: its
+//!   dead index entry (death after c, birth at or before c) goes;
+//! - the retained commits after c saw a branch of history that no longer leads to the
+//!   head; they are dropped, so that each block's [birth, death) interval stays exact,
+//!   and what only they held is freed at commit.
+//!
+//! Rolling back to nothing (a full receive) kills the whole head; history stays.
+//! Only the newest snapshot is a valid target: a later one would still see the blocks
+//! the walk kills.
+
+use super::Pool;
+use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
+use crate::error::{Error, Result};
+use crate::format::node::{NodeBody, TreeKind};
+use crate::format::tables::{SnapshotEntry, dead_key, decode_dead};
+use crate::fs::inode::ItemKind;
+use crate::fs::record::Record;
+use crate::store::Owner;
+use crate::tree::{Tree, WalkStep, walk_nodes};
+
+impl Pool {
+    /// Replaces the head of `tree` with `to`'s root (or an empty tree), in this
+    /// transaction. `to` must be the tree's newest snapshot.
+    pub fn rollback_head(&mut self, tree: u64, to: Option<&SnapshotEntry>) -> Result<()> {
+        self.writable()?;
+        if self.heads.get(&tree).is_some_and(|t| t.is_dirty()) {
+            return Err(Error::invalid("cannot roll back a tree with uncommitted changes"));
+        }
+        if let Some(snap) = to {
+            let newest = self.snapshots_of(tree).last().map(|s| s.name.clone());
+            assert_eq!(newest.as_deref(), Some(snap.name.as_str()), "rollback only to the newest snapshot");
+        }
+        let floor = to.map_or(0, |s| s.txg.0);
+        let head = self.committed_head_root(tree)?;
+        if let Some(root) = head {
+            self.kill_born_after(tree, &root, floor)?;
+        }
+        if to.is_some() {
+            self.revive_dead_entries(tree, floor)?;
+            self.history.retain(|&t, _| t <= floor);
+        }
+        let root = to.and_then(|s| s.root);
+        self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), root));
+        Ok(())
+    }
+
+    fn kill_born_after(&mut self, tree: u64, root: &BlockPtr, floor: u64) -> Result<()> {
+        let mut doomed = Vec::new();
+        walk_nodes(&mut self.store, root, TreeKind::Files, &mut |ptr, node| {
+            if ptr.birth.0 <= floor {
+                return Ok(WalkStep::Skip);
+            }
+            doomed.push(*ptr);
+            if let NodeBody::Leaf(entries) = &node.body {
+                for (k, v) in entries {
+                    if k.get(8) == Some(&(ItemKind::Record as u8)) {
+                        let record = Record::decode(v)?;
+                        if record.ptr.birth.0 > floor {
+                            doomed.push(record.ptr);
+                        }
+                    }
+                }
+            }
+            Ok(WalkStep::Descend)
+        })?;
+        for ptr in doomed {
+            self.store.kill(Owner::Files(tree), &ptr)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the dead index entries of blocks that the head gets back.
+    fn revive_dead_entries(&mut self, tree: u64, floor: u64) -> Result<()> {
+        let from = dead_key(tree, Txg(floor + 1), 0);
+        let last = dead_key(tree, Txg(u64::MAX), u64::MAX);
+        let mut revived = Vec::new();
+        self.dead_table.scan(&mut self.store, &from, &mut |k, v| {
+            if k > last.as_slice() {
+                return Ok(false);
+            }
+            let (_, _, ptr) = decode_dead(k, v)?;
+            if ptr.birth.0 <= floor {
+                revived.push((k.to_vec(), ptr));
+            }
+            Ok(true)
+        })?;
+        for (key, ptr) in revived {
+            self.dead_table.remove(&mut self.store, &key)?;
+            self.root.dead_bytes = self
+                .root
+                .dead_bytes
+                .checked_sub(ptr.allocated_blocks() * BLOCK_BYTES)
+                .ok_or_else(|| Error::corrupt("the pool root counts fewer dead bytes than the dead index holds"))?;
+        }
+        Ok(())
+    }
+}

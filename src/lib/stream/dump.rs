@@ -1,0 +1,80 @@
+//! A readable line per record, as `zstream dump` and `btrfs receive --dump` print them.
+
+use super::wire::{Begin, Record};
+use crate::cli::format_time_ns;
+use crate::error::human_bytes;
+use crate::pool::guid_hex;
+
+fn name(bytes: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(bytes))
+}
+
+pub fn describe_begin(b: &Begin) -> String {
+    let base = match &b.base {
+        Some(base) => format!("incremental from @{} (guid {}, txg {})", base.name, guid_hex(&base.guid), base.txg),
+        None => "full".to_string(),
+    };
+    format!(
+        "BEGIN part {}/{} @{} (guid {}, txg {}, taken {}) {base}; source pool {}; part {} bytes, run {} bytes",
+        b.part + 1,
+        b.parts,
+        b.snapshot.name,
+        guid_hex(&b.snapshot.guid),
+        b.snapshot.txg,
+        format_time_ns(b.snapshot_time_ns),
+        guid_hex(&b.pool_guid),
+        b.part_bytes,
+        b.run_bytes
+    )
+}
+
+/// One line describing a record (without its position).
+pub fn describe(record: &Record) -> String {
+    match record {
+        Record::Begin(b) => describe_begin(b),
+        Record::TreeMeta { next_ino } => format!("TREE_META next_ino={next_ino}"),
+        Record::Inode { ino, inode: i } => format!(
+            "INODE ino={ino} mode={:o} uid={} gid={} nlink={} size={} rdev={} mtime={}.{:09} generation={}",
+            i.mode, i.uid, i.gid, i.nlink, i.size, i.rdev, i.mtime.sec, i.mtime.nsec, i.generation
+        ),
+        Record::FreeInode { ino } => format!("FREE_INODE ino={ino}"),
+        Record::Link { dir, name: n, ino } => format!("LINK ino={ino} dir={dir} name={}", name(n)),
+        Record::Unlink { dir, name: n, ino } => format!("UNLINK ino={ino} dir={dir} name={}", name(n)),
+        Record::Rename { ino, from_dir, from_name, to_dir, to_name } => format!(
+            "RENAME ino={ino} from dir={from_dir} name={} to dir={to_dir} name={}",
+            name(from_name),
+            name(to_name)
+        ),
+        Record::Symlink { ino, target } => format!("SYMLINK ino={ino} target={}", name(target)),
+        Record::SetXattr { ino, name: n, value } => {
+            format!("SET_XATTR ino={ino} name={} value_bytes={}", name(n), value.len())
+        }
+        Record::RemoveXattr { ino, name: n } => format!("REMOVE_XATTR ino={ino} name={}", name(n)),
+        Record::Write(w) => format!(
+            "WRITE ino={} offset={} logical={} stored={} compression={:?} checksum={}",
+            w.ino,
+            w.index * crate::fs::record::RECORD_BYTES,
+            w.logical_bytes,
+            w.stored_bytes,
+            w.compression,
+            w.checksum.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+        Record::Patch(p) => format!(
+            "PATCH ino={} offset={} logical={} pieces={:#010x} data={}",
+            p.ino,
+            p.index * crate::fs::record::RECORD_BYTES,
+            p.logical_bytes,
+            p.mask,
+            human_bytes(p.data.len() as u64)
+        ),
+        Record::Punch { ino, first, count } => {
+            format!("PUNCH ino={ino} offset={} records={count}", first.saturating_mul(crate::fs::record::RECORD_BYTES))
+        }
+        Record::End(e) => format!(
+            "END records={} bytes={} digest={}",
+            e.records,
+            e.bytes,
+            e.digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}

@@ -1,0 +1,252 @@
+//! Turns the difference between two snapshots of a tree into stream records.
+//!
+//! The diff comes in key order, so every inode's items arrive together: its inode
+//! item, then back references, xattrs, symlink target and records. Directory entries
+//! are not sent: each one mirrors a back reference of its child, and the receiver
+//! derives both from LINK, UNLINK and RENAME records, made from the back references.
+//! A record that changed is sent as the 4 KiB pieces that changed when that is smaller
+//! than the whole record as stored; the piece fingerprints say which ones, so the base's
+//! data is never read.
+//!
+//! The same walk sizes a stream without reading any file data (`load_data` false): the
+//! choice between a PATCH and a WRITE depends on metadata only, so the estimate is exact.
+
+use super::diff::{Change, TreeDiff};
+use super::wire::{PatchRecord, Record, WriteRecord, piece_len};
+use crate::block::BlockPtr;
+use crate::error::{Error, Result};
+use crate::format::node::TreeKind;
+use crate::fs::inode::{Inode, ItemKind};
+use crate::fs::record::{PIECE_BYTES, Record as FileRecord};
+use crate::store::Store;
+
+/// Where generated records go.
+pub trait Sink {
+    fn record(&mut self, record: &Record) -> Result<()>;
+}
+
+/// Counts the bytes records would take.
+#[derive(Default)]
+pub struct SizeSink {
+    pub bytes: u64,
+    pub records: u64,
+}
+
+impl Sink for SizeSink {
+    fn record(&mut self, record: &Record) -> Result<()> {
+        self.bytes += record.frame_bytes();
+        self.records += 1;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GenerateStats {
+    pub nodes_read: u64,
+    pub data_bytes: u64,
+}
+
+/// One inode's back-reference changes and whether it goes, held until its items end.
+#[derive(Default)]
+struct Group {
+    ino: u64,
+    freed: bool,
+    removed: Vec<(u64, Vec<u8>)>,
+    added: Vec<(u64, Vec<u8>)>,
+}
+
+struct Generator<'g> {
+    store: &'g mut Store,
+    sink: &'g mut dyn Sink,
+    load_data: bool,
+    group: Group,
+    /// A run of removed records not yet sent: (ino, first, count).
+    punch: Option<(u64, u64, u64)>,
+    stats: GenerateStats,
+}
+
+/// Sends every difference from `base` to `target` (roots of file trees) to `sink`.
+pub fn generate(
+    store: &mut Store,
+    base: Option<BlockPtr>,
+    target: Option<BlockPtr>,
+    load_data: bool,
+    sink: &mut dyn Sink,
+) -> Result<GenerateStats> {
+    let mut diff = TreeDiff::new(TreeKind::Files, base, target);
+    let mut g = Generator { store, sink, load_data, group: Group::default(), punch: None, stats: Default::default() };
+    while let Some(change) = diff.next(g.store)? {
+        g.change(change)?;
+    }
+    g.finish_group()?;
+    g.flush_punch()?;
+    g.stats.nodes_read = diff.nodes_read();
+    Ok(g.stats)
+}
+
+fn split_key(key: &[u8]) -> Result<(u64, u8, &[u8])> {
+    if key.len() < 9 {
+        return Err(Error::corrupt(format!("file tree key of {} bytes", key.len())));
+    }
+    Ok((u64::from_be_bytes(key[..8].try_into().expect("8 bytes")), key[8], &key[9..]))
+}
+
+fn be64(bytes: &[u8], what: &str) -> Result<u64> {
+    let array: [u8; 8] =
+        bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::corrupt(format!("short {what}")))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+impl Generator<'_> {
+    fn emit(&mut self, record: Record) -> Result<()> {
+        if !matches!(record, Record::Punch { .. }) {
+            self.flush_punch()?;
+        }
+        self.sink.record(&record)
+    }
+
+    fn change(&mut self, change: Change) -> Result<()> {
+        let (ino, kind, suffix) = split_key(&change.key)?;
+        if ino != self.group.ino {
+            self.finish_group()?;
+            self.group = Group { ino, ..Group::default() };
+        }
+        let new = change.new.as_deref();
+        match kind {
+            k if k == ItemKind::Meta as u8 => {
+                let value = new.ok_or_else(|| Error::corrupt("file tree without its counter item"))?;
+                let bytes: [u8; 8] = value.try_into().map_err(|_| Error::corrupt("tree counter of the wrong size"))?;
+                self.emit(Record::TreeMeta { next_ino: u64::from_le_bytes(bytes) })
+            }
+            k if k == ItemKind::Inode as u8 => match new {
+                Some(v) => self.emit(Record::Inode { ino, inode: Inode::decode(v)? }),
+                None => {
+                    self.group.freed = true;
+                    Ok(())
+                }
+            },
+            k if k == ItemKind::DirEntry as u8 => Ok(()),
+            k if k == ItemKind::BackRef as u8 => {
+                let parent = be64(suffix, "back reference")?;
+                let entry = (parent, suffix[8..].to_vec());
+                match (&change.old, new) {
+                    (Some(_), None) => self.group.removed.push(entry),
+                    (None, Some(_)) => self.group.added.push(entry),
+                    _ => {} // back references have empty values: nothing else can change
+                }
+                Ok(())
+            }
+            k if k == ItemKind::Xattr as u8 => match new {
+                Some(v) => self.emit(Record::SetXattr { ino, name: suffix.to_vec(), value: v.to_vec() }),
+                None if self.group.freed => Ok(()),
+                None => self.emit(Record::RemoveXattr { ino, name: suffix.to_vec() }),
+            },
+            k if k == ItemKind::Symlink as u8 => match new {
+                Some(v) => self.emit(Record::Symlink { ino, target: v.to_vec() }),
+                None => Ok(()), // only an inode that goes loses its target
+            },
+            k if k == ItemKind::Record as u8 => {
+                let index = be64(suffix, "record key")?;
+                match new {
+                    None if self.group.freed => Ok(()),
+                    None => self.punch(ino, index),
+                    Some(v) => {
+                        let old = change.old.as_deref().map(FileRecord::decode).transpose()?;
+                        self.record(ino, index, old, FileRecord::decode(v)?)
+                    }
+                }
+            }
+            other => Err(Error::corrupt(format!("file tree item of unknown kind {other} (inode {ino})"))),
+        }
+    }
+
+    fn punch(&mut self, ino: u64, index: u64) -> Result<()> {
+        if let Some((p_ino, first, count)) = self.punch {
+            if p_ino == ino && first + count == index {
+                self.punch = Some((ino, first, count + 1));
+                return Ok(());
+            }
+        }
+        self.flush_punch()?;
+        self.punch = Some((ino, index, 1));
+        Ok(())
+    }
+
+    fn flush_punch(&mut self) -> Result<()> {
+        if let Some((ino, first, count)) = self.punch.take() {
+            self.sink.record(&Record::Punch { ino, first, count })?;
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, ino: u64, index: u64, old: Option<FileRecord>, new: FileRecord) -> Result<()> {
+        if let Some(old) = &old {
+            if old.hash == new.hash && old.logical_bytes() == new.logical_bytes() {
+                return Ok(()); // same bytes in another block
+            }
+        }
+        let logical = new.ptr.logical_bytes;
+        if let Some(old) = &old {
+            let mut mask = 0u32;
+            let mut patch_bytes = 0usize;
+            for (i, piece) in new.pieces.iter().enumerate() {
+                if old.pieces.get(i) != Some(piece) {
+                    mask |= 1 << i;
+                    patch_bytes += piece_len(logical, i);
+                }
+            }
+            if patch_bytes < new.ptr.stored_bytes as usize {
+                let data = if self.load_data { self.patch_data(&new, mask)? } else { vec![0; patch_bytes] };
+                self.stats.data_bytes += patch_bytes as u64;
+                let patch = PatchRecord { ino, index, logical_bytes: logical, hash: new.hash, mask, data };
+                return self.emit(Record::Patch(patch));
+            }
+        }
+        let stored = if self.load_data { self.store.read_stored(&new.ptr)? } else { Vec::new() };
+        self.stats.data_bytes += new.ptr.stored_bytes as u64;
+        self.emit(Record::Write(WriteRecord {
+            ino,
+            index,
+            logical_bytes: logical,
+            compression: new.ptr.compression,
+            checksum: new.ptr.checksum,
+            hash: new.hash,
+            pieces: new.pieces,
+            stored_bytes: new.ptr.stored_bytes,
+            stored,
+        }))
+    }
+
+    fn patch_data(&mut self, new: &FileRecord, mask: u32) -> Result<Vec<u8>> {
+        let bytes = self.store.read_block(&new.ptr)?;
+        let mut data = Vec::new();
+        for i in 0..new.pieces.len() {
+            if mask & (1 << i) != 0 {
+                let start = i * PIECE_BYTES;
+                data.extend_from_slice(&bytes[start..start + piece_len(new.ptr.logical_bytes, i)]);
+            }
+        }
+        Ok(data)
+    }
+
+    /// Sends the name changes of the inode whose items just ended, and its removal.
+    fn finish_group(&mut self) -> Result<()> {
+        let group = std::mem::take(&mut self.group);
+        let ino = group.ino;
+        if group.removed.len() == 1 && group.added.len() == 1 && !group.freed {
+            let (from_dir, from_name) = group.removed.into_iter().next().expect("one");
+            let (to_dir, to_name) = group.added.into_iter().next().expect("one");
+            return self.emit(Record::Rename { ino, from_dir, from_name, to_dir, to_name });
+        }
+        for (dir, name) in group.removed {
+            self.emit(Record::Unlink { dir, name, ino })?;
+        }
+        if group.freed {
+            return self.emit(Record::FreeInode { ino });
+        }
+        for (dir, name) in group.added {
+            self.emit(Record::Link { dir, name, ino })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Replication streams (docs/STREAM.md): the wire format, the difference between two
+//! snapshots, sending it, and applying it atomically on another pool.
+//!
+//! - `wire`: byte layout of the preamble and of each record;
+//! - `framing`: writing and reading parts, with per-record checksums and the End digest;
+//! - `diff`: the changed keys between two trees, skipping shared subtrees;
+//! - `generate`: changed keys to records; sizes a stream without reading data;
+//! - `send`, `receive`: the two ends; `dump`: records as text.
+
+pub mod diff;
+pub mod dump;
+pub mod framing;
+pub mod generate;
+pub mod receive;
+pub mod send;
+pub mod wire;

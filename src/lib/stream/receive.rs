@@ -1,0 +1,303 @@
+//! `snaprecv`: checking that a stream fits the target, and applying it atomically.
+//!
+//! Each part is one transaction: the target's head is rolled back if needed (`-F`), every
+//! record is applied in memory and to free blocks, and only once the End record's digest
+//! checks out are the snapshot and the new head committed. An error, a truncated or
+//! damaged stream, a kill or a crash at any point before that leaves the last commit, so
+//! the target holds exactly what it held before. With intermediates, each part commits
+//! on its own, in order.
+
+use super::framing::StreamReader;
+use super::wire::{Begin, Record};
+use crate::error::{Error, Result};
+use crate::fs::FsTree;
+use crate::fs::apply::StoredRecord;
+use crate::pool::{Pool, guid_hex};
+
+/// A receive writes the tree's dirty nodes out after this much file data, so that its
+/// memory stays bounded whatever the stream's size.
+const SPILL_DATA_BYTES: u64 = 64 << 20;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReceiveOptions {
+    /// Roll the live tree back to its newest snapshot if it changed since (`-F`).
+    pub force: bool,
+}
+
+/// What the target looks like, as far as accepting a part goes.
+#[derive(Clone, Debug)]
+pub struct TargetState {
+    /// (name, guid) of each snapshot, oldest first.
+    pub snapshots: Vec<(String, [u8; 16])>,
+    /// The live tree is not what its newest snapshot holds.
+    pub head_changed: bool,
+    /// The live tree's root directory is empty.
+    pub live_empty: bool,
+}
+
+/// How the target must be prepared for a part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Preparation {
+    /// Apply on the live tree as it is (it equals the base).
+    None,
+    /// Roll the live tree back to the base (its newest snapshot) first.
+    RollBack,
+    /// Replace the live tree: a full stream.
+    Replace,
+}
+
+impl TargetState {
+    pub fn of(pool: &mut Pool, tree: u64) -> Result<TargetState> {
+        let snapshots: Vec<_> = pool.snapshots_of(tree).iter().map(|s| (s.name.clone(), s.guid, s.root)).collect();
+        let head = pool.committed_head_root(tree)?;
+        let head_changed = snapshots.last().is_some_and(|(_, _, root)| *root != head);
+        let live_empty = crate::ops::with_view(pool, &crate::cli::PathSpec::parse("")?, |fs| {
+            Ok(fs.readdir(crate::fs::ROOT_INO)?.is_empty())
+        })?;
+        Ok(TargetState { snapshots: snapshots.into_iter().map(|(n, g, _)| (n, g)).collect(), head_changed, live_empty })
+    }
+
+    /// The state after a part is received: its snapshot is the newest, the head equals it.
+    pub fn received(&mut self, begin: &Begin) {
+        self.snapshots.push((begin.snapshot.name.clone(), begin.snapshot.guid));
+        self.head_changed = false;
+        self.live_empty = false;
+    }
+
+    /// Whether the part fits this target, and what must happen first.
+    pub fn accept(&self, begin: &Begin, options: ReceiveOptions) -> Result<Preparation> {
+        let name = &begin.snapshot.name;
+        if let Some((existing, _)) = self.snapshots.iter().find(|(_, g)| *g == begin.snapshot.guid) {
+            return Err(Error::exists(format!(
+                "snapshot @{name} (guid {}) is already on the target as @{existing}: this stream was received before",
+                guid_hex(&begin.snapshot.guid)
+            )));
+        }
+        if self.snapshots.iter().any(|(n, _)| n == name) {
+            return Err(Error::refused(
+                format!("the target already has a snapshot @{name}, not the one this stream carries"),
+                "rename or destroy the target's snapshot, or send a snapshot of another name",
+            ));
+        }
+        let newest = self.snapshots.last();
+        let Some(base) = &begin.base else {
+            if let Some((newest, _)) = newest {
+                return Err(Error::refused(
+                    format!("the target already has snapshots (newest @{newest}); a full stream needs an empty target"),
+                    format!(
+                        "send incrementally from @{newest} (snapsend -i @{newest} @{name} ...), or receive into a freshly formatted device"
+                    ),
+                ));
+            }
+            if !self.live_empty && !options.force {
+                return Err(Error::refused(
+                    "the target's live tree holds files, which a full stream would replace",
+                    "receive into a freshly formatted device, or add -F to replace the live tree (its old state stays in the commit history for a while)",
+                ));
+            }
+            return Ok(Preparation::Replace);
+        };
+        let Some((newest_name, newest_guid)) = newest else {
+            return Err(Error::refused(
+                format!("the target has no snapshots, and this incremental stream needs @{}", base.name),
+                format!(
+                    "send a full stream of @{} first (snapsend @{} DEVICE | snaprecv TARGET)",
+                    base.name, base.name
+                ),
+            ));
+        };
+        if *newest_guid != base.guid {
+            let what = match self.snapshots.iter().find(|(_, g)| *g == base.guid) {
+                Some((held, _)) => format!(
+                    "the stream's base @{} is the target's @{held}, not its newest snapshot @{newest_name}",
+                    base.name
+                ),
+                None => format!(
+                    "the target does not have the stream's base @{} (guid {}); its newest snapshot is @{newest_name}",
+                    base.name,
+                    guid_hex(&base.guid)
+                ),
+            };
+            return Err(Error::refused(
+                what,
+                format!("send incrementally from @{newest_name}: snapsend -i @{newest_name} @{name} ..."),
+            ));
+        }
+        if self.head_changed {
+            if !options.force {
+                return Err(Error::refused(
+                    format!("the target's live tree changed since its newest snapshot @{newest_name}"),
+                    format!("add -F to roll the live tree back to @{newest_name} first (no snapshot is destroyed)"),
+                ));
+            }
+            return Ok(Preparation::RollBack);
+        }
+        Ok(Preparation::None)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub name: String,
+    pub txg: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub rolled_back: bool,
+}
+
+/// Receives every part of the stream into `tree`, each in its own transaction.
+pub fn receive(
+    pool: &mut Pool,
+    tree: u64,
+    reader: &mut StreamReader,
+    options: ReceiveOptions,
+) -> Result<Vec<Received>> {
+    let mut received = Vec::new();
+    while let Some(begin) = reader.next_part()? {
+        received.push(receive_part(pool, tree, reader, &begin, options)?);
+    }
+    Ok(received)
+}
+
+fn receive_part(
+    pool: &mut Pool,
+    tree: u64,
+    reader: &mut StreamReader,
+    begin: &Begin,
+    options: ReceiveOptions,
+) -> Result<Received> {
+    let start = reader.position.offset;
+    let preparation = TargetState::of(pool, tree)?.accept(begin, options)?;
+    match preparation {
+        Preparation::None => {}
+        Preparation::RollBack => {
+            let newest = pool.snapshots_of(tree).last().copied().cloned().expect("accept saw a newest snapshot");
+            pool.rollback_head(tree, Some(&newest))?;
+        }
+        Preparation::Replace => pool.rollback_head(tree, None)?,
+    }
+    let records = {
+        let mut fs = pool.live(tree)?;
+        apply_records(&mut fs, reader)?
+    };
+    pool.create_received_snapshot(tree, &begin.snapshot.name, begin.snapshot.guid)?;
+    let summary = pool.commit()?;
+    Ok(Received {
+        name: begin.snapshot.name.clone(),
+        txg: summary.txg.map_or(0, |t| t.0),
+        records,
+        bytes: reader.offset() - start,
+        rolled_back: preparation == Preparation::RollBack,
+    })
+}
+
+/// Applies records up to and including End; returns how many there were.
+fn apply_records(fs: &mut FsTree, reader: &mut StreamReader) -> Result<u64> {
+    let mut count = 1; // Begin
+    let mut since_spill = 0u64;
+    loop {
+        let record = reader.next_record()?;
+        count += 1;
+        if let Record::End(_) = record {
+            return Ok(count);
+        }
+        let ino = record.ino();
+        let kind = record.record_type();
+        since_spill += match &record {
+            Record::Write(w) => w.stored_bytes as u64,
+            Record::Patch(p) => p.data.len() as u64,
+            _ => 0,
+        };
+        if let Err(e) = apply_one(fs, record) {
+            let path = ino.and_then(|ino| fs.path_of(ino)).map(|p| format!(" ({p})")).unwrap_or_default();
+            let ino = ino.map(|i| format!(", inode {i}")).unwrap_or_default();
+            let e = match e {
+                Error::Stream { what } => Error::stream(format!("{} record{ino}{path}: {what}", kind.name())),
+                other => other,
+            };
+            return Err(reader.locate(e));
+        }
+        if since_spill >= SPILL_DATA_BYTES {
+            fs.spill()?;
+            since_spill = 0;
+        }
+    }
+}
+
+fn apply_one(fs: &mut FsTree, record: Record) -> Result<()> {
+    match record {
+        Record::Begin(_) => Err(Error::stream("a second BEGIN record inside a part")),
+        Record::End(_) => unreachable!("End is handled by the caller"),
+        Record::TreeMeta { next_ino } => fs.apply_next_ino(next_ino),
+        Record::Inode { ino, inode } => fs.apply_inode(ino, &inode),
+        Record::FreeInode { ino } => fs.apply_free_inode(ino),
+        Record::Link { dir, name, ino } => fs.apply_link(dir, &name, ino),
+        Record::Unlink { dir, name, ino } => fs.apply_unlink(dir, &name, ino),
+        Record::Rename { ino, from_dir, from_name, to_dir, to_name } => {
+            fs.apply_unlink(from_dir, &from_name, ino)?;
+            fs.apply_link(to_dir, &to_name, ino)
+        }
+        Record::Symlink { ino, target } => fs.apply_symlink(ino, &target),
+        Record::SetXattr { ino, name, value } => {
+            fs.set_xattr(ino, &name, &value).map_err(|e| Error::stream(e.to_string()))
+        }
+        Record::RemoveXattr { ino, name } => fs.remove_xattr(ino, &name),
+        Record::Write(w) => fs.apply_stored_record(
+            w.ino,
+            w.index,
+            StoredRecord {
+                logical_bytes: w.logical_bytes,
+                compression: w.compression,
+                checksum: w.checksum,
+                hash: w.hash,
+                pieces: &w.pieces,
+                stored: w.stored,
+            },
+        ),
+        Record::Patch(p) => fs.apply_patch(p.ino, p.index, p.logical_bytes, p.mask, p.hash, &p.data),
+        Record::Punch { ino, first, count } => fs.apply_punch(ino, first, count),
+    }
+}
+
+#[derive(Debug)]
+pub struct VerifiedPart {
+    pub begin: Begin,
+    pub records: u64,
+    pub bytes: u64,
+    /// Why the part would not apply to the target, if a target was given.
+    pub refusal: Option<Error>,
+    pub preparation: Option<Preparation>,
+}
+
+/// Reads a whole stream, checking every record and every End digest, and whether each
+/// part would apply to `target` (in order: each part's snapshot counts as received for
+/// the next). Changes nothing.
+pub fn verify(
+    reader: &mut StreamReader,
+    mut target: Option<TargetState>,
+    options: ReceiveOptions,
+) -> Result<Vec<VerifiedPart>> {
+    let mut parts = Vec::new();
+    while let Some(begin) = reader.next_part()? {
+        let start = reader.position.offset;
+        let mut records = 1;
+        loop {
+            records += 1;
+            if let Record::End(_) = reader.next_record()? {
+                break;
+            }
+        }
+        let (refusal, preparation) = match target.as_mut() {
+            None => (None, None),
+            Some(state) => match state.accept(&begin, options) {
+                Ok(p) => {
+                    state.received(&begin);
+                    (None, Some(p))
+                }
+                Err(e) => (Some(e), None),
+            },
+        };
+        parts.push(VerifiedPart { begin, records, bytes: reader.offset() - start, refusal, preparation });
+    }
+    Ok(parts)
+}

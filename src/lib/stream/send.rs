@@ -1,0 +1,114 @@
+//! `snapsend`: which parts a run sends, how big each is, and sending them.
+//!
+//! A run is one part (full, or incremental from a base) or, with intermediates, one
+//! part per snapshot between the base and the target. Sizes are exact: the same walk
+//! that sends a part sizes it from block pointers and fingerprints, reading no data.
+
+use super::framing::StreamWriter;
+use super::generate::{GenerateStats, SizeSink, generate};
+use super::wire::{Begin, End, PREAMBLE_BYTES, Record, SnapRef};
+use crate::error::{Error, Result};
+use crate::format::tables::SnapshotEntry;
+use crate::pool::Pool;
+
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub base: Option<SnapshotEntry>,
+    pub target: SnapshotEntry,
+}
+
+impl Part {
+    pub fn describe(&self) -> String {
+        match &self.base {
+            Some(base) => format!("incremental @{} -> @{}", base.name, self.target.name),
+            None => format!("full @{}", self.target.name),
+        }
+    }
+}
+
+fn snap_ref(s: &SnapshotEntry) -> SnapRef {
+    SnapRef { guid: s.guid, txg: s.txg.0, name: s.name.clone() }
+}
+
+/// The parts that carry `target` (from `base`, with every snapshot between them if
+/// `intermediates`).
+pub fn plan(pool: &Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
+    let target_entry = pool.snapshot(tree, target)?.clone();
+    let Some(base) = base else { return Ok(vec![Part { base: None, target: target_entry }]) };
+    let base_entry = pool.snapshot(tree, base).map_err(|_| Error::NotFound {
+        what: format!("base snapshot @{base} (the source no longer has it; `snapctl list` shows what it has)"),
+    })?;
+    if base_entry.txg >= target_entry.txg {
+        return Err(Error::invalid(format!(
+            "base @{base} (txg {}) is not older than @{target} (txg {}); give the older snapshot first",
+            base_entry.txg.0, target_entry.txg.0
+        )));
+    }
+    if !intermediates {
+        return Ok(vec![Part { base: Some(base_entry.clone()), target: target_entry }]);
+    }
+    let mut parts = Vec::new();
+    let mut previous = base_entry.clone();
+    for snap in pool.snapshots_of(tree) {
+        if snap.txg > base_entry.txg && snap.txg <= target_entry.txg {
+            parts.push(Part { base: Some(previous.clone()), target: snap.clone() });
+            previous = snap.clone();
+        }
+    }
+    Ok(parts)
+}
+
+fn begin_record(pool: &Pool, part: &Part, index: usize, count: usize, part_bytes: u64, run_bytes: u64) -> Begin {
+    Begin {
+        features: 0,
+        pool_guid: pool.label.pool_guid,
+        snapshot: snap_ref(&part.target),
+        snapshot_time_ns: part.target.time_ns,
+        base: part.base.as_ref().map(snap_ref),
+        part_bytes,
+        part: index as u32,
+        parts: count as u32,
+        run_bytes,
+    }
+}
+
+/// The exact size in bytes of each part, from metadata alone.
+pub fn part_sizes(pool: &mut Pool, parts: &[Part]) -> Result<Vec<u64>> {
+    let mut sizes = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let mut sink = SizeSink::default();
+        generate(&mut pool.store, part.base.as_ref().and_then(|b| b.root), part.target.root, false, &mut sink)?;
+        let begin = Record::Begin(begin_record(pool, part, i, parts.len(), 0, 0)).frame_bytes();
+        let end = Record::End(End { records: 0, bytes: 0, digest: [0; 32] }).frame_bytes();
+        sizes.push(PREAMBLE_BYTES as u64 + begin + sink.bytes + end);
+    }
+    Ok(sizes)
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SendSummary {
+    pub bytes: u64,
+    pub data_bytes: u64,
+    pub nodes_read: u64,
+}
+
+/// Writes every part; `sizes` (from `part_sizes`) go into the Begin records so that a
+/// receiver can show its progress against them.
+pub fn send(pool: &mut Pool, parts: &[Part], sizes: Option<&[u64]>, writer: &mut StreamWriter) -> Result<SendSummary> {
+    let run_bytes = sizes.map_or(0, |s| s.iter().sum());
+    let mut summary = SendSummary::default();
+    for (i, part) in parts.iter().enumerate() {
+        let part_bytes = sizes.map_or(0, |s| s[i]);
+        writer.begin(begin_record(pool, part, i, parts.len(), part_bytes, run_bytes))?;
+        let base = part.base.as_ref().and_then(|b| b.root);
+        let stats: GenerateStats = generate(&mut pool.store, base, part.target.root, true, writer)?;
+        let written = writer.end()?;
+        if part_bytes != 0 {
+            debug_assert_eq!(written, part_bytes, "the size estimate of {} is exact", part.describe());
+        }
+        summary.bytes += written;
+        summary.data_bytes += stats.data_bytes;
+        summary.nodes_read += stats.nodes_read;
+    }
+    Ok(summary)
+}
