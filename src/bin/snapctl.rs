@@ -202,11 +202,12 @@ fn run(command: Command) -> Result<()> {
             let (stats, summary) = ops::sync(&mut pool, LIVE_TREE_ID, Path::new(source), path)?;
             let txg = summary.txg.map_or("nothing to commit".to_string(), |t| format!("txg {}", t.0));
             println!(
-                "{PROGRAM}: synced {source}: {} changed files read ({}), {} created, {} removed, {} metadata updates, {} unchanged; {txg}",
+                "{PROGRAM}: synced {source}: {} changed files read ({}), {} created, {} removed, {} moves detected, {} metadata updates, {} unchanged; {txg}",
                 stats.files_written,
                 human_bytes(stats.bytes_read),
                 stats.entries_created,
                 stats.entries_removed,
+                stats.renames_detected,
                 stats.metadata_updated,
                 stats.unchanged
             );

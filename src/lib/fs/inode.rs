@@ -35,7 +35,7 @@ pub fn backref_key(ino: u64, parent: u64, name: &[u8]) -> Vec<u8> {
     key(ino, ItemKind::BackRef, &suffix)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Timespec {
     pub sec: i64,
     pub nsec: u32,

@@ -29,6 +29,9 @@ pub struct SyncStats {
     pub entries_removed: u64,
     pub metadata_updated: u64,
     pub unchanged: u64,
+    /// New names that turned out to be files moved within the synced tree: the inode
+    /// moved with its records, nothing was rewritten.
+    pub renames_detected: u64,
 }
 
 pub struct Syncer<'f, 'a> {
@@ -38,6 +41,13 @@ pub struct Syncer<'f, 'a> {
     /// Tree inodes already matched to a source file in this sync.
     claimed: HashMap<u64, (u64, u64)>,
     pipeline: Pipeline,
+    /// The host directory and tree directory of this sync, to map tree paths to host ones.
+    root: Option<(std::path::PathBuf, u64)>,
+    /// Single-linked, non-empty files of the tree by (size, mtime), built on the first
+    /// new file: the candidates for a rename.
+    by_size_and_time: Option<HashMap<(u64, Timespec), Vec<u64>>>,
+    /// Names of regular files gone from the host, removed at the end of the sync.
+    pending_removals: Vec<(u64, Vec<u8>)>,
     pub stats: SyncStats,
 }
 
@@ -53,6 +63,9 @@ impl<'f, 'a> Syncer<'f, 'a> {
             links: HashMap::new(),
             claimed: HashMap::new(),
             pipeline: Pipeline::new(level),
+            root: None,
+            by_size_and_time: None,
+            pending_removals: Vec::new(),
             stats: SyncStats::default(),
         }
     }
@@ -66,7 +79,14 @@ impl<'f, 'a> Syncer<'f, 'a> {
         if !meta.is_dir() {
             return Err(Error::invalid(format!("{} is not a directory", source.display())));
         }
+        self.root = Some((source.to_path_buf(), dir));
         self.sync_children(source, dir, 0)?;
+        for (parent, name) in std::mem::take(&mut self.pending_removals) {
+            if self.fs.lookup(parent, &name)?.is_some() {
+                self.remove(parent, &name)?;
+                self.stats.entries_removed += 1;
+            }
+        }
         drain(self.fs, &mut self.pipeline, 0)?;
         self.apply_metadata(dir, source, &meta)
     }
@@ -90,6 +110,11 @@ impl<'f, 'a> Syncer<'f, 'a> {
         names.sort();
         for entry in self.fs.readdir(dir)? {
             if names.binary_search(&entry.name).is_err() {
+                if entry.file_type == FileType::Regular {
+                    // Kept until the end: the file may turn up under another name.
+                    self.pending_removals.push((dir, entry.name));
+                    continue;
+                }
                 self.remove(dir, &entry.name)?;
                 self.stats.entries_removed += 1;
             }
@@ -129,8 +154,19 @@ impl<'f, 'a> Syncer<'f, 'a> {
                 return Ok(());
             }
         }
+        let renamed = match (&existing, wanted) {
+            (None, FileType::Regular) if meta.nlink() == 1 && meta.size() > 0 => self.find_renamed(path, meta)?,
+            _ => None,
+        };
+        let moved = renamed.is_some();
         let ino = match existing {
             Some(e) => e.ino,
+            None if moved => {
+                let (ino, parent, old_name) = renamed.expect("checked");
+                self.fs.rename(parent, &old_name, dir, name)?;
+                self.stats.renames_detected += 1;
+                ino
+            }
             None => {
                 let mut inode = Inode::new(meta.mode(), Timespec::default());
                 inode.rdev = meta.rdev();
@@ -146,7 +182,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
         }
         match wanted {
             FileType::Directory => self.sync_children(path, ino, depth + 1)?,
-            FileType::Regular => self.sync_content(path, meta, ino)?,
+            FileType::Regular => self.sync_content(path, meta, ino, moved)?,
             FileType::Symlink => {
                 let target = fs::read_link(path).map_err(|e| io_error(path, "read the link", e))?;
                 let target = target.as_os_str().as_bytes();
@@ -158,6 +194,80 @@ impl<'f, 'a> Syncer<'f, 'a> {
             FileType::Special => {}
         }
         self.apply_metadata(ino, path, meta)
+    }
+
+    /// A file of the tree that the new source file `meta` is, moved: same size and
+    /// mtime, single-linked, not yet matched in this sync, and whose old name no longer
+    /// exists on the host. Returns (inode, parent, name) of its old name. Like the
+    /// unchanged-file test, this trusts size and mtime, as rsync does.
+    fn find_renamed(&mut self, path: &Path, meta: &Metadata) -> Result<Option<(u64, u64, Vec<u8>)>> {
+        let wanted = (meta.size(), Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 });
+        if self.by_size_and_time.is_none() {
+            self.by_size_and_time = Some(self.index_files()?);
+        }
+        let candidates = self.by_size_and_time.as_ref().and_then(|m| m.get(&wanted)).cloned().unwrap_or_default();
+        let mut first_record = None;
+        for ino in candidates {
+            if self.claimed.contains_key(&ino) {
+                continue;
+            }
+            // Many files share a size and an mtime (an unpacked archive): the first
+            // record's fingerprint tells them apart; the content is then synced as for
+            // any changed file, so a wrong guess costs a rewrite, never wrong data.
+            let Some(record) = self.fs.record(ino, 0)? else { continue };
+            if first_record.is_none() {
+                first_record = Some(first_record_hash(path)?);
+            }
+            if first_record != Some(record.hash) {
+                continue;
+            }
+            let Some((parent, name, host_path)) = self.host_path_of(ino)? else { continue };
+            match fs::symlink_metadata(&host_path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                _ => continue, // still there: a copy, not a move
+            }
+            let inode = self.fs.inode(ino)?;
+            if inode.nlink != 1 || inode.size != wanted.0 || inode.mtime != wanted.1 {
+                continue;
+            }
+            if let Some(list) = self.by_size_and_time.as_mut().and_then(|m| m.get_mut(&wanted)) {
+                list.retain(|&i| i != ino);
+            }
+            return Ok(Some((ino, parent, name)));
+        }
+        Ok(None)
+    }
+
+    fn index_files(&mut self) -> Result<HashMap<(u64, Timespec), Vec<u64>>> {
+        let mut index: HashMap<(u64, Timespec), Vec<u64>> = HashMap::new();
+        for (ino, inode) in self.fs.regular_inodes()? {
+            if inode.nlink == 1 && inode.size > 0 {
+                index.entry((inode.size, inode.mtime)).or_default().push(ino);
+            }
+        }
+        Ok(index)
+    }
+
+    /// The host path that a tree file inside the synced directory mirrors, with its
+    /// tree name; None if it lies outside the synced directory.
+    fn host_path_of(&mut self, ino: u64) -> Result<Option<(u64, Vec<u8>, std::path::PathBuf)>> {
+        let Some((source, root_dir)) = self.root.clone() else { return Ok(None) };
+        let mut names: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut at = ino;
+        for _ in 0..DEPTH_MAX {
+            if at == root_dir {
+                let (parent, name) = names.first().cloned().expect("a file is not the sync root");
+                let mut host = source;
+                for (_, part) in names.iter().rev() {
+                    host.push(OsStr::from_bytes(part));
+                }
+                return Ok(Some((parent, name, host)));
+            }
+            let Some((parent, name)) = self.fs.backrefs(at)?.into_iter().next() else { return Ok(None) };
+            names.push((parent, name));
+            at = parent;
+        }
+        Ok(None)
     }
 
     /// A tree inode shared by several names can stand for this source file only if the
@@ -177,10 +287,11 @@ impl<'f, 'a> Syncer<'f, 'a> {
         })
     }
 
-    fn sync_content(&mut self, path: &Path, meta: &Metadata, ino: u64) -> Result<()> {
+    /// `verify`: read the file even if size and mtime match (a file found by a move).
+    fn sync_content(&mut self, path: &Path, meta: &Metadata, ino: u64, verify: bool) -> Result<()> {
         let inode = self.fs.inode(ino)?;
         let mtime = Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
-        if inode.size == meta.size() && inode.mtime == mtime && inode.generation != self.fs.store.txg.0 {
+        if !verify && inode.size == meta.size() && inode.mtime == mtime && inode.generation != self.fs.store.txg.0 {
             self.stats.unchanged += 1;
             return Ok(());
         }
@@ -238,6 +349,14 @@ impl<'f, 'a> Syncer<'f, 'a> {
         }
         Ok(true)
     }
+}
+
+/// The fingerprint of a host file's first record.
+fn first_record_hash(path: &Path) -> Result<u128> {
+    let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
+    let mut buf = vec![0u8; RECORD_BYTES as usize];
+    let n = read_full(&mut file, &mut buf).map_err(|e| io_error(path, "read", e))?;
+    Ok(super::record::fingerprint(&buf[..n]).hash)
 }
 
 /// Reads `reader` to its end as the records of `ino`, handing them to the pipeline;

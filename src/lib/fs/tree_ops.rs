@@ -99,6 +99,28 @@ impl<'a> FsTree<'a> {
         Ok(())
     }
 
+    /// Every regular file's inode, in inode order (a scan of the whole tree's items).
+    pub fn regular_inodes(&mut self) -> Result<Vec<(u64, Inode)>> {
+        let mut out = Vec::new();
+        let mut error = None;
+        self.tree.scan(self.store, &[], &mut |k, v| {
+            if k.len() == 9 && k[8] == ItemKind::Inode as u8 {
+                match Inode::decode(v) {
+                    Ok(inode) if inode.file_type() == FileType::Regular => {
+                        out.push((u64::from_be_bytes(k[..8].try_into().expect("8 bytes")), inode));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        error = Some(e);
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        })?;
+        error.map_or(Ok(out), Err)
+    }
+
     pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Option<DirEntry>> {
         match self.tree.get(self.store, &key(dir, ItemKind::DirEntry, name))? {
             Some(v) => Ok(Some(decode_dirent(name, &v)?)),

@@ -156,7 +156,10 @@ impl<'r> StreamReader<'r> {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Error::io(format!("cannot read the stream at byte {}", self.offset + filled as u64), e));
+                    return Err(Error::io(
+                        format!("cannot read the stream at byte {}", self.offset + filled as u64),
+                        e,
+                    ));
                 }
             }
         }

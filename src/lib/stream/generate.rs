@@ -46,11 +46,14 @@ pub struct GenerateStats {
     pub data_bytes: u64,
 }
 
-/// One inode's back-reference changes and whether it goes, held until its items end.
+/// One inode's back-reference changes and whether it goes, held until its back
+/// references end, so that every record of a part follows the key order (a resumed
+/// part restarts at a key).
 #[derive(Default)]
 struct Group {
     ino: u64,
     freed: bool,
+    names_sent: bool,
     removed: Vec<(u64, Vec<u8>)>,
     added: Vec<(u64, Vec<u8>)>,
 }
@@ -112,6 +115,9 @@ impl Generator<'_> {
             self.group = Group { ino, ..Group::default() };
         }
         let new = change.new.as_deref();
+        if kind > ItemKind::BackRef as u8 {
+            self.finish_names()?;
+        }
         match kind {
             k if k == ItemKind::Meta as u8 => {
                 let value = new.ok_or_else(|| Error::corrupt("file tree without its counter item"))?;
@@ -229,10 +235,24 @@ impl Generator<'_> {
         Ok(data)
     }
 
-    /// Sends the name changes of the inode whose items just ended, and its removal.
     fn finish_group(&mut self) -> Result<()> {
-        let group = std::mem::take(&mut self.group);
-        let ino = group.ino;
+        self.finish_names()
+    }
+
+    /// Sends the name changes of the current inode, and its removal, once.
+    fn finish_names(&mut self) -> Result<()> {
+        if self.group.names_sent {
+            return Ok(());
+        }
+        self.group.names_sent = true;
+        let ino = self.group.ino;
+        let group = Group {
+            ino,
+            freed: self.group.freed,
+            names_sent: true,
+            removed: std::mem::take(&mut self.group.removed),
+            added: std::mem::take(&mut self.group.added),
+        };
         if group.removed.len() == 1 && group.added.len() == 1 && !group.freed {
             let (from_dir, from_name) = group.removed.into_iter().next().expect("one");
             let (to_dir, to_name) = group.added.into_iter().next().expect("one");
