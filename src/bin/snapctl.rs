@@ -448,6 +448,8 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
     let oldest = history.first().copied();
     let snapshots = pool.snapshots_of(LIVE_TREE_ID).len();
     let config = pool.root.config.clone();
+    let partial = pool.receive_state()?;
+    let token = partial.as_ref().map(snapfs::stream::receive::state_token);
     if json {
         let value = serde_json::json!({
             "device": device,
@@ -472,6 +474,14 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
             "history_seconds": config.history_seconds,
             "history_reserve_percent": config.history_reserve_percent,
             "compression_level": config.compression_level,
+            "receive_resume_token": token,
+            "partial_receive": partial.as_ref().map(|p| serde_json::json!({
+                "snapshot": p.snapshot_name,
+                "base": (!p.base_name.is_empty()).then_some(&p.base_name),
+                "records_applied": p.records_applied,
+                "stream_bytes_applied": p.bytes_applied,
+                "saved": format_time_ns(p.saved_ns),
+            })),
         });
         return stdout_write(&format!("{value}\n"));
     }
@@ -517,6 +527,21 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
         "compression:",
         if config.compression_level == 0 { "none".into() } else { format!("zstd:{}", config.compression_level) },
     );
+    if let (Some(p), Some(token)) = (&partial, &token) {
+        line(
+            "receiving:",
+            format!(
+                "partial receive of @{}{} saved at {}: {} records ({}) applied",
+                p.snapshot_name,
+                if p.base_name.is_empty() { String::new() } else { format!(" (from @{})", p.base_name) },
+                format_time_ns(p.saved_ns),
+                p.records_applied,
+                human_bytes(p.bytes_applied)
+            ),
+        );
+        line("resume token:", token.clone());
+        line("", "resume: snapsend -t TOKEN DEVICE | snaprecv -s TARGET; discard: snaprecv -A TARGET".into());
+    }
     stdout_write(&text)
 }
 

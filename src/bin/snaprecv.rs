@@ -23,13 +23,20 @@ const PROGRAM: &str = "snaprecv";
     version,
     about,
     long_about = None,
-    override_usage = "snaprecv [-F] [-v] DEVICE < STREAM\n       snaprecv -n [-v] [DEVICE] < STREAM\n       snaprecv --dump < STREAM"
+    override_usage = "snaprecv [-F] [-s] [-v] DEVICE < STREAM\n       snaprecv -A DEVICE\n       snaprecv -n [-v] [DEVICE] < STREAM\n       snaprecv --dump < STREAM"
 )]
 struct Args {
     /// Roll the live tree back to its newest snapshot first if it changed since (no
     /// snapshot is ever destroyed); for a full stream, replace a live tree that holds files.
     #[arg(short = 'F')]
     force: bool,
+    /// If the stream breaks, keep what was received on DEVICE and print a token to resume
+    /// it with `snapsend -t` (`snapctl status` shows it too).
+    #[arg(short = 's')]
+    save_partial: bool,
+    /// Discard a partial receive that -s saved on DEVICE, freeing its space; reads no stream.
+    #[arg(short = 'A', conflicts_with_all = ["verify", "force", "save_partial"])]
+    abort: bool,
     /// Verify only: read the whole stream, check every record and digest, and say whether
     /// it would apply to DEVICE (if given). Changes nothing.
     #[arg(short = 'n', long = "verify")]
@@ -52,6 +59,22 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.abort {
+        let Some(device) = &args.device else {
+            return Err(Error::invalid("give the DEVICE whose partial receive to discard"));
+        };
+        let mut pool = open_pool(PROGRAM, device, OpenMode::Write)?;
+        let state =
+            pool.discard_receive_state()?.ok_or_else(|| Error::not_found(format!("partial receive on {device}")))?;
+        let summary = pool.commit()?;
+        println!(
+            "{PROGRAM}: discarded the partial receive of @{} ({} records), freed {}",
+            state.snapshot_name,
+            state.records_applied,
+            human_bytes(summary.freed_bytes)
+        );
+        return Ok(());
+    }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return Err(Error::invalid(
@@ -65,7 +88,7 @@ fn run(args: Args) -> Result<()> {
         }
         return dump(&mut input);
     }
-    let options = ReceiveOptions { force: args.force };
+    let options = ReceiveOptions { force: args.force, save_partial: args.save_partial };
     let bar = progress_bar(args.verbose);
     let mut progress = bar.clone();
     let mut reader = StreamReader::new(&mut input, Some(&mut progress));

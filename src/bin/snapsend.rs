@@ -7,7 +7,8 @@ use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result, human_bytes};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::stream::framing::StreamWriter;
-use snapfs::stream::send::{Part, part_sizes, plan, send};
+use snapfs::stream::send::{Part, part_sizes, plan, plan_resume, send};
+use snapfs::stream::token::ResumeToken;
 use std::io::{IsTerminal, Write};
 
 const PROGRAM: &str = "snapsend";
@@ -20,7 +21,7 @@ const PROGRAM: &str = "snapsend";
     version,
     about,
     long_about = None,
-    override_usage = "snapsend [-i @BASE | -I @BASE] [-n] [-v] [-P] @SNAP DEVICE"
+    override_usage = "snapsend [-i @BASE | -I @BASE] [-n] [-v] [-P] @SNAP DEVICE\n       snapsend -t TOKEN [-n] [-v] [-P] DEVICE"
 )]
 struct Args {
     /// Send only what changed since @BASE, which the receiver must have as its newest snapshot.
@@ -38,11 +39,13 @@ struct Args {
     /// Print parsable lines for scripts: one per part, then `size BYTES`.
     #[arg(short = 'P')]
     parsable: bool,
-    /// The snapshot to send, written @NAME.
-    #[arg(value_name = "@SNAP")]
-    snapshot: String,
-    /// Block device or image file holding the snapshot.
-    device: String,
+    /// Send the rest of a part whose receive broke: TOKEN comes from `snaprecv -s` or
+    /// `snapctl status` on the receiving side.
+    #[arg(short = 't', value_name = "TOKEN", conflicts_with_all = ["incremental", "intermediates"])]
+    token: Option<String>,
+    /// @SNAP (the snapshot to send; not with -t), then DEVICE (block device or image file).
+    #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
+    args: Vec<String>,
 }
 
 fn main() {
@@ -54,13 +57,24 @@ fn main() {
 
 fn part_line(part: &Part, bytes: u64) -> String {
     match &part.base {
+        Some(base) if part.resume.is_some() => {
+            format!("resume\t@{}\t@{}\t{bytes}", base.name, part.target.name)
+        }
         Some(base) => format!("incremental\t@{}\t@{}\t{bytes}", base.name, part.target.name),
+        None if part.resume.is_some() => format!("resume\t@{}\t{bytes}", part.target.name),
         None => format!("full\t@{}\t{bytes}", part.target.name),
     }
 }
 
 fn run(args: Args) -> Result<()> {
-    let target = snapshot_name(&args.snapshot)?;
+    let (snapshot, device) = match (args.args.as_slice(), &args.token) {
+        ([device], Some(_)) => (None, device.clone()),
+        ([snapshot, device], None) => (Some(snapshot_name(snapshot)?.to_string()), device.clone()),
+        ([_], None) => return Err(Error::invalid("give the snapshot to send (@SNAP) and the DEVICE")),
+        (_, Some(_)) => return Err(Error::invalid("with -t, give only the DEVICE: the token names the snapshot")),
+        _ => unreachable!("clap enforces 1 or 2 arguments"),
+    };
+    let token = args.token.as_deref().map(ResumeToken::decode).transpose()?;
     let (base, intermediates) = match (&args.incremental, &args.intermediates) {
         (Some(b), None) => (Some(snapshot_name(b)?), false),
         (None, Some(b)) => (Some(snapshot_name(b)?), true),
@@ -72,8 +86,12 @@ fn run(args: Args) -> Result<()> {
             "pipe it into snaprecv (snapsend ... | snaprecv TARGET) or redirect it to a file; -n -v shows its size",
         ));
     }
-    let mut pool = open_pool(PROGRAM, &args.device, OpenMode::Read)?;
-    let parts = plan(&pool, LIVE_TREE_ID, base, target, intermediates)?;
+    let mut pool = open_pool(PROGRAM, &device, OpenMode::Read)?;
+    let parts = match (&token, &snapshot) {
+        (Some(token), _) => vec![plan_resume(&pool, LIVE_TREE_ID, token)?],
+        (None, Some(target)) => plan(&pool, LIVE_TREE_ID, base, target, intermediates)?,
+        (None, None) => unreachable!("checked above"),
+    };
     let sizes = part_sizes(&mut pool, &parts)?;
     let total: u64 = sizes.iter().sum();
     let mut info = String::new();
@@ -134,7 +152,9 @@ fn broken_pipe(e: Error, written: u64) -> Error {
     match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => Error::io(
             format!("the receiving side closed the pipe after {written} bytes; the stream is incomplete"),
-            std::io::Error::other("broken pipe (the receiver applied nothing of the unfinished part)"),
+            std::io::Error::other(
+                "broken pipe (the receiver keeps nothing of the unfinished part, unless it runs with -s)",
+            ),
         ),
         other => other,
     }

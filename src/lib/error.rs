@@ -84,8 +84,9 @@ impl Error {
             }),
             Error::Refused { hint, .. } => Some(hint.clone()),
             Error::Stream { .. } => Some(
-                "nothing of this stream was applied; send it again (`snaprecv -n` checks a stored stream \
-                 without applying it)"
+                "the part that failed was not applied (earlier parts of a multi-part stream were); send it \
+                 again, and receive with -s to be able to resume a broken transfer (`snaprecv -n` checks a \
+                 stored stream without applying it)"
                     .into(),
             ),
             _ => None,

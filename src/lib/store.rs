@@ -35,6 +35,10 @@ pub enum Owner {
     Meta,
     /// A block of file tree `id`: kept while a snapshot or retained commit can see it.
     Files(u64),
+    /// A tree being received, started from a snapshot of txg `origin` (0 for a full
+    /// stream): blocks born at or before `origin` belong to that snapshot and are not
+    /// its to free; newer ones are its own, seen by no checkpoint.
+    Staging { origin: u64 },
 }
 
 /// Contiguous writes are gathered up to this size, so a copy-in writes in large requests.
@@ -48,13 +52,25 @@ pub struct Store {
     pub compression_level: i32,
     /// Blocks of file trees killed by this transaction: (tree id, pointer).
     pub file_kills: Vec<(u64, BlockPtr)>,
+    /// Blocks committed earlier whose pointers this transaction gave its own txg as
+    /// birth (a resumed receive adopting them): killed, they wait for the commit.
+    pub reborn: std::collections::HashSet<u64>,
     buffer_offset: u64,
     buffer: Vec<u8>,
 }
 
 impl Store {
     pub fn new(dev: Box<dyn Device>, alloc: Allocator, txg: Txg, compression_level: i32) -> Store {
-        Store { dev, alloc, txg, compression_level, file_kills: Vec::new(), buffer_offset: 0, buffer: Vec::new() }
+        Store {
+            dev,
+            alloc,
+            txg,
+            compression_level,
+            file_kills: Vec::new(),
+            reborn: Default::default(),
+            buffer_offset: 0,
+            buffer: Vec::new(),
+        }
     }
 
     /// Reads and verifies a block; returns its logical bytes.
@@ -183,13 +199,18 @@ impl Store {
     pub fn kill(&mut self, owner: Owner, ptr: &BlockPtr) -> Result<()> {
         assert!(ptr.birth <= self.txg);
         let blocks = ptr.allocated_blocks();
-        if ptr.birth == self.txg {
+        if let Owner::Staging { origin } = owner {
+            if ptr.birth.0 <= origin {
+                return Ok(()); // the origin snapshot's block: not ours to free
+            }
+        }
+        if ptr.birth == self.txg && !self.reborn.contains(&ptr.addr.0) {
             // Written by this transaction and never committed: reusable at once.
             self.alloc.free_now(ptr.addr.0, blocks);
             return Ok(());
         }
         match owner {
-            Owner::Meta => self.alloc.defer_free(ptr.addr.0, blocks),
+            Owner::Meta | Owner::Staging { .. } => self.alloc.defer_free(ptr.addr.0, blocks),
             Owner::Files(tree) => {
                 self.file_kills.push((tree, *ptr));
                 Ok(())

@@ -7,4 +7,5 @@ pub mod label;
 pub mod node;
 pub mod pool_root;
 pub mod probe;
+pub mod receive_state;
 pub mod tables;

@@ -7,6 +7,10 @@ use crate::format::codec::{Reader, Writer};
 
 pub const POOL_ROOT_MAGIC: [u8; 4] = *b"SNPR";
 pub const POOL_ROOT_BYTES: usize = 1024;
+/// Version 2 adds the receive-state pointer. A root without one is still written as
+/// version 1, so that a pool is readable by older binaries except while a partial
+/// receive is saved on it.
+pub const POOL_ROOT_VERSION_MAX: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -45,13 +49,15 @@ pub struct PoolRoot {
     /// Bytes of blocks in the dead index (held only by snapshots or history).
     pub dead_bytes: u64,
     pub config: PoolConfig,
+    /// The saved state of an interrupted receive (a blob block), if any. Version 2.
+    pub receive: Option<BlockPtr>,
 }
 
 impl PoolRoot {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.raw(&POOL_ROOT_MAGIC);
-        w.u32(crate::format::label::FORMAT_VERSION);
+        w.u32(if self.receive.is_some() { 2 } else { 1 });
         w.u64(self.txg.0);
         w.u64(self.time_ns);
         w.raw(&self.pool_guid);
@@ -65,6 +71,7 @@ impl PoolRoot {
         w.u64(self.config.history_seconds);
         w.u8(self.config.history_reserve_percent);
         w.u8(self.config.compression_level);
+        BlockPtr::encode(self.receive.as_ref(), &mut w);
         w.zeros(POOL_ROOT_BYTES - w.len());
         w.bytes
     }
@@ -81,7 +88,7 @@ impl PoolRoot {
         if version == 0 {
             return Err(Error::corrupt("pool root of format version 0"));
         }
-        if version > crate::format::label::FORMAT_VERSION {
+        if version > POOL_ROOT_VERSION_MAX {
             return Err(Error::Unsupported { what: format!("pool root of format version {version}") });
         }
         let txg = Txg(r.u64()?);
@@ -99,6 +106,10 @@ impl PoolRoot {
         let history_seconds = r.u64()?;
         let history_reserve_percent = r.u8()?;
         let compression_level = r.u8()?;
+        let receive = BlockPtr::decode(&mut r)?;
+        if receive.is_some() && version < 2 {
+            return Err(Error::corrupt("pool root of version 1 names a receive state"));
+        }
         r.zeros(POOL_ROOT_BYTES - r.offset())?;
         if history_reserve_percent > 100 || compression_level > 22 {
             return Err(Error::corrupt("pool root configuration out of range"));
@@ -117,6 +128,7 @@ impl PoolRoot {
             next_tree_id,
             dead_bytes,
             config: PoolConfig { history_seconds, history_reserve_percent, compression_level },
+            receive,
         })
     }
 }
@@ -141,6 +153,7 @@ mod tests {
             next_tree_id: 2,
             dead_bytes: 4096,
             config: PoolConfig::default(),
+            receive: None,
         };
         assert_eq!(PoolRoot::decode(&root.encode()).unwrap(), root);
     }

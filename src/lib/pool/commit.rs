@@ -103,6 +103,7 @@ impl Pool {
 
         // Durable: the frees of this transaction may now be reused.
         self.store.alloc.commit_done();
+        self.store.reborn.clear();
         self.commit = record;
         self.store.txg = Txg(txg.0 + 1);
         self.pending_snapshots.clear();

@@ -5,6 +5,7 @@
 
 mod commit;
 mod open;
+mod receiving;
 mod retention;
 mod rollback;
 
@@ -163,6 +164,18 @@ impl Pool {
 
     pub fn destroy_snapshot(&mut self, tree: u64, name: &str) -> Result<SnapshotEntry> {
         self.writable()?;
+        if let Some(state) = self.receive_state()? {
+            let origin = self.snapshot(tree, name)?.txg.0;
+            if state.tree == tree && state.origin_txg == origin {
+                return Err(Error::refused(
+                    format!(
+                        "@{name} is the base of the partial receive of @{} saved on this pool",
+                        state.snapshot_name
+                    ),
+                    "finish it (snapctl status shows the resume token) or discard it with `snaprecv -A DEVICE` first",
+                ));
+            }
+        }
         let entry = self
             .snapshots
             .remove(&(tree, name.to_string()))

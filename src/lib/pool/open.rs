@@ -384,6 +384,7 @@ pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool
         next_tree_id: LIVE_TREE_ID + 1,
         dead_bytes: 0,
         config: options.config.clone(),
+        receive: None,
     };
     let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
     let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new());

@@ -149,6 +149,18 @@ impl<'r> StreamReader<'r> {
 
     /// Reads exactly `buf.len()` bytes; Ok(false) if the input ended before the first.
     fn read_exact_or_eof(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let filled = self.read_up_to(buf)?;
+        if filled == 0 {
+            return Ok(false);
+        }
+        if filled < buf.len() {
+            return Err(self.truncated());
+        }
+        Ok(true)
+    }
+
+    /// Reads until `buf` is full or the input ends; returns the bytes read.
+    fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut filled = 0;
         while filled < buf.len() {
             match self.input.read(&mut buf[filled..]) {
@@ -167,13 +179,7 @@ impl<'r> StreamReader<'r> {
         if let Some(progress) = self.progress.as_mut() {
             progress.advance(filled as u64);
         }
-        if filled == 0 {
-            return Ok(false);
-        }
-        if filled < buf.len() {
-            return Err(self.truncated());
-        }
-        Ok(true)
+        Ok(filled)
     }
 
     fn truncated(&self) -> Error {
@@ -187,11 +193,21 @@ impl<'r> StreamReader<'r> {
     pub fn next_part(&mut self) -> Result<Option<Begin>> {
         let mut pre = [0u8; PREAMBLE_BYTES];
         self.position = Position { record: 0, offset: self.offset, part: self.parts_read };
-        if !self.read_exact_or_eof(&mut pre)? {
+        let filled = self.read_up_to(&mut pre)?;
+        if filled == 0 {
             if self.parts_read == 0 {
                 return Err(Error::stream("the input is empty: not a snapfs stream"));
             }
             return Ok(None);
+        }
+        if filled < PREAMBLE_BYTES {
+            let magic_prefix = &super::wire::STREAM_MAGIC[..filled.min(8)];
+            if pre[..filled.min(8)] != *magic_prefix {
+                return Err(Error::stream(format!(
+                    "not a snapfs stream: {filled} bytes that do not start with \"SNAPSTRM\""
+                )));
+            }
+            return Err(self.truncated());
         }
         check_preamble(&pre)?;
         self.part_start = self.position.offset;
@@ -248,7 +264,8 @@ impl<'r> StreamReader<'r> {
             format!("record {} of part {} at byte {}", self.position.record, self.position.part, self.position.offset);
         match e {
             Error::Stream { what } => Error::stream(format!("{at}: {what}")),
-            Error::Corrupt { what } => Error::stream(format!("{at}: {what}")),
+            // The target's own blocks, read while applying the record: a pool problem.
+            Error::Corrupt { what } => Error::corrupt(format!("{what} (while applying {at} of the stream)")),
             other => other,
         }
     }
@@ -293,6 +310,11 @@ impl<'r> StreamReader<'r> {
         if header[1..4] != [0, 0, 0] {
             return Err(self.locate(Error::stream("reserved bytes of a record header are not zero")));
         }
-        Record::decode_payload(kind, &self.payload[FRAME_HEADER_BYTES..body_end]).map_err(|e| self.locate(e))
+        Record::decode_payload(kind, &self.payload[FRAME_HEADER_BYTES..body_end])
+            .map_err(|e| match e {
+                Error::Corrupt { what } => Error::stream(what),
+                other => other,
+            })
+            .map_err(|e| self.locate(e))
     }
 }

@@ -11,7 +11,6 @@
 //! The same walk sizes a stream without reading any file data (`load_data` false): the
 //! choice between a PATCH and a WRITE depends on metadata only, so the estimate is exact.
 
-use super::diff::{Change, TreeDiff};
 use super::wire::{PatchRecord, Record, WriteRecord, piece_len};
 use crate::block::BlockPtr;
 use crate::error::{Error, Result};
@@ -19,6 +18,7 @@ use crate::format::node::TreeKind;
 use crate::fs::inode::{Inode, ItemKind};
 use crate::fs::record::{PIECE_BYTES, Record as FileRecord};
 use crate::store::Store;
+use crate::tree::{Change, TreeDiff};
 
 /// Where generated records go.
 pub trait Sink {
@@ -69,14 +69,16 @@ struct Generator<'g> {
 }
 
 /// Sends every difference from `base` to `target` (roots of file trees) to `sink`.
+/// With `start`, only the differences at keys from it on (a resumed part).
 pub fn generate(
     store: &mut Store,
     base: Option<BlockPtr>,
     target: Option<BlockPtr>,
+    start: &[u8],
     load_data: bool,
     sink: &mut dyn Sink,
 ) -> Result<GenerateStats> {
-    let mut diff = TreeDiff::new(TreeKind::Files, base, target);
+    let mut diff = TreeDiff::starting_at(TreeKind::Files, base, target, start);
     let mut g = Generator { store, sink, load_data, group: Group::default(), punch: None, stats: Default::default() };
     while let Some(change) = diff.next(g.store)? {
         g.change(change)?;

@@ -3,14 +3,13 @@
 //!
 //! - `wire`: byte layout of the preamble and of each record;
 //! - `framing`: writing and reading parts, with per-record checksums and the End digest;
-//! - `diff`: the changed keys between two trees, skipping shared subtrees;
 //! - `generate`: changed keys to records; sizes a stream without reading data;
-//! - `send`, `receive`: the two ends; `dump`: records as text.
+//! - `send`, `receive`: the two ends; `token`: resume tokens; `dump`: records as text.
 
-pub mod diff;
 pub mod dump;
 pub mod framing;
 pub mod generate;
 pub mod receive;
 pub mod send;
+pub mod token;
 pub mod wire;

@@ -8,8 +8,10 @@
 //! on its own, in order.
 
 use super::framing::StreamReader;
-use super::wire::{Begin, Record};
+use super::token::ResumeToken;
+use super::wire::{Begin, Record, ResumePoint};
 use crate::error::{Error, Result};
+use crate::format::receive_state::ReceiveState;
 use crate::fs::FsTree;
 use crate::fs::apply::StoredRecord;
 use crate::pool::{Pool, guid_hex};
@@ -22,6 +24,8 @@ const SPILL_DATA_BYTES: u64 = 64 << 20;
 pub struct ReceiveOptions {
     /// Roll the live tree back to its newest snapshot if it changed since (`-F`).
     pub force: bool,
+    /// Save what an interrupted part applied, to resume it later (`-s`).
+    pub save_partial: bool,
 }
 
 /// What the target looks like, as far as accepting a part goes.
@@ -143,6 +147,7 @@ pub struct Received {
     pub records: u64,
     pub bytes: u64,
     pub rolled_back: bool,
+    pub resumed: bool,
 }
 
 /// Receives every part of the stream into `tree`, each in its own transaction.
@@ -159,6 +164,49 @@ pub fn receive(
     Ok(received)
 }
 
+/// Refuses a part that does not fit the saved partial receive, or a saved state that a
+/// new part would ignore; returns the saved state this part resumes.
+fn match_saved_state(saved: Option<ReceiveState>, begin: &Begin, tree: u64) -> Result<Option<ReceiveState>> {
+    let discard = "or discard it with `snaprecv -A DEVICE`";
+    match (saved, begin.resume) {
+        (None, None) => Ok(None),
+        (Some(state), None) => Err(Error::refused(
+            format!("the target holds a partial receive of @{}; a new stream would abandon it", state.snapshot_name),
+            format!("resume it: `snapctl status DEVICE` shows the token for `snapsend -t TOKEN`, {discard}"),
+        )),
+        (None, Some(_)) => Err(Error::refused(
+            format!(
+                "this stream resumes an interrupted receive of @{}, but the target holds none",
+                begin.snapshot.name
+            ),
+            "send the whole snapshot again (without -t)",
+        )),
+        (Some(state), Some(point)) => {
+            let base_guid = begin.base.as_ref().map_or([0; 16], |b| b.guid);
+            let fits = state.tree == tree
+                && state.snapshot_guid == begin.snapshot.guid
+                && state.base_guid == base_guid
+                && state.resume_ino == point.ino
+                && state.resume_record == point.record;
+            if !fits {
+                return Err(Error::refused(
+                    format!(
+                        "this stream resumes @{} at inode {} record {}, but the target's partial receive is of @{} and stopped at inode {} record {}",
+                        begin.snapshot.name,
+                        point.ino,
+                        point.record,
+                        state.snapshot_name,
+                        state.resume_ino,
+                        state.resume_record
+                    ),
+                    format!("send with the token `snapctl status DEVICE` shows now, {discard}"),
+                ));
+            }
+            Ok(Some(state))
+        }
+    }
+}
+
 fn receive_part(
     pool: &mut Pool,
     tree: u64,
@@ -166,33 +214,175 @@ fn receive_part(
     begin: &Begin,
     options: ReceiveOptions,
 ) -> Result<Received> {
-    let start = reader.position.offset;
+    let start_offset = reader.position.offset;
+    let saved = match_saved_state(pool.receive_state()?, begin, tree)?;
     let preparation = TargetState::of(pool, tree)?.accept(begin, options)?;
+    let base = pool.snapshots_of(tree).last().copied().cloned().filter(|_| begin.base.is_some());
+    let origin = base.as_ref().map_or(0, |b| b.txg.0);
+    if let Some(state) = &saved {
+        if state.origin_txg != origin {
+            return Err(Error::corrupt(format!(
+                "the saved partial receive started from txg {}, but the base snapshot is of txg {origin}",
+                state.origin_txg
+            )));
+        }
+    }
+    let base_root = base.as_ref().and_then(|b| b.root);
+    let start_root = saved.as_ref().map_or(base_root, |s| s.staging);
+    let mut staging = pool.staging_tree(origin, start_root);
+    let mut progress = ResumeTracker::new(begin.resume);
+    let applied = {
+        let mut fs = FsTree::new(&mut staging, &mut pool.store, true);
+        apply_records(&mut fs, reader, &mut progress)
+    };
+    let records = match applied {
+        Ok(records) => records,
+        Err(e) if options.save_partial && interrupted(&e) => {
+            return Err(save_partial(
+                pool,
+                staging,
+                begin,
+                origin,
+                saved,
+                &progress,
+                reader.offset() - start_offset,
+                e,
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     match preparation {
         Preparation::None => {}
-        Preparation::RollBack => {
-            let newest = pool.snapshots_of(tree).last().copied().cloned().expect("accept saw a newest snapshot");
-            pool.rollback_head(tree, Some(&newest))?;
-        }
+        Preparation::RollBack => pool.rollback_head(tree, base.as_ref())?,
         Preparation::Replace => pool.rollback_head(tree, None)?,
     }
-    let records = {
-        let mut fs = pool.live(tree)?;
-        apply_records(&mut fs, reader)?
-    };
+    pool.adopt_staging(tree, base_root, staging, origin, saved.is_none())?;
+    if saved.is_some() {
+        pool.set_receive_state(None)?;
+    }
     pool.create_received_snapshot(tree, &begin.snapshot.name, begin.snapshot.guid)?;
     let summary = pool.commit()?;
     Ok(Received {
         name: begin.snapshot.name.clone(),
         txg: summary.txg.map_or(0, |t| t.0),
         records,
-        bytes: reader.offset() - start,
+        bytes: reader.offset() - start_offset,
         rolled_back: preparation == Preparation::RollBack,
+        resumed: saved.is_some(),
     })
 }
 
+/// A stream that stopped or broke (not one the target refused): worth saving.
+fn interrupted(e: &Error) -> bool {
+    matches!(e, Error::Stream { .. } | Error::Io { .. })
+}
+
+/// Commits what the part applied so far as a saved receive state, and returns the error
+/// that stopped it, with the token that resumes it.
+#[allow(clippy::too_many_arguments)]
+fn save_partial(
+    pool: &mut Pool,
+    mut staging: crate::tree::Tree,
+    begin: &Begin,
+    origin: u64,
+    saved: Option<ReceiveState>,
+    progress: &ResumeTracker,
+    bytes: u64,
+    error: Error,
+) -> Error {
+    let point = progress.point;
+    let state = ReceiveState {
+        tree: crate::pool::LIVE_TREE_ID,
+        origin_txg: origin,
+        staging: None,
+        source_pool_guid: begin.pool_guid,
+        snapshot_guid: begin.snapshot.guid,
+        snapshot_txg: begin.snapshot.txg,
+        snapshot_name: begin.snapshot.name.clone(),
+        base_guid: begin.base.as_ref().map_or([0; 16], |b| b.guid),
+        base_txg: begin.base.as_ref().map_or(0, |b| b.txg),
+        base_name: begin.base.as_ref().map_or(String::new(), |b| b.name.clone()),
+        resume_ino: point.map_or(0, |p| p.ino),
+        resume_record: point.map_or(0, |p| p.record),
+        records_applied: saved.as_ref().map_or(0, |s| s.records_applied) + progress.records,
+        bytes_applied: saved.as_ref().map_or(0, |s| s.bytes_applied) + bytes,
+        saved_ns: crate::pool::now_ns(),
+    };
+    if point.is_none() {
+        // Nothing complete to keep: the part starts over, and any older state stays.
+        return error;
+    }
+    let result = (|| {
+        let staging_root = staging.flush(&mut pool.store)?;
+        pool.set_receive_state(Some(&ReceiveState { staging: staging_root, ..state.clone() }))?;
+        pool.commit()
+    })();
+    match result {
+        Ok(_) => {
+            let token = state_token(&state);
+            let what = match error {
+                Error::Stream { what } => what,
+                other => other.to_string(),
+            };
+            Error::stream(format!(
+                "{what}\nthe {} records received so far are saved on the target; resume with\n  snapsend -t {token} DEVICE | snaprecv -s TARGET",
+                state.records_applied
+            ))
+        }
+        Err(save_error) => Error::stream(format!("{error}; saving the partial receive failed too: {save_error}")),
+    }
+}
+
+/// The token that resumes a saved receive.
+pub fn state_token(state: &ReceiveState) -> String {
+    ResumeToken {
+        snapshot_guid: state.snapshot_guid,
+        base_guid: (state.base_guid != [0; 16]).then_some(state.base_guid),
+        point: ResumePoint { ino: state.resume_ino, record: state.resume_record },
+    }
+    .encode()
+}
+
+/// Where a part could restart, given the records applied so far: the start of the
+/// inode being applied, or past its last whole file record. Records of one inode come
+/// in key order and applying them again gives the same tree, so restarting at the
+/// inode's start is always safe.
+pub struct ResumeTracker {
+    pub point: Option<ResumePoint>,
+    pub records: u64,
+    current_ino: Option<u64>,
+}
+
+impl ResumeTracker {
+    fn new(start: Option<ResumePoint>) -> ResumeTracker {
+        ResumeTracker { point: start, records: 0, current_ino: start.map(|p| p.ino) }
+    }
+
+    /// Before a record of `ino` is applied: every earlier inode is complete.
+    fn before(&mut self, ino: u64) {
+        if self.current_ino != Some(ino) {
+            self.current_ino = Some(ino);
+            self.point = Some(ResumePoint { ino, record: 0 });
+        }
+    }
+
+    /// After a record is applied.
+    fn after(&mut self, record: &Record) {
+        self.records += 1;
+        let next = match record {
+            Record::Write(w) => Some((w.ino, w.index + 1)),
+            Record::Patch(p) => Some((p.ino, p.index + 1)),
+            Record::Punch { ino, first, count } => Some((*ino, first.saturating_add(*count))),
+            _ => None,
+        };
+        if let Some((ino, index)) = next {
+            self.point = Some(ResumePoint { ino, record: index.saturating_add(1) });
+        }
+    }
+}
+
 /// Applies records up to and including End; returns how many there were.
-fn apply_records(fs: &mut FsTree, reader: &mut StreamReader) -> Result<u64> {
+fn apply_records(fs: &mut FsTree, reader: &mut StreamReader, progress: &mut ResumeTracker) -> Result<u64> {
     let mut count = 1; // Begin
     let mut since_spill = 0u64;
     loop {
@@ -202,6 +392,11 @@ fn apply_records(fs: &mut FsTree, reader: &mut StreamReader) -> Result<u64> {
             return Ok(count);
         }
         let ino = record.ino();
+        progress.before(ino.unwrap_or(0));
+        let kept = match &record {
+            Record::Write(_) | Record::Patch(_) | Record::Punch { .. } => Some(record_position(&record)),
+            _ => None,
+        };
         let kind = record.record_type();
         since_spill += match &record {
             Record::Write(w) => w.stored_bytes as u64,
@@ -209,6 +404,7 @@ fn apply_records(fs: &mut FsTree, reader: &mut StreamReader) -> Result<u64> {
             _ => 0,
         };
         if let Err(e) = apply_one(fs, record) {
+            let _ = kept;
             let path = ino.and_then(|ino| fs.path_of(ino)).map(|p| format!(" ({p})")).unwrap_or_default();
             let ino = ino.map(|i| format!(", inode {i}")).unwrap_or_default();
             let e = match e {
@@ -217,10 +413,24 @@ fn apply_records(fs: &mut FsTree, reader: &mut StreamReader) -> Result<u64> {
             };
             return Err(reader.locate(e));
         }
+        if let Some(position) = kept {
+            progress.after(&position);
+        } else {
+            progress.records += 1;
+        }
         if since_spill >= SPILL_DATA_BYTES {
             fs.spill()?;
             since_spill = 0;
         }
+    }
+}
+
+/// A data-less copy of a Write, Patch or Punch, for the resume tracker.
+fn record_position(record: &Record) -> Record {
+    match record {
+        Record::Write(w) => Record::Punch { ino: w.ino, first: w.index, count: 1 },
+        Record::Patch(p) => Record::Punch { ino: p.ino, first: p.index, count: 1 },
+        other => other.clone(),
     }
 }
 

@@ -6,7 +6,8 @@
 
 use super::framing::StreamWriter;
 use super::generate::{GenerateStats, SizeSink, generate};
-use super::wire::{Begin, End, PREAMBLE_BYTES, Record, SnapRef};
+use super::token::ResumeToken;
+use super::wire::{Begin, End, PREAMBLE_BYTES, Record, ResumePoint, SnapRef};
 use crate::error::{Error, Result};
 use crate::format::tables::SnapshotEntry;
 use crate::pool::Pool;
@@ -15,10 +16,15 @@ use crate::pool::Pool;
 pub struct Part {
     pub base: Option<SnapshotEntry>,
     pub target: SnapshotEntry,
+    /// A resumed part restarts here.
+    pub resume: Option<ResumePoint>,
 }
 
 impl Part {
     pub fn describe(&self) -> String {
+        if let Some(point) = &self.resume {
+            return format!("the rest of @{} from inode {}", self.target.name, point.ino);
+        }
         match &self.base {
             Some(base) => format!("incremental @{} -> @{}", base.name, self.target.name),
             None => format!("full @{}", self.target.name),
@@ -34,7 +40,7 @@ fn snap_ref(s: &SnapshotEntry) -> SnapRef {
 /// `intermediates`).
 pub fn plan(pool: &Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
     let target_entry = pool.snapshot(tree, target)?.clone();
-    let Some(base) = base else { return Ok(vec![Part { base: None, target: target_entry }]) };
+    let Some(base) = base else { return Ok(vec![Part { base: None, target: target_entry, resume: None }]) };
     let base_entry = pool.snapshot(tree, base).map_err(|_| Error::NotFound {
         what: format!("base snapshot @{base} (the source no longer has it; `snapctl list` shows what it has)"),
     })?;
@@ -45,17 +51,32 @@ pub fn plan(pool: &Pool, tree: u64, base: Option<&str>, target: &str, intermedia
         )));
     }
     if !intermediates {
-        return Ok(vec![Part { base: Some(base_entry.clone()), target: target_entry }]);
+        return Ok(vec![Part { base: Some(base_entry.clone()), target: target_entry, resume: None }]);
     }
     let mut parts = Vec::new();
     let mut previous = base_entry.clone();
     for snap in pool.snapshots_of(tree) {
         if snap.txg > base_entry.txg && snap.txg <= target_entry.txg {
-            parts.push(Part { base: Some(previous.clone()), target: snap.clone() });
+            parts.push(Part { base: Some(previous.clone()), target: snap.clone(), resume: None });
             previous = snap.clone();
         }
     }
     Ok(parts)
+}
+
+/// The rest of the part that an interrupted receive saved as `token`.
+pub fn plan_resume(pool: &Pool, tree: u64, token: &ResumeToken) -> Result<Part> {
+    let find = |guid: &[u8; 16], what: &str| {
+        pool.snapshot_by_guid(tree, guid).cloned().ok_or_else(|| Error::NotFound {
+            what: format!(
+                "the token's {what} snapshot (guid {}) on this pool (destroyed since?)",
+                crate::pool::guid_hex(guid)
+            ),
+        })
+    };
+    let target = find(&token.snapshot_guid, "sent")?;
+    let base = token.base_guid.as_ref().map(|g| find(g, "base")).transpose()?;
+    Ok(Part { base, target, resume: Some(token.point) })
 }
 
 fn begin_record(pool: &Pool, part: &Part, index: usize, count: usize, part_bytes: u64, run_bytes: u64) -> Begin {
@@ -69,6 +90,7 @@ fn begin_record(pool: &Pool, part: &Part, index: usize, count: usize, part_bytes
         part: index as u32,
         parts: count as u32,
         run_bytes,
+        resume: part.resume,
     }
 }
 
@@ -77,7 +99,8 @@ pub fn part_sizes(pool: &mut Pool, parts: &[Part]) -> Result<Vec<u64>> {
     let mut sizes = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
         let mut sink = SizeSink::default();
-        generate(&mut pool.store, part.base.as_ref().and_then(|b| b.root), part.target.root, false, &mut sink)?;
+        let start = part.resume.map(|r| r.key()).unwrap_or_default();
+        generate(&mut pool.store, part.base.as_ref().and_then(|b| b.root), part.target.root, &start, false, &mut sink)?;
         let begin = Record::Begin(begin_record(pool, part, i, parts.len(), 0, 0)).frame_bytes();
         let end = Record::End(End { records: 0, bytes: 0, digest: [0; 32] }).frame_bytes();
         sizes.push(PREAMBLE_BYTES as u64 + begin + sink.bytes + end);
@@ -101,7 +124,8 @@ pub fn send(pool: &mut Pool, parts: &[Part], sizes: Option<&[u64]>, writer: &mut
         let part_bytes = sizes.map_or(0, |s| s[i]);
         writer.begin(begin_record(pool, part, i, parts.len(), part_bytes, run_bytes))?;
         let base = part.base.as_ref().and_then(|b| b.root);
-        let stats: GenerateStats = generate(&mut pool.store, base, part.target.root, true, writer)?;
+        let start = part.resume.map(|r| r.key()).unwrap_or_default();
+        let stats: GenerateStats = generate(&mut pool.store, base, part.target.root, &start, true, writer)?;
         let written = writer.end()?;
         if part_bytes != 0 {
             debug_assert_eq!(written, part_bytes, "the size estimate of {} is exact", part.describe());

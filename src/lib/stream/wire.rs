@@ -52,6 +52,26 @@ pub struct Begin {
     pub parts: u32,
     /// Exact size of the whole run (all parts), or 0.
     pub run_bytes: u64,
+    /// A resumed part restarts here; None for a whole part.
+    pub resume: Option<ResumePoint>,
+}
+
+/// Where a resumed part restarts: at the first item of inode `ino` (`record` 0), or at
+/// its file record `record - 1`. Everything before it in key order was received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumePoint {
+    pub ino: u64,
+    pub record: u64,
+}
+
+impl ResumePoint {
+    /// The file-tree key at which the sender's walk restarts.
+    pub fn key(&self) -> Vec<u8> {
+        match self.record {
+            0 => crate::fs::inode::key(self.ino, crate::fs::inode::ItemKind::Meta, &[]),
+            r => crate::fs::inode::key(self.ino, crate::fs::inode::ItemKind::Record, &(r - 1).to_be_bytes()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -454,7 +474,9 @@ fn encode_begin(b: &Begin, w: &mut Writer) {
     w.u32(b.part);
     w.u32(b.parts);
     w.u64(b.run_bytes);
-    w.zeros(16); // resume point: a later version
+    let resume = b.resume.unwrap_or(ResumePoint { ino: 0, record: 0 });
+    w.u64(resume.ino);
+    w.u64(resume.record);
     w.bytes16(b.snapshot.name.as_bytes());
     w.bytes16(base_name);
 }
@@ -479,7 +501,13 @@ fn decode_begin(r: &mut Reader) -> Result<Begin> {
     let part = r.u32()?;
     let parts = r.u32()?;
     let run_bytes = r.u64()?;
-    r.zeros(16).map_err(|_| Error::stream("the stream asks to resume a transfer; this snaprecv cannot"))?;
+    let resume_ino = r.u64()?;
+    let resume_record = r.u64()?;
+    let resume = match (resume_ino, resume_record) {
+        (0, 0) => None,
+        (0, _) => return Err(Error::stream("BEGIN resumes at a record of inode 0")),
+        (ino, record) => Some(ResumePoint { ino, record }),
+    };
     let name = decode_snapshot_name(r.bytes16()?)?;
     let base_name = r.bytes16()?;
     if guid == [0; 16] {
@@ -506,6 +534,7 @@ fn decode_begin(r: &mut Reader) -> Result<Begin> {
         part,
         parts,
         run_bytes,
+        resume,
     })
 }
 
@@ -650,6 +679,7 @@ mod tests {
                 part: 1,
                 parts: 3,
                 run_bytes: 5000,
+                resume: Some(ResumePoint { ino: 12, record: 4 }),
             }),
             Record::TreeMeta { next_ino: 42 },
             Record::Inode { ino: 7, inode },

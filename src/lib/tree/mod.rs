@@ -1,5 +1,7 @@
 //! The copy-on-write B+tree that every table of the pool is made of.
 
 pub mod btree;
+pub mod diff;
 
 pub use btree::{Tree, WalkStep, walk_nodes};
+pub use diff::{Change, TreeDiff};

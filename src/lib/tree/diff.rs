@@ -44,12 +44,14 @@ struct Walk {
     kind: TreeKind,
     stack: Vec<Item>,
     nodes_read: u64,
+    /// Keys below this are skipped: subtrees that end before it are never read.
+    start: Vec<u8>,
 }
 
 impl Walk {
-    fn new(kind: TreeKind, root: Option<BlockPtr>) -> Walk {
+    fn new(kind: TreeKind, root: Option<BlockPtr>, start: &[u8]) -> Walk {
         let stack = root.map(|ptr| Item::Subtree { ptr, low: Vec::new() }).into_iter().collect();
-        Walk { kind, stack, nodes_read: 0 }
+        Walk { kind, stack, nodes_read: 0, start: start.to_vec() }
     }
 
     fn peek(&self) -> Option<&Item> {
@@ -70,14 +72,25 @@ impl Walk {
         self.nodes_read += 1;
         match node.body {
             NodeBody::Leaf(entries) => {
-                self.stack.extend(entries.into_iter().rev().map(|(key, value)| Item::Entry { key, value }));
+                let start = self.start.as_slice();
+                self.stack.extend(
+                    entries
+                        .into_iter()
+                        .rev()
+                        .filter(|(key, _)| key.as_slice() >= start)
+                        .map(|(key, value)| Item::Entry { key, value }),
+                );
             }
             NodeBody::Internal(children) => {
-                let count = children.len();
+                let mut next_low: Option<Vec<u8>> = None;
                 for (i, (key, child)) in children.into_iter().enumerate().rev() {
+                    // A child whose range ends at or before the start holds nothing wanted.
+                    if next_low.as_ref().is_some_and(|end| end.as_slice() <= self.start.as_slice()) {
+                        break;
+                    }
                     // Child 0's carried key may be stale: its range starts where its parent's does.
                     let child_low = if i == 0 { low.clone() } else { key };
-                    debug_assert!(count > 0);
+                    next_low = Some(child_low.clone());
                     self.stack.push(Item::Subtree { ptr: child, low: child_low });
                 }
             }
@@ -97,7 +110,12 @@ fn same_block(a: &BlockPtr, b: &BlockPtr) -> bool {
 
 impl TreeDiff {
     pub fn new(kind: TreeKind, old: Option<BlockPtr>, new: Option<BlockPtr>) -> TreeDiff {
-        TreeDiff { old: Walk::new(kind, old), new: Walk::new(kind, new) }
+        TreeDiff::starting_at(kind, old, new, &[])
+    }
+
+    /// The differences at keys >= `start` only (a resumed stream).
+    pub fn starting_at(kind: TreeKind, old: Option<BlockPtr>, new: Option<BlockPtr>, start: &[u8]) -> TreeDiff {
+        TreeDiff { old: Walk::new(kind, old, start), new: Walk::new(kind, new, start) }
     }
 
     /// Tree nodes read so far, both trees together.
@@ -248,6 +266,15 @@ mod tests {
                 got.push(c);
             }
             assert_eq!(got, model_diff(&previous, &model), "round {round}");
+            // From a start key (a resumed stream): exactly the changes at or after it.
+            let start = (150_000u64 + round as u64).to_be_bytes();
+            let mut resumed = TreeDiff::starting_at(TreeKind::Files, previous_root, root, &start);
+            let mut tail = Vec::new();
+            while let Some(c) = resumed.next(&mut store).unwrap() {
+                tail.push(c);
+            }
+            let expected: Vec<Change> = got.iter().filter(|c| c.key.as_slice() >= &start[..]).cloned().collect();
+            assert_eq!(tail, expected, "round {round} from a start key");
             if round == 0 {
                 assert!(diff.nodes_read() < 30, "3 changes read {} nodes", diff.nodes_read());
             }
