@@ -44,7 +44,7 @@ struct Args {
     /// Print every record in readable form; applies nothing. No DEVICE.
     #[arg(long, conflicts_with_all = ["verify", "force"])]
     dump: bool,
-    /// Show a progress bar on stderr and what was received.
+    /// Show a progress bar on stderr (bytes, rate, time left against the sender's exact size).
     #[arg(short = 'v')]
     verbose: bool,
     /// Block device or image file to receive into.
@@ -140,17 +140,14 @@ fn run(args: Args) -> Result<()> {
     for r in result? {
         let rolled = if r.rolled_back { " after rolling the live tree back" } else { "" };
         let line = format!(
-            "{PROGRAM}: received @{}{rolled}: {} records, {}, txg {}",
+            "{PROGRAM}: received @{}{}{rolled}: {} records, {}, txg {}",
             r.name,
+            if r.resumed { " (resumed)" } else { "" },
             r.records,
             human_bytes(r.bytes),
             r.txg
         );
-        if args.verbose {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
+        println!("{line}");
     }
     Ok(())
 }

@@ -105,7 +105,7 @@ fn run(args: Args) -> Result<()> {
         for (part, bytes) in parts.iter().zip(&sizes) {
             info.push_str(&format!("would send {}: {} ({bytes} bytes)\n", part.describe(), human_bytes(*bytes)));
         }
-        info.push_str(&format!("total estimated size is {} ({total} bytes)\n", human_bytes(total)));
+        info.push_str(&format!("total size is {} ({total} bytes), exact\n", human_bytes(total)));
     }
     if args.dry_run {
         return std::io::stdout()

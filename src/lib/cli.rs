@@ -4,7 +4,8 @@
 //! Exit codes (man/snapctl.1 documents them):
 //!   0 success; 1 I/O error; 2 bad arguments; 3 not found or already exists;
 //!   4 device in use; 5 device full; 6 corruption found; 7 refused (not snapfs, newer
-//!   format, would overwrite data).
+//!   format, would overwrite data, wrong base, live tree changed); 8 bad stream (not a
+//!   snapfs stream, truncated, damaged).
 
 use crate::device::{OpenMode, open_file_device};
 use crate::error::{Error, Result};

@@ -147,6 +147,11 @@ impl<'r> StreamReader<'r> {
         self.offset
     }
 
+    /// Where the current part's preamble began.
+    pub fn part_start(&self) -> u64 {
+        self.part_start
+    }
+
     /// Reads exactly `buf.len()` bytes; Ok(false) if the input ended before the first.
     fn read_exact_or_eof(&mut self, buf: &mut [u8]) -> Result<bool> {
         let filled = self.read_up_to(buf)?;

@@ -73,7 +73,7 @@ impl TargetState {
         let name = &begin.snapshot.name;
         if let Some((existing, _)) = self.snapshots.iter().find(|(_, g)| *g == begin.snapshot.guid) {
             return Err(Error::exists(format!(
-                "snapshot @{name} (guid {}) is already on the target as @{existing}: this stream was received before",
+                "the stream's snapshot @{name} (guid {}; the target has it as @{existing}, so this stream was received before)",
                 guid_hex(&begin.snapshot.guid)
             )));
         }
@@ -214,7 +214,7 @@ fn receive_part(
     begin: &Begin,
     options: ReceiveOptions,
 ) -> Result<Received> {
-    let start_offset = reader.position.offset;
+    let start_offset = reader.part_start();
     let saved = match_saved_state(pool.receive_state()?, begin, tree)?;
     let preparation = TargetState::of(pool, tree)?.accept(begin, options)?;
     let base = pool.snapshots_of(tree).last().copied().cloned().filter(|_| begin.base.is_some());
@@ -489,7 +489,7 @@ pub fn verify(
 ) -> Result<Vec<VerifiedPart>> {
     let mut parts = Vec::new();
     while let Some(begin) = reader.next_part()? {
-        let start = reader.position.offset;
+        let start = reader.part_start();
         let mut records = 1;
         loop {
             records += 1;
