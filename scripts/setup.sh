@@ -3,7 +3,8 @@
 # Idempotent and quick when everything is present. Called by demo.sh and test.sh.
 #
 #   apt: python3 (workload generator), e2fsprogs and util-linux (loop-device tests),
-#        btrfs-progs and time (the benchmark beside btrfs)
+#        btrfs-progs and time (the benchmark beside btrfs), openssh-server,
+#        openssh-client, netcat-openbsd and iproute2 (the ssh and nc pipeline test)
 #   cargo: the crates in Cargo.lock
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,10 @@ command -v mkfs.ext4 > /dev/null || need+=(e2fsprogs)
 command -v losetup > /dev/null || need+=(util-linux)
 command -v mkfs.btrfs > /dev/null || need+=(btrfs-progs)
 [[ -x /usr/bin/time ]] || need+=(time)
+[[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
+command -v ssh > /dev/null && command -v ssh-keygen > /dev/null || need+=(openssh-client)
+command -v nc.openbsd > /dev/null || need+=(netcat-openbsd)
+command -v ip > /dev/null || need+=(iproute2)
 if ((${#need[@]})); then
     if [[ $(id -u) != 0 ]]; then
         echo "setup: missing packages ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

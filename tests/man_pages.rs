@@ -5,9 +5,12 @@
 //! documenting a command or option that no longer exists.
 //!
 //! What the man pages must look like for this to work:
-//! - snapfmt.1: OPTIONS holds one `.TP` entry per option; its tag names the flags and the
-//!   value name, its body says `Default: VALUE.` when there is a default. The first form
-//!   of SYNOPSIS (up to `.br`) names every option and the positional arguments in order.
+//! - snapfmt.1, snapsend.1, snaprecv.1 (commands without subcommands): OPTIONS holds one
+//!   `.TP` entry per option; its tag names the flags and the value name, its body says
+//!   `Default: VALUE.` when there is a default. SYNOPSIS holds the forms of --help's usage
+//!   (one line each there), in the same order and separated by `.br`, each with its
+//!   positional arguments in order; every option appears in one of them, followed by its
+//!   value name. Forms after those name only -h/--help and -V/--version.
 //! - snapctl.1: OPTIONS holds the global options. COMMANDS holds one outer `.TP` entry
 //!   per command whose tag is the command's synopsis (name, every option, positional
 //!   arguments in order); its options are nested `.TP` entries between `.RS` and `.RE`.
@@ -43,7 +46,10 @@ impl HelpOption {
 
 #[derive(Debug, Default)]
 struct Help {
+    /// The first usage form.
     usage: String,
+    /// Every usage form: a command may show several, one a line, as snaprecv does.
+    usages: Vec<String>,
     commands: Vec<String>,
     options: Vec<HelpOption>,
 }
@@ -81,6 +87,7 @@ fn parse_help(text: &str) -> Help {
     for line in text.lines() {
         if let Some(usage) = line.strip_prefix("Usage: ") {
             help.usage = usage.trim().to_string();
+            help.usages.push(help.usage.clone());
             section = "Usage".into();
             continue;
         }
@@ -93,6 +100,18 @@ fn parse_help(text: &str) -> Help {
             continue;
         }
         match section.as_str() {
+            // Further forms of the usage, indented under the first. A line that does not
+            // start with the command's name continues the form before it.
+            "Usage" => {
+                let name = help.usage.split_whitespace().next().unwrap_or_default();
+                match help.usages.last_mut() {
+                    Some(form) if trimmed.split_whitespace().next() != Some(name) => {
+                        form.push(' ');
+                        form.push_str(trimmed);
+                    }
+                    _ => help.usages.push(trimmed.to_string()),
+                }
+            }
             "Commands" => {
                 // Continuation lines of a long description are indented further.
                 let indent = line.len() - line.trim_start().len();
@@ -310,7 +329,8 @@ fn tokens(text: &str) -> Vec<String> {
 }
 
 /// The positional arguments of a synopsis, in order: upper-case words that are neither
-/// flags nor option values. `@NAME` counts as NAME, `FILE...` as FILE.
+/// flags nor option values. `@NAME` counts as NAME, `FILE...` as FILE. A redirection
+/// such as `< STREAM` counts as an argument too.
 fn positionals(synopsis: &str, value_names: &BTreeSet<String>) -> Vec<String> {
     tokens(synopsis)
         .into_iter()
@@ -325,8 +345,9 @@ fn positionals(synopsis: &str, value_names: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
+/// The value names of the options, as `positionals` compares them (`@BASE` as BASE).
 fn value_names(options: &[HelpOption]) -> BTreeSet<String> {
-    options.iter().filter_map(|o| o.value.clone()).collect()
+    options.iter().filter_map(|o| o.value.as_deref()).map(|v| v.trim_start_matches('@').to_string()).collect()
 }
 
 /// Whether `text` holds `word` with no word character (or '-') right before or after.
@@ -387,35 +408,59 @@ fn check_options(what: &str, help: &[HelpOption], documented: &[Entry], skip_com
     }
 }
 
-/// The synopsis names every option (bar --help/--version) and the positional arguments
-/// in the order of --help's usage line.
-fn check_synopsis(what: &str, help: &Help, synopsis: &str, problems: &mut Vec<String>) {
-    let words = tokens(synopsis);
+/// The synopsis forms `forms` (for a subcommand, just its tag) match --help's usage:
+/// form i has the positional arguments of usage form i, in order; every option (bar
+/// --help/--version) appears in some form, followed by its value name wherever it does;
+/// the forms beyond those of --help name nothing but --help/--version.
+fn check_synopsis(what: &str, help: &Help, forms: &[String], problems: &mut Vec<String>) {
+    let synopsis = forms.iter().map(|f| f.trim()).collect::<Vec<_>>().join(" | ");
+    let words: Vec<String> = forms.iter().flat_map(|f| tokens(f)).collect();
     for option in help.options.iter().filter(|o| !o.is_help_or_version()) {
-        let at = words.iter().position(|w| option.flags().contains(&w.as_str()));
-        let Some(at) = at else {
-            problems.push(format!("{what}: the synopsis {:?} lacks option {}", synopsis.trim(), option.display()));
+        let at: Vec<usize> = (0..words.len()).filter(|&i| option.flags().contains(&words[i].as_str())).collect();
+        if at.is_empty() {
+            problems.push(format!("{what}: the synopsis {synopsis:?} lacks option {}", option.display()));
             continue;
-        };
-        if let Some(value) = &option.value
-            && words.get(at + 1) != Some(value)
-        {
-            problems.push(format!(
-                "{what}: in the synopsis {:?}, {} should be followed by {value}",
-                synopsis.trim(),
-                words[at]
-            ));
+        }
+        if let Some(value) = &option.value {
+            for &i in at.iter().filter(|&&i| words.get(i + 1) != Some(value)) {
+                problems
+                    .push(format!("{what}: in the synopsis {synopsis:?}, {} should be followed by {value}", words[i]));
+            }
         }
     }
     let values = value_names(&help.options);
-    let from_help = positionals(&help.usage, &values);
-    let from_man = positionals(synopsis, &values);
-    if from_help != from_man {
+    if forms.len() < help.usages.len() {
         problems.push(format!(
-            "{what}: --help has the arguments {from_help:?} (usage {:?}) but the man page {from_man:?} ({:?})",
-            help.usage,
-            synopsis.trim()
+            "{what}: --help has {} usage forms {:?} but the synopsis only {} ({synopsis:?})",
+            help.usages.len(),
+            help.usages,
+            forms.len()
         ));
+    }
+    for (usage, form) in help.usages.iter().zip(forms) {
+        let from_help = positionals(usage, &values);
+        let from_man = positionals(form, &values);
+        if from_help != from_man {
+            problems.push(format!(
+                "{what}: --help has the arguments {from_help:?} (usage {usage:?}) but the man page {from_man:?} ({:?})",
+                form.trim()
+            ));
+        }
+    }
+    let common: BTreeSet<&str> =
+        help.options.iter().filter(|o| o.is_help_or_version()).flat_map(|o| o.flags()).collect();
+    for form in forms.iter().skip(help.usages.len()) {
+        let extra: Vec<String> = positionals(form, &values)
+            .into_iter()
+            .chain(tokens(form).into_iter().filter(|t| t.starts_with('-') && !common.contains(t.as_str())))
+            .collect();
+        if !extra.is_empty() {
+            problems.push(format!(
+                "{what}: the synopsis form {:?} is not in --help's usage {:?} and names {extra:?}",
+                form.trim(),
+                help.usages
+            ));
+        }
     }
 }
 
@@ -426,29 +471,59 @@ fn finish(problems: Vec<String>) {
 // ---------------------------------------------------------------------------------------
 // The tests
 
+/// The checks for a command without subcommands: OPTIONS against --help's options, the
+/// SYNOPSIS forms against its usage. `minimum` are flags that parsing must find and
+/// `arguments` the positional arguments of the first usage form, so that a parser bug
+/// cannot make the checks vacuous.
+fn check_single_command(bin: &str, minimum: &[&str], arguments: &[&str]) {
+    let help = parse_help(&run_help(bin, &["--help"]));
+    let flags: BTreeSet<&str> = help.options.iter().flat_map(|o| o.flags()).collect();
+    for flag in minimum {
+        assert!(flags.contains(flag), "parsing {bin} --help found no {flag}: {:?}", help.options);
+    }
+    assert!(help.commands.is_empty(), "{bin} has no subcommands");
+    let values = value_names(&help.options);
+    assert_eq!(positionals(&help.usage, &values), arguments, "the arguments of {bin}'s usage {:?}", help.usage);
+
+    let source = man_source(&format!("{bin}.1"));
+    let mut problems = Vec::new();
+    check_options(bin, &help.options, &entries(&section(&source, "OPTIONS")), false, &mut problems);
+
+    let mut forms = vec![String::new()];
+    for line in section(&source, "SYNOPSIS") {
+        if line.trim() == ".br" {
+            forms.push(String::new());
+        } else {
+            let form = forms.last_mut().expect("one form");
+            form.push(' ');
+            form.push_str(&plain_line(line));
+        }
+    }
+    check_synopsis(bin, &help, &forms, &mut problems);
+    finish(problems);
+}
+
 #[test]
 fn snapfmt_man_page_matches_help() {
-    let help = parse_help(&run_help("snapfmt", &["--help"]));
-    let longs: BTreeSet<&str> = help.options.iter().filter_map(|o| o.long.as_deref()).collect();
-    for minimum in ["--force", "--history", "--history-reserve", "--compress", "--help", "--version"] {
-        assert!(longs.contains(minimum), "parsing snapfmt --help found no {minimum}: {:?}", help.options);
-    }
-    assert!(help.commands.is_empty(), "snapfmt has no subcommands");
+    check_single_command(
+        "snapfmt",
+        &["--force", "--history", "--history-reserve", "--compress", "--help", "--version"],
+        &["DEVICE"],
+    );
+}
 
-    let source = man_source("snapfmt.1");
-    let mut problems = Vec::new();
-    check_options("snapfmt", &help.options, &entries(&section(&source, "OPTIONS")), false, &mut problems);
+#[test]
+fn snapsend_man_page_matches_help() {
+    check_single_command("snapsend", &["-i", "-I", "-n", "-v", "-P", "--help", "--version"], &["SNAP", "DEVICE"]);
+}
 
-    let synopsis_lines = section(&source, "SYNOPSIS");
-    let first_form: Vec<String> =
-        synopsis_lines.iter().take_while(|l| l.trim() != ".br").map(|l| plain_line(l)).collect();
-    check_synopsis("snapfmt", &help, &first_form.join(" "), &mut problems);
-
-    let values = value_names(&help.options);
-    if positionals(&help.usage, &values).last().map(String::as_str) != Some("DEVICE") {
-        problems.push(format!("snapfmt: DEVICE is not the last argument in --help: {:?}", help.usage));
-    }
-    finish(problems);
+#[test]
+fn snaprecv_man_page_matches_help() {
+    check_single_command(
+        "snaprecv",
+        &["-F", "-n", "--verify", "--dump", "-v", "--help", "--version"],
+        &["DEVICE", "STREAM"],
+    );
 }
 
 #[test]
@@ -489,7 +564,7 @@ fn snapctl_man_page_matches_help() {
             problems.push(format!("{what}: no usage line in its --help"));
         }
         check_options(&what, &help.options, &entry.children, true, &mut problems);
-        check_synopsis(&what, &help, &entry.tag, &mut problems);
+        check_synopsis(&what, &help, std::slice::from_ref(&entry.tag), &mut problems);
         if command != "help" {
             let values = value_names(&help.options);
             if positionals(&help.usage, &values).last().map(String::as_str) != Some("DEVICE") {
@@ -516,11 +591,14 @@ fn snapctl_man_page_matches_help() {
     finish(problems);
 }
 
-/// Every long option of every binary's help shows up somewhere in its man page.
+/// Every long option of every binary's help (or the short flag of an option that has no
+/// long one) shows up somewhere in its man page.
 #[test]
 fn every_long_option_appears_in_its_man_page() {
     let mut problems = Vec::new();
-    for (bin, page) in [("snapfmt", "snapfmt.1"), ("snapctl", "snapctl.1")] {
+    for (bin, page) in
+        [("snapfmt", "snapfmt.1"), ("snapctl", "snapctl.1"), ("snapsend", "snapsend.1"), ("snaprecv", "snaprecv.1")]
+    {
         let text: String = man_source(page).lines().map(plain_line).collect::<Vec<_>>().join("\n");
         let top = parse_help(&run_help(bin, &["--help"]));
         let mut helps = vec![(bin.to_string(), top.options.clone())];
@@ -531,9 +609,9 @@ fn every_long_option_appears_in_its_man_page() {
             helps.push((format!("{bin} {command}"), parse_help(&subcommand_help(bin, command)).options));
         }
         for (what, options) in helps {
-            for long in options.iter().filter_map(|o| o.long.as_deref()) {
-                if !has_word(&text, long) {
-                    problems.push(format!("{what}: {long} does not appear in {page}"));
+            for flag in options.iter().filter_map(|o| o.long.as_deref().or(o.short.as_deref())) {
+                if !has_word(&text, flag) {
+                    problems.push(format!("{what}: {flag} does not appear in {page}"));
                 }
             }
         }
@@ -587,6 +665,38 @@ fn man_pages_parse_as_expected() {
     let list = documented.iter().find(|e| e.tag_tokens().first().map(String::as_str) == Some("list")).expect("list");
     let mut problems = Vec::new();
     check_options("fake", &fake.options, &list.children, true, &mut problems);
-    check_synopsis("fake", &fake, &list.tag, &mut problems);
+    check_synopsis("fake", &fake, std::slice::from_ref(&list.tag), &mut problems);
     assert_eq!(problems.iter().filter(|p| p.contains("--frob")).count(), 2, "{problems:?}");
+
+    // Option values written @NAME, and usages of several forms.
+    let values: BTreeSet<String> = ["BASE".to_string()].into();
+    assert_eq!(positionals("snapsend [-i @BASE | -I @BASE] [-n] @SNAP DEVICE", &values), ["SNAP", "DEVICE"]);
+    let option = parse_option_line("-i <@BASE>     Send only what changed");
+    assert_eq!(option.value.as_deref(), Some("@BASE"));
+    assert_eq!(value_names(&[option]), values);
+    let help = parse_help(
+        "Apply\n\nUsage: recv [-F] DEVICE < STREAM\n       recv -n [DEVICE] < STREAM\n       recv --dump < STREAM\n\n\
+         Arguments:\n  [DEVICE]  Device\n\nOptions:\n  -F  Force\n  -n, --verify  Verify\n      --dump  Dump\n\
+         \x20 -h, --help  Print help\n",
+    );
+    assert_eq!(help.usages, ["recv [-F] DEVICE < STREAM", "recv -n [DEVICE] < STREAM", "recv --dump < STREAM"]);
+    assert_eq!(help.usage, help.usages[0]);
+    let forms: Vec<String> =
+        ["recv [-F] DEVICE < STREAM", "recv -n [DEVICE] < STREAM", "recv --dump < STREAM", "recv -h | --help"]
+            .map(String::from)
+            .into();
+    let mut problems = Vec::new();
+    check_synopsis("recv", &help, &forms, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    // A form left out, arguments out of order, an unknown flag in an extra form: all caught.
+    check_synopsis("recv", &help, &forms[..1], &mut problems);
+    assert!(problems.iter().any(|p| p.contains("--dump")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("usage forms")), "{problems:?}");
+    problems.clear();
+    let swapped: Vec<String> =
+        ["recv [-F] STREAM > DEVICE", "recv -n [DEVICE] < STREAM", "recv --dump < STREAM", "recv -h | --frob"]
+            .map(String::from)
+            .into();
+    check_synopsis("recv", &help, &swapped, &mut problems);
+    assert_eq!(problems.len(), 2, "{problems:?}");
 }

@@ -539,7 +539,7 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
                 human_bytes(p.bytes_applied)
             ),
         );
-        line("resume token:", token.clone());
+        line("token:", token.clone());
         line("", "resume: snapsend -t TOKEN DEVICE | snaprecv -s TARGET; discard: snaprecv -A TARGET".into());
     }
     stdout_write(&text)

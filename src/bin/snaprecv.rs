@@ -8,7 +8,7 @@ use snapfs::error::{Error, Result, human_bytes};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::stream::dump::{describe, describe_begin};
 use snapfs::stream::framing::StreamReader;
-use snapfs::stream::receive::{ReceiveOptions, TargetState, receive, verify};
+use snapfs::stream::receive::{ReceiveOptions, Received, TargetState, plural, receive, verify};
 use snapfs::stream::wire::Record;
 use std::io::{IsTerminal, Read, Write};
 
@@ -35,7 +35,7 @@ struct Args {
     #[arg(short = 's')]
     save_partial: bool,
     /// Discard a partial receive that -s saved on DEVICE, freeing its space; reads no stream.
-    #[arg(short = 'A', conflicts_with_all = ["verify", "force", "save_partial"])]
+    #[arg(short = 'A', conflicts_with_all = ["verify", "force", "save_partial", "dump"])]
     abort: bool,
     /// Verify only: read the whole stream, check every record and digest, and say whether
     /// it would apply to DEVICE (if given). Changes nothing.
@@ -68,9 +68,9 @@ fn run(args: Args) -> Result<()> {
             pool.discard_receive_state()?.ok_or_else(|| Error::not_found(format!("partial receive on {device}")))?;
         let summary = pool.commit()?;
         println!(
-            "{PROGRAM}: discarded the partial receive of @{} ({} records), freed {}",
+            "{PROGRAM}: discarded the partial receive of @{} ({}), freed {}",
             state.snapshot_name,
-            state.records_applied,
+            plural(state.records_applied, "record"),
             human_bytes(summary.freed_bytes)
         );
         return Ok(());
@@ -81,6 +81,7 @@ fn run(args: Args) -> Result<()> {
             "standard input is a terminal; give the stream on standard input (snapsend ... | snaprecv DEVICE)",
         ));
     }
+    snapfs::cli::enlarge_pipe(0);
     let mut input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
     if args.dump {
         if args.device.is_some() {
@@ -135,21 +136,22 @@ fn run(args: Args) -> Result<()> {
         return Err(Error::invalid("give the DEVICE to receive into (or -n to verify, --dump to print the stream)"));
     };
     let mut pool = open_pool(PROGRAM, device, OpenMode::Write)?;
-    let result = receive(&mut pool, LIVE_TREE_ID, &mut reader, options);
-    bar.finish_and_clear();
-    for r in result? {
+    let mut report = |r: &Received| {
         let rolled = if r.rolled_back { " after rolling the live tree back" } else { "" };
-        let line = format!(
-            "{PROGRAM}: received @{}{}{rolled}: {} records, {}, txg {}",
-            r.name,
-            if r.resumed { " (resumed)" } else { "" },
-            r.records,
-            human_bytes(r.bytes),
-            r.txg
-        );
-        println!("{line}");
-    }
-    Ok(())
+        bar.suspend(|| {
+            println!(
+                "{PROGRAM}: received @{}{}{rolled}: {}, {}, txg {}",
+                r.name,
+                if r.resumed { " (resumed)" } else { "" },
+                plural(r.records, "record"),
+                human_bytes(r.bytes),
+                r.txg
+            )
+        });
+    };
+    let result = receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut report);
+    bar.finish_and_clear();
+    result.map(|_| ())
 }
 
 fn progress_bar(verbose: bool) -> ProgressBar {

@@ -114,8 +114,10 @@ fn run(args: Args) -> Result<()> {
     }
     eprint!("{info}");
     let bar = progress_bar(args.verbose, total);
+    snapfs::cli::enlarge_pipe(1);
     let stdout = std::io::stdout().lock();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
+    // Smaller than a data record: whole records bypass the buffer, small ones gather.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout);
     let mut progress = bar.clone();
     let mut writer = StreamWriter::new(&mut out, Some(&mut progress));
     let result = send(&mut pool, &parts, Some(&sizes), &mut writer);

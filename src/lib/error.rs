@@ -84,9 +84,9 @@ impl Error {
             }),
             Error::Refused { hint, .. } => Some(hint.clone()),
             Error::Stream { .. } => Some(
-                "the part that failed was not applied (earlier parts of a multi-part stream were); send it \
-                 again, and receive with -s to be able to resume a broken transfer (`snaprecv -n` checks a \
-                 stored stream without applying it)"
+                "the part that failed is not on the target (earlier parts of a multi-part stream are); if \
+                 -s saved it, resume it as shown above, else send it again (with snaprecv -s, a broken \
+                 transfer can be resumed; `snaprecv -n` checks a stored stream without applying it)"
                     .into(),
             ),
             _ => None,

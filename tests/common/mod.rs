@@ -12,6 +12,14 @@ pub fn snapfmt() -> Command {
     Command::cargo_bin("snapfmt").expect("snapfmt is built")
 }
 
+pub fn snapsend() -> Command {
+    Command::cargo_bin("snapsend").expect("snapsend is built")
+}
+
+pub fn snaprecv() -> Command {
+    Command::cargo_bin("snaprecv").expect("snaprecv is built")
+}
+
 /// A sparse image file of `bytes` in `dir`.
 pub fn image(dir: &Path, name: &str, bytes: u64) -> PathBuf {
     let path = dir.join(name);
@@ -87,5 +95,31 @@ pub fn require_root(test: &str) -> bool {
     }
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} needs root in CI");
     eprintln!("skipping {test}: needs root");
+    false
+}
+
+/// Whether `name` can be run: an absolute path that exists, or a name found on PATH.
+pub fn have_command(name: &str) -> bool {
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return path.exists();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// Tests that need external commands skip outside CI when one is missing, and fail in CI
+/// (CI=true), naming every missing command.
+pub fn require_commands(test: &str, commands: &[&str]) -> bool {
+    let missing: Vec<&str> = commands.iter().copied().filter(|c| !have_command(c)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs {missing:?} in CI: run scripts/setup.sh as root"
+    );
+    eprintln!("skipping {test}: missing {missing:?} (scripts/setup.sh installs them)");
     false
 }

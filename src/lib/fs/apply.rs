@@ -86,7 +86,12 @@ impl<'a> FsTree<'a> {
         check_index(index)?;
         let checksum = blake3(&record.stored);
         if checksum != record.checksum {
-            return Err(Error::stream("WRITE record data does not match the checksum the sender stored for it"));
+            // The frame's own checksum held, so the bytes crossed intact: the sender read
+            // them damaged from its device.
+            return Err(Error::stream(
+                "WRITE record data does not match the checksum the sending pool recorded for it: the \
+                 block is damaged on the sender's device (run `snapctl check` there)",
+            ));
         }
         let block = StoredBlock {
             logical_bytes: record.logical_bytes as usize,

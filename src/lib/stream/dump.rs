@@ -14,6 +14,10 @@ pub fn describe_begin(b: &Begin) -> String {
         Some(base) => format!("incremental from @{} (guid {}, txg {})", base.name, guid_hex(&base.guid), base.txg),
         None => "full".to_string(),
     };
+    let base = match &b.resume {
+        Some(point) => format!("{base}, resumed at inode {} record {}", point.ino, point.record),
+        None => base,
+    };
     format!(
         "BEGIN part {}/{} @{} (guid {}, txg {}, taken {}) {base}; source pool {}; part {} bytes, run {} bytes",
         b.part + 1,

@@ -104,6 +104,9 @@ impl Sink for StreamWriter<'_> {
     }
 }
 
+/// How an error reading the input starts (an interrupted transfer, worth saving).
+pub const READ_ERROR_CONTEXT: &str = "cannot read the stream";
+
 /// Where the reader is, for messages.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Position {
@@ -122,6 +125,8 @@ pub struct StreamReader<'r> {
     part_start: u64,
     number: u64,
     parts_read: u32,
+    /// Parts the run's first BEGIN announced: the input must not end before them.
+    parts_expected: u32,
     digest: blake3::Hasher,
     payload: Vec<u8>,
     /// Where the last record returned began.
@@ -137,6 +142,7 @@ impl<'r> StreamReader<'r> {
             part_start: 0,
             number: 0,
             parts_read: 0,
+            parts_expected: 0,
             digest: blake3::Hasher::new(),
             payload: Vec::new(),
             position: Position::default(),
@@ -173,10 +179,7 @@ impl<'r> StreamReader<'r> {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Error::io(
-                        format!("cannot read the stream at byte {}", self.offset + filled as u64),
-                        e,
-                    ));
+                    return Err(Error::io(format!("{READ_ERROR_CONTEXT} at byte {}", self.offset + filled as u64), e));
                 }
             }
         }
@@ -203,6 +206,12 @@ impl<'r> StreamReader<'r> {
             if self.parts_read == 0 {
                 return Err(Error::stream("the input is empty: not a snapfs stream"));
             }
+            if self.parts_read < self.parts_expected {
+                return Err(Error::stream(format!(
+                    "the stream is truncated: it ends at byte {} after part {} of the {} its BEGIN records announce",
+                    self.offset, self.parts_read, self.parts_expected
+                )));
+            }
             return Ok(None);
         }
         if filled < PREAMBLE_BYTES {
@@ -223,6 +232,14 @@ impl<'r> StreamReader<'r> {
             Record::Begin(begin) => {
                 if let Some(progress) = self.progress.as_mut() {
                     progress.expect(begin.run_bytes);
+                }
+                if self.parts_read == 0 {
+                    self.parts_expected = begin.parts;
+                } else if begin.parts != self.parts_expected {
+                    return Err(self.locate(Error::stream(format!(
+                        "BEGIN announces {} parts where the first part announced {}",
+                        begin.parts, self.parts_expected
+                    ))));
                 }
                 if begin.part != self.parts_read {
                     return Err(self.locate(Error::stream(format!(

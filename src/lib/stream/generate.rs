@@ -210,7 +210,7 @@ impl Generator<'_> {
                 return self.emit(Record::Patch(patch));
             }
         }
-        let stored = if self.load_data { self.store.read_stored(&new.ptr)? } else { Vec::new() };
+        let stored = if self.load_data { self.store.read_stored_unverified(&new.ptr)? } else { Vec::new() };
         self.stats.data_bytes += new.ptr.stored_bytes as u64;
         self.emit(Record::Write(WriteRecord {
             ino,

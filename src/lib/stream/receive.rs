@@ -37,6 +37,9 @@ pub struct TargetState {
     pub head_changed: bool,
     /// The live tree's root directory is empty.
     pub live_empty: bool,
+    /// A partial receive saved on the target.
+    pub partial: Option<ReceiveState>,
+    pub tree: u64,
 }
 
 /// How the target must be prepared for a part.
@@ -58,7 +61,13 @@ impl TargetState {
         let live_empty = crate::ops::with_view(pool, &crate::cli::PathSpec::parse("")?, |fs| {
             Ok(fs.readdir(crate::fs::ROOT_INO)?.is_empty())
         })?;
-        Ok(TargetState { snapshots: snapshots.into_iter().map(|(n, g, _)| (n, g)).collect(), head_changed, live_empty })
+        Ok(TargetState {
+            snapshots: snapshots.into_iter().map(|(n, g, _)| (n, g)).collect(),
+            head_changed,
+            live_empty,
+            partial: pool.receive_state()?,
+            tree,
+        })
     }
 
     /// The state after a part is received: its snapshot is the newest, the head equals it.
@@ -66,10 +75,12 @@ impl TargetState {
         self.snapshots.push((begin.snapshot.name.clone(), begin.snapshot.guid));
         self.head_changed = false;
         self.live_empty = false;
+        self.partial = None;
     }
 
     /// Whether the part fits this target, and what must happen first.
     pub fn accept(&self, begin: &Begin, options: ReceiveOptions) -> Result<Preparation> {
+        match_saved_state(self.partial.clone(), begin, self.tree)?;
         let name = &begin.snapshot.name;
         if let Some((existing, _)) = self.snapshots.iter().find(|(_, g)| *g == begin.snapshot.guid) {
             return Err(Error::exists(format!(
@@ -150,18 +161,21 @@ pub struct Received {
     pub resumed: bool,
 }
 
-/// Receives every part of the stream into `tree`, each in its own transaction.
+/// Receives every part of the stream into `tree`, each in its own transaction;
+/// `done` hears of each part as it is committed.
 pub fn receive(
     pool: &mut Pool,
     tree: u64,
     reader: &mut StreamReader,
     options: ReceiveOptions,
-) -> Result<Vec<Received>> {
-    let mut received = Vec::new();
+    done: &mut dyn FnMut(&Received),
+) -> Result<u32> {
+    let mut count = 0;
     while let Some(begin) = reader.next_part()? {
-        received.push(receive_part(pool, tree, reader, &begin, options)?);
+        done(&receive_part(pool, tree, reader, &begin, options)?);
+        count += 1;
     }
-    Ok(received)
+    Ok(count)
 }
 
 /// Refuses a part that does not fit the saved partial receive, or a saved state that a
@@ -215,8 +229,9 @@ fn receive_part(
     options: ReceiveOptions,
 ) -> Result<Received> {
     let start_offset = reader.part_start();
-    let saved = match_saved_state(pool.receive_state()?, begin, tree)?;
-    let preparation = TargetState::of(pool, tree)?.accept(begin, options)?;
+    let target = TargetState::of(pool, tree)?;
+    let preparation = target.accept(begin, options)?;
+    let saved = target.partial.filter(|_| begin.resume.is_some());
     let base = pool.snapshots_of(tree).last().copied().cloned().filter(|_| begin.base.is_some());
     let origin = base.as_ref().map_or(0, |b| b.txg.0);
     if let Some(state) = &saved {
@@ -240,6 +255,7 @@ fn receive_part(
         Err(e) if options.save_partial && interrupted(&e) => {
             return Err(save_partial(
                 pool,
+                tree,
                 staging,
                 begin,
                 origin,
@@ -272,9 +288,19 @@ fn receive_part(
     })
 }
 
-/// A stream that stopped or broke (not one the target refused): worth saving.
+/// A stream that stopped, broke or could not be read (not one the target refused, nor
+/// a problem of the target's device): worth saving.
 fn interrupted(e: &Error) -> bool {
-    matches!(e, Error::Stream { .. } | Error::Io { .. })
+    match e {
+        Error::Stream { .. } => true,
+        Error::Io { context, .. } => context.starts_with(super::framing::READ_ERROR_CONTEXT),
+        _ => false,
+    }
+}
+
+/// "1 record", "2 records".
+pub fn plural(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
 /// Commits what the part applied so far as a saved receive state, and returns the error
@@ -282,6 +308,7 @@ fn interrupted(e: &Error) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn save_partial(
     pool: &mut Pool,
+    tree: u64,
     mut staging: crate::tree::Tree,
     begin: &Begin,
     origin: u64,
@@ -290,9 +317,10 @@ fn save_partial(
     bytes: u64,
     error: Error,
 ) -> Error {
-    let point = progress.point;
+    // Inode 0 holds only the tree's counter: a point there is the part's start.
+    let point = progress.point.filter(|p| p.ino != 0);
     let state = ReceiveState {
-        tree: crate::pool::LIVE_TREE_ID,
+        tree,
         origin_txg: origin,
         staging: None,
         source_pool_guid: begin.pool_guid,
@@ -320,14 +348,15 @@ fn save_partial(
     match result {
         Ok(_) => {
             let token = state_token(&state);
-            let what = match error {
-                Error::Stream { what } => what,
-                other => other.to_string(),
-            };
-            Error::stream(format!(
-                "{what}\nthe {} records received so far are saved on the target; resume with\n  snapsend -t {token} DEVICE | snaprecv -s TARGET",
-                state.records_applied
-            ))
+            let saved_note = format!(
+                "\nthe {} received so far are saved on the target; resume with\n  snapsend -t {token} DEVICE | snaprecv -s TARGET",
+                plural(state.records_applied, "record")
+            );
+            match error {
+                Error::Stream { what } => Error::stream(format!("{what}{saved_note}")),
+                Error::Io { context, source } => Error::io(format!("{context}{saved_note}\n"), source),
+                other => other,
+            }
         }
         Err(save_error) => Error::stream(format!("{error}; saving the partial receive failed too: {save_error}")),
     }

@@ -248,9 +248,10 @@ pub fn check_preamble(bytes: &[u8; PREAMBLE_BYTES]) -> Result<()> {
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version > STREAM_VERSION {
-        return Err(Error::Unsupported {
-            what: format!("stream version {version} is newer than this snaprecv's {STREAM_VERSION}"),
-        });
+        return Err(Error::refused(
+            format!("stream version {version} is newer than this snaprecv's {STREAM_VERSION}"),
+            "receive it with a newer snaprecv, or send it with the snapsend of this version",
+        ));
     }
     if version == 0 {
         return Err(Error::stream("stream version 0 is not valid"));
@@ -484,12 +485,10 @@ fn encode_begin(b: &Begin, w: &mut Writer) {
 fn decode_begin(r: &mut Reader) -> Result<Begin> {
     let features = r.u64()?;
     if features & !FEATURES_KNOWN != 0 {
-        return Err(Error::Unsupported {
-            what: format!(
-                "the stream uses features {:#x} that this snaprecv does not know",
-                features & !FEATURES_KNOWN
-            ),
-        });
+        return Err(Error::refused(
+            format!("the stream uses features {:#x} that this snaprecv does not know", features & !FEATURES_KNOWN),
+            "receive it with a newer snaprecv",
+        ));
     }
     let pool_guid = r.array::<16>()?;
     let guid = r.array::<16>()?;
