@@ -10,6 +10,11 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+thread_local! {
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Returns the bytes to store and how they are compressed. Takes the buffer, so that a
 /// block stored raw (half of a typical copy-in) is not copied.
 pub fn compress(logical: Vec<u8>, level: i32) -> (Vec<u8>, Compression) {
@@ -42,7 +47,17 @@ pub fn decompress(stored: Vec<u8>, compression: Compression, logical_bytes: u32)
         Compression::None => Ok(stored),
         Compression::Zstd => {
             assert!(logical_bytes <= LOGICAL_BYTES_MAX);
-            let out = zstd::bulk::decompress(&stored, logical_bytes as usize)
+            let out = DECOMPRESSOR
+                .with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = zstd::bulk::Decompressor::new().ok();
+                    }
+                    match slot.as_mut() {
+                        Some(d) => d.decompress(&stored, logical_bytes as usize),
+                        None => Err(std::io::Error::other("zstd context")),
+                    }
+                })
                 .map_err(|e| Error::corrupt(format!("zstd block does not decompress: {e}")))?;
             if out.len() != logical_bytes as usize {
                 return Err(Error::corrupt(format!(

@@ -85,6 +85,14 @@ impl Store {
     /// bytes against it (it computes that checksum anyway for its own pointer), so a
     /// damaged block is caught end to end at half the sender's cost.
     pub fn read_stored_unverified(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
+        let len = ptr.stored_bytes as usize;
+        self.read_stored_range_unverified(ptr, 0, len)
+    }
+
+    /// Bytes `[start, start + len)` of a block as stored, unverified (see above): the
+    /// changed pieces of an uncompressed record, whose stored bytes are its logical ones.
+    pub fn read_stored_range_unverified(&mut self, ptr: &BlockPtr, start: usize, len: usize) -> Result<Vec<u8>> {
+        assert!(start + len <= ptr.stored_bytes as usize, "a range inside the block");
         self.flush_buffer()?;
         let end = ptr.addr.0.checked_add(ptr.allocated_blocks());
         if ptr.addr.0 < self.alloc.usable_start || end.is_none_or(|end| end > self.alloc.usable_end) {
@@ -94,8 +102,8 @@ impl Store {
                 ptr.addr.0
             )));
         }
-        let mut bytes = vec![0u8; ptr.stored_bytes as usize];
-        self.dev.read_at(ptr.addr.byte_offset(), &mut bytes)?;
+        let mut bytes = vec![0u8; len];
+        self.dev.read_at(ptr.addr.byte_offset() + start as u64, &mut bytes)?;
         Ok(bytes)
     }
 

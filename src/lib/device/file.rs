@@ -24,7 +24,14 @@ pub struct FileDevice {
     pub written_bytes: u64,
     pub write_calls: u64,
     pub flushes: u64,
+    /// Byte range written since write-back was last started: [start, end).
+    unstarted: Option<(u64, u64)>,
 }
+
+/// Write-back of written data is started in the background once this much is pending,
+/// so that the device works while the program goes on and the flush at commit finds
+/// little left to do (a large receive or copy-in would otherwise write everything then).
+const WRITE_BEHIND_BYTES: u64 = 32 << 20;
 
 nix::ioctl_read!(block_device_size, 0x12, 114, u64);
 nix::ioctl_read_bad!(block_device_read_only, 0x125e, libc::c_int);
@@ -79,7 +86,7 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
     } else {
         metadata.len()
     };
-    Ok(FileDevice { file, name: path.to_string(), len, written_bytes: 0, write_calls: 0, flushes: 0 })
+    Ok(FileDevice { file, name: path.to_string(), len, written_bytes: 0, write_calls: 0, flushes: 0, unstarted: None })
 }
 
 fn lock(file: &File, path: &str, mode: OpenMode) -> Result<()> {
@@ -111,6 +118,24 @@ fn lock(file: &File, path: &str, mode: OpenMode) -> Result<()> {
     Err(Error::InUse { device: path.to_string(), holder })
 }
 
+impl FileDevice {
+    /// Asks the kernel to start writing the pending range out, without waiting. Only an
+    /// optimization: durability still comes from `flush`, and a failure here is ignored.
+    fn start_write_back(&mut self) {
+        if let Some((start, end)) = self.unstarted.take() {
+            // SAFETY: sync_file_range only reads its integer arguments.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    start as libc::off64_t,
+                    (end - start) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+    }
+}
+
 impl Device for FileDevice {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
@@ -122,9 +147,17 @@ impl Device for FileDevice {
         self.written_bytes += buf.len() as u64;
         self.file
             .write_all_at(buf, offset)
-            .map_err(|e| Error::io(format!("write of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
+            .map_err(|e| Error::io(format!("write of {} bytes at offset {offset} of {}", buf.len(), self.name), e))?;
+        let end = offset + buf.len() as u64;
+        let (start, stop) = self.unstarted.map_or((offset, end), |(s, e)| (s.min(offset), e.max(end)));
+        self.unstarted = Some((start, stop));
+        if stop - start >= WRITE_BEHIND_BYTES {
+            self.start_write_back();
+        }
+        Ok(())
     }
     fn flush(&mut self) -> Result<()> {
+        self.unstarted = None;
         self.flushes += 1;
         self.file.sync_data().map_err(|e| Error::io(format!("flush of {}", self.name), e))
     }

@@ -143,6 +143,29 @@ impl<'a> FsTree<'a> {
         self.write_record(ino, index, &bytes)
     }
 
+    /// The record a PATCH applies to, and its stored bytes (verified by the patcher).
+    pub fn patch_source(&mut self, ino: u64, index: u64) -> Result<(crate::block::BlockPtr, Vec<u8>)> {
+        check_index(index)?;
+        let old = self.record(ino, index)?.ok_or_else(|| {
+            Error::stream(format!("PATCH of record {index} of inode {ino}, which the target does not have"))
+        })?;
+        if old.ptr.kind != BlockKind::FileData {
+            return Err(Error::corrupt(format!("a {} block where file data belongs", old.ptr.kind.name())));
+        }
+        let stored = self.store.read_stored_unverified(&old.ptr)?;
+        Ok((old.ptr, stored))
+    }
+
+    /// Stores a record the patcher built, in place of the one it patched.
+    pub fn apply_patched(&mut self, patched: crate::stream::patcher::Patched) -> Result<()> {
+        let k = key(patched.ino, ItemKind::Record, &patched.index.to_be_bytes());
+        let ptr = self.store.write_prepared(BlockKind::FileData, 0, patched.block, AllocKind::Explicit)?;
+        let record = Record { ptr, hash: patched.fingerprint.hash, pieces: patched.fingerprint.pieces };
+        self.store.kill(self.tree.owner, &patched.old)?;
+        self.tree.insert(self.store, &k, &record.encode())?;
+        Ok(())
+    }
+
     /// Removes the records in [first, first + count) that exist.
     pub fn apply_punch(&mut self, ino: u64, first: u64, count: u64) -> Result<()> {
         let end = first.saturating_add(count);

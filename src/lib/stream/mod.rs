@@ -4,11 +4,12 @@
 //! - `wire`: byte layout of the preamble and of each record;
 //! - `framing`: writing and reading parts, with per-record checksums and the End digest;
 //! - `generate`: changed keys to records; sizes a stream without reading data;
-//! - `send`, `receive`: the two ends; `token`: resume tokens; `dump`: records as text.
+//! - `send`, `receive`: the two ends; `patcher`: PATCH records on worker threads; `token`: resume tokens; `dump`: records as text.
 
 pub mod dump;
 pub mod framing;
 pub mod generate;
+pub mod patcher;
 pub mod receive;
 pub mod send;
 pub mod token;

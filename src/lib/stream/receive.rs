@@ -8,8 +8,9 @@
 //! on its own, in order.
 
 use super::framing::StreamReader;
+use super::patcher::{PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
-use super::wire::{Begin, Record, ResumePoint};
+use super::wire::{Begin, PatchRecord, Record, ResumePoint};
 use crate::error::{Error, Result};
 use crate::format::receive_state::ReceiveState;
 use crate::fs::FsTree;
@@ -410,14 +411,47 @@ impl ResumeTracker {
     }
 }
 
-/// Applies records up to and including End; returns how many there were.
+/// Applies records up to and including End; returns how many there were. PATCH records
+/// go to the patcher's workers; everything they could race with waits for them.
 fn apply_records(fs: &mut FsTree, reader: &mut StreamReader, progress: &mut ResumeTracker) -> Result<u64> {
+    let mut patcher = Patcher::new(fs.store().compression_level);
+    let result = apply_records_with(fs, reader, progress, &mut patcher);
+    // Whatever stopped the part, the patches already read are applied, so that a saved
+    // partial receive holds every record its resume point says it does.
+    let drained = drain(fs, &mut patcher, 0);
+    match (result, drained) {
+        (Ok(count), Ok(())) => Ok(count),
+        (Ok(_), Err(e)) => Err(e),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(patch_error)) => Err(match e {
+            Error::Stream { .. } | Error::Io { .. } => patch_error,
+            other => other,
+        }),
+    }
+}
+
+fn drain(fs: &mut FsTree, patcher: &mut Patcher, keep: usize) -> Result<()> {
+    while patcher.in_flight() > keep {
+        if let Some(done) = patcher.wait_one() {
+            fs.apply_patched(done?)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_records_with(
+    fs: &mut FsTree,
+    reader: &mut StreamReader,
+    progress: &mut ResumeTracker,
+    patcher: &mut Patcher,
+) -> Result<u64> {
     let mut count = 1; // Begin
     let mut since_spill = 0u64;
     loop {
         let record = reader.next_record()?;
         count += 1;
         if let Record::End(_) = record {
+            drain(fs, patcher, 0)?;
             return Ok(count);
         }
         let ino = record.ino();
@@ -432,15 +466,27 @@ fn apply_records(fs: &mut FsTree, reader: &mut StreamReader, progress: &mut Resu
             Record::Patch(p) => p.data.len() as u64,
             _ => 0,
         };
-        if let Err(e) = apply_one(fs, record) {
-            let _ = kept;
+        let applied = match record {
+            Record::Patch(p) => submit_patch(fs, patcher, p, reader),
+            Record::Write(_) | Record::Punch { .. } | Record::FreeInode { .. } => {
+                drain(fs, patcher, 0).and_then(|_| apply_one(fs, record))
+            }
+            other => apply_one(fs, other),
+        };
+        if let Err(e) = applied {
             let path = ino.and_then(|ino| fs.path_of(ino)).map(|p| format!(" ({p})")).unwrap_or_default();
             let ino = ino.map(|i| format!(", inode {i}")).unwrap_or_default();
             let e = match e {
-                Error::Stream { what } => Error::stream(format!("{} record{ino}{path}: {what}", kind.name())),
+                Error::Stream { what } if !what.starts_with("record ") => {
+                    Error::stream(format!("{} record{ino}{path}: {what}", kind.name()))
+                }
                 other => other,
             };
-            return Err(reader.locate(e));
+            return Err(match e {
+                // A patch that failed on a worker names its own record.
+                Error::Stream { ref what } if what.starts_with("record ") => e,
+                other => reader.locate(other),
+            });
         }
         if let Some(position) = kept {
             progress.after(&position);
@@ -448,10 +494,32 @@ fn apply_records(fs: &mut FsTree, reader: &mut StreamReader, progress: &mut Resu
             progress.records += 1;
         }
         if since_spill >= SPILL_DATA_BYTES {
+            drain(fs, patcher, 0)?;
             fs.spill()?;
             since_spill = 0;
         }
     }
+}
+
+fn submit_patch(fs: &mut FsTree, patcher: &mut Patcher, p: PatchRecord, reader: &StreamReader) -> Result<()> {
+    drain(fs, patcher, PATCHES_IN_FLIGHT_MAX - 1)?;
+    let (old, old_stored) = fs.patch_source(p.ino, p.index)?;
+    let at = format!(
+        "record {} of part {} at byte {}",
+        reader.position.record, reader.position.part, reader.position.offset
+    );
+    patcher.submit(PatchJob {
+        ino: p.ino,
+        index: p.index,
+        old,
+        old_stored,
+        logical_bytes: p.logical_bytes,
+        mask: p.mask,
+        hash: p.hash,
+        data: p.data,
+        at,
+    });
+    Ok(())
 }
 
 /// A data-less copy of a Write, Patch or Punch, for the resume tracker.
