@@ -8,7 +8,7 @@
 //! on its own, in order.
 
 use super::framing::StreamReader;
-use super::patcher::{PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
+use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
 use super::wire::{Begin, PatchRecord, Record, ResumePoint};
 use crate::error::{Error, Result};
@@ -414,7 +414,7 @@ impl ResumeTracker {
 /// Applies records up to and including End; returns how many there were. PATCH records
 /// go to the patcher's workers; everything they could race with waits for them.
 fn apply_records(fs: &mut FsTree, reader: &mut StreamReader, progress: &mut ResumeTracker) -> Result<u64> {
-    let mut patcher = Patcher::new(fs.store().compression_level);
+    let mut patcher = Patcher::new(fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX));
     let result = apply_records_with(fs, reader, progress, &mut patcher);
     // Whatever stopped the part, the patches already read are applied, so that a saved
     // partial receive holds every record its resume point says it does.
