@@ -24,18 +24,6 @@ fn put(img: &Path, path: &str, data: &[u8]) {
     snapctl().args(["put", "-", path]).arg(img).write_stdin(data).assert().success();
 }
 
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn send(args: &[&str], img: &Path) -> Vec<u8> {
     let out = snapsend().args(args).arg(img).output().expect("run snapsend");
     assert!(out.status.success(), "snapsend {args:?}: {}", String::from_utf8_lossy(&out.stderr));

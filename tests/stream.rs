@@ -132,19 +132,6 @@ fn estimated_size(args: &[&str], img: &Path) -> u64 {
     total
 }
 
-/// Deterministic incompressible bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn text(len: usize, seed: u64) -> Vec<u8> {
     let words = ["alpha ", "bravo ", "charlie ", "delta ", "echo ", "foxtrot ", "golf\n"];
     let mut x = seed | 1;

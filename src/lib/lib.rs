@@ -26,6 +26,7 @@ pub mod pool;
 pub mod store;
 pub mod stream;
 pub mod tree;
+pub mod workers;
 
 pub use error::{Error, Result};
 pub mod cli;

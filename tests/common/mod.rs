@@ -123,3 +123,16 @@ pub fn require_commands(test: &str, commands: &[&str]) -> bool {
     eprintln!("skipping {test}: missing {missing:?} (scripts/setup.sh installs them)");
     false
 }
+
+/// Deterministic incompressible bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

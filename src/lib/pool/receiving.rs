@@ -18,12 +18,12 @@
 use super::Pool;
 use crate::block::{BlockKind, BlockPtr};
 use crate::error::{Error, Result};
-use crate::format::node::{NodeBody, TreeKind};
+use crate::format::node::TreeKind;
 use crate::format::receive_state::ReceiveState;
 use crate::fs::inode::ItemKind;
 use crate::fs::record::Record;
 use crate::store::Owner;
-use crate::tree::{Tree, TreeDiff, WalkStep, walk_nodes};
+use crate::tree::{Tree, TreeDiff};
 
 /// The head writes its dirty nodes out after this many changed keys while it takes a
 /// staging tree's content, which bounds memory.
@@ -131,25 +131,7 @@ impl Pool {
     /// too (a discarded receive; an adopted one gave its data to the head).
     fn free_staging(&mut self, root: Option<BlockPtr>, origin: u64, records: bool) -> Result<()> {
         let Some(root) = root else { return Ok(()) };
-        let mut doomed = Vec::new();
-        walk_nodes(&mut self.store, &root, TreeKind::Files, &mut |ptr, node| {
-            if ptr.birth.0 <= origin {
-                return Ok(WalkStep::Skip);
-            }
-            doomed.push(*ptr);
-            if let (true, NodeBody::Leaf(entries)) = (records, &node.body) {
-                for (k, v) in entries {
-                    if k.get(8) == Some(&(ItemKind::Record as u8)) {
-                        let record = Record::decode(v)?;
-                        if record.ptr.birth.0 > origin {
-                            doomed.push(record.ptr);
-                        }
-                    }
-                }
-            }
-            Ok(WalkStep::Descend)
-        })?;
-        for ptr in doomed {
+        for ptr in self.blocks_born_after(&root, origin, records)? {
             self.store.kill(Owner::Staging { origin }, &ptr)?;
         }
         Ok(())

@@ -79,12 +79,18 @@ impl Pool {
         for (k, ptr) in doomed {
             self.dead_table.remove(&mut self.store, &k)?;
             self.store.alloc.defer_free(ptr.addr.0, ptr.allocated_blocks())?;
-            self.root.dead_bytes = self
-                .root
-                .dead_bytes
-                .checked_sub(ptr.allocated_blocks() * BLOCK_BYTES)
-                .ok_or_else(|| Error::corrupt("the pool root counts fewer dead bytes than the dead index holds"))?;
+            self.uncount_dead(&ptr)?;
         }
+        Ok(())
+    }
+
+    /// A block left the dead index: it no longer counts in `dead_bytes`.
+    pub(super) fn uncount_dead(&mut self, ptr: &BlockPtr) -> Result<()> {
+        self.root.dead_bytes = self
+            .root
+            .dead_bytes
+            .checked_sub(ptr.allocated_blocks() * BLOCK_BYTES)
+            .ok_or_else(|| Error::corrupt("the pool root counts fewer dead bytes than the dead index holds"))?;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@
 //! the walk kills.
 
 use super::Pool;
-use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
+use crate::block::{BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::{SnapshotEntry, dead_key, decode_dead};
@@ -51,28 +51,35 @@ impl Pool {
     }
 
     fn kill_born_after(&mut self, tree: u64, root: &BlockPtr, floor: u64) -> Result<()> {
-        let mut doomed = Vec::new();
+        for ptr in self.blocks_born_after(root, floor, true)? {
+            self.store.kill(Owner::Files(tree), &ptr)?;
+        }
+        Ok(())
+    }
+
+    /// The nodes of a file tree born after `floor` and, with `records`, the file data
+    /// they point to that was born after it. Subtrees born at or before `floor` are not
+    /// read: nothing in them is newer.
+    pub(super) fn blocks_born_after(&mut self, root: &BlockPtr, floor: u64, records: bool) -> Result<Vec<BlockPtr>> {
+        let mut found = Vec::new();
         walk_nodes(&mut self.store, root, TreeKind::Files, &mut |ptr, node| {
             if ptr.birth.0 <= floor {
                 return Ok(WalkStep::Skip);
             }
-            doomed.push(*ptr);
-            if let NodeBody::Leaf(entries) = &node.body {
+            found.push(*ptr);
+            if let (true, NodeBody::Leaf(entries)) = (records, &node.body) {
                 for (k, v) in entries {
                     if k.get(8) == Some(&(ItemKind::Record as u8)) {
                         let record = Record::decode(v)?;
                         if record.ptr.birth.0 > floor {
-                            doomed.push(record.ptr);
+                            found.push(record.ptr);
                         }
                     }
                 }
             }
             Ok(WalkStep::Descend)
         })?;
-        for ptr in doomed {
-            self.store.kill(Owner::Files(tree), &ptr)?;
-        }
-        Ok(())
+        Ok(found)
     }
 
     /// Drops the dead index entries of blocks that the head gets back.
@@ -92,11 +99,7 @@ impl Pool {
         })?;
         for (key, ptr) in revived {
             self.dead_table.remove(&mut self.store, &key)?;
-            self.root.dead_bytes = self
-                .root
-                .dead_bytes
-                .checked_sub(ptr.allocated_blocks() * BLOCK_BYTES)
-                .ok_or_else(|| Error::corrupt("the pool root counts fewer dead bytes than the dead index holds"))?;
+            self.uncount_dead(&ptr)?;
         }
         Ok(())
     }

@@ -13,9 +13,7 @@ use crate::checksum::blake3;
 use crate::error::{Error, Result};
 use crate::fs::record::{Fingerprint, PIECE_BYTES, fingerprint};
 use crate::store::StoredBlock;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use crate::workers::Workers;
 
 /// A patched record is compressed at most at this zstd level (the fast strategy): a
 /// patch rewrites a whole 128 KiB record for a few changed KiB, and at the default
@@ -50,10 +48,7 @@ pub struct Patched {
 }
 
 pub struct Patcher {
-    jobs: Option<Sender<PatchJob>>,
-    results: Receiver<Result<Patched>>,
-    workers: Vec<JoinHandle<()>>,
-    in_flight: usize,
+    workers: Workers<PatchJob, Result<Patched>>,
 }
 
 fn patch(job: PatchJob, level: i32) -> Result<Patched> {
@@ -87,57 +82,19 @@ fn patch(job: PatchJob, level: i32) -> Result<Patched> {
 
 impl Patcher {
     pub fn new(compression_level: i32) -> Patcher {
-        let (job_tx, job_rx) = channel::<PatchJob>();
-        let (done_tx, done_rx) = channel::<Result<Patched>>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let count = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-        let workers = (0..count)
-            .map(|_| {
-                let jobs = Arc::clone(&job_rx);
-                let done = done_tx.clone();
-                std::thread::spawn(move || {
-                    loop {
-                        let job = match jobs.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        if done.send(patch(job, compression_level)).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
-        Patcher { jobs: Some(job_tx), results: done_rx, workers, in_flight: 0 }
+        Patcher { workers: Workers::new(move |job| patch(job, compression_level)) }
     }
 
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.workers.in_flight()
     }
 
     pub fn submit(&mut self, job: PatchJob) {
-        let sender = self.jobs.as_ref().expect("patcher is open");
-        sender.send(job).expect("patcher workers outlive the patcher");
-        self.in_flight += 1;
+        self.workers.submit(job);
     }
 
     /// Waits for one finished patch.
     pub fn wait_one(&mut self) -> Option<Result<Patched>> {
-        if self.in_flight == 0 {
-            return None;
-        }
-        let done = self.results.recv().expect("patcher workers outlive the patcher");
-        self.in_flight -= 1;
-        Some(done)
-    }
-}
-
-impl Drop for Patcher {
-    fn drop(&mut self) {
-        self.jobs = None; // workers see the channel close and stop
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
+        self.workers.wait_one()
     }
 }

@@ -13,7 +13,9 @@
 use crate::block::Compression;
 use crate::error::{Error, Result};
 use crate::format::codec::{Reader, Writer};
-use crate::fs::inode::{Inode, Timespec};
+#[cfg(test)]
+use crate::fs::inode::Timespec;
+use crate::fs::inode::{INODE_BYTES, Inode};
 use crate::fs::record::{PIECE_BYTES, PIECES_MAX, RECORD_BYTES};
 
 pub const STREAM_MAGIC: [u8; 8] = *b"SNAPSTRM";
@@ -543,37 +545,21 @@ fn decode_snapshot_name(bytes: &[u8]) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// The inode's fields as the pool stores them (FORMAT.md), without the reserved tail.
+const INODE_FIELDS_BYTES: usize = 76;
+const _: () = assert!(INODE_FIELDS_BYTES < INODE_BYTES);
+
 fn encode_inode(inode: &Inode, w: &mut Writer) {
-    w.u32(inode.mode);
-    w.u32(inode.uid);
-    w.u32(inode.gid);
-    w.u32(inode.nlink);
-    w.u64(inode.size);
-    w.u64(inode.rdev);
-    for t in [inode.atime, inode.mtime, inode.ctime] {
-        w.i64(t.sec);
-        w.u32(t.nsec);
-    }
-    w.u64(inode.generation);
+    w.raw(&inode.encode()[..INODE_FIELDS_BYTES]);
 }
 
 fn decode_inode(r: &mut Reader) -> Result<Inode> {
-    let mode = r.u32()?;
-    let uid = r.u32()?;
-    let gid = r.u32()?;
-    let nlink = r.u32()?;
-    let size = r.u64()?;
-    let rdev = r.u64()?;
-    let mut times = [Timespec::default(); 3];
-    for t in times.iter_mut() {
-        t.sec = r.i64()?;
-        t.nsec = r.u32()?;
-        if t.nsec >= 1_000_000_000 {
-            return Err(Error::stream(format!("INODE record with a time of {} nanoseconds", t.nsec)));
-        }
-    }
-    let generation = r.u64()?;
-    Ok(Inode { mode, uid, gid, nlink, size, rdev, atime: times[0], mtime: times[1], ctime: times[2], generation })
+    let mut bytes = r.take(INODE_FIELDS_BYTES)?.to_vec();
+    bytes.resize(INODE_BYTES, 0);
+    Inode::decode(&bytes).map_err(|e| match e {
+        Error::Corrupt { what } => Error::stream(format!("INODE record: {what}")),
+        other => other,
+    })
 }
 
 fn decode_write(r: &mut Reader) -> Result<WriteRecord> {
