@@ -52,13 +52,23 @@ pub struct Patcher {
 }
 
 fn patch(job: PatchJob, level: i32) -> Result<Patched> {
-    if blake3(&job.old_stored) != job.old.checksum {
-        return Err(Error::corrupt(format!(
-            "checksum mismatch in the target's record {} of inode {} (block {}), which {} patches",
-            job.index, job.ino, job.old.addr.0, job.at
-        )));
-    }
-    let mut bytes = crate::compress::decompress(job.old_stored, job.old.compression, job.old.logical_bytes)?;
+    // The target's old bytes are verified by the result: a patched record whose
+    // fingerprint is the sender's came from the base's bytes. Only when it is not (or
+    // they do not decompress) is their checksum worth computing, to tell a damaged
+    // block of the target from a target that is not at the base.
+    let damaged = |job: &PatchJob, stored: &[u8]| {
+        (blake3(stored) != job.old.checksum).then(|| {
+            Error::corrupt(format!(
+                "checksum mismatch in the target's record {} of inode {} (block {}), which {} patches",
+                job.index, job.ino, job.old.addr.0, job.at
+            ))
+        })
+    };
+    let mut bytes =
+        match crate::compress::decompress(job.old_stored.clone(), job.old.compression, job.old.logical_bytes) {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(damaged(&job, &job.old_stored).unwrap_or(e)),
+        };
     bytes.resize(job.logical_bytes as usize, 0);
     let mut at = 0;
     for piece in 0..32usize {
@@ -71,6 +81,9 @@ fn patch(job: PatchJob, level: i32) -> Result<Patched> {
     }
     let print = fingerprint(&bytes);
     if print.hash != job.hash {
+        if let Some(e) = damaged(&job, &job.old_stored) {
+            return Err(e);
+        }
         return Err(Error::stream(format!(
             "{}: PATCH of record {} of inode {} does not give the sender's bytes: the target's copy differs from the base",
             job.at, job.index, job.ino
