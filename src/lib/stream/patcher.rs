@@ -111,3 +111,53 @@ impl Patcher {
         self.workers.wait_one()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{BlockAddr, BlockKind, Compression, Txg};
+
+    fn job(old: &[u8], stored: Vec<u8>, new_piece: &[u8], hash: u128) -> PatchJob {
+        let ptr = BlockPtr {
+            addr: BlockAddr(100),
+            ditto: BlockAddr(0),
+            birth: Txg(3),
+            stored_bytes: old.len() as u32,
+            logical_bytes: old.len() as u32,
+            kind: BlockKind::FileData,
+            compression: Compression::None,
+            level: 0,
+            checksum: blake3(old),
+        };
+        PatchJob {
+            ino: 5,
+            index: 0,
+            old: ptr,
+            old_stored: stored,
+            logical_bytes: old.len() as u32,
+            mask: 0b10,
+            hash,
+            data: new_piece.to_vec(),
+            at: "record 9 of part 0 at byte 1234".into(),
+        }
+    }
+
+    #[test]
+    fn a_patch_checks_its_result_and_names_damage() {
+        // Goal: a good patch gives the sender's record; a target record that is not the
+        // base's is a stream error naming the record; a damaged one is corruption.
+        let old: Vec<u8> = (0..8192u32).map(|i| (i * 7) as u8).collect();
+        let piece = vec![0xAB; 4096];
+        let mut new = old.clone();
+        new[4096..].copy_from_slice(&piece);
+        let hash = fingerprint(&new).hash;
+        let done = patch(job(&old, old.clone(), &piece, hash), 1).unwrap();
+        assert_eq!(done.fingerprint.hash, hash);
+        let err = patch(job(&old, old.clone(), &piece, hash ^ 1), 1).err().unwrap();
+        assert!(matches!(&err, Error::Stream { what } if what.contains("record 9 of part 0")), "{err}");
+        let mut damaged = old.clone();
+        damaged[10] ^= 1;
+        let err = patch(job(&old, damaged, &piece, hash), 1).err().unwrap();
+        assert!(matches!(&err, Error::Corrupt { what } if what.contains("checksum mismatch")), "{err}");
+    }
+}
