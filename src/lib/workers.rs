@@ -16,12 +16,17 @@ pub struct Workers<J: Send + 'static, R: Send + 'static> {
 impl<J: Send + 'static, R: Send + 'static> Workers<J, R> {
     /// One worker per core, at most 8, each running `work` on the jobs it takes.
     pub fn new(work: impl Fn(J) -> R + Send + Sync + 'static) -> Workers<J, R> {
+        let count = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+        Workers::with_threads(count, work)
+    }
+
+    /// `count` workers: more than the cores when the work waits for the device.
+    pub fn with_threads(count: usize, work: impl Fn(J) -> R + Send + Sync + 'static) -> Workers<J, R> {
         let (job_tx, job_rx) = channel::<J>();
         let (done_tx, done_rx) = channel::<R>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let work = Arc::new(work);
-        let count = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-        let threads = (0..count)
+        let threads = (0..count.max(1))
             .map(|_| {
                 let jobs = Arc::clone(&job_rx);
                 let done = done_tx.clone();

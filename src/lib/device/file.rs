@@ -136,7 +136,26 @@ impl FileDevice {
     }
 }
 
+/// A duplicate of the device's descriptor: positional reads need no shared state.
+struct FileReader {
+    file: File,
+    name: String,
+}
+
+impl super::SharedReader for FileReader {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
+    }
+}
+
 impl Device for FileDevice {
+    fn shared_reader(&self) -> Option<std::sync::Arc<dyn super::SharedReader>> {
+        let file = self.file.try_clone().ok()?;
+        Some(std::sync::Arc::new(FileReader { file, name: self.name.clone() }))
+    }
+
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, offset)

@@ -25,4 +25,15 @@ pub trait Device: Send {
     fn name(&self) -> &str;
     /// Bytes written since the device was opened (for `SNAPFS_IO_STATS` and tests).
     fn written_bytes(&self) -> u64;
+    /// A second handle that reads committed blocks from other threads (worker threads
+    /// of a receive), or None if the device cannot give one. It must not be used for
+    /// blocks written in the running transaction.
+    fn shared_reader(&self) -> Option<std::sync::Arc<dyn SharedReader>> {
+        None
+    }
+}
+
+pub trait SharedReader: Send + Sync {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
 }

@@ -143,8 +143,14 @@ impl<'a> FsTree<'a> {
         self.write_record(ino, index, &bytes)
     }
 
-    /// The record a PATCH applies to, and its stored bytes (verified by the patcher).
-    pub fn patch_source(&mut self, ino: u64, index: u64) -> Result<(crate::block::BlockPtr, Vec<u8>)> {
+    /// The record a PATCH applies to, and with `read` its stored bytes (verified by the
+    /// patcher).
+    pub fn patch_source(
+        &mut self,
+        ino: u64,
+        index: u64,
+        read: bool,
+    ) -> Result<(crate::block::BlockPtr, Option<Vec<u8>>)> {
         check_index(index)?;
         let old = self.record(ino, index)?.ok_or_else(|| {
             Error::stream(format!("PATCH of record {index} of inode {ino}, which the target does not have"))
@@ -152,7 +158,7 @@ impl<'a> FsTree<'a> {
         if old.ptr.kind != BlockKind::FileData {
             return Err(Error::corrupt(format!("a {} block where file data belongs", old.ptr.kind.name())));
         }
-        let stored = self.store.read_stored_unverified(&old.ptr)?;
+        let stored = if read { Some(self.store.read_stored_unverified(&old.ptr)?) } else { None };
         Ok((old.ptr, stored))
     }
 

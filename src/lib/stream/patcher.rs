@@ -10,10 +10,12 @@
 
 use crate::block::BlockPtr;
 use crate::checksum::blake3;
+use crate::device::SharedReader;
 use crate::error::{Error, Result};
 use crate::fs::record::{Fingerprint, PIECE_BYTES, fingerprint};
 use crate::store::StoredBlock;
 use crate::workers::Workers;
+use std::sync::Arc;
 
 /// A patched record is compressed at most at this zstd level (the fast strategy): a
 /// patch rewrites a whole 128 KiB record for a few changed KiB, and at the default
@@ -28,9 +30,10 @@ pub const PATCHES_IN_FLIGHT_MAX: usize = 32;
 pub struct PatchJob {
     pub ino: u64,
     pub index: u64,
-    /// The target's record before the patch, and its stored bytes, still unverified.
+    /// The target's record before the patch, and its stored bytes if the caller read
+    /// them (else the worker reads them through the shared reader), still unverified.
     pub old: BlockPtr,
-    pub old_stored: Vec<u8>,
+    pub old_stored: Option<Vec<u8>>,
     pub logical_bytes: u32,
     pub mask: u32,
     pub hash: u128,
@@ -49,9 +52,21 @@ pub struct Patched {
 
 pub struct Patcher {
     workers: Workers<PatchJob, Result<Patched>>,
+    reads: bool,
 }
 
-fn patch(job: PatchJob, level: i32) -> Result<Patched> {
+fn read_old(job: &mut PatchJob, reader: Option<&dyn SharedReader>) -> Result<Vec<u8>> {
+    if let Some(stored) = job.old_stored.take() {
+        return Ok(stored);
+    }
+    let reader = reader.expect("a job without bytes comes with a reader");
+    let mut stored = vec![0u8; job.old.stored_bytes as usize];
+    reader.read_at(job.old.addr.byte_offset(), &mut stored)?;
+    Ok(stored)
+}
+
+fn patch(mut job: PatchJob, level: i32, reader: Option<&dyn SharedReader>) -> Result<Patched> {
+    let old_stored = read_old(&mut job, reader)?;
     // The target's old bytes are verified by the result: a patched record whose
     // fingerprint is the sender's came from the base's bytes. Only when it is not (or
     // they do not decompress) is their checksum worth computing, to tell a damaged
@@ -64,11 +79,10 @@ fn patch(job: PatchJob, level: i32) -> Result<Patched> {
             ))
         })
     };
-    let mut bytes =
-        match crate::compress::decompress(job.old_stored.clone(), job.old.compression, job.old.logical_bytes) {
-            Ok(bytes) => bytes,
-            Err(e) => return Err(damaged(&job, &job.old_stored).unwrap_or(e)),
-        };
+    let mut bytes = match crate::compress::decompress(old_stored.clone(), job.old.compression, job.old.logical_bytes) {
+        Ok(bytes) => bytes,
+        Err(e) => return Err(damaged(&job, &old_stored).unwrap_or(e)),
+    };
     bytes.resize(job.logical_bytes as usize, 0);
     let mut at = 0;
     for piece in 0..32usize {
@@ -81,7 +95,7 @@ fn patch(job: PatchJob, level: i32) -> Result<Patched> {
     }
     let print = fingerprint(&bytes);
     if print.hash != job.hash {
-        if let Some(e) = damaged(&job, &job.old_stored) {
+        if let Some(e) = damaged(&job, &old_stored) {
             return Err(e);
         }
         return Err(Error::stream(format!(
@@ -94,8 +108,19 @@ fn patch(job: PatchJob, level: i32) -> Result<Patched> {
 }
 
 impl Patcher {
-    pub fn new(compression_level: i32) -> Patcher {
-        Patcher { workers: Workers::new(move |job| patch(job, compression_level)) }
+    /// With a shared reader, the workers read the old records themselves: a receive
+    /// into a cold cache waits for many small random reads, and several in flight hide
+    /// their latency, so there are more workers than cores.
+    pub fn new(compression_level: i32, reader: Option<Arc<dyn SharedReader>>) -> Patcher {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+        let threads = if reader.is_some() { (2 * cores).max(4) } else { cores };
+        let reads = reader.is_some();
+        let workers = Workers::with_threads(threads, move |job| patch(job, compression_level, reader.as_deref()));
+        Patcher { workers, reads }
+    }
+
+    pub fn reads_for_itself(&self) -> bool {
+        self.reads
     }
 
     pub fn in_flight(&self) -> usize {
@@ -133,7 +158,7 @@ mod tests {
             ino: 5,
             index: 0,
             old: ptr,
-            old_stored: stored,
+            old_stored: Some(stored),
             logical_bytes: old.len() as u32,
             mask: 0b10,
             hash,
@@ -151,13 +176,13 @@ mod tests {
         let mut new = old.clone();
         new[4096..].copy_from_slice(&piece);
         let hash = fingerprint(&new).hash;
-        let done = patch(job(&old, old.clone(), &piece, hash), 1).unwrap();
+        let done = patch(job(&old, old.clone(), &piece, hash), 1, None).unwrap();
         assert_eq!(done.fingerprint.hash, hash);
-        let err = patch(job(&old, old.clone(), &piece, hash ^ 1), 1).err().unwrap();
+        let err = patch(job(&old, old.clone(), &piece, hash ^ 1), 1, None).err().unwrap();
         assert!(matches!(&err, Error::Stream { what } if what.contains("record 9 of part 0")), "{err}");
         let mut damaged = old.clone();
         damaged[10] ^= 1;
-        let err = patch(job(&old, damaged, &piece, hash), 1).err().unwrap();
+        let err = patch(job(&old, damaged, &piece, hash), 1, None).err().unwrap();
         assert!(matches!(&err, Error::Corrupt { what } if what.contains("checksum mismatch")), "{err}");
     }
 }

@@ -414,7 +414,8 @@ impl ResumeTracker {
 /// Applies records up to and including End; returns how many there were. PATCH records
 /// go to the patcher's workers; everything they could race with waits for them.
 fn apply_records(fs: &mut FsTree, reader: &mut StreamReader, progress: &mut ResumeTracker) -> Result<u64> {
-    let mut patcher = Patcher::new(fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX));
+    let shared = fs.store().dev.shared_reader();
+    let mut patcher = Patcher::new(fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX), shared);
     let result = apply_records_with(fs, reader, progress, &mut patcher);
     // Whatever stopped the part, the patches already read are applied, so that a saved
     // partial receive holds every record its resume point says it does.
@@ -503,7 +504,7 @@ fn apply_records_with(
 
 fn submit_patch(fs: &mut FsTree, patcher: &mut Patcher, p: PatchRecord, reader: &StreamReader) -> Result<()> {
     drain(fs, patcher, PATCHES_IN_FLIGHT_MAX - 1)?;
-    let (old, old_stored) = fs.patch_source(p.ino, p.index)?;
+    let (old, old_stored) = fs.patch_source(p.ino, p.index, !patcher.reads_for_itself())?;
     let at = format!(
         "record {} of part {} at byte {}",
         reader.position.record, reader.position.part, reader.position.offset
