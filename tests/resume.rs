@@ -14,16 +14,6 @@ use tempfile::TempDir;
 const KIB: usize = 1 << 10;
 const MIB: u64 = 1 << 20;
 
-fn fresh_pool(dir: &Path, name: &str, bytes: u64) -> PathBuf {
-    let img = image(dir, name, bytes);
-    snapfmt().arg(&img).assert().success();
-    img
-}
-
-fn put(img: &Path, path: &str, data: &[u8]) {
-    snapctl().args(["put", "-", path]).arg(img).write_stdin(data).assert().success();
-}
-
 fn send(args: &[&str], img: &Path) -> Vec<u8> {
     let out = snapsend().args(args).arg(img).output().expect("run snapsend");
     assert!(out.status.success(), "snapsend {args:?}: {}", String::from_utf8_lossy(&out.stderr));

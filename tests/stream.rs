@@ -20,17 +20,6 @@ const FRAME_CHECKSUM: usize = 16;
 
 // ------------------------------------------------------------------------------ helpers
 
-/// A formatted pool in `dir` under `name` (common::pool always names its image pool.img).
-fn fresh_pool(dir: &Path, name: &str, bytes: u64) -> PathBuf {
-    let img = image(dir, name, bytes);
-    snapfmt().arg(&img).assert().success();
-    img
-}
-
-fn put(img: &Path, path: &str, data: &[u8]) {
-    snapctl().args(["put", "-", path]).arg(img).write_stdin(data).assert().success();
-}
-
 fn put_at(img: &Path, path: &str, offset: u64, data: &[u8]) {
     snapctl().args(["put", "--offset", &offset.to_string(), "-", path]).arg(img).write_stdin(data).assert().success();
 }

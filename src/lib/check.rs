@@ -54,6 +54,8 @@ impl CheckReport {
 enum Reach {
     Head,
     Checkpoint,
+    /// A saved partial receive: its blocks are referenced, but no tree's own.
+    Partial,
 }
 
 struct Checker {
@@ -248,7 +250,7 @@ fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reac
 
 /// Records a file tree block; returns true if it is new for this kind of reach.
 fn mark(c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -> bool {
-    c.claim(ptr, owner);
+    let new = c.claim(ptr, owner);
     let addr = ptr.addr.0;
     match reach {
         Reach::Head => c.head.entry(tree).or_default().insert(addr),
@@ -258,6 +260,7 @@ fn mark(c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -
             }
             c.only_checkpoint.entry(tree).or_default().insert(addr)
         }
+        Reach::Partial => new,
     }
 }
 
@@ -282,32 +285,7 @@ fn check_receive_state(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     }
     let Some(root) = state.staging else { return Ok(()) };
     let owner = format!("partial receive of @{}", state.snapshot_name);
-    let mut data = Vec::new();
-    let result = walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |ptr, node| {
-        if !c.claim(ptr, &owner) {
-            return Ok(WalkStep::Skip);
-        }
-        c.report.blocks_verified += 1;
-        c.report.bytes_verified += ptr.stored_bytes as u64;
-        if let NodeBody::Leaf(entries) = &node.body {
-            for (k, v) in entries {
-                if k.get(8) == Some(&(ItemKind::Record as u8)) {
-                    let record = Record::decode(v)?;
-                    if c.claim(&record.ptr, &owner) {
-                        data.push(record.ptr);
-                    }
-                }
-            }
-        }
-        Ok(WalkStep::Descend)
-    });
-    if let Err(e) = result {
-        c.problem(format!("{owner}: {e}"));
-    }
-    for ptr in data {
-        verify(pool, c, &ptr, &owner);
-    }
-    Ok(())
+    walk_files(pool, c, state.tree, &root, Reach::Partial, &owner)
 }
 
 fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {

@@ -94,14 +94,7 @@ impl Store {
     pub fn read_stored_range_unverified(&mut self, ptr: &BlockPtr, start: usize, len: usize) -> Result<Vec<u8>> {
         assert!(start + len <= ptr.stored_bytes as usize, "a range inside the block");
         self.flush_buffer()?;
-        let end = ptr.addr.0.checked_add(ptr.allocated_blocks());
-        if ptr.addr.0 < self.alloc.usable_start || end.is_none_or(|end| end > self.alloc.usable_end) {
-            return Err(Error::corrupt(format!(
-                "{} block pointer to block {} lies outside the data area",
-                ptr.kind.name(),
-                ptr.addr.0
-            )));
-        }
+        self.check_in_data_area(ptr.addr, ptr)?;
         let mut bytes = vec![0u8; len];
         self.dev.read_at(ptr.addr.byte_offset() + start as u64, &mut bytes)?;
         Ok(bytes)
@@ -123,7 +116,8 @@ impl Store {
         Err(first_error.unwrap_or_else(|| Error::corrupt("block pointer without an address")))
     }
 
-    fn read_copy(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<Vec<u8>> {
+    /// A pointer read from the device is checked before the device is read at it.
+    fn check_in_data_area(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<()> {
         let end = addr.0.checked_add(ptr.allocated_blocks());
         if addr.0 < self.alloc.usable_start || end.is_none_or(|end| end > self.alloc.usable_end) {
             return Err(Error::corrupt(format!(
@@ -132,6 +126,11 @@ impl Store {
                 addr.0
             )));
         }
+        Ok(())
+    }
+
+    fn read_copy(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<Vec<u8>> {
+        self.check_in_data_area(addr, ptr)?;
         let mut bytes = vec![0u8; ptr.stored_bytes as usize];
         self.dev.read_at(addr.byte_offset(), &mut bytes)?;
         if blake3(&bytes) != ptr.checksum {
@@ -154,6 +153,14 @@ impl Store {
             StoredBlock::prepare(logical.to_vec(), self.compression_level),
             AllocKind::Explicit,
         )
+    }
+
+    /// A store on an in-memory device with free space, for unit tests of the layers above.
+    #[cfg(test)]
+    pub fn for_tests() -> Store {
+        let mut alloc = Allocator::new(64, 64 * 1024);
+        alloc.free.insert(64, 64 * 1024 - 64);
+        Store::new(Box::new(crate::device::MemoryDevice::new(256 << 20)), alloc, Txg(1), 1)
     }
 
     /// Writes a block that is allocated by being reachable from the commit record.

@@ -136,3 +136,15 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A formatted pool in `dir` under `name` (`pool` always names its image pool.img).
+pub fn fresh_pool(dir: &Path, name: &str, bytes: u64) -> PathBuf {
+    let img = image(dir, name, bytes);
+    snapfmt().arg(&img).assert().success();
+    img
+}
+
+/// `snapctl put - PATH IMG` with `data` on standard input.
+pub fn put(img: &Path, path: &str, data: &[u8]) {
+    snapctl().args(["put", "-", path]).arg(img).write_stdin(data).assert().success();
+}

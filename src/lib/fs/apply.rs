@@ -10,7 +10,7 @@
 
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, key};
-use super::record::{PIECE_BYTES, RECORD_BYTES, Record, fingerprint};
+use super::record::{RECORD_BYTES, Record};
 use super::tree_ops::{SYMLINK_BYTES_MAX, check_name};
 use crate::alloc::allocator::AllocKind;
 use crate::block::{BlockKind, Compression};
@@ -106,41 +106,6 @@ impl<'a> FsTree<'a> {
             self.store.kill(self.tree.owner, &Record::decode(&old)?.ptr)?;
         }
         Ok(())
-    }
-
-    /// Rewrites some 4 KiB pieces of a record the target has; the result must have the
-    /// sender's fingerprint, which proves the target's record was the base's.
-    pub fn apply_patch(
-        &mut self,
-        ino: u64,
-        index: u64,
-        logical_bytes: u32,
-        mask: u32,
-        hash: u128,
-        data: &[u8],
-    ) -> Result<()> {
-        check_index(index)?;
-        let old = self.record(ino, index)?.ok_or_else(|| {
-            Error::stream(format!("PATCH of record {index} of inode {ino}, which the target does not have"))
-        })?;
-        let mut bytes = self.read_record(&old)?;
-        bytes.resize(logical_bytes as usize, 0);
-        let mut at = 0;
-        for piece in 0..32usize {
-            if mask & (1 << piece) == 0 {
-                continue;
-            }
-            let start = piece * PIECE_BYTES;
-            let len = crate::stream::wire::piece_len(logical_bytes, piece);
-            bytes[start..start + len].copy_from_slice(&data[at..at + len]);
-            at += len;
-        }
-        if fingerprint(&bytes).hash != hash {
-            return Err(Error::stream(format!(
-                "PATCH of record {index} of inode {ino} does not give the sender's bytes: the target's copy differs from the base"
-            )));
-        }
-        self.write_record(ino, index, &bytes)
     }
 
     /// The record a PATCH applies to, and with `read` its stored bytes (verified by the

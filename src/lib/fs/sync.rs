@@ -256,7 +256,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
         let mut at = ino;
         for _ in 0..DEPTH_MAX {
             if at == root_dir {
-                let (parent, name) = names.first().cloned().expect("a file is not the sync root");
+                let Some((parent, name)) = names.first().cloned() else { return Ok(None) };
                 let mut host = source;
                 for (_, part) in names.iter().rev() {
                     host.push(OsStr::from_bytes(part));

@@ -229,7 +229,10 @@ impl Generator<'_> {
         if new.ptr.compression == crate::block::Compression::None {
             return self.patch_data_raw(new, mask);
         }
-        let bytes = self.store.read_block(&new.ptr)?;
+        // Unverified, as a WRITE's data: the receiver checks the patched record against
+        // the fingerprint the PATCH carries.
+        let stored = self.store.read_stored_unverified(&new.ptr)?;
+        let bytes = crate::compress::decompress(stored, new.ptr.compression, new.ptr.logical_bytes)?;
         let mut data = Vec::new();
         for i in 0..new.pieces.len() {
             if mask & (1 << i) != 0 {

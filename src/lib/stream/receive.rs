@@ -396,18 +396,24 @@ impl ResumeTracker {
         }
     }
 
-    /// After a record is applied.
-    fn after(&mut self, record: &Record) {
+    /// After a record is applied; `next_record` is (inode, index) of the first file record
+    /// not yet received when the record was a WRITE, PATCH or PUNCH.
+    fn after(&mut self, next_record: Option<(u64, u64)>) {
         self.records += 1;
-        let next = match record {
-            Record::Write(w) => Some((w.ino, w.index + 1)),
-            Record::Patch(p) => Some((p.ino, p.index + 1)),
-            Record::Punch { ino, first, count } => Some((*ino, first.saturating_add(*count))),
-            _ => None,
-        };
-        if let Some((ino, index)) = next {
+        if let Some((ino, index)) = next_record {
             self.point = Some(ResumePoint { ino, record: index.saturating_add(1) });
         }
+    }
+}
+
+/// For a record that writes or removes file records, (inode, index) of the first one
+/// after them.
+fn next_record(record: &Record) -> Option<(u64, u64)> {
+    match record {
+        Record::Write(w) => Some((w.ino, w.index + 1)),
+        Record::Patch(p) => Some((p.ino, p.index + 1)),
+        Record::Punch { ino, first, count } => Some((*ino, first.saturating_add(*count))),
+        _ => None,
     }
 }
 
@@ -457,43 +463,34 @@ fn apply_records_with(
         }
         let ino = record.ino();
         progress.before(ino.unwrap_or(0));
-        let kept = match &record {
-            Record::Write(_) | Record::Patch(_) | Record::Punch { .. } => Some(record_position(&record)),
-            _ => None,
-        };
+        let next = next_record(&record);
         let kind = record.record_type();
         since_spill += match &record {
             Record::Write(w) => w.stored_bytes as u64,
             Record::Patch(p) => p.data.len() as u64,
             _ => 0,
         };
+        // Patches already handed out are applied first where this record could touch
+        // their keys; their errors name their own records.
+        match &record {
+            Record::Patch(_) => drain(fs, patcher, PATCHES_IN_FLIGHT_MAX - 1)?,
+            Record::Write(_) | Record::Punch { .. } | Record::FreeInode { .. } => drain(fs, patcher, 0)?,
+            _ => {}
+        }
         let applied = match record {
             Record::Patch(p) => submit_patch(fs, patcher, p, reader),
-            Record::Write(_) | Record::Punch { .. } | Record::FreeInode { .. } => {
-                drain(fs, patcher, 0).and_then(|_| apply_one(fs, record))
-            }
             other => apply_one(fs, other),
         };
         if let Err(e) = applied {
             let path = ino.and_then(|ino| fs.path_of(ino)).map(|p| format!(" ({p})")).unwrap_or_default();
             let ino = ino.map(|i| format!(", inode {i}")).unwrap_or_default();
             let e = match e {
-                Error::Stream { what } if !what.starts_with("record ") => {
-                    Error::stream(format!("{} record{ino}{path}: {what}", kind.name()))
-                }
+                Error::Stream { what } => Error::stream(format!("{} record{ino}{path}: {what}", kind.name())),
                 other => other,
             };
-            return Err(match e {
-                // A patch that failed on a worker names its own record.
-                Error::Stream { ref what } if what.starts_with("record ") => e,
-                other => reader.locate(other),
-            });
+            return Err(reader.locate(e));
         }
-        if let Some(position) = kept {
-            progress.after(&position);
-        } else {
-            progress.records += 1;
-        }
+        progress.after(next);
         if since_spill >= SPILL_DATA_BYTES {
             drain(fs, patcher, 0)?;
             fs.spill()?;
@@ -503,7 +500,6 @@ fn apply_records_with(
 }
 
 fn submit_patch(fs: &mut FsTree, patcher: &mut Patcher, p: PatchRecord, reader: &StreamReader) -> Result<()> {
-    drain(fs, patcher, PATCHES_IN_FLIGHT_MAX - 1)?;
     let (old, old_stored) = fs.patch_source(p.ino, p.index, !patcher.reads_for_itself())?;
     let at = format!(
         "record {} of part {} at byte {}",
@@ -521,15 +517,6 @@ fn submit_patch(fs: &mut FsTree, patcher: &mut Patcher, p: PatchRecord, reader: 
         at,
     });
     Ok(())
-}
-
-/// A data-less copy of a Write, Patch or Punch, for the resume tracker.
-fn record_position(record: &Record) -> Record {
-    match record {
-        Record::Write(w) => Record::Punch { ino: w.ino, first: w.index, count: 1 },
-        Record::Patch(p) => Record::Punch { ino: p.ino, first: p.index, count: 1 },
-        other => other.clone(),
-    }
 }
 
 fn apply_one(fs: &mut FsTree, record: Record) -> Result<()> {
@@ -562,7 +549,7 @@ fn apply_one(fs: &mut FsTree, record: Record) -> Result<()> {
                 stored: w.stored,
             },
         ),
-        Record::Patch(p) => fs.apply_patch(p.ino, p.index, p.logical_bytes, p.mask, p.hash, &p.data),
+        Record::Patch(_) => unreachable!("patches go to the patcher"),
         Record::Punch { ino, first, count } => fs.apply_punch(ino, first, count),
     }
 }

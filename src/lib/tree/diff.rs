@@ -201,17 +201,13 @@ impl TreeDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alloc::Allocator;
     use crate::block::Txg;
-    use crate::device::MemoryDevice;
     use crate::store::Owner;
     use crate::tree::Tree;
     use std::collections::BTreeMap;
 
     fn store() -> Store {
-        let mut alloc = Allocator::new(64, 64 * 1024);
-        alloc.free.insert(64, 64 * 1024 - 64);
-        Store::new(Box::new(MemoryDevice::new(256 << 20)), alloc, Txg(1), 1)
+        Store::for_tests()
     }
 
     fn model_diff(a: &BTreeMap<Vec<u8>, Vec<u8>>, b: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<Change> {
