@@ -355,6 +355,95 @@ fn small_overwrite_sends_a_small_patch() {
     snapctl().args(["cat", "@a:big"]).arg(&tgt).assert().success().stdout(before);
 }
 
+/// The file records of a pool's trees that carry an overlay (`snapctl dump --files`).
+fn overlays(img: &Path) -> usize {
+    stdout(snapctl().args(["dump", "--files"]).arg(img)).lines().filter(|l| l.contains("+ overlay pieces=")).count()
+}
+
+fn cat(img: &Path, path: &str) -> Vec<u8> {
+    let out = snapctl().arg("cat").arg(path).arg(img).output().unwrap();
+    assert!(out.status.success(), "cat {path}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn patches_land_in_overlays_that_replicate_onward() {
+    // Goal: an incremental receive lays changed pieces over the records it already has
+    // (overlays) instead of rewriting them; a second patch of the same records merges into
+    // their overlays; a patch that would make an overlay too wide rewrites the record; and
+    // a pool holding overlays sends them onward, full (WRITE with its overlay) and
+    // incremental (PATCH from overlaid records), with exact estimates. Snapshots sharing a
+    // base with an overlaid record can be destroyed, and `check` stays clean throughout.
+    // Method: src holds a random file of 7 records and 30000 bytes and a 256 KiB text
+    // file; @a goes to `mid` in full. Round b: 4 KiB writes in three records of each,
+    // and the random file's tail grows by 5000 bytes (two pieces of its last record);
+    // round c: another piece of two of those records and of the tail, and eight pieces of
+    // the third (nine with its overlay's: too wide). Each is received by `mid`, whose
+    // `dump --files` counts its overlays, and whose snapshots read as the source's. Then
+    // `mid` sends @b in full and @b -> @c to `far`; `far` reads as the source.
+    let dir = TempDir::new().unwrap();
+    let src = fresh_pool(dir.path(), "src.img", 64 * MIB);
+    let mid = fresh_pool(dir.path(), "mid.img", 64 * MIB);
+    let far = fresh_pool(dir.path(), "far.img", 64 * MIB);
+    let tail = 7 * 128 * KIB;
+    put(&src, "random", &noise((tail + 30_000) as usize, 21));
+    put(&src, "text", &text(256 * KIB as usize + 1000, 22));
+    snapshot(&src, "a");
+    recv(&mid, &send(&["@a"], &src));
+    assert_eq!(overlays(&mid), 0);
+
+    for record in [0u64, 2, 5] {
+        put_at(&src, "random", record * 128 * KIB + 8 * KIB, &noise(4 * KIB as usize, 30 + record));
+    }
+    put_at(&src, "random", tail + 30_000, &noise(5000, 29));
+    put_at(&src, "text", 64 * KIB, b"a line that was not there before\n");
+    snapshot(&src, "b");
+    let ab = send(&["-i", "@a", "@b"], &src);
+    assert!(!dump_kinds(&dump(&ab)).iter().any(|k| k == "WRITE"), "{}", dump(&ab));
+    recv(&mid, &ab);
+    check(&mid);
+    let shown = || stdout(snapctl().args(["dump", "--files"]).arg(&mid));
+    assert_eq!(overlays(&mid), 5, "{}", shown());
+    assert!(shown().contains("record of 35000 bytes"), "the tail grew inside its overlay: {}", shown());
+
+    for record in [0u64, 2] {
+        put_at(&src, "random", record * 128 * KIB + 100 * KIB, &noise(4 * KIB as usize, 40 + record));
+    }
+    put_at(&src, "random", 5 * 128 * KIB + 64 * KIB, &noise(32 * KIB as usize, 45));
+    put_at(&src, "random", tail, &noise(4 * KIB as usize, 47));
+    snapshot(&src, "c");
+    recv(&mid, &send(&["-i", "@b", "@c"], &src));
+    check(&mid);
+    assert_eq!(overlays(&mid), 4, "record 5 of random is rewritten whole, the others merge: {}", shown());
+    for snap in ["@a", "@b", "@c"] {
+        for file in ["random", "text"] {
+            let path = format!("{snap}:{file}");
+            assert!(cat(&mid, &path) == cat(&src, &path), "{path} differs on mid");
+        }
+    }
+
+    let full_b = send(&["@b"], &mid);
+    assert_eq!(estimated_size(&["@b"], &mid), full_b.len() as u64);
+    assert!(dump(&full_b).contains(" overlay=(record="), "a full stream of mid carries its overlays");
+    recv(&far, &full_b);
+    let inc_c = send(&["-i", "@b", "@c"], &mid);
+    assert_eq!(estimated_size(&["-i", "@b", "@c"], &mid), inc_c.len() as u64);
+    recv(&far, &inc_c);
+    check(&far);
+    for snap in ["@b", "@c"] {
+        for file in ["random", "text"] {
+            let path = format!("{snap}:{file}");
+            assert!(cat(&far, &path) == cat(&src, &path), "{path} differs on far");
+        }
+    }
+
+    for snap in ["@a", "@b"] {
+        snapctl().args(["destroy", snap]).arg(&mid).assert().success();
+        check(&mid);
+    }
+    assert!(cat(&mid, "@c:random") == cat(&src, "@c:random"));
+}
+
 #[test]
 fn intermediates_arrive_as_their_own_snapshots_in_order() {
     // Goal: `snapsend -I @a @d` carries @b, @c and @d, and each is received as its own
@@ -578,18 +667,18 @@ fn not_a_stream() {
 fn newer_stream_version_is_refused() {
     // Goal: a stream of a newer version is refused with exit 7 and a message naming both
     // versions; nothing is written.
-    // Method: set byte 8 (the version) of a real stream to 2.
+    // Method: set byte 8 (the version) of a real stream to 3.
     let pair = Pair::new(32 * MIB);
     let before = image_hash(&pair.tgt);
     let mut stream = pair.ab.clone();
-    stream[8] = 2;
+    stream[8] = 3;
     snaprecv()
         .arg(&pair.tgt)
         .write_stdin(stream.clone())
         .assert()
         .code(7)
-        .stderr(predicate::str::starts_with("snaprecv: error: stream version 2 is newer than this snaprecv's 1\n"));
-    snaprecv().arg("-n").write_stdin(stream).assert().code(7).stderr(predicate::str::contains("version 2 is newer"));
+        .stderr(predicate::str::starts_with("snaprecv: error: stream version 3 is newer than this snaprecv's 2\n"));
+    snaprecv().arg("-n").write_stdin(stream).assert().code(7).stderr(predicate::str::contains("version 3 is newer"));
     assert_eq!(image_hash(&pair.tgt), before);
     check(&pair.tgt);
 }
@@ -597,11 +686,11 @@ fn newer_stream_version_is_refused() {
 #[test]
 fn newer_stream_version_hint_speaks_of_the_stream() {
     // Goal: the hint after a refused newer stream tells what to do about the stream.
-    // Method: byte 8 of a real stream set to 2; the hint line names snaprecv or the stream,
+    // Method: byte 8 of a real stream set to 3; the hint line names snaprecv or the stream,
     // and not a pool.
     let pair = Pair::new(32 * MIB);
     let mut stream = pair.ab.clone();
-    stream[8] = 2;
+    stream[8] = 3;
     let out = snaprecv().arg(&pair.tgt).write_stdin(stream).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let hint = stderr.lines().find(|l| l.starts_with("hint: ")).unwrap_or_else(|| panic!("no hint:\n{stderr}"));
@@ -761,7 +850,7 @@ fn any_flipped_bit_is_refused() {
         assert_no_panic(&stderr, out.status.code(), &what);
         let version = u32::from_le_bytes(stream[8..12].try_into().unwrap())
             ^ if (8..12).contains(&p) { 1 << (bit as u32 + 8 * (p as u32 - 8)) } else { 0 };
-        if version > 1 {
+        if version > 2 {
             assert_eq!(out.status.code(), Some(7), "{what}: {stderr}");
             assert!(stderr.contains(&format!("stream version {version} is newer")), "{what}: {stderr}");
         } else {

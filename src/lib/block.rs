@@ -34,6 +34,8 @@ pub enum BlockKind {
     FileData = 3,
     SpaceLog = 4,
     Blob = 5,
+    /// Pieces laid over a file record's base block (fs/record.rs).
+    FileOverlay = 6,
 }
 
 impl BlockKind {
@@ -44,6 +46,7 @@ impl BlockKind {
             3 => BlockKind::FileData,
             4 => BlockKind::SpaceLog,
             5 => BlockKind::Blob,
+            6 => BlockKind::FileOverlay,
             _ => return None,
         })
     }
@@ -54,6 +57,7 @@ impl BlockKind {
             BlockKind::FileData => "file-data",
             BlockKind::SpaceLog => "space-log",
             BlockKind::Blob => "blob",
+            BlockKind::FileOverlay => "file-overlay",
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
-use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
+use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::label::{Label, region_start};
 use crate::format::node::{NodeBody, TreeKind};
@@ -228,8 +228,13 @@ fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reac
             for (k, v) in entries {
                 if k.get(8) == Some(&(ItemKind::Record as u8)) {
                     let record = Record::decode(v)?;
-                    if mark(c, tree, &record.ptr, reach, owner) {
-                        data.push(record.ptr);
+                    if let Err(e) = crate::fs::record::check_kinds(&record) {
+                        c.problem(format!("{owner}: {e}"));
+                    }
+                    for ptr in record.blocks() {
+                        if mark(c, tree, ptr, reach, owner) {
+                            data.push(*ptr);
+                        }
                     }
                 }
             }
@@ -240,9 +245,6 @@ fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reac
         c.problem(format!("{owner}: {e}"));
     }
     for ptr in data {
-        if ptr.kind != BlockKind::FileData {
-            c.problem(format!("{owner}: record points to a {} block", ptr.kind.name()));
-        }
         verify(pool, c, &ptr, owner);
     }
     Ok(())

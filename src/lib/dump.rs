@@ -6,6 +6,8 @@ use crate::error::Result;
 use crate::format::commit::CommitRecord;
 use crate::format::label::{Label, REGION_BLOCKS, RING_SLOTS, region_start};
 use crate::format::node::{NodeBody, TreeKind};
+use crate::fs::inode::ItemKind;
+use crate::fs::record::Record;
 use crate::pool::{Pool, guid_hex};
 use crate::tree::{WalkStep, walk_nodes};
 use std::fmt::Write;
@@ -99,7 +101,16 @@ pub fn dump_root(pool: &Pool, out: &mut String) {
     );
 }
 
-/// Every node of a tree with its entries (values shortened).
+/// A file record's blocks: its base, and the overlay laid over it.
+fn describe_record(r: &Record) -> String {
+    let mut out = format!("record of {} bytes: {}", r.logical_bytes(), describe_ptr(&r.ptr));
+    if let Some(o) = &r.overlay {
+        let _ = write!(out, " + overlay pieces={:#010x} {}", o.mask, describe_ptr(&o.ptr));
+    }
+    out
+}
+
+/// Every node of a tree with its entries (values shortened; file records decoded).
 pub fn dump_tree(pool: &mut Pool, kind: TreeKind, root: &BlockPtr, out: &mut String) -> Result<()> {
     walk_nodes(&mut pool.store, root, kind, &mut |ptr, node| {
         let indent = "  ".repeat((root.level - ptr.level) as usize);
@@ -107,7 +118,12 @@ pub fn dump_tree(pool: &mut Pool, kind: TreeKind, root: &BlockPtr, out: &mut Str
         match &node.body {
             NodeBody::Leaf(entries) => {
                 for (k, v) in entries {
-                    let shown = if v.len() > 48 {
+                    let record = (kind == TreeKind::Files && k.get(8) == Some(&(ItemKind::Record as u8)))
+                        .then(|| Record::decode(v).ok())
+                        .flatten();
+                    let shown = if let Some(r) = record {
+                        describe_record(&r)
+                    } else if v.len() > 48 {
                         format!("{}… ({} bytes)", printable(&v[..48]), v.len())
                     } else {
                         printable(v)

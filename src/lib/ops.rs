@@ -313,7 +313,7 @@ pub fn tree_usage(pool: &mut Pool, tree: u64) -> Result<TreeUsage> {
                     Some(&x) if x == ItemKind::Record as u8 => {
                         let r = Record::decode(v)?;
                         usage.logical_bytes += r.logical_bytes();
-                        usage.stored_bytes += r.ptr.allocated_blocks() * BLOCK_BYTES;
+                        usage.stored_bytes += r.blocks().map(|b| b.allocated_blocks() * BLOCK_BYTES).sum::<u64>();
                     }
                     Some(&x) if x == ItemKind::Inode as u8 && Inode::decode(v)?.file_type() == FileType::Regular => {
                         usage.files += 1;

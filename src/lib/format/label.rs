@@ -14,8 +14,11 @@ pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 /// The on-disk format version this binary writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
-/// refuses to write. None are defined in version 1.
-pub const FEATURES_INCOMPAT_KNOWN: u64 = 0;
+/// refuses to write.
+pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS;
+/// File records may carry an overlay (fs/record.rs), which an older reader would not
+/// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
+pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = 0;
 
 pub const REGION_BLOCKS: u64 = 64;

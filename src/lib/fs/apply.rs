@@ -10,22 +10,22 @@
 
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, key};
-use super::record::{RECORD_BYTES, Record};
+use super::record::{Overlay, RECORD_BYTES, Record};
 use super::tree_ops::{SYMLINK_BYTES_MAX, check_name};
 use crate::alloc::allocator::AllocKind;
-use crate::block::{BlockKind, Compression};
+use crate::block::BlockKind;
 use crate::checksum::blake3;
 use crate::error::{Error, Result};
 use crate::store::StoredBlock;
 
 /// What a whole stored record is, as a stream carries it.
 pub struct StoredRecord<'r> {
-    pub logical_bytes: u32,
-    pub compression: Compression,
-    pub checksum: [u8; 32],
+    /// The base block as stored, with the checksum the sender recorded for it.
+    pub base: StoredBlock,
     pub hash: u128,
     pub pieces: &'r [u64],
-    pub stored: Vec<u8>,
+    /// The overlay's mask, the record's size, and its block as stored.
+    pub overlay: Option<(u32, u32, StoredBlock)>,
 }
 
 impl<'a> FsTree<'a> {
@@ -81,11 +81,11 @@ impl<'a> FsTree<'a> {
     }
 
     /// Stores a record exactly as the sender stored it: no decompression, no
-    /// recompression; its checksum is verified against the sender's.
+    /// recompression; each block's checksum is verified against the sender's.
     pub fn apply_stored_record(&mut self, ino: u64, index: u64, record: StoredRecord) -> Result<()> {
         check_index(index)?;
-        let checksum = blake3(&record.stored);
-        if checksum != record.checksum {
+        let blocks = std::iter::once(&record.base).chain(record.overlay.as_ref().map(|o| &o.2));
+        if blocks.into_iter().any(|b| blake3(&b.stored) != b.checksum) {
             // The frame's own checksum held, so the bytes crossed intact: the sender read
             // them damaged from its device.
             return Err(Error::stream(
@@ -93,47 +93,54 @@ impl<'a> FsTree<'a> {
                  block is damaged on the sender's device (run `snapctl check` there)",
             ));
         }
-        let block = StoredBlock {
-            logical_bytes: record.logical_bytes as usize,
-            stored: record.stored,
-            compression: record.compression,
-            checksum,
+        let ptr = self.store.write_prepared(BlockKind::FileData, 0, record.base, AllocKind::Explicit)?;
+        let overlay = match record.overlay {
+            None => None,
+            Some((mask, logical_bytes, block)) => {
+                let ptr = self.store.write_prepared(BlockKind::FileOverlay, 0, block, AllocKind::Explicit)?;
+                Some(Overlay { mask, logical_bytes, ptr })
+            }
         };
-        let ptr = self.store.write_prepared(BlockKind::FileData, 0, block, AllocKind::Explicit)?;
+        let new = Record { ptr, hash: record.hash, pieces: record.pieces.to_vec(), overlay };
         let k = key(ino, ItemKind::Record, &index.to_be_bytes());
-        let value = Record { ptr, hash: record.hash, pieces: record.pieces.to_vec() }.encode();
-        if let Some(old) = self.tree.insert(self.store, &k, &value)? {
-            self.store.kill(self.tree.owner, &Record::decode(&old)?.ptr)?;
+        if let Some(old) = self.tree.insert(self.store, &k, &new.encode())? {
+            self.kill_record(&Record::decode(&old)?, Some(&new))?;
         }
         Ok(())
     }
 
-    /// The record a PATCH applies to, and with `read` its stored bytes (verified by the
-    /// patcher).
-    pub fn patch_source(
-        &mut self,
-        ino: u64,
-        index: u64,
-        read: bool,
-    ) -> Result<(crate::block::BlockPtr, Option<Vec<u8>>)> {
+    /// The record a PATCH applies to.
+    pub fn patch_target(&mut self, ino: u64, index: u64) -> Result<Record> {
         check_index(index)?;
         let old = self.record(ino, index)?.ok_or_else(|| {
             Error::stream(format!("PATCH of record {index} of inode {ino}, which the target does not have"))
         })?;
-        if old.ptr.kind != BlockKind::FileData {
-            return Err(Error::corrupt(format!("a {} block where file data belongs", old.ptr.kind.name())));
-        }
-        let stored = if read { Some(self.store.read_stored_unverified(&old.ptr)?) } else { None };
-        Ok((old.ptr, stored))
+        super::record::check_kinds(&old)?;
+        Ok(old)
     }
 
-    /// Stores a record the patcher built, in place of the one it patched.
+    /// Stored bytes of blocks, unverified (the patcher verifies what it uses).
+    pub fn read_stored(&mut self, blocks: &[crate::block::BlockPtr]) -> Result<Vec<(u64, Vec<u8>)>> {
+        blocks.iter().map(|b| Ok((b.addr.0, self.store.read_stored_unverified(b)?))).collect()
+    }
+
+    /// Stores what the patcher built in place of the record it patched: a new overlay
+    /// over the same base, or a whole new record.
     pub fn apply_patched(&mut self, patched: crate::stream::patcher::Patched) -> Result<()> {
+        use crate::stream::patcher::Outcome;
         let k = key(patched.ino, ItemKind::Record, &patched.index.to_be_bytes());
-        let ptr = self.store.write_prepared(BlockKind::FileData, 0, patched.block, AllocKind::Explicit)?;
-        let record = Record { ptr, hash: patched.fingerprint.hash, pieces: patched.fingerprint.pieces };
-        self.store.kill(self.tree.owner, &patched.old)?;
-        self.tree.insert(self.store, &k, &record.encode())?;
+        let new = match patched.outcome {
+            Outcome::Overlay { mask, logical_bytes, hash, pieces } => {
+                let ptr = self.store.write_prepared(BlockKind::FileOverlay, 0, patched.block, AllocKind::Explicit)?;
+                Record { ptr: patched.old.ptr, hash, pieces, overlay: Some(Overlay { mask, logical_bytes, ptr }) }
+            }
+            Outcome::Whole { fingerprint } => {
+                let ptr = self.store.write_prepared(BlockKind::FileData, 0, patched.block, AllocKind::Explicit)?;
+                Record { ptr, hash: fingerprint.hash, pieces: fingerprint.pieces, overlay: None }
+            }
+        };
+        self.kill_record(&patched.old, Some(&new))?;
+        self.tree.insert(self.store, &k, &new.encode())?;
         Ok(())
     }
 

@@ -4,8 +4,15 @@
 //! 64-bit fingerprint of every 4 KiB piece of it. `sync` keeps a record whose source bytes
 //! have the same fingerprint; an incremental stream compares piece fingerprints with the
 //! base's to send only the 4 KiB pieces that changed, without reading the base's data.
+//!
+//! A record may carry an overlay: a second block holding some of its 4 KiB pieces, laid
+//! over the base block when the record is read. A receive applies an incremental
+//! stream's changed pieces this way, without reading, decompressing and compressing
+//! again the 128 KiB record they land in; the base block stays shared with the
+//! snapshots that had it. An overlay holds at most OVERLAY_PIECES_MAX pieces, so a read
+//! never fetches much more than the record; past that the record is rewritten whole.
 
-use crate::block::BlockPtr;
+use crate::block::{BlockKind, BlockPtr};
 use crate::checksum::{piece_hash, record_hash};
 use crate::error::{Error, Result};
 use crate::format::codec::{Reader, Writer};
@@ -13,12 +20,30 @@ use crate::format::codec::{Reader, Writer};
 pub const RECORD_BYTES: u64 = 128 * 1024;
 pub const PIECE_BYTES: usize = 4096;
 pub const PIECES_MAX: usize = RECORD_BYTES as usize / PIECE_BYTES;
+/// Pieces an overlay holds at most: a quarter of a record.
+pub const OVERLAY_PIECES_MAX: u32 = 8;
+/// Bytes an overlay adds to a record's value: mask, logical size, pointer.
+const OVERLAY_VALUE_BYTES: usize = 8 + crate::block::BLOCK_PTR_BYTES;
 
+/// A file record: `ptr` is its base block. `hash` and `pieces` fingerprint the record's
+/// content as read, overlay included.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub ptr: BlockPtr,
     pub hash: u128,
     pub pieces: Vec<u64>,
+    pub overlay: Option<Overlay>,
+}
+
+/// Pieces laid over a record's base block: bit i of `mask` set means piece i is read
+/// from the overlay block, which holds the masked pieces in order. The record's size is
+/// `logical_bytes`, which may differ from the base's: bytes past the base's end that no
+/// piece covers are zero.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overlay {
+    pub mask: u32,
+    pub logical_bytes: u32,
+    pub ptr: BlockPtr,
 }
 
 pub struct Fingerprint {
@@ -30,9 +55,74 @@ pub fn fingerprint(data: &[u8]) -> Fingerprint {
     Fingerprint { hash: record_hash(data), pieces: data.chunks(PIECE_BYTES).map(piece_hash).collect() }
 }
 
+/// Length of piece `i` of a record of `logical_bytes` (the last may be short).
+pub fn piece_len(logical_bytes: u32, i: usize) -> usize {
+    (logical_bytes as usize - i * PIECE_BYTES).min(PIECE_BYTES)
+}
+
+/// Bytes the pieces in `mask` hold in a record of `logical_bytes`; None if a piece lies
+/// past the end.
+pub fn masked_bytes(logical_bytes: u32, mask: u32) -> Option<usize> {
+    let pieces = (logical_bytes as usize).div_ceil(PIECE_BYTES);
+    let mut total = 0;
+    for i in 0..32 {
+        if mask & (1 << i) != 0 {
+            if i >= pieces {
+                return None;
+            }
+            total += piece_len(logical_bytes, i);
+        }
+    }
+    Some(total)
+}
+
+/// The mask of every piece of a record of `logical_bytes`.
+pub fn all_pieces(logical_bytes: u32) -> u32 {
+    let pieces = (logical_bytes as usize).div_ceil(PIECE_BYTES);
+    if pieces >= 32 { u32::MAX } else { (1u32 << pieces) - 1 }
+}
+
+/// Lays the masked pieces (`data`, in order) over `bytes`, a record of `logical_bytes`.
+pub fn lay_pieces(bytes: &mut Vec<u8>, logical_bytes: u32, mask: u32, data: &[u8]) {
+    bytes.resize(logical_bytes as usize, 0);
+    let mut at = 0;
+    for i in (0..32usize).filter(|i| mask & (1 << i) != 0) {
+        let start = i * PIECE_BYTES;
+        let len = piece_len(logical_bytes, i);
+        bytes[start..start + len].copy_from_slice(&data[at..at + len]);
+        at += len;
+    }
+}
+
+/// The masked pieces of a record's bytes, in order.
+pub fn take_pieces(bytes: &[u8], logical_bytes: u32, mask: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in (0..32usize).filter(|i| mask & (1 << i) != 0) {
+        let start = i * PIECE_BYTES;
+        out.extend_from_slice(&bytes[start..start + piece_len(logical_bytes, i)]);
+    }
+    out
+}
+
 impl Record {
+    /// The record's size as read.
     pub fn logical_bytes(&self) -> u64 {
-        self.ptr.logical_bytes as u64
+        self.overlay.as_ref().map_or(self.ptr.logical_bytes, |o| o.logical_bytes) as u64
+    }
+
+    /// Bytes its blocks occupy before padding.
+    pub fn stored_bytes(&self) -> u64 {
+        self.blocks().map(|b| b.stored_bytes as u64).sum()
+    }
+
+    /// The blocks the record reads: the base, then the overlay if any.
+    pub fn blocks(&self) -> impl Iterator<Item = &BlockPtr> {
+        std::iter::once(&self.ptr).chain(self.overlay.as_ref().map(|o| &o.ptr))
+    }
+
+    /// The blocks of `self` that `new`, which replaces it, does not keep.
+    pub fn blocks_dropped_by<'a>(&'a self, new: Option<&'a Record>) -> impl Iterator<Item = &'a BlockPtr> {
+        self.blocks().filter(move |b| !new.is_some_and(|n| n.blocks().any(|k| k.addr == b.addr)))
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -43,6 +133,11 @@ impl Record {
         for p in &self.pieces {
             w.u64(*p);
         }
+        if let Some(o) = &self.overlay {
+            w.u32(o.mask);
+            w.u32(o.logical_bytes);
+            BlockPtr::encode(Some(&o.ptr), &mut w);
+        }
         w.bytes
     }
 
@@ -51,20 +146,69 @@ impl Record {
         let ptr = BlockPtr::decode(&mut r)?.ok_or_else(|| Error::corrupt("file record with a null pointer"))?;
         let hash = u128::from_le_bytes(r.array::<16>()?);
         let count = r.u16()? as usize;
-        let expected = (ptr.logical_bytes as usize).div_ceil(PIECE_BYTES);
-        if count != expected || count > PIECES_MAX || ptr.logical_bytes as u64 > RECORD_BYTES {
-            return Err(Error::corrupt(format!(
-                "file record of {} bytes with {count} piece fingerprints",
-                ptr.logical_bytes
-            )));
+        if count > PIECES_MAX {
+            return Err(Error::corrupt(format!("file record with {count} piece fingerprints")));
         }
         let mut pieces = Vec::with_capacity(count);
         for _ in 0..count {
             pieces.push(r.u64()?);
         }
-        if r.remaining() != 0 {
-            return Err(Error::corrupt("file record has trailing bytes"));
+        let overlay = match r.remaining() {
+            0 => None,
+            OVERLAY_VALUE_BYTES => Some(decode_overlay(&mut r)?),
+            n => return Err(Error::corrupt(format!("file record has {n} trailing bytes"))),
+        };
+        let record = Record { ptr, hash, pieces, overlay };
+        let logical = record.logical_bytes();
+        if ptr.logical_bytes as u64 > RECORD_BYTES || logical > RECORD_BYTES || logical == 0 {
+            return Err(Error::corrupt(format!("file record of {logical} bytes")));
         }
-        Ok(Record { ptr, hash, pieces })
+        if count != (logical as usize).div_ceil(PIECE_BYTES) {
+            return Err(Error::corrupt(format!("file record of {logical} bytes with {count} piece fingerprints")));
+        }
+        Ok(record)
     }
+}
+
+/// Reads a record's bytes, each block verified: the base, with the overlay laid over it.
+pub fn read(store: &mut crate::store::Store, record: &Record) -> Result<Vec<u8>> {
+    check_kinds(record)?;
+    let mut bytes = store.read_block(&record.ptr)?;
+    if let Some(o) = &record.overlay {
+        let pieces = store.read_block(&o.ptr)?;
+        lay_pieces(&mut bytes, o.logical_bytes, o.mask, &pieces);
+    }
+    Ok(bytes)
+}
+
+/// Each pointer of a record names the kind of block it should.
+pub fn check_kinds(record: &Record) -> Result<()> {
+    let wrong = |ptr: &BlockPtr, want: BlockKind| {
+        Error::corrupt(format!("a {} block where a {} block belongs", ptr.kind.name(), want.name()))
+    };
+    if record.ptr.kind != BlockKind::FileData {
+        return Err(wrong(&record.ptr, BlockKind::FileData));
+    }
+    match &record.overlay {
+        Some(o) if o.ptr.kind != BlockKind::FileOverlay => Err(wrong(&o.ptr, BlockKind::FileOverlay)),
+        _ => Ok(()),
+    }
+}
+
+fn decode_overlay(r: &mut Reader) -> Result<Overlay> {
+    let mask = r.u32()?;
+    let logical_bytes = r.u32()?;
+    let ptr = BlockPtr::decode(r)?.ok_or_else(|| Error::corrupt("file record overlay with a null pointer"))?;
+    if logical_bytes == 0 || logical_bytes as u64 > RECORD_BYTES {
+        return Err(Error::corrupt(format!("file record overlay for a record of {logical_bytes} bytes")));
+    }
+    let bytes = masked_bytes(logical_bytes, mask)
+        .ok_or_else(|| Error::corrupt(format!("file record overlay names pieces {mask:#x} past its end")))?;
+    if mask == 0 || mask.count_ones() > OVERLAY_PIECES_MAX || ptr.logical_bytes as usize != bytes {
+        return Err(Error::corrupt(format!(
+            "file record overlay of pieces {mask:#x} in a block of {} bytes",
+            ptr.logical_bytes
+        )));
+    }
+    Ok(Overlay { mask, logical_bytes, ptr })
 }

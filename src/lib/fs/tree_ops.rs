@@ -261,8 +261,7 @@ impl<'a> FsTree<'a> {
         let items = self.tree.scan_prefix(self.store, &prefix)?;
         for (k, v) in items {
             if k.get(8) == Some(&(ItemKind::Record as u8)) {
-                let record = Record::decode(&v)?;
-                self.store.kill(self.tree.owner, &record.ptr)?;
+                self.kill_record(&Record::decode(&v)?, None)?;
             }
             self.tree.remove(self.store, &k)?;
         }
@@ -403,7 +402,7 @@ impl<'a> FsTree<'a> {
             }
         }
         if let Some(old) = &old {
-            self.store.kill(self.tree.owner, &old.ptr)?;
+            self.kill_record(old, None)?;
         }
         if data.iter().all(|&b| b == 0) {
             if old.is_some() {
@@ -412,7 +411,7 @@ impl<'a> FsTree<'a> {
             return Ok(());
         }
         let ptr = self.store.write_block(BlockKind::FileData, 0, data)?;
-        let record = Record { ptr, hash: print.hash, pieces: print.pieces };
+        let record = Record { ptr, hash: print.hash, pieces: print.pieces, overlay: None };
         self.tree.insert(self.store, &k, &record.encode())?;
         Ok(())
     }
@@ -426,7 +425,7 @@ impl<'a> FsTree<'a> {
             if old.hash == p.fingerprint.hash && old.logical_bytes() == p.logical_bytes as u64 {
                 return Ok(());
             }
-            self.store.kill(self.tree.owner, &old.ptr)?;
+            self.kill_record(old, None)?;
         }
         match p.stored {
             None => {
@@ -441,7 +440,7 @@ impl<'a> FsTree<'a> {
                     block,
                     crate::alloc::allocator::AllocKind::Explicit,
                 )?;
-                let record = Record { ptr, hash: p.fingerprint.hash, pieces: p.fingerprint.pieces };
+                let record = Record { ptr, hash: p.fingerprint.hash, pieces: p.fingerprint.pieces, overlay: None };
                 self.tree.insert(self.store, &k, &record.encode())?;
             }
         }
@@ -452,7 +451,7 @@ impl<'a> FsTree<'a> {
     pub fn punch_record(&mut self, ino: u64, index: u64) -> Result<()> {
         self.must_write();
         if let Some(old) = self.record(ino, index)? {
-            self.store.kill(self.tree.owner, &old.ptr)?;
+            self.kill_record(&old, None)?;
             self.tree.remove(self.store, &key(ino, ItemKind::Record, &index.to_be_bytes()))?;
         }
         Ok(())
@@ -460,10 +459,15 @@ impl<'a> FsTree<'a> {
 
     /// Reads the logical bytes of one record.
     pub fn read_record(&mut self, record: &Record) -> Result<Vec<u8>> {
-        if record.ptr.kind != BlockKind::FileData {
-            return Err(Error::corrupt(format!("a {} block where file data belongs", record.ptr.kind.name())));
+        super::record::read(self.store, record)
+    }
+
+    /// Kills the blocks of `old` that `new`, which replaces it, does not keep.
+    pub(super) fn kill_record(&mut self, old: &Record, new: Option<&Record>) -> Result<()> {
+        for ptr in old.blocks_dropped_by(new) {
+            self.store.kill(self.tree.owner, ptr)?;
         }
-        self.store.read_block(&record.ptr)
+        Ok(())
     }
 
     /// Sets the size: drops records past the end and trims a partial last record.

@@ -350,7 +350,7 @@ pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool
         let label = Label {
             version: FORMAT_VERSION,
             index,
-            features_incompat: 0,
+            features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS,
             features_ro_compat: 0,
             features_compat: 0,
             pool_guid,

@@ -96,22 +96,35 @@ impl Pool {
         let mut changed = 0u64;
         while let Some(change) = diff.next(&mut self.store)? {
             let is_record = change.key.get(8) == Some(&(ItemKind::Record as u8));
+            let new_record = match (&change.new, is_record) {
+                (Some(value), true) => {
+                    let mut record = Record::decode(value)?;
+                    let overlay = record.overlay.as_mut().map(|o| &mut o.ptr);
+                    for ptr in std::iter::once(&mut record.ptr).chain(overlay) {
+                        if ptr.birth.0 > origin && ptr.birth < txg {
+                            // Committed by the staging tree earlier; the head gains it now.
+                            ptr.birth = txg;
+                            self.store.reborn.insert(ptr.addr.0);
+                        }
+                    }
+                    Some(record)
+                }
+                _ => None,
+            };
             if is_record {
                 if let Some(old) = head.get(&mut self.store, &change.key)? {
-                    self.store.kill(Owner::Files(tree), &Record::decode(&old)?.ptr)?;
+                    // An overlay shares its base with the record it was laid over.
+                    for ptr in Record::decode(&old)?.blocks_dropped_by(new_record.as_ref()) {
+                        self.store.kill(Owner::Files(tree), ptr)?;
+                    }
                 }
             }
             match change.new {
                 None => {
                     head.remove(&mut self.store, &change.key)?;
                 }
-                Some(value) if is_record => {
-                    let mut record = Record::decode(&value)?;
-                    if record.ptr.birth.0 > origin && record.ptr.birth < txg {
-                        // Committed by the staging tree earlier; the head gains it now.
-                        record.ptr.birth = txg;
-                        self.store.reborn.insert(record.ptr.addr.0);
-                    }
+                Some(_) if is_record => {
+                    let record = new_record.expect("decoded above");
                     head.insert(&mut self.store, &change.key, &record.encode())?;
                 }
                 Some(value) => {

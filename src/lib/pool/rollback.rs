@@ -71,9 +71,7 @@ impl Pool {
                 for (k, v) in entries {
                     if k.get(8) == Some(&(ItemKind::Record as u8)) {
                         let record = Record::decode(v)?;
-                        if record.ptr.birth.0 > floor {
-                            found.push(record.ptr);
-                        }
+                        found.extend(record.blocks().filter(|b| b.birth.0 > floor));
                     }
                 }
             }

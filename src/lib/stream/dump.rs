@@ -54,15 +54,28 @@ pub fn describe(record: &Record) -> String {
             format!("SET_XATTR ino={ino} name={} value_bytes={}", name(n), value.len())
         }
         Record::RemoveXattr { ino, name: n } => format!("REMOVE_XATTR ino={ino} name={}", name(n)),
-        Record::Write(w) => format!(
-            "WRITE ino={} offset={} logical={} stored={} compression={:?} checksum={}",
-            w.ino,
-            w.index * crate::fs::record::RECORD_BYTES,
-            w.logical_bytes,
-            w.stored_bytes,
-            w.compression,
-            w.checksum.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
-        ),
+        Record::Write(w) => {
+            let overlay = match &w.overlay {
+                None => String::new(),
+                Some(o) => format!(
+                    " overlay=(record={} pieces={:#010x} stored={} compression={:?} checksum={})",
+                    o.logical_bytes,
+                    o.mask,
+                    o.stored_bytes,
+                    o.compression,
+                    short_hex(&o.checksum)
+                ),
+            };
+            format!(
+                "WRITE ino={} offset={} logical={} stored={} compression={:?} checksum={}{overlay}",
+                w.ino,
+                w.index * crate::fs::record::RECORD_BYTES,
+                w.logical_bytes,
+                w.stored_bytes,
+                w.compression,
+                short_hex(&w.checksum)
+            )
+        }
         Record::Patch(p) => format!(
             "PATCH ino={} offset={} logical={} pieces={:#010x} data={}",
             p.ino,
@@ -81,4 +94,9 @@ pub fn describe(record: &Record) -> String {
             e.digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ),
     }
+}
+
+/// The first 8 bytes of a checksum, in hex: enough to tell blocks apart in a dump.
+fn short_hex(checksum: &[u8; 32]) -> String {
+    checksum.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

@@ -129,6 +129,8 @@ pub struct StreamReader<'r> {
     parts_expected: u32,
     digest: blake3::Hasher,
     payload: Vec<u8>,
+    /// The current part's stream version, from its preamble.
+    version: u32,
     /// Where the last record returned began.
     pub position: Position,
 }
@@ -145,6 +147,7 @@ impl<'r> StreamReader<'r> {
             parts_expected: 0,
             digest: blake3::Hasher::new(),
             payload: Vec::new(),
+            version: super::wire::STREAM_VERSION,
             position: Position::default(),
         }
     }
@@ -223,7 +226,7 @@ impl<'r> StreamReader<'r> {
             }
             return Err(self.truncated());
         }
-        check_preamble(&pre)?;
+        self.version = check_preamble(&pre)?;
         self.part_start = self.position.offset;
         self.number = 0;
         self.digest = blake3::Hasher::new();
@@ -332,7 +335,7 @@ impl<'r> StreamReader<'r> {
         if header[1..4] != [0, 0, 0] {
             return Err(self.locate(Error::stream("reserved bytes of a record header are not zero")));
         }
-        Record::decode_payload(kind, &self.payload[FRAME_HEADER_BYTES..body_end])
+        Record::decode_payload(kind, &self.payload[FRAME_HEADER_BYTES..body_end], self.version)
             .map_err(|e| match e {
                 Error::Corrupt { what } => Error::stream(what),
                 other => other,

@@ -11,12 +11,13 @@
 //! The same walk sizes a stream without reading any file data (`load_data` false): the
 //! choice between a PATCH and a WRITE depends on metadata only, so the estimate is exact.
 
-use super::wire::{PatchRecord, Record, WriteRecord, piece_len};
+use super::wire::{PatchRecord, Record, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::fs::inode::{Inode, ItemKind};
 use crate::fs::record::{PIECE_BYTES, Record as FileRecord};
+use crate::fs::record::{piece_len, take_pieces};
 use crate::store::Store;
 use crate::tree::{Change, TreeDiff};
 
@@ -190,10 +191,10 @@ impl Generator<'_> {
     fn record(&mut self, ino: u64, index: u64, old: Option<FileRecord>, new: FileRecord) -> Result<()> {
         if let Some(old) = &old {
             if old.hash == new.hash && old.logical_bytes() == new.logical_bytes() {
-                return Ok(()); // same bytes in another block
+                return Ok(()); // same bytes in other blocks
             }
         }
-        let logical = new.ptr.logical_bytes;
+        let logical = new.logical_bytes() as u32;
         if let Some(old) = &old {
             let mut mask = 0u32;
             let mut patch_bytes = 0usize;
@@ -203,44 +204,65 @@ impl Generator<'_> {
                     patch_bytes += piece_len(logical, i);
                 }
             }
-            if patch_bytes < new.ptr.stored_bytes as usize {
+            if patch_bytes < new.stored_bytes() as usize {
                 let data = if self.load_data { self.patch_data(&new, mask)? } else { vec![0; patch_bytes] };
                 self.stats.data_bytes += patch_bytes as u64;
-                let patch = PatchRecord { ino, index, logical_bytes: logical, hash: new.hash, mask, data };
+                let base_hash = Some(old.hash);
+                let patch = PatchRecord { ino, index, logical_bytes: logical, hash: new.hash, base_hash, mask, data };
                 return self.emit(Record::Patch(patch));
             }
         }
-        let stored = if self.load_data { self.store.read_stored_unverified(&new.ptr)? } else { Vec::new() };
-        self.stats.data_bytes += new.ptr.stored_bytes as u64;
+        // Unverified: the receiver checks every block against the checksum sent with it.
+        let load = |store: &mut crate::store::Store, ptr: &crate::block::BlockPtr| match self.load_data {
+            true => store.read_stored_unverified(ptr),
+            false => Ok(Vec::new()),
+        };
+        let stored = load(self.store, &new.ptr)?;
+        let overlay = match &new.overlay {
+            None => None,
+            Some(o) => Some(WriteOverlay {
+                mask: o.mask,
+                logical_bytes: o.logical_bytes,
+                compression: o.ptr.compression,
+                checksum: o.ptr.checksum,
+                stored_bytes: o.ptr.stored_bytes,
+                stored: load(self.store, &o.ptr)?,
+            }),
+        };
+        self.stats.data_bytes += new.stored_bytes();
         self.emit(Record::Write(WriteRecord {
             ino,
             index,
-            logical_bytes: logical,
+            logical_bytes: new.ptr.logical_bytes,
             compression: new.ptr.compression,
             checksum: new.ptr.checksum,
             hash: new.hash,
             pieces: new.pieces,
             stored_bytes: new.ptr.stored_bytes,
             stored,
+            overlay,
         }))
     }
 
+    /// The pieces of `new` under `mask`, read unverified as a WRITE's data: the receiver
+    /// checks the patched record against the fingerprint the PATCH carries, or lays the
+    /// pieces over a base whose fingerprint matched.
     fn patch_data(&mut self, new: &FileRecord, mask: u32) -> Result<Vec<u8>> {
-        if new.ptr.compression == crate::block::Compression::None {
+        if new.overlay.is_none() && new.ptr.compression == crate::block::Compression::None {
             return self.patch_data_raw(new, mask);
         }
-        // Unverified, as a WRITE's data: the receiver checks the patched record against
-        // the fingerprint the PATCH carries.
-        let stored = self.store.read_stored_unverified(&new.ptr)?;
-        let bytes = crate::compress::decompress(stored, new.ptr.compression, new.ptr.logical_bytes)?;
-        let mut data = Vec::new();
-        for i in 0..new.pieces.len() {
-            if mask & (1 << i) != 0 {
-                let start = i * PIECE_BYTES;
-                data.extend_from_slice(&bytes[start..start + piece_len(new.ptr.logical_bytes, i)]);
+        let mut bytes = Vec::new();
+        for ptr in new.blocks() {
+            let stored = self.store.read_stored_unverified(ptr)?;
+            let logical = crate::compress::decompress(stored, ptr.compression, ptr.logical_bytes)?;
+            match &new.overlay {
+                Some(o) if ptr.addr == o.ptr.addr => {
+                    crate::fs::record::lay_pieces(&mut bytes, o.logical_bytes, o.mask, &logical)
+                }
+                _ => bytes = logical,
             }
         }
-        Ok(data)
+        Ok(take_pieces(&bytes, new.logical_bytes() as u32, mask))
     }
 
     fn finish_group(&mut self) -> Result<()> {

@@ -12,10 +12,12 @@ use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJo
 use super::token::ResumeToken;
 use super::wire::{Begin, PatchRecord, Record, ResumePoint};
 use crate::error::{Error, Result};
+use crate::format::label::FEATURE_RECORD_OVERLAYS;
 use crate::format::receive_state::ReceiveState;
 use crate::fs::FsTree;
 use crate::fs::apply::StoredRecord;
 use crate::pool::{Pool, guid_hex};
+use crate::store::StoredBlock;
 
 /// A receive writes the tree's dirty nodes out after this much file data, so that its
 /// memory stays bounded whatever the stream's size.
@@ -248,8 +250,9 @@ fn receive_part(
     let mut staging = pool.staging_tree(origin, start_root);
     let mut progress = ResumeTracker::new(begin.resume);
     let applied = {
+        let overlays = pool.label.features_incompat & FEATURE_RECORD_OVERLAYS != 0;
         let mut fs = FsTree::new(&mut staging, &mut pool.store, true);
-        apply_records(&mut fs, reader, &mut progress)
+        apply_records(&mut fs, reader, &mut progress, overlays)
     };
     let records = match applied {
         Ok(records) => records,
@@ -419,9 +422,15 @@ fn next_record(record: &Record) -> Option<(u64, u64)> {
 
 /// Applies records up to and including End; returns how many there were. PATCH records
 /// go to the patcher's workers; everything they could race with waits for them.
-fn apply_records(fs: &mut FsTree, reader: &mut StreamReader, progress: &mut ResumeTracker) -> Result<u64> {
+fn apply_records(
+    fs: &mut FsTree,
+    reader: &mut StreamReader,
+    progress: &mut ResumeTracker,
+    overlays: bool,
+) -> Result<u64> {
     let shared = fs.store().dev.shared_reader();
-    let mut patcher = Patcher::new(fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX), shared);
+    let level = fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX);
+    let mut patcher = Patcher::new(level, shared, overlays);
     let result = apply_records_with(fs, reader, progress, &mut patcher);
     // Whatever stopped the part, the patches already read are applied, so that a saved
     // partial receive holds every record its resume point says it does.
@@ -500,22 +509,17 @@ fn apply_records_with(
 }
 
 fn submit_patch(fs: &mut FsTree, patcher: &mut Patcher, p: PatchRecord, reader: &StreamReader) -> Result<()> {
-    let (old, old_stored) = fs.patch_source(p.ino, p.index, !patcher.reads_for_itself())?;
+    let old = fs.patch_target(p.ino, p.index)?;
+    let plan = patcher.plan(&old, &p)?;
+    let pre_read = match patcher.reads_for_itself() {
+        true => Vec::new(),
+        false => fs.read_stored(&super::patcher::reads(&old, &p, plan))?,
+    };
     let at = format!(
         "record {} of part {} at byte {}",
         reader.position.record, reader.position.part, reader.position.offset
     );
-    patcher.submit(PatchJob {
-        ino: p.ino,
-        index: p.index,
-        old,
-        old_stored,
-        logical_bytes: p.logical_bytes,
-        mask: p.mask,
-        hash: p.hash,
-        data: p.data,
-        at,
-    });
+    patcher.submit(PatchJob { ino: p.ino, index: p.index, old, patch: p, plan, pre_read, at });
     Ok(())
 }
 
@@ -537,18 +541,25 @@ fn apply_one(fs: &mut FsTree, record: Record) -> Result<()> {
             fs.set_xattr(ino, &name, &value).map_err(|e| Error::stream(e.to_string()))
         }
         Record::RemoveXattr { ino, name } => fs.remove_xattr(ino, &name),
-        Record::Write(w) => fs.apply_stored_record(
-            w.ino,
-            w.index,
-            StoredRecord {
-                logical_bytes: w.logical_bytes,
+        Record::Write(w) => {
+            let base = StoredBlock {
+                logical_bytes: w.logical_bytes as usize,
+                stored: w.stored,
                 compression: w.compression,
                 checksum: w.checksum,
-                hash: w.hash,
-                pieces: &w.pieces,
-                stored: w.stored,
-            },
-        ),
+            };
+            let overlay = w.overlay.map(|o| {
+                let block = StoredBlock {
+                    logical_bytes: crate::fs::record::masked_bytes(o.logical_bytes, o.mask)
+                        .expect("checked by the decoder"),
+                    stored: o.stored,
+                    compression: o.compression,
+                    checksum: o.checksum,
+                };
+                (o.mask, o.logical_bytes, block)
+            });
+            fs.apply_stored_record(w.ino, w.index, StoredRecord { base, hash: w.hash, pieces: &w.pieces, overlay })
+        }
         Record::Patch(_) => unreachable!("patches go to the patcher"),
         Record::Punch { ino, first, count } => fs.apply_punch(ino, first, count),
     }

@@ -16,10 +16,12 @@ use crate::format::codec::{Reader, Writer};
 #[cfg(test)]
 use crate::fs::inode::Timespec;
 use crate::fs::inode::{INODE_BYTES, Inode};
-use crate::fs::record::{PIECE_BYTES, PIECES_MAX, RECORD_BYTES};
+use crate::fs::record::{OVERLAY_PIECES_MAX, PIECE_BYTES, PIECES_MAX, RECORD_BYTES, masked_bytes};
 
 pub const STREAM_MAGIC: [u8; 8] = *b"SNAPSTRM";
-pub const STREAM_VERSION: u32 = 1;
+/// The version this snapsend writes. Version 1 (no overlays in WRITE, no base hash in
+/// PATCH) is still read.
+pub const STREAM_VERSION: u32 = 2;
 pub const PREAMBLE_BYTES: usize = 16;
 pub const FRAME_HEADER_BYTES: usize = 8;
 pub const FRAME_CHECKSUM_BYTES: usize = 16;
@@ -135,10 +137,13 @@ pub enum Record {
     End(End),
 }
 
+/// A file record as the sender stores it: its base block, and its overlay if it has one.
+/// `hash` and `pieces` fingerprint the record as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteRecord {
     pub ino: u64,
     pub index: u64,
+    /// The base block's logical bytes: the record's size unless it has an overlay.
     pub logical_bytes: u32,
     pub compression: Compression,
     /// blake3 of the stored bytes: the checksum of the sender's block pointer.
@@ -148,6 +153,26 @@ pub struct WriteRecord {
     /// Length of `stored`; kept apart so that a size estimate needs no data.
     pub stored_bytes: u32,
     pub stored: Vec<u8>,
+    pub overlay: Option<WriteOverlay>,
+}
+
+/// The overlay block of a WRITE's record (fs/record.rs), as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteOverlay {
+    pub mask: u32,
+    /// The record's size as read.
+    pub logical_bytes: u32,
+    pub compression: Compression,
+    pub checksum: [u8; 32],
+    pub stored_bytes: u32,
+    pub stored: Vec<u8>,
+}
+
+impl WriteRecord {
+    /// The record's size as read.
+    pub fn record_logical_bytes(&self) -> u32 {
+        self.overlay.as_ref().map_or(self.logical_bytes, |o| o.logical_bytes)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +183,9 @@ pub struct PatchRecord {
     pub logical_bytes: u32,
     /// xxh3-128 of the whole record after the patch: the receiver checks its result.
     pub hash: u128,
+    /// xxh3-128 of the record the patch applies to (None in a version-1 stream): a
+    /// receiver whose record has this fingerprint can lay the pieces over it unread.
+    pub base_hash: Option<u128>,
     /// Bit i set: piece i follows, in order.
     pub mask: u32,
     pub data: Vec<u8>,
@@ -240,8 +268,9 @@ pub fn preamble() -> [u8; PREAMBLE_BYTES] {
     out
 }
 
-/// Checks a preamble; the error says what the bytes are instead.
-pub fn check_preamble(bytes: &[u8; PREAMBLE_BYTES]) -> Result<()> {
+/// Checks a preamble and returns the stream's version; the error says what the bytes
+/// are instead.
+pub fn check_preamble(bytes: &[u8; PREAMBLE_BYTES]) -> Result<u32> {
     if bytes[..8] != STREAM_MAGIC {
         return Err(Error::stream(format!(
             "not a snapfs stream: it starts with {:02x?} instead of \"SNAPSTRM\"",
@@ -261,7 +290,7 @@ pub fn check_preamble(bytes: &[u8; PREAMBLE_BYTES]) -> Result<()> {
     if bytes[12..].iter().any(|&b| b != 0) {
         return Err(Error::stream("reserved bytes of the stream preamble are not zero"));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// The checksum of one frame: `seed_bytes` (the preamble, for Begin) then the frame.
@@ -318,8 +347,11 @@ impl Record {
     /// Bytes of the whole frame (header, payload, checksum), without encoding it.
     pub fn frame_bytes(&self) -> u64 {
         let payload = match self {
-            Record::Write(w) => WRITE_FIXED_BYTES + 8 * w.pieces.len() + w.stored_bytes as usize,
-            Record::Patch(p) => PATCH_FIXED_BYTES + p.data.len(),
+            Record::Write(w) => {
+                let overlay = w.overlay.as_ref().map_or(0, |o| WRITE_OVERLAY_FIXED_BYTES + o.stored_bytes as usize);
+                WRITE_FIXED_BYTES + 8 * w.pieces.len() + w.stored_bytes as usize + 4 + overlay
+            }
+            Record::Patch(p) => PATCH_FIXED_BYTES + 16 + p.data.len(),
             other => {
                 let mut w = Writer::new();
                 other.encode_payload(&mut w);
@@ -393,7 +425,22 @@ impl Record {
                 for p in &r.pieces {
                     w.u64(*p);
                 }
+                match &r.overlay {
+                    None => w.u32(0),
+                    Some(o) => {
+                        assert_eq!(o.stored.len(), o.stored_bytes as usize, "an overlay's data is loaded");
+                        w.u32(o.mask);
+                        w.u32(o.logical_bytes);
+                        w.u32(o.stored_bytes);
+                        w.u8(o.compression as u8);
+                        w.zeros(3);
+                        w.raw(&o.checksum);
+                    }
+                }
                 w.raw(&r.stored);
+                if let Some(o) = &r.overlay {
+                    w.raw(&o.stored);
+                }
             }
             Record::Patch(p) => {
                 w.u64(p.ino);
@@ -401,6 +448,7 @@ impl Record {
                 w.u32(p.logical_bytes);
                 w.u32(p.mask);
                 w.raw(&p.hash.to_le_bytes());
+                w.raw(&p.base_hash.expect("a stream of this version carries the base hash").to_le_bytes());
                 w.raw(&p.data);
             }
             Record::Punch { ino, first, count } => {
@@ -416,8 +464,9 @@ impl Record {
         }
     }
 
-    /// Decodes one payload; every length and value is checked before use.
-    pub fn decode_payload(kind: RecordType, payload: &[u8]) -> Result<Record> {
+    /// Decodes one payload of a stream of `version`; every length and value is checked
+    /// before use.
+    pub fn decode_payload(kind: RecordType, payload: &[u8], version: u32) -> Result<Record> {
         let mut r = Reader::new(payload, "stream record");
         let record = match kind {
             RecordType::Begin => Record::Begin(decode_begin(&mut r)?),
@@ -446,8 +495,8 @@ impl Record {
                 Record::SetXattr { ino: r.u64()?, name: r.bytes16()?.to_vec(), value: r.bytes16()?.to_vec() }
             }
             RecordType::RemoveXattr => Record::RemoveXattr { ino: r.u64()?, name: r.bytes16()?.to_vec() },
-            RecordType::Write => Record::Write(decode_write(&mut r)?),
-            RecordType::Patch => Record::Patch(decode_patch(&mut r)?),
+            RecordType::Write => Record::Write(decode_write(&mut r, version)?),
+            RecordType::Patch => Record::Patch(decode_patch(&mut r, version)?),
             RecordType::Punch => Record::Punch { ino: r.u64()?, first: r.u64()?, count: r.u64()? },
             RecordType::End => Record::End(End { records: r.u64()?, bytes: r.u64()?, digest: r.array::<32>()? }),
         };
@@ -460,6 +509,8 @@ impl Record {
 
 const WRITE_FIXED_BYTES: usize = 8 + 8 + 4 + 4 + 1 + 3 + 32 + 16 + 2 + 2;
 const PATCH_FIXED_BYTES: usize = 8 + 8 + 4 + 4 + 16;
+/// An overlay's fields in a WRITE after its mask.
+const WRITE_OVERLAY_FIXED_BYTES: usize = 4 + 4 + 1 + 3 + 32;
 
 fn encode_begin(b: &Begin, w: &mut Writer) {
     w.u64(b.features);
@@ -562,7 +613,7 @@ fn decode_inode(r: &mut Reader) -> Result<Inode> {
     })
 }
 
-fn decode_write(r: &mut Reader) -> Result<WriteRecord> {
+fn decode_write(r: &mut Reader, version: u32) -> Result<WriteRecord> {
     let ino = r.u64()?;
     let index = r.u64()?;
     let logical_bytes = r.u32()?;
@@ -573,63 +624,88 @@ fn decode_write(r: &mut Reader) -> Result<WriteRecord> {
     let hash = u128::from_le_bytes(r.array::<16>()?);
     let count = r.u16()? as usize;
     r.zeros(2)?;
-    let compression = Compression::from_u8(compression_byte)
-        .ok_or_else(|| Error::stream(format!("WRITE record with unknown compression {compression_byte}")))?;
+    let compression = compression_of(compression_byte)?;
+    check_block_sizes("WRITE record", logical_bytes, stored_bytes, compression)?;
+    if count > PIECES_MAX {
+        return Err(Error::stream(format!("WRITE record with {count} piece fingerprints")));
+    }
+    let mut pieces = Vec::with_capacity(count);
+    for _ in 0..count {
+        pieces.push(r.u64()?);
+    }
+    let mask = if version >= 2 { r.u32()? } else { 0 };
+    let overlay_fields = match mask {
+        0 => None,
+        mask => {
+            let record_logical = r.u32()?;
+            let overlay_stored = r.u32()?;
+            let overlay_compression = compression_of(r.u8()?)?;
+            r.zeros(3)?;
+            let overlay_checksum = r.array::<32>()?;
+            if record_logical == 0 || record_logical as u64 > RECORD_BYTES || mask.count_ones() > OVERLAY_PIECES_MAX {
+                return Err(Error::stream(format!(
+                    "WRITE record with an overlay of pieces {mask:#x} for {record_logical} bytes"
+                )));
+            }
+            let overlay_logical = masked_bytes(record_logical, mask).ok_or_else(|| {
+                Error::stream(format!("WRITE record's overlay names pieces {mask:#x} beyond {record_logical} bytes"))
+            })?;
+            check_block_sizes("WRITE record's overlay", overlay_logical as u32, overlay_stored, overlay_compression)?;
+            Some((mask, record_logical, overlay_stored, overlay_compression, overlay_checksum))
+        }
+    };
+    let record_logical = overlay_fields.map_or(logical_bytes, |o| o.1);
+    if count != (record_logical as usize).div_ceil(PIECE_BYTES) {
+        return Err(Error::stream(format!("WRITE record of {record_logical} bytes with {count} piece fingerprints")));
+    }
+    let stored = r.take(stored_bytes as usize)?.to_vec();
+    let overlay = match overlay_fields {
+        None => None,
+        Some((mask, logical_bytes, stored_bytes, compression, checksum)) => Some(WriteOverlay {
+            mask,
+            logical_bytes,
+            compression,
+            checksum,
+            stored_bytes,
+            stored: r.take(stored_bytes as usize)?.to_vec(),
+        }),
+    };
+    Ok(WriteRecord { ino, index, logical_bytes, compression, checksum, hash, pieces, stored_bytes, stored, overlay })
+}
+
+fn compression_of(byte: u8) -> Result<Compression> {
+    Compression::from_u8(byte).ok_or_else(|| Error::stream(format!("WRITE record with unknown compression {byte}")))
+}
+
+/// A block's sizes must be possible: stored as is, or compressed to fewer bytes.
+fn check_block_sizes(what: &str, logical_bytes: u32, stored_bytes: u32, compression: Compression) -> Result<()> {
     if logical_bytes == 0 || logical_bytes as u64 > RECORD_BYTES {
-        return Err(Error::stream(format!("WRITE record of {logical_bytes} logical bytes")));
+        return Err(Error::stream(format!("{what} of {logical_bytes} logical bytes")));
     }
     let plausible = match compression {
         Compression::None => stored_bytes == logical_bytes,
         Compression::Zstd => stored_bytes > 0 && stored_bytes < logical_bytes,
     };
     if !plausible {
-        return Err(Error::stream(format!("WRITE record of {stored_bytes} stored and {logical_bytes} logical bytes")));
+        return Err(Error::stream(format!("{what} of {stored_bytes} stored and {logical_bytes} logical bytes")));
     }
-    if count != (logical_bytes as usize).div_ceil(PIECE_BYTES) || count > PIECES_MAX {
-        return Err(Error::stream(format!("WRITE record of {logical_bytes} bytes with {count} piece fingerprints")));
-    }
-    let mut pieces = Vec::with_capacity(count);
-    for _ in 0..count {
-        pieces.push(r.u64()?);
-    }
-    let stored = r.take(stored_bytes as usize)?.to_vec();
-    Ok(WriteRecord { ino, index, logical_bytes, compression, checksum, hash, pieces, stored_bytes, stored })
+    Ok(())
 }
 
-fn decode_patch(r: &mut Reader) -> Result<PatchRecord> {
+fn decode_patch(r: &mut Reader, version: u32) -> Result<PatchRecord> {
     let ino = r.u64()?;
     let index = r.u64()?;
     let logical_bytes = r.u32()?;
     let mask = r.u32()?;
     let hash = u128::from_le_bytes(r.array::<16>()?);
+    let base_hash = if version >= 2 { Some(u128::from_le_bytes(r.array::<16>()?)) } else { None };
     if logical_bytes == 0 || logical_bytes as u64 > RECORD_BYTES {
         return Err(Error::stream(format!("PATCH record of {logical_bytes} logical bytes")));
     }
-    let expected = patch_data_bytes(logical_bytes, mask)
+    let expected = masked_bytes(logical_bytes, mask)
         .ok_or_else(|| Error::stream(format!("PATCH record names pieces {mask:#x} beyond {logical_bytes} bytes")))?;
     let data = r.take(expected)?.to_vec();
-    Ok(PatchRecord { ino, index, logical_bytes, hash, mask, data })
-}
-
-/// Bytes the pieces in `mask` hold in a record of `logical_bytes`; None if a piece lies
-/// past the end.
-pub fn patch_data_bytes(logical_bytes: u32, mask: u32) -> Option<usize> {
-    let pieces = (logical_bytes as usize).div_ceil(PIECE_BYTES);
-    let mut total = 0;
-    for i in 0..32 {
-        if mask & (1 << i) != 0 {
-            if i >= pieces {
-                return None;
-            }
-            total += piece_len(logical_bytes, i);
-        }
-    }
-    Some(total)
-}
-
-/// Length of piece `i` of a record of `logical_bytes` (the last may be short).
-pub fn piece_len(logical_bytes: u32, i: usize) -> usize {
-    (logical_bytes as usize - i * PIECE_BYTES).min(PIECE_BYTES)
+    Ok(PatchRecord { ino, index, logical_bytes, hash, base_hash, mask, data })
 }
 
 #[cfg(test)]
@@ -641,7 +717,7 @@ mod tests {
         record.encode_frame(&mut frame);
         assert_eq!(frame.len() as u64 + FRAME_CHECKSUM_BYTES as u64, record.frame_bytes(), "{record:?}");
         let kind = RecordType::from_u8(frame[0]).unwrap();
-        let decoded = Record::decode_payload(kind, &frame[FRAME_HEADER_BYTES..]).unwrap();
+        let decoded = Record::decode_payload(kind, &frame[FRAME_HEADER_BYTES..], STREAM_VERSION).unwrap();
         assert_eq!(decoded, record);
     }
 
@@ -685,12 +761,33 @@ mod tests {
                 pieces: vec![1, 2],
                 stored_bytes: 3,
                 stored: vec![9, 9, 9],
+                overlay: None,
+            }),
+            Record::Write(WriteRecord {
+                ino: 11,
+                index: 3,
+                logical_bytes: 5000,
+                compression: Compression::None,
+                checksum: [5; 32],
+                hash: 99,
+                pieces: vec![1, 2, 3],
+                stored_bytes: 5000,
+                stored: vec![7; 5000],
+                overlay: Some(WriteOverlay {
+                    mask: 0b110,
+                    logical_bytes: 9000,
+                    compression: Compression::Zstd,
+                    checksum: [8; 32],
+                    stored_bytes: 2,
+                    stored: vec![1, 2],
+                }),
             }),
             Record::Patch(PatchRecord {
                 ino: 11,
                 index: 0,
                 logical_bytes: 5000,
                 hash: 1,
+                base_hash: Some(2),
                 mask: 0b10,
                 data: vec![0; 904],
             }),
@@ -711,14 +808,46 @@ mod tests {
         w.u32(4096);
         w.u32(0b100); // piece 2 of a one-piece record
         w.raw(&[0; 16]);
-        let err = Record::decode_payload(RecordType::Patch, &w.bytes).unwrap_err();
+        w.raw(&[0; 16]);
+        let err = Record::decode_payload(RecordType::Patch, &w.bytes, STREAM_VERSION).unwrap_err();
         assert!(err.to_string().contains("beyond"), "{err}");
-        let err = Record::decode_payload(RecordType::TreeMeta, &[1, 2, 3]).unwrap_err();
+        let err = Record::decode_payload(RecordType::TreeMeta, &[1, 2, 3], STREAM_VERSION).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
         let mut bad = preamble();
-        bad[8] = 2;
+        bad[8] = STREAM_VERSION as u8 + 1;
         assert!(check_preamble(&bad).unwrap_err().to_string().contains("newer"));
         bad[0] = b'X';
         assert!(check_preamble(&bad).unwrap_err().to_string().contains("not a snapfs stream"));
+    }
+
+    #[test]
+    fn version_1_records_still_decode() {
+        // Goal: a stream of version 1 (no overlay mask in WRITE, no base hash in PATCH)
+        // reads as records without them.
+        let mut w = Writer::new();
+        w.u64(1);
+        w.u64(0);
+        w.u32(4096);
+        w.u32(0b1);
+        w.raw(&7u128.to_le_bytes());
+        w.raw(&[5; 4096]);
+        let Record::Patch(p) = Record::decode_payload(RecordType::Patch, &w.bytes, 1).unwrap() else { panic!() };
+        assert_eq!((p.hash, p.base_hash, p.data.len()), (7, None, 4096));
+        let mut w = Writer::new();
+        w.u64(1);
+        w.u64(0);
+        w.u32(3);
+        w.u32(3);
+        w.u8(Compression::None as u8);
+        w.zeros(3);
+        w.raw(&[0; 32]);
+        w.raw(&[0; 16]);
+        w.u16(1);
+        w.zeros(2);
+        w.u64(9);
+        w.raw(&[1, 2, 3]);
+        let Record::Write(wr) = Record::decode_payload(RecordType::Write, &w.bytes, 1).unwrap() else { panic!() };
+        assert_eq!((wr.stored, wr.overlay), (vec![1, 2, 3], None));
+        assert!(Record::decode_payload(RecordType::Write, &w.bytes, 2).is_err(), "version 2 wants the mask");
     }
 }
