@@ -93,16 +93,16 @@ fn run(args: Args) -> Result<()> {
         (None, None) => unreachable!("checked above"),
     };
     let sizes = part_sizes(&mut pool, &parts)?;
-    let total: u64 = sizes.iter().sum();
+    let total: u64 = sizes.bytes.iter().sum();
     let mut info = String::new();
     if args.parsable {
-        for (part, bytes) in parts.iter().zip(&sizes) {
+        for (part, bytes) in parts.iter().zip(&sizes.bytes) {
             info.push_str(&part_line(part, *bytes));
             info.push('\n');
         }
         info.push_str(&format!("size\t{total}\n"));
     } else if args.dry_run && args.verbose {
-        for (part, bytes) in parts.iter().zip(&sizes) {
+        for (part, bytes) in parts.iter().zip(&sizes.bytes) {
             info.push_str(&format!("would send {}: {} ({bytes} bytes)\n", part.describe(), human_bytes(*bytes)));
         }
         info.push_str(&format!("total size is {} ({total} bytes), exact\n", human_bytes(total)));
@@ -120,7 +120,7 @@ fn run(args: Args) -> Result<()> {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout);
     let mut progress = bar.clone();
     let mut writer = StreamWriter::new(&mut out, Some(&mut progress));
-    let result = send(&mut pool, &parts, Some(&sizes), &mut writer);
+    let result = send(&mut pool, &parts, Some(sizes), &mut writer);
     let written = writer.total_bytes;
     bar.finish_and_clear();
     let summary = result.map_err(|e| broken_pipe(e, written))?;

@@ -55,6 +55,9 @@ pub struct Store {
     /// Blocks committed earlier whose pointers this transaction gave its own txg as
     /// birth (a resumed receive adopting them): killed, they wait for the commit.
     pub reborn: std::collections::HashSet<u64>,
+    /// Blocks of the origin snapshot that a staging tree stopped referencing, in the
+    /// order it did: the head kills them if it takes the staging tree as is.
+    pub staging_replaced: Vec<BlockPtr>,
     buffer_offset: u64,
     buffer: Vec<u8>,
 }
@@ -68,6 +71,7 @@ impl Store {
             compression_level,
             file_kills: Vec::new(),
             reborn: Default::default(),
+            staging_replaced: Vec::new(),
             buffer_offset: 0,
             buffer: Vec::new(),
         }
@@ -228,7 +232,10 @@ impl Store {
         let blocks = ptr.allocated_blocks();
         if let Owner::Staging { origin } = owner {
             if ptr.birth.0 <= origin {
-                return Ok(()); // the origin snapshot's block: not ours to free
+                // The origin snapshot's block: not ours to free, but the head's to kill
+                // if it adopts this tree.
+                self.staging_replaced.push(*ptr);
+                return Ok(());
             }
         }
         if ptr.birth == self.txg && !self.reborn.contains(&ptr.addr.0) {

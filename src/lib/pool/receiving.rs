@@ -6,7 +6,10 @@
 //!   stream). Blocks born at or before `origin` belong to that snapshot; the staging tree
 //!   never frees them. Newer blocks are its own and no checkpoint sees them.
 //! - Finished: the head takes the staging tree's content. For a full stream received in
-//!   one transaction, the head takes its root as is. Otherwise the difference between
+//!   one transaction, the head takes its root as is. So it does for an incremental one
+//!   received in one transaction onto a head that is the origin snapshot, and kills the
+//!   snapshot's blocks the staging tree stopped referencing (the store lists them as the
+//!   staging tree drops them; they go to the dead index). Otherwise the difference between
 //!   the origin snapshot and the staging tree is applied to the head key by key, so the
 //!   head kills exactly the snapshot's blocks the stream replaced (they go to the dead
 //!   index, since the snapshot still sees them); pointers to blocks the staging tree
@@ -54,7 +57,8 @@ impl Pool {
 
     /// A staging tree for a stream into `tree`, from `start` (the origin snapshot's
     /// root, or a saved partial tree).
-    pub fn staging_tree(&self, origin: u64, start: Option<BlockPtr>) -> Tree {
+    pub fn staging_tree(&mut self, origin: u64, start: Option<BlockPtr>) -> Tree {
+        self.store.staging_replaced.clear();
         Tree::open(TreeKind::Files, Owner::Staging { origin }, start)
     }
 
@@ -75,6 +79,21 @@ impl Pool {
             // A full stream received in one transaction: the head takes the tree as is.
             assert_eq!(origin, 0, "a full stream starts from nothing");
             self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), staging_root));
+            return Ok(());
+        }
+        let head_root = match self.heads.get(&tree) {
+            Some(head) if head.is_dirty() => None,
+            Some(head) => Some(head.committed_root()),
+            None => Some(self.committed_head_root(tree)?),
+        };
+        if built_now && base.is_some() && head_root == Some(base) {
+            // The head is the origin snapshot and the staging tree grew from it in this
+            // transaction: the head takes the staging root, and kills what the staging
+            // tree replaced of the snapshot, as if it had made the changes itself.
+            self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), staging_root));
+            for ptr in std::mem::take(&mut self.store.staging_replaced) {
+                self.store.kill(Owner::Files(tree), &ptr)?;
+            }
             return Ok(());
         }
         self.copy_into_head(tree, base, staging_root, origin)?;

@@ -10,6 +10,10 @@
 //!
 //! The same walk sizes a stream without reading any file data (`load_data` false): the
 //! choice between a PATCH and a WRITE depends on metadata only, so the estimate is exact.
+//!
+//! The changed pieces of a compressed record come from decompressing it, which was most
+//! of an incremental send's time: that runs on worker threads for a batch of records at
+//! a time, and the batch's PATCH records go out in order before anything after them.
 
 use super::wire::{PatchRecord, Record, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
@@ -20,6 +24,30 @@ use crate::fs::record::{PIECE_BYTES, Record as FileRecord};
 use crate::fs::record::{piece_len, take_pieces};
 use crate::store::Store;
 use crate::tree::{Change, TreeDiff};
+use crate::workers::Workers;
+
+/// PATCH records of compressed records waiting for their pieces at most.
+const PIECE_BATCH_MAX: usize = 32;
+
+/// One compressed record to cut pieces from, for the PATCH in `slot` of the batch.
+struct PieceJob {
+    slot: usize,
+    stored: Vec<u8>,
+    ptr: BlockPtr,
+    mask: u32,
+}
+
+/// PATCH records whose pieces are being extracted, in stream order.
+struct PieceBatch {
+    workers: Workers<PieceJob, (usize, Result<Vec<u8>>)>,
+    waiting: Vec<PatchRecord>,
+}
+
+fn cut_pieces(job: PieceJob) -> (usize, Result<Vec<u8>>) {
+    let pieces = crate::compress::decompress(job.stored, job.ptr.compression, job.ptr.logical_bytes)
+        .map(|bytes| take_pieces(&bytes, job.ptr.logical_bytes, job.mask));
+    (job.slot, pieces)
+}
 
 /// Where generated records go.
 pub trait Sink {
@@ -66,27 +94,87 @@ struct Generator<'g> {
     group: Group,
     /// A run of removed records not yet sent: (ino, first, count).
     punch: Option<(u64, u64, u64)>,
+    /// Started at the first compressed record a PATCH needs pieces of.
+    batch: Option<PieceBatch>,
     stats: GenerateStats,
 }
 
-/// Sends every difference from `base` to `target` (roots of file trees) to `sink`.
-/// With `start`, only the differences at keys from it on (a resumed part).
+/// Where a part's changes come from: a walk of the two trees, which can keep what it
+/// finds (while that stays under a byte budget) so that a second pass over the same
+/// part replays it instead of walking again.
+pub enum Changes {
+    Walk { diff: TreeDiff, kept: Option<(Vec<Change>, usize)> },
+    Replay(std::vec::IntoIter<Change>),
+}
+
+impl Changes {
+    /// The differences from `base` to `target` (roots of file trees), from key `start`
+    /// on (a resumed part); with `keep_bytes`, kept up to that many bytes.
+    pub fn walk(base: Option<BlockPtr>, target: Option<BlockPtr>, start: &[u8], keep_bytes: Option<usize>) -> Changes {
+        let diff = TreeDiff::starting_at(TreeKind::Files, base, target, start);
+        Changes::Walk { diff, kept: keep_bytes.map(|budget| (Vec::new(), budget)) }
+    }
+
+    /// What a walk kept, if it all fitted in its budget, and what is left of that.
+    pub fn into_kept(self) -> Option<(Vec<Change>, usize)> {
+        match self {
+            Changes::Walk { kept, .. } => kept,
+            Changes::Replay(_) => None,
+        }
+    }
+
+    fn next(&mut self, store: &mut Store) -> Result<Option<Change>> {
+        match self {
+            Changes::Replay(changes) => Ok(changes.next()),
+            Changes::Walk { diff, kept } => {
+                let change = diff.next(store)?;
+                if let (Some(c), Some((list, budget))) = (&change, kept.as_mut()) {
+                    let bytes =
+                        c.key.len() + c.old.as_ref().map_or(0, Vec::len) + c.new.as_ref().map_or(0, Vec::len) + 64;
+                    match budget.checked_sub(bytes) {
+                        Some(left) => {
+                            *budget = left;
+                            list.push(c.clone());
+                        }
+                        None => *kept = None, // too many to keep: the send walks again
+                    }
+                }
+                Ok(change)
+            }
+        }
+    }
+
+    fn nodes_read(&self) -> u64 {
+        match self {
+            Changes::Walk { diff, .. } => diff.nodes_read(),
+            Changes::Replay(_) => 0,
+        }
+    }
+}
+
+/// Sends every change of `changes` to `sink`.
 pub fn generate(
     store: &mut Store,
-    base: Option<BlockPtr>,
-    target: Option<BlockPtr>,
-    start: &[u8],
+    changes: &mut Changes,
     load_data: bool,
     sink: &mut dyn Sink,
 ) -> Result<GenerateStats> {
-    let mut diff = TreeDiff::starting_at(TreeKind::Files, base, target, start);
-    let mut g = Generator { store, sink, load_data, group: Group::default(), punch: None, stats: Default::default() };
-    while let Some(change) = diff.next(g.store)? {
+    let mut g = Generator {
+        store,
+        sink,
+        load_data,
+        group: Group::default(),
+        punch: None,
+        batch: None,
+        stats: Default::default(),
+    };
+    while let Some(change) = changes.next(g.store)? {
         g.change(change)?;
     }
     g.finish_group()?;
+    g.flush_batch()?;
     g.flush_punch()?;
-    g.stats.nodes_read = diff.nodes_read();
+    g.stats.nodes_read = changes.nodes_read();
     Ok(g.stats)
 }
 
@@ -105,10 +193,46 @@ fn be64(bytes: &[u8], what: &str) -> Result<u64> {
 
 impl Generator<'_> {
     fn emit(&mut self, record: Record) -> Result<()> {
+        self.flush_batch()?;
         if !matches!(record, Record::Punch { .. }) {
             self.flush_punch()?;
         }
         self.sink.record(&record)
+    }
+
+    /// Queues a PATCH of a compressed record; its pieces are cut on a worker thread.
+    fn emit_patch_later(&mut self, patch: PatchRecord, ptr: BlockPtr) -> Result<()> {
+        self.flush_punch()?;
+        // Unverified, as a WRITE's data: the receiver checks what the pieces make.
+        let stored = self.store.read_stored_unverified(&ptr)?;
+        let batch =
+            self.batch.get_or_insert_with(|| PieceBatch { workers: Workers::new(cut_pieces), waiting: Vec::new() });
+        batch.workers.submit(PieceJob { slot: batch.waiting.len(), stored, ptr, mask: patch.mask });
+        batch.waiting.push(patch);
+        if batch.waiting.len() >= PIECE_BATCH_MAX {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the queued PATCH records, in order, once their pieces are cut.
+    fn flush_batch(&mut self) -> Result<()> {
+        let Some(batch) = self.batch.as_mut() else { return Ok(()) };
+        let mut failed = None;
+        while let Some((slot, pieces)) = batch.workers.wait_one() {
+            match pieces {
+                Ok(data) => batch.waiting[slot].data = data,
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        let waiting = std::mem::take(&mut batch.waiting);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for patch in waiting {
+            self.sink.record(&Record::Patch(patch))?;
+        }
+        Ok(())
     }
 
     fn change(&mut self, change: Change) -> Result<()> {
@@ -170,6 +294,7 @@ impl Generator<'_> {
     }
 
     fn punch(&mut self, ino: u64, index: u64) -> Result<()> {
+        self.flush_batch()?;
         if let Some((p_ino, first, count)) = self.punch {
             if p_ino == ino && first + count == index {
                 self.punch = Some((ino, first, count + 1));
@@ -205,10 +330,22 @@ impl Generator<'_> {
                 }
             }
             if patch_bytes < new.stored_bytes() as usize {
-                let data = if self.load_data { self.patch_data(&new, mask)? } else { vec![0; patch_bytes] };
                 self.stats.data_bytes += patch_bytes as u64;
                 let base_hash = Some(old.hash);
-                let patch = PatchRecord { ino, index, logical_bytes: logical, hash: new.hash, base_hash, mask, data };
+                let mut patch = PatchRecord {
+                    ino,
+                    index,
+                    logical_bytes: logical,
+                    hash: new.hash,
+                    base_hash,
+                    mask,
+                    data: Vec::new(),
+                };
+                let compressed = new.ptr.compression != crate::block::Compression::None;
+                if self.load_data && compressed && new.overlay.is_none() {
+                    return self.emit_patch_later(patch, new.ptr);
+                }
+                patch.data = if self.load_data { self.patch_data(&new, mask)? } else { vec![0; patch_bytes] };
                 return self.emit(Record::Patch(patch));
             }
         }

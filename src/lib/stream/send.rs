@@ -5,12 +5,13 @@
 //! that sends a part sizes it from block pointers and fingerprints, reading no data.
 
 use super::framing::StreamWriter;
-use super::generate::{GenerateStats, SizeSink, generate};
+use super::generate::{Changes, GenerateStats, SizeSink, generate};
 use super::token::ResumeToken;
 use super::wire::{Begin, End, PREAMBLE_BYTES, Record, ResumePoint, SnapRef};
 use crate::error::{Error, Result};
 use crate::format::tables::SnapshotEntry;
 use crate::pool::Pool;
+use crate::tree::Change;
 
 #[derive(Clone, Debug)]
 pub struct Part {
@@ -94,16 +95,34 @@ fn begin_record(pool: &Pool, part: &Part, index: usize, count: usize, part_bytes
     }
 }
 
+/// Bytes of tree changes the sizing walk keeps for the send, over all parts: an
+/// incremental's changes usually fit, and the send then does not walk the trees again.
+const KEPT_CHANGES_BYTES_MAX: usize = 64 << 20;
+
+/// What sizing a run found: each part's exact size, and its changes where they fitted.
+pub struct PartSizes {
+    pub bytes: Vec<u64>,
+    kept: Vec<Option<Vec<Change>>>,
+}
+
 /// The exact size in bytes of each part, from metadata alone.
-pub fn part_sizes(pool: &mut Pool, parts: &[Part]) -> Result<Vec<u64>> {
-    let mut sizes = Vec::with_capacity(parts.len());
+pub fn part_sizes(pool: &mut Pool, parts: &[Part]) -> Result<PartSizes> {
+    let mut sizes = PartSizes { bytes: Vec::with_capacity(parts.len()), kept: Vec::new() };
+    let mut budget = KEPT_CHANGES_BYTES_MAX;
     for (i, part) in parts.iter().enumerate() {
         let mut sink = SizeSink::default();
         let start = part.resume.map(|r| r.key()).unwrap_or_default();
-        generate(&mut pool.store, part.base.as_ref().and_then(|b| b.root), part.target.root, &start, false, &mut sink)?;
+        let mut changes =
+            Changes::walk(part.base.as_ref().and_then(|b| b.root), part.target.root, &start, Some(budget));
+        generate(&mut pool.store, &mut changes, false, &mut sink)?;
+        let kept = changes.into_kept();
+        if let Some((_, left)) = &kept {
+            budget = *left;
+        }
+        sizes.kept.push(kept.map(|(changes, _)| changes));
         let begin = Record::Begin(begin_record(pool, part, i, parts.len(), 0, 0)).frame_bytes();
         let end = Record::End(End { records: 0, bytes: 0, digest: [0; 32] }).frame_bytes();
-        sizes.push(PREAMBLE_BYTES as u64 + begin + sink.bytes + end);
+        sizes.bytes.push(PREAMBLE_BYTES as u64 + begin + sink.bytes + end);
     }
     Ok(sizes)
 }
@@ -117,15 +136,26 @@ pub struct SendSummary {
 
 /// Writes every part; `sizes` (from `part_sizes`) go into the Begin records so that a
 /// receiver can show its progress against them.
-pub fn send(pool: &mut Pool, parts: &[Part], sizes: Option<&[u64]>, writer: &mut StreamWriter) -> Result<SendSummary> {
-    let run_bytes = sizes.map_or(0, |s| s.iter().sum());
+pub fn send(
+    pool: &mut Pool,
+    parts: &[Part],
+    mut sizes: Option<PartSizes>,
+    writer: &mut StreamWriter,
+) -> Result<SendSummary> {
+    let run_bytes = sizes.as_ref().map_or(0, |s| s.bytes.iter().sum());
     let mut summary = SendSummary::default();
     for (i, part) in parts.iter().enumerate() {
-        let part_bytes = sizes.map_or(0, |s| s[i]);
+        let part_bytes = sizes.as_ref().map_or(0, |s| s.bytes[i]);
         writer.begin(begin_record(pool, part, i, parts.len(), part_bytes, run_bytes))?;
-        let base = part.base.as_ref().and_then(|b| b.root);
-        let start = part.resume.map(|r| r.key()).unwrap_or_default();
-        let stats: GenerateStats = generate(&mut pool.store, base, part.target.root, &start, true, writer)?;
+        let kept = sizes.as_mut().and_then(|s| s.kept[i].take());
+        let mut changes = match kept {
+            Some(kept) => Changes::Replay(kept.into_iter()),
+            None => {
+                let start = part.resume.map(|r| r.key()).unwrap_or_default();
+                Changes::walk(part.base.as_ref().and_then(|b| b.root), part.target.root, &start, None)
+            }
+        };
+        let stats: GenerateStats = generate(&mut pool.store, &mut changes, true, writer)?;
         let written = writer.end()?;
         if part_bytes != 0 {
             debug_assert_eq!(written, part_bytes, "the size estimate of {} is exact", part.describe());
