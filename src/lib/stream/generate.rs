@@ -11,12 +11,14 @@
 //! The same walk sizes a stream without reading any file data (`load_data` false): the
 //! choice between a PATCH and a WRITE depends on metadata only, so the estimate is exact.
 //!
-//! The changed pieces of a compressed record come from decompressing it, which was most
-//! of an incremental send's time: that runs on worker threads for a batch of records at
-//! a time, and the batch's PATCH records go out in order before anything after them.
+//! Reading the changed pieces of a record (and decompressing it, if it is compressed)
+//! was most of an incremental send's time: worker threads do it, reading through their
+//! own descriptor, for a batch of records at a time, and the batch's PATCH records go
+//! out in order before anything after them.
 
 use super::wire::{PatchRecord, Record, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
+use crate::device::SharedReader;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::fs::inode::{Inode, ItemKind};
@@ -29,24 +31,52 @@ use crate::workers::Workers;
 /// PATCH records of compressed records waiting for their pieces at most.
 const PIECE_BATCH_MAX: usize = 32;
 
-/// One compressed record to cut pieces from, for the PATCH in `slot` of the batch.
+/// Threads that read pieces: more than the cores, since they mostly wait for the device.
+const PIECE_THREADS: usize = 4;
+
+/// One record (without overlay) to cut pieces from, for the PATCH in `slot` of the batch.
 struct PieceJob {
     slot: usize,
-    stored: Vec<u8>,
     ptr: BlockPtr,
     mask: u32,
 }
 
-/// PATCH records whose pieces are being extracted, in stream order.
+/// PATCH records whose pieces are being read, in stream order.
 struct PieceBatch {
     workers: Workers<PieceJob, (usize, Result<Vec<u8>>)>,
     waiting: Vec<PatchRecord>,
 }
 
-fn cut_pieces(job: PieceJob) -> (usize, Result<Vec<u8>>) {
-    let pieces = crate::compress::decompress(job.stored, job.ptr.compression, job.ptr.logical_bytes)
-        .map(|bytes| take_pieces(&bytes, job.ptr.logical_bytes, job.mask));
-    (job.slot, pieces)
+/// The pieces under `mask` of the record in `ptr`, unverified (as a WRITE's data, the
+/// receiver checks what they make): the whole block if it is compressed, else only
+/// the runs of pieces.
+fn cut_pieces(reader: &dyn SharedReader, ptr: &BlockPtr, mask: u32) -> Result<Vec<u8>> {
+    let logical = ptr.logical_bytes;
+    let read = |start: usize, len: usize| -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        reader.read_at(ptr.addr.byte_offset() + start as u64, &mut buf)?;
+        Ok(buf)
+    };
+    if ptr.compression != crate::block::Compression::None {
+        let bytes = crate::compress::decompress(read(0, ptr.stored_bytes as usize)?, ptr.compression, logical)?;
+        return Ok(take_pieces(&bytes, logical, mask));
+    }
+    let pieces = (logical as usize).div_ceil(PIECE_BYTES);
+    let mut data = Vec::new();
+    let mut i = 0;
+    while i < pieces {
+        if mask & (1 << i) == 0 {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while i < pieces && mask & (1 << i) != 0 {
+            i += 1;
+        }
+        let start = first * PIECE_BYTES;
+        data.extend_from_slice(&read(start, (i * PIECE_BYTES).min(logical as usize) - start)?);
+    }
+    Ok(data)
 }
 
 /// Where generated records go.
@@ -200,19 +230,24 @@ impl Generator<'_> {
         self.sink.record(&record)
     }
 
-    /// Queues a PATCH of a compressed record; its pieces are cut on a worker thread.
-    fn emit_patch_later(&mut self, patch: PatchRecord, ptr: BlockPtr) -> Result<()> {
+    /// Queues a PATCH whose pieces a worker thread reads; gives it back if the device
+    /// has no reader for other threads (the caller then reads them itself).
+    fn emit_patch_later(&mut self, patch: PatchRecord, ptr: BlockPtr) -> Result<Option<PatchRecord>> {
+        if self.batch.is_none() {
+            let Some(reader) = self.store.dev.shared_reader() else { return Ok(Some(patch)) };
+            let workers = Workers::with_threads(PIECE_THREADS, move |job: PieceJob| {
+                (job.slot, cut_pieces(reader.as_ref(), &job.ptr, job.mask))
+            });
+            self.batch = Some(PieceBatch { workers, waiting: Vec::new() });
+        }
         self.flush_punch()?;
-        // Unverified, as a WRITE's data: the receiver checks what the pieces make.
-        let stored = self.store.read_stored_unverified(&ptr)?;
-        let batch =
-            self.batch.get_or_insert_with(|| PieceBatch { workers: Workers::new(cut_pieces), waiting: Vec::new() });
-        batch.workers.submit(PieceJob { slot: batch.waiting.len(), stored, ptr, mask: patch.mask });
+        let batch = self.batch.as_mut().expect("made above");
+        batch.workers.submit(PieceJob { slot: batch.waiting.len(), ptr, mask: patch.mask });
         batch.waiting.push(patch);
         if batch.waiting.len() >= PIECE_BATCH_MAX {
             self.flush_batch()?;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Sends the queued PATCH records, in order, once their pieces are cut.
@@ -341,9 +376,11 @@ impl Generator<'_> {
                     mask,
                     data: Vec::new(),
                 };
-                let compressed = new.ptr.compression != crate::block::Compression::None;
-                if self.load_data && compressed && new.overlay.is_none() {
-                    return self.emit_patch_later(patch, new.ptr);
+                if self.load_data && new.overlay.is_none() {
+                    match self.emit_patch_later(patch, new.ptr)? {
+                        None => return Ok(()),
+                        Some(back) => patch = back,
+                    }
                 }
                 patch.data = if self.load_data { self.patch_data(&new, mask)? } else { vec![0; patch_bytes] };
                 return self.emit(Record::Patch(patch));
