@@ -274,6 +274,13 @@ fn device_errors() {
     // Too small: names the minimum.
     let tiny = image(dir.path(), "tiny.img", 4 * MIB);
     snapfmt().arg(&tiny).assert().code(2).stderr(predicate::str::contains("at least 16.0 MiB"));
+    // Opened, a device too small for any pool is not a pool (not "too small", which
+    // reads as advice to grow it).
+    for tool in [snapctl().arg("status").arg(&tiny), snapsend().arg("@a").arg(&tiny)] {
+        tool.assert().code(7).stderr(predicate::str::contains(
+            "holds no snapfs pool (at 4.0 MiB it is smaller than any pool, which needs at least 16.0 MiB)",
+        ));
+    }
     // Not formatted.
     let blank = image(dir.path(), "blank.img", 32 * MIB);
     snapctl()

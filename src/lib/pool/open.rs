@@ -85,7 +85,18 @@ fn read_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<String>)>
 
 impl Pool {
     pub fn open(dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
-        check_size(dev.as_ref())?;
+        if dev.len() < MIN_DEVICE_BYTES {
+            // Too small to have been formatted: say what it is not, rather than that
+            // it is too small, which reads as advice to make it bigger.
+            return Err(Error::NotSnapfs {
+                device: dev.name().to_string(),
+                found: format!(
+                    "at {} it is smaller than any pool, which needs at least {}",
+                    human_bytes(dev.len()),
+                    human_bytes(MIN_DEVICE_BYTES)
+                ),
+            });
+        }
         let first_region = read_region(dev.as_ref(), 0, dev.len())?;
         let (label, label_warning) = read_label(dev.as_ref(), &first_region)?;
         if dev.len() < label.device_bytes {
