@@ -46,6 +46,10 @@ pub enum Owner {
 /// compression was a fifth of an incremental receive, for a few percent of their size.
 pub const METADATA_COMPRESSION_LEVEL_MAX: i32 = 1;
 
+/// Replaced snapshot blocks a staging tree lists at most (about 80 MiB): memory stays
+/// bounded whatever the stream's size.
+const STAGING_REPLACED_MAX: usize = 1 << 20;
+
 /// Contiguous writes are gathered up to this size, so a copy-in writes in large requests.
 const WRITE_BUFFER_BYTES: usize = 8 << 20;
 
@@ -61,8 +65,9 @@ pub struct Store {
     /// birth (a resumed receive adopting them): killed, they wait for the commit.
     pub reborn: std::collections::HashSet<u64>,
     /// Blocks of the origin snapshot that a staging tree stopped referencing, in the
-    /// order it did: the head kills them if it takes the staging tree as is.
-    pub staging_replaced: Vec<BlockPtr>,
+    /// order it did: the head kills them if it takes the staging tree as is. None once
+    /// there were more than STAGING_REPLACED_MAX (the head then copies key by key).
+    pub staging_replaced: Option<Vec<BlockPtr>>,
     buffer_offset: u64,
     buffer: Vec<u8>,
 }
@@ -76,7 +81,7 @@ impl Store {
             compression_level,
             file_kills: Vec::new(),
             reborn: Default::default(),
-            staging_replaced: Vec::new(),
+            staging_replaced: Some(Vec::new()),
             buffer_offset: 0,
             buffer: Vec::new(),
         }
@@ -238,7 +243,12 @@ impl Store {
             if ptr.birth.0 <= origin {
                 // The origin snapshot's block: not ours to free, but the head's to kill
                 // if it adopts this tree.
-                self.staging_replaced.push(*ptr);
+                if let Some(list) = self.staging_replaced.as_mut() {
+                    list.push(*ptr);
+                    if list.len() > STAGING_REPLACED_MAX {
+                        self.staging_replaced = None;
+                    }
+                }
                 return Ok(());
             }
         }

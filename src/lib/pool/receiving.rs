@@ -58,7 +58,7 @@ impl Pool {
     /// A staging tree for a stream into `tree`, from `start` (the origin snapshot's
     /// root, or a saved partial tree).
     pub fn staging_tree(&mut self, origin: u64, start: Option<BlockPtr>) -> Tree {
-        self.store.staging_replaced.clear();
+        self.store.staging_replaced = Some(Vec::new());
         Tree::open(TreeKind::Files, Owner::Staging { origin }, start)
     }
 
@@ -86,12 +86,13 @@ impl Pool {
             Some(head) => Some(head.committed_root()),
             None => Some(self.committed_head_root(tree)?),
         };
-        if built_now && base.is_some() && head_root == Some(base) {
+        let replaced = self.store.staging_replaced.take();
+        if let (true, true, Some(replaced)) = (built_now && base.is_some(), head_root == Some(base), replaced) {
             // The head is the origin snapshot and the staging tree grew from it in this
             // transaction: the head takes the staging root, and kills what the staging
             // tree replaced of the snapshot, as if it had made the changes itself.
             self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), staging_root));
-            for ptr in std::mem::take(&mut self.store.staging_replaced) {
+            for ptr in replaced {
                 self.store.kill(Owner::Files(tree), &ptr)?;
             }
             return Ok(());
