@@ -139,18 +139,14 @@ impl Pool {
                     }
                 }
             }
-            match change.new {
-                None => {
-                    head.remove(&mut self.store, &change.key)?;
-                }
-                Some(_) if is_record => {
-                    let record = new_record.expect("decoded above");
-                    head.insert(&mut self.store, &change.key, &record.encode())?;
-                }
-                Some(value) => {
-                    head.insert(&mut self.store, &change.key, &value)?;
-                }
-            }
+            let value = match new_record {
+                Some(record) => Some(record.encode()),
+                None => change.new,
+            };
+            match value {
+                None => head.remove(&mut self.store, &change.key)?,
+                Some(value) => head.insert(&mut self.store, &change.key, &value)?,
+            };
             changed += 1;
             if changed.is_multiple_of(ADOPT_SPILL_KEYS) {
                 head.flush(&mut self.store)?;

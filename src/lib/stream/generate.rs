@@ -18,7 +18,6 @@
 
 use super::wire::{PatchRecord, Record, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
-use crate::device::SharedReader;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::fs::inode::{Inode, ItemKind};
@@ -47,16 +46,12 @@ struct PieceBatch {
     waiting: Vec<PatchRecord>,
 }
 
-/// The pieces under `mask` of the record in `ptr`, unverified (as a WRITE's data, the
-/// receiver checks what they make): the whole block if it is compressed, else only
-/// the runs of pieces.
-fn cut_pieces(reader: &dyn SharedReader, ptr: &BlockPtr, mask: u32) -> Result<Vec<u8>> {
+/// The pieces under `mask` of the block `ptr` (a record without overlay), unverified:
+/// as with a WRITE's data, the receiver checks what they make. `read(start, len)` reads
+/// stored bytes of the block. The whole block if it is compressed, else only the runs
+/// of pieces.
+fn cut_pieces(read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>, ptr: &BlockPtr, mask: u32) -> Result<Vec<u8>> {
     let logical = ptr.logical_bytes;
-    let read = |start: usize, len: usize| -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        reader.read_at(ptr.addr.byte_offset() + start as u64, &mut buf)?;
-        Ok(buf)
-    };
     if ptr.compression != crate::block::Compression::None {
         let bytes = crate::compress::decompress(read(0, ptr.stored_bytes as usize)?, ptr.compression, logical)?;
         return Ok(take_pieces(&bytes, logical, mask));
@@ -230,24 +225,37 @@ impl Generator<'_> {
         self.sink.record(&record)
     }
 
-    /// Queues a PATCH whose pieces a worker thread reads; gives it back if the device
-    /// has no reader for other threads (the caller then reads them itself).
-    fn emit_patch_later(&mut self, patch: PatchRecord, ptr: BlockPtr) -> Result<Option<PatchRecord>> {
+    /// Sends a PATCH of the record without overlay in `ptr`. Its pieces are read by
+    /// worker threads when the device gives them a reader: the PATCH then waits in the
+    /// batch.
+    fn emit_patch(&mut self, mut patch: PatchRecord, ptr: BlockPtr) -> Result<()> {
         if self.batch.is_none() {
-            let Some(reader) = self.store.dev.shared_reader() else { return Ok(Some(patch)) };
-            let workers = Workers::with_threads(PIECE_THREADS, move |job: PieceJob| {
-                (job.slot, cut_pieces(reader.as_ref(), &job.ptr, job.mask))
-            });
-            self.batch = Some(PieceBatch { workers, waiting: Vec::new() });
+            if let Some(reader) = self.store.dev.shared_reader() {
+                let workers = Workers::with_threads(PIECE_THREADS, move |job: PieceJob| {
+                    let mut read = |start: usize, len: usize| -> Result<Vec<u8>> {
+                        let mut buf = vec![0u8; len];
+                        reader.read_at(job.ptr.addr.byte_offset() + start as u64, &mut buf)?;
+                        Ok(buf)
+                    };
+                    (job.slot, cut_pieces(&mut read, &job.ptr, job.mask))
+                });
+                self.batch = Some(PieceBatch { workers, waiting: Vec::new() });
+            }
         }
-        self.flush_punch()?;
-        let batch = self.batch.as_mut().expect("made above");
+        let Some(batch) = self.batch.as_mut() else {
+            let store = &mut *self.store;
+            patch.data =
+                cut_pieces(&mut |start, len| store.read_stored_range_unverified(&ptr, start, len), &ptr, patch.mask)?;
+            return self.emit(Record::Patch(patch));
+        };
         batch.workers.submit(PieceJob { slot: batch.waiting.len(), ptr, mask: patch.mask });
         batch.waiting.push(patch);
-        if batch.waiting.len() >= PIECE_BATCH_MAX {
+        let full = batch.waiting.len() >= PIECE_BATCH_MAX;
+        self.flush_punch()?; // a pending punch came before this patch (punch() empties the batch)
+        if full {
             self.flush_batch()?;
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Sends the queued PATCH records, in order, once their pieces are cut.
@@ -376,13 +384,14 @@ impl Generator<'_> {
                     mask,
                     data: Vec::new(),
                 };
-                if self.load_data && new.overlay.is_none() {
-                    match self.emit_patch_later(patch, new.ptr)? {
-                        None => return Ok(()),
-                        Some(back) => patch = back,
-                    }
+                if !self.load_data {
+                    patch.data = vec![0; patch_bytes];
+                } else if new.overlay.is_none() {
+                    return self.emit_patch(patch, new.ptr);
+                } else {
+                    // Rare (a pool that received overlays sends on): read it whole, verified.
+                    patch.data = take_pieces(&crate::fs::record::read(self.store, &new)?, logical, mask);
                 }
-                patch.data = if self.load_data { self.patch_data(&new, mask)? } else { vec![0; patch_bytes] };
                 return self.emit(Record::Patch(patch));
             }
         }
@@ -418,52 +427,8 @@ impl Generator<'_> {
         }))
     }
 
-    /// The pieces of `new` under `mask`, read unverified as a WRITE's data: the receiver
-    /// checks the patched record against the fingerprint the PATCH carries, or lays the
-    /// pieces over a base whose fingerprint matched.
-    fn patch_data(&mut self, new: &FileRecord, mask: u32) -> Result<Vec<u8>> {
-        if new.overlay.is_none() && new.ptr.compression == crate::block::Compression::None {
-            return self.patch_data_raw(new, mask);
-        }
-        let mut bytes = Vec::new();
-        for ptr in new.blocks() {
-            let stored = self.store.read_stored_unverified(ptr)?;
-            let logical = crate::compress::decompress(stored, ptr.compression, ptr.logical_bytes)?;
-            match &new.overlay {
-                Some(o) if ptr.addr == o.ptr.addr => {
-                    crate::fs::record::lay_pieces(&mut bytes, o.logical_bytes, o.mask, &logical)
-                }
-                _ => bytes = logical,
-            }
-        }
-        Ok(take_pieces(&bytes, new.logical_bytes() as u32, mask))
-    }
-
     fn finish_group(&mut self) -> Result<()> {
         self.finish_names()
-    }
-
-    /// The changed pieces of an uncompressed record, read as runs of pieces rather than
-    /// the whole record. Unverified here: the receiver checks the patched record against
-    /// the record fingerprint the PATCH carries.
-    fn patch_data_raw(&mut self, new: &FileRecord, mask: u32) -> Result<Vec<u8>> {
-        let logical = new.ptr.logical_bytes;
-        let mut data = Vec::new();
-        let mut i = 0;
-        while i < new.pieces.len() {
-            if mask & (1 << i) == 0 {
-                i += 1;
-                continue;
-            }
-            let first = i;
-            while i < new.pieces.len() && mask & (1 << i) != 0 {
-                i += 1;
-            }
-            let start = first * PIECE_BYTES;
-            let end = (i * PIECE_BYTES).min(logical as usize);
-            data.extend_from_slice(&self.store.read_stored_range_unverified(&new.ptr, start, end - start)?);
-        }
-        Ok(data)
     }
 
     /// Sends the name changes of the current inode, and its removal, once.
