@@ -41,11 +41,6 @@ pub enum Owner {
     Staging { origin: u64 },
 }
 
-/// Metadata (tree nodes above all) is compressed at most at this zstd level: every
-/// commit rewrites the nodes on the paths it changed, and at the default level 3 their
-/// compression was a fifth of an incremental receive, for a few percent of their size.
-pub const METADATA_COMPRESSION_LEVEL_MAX: i32 = 1;
-
 /// Replaced snapshot blocks a staging tree lists at most (about 80 MiB): memory stays
 /// bounded whatever the stream's size.
 const STAGING_REPLACED_MAX: usize = 1 << 20;
@@ -161,9 +156,12 @@ impl Store {
 
     /// Compresses, allocates and writes a new block born in this transaction.
     pub fn write_block(&mut self, kind: BlockKind, level: u8, logical: &[u8]) -> Result<BlockPtr> {
+        // Tree nodes are stored raw, as btrfs stores its metadata: every commit rewrites
+        // the nodes on the paths it changed and every walk reads them, and zstd on both
+        // sides cost a fifth of an incremental receive to halve a few MiB of metadata.
         let compression_level = match kind {
             BlockKind::FileData | BlockKind::FileOverlay => self.compression_level,
-            _ => self.compression_level.min(METADATA_COMPRESSION_LEVEL_MAX),
+            _ => 0,
         };
         self.write_prepared(kind, level, StoredBlock::prepare(logical.to_vec(), compression_level), AllocKind::Explicit)
     }

@@ -73,71 +73,18 @@ pub fn internal_entry_bytes(key: &[u8]) -> usize {
 
 impl EncodedNode {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.raw(&NODE_MAGIC);
-        w.u8(self.level);
-        w.u8(self.kind as u8);
-        w.u16(0);
-        let count = match &self.body {
-            NodeBody::Leaf(e) => e.len(),
-            NodeBody::Internal(e) => e.len(),
-        };
-        w.u32(count as u32);
-        w.zeros(NODE_HEADER_BYTES - w.len());
         match &self.body {
-            NodeBody::Leaf(entries) => {
-                assert_eq!(self.level, 0);
-                for (k, v) in entries {
-                    assert!(k.len() <= KEY_BYTES_MAX && v.len() <= VALUE_BYTES_MAX);
-                    w.bytes16(k);
-                    w.bytes16(v);
-                }
-            }
-            NodeBody::Internal(entries) => {
-                assert!(self.level > 0);
-                assert!(!entries.is_empty());
-                for (k, p) in entries {
-                    w.bytes16(k);
-                    BlockPtr::encode(Some(p), &mut w);
-                }
-            }
+            NodeBody::Leaf(entries) => encode_leaf(self.kind, entries),
+            NodeBody::Internal(entries) => encode_internal(self.kind, self.level, entries),
         }
-        assert!(w.len() <= NODE_BYTES_MAX, "node of {} bytes", w.len());
-        w.bytes
     }
 
     /// Decodes and validates a node: magic, kind, level, sorted keys, sizes.
     pub fn decode(bytes: &[u8], expect_kind: TreeKind, expect_level: u8) -> Result<EncodedNode> {
-        let mut r = Reader::new(bytes, "tree node");
-        if r.array::<4>()? != NODE_MAGIC {
-            return Err(Error::corrupt("tree node has a bad magic"));
-        }
-        let level = r.u8()?;
-        let kind_byte = r.u8()?;
-        r.zeros(2)?;
-        let count = r.u32()? as usize;
-        r.zeros(NODE_HEADER_BYTES - r.offset())?;
-        let kind = TreeKind::from_u8(kind_byte)
-            .ok_or_else(|| Error::corrupt(format!("tree node of unknown kind {kind_byte}")))?;
-        if kind != expect_kind || level != expect_level {
-            return Err(Error::corrupt(format!(
-                "tree node is a level-{level} {} node where a level-{expect_level} {} node belongs",
-                kind.name(),
-                expect_kind.name()
-            )));
-        }
-        if level > TREE_LEVELS_MAX || count > NODE_BYTES_MAX / 4 {
-            return Err(Error::corrupt(format!("tree node with level {level} and {count} entries")));
-        }
-        let body = if level == 0 {
-            let mut entries = Vec::with_capacity(count);
-            for _ in 0..count {
-                let k = r.bytes16()?.to_vec();
-                let v = r.bytes16()?.to_vec();
-                entries.push((k, v));
-            }
-            check_sorted(entries.iter().map(|(k, _)| k))?;
-            NodeBody::Leaf(entries)
+        let (mut r, count) = decode_header(bytes, expect_kind, expect_level)?;
+        let body = if expect_level == 0 {
+            let spans = decode_leaf_entries(&mut r, bytes, count)?;
+            NodeBody::Leaf(spans.iter().map(|span| (span.key(bytes).to_vec(), span.value(bytes).to_vec())).collect())
         } else {
             if count == 0 {
                 return Err(Error::corrupt("internal tree node with no children"));
@@ -147,23 +94,130 @@ impl EncodedNode {
                 let k = r.bytes16()?.to_vec();
                 let p =
                     BlockPtr::decode(&mut r)?.ok_or_else(|| Error::corrupt("internal tree node with a null child"))?;
-                if p.level + 1 != level {
-                    return Err(Error::corrupt(format!("level-{level} node points to a level-{} child", p.level)));
+                if p.level + 1 != expect_level {
+                    return Err(Error::corrupt(format!(
+                        "level-{expect_level} node points to a level-{} child",
+                        p.level
+                    )));
                 }
                 entries.push((k, p));
             }
-            check_sorted(entries.iter().map(|(k, _)| k))?;
+            check_sorted(entries.iter().map(|(k, _)| k.as_slice()))?;
+            check_consumed(&r)?;
             NodeBody::Internal(entries)
         };
-        if r.remaining() != 0 {
-            return Err(Error::corrupt(format!("tree node has {} trailing bytes", r.remaining())));
-        }
-        Ok(EncodedNode { kind, level, body })
+        Ok(EncodedNode { kind: expect_kind, level: expect_level, body })
     }
 }
 
-fn check_sorted<'a>(keys: impl Iterator<Item = &'a Vec<u8>>) -> Result<()> {
-    let mut previous: Option<&Vec<u8>> = None;
+/// Where one leaf entry's key and value lie in the leaf's bytes: a walk that compares
+/// two trees' leaves copies only the entries that differ.
+#[derive(Clone, Copy, Debug)]
+pub struct EntrySpan {
+    key_start: u32,
+    key_len: u16,
+    value_start: u32,
+    value_len: u16,
+}
+
+impl EntrySpan {
+    pub fn key<'a>(&self, leaf: &'a [u8]) -> &'a [u8] {
+        &leaf[self.key_start as usize..][..self.key_len as usize]
+    }
+    pub fn value<'a>(&self, leaf: &'a [u8]) -> &'a [u8] {
+        &leaf[self.value_start as usize..][..self.value_len as usize]
+    }
+}
+
+/// Validates a leaf like `EncodedNode::decode` and returns where its entries lie.
+pub fn decode_leaf(bytes: &[u8], expect_kind: TreeKind) -> Result<Vec<EntrySpan>> {
+    let (mut r, count) = decode_header(bytes, expect_kind, 0)?;
+    decode_leaf_entries(&mut r, bytes, count)
+}
+
+fn decode_header<'a>(bytes: &'a [u8], expect_kind: TreeKind, expect_level: u8) -> Result<(Reader<'a>, usize)> {
+    let mut r = Reader::new(bytes, "tree node");
+    if r.array::<4>()? != NODE_MAGIC {
+        return Err(Error::corrupt("tree node has a bad magic"));
+    }
+    let level = r.u8()?;
+    let kind_byte = r.u8()?;
+    r.zeros(2)?;
+    let count = r.u32()? as usize;
+    r.zeros(NODE_HEADER_BYTES - r.offset())?;
+    let kind =
+        TreeKind::from_u8(kind_byte).ok_or_else(|| Error::corrupt(format!("tree node of unknown kind {kind_byte}")))?;
+    if kind != expect_kind || level != expect_level {
+        return Err(Error::corrupt(format!(
+            "tree node is a level-{level} {} node where a level-{expect_level} {} node belongs",
+            kind.name(),
+            expect_kind.name()
+        )));
+    }
+    if level > TREE_LEVELS_MAX || count > NODE_BYTES_MAX / 4 {
+        return Err(Error::corrupt(format!("tree node with level {level} and {count} entries")));
+    }
+    Ok((r, count))
+}
+
+fn decode_leaf_entries(r: &mut Reader, bytes: &[u8], count: usize) -> Result<Vec<EntrySpan>> {
+    let mut spans = Vec::with_capacity(count);
+    for _ in 0..count {
+        let key_start = r.offset() as u32 + 2;
+        let key_len = r.bytes16()?.len() as u16;
+        let value_start = r.offset() as u32 + 2;
+        let value_len = r.bytes16()?.len() as u16;
+        spans.push(EntrySpan { key_start, key_len, value_start, value_len });
+    }
+    check_sorted(spans.iter().map(|span| span.key(bytes)))?;
+    check_consumed(r)?;
+    Ok(spans)
+}
+
+fn check_consumed(r: &Reader) -> Result<()> {
+    if r.remaining() != 0 {
+        return Err(Error::corrupt(format!("tree node has {} trailing bytes", r.remaining())));
+    }
+    Ok(())
+}
+
+fn header(kind: TreeKind, level: u8, count: usize) -> Writer {
+    let mut w = Writer::new();
+    w.raw(&NODE_MAGIC);
+    w.u8(level);
+    w.u8(kind as u8);
+    w.u16(0);
+    w.u32(count as u32);
+    w.zeros(NODE_HEADER_BYTES - w.len());
+    w
+}
+
+/// A leaf's bytes, from borrowed entries (a tree flushes its nodes without copying them).
+pub fn encode_leaf(kind: TreeKind, entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut w = header(kind, 0, entries.len());
+    for (k, v) in entries {
+        assert!(k.len() <= KEY_BYTES_MAX && v.len() <= VALUE_BYTES_MAX);
+        w.bytes16(k);
+        w.bytes16(v);
+    }
+    assert!(w.len() <= NODE_BYTES_MAX, "node of {} bytes", w.len());
+    w.bytes
+}
+
+pub fn encode_internal(kind: TreeKind, level: u8, entries: &[(Vec<u8>, BlockPtr)]) -> Vec<u8> {
+    assert!(level > 0);
+    assert!(!entries.is_empty());
+    let mut w = header(kind, level, entries.len());
+    for (k, p) in entries {
+        w.bytes16(k);
+        BlockPtr::encode(Some(p), &mut w);
+    }
+    assert!(w.len() <= NODE_BYTES_MAX, "node of {} bytes", w.len());
+    w.bytes
+}
+
+fn check_sorted<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+    let mut previous: Option<&[u8]> = None;
     for k in keys {
         if k.len() > KEY_BYTES_MAX {
             return Err(Error::corrupt(format!("tree node key of {} bytes", k.len())));

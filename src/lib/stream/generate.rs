@@ -48,12 +48,17 @@ struct PieceBatch {
 
 /// The pieces under `mask` of the block `ptr` (a record without overlay), unverified:
 /// as with a WRITE's data, the receiver checks what they make. `read(start, len)` reads
-/// stored bytes of the block. The whole block if it is compressed, else only the runs
-/// of pieces.
+/// stored bytes of the block. The whole block if it is compressed (of which only the
+/// frames holding the pieces are decompressed), else only the runs of pieces.
 fn cut_pieces(read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>, ptr: &BlockPtr, mask: u32) -> Result<Vec<u8>> {
     let logical = ptr.logical_bytes;
     if ptr.compression != crate::block::Compression::None {
-        let bytes = crate::compress::decompress(read(0, ptr.stored_bytes as usize)?, ptr.compression, logical)?;
+        // Only the frames that hold a wanted piece are decompressed.
+        let stored = read(0, ptr.stored_bytes as usize)?;
+        let wanted = |start: usize, len: usize| {
+            (start / PIECE_BYTES..(start + len).div_ceil(PIECE_BYTES)).any(|i| i < 32 && mask & (1 << i) != 0)
+        };
+        let bytes = crate::compress::decompress_frames_where(&stored, logical, &wanted)?;
         return Ok(take_pieces(&bytes, logical, mask));
     }
     let pieces = (logical as usize).div_ceil(PIECE_BYTES);

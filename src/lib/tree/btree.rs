@@ -15,7 +15,7 @@ use crate::block::{BlockKind, BlockPtr};
 use crate::error::{Error, Result};
 use crate::format::node::{
     EncodedNode, KEY_BYTES_MAX, NODE_BYTES_MAX, NODE_HEADER_BYTES, NodeBody, TREE_LEVELS_MAX, TreeKind,
-    VALUE_BYTES_MAX, internal_entry_bytes, leaf_entry_bytes,
+    VALUE_BYTES_MAX, encode_internal, encode_leaf, internal_entry_bytes, leaf_entry_bytes,
 };
 use crate::store::{Owner, Store};
 
@@ -430,8 +430,8 @@ fn scan_slot(
 
 fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> {
     let node = slot.node.as_mut().expect("dirty slot has a node");
-    let body = match &mut node.body {
-        Body::Leaf(entries) => NodeBody::Leaf(entries.clone()),
+    let bytes = match &mut node.body {
+        Body::Leaf(entries) => encode_leaf(kind, entries),
         Body::Internal(entries) => {
             let mut out = Vec::with_capacity(entries.len());
             for (k, child) in entries.iter_mut() {
@@ -440,11 +440,9 @@ fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> 
                 }
                 out.push((k.clone(), child.ptr.expect("flushed child")));
             }
-            NodeBody::Internal(out)
+            encode_internal(kind, node.level, &out)
         }
     };
-    let encoded = EncodedNode { kind, level: node.level, body };
-    let bytes = encoded.encode();
     debug_assert_eq!(bytes.len(), node.bytes);
     slot.ptr = Some(store.write_block(BlockKind::TreeNode, node.level, &bytes)?);
     Ok(())

@@ -11,9 +11,11 @@
 //!
 //! Sound for any two trees: a skip needs pointer equality, never a birth-time argument.
 
+use std::rc::Rc;
+
 use crate::block::BlockPtr;
 use crate::error::{Error, Result};
-use crate::format::node::{EncodedNode, NodeBody, TREE_LEVELS_MAX, TreeKind};
+use crate::format::node::{EncodedNode, EntrySpan, NodeBody, TREE_LEVELS_MAX, TreeKind, decode_leaf};
 use crate::store::Store;
 
 /// One key whose value differs: present in one tree only, or in both with other values.
@@ -24,9 +26,16 @@ pub struct Change {
     pub new: Option<Vec<u8>>,
 }
 
+/// A leaf as read, shared by its pending entries: an entry is copied out only if it
+/// differs, and most entries of a leaf on a changed path do not.
+struct Leaf {
+    bytes: Vec<u8>,
+    spans: Vec<EntrySpan>,
+}
+
 enum Item {
     Subtree { ptr: BlockPtr, low: Vec<u8> },
-    Entry { key: Vec<u8>, value: Vec<u8> },
+    Entry { leaf: Rc<Leaf>, index: usize },
 }
 
 impl Item {
@@ -34,7 +43,14 @@ impl Item {
     fn low(&self) -> &[u8] {
         match self {
             Item::Subtree { low, .. } => low,
-            Item::Entry { key, .. } => key,
+            Item::Entry { leaf, index } => leaf.spans[*index].key(&leaf.bytes),
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        match self {
+            Item::Entry { leaf, index } => leaf.spans[*index].value(&leaf.bytes),
+            Item::Subtree { .. } => unreachable!("a subtree has no value"),
         }
     }
 }
@@ -67,20 +83,23 @@ impl Walk {
             return Err(Error::corrupt("tree walk grew past any valid tree's size"));
         }
         let bytes = store.read_block(&ptr)?;
-        let node = EncodedNode::decode(&bytes, self.kind, ptr.level)
-            .map_err(|e| Error::corrupt(format!("{e} (block {})", ptr.addr.0)))?;
+        let located = |e: Error| Error::corrupt(format!("{e} (block {})", ptr.addr.0));
         self.nodes_read += 1;
+        if ptr.level == 0 {
+            let spans = decode_leaf(&bytes, self.kind).map_err(located)?;
+            let leaf = Rc::new(Leaf { bytes, spans });
+            let start = self.start.as_slice();
+            self.stack.extend(
+                (0..leaf.spans.len())
+                    .rev()
+                    .filter(|&i| leaf.spans[i].key(&leaf.bytes) >= start)
+                    .map(|index| Item::Entry { leaf: Rc::clone(&leaf), index }),
+            );
+            return Ok(());
+        }
+        let node = EncodedNode::decode(&bytes, self.kind, ptr.level).map_err(located)?;
         match node.body {
-            NodeBody::Leaf(entries) => {
-                let start = self.start.as_slice();
-                self.stack.extend(
-                    entries
-                        .into_iter()
-                        .rev()
-                        .filter(|(key, _)| key.as_slice() >= start)
-                        .map(|(key, value)| Item::Entry { key, value }),
-                );
-            }
+            NodeBody::Leaf(_) => unreachable!("decoded at level {}", ptr.level),
             NodeBody::Internal(children) => {
                 let mut next_low: Option<Vec<u8>> = None;
                 for (i, (key, child)) in children.into_iter().enumerate().rev() {
@@ -132,21 +151,22 @@ impl TreeDiff {
                     self.old.stack.pop();
                     self.new.stack.pop();
                 }
-                (Some(Item::Entry { key: ka, .. }), Some(Item::Entry { key: kb, .. })) => {
-                    let order = ka.cmp(kb);
-                    let change = match order {
+                (Some(a @ Item::Entry { .. }), Some(b @ Item::Entry { .. })) => {
+                    let change = match a.low().cmp(b.low()) {
                         std::cmp::Ordering::Less => self.take_old(),
                         std::cmp::Ordering::Greater => self.take_new(),
                         std::cmp::Ordering::Equal => {
-                            let (Some(Item::Entry { key, value: old }), Some(Item::Entry { value: new, .. })) =
-                                (self.old.stack.pop(), self.new.stack.pop())
-                            else {
-                                unreachable!("both tops are entries")
-                            };
-                            if old == new {
-                                continue;
+                            let change = (a.value() != b.value()).then(|| Change {
+                                key: a.low().to_vec(),
+                                old: Some(a.value().to_vec()),
+                                new: Some(b.value().to_vec()),
+                            });
+                            self.old.stack.pop();
+                            self.new.stack.pop();
+                            match change {
+                                Some(change) => change,
+                                None => continue,
                             }
-                            Change { key, old: Some(old), new: Some(new) }
                         }
                     };
                     return Ok(Some(change));
@@ -155,15 +175,15 @@ impl TreeDiff {
                 (None, Some(Item::Entry { .. })) => return Ok(Some(self.take_new())),
                 (Some(Item::Subtree { .. }), None) => self.old.open(store)?,
                 (None, Some(Item::Subtree { .. })) => self.new.open(store)?,
-                (Some(Item::Entry { key, .. }), Some(sub @ Item::Subtree { .. })) => {
+                (Some(entry @ Item::Entry { .. }), Some(sub @ Item::Subtree { .. })) => {
                     // An entry below everything the subtree can hold is in the old tree only.
-                    if key.as_slice() < sub.low() {
+                    if entry.low() < sub.low() {
                         return Ok(Some(self.take_old()));
                     }
                     self.new.open(store)?;
                 }
-                (Some(sub @ Item::Subtree { .. }), Some(Item::Entry { key, .. })) => {
-                    if key.as_slice() < sub.low() {
+                (Some(sub @ Item::Subtree { .. }), Some(entry @ Item::Entry { .. })) => {
+                    if entry.low() < sub.low() {
                         return Ok(Some(self.take_new()));
                     }
                     self.old.open(store)?;
@@ -188,13 +208,13 @@ impl TreeDiff {
     }
 
     fn take_old(&mut self) -> Change {
-        let Some(Item::Entry { key, value }) = self.old.stack.pop() else { unreachable!("an entry is on top") };
-        Change { key, old: Some(value), new: None }
+        let entry = self.old.stack.pop().expect("an entry is on top");
+        Change { key: entry.low().to_vec(), old: Some(entry.value().to_vec()), new: None }
     }
 
     fn take_new(&mut self) -> Change {
-        let Some(Item::Entry { key, value }) = self.new.stack.pop() else { unreachable!("an entry is on top") };
-        Change { key, old: None, new: Some(value) }
+        let entry = self.new.stack.pop().expect("an entry is on top");
+        Change { key: entry.low().to_vec(), old: None, new: Some(entry.value().to_vec()) }
     }
 }
 
