@@ -196,7 +196,9 @@ impl Store {
         assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
         assert!(!stored.is_empty());
         let blocks = crate::block::blocks_for(stored.len() as u64);
-        let addr = self.alloc.alloc(blocks, alloc_kind, kind == BlockKind::FileData)?;
+        // Overlays are file data too: they go with it, not among the tree nodes.
+        let data = matches!(kind, BlockKind::FileData | BlockKind::FileOverlay);
+        let addr = self.alloc.alloc(blocks, alloc_kind, data)?;
         let ptr = BlockPtr {
             addr: BlockAddr(addr),
             ditto: BlockAddr(0),

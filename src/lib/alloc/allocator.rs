@@ -60,16 +60,20 @@ impl Allocator {
         self.usable_end - self.usable_start
     }
 
-    /// Allocates `len` contiguous blocks. File data goes at a cursor that moves forward,
-    /// so a copy-in writes sequentially; metadata takes the first fit from the start of
-    /// the device, so the few blocks each commit writes reuse blocks freed before rather
-    /// than touching new ground (on a thin or sparse device that costs allocations).
+    /// Allocates `len` contiguous blocks. File data goes at a cursor that moves forward
+    /// from the start of the data area, so a copy-in writes sequentially. Metadata takes
+    /// the first fit from the middle of the area (as btrfs keeps metadata in chunks of its
+    /// own): the nodes of a tree stay packed together in key order instead of strewn
+    /// between the data written beside them, so a walk reads a few dense stretches, and
+    /// the few blocks each commit writes reuse blocks freed before rather than touching
+    /// new ground (on a thin or sparse device that costs allocations). Either kind wraps
+    /// around into the other's half once its own is full.
     pub fn alloc(&mut self, len: u64, kind: AllocKind, sequential: bool) -> Result<u64> {
         let spare = if self.committing { 0 } else { self.reserve_blocks };
         if self.free.blocks() < len + spare {
             return Err(self.no_space(len));
         }
-        let from = if sequential { self.cursor } else { self.usable_start };
+        let from = if sequential { self.cursor } else { self.metadata_start() };
         let start = match self.free.find(from, len) {
             Some(start) => start,
             None => return Err(self.no_space(len)),
@@ -84,6 +88,11 @@ impl Allocator {
         };
         assert!(set.insert(start, len));
         Ok(start)
+    }
+
+    /// Where metadata allocation starts looking: the middle of the data area.
+    pub fn metadata_start(&self) -> u64 {
+        self.usable_start + self.usable_blocks() / 2
     }
 
     fn no_space(&self, len: u64) -> Error {
