@@ -76,7 +76,13 @@ pub struct Patcher {
     workers: Workers<PatchJob, Result<Patched>>,
     reads: bool,
     overlays: bool,
+    level: i32,
 }
+
+/// A PATCH whose overlay is at most this many bytes and reads nothing is applied by the
+/// receiving thread itself: one piece is never compressed, and handing it to a worker
+/// and back cost more than the copy and the checksum it needs.
+pub const PATCH_HERE_BYTES_MAX: usize = PIECE_BYTES;
 
 /// How a PATCH applies to the target's `old` record. A PATCH that names its base and
 /// finds another is refused here, before anything is read.
@@ -242,7 +248,7 @@ impl Patcher {
         let threads = if reader.is_some() { (2 * cores).max(4) } else { cores };
         let reads = reader.is_some();
         let workers = Workers::with_threads(threads, move |job| patch(job, compression_level, reader.as_deref()));
-        Patcher { workers, reads, overlays }
+        Patcher { workers, reads, overlays, level: compression_level }
     }
 
     pub fn reads_for_itself(&self) -> bool {
@@ -259,6 +265,12 @@ impl Patcher {
 
     pub fn submit(&mut self, job: PatchJob) {
         self.workers.submit(job);
+    }
+
+    /// Applies a small overlay on this thread (see PATCH_HERE_BYTES_MAX).
+    pub fn patch_here(&self, job: PatchJob) -> Result<Patched> {
+        debug_assert!(job.plan == Plan::Overlay && job.patch.data.len() <= PATCH_HERE_BYTES_MAX);
+        patch(job, self.level, None)
     }
 
     /// Waits for one finished patch.
