@@ -162,3 +162,37 @@ impl Allocator {
         self.usable_blocks() - self.free.blocks() - self.txg_frees.blocks() - self.implicit_frees.blocks()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allocator(blocks: u64) -> Allocator {
+        let mut alloc = Allocator::new(16, 16 + blocks);
+        alloc.free.insert(16, blocks);
+        alloc.reserve_blocks = 0;
+        alloc
+    }
+
+    #[test]
+    fn data_fills_from_the_start_and_metadata_from_the_middle() {
+        let mut alloc = allocator(1000);
+        let data: Vec<u64> = (0..3).map(|_| alloc.alloc(10, AllocKind::Explicit, true).unwrap()).collect();
+        assert_eq!(data, vec![16, 26, 36], "data is sequential from the start");
+        let nodes: Vec<u64> = (0..3).map(|_| alloc.alloc(4, AllocKind::Explicit, false).unwrap()).collect();
+        assert_eq!(nodes, vec![516, 520, 524], "nodes pack from the middle, in order");
+        // A freed node's blocks are the first fit again once the commit is durable.
+        alloc.defer_free(520, 4).unwrap();
+        alloc.commit_done();
+        assert_eq!(alloc.alloc(4, AllocKind::Explicit, false).unwrap(), 520);
+    }
+
+    #[test]
+    fn each_kind_wraps_into_the_other_half_when_its_own_is_full() {
+        let mut alloc = allocator(100);
+        assert_eq!(alloc.alloc(50, AllocKind::Explicit, false).unwrap(), 66, "the upper half");
+        assert_eq!(alloc.alloc(10, AllocKind::Explicit, false).unwrap(), 16, "then from the start");
+        assert_eq!(alloc.alloc(40, AllocKind::Explicit, true).unwrap(), 26, "data takes what is left");
+        assert!(alloc.alloc(1, AllocKind::Explicit, true).is_err(), "the device is full");
+    }
+}
