@@ -25,7 +25,7 @@ struct Args {
     /// Share of the device the history leaves free: below it, the oldest commits go.
     #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=90))]
     history_reserve: u8,
-    /// Compression of new blocks: zstd (level 3), zstd:LEVEL (1-19), or none.
+    /// Compression of new file data (tree nodes stay raw): zstd (level 3), zstd:LEVEL (1-19), or none.
     #[arg(long, value_name = "ALGORITHM", default_value = "zstd")]
     compress: String,
     /// Block device or image file to format.
