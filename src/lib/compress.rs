@@ -78,7 +78,7 @@ pub fn decompress_frames_where(
     while offset < stored.len() {
         let rest = &stored[offset..];
         let frame_bytes = match zstd::zstd_safe::find_frame_compressed_size(rest) {
-            Ok(n) if n > 0 => n,
+            Ok(n) if n > 0 && n <= rest.len() => n,
             _ => return Err(Error::corrupt(format!("zstd block has no whole frame at byte {offset}"))),
         };
         let len = match zstd::zstd_safe::get_frame_content_size(rest) {
