@@ -272,6 +272,7 @@ impl Generator<'_> {
                 self.batch = Some(PieceBatch { workers, waiting: Default::default(), first_seq: 0 });
             }
         }
+        self.flush_punch()?; // a pending punch came before this patch (punch() empties the batch)
         let Some(batch) = self.batch.as_mut() else {
             let store = &mut *self.store;
             patch.data =
@@ -281,9 +282,7 @@ impl Generator<'_> {
         let seq = batch.first_seq + batch.waiting.len() as u64;
         batch.workers.submit(PieceJob { seq, ptr, mask: patch.mask });
         batch.waiting.push_back((patch, None));
-        self.flush_punch()?; // a pending punch came before this patch (punch() empties the batch)
         // Send what is cut at the front; with the queue full, wait for the next cut.
-        let batch = self.batch.as_mut().expect("made above");
         loop {
             for patch in batch.take_ready()? {
                 self.sink.record(&Record::Patch(patch))?;

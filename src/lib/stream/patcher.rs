@@ -82,7 +82,7 @@ pub struct Patcher {
 /// A PATCH whose overlay is at most this many bytes and reads nothing is applied by the
 /// receiving thread itself: one piece is never compressed, and handing it to a worker
 /// and back cost more than the copy and the checksum it needs.
-pub const PATCH_HERE_BYTES_MAX: usize = PIECE_BYTES;
+const PATCH_HERE_BYTES_MAX: usize = PIECE_BYTES;
 
 /// How a PATCH applies to the target's `old` record. A PATCH that names its base and
 /// finds another is refused here, before anything is read.
@@ -263,14 +263,17 @@ impl Patcher {
         self.workers.in_flight()
     }
 
-    pub fn submit(&mut self, job: PatchJob) {
+    /// Hands the job to a worker; a small overlay that reads nothing (see
+    /// PATCH_HERE_BYTES_MAX) is made on this thread instead and returned.
+    pub fn submit(&mut self, job: PatchJob) -> Option<Result<Patched>> {
+        let small = job.plan == Plan::Overlay
+            && overlay_kept(&job.old, &job.patch) == 0
+            && job.patch.data.len() <= PATCH_HERE_BYTES_MAX;
+        if small {
+            return Some(patch(job, self.level, None));
+        }
         self.workers.submit(job);
-    }
-
-    /// Applies a small overlay on this thread (see PATCH_HERE_BYTES_MAX).
-    pub fn patch_here(&self, job: PatchJob) -> Result<Patched> {
-        debug_assert!(job.plan == Plan::Overlay && job.patch.data.len() <= PATCH_HERE_BYTES_MAX);
-        patch(job, self.level, None)
+        None
     }
 
     /// Waits for one finished patch.

@@ -8,9 +8,7 @@
 //! on its own, in order.
 
 use super::framing::StreamReader;
-use super::patcher::{
-    PATCH_COMPRESSION_LEVEL_MAX, PATCH_HERE_BYTES_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher, Plan,
-};
+use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
 use super::wire::{Begin, PatchRecord, Record, ResumePoint};
 use crate::error::{Error, Result};
@@ -513,22 +511,18 @@ fn apply_records_with(
 fn submit_patch(fs: &mut FsTree, patcher: &mut Patcher, p: PatchRecord, reader: &StreamReader) -> Result<()> {
     let old = fs.patch_target(p.ino, p.index)?;
     let plan = patcher.plan(&old, &p)?;
-    let reads = super::patcher::reads(&old, &p, plan);
-    let here = plan == Plan::Overlay && reads.is_empty() && p.data.len() <= PATCH_HERE_BYTES_MAX;
     let pre_read = match patcher.reads_for_itself() {
         true => Vec::new(),
-        false => fs.read_stored(&reads)?,
+        false => fs.read_stored(&super::patcher::reads(&old, &p, plan))?,
     };
     let at = format!(
         "record {} of part {} at byte {}",
         reader.position.record, reader.position.part, reader.position.offset
     );
-    let job = PatchJob { ino: p.ino, index: p.index, old, patch: p, plan, pre_read, at };
-    if here {
-        return fs.apply_patched(patcher.patch_here(job)?);
+    match patcher.submit(PatchJob { ino: p.ino, index: p.index, old, patch: p, plan, pre_read, at }) {
+        Some(done) => fs.apply_patched(done?),
+        None => Ok(()),
     }
-    patcher.submit(job);
-    Ok(())
 }
 
 fn apply_one(fs: &mut FsTree, record: Record) -> Result<()> {

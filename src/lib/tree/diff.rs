@@ -33,9 +33,24 @@ struct Leaf {
     spans: Vec<EntrySpan>,
 }
 
+/// Entry `index` of a leaf.
+struct Entry {
+    leaf: Rc<Leaf>,
+    index: usize,
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        self.leaf.spans[self.index].key(&self.leaf.bytes)
+    }
+    fn value(&self) -> &[u8] {
+        self.leaf.spans[self.index].value(&self.leaf.bytes)
+    }
+}
+
 enum Item {
     Subtree { ptr: BlockPtr, low: Vec<u8> },
-    Entry { leaf: Rc<Leaf>, index: usize },
+    Entry(Entry),
 }
 
 impl Item {
@@ -43,14 +58,7 @@ impl Item {
     fn low(&self) -> &[u8] {
         match self {
             Item::Subtree { low, .. } => low,
-            Item::Entry { leaf, index } => leaf.spans[*index].key(&leaf.bytes),
-        }
-    }
-
-    fn value(&self) -> &[u8] {
-        match self {
-            Item::Entry { leaf, index } => leaf.spans[*index].value(&leaf.bytes),
-            Item::Subtree { .. } => unreachable!("a subtree has no value"),
+            Item::Entry(entry) => entry.key(),
         }
     }
 }
@@ -93,7 +101,7 @@ impl Walk {
                 (0..leaf.spans.len())
                     .rev()
                     .filter(|&i| leaf.spans[i].key(&leaf.bytes) >= start)
-                    .map(|index| Item::Entry { leaf: Rc::clone(&leaf), index }),
+                    .map(|index| Item::Entry(Entry { leaf: Rc::clone(&leaf), index })),
             );
             return Ok(());
         }
@@ -151,13 +159,13 @@ impl TreeDiff {
                     self.old.stack.pop();
                     self.new.stack.pop();
                 }
-                (Some(a @ Item::Entry { .. }), Some(b @ Item::Entry { .. })) => {
-                    let change = match a.low().cmp(b.low()) {
+                (Some(Item::Entry(a)), Some(Item::Entry(b))) => {
+                    let change = match a.key().cmp(b.key()) {
                         std::cmp::Ordering::Less => self.take_old(),
                         std::cmp::Ordering::Greater => self.take_new(),
                         std::cmp::Ordering::Equal => {
                             let change = (a.value() != b.value()).then(|| Change {
-                                key: a.low().to_vec(),
+                                key: a.key().to_vec(),
                                 old: Some(a.value().to_vec()),
                                 new: Some(b.value().to_vec()),
                             });
@@ -171,19 +179,19 @@ impl TreeDiff {
                     };
                     return Ok(Some(change));
                 }
-                (Some(Item::Entry { .. }), None) => return Ok(Some(self.take_old())),
-                (None, Some(Item::Entry { .. })) => return Ok(Some(self.take_new())),
+                (Some(Item::Entry(_)), None) => return Ok(Some(self.take_old())),
+                (None, Some(Item::Entry(_))) => return Ok(Some(self.take_new())),
                 (Some(Item::Subtree { .. }), None) => self.old.open(store)?,
                 (None, Some(Item::Subtree { .. })) => self.new.open(store)?,
-                (Some(entry @ Item::Entry { .. }), Some(sub @ Item::Subtree { .. })) => {
+                (Some(Item::Entry(entry)), Some(sub @ Item::Subtree { .. })) => {
                     // An entry below everything the subtree can hold is in the old tree only.
-                    if entry.low() < sub.low() {
+                    if entry.key() < sub.low() {
                         return Ok(Some(self.take_old()));
                     }
                     self.new.open(store)?;
                 }
-                (Some(sub @ Item::Subtree { .. }), Some(entry @ Item::Entry { .. })) => {
-                    if entry.low() < sub.low() {
+                (Some(sub @ Item::Subtree { .. }), Some(Item::Entry(entry))) => {
+                    if entry.key() < sub.low() {
                         return Ok(Some(self.take_new()));
                     }
                     self.old.open(store)?;
@@ -208,13 +216,13 @@ impl TreeDiff {
     }
 
     fn take_old(&mut self) -> Change {
-        let entry = self.old.stack.pop().expect("an entry is on top");
-        Change { key: entry.low().to_vec(), old: Some(entry.value().to_vec()), new: None }
+        let Some(Item::Entry(entry)) = self.old.stack.pop() else { unreachable!("an entry is on top") };
+        Change { key: entry.key().to_vec(), old: Some(entry.value().to_vec()), new: None }
     }
 
     fn take_new(&mut self) -> Change {
-        let entry = self.new.stack.pop().expect("an entry is on top");
-        Change { key: entry.low().to_vec(), old: None, new: Some(entry.value().to_vec()) }
+        let Some(Item::Entry(entry)) = self.new.stack.pop() else { unreachable!("an entry is on top") };
+        Change { key: entry.key().to_vec(), old: None, new: Some(entry.value().to_vec()) }
     }
 }
 
