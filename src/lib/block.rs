@@ -50,6 +50,12 @@ impl BlockKind {
             _ => return None,
         })
     }
+    /// Metadata is kept in two copies on pools with the ditto feature; file data and
+    /// overlays in one (a stream or a backup is their second copy).
+    pub fn is_metadata(self) -> bool {
+        !matches!(self, BlockKind::FileData | BlockKind::FileOverlay)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             BlockKind::PoolRoot => "pool-root",
@@ -87,8 +93,9 @@ pub const LOGICAL_BYTES_MAX: u32 = 1 << 20;
 pub struct BlockPtr {
     /// First copy of the block; BlockAddr(0) for a null pointer.
     pub addr: BlockAddr,
-    /// Second copy (ditto) on another part of the device, or BlockAddr(0). Written by a
-    /// later version for metadata; read as a fallback when the first copy is bad.
+    /// Second copy (ditto) on another part of the device, or BlockAddr(0). Written for
+    /// metadata on pools with the ditto feature; read when the first copy is bad, and
+    /// rewritten from the good one by scrub.
     pub ditto: BlockAddr,
     pub birth: Txg,
     /// Bytes on the device before padding to whole blocks.
@@ -109,9 +116,26 @@ impl BlockPtr {
         self.addr.0 == 0
     }
 
-    /// Whole blocks the stored bytes occupy.
+    /// Whole blocks the stored bytes occupy, in one copy.
     pub fn allocated_blocks(&self) -> u64 {
         blocks_for(self.stored_bytes as u64)
+    }
+
+    /// The addresses of the block's copies: the first, then the ditto if there is one.
+    pub fn copies(&self) -> impl Iterator<Item = BlockAddr> + use<> {
+        let ditto = (self.ditto.0 != 0).then_some(self.ditto);
+        std::iter::once(self.addr).chain(ditto)
+    }
+
+    /// The runs of blocks its copies occupy, as (first block, blocks).
+    pub fn extents(&self) -> impl Iterator<Item = (u64, u64)> + use<> {
+        let blocks = self.allocated_blocks();
+        self.copies().map(move |addr| (addr.0, blocks))
+    }
+
+    /// Whole blocks all its copies occupy together: what it costs in space.
+    pub fn footprint_blocks(&self) -> u64 {
+        self.allocated_blocks() * self.copies().count() as u64
     }
 
     pub fn encode(ptr: Option<&BlockPtr>, out: &mut Writer) {
@@ -167,6 +191,9 @@ impl BlockPtr {
         }
         if compression != Compression::None && (logical_bytes == 0 || stored_bytes >= logical_bytes) {
             return Err(bad(format!("compressed block of {stored_bytes} stored and {logical_bytes} logical bytes")));
+        }
+        if ditto.0 != 0 && (ditto == addr || !kind.is_metadata()) {
+            return Err(bad(format!("a {} block with a ditto copy at block {}", kind.name(), ditto.0)));
         }
         if level != 0 && kind != BlockKind::TreeNode {
             return Err(bad(format!("a {} block with level {level}", kind.name())));

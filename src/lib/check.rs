@@ -147,12 +147,15 @@ pub fn check_pool(pool: &mut Pool) -> Result<CheckReport> {
             check_fs(pool, &mut c, id, root, &format!("@{name}"))?;
         }
     }
-    c.report.referenced_blocks = c.referenced.values().map(|(p, _)| p.allocated_blocks()).sum();
+    c.report.referenced_blocks = c.referenced.values().map(|(p, _)| p.footprint_blocks()).sum();
     c.report.free_blocks = pool.store.alloc.free.blocks();
     Ok(c.report)
 }
 
 fn verify(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, owner: &str) -> Option<Vec<u8>> {
+    if ptr.kind.is_metadata() {
+        verify_copies(pool, c, std::slice::from_ref(ptr), owner);
+    }
     match pool.store.read_block(ptr) {
         Ok(bytes) => {
             c.report.blocks_verified += 1;
@@ -162,6 +165,22 @@ fn verify(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, owner: &str) -> Opti
         Err(e) => {
             c.problem(format!("{owner}: {e}"));
             None
+        }
+    }
+}
+
+/// Each copy of metadata blocks on its own: a read falls back to the good copy without
+/// a word, so a bad one would go unseen until the other went bad too.
+fn verify_copies(pool: &mut Pool, c: &mut Checker, ptrs: &[BlockPtr], owner: &str) {
+    let dittos = pool.label.has_ditto_metadata();
+    for ptr in ptrs {
+        if dittos && ptr.ditto.0 == 0 {
+            c.problem(format!("{owner}: {} block {} has no second copy", ptr.kind.name(), ptr.addr.0));
+        }
+        for (n, addr) in ptr.copies().enumerate() {
+            if let Err(e) = pool.store.read_copy(addr, ptr) {
+                c.problem(format!("{owner}: copy {} of {e}; `snapctl scrub` rewrites it from a good copy", n + 1));
+            }
         }
     }
 }
@@ -203,27 +222,32 @@ fn check_implicit(pool: &mut Pool, c: &mut Checker) -> Result<()> {
 
 fn walk_meta(pool: &mut Pool, c: &mut Checker, kind: TreeKind, root: &BlockPtr) -> Result<()> {
     let owner = format!("{} table", kind.name());
+    let mut nodes = Vec::new();
     let result = walk_nodes(&mut pool.store, root, kind, &mut |ptr, _node| {
         c.claim(ptr, &owner);
         c.report.blocks_verified += 1;
         c.report.bytes_verified += ptr.stored_bytes as u64;
+        nodes.push(*ptr);
         Ok(WalkStep::Descend)
     });
     if let Err(e) = result {
         c.problem(format!("{owner}: {e}"));
     }
+    verify_copies(pool, c, &nodes, &owner);
     Ok(())
 }
 
 fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reach: Reach, owner: &str) -> Result<()> {
     c.report.trees_walked += 1;
     let mut data = Vec::new();
+    let mut nodes = Vec::new();
     let result = walk_nodes(&mut pool.store, root, TreeKind::Files, &mut |ptr, node| {
         if !mark(c, tree, ptr, reach, owner) {
             return Ok(WalkStep::Skip);
         }
         c.report.blocks_verified += 1;
         c.report.bytes_verified += ptr.stored_bytes as u64;
+        nodes.push(*ptr);
         if let NodeBody::Leaf(entries) = &node.body {
             for (k, v) in entries {
                 if k.get(8) == Some(&(ItemKind::Record as u8)) {
@@ -244,6 +268,7 @@ fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reac
     if let Err(e) = result {
         c.problem(format!("{owner}: {e}"));
     }
+    verify_copies(pool, c, &nodes, owner);
     for ptr in data {
         verify(pool, c, &ptr, owner);
     }
@@ -272,6 +297,7 @@ fn mark(c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -
 fn check_receive_state(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     let Some(blob) = pool.root.receive else { return Ok(()) };
     c.claim(&blob, "the receive state");
+    verify_copies(pool, c, std::slice::from_ref(&blob), "the receive state");
     let state = match pool.receive_state() {
         Ok(Some(state)) => state,
         Ok(None) => return Ok(()),
@@ -308,7 +334,7 @@ fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
             }
         };
         c.report.dead_entries += 1;
-        dead_bytes += ptr.allocated_blocks() * crate::block::BLOCK_BYTES;
+        dead_bytes += ptr.footprint_blocks() * crate::block::BLOCK_BYTES;
         let expected = c.only_checkpoint.get(&tree).is_some_and(|s| s.contains(&ptr.addr.0));
         if !expected {
             c.problem(format!(
@@ -350,7 +376,7 @@ fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
 
 fn check_space(pool: &mut Pool, c: &mut Checker) {
     let mut used = ExtentSet::new();
-    let mut extents: Vec<(u64, u64)> = c.referenced.values().map(|(p, _)| (p.addr.0, p.allocated_blocks())).collect();
+    let mut extents: Vec<(u64, u64)> = c.referenced.values().flat_map(|(p, _)| p.extents()).collect();
     extents.sort_unstable();
     let alloc = &pool.store.alloc;
     for (start, len) in extents {

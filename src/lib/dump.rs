@@ -13,8 +13,9 @@ use crate::tree::{WalkStep, walk_nodes};
 use std::fmt::Write;
 
 pub fn describe_ptr(p: &BlockPtr) -> String {
+    let ditto = if p.ditto.0 == 0 { String::new() } else { format!(",{}", p.ditto.0) };
     format!(
-        "{}@{} birth={} stored={} logical={} {:?} level={} cksum={}",
+        "{}@{}{ditto} birth={} stored={} logical={} {:?} level={} cksum={}",
         p.kind.name(),
         p.addr.0,
         p.birth.0,

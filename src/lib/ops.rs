@@ -356,7 +356,7 @@ pub fn snapshot_unique_bytes(pool: &mut Pool, tree: u64) -> Result<BTreeMap<Stri
         }
         let mut holders = snapshots.iter().filter(|(t, _)| visible(*t));
         if let (Some((_, name)), None) = (holders.next(), holders.next()) {
-            *out.get_mut(name).expect("listed snapshot") += ptr.allocated_blocks() * BLOCK_BYTES;
+            *out.get_mut(name).expect("listed snapshot") += ptr.footprint_blocks() * BLOCK_BYTES;
         }
     }
     Ok(out)
@@ -373,7 +373,7 @@ pub fn history_unique_bytes(pool: &mut Pool) -> Result<u64> {
             let kept_by_snapshot = snapshots.iter().any(|&t| t >= ptr.birth.0 && t < death.0);
             let kept_by_newest = newest >= ptr.birth.0 && newest < death.0;
             if !kept_by_snapshot && !kept_by_newest {
-                total += ptr.allocated_blocks() * BLOCK_BYTES;
+                total += ptr.footprint_blocks() * BLOCK_BYTES;
             }
         }
     }

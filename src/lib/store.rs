@@ -3,7 +3,7 @@
 //! what the running transaction killed.
 
 use crate::alloc::Allocator;
-use crate::alloc::allocator::AllocKind;
+use crate::alloc::allocator::{AllocKind, Placement};
 use crate::block::{BLOCK_BYTES, BlockAddr, BlockKind, BlockPtr, Compression, LOGICAL_BYTES_MAX, Txg};
 use crate::checksum::blake3;
 use crate::compress;
@@ -63,8 +63,18 @@ pub struct Store {
     /// order it did: the head kills them if it takes the staging tree as is. None once
     /// there were more than STAGING_REPLACED_MAX (the head then copies key by key).
     pub staging_replaced: Option<Vec<BlockPtr>>,
-    buffer_offset: u64,
-    buffer: Vec<u8>,
+    /// Metadata blocks get a second copy (the pool has the ditto feature).
+    pub ditto_metadata: bool,
+    /// Writes gathered per placement (data, metadata, dittos), since each kind goes to
+    /// its own part of the device.
+    buffers: [WriteBuffer; 3],
+}
+
+/// Contiguous writes waiting to go to the device as one request.
+#[derive(Default)]
+struct WriteBuffer {
+    offset: u64,
+    bytes: Vec<u8>,
 }
 
 impl Store {
@@ -77,12 +87,13 @@ impl Store {
             file_kills: Vec::new(),
             reborn: Default::default(),
             staging_replaced: Some(Vec::new()),
-            buffer_offset: 0,
-            buffer: Vec::new(),
+            ditto_metadata: false,
+            buffers: Default::default(),
         }
     }
 
-    /// Reads and verifies a block; returns its logical bytes.
+    /// Reads and verifies a block (its ditto copy if the first is bad); returns its
+    /// logical bytes.
     pub fn read_block(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
         self.flush_buffer()?;
         let stored = self.read_verified(ptr)?;
@@ -138,7 +149,9 @@ impl Store {
         Ok(())
     }
 
-    fn read_copy(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<Vec<u8>> {
+    /// Reads and verifies one copy of a block, as stored: check and scrub look at each
+    /// copy on its own, where a read takes the first good one.
+    pub fn read_copy(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<Vec<u8>> {
         self.check_in_data_area(addr, ptr)?;
         let mut bytes = vec![0u8; ptr.stored_bytes as usize];
         self.dev.read_at(addr.byte_offset(), &mut bytes)?;
@@ -197,11 +210,22 @@ impl Store {
         assert!(!stored.is_empty());
         let blocks = crate::block::blocks_for(stored.len() as u64);
         // Overlays are file data too: they go with it, not among the tree nodes.
-        let data = matches!(kind, BlockKind::FileData | BlockKind::FileOverlay);
-        let addr = self.alloc.alloc(blocks, alloc_kind, data)?;
+        let placement = if kind.is_metadata() { Placement::Metadata } else { Placement::Data };
+        let addr = self.alloc.alloc(blocks, alloc_kind, placement)?;
+        let ditto = if kind.is_metadata() && self.ditto_metadata {
+            match self.alloc.alloc(blocks, alloc_kind, Placement::Ditto) {
+                Ok(ditto) => ditto,
+                Err(e) => {
+                    self.alloc.unalloc(addr, blocks, alloc_kind);
+                    return Err(e);
+                }
+            }
+        } else {
+            0
+        };
         let ptr = BlockPtr {
             addr: BlockAddr(addr),
-            ditto: BlockAddr(0),
+            ditto: BlockAddr(ditto),
             birth: self.txg,
             stored_bytes: stored.len() as u32,
             logical_bytes: logical_bytes as u32,
@@ -210,35 +234,47 @@ impl Store {
             level,
             checksum,
         };
-        self.buffered_write(addr * BLOCK_BYTES, stored, blocks)?;
+        if ditto != 0 {
+            self.buffered_write(Placement::Ditto, ditto * BLOCK_BYTES, &stored, blocks)?;
+        }
+        self.buffered_write(placement, addr * BLOCK_BYTES, &stored, blocks)?;
         Ok(ptr)
     }
 
-    fn buffered_write(&mut self, offset: u64, mut stored: Vec<u8>, blocks: u64) -> Result<()> {
-        stored.resize((blocks * BLOCK_BYTES) as usize, 0);
-        let contiguous = !self.buffer.is_empty() && self.buffer_offset + self.buffer.len() as u64 == offset;
-        if !contiguous || self.buffer.len() + stored.len() > WRITE_BUFFER_BYTES {
-            self.flush_buffer()?;
+    fn buffered_write(&mut self, placement: Placement, offset: u64, stored: &[u8], blocks: u64) -> Result<()> {
+        let index = placement as usize;
+        let buffer = &self.buffers[index];
+        let padded = (blocks * BLOCK_BYTES) as usize;
+        let contiguous = !buffer.bytes.is_empty() && buffer.offset + buffer.bytes.len() as u64 == offset;
+        if !contiguous || buffer.bytes.len() + padded > WRITE_BUFFER_BYTES {
+            self.flush_one(index)?;
         }
-        if self.buffer.is_empty() {
-            self.buffer_offset = offset;
+        let buffer = &mut self.buffers[index];
+        if buffer.bytes.is_empty() {
+            buffer.offset = offset;
         }
-        self.buffer.extend_from_slice(&stored);
+        buffer.bytes.extend_from_slice(stored);
+        buffer.bytes.resize(buffer.bytes.len() + padded - stored.len(), 0);
         Ok(())
     }
 
-    pub fn flush_buffer(&mut self) -> Result<()> {
-        if !self.buffer.is_empty() {
-            self.dev.write_at(self.buffer_offset, &self.buffer)?;
-            self.buffer.clear();
+    fn flush_one(&mut self, index: usize) -> Result<()> {
+        let buffer = &mut self.buffers[index];
+        if !buffer.bytes.is_empty() {
+            self.dev.write_at(buffer.offset, &buffer.bytes)?;
+            buffer.bytes.clear();
         }
         Ok(())
+    }
+
+    /// Sends every gathered write to the device (reads may want them).
+    pub fn flush_buffer(&mut self) -> Result<()> {
+        (0..self.buffers.len()).try_for_each(|index| self.flush_one(index))
     }
 
     /// The block is no longer referenced by the head of its tree.
     pub fn kill(&mut self, owner: Owner, ptr: &BlockPtr) -> Result<()> {
         assert!(ptr.birth <= self.txg);
-        let blocks = ptr.allocated_blocks();
         if let Owner::Staging { origin } = owner {
             if ptr.birth.0 <= origin {
                 // The origin snapshot's block: not ours to free, but the head's to kill
@@ -254,11 +290,11 @@ impl Store {
         }
         if ptr.birth == self.txg && !self.reborn.contains(&ptr.addr.0) {
             // Written by this transaction and never committed: reusable at once.
-            self.alloc.free_now(ptr.addr.0, blocks);
+            self.alloc.free_now_ptr(ptr);
             return Ok(());
         }
         match owner {
-            Owner::Meta | Owner::Staging { .. } => self.alloc.defer_free(ptr.addr.0, blocks),
+            Owner::Meta | Owner::Staging { .. } => self.alloc.defer_free_ptr(ptr),
             Owner::Files(tree) => {
                 self.file_kills.push((tree, *ptr));
                 Ok(())

@@ -9,8 +9,20 @@
 //!   space log: they are allocated by being reachable from the commit record.
 
 use super::ExtentSet;
-use crate::block::BLOCK_BYTES;
+use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::error::{Error, Result};
+
+/// Where on the device a block goes (see `Allocator::alloc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// File data and overlays: at the cursor, sequentially from the start.
+    Data,
+    /// The first copy of metadata: first fit from the middle.
+    Metadata,
+    /// The second copy of metadata: first fit from three quarters in, a quarter of the
+    /// device away from the first copies, so one damaged region rarely holds both.
+    Ditto,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllocKind {
@@ -67,19 +79,24 @@ impl Allocator {
     /// between the data written beside them, so a walk reads a few dense stretches, and
     /// the few blocks each commit writes reuse blocks freed before rather than touching
     /// new ground (on a thin or sparse device that costs allocations). Either kind wraps
-    /// around into the other's half once its own is full.
-    pub fn alloc(&mut self, len: u64, kind: AllocKind, sequential: bool) -> Result<u64> {
+    /// around into the other's half once its own is full. Second copies of metadata
+    /// (dittos) start a quarter of the area beyond the first copies.
+    pub fn alloc(&mut self, len: u64, kind: AllocKind, placement: Placement) -> Result<u64> {
         let spare = if self.committing { 0 } else { self.reserve_blocks };
         if self.free.blocks() < len + spare {
             return Err(self.no_space(len));
         }
-        let from = if sequential { self.cursor } else { self.metadata_start() };
+        let from = match placement {
+            Placement::Data => self.cursor,
+            Placement::Metadata => self.metadata_start(),
+            Placement::Ditto => self.metadata_start() + self.usable_blocks() / 4,
+        };
         let start = match self.free.find(from, len) {
             Some(start) => start,
             None => return Err(self.no_space(len)),
         };
         assert!(self.free.remove(start, len));
-        if sequential {
+        if placement == Placement::Data {
             self.cursor = start + len;
         }
         let set = match kind {
@@ -121,6 +138,36 @@ impl Allocator {
     pub fn defer_free_implicit(&mut self, start: u64, len: u64) {
         assert!(self.implicit_live.remove(start, len));
         assert!(self.implicit_frees.insert(start, len));
+    }
+
+    /// Gives back an allocation that was never written (its block's second copy found
+    /// no room).
+    pub fn unalloc(&mut self, start: u64, len: u64, kind: AllocKind) {
+        let set = match kind {
+            AllocKind::Explicit => &mut self.txg_allocs,
+            AllocKind::Implicit => &mut self.implicit_live,
+        };
+        assert!(set.remove(start, len), "unalloc of {start}+{len} not allocated");
+        assert!(self.free.insert(start, len));
+    }
+
+    /// Frees every copy of a block this transaction wrote.
+    pub fn free_now_ptr(&mut self, ptr: &BlockPtr) {
+        for (start, len) in ptr.extents() {
+            self.free_now(start, len);
+        }
+    }
+
+    /// Frees every copy of a committed block once this transaction is durable.
+    pub fn defer_free_ptr(&mut self, ptr: &BlockPtr) -> Result<()> {
+        ptr.extents().try_for_each(|(start, len)| self.defer_free(start, len))
+    }
+
+    /// Frees every copy of an implicit block once this transaction is durable.
+    pub fn defer_free_implicit_ptr(&mut self, ptr: &BlockPtr) {
+        for (start, len) in ptr.extents() {
+            self.defer_free_implicit(start, len);
+        }
     }
 
     /// The commit record is durable: deferred frees become allocatable.
@@ -177,22 +224,35 @@ mod tests {
     #[test]
     fn data_fills_from_the_start_and_metadata_from_the_middle() {
         let mut alloc = allocator(1000);
-        let data: Vec<u64> = (0..3).map(|_| alloc.alloc(10, AllocKind::Explicit, true).unwrap()).collect();
+        let data: Vec<u64> = (0..3).map(|_| alloc.alloc(10, AllocKind::Explicit, Placement::Data).unwrap()).collect();
         assert_eq!(data, vec![16, 26, 36], "data is sequential from the start");
-        let nodes: Vec<u64> = (0..3).map(|_| alloc.alloc(4, AllocKind::Explicit, false).unwrap()).collect();
+        let nodes: Vec<u64> =
+            (0..3).map(|_| alloc.alloc(4, AllocKind::Explicit, Placement::Metadata).unwrap()).collect();
         assert_eq!(nodes, vec![516, 520, 524], "nodes pack from the middle, in order");
         // A freed node's blocks are the first fit again once the commit is durable.
         alloc.defer_free(520, 4).unwrap();
         alloc.commit_done();
-        assert_eq!(alloc.alloc(4, AllocKind::Explicit, false).unwrap(), 520);
+        assert_eq!(alloc.alloc(4, AllocKind::Explicit, Placement::Metadata).unwrap(), 520);
+    }
+
+    #[test]
+    fn second_copies_lie_a_quarter_of_the_area_beyond_the_first() {
+        let mut alloc = allocator(1000);
+        let first = alloc.alloc(4, AllocKind::Explicit, Placement::Metadata).unwrap();
+        let ditto = alloc.alloc(4, AllocKind::Explicit, Placement::Ditto).unwrap();
+        assert_eq!((first, ditto), (516, 766));
+        // An allocation never written goes back to the free set (a first copy whose
+        // second found no room).
+        alloc.unalloc(ditto, 4, AllocKind::Explicit);
+        assert_eq!(alloc.alloc(4, AllocKind::Explicit, Placement::Ditto).unwrap(), 766);
     }
 
     #[test]
     fn each_kind_wraps_into_the_other_half_when_its_own_is_full() {
         let mut alloc = allocator(100);
-        assert_eq!(alloc.alloc(50, AllocKind::Explicit, false).unwrap(), 66, "the upper half");
-        assert_eq!(alloc.alloc(10, AllocKind::Explicit, false).unwrap(), 16, "then from the start");
-        assert_eq!(alloc.alloc(40, AllocKind::Explicit, true).unwrap(), 26, "data takes what is left");
-        assert!(alloc.alloc(1, AllocKind::Explicit, true).is_err(), "the device is full");
+        assert_eq!(alloc.alloc(50, AllocKind::Explicit, Placement::Metadata).unwrap(), 66, "the upper half");
+        assert_eq!(alloc.alloc(10, AllocKind::Explicit, Placement::Metadata).unwrap(), 16, "then from the start");
+        assert_eq!(alloc.alloc(40, AllocKind::Explicit, Placement::Data).unwrap(), 26, "data takes what is left");
+        assert!(alloc.alloc(1, AllocKind::Explicit, Placement::Data).is_err(), "the device is full");
     }
 }

@@ -19,7 +19,11 @@ pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
-pub const FEATURES_RO_COMPAT_KNOWN: u64 = 0;
+pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
+/// Every metadata block is written twice (the pointer's ditto address). An older binary
+/// reads such a pool (it falls back to the ditto already) but would free only the first
+/// copy, so it may not write. `snapfmt` sets it.
+pub const FEATURE_DITTO_METADATA: u64 = 1 << 0;
 
 pub const REGION_BLOCKS: u64 = 64;
 /// Commit slots after the label. Every open reads them all (from a cold cache: the
@@ -130,6 +134,11 @@ impl Label {
             device_bytes,
             created_ns,
         }))
+    }
+
+    /// Metadata blocks are written twice on this pool.
+    pub fn has_ditto_metadata(&self) -> bool {
+        self.features_ro_compat & FEATURE_DITTO_METADATA != 0
     }
 
     pub fn read_only_reason(&self) -> Option<String> {

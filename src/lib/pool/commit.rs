@@ -88,7 +88,7 @@ impl Pool {
         let root_ptr = self.store.write_implicit_block(BlockKind::PoolRoot, &self.root.encode())?;
         let old_root = self.commit.root;
         if !old_root.is_null() {
-            self.store.alloc.defer_free_implicit(old_root.addr.0, old_root.allocated_blocks());
+            self.store.alloc.defer_free_implicit_ptr(&old_root);
         }
         self.store.sync_device()?;
 
@@ -194,7 +194,7 @@ impl Pool {
             if self.retained_between(tree, ptr.birth.0, txg.0) {
                 self.dead_insert(tree, txg, &ptr)?;
             } else {
-                self.store.alloc.defer_free(ptr.addr.0, ptr.allocated_blocks())?;
+                self.store.alloc.defer_free_ptr(&ptr)?;
             }
         }
         Ok(())
@@ -206,7 +206,7 @@ impl Pool {
             let mut old = self.root.space_log;
             while let Some(ptr) = old {
                 let block = SpaceLogBlock::decode(&self.store.read_block(&ptr)?)?;
-                self.store.alloc.defer_free_implicit(ptr.addr.0, ptr.allocated_blocks());
+                self.store.alloc.defer_free_implicit_ptr(&ptr);
                 old = block.prev;
             }
             let all = self.store.alloc.explicit_after_commit();
@@ -266,7 +266,7 @@ impl Pool {
         let block = SpaceLogBlock { txg, prev: head.prev, entries: merged };
         let new_head = self.store.write_implicit_block(BlockKind::SpaceLog, &block.encode())?;
         self.space_log_head = Some((new_head, block));
-        self.store.alloc.defer_free_implicit(head_ptr.addr.0, head_ptr.allocated_blocks());
+        self.store.alloc.defer_free_implicit_ptr(&head_ptr);
         self.root.space_log = Some(new_head);
         Ok(true)
     }

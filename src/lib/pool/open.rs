@@ -119,6 +119,7 @@ impl Pool {
         let usable_start = REGION_BLOCKS;
         let usable_end = region_start(1, label.device_bytes);
         let mut store = Store::new(dev, Allocator::new(usable_start, usable_end), Txg(0), 0);
+        store.ditto_metadata = label.has_ditto_metadata();
         let mut last_error = None;
         for (skipped, commit) in commits.iter().enumerate() {
             match load_root(&mut store, commit) {
@@ -334,13 +335,13 @@ fn replay_space_log(
     }
     let implicit = chain.iter().map(|(p, _)| p).chain(std::iter::once(&commit.root));
     for ptr in implicit {
-        let blocks = ptr.allocated_blocks();
-        if !alloc.free.remove(ptr.addr.0, blocks) || !alloc.implicit_live.insert(ptr.addr.0, blocks) {
-            return Err(Error::corrupt(format!(
-                "{} block {} is also listed as allocated in the space log",
-                ptr.kind.name(),
-                ptr.addr.0
-            )));
+        for (start, blocks) in ptr.extents() {
+            if !alloc.free.remove(start, blocks) || !alloc.implicit_live.insert(start, blocks) {
+                return Err(Error::corrupt(format!(
+                    "{} block {start} is also listed as allocated in the space log",
+                    ptr.kind.name(),
+                )));
+            }
         }
     }
     Ok(chain.into_iter().next())
@@ -362,7 +363,7 @@ pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool
             version: FORMAT_VERSION,
             index,
             features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS,
-            features_ro_compat: 0,
+            features_ro_compat: crate::format::label::FEATURE_DITTO_METADATA,
             features_compat: 0,
             pool_guid,
             device_bytes,
@@ -381,6 +382,7 @@ pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool
     alloc.free.insert(usable_start, usable_end - usable_start);
     let mut store = Store::new(dev, alloc, Txg(1), options.config.compression_level as i32);
     store.txg = Txg(1);
+    store.ditto_metadata = label.has_ditto_metadata();
     let root = PoolRoot {
         txg: Txg(0),
         time_ns: created_ns,

@@ -21,7 +21,7 @@ impl Pool {
         super::commit::corrupt_if(previous.is_some(), || {
             format!("block {} was killed twice in txg {}", ptr.addr.0, death.0)
         })?;
-        self.root.dead_bytes += ptr.allocated_blocks() * BLOCK_BYTES;
+        self.root.dead_bytes += ptr.footprint_blocks() * BLOCK_BYTES;
         Ok(())
     }
 
@@ -78,7 +78,7 @@ impl Pool {
         }
         for (k, ptr) in doomed {
             self.dead_table.remove(&mut self.store, &k)?;
-            self.store.alloc.defer_free(ptr.addr.0, ptr.allocated_blocks())?;
+            self.store.alloc.defer_free_ptr(&ptr)?;
             self.uncount_dead(&ptr)?;
         }
         Ok(())
@@ -89,7 +89,7 @@ impl Pool {
         self.root.dead_bytes = self
             .root
             .dead_bytes
-            .checked_sub(ptr.allocated_blocks() * BLOCK_BYTES)
+            .checked_sub(ptr.footprint_blocks() * BLOCK_BYTES)
             .ok_or_else(|| Error::corrupt("the pool root counts fewer dead bytes than the dead index holds"))?;
         Ok(())
     }
