@@ -148,6 +148,18 @@ enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// Read every copy of every block, verify it, and rewrite bad metadata copies from
+    /// good ones; name the files and snapshots that damage beyond repair affects.
+    Scrub {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Report only: rewrite nothing (opens the device read-only).
+        #[arg(short = 'n', long = "no-repair")]
+        no_repair: bool,
+        /// Block device or image file.
+        device: String,
+    },
     /// Print labels, commit records, the pool root and tree nodes (for debugging).
     Dump {
         /// Also print the nodes of every file tree.
@@ -366,6 +378,7 @@ fn run(command: Command) -> Result<()> {
                 Err(Error::corrupt(format!("{} problems found", report.problems.len())))
             }
         }
+        Command::Scrub { json, no_repair, device } => scrub(&device, json, no_repair),
         Command::Dump { files, device } => {
             let mut pool = open(&device, OpenMode::Read)?;
             stdout_write(&snapfs::dump::dump_pool(&mut pool, files)?)
@@ -564,4 +577,82 @@ fn history(pool: &mut Pool, json: bool) -> Result<()> {
         text
     };
     stdout_write(&text)
+}
+
+fn scrub(device: &str, json: bool, no_repair: bool) -> Result<()> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use snapfs::scrub::{ScrubOptions, scrub_pool};
+    let mut pool = open(device, if no_repair { OpenMode::Read } else { OpenMode::Write })?;
+    // Drawn only when standard error is a terminal.
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "scrub {msg:8} {binary_bytes:>10} / {binary_total_bytes} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
+    )
+    .expect("a valid template");
+    bar.set_style(style);
+    let report = scrub_pool(&mut pool, ScrubOptions { repair: !no_repair }, &mut |p| {
+        bar.set_message(p.phase);
+        if p.phase == "data" {
+            bar.set_length(p.total_bytes);
+            bar.set_position(p.done_bytes);
+        }
+    })?;
+    bar.finish_and_clear();
+    if json {
+        stdout_write(&format!("{}\n", report.to_json()))?;
+    } else {
+        print_scrub(&report);
+    }
+    if report.is_clean() {
+        return Ok(());
+    }
+    let lost = report.unrecoverable();
+    Err(if lost > 0 {
+        Error::corrupt(format!(
+            "{lost} blocks have no good copy left: what is named above cannot be read; restore it from a replica or a backup"
+        ))
+    } else if !report.problems.is_empty() {
+        Error::corrupt(format!("{} structures verified but do not decode", report.problems.len()))
+    } else {
+        Error::corrupt(format!(
+            "{} damaged copies found and left as they are (-n): every block still has a good copy; run `snapctl scrub {device}` to rewrite them",
+            report.damage.len() + report.labels_damaged.len()
+        ))
+    })
+}
+
+fn print_scrub(report: &snapfs::scrub::ScrubReport) {
+    for d in &report.damage {
+        let copy = if d.copy == 0 { String::new() } else { format!(" copy {} (at block {})", d.copy, d.copy_block) };
+        let outcome = if d.repaired {
+            "rewritten from a good copy".to_string()
+        } else if d.recoverable {
+            "another copy is good: reads are unaffected".to_string()
+        } else {
+            let more = d.files_total.saturating_sub(d.files.len());
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            format!("no good copy; affects {}; files: {}{more}", d.affects.join(", "), d.files.join(", "))
+        };
+        println!("damage: {} block {}{copy}, born in txg {}: {}: {outcome}", d.kind, d.block, d.birth, d.error);
+    }
+    for label in &report.labels_damaged {
+        let outcome = if report.labels_repaired { "rewritten from the good one" } else { "the other label is good" };
+        println!("damage: {label}: {outcome}");
+    }
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    let rate = report.bytes_verified as f64 / report.seconds.max(1e-6);
+    println!(
+        "{PROGRAM}: scrub {}: {} copies verified ({}) in {:.2} s ({}/s): {} metadata blocks, {} data blocks; {} copies repaired, {} blocks without a good copy",
+        if report.is_clean() { "clean" } else { "FOUND DAMAGE" },
+        report.blocks_verified,
+        human_bytes(report.bytes_verified),
+        report.seconds,
+        human_bytes(rate as u64),
+        report.metadata_blocks,
+        report.data_blocks,
+        report.repaired(),
+        report.unrecoverable(),
+    );
 }

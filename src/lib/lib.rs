@@ -10,7 +10,7 @@
 //! - `pool`: open, format, commit, retention of snapshots and history;
 //! - `fs`: inodes, directories, records; `sync` and `export`;
 //! - `stream`: replication streams, full and incremental (docs/STREAM.md);
-//! - `check`, `dump`: offline verification and inspection.
+//! - `check`, `scrub`, `dump`: offline verification, repair of bad copies, inspection.
 
 pub mod alloc;
 pub mod block;
@@ -23,6 +23,7 @@ pub mod error;
 pub mod format;
 pub mod fs;
 pub mod pool;
+pub mod scrub;
 pub mod store;
 pub mod stream;
 pub mod tree;

@@ -1,0 +1,188 @@
+//! The scrub's entry point and what it reports.
+
+use super::metadata::MetadataPass;
+use super::{blame, data};
+use crate::block::{BLOCK_BYTES, BlockPtr, blocks_for};
+use crate::error::Result;
+use crate::pool::Pool;
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ScrubOptions {
+    /// Rewrite bad copies from good ones (needs the pool open for writing).
+    pub repair: bool,
+}
+
+/// Where a scrub is, for a progress bar.
+#[derive(Clone, Copy, Debug)]
+pub struct ScrubProgress {
+    pub phase: &'static str,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// One bad copy of a block.
+#[derive(Clone, Debug)]
+pub struct Damage {
+    pub kind: &'static str,
+    /// The block's first copy: how it is named everywhere else.
+    pub block: u64,
+    /// The bad copy: 1 for the first, 2 for the ditto.
+    pub copy: usize,
+    pub copy_block: u64,
+    pub birth: u64,
+    pub error: String,
+    /// Another copy is good: reads are unaffected.
+    pub recoverable: bool,
+    pub repaired: bool,
+    /// Heads, snapshots and retained commits that reach the block.
+    pub affects: Vec<String>,
+    /// Files whose bytes it held (at most 100 listed; `files_total` counts them all).
+    pub files: Vec<String>,
+    pub files_total: usize,
+}
+
+impl Damage {
+    pub fn new(
+        ptr: &BlockPtr,
+        index: usize,
+        copy_block: crate::block::BlockAddr,
+        error: String,
+        recoverable: bool,
+    ) -> Damage {
+        Damage {
+            kind: ptr.kind.name(),
+            block: ptr.addr.0,
+            copy: index + 1,
+            copy_block: copy_block.0,
+            birth: ptr.birth.0,
+            error,
+            recoverable,
+            repaired: false,
+            affects: Vec::new(),
+            files: Vec::new(),
+            files_total: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ScrubReport {
+    /// Copies read and verified, and their bytes.
+    pub blocks_verified: u64,
+    pub bytes_verified: u64,
+    pub metadata_blocks: u64,
+    pub data_blocks: u64,
+    pub damage: Vec<Damage>,
+    /// Labels that were bad (rewritten from the good one when repairing).
+    pub labels_damaged: Vec<String>,
+    pub labels_repaired: bool,
+    /// Structures that verified but did not decode: check's business, reported here too.
+    pub problems: Vec<String>,
+    pub seconds: f64,
+}
+
+impl ScrubReport {
+    /// Blocks none of whose copies is good.
+    pub fn unrecoverable(&self) -> usize {
+        let lost: std::collections::HashSet<u64> =
+            self.damage.iter().filter(|d| !d.recoverable).map(|d| d.block).collect();
+        lost.len()
+    }
+
+    pub fn repaired(&self) -> usize {
+        self.damage.iter().filter(|d| d.repaired).count()
+    }
+
+    /// Nothing is damaged now: every bad copy (and label) was rewritten.
+    pub fn is_clean(&self) -> bool {
+        self.damage.iter().all(|d| d.repaired)
+            && (self.labels_damaged.is_empty() || self.labels_repaired)
+            && self.problems.is_empty()
+    }
+
+    pub fn to_json(&self) -> Value {
+        let damage: Vec<Value> = self
+            .damage
+            .iter()
+            .map(|d| {
+                json!({
+                    "kind": d.kind, "block": d.block, "copy": d.copy, "copy_block": d.copy_block,
+                    "birth_txg": d.birth, "error": d.error, "recoverable": d.recoverable,
+                    "repaired": d.repaired, "affects": d.affects, "files": d.files, "files_total": d.files_total,
+                })
+            })
+            .collect();
+        json!({
+            "clean": self.is_clean(),
+            "blocks_verified": self.blocks_verified,
+            "bytes_verified": self.bytes_verified,
+            "metadata_blocks": self.metadata_blocks,
+            "data_blocks": self.data_blocks,
+            "seconds": self.seconds,
+            "repaired": self.repaired(),
+            "unrecoverable": self.unrecoverable(),
+            "damage": damage,
+            "labels_damaged": self.labels_damaged,
+            "labels_repaired": self.labels_repaired,
+            "problems": self.problems,
+        })
+    }
+}
+
+/// An error as a damage line says it (without "corrupt pool:", which the line implies).
+pub fn describe(e: crate::error::Error) -> String {
+    match e {
+        crate::error::Error::Corrupt { what } => what,
+        other => other.to_string(),
+    }
+}
+
+/// Reads and verifies every copy of every reachable block; repairs what it can.
+pub fn scrub_pool(
+    pool: &mut Pool,
+    options: ScrubOptions,
+    progress: &mut dyn FnMut(&ScrubProgress),
+) -> Result<ScrubReport> {
+    let started = std::time::Instant::now();
+    pool.store.flush_buffer()?;
+    let mut pass = MetadataPass::new(pool);
+    pass.verify_labels();
+    let roots = pass.roots();
+    for (i, root) in roots.iter().enumerate() {
+        progress(&ScrubProgress { phase: "metadata", done_bytes: i as u64, total_bytes: roots.len() as u64 });
+        pass.walk(root);
+    }
+    let MetadataPass { mut report, mut data, repairs, .. } = pass;
+    report.data_blocks = data.len() as u64;
+
+    let total_bytes: u64 = data.iter().map(|p| p.stored_bytes as u64).sum();
+    let mut done_bytes = 0;
+    let usable = (pool.store.alloc.usable_start, pool.store.alloc.usable_end);
+    let bad = data::verify(pool.store.dev.as_ref(), &mut data, usable, &mut |bytes| {
+        done_bytes += bytes;
+        progress(&ScrubProgress { phase: "data", done_bytes, total_bytes });
+    });
+    report.blocks_verified += data.len() as u64 - bad.len() as u64;
+    report.bytes_verified += done_bytes;
+    for (ptr, error) in bad {
+        report.damage.push(Damage::new(&ptr, 0, ptr.addr, error, false));
+    }
+    if report.unrecoverable() > 0 {
+        blame::blame(pool, &roots, &mut report.damage);
+    }
+    if options.repair && !repairs.is_empty() {
+        for (addr, stored) in &repairs {
+            let mut padded = stored.clone();
+            padded.resize((blocks_for(stored.len() as u64) * BLOCK_BYTES) as usize, 0);
+            pool.store.dev.write_at(addr.byte_offset(), &padded)?;
+        }
+        pool.store.dev.flush()?;
+        for d in report.damage.iter_mut().filter(|d| d.recoverable) {
+            d.repaired = true;
+        }
+        report.labels_repaired = true;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
