@@ -608,16 +608,20 @@ fn scrub(device: &str, json: bool, no_repair: bool) -> Result<()> {
     }
     let lost = report.unrecoverable();
     Err(if lost > 0 {
-        Error::corrupt(format!(
-            "{lost} blocks have no good copy left: what is named above cannot be read; restore it from a replica or a backup"
-        ))
+        Error::Damaged {
+            what: format!(
+                "{lost} blocks have no good copy left: what is named above cannot be read; restore it from a replica or a backup"
+            ),
+        }
     } else if !report.problems.is_empty() {
         Error::corrupt(format!("{} structures verified but do not decode", report.problems.len()))
     } else {
-        Error::corrupt(format!(
-            "{} damaged copies found and left as they are (-n): every block still has a good copy; run `snapctl scrub {device}` to rewrite them",
-            report.damage.len() + report.labels_damaged.len()
-        ))
+        Error::Damaged {
+            what: format!(
+                "{} damaged copies found and left as they are (-n): every block still has a good copy; run `snapctl scrub {device}` to rewrite them",
+                report.damage.len() + report.labels_damaged.len()
+            ),
+        }
     })
 }
 

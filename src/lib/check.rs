@@ -97,6 +97,12 @@ impl Checker {
 }
 
 pub fn check_pool(pool: &mut Pool) -> Result<CheckReport> {
+    check_pool_with_inventory(pool).map(|(report, _)| report)
+}
+
+/// `check_pool`, and every block pointer it reached (once per block): what the
+/// corruption injector of `snaptorture` aims at, found independently of `scrub`.
+pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<BlockPtr>)> {
     let mut c = Checker {
         report: CheckReport::default(),
         referenced: HashMap::new(),
@@ -149,7 +155,8 @@ pub fn check_pool(pool: &mut Pool) -> Result<CheckReport> {
     }
     c.report.referenced_blocks = c.referenced.values().map(|(p, _)| p.footprint_blocks()).sum();
     c.report.free_blocks = pool.store.alloc.free.blocks();
-    Ok(c.report)
+    let inventory = c.referenced.into_values().map(|(ptr, _)| ptr).collect();
+    Ok((c.report, inventory))
 }
 
 fn verify(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, owner: &str) -> Option<Vec<u8>> {

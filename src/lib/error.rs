@@ -14,6 +14,8 @@ pub enum Error {
     Io { context: String, source: io::Error },
     /// Bytes read from the device are not what the format allows.
     Corrupt { what: String },
+    /// A scrub found damage; the report printed before says where and what to do.
+    Damaged { what: String },
     /// The device holds no snapfs pool.
     NotSnapfs { device: String, found: String },
     /// The pool was written by a newer snapfs, or uses features this binary lacks.
@@ -64,10 +66,22 @@ impl Error {
         Error::Refused { what: what.into(), hint: hint.into() }
     }
 
+    /// Names the file whose read met a damaged block ("@snap:/path: checksum mismatch ...").
+    pub fn in_file(self, file: &str) -> Error {
+        match self {
+            Error::Corrupt { what } => Error::Corrupt { what: format!("{file}: {what}") },
+            other => other,
+        }
+    }
+
     /// A line that tells the operator what to do next, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Corrupt { .. } => Some("run `snapctl check DEVICE` to see the extent of the damage".into()),
+            Error::Corrupt { .. } => Some(
+                "run `snapctl scrub DEVICE`: it finds every damaged block, names the files and snapshots \
+                 each affects, and rewrites bad metadata copies from good ones"
+                    .into(),
+            ),
             Error::NotSnapfs { .. } => Some("format it first with `snapfmt DEVICE`".into()),
             Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
             Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),
@@ -100,7 +114,7 @@ impl Error {
             Error::NotFound { .. } | Error::Exists { .. } => 3,
             Error::InUse { .. } => 4,
             Error::NoSpace { .. } => 5,
-            Error::Corrupt { .. } => 6,
+            Error::Corrupt { .. } | Error::Damaged { .. } => 6,
             Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => 7,
             Error::Io { .. } => 1,
             Error::Stream { .. } => 8,
@@ -113,6 +127,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Corrupt { what } => write!(f, "corrupt pool: {what}"),
+            Error::Damaged { what } => write!(f, "damaged pool: {what}"),
             Error::NotSnapfs { device, found } => write!(f, "{device} holds no snapfs pool ({found})"),
             Error::Unsupported { what } => write!(f, "{what}"),
             Error::InUse { device, holder } => write!(f, "{device} is in use by {holder}"),

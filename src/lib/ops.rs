@@ -177,7 +177,7 @@ pub fn cat(pool: &mut Pool, spec: &PathSpec, out: &mut dyn Write) -> Result<()> 
         }
         let mut at = 0;
         while at < inode.size {
-            let chunk = fs.read(ino, at, 4 * RECORD_BYTES)?;
+            let chunk = fs.read(ino, at, 4 * RECORD_BYTES).map_err(|e| e.in_file(&spec.describe()))?;
             if chunk.is_empty() {
                 break;
             }

@@ -156,6 +156,11 @@ impl Device for FileDevice {
         Some(std::sync::Arc::new(FileReader { file, name: self.name.clone() }))
     }
 
+    fn direct_reader(&self) -> Option<std::sync::Arc<dyn super::SharedReader>> {
+        let file = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&self.name).ok()?;
+        Some(std::sync::Arc::new(FileReader { file, name: self.name.clone() }))
+    }
+
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, offset)

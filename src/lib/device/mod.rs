@@ -31,6 +31,13 @@ pub trait Device: Send {
     fn shared_reader(&self) -> Option<std::sync::Arc<dyn SharedReader>> {
         None
     }
+    /// A reader that bypasses the page cache (O_DIRECT), for reading most of a pool once
+    /// as scrub does: no copy through the cache, and nothing others cache is evicted.
+    /// Its offsets, lengths and buffers must be multiples of 4096. None if the device
+    /// cannot give one (memory, or a file system without O_DIRECT such as tmpfs).
+    fn direct_reader(&self) -> Option<std::sync::Arc<dyn SharedReader>> {
+        None
+    }
 }
 
 pub trait SharedReader: Send + Sync {

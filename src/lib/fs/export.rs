@@ -140,7 +140,7 @@ impl<'f, 'a> Exporter<'f, 'a> {
             .open(path)
             .map_err(|e| io_error(path, "create", e))?;
         for (index, record) in self.fs.records(ino)? {
-            let data = self.fs.read_record(&record)?;
+            let data = self.fs.read_record(&record).map_err(|e| e.in_file(&path.display().to_string()))?;
             let offset = index * RECORD_BYTES;
             let keep = inode.size.saturating_sub(offset).min(data.len() as u64) as usize;
             file.write_all_at(&data[..keep], offset).map_err(|e| io_error(path, "write", e))?;

@@ -2,9 +2,11 @@
 //! head, snapshots, retained commits, a saved partial receive), every node below them,
 //! each copy verified on its own. Collects the file data blocks for the data pass.
 
-use super::report::{Damage, ScrubReport};
+use super::reader::{Extent, read_extents};
+use super::report::{Damage, ScrubReport, describe};
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockAddr, BlockPtr};
+use crate::checksum::blake3;
 use crate::compress;
 use crate::format::label::{Label, region_start};
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
@@ -12,6 +14,7 @@ use crate::fs::inode::ItemKind;
 use crate::fs::record::Record;
 use crate::pool::Pool;
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 /// What a root holds, which decides how its blocks are decoded.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,19 @@ pub struct Root {
     pub owner: String,
     pub ptr: BlockPtr,
     pub kind: RootKind,
+}
+
+/// Nodes read together at most: bounds the memory a level of a large tree takes.
+const NODES_PER_BATCH: usize = 2048;
+
+/// A copy's stored bytes, verified, or what was wrong with it.
+type CopyResult = std::result::Result<Vec<u8>, String>;
+
+/// A tree node still to read, and whose tree it is (an index into the roots).
+struct Pending {
+    ptr: BlockPtr,
+    kind: TreeKind,
+    owner: usize,
 }
 
 pub struct MetadataPass<'p> {
@@ -131,36 +147,122 @@ impl<'p> MetadataPass<'p> {
                     }
                 }
             }
-            RootKind::Tree(kind) => self.walk_tree(&root.ptr, kind, &root.owner),
+            // Walked all together by `walk_trees`.
+            RootKind::Tree(_) => {}
         }
     }
 
-    fn walk_tree(&mut self, root: &BlockPtr, kind: TreeKind, owner: &str) {
-        let mut stack = vec![*root];
-        while let Some(ptr) = stack.pop() {
-            if !self.seen.insert(ptr.addr.0) {
-                continue;
-            }
-            let Some(bytes) = self.verify(&ptr, owner) else { continue };
-            let node = match EncodedNode::decode(&bytes, kind, ptr.level) {
-                Ok(node) => node,
-                Err(e) => {
-                    self.report.problems.push(format!("{owner}: {e} (block {})", ptr.addr.0));
-                    continue;
+    /// Every tree at once, level by level: each level's nodes (all copies) are read in
+    /// address order by several threads, then decoded here.
+    pub fn walk_trees(&mut self, roots: &[Root]) {
+        let mut frontier: Vec<Pending> = Vec::new();
+        for (owner, root) in roots.iter().enumerate() {
+            if let RootKind::Tree(kind) = root.kind {
+                if self.seen.insert(root.ptr.addr.0) {
+                    frontier.push(Pending { ptr: root.ptr, kind, owner });
                 }
-            };
-            match node.body {
-                NodeBody::Internal(children) => stack.extend(children.into_iter().rev().map(|(_, child)| child)),
-                NodeBody::Leaf(entries) if kind == TreeKind::Files => {
-                    for (key, value) in entries {
-                        if key.get(8) == Some(&(ItemKind::Record as u8)) {
-                            self.collect_record(&value, owner);
-                        }
-                    }
-                }
-                NodeBody::Leaf(_) => {}
             }
         }
+        while !frontier.is_empty() {
+            frontier.sort_unstable_by_key(|p| p.ptr.addr.0);
+            let mut next = Vec::new();
+            for batch in frontier.chunks(NODES_PER_BATCH) {
+                let copies = self.read_copies(batch);
+                for (pending, copies) in batch.iter().zip(copies) {
+                    let owner = &roots[pending.owner].owner;
+                    if let Some(bytes) = self.judge(&pending.ptr, copies, owner) {
+                        self.visit_node(pending, &bytes, owner, &mut next);
+                    }
+                }
+            }
+            frontier = next;
+        }
+    }
+
+    fn visit_node(&mut self, pending: &Pending, bytes: &[u8], owner: &str, next: &mut Vec<Pending>) {
+        let node = match EncodedNode::decode(bytes, pending.kind, pending.ptr.level) {
+            Ok(node) => node,
+            Err(e) => {
+                self.report.problems.push(format!("{owner}: {e} (block {})", pending.ptr.addr.0));
+                return;
+            }
+        };
+        match node.body {
+            NodeBody::Internal(children) => {
+                for (_, ptr) in children {
+                    if self.seen.insert(ptr.addr.0) {
+                        next.push(Pending { ptr, kind: pending.kind, owner: pending.owner });
+                    }
+                }
+            }
+            NodeBody::Leaf(entries) if pending.kind == TreeKind::Files => {
+                for (key, value) in entries {
+                    if key.get(8) == Some(&(ItemKind::Record as u8)) {
+                        self.collect_record(&value, owner);
+                    }
+                }
+            }
+            NodeBody::Leaf(_) => {}
+        }
+    }
+
+    /// Reads and verifies every copy of a batch of blocks: per block, per copy, the
+    /// stored bytes or what was wrong.
+    fn read_copies(&mut self, batch: &[Pending]) -> Vec<Vec<(BlockAddr, CopyResult)>> {
+        let (start, end) = (self.pool.store.alloc.usable_start, self.pool.store.alloc.usable_end);
+        let mut results: Vec<Vec<(BlockAddr, CopyResult)>> = Vec::with_capacity(batch.len());
+        let mut wanted: Vec<(Extent, usize, usize)> = Vec::new();
+        for (item, pending) in batch.iter().enumerate() {
+            let ptr = &pending.ptr;
+            let mut copies = Vec::new();
+            for (copy, addr) in ptr.copies().enumerate() {
+                let blocks = ptr.allocated_blocks();
+                if addr.0 < start || addr.0.checked_add(blocks).is_none_or(|e| e > end) {
+                    let what =
+                        format!("{} block pointer to block {} lies outside the data area", ptr.kind.name(), addr.0);
+                    copies.push((addr, Err(what)));
+                } else {
+                    copies.push((addr, Err(String::new())));
+                    wanted.push((Extent { start: addr.0, blocks }, item, copy));
+                }
+            }
+            results.push(copies);
+        }
+        wanted.sort_unstable_by_key(|(extent, _, _)| extent.start);
+        let extents: Vec<Extent> = wanted.iter().map(|(extent, _, _)| *extent).collect();
+        let slots: Vec<Mutex<Option<CopyResult>>> = (0..wanted.len()).map(|_| Mutex::new(None)).collect();
+        read_extents(
+            self.pool.store.dev.as_ref(),
+            &extents,
+            &|i, bytes| {
+                let (_, item, _) = wanted[i];
+                let ptr = &batch[item].ptr;
+                let verdict = match bytes {
+                    Ok(bytes) => {
+                        let stored = &bytes[..ptr.stored_bytes as usize];
+                        if blake3(stored) == ptr.checksum {
+                            Ok(stored.to_vec())
+                        } else {
+                            Err(format!(
+                                "checksum mismatch in {} block at block {} (born in txg {}, {} bytes)",
+                                ptr.kind.name(),
+                                extents[i].start,
+                                ptr.birth.0,
+                                ptr.stored_bytes
+                            ))
+                        }
+                    }
+                    Err(e) => Err(describe(e)),
+                };
+                *slots[i].lock().expect("no reader panics holding it") = Some(verdict);
+            },
+            &mut |_| {},
+        );
+        for ((_, item, copy), slot) in wanted.into_iter().zip(slots) {
+            let verdict = slot.into_inner().expect("readers finished");
+            results[item][copy].1 = verdict.unwrap_or_else(|| Err("not read".into()));
+        }
+        results
     }
 
     fn collect_record(&mut self, value: &[u8], owner: &str) {
@@ -176,19 +278,27 @@ impl<'p> MetadataPass<'p> {
         }
     }
 
-    /// Verifies each copy of a metadata block; returns its logical bytes from a good
-    /// copy, or None if no copy is good (then its children cannot be reached).
+    /// Verifies each copy of a metadata block, one after the other (for the few blocks
+    /// outside the trees).
     fn verify(&mut self, ptr: &BlockPtr, owner: &str) -> Option<Vec<u8>> {
+        let store = &self.pool.store;
+        let copies = ptr.copies().map(|addr| (addr, store.read_copy(addr, ptr).map_err(describe))).collect();
+        self.judge(ptr, copies, owner)
+    }
+
+    /// Records what the copies of a block showed; returns its logical bytes from a good
+    /// copy, or None if no copy is good (then what it points to cannot be reached).
+    fn judge(&mut self, ptr: &BlockPtr, copies: Vec<(BlockAddr, CopyResult)>, owner: &str) -> Option<Vec<u8>> {
         let mut good: Option<Vec<u8>> = None;
         let mut bad = Vec::new();
-        for (index, addr) in ptr.copies().enumerate() {
-            match self.pool.store.read_copy(addr, ptr) {
+        for (index, (addr, result)) in copies.into_iter().enumerate() {
+            match result {
                 Ok(bytes) => {
                     self.report.blocks_verified += 1;
                     self.report.bytes_verified += bytes.len() as u64;
                     good.get_or_insert(bytes);
                 }
-                Err(e) => bad.push((index, addr, super::report::describe(e))),
+                Err(error) => bad.push((index, addr, error)),
             }
         }
         self.report.metadata_blocks += 1;

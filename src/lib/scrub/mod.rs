@@ -10,6 +10,7 @@
 mod blame;
 mod data;
 mod metadata;
+mod reader;
 mod report;
 
 pub use report::{Damage, ScrubOptions, ScrubProgress, ScrubReport, scrub_pool};

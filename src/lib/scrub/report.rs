@@ -80,6 +80,8 @@ pub struct ScrubReport {
     /// Structures that verified but did not decode: check's business, reported here too.
     pub problems: Vec<String>,
     pub seconds: f64,
+    /// Of which the metadata pass (with opening nothing: the pool is open already).
+    pub metadata_seconds: f64,
 }
 
 impl ScrubReport {
@@ -120,6 +122,7 @@ impl ScrubReport {
             "metadata_blocks": self.metadata_blocks,
             "data_blocks": self.data_blocks,
             "seconds": self.seconds,
+            "metadata_seconds": self.metadata_seconds,
             "repaired": self.repaired(),
             "unrecoverable": self.unrecoverable(),
             "damage": damage,
@@ -149,14 +152,16 @@ pub fn scrub_pool(
     let mut pass = MetadataPass::new(pool);
     pass.verify_labels();
     let roots = pass.roots();
-    for (i, root) in roots.iter().enumerate() {
-        progress(&ScrubProgress { phase: "metadata", done_bytes: i as u64, total_bytes: roots.len() as u64 });
+    progress(&ScrubProgress { phase: "metadata", done_bytes: 0, total_bytes: 0 });
+    for root in &roots {
         pass.walk(root);
     }
+    pass.walk_trees(&roots);
     let MetadataPass { mut report, mut data, repairs, .. } = pass;
+    report.metadata_seconds = started.elapsed().as_secs_f64();
     report.data_blocks = data.len() as u64;
 
-    let total_bytes: u64 = data.iter().map(|p| p.stored_bytes as u64).sum();
+    let total_bytes: u64 = data.iter().map(|p| p.allocated_blocks() * BLOCK_BYTES).sum();
     let mut done_bytes = 0;
     let usable = (pool.store.alloc.usable_start, pool.store.alloc.usable_end);
     let bad = data::verify(pool.store.dev.as_ref(), &mut data, usable, &mut |bytes| {
@@ -164,7 +169,8 @@ pub fn scrub_pool(
         progress(&ScrubProgress { phase: "data", done_bytes, total_bytes });
     });
     report.blocks_verified += data.len() as u64 - bad.len() as u64;
-    report.bytes_verified += done_bytes;
+    let stored = |ptrs: &mut dyn Iterator<Item = &BlockPtr>| ptrs.map(|p| p.stored_bytes as u64).sum::<u64>();
+    report.bytes_verified += stored(&mut data.iter()) - stored(&mut bad.iter().map(|(p, _)| p));
     for (ptr, error) in bad {
         report.damage.push(Damage::new(&ptr, 0, ptr.addr, error, false));
     }
