@@ -143,3 +143,97 @@ fn stdout_bytes(cmd: &mut assert_cmd::Command) -> Vec<u8> {
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
+
+#[test]
+fn a_commit_that_starts_always_finds_the_space_it_needs() {
+    // Goal: whatever a transaction did before its commit, the commit itself never runs
+    // out of space: a full pool refuses the file data that would not leave room, never
+    // the metadata the commit writes (dirty nodes, dead-index entries, both copies).
+    // Method: on a small in-memory pool, random rounds of writes, overwrites under
+    // snapshots, removals and destroys; a round whose writes failed with "device full"
+    // is dropped (the pool reopened, as a failed command leaves it); every other round's
+    // commit must succeed, and check stays clean.
+    use snapfs::device::{MemoryDevice, OpenMode};
+    use snapfs::error::Error;
+    use snapfs::fs::{Inode, ROOT_INO, Timespec};
+    use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
+    let mut options = FormatOptions::default();
+    options.config.compression_level = 0;
+    options.config.history_seconds = 0;
+    let pool = format_pool(Box::new(MemoryDevice::new(24 * MIB)), &options).unwrap();
+    let mut image = vec![0u8; 24 * MIB as usize];
+    pool.store.dev.read_at(0, &mut image).unwrap();
+    drop(pool);
+    let open = |image: &[u8]| {
+        let mut dev = MemoryDevice::new(image.len() as u64);
+        dev.bytes = image.to_vec();
+        Pool::open(Box::new(dev), OpenMode::Write).unwrap()
+    };
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let (mut full_rounds, mut committed, mut was_full) = (0, 0, false);
+    for round in 0..120u64 {
+        let mut pool = open(&image);
+        let result = (|| -> snapfs::Result<()> {
+            if was_full {
+                // Make room with metadata-only work, as an operator would: on a full pool.
+                let snapshots: Vec<String> = pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| s.name.clone()).collect();
+                if let Some(oldest) = snapshots.first() {
+                    pool.destroy_snapshot(LIVE_TREE_ID, oldest)?;
+                }
+                let mut fs = pool.live(LIVE_TREE_ID)?;
+                for entry in fs.readdir(ROOT_INO)?.into_iter().take(1000) {
+                    fs.unlink(ROOT_INO, &entry.name)?;
+                }
+                return Ok(());
+            }
+            let mut fs = pool.live(LIVE_TREE_ID)?;
+            for _ in 0..1 + rand(40) {
+                let name = format!("f{}", rand(200));
+                let ino = match fs.lookup(ROOT_INO, name.as_bytes())? {
+                    Some(e) => e.ino,
+                    None => fs.create(ROOT_INO, name.as_bytes(), Inode::new(0o100644, Timespec::default()))?,
+                };
+                if rand(4) == 0 {
+                    fs.unlink(ROOT_INO, name.as_bytes())?;
+                } else {
+                    fs.write_at(ino, rand(300_000), &noise(rand(400_000) as usize, round))?;
+                }
+            }
+            // Many small files dirty many tree nodes: metadata the commit must find room for.
+            for i in 0..rand(1500) {
+                let name = format!("e{round}-{i}");
+                let ino = fs.create(ROOT_INO, name.as_bytes(), Inode::new(0o100644, Timespec::default()))?;
+                fs.write_at(ino, 0, &noise(100, i))?;
+            }
+            if rand(3) == 0 {
+                pool.create_snapshot(LIVE_TREE_ID, &format!("s{round}"))?;
+            }
+            let snapshots: Vec<String> = pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| s.name.clone()).collect();
+            if snapshots.len() > 4 {
+                pool.destroy_snapshot(LIVE_TREE_ID, &snapshots[rand(snapshots.len() as u64) as usize])?;
+            }
+            Ok(())
+        })();
+        match result {
+            Err(Error::NoSpace { .. }) if !was_full => {
+                full_rounds += 1;
+                was_full = true;
+                continue;
+            }
+            Err(e) => panic!("round {round}: {e}"),
+            Ok(()) => {}
+        }
+        pool.commit().unwrap_or_else(|e| panic!("round {round}: the commit failed after its writes went in: {e}"));
+        committed += 1;
+        was_full = false;
+        assert!(snapfs::check::check_pool(&mut pool).unwrap().is_clean(), "round {round}");
+        pool.store.dev.read_at(0, &mut image).unwrap();
+    }
+    assert!(full_rounds > 10 && committed > 20, "{full_rounds} rounds hit a full pool, {committed} committed");
+}

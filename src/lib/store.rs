@@ -45,6 +45,9 @@ pub enum Owner {
 /// bounded whatever the stream's size.
 const STAGING_REPLACED_MAX: usize = 1 << 20;
 
+/// What a dead-index entry costs a commit at most: its key, value and share of a node.
+const DEAD_ENTRY_BYTES: u64 = 128;
+
 /// Contiguous writes are gathered up to this size, so a copy-in writes in large requests.
 const WRITE_BUFFER_BYTES: usize = 8 << 20;
 
@@ -272,6 +275,19 @@ impl Store {
         (0..self.buffers.len()).try_for_each(|index| self.flush_one(index))
     }
 
+    /// The commit will write `bytes` more of metadata (in each copy): see
+    /// `Allocator::metadata_pending_bytes`.
+    pub fn expect_metadata(&mut self, bytes: u64) {
+        let copies = if self.ditto_metadata { 2 } else { 1 };
+        self.alloc.metadata_pending_bytes += bytes * copies;
+    }
+
+    /// Metadata expected before has been written (or will not be).
+    pub fn metadata_written(&mut self, bytes: u64) {
+        let copies = if self.ditto_metadata { 2 } else { 1 };
+        self.alloc.metadata_pending_bytes = self.alloc.metadata_pending_bytes.saturating_sub(bytes * copies);
+    }
+
     /// The block is no longer referenced by the head of its tree.
     pub fn kill(&mut self, owner: Owner, ptr: &BlockPtr) -> Result<()> {
         assert!(ptr.birth <= self.txg);
@@ -296,6 +312,8 @@ impl Store {
         match owner {
             Owner::Meta | Owner::Staging { .. } => self.alloc.defer_free_ptr(ptr),
             Owner::Files(tree) => {
+                // Its dead-index entry, or its free, is written by the commit.
+                self.expect_metadata(DEAD_ENTRY_BYTES);
                 self.file_kills.push((tree, *ptr));
                 Ok(())
             }

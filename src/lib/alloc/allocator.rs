@@ -41,6 +41,10 @@ pub struct Allocator {
     pub reserve_blocks: u64,
     /// True while a commit writes metadata: it may use the reserve.
     pub committing: bool,
+    /// Metadata the running transaction's commit will write, as far as it is known
+    /// (dirty tree nodes at their largest, dead-index entries, every copy): file data
+    /// leaves room for it, so that a commit, once started, finds the space it needs.
+    pub metadata_pending_bytes: u64,
     pub txg_allocs: ExtentSet,
     pub txg_frees: ExtentSet,
     pub implicit_live: ExtentSet,
@@ -60,6 +64,7 @@ impl Allocator {
             cursor: usable_start,
             reserve_blocks,
             committing: false,
+            metadata_pending_bytes: 0,
             txg_allocs: ExtentSet::new(),
             txg_frees: ExtentSet::new(),
             implicit_live: ExtentSet::new(),
@@ -82,7 +87,11 @@ impl Allocator {
     /// around into the other's half once its own is full. Second copies of metadata
     /// (dittos) start a quarter of the area beyond the first copies.
     pub fn alloc(&mut self, len: u64, kind: AllocKind, placement: Placement) -> Result<u64> {
-        let spare = if self.committing { 0 } else { self.reserve_blocks };
+        let spare = match (self.committing, placement) {
+            (true, _) => 0,
+            (false, Placement::Data) => self.reserve_blocks + self.metadata_pending_bytes.div_ceil(BLOCK_BYTES),
+            (false, _) => self.reserve_blocks,
+        };
         if self.free.blocks() < len + spare {
             return Err(self.no_space(len));
         }
@@ -113,7 +122,8 @@ impl Allocator {
     }
 
     fn no_space(&self, len: u64) -> Error {
-        let free = self.free.blocks().saturating_sub(if self.committing { 0 } else { self.reserve_blocks });
+        let spare = self.reserve_blocks + self.metadata_pending_bytes.div_ceil(BLOCK_BYTES);
+        let free = self.free.blocks().saturating_sub(if self.committing { 0 } else { spare });
         Error::NoSpace {
             needed_bytes: len * BLOCK_BYTES,
             free_bytes: free * BLOCK_BYTES,
@@ -179,6 +189,7 @@ impl Allocator {
         }
         self.txg_allocs = ExtentSet::new();
         self.committing = false;
+        self.metadata_pending_bytes = 0;
     }
 
     /// Explicitly allocated blocks as they will be once this transaction commits: what a

@@ -154,6 +154,7 @@ impl Tree {
     fn make_dirty(slot: &mut Slot, store: &mut Store, owner: Owner) -> Result<()> {
         if let Some(ptr) = slot.ptr.take() {
             store.kill(owner, &ptr)?;
+            store.expect_metadata(NODE_BYTES_MAX as u64);
         }
         Ok(())
     }
@@ -186,6 +187,7 @@ impl Tree {
         assert!(value.len() <= VALUE_BYTES_MAX, "value of {} bytes", value.len());
         if self.root.ptr.is_none() && self.root.node.is_none() {
             self.root.node = Some(Box::new(Node::empty_leaf()));
+            store.expect_metadata(NODE_BYTES_MAX as u64);
         }
         Tree::load(&mut self.root, store, self.kind)?;
         Tree::make_dirty(&mut self.root, store, self.owner)?;
@@ -196,6 +198,8 @@ impl Tree {
                 return Err(Error::invalid("tree would grow deeper than the format allows"));
             }
             let (right_key, right) = node.split();
+            // The left half stays dirty as it was; the new right half and root are new.
+            store.expect_metadata(2 * NODE_BYTES_MAX as u64);
             let left = self.root.node.take().expect("root loaded");
             let level = left.level + 1;
             let bytes = NODE_HEADER_BYTES + internal_entry_bytes(&[]) + internal_entry_bytes(&right_key);
@@ -311,6 +315,7 @@ fn insert_into(
             let old = insert_into(child, store, kind, owner, key, value, depth + 1)?;
             if child.bytes > NODE_BYTES_MAX {
                 let (right_key, right) = child.split();
+                store.expect_metadata(NODE_BYTES_MAX as u64);
                 node.bytes += internal_entry_bytes(&right_key);
                 entries.insert(i + 1, (right_key, Slot { ptr: None, node: Some(right) }));
             }
@@ -445,6 +450,7 @@ fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> 
     };
     debug_assert_eq!(bytes.len(), node.bytes);
     slot.ptr = Some(store.write_block(BlockKind::TreeNode, node.level, &bytes)?);
+    store.metadata_written(NODE_BYTES_MAX as u64);
     Ok(())
 }
 
