@@ -1,0 +1,256 @@
+//! Walks the recorded log flush boundary by flush boundary, builds the crash images of
+//! each (model.rs) over the durable image of that boundary, and judges every one: it
+//! must open, pass `check`, and hold the state before the command in flight, one of
+//! its intermediate commits, or the state after it.
+//!
+//! The durable image is kept up to date boundary by boundary; a crash image is that
+//! image plus an overlay of the blocks its pending pieces touch, so a state costs what
+//! it reads, not a copy of the device.
+
+use super::log::Event;
+use super::model::{self, BLOCK, CrashState, PendingWrite, Piece, StateKind};
+use super::state::{DigestCache, PoolState, capture};
+use super::workload::Recording;
+use snapfs::check::check_pool;
+use snapfs::device::{Device, OpenMode};
+use snapfs::error::{Error, Result as SnapResult};
+use snapfs::pool::Pool;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A flush boundary: the durable image is every write before event `flush` (the flush
+/// that starts it); the pending writes are those up to the next flush.
+pub struct Boundary {
+    /// Index among explored boundaries (0 is the boundary right after the format).
+    pub number: usize,
+    /// Index of the flush event that opens it.
+    pub flush: usize,
+    /// How many flushes came before it in the whole log (1-based: the n-th flush).
+    pub flush_ordinal: usize,
+    pub writes: Vec<PendingWrite>,
+    /// Commands whose events fall in it: a crash here may leave any of their states.
+    pub commands: Vec<usize>,
+}
+
+/// The boundaries of a recording, from the format's last flush on.
+pub fn boundaries(rec: &Recording) -> Vec<Boundary> {
+    let format_end = rec.commands[0].events.end;
+    let flushes: Vec<usize> = rec.events.iter().enumerate().filter(|(_, l)| l.event == Event::Flush).map(|(i, _)| i).collect();
+    let first = flushes.iter().rposition(|&i| i < format_end).expect("the format flushes");
+    let mut out = Vec::new();
+    for (k, &flush) in flushes.iter().enumerate().skip(first) {
+        let end = flushes.get(k + 1).copied().unwrap_or(rec.events.len());
+        let mut writes = Vec::new();
+        let mut commands = Vec::new();
+        for i in flush + 1..end {
+            if let Event::Write { offset, data } = &rec.events[i].event {
+                writes.push(PendingWrite { offset: *offset, data: data.clone() });
+                let c = rec.command_of(i);
+                if !commands.contains(&c) {
+                    commands.push(c);
+                }
+            }
+        }
+        if commands.is_empty() {
+            // No pending write: the durable image, which the command of the flush left.
+            commands.push(rec.command_of(flush));
+        }
+        out.push(Boundary { number: out.len(), flush, flush_ordinal: k + 1, writes, commands });
+    }
+    out
+}
+
+/// Applies the writes of events [from, to) to `image` in order.
+pub fn apply_events(rec: &Recording, image: &mut [u8], from: usize, to: usize) {
+    for logged in &rec.events[from..to] {
+        if let Event::Write { offset, data } = &logged.event {
+            let offset = *offset as usize;
+            image[offset..offset + data.len()].copy_from_slice(&rec.log[data.clone()]);
+        }
+    }
+}
+
+/// The states a crash in `boundary` may leave, each with its name for the summary.
+pub fn allowed<'a>(rec: &'a Recording, boundary: &Boundary) -> Vec<(Outcome, &'a PoolState)> {
+    let mut out = Vec::new();
+    for &c in &boundary.commands {
+        assert!(c > 0, "crash states start after the format");
+        out.push((Outcome::Before, &rec.commands[c - 1].after));
+        out.extend(rec.commands[c].intermediate.iter().map(|s| (Outcome::Intermediate, s)));
+        out.push((Outcome::After, &rec.commands[c].after));
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Before,
+    Intermediate,
+    After,
+}
+
+/// A crash image: the durable image with an overlay of 4 KiB blocks.
+struct CrashDevice {
+    durable: Arc<Vec<u8>>,
+    blocks: HashMap<u64, Vec<u8>>,
+}
+
+impl Device for CrashDevice {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SnapResult<()> {
+        let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= self.durable.len() as u64);
+        if end.is_none() {
+            return Err(Error::io(
+                format!("crash image: {} bytes at {offset} is past its end", buf.len()),
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            ));
+        }
+        let mut at = offset as usize;
+        let mut done = 0;
+        while done < buf.len() {
+            let block = at / BLOCK;
+            let within = at % BLOCK;
+            let len = (BLOCK - within).min(buf.len() - done);
+            let source = match self.blocks.get(&(block as u64)) {
+                Some(bytes) => &bytes[within..within + len],
+                None => &self.durable[at..at + len],
+            };
+            buf[done..done + len].copy_from_slice(source);
+            done += len;
+            at += len;
+        }
+        Ok(())
+    }
+    fn write_at(&mut self, _offset: u64, _buf: &[u8]) -> SnapResult<()> {
+        Err(Error::invalid("a crash image is opened read-only"))
+    }
+    fn flush(&mut self) -> SnapResult<()> {
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        self.durable.len() as u64
+    }
+    fn name(&self) -> &str {
+        "crash image"
+    }
+    fn written_bytes(&self) -> u64 {
+        0
+    }
+}
+
+/// What one crash image showed.
+pub enum Verdict {
+    Matched { outcome: Outcome, warnings: Vec<String> },
+    Failed(String),
+}
+
+/// Opens, checks and compares one crash image.
+pub fn judge(
+    durable: &Arc<Vec<u8>>,
+    blocks: HashMap<u64, Vec<u8>>,
+    allowed: &[(Outcome, &PoolState)],
+    cache: Option<&DigestCache>,
+) -> Verdict {
+    let device = CrashDevice { durable: Arc::clone(durable), blocks };
+    let mut pool = match Pool::open(Box::new(device), OpenMode::Read) {
+        Ok(pool) => pool,
+        Err(e) => return Verdict::Failed(format!("the pool does not open: {e}")),
+    };
+    match check_pool(&mut pool) {
+        Ok(report) if report.is_clean() => {}
+        Ok(report) => return Verdict::Failed(format!("check finds problems at txg {}: {:?}", pool.txg().0, report.problems)),
+        Err(e) => return Verdict::Failed(format!("check fails at txg {}: {e}", pool.txg().0)),
+    }
+    let state = match capture(&mut pool, cache) {
+        Ok(state) => state,
+        Err(e) => return Verdict::Failed(format!("reading the trees at txg {} fails: {e}", pool.txg().0)),
+    };
+    if let Some((outcome, _)) = allowed.iter().find(|(_, s)| **s == state) {
+        return Verdict::Matched { outcome: *outcome, warnings: pool.warnings.clone() };
+    }
+    let differences: Vec<String> =
+        allowed.iter().map(|(o, s)| format!("vs {o:?} ({}): {}", s.describe(), state.difference(s))).collect();
+    Verdict::Failed(format!(
+        "the pool holds neither the state before the command, nor the one after: {}; {}",
+        state.describe(),
+        differences.join("; ")
+    ))
+}
+
+/// Per boundary: its pieces and the states to try.
+pub struct Planned {
+    pub pieces: Vec<Piece>,
+    pub states: Vec<CrashState>,
+}
+
+pub fn plan(boundary: &Boundary, seed: u64, wanted: usize) -> Planned {
+    let pieces = model::pieces_of(&boundary.writes);
+    let states = model::states(&pieces, boundary.writes.len(), seed, boundary.number as u64, wanted);
+    Planned { pieces, states }
+}
+
+/// Counts of what was tried, by kind.
+#[derive(Default, Clone, Debug)]
+pub struct Tally {
+    pub states: usize,
+    pub by_kind: HashMap<&'static str, usize>,
+    pub by_outcome: HashMap<Outcome, usize>,
+    pub warnings: HashMap<String, usize>,
+}
+
+pub fn kind_name(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::Nothing => "nothing pending durable",
+        StateKind::All => "all pending durable",
+        StateKind::Prefix => "in-order prefixes",
+        StateKind::Random => "random subsets and orders",
+    }
+}
+
+/// Judges the planned states of one boundary on `threads` threads. Calls `failed` with
+/// the state's index and message for each failure.
+pub fn run_boundary(
+    rec: &Recording,
+    boundary: &Boundary,
+    planned: &Planned,
+    durable: &Arc<Vec<u8>>,
+    threads: usize,
+    cache: Option<&DigestCache>,
+    tally: &mut Tally,
+    failed: &mut dyn FnMut(usize, &str),
+) {
+    let allowed = allowed(rec, boundary);
+    let next = AtomicUsize::new(0);
+    let results: Vec<Vec<(usize, Verdict)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(state) = planned.states.get(k) else { break };
+                        let blocks = model::overlay(state, &planned.pieces, &rec.log, durable);
+                        mine.push((k, judge(durable, blocks, &allowed, cache)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a worker panicked")).collect()
+    });
+    let mut all: Vec<(usize, Verdict)> = results.into_iter().flatten().collect();
+    all.sort_by_key(|(k, _)| *k);
+    for (k, verdict) in all {
+        tally.states += 1;
+        *tally.by_kind.entry(kind_name(planned.states[k].kind)).or_default() += 1;
+        match verdict {
+            Verdict::Matched { outcome, warnings } => {
+                *tally.by_outcome.entry(outcome).or_default() += 1;
+                for w in warnings {
+                    *tally.warnings.entry(w).or_default() += 1;
+                }
+            }
+            Verdict::Failed(why) => failed(k, &why),
+        }
+    }
+}
