@@ -32,6 +32,10 @@ enum Commands {
         /// Judge one crash point only, as a failure prints it: SEED:BOUNDARY.STATE
         #[arg(long, value_name = "SEED:POINT")]
         replay: Option<String>,
+        /// Take the recording kept in DIR (by --keep, or after a failure) instead of running
+        /// the workload: the exact writes of that run
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
         /// Directory of snapfmt, snapctl, snapsend and snaprecv (default: $SNAPFS_BIN_DIR,
         /// else the workspace's target/release)
         #[arg(long, value_name = "DIR")]
@@ -42,6 +46,9 @@ enum Commands {
         /// Read every tree of every crash image, even one whose root pointer was read before
         #[arg(long)]
         no_digest_cache: bool,
+        /// Run this many workloads (seeds SEED, SEED+1, ...), sharing the states between them
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
         /// Print each command and boundary
         #[arg(short, long)]
         verbose: bool,
@@ -49,7 +56,8 @@ enum Commands {
 }
 
 fn main() {
-    let Commands::Crash { states, seed, keep, replay, bins, threads, no_digest_cache, verbose } = Args::parse().command;
+    let Commands::Crash { states, seed, keep, replay, from, bins, threads, no_digest_cache, rounds, verbose } =
+        Args::parse().command;
     let (seed, replay) = match replay.as_deref().map(crash::parse_replay) {
         Some(Ok((seed, boundary, state))) => (seed, Some((boundary, state))),
         Some(Err(e)) => {
@@ -63,13 +71,15 @@ fn main() {
         states,
         keep,
         replay,
+        from,
         bins: bins.unwrap_or_else(crash::default_bins),
         threads: threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         digest_cache: !no_digest_cache,
         verbose,
     };
     println!("snaptorture crash: seed {seed} (reproduce with --seed {seed})");
-    match crash::run(&config) {
+    let result = if config.replay.is_some() { crash::run(&config) } else { crash::run_rounds(&config, rounds) };
+    match result {
         Ok(summary) => {
             summary.print();
             std::process::exit(if summary.failures.is_empty() { 0 } else { 1 });

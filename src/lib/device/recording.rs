@@ -62,7 +62,9 @@ impl RecordingDevice {
     }
 
     fn append(&mut self, record: &[u8]) -> Result<()> {
-        self.log.write_all(record).map_err(|e| Error::io(format!("cannot append to the write log {}", self.log_path), e))
+        self.log
+            .write_all(record)
+            .map_err(|e| Error::io(format!("cannot append to the write log {}", self.log_path), e))
     }
 }
 

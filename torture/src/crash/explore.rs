@@ -36,7 +36,8 @@ pub struct Boundary {
 /// The boundaries of a recording, from the format's last flush on.
 pub fn boundaries(rec: &Recording) -> Vec<Boundary> {
     let format_end = rec.commands[0].events.end;
-    let flushes: Vec<usize> = rec.events.iter().enumerate().filter(|(_, l)| l.event == Event::Flush).map(|(i, _)| i).collect();
+    let flushes: Vec<usize> =
+        rec.events.iter().enumerate().filter(|(_, l)| l.event == Event::Flush).map(|(i, _)| i).collect();
     let first = flushes.iter().rposition(|&i| i < format_end).expect("the format flushes");
     let mut out = Vec::new();
     for (k, &flush) in flushes.iter().enumerate().skip(first) {
@@ -140,7 +141,7 @@ impl Device for CrashDevice {
 
 /// What one crash image showed.
 pub enum Verdict {
-    Matched { outcome: Outcome, warnings: Vec<String> },
+    Matched { outcome: Outcome },
     Failed(String),
 }
 
@@ -158,7 +159,9 @@ pub fn judge(
     };
     match check_pool(&mut pool) {
         Ok(report) if report.is_clean() => {}
-        Ok(report) => return Verdict::Failed(format!("check finds problems at txg {}: {:?}", pool.txg().0, report.problems)),
+        Ok(report) => {
+            return Verdict::Failed(format!("check finds problems at txg {}: {:?}", pool.txg().0, report.problems));
+        }
         Err(e) => return Verdict::Failed(format!("check fails at txg {}: {e}", pool.txg().0)),
     }
     let state = match capture(&mut pool, cache) {
@@ -166,7 +169,16 @@ pub fn judge(
         Err(e) => return Verdict::Failed(format!("reading the trees at txg {} fails: {e}", pool.txg().0)),
     };
     if let Some((outcome, _)) = allowed.iter().find(|(_, s)| **s == state) {
-        return Verdict::Matched { outcome: *outcome, warnings: pool.warnings.clone() };
+        if !pool.warnings.is_empty() {
+            // A torn record fails its checksum silently; a valid newest record whose
+            // root is unreadable means a record was durable before its blocks were.
+            return Verdict::Failed(format!(
+                "the pool holds an allowed state ({outcome:?}, txg {}) but opened with a warning: {}",
+                state.txg,
+                pool.warnings.join("; ")
+            ));
+        }
+        return Verdict::Matched { outcome: *outcome };
     }
     let differences: Vec<String> =
         allowed.iter().map(|(o, s)| format!("vs {o:?} ({}): {}", s.describe(), state.difference(s))).collect();
@@ -195,7 +207,18 @@ pub struct Tally {
     pub states: usize,
     pub by_kind: HashMap<&'static str, usize>,
     pub by_outcome: HashMap<Outcome, usize>,
-    pub warnings: HashMap<String, usize>,
+}
+
+impl Tally {
+    pub fn add(&mut self, other: &Tally) {
+        self.states += other.states;
+        for (k, n) in &other.by_kind {
+            *self.by_kind.entry(k).or_default() += n;
+        }
+        for (o, n) in &other.by_outcome {
+            *self.by_outcome.entry(*o).or_default() += n;
+        }
+    }
 }
 
 pub fn kind_name(kind: StateKind) -> &'static str {
@@ -207,22 +230,27 @@ pub fn kind_name(kind: StateKind) -> &'static str {
     }
 }
 
-/// Judges the planned states of one boundary on `threads` threads. Calls `failed` with
-/// the state's index and message for each failure.
+/// How states are judged: on how many threads, with which digest cache.
+pub struct Judging<'a> {
+    pub threads: usize,
+    pub cache: Option<&'a DigestCache>,
+}
+
+/// Judges the planned states of one boundary. Calls `failed` with the state's index and
+/// message for each failure.
 pub fn run_boundary(
     rec: &Recording,
     boundary: &Boundary,
     planned: &Planned,
     durable: &Arc<Vec<u8>>,
-    threads: usize,
-    cache: Option<&DigestCache>,
+    judging: &Judging,
     tally: &mut Tally,
     failed: &mut dyn FnMut(usize, &str),
 ) {
     let allowed = allowed(rec, boundary);
     let next = AtomicUsize::new(0);
     let results: Vec<Vec<(usize, Verdict)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
+        let workers: Vec<_> = (0..judging.threads.max(1))
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
@@ -230,7 +258,7 @@ pub fn run_boundary(
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(state) = planned.states.get(k) else { break };
                         let blocks = model::overlay(state, &planned.pieces, &rec.log, durable);
-                        mine.push((k, judge(durable, blocks, &allowed, cache)));
+                        mine.push((k, judge(durable, blocks, &allowed, judging.cache)));
                     }
                     mine
                 })
@@ -244,13 +272,32 @@ pub fn run_boundary(
         tally.states += 1;
         *tally.by_kind.entry(kind_name(planned.states[k].kind)).or_default() += 1;
         match verdict {
-            Verdict::Matched { outcome, warnings } => {
-                *tally.by_outcome.entry(outcome).or_default() += 1;
-                for w in warnings {
-                    *tally.warnings.entry(w).or_default() += 1;
-                }
-            }
+            Verdict::Matched { outcome } => *tally.by_outcome.entry(outcome).or_default() += 1,
             Verdict::Failed(why) => failed(k, &why),
         }
     }
+}
+
+/// True if every pending write of `boundary` is a commit record (a ring slot of either
+/// label region): the second half of a commit, whose blocks the boundary before wrote.
+pub fn writes_only_commit_records(boundary: &Boundary, image_bytes: u64) -> bool {
+    let blocks = image_bytes / BLOCK as u64;
+    let region_1 = blocks - snapfs::format::label::REGION_BLOCKS;
+    !boundary.writes.is_empty()
+        && boundary.writes.iter().all(|w| {
+            let block = w.offset / BLOCK as u64;
+            let in_ring = |start: u64| block > start && block <= start + snapfs::format::label::RING_SLOTS;
+            w.offset % BLOCK as u64 == 0 && w.data.len() == BLOCK && (in_ring(0) || in_ring(region_1))
+        })
+}
+
+/// The negative control of a commit: the durable image of the boundary before the
+/// commit records, with the records of `next` durable and none of the blocks they name
+/// (a device that broke the flush between them). The judge must reject it; if it did
+/// not, it could not tell a broken pool from a good one.
+pub fn control_rejected(rec: &Recording, boundary: &Boundary, next: &Boundary, durable: &Arc<Vec<u8>>) -> bool {
+    let pieces = model::pieces_of(&next.writes);
+    let all = CrashState { kind: StateKind::All, applied: (0..pieces.len()).map(|p| (p, model::WHOLE)).collect() };
+    let blocks = model::overlay(&all, &pieces, &rec.log, durable);
+    matches!(judge(durable, blocks, &allowed(rec, boundary), None), Verdict::Failed(_))
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 const DIRECTORIES: [&str; 5] = ["docs", "src/a", "src/b", "data", "empty"];
 const WORDS: [&str; 16] = [
-    "snapshot", "commit", "block", "pointer", "tree", "record", "flush", "device", "label", "ring", "txg",
-    "checksum", "space", "log", "inode", "extent",
+    "snapshot", "commit", "block", "pointer", "tree", "record", "flush", "device", "label", "ring", "txg", "checksum",
+    "space", "log", "inode", "extent",
 ];
 
 /// How big a tree to make.
@@ -45,7 +45,8 @@ fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
 }
 
 fn set_mtime(path: &Path, rng: &mut Rng) -> Result<(), String> {
-    let when = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000 + rng.below(10_000_000), rng.below(1_000_000_000) as u32);
+    let when =
+        SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000 + rng.below(10_000_000), rng.below(1_000_000_000) as u32);
     let file = fs::File::options().write(true).open(path).map_err(|e| io("open", path, e))?;
     file.set_modified(when).map_err(|e| io("set the mtime of", path, e))
 }

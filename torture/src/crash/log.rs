@@ -10,9 +10,14 @@ use std::ops::Range;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A process opened the device for writing.
-    Open { device_bytes: u64 },
+    Open {
+        device_bytes: u64,
+    },
     /// `data` is a range of the log's bytes.
-    Write { offset: u64, data: Range<usize> },
+    Write {
+        offset: u64,
+        data: Range<usize>,
+    },
     Flush,
     Close,
 }
@@ -40,7 +45,9 @@ pub fn parse(log: &[u8], start: usize) -> Result<Vec<Logged>, String> {
                 }
                 let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
                 if version != LOG_VERSION {
-                    return Err(format!("write log: version {version} at offset {at}; this harness reads {LOG_VERSION}"));
+                    return Err(format!(
+                        "write log: version {version} at offset {at}; this harness reads {LOG_VERSION}"
+                    ));
                 }
                 let device_bytes = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
                 (Event::Open { device_bytes }, body + 24)

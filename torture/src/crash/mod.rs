@@ -36,6 +36,8 @@ pub struct Config {
     pub keep: Option<PathBuf>,
     /// Judge only this crash point: (boundary, state).
     pub replay: Option<(usize, usize)>,
+    /// Take the recording kept in this directory instead of running the workload.
+    pub from: Option<PathBuf>,
     /// Where snapfmt, snapctl, snapsend and snaprecv are.
     pub bins: PathBuf,
     pub threads: usize,
@@ -48,7 +50,11 @@ pub struct Config {
 
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
-    pub seed: u64,
+    /// One per workload run (round).
+    pub seeds: Vec<u64>,
+    /// Per round: a hash of the log's events without their data (kinds, offsets,
+    /// lengths). A replay whose shape differs did not reproduce the run's writes.
+    pub shapes: Vec<u64>,
     pub commands: usize,
     pub commits: u64,
     pub writes: usize,
@@ -56,6 +62,8 @@ pub struct Summary {
     pub flushes: usize,
     pub boundaries: usize,
     pub tally: Tally,
+    /// Negative controls: images that break the flush order, which the judge rejected.
+    pub controls: usize,
     pub failures: Vec<String>,
     pub record_seconds: f64,
     pub explore_seconds: f64,
@@ -64,10 +72,15 @@ pub struct Summary {
 impl Summary {
     pub fn print(&self) {
         let t = &self.tally;
-        println!("snaptorture crash: seed {}", self.seed);
+        let seeds: Vec<String> = self.seeds.iter().map(|s| s.to_string()).collect();
+        let shapes: Vec<String> = self.shapes.iter().map(|s| format!("{s:016x}")).collect();
+        println!("snaptorture crash: seed {} (write log shape {})", seeds.join(", "), shapes.join(", "));
         println!(
-            "  workload: {} recorded commands (format, receives, sync, snapshot, put, mkdir, mv, rm, destroy, history), {} commits",
-            self.commands, self.commits
+            "  workload: {} run(s) of {} recorded commands (format, receives, sync, snapshot, put, mkdir, mv, rm, \
+             destroy, history), {} commits",
+            self.seeds.len(),
+            self.commands / self.seeds.len().max(1),
+            self.commits
         );
         println!(
             "  write log: {} writes ({:.1} MiB), {} flushes; {} flush boundaries explored",
@@ -87,10 +100,10 @@ impl Summary {
             count(Outcome::After),
             count(Outcome::Intermediate)
         );
-        let warned: usize = t.warnings.values().sum();
-        if warned > 0 {
-            println!("  opened with a warning: {warned} (e.g. {:?})", t.warnings.keys().next());
-        }
+        println!(
+            "  negative controls rejected: {} (commit records durable without the blocks they name)",
+            self.controls
+        );
         println!("  failures: {}", self.failures.len());
         println!(
             "  time: {:.1} s (recording {:.1} s, crash states {:.1} s)",
@@ -176,26 +189,36 @@ fn plan_all(boundaries: &[Boundary], seed: u64, budget: usize) -> Vec<explore::P
 }
 
 pub fn run(config: &Config) -> Result<Summary, String> {
-    let missing = missing_programs(&config.bins);
-    if !missing.is_empty() {
-        return Err(format!(
-            "missing {}: build the release binaries (cargo build --release, which scripts/setup.sh runs) or set SNAPFS_BIN_DIR",
-            missing.join(", ")
-        ));
-    }
     let started = Instant::now();
-    let work = match &config.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-            Workdir::Kept(dir.clone())
+    let mut work = None;
+    let rec = match &config.from {
+        Some(dir) => workload::load(dir)?,
+        None => {
+            let missing = missing_programs(&config.bins);
+            if !missing.is_empty() {
+                return Err(format!(
+                    "missing {}: build the release binaries (cargo build --release, which scripts/setup.sh runs) or set \
+                     SNAPFS_BIN_DIR",
+                    missing.join(", ")
+                ));
+            }
+            let dir = match &config.keep {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+                    Workdir::Kept(dir.clone())
+                }
+                None => Workdir::Temporary(tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?),
+            };
+            let rec = workload::record(&dir, &config.bins, config.seed, config.verbose)?;
+            work = Some(dir);
+            rec
         }
-        None => Workdir::Temporary(tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?),
     };
-    let rec = workload::record(&work, &config.bins, config.seed, config.verbose)?;
     let record_seconds = started.elapsed().as_secs_f64();
     let boundaries = explore::boundaries(&rec);
     let mut summary = Summary {
-        seed: config.seed,
+        seeds: vec![config.seed],
+        shapes: vec![log_shape(&rec)],
         commands: rec.commands.len(),
         commits: rec.commands.last().map_or(0, |c| c.after.txg),
         writes: rec.events.iter().filter(|l| matches!(l.event, log::Event::Write { .. })).count(),
@@ -220,7 +243,8 @@ pub fn run(config: &Config) -> Result<Summary, String> {
     let explore_started = Instant::now();
     let planned = match config.replay {
         Some((b, k)) => {
-            let boundary = boundaries.get(b).ok_or_else(|| format!("no boundary {b}: this run has {}", boundaries.len()))?;
+            let boundary =
+                boundaries.get(b).ok_or_else(|| format!("no boundary {b}: this run has {}", boundaries.len()))?;
             let mut one = explore::plan(boundary, config.seed, k + 1);
             if one.states.len() <= k {
                 return Err(format!("boundary {b} has only {} distinct crash states", one.states.len()));
@@ -262,7 +286,24 @@ pub fn run(config: &Config) -> Result<Summary, String> {
             }
             summary.failures.push(message);
         };
-        explore::run_boundary(&rec, boundary, plan, &durable, config.threads, cache.as_ref(), &mut summary.tally, &mut failed);
+        let judging = explore::Judging { threads: config.threads, cache: cache.as_ref() };
+        explore::run_boundary(&rec, boundary, plan, &durable, &judging, &mut summary.tally, &mut failed);
+        let next = boundaries.get(b + 1);
+        if let Some(next) =
+            next.filter(|n| config.replay.is_none() && explore::writes_only_commit_records(n, rec.image_bytes))
+        {
+            if !boundary.writes.is_empty() {
+                summary.controls += 1;
+                if !explore::control_rejected(&rec, boundary, next, &durable) {
+                    summary.failures.push(format!(
+                        "HARNESS SELF-CHECK FAILED seed {}: the commit records of boundary {} durable without the \
+                         blocks of boundary {} passed as a good state",
+                        config.seed, next.number, boundary.number
+                    ));
+                    eprintln!("{}", summary.failures.last().expect("just pushed"));
+                }
+            }
+        }
         if config.verbose {
             eprintln!(
                 "  boundary {} (flush {}, commands {:?}): {} writes, {} pieces, {} states",
@@ -276,8 +317,19 @@ pub fn run(config: &Config) -> Result<Summary, String> {
         }
     }
     summary.explore_seconds = explore_started.elapsed().as_secs_f64();
-    if let Workdir::Kept(dir) = &work {
-        eprintln!("snaptorture crash: work directory kept in {}", dir.display());
+    match work {
+        Some(Workdir::Kept(dir)) => eprintln!("snaptorture crash: work directory kept in {}", dir.display()),
+        Some(Workdir::Temporary(dir)) if !summary.failures.is_empty() => {
+            // The workload's writes are not bit-for-bit repeatable (guids, times, and the
+            // order of some allocations): keep what this run recorded for an exact replay.
+            let kept = dir.keep();
+            eprintln!(
+                "snaptorture crash: the recording is kept in {}; replay a failure exactly with --from {} --replay SEED:POINT",
+                kept.display(),
+                kept.display()
+            );
+        }
+        _ => {}
     }
     Ok(summary)
 }
@@ -295,7 +347,8 @@ fn failure_message(
     format!(
         "FAILURE seed {seed} crash point {b}.{k}: during command {commands} at flush boundary {b} (after flush {f} of \
          the log; {w} pending writes, {p} pieces of 4 KiB): {kind}, {what}\n  {why}\n  reproduce: snaptorture crash \
-         --replay {seed}:{b}.{k} [--keep DIR]",
+         --replay {seed}:{b}.{k} [--keep DIR] (write log shape {shape:016x})",
+        shape = log_shape(rec),
         b = boundary.number,
         commands = commands.join(" and "),
         f = boundary.flush_ordinal,
@@ -304,6 +357,62 @@ fn failure_message(
         kind = explore::kind_name(plan.states[index].kind),
         what = plan.states[index].describe(&plan.pieces),
     )
+}
+
+/// A hash of the log without its data: the same workload of the same binaries gives the
+/// same shape from the same seed, whatever the clock and the pool's random guid.
+pub fn log_shape(rec: &Recording) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for logged in &rec.events {
+        match &logged.event {
+            log::Event::Open { device_bytes } => (0u8, *device_bytes).hash(&mut hasher),
+            log::Event::Write { offset, data } => (1u8, *offset, data.len()).hash(&mut hasher),
+            log::Event::Flush => 2u8.hash(&mut hasher),
+            log::Event::Close => 3u8.hash(&mut hasher),
+        }
+    }
+    hasher.finish()
+}
+
+/// Runs `rounds` workloads, seeds `config.seed`, `config.seed + 1`, ..., sharing the
+/// state budget, and adds up their summaries.
+pub fn run_rounds(config: &Config, rounds: usize) -> Result<Summary, String> {
+    let rounds = rounds.max(1);
+    let mut total = Summary::default();
+    for round in 0..rounds {
+        let mut one = config.clone();
+        one.seed = config.seed.wrapping_add(round as u64);
+        one.states = config.states.div_ceil(rounds);
+        if rounds > 1 {
+            one.keep = config.keep.as_ref().map(|dir| dir.join(format!("seed-{}", one.seed)));
+        }
+        let s = run(&one)?;
+        if rounds > 1 {
+            println!(
+                "  round {}/{rounds}: seed {}, {} states, {} failures, {:.1} s",
+                round + 1,
+                one.seed,
+                s.tally.states,
+                s.failures.len(),
+                s.record_seconds + s.explore_seconds
+            );
+        }
+        total.seeds.extend(s.seeds);
+        total.shapes.extend(s.shapes);
+        total.commands += s.commands;
+        total.commits += s.commits;
+        total.writes += s.writes;
+        total.written_bytes += s.written_bytes;
+        total.flushes += s.flushes;
+        total.boundaries += s.boundaries;
+        total.tally.add(&s.tally);
+        total.controls += s.controls;
+        total.failures.extend(s.failures);
+        total.record_seconds += s.record_seconds;
+        total.explore_seconds += s.explore_seconds;
+    }
+    Ok(total)
 }
 
 /// Parses `SEED:BOUNDARY.STATE`.

@@ -60,7 +60,14 @@ pub fn pieces_of(writes: &[PendingWrite]) -> Vec<Piece> {
             let block = at / BLOCK as u64;
             let start = (at % BLOCK as u64) as usize;
             let stop = ((end - block * BLOCK as u64) as usize).min(BLOCK);
-            pieces.push(Piece { write: w, index, block, start, end: stop, source: write.data.start + (at - write.offset) as usize });
+            pieces.push(Piece {
+                write: w,
+                index,
+                block,
+                start,
+                end: stop,
+                source: write.data.start + (at - write.offset) as usize,
+            });
             at = block * BLOCK as u64 + stop as u64;
             index += 1;
         }
@@ -124,7 +131,9 @@ impl CrashState {
                 continue;
             }
             match run {
-                Some((w, _, b)) if w == piece.write && b + 1 == piece.index => run.as_mut().expect("a run").2 = piece.index,
+                Some((w, _, b)) if w == piece.write && b + 1 == piece.index => {
+                    run.as_mut().expect("a run").2 = piece.index
+                }
                 _ => {
                     flush(&mut run, &mut parts);
                     run = Some((piece.write, piece.index, piece.index));
@@ -178,7 +187,8 @@ fn random_state(pieces: &[Piece], rng: &mut Rng) -> CrashState {
         // An independent subset, each piece durable with one probability, in any order.
         0 | 1 => {
             let numerator = [1, 4, 7, rng.between(1, 7)][rng.below(4) as usize];
-            let mut chosen: Vec<(usize, u8)> = (0..pieces.len()).filter(|_| rng.chance(numerator, 8)).map(|p| (p, WHOLE)).collect();
+            let mut chosen: Vec<(usize, u8)> =
+                (0..pieces.len()).filter(|_| rng.chance(numerator, 8)).map(|p| (p, WHOLE)).collect();
             rng.shuffle(&mut chosen);
             chosen
         }
@@ -272,7 +282,10 @@ mod tests {
         let (_, writes) = writes();
         let pieces = pieces_of(&writes);
         let shape: Vec<_> = pieces.iter().map(|p| (p.write, p.index, p.block, p.start, p.end)).collect();
-        assert_eq!(shape, [(0, 0, 2, 0, 4096), (0, 1, 3, 0, 4096), (0, 2, 4, 0, 4096), (1, 0, 3, 0, 4096), (2, 0, 9, 1000, 1100)]);
+        assert_eq!(
+            shape,
+            [(0, 0, 2, 0, 4096), (0, 1, 3, 0, 4096), (0, 2, 4, 0, 4096), (1, 0, 3, 0, 4096), (2, 0, 9, 1000, 1100)]
+        );
     }
 
     #[test]

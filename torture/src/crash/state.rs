@@ -157,7 +157,11 @@ pub fn history_tree(pool: &mut Pool, txg: u64, cache: Option<&DigestCache>) -> R
     tree_digest(pool, root, cache).map_err(|e| format!("live tree at retained commit {txg}: {e}"))
 }
 
-fn tree_digest(pool: &mut Pool, root: Option<BlockPtr>, cache: Option<&DigestCache>) -> Result<Arc<TreeDigest>, String> {
+fn tree_digest(
+    pool: &mut Pool,
+    root: Option<BlockPtr>,
+    cache: Option<&DigestCache>,
+) -> Result<Arc<TreeDigest>, String> {
     if let Some(found) = cache.and_then(|c| c.get(&root)) {
         return Ok(found);
     }

@@ -74,7 +74,14 @@ fn os(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 
 impl Runner {
     /// Runs one process; returns its output. `log` turns recording on.
-    fn run(&self, program: &str, args: &[OsString], input: Input, log: bool, expect_ok: bool) -> Result<std::process::Output, String> {
+    fn run(
+        &self,
+        program: &str,
+        args: &[OsString],
+        input: Input,
+        log: bool,
+        expect_ok: bool,
+    ) -> Result<std::process::Output, String> {
         let mut cmd = Command::new(self.bins.join(program));
         cmd.args(args).env_remove(snapfs::device::recording::WRITE_LOG_ENV).current_dir(&self.dir);
         if log {
@@ -118,7 +125,14 @@ impl Runner {
 
     /// Runs a command on the recorded image, then takes in its log records, checks the
     /// image against them, and captures the state it left.
-    fn record(&mut self, label: &str, program: &str, args: &[OsString], input: Input, expect_ok: bool) -> Result<String, String> {
+    fn record(
+        &mut self,
+        label: &str,
+        program: &str,
+        args: &[OsString],
+        input: Input,
+        expect_ok: bool,
+    ) -> Result<String, String> {
         let mut full: Vec<OsString> = args.to_vec();
         full.push(self.image.clone().into_os_string());
         let output = self.run(program, &full, input, true, expect_ok)?;
@@ -146,14 +160,61 @@ impl Runner {
                 "after `{label}` the image differs from its write log at block {block:?}: a write bypassed the log"
             ));
         }
-        let after = state_of(&image, label)?;
-        let intermediate = match self.commands.last() {
-            Some(before) => intermediate_states(&before.after, &after, &image, label)?,
-            None => Vec::new(),
-        };
-        self.commands.push(RecordedCommand { label: label.to_string(), events: first..self.events.len(), intermediate, after });
+        finish_command(&mut self.commands, label, first..self.events.len(), &image)?;
         Ok(String::from_utf8_lossy(&output.stderr).into_owned())
     }
+}
+
+/// Adds a command whose events are `events` and which left `image`.
+fn finish_command(
+    commands: &mut Vec<RecordedCommand>,
+    label: &str,
+    events: std::ops::Range<usize>,
+    image: &[u8],
+) -> Result<(), String> {
+    let after = state_of(image, label)?;
+    let intermediate = match commands.last() {
+        Some(before) => intermediate_states(&before.after, &after, image, label)?,
+        None => Vec::new(),
+    };
+    commands.push(RecordedCommand { label: label.to_string(), events, intermediate, after });
+    Ok(())
+}
+
+/// The list of recorded commands kept beside the log: "FIRST_EVENT END_EVENT LABEL".
+pub const COMMANDS_FILE: &str = "commands.txt";
+pub const LOG_FILE: &str = "write.log";
+
+/// Loads a recording kept by an earlier run (`--keep`, or the directory a failure
+/// names): the log and the list of commands. The states are rebuilt from the log, so
+/// the crash images are exactly those of that run, whatever the binaries do today.
+pub fn load(dir: &Path) -> Result<Recording, String> {
+    let log_path = dir.join(LOG_FILE);
+    let log = std::fs::read(&log_path).map_err(|e| format!("read {}: {e}", log_path.display()))?;
+    let events = parse(&log, 0)?;
+    let list_path = dir.join(COMMANDS_FILE);
+    let list = std::fs::read_to_string(&list_path).map_err(|e| format!("read {}: {e}", list_path.display()))?;
+    let mut image = vec![0u8; IMAGE_BYTES as usize];
+    let mut commands = Vec::new();
+    for line in list.lines() {
+        let mut fields = line.splitn(3, ' ');
+        let mut number = || fields.next().and_then(|f| f.parse::<usize>().ok());
+        let (Some(first), Some(end)) = (number(), number()) else {
+            return Err(format!("{}: bad line {line:?}", list_path.display()));
+        };
+        let label = fields.next().unwrap_or("");
+        if first > end || end > events.len() {
+            return Err(format!("{}: events {first}..{end} of {}", list_path.display(), events.len()));
+        }
+        for logged in &events[first..end] {
+            if let Event::Write { offset, data } = &logged.event {
+                let offset = *offset as usize;
+                image[offset..offset + data.len()].copy_from_slice(&log[data.clone()]);
+            }
+        }
+        finish_command(&mut commands, label, first..end, &image)?;
+    }
+    Ok(Recording { log, events, commands, image_bytes: IMAGE_BYTES })
 }
 
 /// Opens image bytes read-only, checks them, and returns their state.
@@ -171,11 +232,18 @@ fn state_of(image: &[u8], label: &str) -> Result<PoolState, String> {
 /// Sound for what the workload does in one command with several commits (a receive of
 /// several snapshots): each commit adds one snapshot and sets the live tree to it, and
 /// changes nothing else; anything else is refused here rather than guessed.
-fn intermediate_states(before: &PoolState, after: &PoolState, image: &[u8], label: &str) -> Result<Vec<PoolState>, String> {
+fn intermediate_states(
+    before: &PoolState,
+    after: &PoolState,
+    image: &[u8],
+    label: &str,
+) -> Result<Vec<PoolState>, String> {
     if after.txg <= before.txg + 1 {
         return Ok(Vec::new());
     }
-    let refuse = |why: &str| Err(format!("`{label}` made commits {}..{}; cannot derive their states: {why}", before.txg + 1, after.txg));
+    let refuse = |why: &str| {
+        Err(format!("`{label}` made commits {}..{}; cannot derive their states: {why}", before.txg + 1, after.txg))
+    };
     if before.config != after.config || before.receive != after.receive {
         return refuse("it changed the configuration or the partial receive");
     }
@@ -224,7 +292,7 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
         bins: bins.to_path_buf(),
         dir: dir.clone(),
         image,
-        log_path: dir.join("write.log"),
+        log_path: dir.join(LOG_FILE),
         log: Vec::new(),
         events: Vec::new(),
         replayed: vec![0; IMAGE_BYTES as usize],
@@ -253,9 +321,21 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl sync (tree replaces the live tree)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl snapshot @s1", "snapctl", &os(&[&"snapshot", &"@s1"]), Input::None, true)?;
     r.record("snapctl put notes.txt", "snapctl", &os(&[&"put", &notes, &"docs/notes.txt"]), Input::None, true)?;
-    r.record("snapctl put - (stdin)", "snapctl", &os(&[&"put", &"-", &"data/stdin.bin"]), Input::Bytes(stdin_bytes), true)?;
+    r.record(
+        "snapctl put - (stdin)",
+        "snapctl",
+        &os(&[&"put", &"-", &"data/stdin.bin"]),
+        Input::Bytes(stdin_bytes),
+        true,
+    )?;
     r.record("snapctl mkdir -p", "snapctl", &os(&[&"mkdir", &"-p", &"new/deep/er"]), Input::None, true)?;
-    r.record("snapctl mv src/a into new/deep/er", "snapctl", &os(&[&"mv", &"src/a", &"new/deep/er"]), Input::None, true)?;
+    r.record(
+        "snapctl mv src/a into new/deep/er",
+        "snapctl",
+        &os(&[&"mv", &"src/a", &"new/deep/er"]),
+        Input::None,
+        true,
+    )?;
     r.record("snapctl rm -r src/b", "snapctl", &os(&[&"rm", &"-r", &"src/b"]), Input::None, true)?;
     hosttree::mutate(&tree, seed, 1)?;
     r.record("snapctl sync (after a mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
@@ -270,7 +350,13 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl destroy @s2", "snapctl", &os(&[&"destroy", &"@s2"]), Input::None, true)?;
 
     // A broken incremental, saved (-s); its resume rolls the changed live tree back (-F).
-    let stderr = r.record("snaprecv -s -F (truncated @r4..@r5)", "snaprecv", &os(&[&"-s", &"-F"]), Input::File(&s("r4-r5-cut")), false)?;
+    let stderr = r.record(
+        "snaprecv -s -F (truncated @r4..@r5)",
+        "snaprecv",
+        &os(&[&"-s", &"-F"]),
+        Input::File(&s("r4-r5-cut")),
+        false,
+    )?;
     let token = stderr
         .split("snapsend -t ")
         .nth(1)
@@ -284,6 +370,10 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     hosttree::mutate(&tree, seed, 3)?;
     r.record("snapctl sync (third mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
 
+    let list: String =
+        r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();
+    let list_path = dir.join(COMMANDS_FILE);
+    std::fs::write(&list_path, list).map_err(|e| format!("write {}: {e}", list_path.display()))?;
     Ok(Recording { log: r.log, events: r.events, commands: r.commands, image_bytes: IMAGE_BYTES })
 }
 
