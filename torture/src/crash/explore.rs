@@ -14,10 +14,12 @@ use super::workload::Recording;
 use snapfs::check::check_pool;
 use snapfs::device::{Device, OpenMode};
 use snapfs::error::{Error, Result as SnapResult};
+use snapfs::fs::{Inode, ROOT_INO, Timespec};
+use snapfs::pool::LIVE_TREE_ID;
 use snapfs::pool::Pool;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A flush boundary: the durable image is every write before event `flush` (the flush
 /// that starts it); the pending writes are those up to the next flush.
@@ -91,10 +93,15 @@ pub enum Outcome {
     After,
 }
 
-/// A crash image: the durable image with an overlay of 4 KiB blocks.
+/// The 4 KiB blocks of a crash image that differ from the durable image.
+pub type Overlay = Arc<Mutex<HashMap<u64, Vec<u8>>>>;
+
+/// A crash image: the durable image with an overlay of 4 KiB blocks, which takes the
+/// writes of a recovery (the durable image is shared and never written).
 struct CrashDevice {
     durable: Arc<Vec<u8>>,
-    blocks: HashMap<u64, Vec<u8>>,
+    blocks: Overlay,
+    writable: bool,
 }
 
 impl Device for CrashDevice {
@@ -112,18 +119,39 @@ impl Device for CrashDevice {
             let block = at / BLOCK;
             let within = at % BLOCK;
             let len = (BLOCK - within).min(buf.len() - done);
-            let source = match self.blocks.get(&(block as u64)) {
-                Some(bytes) => &bytes[within..within + len],
-                None => &self.durable[at..at + len],
-            };
-            buf[done..done + len].copy_from_slice(source);
+            match self.blocks.lock().expect("overlay lock").get(&(block as u64)) {
+                Some(bytes) => buf[done..done + len].copy_from_slice(&bytes[within..within + len]),
+                None => buf[done..done + len].copy_from_slice(&self.durable[at..at + len]),
+            }
             done += len;
             at += len;
         }
         Ok(())
     }
-    fn write_at(&mut self, _offset: u64, _buf: &[u8]) -> SnapResult<()> {
-        Err(Error::invalid("a crash image is opened read-only"))
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> SnapResult<()> {
+        if !self.writable {
+            return Err(Error::invalid("this crash image is opened read-only"));
+        }
+        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.durable.len() as u64) {
+            return Err(Error::io(
+                format!("crash image: a write of {} bytes at {offset} is past its end", buf.len()),
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            ));
+        }
+        let mut blocks = self.blocks.lock().expect("overlay lock");
+        let mut at = offset as usize;
+        let mut done = 0;
+        while done < buf.len() {
+            let block = at / BLOCK;
+            let within = at % BLOCK;
+            let len = (BLOCK - within).min(buf.len() - done);
+            let start = block * BLOCK;
+            let bytes = blocks.entry(block as u64).or_insert_with(|| self.durable[start..start + BLOCK].to_vec());
+            bytes[within..within + len].copy_from_slice(&buf[done..done + len]);
+            done += len;
+            at += len;
+        }
+        Ok(())
     }
     fn flush(&mut self) -> SnapResult<()> {
         Ok(())
@@ -141,52 +169,139 @@ impl Device for CrashDevice {
 
 /// What one crash image showed.
 pub enum Verdict {
-    Matched { outcome: Outcome },
+    Matched { outcome: Outcome, recovered: bool },
     Failed(String),
 }
 
-/// Opens, checks and compares one crash image.
+/// Opens, checks and compares one crash image; with `recover`, then commits on top of
+/// it as the next command after the power came back would (see `recover`).
 pub fn judge(
     durable: &Arc<Vec<u8>>,
     blocks: HashMap<u64, Vec<u8>>,
     allowed: &[(Outcome, &PoolState)],
     cache: Option<&DigestCache>,
+    recover: bool,
 ) -> Verdict {
-    let device = CrashDevice { durable: Arc::clone(durable), blocks };
-    let mut pool = match Pool::open(Box::new(device), OpenMode::Read) {
-        Ok(pool) => pool,
-        Err(e) => return Verdict::Failed(format!("the pool does not open: {e}")),
+    let blocks: Overlay = Arc::new(Mutex::new(blocks));
+    let (state, outcome) = match open_and_match(durable, &blocks, allowed, cache) {
+        Ok(found) => found,
+        Err(why) => return Verdict::Failed(why),
     };
+    if recover {
+        if let Err(why) = self::recover(durable, &blocks, &state, cache) {
+            return Verdict::Failed(format!("the crash left {outcome:?} (txg {}), but then {why}", state.txg));
+        }
+    }
+    Verdict::Matched { outcome, recovered: recover }
+}
+
+fn open_checked(
+    durable: &Arc<Vec<u8>>,
+    blocks: &Overlay,
+    cache: Option<&DigestCache>,
+) -> Result<(PoolState, Vec<String>), String> {
+    let device = CrashDevice { durable: Arc::clone(durable), blocks: Arc::clone(blocks), writable: false };
+    let mut pool = Pool::open(Box::new(device), OpenMode::Read).map_err(|e| format!("the pool does not open: {e}"))?;
     match check_pool(&mut pool) {
         Ok(report) if report.is_clean() => {}
-        Ok(report) => {
-            return Verdict::Failed(format!("check finds problems at txg {}: {:?}", pool.txg().0, report.problems));
-        }
-        Err(e) => return Verdict::Failed(format!("check fails at txg {}: {e}", pool.txg().0)),
+        Ok(report) => return Err(format!("check finds problems at txg {}: {:?}", pool.txg().0, report.problems)),
+        Err(e) => return Err(format!("check fails at txg {}: {e}", pool.txg().0)),
     }
-    let state = match capture(&mut pool, cache) {
-        Ok(state) => state,
-        Err(e) => return Verdict::Failed(format!("reading the trees at txg {} fails: {e}", pool.txg().0)),
+    let state =
+        capture(&mut pool, cache).map_err(|e| format!("reading the trees at txg {} fails: {e}", pool.txg().0))?;
+    Ok((state, pool.warnings.clone()))
+}
+
+fn open_and_match(
+    durable: &Arc<Vec<u8>>,
+    blocks: &Overlay,
+    allowed: &[(Outcome, &PoolState)],
+    cache: Option<&DigestCache>,
+) -> Result<(PoolState, Outcome), String> {
+    let (state, warnings) = open_checked(durable, blocks, cache)?;
+    let Some((outcome, _)) = allowed.iter().find(|(_, s)| **s == state) else {
+        let differences: Vec<String> =
+            allowed.iter().map(|(o, s)| format!("vs {o:?} ({}): {}", s.describe(), state.difference(s))).collect();
+        return Err(format!(
+            "the pool holds neither the state before the command, nor the one after: {}; {}",
+            state.describe(),
+            differences.join("; ")
+        ));
     };
-    if let Some((outcome, _)) = allowed.iter().find(|(_, s)| **s == state) {
-        if !pool.warnings.is_empty() {
-            // A torn record fails its checksum silently; a valid newest record whose
-            // root is unreadable means a record was durable before its blocks were.
-            return Verdict::Failed(format!(
-                "the pool holds an allowed state ({outcome:?}, txg {}) but opened with a warning: {}",
-                state.txg,
-                pool.warnings.join("; ")
-            ));
-        }
-        return Verdict::Matched { outcome: *outcome };
+    if !warnings.is_empty() {
+        // A torn record fails its checksum silently; a valid newest record whose root is
+        // unreadable means a record was durable before its blocks were.
+        return Err(format!(
+            "the pool holds an allowed state ({outcome:?}, txg {}) but opened with a warning: {}",
+            state.txg,
+            warnings.join("; ")
+        ));
     }
-    let differences: Vec<String> =
-        allowed.iter().map(|(o, s)| format!("vs {o:?} ({}): {}", s.describe(), state.difference(s))).collect();
-    Verdict::Failed(format!(
-        "the pool holds neither the state before the command, nor the one after: {}; {}",
-        state.describe(),
-        differences.join("; ")
-    ))
+    Ok((state, *outcome))
+}
+
+/// Name of the file a recovery writes into the root of the live tree.
+const RECOVERED_NAME: &str = "recovered-after-crash";
+
+/// The next command after the power came back: open the crash image for writing, write
+/// a file of a few records into the live tree, commit. The pool must then open at the
+/// next txg, pass `check`, and hold the crash's state plus that file. This is what
+/// catches a recovery that reuses a block the opened commit still needs (free space
+/// rebuilt from the space log while blocks of the lost transaction lie around), or a
+/// commit record slot or txg reused wrongly after the lost commit.
+fn recover(
+    durable: &Arc<Vec<u8>>,
+    blocks: &Overlay,
+    before: &PoolState,
+    cache: Option<&DigestCache>,
+) -> Result<(), String> {
+    let mut data = vec![0u8; 300_000];
+    crate::rng::Rng::derive(before.txg, &[0xC0DE]).fill(&mut data[..150_000]);
+    let device = CrashDevice { durable: Arc::clone(durable), blocks: Arc::clone(blocks), writable: true };
+    let mut pool =
+        Pool::open(Box::new(device), OpenMode::Write).map_err(|e| format!("it does not open for writing: {e}"))?;
+    let written = (|| -> SnapResult<()> {
+        let mut fs = pool.live(LIVE_TREE_ID)?;
+        let inode = Inode::new(0o100644, Timespec::from_ns(1_000_000_000));
+        let ino = fs.create(ROOT_INO, RECOVERED_NAME.as_bytes(), inode)?;
+        fs.write_at(ino, 0, &data)?;
+        pool.commit().map(|_| ())
+    })();
+    written.map_err(|e| format!("a new commit on it fails: {e}"))?;
+    drop(pool);
+    let (after, warnings) =
+        open_checked(durable, blocks, cache).map_err(|e| format!("after a new commit on it, {e}"))?;
+    let mut problems = Vec::new();
+    if !warnings.is_empty() {
+        problems.push(format!("warnings {warnings:?}"));
+    }
+    if after.txg != before.txg + 1 {
+        problems.push(format!("txg {} (expected {})", after.txg, before.txg + 1));
+    }
+    if after.snapshots != before.snapshots || after.config != before.config || after.receive != before.receive {
+        problems.push(format!("snapshots, configuration or partial receive changed: {}", after.difference(before)));
+    }
+    if !after.history.contains(&after.txg) {
+        problems.push("the new commit is not in the history".to_string());
+    }
+    // The live tree: the same but for the root directory's line and the new file's.
+    let new_file = format!("/{RECOVERED_NAME} ");
+    let content = format!(" content={} ", hex(&snapfs::checksum::blake3(&data)[..16]));
+    let rest = |lines: &[String]| -> Vec<String> {
+        lines.iter().skip(1).filter(|l| !l.starts_with(&new_file)).cloned().collect()
+    };
+    if rest(&after.live.lines) != rest(&before.live.lines) {
+        problems.push(format!("the rest of the live tree changed: {}", after.difference(before)));
+    }
+    let line = after.live.lines.iter().find(|l| l.starts_with(&new_file));
+    if !line.is_some_and(|l| format!("{l} ").contains(&content)) {
+        problems.push(format!("the new file reads back wrong: {line:?}"));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(format!("a new commit on it leaves {}", problems.join("; "))) }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Per boundary: its pieces and the states to try.
@@ -207,11 +322,14 @@ pub struct Tally {
     pub states: usize,
     pub by_kind: HashMap<&'static str, usize>,
     pub by_outcome: HashMap<Outcome, usize>,
+    /// States on which a recovery commit was made and checked too.
+    pub recovered: usize,
 }
 
 impl Tally {
     pub fn add(&mut self, other: &Tally) {
         self.states += other.states;
+        self.recovered += other.recovered;
         for (k, n) in &other.by_kind {
             *self.by_kind.entry(k).or_default() += n;
         }
@@ -229,6 +347,9 @@ pub fn kind_name(kind: StateKind) -> &'static str {
         StateKind::Random => "random subsets and orders",
     }
 }
+
+/// One state in this many also gets a recovery commit (`recover`).
+pub const RECOVER_EVERY: usize = 3;
 
 /// How states are judged: on how many threads, with which digest cache.
 pub struct Judging<'a> {
@@ -258,7 +379,8 @@ pub fn run_boundary(
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(state) = planned.states.get(k) else { break };
                         let blocks = model::overlay(state, &planned.pieces, &rec.log, durable);
-                        mine.push((k, judge(durable, blocks, &allowed, judging.cache)));
+                        let recover = k % RECOVER_EVERY == RECOVER_EVERY - 1;
+                        mine.push((k, judge(durable, blocks, &allowed, judging.cache, recover)));
                     }
                     mine
                 })
@@ -272,7 +394,10 @@ pub fn run_boundary(
         tally.states += 1;
         *tally.by_kind.entry(kind_name(planned.states[k].kind)).or_default() += 1;
         match verdict {
-            Verdict::Matched { outcome } => *tally.by_outcome.entry(outcome).or_default() += 1,
+            Verdict::Matched { outcome, recovered } => {
+                *tally.by_outcome.entry(outcome).or_default() += 1;
+                tally.recovered += usize::from(recovered);
+            }
             Verdict::Failed(why) => failed(k, &why),
         }
     }
@@ -299,5 +424,5 @@ pub fn control_rejected(rec: &Recording, boundary: &Boundary, next: &Boundary, d
     let pieces = model::pieces_of(&next.writes);
     let all = CrashState { kind: StateKind::All, applied: (0..pieces.len()).map(|p| (p, model::WHOLE)).collect() };
     let blocks = model::overlay(&all, &pieces, &rec.log, durable);
-    matches!(judge(durable, blocks, &allowed(rec, boundary), None), Verdict::Failed(_))
+    matches!(judge(durable, blocks, &allowed(rec, boundary), None, false), Verdict::Failed(_))
 }

@@ -101,6 +101,10 @@ impl Summary {
             count(Outcome::Intermediate)
         );
         println!(
+            "  of which {} also took a new commit after the crash (open for writing, write a file, commit), checked again",
+            t.recovered
+        );
+        println!(
             "  negative controls rejected: {} (commit records durable without the blocks they name)",
             self.controls
         );
