@@ -8,10 +8,11 @@
 //! binaries that scripts/setup.sh builds run the workload. Negative controls (commit
 //! records durable without the blocks they name) must be rejected, and every kind of
 //! outcome must be reached, so a harness that could not tell good from bad fails too.
+//! Then one state is replayed from the kept recording, as a failure says to.
 //! The soak runs the same with 100,000 states: scripts/crash-soak.sh.
 
-use snapfs_torture::crash::explore::Outcome;
-use snapfs_torture::crash::{Config, default_bins, missing_programs, run};
+use snapfs_torture::crash::explore::{self, Outcome};
+use snapfs_torture::crash::{Config, default_bins, missing_programs, run, workload};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -49,10 +50,11 @@ fn every_crash_state_of_the_workload_holds_a_commit() {
         assert!(!in_ci(), "{message}");
         eprintln!("warning: {message}");
     }
+    let kept = tempfile::tempdir().expect("temporary directory");
     let config = Config {
         seed: SEED,
         states: STATES,
-        keep: None,
+        keep: Some(kept.path().to_path_buf()),
         replay: None,
         from: None,
         bins,
@@ -69,4 +71,15 @@ fn every_crash_state_of_the_workload_holds_a_commit() {
         let seen = summary.tally.by_outcome.get(&outcome).copied().unwrap_or(0);
         assert!(seen > 0, "no crash state opened at {outcome:?}: the states do not cover the commits");
     }
+
+    // Replay: the largest boundary's state 5 (a random state with a recovery commit),
+    // from the recording kept in `kept`, judged alone.
+    let recording = workload::load(kept.path()).expect("the kept recording loads");
+    let boundaries = explore::boundaries(&recording);
+    let largest =
+        boundaries.iter().max_by_key(|b| b.writes.iter().map(|w| w.data.len()).sum::<usize>()).expect("boundaries");
+    let replay =
+        Config { replay: Some((largest.number, 5)), from: Some(kept.path().to_path_buf()), keep: None, ..config };
+    let one = run(&replay).expect("the replay runs");
+    assert_eq!((one.tally.states, one.tally.recovered, one.failures.len()), (1, 1, 0), "{:?}", one.failures);
 }

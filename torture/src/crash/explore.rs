@@ -311,12 +311,14 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Planned {
     pub pieces: Vec<Piece>,
     pub states: Vec<CrashState>,
+    /// The number of `states[0]` in the boundary (not 0 when replaying one state).
+    pub first: usize,
 }
 
 pub fn plan(boundary: &Boundary, seed: u64, wanted: usize) -> Planned {
     let pieces = model::pieces_of(&boundary.writes);
     let states = model::states(&pieces, boundary.writes.len(), seed, boundary.number as u64, wanted);
-    Planned { pieces, states }
+    Planned { pieces, states, first: 0 }
 }
 
 /// Counts of what was tried, by kind.
@@ -360,8 +362,8 @@ pub struct Judging<'a> {
     pub cache: Option<&'a DigestCache>,
 }
 
-/// Judges the planned states of one boundary. Calls `failed` with the state's index and
-/// message for each failure.
+/// Judges the planned states of one boundary. Calls `failed` with the state's number in
+/// the boundary and the message, for each failure.
 pub fn run_boundary(
     rec: &Recording,
     boundary: &Boundary,
@@ -382,7 +384,8 @@ pub fn run_boundary(
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(state) = planned.states.get(k) else { break };
                         let blocks = model::overlay(state, &planned.pieces, &rec.log, durable);
-                        let recover = k % RECOVER_EVERY == RECOVER_EVERY - 1;
+                        let number = planned.first + k;
+                        let recover = number % RECOVER_EVERY == RECOVER_EVERY - 1;
                         mine.push((k, judge(durable, blocks, &allowed, judging.cache, recover)));
                     }
                     mine
@@ -401,7 +404,7 @@ pub fn run_boundary(
                 *tally.by_outcome.entry(outcome).or_default() += 1;
                 tally.recovered += usize::from(recovered);
             }
-            Verdict::Failed(why) => failed(k, &why),
+            Verdict::Failed(why) => failed(planned.first + k, &why),
         }
     }
 }

@@ -254,6 +254,7 @@ pub fn run(config: &Config) -> Result<Summary, String> {
                 return Err(format!("boundary {b} has only {} distinct crash states", one.states.len()));
             }
             one.states.drain(..k);
+            one.first = k;
             vec![one]
         }
         None => plan_all(&boundaries, config.seed, config.states),
@@ -270,14 +271,12 @@ pub fn run(config: &Config) -> Result<Summary, String> {
         let image = Arc::get_mut(&mut durable).expect("no crash image holds the durable one");
         explore::apply_events(&rec, image, applied_to, boundary.flush);
         applied_to = boundary.flush;
-        let first_state = config.replay.map_or(0, |(_, k)| k);
         let mut failed = |k: usize, why: &str| {
-            let k = first_state + k;
-            let message = failure_message(&rec, boundary, plan, config.seed, k - first_state, k, why);
+            let message = failure_message(&rec, boundary, plan, config.seed, k - plan.first, k, why);
             eprintln!("{message}");
             if let Some(dir) = &config.keep {
                 let path = dir.join(format!("crash-{}.{k}.img", boundary.number));
-                let blocks = model::overlay(&plan.states[k - first_state], &plan.pieces, &rec.log, &durable);
+                let blocks = model::overlay(&plan.states[k - plan.first], &plan.pieces, &rec.log, &durable);
                 let mut image = durable.as_ref().clone();
                 for (block, bytes) in blocks {
                     let at = block as usize * model::BLOCK;
