@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 const SEED: u64 = 20261202;
-const STATES: usize = 1500;
+const STATES: usize = 2000;
 
 fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
