@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use snapfs::cli::{format_duration, parse_duration, report};
-use snapfs::device::{OpenMode, open_file_device};
+use snapfs::device::{OpenMode, open_tool_device};
 use snapfs::error::{Error, Result, human_bytes};
 use snapfs::format::pool_root::PoolConfig;
 use snapfs::pool::{FormatOptions, format_pool, guid_hex};
@@ -50,9 +50,9 @@ fn run(args: &Args) -> Result<()> {
         history_reserve_percent: args.history_reserve,
         compression_level: parse_compression(&args.compress)?,
     };
-    let dev = open_file_device(&args.device, OpenMode::Write)?;
+    let dev = open_tool_device(&args.device, OpenMode::Write)?;
     let options = FormatOptions { force: args.force, config: config.clone() };
-    let pool = format_pool(Box::new(dev), &options)?;
+    let pool = format_pool(dev, &options)?;
     println!(
         "{PROGRAM}: formatted {}: {} ({} free), pool {}, history {}, compression {}",
         args.device,

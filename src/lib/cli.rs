@@ -7,15 +7,15 @@
 //!   format, would overwrite data, wrong base, live tree changed); 8 bad stream (not a
 //!   snapfs stream, truncated, damaged).
 
-use crate::device::{OpenMode, open_file_device};
+use crate::device::{OpenMode, open_tool_device};
 use crate::error::{Error, Result};
 use crate::pool::{LIVE_TREE_ID, Pool};
 
 /// Opens the pool on DEVICE for reading or writing, and prints what the operator should
 /// know about how it was opened.
 pub fn open_pool(program: &str, device: &str, mode: OpenMode) -> Result<Pool> {
-    let dev = open_file_device(device, mode)?;
-    let pool = Pool::open(Box::new(dev), mode)?;
+    let dev = open_tool_device(device, mode)?;
+    let pool = Pool::open(dev, mode)?;
     for warning in &pool.warnings {
         eprintln!("{program}: warning: {warning}");
     }

@@ -3,9 +3,11 @@
 
 mod file;
 mod memory;
+pub mod recording;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
 pub use memory::MemoryDevice;
+pub use recording::{RecordingDevice, open_tool_device};
 
 use crate::error::Result;
 

@@ -1,0 +1,409 @@
+//! The workload: real `snapfmt`, `snapctl`, `snapsend` and `snaprecv` processes on an
+//! image file, every write and flush of theirs recorded (`SNAPFS_WRITE_LOG`), and after
+//! each command the state it left, read through the library.
+//!
+//! The recorded pool receives a full stream, an incremental and a `-I` stream of two
+//! snapshots (two commits in one command) from a second pool, then is filled and changed
+//! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, destroy, history),
+//! then a broken incremental is saved with `snaprecv -s -F` and resumed (a rollback).
+//!
+//! Invariants checked while recording: each command exits as expected; the image built
+//! by applying the log's writes in order equals the image file byte for byte (no write
+//! bypassed the log); the pool opens and `check` finds it clean after every command.
+
+use super::log::{Event, Logged, parse};
+use super::state::{PoolState, capture, history_tree};
+use super::{Workdir, open_image};
+use crate::crash::hosttree::{self, TreeSize};
+use snapfs::check::check_pool;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Size of the recorded pool's image file.
+pub const IMAGE_BYTES: u64 = 48 << 20;
+
+/// One recorded command and the states a crash during it may leave.
+pub struct RecordedCommand {
+    pub label: String,
+    /// Events of this command: `events[range]`.
+    pub events: std::ops::Range<usize>,
+    /// States of commits the command made before its last one (a receive of several
+    /// snapshots), in order.
+    pub intermediate: Vec<PoolState>,
+    /// The state after it.
+    pub after: PoolState,
+}
+
+pub struct Recording {
+    pub log: Vec<u8>,
+    pub events: Vec<Logged>,
+    /// Command 0 is the format: crash states start after its last flush.
+    pub commands: Vec<RecordedCommand>,
+    pub image_bytes: u64,
+}
+
+impl Recording {
+    /// The command whose events include `event`.
+    pub fn command_of(&self, event: usize) -> usize {
+        self.commands.iter().position(|c| c.events.contains(&event)).expect("every event belongs to a command")
+    }
+}
+
+struct Runner {
+    bins: PathBuf,
+    dir: PathBuf,
+    image: PathBuf,
+    log_path: PathBuf,
+    log: Vec<u8>,
+    events: Vec<Logged>,
+    replayed: Vec<u8>,
+    commands: Vec<RecordedCommand>,
+    verbose: bool,
+}
+
+enum Input<'a> {
+    None,
+    File(&'a Path),
+    Bytes(Vec<u8>),
+}
+
+fn os(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+    args.iter().map(|a| a.as_ref().to_os_string()).collect()
+}
+
+impl Runner {
+    /// Runs one process; returns its output. `log` turns recording on.
+    fn run(
+        &self,
+        program: &str,
+        args: &[OsString],
+        input: Input,
+        log: bool,
+        expect_ok: bool,
+    ) -> Result<std::process::Output, String> {
+        let mut cmd = Command::new(self.bins.join(program));
+        cmd.args(args).env_remove(snapfs::device::recording::WRITE_LOG_ENV).current_dir(&self.dir);
+        if log {
+            cmd.env(snapfs::device::recording::WRITE_LOG_ENV, &self.log_path);
+        }
+        let shown = format!("{program} {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let output = match input {
+            Input::None => cmd.stdin(Stdio::null()).output(),
+            Input::File(path) => {
+                let file = std::fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+                cmd.stdin(file).output()
+            }
+            Input::Bytes(bytes) => {
+                use std::io::Write;
+                cmd.stdin(Stdio::piped());
+                let mut child = cmd.spawn().map_err(|e| format!("run {shown}: {e}"))?;
+                let mut stdin = child.stdin.take().expect("piped stdin");
+                let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+                let output = child.wait_with_output();
+                writer.join().expect("stdin writer").map_err(|e| format!("{shown}: write stdin: {e}"))?;
+                output
+            }
+        }
+        .map_err(|e| format!("run {shown}: {e}"))?;
+        if output.status.success() != expect_ok {
+            return Err(format!(
+                "`{shown}` {} ({}); expected {}:\n{}{}",
+                if output.status.success() { "succeeded" } else { "failed" },
+                output.status,
+                if expect_ok { "success" } else { "failure" },
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        if self.verbose {
+            eprintln!("  ran {shown}");
+        }
+        Ok(output)
+    }
+
+    /// Runs a command on the recorded image, then takes in its log records, checks the
+    /// image against them, and captures the state it left.
+    fn record(
+        &mut self,
+        label: &str,
+        program: &str,
+        args: &[OsString],
+        input: Input,
+        expect_ok: bool,
+    ) -> Result<String, String> {
+        let mut full: Vec<OsString> = args.to_vec();
+        full.push(self.image.clone().into_os_string());
+        let output = self.run(program, &full, input, true, expect_ok)?;
+        let log = std::fs::read(&self.log_path).map_err(|e| format!("read the write log: {e}"))?;
+        let new = parse(&log, self.log.len())?;
+        self.log = log;
+        let first = self.events.len();
+        if !matches!(new.first().map(|l| &l.event), Some(Event::Open { .. })) {
+            return Err(format!("`{label}` logged no open record: did it open the device through the write log?"));
+        }
+        if !matches!(new.last().map(|l| &l.event), Some(Event::Close)) {
+            return Err(format!("`{label}` did not close the device (no close record)"));
+        }
+        for logged in &new {
+            if let Event::Write { offset, data } = &logged.event {
+                let offset = *offset as usize;
+                self.replayed[offset..offset + data.len()].copy_from_slice(&self.log[data.clone()]);
+            }
+        }
+        self.events.extend(new);
+        let image = std::fs::read(&self.image).map_err(|e| format!("read {}: {e}", self.image.display()))?;
+        if image != self.replayed {
+            let block = image.chunks(4096).zip(self.replayed.chunks(4096)).position(|(a, b)| a != b);
+            return Err(format!(
+                "after `{label}` the image differs from its write log at block {block:?}: a write bypassed the log"
+            ));
+        }
+        finish_command(&mut self.commands, label, first..self.events.len(), &image)?;
+        Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Adds a command whose events are `events` and which left `image`.
+fn finish_command(
+    commands: &mut Vec<RecordedCommand>,
+    label: &str,
+    events: std::ops::Range<usize>,
+    image: &[u8],
+) -> Result<(), String> {
+    let after = state_of(image, label)?;
+    let intermediate = match commands.last() {
+        Some(before) => intermediate_states(&before.after, &after, image, label)?,
+        None => Vec::new(),
+    };
+    commands.push(RecordedCommand { label: label.to_string(), events, intermediate, after });
+    Ok(())
+}
+
+/// The list of recorded commands kept beside the log: "FIRST_EVENT END_EVENT LABEL".
+pub const COMMANDS_FILE: &str = "commands.txt";
+pub const LOG_FILE: &str = "write.log";
+
+/// Loads a recording kept by an earlier run (`--keep`, or the directory a failure
+/// names): the log and the list of commands. The states are rebuilt from the log, so
+/// the crash images are exactly those of that run, whatever the binaries do today.
+pub fn load(dir: &Path) -> Result<Recording, String> {
+    let log_path = dir.join(LOG_FILE);
+    let log = std::fs::read(&log_path).map_err(|e| format!("read {}: {e}", log_path.display()))?;
+    let events = parse(&log, 0)?;
+    let list_path = dir.join(COMMANDS_FILE);
+    let list = std::fs::read_to_string(&list_path).map_err(|e| format!("read {}: {e}", list_path.display()))?;
+    let mut image = vec![0u8; IMAGE_BYTES as usize];
+    let mut commands = Vec::new();
+    for line in list.lines() {
+        let mut fields = line.splitn(3, ' ');
+        let mut number = || fields.next().and_then(|f| f.parse::<usize>().ok());
+        let (Some(first), Some(end)) = (number(), number()) else {
+            return Err(format!("{}: bad line {line:?}", list_path.display()));
+        };
+        let label = fields.next().unwrap_or("");
+        if first > end || end > events.len() {
+            return Err(format!("{}: events {first}..{end} of {}", list_path.display(), events.len()));
+        }
+        for logged in &events[first..end] {
+            if let Event::Write { offset, data } = &logged.event {
+                let offset = *offset as usize;
+                image[offset..offset + data.len()].copy_from_slice(&log[data.clone()]);
+            }
+        }
+        finish_command(&mut commands, label, first..end, &image)?;
+    }
+    Ok(Recording { log, events, commands, image_bytes: IMAGE_BYTES })
+}
+
+/// Opens image bytes read-only, checks them, and returns their state.
+fn state_of(image: &[u8], label: &str) -> Result<PoolState, String> {
+    let mut pool = open_image(image.to_vec()).map_err(|e| format!("after `{label}` the pool does not open: {e}"))?;
+    let report = check_pool(&mut pool).map_err(|e| format!("after `{label}` check fails: {e}"))?;
+    if !report.is_clean() {
+        return Err(format!("after `{label}` check finds problems: {:?}", report.problems));
+    }
+    capture(&mut pool, None).map_err(|e| format!("after `{label}`: {e}"))
+}
+
+/// The states of the commits a command made before its last: derived from the state
+/// before it and the finished image (its retained commits), never from a crash image.
+/// Sound for what the workload does in one command with several commits (a receive of
+/// several snapshots): each commit adds one snapshot and sets the live tree to it, and
+/// changes nothing else; anything else is refused here rather than guessed.
+fn intermediate_states(
+    before: &PoolState,
+    after: &PoolState,
+    image: &[u8],
+    label: &str,
+) -> Result<Vec<PoolState>, String> {
+    if after.txg <= before.txg + 1 {
+        return Ok(Vec::new());
+    }
+    let refuse = |why: &str| {
+        Err(format!("`{label}` made commits {}..{}; cannot derive their states: {why}", before.txg + 1, after.txg))
+    };
+    if before.config != after.config || before.receive != after.receive {
+        return refuse("it changed the configuration or the partial receive");
+    }
+    if !before.snapshots.iter().all(|(name, s)| after.snapshots.get(name) == Some(s)) {
+        return refuse("it destroyed or changed a snapshot");
+    }
+    if !before.history.iter().all(|t| after.history.contains(t)) {
+        return refuse("it released retained commits");
+    }
+    let mut pool = open_image(image.to_vec())?;
+    let mut states = Vec::new();
+    for txg in before.txg + 1..after.txg {
+        if !after.history.contains(&txg) {
+            return refuse(&format!("commit {txg} is not retained"));
+        }
+        let mut snapshots = before.snapshots.clone();
+        snapshots.extend(after.snapshots.iter().filter(|(_, s)| s.txg <= txg).map(|(n, s)| (n.clone(), s.clone())));
+        let new: Vec<_> = after.snapshots.values().filter(|s| s.txg == txg).collect();
+        let live = history_tree(&mut pool, txg, None)?;
+        if new.len() != 1 || new[0].tree != live {
+            return refuse(&format!("commit {txg} did not make exactly one snapshot of its live tree"));
+        }
+        let history = after.history.iter().copied().filter(|&t| t <= txg).collect();
+        states.push(PoolState {
+            txg,
+            config: before.config.clone(),
+            history,
+            receive: before.receive.clone(),
+            live,
+            snapshots,
+        });
+    }
+    Ok(states)
+}
+
+/// Runs the whole workload in `work` and returns what it recorded.
+pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<Recording, String> {
+    let dir = work.path().to_path_buf();
+    let image = dir.join("pool.img");
+    let source = dir.join("source.img");
+    for path in [&image, &source] {
+        let file = std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        file.set_len(IMAGE_BYTES).map_err(|e| format!("size {}: {e}", path.display()))?;
+    }
+    let mut r = Runner {
+        bins: bins.to_path_buf(),
+        dir: dir.clone(),
+        image,
+        log_path: dir.join(LOG_FILE),
+        log: Vec::new(),
+        events: Vec::new(),
+        replayed: vec![0; IMAGE_BYTES as usize],
+        commands: Vec::new(),
+        verbose,
+    };
+    let streams = source_streams(&r, &source, seed)?;
+    let s = |name: &str| streams.join(name);
+
+    r.record("snapfmt", "snapfmt", &[], Input::None, true)?;
+    r.record("snaprecv (full @r1)", "snaprecv", &[], Input::File(&s("full-r1")), true)?;
+    r.record("snaprecv (incremental @r1..@r2)", "snaprecv", &[], Input::File(&s("r1-r2")), true)?;
+    r.record("snaprecv (-I @r2..@r4: two snapshots)", "snaprecv", &[], Input::File(&s("r2-r4")), true)?;
+
+    let tree = dir.join("tree");
+    hosttree::generate(&tree, seed, TreeSize { small_files: 40, medium_files: 3, large_bytes: 1_200_000 })?;
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, b"notes put from the host\n".repeat(300)).map_err(|e| format!("write notes: {e}"))?;
+    let patch = dir.join("patch.bin");
+    let mut patch_bytes = vec![0u8; 20_000];
+    crate::rng::Rng::derive(seed, &[0xBA7C]).fill(&mut patch_bytes);
+    std::fs::write(&patch, &patch_bytes).map_err(|e| format!("write patch: {e}"))?;
+    let mut stdin_bytes = vec![0u8; 300_000];
+    crate::rng::Rng::derive(seed, &[0x57D1]).fill(&mut stdin_bytes[..150_000]);
+
+    r.record("snapctl sync (tree replaces the live tree)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+    r.record("snapctl snapshot @s1", "snapctl", &os(&[&"snapshot", &"@s1"]), Input::None, true)?;
+    r.record("snapctl put notes.txt", "snapctl", &os(&[&"put", &notes, &"docs/notes.txt"]), Input::None, true)?;
+    r.record(
+        "snapctl put - (stdin)",
+        "snapctl",
+        &os(&[&"put", &"-", &"data/stdin.bin"]),
+        Input::Bytes(stdin_bytes),
+        true,
+    )?;
+    r.record("snapctl mkdir -p", "snapctl", &os(&[&"mkdir", &"-p", &"new/deep/er"]), Input::None, true)?;
+    r.record(
+        "snapctl mv src/a into new/deep/er",
+        "snapctl",
+        &os(&[&"mv", &"src/a", &"new/deep/er"]),
+        Input::None,
+        true,
+    )?;
+    r.record("snapctl rm -r src/b", "snapctl", &os(&[&"rm", &"-r", &"src/b"]), Input::None, true)?;
+    hosttree::mutate(&tree, seed, 1)?;
+    r.record("snapctl sync (after a mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+    r.record("snapctl snapshot @s2", "snapctl", &os(&[&"snapshot", &"@s2"]), Input::None, true)?;
+    let put_offset = os(&[&"put", &"--offset", &"200704", &patch, &"data/big.bin"]);
+    r.record("snapctl put --offset", "snapctl", &put_offset, Input::None, true)?;
+    r.record("snapctl destroy @s1", "snapctl", &os(&[&"destroy", &"@s1"]), Input::None, true)?;
+    hosttree::mutate(&tree, seed, 2)?;
+    r.record("snapctl sync (second mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+    r.record("snapctl history --prune", "snapctl", &os(&[&"history", &"--prune"]), Input::None, true)?;
+    r.record("snapctl history --keep 2h", "snapctl", &os(&[&"history", &"--keep", &"2h"]), Input::None, true)?;
+    r.record("snapctl destroy @s2", "snapctl", &os(&[&"destroy", &"@s2"]), Input::None, true)?;
+
+    // A broken incremental, saved (-s); its resume rolls the changed live tree back (-F).
+    let stderr = r.record(
+        "snaprecv -s -F (truncated @r4..@r5)",
+        "snaprecv",
+        &os(&[&"-s", &"-F"]),
+        Input::File(&s("r4-r5-cut")),
+        false,
+    )?;
+    let token = stderr
+        .split("snapsend -t ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| format!("the broken receive printed no resume token:\n{stderr}"))?
+        .to_string();
+    let resume = streams.join("resume");
+    let out = r.run("snapsend", &os(&[&"-t", &token, &source]), Input::None, false, true)?;
+    std::fs::write(&resume, &out.stdout).map_err(|e| format!("write {}: {e}", resume.display()))?;
+    r.record("snaprecv -s -F (resumed @r5)", "snaprecv", &os(&[&"-s", &"-F"]), Input::File(&resume), true)?;
+    hosttree::mutate(&tree, seed, 3)?;
+    r.record("snapctl sync (third mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+
+    let list: String =
+        r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();
+    let list_path = dir.join(COMMANDS_FILE);
+    std::fs::write(&list_path, list).map_err(|e| format!("write {}: {e}", list_path.display()))?;
+    Ok(Recording { log: r.log, events: r.events, commands: r.commands, image_bytes: IMAGE_BYTES })
+}
+
+/// Fills the source pool (not recorded) and writes its streams into `dir/streams`.
+fn source_streams(r: &Runner, source: &Path, seed: u64) -> Result<PathBuf, String> {
+    let streams = r.dir.join("streams");
+    std::fs::create_dir_all(&streams).map_err(|e| format!("create {}: {e}", streams.display()))?;
+    let tree = r.dir.join("source-tree");
+    hosttree::generate(&tree, seed ^ 0x5EED, TreeSize { small_files: 25, medium_files: 2, large_bytes: 700_000 })?;
+    r.run("snapfmt", &os(&[&source]), Input::None, false, true)?;
+    for round in 1..=5u64 {
+        if round > 1 {
+            hosttree::mutate(&tree, seed ^ 0x5EED, round)?;
+        }
+        r.run("snapctl", &os(&[&"sync", &tree, &source]), Input::None, false, true)?;
+        r.run("snapctl", &os(&[&"snapshot", &format!("@r{round}"), &source]), Input::None, false, true)?;
+    }
+    let send = |name: &str, args: &[&str]| -> Result<Vec<u8>, String> {
+        let mut full: Vec<OsString> = args.iter().map(OsString::from).collect();
+        full.push(source.as_os_str().to_os_string());
+        let out = r.run("snapsend", &full, Input::None, false, true)?;
+        let path = streams.join(name);
+        std::fs::write(&path, &out.stdout).map_err(|e| format!("write {}: {e}", path.display()))?;
+        Ok(out.stdout)
+    };
+    send("full-r1", &["@r1"])?;
+    send("r1-r2", &["-i", "@r1", "@r2"])?;
+    send("r2-r4", &["-I", "@r2", "@r4"])?;
+    let r5 = send("r4-r5", &["-i", "@r4", "@r5"])?;
+    let cut = streams.join("r4-r5-cut");
+    std::fs::write(&cut, &r5[..r5.len() * 2 / 3]).map_err(|e| format!("write {}: {e}", cut.display()))?;
+    Ok(streams)
+}
