@@ -1,8 +1,11 @@
 //! snaptorture: torture tests for snapfs that run its real binaries.
 //!
 //! `crash` (the crash-consistency harness) records every write and flush a workload of
-//! real commands issues, and judges every image a power cut could have left. Further
-//! torture (corruption injection, say) would go beside it as its own module.
+//! real commands issues, and judges every image a power cut could have left. `corrupt`
+//! (the corruption injector) flips bits in every metadata block and in a sample of data
+//! blocks of small pools, one at a time, and judges what reads, check and scrub make of
+//! each.
 
+pub mod corrupt;
 pub mod crash;
 pub mod rng;

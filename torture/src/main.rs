@@ -1,8 +1,9 @@
 //! snaptorture: torture tests for snapfs. `snaptorture crash --help` says what the crash
-//! harness does; exit 0 when every state passed, 1 on a failure, 2 when it cannot run.
+//! harness does, `snaptorture corrupt --help` the corruption injector; exit 0 when every
+//! state or flip passed, 1 on a failure, 2 when it cannot run.
 
 use clap::{Parser, Subcommand};
-use snapfs_torture::crash;
+use snapfs_torture::{corrupt, crash};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -53,11 +54,60 @@ enum Commands {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Flip one bit of every copy of every metadata block and of a sample of file data
+    /// blocks of small pools, one flip at a time: reads must return the right bytes or
+    /// fail (never wrong bytes), check and scrub must report every flip, scrub must
+    /// restore every metadata copy; damaged labels and commit rings must fall back to
+    /// the other copy or the previous commit; nothing may panic
+    Corrupt {
+        /// Pools to build and damage (seeds SEED, SEED+1, ...)
+        #[arg(long, default_value_t = 1)]
+        pools: u64,
+        /// File data blocks flipped per pool at most
+        #[arg(long, default_value_t = 40)]
+        data_per_pool: usize,
+        /// Seed of the first pool (default: from the clock, printed)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 fn main() {
-    let Commands::Crash { states, seed, keep, replay, from, bins, threads, no_digest_cache, rounds, verbose } =
-        Args::parse().command;
+    match Args::parse().command {
+        Commands::Crash { states, seed, keep, replay, from, bins, threads, no_digest_cache, rounds, verbose } => {
+            let config =
+                CrashArgs { states, seed, keep, replay, from, bins, threads, no_digest_cache, rounds, verbose };
+            crash_command(config)
+        }
+        Commands::Corrupt { pools, data_per_pool, seed } => corrupt_command(pools, data_per_pool, seed),
+    }
+}
+
+fn corrupt_command(pools: u64, data_per_pool: usize, seed: Option<u64>) {
+    let seed = seed.unwrap_or_else(clock_seed);
+    println!("snaptorture corrupt: seed {seed} (reproduce with --seed {seed})");
+    let started = std::time::Instant::now();
+    let config = corrupt::Config { seed, pools, data_per_pool };
+    let tally = corrupt::run(&config, &mut |line| println!("{line}"));
+    tally.print(started.elapsed().as_secs_f64());
+    std::process::exit(if tally.failures.is_empty() { 0 } else { 1 });
+}
+
+struct CrashArgs {
+    states: usize,
+    seed: Option<u64>,
+    keep: Option<PathBuf>,
+    replay: Option<String>,
+    from: Option<PathBuf>,
+    bins: Option<PathBuf>,
+    threads: Option<usize>,
+    no_digest_cache: bool,
+    rounds: usize,
+    verbose: bool,
+}
+
+fn crash_command(args: CrashArgs) {
+    let CrashArgs { states, seed, keep, replay, from, bins, threads, no_digest_cache, rounds, verbose } = args;
     let (seed, replay) = match replay.as_deref().map(crash::parse_replay) {
         Some(Ok((seed, boundary, state))) => (seed, Some((boundary, state))),
         Some(Err(e)) => {
