@@ -246,8 +246,18 @@ impl Store {
 
     fn buffered_write(&mut self, placement: Placement, offset: u64, stored: &[u8], blocks: u64) -> Result<()> {
         let index = placement as usize;
-        let buffer = &self.buffers[index];
         let padded = (blocks * BLOCK_BYTES) as usize;
+        // Another buffer may still hold a write to these blocks, made before they were
+        // freed in this transaction and allocated again: it goes out first, or it would
+        // land over this one.
+        for other in 0..self.buffers.len() {
+            let pending = &self.buffers[other];
+            let pending_end = pending.offset + pending.bytes.len() as u64;
+            if other != index && offset < pending_end && pending.offset < offset + padded as u64 {
+                self.flush_one(other)?;
+            }
+        }
+        let buffer = &self.buffers[index];
         let contiguous = !buffer.bytes.is_empty() && buffer.offset + buffer.bytes.len() as u64 == offset;
         if !contiguous || buffer.bytes.len() + padded > WRITE_BUFFER_BYTES {
             self.flush_one(index)?;
@@ -336,5 +346,33 @@ fn locate(e: Error, ptr: &BlockPtr) -> Error {
             ptr.birth.0
         )),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_to_blocks_freed_and_reallocated_lands_after_the_stale_one() {
+        // Goal: each placement has its own buffer, so a block freed in a transaction and
+        // allocated again for another placement has a stale write in one buffer and the
+        // new one in another; the new one must be what the device holds.
+        let mut store = Store::for_tests();
+        let old = vec![1u8; 4096];
+        let new = vec![2u8; 4096];
+        store.buffered_write(Placement::Ditto, 100 * BLOCK_BYTES, &old, 1).unwrap();
+        store.buffered_write(Placement::Metadata, 100 * BLOCK_BYTES, &new, 1).unwrap();
+        store.buffered_write(Placement::Data, 99 * BLOCK_BYTES, &[3u8; 8192], 2).unwrap();
+        store.flush_buffer().unwrap();
+        let mut got = vec![0u8; 2 * 4096];
+        store.dev.read_at(99 * BLOCK_BYTES, &mut got).unwrap();
+        assert!(got == vec![3u8; 2 * 4096], "the data write, the last of the three, is what the device holds");
+        store.buffered_write(Placement::Data, 200 * BLOCK_BYTES, &old, 1).unwrap();
+        store.buffered_write(Placement::Ditto, 200 * BLOCK_BYTES, &new, 1).unwrap();
+        store.flush_buffer().unwrap();
+        let mut got = vec![0u8; 4096];
+        store.dev.read_at(200 * BLOCK_BYTES, &mut got).unwrap();
+        assert!(got == new, "the ditto write, the later one, is what the device holds");
     }
 }
