@@ -70,13 +70,15 @@ for target in "${targets[@]}"; do
     limit=(-max_total_time="$seconds")
     [[ $mode == long ]] && limit=(-runs="$([[ $target == receive ]] && echo "$receive_runs" || echo "$runs")")
     log=$logs/$target.log
+    stamp=$logs/$target.started # artifacts newer than this are this run's
+    touch "$stamp"
     start_ms=$(($(date +%s%N) / 1000000))
     status=0
     cargo fuzz run "${build[@]}" "$target" "${corpora[@]}" -- \
         "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 > "$log" 2>&1 || status=$?
     elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
     executions=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
-    crashes=$(find "fuzz/artifacts/$target" -newer "$log" -type f 2> /dev/null | wc -l)
+    crashes=$(find "fuzz/artifacts/$target" -newer "$stamp" -type f 2> /dev/null | wc -l)
     if ((status == 0)) && ((crashes == 0)); then
         verdict=ok
     else

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite, as CI runs it (.ci/run calls exactly this).
 # Unit tests, CLI tests on image files, loop-device tests (root; they fail rather than
-# skip when CI=true), the workload round trip, man pages against --help, lints.
+# skip when CI=true), the workload round trip, man pages against --help, lints, and a
+# short run of every fuzz target (scripts/fuzz.sh; the soak is scripts/fuzz.sh --soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --check
 cargo clippy --quiet --locked --all-targets -- -D warnings
 cargo test --locked --quiet
+scripts/fuzz.sh
