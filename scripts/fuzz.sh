@@ -4,7 +4,7 @@
 # and growing corpus (fuzz/corpus/TARGET, not committed).
 #
 #   scripts/fuzz.sh                  short run, as scripts/test.sh runs it: each target for
-#                                    FUZZ_SECONDS seconds (default 10), unoptimized build
+#                                    FUZZ_SECONDS seconds (default 8), unoptimized build
 #   scripts/fuzz.sh --soak           10 million executions per target (receive: 1 million,
 #                                    it opens and checks a pool per input: about 1 ms), optimized build
 #   scripts/fuzz.sh --runs N         N executions per target, optimized build
@@ -29,7 +29,7 @@ all_targets=(stream_reader label_commit tree_node receive)
 mode=short
 runs=
 receive_runs=
-seconds=${FUZZ_SECONDS:-10}
+seconds=${FUZZ_SECONDS:-8}
 targets=()
 while (($#)); do
     case $1 in
@@ -56,10 +56,11 @@ export RUSTC_BOOTSTRAP=1
 build=(--sanitizer none)
 [[ $mode == short ]] && build+=(--dev)
 started=$(date +%s)
+commit=$(git describe --always --dirty 2> /dev/null || echo unknown) # what is being built
 cargo fuzz build "${build[@]}"
 echo "fuzz: built in $(($(date +%s) - started)) s"
 
-logs=fuzz/artifacts/logs
+logs=fuzz/artifacts/logs/$mode # a short run beside a soak keeps its own logs
 mkdir -p "$logs"
 summary=()
 failed=0
@@ -93,6 +94,6 @@ for target in "${targets[@]}"; do
     summary+=("$line")
 done
 
-echo "fuzz summary ($([[ $mode == short ]] && echo "short run, ${seconds} s per target" || echo "up to ${runs} executions per target"), commit $(git rev-parse --short HEAD 2> /dev/null || echo unknown)):"
+echo "fuzz summary ($([[ $mode == short ]] && echo "short run, ${seconds} s per target" || echo "up to ${runs} executions per target"), commit $commit):"
 printf '%s\n' "${summary[@]}"
 exit $failed
