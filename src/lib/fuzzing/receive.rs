@@ -59,6 +59,7 @@ impl ReceiveTarget {
         }
         let mut reopened = Pool::open(Box::new(device), OpenMode::Write)
             .unwrap_or_else(|e| panic!("the target does not open after a receive ({received:?}): {e}"));
+        // Checked whatever the outcome: check must not panic on what a receive wrote.
         let report = check_pool(&mut reopened);
         // A part commits what its records say, consistent or not (the receiver applies
         // keys; it does not check the file system): only a receive that failed before
