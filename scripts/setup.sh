@@ -4,8 +4,10 @@
 #
 #   apt: python3 (workload generator), e2fsprogs and util-linux (loop-device tests),
 #        btrfs-progs and time (the benchmark beside btrfs), openssh-server,
-#        openssh-client, netcat-openbsd and iproute2 (the ssh and nc pipeline test)
-#   cargo: the crates in Cargo.lock
+#        openssh-client, netcat-openbsd and iproute2 (the ssh and nc pipeline test),
+#        g++ (libFuzzer, which the fuzz targets link, is C++)
+#   cargo: the crates in Cargo.lock; cargo-fuzz (scripts/fuzz.sh; about 2 minutes to
+#        build, once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ command -v mkfs.btrfs > /dev/null || need+=(btrfs-progs)
 command -v ssh > /dev/null && command -v ssh-keygen > /dev/null || need+=(openssh-client)
 command -v nc.openbsd > /dev/null || need+=(netcat-openbsd)
 command -v ip > /dev/null || need+=(iproute2)
+command -v g++ > /dev/null || need+=(g++)
 if ((${#need[@]})); then
     if [[ $(id -u) != 0 ]]; then
         echo "setup: missing packages ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -34,4 +37,5 @@ if ! command -v cargo > /dev/null; then
     echo "setup: cargo is missing; install Rust with https://rustup.rs" >&2
     exit 1
 fi
+cargo fuzz --version > /dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz@0.13.2
 cargo build --release --quiet --locked

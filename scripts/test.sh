@@ -2,10 +2,13 @@
 # test.sh: the whole test suite, as CI runs it (.ci/run calls exactly this).
 # Unit tests, CLI tests on image files, loop-device tests (root; they fail rather than
 # skip when CI=true), the workload round trip, man pages against --help, the crash
-# harness with a short budget (torture/; scripts/crash-soak.sh runs the long one), lints.
+# harness and the corruption injector with short budgets (torture/; scripts/crash-soak.sh
+# and `snaptorture corrupt --pools N` run the long ones), lints, and a short run of every
+# fuzz target (scripts/fuzz.sh; the soak is scripts/fuzz.sh --soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --check
 cargo clippy --quiet --locked --workspace --all-targets -- -D warnings
 cargo test --workspace --locked --quiet
+scripts/fuzz.sh

@@ -22,6 +22,9 @@ pub mod dump;
 pub mod error;
 pub mod format;
 pub mod fs;
+/// What the fuzz targets run (fuzz/), shared with the regression test that replays their finds.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pool;
 pub mod scrub;
 pub mod store;

@@ -94,7 +94,8 @@ impl EncodedNode {
                 let k = r.bytes16()?.to_vec();
                 let p =
                     BlockPtr::decode(&mut r)?.ok_or_else(|| Error::corrupt("internal tree node with a null child"))?;
-                if p.level + 1 != expect_level {
+                // Not `p.level + 1`: a child level of 255 would overflow.
+                if p.level != expect_level - 1 {
                     return Err(Error::corrupt(format!(
                         "level-{expect_level} node points to a level-{} child",
                         p.level
@@ -136,6 +137,10 @@ pub fn decode_leaf(bytes: &[u8], expect_kind: TreeKind) -> Result<Vec<EntrySpan>
 }
 
 fn decode_header<'a>(bytes: &'a [u8], expect_kind: TreeKind, expect_level: u8) -> Result<(Reader<'a>, usize)> {
+    // The encoder refuses a larger node: one accepted here would panic when next written.
+    if bytes.len() > NODE_BYTES_MAX {
+        return Err(Error::corrupt(format!("tree node of {} bytes", bytes.len())));
+    }
     let mut r = Reader::new(bytes, "tree node");
     if r.array::<4>()? != NODE_MAGIC {
         return Err(Error::corrupt("tree node has a bad magic"));
@@ -167,6 +172,9 @@ fn decode_leaf_entries(r: &mut Reader, bytes: &[u8], count: usize) -> Result<Vec
         let key_len = r.bytes16()?.len() as u16;
         let value_start = r.offset() as u32 + 2;
         let value_len = r.bytes16()?.len() as u16;
+        if value_len as usize > VALUE_BYTES_MAX {
+            return Err(Error::corrupt(format!("tree node value of {value_len} bytes")));
+        }
         spans.push(EntrySpan { key_start, key_len, value_start, value_len });
     }
     check_sorted(spans.iter().map(|span| span.key(bytes)))?;

@@ -69,7 +69,7 @@ pub fn describe(record: &Record) -> String {
             format!(
                 "WRITE ino={} offset={} logical={} stored={} compression={:?} checksum={}{overlay}",
                 w.ino,
-                w.index * crate::fs::record::RECORD_BYTES,
+                w.index.saturating_mul(crate::fs::record::RECORD_BYTES),
                 w.logical_bytes,
                 w.stored_bytes,
                 w.compression,
@@ -79,7 +79,7 @@ pub fn describe(record: &Record) -> String {
         Record::Patch(p) => format!(
             "PATCH ino={} offset={} logical={} pieces={:#010x} data={}",
             p.ino,
-            p.index * crate::fs::record::RECORD_BYTES,
+            p.index.saturating_mul(crate::fs::record::RECORD_BYTES),
             p.logical_bytes,
             p.mask,
             human_bytes(p.data.len() as u64)

@@ -413,8 +413,9 @@ impl ResumeTracker {
 /// after them.
 fn next_record(record: &Record) -> Option<(u64, u64)> {
     match record {
-        Record::Write(w) => Some((w.ino, w.index + 1)),
-        Record::Patch(p) => Some((p.ino, p.index + 1)),
+        // Saturating: the index comes from the stream; one this large is refused when applied.
+        Record::Write(w) => Some((w.ino, w.index.saturating_add(1))),
+        Record::Patch(p) => Some((p.ino, p.index.saturating_add(1))),
         Record::Punch { ino, first, count } => Some((*ino, first.saturating_add(*count))),
         _ => None,
     }
