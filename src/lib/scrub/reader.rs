@@ -5,7 +5,7 @@
 use crate::block::BLOCK_BYTES;
 use crate::device::Device;
 use crate::error::Result;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const RUN_BYTES_MAX: u64 = 4 << 20;
 /// Gaps of up to this many blocks are read through rather than split into two requests.
@@ -68,29 +68,24 @@ pub fn read_extents(dev: &dyn Device, extents: &[Extent], visit: &Visit, progres
     };
     let read = |offset: u64, buf: &mut [u8]| reader.read_at(offset, buf);
     let next = AtomicUsize::new(0);
-    let done_bytes = AtomicU64::new(0);
-    let finished = AtomicUsize::new(0);
-    let threads = READERS.min(runs.len());
+    // Each thread reports every run it read; the channel closes when the last one ends,
+    // so a batch of a few nodes returns as soon as they are read.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<u64>();
+    let (runs, next, read) = (&runs, &next, &read);
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
+        for _ in 0..READERS.min(runs.len()) {
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
                 let mut buffer = Vec::new();
                 while let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    done_bytes.fetch_add(read_run(&read, extents, run, &mut buffer, visit), Ordering::Relaxed);
+                    // The receiver lives until every sender is gone.
+                    let _ = done_tx.send(read_run(read, extents, run, &mut buffer, visit));
                 }
-                finished.fetch_add(1, Ordering::Release);
             });
         }
-        let mut reported = 0;
-        loop {
-            let all_done = finished.load(Ordering::Acquire) == threads;
-            let done = done_bytes.load(Ordering::Relaxed);
-            progress(done - reported);
-            reported = done;
-            if all_done {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(done_tx);
+        for bytes in done_rx {
+            progress(bytes);
         }
     });
 }
