@@ -468,6 +468,7 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
             "device": device,
             "pool_guid": guid_hex(&pool.label.pool_guid),
             "format_version": pool.label.version,
+            "features": pool.label.feature_names(),
             "device_bytes": pool.label.device_bytes,
             "data_bytes": data_bytes,
             "used_bytes": pool.used_bytes(),
@@ -501,7 +502,9 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
     let mut text = String::new();
     let mut line = |k: &str, v: String| text.push_str(&format!("{k:<13}{v}\n"));
     line("device:", format!("{device} (pool {})", guid_hex(&pool.label.pool_guid)));
-    line("format:", format!("version {}", pool.label.version));
+    let features = pool.label.feature_names();
+    let features = if features.is_empty() { "none".to_string() } else { features.join(", ") };
+    line("format:", format!("label version {}, features: {features}", pool.label.version));
     line("size:", format!("{} ({} for data)", human_bytes(pool.label.device_bytes), human_bytes(data_bytes)));
     line(
         "used:",

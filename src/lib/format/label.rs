@@ -141,6 +141,25 @@ impl Label {
         self.features_ro_compat & FEATURE_DITTO_METADATA != 0
     }
 
+    /// The features this pool uses, by name (as docs/FORMAT.md names them), unknown bits
+    /// as `incompat:0x..` or `ro_compat:0x..`.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.features_incompat & FEATURE_RECORD_OVERLAYS != 0 {
+            names.push("record_overlays".to_string());
+        }
+        if self.has_ditto_metadata() {
+            names.push("ditto_metadata".to_string());
+        }
+        let unknown = [
+            ("incompat", self.features_incompat & !FEATURES_INCOMPAT_KNOWN),
+            ("ro_compat", self.features_ro_compat & !FEATURES_RO_COMPAT_KNOWN),
+            ("compat", self.features_compat),
+        ];
+        names.extend(unknown.iter().filter(|(_, bits)| *bits != 0).map(|(set, bits)| format!("{set}:{bits:#x}")));
+        names
+    }
+
     pub fn read_only_reason(&self) -> Option<String> {
         let unknown = self.features_ro_compat & !FEATURES_RO_COMPAT_KNOWN;
         (unknown != 0).then(|| format!("the pool uses features this binary can read but not write (bits {unknown:#x})"))
@@ -187,5 +206,14 @@ mod tests {
         label.version = FORMAT_VERSION + 1;
         let err = Label::decode(&label.encode()).unwrap_err();
         assert!(err.to_string().contains("newer than this binary"), "{err}");
+    }
+
+    #[test]
+    fn features_are_named_and_unknown_bits_shown() {
+        let mut label = sample();
+        assert!(label.feature_names().is_empty());
+        label.features_incompat = FEATURE_RECORD_OVERLAYS | 1 << 5;
+        label.features_ro_compat = FEATURE_DITTO_METADATA;
+        assert_eq!(label.feature_names(), ["record_overlays", "ditto_metadata", "incompat:0x20"]);
     }
 }
