@@ -704,7 +704,7 @@ fn truncated_anywhere_is_refused() {
     // truncated (an empty input says it is empty), and the target holds what it held.
     // Method: a real incremental stream cut at every byte of the preamble, at and around
     // every frame boundary, header and checksum, at len-1, and at every 31st byte
-    // elsewhere (about 400 cuts). A cut before the first record after BEGIN may not write
+    // elsewhere (457 cuts). A cut before the first record after BEGIN may not write
     // to the image at all (its size and modification time stay); a later one may leave
     // unreferenced blocks but commits nothing (the snapshot list stays, and at the end the
     // exports of every snapshot and of the live tree, and check).
@@ -736,6 +736,8 @@ fn truncated_anywhere_is_refused() {
     cuts.retain(|&c| c < stream.len());
     cuts.sort();
     cuts.dedup();
+    // The README's reliability section quotes this count (`--nocapture` shows it).
+    println!("truncated_anywhere_is_refused: {} cuts of a {}-byte stream", cuts.len(), stream.len());
     for &cut in &cuts {
         let out = snaprecv().arg(&pair.tgt).write_stdin(stream[..cut].to_vec()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -809,7 +811,7 @@ fn any_flipped_bit_is_refused() {
     // Method: flip every bit of the preamble, and one bit (rotating) of every byte of each
     // frame header and of the END record, of the first, a middle and the last byte of each
     // checksum, of each payload's first and last 8 bytes and of every 29th byte between
-    // (about 600 flips). Damage in the preamble or BEGIN may not write to the image at all
+    // (866 flips). Damage in the preamble or BEGIN may not write to the image at all
     // (its size and modification time stay); later damage may leave unreferenced blocks
     // but commits nothing (the snapshot list stays, and at the end the exports of every
     // snapshot and of the live tree, and check).
@@ -841,6 +843,8 @@ fn any_flipped_bit_is_refused() {
     positions.sort();
     positions.dedup();
     flips.extend(positions.iter().map(|&p| (p, (p % 8) as u8)));
+    // The README's reliability section quotes this count (`--nocapture` shows it).
+    println!("any_flipped_bit_is_refused: {} flipped bits of a {}-byte stream", flips.len(), stream.len());
     for &(p, bit) in &flips {
         let mut damaged = stream.clone();
         damaged[p] ^= 1 << bit;
