@@ -9,6 +9,8 @@
 #                                    it opens and checks a pool per input: about 1 ms), optimized build
 #   scripts/fuzz.sh --runs N         N executions per target, optimized build
 #   scripts/fuzz.sh ... TARGET...    only these targets (default: all of them)
+#   FUZZ_JOBS=N                      targets run at once (default: the CPUs in a soak, 1 in
+#                                    the short run)
 #
 # Prints, per target, its executions, time and crashes as libFuzzer reports them, and at
 # the end one summary line per target:
@@ -42,6 +44,10 @@ while (($#)); do
     shift
 done
 ((${#targets[@]})) || targets=("${all_targets[@]}")
+for target in "${targets[@]}"; do
+    [[ " ${all_targets[*]} " == *" $target "* ]] ||
+        { echo "fuzz.sh: no fuzz target $target (there are: ${all_targets[*]})" >&2 && exit 2; }
+done
 
 if ! cargo fuzz --version > /dev/null 2>&1; then
     if [[ ${CI:-} == true ]]; then
@@ -62,35 +68,49 @@ echo "fuzz: built in $(($(date +%s) - started)) s"
 
 logs=fuzz/artifacts/logs/$mode # a short run beside a soak keeps its own logs
 mkdir -p "$logs"
-summary=()
-failed=0
-for target in "${targets[@]}"; do
+
+# Runs one target; prints and leaves in $logs/TARGET.summary its summary line.
+run_target() {
+    local target=$1 log=$logs/$1.log stamp=$logs/$1.started # artifacts newer than it are this run's
+    local corpora=("fuzz/corpus/$target" "fuzz/seeds/$target")
+    local limit=(-max_total_time="$seconds") status=0 start_ms elapsed_ms executions crashes verdict line
     mkdir -p "fuzz/corpus/$target"
-    corpora=("fuzz/corpus/$target" "fuzz/seeds/$target")
     [[ -d fuzz/regressions/$target ]] && corpora+=("fuzz/regressions/$target")
-    limit=(-max_total_time="$seconds")
     [[ $mode == long ]] && limit=(-runs="$([[ $target == receive ]] && echo "$receive_runs" || echo "$runs")")
-    log=$logs/$target.log
-    stamp=$logs/$target.started # artifacts newer than this are this run's
     touch "$stamp"
     start_ms=$(($(date +%s%N) / 1000000))
-    status=0
     cargo fuzz run "${build[@]}" "$target" "${corpora[@]}" -- \
         "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 > "$log" 2>&1 || status=$?
     elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
     executions=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
-    crashes=$(find "fuzz/artifacts/$target" -newer "$stamp" -type f 2> /dev/null | wc -l)
+    crashes=$( (find "fuzz/artifacts/$target" -newer "$stamp" -type f 2> /dev/null || true) | wc -l)
     if ((status == 0)) && ((crashes == 0)); then
         verdict=ok
     else
         verdict=FAILED
-        failed=1
         grep -E -A6 'panicked at|ERROR: libFuzzer|SUMMARY' "$log" | head -20 | cut -c1-400 >&2 || true
         echo "fuzz: $target failed (exit $status); its log: $log; saved inputs: fuzz/artifacts/$target/" >&2
     fi
     line=$(printf 'fuzz: %-13s executions=%s seconds=%d.%d crashes=%s %s' \
         "$target" "$executions" $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100)) "$crashes" "$verdict")
-    echo "$line"
+    echo "$line" | tee "$logs/$target.summary"
+}
+
+# Targets run side by side, as many at once as there are CPUs in a soak (libFuzzer uses
+# one each), one at a time in the short run.
+jobs_max=${FUZZ_JOBS:-$([[ $mode == long ]] && nproc || echo 1)}
+for target in "${targets[@]}"; do
+    rm -f "$logs/$target.summary"
+    while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
+    run_target "$target" &
+done
+wait
+
+failed=0
+summary=()
+for target in "${targets[@]}"; do
+    line=$(cat "$logs/$target.summary" 2> /dev/null || echo "fuzz: $target did not finish FAILED")
+    [[ $line == *" ok" ]] || failed=1
     summary+=("$line")
 done
 
