@@ -613,16 +613,19 @@ fn scrub(device: &str, json: bool, no_repair: bool) -> Result<()> {
     Err(if lost > 0 {
         Error::Damaged {
             what: format!(
-                "{lost} blocks have no good copy left: what is named above cannot be read; restore it from a replica or a backup"
+                "{} no good copy left: what is named above cannot be read; restore it from a replica or a backup",
+                if lost == 1 { "1 block has".to_string() } else { format!("{lost} blocks have") }
             ),
         }
     } else if !report.problems.is_empty() {
         Error::corrupt(format!("{} structures verified but do not decode", report.problems.len()))
     } else {
+        let damaged = (report.damage.len() + report.labels_damaged.len()) as u64;
+        let (left, them) = if damaged == 1 { ("it is", "it") } else { ("they are", "them") };
         Error::Damaged {
             what: format!(
-                "{} damaged copies found and left as they are (-n): every block still has a good copy; run `snapctl scrub {device}` to rewrite them",
-                report.damage.len() + report.labels_damaged.len()
+                "{} found and left as {left} (-n): every block still has a good copy; run `snapctl scrub {device}` to rewrite {them}",
+                counted(damaged, "damaged copy", "damaged copies"),
             ),
         }
     })
@@ -651,15 +654,20 @@ fn print_scrub(report: &snapfs::scrub::ScrubReport) {
     }
     let rate = report.bytes_verified as f64 / report.seconds.max(1e-6);
     println!(
-        "{PROGRAM}: scrub {}: {} copies verified ({}) in {:.2} s ({}/s): {} metadata blocks, {} data blocks; {} copies repaired, {} blocks without a good copy",
+        "{PROGRAM}: scrub {}: {} verified ({}) in {:.2} s ({}/s): {}, {}; {} repaired, {} without a good copy",
         if report.is_clean() { "clean" } else { "FOUND DAMAGE" },
-        report.blocks_verified,
+        counted(report.blocks_verified, "copy", "copies"),
         human_bytes(report.bytes_verified),
         report.seconds,
         human_bytes(rate as u64),
-        report.metadata_blocks,
-        report.data_blocks,
-        report.repaired(),
-        report.unrecoverable(),
+        counted(report.metadata_blocks, "metadata block", "metadata blocks"),
+        counted(report.data_blocks, "data block", "data blocks"),
+        counted(report.repaired() as u64, "copy", "copies"),
+        counted(report.unrecoverable() as u64, "block", "blocks"),
     );
+}
+
+/// "1 copy", "2 copies".
+fn counted(count: u64, one: &str, many: &str) -> String {
+    if count == 1 { format!("1 {one}") } else { format!("{count} {many}") }
 }
