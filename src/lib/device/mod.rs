@@ -3,10 +3,12 @@
 
 mod file;
 mod memory;
+mod overlay;
 pub mod recording;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
 pub use memory::MemoryDevice;
+pub use overlay::OverlayDevice;
 pub use recording::{RecordingDevice, open_tool_device};
 
 use crate::error::Result;

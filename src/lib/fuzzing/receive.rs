@@ -12,15 +12,13 @@
 
 use super::reseal::{Seal, reseal};
 use crate::check::check_pool;
-use crate::device::{Device, OpenMode};
-use crate::error::{Error, Result};
+use crate::device::{OpenMode, OverlayDevice};
+use crate::error::Result;
 use crate::pool::{FormatOptions, LIVE_TREE_ID, MIN_DEVICE_BYTES, Pool, format_pool};
 use crate::stream::framing::StreamReader;
 use crate::stream::receive::{ReceiveOptions, receive};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-const BLOCK: usize = crate::block::BLOCK_BYTES as usize;
+use std::sync::Arc;
 
 pub struct ReceiveTarget {
     /// A formatted, empty pool.
@@ -34,10 +32,10 @@ impl ReceiveTarget {
     /// are based on.
     pub fn new(base_stream: &[u8]) -> Result<ReceiveTarget> {
         let zeros = Arc::new(vec![0u8; MIN_DEVICE_BYTES as usize]);
-        let device = OverlayDevice::over(zeros);
+        let device = OverlayDevice::new(zeros, HashMap::new());
         drop(format_pool(Box::new(device.clone()), &FormatOptions { force: true, ..Default::default() })?);
         let empty = Arc::new(device.image());
-        let device = OverlayDevice::over(Arc::clone(&empty));
+        let device = OverlayDevice::new(Arc::clone(&empty), HashMap::new());
         let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write)?;
         receive_stream(&mut pool, base_stream, &mut 0)?;
         drop(pool);
@@ -49,7 +47,7 @@ impl ReceiveTarget {
         let mut input = &stream[..];
         let Ok(Some(begin)) = StreamReader::new(&mut input, None).next_part() else { return };
         let image = if begin.base.is_some() { &self.based } else { &self.empty };
-        let device = OverlayDevice::over(Arc::clone(image));
+        let device = OverlayDevice::new(Arc::clone(image), HashMap::new());
         let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write).expect("the prepared image opens");
         let mut committed_parts = 0;
         let received = receive_stream(&mut pool, &stream, &mut committed_parts);
@@ -88,96 +86,4 @@ fn receive_stream(pool: &mut Pool, stream: &[u8], committed_parts: &mut u32) -> 
     let mut reader = StreamReader::new(&mut input, None);
     let options = ReceiveOptions { force: false, save_partial: true };
     receive(pool, LIVE_TREE_ID, &mut reader, options, &mut |_| *committed_parts += 1)
-}
-
-/// A device that reads an image shared between runs and keeps its own writes, block by
-/// block. Clones share the writes: a pool reopened on a clone sees them.
-#[derive(Clone)]
-struct OverlayDevice {
-    base: Arc<Vec<u8>>,
-    written: Arc<Mutex<HashMap<usize, Box<[u8; BLOCK]>>>>,
-}
-
-impl OverlayDevice {
-    fn over(base: Arc<Vec<u8>>) -> OverlayDevice {
-        OverlayDevice { base, written: Arc::default() }
-    }
-
-    fn written_blocks(&self) -> usize {
-        self.written.lock().expect("not poisoned").len()
-    }
-
-    /// The base with the writes applied.
-    fn image(&self) -> Vec<u8> {
-        let mut bytes = self.base.to_vec();
-        for (block, data) in self.written.lock().expect("not poisoned").iter() {
-            bytes[block * BLOCK..][..BLOCK].copy_from_slice(&data[..]);
-        }
-        bytes
-    }
-
-    /// The blocks `[offset, offset + len)` covers, with the part of each it covers.
-    fn spans(&self, offset: u64, len: usize) -> Result<Vec<(usize, std::ops::Range<usize>)>> {
-        let end = offset.checked_add(len as u64).filter(|&end| end <= self.base.len() as u64);
-        let Some(end) = end else {
-            return Err(Error::io(
-                format!("overlay device: {len} bytes at {offset} is past its end"),
-                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-            ));
-        };
-        let (mut at, end) = (offset as usize, end as usize);
-        let mut spans = Vec::new();
-        while at < end {
-            let block = at / BLOCK;
-            let stop = end.min((block + 1) * BLOCK);
-            spans.push((block, at - block * BLOCK..stop - block * BLOCK));
-            at = stop;
-        }
-        Ok(spans)
-    }
-}
-
-impl Device for OverlayDevice {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let written = self.written.lock().expect("not poisoned");
-        let mut filled = 0;
-        for (block, range) in self.spans(offset, buf.len())? {
-            let source = match written.get(&block) {
-                Some(data) => &data[range.clone()],
-                None => &self.base[block * BLOCK..][range.clone()],
-            };
-            buf[filled..filled + range.len()].copy_from_slice(source);
-            filled += range.len();
-        }
-        Ok(())
-    }
-
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-        let mut written = self.written.lock().expect("not poisoned");
-        let mut taken = 0;
-        for (block, range) in self.spans(offset, buf.len())? {
-            let data = written
-                .entry(block)
-                .or_insert_with(|| Box::new(self.base[block * BLOCK..][..BLOCK].try_into().expect("one block")));
-            data[range.clone()].copy_from_slice(&buf[taken..taken + range.len()]);
-            taken += range.len();
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    fn len(&self) -> u64 {
-        self.base.len() as u64
-    }
-
-    fn name(&self) -> &str {
-        "overlay"
-    }
-
-    fn written_bytes(&self) -> u64 {
-        0
-    }
 }

@@ -12,14 +12,14 @@ use super::model::{self, BLOCK, CrashState, PendingWrite, Piece, StateKind};
 use super::state::{DigestCache, PoolState, capture};
 use super::workload::Recording;
 use snapfs::check::check_pool;
-use snapfs::device::{Device, OpenMode};
-use snapfs::error::{Error, Result as SnapResult};
+use snapfs::device::{OpenMode, OverlayDevice};
+use snapfs::error::Result as SnapResult;
 use snapfs::fs::{Inode, ROOT_INO, Timespec};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::pool::Pool;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// A flush boundary: the durable image is every write before event `flush` (the flush
 /// that starts it); the pending writes are those up to the next flush.
@@ -96,80 +96,6 @@ pub enum Outcome {
     After,
 }
 
-/// The 4 KiB blocks of a crash image that differ from the durable image.
-pub type Overlay = Arc<Mutex<HashMap<u64, Vec<u8>>>>;
-
-/// A crash image: the durable image with an overlay of 4 KiB blocks, which takes the
-/// writes of a recovery (the durable image is shared and never written).
-struct CrashDevice {
-    durable: Arc<Vec<u8>>,
-    blocks: Overlay,
-    writable: bool,
-}
-
-impl Device for CrashDevice {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SnapResult<()> {
-        let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= self.durable.len() as u64);
-        if end.is_none() {
-            return Err(Error::io(
-                format!("crash image: {} bytes at {offset} is past its end", buf.len()),
-                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-            ));
-        }
-        let mut at = offset as usize;
-        let mut done = 0;
-        while done < buf.len() {
-            let block = at / BLOCK;
-            let within = at % BLOCK;
-            let len = (BLOCK - within).min(buf.len() - done);
-            match self.blocks.lock().expect("overlay lock").get(&(block as u64)) {
-                Some(bytes) => buf[done..done + len].copy_from_slice(&bytes[within..within + len]),
-                None => buf[done..done + len].copy_from_slice(&self.durable[at..at + len]),
-            }
-            done += len;
-            at += len;
-        }
-        Ok(())
-    }
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> SnapResult<()> {
-        if !self.writable {
-            return Err(Error::invalid("this crash image is opened read-only"));
-        }
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.durable.len() as u64) {
-            return Err(Error::io(
-                format!("crash image: a write of {} bytes at {offset} is past its end", buf.len()),
-                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-            ));
-        }
-        let mut blocks = self.blocks.lock().expect("overlay lock");
-        let mut at = offset as usize;
-        let mut done = 0;
-        while done < buf.len() {
-            let block = at / BLOCK;
-            let within = at % BLOCK;
-            let len = (BLOCK - within).min(buf.len() - done);
-            let start = block * BLOCK;
-            let bytes = blocks.entry(block as u64).or_insert_with(|| self.durable[start..start + BLOCK].to_vec());
-            bytes[within..within + len].copy_from_slice(&buf[done..done + len]);
-            done += len;
-            at += len;
-        }
-        Ok(())
-    }
-    fn flush(&mut self) -> SnapResult<()> {
-        Ok(())
-    }
-    fn len(&self) -> u64 {
-        self.durable.len() as u64
-    }
-    fn name(&self) -> &str {
-        "crash image"
-    }
-    fn written_bytes(&self) -> u64 {
-        0
-    }
-}
-
 /// What one crash image showed.
 pub enum Verdict {
     Matched { outcome: Outcome, recovered: bool },
@@ -185,26 +111,23 @@ pub fn judge(
     cache: Option<&DigestCache>,
     recover: bool,
 ) -> Verdict {
-    let blocks: Overlay = Arc::new(Mutex::new(blocks));
-    let (state, outcome) = match open_and_match(durable, &blocks, allowed, cache) {
+    // The durable image is shared and never written; a recovery writes to the overlay.
+    let image = OverlayDevice::new(Arc::clone(durable), blocks);
+    let (state, outcome) = match open_and_match(&image, allowed, cache) {
         Ok(found) => found,
         Err(why) => return Verdict::Failed(why),
     };
     if recover {
-        if let Err(why) = self::recover(durable, &blocks, &state, cache) {
+        if let Err(why) = self::recover(&image, &state, cache) {
             return Verdict::Failed(format!("the crash left {outcome:?} (txg {}), but then {why}", state.txg));
         }
     }
     Verdict::Matched { outcome, recovered: recover }
 }
 
-fn open_checked(
-    durable: &Arc<Vec<u8>>,
-    blocks: &Overlay,
-    cache: Option<&DigestCache>,
-) -> Result<(PoolState, Vec<String>), String> {
-    let device = CrashDevice { durable: Arc::clone(durable), blocks: Arc::clone(blocks), writable: false };
-    let mut pool = Pool::open(Box::new(device), OpenMode::Read).map_err(|e| format!("the pool does not open: {e}"))?;
+fn open_checked(image: &OverlayDevice, cache: Option<&DigestCache>) -> Result<(PoolState, Vec<String>), String> {
+    let mut pool =
+        Pool::open(Box::new(image.read_only()), OpenMode::Read).map_err(|e| format!("the pool does not open: {e}"))?;
     match check_pool(&mut pool) {
         Ok(report) if report.is_clean() => {}
         Ok(report) => return Err(format!("check finds problems at txg {}: {:?}", pool.txg().0, report.problems)),
@@ -216,12 +139,11 @@ fn open_checked(
 }
 
 fn open_and_match(
-    durable: &Arc<Vec<u8>>,
-    blocks: &Overlay,
+    image: &OverlayDevice,
     allowed: &[(Outcome, &PoolState)],
     cache: Option<&DigestCache>,
 ) -> Result<(PoolState, Outcome), String> {
-    let (state, warnings) = open_checked(durable, blocks, cache)?;
+    let (state, warnings) = open_checked(image, cache)?;
     let Some((outcome, _)) = allowed.iter().find(|(_, s)| **s == state) else {
         let differences: Vec<String> =
             allowed.iter().map(|(o, s)| format!("vs {o:?} ({}): {}", s.describe(), state.difference(s))).collect();
@@ -252,17 +174,11 @@ const RECOVERED_NAME: &str = "recovered-after-crash";
 /// catches a recovery that reuses a block the opened commit still needs (free space
 /// rebuilt from the space log while blocks of the lost transaction lie around), or a
 /// commit record slot or txg reused wrongly after the lost commit.
-fn recover(
-    durable: &Arc<Vec<u8>>,
-    blocks: &Overlay,
-    before: &PoolState,
-    cache: Option<&DigestCache>,
-) -> Result<(), String> {
+fn recover(image: &OverlayDevice, before: &PoolState, cache: Option<&DigestCache>) -> Result<(), String> {
     let mut data = vec![0u8; 300_000];
     crate::rng::Rng::derive(before.txg, &[0xC0DE]).fill(&mut data[..150_000]);
-    let device = CrashDevice { durable: Arc::clone(durable), blocks: Arc::clone(blocks), writable: true };
-    let mut pool =
-        Pool::open(Box::new(device), OpenMode::Write).map_err(|e| format!("it does not open for writing: {e}"))?;
+    let mut pool = Pool::open(Box::new(image.clone()), OpenMode::Write)
+        .map_err(|e| format!("it does not open for writing: {e}"))?;
     let written = (|| -> SnapResult<()> {
         let mut fs = pool.live(LIVE_TREE_ID)?;
         let inode = Inode::new(0o100644, Timespec::from_ns(1_000_000_000));
@@ -272,8 +188,7 @@ fn recover(
     })();
     written.map_err(|e| format!("a new commit on it fails: {e}"))?;
     drop(pool);
-    let (after, warnings) =
-        open_checked(durable, blocks, cache).map_err(|e| format!("after a new commit on it, {e}"))?;
+    let (after, warnings) = open_checked(image, cache).map_err(|e| format!("after a new commit on it, {e}"))?;
     let mut problems = Vec::new();
     if !warnings.is_empty() {
         problems.push(format!("warnings {warnings:?}"));
