@@ -35,6 +35,9 @@ pub enum Error {
     /// A replication stream that is damaged, truncated or not a snapfs stream; `what`
     /// names the record and byte offset.
     Stream { what: String },
+    /// A stream whose records are each well formed but whose tree as a whole is not a
+    /// valid file system (crafted, or sent from a damaged pool): refused before commit.
+    InvalidTree { what: String },
 }
 
 impl Error {
@@ -103,6 +106,11 @@ impl Error {
                  transfer can be resumed; `snaprecv -n` checks a stored stream without applying it)"
                     .into(),
             ),
+            Error::InvalidTree { .. } => Some(
+                "nothing of this part was received; sending it again cannot help: run `snapctl check` on \
+                 the sending pool, and receive only streams from pools you trust"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -117,7 +125,7 @@ impl Error {
             Error::Corrupt { .. } | Error::Damaged { .. } => 6,
             Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => 7,
             Error::Io { .. } => 1,
-            Error::Stream { .. } => 8,
+            Error::Stream { .. } | Error::InvalidTree { .. } => 8,
         }
     }
 }
@@ -142,6 +150,9 @@ impl fmt::Display for Error {
             Error::Invalid { what } => write!(f, "{what}"),
             Error::Refused { what, .. } => write!(f, "{what}"),
             Error::Stream { what } => write!(f, "bad stream: {what}"),
+            Error::InvalidTree { what } => {
+                write!(f, "bad stream: the tree it builds is not a valid file system: {what}")
+            }
         }
     }
 }

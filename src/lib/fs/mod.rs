@@ -8,6 +8,7 @@ pub mod path;
 pub mod record;
 pub mod sync;
 mod tree_ops;
+pub mod validate;
 
 pub use inode::{FileType, Inode, ROOT_INO, Timespec};
 pub use tree_ops::DirEntry;

@@ -26,7 +26,7 @@ fn encode_dirent(ino: u64, file_type: FileType) -> Vec<u8> {
     w.bytes
 }
 
-fn decode_dirent(name: &[u8], value: &[u8]) -> Result<DirEntry> {
+pub(super) fn decode_dirent(name: &[u8], value: &[u8]) -> Result<DirEntry> {
     let mut r = Reader::new(value, "directory entry");
     let ino = r.u64()?;
     let file_type = match r.u8()? {

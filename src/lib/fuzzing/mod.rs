@@ -9,6 +9,7 @@
 //! Checksums would stop a fuzzer at the first frame or block, so each target also runs
 //! its input *sealed*: the checksums recomputed over the mutated bytes (`reseal`).
 
+pub mod hostile;
 pub mod label_commit;
 pub mod receive;
 pub mod reseal;

@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 pub struct ReceiveTarget {
     /// A formatted, empty pool.
-    empty: Arc<Vec<u8>>,
+    pub(super) empty: Arc<Vec<u8>>,
     /// The pool after receiving the base stream: what incremental streams apply to.
-    based: Arc<Vec<u8>>,
+    pub(super) based: Arc<Vec<u8>>,
 }
 
 impl ReceiveTarget {

@@ -7,17 +7,19 @@
 //! the target holds exactly what it held before. With intermediates, each part commits
 //! on its own, in order.
 
-use super::framing::StreamReader;
+use super::framing::{Position, StreamReader};
 use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
-use super::wire::{Begin, PatchRecord, Record, ResumePoint};
+use super::wire::{Begin, PatchRecord, Record, RecordType, ResumePoint};
 use crate::error::{Error, Result};
 use crate::format::label::FEATURE_RECORD_OVERLAYS;
 use crate::format::receive_state::ReceiveState;
 use crate::fs::FsTree;
 use crate::fs::apply::StoredRecord;
+use crate::fs::validate::{Violation, validate_received};
 use crate::pool::{Pool, guid_hex};
 use crate::store::StoredBlock;
+use std::collections::HashMap;
 
 /// A receive writes the tree's dirty nodes out after this much file data, so that its
 /// memory stays bounded whatever the stream's size.
@@ -249,13 +251,21 @@ fn receive_part(
     let start_root = saved.as_ref().map_or(base_root, |s| s.staging);
     let mut staging = pool.staging_tree(origin, start_root);
     let mut progress = ResumeTracker::new(begin.resume);
+    let mut blame = Blame::default();
     let applied = {
         let overlays = pool.label.features_incompat & FEATURE_RECORD_OVERLAYS != 0;
         let mut fs = FsTree::new(&mut staging, &mut pool.store, true);
-        apply_records(&mut fs, reader, &mut progress, overlays)
+        apply_records(&mut fs, reader, &mut progress, &mut blame, overlays)
     };
     let records = match applied {
-        Ok(records) => records,
+        Ok(records) => {
+            let staging_root = staging.flush(&mut pool.store)?;
+            staging.evict();
+            if let Err(v) = validate_received(&mut pool.store, base_root, staging_root)? {
+                return Err(Error::InvalidTree { what: blame.describe(&v, &mut staging, &mut pool.store) });
+            }
+            records
+        }
         Err(e) if options.save_partial && interrupted(&e) => {
             return Err(save_partial(
                 pool,
@@ -409,6 +419,48 @@ impl ResumeTracker {
     }
 }
 
+/// The last record that changed each inode, so that a refused tree names a record.
+#[derive(Default)]
+struct Blame {
+    last: HashMap<u64, (Position, RecordType)>,
+}
+
+/// Inodes whose last record `Blame` remembers at most (a few tens of MiB).
+const BLAME_INODES_MAX: usize = 1 << 20;
+
+impl Blame {
+    fn note(&mut self, record: &Record, at: Position) {
+        let kind = record.record_type();
+        let inodes = match record {
+            Record::Link { dir, ino, .. } | Record::Unlink { dir, ino, .. } => [Some(*ino), Some(*dir), None],
+            Record::Rename { ino, from_dir, to_dir, .. } => [Some(*ino), Some(*from_dir), Some(*to_dir)],
+            other => [other.ino(), None, None],
+        };
+        for ino in inodes.into_iter().flatten() {
+            if self.last.len() < BLAME_INODES_MAX || self.last.contains_key(&ino) {
+                self.last.insert(ino, (at, kind));
+            }
+        }
+    }
+
+    /// The violation, with the inode's path and the record that last changed it.
+    fn describe(&self, v: &Violation, staging: &mut crate::tree::Tree, store: &mut crate::store::Store) -> String {
+        let path = FsTree::new(staging, store, false).path_of(v.ino).map(|p| format!(" (/{p})")).unwrap_or_default();
+        let record = match self.last.get(&v.ino) {
+            Some((at, kind)) => format!(
+                "; the last record to change inode {} is record {} ({}) of part {} at byte {}",
+                v.ino,
+                at.record,
+                kind.name(),
+                at.part,
+                at.offset
+            ),
+            None => String::new(),
+        };
+        format!("{}{path}{record}", v.what)
+    }
+}
+
 /// For a record that writes or removes file records, (inode, index) of the first one
 /// after them.
 fn next_record(record: &Record) -> Option<(u64, u64)> {
@@ -427,12 +479,13 @@ fn apply_records(
     fs: &mut FsTree,
     reader: &mut StreamReader,
     progress: &mut ResumeTracker,
+    blame: &mut Blame,
     overlays: bool,
 ) -> Result<u64> {
     let shared = fs.store().dev.shared_reader();
     let level = fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX);
     let mut patcher = Patcher::new(level, shared, overlays);
-    let result = apply_records_with(fs, reader, progress, &mut patcher);
+    let result = apply_records_with(fs, reader, progress, blame, &mut patcher);
     // Whatever stopped the part, the patches already read are applied, so that a saved
     // partial receive holds every record its resume point says it does.
     let drained = drain(fs, &mut patcher, 0);
@@ -460,6 +513,7 @@ fn apply_records_with(
     fs: &mut FsTree,
     reader: &mut StreamReader,
     progress: &mut ResumeTracker,
+    blame: &mut Blame,
     patcher: &mut Patcher,
 ) -> Result<u64> {
     let mut count = 1; // Begin
@@ -475,6 +529,7 @@ fn apply_records_with(
         progress.before(ino.unwrap_or(0));
         let next = next_record(&record);
         let kind = record.record_type();
+        blame.note(&record, reader.position);
         since_spill += match &record {
             Record::Write(w) => w.stored_bytes as u64,
             Record::Patch(p) => p.data.len() as u64,

@@ -1,0 +1,519 @@
+//! Whether a file tree that a stream built is a valid file system, checked at a cost
+//! that grows with what the stream changed, not with the tree.
+//!
+//! A stream is checked record by record as it is applied, but records that are each
+//! well formed can still build a tree that is not a file system (a directory under
+//! itself, an entry naming a freed inode, an inode counter below a received inode). The
+//! receiver therefore compares the tree it built with the tree it started from (the
+//! base snapshot, or nothing), before committing anything, and refuses the part if any
+//! invariant of `check` (check.rs) would fail. The base is trusted: it checked clean
+//! when it was received or made. So only what the difference touches is looked at:
+//!
+//! - every inode with a changed item, and the old and new target of every changed
+//!   directory entry: it exists with all its items or not at all; its back references
+//!   and the entries that name it agree (name, parent, file type); a directory has one
+//!   parent (the root none), a chain of parents that reaches the root, and nlink
+//!   2 + subdirectories; any other inode as many names as nlink, at least one; items
+//!   fit the file type (entries only under directories, a target only for symlinks,
+//!   records only for regular files, consistent with the size);
+//! - every changed directory entry and extended attribute: valid name, parent a
+//!   directory, value within limits;
+//! - the tree's counter: above every inode number in the tree.
+//!
+//! A directory's subdirectory count is its count in the base (nlink - 2) plus the
+//! changed entries' difference, so a changed directory is never read whole. Changes are
+//! taken in batches that end between inodes, so memory stays bounded whatever the
+//! stream's size.
+
+use super::FsTree;
+use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
+use super::record::{RECORD_BYTES, Record, check_kinds};
+use super::tree_ops::{NAME_BYTES_MAX, SYMLINK_BYTES_MAX, XATTR_VALUE_BYTES_MAX, check_name, decode_dirent};
+use crate::block::BlockPtr;
+use crate::error::Result;
+use crate::format::node::TreeKind;
+use crate::store::{Owner, Store};
+use crate::tree::{Change, Tree, TreeDiff};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Directories nested deeper than this are taken for a loop of parents.
+pub const DIRECTORY_DEPTH_MAX: usize = 4096;
+
+/// Changed keys taken in one batch at least (more only to finish an inode's items).
+const BATCH_KEYS: usize = 50_000;
+
+/// An invariant the new tree breaks, and the inode where it shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub ino: u64,
+    pub what: String,
+}
+
+/// What one batch of changed keys asks to look at.
+#[derive(Default)]
+struct Batch {
+    inodes: BTreeSet<u64>,
+    entries: BTreeSet<(u64, Vec<u8>)>,
+    records: BTreeMap<u64, BTreeSet<u64>>,
+    /// Per directory: subdirectory entries added minus removed.
+    subdir_delta: BTreeMap<u64, i64>,
+    keys: usize,
+    last_ino: u64,
+}
+
+/// Checks the tree `new` (flushed: its root is committed to the store, not yet to the
+/// pool) against `base`, the root it was built from.
+pub fn validate_received(
+    store: &mut Store,
+    base: Option<BlockPtr>,
+    new: Option<BlockPtr>,
+) -> Result<std::result::Result<(), Violation>> {
+    let mut base_tree = Tree::open(TreeKind::Files, Owner::Meta, base);
+    let mut new_tree = Tree::open(TreeKind::Files, Owner::Meta, new);
+    let mut diff = TreeDiff::new(TreeKind::Files, base, new);
+    let mut pending: Option<Change> = None;
+    let mut first = true;
+    loop {
+        let mut batch = Batch::default();
+        if first {
+            batch.inodes.insert(ROOT_INO);
+            first = false;
+        }
+        let mut ended = true;
+        while let Some(change) = pending.take().map_or_else(|| diff.next(store), |c| Ok(Some(c)))? {
+            let ino = key_ino(&change.key);
+            if batch.keys >= BATCH_KEYS && ino != batch.last_ino {
+                pending = Some(change);
+                ended = false;
+                break;
+            }
+            if let Err(v) = batch.add(&change) {
+                return Ok(Err(v));
+            }
+        }
+        let facts = base_facts(&mut FsTree::new(&mut base_tree, store, false), &batch)?;
+        let outcome = checked_in(&mut FsTree::new(&mut new_tree, store, false), &batch, &facts)?;
+        if outcome.is_err() {
+            return Ok(outcome);
+        }
+        base_tree.evict();
+        new_tree.evict();
+        if ended {
+            let mut new_fs = FsTree::new(&mut new_tree, store, false);
+            return check_counter(&mut new_fs);
+        }
+    }
+}
+
+fn key_ino(key: &[u8]) -> u64 {
+    key.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes)
+}
+
+fn violation(ino: u64, what: impl Into<String>) -> Violation {
+    Violation { ino, what: what.into() }
+}
+
+fn name_text(name: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(name))
+}
+
+impl Batch {
+    fn add(&mut self, change: &Change) -> std::result::Result<(), Violation> {
+        self.keys += 1;
+        let k = &change.key;
+        let ino = key_ino(k);
+        self.last_ino = ino;
+        if k.len() < 9 {
+            return Err(violation(ino, format!("a file tree key of {} bytes", k.len())));
+        }
+        let suffix = &k[9..];
+        let kind = k[8];
+        if ino == META_INO {
+            if kind != ItemKind::Meta as u8 || !suffix.is_empty() {
+                return Err(violation(ino, "an item under inode 0, which holds only the tree's counter"));
+            }
+            return Ok(());
+        }
+        self.inodes.insert(ino);
+        let new = change.new.as_deref();
+        match kind {
+            x if x == ItemKind::Inode as u8 || x == ItemKind::Symlink as u8 => {
+                if !suffix.is_empty() {
+                    return Err(violation(ino, "an inode or symlink key with trailing bytes"));
+                }
+            }
+            x if x == ItemKind::DirEntry as u8 => {
+                let mut delta = 0i64;
+                for (value, sign) in [(change.old.as_deref(), -1i64), (new, 1)] {
+                    let Some(value) = value else { continue };
+                    let entry = decode_dirent(suffix, value).map_err(|e| violation(ino, e.to_string()))?;
+                    self.inodes.insert(entry.ino);
+                    if entry.file_type == FileType::Directory {
+                        delta += sign;
+                    }
+                }
+                *self.subdir_delta.entry(ino).or_default() += delta;
+                self.entries.insert((ino, suffix.to_vec()));
+            }
+            x if x == ItemKind::BackRef as u8 => {
+                if suffix.len() < 8 {
+                    return Err(violation(ino, "a back reference key without its parent"));
+                }
+                self.entries.insert((key_ino(suffix), suffix[8..].to_vec()));
+            }
+            x if x == ItemKind::Xattr as u8 => {
+                if let Some(value) = new {
+                    check_xattr(suffix, value).map_err(|what| violation(ino, what))?;
+                }
+            }
+            x if x == ItemKind::Record as u8 => {
+                let index: [u8; 8] =
+                    suffix.try_into().map_err(|_| violation(ino, "a file record key of the wrong length"))?;
+                self.records.entry(ino).or_default().insert(u64::from_be_bytes(index));
+            }
+            other => return Err(violation(ino, format!("an item of unknown kind {other}"))),
+        }
+        Ok(())
+    }
+}
+
+/// An extended attribute as `check` accepts it.
+pub fn check_xattr(name: &[u8], value: &[u8]) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.contains(&0) {
+        return Err(format!(
+            "extended attribute name {} ({} bytes): 1 to {NAME_BYTES_MAX} bytes, no NUL",
+            name_text(name),
+            name.len()
+        ));
+    }
+    if value.len() > XATTR_VALUE_BYTES_MAX {
+        return Err(format!(
+            "extended attribute {} has {} bytes; at most {XATTR_VALUE_BYTES_MAX}",
+            name_text(name),
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Per inode of a batch: its subdirectories and last record index in the base.
+type BaseFacts = BTreeMap<u64, (i64, Option<u64>)>;
+
+fn base_facts(base: &mut FsTree, batch: &Batch) -> Result<BaseFacts> {
+    let mut facts = BTreeMap::new();
+    for &ino in &batch.inodes {
+        let fact = match base.tree.get(base.store, &key(ino, ItemKind::Inode, &[]))? {
+            None => (0, None),
+            Some(v) => {
+                let inode = Inode::decode(&v)?;
+                let subdirs = match inode.file_type() {
+                    FileType::Directory => inode.nlink as i64 - 2,
+                    _ => 0,
+                };
+                (subdirs, last_index(inode.size))
+            }
+        };
+        facts.insert(ino, fact);
+    }
+    Ok(facts)
+}
+
+fn last_index(size: u64) -> Option<u64> {
+    size.checked_sub(1).map(|last| last / RECORD_BYTES)
+}
+
+/// Runs the new tree's checks of a batch, given the base's facts.
+fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::result::Result<(), Violation>> {
+    let mut reachable = HashSet::new();
+    for (dir, name) in &batch.entries {
+        if let Err(v) = check_entry(fs, *dir, name)? {
+            return Ok(Err(v));
+        }
+    }
+    for &ino in &batch.inodes {
+        let (base_subdirs, base_last) = facts.get(&ino).copied().unwrap_or((0, None));
+        let subdirs = base_subdirs + batch.subdir_delta.get(&ino).copied().unwrap_or(0);
+        let records = batch.records.get(&ino);
+        if let Err(v) = check_inode(fs, ino, subdirs, base_last, records, &mut reachable)? {
+            return Ok(Err(v));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// A directory entry as it is in the new tree (if it is there).
+fn check_entry(fs: &mut FsTree, dir: u64, name: &[u8]) -> Result<std::result::Result<(), Violation>> {
+    let Some(value) = fs.tree.get(fs.store, &key(dir, ItemKind::DirEntry, name))? else { return Ok(Ok(())) };
+    let entry = match decode_dirent(name, &value) {
+        Ok(entry) => entry,
+        Err(e) => return Ok(Err(violation(dir, e.to_string()))),
+    };
+    if let Err(e) = check_name(name) {
+        return Ok(Err(violation(dir, e.to_string())));
+    }
+    match inode_of(fs, dir)? {
+        Some(parent) if parent.file_type() == FileType::Directory => {}
+        Some(parent) => {
+            let what = format!(
+                "entry {} lies under inode {dir}, a {} and not a directory",
+                name_text(name),
+                type_name(parent.file_type())
+            );
+            return Ok(Err(violation(dir, what)));
+        }
+        None => {
+            return Ok(Err(violation(
+                dir,
+                format!("entry {} lies under inode {dir}, which does not exist", name_text(name)),
+            )));
+        }
+    }
+    let Some(child) = inode_of(fs, entry.ino)? else {
+        let what =
+            format!("entry {} in directory {dir} names inode {}, which does not exist", name_text(name), entry.ino);
+        return Ok(Err(violation(dir, what)));
+    };
+    if child.file_type() != entry.file_type {
+        let what = format!(
+            "entry {} in directory {dir} says inode {} is a {}, but it is a {}",
+            name_text(name),
+            entry.ino,
+            type_name(entry.file_type),
+            type_name(child.file_type())
+        );
+        return Ok(Err(violation(entry.ino, what)));
+    }
+    if fs.tree.get(fs.store, &super::inode::backref_key(entry.ino, dir, name))?.is_none() {
+        let what = format!(
+            "entry {} in directory {dir} names inode {}, which has no back reference to it",
+            name_text(name),
+            entry.ino
+        );
+        return Ok(Err(violation(entry.ino, what)));
+    }
+    Ok(Ok(()))
+}
+
+fn inode_of(fs: &mut FsTree, ino: u64) -> Result<Option<Inode>> {
+    match fs.tree.get(fs.store, &key(ino, ItemKind::Inode, &[]))? {
+        Some(v) => Ok(Inode::decode(&v).ok()),
+        None => Ok(None),
+    }
+}
+
+pub fn type_name(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Regular => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::Special => "special file",
+    }
+}
+
+/// The first key under `prefix`, if any.
+fn first_under(fs: &mut FsTree, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+    first_from(fs, prefix, prefix)
+}
+
+/// The first key at or after `start` that still starts with `prefix`.
+fn first_from(fs: &mut FsTree, start: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut found = None;
+    fs.tree.scan(fs.store, start, &mut |k, _| {
+        if k.starts_with(prefix) {
+            found = Some(k.to_vec());
+        }
+        Ok(false)
+    })?;
+    Ok(found)
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        x if x == ItemKind::Inode as u8 => "inode",
+        x if x == ItemKind::DirEntry as u8 => "directory entry",
+        x if x == ItemKind::BackRef as u8 => "back reference (a name)",
+        x if x == ItemKind::Xattr as u8 => "extended attribute",
+        x if x == ItemKind::Symlink as u8 => "symlink target",
+        x if x == ItemKind::Record as u8 => "file record",
+        _ => "item",
+    }
+}
+
+/// One inode as it is in the new tree.
+fn check_inode(
+    fs: &mut FsTree,
+    ino: u64,
+    subdirs: i64,
+    base_last: Option<u64>,
+    records: Option<&BTreeSet<u64>>,
+    reachable: &mut HashSet<u64>,
+) -> Result<std::result::Result<(), Violation>> {
+    let Some(value) = fs.tree.get(fs.store, &key(ino, ItemKind::Inode, &[]))? else {
+        if ino == ROOT_INO {
+            return Ok(Err(violation(ino, "the tree has no root directory")));
+        }
+        if let Some(k) = first_under(fs, &ino.to_be_bytes())? {
+            let what = format!("inode {ino} does not exist, but a {} of it does", kind_name(k[8]));
+            return Ok(Err(violation(ino, what)));
+        }
+        return Ok(Ok(()));
+    };
+    let inode = match Inode::decode(&value) {
+        Ok(inode) => inode,
+        Err(e) => return Ok(Err(violation(ino, e.to_string()))),
+    };
+    let file_type = inode.file_type();
+    let fail = |what: String| Ok(Err(violation(ino, what)));
+    if ino == ROOT_INO && file_type != FileType::Directory {
+        return fail(format!("the root is a {}, not a directory", type_name(file_type)));
+    }
+    let parents = fs.backrefs(ino)?;
+    for (parent, name) in &parents {
+        if check_name(name).is_err() {
+            return fail(format!("inode {ino} has a bad name {}", name_text(name)));
+        }
+        let entry = fs.lookup(*parent, name).ok().flatten();
+        if entry.as_ref().map(|e| e.ino) != Some(ino) {
+            return fail(format!(
+                "inode {ino} says it is {} in directory {parent}, but no such entry names it",
+                name_text(name)
+            ));
+        }
+        match inode_of(fs, *parent)? {
+            Some(p) if p.file_type() == FileType::Directory => {}
+            _ => return fail(format!("inode {ino}'s parent {parent} is not a directory")),
+        }
+    }
+    let names = parents.len() as i64;
+    if file_type == FileType::Directory {
+        let expected_parents = if ino == ROOT_INO { 0 } else { 1 };
+        if names != expected_parents {
+            return fail(format!("directory {ino} has {names} parents; a directory has exactly {expected_parents}"));
+        }
+        if inode.nlink as i64 != 2 + subdirs {
+            return fail(format!(
+                "directory {ino} has nlink {} but {subdirs} subdirectories (nlink 2 + subdirectories)",
+                inode.nlink
+            ));
+        }
+        if let Err(what) = reaches_root(fs, ino, reachable)? {
+            return fail(what);
+        }
+    } else {
+        if names == 0 {
+            return fail(format!("inode {ino} is in no directory (an orphan)"));
+        }
+        if inode.nlink as i64 != names {
+            return fail(format!("inode {ino} has nlink {} but {names} names", inode.nlink));
+        }
+        if first_under(fs, &key(ino, ItemKind::DirEntry, &[]))?.is_some() {
+            return fail(format!("{} {ino} holds directory entries", type_name(file_type)));
+        }
+    }
+    let target = fs.tree.get(fs.store, &key(ino, ItemKind::Symlink, &[]))?;
+    match (file_type, target) {
+        (FileType::Symlink, None) => return fail(format!("symlink {ino} has no target")),
+        (FileType::Symlink, Some(t)) if t.is_empty() || t.len() > SYMLINK_BYTES_MAX => {
+            return fail(format!("symlink {ino} has a target of {} bytes", t.len()));
+        }
+        (FileType::Symlink, Some(t)) if inode.size != t.len() as u64 => {
+            return fail(format!("symlink {ino} has size {} but a target of {} bytes", inode.size, t.len()));
+        }
+        (FileType::Symlink, Some(_)) | (_, None) => {}
+        (other, Some(_)) => return fail(format!("{} {ino} has a symlink target", type_name(other))),
+    }
+    if file_type != FileType::Regular {
+        if first_under(fs, &key(ino, ItemKind::Record, &[]))?.is_some() {
+            return fail(format!("{} {ino} holds file records", type_name(file_type)));
+        }
+        return Ok(Ok(()));
+    }
+    check_records(fs, ino, inode.size, base_last, records)
+}
+
+/// The records of a regular file that a change could have made inconsistent with its
+/// size: those written, the last one, the base's last one (now in the middle if the
+/// file grew), and any past the end.
+fn check_records(
+    fs: &mut FsTree,
+    ino: u64,
+    size: u64,
+    base_last: Option<u64>,
+    records: Option<&BTreeSet<u64>>,
+) -> Result<std::result::Result<(), Violation>> {
+    let last = last_index(size);
+    let past_end = last.map_or(Some(0), |l| l.checked_add(1));
+    if let Some(first_past) = past_end {
+        let prefix = key(ino, ItemKind::Record, &[]);
+        if let Some(k) = first_from(fs, &key(ino, ItemKind::Record, &first_past.to_be_bytes()), &prefix)? {
+            let index = key_ino(&k[9..]);
+            return Ok(Err(violation(ino, format!("file {ino} of {size} bytes has a record {index} past its end"))));
+        }
+    }
+    let mut indexes: BTreeSet<u64> = records.cloned().unwrap_or_default();
+    indexes.extend(last);
+    indexes.extend(base_last);
+    for index in indexes {
+        let Some(value) = fs.tree.get(fs.store, &key(ino, ItemKind::Record, &index.to_be_bytes()))? else { continue };
+        let record = match Record::decode(&value).and_then(|r| check_kinds(&r).map(|_| r)) {
+            Ok(record) => record,
+            Err(e) => return Ok(Err(violation(ino, format!("file {ino} record {index}: {e}")))),
+        };
+        let start = index.saturating_mul(RECORD_BYTES);
+        let expected = size.saturating_sub(start).min(RECORD_BYTES);
+        if record.logical_bytes() != expected {
+            let what = format!(
+                "file {ino} record {index} holds {} bytes; a file of {size} bytes needs {expected} there",
+                record.logical_bytes()
+            );
+            return Ok(Err(violation(ino, what)));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Follows a directory's parents up to the root: no loop, no missing parent.
+fn reaches_root(fs: &mut FsTree, dir: u64, reachable: &mut HashSet<u64>) -> Result<std::result::Result<(), String>> {
+    let mut path = Vec::new();
+    let mut at = dir;
+    for _ in 0..DIRECTORY_DEPTH_MAX {
+        if at == ROOT_INO || reachable.contains(&at) {
+            reachable.extend(path);
+            return Ok(Ok(()));
+        }
+        if path.contains(&at) {
+            return Ok(Err(format!("directory {dir} lies in a loop of directories (through {at})")));
+        }
+        path.push(at);
+        let parents = fs.backrefs(at)?;
+        let [(parent, _)] = parents.as_slice() else {
+            return Ok(Err(format!("directory {at}, above directory {dir}, has {} parents", parents.len())));
+        };
+        at = *parent;
+    }
+    Ok(Err(format!("directory {dir} is nested deeper than {DIRECTORY_DEPTH_MAX} directories, or in a loop")))
+}
+
+/// The tree's counter is above every inode number in the tree.
+fn check_counter(fs: &mut FsTree) -> Result<std::result::Result<(), Violation>> {
+    let Some(value) = fs.tree.get(fs.store, &key(META_INO, ItemKind::Meta, &[]))? else {
+        return Ok(Err(violation(META_INO, "the tree has no inode counter")));
+    };
+    let Ok(bytes) = <[u8; 8]>::try_from(value.as_slice()) else {
+        return Ok(Err(violation(META_INO, "the inode counter has the wrong size")));
+    };
+    let next = u64::from_le_bytes(bytes);
+    if next <= ROOT_INO {
+        return Ok(Err(violation(META_INO, format!("the inode counter is {next}, not above the root's 1"))));
+    }
+    let mut above = None;
+    fs.tree.scan(fs.store, &next.to_be_bytes(), &mut |k, _| {
+        above = Some(key_ino(k));
+        Ok(false)
+    })?;
+    if let Some(ino) = above {
+        let what = format!("the inode counter is {next}, not above inode {ino}: new files would reuse its number");
+        return Ok(Err(violation(ino, what)));
+    }
+    Ok(Ok(()))
+}
