@@ -6,7 +6,8 @@
 #   scripts/fuzz.sh                  short run, as scripts/test.sh runs it: each target for
 #                                    FUZZ_SECONDS seconds (default 8), unoptimized build
 #   scripts/fuzz.sh --soak           10 million executions per target (receive: 1 million,
-#                                    it opens and checks a pool per input: about 1 ms), optimized build
+#                                    it opens and checks a pool per input: about 1 ms;
+#                                    hostile: 200,000, it also exports and writes), optimized build
 #   scripts/fuzz.sh --runs N         N executions per target, optimized build
 #   scripts/fuzz.sh ... TARGET...    only these targets (default: all of them)
 #   FUZZ_JOBS=N                      targets run at once (default: the CPUs in a soak, 1 in
@@ -27,16 +28,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(stream_reader label_commit tree_node receive)
+all_targets=(stream_reader label_commit tree_node receive hostile)
 mode=short
 runs=
 receive_runs=
+hostile_runs=
 seconds=${FUZZ_SECONDS:-8}
 targets=()
 while (($#)); do
     case $1 in
-        --soak) mode=long runs=10000000 receive_runs=1000000 ;;
-        --runs) mode=long runs=$2 receive_runs=$2 && shift ;;
+        --soak) mode=long runs=10000000 receive_runs=1000000 hostile_runs=200000 ;;
+        --runs) mode=long runs=$2 receive_runs=$2 hostile_runs=$2 && shift ;;
         -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' && exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1 (see --help)" >&2 && exit 2 ;;
         *) targets+=("$1") ;;
@@ -76,7 +78,13 @@ run_target() {
     local limit=(-max_total_time="$seconds") status=0 start_ms elapsed_ms executions crashes verdict line
     mkdir -p "fuzz/corpus/$target"
     [[ -d fuzz/regressions/$target ]] && corpora+=("fuzz/regressions/$target")
-    [[ $mode == long ]] && limit=(-runs="$([[ $target == receive ]] && echo "$receive_runs" || echo "$runs")")
+    if [[ $mode == long ]]; then
+        case $target in
+            receive) limit=(-runs="$receive_runs") ;;
+            hostile) limit=(-runs="$hostile_runs") ;;
+            *) limit=(-runs="$runs") ;;
+        esac
+    fi
     touch "$stamp"
     start_ms=$(($(date +%s%N) / 1000000))
     cargo fuzz run "${build[@]}" "$target" "${corpora[@]}" -- \

@@ -6,6 +6,7 @@
 //! being replayed is printed first so that the failure names it.
 
 use snapfs::fuzzing::PLAIN_TARGETS;
+use snapfs::fuzzing::hostile::HostileTarget;
 use snapfs::fuzzing::receive::ReceiveTarget;
 use std::path::{Path, PathBuf};
 
@@ -45,4 +46,13 @@ fn receive_target_survives_its_seeds_and_regressions() {
     let base = std::fs::read(fuzz_dir().join("seeds/receive/base.stream")).expect("read the base stream");
     let target = ReceiveTarget::new(&base).expect("the base stream applies");
     replay("receive", &|data| target.run(data));
+}
+
+#[test]
+fn hostile_target_survives_its_seeds_and_regressions() {
+    let seed = |name: &str| std::fs::read(fuzz_dir().join("seeds/receive").join(name)).expect("read a seed stream");
+    let sources = [seed("full-a.stream"), seed("incremental-a-b.stream"), seed("run-a-c.stream")];
+    let sources: Vec<&[u8]> = sources.iter().map(|s| s.as_slice()).collect();
+    let target = HostileTarget::new(&seed("base.stream"), &sources).expect("the seed streams apply");
+    replay("hostile", &|data| target.run(data));
 }

@@ -9,7 +9,9 @@
 //!   [birth, death) range still holds one of those checkpoints.
 //!
 //! Then each tree of heads and snapshots is checked as a file system: link counts,
-//! directory entries, back references, record sizes.
+//! directory entries, back references, record sizes, and every invariant a receive
+//! enforces (fs/validate.rs), so that whatever `check` accepts, export, sync and `rm -r`
+//! can walk.
 
 use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
@@ -20,6 +22,7 @@ use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO};
 use crate::fs::record::{RECORD_BYTES, Record};
+use crate::fs::validate::validate_received;
 use crate::pool::Pool;
 use crate::tree::{WalkStep, walk_nodes};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -408,8 +411,26 @@ fn check_space(pool: &mut Pool, c: &mut Checker) {
     }
 }
 
-/// Link counts, entries and records of one file tree.
+/// Link counts, entries and records of one file tree; then, if those hold, every
+/// invariant the receiver enforces (fs/validate.rs: one parent per directory and no
+/// loop, entries only under directories, file types that agree, the inode counter above
+/// every inode, valid names, ...), checked over the whole tree.
 fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>, name: &str) -> Result<()> {
+    let problems_before = c.report.problems.len();
+    check_fs_counts(pool, c, tree, root, name)?;
+    if c.report.problems.len() > problems_before {
+        return Ok(());
+    }
+    match validate_received(&mut pool.store, None, root) {
+        Ok(Ok(())) => {}
+        Ok(Err(v)) => c.problem(format!("tree {tree} {name}: inode {}: {}", v.ino, v.what)),
+        Err(e) => c.problem(format!("tree {tree} {name}: {e}")),
+    }
+    Ok(())
+}
+
+/// Link counts, entries, back references and record sizes of one file tree, in memory.
+fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>, name: &str) -> Result<()> {
     let Some(root) = root else {
         c.problem(format!("tree {tree} {name} is empty: it has no root directory"));
         return Ok(());

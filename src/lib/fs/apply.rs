@@ -93,6 +93,7 @@ impl<'a> FsTree<'a> {
                  block is damaged on the sender's device (run `snapctl check` there)",
             ));
         }
+        check_content(&record)?;
         let ptr = self.store.write_prepared(BlockKind::FileData, 0, record.base, AllocKind::Explicit)?;
         let overlay = match record.overlay {
             None => None,
@@ -178,6 +179,34 @@ impl<'a> FsTree<'a> {
         self.tree.evict();
         Ok(())
     }
+}
+
+/// A WRITE's blocks decompress to the sizes it claims, and the record they make has the
+/// fingerprint it claims: otherwise a crafted stream could plant a block that fails only
+/// when read, or fingerprints that make a later `sync` or PATCH trust the wrong bytes.
+fn check_content(record: &StoredRecord) -> Result<()> {
+    let logical = |b: &StoredBlock| {
+        crate::compress::decompress(b.stored.clone(), b.compression, b.logical_bytes as u32)
+            .ok()
+            .filter(|bytes| bytes.len() == b.logical_bytes)
+            .ok_or_else(|| {
+                Error::stream(format!(
+                    "WRITE record data of {} stored bytes does not decompress to the {} bytes it claims",
+                    b.stored.len(),
+                    b.logical_bytes
+                ))
+            })
+    };
+    let mut bytes = logical(&record.base)?;
+    if let Some((mask, logical_bytes, block)) = &record.overlay {
+        let pieces = logical(block)?;
+        super::record::lay_pieces(&mut bytes, *logical_bytes, *mask, &pieces);
+    }
+    let print = super::record::fingerprint(&bytes);
+    if print.hash != record.hash || print.pieces != record.pieces {
+        return Err(Error::stream("WRITE record data does not match the fingerprint the record carries"));
+    }
+    Ok(())
 }
 
 fn check_index(index: u64) -> Result<()> {

@@ -349,16 +349,7 @@ impl<'a> FsTree<'a> {
 
     pub fn set_xattr(&mut self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
         self.must_write();
-        if name.is_empty() || name.len() > NAME_BYTES_MAX {
-            return Err(Error::invalid(format!("extended attribute name of {} bytes", name.len())));
-        }
-        if value.len() > XATTR_VALUE_BYTES_MAX {
-            return Err(Error::invalid(format!(
-                "extended attribute {} has a value of {} bytes; snapfs stores at most {XATTR_VALUE_BYTES_MAX}",
-                String::from_utf8_lossy(name),
-                value.len()
-            )));
-        }
+        super::validate::check_xattr(name, value).map_err(Error::invalid)?;
         self.tree.insert(self.store, &key(ino, ItemKind::Xattr, name), value)?;
         Ok(())
     }

@@ -353,7 +353,7 @@ fn check_inode(
             return Ok(Err(violation(ino, "the tree has no root directory")));
         }
         if let Some(k) = first_under(fs, &ino.to_be_bytes())? {
-            let what = format!("inode {ino} does not exist, but a {} of it does", kind_name(k[8]));
+            let what = format!("inode {ino} does not exist, but an item of it does: its {}", kind_name(k[8]));
             return Ok(Err(violation(ino, what)));
         }
         return Ok(Ok(()));
@@ -516,4 +516,64 @@ fn check_counter(fs: &mut FsTree) -> Result<std::result::Result<(), Violation>> 
         return Ok(Err(violation(ino, what)));
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Breaks that no public call can make, reported by `check` (the integration tests
+    //! in tests/check_invariants.rs break the rest).
+    use super::*;
+    use crate::check::check_pool;
+    use crate::device::MemoryDevice;
+    use crate::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
+
+    /// A pool with /file and /link -> file; returns (pool, file, link).
+    fn pool() -> (Pool, u64, u64) {
+        let mut pool = format_pool(Box::new(MemoryDevice::new(64 << 20)), &FormatOptions::default()).unwrap();
+        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+        let file = fs.create(ROOT_INO, b"file", Inode::new(0o100644, Default::default())).unwrap();
+        let link = fs.create(ROOT_INO, b"link", Inode::new(0o120777, Default::default())).unwrap();
+        fs.set_symlink_target(link, b"file").unwrap();
+        pool.commit().unwrap();
+        (pool, file, link)
+    }
+
+    fn problems_after(pool: &mut Pool, change: impl FnOnce(&mut FsTree)) -> Vec<String> {
+        change(&mut pool.live(LIVE_TREE_ID).unwrap());
+        pool.commit().unwrap();
+        check_pool(pool).unwrap().problems
+    }
+
+    #[test]
+    fn xattr_name_with_nul_is_refused_and_reported() {
+        // Goal: neither a call nor a key planted in the tree gets a NUL into an xattr name.
+        let (mut pool, file, _) = pool();
+        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+        assert!(fs.set_xattr(file, b"user.a\0b", b"v").is_err());
+        let problems = problems_after(&mut pool, |fs| {
+            fs.tree.insert(fs.store, &key(file, ItemKind::Xattr, b"user.a\0b"), b"v").unwrap();
+        });
+        assert!(problems.iter().any(|p| p.contains("no NUL")), "{problems:?}");
+    }
+
+    #[test]
+    fn symlink_without_target_is_reported() {
+        let (mut pool, _, link) = pool();
+        let problems = problems_after(&mut pool, |fs| {
+            fs.tree.remove(fs.store, &key(link, ItemKind::Symlink, &[])).unwrap();
+        });
+        assert!(problems.iter().any(|p| p.contains(&format!("symlink {link} has no target"))), "{problems:?}");
+    }
+
+    #[test]
+    fn item_of_a_missing_inode_is_reported() {
+        let (mut pool, file, _) = pool();
+        let problems = problems_after(&mut pool, |fs| {
+            fs.tree.insert(fs.store, &key(file + 50, ItemKind::Xattr, b"user.x"), b"v").unwrap();
+        });
+        assert!(
+            problems.iter().any(|p| p.contains("does not exist, but an item of it does: its extended attribute")),
+            "{problems:?}"
+        );
+    }
 }

@@ -199,7 +199,7 @@ fn grow_subdirs(part: &mut Part, facts: &Facts, dir: u64, delta: i32) {
 fn extra_name(part: &mut Part, dir: u64, ino: u64) -> bool {
     let facts = Facts::of(part);
     let Some(inode) = facts.inodes.get(&ino) else { return false };
-    let inode = with_nlink(inode, inode.nlink + 1);
+    let inode = with_nlink(inode, inode.nlink.saturating_add(1));
     part.records.push(inode_record(ino, inode));
     part.records.push(Record::Link { dir, name: b"extra".to_vec(), ino });
     true
@@ -221,7 +221,7 @@ fn entry_under_symlink(part: &mut Part) -> bool {
 fn entry_under_missing(part: &mut Part) -> bool {
     let facts = Facts::of(part);
     let Some(ino) = facts.first(FileType::Regular) else { return false };
-    extra_name(part, facts.max_ino() + 1000, ino)
+    extra_name(part, facts.max_ino().saturating_add(1000), ino)
 }
 
 fn xattr_nul(part: &mut Part) -> bool {
@@ -270,7 +270,7 @@ fn size_past_partial(part: &mut Part) -> bool {
     if inode.size % RECORD_BYTES == 0 {
         return false;
     }
-    part.records.push(inode_record(ino, Inode { size: inode.size + 2 * RECORD_BYTES, ..inode }));
+    part.records.push(inode_record(ino, Inode { size: inode.size.saturating_add(2 * RECORD_BYTES), ..inode }));
     true
 }
 
@@ -308,14 +308,14 @@ fn nlink_too_many(part: &mut Part) -> bool {
     let facts = Facts::of(part);
     let Some(file) = facts.first(FileType::Regular) else { return false };
     let inode = &facts.inodes[&file];
-    part.records.push(inode_record(file, with_nlink(inode, inode.nlink + 1)));
+    part.records.push(inode_record(file, with_nlink(inode, inode.nlink.saturating_add(1))));
     true
 }
 
 fn dir_nlink_too_few(part: &mut Part) -> bool {
     let facts = Facts::of(part);
     let Some(root) = facts.inodes.get(&ROOT_INO) else { return false };
-    part.records.push(inode_record(ROOT_INO, with_nlink(root, root.nlink - 1)));
+    part.records.push(inode_record(ROOT_INO, with_nlink(root, root.nlink.saturating_sub(1))));
     true
 }
 
@@ -353,12 +353,12 @@ fn dir_cycle(part: &mut Part) -> bool {
     let facts = Facts::of(part);
     let Some(outer) = facts.first(FileType::Directory) else { return false };
     let Some((outer_parent, outer_name)) = facts.link_of(outer) else { return false };
-    let inner = facts.max_ino().max(facts.next_ino) + 1;
+    let inner = facts.max_ino().max(facts.next_ino).saturating_add(1);
     let outer_inode = &facts.inodes[&outer];
-    part.records.push(Record::TreeMeta { next_ino: inner + 1 });
+    part.records.push(Record::TreeMeta { next_ino: inner.saturating_add(1) });
     grow_subdirs(part, &facts, outer_parent, -1);
     part.records.push(inode_record(inner, with_nlink(outer_inode, 3)));
-    part.records.push(inode_record(outer, with_nlink(outer_inode, outer_inode.nlink + 1)));
+    part.records.push(inode_record(outer, with_nlink(outer_inode, outer_inode.nlink.saturating_add(1))));
     part.records.push(Record::Link { dir: outer, name: b"inner".to_vec(), ino: inner });
     part.records.push(Record::Rename {
         ino: outer,
@@ -402,7 +402,7 @@ pub fn mutate_randomly(part: &mut Part, rng: &mut Rng) {
     for _ in 0..1 + rng.below(3) {
         let facts = Facts::of(part);
         let mut inos: Vec<u64> = facts.inodes.keys().copied().collect();
-        inos.extend([0, 1, 2, facts.max_ino() + 1, u64::MAX]);
+        inos.extend([0, 1, 2, facts.max_ino().saturating_add(1), u64::MAX]);
         let pick = |rng: &mut Rng| inos[rng.below(inos.len())];
         let n = part.records.len();
         match rng.below(9) {
@@ -428,7 +428,9 @@ pub fn mutate_randomly(part: &mut Part, rng: &mut Rng) {
                     let mut inode = inode.clone();
                     match rng.below(3) {
                         0 => inode.mode = (inode.mode & !S_IFMT) | [S_IFREG, S_IFDIR, 0o120000, 0o020000][rng.below(4)],
-                        1 => inode.size = [0, 1, RECORD_BYTES, inode.size + 1, u64::MAX / 2][rng.below(5)],
+                        1 => {
+                            inode.size = [0, 1, RECORD_BYTES, inode.size.saturating_add(1), u64::MAX / 2][rng.below(5)]
+                        }
                         _ => inode.nlink = inode.nlink.wrapping_add(rng.below(3) as u32).wrapping_sub(1),
                     }
                     part.records.push(inode_record(ino, inode));
@@ -569,4 +571,28 @@ fn files_digest(pool: &mut Pool) -> Result<BTreeMap<String, Vec<u8>>> {
 fn read_whole(fs: &mut FsTree, ino: u64) -> Result<Vec<u8>> {
     let size = fs.inode(ino)?.size;
     fs.read(ino, 0, size.min(64 << 20))
+}
+
+/// Fuzz target `hostile`: the fuzzer's bytes choose a source stream and seed the random
+/// mutations of one of its parts; the result must meet the oracle (`run_hostile`).
+pub struct HostileTarget {
+    target: ReceiveTarget,
+    sources: Vec<Vec<Part>>,
+}
+
+impl HostileTarget {
+    /// `base` is the full stream the incremental `sources` apply to.
+    pub fn new(base: &[u8], sources: &[&[u8]]) -> Result<HostileTarget> {
+        let sources = sources.iter().map(|s| split_parts(s)).collect::<Result<Vec<_>>>()?;
+        Ok(HostileTarget { target: ReceiveTarget::new(base)?, sources })
+    }
+
+    pub fn run(&self, data: &[u8]) {
+        let Some((&choice, rest)) = data.split_first() else { return };
+        let mut parts = self.sources[choice as usize % self.sources.len()].clone();
+        let mut rng = Rng::new(xxhash_rust::xxh3::xxh3_64(rest));
+        let index = rng.below(parts.len());
+        mutate_randomly(&mut parts[index], &mut rng);
+        self.target.run_hostile(&join_parts(&parts));
+    }
 }
