@@ -68,7 +68,7 @@ fn random_mutations_are_refused_or_received_clean() {
         for seed in 0..seeds {
             let mut rng = Rng::new(seed);
             let mut mutated = parts.clone();
-            let index = (rng.next() % parts.len() as u64) as usize;
+            let index = (rng.next_u64() % parts.len() as u64) as usize;
             mutate_randomly(&mut mutated[index], &mut rng);
             println!("{source} seed {seed}");
             match target.run_hostile(&join_parts(&mutated)) {

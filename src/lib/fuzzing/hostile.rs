@@ -123,7 +123,10 @@ fn with_nlink(inode: &Inode, nlink: u32) -> Inode {
 
 /// Mutations that each break one invariant of a file tree on purpose. Each returns
 /// false if the part lacks what it needs (no directory to move, say).
-pub const NAMED: &[(&str, fn(&mut Part) -> bool)] = &[
+/// A change of a part's records; false if the part lacks what it needs.
+pub type Mutation = fn(&mut Part) -> bool;
+
+pub const NAMED: &[(&str, Mutation)] = &[
     ("counter below a received inode", counter_below),
     ("counter equal to the largest inode", counter_equal),
     ("directory linked under itself", dir_under_itself),
@@ -384,14 +387,14 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
     }
 }
 
