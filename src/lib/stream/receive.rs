@@ -21,9 +21,12 @@ use crate::pool::{Pool, guid_hex};
 use crate::store::StoredBlock;
 use std::collections::HashMap;
 
-/// A receive writes the tree's dirty nodes out after this much file data, so that its
-/// memory stays bounded whatever the stream's size.
+/// A receive writes the tree's dirty nodes out after this much file data, or this many
+/// records (a stream of metadata only, millions of empty files, carries no data but
+/// dirties nodes all the same), so that its memory stays bounded whatever the stream's
+/// size.
 const SPILL_DATA_BYTES: u64 = 64 << 20;
+const SPILL_RECORDS: u64 = 200_000;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReceiveOptions {
@@ -518,6 +521,7 @@ fn apply_records_with(
 ) -> Result<u64> {
     let mut count = 1; // Begin
     let mut since_spill = 0u64;
+    let mut records_since_spill = 0u64;
     loop {
         let record = reader.next_record()?;
         count += 1;
@@ -556,10 +560,12 @@ fn apply_records_with(
             return Err(reader.locate(e));
         }
         progress.after(next);
-        if since_spill >= SPILL_DATA_BYTES {
+        records_since_spill += 1;
+        if since_spill >= SPILL_DATA_BYTES || records_since_spill >= SPILL_RECORDS {
             drain(fs, patcher, 0)?;
             fs.spill()?;
             since_spill = 0;
+            records_since_spill = 0;
         }
     }
 }
