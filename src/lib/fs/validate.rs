@@ -34,7 +34,7 @@ use crate::error::Result;
 use crate::format::node::TreeKind;
 use crate::store::{Owner, Store};
 use crate::tree::{Change, Tree, TreeDiff};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Directories nested deeper than this are taken for a loop of parents.
 pub const DIRECTORY_DEPTH_MAX: usize = 4096;
@@ -57,6 +57,9 @@ struct Batch {
     records: BTreeMap<u64, BTreeSet<u64>>,
     /// Per directory: subdirectory entries added minus removed.
     subdir_delta: BTreeMap<u64, i64>,
+    /// Back references (inode, parent, name) the new tree holds among the changed keys:
+    /// an entry that names one needs no lookup of it.
+    new_backrefs: HashSet<(u64, u64, Vec<u8>)>,
     keys: usize,
     last_ino: u64,
 }
@@ -160,6 +163,9 @@ impl Batch {
                     return Err(violation(ino, "a back reference key without its parent"));
                 }
                 self.entries.insert((key_ino(suffix), suffix[8..].to_vec()));
+                if new.is_some() {
+                    self.new_backrefs.insert((ino, key_ino(suffix), suffix[8..].to_vec()));
+                }
             }
             x if x == ItemKind::Xattr as u8 => {
                 if let Some(value) = new {
@@ -225,8 +231,9 @@ fn last_index(size: u64) -> Option<u64> {
 /// Runs the new tree's checks of a batch, given the base's facts.
 fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::result::Result<(), Violation>> {
     let mut reachable = HashSet::new();
+    let mut inodes = Inodes::default();
     for (dir, name) in &batch.entries {
-        if let Err(v) = check_entry(fs, *dir, name)? {
+        if let Err(v) = check_entry(fs, &mut inodes, batch, *dir, name)? {
             return Ok(Err(v));
         }
     }
@@ -234,15 +241,41 @@ fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::
         let (base_subdirs, base_last) = facts.get(&ino).copied().unwrap_or((0, None));
         let subdirs = base_subdirs + batch.subdir_delta.get(&ino).copied().unwrap_or(0);
         let records = batch.records.get(&ino);
-        if let Err(v) = check_inode(fs, ino, subdirs, base_last, records, &mut reachable)? {
+        if let Err(v) = check_inode(fs, &mut inodes, ino, subdirs, base_last, records, &mut reachable)? {
             return Ok(Err(v));
         }
     }
     Ok(Ok(()))
 }
 
+/// Inodes of the new tree read in a batch: a directory's is read once for all its
+/// entries, and an inode named by a changed entry once for the entry and itself.
+#[derive(Default)]
+struct Inodes(HashMap<u64, Option<Inode>>);
+
+impl Inodes {
+    /// The inode, or None if it is missing or does not decode (`check_inode` says which).
+    fn get(&mut self, fs: &mut FsTree, ino: u64) -> Result<Option<Inode>> {
+        if let Some(known) = self.0.get(&ino) {
+            return Ok(known.clone());
+        }
+        let inode = match fs.tree.get(fs.store, &key(ino, ItemKind::Inode, &[]))? {
+            Some(v) => Inode::decode(&v).ok(),
+            None => None,
+        };
+        self.0.insert(ino, inode.clone());
+        Ok(inode)
+    }
+}
+
 /// A directory entry as it is in the new tree (if it is there).
-fn check_entry(fs: &mut FsTree, dir: u64, name: &[u8]) -> Result<std::result::Result<(), Violation>> {
+fn check_entry(
+    fs: &mut FsTree,
+    inodes: &mut Inodes,
+    batch: &Batch,
+    dir: u64,
+    name: &[u8],
+) -> Result<std::result::Result<(), Violation>> {
     let Some(value) = fs.tree.get(fs.store, &key(dir, ItemKind::DirEntry, name))? else { return Ok(Ok(())) };
     let entry = match decode_dirent(name, &value) {
         Ok(entry) => entry,
@@ -251,7 +284,7 @@ fn check_entry(fs: &mut FsTree, dir: u64, name: &[u8]) -> Result<std::result::Re
     if let Err(e) = check_name(name) {
         return Ok(Err(violation(dir, e.to_string())));
     }
-    match inode_of(fs, dir)? {
+    match inodes.get(fs, dir)? {
         Some(parent) if parent.file_type() == FileType::Directory => {}
         Some(parent) => {
             let what = format!(
@@ -268,7 +301,7 @@ fn check_entry(fs: &mut FsTree, dir: u64, name: &[u8]) -> Result<std::result::Re
             )));
         }
     }
-    let Some(child) = inode_of(fs, entry.ino)? else {
+    let Some(child) = inodes.get(fs, entry.ino)? else {
         let what =
             format!("entry {} in directory {dir} names inode {}, which does not exist", name_text(name), entry.ino);
         return Ok(Err(violation(dir, what)));
@@ -283,7 +316,9 @@ fn check_entry(fs: &mut FsTree, dir: u64, name: &[u8]) -> Result<std::result::Re
         );
         return Ok(Err(violation(entry.ino, what)));
     }
-    if fs.tree.get(fs.store, &super::inode::backref_key(entry.ino, dir, name))?.is_none() {
+    let named = batch.new_backrefs.contains(&(entry.ino, dir, name.to_vec()))
+        || fs.tree.get(fs.store, &super::inode::backref_key(entry.ino, dir, name))?.is_some();
+    if !named {
         let what = format!(
             "entry {} in directory {dir} names inode {}, which has no back reference to it",
             name_text(name),
@@ -292,13 +327,6 @@ fn check_entry(fs: &mut FsTree, dir: u64, name: &[u8]) -> Result<std::result::Re
         return Ok(Err(violation(entry.ino, what)));
     }
     Ok(Ok(()))
-}
-
-fn inode_of(fs: &mut FsTree, ino: u64) -> Result<Option<Inode>> {
-    match fs.tree.get(fs.store, &key(ino, ItemKind::Inode, &[]))? {
-        Some(v) => Ok(Inode::decode(&v).ok()),
-        None => Ok(None),
-    }
 }
 
 pub fn type_name(file_type: FileType) -> &'static str {
@@ -339,9 +367,46 @@ fn kind_name(kind: u8) -> &'static str {
     }
 }
 
+/// An inode's items between its inode item and its records, read in one scan.
+#[derive(Default)]
+struct Items {
+    has_entries: bool,
+    parents: Vec<(u64, Vec<u8>)>,
+    target: Option<Vec<u8>>,
+    has_records: bool,
+}
+
+/// Scans an inode's items from `from` (its entries, or for a directory, whose entries
+/// can be many, its back references) up to its first record.
+fn items_of(fs: &mut FsTree, ino: u64, from: ItemKind) -> Result<std::result::Result<Items, Violation>> {
+    let mut items = Items::default();
+    let mut bad = None;
+    fs.tree.scan(fs.store, &key(ino, from, &[]), &mut |k, v| {
+        if k.len() < 9 || key_ino(k) != ino {
+            return Ok(false);
+        }
+        match k[8] {
+            x if x == ItemKind::DirEntry as u8 => items.has_entries = true,
+            x if x == ItemKind::BackRef as u8 => match k.get(9..17) {
+                Some(parent) => items.parents.push((key_ino(parent), k[17..].to_vec())),
+                None => bad = Some(violation(ino, "a back reference key without its parent")),
+            },
+            x if x == ItemKind::Symlink as u8 => items.target = Some(v.to_vec()),
+            x if x == ItemKind::Record as u8 => {
+                items.has_records = true;
+                return Ok(false);
+            }
+            _ => {}
+        }
+        Ok(bad.is_none())
+    })?;
+    Ok(bad.map_or(Ok(items), Err))
+}
+
 /// One inode as it is in the new tree.
 fn check_inode(
     fs: &mut FsTree,
+    inodes: &mut Inodes,
     ino: u64,
     subdirs: i64,
     base_last: Option<u64>,
@@ -367,8 +432,12 @@ fn check_inode(
     if ino == ROOT_INO && file_type != FileType::Directory {
         return fail(format!("the root is a {}, not a directory", type_name(file_type)));
     }
-    let parents = fs.backrefs(ino)?;
-    for (parent, name) in &parents {
+    let from = if file_type == FileType::Directory { ItemKind::BackRef } else { ItemKind::DirEntry };
+    let items = match items_of(fs, ino, from)? {
+        Ok(items) => items,
+        Err(v) => return Ok(Err(v)),
+    };
+    for (parent, name) in &items.parents {
         if check_name(name).is_err() {
             return fail(format!("inode {ino} has a bad name {}", name_text(name)));
         }
@@ -379,12 +448,12 @@ fn check_inode(
                 name_text(name)
             ));
         }
-        match inode_of(fs, *parent)? {
+        match inodes.get(fs, *parent)? {
             Some(p) if p.file_type() == FileType::Directory => {}
             _ => return fail(format!("inode {ino}'s parent {parent} is not a directory")),
         }
     }
-    let names = parents.len() as i64;
+    let names = items.parents.len() as i64;
     if file_type == FileType::Directory {
         let expected_parents = if ino == ROOT_INO { 0 } else { 1 };
         if names != expected_parents {
@@ -406,12 +475,11 @@ fn check_inode(
         if inode.nlink as i64 != names {
             return fail(format!("inode {ino} has nlink {} but {names} names", inode.nlink));
         }
-        if first_under(fs, &key(ino, ItemKind::DirEntry, &[]))?.is_some() {
+        if items.has_entries {
             return fail(format!("{} {ino} holds directory entries", type_name(file_type)));
         }
     }
-    let target = fs.tree.get(fs.store, &key(ino, ItemKind::Symlink, &[]))?;
-    match (file_type, target) {
+    match (file_type, items.target) {
         (FileType::Symlink, None) => return fail(format!("symlink {ino} has no target")),
         (FileType::Symlink, Some(t)) if t.is_empty() || t.len() > SYMLINK_BYTES_MAX => {
             return fail(format!("symlink {ino} has a target of {} bytes", t.len()));
@@ -423,7 +491,7 @@ fn check_inode(
         (other, Some(_)) => return fail(format!("{} {ino} has a symlink target", type_name(other))),
     }
     if file_type != FileType::Regular {
-        if first_under(fs, &key(ino, ItemKind::Record, &[]))?.is_some() {
+        if items.has_records {
             return fail(format!("{} {ino} holds file records", type_name(file_type)));
         }
         return Ok(Ok(()));
