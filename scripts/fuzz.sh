@@ -27,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(stream_reader label_commit tree_node receive)
+all_targets=(stream_reader label_commit tree_node receive cli_numbers)
 mode=short
 runs=
 receive_runs=

@@ -113,6 +113,10 @@ pub fn put(
     offset: Option<u64>,
 ) -> Result<(u64, CommitSummary)> {
     let path = live_path(path)?;
+    if let Some(offset) = offset {
+        // Refused before the file is created; standard input's length shows as it is read.
+        crate::fs::record::file_end(offset, source.metadata.as_ref().map_or(0, |m| m.len()))?;
+    }
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
     let now = Timespec::from_ns(now_ns());

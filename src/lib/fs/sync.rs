@@ -295,6 +295,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
             self.stats.unchanged += 1;
             return Ok(());
         }
+        super::record::check_file_size(&path.display().to_string(), meta.size())?;
         let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
         let size = stream_records(self.fs, &mut self.pipeline, ino, &mut file).map_err(|e| match e {
             Error::Io { source, .. } => io_error(path, "read", source),
@@ -377,9 +378,9 @@ pub fn stream_records(
             break;
         }
         buf.truncate(n);
+        size = super::record::file_end(size, n as u64)?;
         drain(fs, pipeline, IN_FLIGHT_MAX - 1)?;
         pipeline.submit(Job { ino, index, data: buf });
-        size += n as u64;
         index += 1;
         if (n as u64) < RECORD_BYTES {
             break;
