@@ -83,3 +83,95 @@ fn the_device_full_hint_names_only_what_the_pool_has() {
     fill("big").stderr(predicate::str::contains("destroy snapshots you no longer need (the pool has 1;"));
     check(&img);
 }
+
+/// Goal: `ls -l` shows block devices, character devices, FIFOs and sockets with their own
+/// letters and devices' "major, minor" (all were "c" with size 0), and the setuid,
+/// setgid and sticky bits as s/S and t/T, as ls(1) does.
+/// Method: sync a host directory holding each, compare each line's mode and size columns.
+#[test]
+fn ls_long_shows_special_files_and_mode_bits_as_ls_does() {
+    if !require_root("ls_long_shows_special_files_and_mode_bits_as_ls_does") {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &[]);
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mknod = |name: &str, mode: u32, major: u32, minor: u32| {
+        let path = std::ffi::CString::new(src.join(name).into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mknod reads the path we own.
+        assert_eq!(unsafe { libc::mknod(path.as_ptr(), mode, libc::makedev(major, minor)) }, 0, "mknod {name}");
+        // SAFETY: chmod reads the path we own (mknod's mode went through the umask).
+        assert_eq!(unsafe { libc::chmod(path.as_ptr(), mode & 0o7777) }, 0, "chmod {name}");
+    };
+    mknod("blk", libc::S_IFBLK | 0o640, 7, 200);
+    mknod("chr", libc::S_IFCHR | 0o666, 1, 3);
+    mknod("fifo", libc::S_IFIFO | 0o600, 0, 0);
+    let _socket = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for (name, mode) in [("suid", 0o4755), ("suid_noexec", 0o4644), ("sgid", 0o2745), ("sgid_exec", 0o2755)] {
+        std::fs::write(src.join(name), b"x").unwrap();
+        std::fs::set_permissions(src.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for (name, mode) in [("sticky", 0o1777), ("sticky_noexec", 0o1776)] {
+        std::fs::create_dir(src.join(name)).unwrap();
+        std::fs::set_permissions(src.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+    let listing = stdout(snapctl().args(["ls", "-l"]).arg(&img));
+    let line = |name: &str| {
+        listing.lines().find(|l| l.ends_with(&format!(" {name}"))).unwrap_or_else(|| panic!("{name} in {listing}"))
+    };
+    for (name, mode, size) in [
+        ("blk", "brw-r-----", "7, 200"),
+        ("chr", "crw-rw-rw-", "1, 3"),
+        ("fifo", "prw-------", "0"),
+        ("sock", "srwxr-xr-x", "0"),
+        ("suid", "-rwsr-xr-x", "1"),
+        ("suid_noexec", "-rwSr--r--", "1"),
+        ("sgid", "-rwxr-Sr-x", "1"),
+        ("sgid_exec", "-rwxr-sr-x", "1"),
+        ("sticky", "drwxrwxrwt", "0"),
+        ("sticky_noexec", "drwxrwxrwT", "0"),
+    ] {
+        let line = line(name);
+        assert!(line.starts_with(&format!("{mode} ")), "{name}: {line}");
+        assert!(line.contains(&format!(" {size} 2")), "{name} size {size}: {line}");
+    }
+}
+
+/// Goal: an xattr value over 4096 bytes refuses the sync naming the file, the attribute
+/// and its size, with a next step (it named neither file nor a way out).
+/// Method: a trusted.* xattr of 5000 bytes on tmpfs (ext4 here holds at most ~4 KiB per
+/// inode), as root.
+#[test]
+fn an_xattr_too_large_names_the_file() {
+    if !require_root("an_xattr_too_large_names_the_file") {
+        return;
+    }
+    let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no /dev/shm in CI");
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &[]);
+    let file = shm.path().join("f");
+    std::fs::write(&file, b"hello").unwrap();
+    let path = std::ffi::CString::new(file.clone().into_os_string().into_encoded_bytes()).unwrap();
+    let value = vec![b'v'; 5000];
+    // SAFETY: both buffers are valid for the lengths passed.
+    let rc = unsafe { libc::setxattr(path.as_ptr(), c"trusted.big".as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+    snapctl()
+        .arg("sync")
+        .arg(shm.path())
+        .arg(&img)
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains(format!(
+            "{}: extended attribute trusted.big has a value of 5000 bytes; snapfs stores at most 4096",
+            file.display()
+        )))
+        .stderr(predicate::str::contains("hint: remove it from that file (`setfattr -x trusted.big FILE`)"));
+    assert_eq!(stdout(snapctl().arg("ls").arg(&img)), "");
+}

@@ -9,7 +9,6 @@ use snapfs::cli::{
 };
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result, human_bytes};
-use snapfs::fs::FileType;
 use snapfs::ops;
 use snapfs::pool::{LIVE_TREE_ID, Pool, guid_hex};
 use std::io::Write;
@@ -403,19 +402,51 @@ fn run(command: Command) -> Result<()> {
 
 fn long_line(e: &ops::ListedEntry) -> String {
     let i = &e.inode;
-    let mut mode = String::new();
-    mode.push(i.file_type().letter());
-    for shift in [6, 3, 0] {
-        let bits = (i.mode >> shift) & 7;
-        mode.push(if bits & 4 != 0 { 'r' } else { '-' });
-        mode.push(if bits & 2 != 0 { 'w' } else { '-' });
-        mode.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
-    if i.file_type() == FileType::Special {
-        mode.replace_range(0..1, "c");
-    }
     let time = format_time(i.mtime.sec);
-    format!("{mode} {:3} {:5} {:5} {:>12} {} ", i.nlink, i.uid, i.gid, i.size, &time[..16].replace('T', " "))
+    let minute = time[..time.len() - 4].replace('T', " "); // without ":SSZ", whatever the year's width
+    format!("{} {:3} {:5} {:5} {:>12} {minute} ", mode_string(i.mode), i.nlink, i.uid, i.gid, size_column(i))
+}
+
+/// "-rwsr-xr-t" as ls prints it: the type letter, then rwx with setuid, setgid and
+/// sticky shown as s/S and t/T in the execute places.
+fn mode_string(mode: u32) -> String {
+    let mut text = String::with_capacity(10);
+    text.push(match mode & libc::S_IFMT {
+        libc::S_IFREG => '-',
+        libc::S_IFDIR => 'd',
+        libc::S_IFLNK => 'l',
+        libc::S_IFBLK => 'b',
+        libc::S_IFCHR => 'c',
+        libc::S_IFIFO => 'p',
+        libc::S_IFSOCK => 's',
+        _ => '?',
+    });
+    for (shift, special, marks) in
+        [(6, libc::S_ISUID, ['s', 'S']), (3, libc::S_ISGID, ['s', 'S']), (0, libc::S_ISVTX, ['t', 'T'])]
+    {
+        let bits = (mode >> shift) & 7;
+        text.push(if bits & 4 != 0 { 'r' } else { '-' });
+        text.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let execute = bits & 1 != 0;
+        text.push(match (mode & special != 0, execute) {
+            (true, true) => marks[0],
+            (true, false) => marks[1],
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    text
+}
+
+/// The size, or "major, minor" for a device, as ls prints them.
+fn size_column(i: &snapfs::fs::Inode) -> String {
+    match i.mode & libc::S_IFMT {
+        libc::S_IFBLK | libc::S_IFCHR => {
+            let rdev = i.rdev as libc::dev_t;
+            format!("{}, {}", libc::major(rdev), libc::minor(rdev))
+        }
+        _ => i.size.to_string(),
+    }
 }
 
 fn list(pool: &mut Pool, json: bool) -> Result<()> {

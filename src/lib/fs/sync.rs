@@ -346,9 +346,23 @@ impl<'f, 'a> Syncer<'f, 'a> {
             }
         }
         for (name, value) in &wanted {
-            self.fs.set_xattr(ino, name, value)?;
+            self.fs.set_xattr(ino, name, value).map_err(|e| xattr_refused(path, name, e))?;
         }
         Ok(true)
+    }
+}
+
+/// An xattr the tree cannot store, refused naming the host file it is on.
+fn xattr_refused(path: &Path, name: &[u8], e: Error) -> Error {
+    let name = String::from_utf8_lossy(name);
+    match e {
+        Error::Invalid { what } => Error::refused(
+            format!("{}: {what}", path.display()),
+            format!(
+                "remove it from that file (`setfattr -x {name} FILE`) or move the file out of the source, then sync again"
+            ),
+        ),
+        other => other,
     }
 }
 
