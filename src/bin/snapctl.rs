@@ -100,6 +100,14 @@ enum Command {
     },
     /// Write a tree (PATH, @SNAP or @SNAP:PATH) to a new or empty host directory.
     Export {
+        /// Do not create device nodes (each is named on standard error), as mount -o nodev
+        /// ignores them: for a tree from a sender you do not trust.
+        #[arg(long)]
+        nodev: bool,
+        /// Clear setuid and setgid bits and leave out file capabilities
+        /// (security.capability), as mount -o nosuid ignores them.
+        #[arg(long)]
+        nosuid: bool,
         /// What to export: a directory of the live tree (/ for all), @SNAP or @SNAP:PATH.
         source: String,
         /// Host directory to create, or an empty one.
@@ -292,18 +300,28 @@ fn run(command: Command) -> Result<()> {
             ops::mv(&mut pool, LIVE_TREE_ID, &source, &dest)?;
             Ok(())
         }
-        Command::Export { source, dest, device } => {
+        Command::Export { nodev, nosuid, source, dest, device } => {
             let spec = PathSpec::parse(&source)?;
             let mut pool = open(&device, OpenMode::Read)?;
-            let stats = ops::export(&mut pool, &spec, Path::new(&dest))?;
+            let options = snapfs::fs::export::ExportOptions { nodev, nosuid };
+            let stats = ops::export(&mut pool, &spec, Path::new(&dest), options)?;
+            for line in &stats.withheld {
+                eprintln!("{PROGRAM}: warning: {line}");
+            }
             println!(
-                "{PROGRAM}: exported {} to {dest}: {} files ({}), {} directories, {} symlinks, {} hard links",
+                "{PROGRAM}: exported {} to {dest}: {} files ({}), {} directories, {} symlinks, {} hard links, {} special files{}",
                 if source.is_empty() { "the live tree" } else { &source },
                 stats.files,
                 human_bytes(stats.bytes),
                 stats.directories,
                 stats.symlinks,
-                stats.hard_links
+                stats.hard_links,
+                stats.specials,
+                if stats.withheld.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} withheld by --nodev/--nosuid (named above)", stats.withheld.len())
+                }
             );
             Ok(())
         }
