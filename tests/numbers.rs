@@ -200,3 +200,81 @@ fn receive_refuses_an_inode_past_the_largest_file() {
         check(&target);
     }
 }
+
+/// Goal: a file past the largest file already in a pool (as a binary before the limit
+/// could write) is reported by `check` and refused by `export` with the figures, rather
+/// than written at a wrapped offset or failing with EINVAL. Method: set a file's size to
+/// FILE_BYTES_MAX + 1 and 2^64 - 1 through the library, then run both commands.
+#[test]
+fn a_stored_file_past_the_largest_file_is_reported_and_not_exported() {
+    use snapfs::device::{OpenMode, open_tool_device};
+    use snapfs::pool::{LIVE_TREE_ID, Pool};
+    for size in [FILE_BYTES_MAX + 1, u64::MAX] {
+        let dir = TempDir::new().unwrap();
+        let img = pool(dir.path(), 32 << 20, &[]);
+        put(&img, "/big", b"abc");
+        {
+            let mut pool =
+                Pool::open(open_tool_device(img.to_str().unwrap(), OpenMode::Write).unwrap(), OpenMode::Write).unwrap();
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let ino = fs.resolve("/big").unwrap();
+            let mut inode = fs.inode(ino).unwrap();
+            inode.size = size;
+            fs.put_inode(ino, &inode).unwrap();
+            pool.commit().unwrap();
+        }
+        snapctl()
+            .arg("check")
+            .arg(&img)
+            .assert()
+            .code(6)
+            .stdout(predicate::str::contains(format!("is {size} bytes, past {FILE_BYTES_MAX}, the largest file")));
+        let out = dir.path().join("out");
+        snapctl()
+            .args(["export", "/"])
+            .arg(&out)
+            .arg(&img)
+            .assert()
+            .code(7)
+            .stderr(predicate::str::contains(format!(
+                "{}: the tree's file is {size} bytes, past the largest file, {FILE_BYTES_MAX}",
+                out.join("big").display()
+            )))
+            .stderr(predicate::str::contains("hint: export the directories beside it, or remove it"));
+    }
+}
+
+/// Goal: times far before 1970 and far after 2038, with their nanoseconds, cross sync,
+/// ls -l and export unchanged. Method: host files with such mtimes (within what ext4
+/// and tmpfs hold: 1901 to 2446), synced, listed and exported, compared.
+#[test]
+fn times_far_in_the_past_and_future_cross_sync_and_export() {
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 << 20, &[]);
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let times: [(i64, i64, &str); 4] = [
+        (-1, 999_999_999, "1969-12-31 23:59"),
+        (-2_000_000_000, 1, "1906-08-16 20:26"),
+        (1 << 32, 0, "2106-02-07 06:28"),
+        (14_000_000_000, 500, "2413-08-23 00:53"),
+    ];
+    for (i, (sec, nsec, _)) in times.iter().enumerate() {
+        let path = src.join(format!("t{i}"));
+        std::fs::write(&path, b"x").unwrap();
+        let spec = libc::timespec { tv_sec: *sec, tv_nsec: *nsec };
+        let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: utimensat reads the path and the two timespecs we own.
+        assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, cpath.as_ptr(), [spec, spec].as_ptr(), 0) }, 0);
+    }
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+    let listing = stdout(snapctl().args(["ls", "-l"]).arg(&img));
+    let out = dir.path().join("out");
+    snapctl().args(["export", "/"]).arg(&out).arg(&img).assert().success();
+    use std::os::unix::fs::MetadataExt;
+    for (i, (sec, nsec, shown)) in times.iter().enumerate() {
+        assert!(listing.contains(&format!("{shown} t{i}\n")), "t{i}: {listing}");
+        let meta = std::fs::metadata(out.join(format!("t{i}"))).unwrap();
+        assert_eq!((meta.mtime(), meta.mtime_nsec()), (*sec, *nsec), "t{i}");
+    }
+}

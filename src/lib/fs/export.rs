@@ -7,7 +7,7 @@
 //! ignore them.
 
 use super::inode::ROOT_INO;
-use super::record::RECORD_BYTES;
+use super::record::{FILE_BYTES_MAX, RECORD_BYTES};
 use super::sync::read_xattrs;
 use super::{FileType, FsTree, Inode};
 use crate::error::{Error, Result};
@@ -163,6 +163,17 @@ impl<'f, 'a> Exporter<'f, 'a> {
     }
 
     fn write_file(&mut self, ino: u64, inode: &Inode, path: &Path) -> Result<()> {
+        if inode.size > FILE_BYTES_MAX {
+            // Written by a snapfs before the limit; every offset below it fits off_t.
+            return Err(Error::refused(
+                format!(
+                    "{}: the tree's file is {} bytes, past the largest file, {FILE_BYTES_MAX}",
+                    path.display(),
+                    inode.size
+                ),
+                "export the directories beside it, or remove it (`snapctl rm PATH DEVICE`) and export again",
+            ));
+        }
         let file: File = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -170,8 +181,9 @@ impl<'f, 'a> Exporter<'f, 'a> {
             .open(path)
             .map_err(|e| io_error(path, "create", e))?;
         for (index, record) in self.fs.records(ino)? {
+            // A record past the end holds nothing of the file (check reports it).
+            let Some(offset) = index.checked_mul(RECORD_BYTES).filter(|&at| at < inode.size) else { continue };
             let data = self.fs.read_record(&record).map_err(|e| e.in_file(&path.display().to_string()))?;
-            let offset = index * RECORD_BYTES;
             let keep = inode.size.saturating_sub(offset).min(data.len() as u64) as usize;
             file.write_all_at(&data[..keep], offset).map_err(|e| io_error(path, "write", e))?;
         }

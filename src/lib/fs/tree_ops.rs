@@ -485,7 +485,7 @@ impl<'a> FsTree<'a> {
             }
         }
         for (index, record) in self.records(ino)? {
-            let start = index * RECORD_BYTES;
+            let start = index.saturating_mul(RECORD_BYTES);
             if start >= size {
                 self.punch_record(ino, index)?;
             } else if start + record.logical_bytes() > size {
