@@ -171,8 +171,8 @@ fn durations_past_their_limit_are_refused() {
 fn receive_refuses_an_inode_past_the_largest_file() {
     let dir = TempDir::new().unwrap();
     let source = fresh_pool(dir.path(), "source.img", 32 << 20);
-    const SIZE: u64 = 0x5_3a7c_1d;
-    put(&source, "/f", &vec![7u8; 0]);
+    const SIZE: u64 = 0x053a_7c1d;
+    put(&source, "/f", b"");
     snapctl()
         .args(["put", "--offset", &(SIZE - 1).to_string(), "-", "/f"])
         .arg(&source)

@@ -242,7 +242,7 @@ impl<'f, 'a> Exporter<'f, 'a> {
     }
 }
 
-const SETID_BITS: u32 = (libc::S_ISUID | libc::S_ISGID) as u32;
+const SETID_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
 
 fn is_device(mode: u32) -> bool {
     matches!(mode & libc::S_IFMT, libc::S_IFBLK | libc::S_IFCHR)

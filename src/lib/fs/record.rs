@@ -27,7 +27,7 @@ pub const RECORD_BYTES: u64 = 128 * 1024;
 pub const FILE_BYTES_MAX: u64 = (1 << 63) - RECORD_BYTES;
 /// Records of a file of FILE_BYTES_MAX bytes: every record index is below it.
 pub const FILE_RECORDS_MAX: u64 = FILE_BYTES_MAX / RECORD_BYTES;
-const _: () = assert!(FILE_BYTES_MAX % RECORD_BYTES == 0);
+const _: () = assert!(FILE_BYTES_MAX.is_multiple_of(RECORD_BYTES));
 const _: () = assert!(FILE_BYTES_MAX <= i64::MAX as u64);
 
 /// Refuses a file of `size` bytes, past FILE_BYTES_MAX; `what` names it.
