@@ -10,6 +10,8 @@
 #   label_commit: both labels, the commit records, pool roots, space log blocks and a
 #       saved receive state.
 #   tree_node: every node of every tree of a pool, leaves and internal nodes.
+#   cli_numbers: durations, compression levels and a resume token as an operator types
+#       them, at and past their limits; 16 bytes of offset and length (LE) at 2^63, 2^64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --locked
@@ -18,7 +20,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 seeds=fuzz/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds"/{stream_reader,receive,label_commit,tree_node}
+mkdir -p "$seeds"/{stream_reader,receive,label_commit,tree_node,cli_numbers}
 
 # Deterministic bytes that zstd cannot shrink: `bytes SEED COUNT`.
 bytes() { python3 -c "import random,sys; r=random.Random($1); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range($2)))"; }
@@ -127,5 +129,21 @@ if struct.unpack_from("<I", root, 4)[0] == 2:
         open(sys.argv[3], "wb").write(image.read(stored))
 PYTHON
 done
+
+# Numbers at their edges: 0, 1, the limit, one past it, 2^63 - 1, 2^64 - 1, 2^64.
+n=0
+for text in 0 1 24h 90m 7d 2w 18446744073s 18446744074s 307445734m 9223372036854775807 \
+    18446744073709551615 18446744073709551616 18446744073709551615w -1 +5 " 5 " 5y h "" \
+    none zstd zstd:1 zstd:19 zstd:20 zstd:256 zstd:-1 \
+    1-"$(printf '07%.0s' {1..16})$(printf '00%.0s' {1..16})2a000000000000000300000000000000ffffffffffffffff"; do
+    printf '%s' "$text" > "$seeds/cli_numbers/text-$n"
+    n=$((n + 1))
+done
+python3 - "$seeds/cli_numbers" << 'PYTHON'
+import struct, sys
+edges = [0, 1, 3, (1 << 63) - (1 << 17), (1 << 63) - 1, 1 << 63, (1 << 64) - 1]
+for i, (offset, length) in enumerate((o, l) for o in edges for l in (0, 3, 1 << 17)):
+    open(f"{sys.argv[1]}/offset-{i}", "wb").write(struct.pack("<QQ", offset, length))
+PYTHON
 
 du -sh "$seeds"/*

@@ -28,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(stream_reader label_commit tree_node receive hostile)
+all_targets=(stream_reader label_commit tree_node receive hostile cli_numbers)
 mode=short
 runs=
 receive_runs=

@@ -9,7 +9,6 @@ use snapfs::cli::{
 };
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result, human_bytes};
-use snapfs::fs::FileType;
 use snapfs::ops;
 use snapfs::pool::{LIVE_TREE_ID, Pool, guid_hex};
 use std::io::Write;
@@ -101,6 +100,14 @@ enum Command {
     },
     /// Write a tree (PATH, @SNAP or @SNAP:PATH) to a new or empty host directory.
     Export {
+        /// Do not create device nodes (each is named on standard error), as mount -o nodev
+        /// ignores them: for a tree from a sender you do not trust.
+        #[arg(long)]
+        nodev: bool,
+        /// Clear setuid and setgid bits and leave out file capabilities
+        /// (security.capability), as mount -o nosuid ignores them.
+        #[arg(long)]
+        nosuid: bool,
         /// What to export: a directory of the live tree (/ for all), @SNAP or @SNAP:PATH.
         source: String,
         /// Host directory to create, or an empty one.
@@ -293,18 +300,28 @@ fn run(command: Command) -> Result<()> {
             ops::mv(&mut pool, LIVE_TREE_ID, &source, &dest)?;
             Ok(())
         }
-        Command::Export { source, dest, device } => {
+        Command::Export { nodev, nosuid, source, dest, device } => {
             let spec = PathSpec::parse(&source)?;
             let mut pool = open(&device, OpenMode::Read)?;
-            let stats = ops::export(&mut pool, &spec, Path::new(&dest))?;
+            let options = snapfs::fs::export::ExportOptions { nodev, nosuid };
+            let stats = ops::export(&mut pool, &spec, Path::new(&dest), options)?;
+            for line in &stats.withheld {
+                eprintln!("{PROGRAM}: warning: {line}");
+            }
             println!(
-                "{PROGRAM}: exported {} to {dest}: {} files ({}), {} directories, {} symlinks, {} hard links",
+                "{PROGRAM}: exported {} to {dest}: {} files ({}), {} directories, {} symlinks, {} hard links, {} special files{}",
                 if source.is_empty() { "the live tree" } else { &source },
                 stats.files,
                 human_bytes(stats.bytes),
                 stats.directories,
                 stats.symlinks,
-                stats.hard_links
+                stats.hard_links,
+                stats.specials,
+                if stats.withheld.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} withheld by --nodev/--nosuid (named above)", stats.withheld.len())
+                }
             );
             Ok(())
         }
@@ -403,19 +420,51 @@ fn run(command: Command) -> Result<()> {
 
 fn long_line(e: &ops::ListedEntry) -> String {
     let i = &e.inode;
-    let mut mode = String::new();
-    mode.push(i.file_type().letter());
-    for shift in [6, 3, 0] {
-        let bits = (i.mode >> shift) & 7;
-        mode.push(if bits & 4 != 0 { 'r' } else { '-' });
-        mode.push(if bits & 2 != 0 { 'w' } else { '-' });
-        mode.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
-    if i.file_type() == FileType::Special {
-        mode.replace_range(0..1, "c");
-    }
     let time = format_time(i.mtime.sec);
-    format!("{mode} {:3} {:5} {:5} {:>12} {} ", i.nlink, i.uid, i.gid, i.size, &time[..16].replace('T', " "))
+    let minute = time[..time.len() - 4].replace('T', " "); // without ":SSZ", whatever the year's width
+    format!("{} {:3} {:5} {:5} {:>12} {minute} ", mode_string(i.mode), i.nlink, i.uid, i.gid, size_column(i))
+}
+
+/// "-rwsr-xr-t" as ls prints it: the type letter, then rwx with setuid, setgid and
+/// sticky shown as s/S and t/T in the execute places.
+fn mode_string(mode: u32) -> String {
+    let mut text = String::with_capacity(10);
+    text.push(match mode & libc::S_IFMT {
+        libc::S_IFREG => '-',
+        libc::S_IFDIR => 'd',
+        libc::S_IFLNK => 'l',
+        libc::S_IFBLK => 'b',
+        libc::S_IFCHR => 'c',
+        libc::S_IFIFO => 'p',
+        libc::S_IFSOCK => 's',
+        _ => '?',
+    });
+    for (shift, special, marks) in
+        [(6, libc::S_ISUID, ['s', 'S']), (3, libc::S_ISGID, ['s', 'S']), (0, libc::S_ISVTX, ['t', 'T'])]
+    {
+        let bits = (mode >> shift) & 7;
+        text.push(if bits & 4 != 0 { 'r' } else { '-' });
+        text.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let execute = bits & 1 != 0;
+        text.push(match (mode & special != 0, execute) {
+            (true, true) => marks[0],
+            (true, false) => marks[1],
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    text
+}
+
+/// The size, or "major, minor" for a device, as ls prints them.
+fn size_column(i: &snapfs::fs::Inode) -> String {
+    match i.mode & libc::S_IFMT {
+        libc::S_IFBLK | libc::S_IFCHR => {
+            let rdev = i.rdev as libc::dev_t;
+            format!("{}, {}", libc::major(rdev), libc::minor(rdev))
+        }
+        _ => i.size.to_string(),
+    }
 }
 
 fn list(pool: &mut Pool, json: bool) -> Result<()> {

@@ -1,9 +1,9 @@
 //! snapfmt: lays the snapfs copy-on-write format onto a device or image file.
 
 use clap::Parser;
-use snapfs::cli::{format_duration, parse_duration, report};
+use snapfs::cli::{format_duration, parse_compression, parse_duration, report};
 use snapfs::device::{OpenMode, open_tool_device};
-use snapfs::error::{Error, Result, human_bytes};
+use snapfs::error::{Result, human_bytes};
 use snapfs::format::pool_root::PoolConfig;
 use snapfs::pool::{FormatOptions, format_pool, guid_hex};
 
@@ -30,18 +30,6 @@ struct Args {
     compress: String,
     /// Block device or image file to format.
     device: String,
-}
-
-fn parse_compression(text: &str) -> Result<u8> {
-    match text {
-        "none" => Ok(0),
-        "zstd" => Ok(3),
-        _ => text
-            .strip_prefix("zstd:")
-            .and_then(|l| l.parse::<u8>().ok())
-            .filter(|l| (1..=19).contains(l))
-            .ok_or_else(|| Error::invalid(format!("bad --compress {text:?}: use zstd, zstd:1 to zstd:19, or none"))),
-    }
 }
 
 fn run(args: &Args) -> Result<()> {

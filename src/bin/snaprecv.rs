@@ -8,7 +8,9 @@ use snapfs::error::{Error, Result, human_bytes};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::stream::dump::{describe, describe_begin};
 use snapfs::stream::framing::StreamReader;
-use snapfs::stream::receive::{ReceiveOptions, Received, TargetState, plural, receive, verify};
+use snapfs::stream::receive::{
+    Preparation, ReceiveOptions, Received, TargetState, VerifiedPart, plural, receive, verify,
+};
 use snapfs::stream::wire::Record;
 use std::io::{IsTerminal, Read, Write};
 
@@ -94,18 +96,23 @@ fn run(args: Args) -> Result<()> {
     let mut progress = bar.clone();
     let mut reader = StreamReader::new(&mut input, Some(&mut progress));
     if args.verify {
-        let target = match &args.device {
+        let (target, mut room) = match &args.device {
             Some(device) => {
                 let mut pool = open_pool(PROGRAM, device, OpenMode::Read)?;
-                Some(TargetState::of(&mut pool, LIVE_TREE_ID)?)
+                let room = Room {
+                    free_bytes: pool.free_bytes(),
+                    history_bytes: pool.root.dead_bytes,
+                    snapshots: pool.snapshots_of(LIVE_TREE_ID).len() as u64,
+                };
+                (Some(TargetState::of(&mut pool, LIVE_TREE_ID)?), room)
             }
-            None => None,
+            None => (None, Room::default()),
         };
         let parts = verify(&mut reader, target, options);
         bar.finish_and_clear();
         let parts = parts?;
         let mut refused = None;
-        for part in parts {
+        for mut part in parts {
             println!(
                 "{PROGRAM}: part {}/{}: {} records, {} bytes: every checksum and the END digest verified",
                 part.begin.part + 1,
@@ -114,10 +121,11 @@ fn run(args: Args) -> Result<()> {
                 part.bytes
             );
             println!("  {}", describe_begin(&part.begin));
-            match (&args.device, part.refusal) {
+            let refusal = if part.refusal.is_some() { part.refusal.take() } else { room.take(&part) };
+            match (&args.device, refusal) {
                 (Some(device), None) => println!(
                     "  would apply to {device}{}",
-                    if part.preparation == Some(snapfs::stream::receive::Preparation::RollBack) {
+                    if part.preparation == Some(Preparation::RollBack) {
                         " after rolling its live tree back (-F)"
                     } else {
                         ""
@@ -152,6 +160,38 @@ fn run(args: Args) -> Result<()> {
     let result = receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut report);
     bar.finish_and_clear();
     result.map(|_| ())
+}
+
+/// The target's free space as `-n` counts it down part by part.
+#[derive(Default)]
+struct Room {
+    free_bytes: u64,
+    history_bytes: u64,
+    snapshots: u64,
+}
+
+impl Room {
+    /// Takes the space a part's data needs at least; the device-full error if it is not
+    /// there. A part that rolls the target back first (-F) may free space: not counted.
+    fn take(&mut self, part: &VerifiedPart) -> Option<Error> {
+        let counted = matches!(part.preparation, Some(Preparation::None | Preparation::Replace));
+        if !counted || part.data_bytes_min <= self.free_bytes {
+            self.free_bytes = self.free_bytes.saturating_sub(part.data_bytes_min);
+            return None;
+        }
+        Some(Error::NoSpace {
+            need: format!(
+                "@{} needs at least {} for its data ({} more than the target has)",
+                part.begin.snapshot.name,
+                human_bytes(part.data_bytes_min),
+                human_bytes(part.data_bytes_min - self.free_bytes)
+            ),
+            needed_bytes: part.data_bytes_min - self.free_bytes,
+            free_bytes: self.free_bytes,
+            history_bytes: self.history_bytes,
+            snapshots: self.snapshots,
+        })
+    }
 }
 
 fn progress_bar(verbose: bool) -> ProgressBar {

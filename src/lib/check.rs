@@ -487,6 +487,9 @@ fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<Blo
         c.problem(format!("tree {tree} {name}: no root directory"));
     }
     for (&ino, inode) in &inodes {
+        if let Err(e) = crate::fs::record::check_file_size(&format!("tree {tree} {name}: inode {ino}"), inode.size) {
+            c.problem(e.to_string());
+        }
         let names = links.get(&ino).copied().unwrap_or(0);
         let expected =
             if inode.file_type() == FileType::Directory { 2 + subdirs.get(&ino).copied().unwrap_or(0) } else { names };
@@ -514,7 +517,7 @@ fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<Blo
     }
     for (ino, index, bytes) in records {
         let size = inodes.get(&ino).map_or(0, |i| i.size);
-        let start = index * RECORD_BYTES;
+        let start = index.saturating_mul(RECORD_BYTES);
         let expected = size.saturating_sub(start).min(RECORD_BYTES);
         if bytes != expected {
             c.problem(format!(

@@ -89,9 +89,18 @@ impl PathSpec {
     }
 }
 
-/// "24h", "30m", "7d", "3600s", "3600", "0" -> seconds.
+/// The longest duration an argument may give: the most seconds whose nanoseconds fit
+/// the u64 that commit times are kept in (about 584 years).
+pub const DURATION_SECONDS_MAX: u64 = u64::MAX / 1_000_000_000;
+
+/// "24h", "30m", "7d", "3600s", "3600", "0" -> seconds, at most DURATION_SECONDS_MAX.
 pub fn parse_duration(text: &str) -> Result<u64> {
-    let bad = || Error::invalid(format!("bad duration {text:?}: use a number with s, m, h, d or w, like 24h"));
+    let bad = || {
+        Error::invalid(format!(
+            "bad duration {text:?}: use a number with s, m, h, d or w, like 24h, of at most \
+             {DURATION_SECONDS_MAX}s (about 584 years)"
+        ))
+    };
     let text = text.trim();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
@@ -106,7 +115,20 @@ pub fn parse_duration(text: &str) -> Result<u64> {
         "w" => 7 * 86400,
         _ => return Err(bad()),
     };
-    value.checked_mul(scale).ok_or_else(bad)
+    value.checked_mul(scale).filter(|&seconds| seconds <= DURATION_SECONDS_MAX).ok_or_else(bad)
+}
+
+/// `--compress`: "zstd" (level 3), "zstd:1" to "zstd:19", or "none" -> zstd level (0: none).
+pub fn parse_compression(text: &str) -> Result<u8> {
+    match text {
+        "none" => Ok(0),
+        "zstd" => Ok(3),
+        _ => text
+            .strip_prefix("zstd:")
+            .and_then(|l| l.parse::<u8>().ok())
+            .filter(|l| (1..=19).contains(l))
+            .ok_or_else(|| Error::invalid(format!("bad --compress {text:?}: use zstd, zstd:1 to zstd:19, or none"))),
+    }
 }
 
 pub fn format_duration(seconds: u64) -> String {
@@ -163,10 +185,54 @@ mod tests {
         assert_eq!(format_duration(86400), "1d");
     }
 
+    /// Goal: a duration that overflows seconds or nanoseconds is refused, not wrapped.
+    /// Method: the edges of u64 seconds and of DURATION_SECONDS_MAX, in each unit.
+    #[test]
+    fn durations_at_their_limits() {
+        assert_eq!(parse_duration(&format!("{DURATION_SECONDS_MAX}s")).unwrap(), DURATION_SECONDS_MAX);
+        assert_eq!(parse_duration(&format!("{}m", DURATION_SECONDS_MAX / 60)).unwrap(), DURATION_SECONDS_MAX / 60 * 60);
+        for text in [
+            format!("{}s", DURATION_SECONDS_MAX + 1),
+            format!("{}m", DURATION_SECONDS_MAX / 60 + 1),
+            "18446744073709551615".into(),
+            "18446744073709551616".into(),
+            "18446744073709551615w".into(),
+            "30501w".into(),
+            "-1".into(),
+            "+5".into(),
+            "".into(),
+            "1e3".into(),
+            "٣h".into(),
+        ] {
+            let e = parse_duration(&text).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{text:?}");
+            assert!(e.to_string().contains("at most 18446744073s"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn compression_levels() {
+        assert_eq!(parse_compression("none").unwrap(), 0);
+        assert_eq!(parse_compression("zstd:19").unwrap(), 19);
+        for text in ["zstd:0", "zstd:20", "zstd:256", "zstd:-1", "zstd:", "gzip"] {
+            assert_eq!(parse_compression(text).unwrap_err().exit_code(), 2, "{text}");
+        }
+    }
+
     #[test]
     fn times() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_time(-1), "1969-12-31T23:59:59Z");
+    }
+
+    /// Goal: times far in the past or future, as a host file or a stream may carry them,
+    /// print without a panic or an overflow. Method: the ends of i64 seconds and u64 ns.
+    #[test]
+    fn times_at_the_ends_of_their_range() {
+        assert!(format_time(i64::MIN).ends_with('Z'));
+        assert!(format_time(i64::MAX).ends_with('Z'));
+        assert_eq!(format_time_ns(u64::MAX), "2554-07-21T23:34:33Z");
     }
 
     #[test]

@@ -22,8 +22,10 @@ pub enum Error {
     Unsupported { what: String },
     /// Another process has the device open for writing.
     InUse { device: String, holder: String },
-    /// The device has too little free space for the transaction.
-    NoSpace { needed_bytes: u64, free_bytes: u64, history_bytes: u64 },
+    /// The device has too little free space for the transaction. `need` says what needs
+    /// `needed_bytes` more than is free ("the transaction needs at least 128.0 KiB more");
+    /// `snapshots` and `history_bytes` say what could be released to make room.
+    NoSpace { need: String, needed_bytes: u64, free_bytes: u64, history_bytes: u64, snapshots: u64 },
     /// A path, snapshot or tree that does not exist.
     NotFound { what: String },
     /// A path, snapshot or tree that already exists.
@@ -88,17 +90,7 @@ impl Error {
             Error::NotSnapfs { .. } => Some("format it first with `snapfmt DEVICE`".into()),
             Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
             Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),
-            Error::NoSpace { history_bytes, .. } => Some(if *history_bytes > 0 {
-                format!(
-                    "destroy snapshots you no longer need (`snapctl list DEVICE` shows what each holds), \
-                     or release the commit history ({}) with `snapctl history --prune DEVICE`",
-                    human_bytes(*history_bytes)
-                )
-            } else {
-                "destroy snapshots you no longer need (`snapctl list DEVICE` shows what each holds), \
-                 or remove files"
-                    .into()
-            }),
+            Error::NoSpace { history_bytes, snapshots, .. } => Some(no_space_hint(*snapshots, *history_bytes)),
             Error::Refused { hint, .. } => Some(hint.clone()),
             Error::Stream { .. } => Some(
                 "the part that failed is not on the target (earlier parts of a multi-part stream are); if \
@@ -139,12 +131,9 @@ impl fmt::Display for Error {
             Error::NotSnapfs { device, found } => write!(f, "{device} holds no snapfs pool ({found})"),
             Error::Unsupported { what } => write!(f, "{what}"),
             Error::InUse { device, holder } => write!(f, "{device} is in use by {holder}"),
-            Error::NoSpace { needed_bytes, free_bytes, .. } => write!(
-                f,
-                "device full: the transaction needs at least {} more and {} is free; nothing was changed",
-                human_bytes(*needed_bytes),
-                human_bytes(*free_bytes)
-            ),
+            Error::NoSpace { need, free_bytes, .. } => {
+                write!(f, "device full: {need} and {} is free; nothing was changed", human_bytes(*free_bytes))
+            }
             Error::NotFound { what } => write!(f, "{what} not found"),
             Error::Exists { what } => write!(f, "{what} already exists"),
             Error::Invalid { what } => write!(f, "{what}"),
@@ -158,6 +147,25 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// What can make room on a full pool: only what it has (snapshots, retained commits),
+/// and files, which any pool has.
+fn no_space_hint(snapshots: u64, history_bytes: u64) -> String {
+    let mut ways = Vec::new();
+    if snapshots > 0 {
+        ways.push(format!(
+            "destroy snapshots you no longer need (the pool has {snapshots}; `snapctl list DEVICE` shows what each holds)"
+        ));
+    }
+    if history_bytes > 0 {
+        ways.push(format!(
+            "release the commit history ({}) with `snapctl history --prune DEVICE`",
+            human_bytes(history_bytes)
+        ));
+    }
+    ways.push("remove files you no longer need (`snapctl rm PATH DEVICE`), or use a larger device".into());
+    ways.join(", or ")
+}
 
 /// Bytes in binary units with one decimal: "1.5 GiB".
 pub fn human_bytes(bytes: u64) -> String {

@@ -6,7 +6,7 @@ use crate::cli::PathSpec;
 use crate::error::{Error, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
-use crate::fs::export::{ExportStats, Exporter, export_root};
+use crate::fs::export::{ExportOptions, ExportStats, Exporter, export_root};
 use crate::fs::inode::{ItemKind, S_IFDIR, S_IFREG};
 use crate::fs::pipeline::Pipeline;
 use crate::fs::record::{RECORD_BYTES, Record};
@@ -113,6 +113,10 @@ pub fn put(
     offset: Option<u64>,
 ) -> Result<(u64, CommitSummary)> {
     let path = live_path(path)?;
+    if let Some(offset) = offset {
+        // Refused before the file is created; standard input's length shows as it is read.
+        crate::fs::record::file_end(offset, source.metadata.as_ref().map_or(0, |m| m.len()))?;
+    }
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
     let now = Timespec::from_ns(now_ns());
@@ -282,13 +286,13 @@ pub fn mv(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<CommitSumm
 }
 
 /// Writes a directory of a tree or snapshot to a host directory.
-pub fn export(pool: &mut Pool, spec: &PathSpec, dest: &Path) -> Result<ExportStats> {
+pub fn export(pool: &mut Pool, spec: &PathSpec, dest: &Path, options: ExportOptions) -> Result<ExportStats> {
     with_view(pool, spec, |fs| {
         let ino = fs.resolve(&spec.path)?;
         if ino == ROOT_INO {
-            return export_root(fs, dest);
+            return export_root(fs, dest, options);
         }
-        let mut exporter = Exporter::new(fs);
+        let mut exporter = Exporter::new(fs, options);
         exporter.export(ino, dest)?;
         Ok(exporter.stats)
     })

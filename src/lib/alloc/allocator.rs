@@ -51,6 +51,8 @@ pub struct Allocator {
     pub implicit_frees: ExtentSet,
     /// Blocks the history held and gave back in this transaction, for messages.
     pub history_blocks_hint: u64,
+    /// Snapshots the pool has, for the same message's hint.
+    pub snapshots_hint: u64,
 }
 
 impl Allocator {
@@ -70,6 +72,7 @@ impl Allocator {
             implicit_live: ExtentSet::new(),
             implicit_frees: ExtentSet::new(),
             history_blocks_hint: 0,
+            snapshots_hint: 0,
         }
     }
 
@@ -125,9 +128,11 @@ impl Allocator {
         let spare = self.reserve_blocks + self.metadata_pending_bytes.div_ceil(BLOCK_BYTES);
         let free = self.free.blocks().saturating_sub(if self.committing { 0 } else { spare });
         Error::NoSpace {
+            need: format!("the transaction needs at least {} more", crate::error::human_bytes(len * BLOCK_BYTES)),
             needed_bytes: len * BLOCK_BYTES,
             free_bytes: free * BLOCK_BYTES,
             history_bytes: self.history_blocks_hint * BLOCK_BYTES,
+            snapshots: self.snapshots_hint,
         }
     }
 

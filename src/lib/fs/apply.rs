@@ -10,7 +10,7 @@
 
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, key};
-use super::record::{Overlay, RECORD_BYTES, Record};
+use super::record::{FILE_RECORDS_MAX, Overlay, Record, check_file_size};
 use super::tree_ops::{SYMLINK_BYTES_MAX, check_name};
 use crate::alloc::allocator::AllocKind;
 use crate::block::BlockKind;
@@ -37,6 +37,8 @@ impl<'a> FsTree<'a> {
         if ino == 0 {
             return Err(Error::stream("INODE record for inode 0, which holds the tree's counters"));
         }
+        check_file_size(&format!("INODE record for inode {ino}: the file"), inode.size)
+            .map_err(|e| Error::stream(e.to_string()))?;
         self.put_inode(ino, inode)
     }
 
@@ -210,8 +212,10 @@ fn check_content(record: &StoredRecord) -> Result<()> {
 }
 
 fn check_index(index: u64) -> Result<()> {
-    if index > u64::MAX / RECORD_BYTES {
-        return Err(Error::stream(format!("record index {index} lies past the largest file")));
+    if index >= FILE_RECORDS_MAX {
+        return Err(Error::stream(format!(
+            "record index {index} lies past the largest file, of {FILE_RECORDS_MAX} records"
+        )));
     }
     Ok(())
 }

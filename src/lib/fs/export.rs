@@ -1,8 +1,13 @@
 //! `export`: write a tree (live or a snapshot) back to a host directory, byte and
 //! metadata identical: contents with holes, modes, owners, times, xattrs, hard links.
+//!
+//! A tree received from a sender one does not trust can hold device nodes (a way to the
+//! host's disks and memory), setuid and setgid programs and file capabilities (a way to
+//! root): `ExportOptions` leaves them out, as `mount -o nodev,nosuid` makes a mount
+//! ignore them.
 
 use super::inode::ROOT_INO;
-use super::record::RECORD_BYTES;
+use super::record::{FILE_BYTES_MAX, RECORD_BYTES};
 use super::sync::read_xattrs;
 use super::{FileType, FsTree, Inode};
 use crate::error::{Error, Result};
@@ -21,7 +26,26 @@ pub struct ExportStats {
     pub symlinks: u64,
     pub hard_links: u64,
     pub bytes: u64,
+    /// FIFOs, sockets and device nodes created.
+    pub specials: u64,
+    /// What the options left out, one line each ("PATH: device node not created").
+    pub withheld: Vec<String>,
 }
+
+/// What an export leaves out of a tree it does not trust.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExportOptions {
+    /// Device nodes (block and character) are not created: each is reported in
+    /// `ExportStats::withheld`. FIFOs and sockets, which reach no device, still are.
+    pub nodev: bool,
+    /// Setuid and setgid bits of non-directories are cleared and `security.capability`
+    /// is not set, so no exported program runs with more rights than its caller.
+    /// (A directory's setgid bit only passes its group on to new files: kept.)
+    pub nosuid: bool,
+}
+
+/// The xattr that holds a file's capabilities (setcap(8)).
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
 
 fn io_error(path: &Path, what: &str, e: io::Error) -> Error {
     Error::io(format!("cannot {what} {}", path.display()), e)
@@ -34,6 +58,7 @@ fn c_path(path: &Path) -> Result<CString> {
 
 pub struct Exporter<'f, 'a> {
     fs: &'f mut FsTree<'a>,
+    options: ExportOptions,
     /// Tree inode of a hard-linked file -> the first path it was written to.
     written: HashMap<u64, PathBuf>,
     /// Directories whose times are set after their contents, deepest last.
@@ -42,8 +67,8 @@ pub struct Exporter<'f, 'a> {
 }
 
 impl<'f, 'a> Exporter<'f, 'a> {
-    pub fn new(fs: &'f mut FsTree<'a>) -> Exporter<'f, 'a> {
-        Exporter { fs, written: HashMap::new(), directories: Vec::new(), stats: ExportStats::default() }
+    pub fn new(fs: &'f mut FsTree<'a>, options: ExportOptions) -> Exporter<'f, 'a> {
+        Exporter { fs, options, written: HashMap::new(), directories: Vec::new(), stats: ExportStats::default() }
     }
 
     /// Exports tree inode `ino` (a directory) into `dest`, which must not exist or be an
@@ -118,6 +143,10 @@ impl<'f, 'a> Exporter<'f, 'a> {
                         self.stats.symlinks += 1;
                     }
                     FileType::Special => {
+                        if self.options.nodev && is_device(inode.mode) {
+                            self.stats.withheld.push(format!("{}: device node not created (--nodev)", path.display()));
+                            continue;
+                        }
                         let cpath = c_path(&path)?;
                         // SAFETY: mknod reads the path we own.
                         if unsafe { libc::mknod(cpath.as_ptr(), inode.mode, inode.rdev as libc::dev_t) } != 0 {
@@ -125,6 +154,7 @@ impl<'f, 'a> Exporter<'f, 'a> {
                         }
                         self.finish_entry(&path, &inode, entry.ino, FileType::Special)?;
                         set_times(&path, &inode)?;
+                        self.stats.specials += 1;
                     }
                 }
             }
@@ -133,6 +163,17 @@ impl<'f, 'a> Exporter<'f, 'a> {
     }
 
     fn write_file(&mut self, ino: u64, inode: &Inode, path: &Path) -> Result<()> {
+        if inode.size > FILE_BYTES_MAX {
+            // Written by a snapfs before the limit; every offset below it fits off_t.
+            return Err(Error::refused(
+                format!(
+                    "{}: the tree's file is {} bytes, past the largest file, {FILE_BYTES_MAX}",
+                    path.display(),
+                    inode.size
+                ),
+                "export the directories beside it, or remove it (`snapctl rm PATH DEVICE`) and export again",
+            ));
+        }
         let file: File = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -140,8 +181,9 @@ impl<'f, 'a> Exporter<'f, 'a> {
             .open(path)
             .map_err(|e| io_error(path, "create", e))?;
         for (index, record) in self.fs.records(ino)? {
+            // A record past the end holds nothing of the file (check reports it).
+            let Some(offset) = index.checked_mul(RECORD_BYTES).filter(|&at| at < inode.size) else { continue };
             let data = self.fs.read_record(&record).map_err(|e| e.in_file(&path.display().to_string()))?;
-            let offset = index * RECORD_BYTES;
             let keep = inode.size.saturating_sub(offset).min(data.len() as u64) as usize;
             file.write_all_at(&data[..keep], offset).map_err(|e| io_error(path, "write", e))?;
         }
@@ -162,12 +204,21 @@ impl<'f, 'a> Exporter<'f, 'a> {
             }
         }
         if file_type != FileType::Symlink {
+            let mut mode = inode.mode & 0o7777;
+            if self.options.nosuid && file_type != FileType::Directory && mode & SETID_BITS != 0 {
+                mode &= !SETID_BITS;
+                self.stats.withheld.push(format!("{}: setuid/setgid bits cleared (--nosuid)", path.display()));
+            }
             // SAFETY: chmod reads the path we own.
-            if unsafe { libc::chmod(cpath.as_ptr(), inode.mode & 0o7777) } != 0 {
+            if unsafe { libc::chmod(cpath.as_ptr(), mode) } != 0 {
                 return Err(io_error(path, "set the mode of", io::Error::last_os_error()));
             }
         }
-        let wanted = self.fs.xattrs(ino)?;
+        let mut wanted = self.fs.xattrs(ino)?;
+        if self.options.nosuid && wanted.iter().any(|(name, _)| name == CAPABILITY_XATTR) {
+            wanted.retain(|(name, _)| name != CAPABILITY_XATTR);
+            self.stats.withheld.push(format!("{}: file capabilities not set (--nosuid)", path.display()));
+        }
         if !wanted.is_empty() && read_xattrs(path)? != wanted {
             for (name, value) in wanted {
                 let cname = CString::new(name.clone())
@@ -191,6 +242,12 @@ impl<'f, 'a> Exporter<'f, 'a> {
     }
 }
 
+const SETID_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+
+fn is_device(mode: u32) -> bool {
+    matches!(mode & libc::S_IFMT, libc::S_IFBLK | libc::S_IFCHR)
+}
+
 fn set_times(path: &Path, inode: &Inode) -> Result<()> {
     let cpath = c_path(path)?;
     let times = [
@@ -205,8 +262,8 @@ fn set_times(path: &Path, inode: &Inode) -> Result<()> {
     Ok(())
 }
 
-pub fn export_root(fs: &mut FsTree, dest: &Path) -> Result<ExportStats> {
-    let mut exporter = Exporter::new(fs);
+pub fn export_root(fs: &mut FsTree, dest: &Path, options: ExportOptions) -> Result<ExportStats> {
+    let mut exporter = Exporter::new(fs, options);
     exporter.export(ROOT_INO, dest)?;
     Ok(exporter.stats)
 }

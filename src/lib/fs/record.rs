@@ -18,6 +18,46 @@ use crate::error::{Error, Result};
 use crate::format::codec::{Reader, Writer};
 
 pub const RECORD_BYTES: u64 = 128 * 1024;
+/// The largest file snapfs stores: 2^63 bytes less one record, 8 EiB less 128 KiB, as
+/// ZFS and btrfs name theirs. Every byte offset of such a file fits the host's `off_t`
+/// (an i64), so export can write it where the host file system allows (btrfs, XFS and
+/// tmpfs take 2^63 - 1; ext4 stops at 16 TiB and says so); every record index
+/// (< 2^46) times RECORD_BYTES fits a u64. Sizes from arguments, host files and streams
+/// are checked against it before any arithmetic uses them.
+pub const FILE_BYTES_MAX: u64 = (1 << 63) - RECORD_BYTES;
+/// Records of a file of FILE_BYTES_MAX bytes: every record index is below it.
+pub const FILE_RECORDS_MAX: u64 = FILE_BYTES_MAX / RECORD_BYTES;
+const _: () = assert!(FILE_BYTES_MAX.is_multiple_of(RECORD_BYTES));
+const _: () = assert!(FILE_BYTES_MAX <= i64::MAX as u64);
+
+/// Refuses a file of `size` bytes, past FILE_BYTES_MAX; `what` names it.
+pub fn check_file_size(what: &str, size: u64) -> Result<()> {
+    if size > FILE_BYTES_MAX {
+        return Err(Error::invalid(format!(
+            "{what} is {size} bytes, past {FILE_BYTES_MAX}, the largest file snapfs stores (8 EiB less 128 KiB)"
+        )));
+    }
+    Ok(())
+}
+
+/// The end of `len` bytes written at `offset`, if the file stays within FILE_BYTES_MAX;
+/// otherwise an error with the figures (exit 2: the arguments ask for it).
+pub fn file_end(offset: u64, len: u64) -> Result<u64> {
+    match offset.checked_add(len) {
+        Some(end) if end <= FILE_BYTES_MAX => Ok(end),
+        _ => {
+            let what = if len == 0 {
+                format!("offset {offset} lies past byte {FILE_BYTES_MAX}")
+            } else {
+                format!("{len} bytes at offset {offset} would end past byte {FILE_BYTES_MAX}")
+            };
+            Err(Error::invalid(format!(
+                "{what}, the largest file snapfs stores (8 EiB less 128 KiB); give an offset of at most {}",
+                FILE_BYTES_MAX.saturating_sub(len)
+            )))
+        }
+    }
+}
 pub const PIECE_BYTES: usize = 4096;
 pub const PIECES_MAX: usize = RECORD_BYTES as usize / PIECE_BYTES;
 /// Pieces an overlay holds at most: a quarter of a record.
@@ -211,4 +251,36 @@ fn decode_overlay(r: &mut Reader) -> Result<Overlay> {
         )));
     }
     Ok(Overlay { mask, logical_bytes, ptr })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: every offset and length from an argument either fits the largest file or is
+    /// refused with exit 2; none wraps. Method: the edges 0, 1, 2^63 - 1, 2^63, 2^64 - 1.
+    #[test]
+    fn file_ends_at_the_limit() {
+        assert_eq!(file_end(0, 0).unwrap(), 0);
+        assert_eq!(file_end(FILE_BYTES_MAX - 3, 3).unwrap(), FILE_BYTES_MAX);
+        assert_eq!(file_end(FILE_BYTES_MAX, 0).unwrap(), FILE_BYTES_MAX);
+        assert_eq!((FILE_BYTES_MAX - 1) / RECORD_BYTES, FILE_RECORDS_MAX - 1);
+        for (offset, len) in [
+            (FILE_BYTES_MAX - 2, 3),
+            (FILE_BYTES_MAX + 1, 0),
+            (i64::MAX as u64, 1),
+            (1 << 63, 0),
+            (u64::MAX, 3),
+            (u64::MAX - 5, 3),
+            (0, u64::MAX),
+        ] {
+            let e = file_end(offset, len).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let words =
+                if len == 0 { format!("offset {offset} lies past") } else { format!("{len} bytes at offset {offset}") };
+            assert!(e.to_string().contains(&words), "{e}");
+        }
+        assert!(check_file_size("f", FILE_BYTES_MAX).is_ok());
+        assert_eq!(check_file_size("f", FILE_BYTES_MAX + 1).unwrap_err().exit_code(), 2);
+    }
 }

@@ -295,6 +295,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
             self.stats.unchanged += 1;
             return Ok(());
         }
+        super::record::check_file_size(&path.display().to_string(), meta.size())?;
         let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
         let size = stream_records(self.fs, &mut self.pipeline, ino, &mut file).map_err(|e| match e {
             Error::Io { source, .. } => io_error(path, "read", source),
@@ -345,9 +346,23 @@ impl<'f, 'a> Syncer<'f, 'a> {
             }
         }
         for (name, value) in &wanted {
-            self.fs.set_xattr(ino, name, value)?;
+            self.fs.set_xattr(ino, name, value).map_err(|e| xattr_refused(path, name, e))?;
         }
         Ok(true)
+    }
+}
+
+/// An xattr the tree cannot store, refused naming the host file it is on.
+fn xattr_refused(path: &Path, name: &[u8], e: Error) -> Error {
+    let name = String::from_utf8_lossy(name);
+    match e {
+        Error::Invalid { what } => Error::refused(
+            format!("{}: {what}", path.display()),
+            format!(
+                "remove it from that file (`setfattr -x {name} FILE`) or move the file out of the source, then sync again"
+            ),
+        ),
+        other => other,
     }
 }
 
@@ -377,9 +392,9 @@ pub fn stream_records(
             break;
         }
         buf.truncate(n);
+        size = super::record::file_end(size, n as u64)?;
         drain(fs, pipeline, IN_FLIGHT_MAX - 1)?;
         pipeline.submit(Job { ino, index, data: buf });
-        size += n as u64;
         index += 1;
         if (n as u64) < RECORD_BYTES {
             break;

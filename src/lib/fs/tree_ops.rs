@@ -2,7 +2,7 @@
 
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, S_IFDIR, Timespec, backref_key, key};
-use super::record::{RECORD_BYTES, Record, fingerprint};
+use super::record::{RECORD_BYTES, Record, check_file_size, file_end, fingerprint};
 use crate::block::BlockKind;
 use crate::error::{Error, Result};
 use crate::format::codec::{Reader, Writer};
@@ -464,6 +464,7 @@ impl<'a> FsTree<'a> {
     /// Sets the size: drops records past the end and trims a partial last record.
     pub fn truncate(&mut self, ino: u64, size: u64) -> Result<()> {
         self.must_write();
+        check_file_size(&format!("inode {ino}'s new size"), size)?;
         let mut inode = self.inode(ino)?;
         if size > inode.size && inode.size % RECORD_BYTES != 0 {
             // The partial last record grows, so that every record but the last is full.
@@ -475,7 +476,7 @@ impl<'a> FsTree<'a> {
             }
         }
         for (index, record) in self.records(ino)? {
-            let start = index * RECORD_BYTES;
+            let start = index.saturating_mul(RECORD_BYTES);
             if start >= size {
                 self.punch_record(ino, index)?;
             } else if start + record.logical_bytes() > size {
@@ -512,11 +513,12 @@ impl<'a> FsTree<'a> {
         Ok(out)
     }
 
-    /// Writes `data` at `offset`, rewriting only the records it touches.
+    /// Writes `data` at `offset`, rewriting only the records it touches; refuses a write
+    /// that would end past FILE_BYTES_MAX, before changing anything.
     pub fn write_at(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
         self.must_write();
+        let end = file_end(offset, data.len() as u64)?;
         let mut inode = self.inode(ino)?;
-        let end = offset + data.len() as u64;
         let mut at = offset;
         while at < end {
             let index = at / RECORD_BYTES;

@@ -16,9 +16,10 @@ use super::receive::ReceiveTarget;
 use crate::check::check_pool;
 use crate::device::{OpenMode, OverlayDevice};
 use crate::error::{Error, Result};
+use crate::fs::FsTree;
+use crate::fs::export::{ExportOptions, export_root};
 use crate::fs::inode::{FileType, Inode, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG};
 use crate::fs::record::RECORD_BYTES;
-use crate::fs::{FsTree, export::export_root};
 use crate::ops::{PutSource, put};
 use crate::pool::{LIVE_TREE_ID, Pool};
 use crate::stream::framing::{StreamReader, StreamWriter};
@@ -523,6 +524,9 @@ impl ReceiveTarget {
     }
 }
 
+/// How a tree from a hostile stream is exported: no device nodes, no setuid programs.
+const UNTRUSTED: ExportOptions = ExportOptions { nodev: true, nosuid: true };
+
 /// Exports the live tree, writes new files into it, and checks that the files received
 /// read the same afterwards and that the pool still checks clean.
 fn export_and_write(pool: &mut Pool) -> Result<()> {
@@ -530,7 +534,7 @@ fn export_and_write(pool: &mut Pool) -> Result<()> {
         std::env::temp_dir().join(format!("snapfs-hostile-{}-{:?}", std::process::id(), std::thread::current().id()));
     let _ = std::fs::remove_dir_all(&dest);
     let before = files_digest(pool)?;
-    let exported = pool.live(LIVE_TREE_ID).and_then(|mut fs| export_root(&mut fs, &dest).map(|_| ()));
+    let exported = pool.live(LIVE_TREE_ID).and_then(|mut fs| export_root(&mut fs, &dest, UNTRUSTED).map(|_| ()));
     let _ = std::fs::remove_dir_all(&dest);
     exported?;
     for n in 0..8 {

@@ -9,6 +9,7 @@
 //! Checksums would stop a fuzzer at the first frame or block, so each target also runs
 //! its input *sealed*: the checksums recomputed over the mutated bytes (`reseal`).
 
+pub mod cli_numbers;
 pub mod hostile;
 pub mod label_commit;
 pub mod receive;
@@ -21,5 +22,9 @@ pub type Target = fn(&[u8]);
 
 /// The targets that need nothing but their input, by the names cargo-fuzz knows them.
 /// (`receive` needs a base stream: see `receive::ReceiveTarget`.)
-pub const PLAIN_TARGETS: &[(&str, Target)] =
-    &[("stream_reader", stream_reader::run), ("label_commit", label_commit::run), ("tree_node", tree_node::run)];
+pub const PLAIN_TARGETS: &[(&str, Target)] = &[
+    ("stream_reader", stream_reader::run),
+    ("label_commit", label_commit::run),
+    ("tree_node", tree_node::run),
+    ("cli_numbers", cli_numbers::run),
+];

@@ -67,7 +67,7 @@ impl Pool {
     fn commit_inner(&mut self) -> Result<Txg> {
         let txg = self.store.txg;
         let now = now_ns().max(self.root.time_ns);
-        self.store.alloc.history_blocks_hint = self.root.dead_bytes / BLOCK_BYTES;
+        self.refresh_space_hints();
 
         self.flush_file_trees()?;
         self.record_snapshots(txg, now)?;

@@ -91,6 +91,7 @@ impl Pool {
     /// The writable head of a file tree, as a file system.
     pub fn live(&mut self, tree: u64) -> Result<FsTree<'_>> {
         self.writable()?;
+        self.refresh_space_hints();
         let entry = self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?;
         let root = entry.root;
         let head = self.heads.entry(tree).or_insert_with(|| Tree::open(TreeKind::Files, Owner::Files(tree), root));
@@ -210,6 +211,13 @@ impl Pool {
         self.history.clear();
         self.config_changed = true;
         Ok(())
+    }
+
+    /// What a device-full error's hint may suggest releasing: set before a transaction
+    /// writes (the allocator, which makes the error, knows no snapshots).
+    pub fn refresh_space_hints(&mut self) {
+        self.store.alloc.history_blocks_hint = self.root.dead_bytes / crate::block::BLOCK_BYTES;
+        self.store.alloc.snapshots_hint = self.snapshots.len() as u64;
     }
 
     pub fn free_bytes(&self) -> u64 {

@@ -59,6 +59,7 @@ impl Pool {
     /// root, or a saved partial tree).
     pub fn staging_tree(&mut self, origin: u64, start: Option<BlockPtr>) -> Tree {
         self.store.staging_replaced = Some(Vec::new());
+        self.refresh_space_hints();
         Tree::open(TreeKind::Files, Owner::Staging { origin }, start)
     }
 

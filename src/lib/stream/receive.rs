@@ -11,7 +11,7 @@ use super::framing::{Position, StreamReader};
 use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
 use super::wire::{Begin, PatchRecord, Record, RecordType, ResumePoint};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, human_bytes};
 use crate::format::label::FEATURE_RECORD_OVERLAYS;
 use crate::format::receive_state::ReceiveState;
 use crate::fs::FsTree;
@@ -230,6 +230,40 @@ fn match_saved_state(saved: Option<ReceiveState>, begin: &Begin, tree: u64) -> R
 }
 
 fn receive_part(
+    pool: &mut Pool,
+    tree: u64,
+    reader: &mut StreamReader,
+    begin: &Begin,
+    options: ReceiveOptions,
+) -> Result<Received> {
+    let free_bytes = pool.free_bytes();
+    receive_part_inner(pool, tree, reader, begin, options).map_err(|e| part_no_space(e, begin, free_bytes))
+}
+
+/// A full device, in the figures of the part being received: the sender's exact size
+/// of it against what was free before it, rather than the one allocation that failed.
+fn part_no_space(e: Error, begin: &Begin, free_bytes: u64) -> Error {
+    match e {
+        Error::NoSpace { needed_bytes, history_bytes, snapshots, .. } if begin.part_bytes > 0 => {
+            let short_bytes = begin.part_bytes.saturating_sub(free_bytes).max(needed_bytes);
+            Error::NoSpace {
+                need: format!(
+                    "receiving @{} ({} as the sender sent it) needs about {} more",
+                    begin.snapshot.name,
+                    human_bytes(begin.part_bytes),
+                    human_bytes(short_bytes)
+                ),
+                needed_bytes: short_bytes,
+                free_bytes,
+                history_bytes,
+                snapshots,
+            }
+        }
+        other => other,
+    }
+}
+
+fn receive_part_inner(
     pool: &mut Pool,
     tree: u64,
     reader: &mut StreamReader,
@@ -637,6 +671,9 @@ pub struct VerifiedPart {
     /// Why the part would not apply to the target, if a target was given.
     pub refusal: Option<Error>,
     pub preparation: Option<Preparation>,
+    /// Device space the part's data takes at least: each WRITE's blocks (and its
+    /// overlay's), and a block for each PATCH. Tree nodes come on top.
+    pub data_bytes_min: u64,
 }
 
 /// Reads a whole stream, checking every record and every End digest, and whether each
@@ -651,11 +688,16 @@ pub fn verify(
     while let Some(begin) = reader.next_part()? {
         let start = reader.part_start();
         let mut records = 1;
+        let mut data_bytes_min = 0u64;
         loop {
             records += 1;
-            if let Record::End(_) = reader.next_record()? {
-                break;
-            }
+            let blocks = match reader.next_record()? {
+                Record::End(_) => break,
+                Record::Write(w) => blocks_of(w.stored_bytes) + w.overlay.map_or(0, |o| blocks_of(o.stored_bytes)),
+                Record::Patch(_) => 1,
+                _ => 0,
+            };
+            data_bytes_min = data_bytes_min.saturating_add(blocks * crate::block::BLOCK_BYTES);
         }
         let (refusal, preparation) = match target.as_mut() {
             None => (None, None),
@@ -667,7 +709,12 @@ pub fn verify(
                 Err(e) => (Some(e), None),
             },
         };
-        parts.push(VerifiedPart { begin, records, bytes: reader.offset() - start, refusal, preparation });
+        let bytes = reader.offset() - start;
+        parts.push(VerifiedPart { begin, records, bytes, refusal, preparation, data_bytes_min });
     }
     Ok(parts)
+}
+
+fn blocks_of(stored_bytes: u32) -> u64 {
+    u64::from(stored_bytes).div_ceil(crate::block::BLOCK_BYTES)
 }

@@ -1,0 +1,68 @@
+//! Fuzz target: the parsers of the numbers an operator types (durations, compression
+//! levels, resume tokens) and the limit every file offset and size from an argument
+//! meets (`record::file_end`).
+//!
+//! Each must turn any text into a value within its limits or a clean `Invalid` error
+//! (exit 2) that says what is wrong; never a panic, never a wrapped number. What parses
+//! also prints back to text that parses to the same value.
+
+use crate::cli::{DURATION_SECONDS_MAX, format_duration, parse_compression, parse_duration};
+use crate::error::Error;
+use crate::fs::record::{FILE_BYTES_MAX, file_end};
+use crate::stream::token::ResumeToken;
+
+pub fn run(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    duration(&text);
+    compression(&text);
+    token(&text);
+    offsets(data);
+}
+
+fn refused_cleanly(error: &Error, words: &str) {
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(error.to_string().contains(words), "{error}");
+}
+
+fn duration(text: &str) {
+    match parse_duration(text) {
+        Ok(seconds) => {
+            assert!(seconds <= DURATION_SECONDS_MAX, "{text:?} gave {seconds}");
+            let printed = format_duration(seconds);
+            assert_eq!(parse_duration(&printed).ok(), Some(seconds), "{text:?} printed as {printed:?}");
+        }
+        Err(e) => refused_cleanly(&e, "bad duration"),
+    }
+}
+
+fn compression(text: &str) {
+    match parse_compression(text) {
+        Ok(level) => assert!(level <= 19, "{text:?} gave level {level}"),
+        Err(e) => refused_cleanly(&e, "bad --compress"),
+    }
+}
+
+fn token(text: &str) {
+    match ResumeToken::decode(text) {
+        Ok(token) => assert_eq!(ResumeToken::decode(&token.encode()).ok(), Some(token)),
+        Err(e) => refused_cleanly(&e, "bad resume token"),
+    }
+}
+
+/// The first 16 bytes as an offset and a length, as `put --offset` gives them.
+fn offsets(data: &[u8]) {
+    let Some(words) = data.get(..16) else { return };
+    let offset = u64::from_le_bytes(words[..8].try_into().expect("8 bytes"));
+    let len = u64::from_le_bytes(words[8..].try_into().expect("8 bytes"));
+    let fits = offset.checked_add(len).is_some_and(|end| end <= FILE_BYTES_MAX);
+    match file_end(offset, len) {
+        Ok(end) => {
+            assert!(fits, "{len} bytes at {offset} accepted");
+            assert_eq!(end, offset + len);
+        }
+        Err(e) => {
+            assert!(!fits, "{len} bytes at {offset} refused: {e}");
+            refused_cleanly(&e, "the largest file snapfs stores");
+        }
+    }
+}
