@@ -7,6 +7,10 @@ use crate::block::BlockKind;
 use crate::error::{Error, Result};
 use crate::format::codec::{Reader, Writer};
 
+/// Inode numbers stay below this (2^48, as ZFS's object numbers): the tree's counter
+/// never reaches it, so that a received counter cannot make `create` overflow.
+pub const INODE_NUMBER_MAX: u64 = 1 << 48;
+
 /// Longest name of a directory entry or extended attribute, as on Linux.
 pub const NAME_BYTES_MAX: usize = 255;
 pub const SYMLINK_BYTES_MAX: usize = 4095;
@@ -146,6 +150,11 @@ impl<'a> FsTree<'a> {
             return Err(Error::exists(format!("{:?}", String::from_utf8_lossy(name))));
         }
         let ino = self.next_ino()?;
+        if ino >= INODE_NUMBER_MAX {
+            return Err(Error::invalid(format!(
+                "the tree has used every inode number (its counter is {ino}; at most {INODE_NUMBER_MAX})"
+            )));
+        }
         self.set_next_ino(ino + 1)?;
         inode.generation = self.store.txg.0;
         let is_dir = inode.file_type() == FileType::Directory;

@@ -28,7 +28,9 @@
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
 use super::record::{RECORD_BYTES, Record, check_kinds};
-use super::tree_ops::{NAME_BYTES_MAX, SYMLINK_BYTES_MAX, XATTR_VALUE_BYTES_MAX, check_name, decode_dirent};
+use super::tree_ops::{
+    INODE_NUMBER_MAX, NAME_BYTES_MAX, SYMLINK_BYTES_MAX, XATTR_VALUE_BYTES_MAX, check_name, decode_dirent,
+};
 use crate::block::BlockPtr;
 use crate::error::Result;
 use crate::format::node::TreeKind;
@@ -571,8 +573,10 @@ fn check_counter(fs: &mut FsTree) -> Result<std::result::Result<(), Violation>> 
         return Ok(Err(violation(META_INO, "the inode counter has the wrong size")));
     };
     let next = u64::from_le_bytes(bytes);
-    if next <= ROOT_INO {
-        return Ok(Err(violation(META_INO, format!("the inode counter is {next}, not above the root's 1"))));
+    if next <= ROOT_INO || next > INODE_NUMBER_MAX {
+        let what =
+            format!("the inode counter is {next}: it must lie above the root's 1 and at most {INODE_NUMBER_MAX}");
+        return Ok(Err(violation(META_INO, what)));
     }
     let mut above = None;
     fs.tree.scan(fs.store, &next.to_be_bytes(), &mut |k, _| {

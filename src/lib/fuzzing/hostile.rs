@@ -545,7 +545,9 @@ fn export_and_write(pool: &mut Pool) -> Result<()> {
     let mut after = files_digest(pool)?;
     after.retain(|path, _| !path.starts_with("/after-receive-"));
     if after != before {
-        return Err(Error::corrupt("files received changed when new files were written"));
+        let changed: Vec<&String> =
+            before.keys().chain(after.keys()).filter(|p| before.get(*p) != after.get(*p)).collect();
+        return Err(Error::corrupt(format!("files received changed when new files were written: {changed:?}")));
     }
     let report = check_pool(pool)?;
     if !report.is_clean() {
