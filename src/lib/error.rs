@@ -35,7 +35,15 @@ pub enum Error {
     /// A replication stream that is damaged, truncated or not a snapfs stream; `what`
     /// names the record and byte offset.
     Stream { what: String },
+    /// A host file or directory changed while `sync` or `put` read it, in a way that
+    /// cannot be stored (it vanished, or became another type); nothing was committed.
+    SourceChanged { path: String, what: String },
 }
+
+/// Exit code of a `sync` or `put` that committed, but stored a host file that kept
+/// changing while it was read (as tar's "file changed as we read it"): the copy may mix
+/// versions, and a warning names the file.
+pub const EXIT_SOURCE_CHANGED: i32 = 9;
 
 impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
@@ -60,6 +68,10 @@ impl Error {
 
     pub fn stream(what: impl Into<String>) -> Error {
         Error::Stream { what: what.into() }
+    }
+
+    pub fn source_changed(path: &std::path::Path, what: impl Into<String>) -> Error {
+        Error::SourceChanged { path: path.display().to_string(), what: what.into() }
     }
 
     pub fn refused(what: impl Into<String>, hint: impl Into<String>) -> Error {
@@ -103,6 +115,11 @@ impl Error {
                  transfer can be resumed; `snaprecv -n` checks a stored stream without applying it)"
                     .into(),
             ),
+            Error::SourceChanged { .. } => Some(
+                "run the command again: it reads the source afresh; if the source keeps changing, copy \
+                 a frozen view of it (a file system snapshot) or pause what writes to it"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -116,7 +133,7 @@ impl Error {
             Error::NoSpace { .. } => 5,
             Error::Corrupt { .. } | Error::Damaged { .. } => 6,
             Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => 7,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::SourceChanged { .. } => 1,
             Error::Stream { .. } => 8,
         }
     }
@@ -142,6 +159,9 @@ impl fmt::Display for Error {
             Error::Invalid { what } => write!(f, "{what}"),
             Error::Refused { what, .. } => write!(f, "{what}"),
             Error::Stream { what } => write!(f, "bad stream: {what}"),
+            Error::SourceChanged { path, what } => {
+                write!(f, "{path} changed while it was read ({what}); nothing was committed")
+            }
         }
     }
 }
