@@ -162,13 +162,17 @@ fn stat_path(path: &Path, naming: Naming) -> io::Result<Option<FileState>> {
 /// An error on a host path that was there a moment ago: if it says the path is gone or
 /// is now of another type, the source changed under the command; else an I/O error.
 pub fn host_error(path: &Path, what: &str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => Error::source_changed(path, "it vanished"),
-        Some(libc::ENOTDIR | libc::EISDIR | libc::ELOOP | libc::ENXIO) => {
-            Error::source_changed(path, format!("it or a directory above it changed type ({e})"))
-        }
-        _ => Error::io(format!("cannot {what} {}", path.display()), e),
-    }
+    let change = match e.raw_os_error() {
+        Some(libc::ENOENT) => "it vanished",
+        Some(libc::ENOTDIR) => "it or a directory above it is no longer a directory",
+        Some(libc::EISDIR) => "it is now a directory",
+        // Opened with O_NOFOLLOW: a symlink where the walk saw a file.
+        Some(libc::ELOOP) => "it is now a symlink",
+        // A socket cannot be opened.
+        Some(libc::ENXIO) => "it is now a socket",
+        _ => return Error::io(format!("cannot {what} {}", path.display()), e),
+    };
+    Error::source_changed(path, change)
 }
 
 struct Pass {
@@ -288,13 +292,8 @@ mod tests {
     fn any_change_between_before_and_after_is_a_torn_read() {
         let before = state();
         assert!(read_was_stable(&before, &before, Some(&before), false));
-        let changes: [fn(&mut FileState); 5] = [
-            |s| s.size += 1,
-            |s| s.mtime.nsec += 1,
-            |s| s.ctime.sec += 1,
-            |s| s.ino += 1,
-            |s| s.dev += 1,
-        ];
+        let changes: [fn(&mut FileState); 5] =
+            [|s| s.size += 1, |s| s.mtime.nsec += 1, |s| s.ctime.sec += 1, |s| s.ino += 1, |s| s.dev += 1];
         for change in changes {
             let mut after = before;
             change(&mut after);
