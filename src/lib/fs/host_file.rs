@@ -189,9 +189,12 @@ fn read_extents(fs: &mut FsTree, pipeline: &mut Pipeline, ino: u64, file: &File,
     let mut runs: Vec<(u64, u64)> = Vec::new();
     let mut at = 0u64;
     while at < size {
-        let Some((start, end)) = next_extent(file, at, size).map_err(|e| Error::io("cannot seek", e))? else {
-            break;
+        // A file of one record is read as it is: two seeks would cost more than the read.
+        let extent = match size <= RECORD_BYTES {
+            true => Some((0, size)),
+            false => next_extent(file, at, size).map_err(|e| Error::io("cannot seek", e))?,
         };
+        let Some((start, end)) = extent else { break };
         let first = (start / RECORD_BYTES).max(runs.last().map_or(0, |r| r.1));
         let last_end = end.div_ceil(RECORD_BYTES);
         for index in first..last_end {
