@@ -54,7 +54,7 @@ fn sparse_file(path: &Path, size: u64) {
 /// A file of `size` with data in records 0, 2 and 3 (across their boundary), 8192 (4 KiB
 /// at 1 GiB + 100) and the last, partial record: 4 records and `size % RECORD` bytes.
 fn scattered_file(path: &Path, size: u64) {
-    assert!(size % RECORD != 0 && size > 2 * GIB);
+    assert!(!size.is_multiple_of(RECORD) && size > 2 * GIB);
     sparse_file(path, size);
     poke(path, 0, b"abc");
     poke(path, 3 * RECORD - 2, b"01234");

@@ -224,7 +224,7 @@ fn punch_outside(fs: &mut FsTree, ino: u64, runs: &[(u64, u64)]) -> Result<()> {
     let mut run = runs.iter().peekable();
     for (index, _) in fs.records(ino)? {
         while run.next_if(|r| r.1 <= index).is_some() {}
-        if !run.peek().is_some_and(|r| r.0 <= index) {
+        if run.peek().is_none_or(|r| r.0 > index) {
             fs.punch_record(ino, index)?;
         }
     }
