@@ -19,7 +19,7 @@
 //! and the shrink is seen as a change).
 
 use super::FsTree;
-use super::inode::Timespec;
+use super::inode::{ItemKind, Timespec, key};
 use super::pipeline::{IN_FLIGHT_MAX, Job, Pipeline};
 use super::record::RECORD_BYTES;
 use super::sync::drain;
@@ -218,17 +218,37 @@ fn read_extents(fs: &mut FsTree, pipeline: &mut Pipeline, ino: u64, file: &File,
     Ok(pass)
 }
 
-/// Punches the records of `ino` whose index lies in none of `runs` (sorted): those in
-/// what is now a hole or past the end. Costs the records the file has, not its size.
+/// Punches the records of `ino` in the gaps between `runs` (sorted, disjoint): those in
+/// what is now a hole or past the end. One tree scan per gap, over the records it holds:
+/// the cost follows the runs and the records punched, not the size or the records kept.
 fn punch_outside(fs: &mut FsTree, ino: u64, runs: &[(u64, u64)]) -> Result<()> {
-    let mut run = runs.iter().peekable();
-    for (index, _) in fs.records(ino)? {
-        while run.next_if(|r| r.1 <= index).is_some() {}
-        if run.peek().is_none_or(|r| r.0 > index) {
-            fs.punch_record(ino, index)?;
+    let mut gap_first = 0;
+    for &(first, end) in runs.iter().chain(std::iter::once(&(u64::MAX, u64::MAX))) {
+        if gap_first < first {
+            for index in record_indices(fs, ino, gap_first, first)? {
+                fs.punch_record(ino, index)?;
+            }
         }
+        gap_first = end;
     }
     Ok(())
+}
+
+/// Indices of the records of `ino` in [first, end), in one scan from the first.
+fn record_indices(fs: &mut FsTree, ino: u64, first: u64, end: u64) -> Result<Vec<u64>> {
+    let prefix = key(ino, ItemKind::Record, &[]);
+    let mut out = Vec::new();
+    fs.tree.scan(fs.store, &key(ino, ItemKind::Record, &first.to_be_bytes()), &mut |k, _| {
+        let Some(suffix) = k.strip_prefix(prefix.as_slice()) else { return Ok(false) };
+        let index_bytes: [u8; 8] = suffix.try_into().map_err(|_| Error::corrupt("record key of the wrong length"))?;
+        let index = u64::from_be_bytes(index_bytes);
+        if index >= end {
+            return Ok(false);
+        }
+        out.push(index);
+        Ok(true)
+    })?;
+    Ok(out)
 }
 
 /// The next data extent at or after `at`, clipped to `size`; None if only holes remain.
