@@ -94,16 +94,15 @@ pub fn read_into(fs: &mut FsTree, pipeline: &mut Pipeline, ino: u64, path: &Path
             // sees them all and none lands after it.
             drain(fs, pipeline, 0)?;
         }
-        let file = open(path, naming)?;
+        // Each open names a file that was there a moment ago (sync's walk, put's first
+        // open): an error now says the source changed.
+        let file = open(path, naming).map_err(|e| host_error(path, "open", e))?;
         let metadata = file.metadata().map_err(|e| host_error(path, "stat", e))?;
         if !metadata.is_file() {
             return Err(not_regular(path, naming));
         }
         let before = FileState::of(&metadata);
-        let pass = read_extents(fs, pipeline, ino, &file, before.size).map_err(|e| match e {
-            Error::Io { source, .. } => host_error(path, "read", source),
-            other => other,
-        })?;
+        let pass = read_extents(fs, pipeline, ino, (&file, path), before.size)?;
         bytes_read += pass.bytes_read;
         let after = FileState::of(&file.metadata().map_err(|e| host_error(path, "stat", e))?);
         let path_now = stat_path(path, naming).map_err(|e| host_error(path, "stat", e))?;
@@ -115,21 +114,18 @@ pub fn read_into(fs: &mut FsTree, pipeline: &mut Pipeline, ino: u64, path: &Path
     unreachable!("the last attempt returns")
 }
 
-fn open(path: &Path, naming: Naming) -> Result<File> {
+fn open(path: &Path, naming: Naming) -> io::Result<File> {
     // O_NONBLOCK: a FIFO put where a file was does not hang the read; it is refused below.
     let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
     if naming == Naming::Walked {
         flags |= libc::O_NOFOLLOW;
     }
-    OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| match naming {
-        Naming::Walked => host_error(path, "open", e),
-        Naming::Operator => Error::io(format!("cannot open {}", path.display()), e),
-    })
+    OpenOptions::new().read(true).custom_flags(flags).open(path)
 }
 
 /// Opens a host file the operator named, refusing anything but a regular file.
 pub fn open_named(path: &Path) -> Result<File> {
-    let file = open(path, Naming::Operator)?;
+    let file = open(path, Naming::Operator).map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     let metadata = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
     if !metadata.is_file() {
         return Err(not_regular(path, Naming::Operator));
@@ -182,8 +178,15 @@ struct Pass {
 }
 
 /// One read of the file's data extents below `size` into records; then punches the
-/// records the file had that no extent covers now.
-fn read_extents(fs: &mut FsTree, pipeline: &mut Pipeline, ino: u64, file: &File, size: u64) -> Result<Pass> {
+/// records the file had that no extent covers now. Errors of the host file name `path`;
+/// errors of the pool (in `drain`) stay the pool's.
+fn read_extents(
+    fs: &mut FsTree,
+    pipeline: &mut Pipeline,
+    ino: u64,
+    (file, path): (&File, &Path),
+    size: u64,
+) -> Result<Pass> {
     let mut pass = Pass { bytes_read: 0, short_read: false };
     // Indices of the records read, as [first, end) runs in increasing order.
     let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -192,7 +195,7 @@ fn read_extents(fs: &mut FsTree, pipeline: &mut Pipeline, ino: u64, file: &File,
         // A file of one record is read as it is: two seeks would cost more than the read.
         let extent = match size <= RECORD_BYTES {
             true => Some((0, size)),
-            false => next_extent(file, at, size).map_err(|e| Error::io("cannot seek", e))?,
+            false => next_extent(file, at, size).map_err(|e| host_error(path, "find the data of", e))?,
         };
         let Some((start, end)) = extent else { break };
         let first = (start / RECORD_BYTES).max(runs.last().map_or(0, |r| r.1));
@@ -200,7 +203,7 @@ fn read_extents(fs: &mut FsTree, pipeline: &mut Pipeline, ino: u64, file: &File,
         for index in first..last_end {
             let offset = index * RECORD_BYTES;
             let mut data = vec![0u8; (size - offset).min(RECORD_BYTES) as usize];
-            let n = read_at_full(file, &mut data, offset).map_err(|e| Error::io("cannot read", e))?;
+            let n = read_at_full(file, &mut data, offset).map_err(|e| host_error(path, "read", e))?;
             pass.short_read |= n < data.len();
             pass.bytes_read += n as u64;
             drain(fs, pipeline, IN_FLIGHT_MAX - 1)?;
