@@ -8,7 +8,7 @@ use snapfs::cli::{
     report, snapshot_name,
 };
 use snapfs::device::OpenMode;
-use snapfs::error::{Error, Result, human_bytes};
+use snapfs::error::{EXIT_SOURCE_CHANGED, Error, Result, human_bytes};
 use snapfs::ops;
 use snapfs::pool::{LIVE_TREE_ID, Pool, guid_hex};
 use std::io::Write;
@@ -198,6 +198,22 @@ fn main() {
     }
 }
 
+/// Names each host file stored while it kept changing, and exits with
+/// EXIT_SOURCE_CHANGED: the command committed, but the copies may mix versions.
+fn warn_changed_while_read(paths: &[std::path::PathBuf]) {
+    if paths.is_empty() {
+        return;
+    }
+    for path in paths {
+        eprintln!("{PROGRAM}: warning: {} changed as we read it; the copy may mix versions", path.display());
+    }
+    eprintln!(
+        "hint: the rest was stored and committed; run the command again when the file is quiet to store \
+         one version of it"
+    );
+    std::process::exit(EXIT_SOURCE_CHANGED);
+}
+
 fn open(device: &str, mode: OpenMode) -> Result<Pool> {
     open_pool(PROGRAM, device, mode)
 }
@@ -231,30 +247,24 @@ fn run(command: Command) -> Result<()> {
                 stats.unchanged
             );
             print_io_stats(PROGRAM, &pool);
+            drop(pool); // closed before a warning's exit, which runs no destructors
+            warn_changed_while_read(&stats.changed_while_read);
             Ok(())
         }
         Command::Put { offset, source, path, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (written, _) = if source == "-" {
-                let mut stdin = std::io::stdin().lock();
-                ops::put(&mut pool, LIVE_TREE_ID, ops::PutSource { reader: &mut stdin, metadata: None }, &path, offset)?
-            } else {
-                let mut file =
-                    std::fs::File::open(&source).map_err(|e| Error::io(format!("cannot open {source}"), e))?;
-                let metadata = file.metadata().map_err(|e| Error::io(format!("cannot stat {source}"), e))?;
-                if !metadata.is_file() {
-                    return Err(Error::invalid(format!("{source} is not a regular file; use sync for directories")));
-                }
-                ops::put(
-                    &mut pool,
-                    LIVE_TREE_ID,
-                    ops::PutSource { reader: &mut file, metadata: Some(metadata) },
-                    &path,
-                    offset,
-                )?
+            let mut stdin = std::io::stdin().lock();
+            let input = match source.as_str() {
+                "-" => ops::PutSource::Stream(&mut stdin),
+                file => ops::PutSource::File(Path::new(file)),
             };
-            println!("{PROGRAM}: wrote {} to {path}", human_bytes(written));
+            let (stats, _) = ops::put(&mut pool, LIVE_TREE_ID, input, &path, offset)?;
+            println!("{PROGRAM}: wrote {} to {path}", human_bytes(stats.bytes));
             print_io_stats(PROGRAM, &pool);
+            drop(pool);
+            if stats.changed_while_read {
+                warn_changed_while_read(&[std::path::PathBuf::from(&source)]);
+            }
             Ok(())
         }
         Command::Cat { path, device } => {

@@ -5,7 +5,8 @@
 //!   0 success; 1 I/O error; 2 bad arguments; 3 not found or already exists;
 //!   4 device in use; 5 device full; 6 corruption found; 7 refused (not snapfs, newer
 //!   format, would overwrite data, wrong base, live tree changed); 8 bad stream (not a
-//!   snapfs stream, truncated, damaged).
+//!   snapfs stream, truncated, damaged); 9 committed, but a host file kept changing
+//!   while `sync` or `put` read it (error::EXIT_SOURCE_CHANGED).
 
 use crate::device::{OpenMode, open_tool_device};
 use crate::error::{Error, Result};

@@ -40,7 +40,15 @@ pub enum Error {
     /// A stream whose records are each well formed but whose tree as a whole is not a
     /// valid file system (crafted, or sent from a damaged pool): refused before commit.
     InvalidTree { what: String },
+    /// A host file or directory changed while `sync` or `put` read it, in a way that
+    /// cannot be stored (it vanished, or became another type); nothing was committed.
+    SourceChanged { path: String, what: String },
 }
+
+/// Exit code of a `sync` or `put` that committed, but stored a host file that kept
+/// changing while it was read (as tar's "file changed as we read it"): the copy may mix
+/// versions, and a warning names the file.
+pub const EXIT_SOURCE_CHANGED: i32 = 9;
 
 impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
@@ -65,6 +73,10 @@ impl Error {
 
     pub fn stream(what: impl Into<String>) -> Error {
         Error::Stream { what: what.into() }
+    }
+
+    pub fn source_changed(path: &std::path::Path, what: impl Into<String>) -> Error {
+        Error::SourceChanged { path: path.display().to_string(), what: what.into() }
     }
 
     pub fn refused(what: impl Into<String>, hint: impl Into<String>) -> Error {
@@ -103,6 +115,11 @@ impl Error {
                  the sending pool, and receive only streams from pools you trust"
                     .into(),
             ),
+            Error::SourceChanged { .. } => Some(
+                "run the command again: it reads the source afresh; if the source keeps changing, copy \
+                 a frozen view of it (a file system snapshot) or pause what writes to it"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -116,7 +133,7 @@ impl Error {
             Error::NoSpace { .. } => 5,
             Error::Corrupt { .. } | Error::Damaged { .. } => 6,
             Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => 7,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::SourceChanged { .. } => 1,
             Error::Stream { .. } | Error::InvalidTree { .. } => 8,
         }
     }
@@ -141,6 +158,9 @@ impl fmt::Display for Error {
             Error::Stream { what } => write!(f, "bad stream: {what}"),
             Error::InvalidTree { what } => {
                 write!(f, "bad stream: the tree it builds is not a valid file system: {what}")
+            }
+            Error::SourceChanged { path, what } => {
+                write!(f, "{path} changed while it was read ({what}); nothing was committed")
             }
         }
     }

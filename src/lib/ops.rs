@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::export::{ExportOptions, ExportStats, Exporter, export_root};
+use crate::fs::host_file::{self, Naming};
 use crate::fs::inode::{ItemKind, S_IFDIR, S_IFREG};
 use crate::fs::pipeline::Pipeline;
 use crate::fs::record::{RECORD_BYTES, Record};
@@ -97,10 +98,18 @@ fn touch_dir(fs: &mut FsTree, dir: u64) -> Result<()> {
     fs.put_inode(dir, &inode)
 }
 
-pub struct PutSource<'a> {
-    pub reader: &'a mut dyn Read,
-    /// Metadata of the host file; None for stdin.
-    pub metadata: Option<std::fs::Metadata>,
+pub enum PutSource<'a> {
+    /// Standard input, read to its end.
+    Stream(&'a mut dyn Read),
+    /// A host file: whole, only its data extents are read (holes stay holes), again if it
+    /// changes meanwhile; it gives the file its mode, owner and times.
+    File(&'a Path),
+}
+
+pub struct PutStats {
+    pub bytes: u64,
+    /// The host file changed during every read: stored as last read, perhaps torn.
+    pub changed_while_read: bool,
 }
 
 /// Writes a file into the tree: whole (replacing any content), or at `offset` without
@@ -111,11 +120,17 @@ pub fn put(
     source: PutSource,
     path: &str,
     offset: Option<u64>,
-) -> Result<(u64, CommitSummary)> {
+) -> Result<(PutStats, CommitSummary)> {
     let path = live_path(path)?;
+    // Opened first, so that a missing or wrong source is named before the target.
+    let host = match &source {
+        PutSource::File(host) => Some(host_file::open_named(host)?),
+        PutSource::Stream(_) => None,
+    };
     if let Some(offset) = offset {
         // Refused before the file is created; standard input's length shows as it is read.
-        crate::fs::record::file_end(offset, source.metadata.as_ref().map_or(0, |m| m.len()))?;
+        let host_bytes = host.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+        crate::fs::record::file_end(offset, host_bytes)?;
     }
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
@@ -132,29 +147,10 @@ pub fn put(
             ino
         }
     };
-    let mut buf = vec![0u8; RECORD_BYTES as usize];
-    let mut written = 0u64;
-    match offset {
-        None => {
-            let mut pipeline = Pipeline::new(fs.store().compression_level);
-            written = stream_records(&mut fs, &mut pipeline, ino, source.reader)?;
-            drain(&mut fs, &mut pipeline, 0)?;
-            let mut inode = fs.inode(ino)?;
-            inode.size = written;
-            fs.put_inode(ino, &inode)?;
-        }
-        Some(offset) => loop {
-            let n = read_full(source.reader, &mut buf).map_err(|e| Error::io("cannot read the input", e))?;
-            if n == 0 {
-                break;
-            }
-            fs.write_at(ino, offset + written, &buf[..n])?;
-            written += n as u64;
-        },
-    }
+    let (stats, host_metadata) = put_content(&mut fs, ino, source, host, offset)?;
     let mut inode = fs.inode(ino)?;
-    match &source.metadata {
-        Some(meta) if offset.is_none() => {
+    match &host_metadata {
+        Some(meta) => {
             inode.mode = S_IFREG | (meta.mode() & 0o7777);
             inode.uid = meta.uid();
             inode.gid = meta.gid();
@@ -168,7 +164,60 @@ pub fn put(
     inode.ctime = now;
     fs.put_inode(ino, &inode)?;
     let summary = pool.commit()?;
-    Ok((written, summary))
+    Ok((stats, summary))
+}
+
+/// Writes `put`'s bytes into file `ino`; returns the host file's metadata when it was
+/// read whole, to give the tree file its mode, owner and times.
+fn put_content(
+    fs: &mut FsTree,
+    ino: u64,
+    source: PutSource,
+    mut host: Option<std::fs::File>,
+    offset: Option<u64>,
+) -> Result<(PutStats, Option<std::fs::Metadata>)> {
+    let stats = match (source, offset) {
+        (PutSource::File(host_path), None) => {
+            let mut pipeline = Pipeline::new(fs.store().compression_level);
+            let read = host_file::read_into(fs, &mut pipeline, ino, host_path, Naming::Operator)?;
+            drain(fs, &mut pipeline, 0)?;
+            set_size(fs, ino, read.size)?;
+            let stats = PutStats { bytes: read.size, changed_while_read: !read.stable };
+            return Ok((stats, Some(read.metadata)));
+        }
+        (PutSource::Stream(reader), None) => {
+            let mut pipeline = Pipeline::new(fs.store().compression_level);
+            let written = stream_records(fs, &mut pipeline, ino, reader)?;
+            drain(fs, &mut pipeline, 0)?;
+            set_size(fs, ino, written)?;
+            PutStats { bytes: written, changed_while_read: false }
+        }
+        (source, Some(offset)) => {
+            let reader: &mut dyn Read = match (source, host.as_mut()) {
+                (PutSource::Stream(reader), _) => reader,
+                (PutSource::File(_), Some(file)) => file,
+                (PutSource::File(_), None) => unreachable!("a host file is opened before"),
+            };
+            let mut buf = vec![0u8; RECORD_BYTES as usize];
+            let mut written = 0u64;
+            loop {
+                let n = read_full(reader, &mut buf).map_err(|e| Error::io("cannot read the input", e))?;
+                if n == 0 {
+                    break;
+                }
+                fs.write_at(ino, crate::fs::record::file_end(offset, written)?, &buf[..n])?;
+                written += n as u64;
+            }
+            PutStats { bytes: written, changed_while_read: false }
+        }
+    };
+    Ok((stats, None))
+}
+
+fn set_size(fs: &mut FsTree, ino: u64, size: u64) -> Result<()> {
+    let mut inode = fs.inode(ino)?;
+    inode.size = size;
+    fs.put_inode(ino, &inode)
 }
 
 /// Writes a file's bytes to `out`.

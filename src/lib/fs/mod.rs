@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod export;
+pub mod host_file;
 pub mod inode;
 pub mod path;
 pub mod record;

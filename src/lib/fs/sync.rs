@@ -3,9 +3,15 @@
 //!
 //! A file whose size and mtime match is taken as unchanged and only its metadata is
 //! compared, as rsync does, so a re-sync of an unchanged tree reads metadata only. A
-//! changed file is read whole, but a record whose fingerprint matches is kept, so a 4 KiB
-//! change in a large file rewrites one record.
+//! changed file's data extents are read (host_file.rs: holes are skipped, and a file
+//! that changes during the read is read again), and a record whose fingerprint matches is
+//! kept, so a 4 KiB change in a large file rewrites one record.
+//!
+//! An entry that vanishes or changes type between the listing of its directory and its
+//! read fails the sync with `Error::SourceChanged`, nothing committed; a file that keeps
+//! changing while it is read is stored as last read and named in `changed_while_read`.
 
+use super::host_file::{self, Naming, host_error};
 use super::inode::{Inode, Timespec};
 use super::pipeline::{IN_FLIGHT_MAX, Job, Pipeline};
 use super::record::RECORD_BYTES;
@@ -17,7 +23,7 @@ use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const DEPTH_MAX: usize = 4096;
 
@@ -32,6 +38,8 @@ pub struct SyncStats {
     /// New names that turned out to be files moved within the synced tree: the inode
     /// moved with its records, nothing was rewritten.
     pub renames_detected: u64,
+    /// Files that changed during every read: stored as last read, perhaps mixing versions.
+    pub changed_while_read: Vec<PathBuf>,
 }
 
 pub struct Syncer<'f, 'a> {
@@ -103,10 +111,10 @@ impl<'f, 'a> Syncer<'f, 'a> {
             return Err(Error::invalid(format!("{} is nested deeper than {DEPTH_MAX} directories", source.display())));
         }
         let mut names: Vec<Vec<u8>> = fs::read_dir(source)
-            .map_err(|e| io_error(source, "list", e))?
+            .map_err(|e| host_error(source, "list", e))?
             .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
             .collect::<io::Result<_>>()
-            .map_err(|e| io_error(source, "list", e))?;
+            .map_err(|e| host_error(source, "list", e))?;
         names.sort();
         for entry in self.fs.readdir(dir)? {
             if names.binary_search(&entry.name).is_err() {
@@ -123,10 +131,28 @@ impl<'f, 'a> Syncer<'f, 'a> {
             let path = source.join(OsStr::from_bytes(&name));
             let meta = match fs::symlink_metadata(&path) {
                 Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // vanished while we looked
-                Err(e) => return Err(io_error(&path, "stat", e)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Gone since the listing: gone from the tree too, as if not listed.
+                    self.forget(dir, &name)?;
+                    continue;
+                }
+                Err(e) => return Err(host_error(&path, "stat", e)),
             };
             self.sync_entry(&path, &meta, dir, &name, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the tree entry of a host name that is gone; a regular file's is kept until
+    /// the end of the sync, as it may turn up under another name.
+    fn forget(&mut self, dir: u64, name: &[u8]) -> Result<()> {
+        match self.fs.lookup(dir, name)? {
+            Some(entry) if entry.file_type == FileType::Regular => self.pending_removals.push((dir, entry.name)),
+            Some(_) => {
+                self.remove(dir, name)?;
+                self.stats.entries_removed += 1;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -180,11 +206,15 @@ impl<'f, 'a> Syncer<'f, 'a> {
                 self.links.insert(source_key, ino);
             }
         }
+        let mut read_meta = None;
         match wanted {
             FileType::Directory => self.sync_children(path, ino, depth + 1)?,
-            FileType::Regular => self.sync_content(path, meta, ino, moved)?,
+            FileType::Regular => read_meta = self.sync_content(path, meta, ino, moved)?,
             FileType::Symlink => {
-                let target = fs::read_link(path).map_err(|e| io_error(path, "read the link", e))?;
+                let target = fs::read_link(path).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EINVAL) => Error::source_changed(path, "it is no longer a symlink"),
+                    _ => host_error(path, "read the link", e),
+                })?;
                 let target = target.as_os_str().as_bytes();
                 let current = if self.fs.inode(ino)?.size == 0 { Vec::new() } else { self.fs.symlink_target(ino)? };
                 if current != target {
@@ -193,7 +223,9 @@ impl<'f, 'a> Syncer<'f, 'a> {
             }
             FileType::Special => {}
         }
-        self.apply_metadata(ino, path, meta)
+        // A file read is stored with the times it had when read, not when listed: never
+        // newer than its content, so a change the read missed is read by the next sync.
+        self.apply_metadata(ino, path, read_meta.as_ref().unwrap_or(meta))
     }
 
     /// A file of the tree that the new source file `meta` is, moved: same size and
@@ -288,25 +320,25 @@ impl<'f, 'a> Syncer<'f, 'a> {
     }
 
     /// `verify`: read the file even if size and mtime match (a file found by a move).
-    fn sync_content(&mut self, path: &Path, meta: &Metadata, ino: u64, verify: bool) -> Result<()> {
+    /// Returns the metadata the file had when read, if it was read.
+    fn sync_content(&mut self, path: &Path, meta: &Metadata, ino: u64, verify: bool) -> Result<Option<Metadata>> {
         let inode = self.fs.inode(ino)?;
         let mtime = Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
         if !verify && inode.size == meta.size() && inode.mtime == mtime && inode.generation != self.fs.store.txg.0 {
             self.stats.unchanged += 1;
-            return Ok(());
+            return Ok(None);
         }
         super::record::check_file_size(&path.display().to_string(), meta.size())?;
-        let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
-        let size = stream_records(self.fs, &mut self.pipeline, ino, &mut file).map_err(|e| match e {
-            Error::Io { source, .. } => io_error(path, "read", source),
-            other => other,
-        })?;
+        let read = host_file::read_into(self.fs, &mut self.pipeline, ino, path, Naming::Walked)?;
         let mut inode = self.fs.inode(ino)?;
-        inode.size = size;
+        inode.size = read.size;
         self.fs.put_inode(ino, &inode)?;
         self.stats.files_written += 1;
-        self.stats.bytes_read += size;
-        Ok(())
+        self.stats.bytes_read += read.bytes_read;
+        if !read.stable {
+            self.stats.changed_while_read.push(path.to_path_buf());
+        }
+        Ok(Some(read.metadata))
     }
 
     fn apply_metadata(&mut self, ino: u64, path: &Path, meta: &Metadata) -> Result<()> {
@@ -335,7 +367,10 @@ impl<'f, 'a> Syncer<'f, 'a> {
     }
 
     fn sync_xattrs(&mut self, ino: u64, path: &Path) -> Result<bool> {
-        let wanted = read_xattrs(path)?;
+        let wanted = read_xattrs(path).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => host_error(path, "list", source),
+            other => other,
+        })?;
         let current = self.fs.xattrs(ino)?;
         if wanted == current {
             return Ok(false);
@@ -368,9 +403,9 @@ fn xattr_refused(path: &Path, name: &[u8], e: Error) -> Error {
 
 /// The fingerprint of a host file's first record.
 fn first_record_hash(path: &Path) -> Result<u128> {
-    let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
+    let mut file = File::open(path).map_err(|e| host_error(path, "open", e))?;
     let mut buf = vec![0u8; RECORD_BYTES as usize];
-    let n = read_full(&mut file, &mut buf).map_err(|e| io_error(path, "read", e))?;
+    let n = read_full(&mut file, &mut buf).map_err(|e| host_error(path, "read", e))?;
     Ok(super::record::fingerprint(&buf[..n]).hash)
 }
 

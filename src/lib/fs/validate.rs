@@ -196,8 +196,8 @@ pub fn check_xattr(name: &[u8], value: &[u8]) -> std::result::Result<(), String>
     }
     if value.len() > XATTR_VALUE_BYTES_MAX {
         return Err(format!(
-            "extended attribute {} has {} bytes; at most {XATTR_VALUE_BYTES_MAX}",
-            name_text(name),
+            "extended attribute {} has a value of {} bytes; snapfs stores at most {XATTR_VALUE_BYTES_MAX}",
+            String::from_utf8_lossy(name),
             value.len()
         ));
     }

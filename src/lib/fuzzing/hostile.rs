@@ -539,7 +539,7 @@ fn export_and_write(pool: &mut Pool) -> Result<()> {
     exported?;
     for n in 0..8 {
         let data = format!("written after the receive {n}").into_bytes();
-        let source = PutSource { reader: &mut &data[..], metadata: None };
+        let source = PutSource::Stream(&mut &data[..]);
         put(pool, LIVE_TREE_ID, source, &format!("after-receive-{n}"), None)?;
     }
     let mut after = files_digest(pool)?;
