@@ -1,10 +1,13 @@
 //! A regular image file or a block device.
 //!
-//! Writers hold an exclusive POSIX record lock on the device (and open block devices with
-//! O_EXCL, which the kernel also refuses while a file system is mounted on them); readers
-//! hold a shared one. A second writer is refused with the pid of the holder.
+//! Writers hold an exclusive lock on the storage the device reaches, whatever its name
+//! (lock.rs; and open block devices with O_EXCL, which the kernel also refuses while a
+//! file system is mounted on them); readers hold a shared one. A second writer is
+//! refused with the pid of the holder.
 
 use super::Device;
+use super::lock::{self, AcquireError, HeldLocks, LockKind, LockTarget};
+use super::storage::{self, ByteRange};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -26,6 +29,8 @@ pub struct FileDevice {
     pub flushes: u64,
     /// Byte range written since write-back was last started: [start, end).
     unstarted: Option<(u64, u64)>,
+    /// The storage lock, then (for a writer, once the label is read) the pool id's.
+    locks: Vec<HeldLocks>,
 }
 
 /// Write-back of written data is started in the background once this much is pending,
@@ -76,7 +81,7 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
             });
         }
     }
-    lock(&file, path, mode)?;
+    let storage_lock = lock_storage(&file, path, mode)?;
     let len = if is_block {
         let mut size = 0u64;
         // SAFETY: BLKGETSIZE64 writes one u64 through the pointer we pass.
@@ -86,36 +91,58 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
     } else {
         metadata.len()
     };
-    Ok(FileDevice { file, name: path.to_string(), len, written_bytes: 0, write_calls: 0, flushes: 0, unstarted: None })
+    Ok(FileDevice {
+        file,
+        name: path.to_string(),
+        len,
+        written_bytes: 0,
+        write_calls: 0,
+        flushes: 0,
+        unstarted: None,
+        locks: vec![storage_lock],
+    })
 }
 
-fn lock(file: &File, path: &str, mode: OpenMode) -> Result<()> {
-    let lock_type = if mode == OpenMode::Write { libc::F_WRLCK } else { libc::F_RDLCK };
-    // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
-    let mut request: libc::flock = unsafe { std::mem::zeroed() };
-    request.l_type = lock_type as i16;
-    request.l_whence = libc::SEEK_SET as i16;
-    request.l_start = 0;
-    request.l_len = 1;
-    // SAFETY: fcntl with F_SETLK reads the flock we own.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &request) } == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    if !matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
-        return Err(Error::io(format!("cannot lock {path}"), err));
-    }
-    // SAFETY: F_GETLK fills the flock with the conflicting lock's owner.
-    let mut probe = request;
-    let holder = if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0
-        && probe.l_type != libc::F_UNLCK as i16
-    {
-        let what = if probe.l_type == libc::F_WRLCK as i16 { "writing" } else { "reading" };
-        format!("pid {} ({what})", probe.l_pid)
-    } else {
-        "another process".to_string()
-    };
-    Err(Error::InUse { device: path.to_string(), holder })
+fn lock_kind(mode: OpenMode) -> LockKind {
+    if mode == OpenMode::Write { LockKind::Exclusive } else { LockKind::Shared }
+}
+
+/// Locks every base the opened device reaches, on the bytes it covers.
+fn lock_storage(file: &File, path: &str, mode: OpenMode) -> Result<HeldLocks> {
+    let extents = storage::resolve(file, std::path::Path::new(storage::SYSFS_ROOT))
+        .map_err(|e| Error::io(format!("cannot stat {path}"), e))?;
+    let targets: Vec<LockTarget> =
+        extents.iter().map(|e| LockTarget { name: e.base.lock_name(), range: e.range }).collect();
+    lock::acquire(&targets, lock_kind(mode)).map_err(|e| match e {
+        AcquireError::Unusable(e) => e,
+        AcquireError::Conflict { target, conflict } => {
+            let mut holder = conflict.holder();
+            let ours = std::fs::canonicalize(path).ok();
+            let theirs = conflict.pid.and_then(|pid| lock::holder_path(pid, &target.name));
+            if let Some(theirs) = theirs.filter(|t| ours.as_deref() != Some(std::path::Path::new(t))) {
+                holder = format!("{holder} through {theirs}, the same storage under another name");
+            }
+            Error::InUse { device: path.to_string(), holder }
+        }
+    })
+}
+
+/// A writer's lock on the pool's id: one writer per pool even through a name whose
+/// storage resolution cannot see (and per byte copy of it, which shares its id).
+fn lock_pool_id(path: &str, pool_guid: &[u8; 16]) -> Result<HeldLocks> {
+    let hex: String = pool_guid.iter().map(|b| format!("{b:02x}")).collect();
+    let target = LockTarget { name: format!("pool-{hex}"), range: ByteRange::WHOLE };
+    lock::acquire(&[target], LockKind::Exclusive).map_err(|e| match e {
+        AcquireError::Unusable(e) => e,
+        AcquireError::Conflict { conflict, .. } => Error::InUse {
+            device: path.to_string(),
+            holder: format!(
+                "{}: a pool with the same id ({hex}) is open for writing there (a byte copy of a pool shares its \
+                 id, and only one of the copies can be written at a time)",
+                conflict.holder()
+            ),
+        },
+    })
 }
 
 impl FileDevice {
@@ -154,6 +181,14 @@ impl Device for FileDevice {
     fn shared_reader(&self) -> Option<std::sync::Arc<dyn super::SharedReader>> {
         let file = self.file.try_clone().ok()?;
         Some(std::sync::Arc::new(FileReader { file, name: self.name.clone() }))
+    }
+
+    fn lock_pool(&mut self, pool_guid: &[u8; 16], mode: OpenMode) -> Result<()> {
+        if mode == OpenMode::Write {
+            let held = lock_pool_id(&self.name, pool_guid)?;
+            self.locks.push(held);
+        }
+        Ok(())
     }
 
     fn direct_reader(&self) -> Option<std::sync::Arc<dyn super::SharedReader>> {
