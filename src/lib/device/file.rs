@@ -64,10 +64,7 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
             what: format!("{path} cannot be opened for writing: {e}"),
             hint: "check that the device is not read-only (blockdev --getro) and that you may write it".into(),
         },
-        Some(libc::EBUSY) => Error::InUse {
-            device: path.to_string(),
-            holder: "the kernel or another program (mounted, or opened exclusively)".into(),
-        },
+        Some(libc::EBUSY) => Error::InUse { device: path.to_string(), holder: busy_holder(path) },
         _ => Error::io(format!("cannot open {path}"), e),
     })?;
     if is_block && mode == OpenMode::Write {
@@ -101,6 +98,19 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         unstarted: None,
         locks: vec![storage_lock],
     })
+}
+
+/// Who keeps a block device busy (O_EXCL refused): a snapfs process holding its storage
+/// is named as a lock conflict names it, with its pid; else the kernel or someone else.
+fn busy_holder(path: &str) -> String {
+    let unknown = "the kernel or another program (mounted, or opened exclusively)".to_string();
+    let Ok(file) = File::open(path) else {
+        return unknown;
+    };
+    match lock_storage(&file, path, OpenMode::Write) {
+        Err(Error::InUse { holder, .. }) => holder,
+        _ => unknown,
+    }
 }
 
 fn lock_kind(mode: OpenMode) -> LockKind {
