@@ -240,3 +240,86 @@ impl Device for FileDevice {
         &self.name
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::fs::MetadataExt;
+
+    fn image(dir: &std::path::Path) -> String {
+        let path = dir.join("img");
+        File::create(&path).unwrap().set_len(1 << 20).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    /// The lock type (F_RDLCK, F_WRLCK, F_UNLCK) another process would meet on byte 0 of
+    /// `path`, asked from a forked child: F_GETLK never reports the caller's own locks.
+    fn lock_seen_from_outside(path: &std::path::Path) -> i32 {
+        let name = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: the child makes only async-signal-safe calls (open, fcntl, _exit) on
+        // memory prepared before the fork, and never returns into the test harness.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                let fd = libc::open(name.as_ptr(), libc::O_RDWR);
+                let mut probe: libc::flock = std::mem::zeroed();
+                probe.l_type = libc::F_WRLCK as i16;
+                probe.l_whence = libc::SEEK_SET as i16;
+                let ok = fd >= 0 && libc::fcntl(fd, libc::F_GETLK, &mut probe) == 0;
+                libc::_exit(if ok { probe.l_type as i32 } else { 100 })
+            },
+            pid => {
+                let mut status = 0;
+                // SAFETY: waits for the child just forked.
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                assert!(libc::WIFEXITED(status));
+                libc::WEXITSTATUS(status)
+            }
+        }
+    }
+
+    fn lock_file_of(path: &str) -> std::path::PathBuf {
+        let m = std::fs::metadata(path).unwrap();
+        lock::lock_dir().join(format!("file-{}-{}", m.dev(), m.ino()))
+    }
+
+    #[test]
+    fn closing_another_descriptor_of_the_device_keeps_the_lock() {
+        // Regression: the lock was on the device's inode, and direct_reader() opened the
+        // device a second time: dropping that descriptor dropped every POSIX lock of the
+        // process on the inode, so scrub ran unlocked after its first pass.
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = image(dir.path());
+        let dev = open_file_device(&path, OpenMode::Write).unwrap();
+        drop(dev.direct_reader());
+        drop(File::open(&path).unwrap()); // as a direct reader on a file system without O_DIRECT
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_WRLCK as i32);
+        drop(dev);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK as i32);
+    }
+
+    #[test]
+    fn two_opens_in_one_process_are_held_to_the_same_rules() {
+        // Goal: POSIX locks never conflict within a process, and closing one descriptor
+        // drops them all; two devices of one process on one storage still get one writer,
+        // and a reader that closes leaves the other reader's lock in place.
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = image(dir.path());
+        let writer = open_file_device(&path, OpenMode::Write).unwrap();
+        let me = std::process::id();
+        match open_file_device(&path, OpenMode::Write) {
+            Err(Error::InUse { holder, .. }) => assert_eq!(holder, format!("pid {me} (writing)")),
+            other => panic!("a second writer in one process: {:?}", other.map(|d| d.name)),
+        }
+        assert!(matches!(open_file_device(&path, OpenMode::Read), Err(Error::InUse { .. })));
+        drop(writer);
+        let first = open_file_device(&path, OpenMode::Read).unwrap();
+        let second = open_file_device(&path, OpenMode::Read).unwrap();
+        drop(first);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_RDLCK as i32);
+        assert!(matches!(open_file_device(&path, OpenMode::Write), Err(Error::InUse { .. })));
+        drop(second);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK as i32);
+        open_file_device(&path, OpenMode::Write).unwrap();
+    }
+}
