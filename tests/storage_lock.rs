@@ -26,7 +26,8 @@ struct Loop(PathBuf);
 
 impl Loop {
     fn attach(backing: &Path, options: &[&str]) -> Loop {
-        let out = Process::new("losetup").args(["--show", "-f"]).args(options).arg(backing).output().expect("run losetup");
+        let out =
+            Process::new("losetup").args(["--show", "-f"]).args(options).arg(backing).output().expect("run losetup");
         assert!(out.status.success(), "losetup {options:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         Loop(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
     }
@@ -112,7 +113,13 @@ impl Holder {
                 std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
                 panic!("the {access:?} holder on {} exited ({status}) before locking: {stderr}", name.display());
             }
-            assert!(Instant::now() < deadline, "the {access:?} holder {} on {} took no lock: {}", child.id(), name.display(), std::fs::read_to_string("/proc/locks").unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "the {access:?} holder {} on {} took no lock: {}",
+                child.id(),
+                name.display(),
+                std::fs::read_to_string("/proc/locks").unwrap()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         Holder { child, name: name.to_path_buf() }
@@ -297,8 +304,7 @@ fn every_name_of_a_pool_on_loop_devices_admits_one_writer() {
     let alias = dir.path().join("by-id-alias");
     mknod_alias(&loop_a.0, &alias);
     let loop_over_loop = Loop::attach(&loop_a.0, &[]);
-    let names =
-        [img.clone(), hard, sym, loop_a.0.clone(), sym_loop, loop_b.0.clone(), alias, loop_over_loop.0.clone()];
+    let names = [img.clone(), hard, sym, loop_a.0.clone(), sym_loop, loop_b.0.clone(), alias, loop_over_loop.0.clone()];
     every_pairing(&names, &[]);
     // The message names the other name in use when it differs.
     let holder = Holder::start(&loop_over_loop.0, Access::Write, &[]);

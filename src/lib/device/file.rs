@@ -293,9 +293,9 @@ mod tests {
         let dev = open_file_device(&path, OpenMode::Write).unwrap();
         drop(dev.direct_reader());
         drop(File::open(&path).unwrap()); // as a direct reader on a file system without O_DIRECT
-        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_WRLCK as i32);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_WRLCK);
         drop(dev);
-        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK as i32);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK);
     }
 
     #[test]
@@ -316,10 +316,10 @@ mod tests {
         let first = open_file_device(&path, OpenMode::Read).unwrap();
         let second = open_file_device(&path, OpenMode::Read).unwrap();
         drop(first);
-        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_RDLCK as i32);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_RDLCK);
         assert!(matches!(open_file_device(&path, OpenMode::Write), Err(Error::InUse { .. })));
         drop(second);
-        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK as i32);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK);
         open_file_device(&path, OpenMode::Write).unwrap();
     }
 }

@@ -116,10 +116,15 @@ fn prepare_dir(dir: &Path) -> Result<()> {
              every process"
         ),
     };
-    match std::fs::create_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(unusable(e.to_string())),
+    let missing = std::fs::symlink_metadata(dir).is_err();
+    if missing {
+        match std::fs::create_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(unusable(e.to_string())),
+        }
+        // Made here: open it to every user (a directory that was there is left as it is).
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
     }
     let metadata = std::fs::symlink_metadata(dir).map_err(|e| unusable(e.to_string()))?;
     if !metadata.is_dir() {
@@ -129,10 +134,6 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     let me = unsafe { libc::geteuid() };
     if metadata.uid() != 0 && metadata.uid() != me {
         return Err(unusable(format!("it is owned by uid {}, neither root nor this user", metadata.uid())));
-    }
-    if metadata.uid() == me && metadata.mode() & 0o7777 != 0o1777 {
-        // Best effort: without it, other users' readers cannot lock, which they will say.
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
     }
     Ok(())
 }
@@ -194,11 +195,16 @@ fn acquire_one(dir: &Path, target: &LockTarget, kind: LockKind) -> std::result::
     let path = dir.join(&target.name);
     with_registry(|registry| {
         let ours = registry.held.iter().find(|h| {
-            h.path == path && h.range.overlaps(&target.range) && (h.kind == LockKind::Exclusive || kind == LockKind::Exclusive)
+            h.path == path
+                && h.range.overlaps(&target.range)
+                && (h.kind == LockKind::Exclusive || kind == LockKind::Exclusive)
         });
         if let Some(h) = ours {
-            let conflict =
-                Conflict { pid: Some(std::process::id() as i32), writing: h.kind == LockKind::Exclusive, holder_path: None };
+            let conflict = Conflict {
+                pid: Some(std::process::id() as i32),
+                writing: h.kind == LockKind::Exclusive,
+                holder_path: None,
+            };
             return Err(AcquireError::Conflict { target: target.clone(), conflict });
         }
         let file = match registry.files.get(&path) {
@@ -241,8 +247,7 @@ fn release(id: HeldId) {
             return;
         };
         let gone = registry.held.remove(index);
-        let others: Vec<ByteRange> =
-            registry.held.iter().filter(|h| h.path == gone.path).map(|h| h.range).collect();
+        let others: Vec<ByteRange> = registry.held.iter().filter(|h| h.path == gone.path).map(|h| h.range).collect();
         if others.is_empty() {
             // Closing the last descriptor drops every lock of ours on the file.
             registry.files.remove(&gone.path);
@@ -310,7 +315,9 @@ fn set_lock(file: &File, range: ByteRange, kind: Option<LockKind>) -> std::resul
         }
         let mut probe = request;
         // SAFETY: F_GETLK fills the flock with the conflicting lock's owner.
-        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0 && probe.l_type != libc::F_UNLCK as i16 {
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0
+            && probe.l_type != libc::F_UNLCK as i16
+        {
             let writing = probe.l_type == libc::F_WRLCK as i16;
             return Err(SetLockError::Conflict(Conflict { pid: Some(probe.l_pid), writing, holder_path: None }));
         }

@@ -99,7 +99,10 @@ pub struct Extent {
 pub fn resolve(file: &File, sysfs: &Path) -> std::io::Result<Vec<Extent>> {
     let metadata = file.metadata()?;
     if !metadata.file_type().is_block_device() {
-        return Ok(vec![Extent { base: Base::File { dev: metadata.dev(), ino: metadata.ino() }, range: ByteRange::WHOLE }]);
+        return Ok(vec![Extent {
+            base: Base::File { dev: metadata.dev(), ino: metadata.ino() },
+            range: ByteRange::WHOLE,
+        }]);
     }
     let rdev = metadata.rdev();
     let mut out = Vec::new();
@@ -175,7 +178,8 @@ impl Resolver<'_> {
         // The ioctl answers for the opened device's own disk only: at layer 1 that disk
         // must be this loop (the opened device was its partition).
         let from_ioctl = from_ioctl.filter(|_| layer == 0 || self.opened_is_partition_of(device));
-        let backing_path = std::fs::read_to_string(dir.join("loop/backing_file")).ok().map(|s| PathBuf::from(s.trim_end()));
+        let backing_path =
+            std::fs::read_to_string(dir.join("loop/backing_file")).ok().map(|s| PathBuf::from(s.trim_end()));
         let backing_stat = backing_path.as_deref().and_then(|p| std::fs::metadata(p).ok());
         let (offset, sizelimit, file) = match from_ioctl {
             Some(status) => (status.lo_offset, status.lo_sizelimit, Some((status.lo_device, status.lo_inode))),
@@ -193,7 +197,9 @@ impl Resolver<'_> {
                 self.block(libc::major(rdev), libc::minor(rdev), range, layer + 1, out)
             }
             (_, Some((dev, ino))) => out.push(Extent { base: Base::File { dev, ino }, range }),
-            (Some(m), None) if m.is_file() => out.push(Extent { base: Base::File { dev: m.dev(), ino: m.ino() }, range }),
+            (Some(m), None) if m.is_file() => {
+                out.push(Extent { base: Base::File { dev: m.dev(), ino: m.ino() }, range })
+            }
             // The backing file is gone from its path and there is no ioctl answer: the
             // loop device itself is the only name left to lock.
             _ => out.push(Extent { base: device, range }),
@@ -377,14 +383,20 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(sys.resolve(8, 0), vec![Extent { base: Base::Block { major: 8, minor: 0 }, range: ByteRange::WHOLE }]);
+        assert_eq!(
+            sys.resolve(8, 0),
+            vec![Extent { base: Base::Block { major: 8, minor: 0 }, range: ByteRange::WHOLE }]
+        );
     }
 
     #[test]
     fn a_device_sysfs_does_not_know_is_locked_whole_by_its_number() {
         // Goal: no sysfs entry (or no /sys at all) still locks the device by major:minor.
         let sys = FakeSysfs::new();
-        assert_eq!(sys.resolve(9, 3), vec![Extent { base: Base::Block { major: 9, minor: 3 }, range: ByteRange::WHOLE }]);
+        assert_eq!(
+            sys.resolve(9, 3),
+            vec![Extent { base: Base::Block { major: 9, minor: 3 }, range: ByteRange::WHOLE }]
+        );
     }
 
     #[test]
@@ -393,14 +405,22 @@ mod tests {
         // device's own number is locked rather than nothing.
         let sys = FakeSysfs::new();
         sys.device("virtual/block/loop3", 7, 3, &[("loop/backing_file", "/nonexistent/x.img (deleted)".into())]);
-        assert_eq!(sys.resolve(7, 3), vec![Extent { base: Base::Block { major: 7, minor: 3 }, range: ByteRange::WHOLE }]);
+        assert_eq!(
+            sys.resolve(7, 3),
+            vec![Extent { base: Base::Block { major: 7, minor: 3 }, range: ByteRange::WHOLE }]
+        );
     }
 
     #[test]
     fn a_sysfs_cycle_ends_at_the_layer_maximum() {
         // Goal: a partition whose parent is itself (a corrupt or hostile sysfs) stops.
         let sys = FakeSysfs::new();
-        let dir = sys.device("virtual/block/x", 250, 0, &[("partition", "1".into()), ("start", "1".into()), ("size", "8".into())]);
+        let dir = sys.device(
+            "virtual/block/x",
+            250,
+            0,
+            &[("partition", "1".into()), ("start", "1".into()), ("size", "8".into())],
+        );
         std::fs::write(dir.parent().unwrap().join("dev"), "250:0\n").unwrap();
         let got = sys.resolve(250, 0);
         assert_eq!(got.len(), 1);
