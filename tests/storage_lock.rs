@@ -104,8 +104,9 @@ impl Holder {
             cmd.env(key, value);
         }
         let mut child = cmd.spawn().expect("spawn snaprecv");
-        // A writer holds its storage lock and then its pool id's; a reader one shared lock.
-        let (kind, wanted) = if access == Access::Write { ("WRITE", 2) } else { ("READ", 1) };
+        // A writer holds its storage lock, the opened inode's (for older binaries) and then
+        // its pool id's; a reader the first two, shared.
+        let (kind, wanted) = if access == Access::Write { ("WRITE", 3) } else { ("READ", 2) };
         let deadline = Instant::now() + Duration::from_secs(20);
         while locks_of(child.id(), kind) < wanted {
             if let Some(status) = child.try_wait().unwrap() {

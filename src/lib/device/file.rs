@@ -79,6 +79,7 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         }
     }
     let storage_lock = lock_storage(&file, path, mode)?;
+    lock_opened_inode(&file, path, mode)?;
     let len = if is_block {
         let mut size = 0u64;
         // SAFETY: BLKGETSIZE64 writes one u64 through the pointer we pass.
@@ -111,6 +112,38 @@ fn busy_holder(path: &str) -> String {
         Err(Error::InUse { holder, .. }) => holder,
         _ => unknown,
     }
+}
+
+/// The lock snapfs took before the storage lock: byte 0 of the inode opened. Still taken
+/// so that an older binary, which looks only there, sees this process through the same
+/// name; the storage lock is what keeps names apart, so this one may be lost when another
+/// descriptor of the inode closes (a direct reader) without harm.
+fn lock_opened_inode(file: &File, path: &str, mode: OpenMode) -> Result<()> {
+    let lock_type = if mode == OpenMode::Write { libc::F_WRLCK } else { libc::F_RDLCK };
+    // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = lock_type as i16;
+    request.l_whence = libc::SEEK_SET as i16;
+    request.l_len = 1;
+    // SAFETY: fcntl with F_SETLK reads the flock we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &request) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
+        return Err(Error::io(format!("cannot lock {path}"), err));
+    }
+    let mut probe = request;
+    // SAFETY: F_GETLK fills the flock with the conflicting lock's owner.
+    let known = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0
+        && probe.l_type != libc::F_UNLCK as i16;
+    let holder = if known {
+        let what = if probe.l_type == libc::F_WRLCK as i16 { "writing" } else { "reading" };
+        format!("pid {} ({what})", probe.l_pid)
+    } else {
+        "another process".to_string()
+    };
+    Err(Error::InUse { device: path.to_string(), holder })
 }
 
 fn lock_kind(mode: OpenMode) -> LockKind {
