@@ -1,10 +1,13 @@
 //! A regular image file or a block device.
 //!
-//! Writers hold an exclusive POSIX record lock on the device (and open block devices with
-//! O_EXCL, which the kernel also refuses while a file system is mounted on them); readers
-//! hold a shared one. A second writer is refused with the pid of the holder.
+//! Writers hold an exclusive lock on the storage the device reaches, whatever its name
+//! (lock.rs; and open block devices with O_EXCL, which the kernel also refuses while a
+//! file system is mounted on them); readers hold a shared one. A second writer is
+//! refused with the pid of the holder.
 
 use super::Device;
+use super::lock::{self, AcquireError, HeldLocks, LockKind, LockTarget};
+use super::storage::{self, ByteRange};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -26,6 +29,8 @@ pub struct FileDevice {
     pub flushes: u64,
     /// Byte range written since write-back was last started: [start, end).
     unstarted: Option<(u64, u64)>,
+    /// The storage lock, then (for a writer, once the label is read) the pool id's.
+    locks: Vec<HeldLocks>,
 }
 
 /// Write-back of written data is started in the background once this much is pending,
@@ -59,10 +64,7 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
             what: format!("{path} cannot be opened for writing: {e}"),
             hint: "check that the device is not read-only (blockdev --getro) and that you may write it".into(),
         },
-        Some(libc::EBUSY) => Error::InUse {
-            device: path.to_string(),
-            holder: "the kernel or another program (mounted, or opened exclusively)".into(),
-        },
+        Some(libc::EBUSY) => Error::InUse { device: path.to_string(), holder: busy_holder(path) },
         _ => Error::io(format!("cannot open {path}"), e),
     })?;
     if is_block && mode == OpenMode::Write {
@@ -76,7 +78,8 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
             });
         }
     }
-    lock(&file, path, mode)?;
+    let storage_lock = lock_storage(&file, path, mode)?;
+    lock_opened_inode(&file, path, mode)?;
     let len = if is_block {
         let mut size = 0u64;
         // SAFETY: BLKGETSIZE64 writes one u64 through the pointer we pass.
@@ -86,16 +89,41 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
     } else {
         metadata.len()
     };
-    Ok(FileDevice { file, name: path.to_string(), len, written_bytes: 0, write_calls: 0, flushes: 0, unstarted: None })
+    Ok(FileDevice {
+        file,
+        name: path.to_string(),
+        len,
+        written_bytes: 0,
+        write_calls: 0,
+        flushes: 0,
+        unstarted: None,
+        locks: vec![storage_lock],
+    })
 }
 
-fn lock(file: &File, path: &str, mode: OpenMode) -> Result<()> {
+/// Who keeps a block device busy (O_EXCL refused): a snapfs process holding its storage
+/// is named as a lock conflict names it, with its pid; else the kernel or someone else.
+fn busy_holder(path: &str) -> String {
+    let unknown = "the kernel or another program (mounted, or opened exclusively)".to_string();
+    let Ok(file) = File::open(path) else {
+        return unknown;
+    };
+    match lock_storage(&file, path, OpenMode::Write) {
+        Err(Error::InUse { holder, .. }) => holder,
+        _ => unknown,
+    }
+}
+
+/// The lock snapfs took before the storage lock: byte 0 of the inode opened. Still taken
+/// so that an older binary, which looks only there, sees this process through the same
+/// name; the storage lock is what keeps names apart, so this one may be lost when another
+/// descriptor of the inode closes (a direct reader) without harm.
+fn lock_opened_inode(file: &File, path: &str, mode: OpenMode) -> Result<()> {
     let lock_type = if mode == OpenMode::Write { libc::F_WRLCK } else { libc::F_RDLCK };
     // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
     let mut request: libc::flock = unsafe { std::mem::zeroed() };
     request.l_type = lock_type as i16;
     request.l_whence = libc::SEEK_SET as i16;
-    request.l_start = 0;
     request.l_len = 1;
     // SAFETY: fcntl with F_SETLK reads the flock we own.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &request) } == 0 {
@@ -105,17 +133,59 @@ fn lock(file: &File, path: &str, mode: OpenMode) -> Result<()> {
     if !matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
         return Err(Error::io(format!("cannot lock {path}"), err));
     }
-    // SAFETY: F_GETLK fills the flock with the conflicting lock's owner.
     let mut probe = request;
-    let holder = if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0
-        && probe.l_type != libc::F_UNLCK as i16
-    {
+    // SAFETY: F_GETLK fills the flock with the conflicting lock's owner.
+    let known = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) } == 0
+        && probe.l_type != libc::F_UNLCK as i16;
+    let holder = if known {
         let what = if probe.l_type == libc::F_WRLCK as i16 { "writing" } else { "reading" };
         format!("pid {} ({what})", probe.l_pid)
     } else {
         "another process".to_string()
     };
     Err(Error::InUse { device: path.to_string(), holder })
+}
+
+fn lock_kind(mode: OpenMode) -> LockKind {
+    if mode == OpenMode::Write { LockKind::Exclusive } else { LockKind::Shared }
+}
+
+/// Locks every base the opened device reaches, on the bytes it covers.
+fn lock_storage(file: &File, path: &str, mode: OpenMode) -> Result<HeldLocks> {
+    let extents = storage::resolve(file, std::path::Path::new(storage::SYSFS_ROOT))
+        .map_err(|e| Error::io(format!("cannot stat {path}"), e))?;
+    let targets: Vec<LockTarget> =
+        extents.iter().map(|e| LockTarget { name: e.base.lock_name(), range: e.range }).collect();
+    lock::acquire(&targets, lock_kind(mode)).map_err(|e| match e {
+        AcquireError::Unusable(e) => e,
+        AcquireError::Conflict { target, conflict } => {
+            let mut holder = conflict.holder();
+            let ours = std::fs::canonicalize(path).ok();
+            let theirs = conflict.pid.and_then(|pid| lock::holder_path(pid, &target.name));
+            if let Some(theirs) = theirs.filter(|t| ours.as_deref() != Some(std::path::Path::new(t))) {
+                holder = format!("{holder} through {theirs}, the same storage under another name");
+            }
+            Error::InUse { device: path.to_string(), holder }
+        }
+    })
+}
+
+/// A writer's lock on the pool's id: one writer per pool even through a name whose
+/// storage resolution cannot see (and per byte copy of it, which shares its id).
+fn lock_pool_id(path: &str, pool_guid: &[u8; 16]) -> Result<HeldLocks> {
+    let hex: String = pool_guid.iter().map(|b| format!("{b:02x}")).collect();
+    let target = LockTarget { name: format!("pool-{hex}"), range: ByteRange::WHOLE };
+    lock::acquire(&[target], LockKind::Exclusive).map_err(|e| match e {
+        AcquireError::Unusable(e) => e,
+        AcquireError::Conflict { conflict, .. } => Error::InUse {
+            device: path.to_string(),
+            holder: format!(
+                "{}: a pool with the same id ({hex}) is open for writing there (a byte copy of a pool shares its \
+                 id, and only one of the copies can be written at a time)",
+                conflict.holder()
+            ),
+        },
+    })
 }
 
 impl FileDevice {
@@ -156,6 +226,14 @@ impl Device for FileDevice {
         Some(std::sync::Arc::new(FileReader { file, name: self.name.clone() }))
     }
 
+    fn lock_pool(&mut self, pool_guid: &[u8; 16], mode: OpenMode) -> Result<()> {
+        if mode == OpenMode::Write {
+            let held = lock_pool_id(&self.name, pool_guid)?;
+            self.locks.push(held);
+        }
+        Ok(())
+    }
+
     fn direct_reader(&self) -> Option<std::sync::Arc<dyn super::SharedReader>> {
         let file = OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&self.name).ok()?;
         Some(std::sync::Arc::new(FileReader { file, name: self.name.clone() }))
@@ -193,5 +271,88 @@ impl Device for FileDevice {
     }
     fn name(&self) -> &str {
         &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::fs::MetadataExt;
+
+    fn image(dir: &std::path::Path) -> String {
+        let path = dir.join("img");
+        File::create(&path).unwrap().set_len(1 << 20).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    /// The lock type (F_RDLCK, F_WRLCK, F_UNLCK) another process would meet on byte 0 of
+    /// `path`, asked from a forked child: F_GETLK never reports the caller's own locks.
+    fn lock_seen_from_outside(path: &std::path::Path) -> i32 {
+        let name = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: the child makes only async-signal-safe calls (open, fcntl, _exit) on
+        // memory prepared before the fork, and never returns into the test harness.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                let fd = libc::open(name.as_ptr(), libc::O_RDWR);
+                let mut probe: libc::flock = std::mem::zeroed();
+                probe.l_type = libc::F_WRLCK as i16;
+                probe.l_whence = libc::SEEK_SET as i16;
+                let ok = fd >= 0 && libc::fcntl(fd, libc::F_GETLK, &mut probe) == 0;
+                libc::_exit(if ok { probe.l_type as i32 } else { 100 })
+            },
+            pid => {
+                let mut status = 0;
+                // SAFETY: waits for the child just forked.
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                assert!(libc::WIFEXITED(status));
+                libc::WEXITSTATUS(status)
+            }
+        }
+    }
+
+    fn lock_file_of(path: &str) -> std::path::PathBuf {
+        let m = std::fs::metadata(path).unwrap();
+        lock::lock_dir().join(format!("file-{}-{}", m.dev(), m.ino()))
+    }
+
+    #[test]
+    fn closing_another_descriptor_of_the_device_keeps_the_lock() {
+        // Regression: the lock was on the device's inode, and direct_reader() opened the
+        // device a second time: dropping that descriptor dropped every POSIX lock of the
+        // process on the inode, so scrub ran unlocked after its first pass.
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = image(dir.path());
+        let dev = open_file_device(&path, OpenMode::Write).unwrap();
+        drop(dev.direct_reader());
+        drop(File::open(&path).unwrap()); // as a direct reader on a file system without O_DIRECT
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_WRLCK);
+        drop(dev);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK);
+    }
+
+    #[test]
+    fn two_opens_in_one_process_are_held_to_the_same_rules() {
+        // Goal: POSIX locks never conflict within a process, and closing one descriptor
+        // drops them all; two devices of one process on one storage still get one writer,
+        // and a reader that closes leaves the other reader's lock in place.
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = image(dir.path());
+        let writer = open_file_device(&path, OpenMode::Write).unwrap();
+        let me = std::process::id();
+        match open_file_device(&path, OpenMode::Write) {
+            Err(Error::InUse { holder, .. }) => assert_eq!(holder, format!("pid {me} (writing)")),
+            other => panic!("a second writer in one process: {:?}", other.map(|d| d.name)),
+        }
+        assert!(matches!(open_file_device(&path, OpenMode::Read), Err(Error::InUse { .. })));
+        drop(writer);
+        let first = open_file_device(&path, OpenMode::Read).unwrap();
+        let second = open_file_device(&path, OpenMode::Read).unwrap();
+        drop(first);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_RDLCK);
+        assert!(matches!(open_file_device(&path, OpenMode::Write), Err(Error::InUse { .. })));
+        drop(second);
+        assert_eq!(lock_seen_from_outside(&lock_file_of(&path)), libc::F_UNLCK);
+        open_file_device(&path, OpenMode::Write).unwrap();
     }
 }

@@ -2,9 +2,11 @@
 //! so tests can put an in-memory, recording or fault-injecting device in its place.
 
 mod file;
+pub mod lock;
 mod memory;
 mod overlay;
 pub mod recording;
+pub mod storage;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
 pub use memory::MemoryDevice;
@@ -41,6 +43,12 @@ pub trait Device: Send {
     /// cannot give one (memory, or a file system without O_DIRECT such as tmpfs).
     fn direct_reader(&self) -> Option<std::sync::Arc<dyn SharedReader>> {
         None
+    }
+    /// Takes, for a writer, the lock on the pool's id, held as long as the device: one
+    /// writer per pool even through a name the storage lock cannot see. A device no
+    /// other process can reach (memory) takes none.
+    fn lock_pool(&mut self, _pool_guid: &[u8; 16], _mode: OpenMode) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -98,6 +98,9 @@ impl Device for RecordingDevice {
     fn shared_reader(&self) -> Option<Arc<dyn SharedReader>> {
         self.inner.shared_reader()
     }
+    fn lock_pool(&mut self, pool_guid: &[u8; 16], mode: super::OpenMode) -> Result<()> {
+        self.inner.lock_pool(pool_guid, mode)
+    }
 }
 
 impl Drop for RecordingDevice {

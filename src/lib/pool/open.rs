@@ -84,7 +84,7 @@ fn read_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<String>)>
 }
 
 impl Pool {
-    pub fn open(dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
+    pub fn open(mut dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
         if dev.len() < MIN_DEVICE_BYTES {
             // Too small to have been formatted: say what it is not, rather than that
             // it is too small, which reads as advice to make it bigger.
@@ -99,6 +99,7 @@ impl Pool {
         }
         let first_region = read_region(dev.as_ref(), 0, dev.len())?;
         let (label, label_warning) = read_label(dev.as_ref(), &first_region)?;
+        dev.lock_pool(&label.pool_guid, mode)?;
         if dev.len() < label.device_bytes {
             return Err(Error::corrupt(format!(
                 "the device is {} but the pool was made on {}: it has been truncated",
@@ -350,10 +351,15 @@ fn replay_space_log(
 /// Lays a new, empty pool onto the device: labels, an empty live tree, one commit.
 pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool> {
     check_size(dev.as_ref())?;
+    let mut dev = dev;
+    // Formatting over a pool that a writer holds under a name the storage lock cannot
+    // see would pull it from under that writer: its id's lock says so.
+    if let Ok(Some(old)) = Label::decode(&read_region(dev.as_ref(), 0, dev.len())?[..BLOCK_BYTES as usize]) {
+        dev.lock_pool(&old.pool_guid, OpenMode::Write)?;
+    }
     if !options.force {
         refuse_if_in_use(dev.as_ref())?;
     }
-    let mut dev = dev;
     let device_bytes = dev.len() / BLOCK_BYTES * BLOCK_BYTES;
     let pool_guid = random_guid();
     let created_ns = now_ns();
