@@ -11,7 +11,7 @@ use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result, human_bytes};
 use snapfs::fs::FileType;
 use snapfs::ops;
-use snapfs::pool::{LIVE_TREE_ID, Pool, guid_hex};
+use snapfs::pool::{ExpandOutcome, LIVE_TREE_ID, Pool, guid_hex};
 use std::io::Write;
 use std::path::Path;
 
@@ -165,6 +165,12 @@ enum Command {
         /// Also print the nodes of every file tree.
         #[arg(long)]
         files: bool,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Grow the pool into the space a grown device gained (after resizing a volume or
+    /// an image file), as `zpool online -e` does.
+    Expand {
         /// Block device or image file.
         device: String,
     },
@@ -383,6 +389,7 @@ fn run(command: Command) -> Result<()> {
             let mut pool = open(&device, OpenMode::Read)?;
             stdout_write(&snapfs::dump::dump_pool(&mut pool, files)?)
         }
+        Command::Expand { device } => expand(&device),
         Command::History { keep, prune, json, device } => {
             let mode = if keep.is_some() || prune { OpenMode::Write } else { OpenMode::Read };
             let mut pool = open(&device, mode)?;
@@ -399,6 +406,23 @@ fn run(command: Command) -> Result<()> {
             history(&mut pool, json)
         }
     }
+}
+
+fn expand(device: &str) -> Result<()> {
+    let mut pool = open(device, OpenMode::Write)?;
+    match pool.expand()? {
+        ExpandOutcome::Grown { old_bytes, new_bytes } => println!(
+            "{PROGRAM}: expanded {device} from {old_bytes} bytes ({}) to {new_bytes} bytes ({}): {} more",
+            human_bytes(old_bytes),
+            human_bytes(new_bytes),
+            human_bytes(new_bytes - old_bytes)
+        ),
+        ExpandOutcome::Unchanged { pool_bytes, device_bytes } => println!(
+            "{PROGRAM}: nothing to expand: the pool already spans {device} ({pool_bytes} bytes of {device_bytes}); \
+             grow the device first"
+        ),
+    }
+    Ok(())
 }
 
 fn long_line(e: &ops::ListedEntry) -> String {

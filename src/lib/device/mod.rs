@@ -5,11 +5,13 @@ mod file;
 mod memory;
 mod overlay;
 pub mod recording;
+mod shrunk;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
 pub use memory::MemoryDevice;
 pub use overlay::OverlayDevice;
 pub use recording::{RecordingDevice, open_tool_device};
+pub use shrunk::ShrunkDevice;
 
 use crate::error::Result;
 
