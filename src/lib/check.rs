@@ -16,12 +16,12 @@ use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::label::{Label, region_start};
-use crate::pool::read_blocks;
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO};
 use crate::fs::record::{RECORD_BYTES, Record};
 use crate::pool::Pool;
+use crate::pool::read_blocks;
 use crate::tree::{WalkStep, walk_nodes};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -196,6 +196,13 @@ fn verify_copies(pool: &mut Pool, c: &mut Checker, ptrs: &[BlockPtr], owner: &st
 /// Both labels must be intact and agree: an open reads only the first, so damage to the
 /// copy at the end would otherwise go unseen until it is needed.
 fn check_labels(pool: &mut Pool, c: &mut Checker) {
+    if pool.store.dev.len() < pool.label.device_bytes {
+        c.problem(format!(
+            "the device is {} bytes but the pool was made on {} bytes: its end is missing",
+            pool.store.dev.len(),
+            pool.label.device_bytes
+        ));
+    }
     for index in 0..2u32 {
         let start = region_start(index, pool.label.device_bytes);
         if start * BLOCK_BYTES >= pool.store.dev.len() {

@@ -8,8 +8,8 @@ use crate::block::{BLOCK_BYTES, BlockAddr, BlockKind, BlockPtr, Compression, LOG
 use crate::checksum::blake3;
 use crate::compress;
 use crate::device::{Device, ShrunkDevice};
-use crate::format::label::REGION_BLOCKS;
 use crate::error::{Error, Result};
+use crate::format::label::REGION_BLOCKS;
 
 /// A block ready to write: its bytes as stored, how they are compressed, their checksum.
 pub struct StoredBlock {

@@ -100,9 +100,8 @@ pub fn find_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<Strin
     }
     Err(Error::NotSnapfs {
         device: dev.name().to_string(),
-        found: foreign_signature(dev).map_or("no snapfs label at its start or end".to_string(), |name| {
-            format!("it holds {name}")
-        }),
+        found: foreign_signature(dev)
+            .map_or("no snapfs label at its start or end".to_string(), |name| format!("it holds {name}")),
     })
 }
 

@@ -11,8 +11,8 @@ use crate::error::{Error, Result, human_bytes};
 use crate::format::commit::CommitRecord;
 use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, region_start};
 use crate::format::node::TreeKind;
-use crate::format::probe::foreign_signature;
 use crate::format::pool_root::{PoolConfig, PoolRoot};
+use crate::format::probe::foreign_signature;
 use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
 use crate::store::{Owner, Store};
 use crate::tree::Tree;
@@ -92,6 +92,9 @@ impl Pool {
                     }
                     return Pool::assemble(store, label, commit.clone(), root, mode, warnings);
                 }
+                // A root in the cut-off tail of a shrunk device is not a torn commit:
+                // an older commit would show an older state as if it were the pool's.
+                Err(e @ Error::Lost { .. }) => return Err(e),
                 Err(e) => last_error = Some(e),
             }
         }

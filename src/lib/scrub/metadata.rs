@@ -9,11 +9,11 @@ use crate::block::{BLOCK_BYTES, BlockAddr, BlockPtr};
 use crate::checksum::blake3;
 use crate::compress;
 use crate::format::label::{Label, region_start};
-use crate::pool::read_blocks;
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::fs::inode::ItemKind;
 use crate::fs::record::Record;
 use crate::pool::Pool;
+use crate::pool::read_blocks;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
