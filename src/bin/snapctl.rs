@@ -417,6 +417,9 @@ fn expand(device: &str) -> Result<()> {
             human_bytes(new_bytes),
             human_bytes(new_bytes - old_bytes)
         ),
+        ExpandOutcome::FirstLabelRewritten { pool_bytes } => println!(
+            "{PROGRAM}: the pool already spans {device} ({pool_bytes} bytes); rewrote the damaged label at its start"
+        ),
         ExpandOutcome::Unchanged { pool_bytes, device_bytes } => println!(
             "{PROGRAM}: nothing to expand: the pool already spans {device} ({pool_bytes} bytes of {device_bytes}); \
              grow the device first"

@@ -13,7 +13,8 @@
 //! region 1 is untouched (a growth of less than a region overwrites only ring slots of
 //! it, of which region 0 holds the same records). A torn label at block 0 is skipped, and
 //! the search from the end (labels.rs) finds step 1's label first: the new size. After
-//! step 2, the new size. Step 3 keeps a search that finds neither new label from taking
+//! step 2, the new size. That torn label is the one trace a crash can leave (the open
+//! warns, `check` names it): running `snapctl expand` again, or `snapctl scrub`, rewrites it. Step 3 keeps a search that finds neither new label from taking
 //! the old size, whose data area would not hold the blocks allocated since.
 
 use super::Pool;
@@ -26,6 +27,9 @@ use crate::format::label::{Label, REGION_BLOCKS, RING_SLOTS, region_start};
 pub enum ExpandOutcome {
     /// The pool now spans the device: `old_bytes` to `new_bytes`.
     Grown { old_bytes: u64, new_bytes: u64 },
+    /// The pool already spanned the device, but the label at its start was damaged or
+    /// torn (an expand cut short while writing it): it was rewritten.
+    FirstLabelRewritten { pool_bytes: u64 },
     /// The device is no larger (in whole blocks) than the pool already is.
     Unchanged { pool_bytes: u64, device_bytes: u64 },
 }
@@ -44,6 +48,16 @@ impl Pool {
         let old_bytes = self.label.device_bytes;
         let new_bytes = whole_blocks_bytes(dev);
         if new_bytes <= old_bytes {
+            // A crash while step 2 wrote the first label leaves it torn, and the pool
+            // opened from the end label at the new size: finish the job.
+            let wanted = Label { index: 0, ..self.label.clone() };
+            let first = Label::decode(&read_blocks(dev, 0, 1)?);
+            if !matches!(first, Ok(Some(ref l)) if *l == wanted) {
+                let dev = self.store.dev.as_mut();
+                dev.write_at(0, &wanted.encode())?;
+                dev.flush()?;
+                return Ok(ExpandOutcome::FirstLabelRewritten { pool_bytes: old_bytes });
+            }
             return Ok(ExpandOutcome::Unchanged { pool_bytes: old_bytes, device_bytes: dev.len() });
         }
         let old_end_region = region_start(1, old_bytes);
