@@ -169,6 +169,10 @@ fn expand_grows_the_pool_into_the_new_space() {
     snapctl().arg("put").arg(&huge).arg("huge").arg(&img).assert().code(5);
     let new_bytes = POOL_BYTES + 64 * MIB + 4096 + 100; // not a whole block: rounded down
     resize(&img, new_bytes);
+    snapctl().arg("status").arg(&img).assert().success().stdout(predicate::str::contains(format!(
+        "the device has grown by {} bytes",
+        new_bytes / 4096 * 4096 - POOL_BYTES
+    )));
     let before = label_lines(&img);
     assert!(before.contains(&format!("device_bytes={POOL_BYTES}")), "{before}");
     snapctl().arg("expand").arg(&img).assert().success().stdout(predicate::str::contains(format!(
@@ -187,12 +191,21 @@ fn expand_grows_the_pool_into_the_new_space() {
     }
     snapctl().arg("expand").arg(&img).assert().success().stdout(predicate::str::contains("nothing to expand"));
     assert_eq!(label_lines(&img), after);
+    snapctl().arg("status").arg(&img).assert().success().stdout(predicate::str::contains("grown").not());
     // The old end label no longer looks like one: only the new end is found.
     damage_first_label(&img, 0);
     let out = cat(&img, "huge");
     assert_no_format_hint(&out);
     assert_eq!(out.stdout, std::fs::read(&huge).unwrap());
     assert!(String::from_utf8_lossy(&out.stderr).contains("copy at the end of the device"));
+    // What a crash while expand rewrote the first label leaves: expand again repairs it.
+    snapctl()
+        .arg("expand")
+        .arg(&img)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("rewrote the damaged label at its start"));
+    check(&img);
 }
 
 #[test]

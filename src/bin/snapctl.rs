@@ -533,6 +533,13 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
     let features = if features.is_empty() { "none".to_string() } else { features.join(", ") };
     line("format:", format!("label version {}, features: {features}", pool.label.version));
     line("size:", format!("{} ({} for data)", human_bytes(pool.label.device_bytes), human_bytes(data_bytes)));
+    let unused = pool.store.dev.len().saturating_sub(pool.label.device_bytes) / 4096 * 4096;
+    if unused > 0 {
+        line(
+            "",
+            format!("the device has grown by {} bytes ({}): `snapctl expand` adds them", unused, human_bytes(unused)),
+        );
+    }
     line(
         "used:",
         format!("{} ({:.1}%)", human_bytes(pool.used_bytes()), 100.0 * pool.used_bytes() as f64 / data_bytes as f64),

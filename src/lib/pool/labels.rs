@@ -173,3 +173,66 @@ pub fn holds_pool(dev: &dyn Device) -> Result<bool> {
         && read_blocks(dev, dev.len() / BLOCK_BYTES - REGION_BLOCKS, 1)?[..8] == LABEL_MAGIC;
     Ok(at_end || search_end_label(dev)?.is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemoryDevice;
+    use crate::format::label::FORMAT_VERSION;
+
+    const MIB: u64 = 1 << 20;
+
+    fn end_label(device_bytes: u64) -> Label {
+        Label {
+            version: FORMAT_VERSION,
+            index: 1,
+            features_incompat: 0,
+            features_ro_compat: 0,
+            features_compat: 0,
+            pool_guid: [7; 16],
+            device_bytes,
+            created_ns: 1,
+        }
+    }
+
+    fn put_label(dev: &mut MemoryDevice, block: u64, label: &Label) {
+        dev.write_at(block * BLOCK_BYTES, &label.encode()).unwrap();
+    }
+
+    #[test]
+    fn the_end_label_is_found_where_the_pool_ends_after_growth() {
+        // Goal: no growth, growth by one block and by many MiB (the GiB steps past the
+        // window are tested on sparse files, in tests/resize.rs).
+        for (pool, device) in [(32 * MIB, 32 * MIB), (32 * MIB, 32 * MIB + 4096), (40 * MIB, 200 * MIB)] {
+            let mut dev = MemoryDevice::new(device);
+            put_label(&mut dev, region_start(1, pool), &end_label(pool));
+            let (label, block) = search_end_label(&dev).unwrap().expect("found");
+            assert_eq!((label.device_bytes, block), (pool, region_start(1, pool)), "{pool} on {device}");
+        }
+    }
+
+    #[test]
+    fn a_label_block_away_from_where_it_says_the_pool_ends_is_not_taken() {
+        // Goal: a label inside the data (an image file stored in the pool) is ignored,
+        // and so is a damaged one and one of region 0.
+        let mut dev = MemoryDevice::new(64 * MIB);
+        put_label(&mut dev, 5000, &end_label(32 * MIB));
+        put_label(&mut dev, region_start(1, 48 * MIB), &Label { index: 0, ..end_label(48 * MIB) });
+        let mut torn = end_label(40 * MIB).encode();
+        torn[300] ^= 1;
+        dev.write_at(region_start(1, 40 * MIB) * BLOCK_BYTES, &torn).unwrap();
+        assert!(search_end_label(&dev).unwrap().is_none());
+        // The furthest out wins when two are where they say (an expand cut short).
+        put_label(&mut dev, region_start(1, 20 * MIB), &end_label(20 * MIB));
+        put_label(&mut dev, region_start(1, 60 * MIB), &end_label(60 * MIB));
+        assert_eq!(search_end_label(&dev).unwrap().unwrap().0.device_bytes, 60 * MIB);
+    }
+
+    #[test]
+    fn a_shrunk_device_reads_as_zeros_past_its_end() {
+        let dev = MemoryDevice::new(8192 + 100);
+        let bytes = read_blocks(&dev, 1, 3).unwrap();
+        assert_eq!(bytes.len(), 3 * BLOCK_BYTES as usize);
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
+}
