@@ -44,6 +44,12 @@ pub trait Device: Send {
     fn direct_reader(&self) -> Option<std::sync::Arc<dyn SharedReader>> {
         None
     }
+    /// The byte ranges within `[start, end)` that may hold data, in order; the rest reads
+    /// as zeros (the holes of a sparse image file). A search for a label past the end
+    /// of a grown image skips them. By default the whole range.
+    fn data_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        vec![(start, end)]
+    }
 }
 
 pub trait SharedReader: Send + Sync {

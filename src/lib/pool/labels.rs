@@ -9,7 +9,7 @@
 //!    pool was expanded to it);
 //! 2. every block of the last `SEARCH_WINDOW_BYTES` of the device, from the end backwards
 //!    (any growth up to that much, and a device that shrank by less than a label region,
-//!    whose end label is still there);
+//!    whose end label is still there), skipping the holes of a sparse image file;
 //! 3. the end of every whole GiB below that (cloud volumes are sized in GiB).
 //!
 //! A candidate counts only where its own `device_bytes` puts region 1, so a label block
@@ -122,18 +122,12 @@ pub fn search_end_label(dev: &dyn Device) -> Result<Option<(Label, u64)>> {
     }
     let window_blocks = SEARCH_WINDOW_BYTES / BLOCK_BYTES;
     let window_start = device_blocks.saturating_sub(window_blocks).max(lowest);
-    let chunk_blocks = SCAN_CHUNK_BYTES / BLOCK_BYTES;
-    let mut end = device_blocks;
-    while end > window_start {
-        let start = end.saturating_sub(chunk_blocks).max(window_start);
-        let bytes = read_blocks(dev, start, end - start)?;
-        for block in (start..end).rev() {
-            let at = ((block - start) * BLOCK_BYTES) as usize;
-            if let Some(label) = end_label_at(&bytes[at..at + BLOCK_BYTES as usize], block) {
-                return Ok(Some((label, block)));
-            }
+    // Holes of a sparse image (the space a grown image gained) read as zeros: skipped.
+    let ranges = dev.data_ranges(window_start * BLOCK_BYTES, device_blocks * BLOCK_BYTES);
+    for &(range_start, range_end) in ranges.iter().rev() {
+        if let Some(found) = scan_backwards(dev, range_start / BLOCK_BYTES, range_end.div_ceil(BLOCK_BYTES))? {
+            return Ok(Some(found));
         }
-        end = start;
     }
     let step_blocks = SEARCH_STEP_BYTES / BLOCK_BYTES;
     let mut candidate_end = (window_start + REGION_BLOCKS) / step_blocks * step_blocks;
@@ -145,6 +139,24 @@ pub fn search_end_label(dev: &dyn Device) -> Result<Option<(Label, u64)>> {
             }
         }
         candidate_end -= step_blocks;
+    }
+    Ok(None)
+}
+
+/// The first end label found from block `end` back to block `start`, in large reads.
+fn scan_backwards(dev: &dyn Device, start: u64, end: u64) -> Result<Option<(Label, u64)>> {
+    let chunk_blocks = SCAN_CHUNK_BYTES / BLOCK_BYTES;
+    let mut end = end;
+    while end > start {
+        let from = end.saturating_sub(chunk_blocks).max(start);
+        let bytes = read_blocks(dev, from, end - from)?;
+        for block in (from..end).rev() {
+            let at = ((block - from) * BLOCK_BYTES) as usize;
+            if let Some(label) = end_label_at(&bytes[at..at + BLOCK_BYTES as usize], block) {
+                return Ok(Some((label, block)));
+            }
+        }
+        end = from;
     }
     Ok(None)
 }
