@@ -353,9 +353,10 @@ impl Drop for Loop {
 
 #[test]
 fn a_loop_device_resized_with_losetup_c_expands() {
-    // Goal: a block device that grows under the pool (its size from the ioctl) is
-    // expanded, as a cloud volume would be. Method: losetup on an image, grow the image,
-    // `losetup -c` to make the kernel see the new size, expand, check.
+    // Goal: a block device that grows under the pool (its size from the ioctl) keeps its
+    // pool findable and is expanded, as a cloud volume would be. Method: losetup on an
+    // image, grow the image, `losetup -c` to make the kernel see the new size, damage the
+    // first label, read, scrub, expand, check.
     if !require_root("a_loop_device_resized_with_losetup_c_expands") {
         return;
     }
@@ -370,6 +371,14 @@ fn a_loop_device_resized_with_losetup_c_expands() {
     resize(&img, 3 * POOL_BYTES);
     let set_capacity = std::process::Command::new("losetup").args(["-c", &dev.0]).status().unwrap();
     assert!(set_capacity.success());
+    // Before expand, a damaged first label is found where the pool ends, by reading the
+    // block device (no holes to skip); scrub rewrites it.
+    write_at(Path::new(&dev.0), 0, &[0u8; 4096]);
+    let out = cat(Path::new(&dev.0), "small");
+    assert_no_format_hint(&out);
+    assert_eq!(out.stdout, std::fs::read(&small).unwrap(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{POOL_BYTES} bytes into the device")));
+    snapctl().arg("scrub").arg(&dev.0).assert().success();
     snapctl()
         .arg("expand")
         .arg(&dev.0)
