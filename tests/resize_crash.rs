@@ -121,7 +121,7 @@ fn crash_images(durable: &[u8], pending: &[(u64, Vec<u8>)], seed: u64) -> Vec<Ve
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                state % 2 == 0
+                state.is_multiple_of(2)
             })
             .copied()
             .collect();
