@@ -389,3 +389,22 @@ fn a_loop_device_resized_with_losetup_c_expands() {
     snapctl().arg("status").arg(&dev.0).assert().success().stdout(predicate::str::contains("96.0 MiB"));
     assert_eq!(snapctl().args(["cat", "small"]).arg(&dev.0).output().unwrap().stdout, std::fs::read(&small).unwrap());
 }
+
+#[test]
+fn a_label_with_an_impossible_pool_size_is_refused_without_a_panic() {
+    // Goal: `device_bytes` decides where region 1 is; a checksummed label whose size is
+    // below the minimum or not whole blocks is corruption (exit 6), one far larger than
+    // the device reads as a shrunk device, never a panic (an underflow computing region 1).
+    use snapfs::format::label::Label;
+    for (device_bytes, code) in [(4096u64, 6), (5000, 6), (POOL_BYTES + 1, 6), (1 << 62, 0)] {
+        let dir = TempDir::new().unwrap();
+        let (img, _, _) = filled_pool(dir.path(), POOL_BYTES);
+        let mut block = vec![0u8; 4096];
+        std::fs::File::open(&img).unwrap().read_exact_at(&mut block, 0).unwrap();
+        let label = Label { device_bytes, ..Label::decode(&block).unwrap().unwrap() };
+        write_at(&img, 0, &label.encode());
+        let out = snapctl().arg("ls").arg(&img).output().unwrap();
+        assert_no_format_hint(&out);
+        assert_eq!(out.status.code(), Some(code), "{device_bytes}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -58,6 +58,13 @@ impl Pool {
         }
         let (label, label_warning) = find_label(dev.as_ref(), &first_region)?;
         let mut warnings: Vec<String> = label_warning.into_iter().collect();
+        if label.device_bytes % BLOCK_BYTES != 0 || label.device_bytes < MIN_DEVICE_BYTES {
+            // Checksummed, so written this way: region 1's place cannot be computed from it.
+            return Err(Error::corrupt(format!(
+                "the label says the pool spans {} bytes, which is not a whole number of blocks of at least {}",
+                label.device_bytes, MIN_DEVICE_BYTES
+            )));
+        }
         if dev.len() < label.device_bytes {
             // The tail is gone: what lies before it may still be read and exported.
             let shrunk = ShrunkDevice::new(dev.name(), dev.len(), label.device_bytes);
