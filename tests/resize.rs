@@ -197,7 +197,7 @@ fn expand_grows_the_pool_into_the_new_space() {
     let out = cat(&img, "huge");
     assert_no_format_hint(&out);
     assert_eq!(out.stdout, std::fs::read(&huge).unwrap());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("copy at the end of the device"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("opened from the copy at its end"));
     // What a crash while expand rewrote the first label leaves: expand again repairs it.
     snapctl()
         .arg("expand")

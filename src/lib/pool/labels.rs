@@ -67,7 +67,7 @@ pub fn find_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<Strin
     };
     if let Some((label, block)) = search_end_label(dev)? {
         let at = if label.device_bytes == whole_blocks_bytes(dev) {
-            "at the end of the device".to_string()
+            "at its end".to_string()
         } else {
             format!(
                 "at block {block}, where the pool ends ({} bytes into the device, which is now {} bytes)",
