@@ -10,7 +10,7 @@ use snapfs::cli::{
 use snapfs::device::OpenMode;
 use snapfs::error::{EXIT_SOURCE_CHANGED, Error, Result, human_bytes};
 use snapfs::ops;
-use snapfs::pool::{LIVE_TREE_ID, Pool, guid_hex};
+use snapfs::pool::{ExpandOutcome, LIVE_TREE_ID, Pool, guid_hex};
 use std::io::Write;
 use std::path::Path;
 
@@ -172,6 +172,12 @@ enum Command {
         /// Also print the nodes of every file tree.
         #[arg(long)]
         files: bool,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Grow the pool into the space a grown device gained (after resizing a volume or
+    /// an image file), as `zpool online -e` does.
+    Expand {
         /// Block device or image file.
         device: String,
     },
@@ -410,6 +416,7 @@ fn run(command: Command) -> Result<()> {
             let mut pool = open(&device, OpenMode::Read)?;
             stdout_write(&snapfs::dump::dump_pool(&mut pool, files)?)
         }
+        Command::Expand { device } => expand(&device),
         Command::History { keep, prune, json, device } => {
             let mode = if keep.is_some() || prune { OpenMode::Write } else { OpenMode::Read };
             let mut pool = open(&device, mode)?;
@@ -426,6 +433,26 @@ fn run(command: Command) -> Result<()> {
             history(&mut pool, json)
         }
     }
+}
+
+fn expand(device: &str) -> Result<()> {
+    let mut pool = open(device, OpenMode::Write)?;
+    match pool.expand()? {
+        ExpandOutcome::Grown { old_bytes, new_bytes } => println!(
+            "{PROGRAM}: expanded {device} from {old_bytes} bytes ({}) to {new_bytes} bytes ({}): {} more",
+            human_bytes(old_bytes),
+            human_bytes(new_bytes),
+            human_bytes(new_bytes - old_bytes)
+        ),
+        ExpandOutcome::FirstLabelRewritten { pool_bytes } => println!(
+            "{PROGRAM}: the pool already spans {device} ({pool_bytes} bytes); rewrote the damaged label at its start"
+        ),
+        ExpandOutcome::Unchanged { pool_bytes, device_bytes } => println!(
+            "{PROGRAM}: nothing to expand: the pool already spans {device} ({pool_bytes} bytes of {device_bytes}); \
+             grow the device first"
+        ),
+    }
+    Ok(())
 }
 
 fn long_line(e: &ops::ListedEntry) -> String {
@@ -565,6 +592,13 @@ fn status(pool: &mut Pool, device: &str, json: bool) -> Result<()> {
     let features = if features.is_empty() { "none".to_string() } else { features.join(", ") };
     line("format:", format!("label version {}, features: {features}", pool.label.version));
     line("size:", format!("{} ({} for data)", human_bytes(pool.label.device_bytes), human_bytes(data_bytes)));
+    let unused = pool.store.dev.len().saturating_sub(pool.label.device_bytes) / 4096 * 4096;
+    if unused > 0 {
+        line(
+            "",
+            format!("the device has grown by {} bytes ({}): `snapctl expand` adds them", unused, human_bytes(unused)),
+        );
+    }
     line(
         "used:",
         format!("{} ({:.1}%)", human_bytes(pool.used_bytes()), 100.0 * pool.used_bytes() as f64 / data_bytes as f64),

@@ -24,6 +24,7 @@ use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO};
 use crate::fs::record::{RECORD_BYTES, Record};
 use crate::fs::validate::validate_received;
 use crate::pool::Pool;
+use crate::pool::read_blocks;
 use crate::tree::{WalkStep, walk_nodes};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -198,10 +199,24 @@ fn verify_copies(pool: &mut Pool, c: &mut Checker, ptrs: &[BlockPtr], owner: &st
 /// Both labels must be intact and agree: an open reads only the first, so damage to the
 /// copy at the end would otherwise go unseen until it is needed.
 fn check_labels(pool: &mut Pool, c: &mut Checker) {
+    if pool.store.dev.len() < pool.label.device_bytes {
+        c.problem(format!(
+            "the device is {} bytes but the pool was made on {} bytes: its end is missing",
+            pool.store.dev.len(),
+            pool.label.device_bytes
+        ));
+    }
     for index in 0..2u32 {
-        let start = region_start(index, pool.label.device_bytes) * BLOCK_BYTES;
-        let mut block = vec![0u8; BLOCK_BYTES as usize];
-        let found = pool.store.dev.read_at(start, &mut block).and_then(|_| Label::decode(&block));
+        let start = region_start(index, pool.label.device_bytes);
+        if start * BLOCK_BYTES >= pool.store.dev.len() {
+            c.problem(format!(
+                "label {index} lies past the end of the device, which is {} bytes where the pool was made on {}",
+                pool.store.dev.len(),
+                pool.label.device_bytes
+            ));
+            continue;
+        }
+        let found = read_blocks(pool.store.dev.as_ref(), start, 1).and_then(|block| Label::decode(&block));
         match found {
             Ok(Some(label)) if label.pool_guid == pool.label.pool_guid && label.index == index => {}
             Ok(Some(_)) => c.problem(format!("label {index} belongs to another pool or slot")),

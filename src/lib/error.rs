@@ -16,6 +16,9 @@ pub enum Error {
     Corrupt { what: String },
     /// A scrub found damage; the report printed before says where and what to do.
     Damaged { what: String },
+    /// Part of a pool cannot be read because the device lost it (damaged labels, a tail cut
+    /// off by a shrink); `hint` says how to get it back. Never advice to format.
+    Lost { what: String, hint: String },
     /// The device holds no snapfs pool.
     NotSnapfs { device: String, found: String },
     /// The pool was written by a newer snapfs, or uses features this binary lacks.
@@ -103,7 +106,7 @@ impl Error {
             Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
             Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),
             Error::NoSpace { history_bytes, snapshots, .. } => Some(no_space_hint(*snapshots, *history_bytes)),
-            Error::Refused { hint, .. } => Some(hint.clone()),
+            Error::Refused { hint, .. } | Error::Lost { hint, .. } => Some(hint.clone()),
             Error::Stream { .. } => Some(
                 "the part that failed is not on the target (earlier parts of a multi-part stream are); if \
                  -s saved it, resume it as shown above, else send it again (with snaprecv -s, a broken \
@@ -131,7 +134,7 @@ impl Error {
             Error::NotFound { .. } | Error::Exists { .. } => 3,
             Error::InUse { .. } => 4,
             Error::NoSpace { .. } => 5,
-            Error::Corrupt { .. } | Error::Damaged { .. } => 6,
+            Error::Corrupt { .. } | Error::Damaged { .. } | Error::Lost { .. } => 6,
             Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => 7,
             Error::Io { .. } | Error::SourceChanged { .. } => 1,
             Error::Stream { .. } | Error::InvalidTree { .. } => 8,
@@ -144,6 +147,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Corrupt { what } => write!(f, "corrupt pool: {what}"),
+            Error::Lost { what, .. } => write!(f, "damaged pool: {what}"),
             Error::Damaged { what } => write!(f, "damaged pool: {what}"),
             Error::NotSnapfs { device, found } => write!(f, "{device} holds no snapfs pool ({found})"),
             Error::Unsupported { what } => write!(f, "{what}"),

@@ -7,8 +7,9 @@ use crate::alloc::allocator::{AllocKind, Placement};
 use crate::block::{BLOCK_BYTES, BlockAddr, BlockKind, BlockPtr, Compression, LOGICAL_BYTES_MAX, Txg};
 use crate::checksum::blake3;
 use crate::compress;
-use crate::device::Device;
+use crate::device::{Device, ShrunkDevice};
 use crate::error::{Error, Result};
+use crate::format::label::REGION_BLOCKS;
 
 /// A block ready to write: its bytes as stored, how they are compressed, their checksum.
 pub struct StoredBlock {
@@ -148,6 +149,11 @@ impl Store {
                 ptr.kind.name(),
                 addr.0
             )));
+        }
+        let pool_bytes = (self.alloc.usable_end + REGION_BLOCKS) * BLOCK_BYTES;
+        if end.is_some_and(|end| end * BLOCK_BYTES > self.dev.len()) && self.dev.len() < pool_bytes {
+            let shrunk = ShrunkDevice::new(self.dev.name(), self.dev.len(), pool_bytes);
+            return Err(shrunk.beyond_end(&format!("{} block", ptr.kind.name()), addr.0));
         }
         Ok(())
     }

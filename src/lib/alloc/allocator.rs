@@ -55,10 +55,14 @@ pub struct Allocator {
     pub snapshots_hint: u64,
 }
 
+/// Blocks kept back for a commit's metadata on a data area of `usable` blocks.
+fn reserve_blocks_for(usable: u64) -> u64 {
+    (usable / 64).clamp(64, 16384).min(usable / 4)
+}
+
 impl Allocator {
     pub fn new(usable_start: u64, usable_end: u64) -> Allocator {
-        let usable = usable_end - usable_start;
-        let reserve_blocks = (usable / 64).clamp(64, 16384).min(usable / 4);
+        let reserve_blocks = reserve_blocks_for(usable_end - usable_start);
         Allocator {
             free: ExtentSet::new(),
             usable_start,
@@ -74,6 +78,14 @@ impl Allocator {
             history_blocks_hint: 0,
             snapshots_hint: 0,
         }
+    }
+
+    /// The data area now ends at `usable_end` (`snapctl expand`): the blocks gained are free.
+    pub fn grow_to(&mut self, usable_end: u64) {
+        assert!(usable_end > self.usable_end, "a data area only grows");
+        assert!(self.free.insert(self.usable_end, usable_end - self.usable_end));
+        self.usable_end = usable_end;
+        self.reserve_blocks = reserve_blocks_for(self.usable_blocks());
     }
 
     pub fn usable_blocks(&self) -> u64 {

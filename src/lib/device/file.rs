@@ -266,12 +266,45 @@ impl Device for FileDevice {
     fn len(&self) -> u64 {
         self.len
     }
+    fn data_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        data_ranges(&self.file, start, end).unwrap_or_else(|| vec![(start, end)])
+    }
     fn written_bytes(&self) -> u64 {
         self.written_bytes
     }
     fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// SEEK_DATA and SEEK_HOLE over `[start, end)`; None where the file system cannot say
+/// (every range is then data). The descriptor's offset moves, which nothing here uses:
+/// all I/O is positional.
+fn data_ranges(file: &File, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let mut ranges = Vec::new();
+    let mut at = start;
+    while at < end {
+        // SAFETY: lseek only reads its integer arguments.
+        let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: no data from `at` to the end of the file.
+            return (io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO)).then_some(ranges);
+        }
+        let data = data as u64;
+        if data >= end {
+            break;
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return None;
+        }
+        let stop = (hole as u64).min(end);
+        ranges.push((data, stop));
+        at = stop;
+    }
+    Some(ranges)
 }
 
 #[cfg(test)]

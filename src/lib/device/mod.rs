@@ -6,12 +6,14 @@ pub mod lock;
 mod memory;
 mod overlay;
 pub mod recording;
+mod shrunk;
 pub mod storage;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
 pub use memory::MemoryDevice;
 pub use overlay::OverlayDevice;
 pub use recording::{RecordingDevice, open_tool_device};
+pub use shrunk::ShrunkDevice;
 
 use crate::error::Result;
 
@@ -49,6 +51,12 @@ pub trait Device: Send {
     /// other process can reach (memory) takes none.
     fn lock_pool(&mut self, _pool_guid: &[u8; 16], _mode: OpenMode) -> Result<()> {
         Ok(())
+    }
+    /// The byte ranges within `[start, end)` that may hold data, in order; the rest reads
+    /// as zeros (the holes of a sparse image file). A search for a label past the end
+    /// of a grown image skips them. By default the whole range.
+    fn data_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        vec![(start, end)]
     }
 }
 

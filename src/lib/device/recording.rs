@@ -101,6 +101,9 @@ impl Device for RecordingDevice {
     fn lock_pool(&mut self, pool_guid: &[u8; 16], mode: super::OpenMode) -> Result<()> {
         self.inner.lock_pool(pool_guid, mode)
     }
+    fn data_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        self.inner.data_ranges(start, end)
+    }
 }
 
 impl Drop for RecordingDevice {

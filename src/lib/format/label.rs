@@ -2,8 +2,9 @@
 //!
 //! A pool has two label regions of 256 KiB, one at the start of the device and one at
 //! its end. Each holds a label (block 0 of the region) and a ring of commit records
-//! (blocks 1..=15); the rest of the region is reserved. A label is written once, at format time; it never changes afterwards,
-//! so a torn label can only come from damage, and the other copy covers it.
+//! (blocks 1..=15); the rest of the region is reserved. A label is written at format time
+//! and rewritten only by `snapctl expand` (pool/resize.rs), with a larger `device_bytes`;
+//! so a torn label comes from damage or an interrupted expand, and the other copy covers it.
 
 use crate::block::BLOCK_BYTES;
 use crate::checksum::blake3;

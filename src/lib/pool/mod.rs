@@ -4,13 +4,17 @@
 //! device only through `commit` (commit.rs), the single writer of commit records.
 
 mod commit;
+mod labels;
 mod open;
 mod receiving;
+mod resize;
 mod retention;
 mod rollback;
 
 pub use commit::CommitSummary;
+pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
+pub use resize::ExpandOutcome;
 
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BlockPtr, Txg};

@@ -1,11 +1,12 @@
 //! Opening a pool (labels, newest valid commit, space log replay, tables) and laying a
 //! new one onto a device.
 
+use super::labels::{find_label, holds_pool, read_blocks, read_region};
 use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained, now_ns, random_guid};
 use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
 use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
-use crate::device::{Device, OpenMode};
+use crate::device::{Device, OpenMode, ShrunkDevice};
 use crate::error::{Error, Result, human_bytes};
 use crate::format::commit::CommitRecord;
 use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, region_start};
@@ -28,13 +29,6 @@ pub struct FormatOptions {
     pub config: PoolConfig,
 }
 
-/// The label and the commit ring of region `index`.
-fn read_region(dev: &dyn Device, index: u32, device_bytes: u64) -> Result<Vec<u8>> {
-    let mut bytes = vec![0u8; ((1 + RING_SLOTS) * BLOCK_BYTES) as usize];
-    dev.read_at(region_start(index, device_bytes) * BLOCK_BYTES, &mut bytes)?;
-    Ok(bytes)
-}
-
 fn check_size(dev: &dyn Device) -> Result<()> {
     if dev.len() < MIN_DEVICE_BYTES {
         return Err(Error::invalid(format!(
@@ -47,45 +41,10 @@ fn check_size(dev: &dyn Device) -> Result<()> {
     Ok(())
 }
 
-/// Finds the label: the first region's copy, else the last's. Returns the label and a
-/// warning when the first copy was unusable.
-fn read_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<String>)> {
-    let primary = Label::decode(&first[..BLOCK_BYTES as usize]);
-    if let Ok(Some(label)) = &primary {
-        return Ok((label.clone(), None));
-    }
-    if let Err(e @ Error::Unsupported { .. }) = primary {
-        return Err(e);
-    }
-    let last = read_region(dev, 1, dev.len())?;
-    match Label::decode(&last[..BLOCK_BYTES as usize]) {
-        Ok(Some(label)) => {
-            let why = match primary {
-                Err(e) => e.to_string(),
-                _ => "it is missing".to_string(),
-            };
-            Ok((
-                label,
-                Some(format!(
-                    "the label at the start of the device is unusable ({why}); opened from the copy at its end"
-                )),
-            ))
-        }
-        Err(e) => Err(e),
-        Ok(None) => match primary {
-            Err(e) => Err(e),
-            Ok(_) => Err(Error::NotSnapfs {
-                device: dev.name().to_string(),
-                found: foreign_signature(dev)
-                    .map_or("no snapfs label at its start or end".to_string(), |name| format!("it holds {name}")),
-            }),
-        },
-    }
-}
-
 impl Pool {
     pub fn open(mut dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
-        if dev.len() < MIN_DEVICE_BYTES {
+        let first_region = read_region(dev.as_ref(), 0, dev.len())?;
+        if dev.len() < MIN_DEVICE_BYTES && !holds_pool(dev.as_ref())? {
             // Too small to have been formatted: say what it is not, rather than that
             // it is too small, which reads as advice to make it bigger.
             return Err(Error::NotSnapfs {
@@ -97,22 +56,29 @@ impl Pool {
                 ),
             });
         }
-        let first_region = read_region(dev.as_ref(), 0, dev.len())?;
-        let (label, label_warning) = read_label(dev.as_ref(), &first_region)?;
+        let (label, label_warning) = find_label(dev.as_ref(), &first_region)?;
         dev.lock_pool(&label.pool_guid, mode)?;
-        if dev.len() < label.device_bytes {
+        let mut warnings: Vec<String> = label_warning.into_iter().collect();
+        if label.device_bytes % BLOCK_BYTES != 0 || label.device_bytes < MIN_DEVICE_BYTES {
+            // Checksummed, so written this way: region 1's place cannot be computed from it.
             return Err(Error::corrupt(format!(
-                "the device is {} but the pool was made on {}: it has been truncated",
-                human_bytes(dev.len()),
-                human_bytes(label.device_bytes)
+                "the label says the pool spans {} bytes, which is not a whole number of blocks of at least {}",
+                label.device_bytes, MIN_DEVICE_BYTES
             )));
+        }
+        if dev.len() < label.device_bytes {
+            // The tail is gone: what lies before it may still be read and exported.
+            let shrunk = ShrunkDevice::new(dev.name(), dev.len(), label.device_bytes);
+            if mode == OpenMode::Write {
+                return Err(shrunk.refusal());
+            }
+            warnings.push(shrunk.warning());
         }
         if mode == OpenMode::Write {
             if let Some(why) = label.read_only_reason() {
                 return Err(Error::Unsupported { what: why });
             }
         }
-        let mut warnings: Vec<String> = label_warning.into_iter().collect();
         let commits = read_commits(dev.as_ref(), &label, first_region)?;
         if commits.is_empty() {
             return Err(Error::corrupt("no valid commit record in either label region"));
@@ -134,6 +100,9 @@ impl Pool {
                     }
                     return Pool::assemble(store, label, commit.clone(), root, mode, warnings);
                 }
+                // A root in the cut-off tail of a shrunk device is not a torn commit:
+                // an older commit would show an older state as if it were the pool's.
+                Err(e @ Error::Lost { .. }) => return Err(e),
                 Err(e) => last_error = Some(e),
             }
         }
@@ -228,17 +197,15 @@ fn read_commits(dev: &dyn Device, label: &Label, first_region: Vec<u8>) -> Resul
             // The slots after the newest, in one read unless the ring wraps between them.
             let first_slot = (newest + 1) % RING_SLOTS;
             let contiguous = first_slot + LOOKAHEAD_SLOTS <= RING_SLOTS;
-            let mut ahead = vec![0u8; (LOOKAHEAD_SLOTS * BLOCK_BYTES) as usize];
-            if contiguous {
-                dev.read_at((region_1 + 1 + first_slot) * BLOCK_BYTES, &mut ahead)?;
-            }
+            // Slots past the end of a shrunk device read as empty.
+            let ahead =
+                if contiguous { read_blocks(dev, region_1 + 1 + first_slot, LOOKAHEAD_SLOTS)? } else { Vec::new() };
             for (i, txg) in (newest + 1..=newest + LOOKAHEAD_SLOTS).enumerate() {
-                let mut slot = vec![0u8; BLOCK_BYTES as usize];
-                if contiguous {
-                    slot.copy_from_slice(&ahead[i * BLOCK_BYTES as usize..(i + 1) * BLOCK_BYTES as usize]);
+                let slot = if contiguous {
+                    ahead[i * BLOCK_BYTES as usize..(i + 1) * BLOCK_BYTES as usize].to_vec()
                 } else {
-                    dev.read_at((region_1 + 1 + txg % RING_SLOTS) * BLOCK_BYTES, &mut slot)?;
-                }
+                    read_blocks(dev, region_1 + 1 + txg % RING_SLOTS, 1)?
+                };
                 if let Some(c) = CommitRecord::decode(&slot, &label.pool_guid)? {
                     if c.txg.0 == txg {
                         commits.push(c);
@@ -433,19 +400,12 @@ fn placeholder_ptr() -> crate::block::BlockPtr {
 }
 
 fn refuse_if_in_use(dev: &dyn Device) -> Result<()> {
-    let first = read_region(dev, 0, dev.len())?;
-    let last = read_region(dev, 1, dev.len())?;
-    for region in [&first, &last] {
-        match Label::decode(&region[..BLOCK_BYTES as usize]) {
-            Ok(Some(_)) | Err(_) => {
-                return Err(Error::Refused {
-                    what: format!("{} already holds a snapfs pool", dev.name()),
-                    hint: "formatting destroys it and every snapshot in it; add --force if that is what you want"
-                        .into(),
-                });
-            }
-            Ok(None) => {}
-        }
+    // Any copy of a label, even a damaged one, or one where a grown device's pool ends.
+    if holds_pool(dev)? {
+        return Err(Error::Refused {
+            what: format!("{} already holds a snapfs pool", dev.name()),
+            hint: "formatting destroys it and every snapshot in it; add --force if that is what you want".into(),
+        });
     }
     if let Some(name) = foreign_signature(dev) {
         return Err(Error::Refused {

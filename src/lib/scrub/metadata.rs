@@ -13,6 +13,7 @@ use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::fs::inode::ItemKind;
 use crate::fs::record::Record;
 use crate::pool::Pool;
+use crate::pool::read_blocks;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -325,8 +326,9 @@ impl<'p> MetadataPass<'p> {
     pub fn verify_labels(&mut self) {
         for index in 0..2u32 {
             let offset = region_start(index, self.pool.label.device_bytes) * BLOCK_BYTES;
-            let mut block = vec![0u8; BLOCK_BYTES as usize];
-            let found = self.pool.store.dev.read_at(offset, &mut block).and_then(|_| Label::decode(&block));
+            // Past the end of a shrunk device (opened read-only) it reads as missing.
+            let found = read_blocks(self.pool.store.dev.as_ref(), offset / BLOCK_BYTES, 1)
+                .and_then(|block| Label::decode(&block));
             let why = match found {
                 Ok(Some(label)) if label.pool_guid == self.pool.label.pool_guid && label.index == index => continue,
                 Ok(Some(_)) => "belongs to another pool or slot".to_string(),
