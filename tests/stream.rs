@@ -939,17 +939,21 @@ fn wrong_base_is_refused() {
     let bc = send(&["-i", "@b", "@c"], src);
     snaprecv().arg(&pair.tgt).write_stdin(bc).assert().code(7).stderr(format!(
         "snaprecv: error: the target does not have the stream's base @b (guid {}); its newest snapshot is @a\n\
-         hint: send incrementally from @a: snapsend -i @a @c ...\n",
-        snapshots(src)[1].1
+         hint: if the source has @a (guid {}), send incrementally from it: snapsend -i @a @c ...; if not, the pools \
+         share no snapshot from there: receive a full stream into a freshly formatted device\n",
+        snapshots(src)[1].1,
+        snapshots(&pair.tgt)[0].1
     ));
     assert_eq!(image_hash(&pair.tgt), before);
 
     recv(&pair.tgt, &pair.ab);
     let before = image_hash(&pair.tgt);
-    snaprecv().arg(&pair.tgt).write_stdin(send(&["-i", "@a", "@c"], src)).assert().code(7).stderr(
+    snaprecv().arg(&pair.tgt).write_stdin(send(&["-i", "@a", "@c"], src)).assert().code(7).stderr(format!(
         "snaprecv: error: the stream's base @a is the target's @a, not its newest snapshot @b\n\
-         hint: send incrementally from @b: snapsend -i @b @c ...\n",
-    );
+         hint: if the source has @b (guid {}), send incrementally from it: snapsend -i @b @c ...; or destroy the \
+         target's snapshots after @a (snapctl destroy) to receive this stream\n",
+        snapshots(&pair.tgt)[1].1
+    ));
     assert_eq!(image_hash(&pair.tgt), before);
 
     let other = fresh_pool(pair.dir.path(), "other.img", 32 * MIB);
@@ -961,9 +965,13 @@ fn wrong_base_is_refused() {
     recv(&target_a, &send(&["@a"], src));
     let before = image_hash(&target_a);
     let foreign_a = snapshots(&other)[0].1.clone();
+    // The same name as the target's newest: the hint must not be the command that failed.
+    let own_a = snapshots(&target_a)[0].1.clone();
     snaprecv().arg(&target_a).write_stdin(send(&["-i", "@a", "@b"], &other)).assert().code(7).stderr(format!(
-        "snaprecv: error: the target does not have the stream's base @a (guid {foreign_a}); its newest snapshot is @a\n\
-         hint: send incrementally from @a: snapsend -i @a @b ...\n"
+        "snaprecv: error: the target's @a is not the stream's base @a: it has the same name but another guid \
+         ({own_a} on the target, {foreign_a} in the stream), so the pools' histories differ\n\
+         hint: send incrementally from a snapshot both pools have (the same guid: `snapctl list --json` shows them), \
+         or receive a full stream into a freshly formatted device\n"
     ));
     assert_eq!(image_hash(&target_a), before);
     check(&target_a);
@@ -1182,10 +1190,12 @@ fn full_stream_onto_a_target_with_snapshots_is_refused() {
     // without snapshots but with files in its live tree is refused without -F.
     let pair = Pair::new(32 * MIB);
     let before = image_hash(&pair.tgt);
-    snaprecv().arg(&pair.tgt).write_stdin(send(&["@b"], &pair.src)).assert().code(7).stderr(
+    snaprecv().arg(&pair.tgt).write_stdin(send(&["@b"], &pair.src)).assert().code(7).stderr(format!(
         "snaprecv: error: the target already has snapshots (newest @a); a full stream needs an empty target\n\
-         hint: send incrementally from @a (snapsend -i @a @b ...), or receive into a freshly formatted device\n",
-    );
+             hint: if the source has @a (guid {}), send incrementally from it (snapsend -i @a @b ...); otherwise \
+             receive into a freshly formatted device\n",
+        snapshots(&pair.tgt)[0].1
+    ));
     snaprecv().arg("-F").arg(&pair.tgt).write_stdin(send(&["@b"], &pair.src)).assert().code(7);
     assert_eq!(image_hash(&pair.tgt), before);
     check(&pair.tgt);

@@ -104,11 +104,13 @@ impl TargetState {
         }
         let newest = self.snapshots.last();
         let Some(base) = &begin.base else {
-            if let Some((newest, _)) = newest {
+            if let Some((newest, newest_guid)) = newest {
                 return Err(Error::refused(
                     format!("the target already has snapshots (newest @{newest}); a full stream needs an empty target"),
                     format!(
-                        "send incrementally from @{newest} (snapsend -i @{newest} @{name} ...), or receive into a freshly formatted device"
+                        "if the source has @{newest} (guid {}), send incrementally from it (snapsend -i @{newest} @{name} ...); \
+                         otherwise receive into a freshly formatted device",
+                        guid_hex(newest_guid)
                     ),
                 ));
             }
@@ -120,32 +122,9 @@ impl TargetState {
             }
             return Ok(Preparation::Replace);
         };
-        let Some((newest_name, newest_guid)) = newest else {
-            return Err(Error::refused(
-                format!("the target has no snapshots, and this incremental stream needs @{}", base.name),
-                format!(
-                    "send a full stream of @{} first (snapsend @{} DEVICE | snaprecv TARGET)",
-                    base.name, base.name
-                ),
-            ));
+        let Some((newest_name, _)) = newest.filter(|(_, guid)| *guid == base.guid) else {
+            return Err(wrong_base(&self.snapshots, base, name));
         };
-        if *newest_guid != base.guid {
-            let what = match self.snapshots.iter().find(|(_, g)| *g == base.guid) {
-                Some((held, _)) => format!(
-                    "the stream's base @{} is the target's @{held}, not its newest snapshot @{newest_name}",
-                    base.name
-                ),
-                None => format!(
-                    "the target does not have the stream's base @{} (guid {}); its newest snapshot is @{newest_name}",
-                    base.name,
-                    guid_hex(&base.guid)
-                ),
-            };
-            return Err(Error::refused(
-                what,
-                format!("send incrementally from @{newest_name}: snapsend -i @{newest_name} @{name} ..."),
-            ));
-        }
         if self.head_changed {
             if !options.force {
                 return Err(Error::refused(
@@ -157,6 +136,52 @@ impl TargetState {
         }
         Ok(Preparation::None)
     }
+}
+
+/// The refusal of an incremental part whose base is not the target's newest snapshot,
+/// with a next step that can work: never the command that just failed, never a base
+/// only the target has.
+fn wrong_base(snapshots: &[(String, [u8; 16])], base: &super::wire::SnapRef, name: &str) -> Error {
+    let Some((newest, newest_guid)) = snapshots.last() else {
+        return Error::refused(
+            format!("the target has no snapshots, and this incremental stream needs @{}", base.name),
+            format!("send a full stream of @{} first (snapsend @{} DEVICE | snaprecv TARGET)", base.name, base.name),
+        );
+    };
+    let (newest_guid, base_guid) = (guid_hex(newest_guid), guid_hex(&base.guid));
+    let fresh = "receive a full stream into a freshly formatted device";
+    if let Some((held, _)) = snapshots.iter().find(|(_, g)| *g == base.guid) {
+        return Error::refused(
+            format!("the stream's base @{} is the target's @{held}, not its newest snapshot @{newest}", base.name),
+            format!(
+                "if the source has @{newest} (guid {newest_guid}), send incrementally from it: snapsend -i @{newest} @{name} ...; \
+                 or destroy the target's snapshots after @{held} (snapctl destroy) to receive this stream"
+            ),
+        );
+    }
+    if *newest == base.name {
+        return Error::refused(
+            format!(
+                "the target's @{newest} is not the stream's base @{}: it has the same name but another guid \
+                 ({newest_guid} on the target, {base_guid} in the stream), so the pools' histories differ",
+                base.name
+            ),
+            format!(
+                "send incrementally from a snapshot both pools have (the same guid: `snapctl list --json` shows them), \
+                 or {fresh}"
+            ),
+        );
+    }
+    Error::refused(
+        format!(
+            "the target does not have the stream's base @{} (guid {base_guid}); its newest snapshot is @{newest}",
+            base.name
+        ),
+        format!(
+            "if the source has @{newest} (guid {newest_guid}), send incrementally from it: snapsend -i @{newest} @{name} ...; \
+             if not, the pools share no snapshot from there: {fresh}"
+        ),
+    )
 }
 
 #[derive(Clone, Debug)]
