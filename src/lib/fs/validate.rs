@@ -253,19 +253,24 @@ fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::
 /// Inodes of the new tree read in a batch: a directory's is read once for all its
 /// entries, and an inode named by a changed entry once for the entry and itself.
 #[derive(Default)]
-struct Inodes(HashMap<u64, Option<Inode>>);
+struct Inodes {
+    read: HashMap<u64, Option<Inode>>,
+    /// Entries (inode, directory, name) `check_entry` found whole: the entry names the
+    /// inode, with its type, under a directory, and the back reference is there.
+    entries_checked: HashSet<(u64, u64, Vec<u8>)>,
+}
 
 impl Inodes {
     /// The inode, or None if it is missing or does not decode (`check_inode` says which).
     fn get(&mut self, fs: &mut FsTree, ino: u64) -> Result<Option<Inode>> {
-        if let Some(known) = self.0.get(&ino) {
+        if let Some(known) = self.read.get(&ino) {
             return Ok(known.clone());
         }
         let inode = match fs.tree.get(fs.store, &key(ino, ItemKind::Inode, &[]))? {
             Some(v) => Inode::decode(&v).ok(),
             None => None,
         };
-        self.0.insert(ino, inode.clone());
+        self.read.insert(ino, inode.clone());
         Ok(inode)
     }
 }
@@ -328,6 +333,7 @@ fn check_entry(
         );
         return Ok(Err(violation(entry.ino, what)));
     }
+    inodes.entries_checked.insert((entry.ino, dir, name.to_vec()));
     Ok(Ok(()))
 }
 
@@ -405,6 +411,18 @@ fn items_of(fs: &mut FsTree, ino: u64, from: ItemKind) -> Result<std::result::Re
     Ok(bad.map_or(Ok(items), Err))
 }
 
+/// An inode that is not in the new tree: nothing of it may be either.
+fn check_missing_inode(fs: &mut FsTree, ino: u64) -> Result<std::result::Result<(), Violation>> {
+    if ino == ROOT_INO {
+        return Ok(Err(violation(ino, "the tree has no root directory")));
+    }
+    if let Some(k) = first_under(fs, &ino.to_be_bytes())? {
+        let what = format!("inode {ino} does not exist, but an item of it does: its {}", kind_name(k[8]));
+        return Ok(Err(violation(ino, what)));
+    }
+    Ok(Ok(()))
+}
+
 /// One inode as it is in the new tree.
 fn check_inode(
     fs: &mut FsTree,
@@ -415,19 +433,15 @@ fn check_inode(
     records: Option<&BTreeSet<u64>>,
     reachable: &mut HashSet<u64>,
 ) -> Result<std::result::Result<(), Violation>> {
-    let Some(value) = fs.tree.get(fs.store, &key(ino, ItemKind::Inode, &[]))? else {
-        if ino == ROOT_INO {
-            return Ok(Err(violation(ino, "the tree has no root directory")));
-        }
-        if let Some(k) = first_under(fs, &ino.to_be_bytes())? {
-            let what = format!("inode {ino} does not exist, but an item of it does: its {}", kind_name(k[8]));
-            return Ok(Err(violation(ino, what)));
-        }
-        return Ok(Ok(()));
-    };
-    let inode = match Inode::decode(&value) {
-        Ok(inode) => inode,
-        Err(e) => return Ok(Err(violation(ino, e.to_string()))),
+    let inode = match inodes.read.get(&ino).cloned().flatten() {
+        Some(inode) => inode,
+        None => match fs.tree.get(fs.store, &key(ino, ItemKind::Inode, &[]))? {
+            Some(value) => match Inode::decode(&value) {
+                Ok(inode) => inode,
+                Err(e) => return Ok(Err(violation(ino, e.to_string()))),
+            },
+            None => return check_missing_inode(fs, ino),
+        },
     };
     let file_type = inode.file_type();
     let fail = |what: String| Ok(Err(violation(ino, what)));
@@ -439,7 +453,10 @@ fn check_inode(
         Ok(items) => items,
         Err(v) => return Ok(Err(v)),
     };
-    for (parent, name) in &items.parents {
+    for (parent, name) in items.parents.iter() {
+        if inodes.entries_checked.contains(&(ino, *parent, name.clone())) {
+            continue;
+        }
         if check_name(name).is_err() {
             return fail(format!("inode {ino} has a bad name {}", name_text(name)));
         }
@@ -512,34 +529,50 @@ fn check_records(
     records: Option<&BTreeSet<u64>>,
 ) -> Result<std::result::Result<(), Violation>> {
     let last = last_index(size);
-    let past_end = last.map_or(Some(0), |l| l.checked_add(1));
-    if let Some(first_past) = past_end {
-        let prefix = key(ino, ItemKind::Record, &[]);
-        if let Some(k) = first_from(fs, &key(ino, ItemKind::Record, &first_past.to_be_bytes()), &prefix)? {
-            let index = key_ino(&k[9..]);
+    // One scan from the last record finds it and anything past the end.
+    let prefix = key(ino, ItemKind::Record, &[]);
+    let mut tail = Vec::new();
+    fs.tree.scan(fs.store, &key(ino, ItemKind::Record, &last.unwrap_or(0).to_be_bytes()), &mut |k, v| {
+        if !k.starts_with(&prefix) {
+            return Ok(false);
+        }
+        tail.push((key_ino(&k[9..]), v.to_vec()));
+        Ok(tail.len() < 2)
+    })?;
+    for (index, value) in &tail {
+        if Some(*index) != last {
             return Ok(Err(violation(ino, format!("file {ino} of {size} bytes has a record {index} past its end"))));
+        }
+        if let Err(v) = check_record(ino, size, *index, value) {
+            return Ok(Err(v));
         }
     }
     let mut indexes: BTreeSet<u64> = records.cloned().unwrap_or_default();
-    indexes.extend(last);
     indexes.extend(base_last);
-    for index in indexes {
+    for index in indexes.into_iter().filter(|i| Some(*i) != last) {
         let Some(value) = fs.tree.get(fs.store, &key(ino, ItemKind::Record, &index.to_be_bytes()))? else { continue };
-        let record = match Record::decode(&value).and_then(|r| check_kinds(&r).map(|_| r)) {
-            Ok(record) => record,
-            Err(e) => return Ok(Err(violation(ino, format!("file {ino} record {index}: {e}")))),
-        };
-        let start = index.saturating_mul(RECORD_BYTES);
-        let expected = size.saturating_sub(start).min(RECORD_BYTES);
-        if record.logical_bytes() != expected {
-            let what = format!(
-                "file {ino} record {index} holds {} bytes; a file of {size} bytes needs {expected} there",
-                record.logical_bytes()
-            );
-            return Ok(Err(violation(ino, what)));
+        if let Err(v) = check_record(ino, size, index, &value) {
+            return Ok(Err(v));
         }
     }
     Ok(Ok(()))
+}
+
+/// One record holds the bytes the file's size implies at its index.
+fn check_record(ino: u64, size: u64, index: u64, value: &[u8]) -> std::result::Result<(), Violation> {
+    let record = Record::decode(value)
+        .and_then(|r| check_kinds(&r).map(|_| r))
+        .map_err(|e| violation(ino, format!("file {ino} record {index}: {e}")))?;
+    let start = index.saturating_mul(RECORD_BYTES);
+    let expected = size.saturating_sub(start).min(RECORD_BYTES);
+    if record.logical_bytes() != expected {
+        let what = format!(
+            "file {ino} record {index} holds {} bytes; a file of {size} bytes needs {expected} there",
+            record.logical_bytes()
+        );
+        return Err(violation(ino, what));
+    }
+    Ok(())
 }
 
 /// Follows a directory's parents up to the root: no loop, no missing parent.
