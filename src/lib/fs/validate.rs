@@ -55,7 +55,11 @@ pub struct Violation {
 #[derive(Default)]
 struct Batch {
     inodes: BTreeSet<u64>,
-    entries: BTreeSet<(u64, Vec<u8>)>,
+    /// Changed entries (directory, name), with the new tree's value where the change
+    /// carried it (an entry's own key changed: None if it is gone), else unknown.
+    entries: BTreeMap<(u64, Vec<u8>), Option<Option<Vec<u8>>>>,
+    /// New values of changed inode items: the new tree need not be asked for them.
+    new_inodes: HashMap<u64, Vec<u8>>,
     records: BTreeMap<u64, BTreeSet<u64>>,
     /// Per directory: subdirectory entries added minus removed.
     subdir_delta: BTreeMap<u64, i64>,
@@ -146,6 +150,9 @@ impl Batch {
                 if !suffix.is_empty() {
                     return Err(violation(ino, "an inode or symlink key with trailing bytes"));
                 }
+                if let (true, Some(value)) = (x == ItemKind::Inode as u8, new) {
+                    self.new_inodes.insert(ino, value.to_vec());
+                }
             }
             x if x == ItemKind::DirEntry as u8 => {
                 let mut delta = 0i64;
@@ -158,13 +165,13 @@ impl Batch {
                     }
                 }
                 *self.subdir_delta.entry(ino).or_default() += delta;
-                self.entries.insert((ino, suffix.to_vec()));
+                self.entries.insert((ino, suffix.to_vec()), Some(new.map(<[u8]>::to_vec)));
             }
             x if x == ItemKind::BackRef as u8 => {
                 if suffix.len() < 8 {
                     return Err(violation(ino, "a back reference key without its parent"));
                 }
-                self.entries.insert((key_ino(suffix), suffix[8..].to_vec()));
+                self.entries.entry((key_ino(suffix), suffix[8..].to_vec())).or_insert(None);
                 if new.is_some() {
                     self.new_backrefs.insert((ino, key_ino(suffix), suffix[8..].to_vec()));
                 }
@@ -234,8 +241,16 @@ fn last_index(size: u64) -> Option<u64> {
 fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::result::Result<(), Violation>> {
     let mut reachable = HashSet::new();
     let mut inodes = Inodes::default();
-    for (dir, name) in &batch.entries {
-        if let Err(v) = check_entry(fs, &mut inodes, batch, *dir, name)? {
+    for (ino, value) in &batch.new_inodes {
+        inodes.read.insert(*ino, Inode::decode(value).ok());
+    }
+    for ((dir, name), value) in &batch.entries {
+        let value = match value {
+            Some(known) => known.clone(),
+            None => fs.tree.get(fs.store, &key(*dir, ItemKind::DirEntry, name))?,
+        };
+        let Some(value) = value else { continue };
+        if let Err(v) = check_entry(fs, &mut inodes, batch, *dir, name, &value)? {
             return Ok(Err(v));
         }
     }
@@ -275,16 +290,16 @@ impl Inodes {
     }
 }
 
-/// A directory entry as it is in the new tree (if it is there).
+/// A directory entry of the new tree, its value `value`.
 fn check_entry(
     fs: &mut FsTree,
     inodes: &mut Inodes,
     batch: &Batch,
     dir: u64,
     name: &[u8],
+    value: &[u8],
 ) -> Result<std::result::Result<(), Violation>> {
-    let Some(value) = fs.tree.get(fs.store, &key(dir, ItemKind::DirEntry, name))? else { return Ok(Ok(())) };
-    let entry = match decode_dirent(name, &value) {
+    let entry = match decode_dirent(name, value) {
         Ok(entry) => entry,
         Err(e) => return Ok(Err(violation(dir, e.to_string()))),
     };
