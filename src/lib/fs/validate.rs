@@ -51,13 +51,16 @@ pub struct Violation {
     pub what: String,
 }
 
+/// A key's value in the new tree: None if the key is gone.
+type NewValue = Option<Vec<u8>>;
+
 /// What one batch of changed keys asks to look at.
 #[derive(Default)]
 struct Batch {
     inodes: BTreeSet<u64>,
     /// Changed entries (directory, name), with the new tree's value where the change
     /// carried it (an entry's own key changed: None if it is gone), else unknown.
-    entries: BTreeMap<(u64, Vec<u8>), Option<Option<Vec<u8>>>>,
+    entries: BTreeMap<(u64, Vec<u8>), Option<NewValue>>,
     /// New values of changed inode items: the new tree need not be asked for them.
     new_inodes: HashMap<u64, Vec<u8>>,
     records: BTreeMap<u64, BTreeSet<u64>>,
