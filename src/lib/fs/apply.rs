@@ -13,7 +13,7 @@ use super::inode::{FileType, Inode, ItemKind, key};
 use super::record::{FILE_RECORDS_MAX, Overlay, Record, check_file_size};
 use super::tree_ops::{SYMLINK_BYTES_MAX, check_name};
 use crate::alloc::allocator::AllocKind;
-use crate::block::BlockKind;
+use crate::block::{BlockKind, Compression};
 use crate::checksum::blake3;
 use crate::error::{Error, Result};
 use crate::store::StoredBlock;
@@ -187,22 +187,26 @@ impl<'a> FsTree<'a> {
 /// fingerprint it claims: otherwise a crafted stream could plant a block that fails only
 /// when read, or fingerprints that make a later `sync` or PATCH trust the wrong bytes.
 fn check_content(record: &StoredRecord) -> Result<()> {
-    let logical = |b: &StoredBlock| {
-        crate::compress::decompress(b.stored.clone(), b.compression, b.logical_bytes as u32)
-            .ok()
-            .filter(|bytes| bytes.len() == b.logical_bytes)
-            .ok_or_else(|| {
-                Error::stream(format!(
-                    "WRITE record data of {} stored bytes does not decompress to the {} bytes it claims",
-                    b.stored.len(),
-                    b.logical_bytes
-                ))
-            })
-    };
+    fn logical(b: &StoredBlock) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let bytes = match b.compression {
+            // A raw block is its logical bytes: no copy.
+            Compression::None => Some(std::borrow::Cow::Borrowed(&b.stored[..])),
+            other => crate::compress::decompress(b.stored.clone(), other, b.logical_bytes as u32)
+                .ok()
+                .map(std::borrow::Cow::Owned),
+        };
+        bytes.filter(|bytes| bytes.len() == b.logical_bytes).ok_or_else(|| {
+            Error::stream(format!(
+                "WRITE record data of {} stored bytes does not decompress to the {} bytes it claims",
+                b.stored.len(),
+                b.logical_bytes
+            ))
+        })
+    }
     let mut bytes = logical(&record.base)?;
     if let Some((mask, logical_bytes, block)) = &record.overlay {
         let pieces = logical(block)?;
-        super::record::lay_pieces(&mut bytes, *logical_bytes, *mask, &pieces);
+        super::record::lay_pieces(bytes.to_mut(), *logical_bytes, *mask, &pieces);
     }
     let print = super::record::fingerprint(&bytes);
     if print.hash != record.hash || print.pieces != record.pieces {

@@ -151,6 +151,7 @@ pub const NAMED: &[(&str, Mutation)] = &[
     ("symlink without a target", symlink_without_target),
     ("directory moved under its own child", dir_cycle),
     ("hard link to a directory", dir_hard_link),
+    ("WRITE data other than its fingerprints say", write_content_lies),
 ];
 
 fn push_counter(part: &mut Part, next: u64) {
@@ -379,6 +380,22 @@ fn dir_hard_link(part: &mut Part) -> bool {
     let Some(dir) = facts.first(FileType::Directory) else { return false };
     grow_subdirs(part, &facts, ROOT_INO, 1);
     extra_name(part, ROOT_INO, dir)
+}
+
+/// A WRITE whose bytes are changed, with a blake3 checksum that matches them: the
+/// frame and the block checksum hold, the record's fingerprints (or, for a zstd block,
+/// its decompression) do not.
+fn write_content_lies(part: &mut Part) -> bool {
+    let Some(write) = part.records.iter_mut().find_map(|r| match r {
+        Record::Write(w) if !w.stored.is_empty() => Some(w),
+        _ => None,
+    }) else {
+        return false;
+    };
+    let last = write.stored.len() - 1;
+    write.stored[last] ^= 0x5a;
+    write.checksum = crate::checksum::blake3(&write.stored);
+    true
 }
 
 /// A small deterministic generator (xorshift*), so that a seed names a mutation.
