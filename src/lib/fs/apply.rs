@@ -83,8 +83,7 @@ impl<'a> FsTree<'a> {
     }
 
     /// Stores a record exactly as the sender stored it: no decompression, no
-    /// recompression; each block's checksum is verified against the sender's. The
-    /// caller has checked its content first (`check_content`).
+    /// recompression; each block's checksum is verified against the sender's.
     pub fn apply_stored_record(&mut self, ino: u64, index: u64, record: StoredRecord) -> Result<()> {
         check_index(index)?;
         let blocks = std::iter::once(&record.base).chain(record.overlay.as_ref().map(|o| &o.2));
@@ -96,6 +95,7 @@ impl<'a> FsTree<'a> {
                  block is damaged on the sender's device (run `snapctl check` there)",
             ));
         }
+        check_content(&record)?;
         let ptr = self.store.write_prepared(BlockKind::FileData, 0, record.base, AllocKind::Explicit)?;
         let overlay = match record.overlay {
             None => None,
@@ -183,28 +183,15 @@ impl<'a> FsTree<'a> {
     }
 }
 
-/// A block as a stream carries it, borrowed: what `check_content` reads.
-pub struct BlockView<'b> {
-    pub stored: &'b [u8],
-    pub compression: Compression,
-    pub logical_bytes: usize,
-}
-
 /// A WRITE's blocks decompress to the sizes it claims, and the record they make has the
 /// fingerprint it claims: otherwise a crafted stream could plant a block that fails only
 /// when read, or fingerprints that make a later `sync` or PATCH trust the wrong bytes.
-/// Pure, so that a receive runs it on worker threads ahead of `apply_stored_record`.
-pub fn check_content(
-    base: BlockView,
-    overlay: Option<(u32, u32, BlockView)>,
-    hash: u128,
-    pieces: &[u64],
-) -> Result<()> {
-    fn logical<'b>(b: &BlockView<'b>) -> Result<std::borrow::Cow<'b, [u8]>> {
+fn check_content(record: &StoredRecord) -> Result<()> {
+    fn logical(b: &StoredBlock) -> Result<std::borrow::Cow<'_, [u8]>> {
         let bytes = match b.compression {
             // A raw block is its logical bytes: no copy.
-            Compression::None => Some(std::borrow::Cow::Borrowed(b.stored)),
-            other => crate::compress::decompress(b.stored.to_vec(), other, b.logical_bytes as u32)
+            Compression::None => Some(std::borrow::Cow::Borrowed(&b.stored[..])),
+            other => crate::compress::decompress(b.stored.clone(), other, b.logical_bytes as u32)
                 .ok()
                 .map(std::borrow::Cow::Owned),
         };
@@ -216,13 +203,13 @@ pub fn check_content(
             ))
         })
     }
-    let mut bytes = logical(&base)?;
-    if let Some((mask, logical_bytes, block)) = &overlay {
+    let mut bytes = logical(&record.base)?;
+    if let Some((mask, logical_bytes, block)) = &record.overlay {
         let pieces = logical(block)?;
         super::record::lay_pieces(bytes.to_mut(), *logical_bytes, *mask, &pieces);
     }
     let print = super::record::fingerprint(&bytes);
-    if print.hash != hash || print.pieces != pieces {
+    if print.hash != record.hash || print.pieces != record.pieces {
         return Err(Error::stream("WRITE record data does not match the fingerprint the record carries"));
     }
     Ok(())

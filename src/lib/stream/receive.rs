@@ -10,17 +10,16 @@
 use super::framing::{Position, StreamReader};
 use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
-use super::wire::{Begin, PatchRecord, Record, RecordType, ResumePoint, WriteRecord};
+use super::wire::{Begin, PatchRecord, Record, RecordType, ResumePoint};
 use crate::error::{Error, Result, human_bytes};
 use crate::format::label::FEATURE_RECORD_OVERLAYS;
 use crate::format::receive_state::ReceiveState;
 use crate::fs::FsTree;
-use crate::fs::apply::{BlockView, StoredRecord, check_content};
+use crate::fs::apply::StoredRecord;
 use crate::fs::validate::{Violation, validate_received};
 use crate::pool::{Pool, guid_hex};
 use crate::store::StoredBlock;
-use crate::workers::Workers;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// A receive writes the tree's dirty nodes out after this much file data, or this many
 /// records (a stream of metadata only, millions of empty files, carries no data but
@@ -536,92 +535,6 @@ fn next_record(record: &Record) -> Option<(u64, u64)> {
     }
 }
 
-/// WRITE records at most whose content is being checked at once (a few MiB).
-const WRITES_IN_FLIGHT_MAX: usize = 8;
-
-/// A WRITE's content checked on a worker thread: its stream position and the record,
-/// with the outcome.
-type CheckedWrite = (u64, WriteRecord, Result<()>);
-
-/// WRITE records whose content (`check_content`: decompression and fingerprints, most
-/// of a WRITE's CPU) is checked on worker threads while the stream is read, then
-/// applied on this thread in stream order. Only WRITEs of one inode are in flight at a
-/// time, so the resume point only ever moves past records applied.
-struct WriteChecks {
-    workers: Workers<(u64, WriteRecord), CheckedWrite>,
-    /// Per WRITE in flight, by sequence: where it was in the stream, what comes after it.
-    waiting: BTreeMap<u64, (Position, Option<(u64, u64)>)>,
-    done: BTreeMap<u64, (WriteRecord, Result<()>)>,
-    submitted: u64,
-    applied: u64,
-    ino: Option<u64>,
-}
-
-impl WriteChecks {
-    fn new() -> WriteChecks {
-        let workers = Workers::new(|(seq, w): (u64, WriteRecord)| {
-            let checked = check_write(&w);
-            (seq, w, checked)
-        });
-        WriteChecks { workers, waiting: BTreeMap::new(), done: BTreeMap::new(), submitted: 0, applied: 0, ino: None }
-    }
-
-    fn submit(&mut self, w: WriteRecord, at: Position, next: Option<(u64, u64)>) {
-        self.ino = Some(w.ino);
-        self.waiting.insert(self.submitted, (at, next));
-        self.workers.submit((self.submitted, w));
-        self.submitted += 1;
-    }
-
-    /// Applies finished WRITEs in order until at most `keep` are in flight.
-    fn apply(&mut self, fs: &mut FsTree, progress: &mut ResumeTracker, keep: usize) -> Result<()> {
-        while self.submitted - self.applied > keep as u64 {
-            while !self.done.contains_key(&self.applied) {
-                let Some((seq, w, checked)) = self.workers.wait_one() else { break };
-                self.done.insert(seq, (w, checked));
-            }
-            let Some((w, checked)) = self.done.remove(&self.applied) else { break };
-            let (at, next) = self.waiting.remove(&self.applied).unwrap_or_default();
-            self.applied += 1;
-            let ino = w.ino;
-            if let Err(e) = checked.and_then(|()| apply_one(fs, Record::Write(w))) {
-                return Err(locate_record_error(fs, e, RecordType::Write, Some(ino), at));
-            }
-            progress.after(next);
-        }
-        if self.submitted == self.applied {
-            self.ino = None;
-        }
-        Ok(())
-    }
-}
-
-/// A WRITE's content, as `check_content` reads it.
-fn check_write(w: &WriteRecord) -> Result<()> {
-    let base = BlockView { stored: &w.stored, compression: w.compression, logical_bytes: w.logical_bytes as usize };
-    let overlay = match &w.overlay {
-        None => None,
-        Some(o) => {
-            let logical_bytes = crate::fs::record::masked_bytes(o.logical_bytes, o.mask)
-                .ok_or_else(|| Error::stream("WRITE overlay with a mask its size does not allow"))?;
-            Some((o.mask, o.logical_bytes, BlockView { stored: &o.stored, compression: o.compression, logical_bytes }))
-        }
-    };
-    check_content(base, overlay, w.hash, &w.pieces)
-}
-
-/// An error of applying a record, named by its kind, inode, path and stream position.
-fn locate_record_error(fs: &mut FsTree, e: Error, kind: RecordType, ino: Option<u64>, at: Position) -> Error {
-    let path = ino.and_then(|ino| fs.path_of(ino)).map(|p| format!(" ({p})")).unwrap_or_default();
-    let ino = ino.map(|i| format!(", inode {i}")).unwrap_or_default();
-    let at = format!("record {} of part {} at byte {}", at.record, at.part, at.offset);
-    match e {
-        Error::Stream { what } => Error::stream(format!("{at}: {} record{ino}{path}: {what}", kind.name())),
-        Error::Corrupt { what } => Error::corrupt(format!("{what} (while applying {at} of the stream)")),
-        other => other,
-    }
-}
-
 /// Applies records up to and including End; returns how many there were. PATCH records
 /// go to the patcher's workers; everything they could race with waits for them.
 fn apply_records(
@@ -634,10 +547,7 @@ fn apply_records(
     let shared = fs.store().dev.shared_reader();
     let level = fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX);
     let mut patcher = Patcher::new(level, shared, overlays);
-    let mut writes = WriteChecks::new();
-    let result = apply_records_with(fs, reader, progress, blame, &mut patcher, &mut writes);
-    // WRITEs checked and in order are applied too (the first that fails stops them).
-    let result = result.and_then(|count| writes.apply(fs, progress, 0).map(|()| count));
+    let result = apply_records_with(fs, reader, progress, blame, &mut patcher);
     // Whatever stopped the part, the patches already read are applied, so that a saved
     // partial receive holds every record its resume point says it does.
     let drained = drain(fs, &mut patcher, 0);
@@ -667,7 +577,6 @@ fn apply_records_with(
     progress: &mut ResumeTracker,
     blame: &mut Blame,
     patcher: &mut Patcher,
-    writes: &mut WriteChecks,
 ) -> Result<u64> {
     let mut count = 1; // Begin
     let mut since_spill = 0u64;
@@ -676,14 +585,10 @@ fn apply_records_with(
         let record = reader.next_record()?;
         count += 1;
         if let Record::End(_) = record {
-            writes.apply(fs, progress, 0)?;
             drain(fs, patcher, 0)?;
             return Ok(count);
         }
         let ino = record.ino();
-        // WRITEs in flight go in first unless this is another WRITE of their inode.
-        let same_file_write = matches!(&record, Record::Write(w) if writes.ino == Some(w.ino));
-        writes.apply(fs, progress, if same_file_write { WRITES_IN_FLIGHT_MAX - 1 } else { 0 })?;
         progress.before(ino.unwrap_or(0));
         let next = next_record(&record);
         let kind = record.record_type();
@@ -702,21 +607,20 @@ fn apply_records_with(
         }
         let applied = match record {
             Record::Patch(p) => submit_patch(fs, patcher, p, reader),
-            Record::Write(w) => {
-                writes.submit(w, reader.position, next);
-                Ok(())
-            }
             other => apply_one(fs, other),
         };
         if let Err(e) = applied {
-            return Err(locate_record_error(fs, e, kind, ino, reader.position));
+            let path = ino.and_then(|ino| fs.path_of(ino)).map(|p| format!(" ({p})")).unwrap_or_default();
+            let ino = ino.map(|i| format!(", inode {i}")).unwrap_or_default();
+            let e = match e {
+                Error::Stream { what } => Error::stream(format!("{} record{ino}{path}: {what}", kind.name())),
+                other => other,
+            };
+            return Err(reader.locate(e));
         }
-        if kind != RecordType::Write {
-            progress.after(next);
-        }
+        progress.after(next);
         records_since_spill += 1;
         if since_spill >= SPILL_DATA_BYTES || records_since_spill >= SPILL_RECORDS {
-            writes.apply(fs, progress, 0)?;
             drain(fs, patcher, 0)?;
             fs.spill()?;
             since_spill = 0;
