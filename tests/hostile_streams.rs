@@ -83,3 +83,36 @@ fn random_mutations_are_refused_or_received_clean() {
     );
     assert!(refused > 0 && received > 0, "random mutations should give both outcomes");
 }
+
+/// A WRITE whose data contradicts its own record (checksum, decompression, fingerprint)
+/// is refused whole even with `-s`: its content is checked on worker threads beside the
+/// apply, and a failure found after later records were applied must neither commit nor
+/// leave a saved partial receive holding the bad data (a resume would bring the same
+/// data again). Truncating the same streams instead does save a partial (the control).
+#[test]
+fn a_lying_write_is_not_saved_for_a_resume() {
+    let target = target();
+    let (_, lie) = NAMED.iter().find(|(name, _)| name.starts_with("WRITE data other")).expect("the mutation exists");
+    let mut tried = 0;
+    for source in SOURCES {
+        let parts = split_parts(&seed(source)).unwrap();
+        for index in 0..parts.len() {
+            let mut mutated = parts.clone();
+            if !lie(&mut mutated[index]) {
+                continue;
+            }
+            tried += 1;
+            match target.run_hostile_with(&join_parts(&mutated), true) {
+                (Outcome::Refused(message), saved) => {
+                    assert!(message.contains("WRITE record"), "{source} part {index}: {message}");
+                    assert!(!saved, "{source} part {index}: a lying WRITE left a saved partial receive");
+                }
+                (Outcome::Received, _) => panic!("{source} part {index}: a lying WRITE was received"),
+            }
+        }
+    }
+    assert!(tried >= 3, "only {tried} streams had a WRITE to falsify");
+    let full = seed("full-a.stream");
+    let (outcome, saved) = target.run_hostile_with(&full[..full.len() * 3 / 4], true);
+    assert!(matches!(outcome, Outcome::Refused(_)) && saved, "a truncated stream with -s is saved");
+}

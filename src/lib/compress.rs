@@ -127,9 +127,32 @@ fn with_decompressor<T>(
 pub fn decompress(stored: Vec<u8>, compression: Compression, logical_bytes: u32) -> Result<Vec<u8>> {
     match compression {
         Compression::None => Ok(stored),
+        other => decompress_slice(&stored, other, logical_bytes),
+    }
+}
+
+/// Decompresses a zstd block into `out` (resized to `logical_bytes`), reusing its
+/// memory: for checks that look at the bytes and drop them.
+pub fn decompress_zstd_into(stored: &[u8], logical_bytes: u32, out: &mut Vec<u8>) -> Result<()> {
+    assert!(logical_bytes <= LOGICAL_BYTES_MAX);
+    out.resize(logical_bytes as usize, 0);
+    let got = with_decompressor(|d| d.decompress_to_buffer(stored, &mut out[..]))
+        .map_err(|e| Error::corrupt(format!("zstd block does not decompress: {e}")))?;
+    if got != logical_bytes as usize {
+        return Err(Error::corrupt(format!(
+            "zstd block decompresses to {got} bytes, its pointer says {logical_bytes}"
+        )));
+    }
+    Ok(())
+}
+
+/// As `decompress`, from borrowed bytes (a raw block is copied).
+pub fn decompress_slice(stored: &[u8], compression: Compression, logical_bytes: u32) -> Result<Vec<u8>> {
+    match compression {
+        Compression::None => Ok(stored.to_vec()),
         Compression::Zstd => {
             assert!(logical_bytes <= LOGICAL_BYTES_MAX);
-            let out = with_decompressor(|d| d.decompress(&stored, logical_bytes as usize))
+            let out = with_decompressor(|d| d.decompress(stored, logical_bytes as usize))
                 .map_err(|e| Error::corrupt(format!("zstd block does not decompress: {e}")))?;
             if out.len() != logical_bytes as usize {
                 return Err(Error::corrupt(format!(

@@ -185,7 +185,12 @@ impl Store {
             BlockKind::FileData | BlockKind::FileOverlay => self.compression_level,
             _ => 0,
         };
-        self.write_prepared(kind, level, StoredBlock::prepare(logical.to_vec(), compression_level), AllocKind::Explicit)
+        self.write_prepared(
+            kind,
+            level,
+            &StoredBlock::prepare(logical.to_vec(), compression_level),
+            AllocKind::Explicit,
+        )
     }
 
     /// A store on an in-memory device with free space, for unit tests of the layers above.
@@ -201,7 +206,7 @@ impl Store {
         self.write_prepared(
             kind,
             0,
-            StoredBlock::prepare(logical.to_vec(), self.compression_level),
+            &StoredBlock::prepare(logical.to_vec(), self.compression_level),
             AllocKind::Implicit,
         )
     }
@@ -211,10 +216,11 @@ impl Store {
         &mut self,
         kind: BlockKind,
         level: u8,
-        block: StoredBlock,
+        block: &StoredBlock,
         alloc_kind: AllocKind,
     ) -> Result<BlockPtr> {
         let StoredBlock { logical_bytes, stored, compression, checksum } = block;
+        let (logical_bytes, compression, checksum) = (*logical_bytes, *compression, *checksum);
         assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
         assert!(!stored.is_empty());
         let blocks = crate::block::blocks_for(stored.len() as u64);
@@ -244,9 +250,9 @@ impl Store {
             checksum,
         };
         if ditto != 0 {
-            self.buffered_write(Placement::Ditto, ditto * BLOCK_BYTES, &stored, blocks)?;
+            self.buffered_write(Placement::Ditto, ditto * BLOCK_BYTES, stored, blocks)?;
         }
-        self.buffered_write(placement, addr * BLOCK_BYTES, &stored, blocks)?;
+        self.buffered_write(placement, addr * BLOCK_BYTES, stored, blocks)?;
         Ok(ptr)
     }
 

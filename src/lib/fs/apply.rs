@@ -19,11 +19,11 @@ use crate::error::{Error, Result};
 use crate::store::StoredBlock;
 
 /// What a whole stored record is, as a stream carries it.
-pub struct StoredRecord<'r> {
+pub struct StoredRecord {
     /// The base block as stored, with the checksum the sender recorded for it.
     pub base: StoredBlock,
     pub hash: u128,
-    pub pieces: &'r [u64],
+    pub pieces: Vec<u64>,
     /// The overlay's mask, the record's size, and its block as stored.
     pub overlay: Option<(u32, u32, StoredBlock)>,
 }
@@ -83,28 +83,19 @@ impl<'a> FsTree<'a> {
     }
 
     /// Stores a record exactly as the sender stored it: no decompression, no
-    /// recompression; each block's checksum is verified against the sender's.
-    pub fn apply_stored_record(&mut self, ino: u64, index: u64, record: StoredRecord) -> Result<()> {
+    /// recompression. Its content is the caller's to check (`check_stored_record`), on
+    /// another thread if it likes, before anything that holds it is committed.
+    pub fn apply_stored_record(&mut self, ino: u64, index: u64, record: &StoredRecord) -> Result<()> {
         check_index(index)?;
-        let blocks = std::iter::once(&record.base).chain(record.overlay.as_ref().map(|o| &o.2));
-        if blocks.into_iter().any(|b| blake3(&b.stored) != b.checksum) {
-            // The frame's own checksum held, so the bytes crossed intact: the sender read
-            // them damaged from its device.
-            return Err(Error::stream(
-                "WRITE record data does not match the checksum the sending pool recorded for it: the \
-                 block is damaged on the sender's device (run `snapctl check` there)",
-            ));
-        }
-        check_content(&record)?;
-        let ptr = self.store.write_prepared(BlockKind::FileData, 0, record.base, AllocKind::Explicit)?;
-        let overlay = match record.overlay {
+        let ptr = self.store.write_prepared(BlockKind::FileData, 0, &record.base, AllocKind::Explicit)?;
+        let overlay = match &record.overlay {
             None => None,
             Some((mask, logical_bytes, block)) => {
                 let ptr = self.store.write_prepared(BlockKind::FileOverlay, 0, block, AllocKind::Explicit)?;
-                Some(Overlay { mask, logical_bytes, ptr })
+                Some(Overlay { mask: *mask, logical_bytes: *logical_bytes, ptr })
             }
         };
-        let new = Record { ptr, hash: record.hash, pieces: record.pieces.to_vec(), overlay };
+        let new = Record { ptr, hash: record.hash, pieces: record.pieces.clone(), overlay };
         let k = key(ino, ItemKind::Record, &index.to_be_bytes());
         if let Some(old) = self.tree.insert(self.store, &k, &new.encode())? {
             self.kill_record(&Record::decode(&old)?, Some(&new))?;
@@ -134,11 +125,11 @@ impl<'a> FsTree<'a> {
         let k = key(patched.ino, ItemKind::Record, &patched.index.to_be_bytes());
         let new = match patched.outcome {
             Outcome::Overlay { mask, logical_bytes, hash, pieces } => {
-                let ptr = self.store.write_prepared(BlockKind::FileOverlay, 0, patched.block, AllocKind::Explicit)?;
+                let ptr = self.store.write_prepared(BlockKind::FileOverlay, 0, &patched.block, AllocKind::Explicit)?;
                 Record { ptr: patched.old.ptr, hash, pieces, overlay: Some(Overlay { mask, logical_bytes, ptr }) }
             }
             Outcome::Whole { fingerprint } => {
-                let ptr = self.store.write_prepared(BlockKind::FileData, 0, patched.block, AllocKind::Explicit)?;
+                let ptr = self.store.write_prepared(BlockKind::FileData, 0, &patched.block, AllocKind::Explicit)?;
                 Record { ptr, hash: fingerprint.hash, pieces: fingerprint.pieces, overlay: None }
             }
         };
@@ -183,34 +174,72 @@ impl<'a> FsTree<'a> {
     }
 }
 
-/// A WRITE's blocks decompress to the sizes it claims, and the record they make has the
-/// fingerprint it claims: otherwise a crafted stream could plant a block that fails only
-/// when read, or fingerprints that make a later `sync` or PATCH trust the wrong bytes.
-fn check_content(record: &StoredRecord) -> Result<()> {
-    fn logical(b: &StoredBlock) -> Result<std::borrow::Cow<'_, [u8]>> {
-        let bytes = match b.compression {
-            // A raw block is its logical bytes: no copy.
-            Compression::None => Some(std::borrow::Cow::Borrowed(&b.stored[..])),
-            other => crate::compress::decompress(b.stored.clone(), other, b.logical_bytes as u32)
-                .ok()
-                .map(std::borrow::Cow::Owned),
+/// A WRITE's blocks are what the sender stored (their checksums), decompress to the
+/// sizes they claim, and make a record with the fingerprint it claims: otherwise a
+/// crafted stream could plant a block that fails only when read, or fingerprints that
+/// make a later `sync` or PATCH trust the wrong bytes.
+pub fn check_stored_record(record: &StoredRecord) -> Result<()> {
+    let blocks = std::iter::once(&record.base).chain(record.overlay.as_ref().map(|o| &o.2));
+    if blocks.into_iter().any(|b| blake3(&b.stored) != b.checksum) {
+        // The frame's own checksum held, so the bytes crossed intact: the sender read
+        // them damaged from its device.
+        return Err(Error::stream(
+            "WRITE record data does not match the checksum the sending pool recorded for it: the \
+             block is damaged on the sender's device (run `snapctl check` there)",
+        ));
+    }
+    thread_local! {
+        // Reused from record to record: a fresh 128 KiB buffer per record cost about as
+        // much in page faults as the decompression itself.
+        static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    BUFFERS.with_borrow_mut(|(whole, pieces)| {
+        let bytes: &[u8] = match (&record.base.compression, &record.overlay) {
+            // A raw record is its own logical bytes: no copy.
+            (Compression::None, None) => {
+                check_logical_len(&record.base, record.base.stored.len())?;
+                &record.base.stored
+            }
+            _ => {
+                logical_into(&record.base, whole)?;
+                if let Some((mask, logical_bytes, block)) = &record.overlay {
+                    logical_into(block, pieces)?;
+                    super::record::lay_pieces(whole, *logical_bytes, *mask, pieces);
+                }
+                whole
+            }
         };
-        bytes.filter(|bytes| bytes.len() == b.logical_bytes).ok_or_else(|| {
-            Error::stream(format!(
-                "WRITE record data of {} stored bytes does not decompress to the {} bytes it claims",
-                b.stored.len(),
-                b.logical_bytes
-            ))
-        })
-    }
-    let mut bytes = logical(&record.base)?;
-    if let Some((mask, logical_bytes, block)) = &record.overlay {
-        let pieces = logical(block)?;
-        super::record::lay_pieces(bytes.to_mut(), *logical_bytes, *mask, &pieces);
-    }
-    let print = super::record::fingerprint(&bytes);
-    if print.hash != record.hash || print.pieces != record.pieces {
-        return Err(Error::stream("WRITE record data does not match the fingerprint the record carries"));
+        let print = super::record::fingerprint(bytes);
+        if print.hash != record.hash || print.pieces != record.pieces {
+            return Err(Error::stream("WRITE record data does not match the fingerprint the record carries"));
+        }
+        Ok(())
+    })
+}
+
+/// A block's logical bytes, into `buffer`.
+fn logical_into(b: &StoredBlock, buffer: &mut Vec<u8>) -> Result<()> {
+    let len = match b.compression {
+        Compression::None => {
+            buffer.clear();
+            buffer.extend_from_slice(&b.stored);
+            Some(buffer.len())
+        }
+        Compression::Zstd => {
+            crate::compress::decompress_zstd_into(&b.stored, b.logical_bytes as u32, buffer).ok().map(|()| buffer.len())
+        }
+    };
+    check_logical_len(b, len.unwrap_or(usize::MAX))
+}
+
+fn check_logical_len(b: &StoredBlock, len: usize) -> Result<()> {
+    if len != b.logical_bytes {
+        return Err(Error::stream(format!(
+            "WRITE record data of {} stored bytes does not decompress to the {} bytes it claims",
+            b.stored.len(),
+            b.logical_bytes
+        )));
     }
     Ok(())
 }

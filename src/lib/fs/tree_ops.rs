@@ -437,7 +437,7 @@ impl<'a> FsTree<'a> {
                 let ptr = self.store.write_prepared(
                     BlockKind::FileData,
                     0,
-                    block,
+                    &block,
                     crate::alloc::allocator::AllocKind::Explicit,
                 )?;
                 let record = Record { ptr, hash: p.fingerprint.hash, pieces: p.fingerprint.pieces, overlay: None };

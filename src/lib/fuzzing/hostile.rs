@@ -512,6 +512,12 @@ impl ReceiveTarget {
     /// Receives `stream` onto the prepared image its first part fits, and holds the
     /// result to the oracle; panics (a bug) if it fails it.
     pub fn run_hostile(&self, stream: &[u8]) -> Outcome {
+        self.run_hostile_with(stream, false).0
+    }
+
+    /// As `run_hostile`, receiving with `-s` if `save_partial`; also says whether the
+    /// target then holds a saved partial receive.
+    pub fn run_hostile_with(&self, stream: &[u8], save_partial: bool) -> (Outcome, bool) {
         let full = split_parts(stream).map(|p| p.first().is_some_and(|p| p.begin.base.is_none())).unwrap_or(true);
         let device = OverlayDevice::new(Arc::clone(if full { &self.empty } else { &self.based }), HashMap::new());
         let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write).expect("the prepared image opens");
@@ -519,10 +525,11 @@ impl ReceiveTarget {
         let mut committed = 0;
         let mut input = stream;
         let mut reader = StreamReader::new(&mut input, None);
-        let options = ReceiveOptions { force: false, save_partial: false };
+        let options = ReceiveOptions { force: false, save_partial };
         let received = receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut |_| committed += 1);
         drop(pool);
         let mut pool = Pool::open(Box::new(device), OpenMode::Write).expect("the target opens after a receive");
+        let saved = pool.receive_state().expect("the receive state reads").is_some();
         let report = check_pool(&mut pool).expect("check runs");
         assert!(report.is_clean(), "{received:?} left a pool that fails check: {:?}", report.problems);
         match received {
@@ -531,11 +538,11 @@ impl ReceiveTarget {
                 assert_eq!(e.exit_code(), 8, "a hostile stream refused with another exit code: {e}");
                 let after = pool.snapshots_of(LIVE_TREE_ID).len();
                 assert_eq!(after, snapshots_before + committed, "a refused part changed the snapshots: {e}");
-                Outcome::Refused(e.to_string())
+                (Outcome::Refused(e.to_string()), saved)
             }
             Ok(_) => {
                 export_and_write(&mut pool).unwrap_or_else(|e| panic!("a received tree fails to export or write: {e}"));
-                Outcome::Received
+                (Outcome::Received, saved)
             }
         }
     }

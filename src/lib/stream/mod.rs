@@ -4,8 +4,9 @@
 //! - `wire`: byte layout of the preamble and of each record;
 //! - `framing`: writing and reading parts, with per-record checksums and the End digest;
 //! - `generate`: changed keys to records; sizes a stream without reading data;
-//! - `send`, `receive`: the two ends; `patcher`: PATCH records on worker threads; `token`: resume tokens; `dump`: records as text.
+//! - `send`, `receive`: the two ends; `patcher`: PATCH records on worker threads; `content_check`: WRITE records' content, checked on worker threads; `token`: resume tokens; `dump`: records as text.
 
+pub mod content_check;
 pub mod dump;
 pub mod framing;
 pub mod generate;

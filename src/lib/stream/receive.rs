@@ -7,6 +7,7 @@
 //! the target holds exactly what it held before. With intermediates, each part commits
 //! on its own, in order.
 
+use super::content_check::ContentChecker;
 use super::framing::{Position, StreamReader};
 use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
@@ -547,10 +548,14 @@ fn apply_records(
     let shared = fs.store().dev.shared_reader();
     let level = fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX);
     let mut patcher = Patcher::new(level, shared, overlays);
-    let result = apply_records_with(fs, reader, progress, blame, &mut patcher);
+    let mut checker = ContentChecker::new();
+    let result = apply_records_with(fs, reader, progress, blame, &mut patcher, &mut checker);
     // Whatever stopped the part, the patches already read are applied, so that a saved
     // partial receive holds every record its resume point says it does.
     let drained = drain(fs, &mut patcher, 0);
+    // A WRITE whose content lies refuses the whole part, whatever else stopped it: the
+    // stream is not worth saving for a resume.
+    checker.finish(|ino| fs.path_of(ino))?;
     match (result, drained) {
         (Ok(count), Ok(())) => Ok(count),
         (Ok(_), Err(e)) => Err(e),
@@ -577,6 +582,7 @@ fn apply_records_with(
     progress: &mut ResumeTracker,
     blame: &mut Blame,
     patcher: &mut Patcher,
+    checker: &mut ContentChecker,
 ) -> Result<u64> {
     let mut count = 1; // Begin
     let mut since_spill = 0u64;
@@ -607,6 +613,12 @@ fn apply_records_with(
         }
         let applied = match record {
             Record::Patch(p) => submit_patch(fs, patcher, p, reader),
+            Record::Write(w) => {
+                let (ino, index, stored) = stored_record(w);
+                let stored = std::sync::Arc::new(stored);
+                checker.submit(ino, reader.position, std::sync::Arc::clone(&stored));
+                fs.apply_stored_record(ino, index, &stored)
+            }
             other => apply_one(fs, other),
         };
         if let Err(e) = applied {
@@ -664,28 +676,30 @@ fn apply_one(fs: &mut FsTree, record: Record) -> Result<()> {
             fs.set_xattr(ino, &name, &value).map_err(|e| Error::stream(e.to_string()))
         }
         Record::RemoveXattr { ino, name } => fs.remove_xattr(ino, &name),
-        Record::Write(w) => {
-            let base = StoredBlock {
-                logical_bytes: w.logical_bytes as usize,
-                stored: w.stored,
-                compression: w.compression,
-                checksum: w.checksum,
-            };
-            let overlay = w.overlay.map(|o| {
-                let block = StoredBlock {
-                    logical_bytes: crate::fs::record::masked_bytes(o.logical_bytes, o.mask)
-                        .expect("checked by the decoder"),
-                    stored: o.stored,
-                    compression: o.compression,
-                    checksum: o.checksum,
-                };
-                (o.mask, o.logical_bytes, block)
-            });
-            fs.apply_stored_record(w.ino, w.index, StoredRecord { base, hash: w.hash, pieces: &w.pieces, overlay })
-        }
+        Record::Write(_) => unreachable!("WRITEs are checked and applied by the caller"),
         Record::Patch(_) => unreachable!("patches go to the patcher"),
         Record::Punch { ino, first, count } => fs.apply_punch(ino, first, count),
     }
+}
+
+/// A WRITE's blocks as the store takes them: (inode, record index, record).
+fn stored_record(w: super::wire::WriteRecord) -> (u64, u64, StoredRecord) {
+    let base = StoredBlock {
+        logical_bytes: w.logical_bytes as usize,
+        stored: w.stored,
+        compression: w.compression,
+        checksum: w.checksum,
+    };
+    let overlay = w.overlay.map(|o| {
+        let block = StoredBlock {
+            logical_bytes: crate::fs::record::masked_bytes(o.logical_bytes, o.mask).expect("checked by the decoder"),
+            stored: o.stored,
+            compression: o.compression,
+            checksum: o.checksum,
+        };
+        (o.mask, o.logical_bytes, block)
+    });
+    (w.ino, w.index, StoredRecord { base, hash: w.hash, pieces: w.pieces, overlay })
 }
 
 #[derive(Debug)]
