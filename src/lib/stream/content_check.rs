@@ -21,6 +21,11 @@ use std::sync::Arc;
 /// held for the workers take (a check is quicker than reading its record, so this is rarely reached).
 const BYTES_IN_FLIGHT_MAX: usize = 32 << 20;
 
+/// Records are handed out in batches of about this many stored bytes: waking a worker
+/// for each tiny file's record cost more than checking it.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_RECORDS_MAX: usize = 1024;
+
 struct Job {
     ino: u64,
     at: Position,
@@ -35,7 +40,9 @@ struct Failure {
 }
 
 pub struct ContentChecker {
-    workers: Workers<Job, (usize, Option<Failure>)>,
+    workers: Workers<Vec<Job>, (usize, Option<Failure>)>,
+    batch: Vec<Job>,
+    batch_bytes: usize,
     bytes_in_flight: usize,
     failure: Option<Failure>,
 }
@@ -48,28 +55,43 @@ impl Default for ContentChecker {
 
 impl ContentChecker {
     pub fn new() -> ContentChecker {
-        let workers = Workers::new(|job: Job| {
-            let bytes = stored_bytes(&job.record);
-            let failure = check_stored_record(&job.record).err().map(|e| Failure {
-                ino: job.ino,
-                at: job.at,
-                what: match e {
-                    Error::Stream { what } => what,
-                    other => other.to_string(),
-                },
+        let workers = Workers::new(|batch: Vec<Job>| {
+            let bytes = batch.iter().map(|job| stored_bytes(&job.record)).sum();
+            // The first failure in stream order is the one to name.
+            let failure = batch.into_iter().find_map(|job| {
+                check_stored_record(&job.record).err().map(|e| Failure {
+                    ino: job.ino,
+                    at: job.at,
+                    what: match e {
+                        Error::Stream { what } => what,
+                        other => other.to_string(),
+                    },
+                })
             });
             (bytes, failure)
         });
-        ContentChecker { workers, bytes_in_flight: 0, failure: None }
+        ContentChecker { workers, batch: Vec::new(), batch_bytes: 0, bytes_in_flight: 0, failure: None }
     }
 
     /// Hands out a check of `record`, a WRITE of inode `ino` at `at` in the stream.
     pub fn submit(&mut self, ino: u64, at: Position, record: Arc<StoredRecord>) {
+        self.batch_bytes += stored_bytes(&record);
+        self.batch.push(Job { ino, at, record });
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_RECORDS_MAX {
+            self.hand_out();
+        }
+    }
+
+    fn hand_out(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
         while self.bytes_in_flight >= BYTES_IN_FLIGHT_MAX {
             self.wait_one();
         }
-        self.bytes_in_flight += stored_bytes(&record);
-        self.workers.submit(Job { ino, at, record });
+        self.bytes_in_flight += self.batch_bytes;
+        self.batch_bytes = 0;
+        self.workers.submit(std::mem::take(&mut self.batch));
     }
 
     fn wait_one(&mut self) {
@@ -87,6 +109,7 @@ impl ContentChecker {
     /// Waits for every check; the first failing record, as an invalid tree naming it
     /// (`path_of` gives an inode's path in the tree being received, if it has one).
     pub fn finish(&mut self, path_of: impl FnOnce(u64) -> Option<String>) -> Result<()> {
+        self.hand_out();
         while self.workers.in_flight() > 0 {
             self.wait_one();
         }
