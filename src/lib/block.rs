@@ -5,8 +5,8 @@
 //! a block lives in its parent's pointer, so every tree is a Merkle tree: a flipped bit, a
 //! lost write or a write that landed at the wrong address is caught on read.
 
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const BLOCK_BYTES: u64 = 4096;
 

@@ -10,7 +10,11 @@
 
 use crate::device::{OpenMode, open_tool_device};
 use crate::error::{Error, Result};
-use crate::pool::{LIVE_TREE_ID, Pool};
+use crate::pool::Pool;
+// What a command names and how times print live below this module; the binaries take
+// them from here with the rest.
+pub use crate::ops::PathSpec;
+pub use crate::utc::{format_time, format_time_ns};
 
 /// Opens the pool on DEVICE for reading or writing, and prints what the operator should
 /// know about how it was opened.
@@ -64,32 +68,6 @@ pub fn snapshot_name(arg: &str) -> Result<&str> {
     }
 }
 
-/// Where a path lives: "path" in the live tree, "@snap:path" or "@snap" in a snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathSpec {
-    pub tree: u64,
-    pub snapshot: Option<String>,
-    pub path: String,
-}
-
-impl PathSpec {
-    pub fn parse(arg: &str) -> Result<PathSpec> {
-        if let Some(rest) = arg.strip_prefix('@') {
-            let (name, path) = rest.split_once(':').unwrap_or((rest, ""));
-            crate::pool::validate_snapshot_name(name)?;
-            return Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: Some(name.to_string()), path: path.to_string() });
-        }
-        Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: None, path: arg.to_string() })
-    }
-
-    pub fn describe(&self) -> String {
-        match &self.snapshot {
-            Some(s) => format!("@{s}:{}", self.path),
-            None => self.path.clone(),
-        }
-    }
-}
-
 /// The longest duration an argument may give: the most seconds whose nanoseconds fit
 /// the u64 that commit times are kept in (about 584 years).
 pub const DURATION_SECONDS_MAX: u64 = u64::MAX / 1_000_000_000;
@@ -140,32 +118,6 @@ pub fn format_duration(seconds: u64) -> String {
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
-}
-
-/// UTC time as "2026-11-25T04:23:00Z".
-pub fn format_time(sec: i64) -> String {
-    let days = sec.div_euclid(86400);
-    let rem = sec.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-pub fn format_time_ns(ns: u64) -> String {
-    format_time((ns / 1_000_000_000) as i64)
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m, d)
 }
 
 pub fn json_string(s: &str) -> String {

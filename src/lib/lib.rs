@@ -1,21 +1,31 @@
 //! snapfs: a copy-on-write store with instant snapshots on a raw block device.
 //!
-//! Layers, bottom up (each module's header states its invariants):
-//! - `device`: the only I/O seam (file, block device, memory);
-//! - `block`, `checksum`, `compress`: block pointers, blake3/xxh3, zstd;
-//! - `format`: byte layout of labels, commit records, nodes and tables (docs/FORMAT.md);
-//! - `alloc`: free space and the space log;
-//! - `store`: verified block reads, compressed writes, kills;
-//! - `tree`: the copy-on-write B+tree;
-//! - `pool`: open, format, commit, retention of snapshots and history;
-//! - `fs`: inodes, directories, records; `sync` and `export`;
-//! - `stream`: replication streams, full and incremental (docs/STREAM.md);
-//! - `check`, `scrub`, `dump`: offline verification, repair of bad copies, inspection.
+//! Layers, bottom up. A module imports only modules of layers below its own (its own
+//! folder aside); tests/layering.rs enforces it from this list, so keep one numbered line
+//! per layer, its modules in backquotes before the colon. Each module's header states
+//! its invariants.
+//!
+//! 0. `error`: what can go wrong, for every layer;
+//! 1. `codec`, `utc`, `workers`: leaves: little-endian encoding, times as text, worker threads;
+//! 2. `device`: the only I/O seam (file, block device, memory);
+//! 3. `block`: block pointers, sizes, kinds;
+//! 4. `checksum`, `compress`: blake3 and xxh3, zstd;
+//! 5. `format`: byte layout of labels, commit records, nodes and tables (docs/FORMAT.md);
+//! 6. `alloc`: free space and the space log;
+//! 7. `store`: verified block reads, compressed writes, kills;
+//! 8. `tree`: the copy-on-write B+tree and the difference of two trees;
+//! 9. `fs`: the file tree (inodes, directories, records, xattrs), host files in and out, stream records applied;
+//! 10. `pool`: open, format, commit, snapshots, retention of history, receive staging, resize;
+//! 11. `stream`, `check`, `scrub`, `dump`: replication streams (docs/STREAM.md), verification, repair, inspection;
+//! 12. `ops`: the commands' logic, each one transaction, returning what to print;
+//! 13. `cli`: what the binaries share: opening a device, parsing arguments, printing, exit codes;
+//! 14. `fuzzing`: what the fuzz targets run (fuzz/), for tests only.
 
 pub mod alloc;
 pub mod block;
 pub mod check;
 pub mod checksum;
+pub mod codec;
 pub mod compress;
 pub mod device;
 pub mod dump;
@@ -30,6 +40,7 @@ pub mod scrub;
 pub mod store;
 pub mod stream;
 pub mod tree;
+pub mod utc;
 pub mod workers;
 
 pub use error::{Error, Result};

@@ -2,7 +2,6 @@
 //! arguments and prints; these functions do the work and return what to print.
 
 use crate::block::{BLOCK_BYTES, Txg};
-use crate::cli::PathSpec;
 use crate::error::{Error, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
@@ -13,7 +12,7 @@ use crate::fs::pipeline::Pipeline;
 use crate::fs::record::{RECORD_BYTES, Record};
 use crate::fs::sync::{SyncStats, Syncer, drain, read_full, stream_records};
 use crate::fs::{DirEntry, FileType, FsTree, Inode, ROOT_INO, Timespec};
-use crate::pool::{CommitSummary, Pool, now_ns};
+use crate::pool::{CommitSummary, LIVE_TREE_ID, Pool, now_ns};
 use crate::tree::{WalkStep, walk_nodes};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -28,6 +27,32 @@ fn live_path(path: &str) -> Result<&str> {
         )));
     }
     Ok(path)
+}
+
+/// Where a path lives: "path" in the live tree, "@snap:path" or "@snap" in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSpec {
+    pub tree: u64,
+    pub snapshot: Option<String>,
+    pub path: String,
+}
+
+impl PathSpec {
+    pub fn parse(arg: &str) -> Result<PathSpec> {
+        if let Some(rest) = arg.strip_prefix('@') {
+            let (name, path) = rest.split_once(':').unwrap_or((rest, ""));
+            crate::pool::validate_snapshot_name(name)?;
+            return Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: Some(name.to_string()), path: path.to_string() });
+        }
+        Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: None, path: arg.to_string() })
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.snapshot {
+            Some(s) => format!("@{s}:{}", self.path),
+            None => self.path.clone(),
+        }
+    }
 }
 
 /// Runs `f` on a read-only view of the tree or snapshot a path spec names.

@@ -5,8 +5,8 @@
 //! grows long, a commit rewrites it as a fresh "base" that lists every allocated extent.
 
 use crate::block::{BlockPtr, Txg};
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const SPACE_LOG_MAGIC: [u8; 4] = *b"SNSL";
 pub const SPACE_LOG_HEADER_BYTES: usize = 96;

@@ -3,12 +3,13 @@
 //! one and the receive fuzz target every run, so each costs only the blocks it writes.
 
 use super::Device;
-use crate::block::BLOCK_BYTES;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-const BLOCK: usize = BLOCK_BYTES as usize;
+/// Granularity of the overlay: 4 KiB, the pool's block size, so that a block written is
+/// one page (devices sit below blocks, so the constant is not imported).
+const BLOCK: usize = 4096;
 
 /// Clones share the base and the written blocks: a pool reopened on a clone sees the
 /// writes of the one before.

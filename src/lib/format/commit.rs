@@ -7,8 +7,8 @@
 
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::checksum::blake3;
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 use crate::format::label::FORMAT_VERSION;
 
 pub const COMMIT_MAGIC: [u8; 8] = *b"SNAPFS\0C";

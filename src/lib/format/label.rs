@@ -8,8 +8,8 @@
 
 use crate::block::BLOCK_BYTES;
 use crate::checksum::blake3;
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 /// The on-disk format version this binary writes and the newest it reads.

@@ -1,7 +1,6 @@
 //! Byte layout of every on-disk structure: encode and decode, no policy.
 //! docs/FORMAT.md is the specification this code follows.
 
-pub mod codec;
 pub mod commit;
 pub mod label;
 pub mod node;

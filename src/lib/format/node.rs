@@ -5,8 +5,8 @@
 //! A node's checksum is in its parent's pointer (or the pool root for a root node).
 
 use crate::block::BlockPtr;
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const NODE_MAGIC: [u8; 4] = *b"SNND";
 pub const NODE_HEADER_BYTES: usize = 24;

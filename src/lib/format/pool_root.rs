@@ -2,8 +2,8 @@
 //! structure of the pool as of that commit.
 
 use crate::block::{BlockPtr, Txg};
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const POOL_ROOT_MAGIC: [u8; 4] = *b"SNPR";
 pub const POOL_ROOT_BYTES: usize = 1024;

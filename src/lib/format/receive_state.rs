@@ -6,8 +6,8 @@
 //! to the snapshot, the newer ones are its own and are freed if it is discarded.
 
 use crate::block::BlockPtr;
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const RECEIVE_STATE_MAGIC: [u8; 4] = *b"SNRS";
 pub const RECEIVE_STATE_VERSION: u32 = 1;

@@ -2,8 +2,8 @@
 //! order is numeric order.
 
 use crate::block::{BlockPtr, Txg};
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const TREE_NAME_BYTES_MAX: usize = 128;
 pub const SNAPSHOT_NAME_BYTES_MAX: usize = 128;

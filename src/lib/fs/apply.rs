@@ -10,7 +10,7 @@
 
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, key};
-use super::record::{FILE_RECORDS_MAX, Overlay, Record, check_file_size};
+use super::record::{FILE_RECORDS_MAX, Fingerprint, Overlay, Record, check_file_size};
 use super::tree_ops::{SYMLINK_BYTES_MAX, check_name};
 use crate::alloc::allocator::AllocKind;
 use crate::block::{BlockKind, Compression};
@@ -26,6 +26,22 @@ pub struct StoredRecord {
     pub pieces: Vec<u64>,
     /// The overlay's mask, the record's size, and its block as stored.
     pub overlay: Option<(u32, u32, StoredBlock)>,
+}
+
+/// A patched record, as built off the tree (stream/patcher.rs builds them on worker
+/// threads): a new overlay for the old base, or a whole new record.
+pub enum Outcome {
+    Overlay { mask: u32, logical_bytes: u32, hash: u128, pieces: Vec<u64> },
+    Whole { fingerprint: Fingerprint },
+}
+
+/// A patch of record `index` of inode `ino`, ready to store in place of `old`.
+pub struct Patched {
+    pub ino: u64,
+    pub index: u64,
+    pub old: Record,
+    pub block: StoredBlock,
+    pub outcome: Outcome,
 }
 
 impl<'a> FsTree<'a> {
@@ -120,8 +136,7 @@ impl<'a> FsTree<'a> {
 
     /// Stores what the patcher built in place of the record it patched: a new overlay
     /// over the same base, or a whole new record.
-    pub fn apply_patched(&mut self, patched: crate::stream::patcher::Patched) -> Result<()> {
-        use crate::stream::patcher::Outcome;
+    pub fn apply_patched(&mut self, patched: Patched) -> Result<()> {
         let k = key(patched.ino, ItemKind::Record, &patched.index.to_be_bytes());
         let new = match patched.outcome {
             Outcome::Overlay { mask, logical_bytes, hash, pieces } => {

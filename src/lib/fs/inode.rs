@@ -3,8 +3,8 @@
 //! Every key starts with the inode number (big-endian) and a kind byte, so all items of
 //! one inode are neighbours in the tree and a file's records are in offset order.
 
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const ROOT_INO: u64 = 1;
 /// Inode 0 holds the tree's own counters.

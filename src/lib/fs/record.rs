@@ -14,8 +14,8 @@
 
 use crate::block::{BlockKind, BlockPtr};
 use crate::checksum::{piece_hash, record_hash};
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 pub const RECORD_BYTES: u64 = 128 * 1024;
 /// The largest file snapfs stores: 2^63 bytes less one record, 8 EiB less 128 KiB, as

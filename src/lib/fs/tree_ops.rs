@@ -4,8 +4,8 @@ use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, S_IFDIR, Timespec, backref_key, key};
 use super::record::{RECORD_BYTES, Record, check_file_size, file_end, fingerprint};
 use crate::block::BlockKind;
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 
 /// Inode numbers stay below this (2^48, as ZFS's object numbers): the tree's counter
 /// never reaches it, so that a received counter cannot make `create` overflow.

@@ -1,9 +1,9 @@
 //! A readable line per record, as `zstream dump` and `btrfs receive --dump` print them.
 
 use super::wire::{Begin, Record};
-use crate::cli::format_time_ns;
 use crate::error::human_bytes;
 use crate::pool::guid_hex;
+use crate::utc::format_time_ns;
 
 fn name(bytes: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(bytes))

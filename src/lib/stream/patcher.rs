@@ -19,9 +19,7 @@ use crate::block::BlockPtr;
 use crate::checksum::{blake3, piece_hash};
 use crate::device::SharedReader;
 use crate::error::{Error, Result};
-use crate::fs::record::{
-    Fingerprint, OVERLAY_PIECES_MAX, PIECE_BYTES, Record, all_pieces, fingerprint, lay_pieces, piece_len,
-};
+use crate::fs::record::{OVERLAY_PIECES_MAX, PIECE_BYTES, Record, all_pieces, fingerprint, lay_pieces, piece_len};
 use crate::store::StoredBlock;
 use crate::workers::Workers;
 use std::sync::Arc;
@@ -58,19 +56,7 @@ pub struct PatchJob {
     pub at: String,
 }
 
-/// What a job built: a new overlay for the old base, or a whole new record.
-pub enum Outcome {
-    Overlay { mask: u32, logical_bytes: u32, hash: u128, pieces: Vec<u64> },
-    Whole { fingerprint: Fingerprint },
-}
-
-pub struct Patched {
-    pub ino: u64,
-    pub index: u64,
-    pub old: Record,
-    pub block: StoredBlock,
-    pub outcome: Outcome,
-}
+pub use crate::fs::apply::{Outcome, Patched};
 
 pub struct Patcher {
     workers: Workers<PatchJob, Result<Patched>>,

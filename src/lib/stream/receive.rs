@@ -67,9 +67,10 @@ impl TargetState {
         let snapshots: Vec<_> = pool.snapshots_of(tree).iter().map(|s| (s.name.clone(), s.guid, s.root)).collect();
         let head = pool.committed_head_root(tree)?;
         let head_changed = snapshots.last().is_some_and(|(_, _, root)| *root != head);
-        let live_empty = crate::ops::with_view(pool, &crate::cli::PathSpec::parse("")?, |fs| {
-            Ok(fs.readdir(crate::fs::ROOT_INO)?.is_empty())
-        })?;
+        let live_empty = {
+            let (mut view, store) = pool.view(tree, None)?;
+            FsTree::new(&mut view, store, false).readdir(crate::fs::ROOT_INO)?.is_empty()
+        };
         Ok(TargetState {
             snapshots: snapshots.into_iter().map(|(n, g, _)| (n, g)).collect(),
             head_changed,

@@ -11,8 +11,8 @@
 //! - a decoder never trusts a length before checking it against its maximum.
 
 use crate::block::Compression;
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::format::codec::{Reader, Writer};
 #[cfg(test)]
 use crate::fs::inode::Timespec;
 use crate::fs::inode::{INODE_BYTES, Inode};

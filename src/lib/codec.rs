@@ -1,5 +1,6 @@
-//! Little-endian encoding helpers. The reader never panics: every short read becomes a
-//! corruption error naming the structure being decoded.
+//! Little-endian encoding helpers for every on-disk and on-wire structure (format,
+//! block pointers, stream records). The reader never panics: every short read becomes a
+//! corruption error naming the structure being decoded. A leaf: it imports only errors.
 
 use crate::error::{Error, Result};
 

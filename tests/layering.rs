@@ -1,0 +1,139 @@
+//! The library's layering, as `src/lib/lib.rs` states it, holds in the code.
+//!
+//! Goal: a module never imports one of its own layer or above (in the spirit of
+//! TigerBeetle's tidy.zig), so the layers the documentation names are the real ones and
+//! a front end added on top (a FUSE mount, a replication daemon) finds them as described.
+//! Method: the layers are read from lib.rs's header (one numbered line per layer, bottom
+//! up, naming its modules in backquotes); every `crate::MODULE` path in every file under
+//! src/lib/ (test modules excepted: a unit test may build a pool to test a layer below)
+//! is checked against them, and every module lib.rs declares must be in exactly one layer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn lib_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib")
+}
+
+/// Layer of each module, from lib.rs lines like "//! 3. `block`, `checksum`: ...".
+fn layers(lib_rs: &str) -> BTreeMap<String, usize> {
+    let mut layers = BTreeMap::new();
+    for line in lib_rs.lines() {
+        let Some(rest) = line.strip_prefix("//!") else { continue };
+        let rest = rest.trim_start();
+        let Some((number, text)) = rest.split_once(". ") else { continue };
+        let Ok(rank) = number.parse::<usize>() else { continue };
+        let names = text.split(':').next().unwrap_or("");
+        for name in names.split('`').skip(1).step_by(2) {
+            assert!(layers.insert(name.to_string(), rank).is_none(), "lib.rs puts `{name}` in two layers");
+        }
+    }
+    layers
+}
+
+fn declared_modules(lib_rs: &str) -> BTreeSet<String> {
+    lib_rs
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod ").or_else(|| l.trim().strip_prefix("mod ")))
+        .map(|m| m.trim_end_matches(';').trim().to_string())
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The code of a file without its test module and without comments.
+fn product_code(text: &str) -> String {
+    let mut code = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim();
+        if trimmed == "#[cfg(test)]" && lines.peek().is_some_and(|next| next.trim().starts_with("mod tests")) {
+            break;
+        }
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        code.push_str(line.split(" // ").next().unwrap_or(""));
+        code.push('\n');
+    }
+    code
+}
+
+/// Top-level modules a piece of code names as `crate::NAME`.
+fn imports(code: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        // `snapfs::crate::` cannot occur; skip identifiers that merely end in "crate".
+        if code[..at].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let name: String = code[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if !name.is_empty() {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn every_module_imports_only_layers_below_its_own() {
+    let lib_rs = std::fs::read_to_string(lib_dir().join("lib.rs")).unwrap();
+    let layers = layers(&lib_rs);
+    assert!(layers.len() >= 10, "lib.rs's header names only {} modules in layers", layers.len());
+    let declared = declared_modules(&lib_rs);
+    let unplaced: Vec<_> = declared.iter().filter(|m| !layers.contains_key(*m)).collect();
+    assert!(unplaced.is_empty(), "modules lib.rs declares but puts in no layer: {unplaced:?}");
+    let unknown: Vec<_> = layers.keys().filter(|m| !declared.contains(*m)).collect();
+    assert!(unknown.is_empty(), "lib.rs's layers name modules it does not declare: {unknown:?}");
+
+    let mut files = Vec::new();
+    rust_files(&lib_dir(), &mut files);
+    files.sort();
+    let mut wrong = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(lib_dir()).unwrap();
+        let module = relative.iter().next().unwrap().to_string_lossy().trim_end_matches(".rs").to_string();
+        if module == "lib" {
+            continue;
+        }
+        let own = *layers.get(&module).unwrap_or_else(|| panic!("{} is in no layer", relative.display()));
+        let code = product_code(&std::fs::read_to_string(file).unwrap());
+        for name in imports(&code) {
+            if name == module {
+                continue;
+            }
+            match layers.get(&name) {
+                Some(&rank) if rank < own => {}
+                Some(&rank) => {
+                    wrong.push(format!("{} (layer {own}) imports `{name}` (layer {rank})", relative.display()))
+                }
+                None => wrong.push(format!("{} imports `{name}`, which is in no layer", relative.display())),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports against the layering of src/lib/lib.rs:\n{}", wrong.join("\n"));
+}
+
+/// The checker itself: it sees imports, skips comments and test modules.
+#[test]
+fn the_checker_sees_what_it_should() {
+    let code = product_code(
+        "use crate::pool::Pool;\n// crate::stream in a comment\nlet x = crate::fs::ROOT_INO; // crate::ops\n\
+         #[cfg(test)]\nmod tests {\n    use crate::check::check_pool;\n}\n",
+    );
+    assert_eq!(imports(&code), BTreeSet::from(["pool".to_string(), "fs".to_string()]));
+    let layers = layers("//! 0. `error`: errors;\n//! 1. `a`, `b`: two; see `c`\n//! text 2. `d`\n");
+    assert_eq!(layers.get("a"), Some(&1));
+    assert_eq!(layers.get("b"), Some(&1));
+    assert_eq!(layers.get("c"), None, "only names before the colon are modules");
+    assert_eq!(layers.get("d"), None);
+}
