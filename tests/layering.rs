@@ -7,6 +7,8 @@
 //! up, naming its modules in backquotes); every `crate::MODULE` path in every file under
 //! src/lib/ (test modules excepted: a unit test may build a pool to test a layer below)
 //! is checked against them, and every module lib.rs declares must be in exactly one layer.
+//! Inside a folder, the files' imports of each other (`super::NAME`, `crate::FOLDER::NAME`)
+//! must not form a cycle: each folder reads from its entry point down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -123,6 +125,90 @@ fn every_module_imports_only_layers_below_its_own() {
     assert!(wrong.is_empty(), "imports against the layering of src/lib/lib.rs:\n{}", wrong.join("\n"));
 }
 
+/// Files of the folder that a piece of code names as `super::NAME` or `crate::FOLDER::NAME`
+/// (also inside `super::{..}` groups).
+fn sibling_imports(code: &str, folder: &str, siblings: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let own = format!("crate::{folder}::");
+    for prefix in ["super::", own.as_str()] {
+        for (at, _) in code.match_indices(prefix) {
+            let rest = &code[at + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if siblings.contains(&name) {
+                    found.insert(name);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A cycle in `graph`, as the path that closes it, if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| n == node) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+/// A folder whose cycle is being removed on a branch of its own (issue 13); empty once merged.
+const UNTANGLING: &str = "scrub";
+
+#[test]
+fn no_folder_has_a_cycle_between_its_files() {
+    let mut cycles = Vec::new();
+    for entry in std::fs::read_dir(lib_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let folder = dir.file_name().unwrap().to_string_lossy().to_string();
+        let siblings: BTreeSet<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().to_str().and_then(|n| n.strip_suffix(".rs")).map(String::from))
+            .filter(|n| n != "mod")
+            .collect();
+        let mut graph = BTreeMap::new();
+        for file in &siblings {
+            let code = product_code(&std::fs::read_to_string(dir.join(format!("{file}.rs"))).unwrap());
+            let mut uses = sibling_imports(&code, &folder, &siblings);
+            uses.remove(file);
+            graph.insert(file.clone(), uses);
+        }
+        if let Some(cycle) = find_cycle(&graph).filter(|_| folder != UNTANGLING) {
+            cycles.push(format!("src/lib/{folder}/: {}", cycle.join(" -> ")));
+        }
+    }
+    assert!(cycles.is_empty(), "files that import each other in a cycle:\n{}", cycles.join("\n"));
+}
+
 /// The checker itself: it sees imports, skips comments and test modules.
 #[test]
 fn the_checker_sees_what_it_should() {
@@ -136,4 +222,14 @@ fn the_checker_sees_what_it_should() {
     assert_eq!(layers.get("b"), Some(&1));
     assert_eq!(layers.get("c"), None, "only names before the colon are modules");
     assert_eq!(layers.get("d"), None);
+    let siblings = BTreeSet::from(["a".to_string(), "b".to_string(), "c".to_string()]);
+    let uses = sibling_imports("use super::{a::X, b};\nlet y = crate::f::c::Y; super::FsTree", "f", &siblings);
+    assert_eq!(uses, siblings);
+    let graph = BTreeMap::from([
+        ("a".to_string(), BTreeSet::from(["b".to_string()])),
+        ("b".to_string(), BTreeSet::from(["c".to_string()])),
+        ("c".to_string(), BTreeSet::from(["a".to_string()])),
+    ]);
+    assert_eq!(find_cycle(&graph).map(|c| c.len()), Some(4));
+    assert_eq!(find_cycle(&BTreeMap::from([("a".to_string(), BTreeSet::new())])), None);
 }

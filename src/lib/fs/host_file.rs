@@ -20,9 +20,9 @@
 
 use super::FsTree;
 use super::inode::{ItemKind, Timespec, key};
+use super::pipeline::drain;
 use super::pipeline::{IN_FLIGHT_MAX, Job, Pipeline};
 use super::record::RECORD_BYTES;
-use super::sync::drain;
 use crate::error::{Error, Result};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;

@@ -4,7 +4,9 @@
 //!
 //! At most `IN_FLIGHT_MAX` records are queued, which bounds memory to a few MiB.
 
+use super::FsTree;
 use super::record::{Fingerprint, fingerprint};
+use crate::error::Result;
 use crate::store::StoredBlock;
 use crate::workers::Workers;
 
@@ -53,4 +55,14 @@ impl Pipeline {
     pub fn wait_one(&mut self) -> Option<Prepared> {
         self.workers.wait_one()
     }
+}
+
+/// Applies finished records until at most `keep` are in flight.
+pub fn drain(fs: &mut FsTree, pipeline: &mut Pipeline, keep: usize) -> Result<()> {
+    while pipeline.in_flight() > keep {
+        if let Some(done) = pipeline.wait_one() {
+            fs.apply_prepared(done)?;
+        }
+    }
+    Ok(())
 }

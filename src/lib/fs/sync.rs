@@ -13,7 +13,7 @@
 
 use super::host_file::{self, Naming, host_error};
 use super::inode::{Inode, Timespec};
-use super::pipeline::{IN_FLIGHT_MAX, Job, Pipeline};
+use super::pipeline::{IN_FLIGHT_MAX, Job, Pipeline, drain};
 use super::record::RECORD_BYTES;
 use super::{FileType, FsTree};
 use crate::error::{Error, Result};
@@ -441,16 +441,6 @@ pub fn stream_records(
         }
     }
     Ok(size)
-}
-
-/// Applies finished records until at most `keep` are in flight.
-pub fn drain(fs: &mut FsTree, pipeline: &mut Pipeline, keep: usize) -> Result<()> {
-    while pipeline.in_flight() > keep {
-        if let Some(done) = pipeline.wait_one() {
-            fs.apply_prepared(done)?;
-        }
-    }
-    Ok(())
 }
 
 /// Reads until the buffer is full or the file ends.

@@ -46,6 +46,25 @@ pub(super) fn decode_dirent(name: &[u8], value: &[u8]) -> Result<DirEntry> {
     Ok(DirEntry { name: name.to_vec(), ino, file_type })
 }
 
+/// An extended attribute as `check` accepts it.
+pub fn check_xattr(name: &[u8], value: &[u8]) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.contains(&0) {
+        return Err(format!(
+            "extended attribute name {:?} ({} bytes): 1 to {NAME_BYTES_MAX} bytes, no NUL",
+            String::from_utf8_lossy(name),
+            name.len()
+        ));
+    }
+    if value.len() > XATTR_VALUE_BYTES_MAX {
+        return Err(format!(
+            "extended attribute {} has a value of {} bytes; snapfs stores at most {XATTR_VALUE_BYTES_MAX}",
+            String::from_utf8_lossy(name),
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
 pub fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty()
         || name.len() > NAME_BYTES_MAX
@@ -358,7 +377,7 @@ impl<'a> FsTree<'a> {
 
     pub fn set_xattr(&mut self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
         self.must_write();
-        super::validate::check_xattr(name, value).map_err(Error::invalid)?;
+        check_xattr(name, value).map_err(Error::invalid)?;
         self.tree.insert(self.store, &key(ino, ItemKind::Xattr, name), value)?;
         Ok(())
     }

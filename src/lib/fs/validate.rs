@@ -28,9 +28,7 @@
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
 use super::record::{RECORD_BYTES, Record, check_kinds};
-use super::tree_ops::{
-    INODE_NUMBER_MAX, NAME_BYTES_MAX, SYMLINK_BYTES_MAX, XATTR_VALUE_BYTES_MAX, check_name, decode_dirent,
-};
+use super::tree_ops::{INODE_NUMBER_MAX, SYMLINK_BYTES_MAX, check_name, check_xattr, decode_dirent};
 use crate::block::BlockPtr;
 use crate::error::Result;
 use crate::format::node::TreeKind;
@@ -193,25 +191,6 @@ impl Batch {
         }
         Ok(())
     }
-}
-
-/// An extended attribute as `check` accepts it.
-pub fn check_xattr(name: &[u8], value: &[u8]) -> std::result::Result<(), String> {
-    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.contains(&0) {
-        return Err(format!(
-            "extended attribute name {} ({} bytes): 1 to {NAME_BYTES_MAX} bytes, no NUL",
-            name_text(name),
-            name.len()
-        ));
-    }
-    if value.len() > XATTR_VALUE_BYTES_MAX {
-        return Err(format!(
-            "extended attribute {} has a value of {} bytes; snapfs stores at most {XATTR_VALUE_BYTES_MAX}",
-            String::from_utf8_lossy(name),
-            value.len()
-        ));
-    }
-    Ok(())
 }
 
 /// Per inode of a batch: its subdirectories and last record index in the base.
