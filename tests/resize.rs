@@ -198,7 +198,7 @@ fn expand_grows_the_pool_into_the_new_space() {
     assert_no_format_hint(&out);
     assert_eq!(out.stdout, std::fs::read(&huge).unwrap());
     assert!(String::from_utf8_lossy(&out.stderr).contains("opened from the copy at its end"));
-    // What a crash while expand rewrote the first label leaves: expand again repairs it.
+    // A damaged first label with no expand in flight (damage): expand again rewrites it.
     snapctl()
         .arg("expand")
         .arg(&img)
@@ -206,6 +206,69 @@ fn expand_grows_the_pool_into_the_new_space() {
         .success()
         .stdout(predicate::str::contains("rewrote the damaged label at its start"));
     check(&img);
+}
+
+/// A first label torn from the old one and the new one.
+type Tear = fn(&[u8], &[u8]) -> Vec<u8>;
+
+fn read_at(img: &Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    std::fs::File::open(img).unwrap().read_exact_at(&mut bytes, offset).unwrap();
+    bytes
+}
+
+#[test]
+fn an_expand_cut_short_while_it_rewrote_the_first_label_is_not_damage() {
+    // Goal: what a crash during expand's second step leaves (the first label torn, the new
+    // end label written, the old end label not yet zeroed) opens at the new size with no
+    // warning and checks clean; the next command that writes finishes the expand, and the
+    // new space is used. The same torn label with no old end label is damage: warned.
+    // Method: expand, then put back the old end label and tear the first label as a
+    // power cut can (old sectors with new ones, a sector of garbage, all zeros).
+    let torn: [(&str, Tear); 4] = [
+        ("first sector old", |old, new| [&old[..512], &new[512..]].concat()),
+        ("last sector old", |old, new| [&new[..3584], &old[3584..]].concat()),
+        ("a sector of garbage", |_, new| [&new[..1024], &[0xA5; 512][..], &new[1536..]].concat()),
+        ("zeros", |_, _| vec![0u8; 4096]),
+    ];
+    let grown = POOL_BYTES + 24 * MIB;
+    let old_end = (POOL_BYTES / 4096 - 64) * 4096;
+    for (name, tear) in torn {
+        let dir = TempDir::new().unwrap();
+        let (img, small, big) = filled_pool(dir.path(), POOL_BYTES);
+        let (old_first, old_end_label) = (read_at(&img, 0, 4096), read_at(&img, old_end, 4096));
+        resize(&img, grown);
+        snapctl().arg("expand").arg(&img).assert().success();
+        let new_first = read_at(&img, 0, 4096);
+        write_at(&img, 0, &tear(&old_first, &new_first));
+        write_at(&img, old_end, &old_end_label);
+        for (path, host) in [("small", &small), ("@one:big", &big)] {
+            let out = cat(&img, path);
+            assert_eq!(out.stdout, std::fs::read(host).unwrap(), "{name}: {path}");
+            assert!(out.stderr.is_empty(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        check(&img);
+        let huge = host_file(dir.path(), "huge", 30 << 20, 3); // more than the old pool holds
+        snapctl()
+            .arg("put")
+            .arg(&huge)
+            .arg("huge")
+            .arg(&img)
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("`snapctl expand` was cut short; finished it"));
+        assert_eq!(read_at(&img, 0, 4096), new_first, "{name}: the first label rewritten");
+        assert_eq!(label_lines(&img).matches(&format!("device_bytes={grown}")).count(), 2, "{name}");
+        check(&img);
+        let out = cat(&img, "huge");
+        assert_eq!(out.stdout, std::fs::read(&huge).unwrap(), "{name}");
+        assert!(out.stderr.is_empty(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        // The control: the same tear once the old end label is gone is damage.
+        write_at(&img, 0, &tear(&old_first, &new_first));
+        let out = cat(&img, "small");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("label at the start of the device is unusable"));
+        snapctl().arg("check").arg(&img).assert().code(6).stdout(predicate::str::contains("label 0"));
+    }
 }
 
 #[test]

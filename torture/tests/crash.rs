@@ -8,6 +8,9 @@
 //! binaries that scripts/setup.sh builds run the workload. Negative controls (commit
 //! records durable without the blocks they name) must be rejected, and every kind of
 //! outcome must be reached, so a harness that could not tell good from bad fails too.
+//! The workload grows the device and expands the pool: crash states during expand must
+//! open at the old size and at the new, some with the first label torn (opening without
+//! a warning all the same).
 //! Then one state is replayed from the kept recording, as a failure says to.
 //! The soak runs the same with 100,000 states: scripts/crash-soak.sh.
 
@@ -71,6 +74,14 @@ fn every_crash_state_of_the_workload_holds_a_commit() {
         let seen = summary.tally.by_outcome.get(&outcome).copied().unwrap_or(0);
         assert!(seen > 0, "no crash state opened at {outcome:?}: the states do not cover the commits");
     }
+
+    let [old_size, new_size] = summary.expand_states;
+    assert!(
+        old_size > 0 && new_size > 0,
+        "crash states during expand: {old_size} at the old size, {new_size} at the new"
+    );
+    assert_eq!(summary.expand_bytes, [(workload::IMAGE_BYTES, workload::GROWN_BYTES)]);
+    assert!(summary.tally.first_label_unusable > 0, "no crash state tore the first label that expand rewrites");
 
     // Replay: the largest boundary's state 5 (a random state with a recovery commit),
     // from the recording kept in `kept`, judged alone.

@@ -17,6 +17,11 @@
 //! taken. The first match from the end wins: a pool only grows (`snapctl expand`), so the
 //! copy furthest out is the newest. Invariant: `NotSnapfs` (whose hint is to format) is
 //! returned only when no label copy and no commit record was found anywhere searched.
+//!
+//! An unusable first label with an intact end label *and*, below it, the pool's previous
+//! end label is an expand cut short while it rewrote the first label (resize.rs): not
+//! damage, so the pool opens at the new size without a warning, and an open for writing
+//! finishes the expand. Only expand leaves two end labels, and only until its last step.
 
 use crate::block::BLOCK_BYTES;
 use crate::device::Device;
@@ -55,17 +60,30 @@ pub fn whole_blocks_bytes(dev: &dyn Device) -> u64 {
     dev.len() / BLOCK_BYTES * BLOCK_BYTES
 }
 
-/// The label that opens the pool, and a warning when it is not the first copy.
-/// `first` is region 0 as read by `read_region`.
-pub fn find_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<String>)> {
+/// The label that opens a pool, and how it was found.
+#[derive(Debug)]
+pub struct FoundLabel {
+    pub label: Label,
+    /// Set when it is not the first copy and that is damage.
+    pub warning: Option<String>,
+    /// Set when the first copy is unusable because an expand was cut short while it
+    /// rewrote it: the block of the previous end label, which the expand had yet to zero.
+    pub unfinished_expand: Option<u64>,
+}
+
+/// The label that opens the pool. `first` is region 0 as read by `read_region`.
+pub fn find_label(dev: &dyn Device, first: &[u8]) -> Result<FoundLabel> {
     let primary = Label::decode(&first[..BLOCK_BYTES as usize]);
     let why = match primary {
-        Ok(Some(label)) => return Ok((label, None)),
+        Ok(Some(label)) => return Ok(FoundLabel { label, warning: None, unfinished_expand: None }),
         Err(e @ Error::Unsupported { .. }) => return Err(e),
         Err(e) => e.to_string(),
         Ok(None) => "it is missing".to_string(),
     };
     if let Some((label, block)) = search_end_label(dev)? {
+        if let Some((_, previous)) = previous_end_label(dev, &label)? {
+            return Ok(FoundLabel { label, warning: None, unfinished_expand: Some(previous) });
+        }
         let at = if label.device_bytes == whole_blocks_bytes(dev) {
             "at its end".to_string()
         } else {
@@ -75,13 +93,11 @@ pub fn find_label(dev: &dyn Device, first: &[u8]) -> Result<(Label, Option<Strin
                 dev.len()
             )
         };
-        return Ok((
-            label,
-            Some(format!(
-                "the label at the start of the device is unusable ({why}); opened from the copy {at}; \
-                 `snapctl scrub` rewrites the damaged copy"
-            )),
-        ));
+        let warning = format!(
+            "the label at the start of the device is unusable ({why}); opened from the copy {at}; \
+             `snapctl scrub` rewrites the damaged copy"
+        );
+        return Ok(FoundLabel { label, warning: Some(warning), unfinished_expand: None });
     }
     if first[..8] == LABEL_MAGIC || holds_commit_record(first) {
         return Err(Error::Lost {
@@ -114,16 +130,37 @@ fn holds_commit_record(first: &[u8]) -> bool {
 /// The end label (region 1's) furthest out on the device, and its block; see the module
 /// header for where it looks.
 pub fn search_end_label(dev: &dyn Device) -> Result<Option<(Label, u64)>> {
+    search_end_label_below(dev, dev.len() / BLOCK_BYTES)
+}
+
+/// The previous end label of the pool whose end label is `label`: the furthest out below
+/// it, if it is the same label but for a smaller `device_bytes`. Present only while an
+/// expand has not finished (its last step zeroes it).
+pub fn previous_end_label(dev: &dyn Device, label: &Label) -> Result<Option<(Label, u64)>> {
+    let Some((older, block)) = search_end_label_below(dev, region_start(1, label.device_bytes))? else {
+        return Ok(None);
+    };
+    let same_pool = older == Label { index: 1, device_bytes: older.device_bytes, ..label.clone() };
+    Ok((same_pool && older.device_bytes < label.device_bytes).then_some((older, block)))
+}
+
+/// `search_end_label` over the blocks below `limit` only.
+fn search_end_label_below(dev: &dyn Device, limit: u64) -> Result<Option<(Label, u64)>> {
     let device_blocks = dev.len() / BLOCK_BYTES;
+    let limit = limit.min(device_blocks);
     // The smallest pool's end label is the lowest block a search looks at.
     let lowest = MIN_DEVICE_BYTES / BLOCK_BYTES - REGION_BLOCKS;
-    if device_blocks <= lowest {
+    if limit <= lowest {
         return Ok(None);
     }
     let window_blocks = SEARCH_WINDOW_BYTES / BLOCK_BYTES;
     let window_start = device_blocks.saturating_sub(window_blocks).max(lowest);
     // Holes of a sparse image (the space a grown image gained) read as zeros: skipped.
-    let ranges = dev.data_ranges(window_start * BLOCK_BYTES, device_blocks * BLOCK_BYTES);
+    let ranges = if window_start < limit {
+        dev.data_ranges(window_start * BLOCK_BYTES, limit * BLOCK_BYTES)
+    } else {
+        Vec::new()
+    };
     for &(range_start, range_end) in ranges.iter().rev() {
         if let Some(found) = scan_backwards(dev, range_start / BLOCK_BYTES, range_end.div_ceil(BLOCK_BYTES))? {
             return Ok(Some(found));
@@ -133,7 +170,7 @@ pub fn search_end_label(dev: &dyn Device) -> Result<Option<(Label, u64)>> {
     let mut candidate_end = (window_start + REGION_BLOCKS) / step_blocks * step_blocks;
     while candidate_end >= MIN_DEVICE_BYTES / BLOCK_BYTES {
         let block = candidate_end - REGION_BLOCKS;
-        if block < window_start {
+        if block < window_start && block < limit {
             if let Some(label) = end_label_at(&read_blocks(dev, block, 1)?, block) {
                 return Ok(Some((label, block)));
             }
@@ -238,6 +275,42 @@ mod tests {
         put_label(&mut dev, region_start(1, 20 * MIB), &end_label(20 * MIB));
         put_label(&mut dev, region_start(1, 60 * MIB), &end_label(60 * MIB));
         assert_eq!(search_end_label(&dev).unwrap().unwrap().0.device_bytes, 60 * MIB);
+    }
+
+    #[test]
+    fn only_the_same_pool_s_end_label_below_marks_an_expand_cut_short() {
+        // Goal: the previous end label counts only if it is this pool's label but for a
+        // smaller size; another pool's, a different creation, or none at all do not.
+        let new = end_label(60 * MIB);
+        let cases = [
+            (Some(end_label(40 * MIB)), true),
+            (Some(Label { pool_guid: [8; 16], ..end_label(40 * MIB) }), false),
+            (Some(Label { created_ns: 2, ..end_label(40 * MIB) }), false),
+            (Some(Label { features_compat: 1, ..end_label(40 * MIB) }), false),
+            (None, false),
+        ];
+        for (older, expected) in cases {
+            let mut dev = MemoryDevice::new(60 * MIB);
+            put_label(&mut dev, region_start(1, 60 * MIB), &new);
+            if let Some(older) = &older {
+                put_label(&mut dev, region_start(1, older.device_bytes), older);
+            }
+            let found = previous_end_label(&dev, &new).unwrap();
+            assert_eq!(found.is_some(), expected, "{older:?}");
+            if expected {
+                assert_eq!(found.unwrap().1, region_start(1, 40 * MIB));
+            }
+        }
+        // The first label unusable: opened from the end, silently only with the pair.
+        let mut dev = MemoryDevice::new(60 * MIB);
+        put_label(&mut dev, region_start(1, 60 * MIB), &new);
+        let first = vec![0u8; ((1 + RING_SLOTS) * BLOCK_BYTES) as usize];
+        let alone = find_label(&dev, &first).unwrap();
+        assert!(alone.warning.is_some() && alone.unfinished_expand.is_none());
+        put_label(&mut dev, region_start(1, 40 * MIB), &end_label(40 * MIB));
+        let pair = find_label(&dev, &first).unwrap();
+        assert_eq!((pair.label.device_bytes, pair.warning), (60 * MIB, None));
+        assert_eq!(pair.unfinished_expand, Some(region_start(1, 40 * MIB)));
     }
 
     #[test]

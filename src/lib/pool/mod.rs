@@ -12,7 +12,7 @@ mod retention;
 mod rollback;
 
 pub use commit::CommitSummary;
-pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, read_blocks, search_end_label};
+pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
 pub use resize::ExpandOutcome;
 

@@ -56,9 +56,10 @@ impl Pool {
                 ),
             });
         }
-        let (label, label_warning) = find_label(dev.as_ref(), &first_region)?;
+        let found = find_label(dev.as_ref(), &first_region)?;
+        let label = found.label;
         dev.lock_pool(&label.pool_guid, mode)?;
-        let mut warnings: Vec<String> = label_warning.into_iter().collect();
+        let mut warnings: Vec<String> = found.warning.into_iter().collect();
         if label.device_bytes % BLOCK_BYTES != 0 || label.device_bytes < MIN_DEVICE_BYTES {
             // Checksummed, so written this way: region 1's place cannot be computed from it.
             return Err(Error::corrupt(format!(
@@ -77,6 +78,11 @@ impl Pool {
         if mode == OpenMode::Write {
             if let Some(why) = label.read_only_reason() {
                 return Err(Error::Unsupported { what: why });
+            }
+            if let Some(previous_end) = found.unfinished_expand {
+                // Before anything is allocated over the previous end label, which marks
+                // the first label's damage as the expand's (labels.rs).
+                warnings.push(super::resize::finish_expand(dev.as_mut(), &label, previous_end)?);
             }
         }
         let commits = read_commits(dev.as_ref(), &label, first_region)?;

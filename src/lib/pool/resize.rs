@@ -11,15 +11,20 @@
 //!
 //! A crash before step 2 is durable leaves the old size: block 0 says so, and the old
 //! region 1 is untouched (a growth of less than a region overwrites only ring slots of
-//! it, of which region 0 holds the same records). A torn label at block 0 is skipped, and
-//! the search from the end (labels.rs) finds step 1's label first: the new size. After
-//! step 2, the new size. That torn label is the one trace a crash can leave (the open
-//! warns, `check` names it): running `snapctl expand` again, or `snapctl scrub`, rewrites it. Step 3 keeps a search that finds neither new label from taking
-//! the old size, whose data area would not hold the blocks allocated since.
+//! it, of which region 0 holds the same records). After step 2, the new size. A crash
+//! during step 2 may leave block 0 torn (no write is assumed atomic): the search from the
+//! end (labels.rs) then finds step 1's label, and below it the old end label that step 3
+//! has not zeroed yet. That pair marks the torn label as this expand's, not damage: the
+//! pool opens at the new size without a warning, `check` does not count label 0, and the
+//! next open for writing finishes steps 2 and 3 (`finish_expand`) before it allocates
+//! anything over the old end label. Step 3 keeps a search that finds neither new label
+//! from taking the old size, whose data area would not hold the blocks allocated since,
+//! and ends the window in which a damaged first label is taken for an expand's.
 
 use super::Pool;
 use super::labels::{read_blocks, whole_blocks_bytes};
 use crate::block::BLOCK_BYTES;
+use crate::device::Device;
 use crate::error::Result;
 use crate::format::label::{Label, REGION_BLOCKS, RING_SLOTS, region_start};
 
@@ -86,4 +91,20 @@ impl Pool {
         self.store.alloc.grow_to(new_end_region);
         Ok(ExpandOutcome::Grown { old_bytes, new_bytes })
     }
+}
+
+/// Steps 2 and 3 of an expand cut short during step 2 (labels.rs recognizes it: the first
+/// label unusable, the new end label `label` and the previous one at `previous_end`
+/// intact), for an open for writing; returns what to tell the operator. A crash here
+/// leaves the same states as one during those steps.
+pub(super) fn finish_expand(dev: &mut dyn Device, label: &Label, previous_end: u64) -> Result<String> {
+    dev.write_at(0, &Label { index: 0, ..label.clone() }.encode())?;
+    dev.flush()?;
+    dev.write_at(previous_end * BLOCK_BYTES, &vec![0u8; BLOCK_BYTES as usize])?;
+    dev.flush()?;
+    let old_bytes = (previous_end + REGION_BLOCKS) * BLOCK_BYTES;
+    Ok(format!(
+        "an earlier `snapctl expand` was cut short; finished it: the pool spans {} bytes (it was {old_bytes})",
+        label.device_bytes
+    ))
 }

@@ -12,12 +12,14 @@ use super::model::{self, BLOCK, CrashState, PendingWrite, Piece, StateKind};
 use super::state::{DigestCache, PoolState, capture};
 use super::workload::Recording;
 use snapfs::check::check_pool;
+use snapfs::device::Device;
 use snapfs::device::{OpenMode, OverlayDevice};
 use snapfs::error::Result as SnapResult;
+use snapfs::format::label::Label;
 use snapfs::fs::{Inode, ROOT_INO, Timespec};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::pool::Pool;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -33,6 +35,9 @@ pub struct Boundary {
     pub writes: Vec<PendingWrite>,
     /// Commands whose events fall in it: a crash here may leave any of their states.
     pub commands: Vec<usize>,
+    /// The device's size at its end, which its crash images have (workload.rs: the
+    /// device grows only with no write pending).
+    pub device_bytes: u64,
 }
 
 /// The boundaries of a recording, from the format's last flush on.
@@ -59,37 +64,34 @@ pub fn boundaries(rec: &Recording) -> Vec<Boundary> {
             // No pending write: the durable image, which the command of the flush left.
             commands.push(rec.command_of(flush));
         }
-        out.push(Boundary { number: out.len(), flush, flush_ordinal: k + 1, writes, commands });
+        let device_bytes = rec.device_bytes_at(end - 1);
+        out.push(Boundary { number: out.len(), flush, flush_ordinal: k + 1, writes, commands, device_bytes });
     }
     out
 }
 
-/// Applies the writes of events [from, to) to `image` in order.
-pub fn apply_events(rec: &Recording, image: &mut [u8], from: usize, to: usize) {
-    for logged in &rec.events[from..to] {
-        if let Event::Write { offset, data } = &logged.event {
-            let offset = *offset as usize;
-            image[offset..offset + data.len()].copy_from_slice(&rec.log[data.clone()]);
-        }
-    }
+/// Applies events [from, to) to `image` in order (writes, and the size open records give).
+pub fn apply_events(rec: &Recording, image: &mut Vec<u8>, from: usize, to: usize) {
+    super::workload::apply_logged(image, &rec.log, &rec.events[from..to]);
 }
 
-/// The states a crash in `boundary` may leave, each with its name for the summary.
-pub fn allowed<'a>(rec: &'a Recording, boundary: &Boundary) -> Vec<(Outcome, &'a PoolState)> {
+/// The states a crash in `boundary` may leave, each with its name for the summary and the
+/// command in flight.
+pub fn allowed<'a>(rec: &'a Recording, boundary: &Boundary) -> Vec<(Outcome, usize, &'a PoolState)> {
     let mut out = Vec::new();
     for &c in &boundary.commands {
         // Writes of the format pending past its last flush (none, if it flushes as it
         // should): the format returned, so only the pool it made may show.
         if c > 0 {
-            out.push((Outcome::Before, &rec.commands[c - 1].after));
+            out.push((Outcome::Before, c, &rec.commands[c - 1].after));
         }
-        out.extend(rec.commands[c].intermediate.iter().map(|s| (Outcome::Intermediate, s)));
-        out.push((Outcome::After, &rec.commands[c].after));
+        out.extend(rec.commands[c].intermediate.iter().map(|s| (Outcome::Intermediate, c, s)));
+        out.push((Outcome::After, c, &rec.commands[c].after));
     }
     out
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
     Before,
     Intermediate,
@@ -98,7 +100,14 @@ pub enum Outcome {
 
 /// What one crash image showed.
 pub enum Verdict {
-    Matched { outcome: Outcome, recovered: bool },
+    /// `command`: the command in flight whose state it holds; `first_label_unusable`: the
+    /// label at block 0 did not decode (an expand cut short while rewriting it).
+    Matched {
+        outcome: Outcome,
+        command: usize,
+        recovered: bool,
+        first_label_unusable: bool,
+    },
     Failed(String),
 }
 
@@ -107,13 +116,15 @@ pub enum Verdict {
 pub fn judge(
     durable: &Arc<Vec<u8>>,
     blocks: HashMap<u64, Vec<u8>>,
-    allowed: &[(Outcome, &PoolState)],
+    allowed: &[(Outcome, usize, &PoolState)],
     cache: Option<&DigestCache>,
     recover: bool,
 ) -> Verdict {
     // The durable image is shared and never written; a recovery writes to the overlay.
     let image = OverlayDevice::new(Arc::clone(durable), blocks);
-    let (state, outcome) = match open_and_match(&image, allowed, cache) {
+    let mut first = vec![0u8; BLOCK];
+    let first_label_unusable = image.read_at(0, &mut first).is_err() || !matches!(Label::decode(&first), Ok(Some(_)));
+    let (state, outcome, command) = match open_and_match(&image, allowed, cache) {
         Ok(found) => found,
         Err(why) => return Verdict::Failed(why),
     };
@@ -122,7 +133,7 @@ pub fn judge(
             return Verdict::Failed(format!("the crash left {outcome:?} (txg {}), but then {why}", state.txg));
         }
     }
-    Verdict::Matched { outcome, recovered: recover }
+    Verdict::Matched { outcome, command, recovered: recover, first_label_unusable }
 }
 
 fn open_checked(image: &OverlayDevice, cache: Option<&DigestCache>) -> Result<(PoolState, Vec<String>), String> {
@@ -140,13 +151,13 @@ fn open_checked(image: &OverlayDevice, cache: Option<&DigestCache>) -> Result<(P
 
 fn open_and_match(
     image: &OverlayDevice,
-    allowed: &[(Outcome, &PoolState)],
+    allowed: &[(Outcome, usize, &PoolState)],
     cache: Option<&DigestCache>,
-) -> Result<(PoolState, Outcome), String> {
+) -> Result<(PoolState, Outcome, usize), String> {
     let (state, warnings) = open_checked(image, cache)?;
-    let Some((outcome, _)) = allowed.iter().find(|(_, s)| **s == state) else {
+    let Some((outcome, command, _)) = allowed.iter().find(|(_, _, s)| **s == state) else {
         let differences: Vec<String> =
-            allowed.iter().map(|(o, s)| format!("vs {o:?} ({}): {}", s.describe(), state.difference(s))).collect();
+            allowed.iter().map(|(o, _, s)| format!("vs {o:?} ({}): {}", s.describe(), state.difference(s))).collect();
         return Err(format!(
             "the pool holds neither the state before the command, nor the one after: {}; {}",
             state.describe(),
@@ -162,7 +173,7 @@ fn open_and_match(
             warnings.join("; ")
         ));
     }
-    Ok((state, *outcome))
+    Ok((state, *outcome, *command))
 }
 
 /// Name of the file a recovery writes into the root of the live tree.
@@ -196,8 +207,15 @@ fn recover(image: &OverlayDevice, before: &PoolState, cache: Option<&DigestCache
     if after.txg != before.txg + 1 {
         problems.push(format!("txg {} (expected {})", after.txg, before.txg + 1));
     }
-    if after.snapshots != before.snapshots || after.config != before.config || after.receive != before.receive {
-        problems.push(format!("snapshots, configuration or partial receive changed: {}", after.difference(before)));
+    if after.snapshots != before.snapshots
+        || after.config != before.config
+        || after.receive != before.receive
+        || after.pool_bytes != before.pool_bytes
+    {
+        problems.push(format!(
+            "snapshots, configuration, partial receive or pool size changed: {}",
+            after.difference(before)
+        ));
     }
     if !after.history.contains(&after.txg) {
         problems.push("the new commit is not in the history".to_string());
@@ -244,12 +262,20 @@ pub struct Tally {
     pub by_outcome: HashMap<Outcome, usize>,
     /// States on which a recovery commit was made and checked too.
     pub recovered: usize,
+    /// By command in flight and outcome.
+    pub by_command: BTreeMap<(usize, Outcome), usize>,
+    /// States whose label at block 0 did not decode, which opened as they should.
+    pub first_label_unusable: usize,
 }
 
 impl Tally {
     pub fn add(&mut self, other: &Tally) {
         self.states += other.states;
         self.recovered += other.recovered;
+        self.first_label_unusable += other.first_label_unusable;
+        for (k, n) in &other.by_command {
+            *self.by_command.entry(*k).or_default() += n;
+        }
         for (k, n) in &other.by_kind {
             *self.by_kind.entry(k).or_default() += n;
         }
@@ -315,9 +341,11 @@ pub fn run_boundary(
         tally.states += 1;
         *tally.by_kind.entry(kind_name(planned.states[k].kind)).or_default() += 1;
         match verdict {
-            Verdict::Matched { outcome, recovered } => {
+            Verdict::Matched { outcome, command, recovered, first_label_unusable } => {
                 *tally.by_outcome.entry(outcome).or_default() += 1;
+                *tally.by_command.entry((command, outcome)).or_default() += 1;
                 tally.recovered += usize::from(recovered);
+                tally.first_label_unusable += usize::from(first_label_unusable);
             }
             Verdict::Failed(why) => failed(planned.first + k, &why),
         }
@@ -325,9 +353,10 @@ pub fn run_boundary(
 }
 
 /// True if every pending write of `boundary` is a commit record (a ring slot of either
-/// label region): the second half of a commit, whose blocks the boundary before wrote.
-pub fn writes_only_commit_records(boundary: &Boundary, image_bytes: u64) -> bool {
-    let blocks = image_bytes / BLOCK as u64;
+/// label region of a pool of `pool_bytes`): the second half of a commit, whose blocks the
+/// boundary before wrote.
+pub fn writes_only_commit_records(boundary: &Boundary, pool_bytes: u64) -> bool {
+    let blocks = pool_bytes / BLOCK as u64;
     let region_1 = blocks - snapfs::format::label::REGION_BLOCKS;
     !boundary.writes.is_empty()
         && boundary.writes.iter().all(|w| {

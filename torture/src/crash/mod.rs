@@ -64,6 +64,10 @@ pub struct Summary {
     pub tally: Tally,
     /// Negative controls: images that break the flush order, which the judge rejected.
     pub controls: usize,
+    /// Crash states during `snapctl expand` that opened at the old size, and at the new.
+    pub expand_states: [usize; 2],
+    /// Per expand: the pool's size before and after it.
+    pub expand_bytes: Vec<(u64, u64)>,
     pub failures: Vec<String>,
     pub record_seconds: f64,
     pub explore_seconds: f64,
@@ -77,7 +81,7 @@ impl Summary {
         println!("snaptorture crash: seed {} (write log shape {})", seeds.join(", "), shapes.join(", "));
         println!(
             "  workload: {} run(s) of {} recorded commands (format, receives, sync, snapshot, put, mkdir, mv, rm, \
-             destroy, history), {} commits",
+             destroy, history, expand after the device grew), {} commits",
             self.seeds.len(),
             self.commands / self.seeds.len().max(1),
             self.commits
@@ -103,6 +107,15 @@ impl Summary {
         println!(
             "  of which {} also took a new commit after the crash (open for writing, write a file, commit), checked again",
             t.recovered
+        );
+        let sizes: Vec<String> = self.expand_bytes.iter().map(|(a, b)| format!("{a} -> {b} bytes")).collect();
+        println!(
+            "  during expand ({}): {} opened at the old size, {} at the new; {} states had the first label torn (all \
+             opened without a warning)",
+            sizes.join(", "),
+            self.expand_states[0],
+            self.expand_states[1],
+            t.first_label_unusable
         );
         println!(
             "  negative controls rejected: {} (commit records durable without the blocks they name)",
@@ -260,7 +273,7 @@ pub fn run(config: &Config) -> Result<Summary, String> {
         None => plan_all(&boundaries, config.seed, config.states),
     };
     let cache = config.digest_cache.then(state::DigestCache::default);
-    let mut durable = Arc::new(vec![0u8; rec.image_bytes as usize]);
+    let mut durable = Arc::new(Vec::new());
     let mut applied_to = 0;
     let selected: Vec<(usize, &explore::Planned)> = match config.replay {
         Some((b, _)) => vec![(b, &planned[0])],
@@ -271,6 +284,8 @@ pub fn run(config: &Config) -> Result<Summary, String> {
         let image = Arc::get_mut(&mut durable).expect("no crash image holds the durable one");
         explore::apply_events(&rec, image, applied_to, boundary.flush);
         applied_to = boundary.flush;
+        // A device that grew after the flush, before its pending writes (workload.rs).
+        image.resize(boundary.device_bytes as usize, 0);
         let mut failed = |k: usize, why: &str| {
             let message = failure_message(&rec, boundary, plan, config.seed, k - plan.first, k, why);
             eprintln!("{message}");
@@ -292,8 +307,9 @@ pub fn run(config: &Config) -> Result<Summary, String> {
         let judging = explore::Judging { threads: config.threads, cache: cache.as_ref() };
         explore::run_boundary(&rec, boundary, plan, &durable, &judging, &mut summary.tally, &mut failed);
         let next = boundaries.get(b + 1);
+        let pool_bytes = |n: &Boundary| rec.commands[*n.commands.last().expect("a command")].after.pool_bytes;
         if let Some(next) =
-            next.filter(|n| config.replay.is_none() && explore::writes_only_commit_records(n, rec.image_bytes))
+            next.filter(|n| config.replay.is_none() && explore::writes_only_commit_records(n, pool_bytes(n)))
         {
             if !boundary.writes.is_empty() {
                 summary.controls += 1;
@@ -320,6 +336,12 @@ pub fn run(config: &Config) -> Result<Summary, String> {
         }
     }
     summary.explore_seconds = explore_started.elapsed().as_secs_f64();
+    for (c, command) in rec.commands.iter().enumerate().filter(|(_, c)| c.label.starts_with("snapctl expand")) {
+        let count = |o: Outcome| summary.tally.by_command.get(&(c, o)).copied().unwrap_or(0);
+        summary.expand_states[0] += count(Outcome::Before);
+        summary.expand_states[1] += count(Outcome::After);
+        summary.expand_bytes.push((rec.commands[c - 1].after.pool_bytes, command.after.pool_bytes));
+    }
     match work {
         Some(Workdir::Kept(dir)) => eprintln!("snaptorture crash: work directory kept in {}", dir.display()),
         Some(Workdir::Temporary(dir)) if !summary.failures.is_empty() => {
@@ -411,6 +433,9 @@ pub fn run_rounds(config: &Config, rounds: usize) -> Result<Summary, String> {
         total.boundaries += s.boundaries;
         total.tally.add(&s.tally);
         total.controls += s.controls;
+        total.expand_states[0] += s.expand_states[0];
+        total.expand_states[1] += s.expand_states[1];
+        total.expand_bytes.extend(s.expand_bytes);
         total.failures.extend(s.failures);
         total.record_seconds += s.record_seconds;
         total.explore_seconds += s.explore_seconds;

@@ -1,5 +1,5 @@
 //! What a user can see of a pool, as one comparable value: the commit's txg, the pool's
-//! configuration, the retained commits, a saved partial receive, and for the live tree
+//! size (its label's `device_bytes`), its configuration, the retained commits, a saved partial receive, and for the live tree
 //! and every snapshot, every path with its type, inode number, mode, owner, size, times,
 //! link count, content, symlink target and xattrs (hard links named as such).
 //!
@@ -41,6 +41,7 @@ pub struct SnapshotState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolState {
     pub txg: u64,
+    pub pool_bytes: u64,
     pub config: String,
     pub history: Vec<u64>,
     pub receive: Option<String>,
@@ -53,8 +54,9 @@ impl PoolState {
     pub fn describe(&self) -> String {
         let snapshots: Vec<String> = self.snapshots.keys().map(|n| format!("@{n}")).collect();
         format!(
-            "txg {} (live tree {} entries, snapshots [{}], {} retained commits{})",
+            "txg {} ({} bytes, live tree {} entries, snapshots [{}], {} retained commits{})",
             self.txg,
+            self.pool_bytes,
             self.live.lines.len(),
             snapshots.join(" "),
             self.history.len(),
@@ -67,6 +69,9 @@ impl PoolState {
         let mut out = Vec::new();
         if self.txg != other.txg {
             out.push(format!("txg {} vs {}", self.txg, other.txg));
+        }
+        if self.pool_bytes != other.pool_bytes {
+            out.push(format!("pool size {} vs {} bytes", self.pool_bytes, other.pool_bytes));
         }
         if self.config != other.config {
             out.push(format!("config {} vs {}", self.config, other.config));
@@ -137,6 +142,7 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
     let receive = pool.receive_state().map_err(|e| format!("receive state: {e}"))?.map(|r| format!("{r:?}"));
     Ok(PoolState {
         txg: pool.txg().0,
+        pool_bytes: pool.label.device_bytes,
         config: format!("{:?}", pool.root.config),
         history: pool.history().map(|(t, _)| t.0).collect(),
         receive,

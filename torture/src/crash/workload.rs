@@ -7,15 +7,18 @@
 //! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, destroy, history),
 //! then a broken incremental is saved with `snaprecv -s -F` and resumed (a rollback).
 //!
-//! `snapctl expand` is not in the workload: the recorded images have one size for the
-//! whole run, and expand needs the device to grow between two commands; a crash while
-//! it rewrites the first label also leaves that label torn (the pool opens from the end
-//! copy with a warning, which this harness counts as a failure). tests/resize_crash.rs
-//! walks expand's crash states on a grown memory device instead.
+//! Then the image file grows (the device grows between two commands: `set_len`, made
+//! durable before the next command), `snapctl expand` grows the pool into the new space,
+//! and a sync and a snapshot allocate past the old end. The growth is not a log record:
+//! every process's open record carries the device size it saw, so the size at every
+//! event is the one the last open record gave, and the log may not grow the device with
+//! a write pending (a crash then is before the growth, with the state of the command
+//! before it, or after it). Crash images of a boundary have its size.
 //!
 //! Invariants checked while recording: each command exits as expected; the image built
 //! by applying the log's writes in order equals the image file byte for byte (no write
-//! bypassed the log); the pool opens and `check` finds it clean after every command.
+//! bypassed the log; the image grows to the size each open record gives, with zeros);
+//! the pool opens and `check` finds it clean after every command.
 
 use super::log::{Event, Logged, parse};
 use super::state::{PoolState, capture, history_tree};
@@ -28,6 +31,9 @@ use std::process::{Command, Stdio};
 
 /// Size of the recorded pool's image file.
 pub const IMAGE_BYTES: u64 = 48 << 20;
+/// Its size after the growth before `snapctl expand`: large enough that metadata's second
+/// copies (placed three quarters into the data area) land past the old end.
+pub const GROWN_BYTES: u64 = 80 << 20;
 
 /// One recorded command and the states a crash during it may leave.
 pub struct RecordedCommand {
@@ -46,7 +52,6 @@ pub struct Recording {
     pub events: Vec<Logged>,
     /// Command 0 is the format: crash states start after its last flush.
     pub commands: Vec<RecordedCommand>,
-    pub image_bytes: u64,
 }
 
 impl Recording {
@@ -54,6 +59,65 @@ impl Recording {
     pub fn command_of(&self, event: usize) -> usize {
         self.commands.iter().position(|c| c.events.contains(&event)).expect("every event belongs to a command")
     }
+
+    /// The device's size at `event`: what the last open record up to it gave.
+    pub fn device_bytes_at(&self, event: usize) -> u64 {
+        self.events[..=event]
+            .iter()
+            .rev()
+            .find_map(|l| match l.event {
+                Event::Open { device_bytes } => Some(device_bytes),
+                _ => None,
+            })
+            .expect("the log opens with an open record")
+    }
+}
+
+/// Applies `events` to `image` in order: an open record sizes it (a grown device reads
+/// zeros past its old end), a write overwrites its bytes.
+pub fn apply_logged(image: &mut Vec<u8>, log: &[u8], events: &[Logged]) {
+    for logged in events {
+        match &logged.event {
+            Event::Open { device_bytes } => image.resize(*device_bytes as usize, 0),
+            Event::Write { offset, data } => {
+                let offset = *offset as usize;
+                image[offset..offset + data.len()].copy_from_slice(&log[data.clone()]);
+            }
+            Event::Flush | Event::Close => {}
+        }
+    }
+}
+
+/// The device may only grow, and only with no write pending (see the module header): a
+/// crash image of a boundary then has one size, the boundary's.
+pub fn check_growth(events: &[Logged]) -> Result<(), String> {
+    let (mut size, mut pending) = (None, 0usize);
+    for (i, logged) in events.iter().enumerate() {
+        match logged.event {
+            Event::Open { device_bytes } => {
+                match size {
+                    Some(before) if device_bytes < before => {
+                        return Err(format!(
+                            "write log event {i}: the device shrank from {before} to {device_bytes} bytes; the \
+                             harness models growth only"
+                        ));
+                    }
+                    Some(before) if device_bytes > before && pending > 0 => {
+                        return Err(format!(
+                            "write log event {i}: the device grew from {before} to {device_bytes} bytes with \
+                             {pending} writes not flushed; grow it only between flushed commands"
+                        ));
+                    }
+                    _ => {}
+                }
+                size = Some(device_bytes);
+            }
+            Event::Write { .. } => pending += 1,
+            Event::Flush => pending = 0,
+            Event::Close => {}
+        }
+    }
+    Ok(())
 }
 
 struct Runner {
@@ -152,13 +216,9 @@ impl Runner {
         if !matches!(new.last().map(|l| &l.event), Some(Event::Close)) {
             return Err(format!("`{label}` did not close the device (no close record)"));
         }
-        for logged in &new {
-            if let Event::Write { offset, data } = &logged.event {
-                let offset = *offset as usize;
-                self.replayed[offset..offset + data.len()].copy_from_slice(&self.log[data.clone()]);
-            }
-        }
+        apply_logged(&mut self.replayed, &self.log, &new);
         self.events.extend(new);
+        check_growth(&self.events)?;
         let image = std::fs::read(&self.image).map_err(|e| format!("read {}: {e}", self.image.display()))?;
         if image != self.replayed {
             let block = image.chunks(4096).zip(self.replayed.chunks(4096)).position(|(a, b)| a != b);
@@ -168,6 +228,16 @@ impl Runner {
         }
         finish_command(&mut self.commands, label, first..self.events.len(), &image)?;
         Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
+    /// Grows the image file to `bytes` between two commands, durably, as a resized
+    /// volume grows. Not a log record: the next command's open record gives the size.
+    fn grow(&mut self, bytes: u64) -> Result<(), String> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.image)
+            .map_err(|e| format!("open {}: {e}", self.image.display()))?;
+        file.set_len(bytes).and_then(|()| file.sync_all()).map_err(|e| format!("grow the image to {bytes}: {e}"))
     }
 }
 
@@ -200,7 +270,8 @@ pub fn load(dir: &Path) -> Result<Recording, String> {
     let events = parse(&log, 0)?;
     let list_path = dir.join(COMMANDS_FILE);
     let list = std::fs::read_to_string(&list_path).map_err(|e| format!("read {}: {e}", list_path.display()))?;
-    let mut image = vec![0u8; IMAGE_BYTES as usize];
+    check_growth(&events)?;
+    let mut image = Vec::new();
     let mut commands = Vec::new();
     for line in list.lines() {
         let mut fields = line.splitn(3, ' ');
@@ -212,15 +283,10 @@ pub fn load(dir: &Path) -> Result<Recording, String> {
         if first > end || end > events.len() {
             return Err(format!("{}: events {first}..{end} of {}", list_path.display(), events.len()));
         }
-        for logged in &events[first..end] {
-            if let Event::Write { offset, data } = &logged.event {
-                let offset = *offset as usize;
-                image[offset..offset + data.len()].copy_from_slice(&log[data.clone()]);
-            }
-        }
+        apply_logged(&mut image, &log, &events[first..end]);
         finish_command(&mut commands, label, first..end, &image)?;
     }
-    Ok(Recording { log, events, commands, image_bytes: IMAGE_BYTES })
+    Ok(Recording { log, events, commands })
 }
 
 /// Opens image bytes read-only, checks them, and returns their state.
@@ -250,8 +316,8 @@ fn intermediate_states(
     let refuse = |why: &str| {
         Err(format!("`{label}` made commits {}..{}; cannot derive their states: {why}", before.txg + 1, after.txg))
     };
-    if before.config != after.config || before.receive != after.receive {
-        return refuse("it changed the configuration or the partial receive");
+    if before.config != after.config || before.receive != after.receive || before.pool_bytes != after.pool_bytes {
+        return refuse("it changed the configuration, the partial receive or the pool's size");
     }
     if !before.snapshots.iter().all(|(name, s)| after.snapshots.get(name) == Some(s)) {
         return refuse("it destroyed or changed a snapshot");
@@ -275,6 +341,7 @@ fn intermediate_states(
         let history = after.history.iter().copied().filter(|&t| t <= txg).collect();
         states.push(PoolState {
             txg,
+            pool_bytes: before.pool_bytes,
             config: before.config.clone(),
             history,
             receive: before.receive.clone(),
@@ -373,14 +440,29 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     let out = r.run("snapsend", &os(&[&"-t", &token, &source]), Input::None, false, true)?;
     std::fs::write(&resume, &out.stdout).map_err(|e| format!("write {}: {e}", resume.display()))?;
     r.record("snaprecv -s -F (resumed @r5)", "snaprecv", &os(&[&"-s", &"-F"]), Input::File(&resume), true)?;
+
+    // The device grows; expand, then commits that allocate in the new space.
+    r.grow(GROWN_BYTES)?;
+    r.record("snapctl expand (grown device)", "snapctl", &os(&[&"expand"]), Input::None, true)?;
+    let expanded = r.events.len();
     hosttree::mutate(&tree, seed, 3)?;
     r.record("snapctl sync (third mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+    r.record("snapctl snapshot @s3", "snapctl", &os(&[&"snapshot", &"@s3"]), Input::None, true)?;
+    let past_old_end = r.events[expanded..].iter().any(|l| match &l.event {
+        Event::Write { offset, data } => {
+            offset + data.len() as u64 <= GROWN_BYTES - (1 << 18) && *offset >= IMAGE_BYTES
+        }
+        _ => false,
+    });
+    if !past_old_end {
+        return Err("no command after `snapctl expand` wrote past the old end: the new space is not exercised".into());
+    }
 
     let list: String =
         r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();
     let list_path = dir.join(COMMANDS_FILE);
     std::fs::write(&list_path, list).map_err(|e| format!("write {}: {e}", list_path.display()))?;
-    Ok(Recording { log: r.log, events: r.events, commands: r.commands, image_bytes: IMAGE_BYTES })
+    Ok(Recording { log: r.log, events: r.events, commands: r.commands })
 }
 
 /// Fills the source pool (not recorded) and writes its streams into `dir/streams`.
@@ -412,4 +494,51 @@ fn source_streams(r: &Runner, source: &Path, seed: u64) -> Result<PathBuf, Strin
     let cut = streams.join("r4-r5-cut");
     std::fs::write(&cut, &r5[..r5.len() * 2 / 3]).map_err(|e| format!("write {}: {e}", cut.display()))?;
     Ok(streams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(events: Vec<Event>) -> Vec<Logged> {
+        events.into_iter().map(|event| Logged { at: 0, event }).collect()
+    }
+
+    #[test]
+    fn the_device_grows_only_between_flushed_writes() {
+        // Goal: growth after a flush (or with no write at all) is accepted; growth with a
+        // write pending, or a shrink, is refused: their crash images would have no one size.
+        let open = |device_bytes| Event::Open { device_bytes };
+        let write = || Event::Write { offset: 0, data: 0..1 };
+        let ok = [
+            vec![open(100), write(), Event::Flush, Event::Close, open(200), write(), Event::Flush],
+            vec![open(100), Event::Close, open(200), open(200)],
+        ];
+        for events in ok {
+            assert!(check_growth(&logged(events.clone())).is_ok(), "{events:?}");
+        }
+        let refused = [
+            (vec![open(100), write(), Event::Close, open(200)], "not flushed"),
+            (vec![open(200), write(), Event::Flush, open(100)], "shrank"),
+        ];
+        for (events, why) in refused {
+            let error = check_growth(&logged(events)).unwrap_err();
+            assert!(error.contains(why), "{error}");
+        }
+    }
+
+    #[test]
+    fn open_records_size_the_replayed_image() {
+        // Goal: a grown device reads zeros past its old end, and writes land where logged.
+        let log = vec![7u8, 8, 9];
+        let events = logged(vec![
+            Event::Open { device_bytes: 4 },
+            Event::Write { offset: 1, data: 0..2 },
+            Event::Open { device_bytes: 8 },
+            Event::Write { offset: 6, data: 2..3 },
+        ]);
+        let mut image = Vec::new();
+        apply_logged(&mut image, &log, &events);
+        assert_eq!(image, [0, 7, 8, 0, 0, 0, 9, 0]);
+    }
 }
