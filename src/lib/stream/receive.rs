@@ -410,7 +410,7 @@ fn save_partial(
         base_name: begin.base.as_ref().map_or(String::new(), |b| b.name.clone()),
         resume_ino: point.map_or(0, |p| p.ino),
         resume_record: point.map_or(0, |p| p.record),
-        records_applied: saved.as_ref().map_or(0, |s| s.records_applied) + progress.records,
+        records_applied: saved.as_ref().map_or(0, |s| s.records_applied).saturating_add(progress.records),
         bytes_applied: saved.as_ref().map_or(0, |s| s.bytes_applied) + bytes,
         saved_ns: crate::pool::now_ns(),
     };
