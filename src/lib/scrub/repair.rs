@@ -32,8 +32,8 @@ pub enum Repair {
 /// what was repaired once it is durable.
 pub fn apply(store: &mut Store, mut repairs: Vec<Repair>, report: &mut ScrubReport) -> Result<()> {
     repairs.sort_by_key(|repair| match repair {
-        Repair::Label(label) => (0, u32::MAX - label.index),
-        Repair::Copy { .. } => (1, 0),
+        Repair::Label(label) => (0, std::cmp::Reverse(label.index)),
+        Repair::Copy { .. } => (1, std::cmp::Reverse(0)),
     });
     let mut labels_rewritten = 0;
     let mut copies_rewritten = Vec::new();
