@@ -3,9 +3,11 @@
 
 mod common;
 
-use snapfs::block::BlockPtr;
+use snapfs::block::{BlockAddr, BlockKind, BlockPtr};
 use snapfs::check::check_pool;
-use snapfs::device::{MemoryDevice, OpenMode};
+use snapfs::device::{Device, MemoryDevice, OpenMode};
+use snapfs::format::commit::CommitRecord;
+use snapfs::format::label::{Label, RING_SLOTS, region_start};
 use snapfs::fs::{FsTree, Inode, ROOT_INO, Timespec};
 use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
 use snapfs::scrub::{ScrubOptions, ScrubReport, scrub_pool};
@@ -195,4 +197,135 @@ fn snapctl_scrub_exit_status_and_json() {
     let out = common::stdout(common::snapctl().arg("scrub").arg(&img));
     assert!(out.contains("rewritten from a good copy") && out.contains("scrub clean"), "{out}");
     common::check(&img);
+}
+
+#[test]
+fn a_repair_never_writes_where_a_wrong_pointer_aims_outside_the_data_area() {
+    // Goal: scrub rewrites bad copies through the store, which refuses a copy outside the
+    // data area. Before, a table root whose ditto pointed at a commit ring or a label (a
+    // crafted or miswritten pointer, under a valid checksum) had the node's bytes written
+    // there. Method: commit a pool root whose snapshots-table pointer has its ditto aimed
+    // at region 0's ring, region 1's label and region 1's ring; a repairing scrub reports
+    // the copy, does not rewrite it, and changes no byte.
+    let original = build();
+    for target in ["region 0's ring", "region 1's label", "region 1's ring"] {
+        let mut pool = open(&original, OpenMode::Write);
+        let end_region = region_start(1, pool.label.device_bytes);
+        let block = match target {
+            "region 0's ring" => 1,
+            "region 1's label" => end_region,
+            _ => end_region + 1,
+        };
+        let mut root = pool.root.clone();
+        let table = root.snapshots.unwrap();
+        root.snapshots = Some(BlockPtr { ditto: BlockAddr(block), ..table });
+        let mut root_ptr = pool.store.write_implicit_block(BlockKind::PoolRoot, &root.encode()).unwrap();
+        pool.store.flush_buffer().unwrap();
+        root_ptr.birth = pool.commit.txg;
+        let record = CommitRecord { root: root_ptr, ..pool.commit.clone() };
+        let slot = 1 + record.txg.0 % RING_SLOTS;
+        for index in 0..2 {
+            let at = (region_start(index, pool.label.device_bytes) + slot) * 4096;
+            pool.store.dev.write_at(at, &record.encode()).unwrap();
+        }
+        let image = image_of(&pool);
+        drop(pool);
+
+        let mut pool = open(&image, OpenMode::Write);
+        assert_eq!(pool.root.snapshots.unwrap().ditto.0, block, "{target}: the crafted root is the one opened");
+        let report = scrub(&mut pool, true);
+        assert!(image_of(&pool) == image, "{target}: scrub wrote nothing");
+        let damage: Vec<_> = report.damage.iter().filter(|d| d.copy_block == block).collect();
+        assert_eq!(damage.len(), 1, "{target}: {report:?}");
+        assert!(damage[0].recoverable && !damage[0].repaired, "{target}: {report:?}");
+        assert!(report.problems.iter().any(|p| p.contains("not rewritten")), "{target}: {report:?}");
+        assert!(!report.is_clean());
+    }
+}
+
+/// A write (offset, bytes), or None for a flush.
+type Event = Option<(u64, Vec<u8>)>;
+
+/// A memory device that logs every write and flush, in order.
+struct Logged {
+    inner: MemoryDevice,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
+}
+
+impl Device for Logged {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> snapfs::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> snapfs::Result<()> {
+        self.log.lock().unwrap().push(Some((offset, buf.to_vec())));
+        self.inner.write_at(offset, buf)
+    }
+    fn flush(&mut self) -> snapfs::Result<()> {
+        self.log.lock().unwrap().push(None);
+        self.inner.flush()
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn name(&self) -> &str {
+        "logged memory"
+    }
+    fn written_bytes(&self) -> u64 {
+        self.inner.written_bytes()
+    }
+}
+
+#[test]
+fn a_crash_while_both_labels_are_rewritten_leaves_one_that_opens_the_pool() {
+    // Goal: when both labels need rewriting (block 0 holds the pool's label but with the
+    // end's index, which opens the pool; the end label is gone), a crash at any moment of
+    // the repair leaves a label that opens the pool. Before, both were written before one
+    // flush, so a crash could tear both. Method: log the scrub's writes and flushes; for
+    // the writes between each two flushes, tear all of them, and each one alone (zeros
+    // where it wrote), over what the earlier flushes made durable; every image opens.
+    let original = build();
+    let label = open(&original, OpenMode::Read).label.clone();
+    let mut image = original.clone();
+    image[..4096].copy_from_slice(&Label { index: 1, ..label.clone() }.encode());
+    let end = (region_start(1, label.device_bytes) * 4096) as usize;
+    image[end..end + 4096].fill(0);
+
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut dev = MemoryDevice::new(image.len() as u64);
+    dev.bytes = image.clone();
+    let mut pool = Pool::open(Box::new(Logged { inner: dev, log: log.clone() }), OpenMode::Write).unwrap();
+    let report = scrub(&mut pool, true);
+    assert_eq!(report.labels_damaged.len(), 2, "{report:?}");
+    assert!(report.labels_repaired && report.is_clean(), "{report:?}");
+    assert!(image_of(&pool) == original, "both labels restored");
+    drop(pool);
+
+    let log = log.lock().unwrap().clone();
+    let epochs: Vec<&[Event]> = log.split(|event| event.is_none()).collect();
+    let mut durable = image.clone();
+    let write = |bytes: &mut Vec<u8>, (offset, data): &(u64, Vec<u8>)| {
+        bytes[*offset as usize..*offset as usize + data.len()].copy_from_slice(data);
+    };
+    for (n, epoch) in epochs.iter().enumerate() {
+        let writes: Vec<&(u64, Vec<u8>)> = epoch.iter().flatten().collect();
+        let mut torn_sets: Vec<Vec<usize>> = (0..writes.len()).map(|i| vec![i]).collect();
+        torn_sets.push((0..writes.len()).collect());
+        for torn in torn_sets {
+            let mut crashed = durable.clone();
+            for (i, w) in writes.iter().enumerate() {
+                if torn.contains(&i) {
+                    write(&mut crashed, &(w.0, vec![0u8; w.1.len()]));
+                } else {
+                    write(&mut crashed, w);
+                }
+            }
+            let mut dev = MemoryDevice::new(crashed.len() as u64);
+            dev.bytes = crashed;
+            let opened = Pool::open(Box::new(dev), OpenMode::Read);
+            assert!(opened.is_ok(), "epoch {n}, writes {torn:?} torn: {:?}", opened.err());
+        }
+        for w in writes {
+            write(&mut durable, w);
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Block I/O for one open pool: read a block by its pointer (verified against its
 //! checksum), write a new block (compressed, checksummed, allocated), and the record of
-//! what the running transaction killed.
+//! what the running transaction killed. Scrub's repairs (a bad copy rewritten in place
+//! from a good one, a bad label from the good one) write through here too, so every write
+//! of a block goes out after the write buffer, and none lands outside the data area.
 
 use crate::alloc::Allocator;
 use crate::alloc::allocator::{AllocKind, Placement};
@@ -9,7 +11,7 @@ use crate::checksum::blake3;
 use crate::compress;
 use crate::device::{Device, ShrunkDevice};
 use crate::error::{Error, Result};
-use crate::format::label::REGION_BLOCKS;
+use crate::format::label::{Label, REGION_BLOCKS, region_start};
 
 /// A block ready to write: its bytes as stored, how they are compressed, their checksum.
 pub struct StoredBlock {
@@ -174,6 +176,49 @@ impl Store {
             )));
         }
         Ok(bytes)
+    }
+
+    /// Scrub's repair: writes the stored bytes of a good copy of `ptr` over its copy at
+    /// `addr`, in place. Refused, with nothing written, if the bytes are not the ones the
+    /// pointer's checksum names or the copy lies outside the data area (a wrong pointer
+    /// must not aim a write at a label, a commit ring or another pool's bytes).
+    ///
+    /// Why no transaction is needed (docs/FORMAT.md, "Assumptions about the device"): the
+    /// bytes are what the pointer's checksum already names, so the write changes nothing a
+    /// reader can see, and a crash during it leaves the copy bad or good and the other copy
+    /// good. That holds because only a bad copy is ever rewritten, never the good one it is
+    /// rewritten from. Not durable until `sync_device`.
+    pub fn rewrite_copy(&mut self, addr: BlockAddr, ptr: &BlockPtr, stored: &[u8]) -> Result<()> {
+        assert!(ptr.copies().any(|copy| copy == addr), "block {} is a copy of the block it rewrites", addr.0);
+        self.check_in_data_area(addr, ptr)?;
+        if stored.len() != ptr.stored_bytes as usize || blake3(stored) != ptr.checksum {
+            return Err(Error::corrupt(format!(
+                "the bytes offered to rewrite copy at block {} of a {} block ({} bytes) do not match its checksum; \
+                 nothing written",
+                addr.0,
+                ptr.kind.name(),
+                stored.len()
+            )));
+        }
+        // A buffered write to these blocks (there is none while a scrub runs) would land
+        // over the repair if it went out after it.
+        self.flush_buffer()?;
+        let mut padded = stored.to_vec();
+        padded.resize((ptr.allocated_blocks() * BLOCK_BYTES) as usize, 0);
+        self.dev.write_at(addr.byte_offset(), &padded)
+    }
+
+    /// Scrub's repair of a label: writes `label` into its own region's first block, and
+    /// makes it durable before returning. Labels never change after format (but for
+    /// `expand`), so the good label's contents with the other's index are the bad one's.
+    /// One label at a time: a crash tears at most the one in flight, and the other still
+    /// opens the pool, even when both needed rewriting (the one that opened it can sit at
+    /// block 0 with the end's index).
+    pub fn rewrite_label(&mut self, label: &Label) -> Result<()> {
+        self.flush_buffer()?;
+        let block = region_start(label.index, label.device_bytes);
+        self.dev.write_at(block * BLOCK_BYTES, &label.encode())?;
+        self.dev.flush()
     }
 
     /// Compresses, allocates and writes a new block born in this transaction.
@@ -386,5 +431,82 @@ mod tests {
         let mut got = vec![0u8; 4096];
         store.dev.read_at(200 * BLOCK_BYTES, &mut got).unwrap();
         assert!(got == new, "the ditto write, the later one, is what the device holds");
+    }
+
+    /// A metadata block with a ditto, written and flushed, and its stored bytes.
+    fn block_with_ditto(store: &mut Store) -> (BlockPtr, Vec<u8>) {
+        store.ditto_metadata = true;
+        let ptr = store.write_block(BlockKind::Blob, 0, &[5u8; 6000]).unwrap();
+        store.flush_buffer().unwrap();
+        let stored = store.read_copy(ptr.addr, &ptr).unwrap();
+        (ptr, stored)
+    }
+
+    fn device_bytes(store: &Store, block: u64, blocks: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; (blocks * BLOCK_BYTES) as usize];
+        store.dev.read_at(block * BLOCK_BYTES, &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn rewrite_copy_restores_a_bad_copy_with_its_padding() {
+        // Goal: scrub's repair seam writes a good copy's bytes over the bad one, zeros
+        // after them to the end of the run, and the copy verifies again.
+        let mut store = Store::for_tests();
+        let (ptr, stored) = block_with_ditto(&mut store);
+        assert_eq!(ptr.allocated_blocks(), 2);
+        store.dev.write_at(ptr.ditto.byte_offset(), &[0xee; 2 * BLOCK_BYTES as usize]).unwrap();
+        assert!(store.read_copy(ptr.ditto, &ptr).is_err());
+        store.rewrite_copy(ptr.ditto, &ptr, &stored).unwrap();
+        assert_eq!(store.read_copy(ptr.ditto, &ptr).unwrap(), stored);
+        let tail = device_bytes(&store, ptr.ditto.0, 2)[stored.len()..].to_vec();
+        assert!(tail.iter().all(|&b| b == 0), "the run's tail is written as zeros");
+    }
+
+    #[test]
+    fn rewrite_copy_refuses_bytes_its_checksum_does_not_name_and_writes_nothing() {
+        // Goal: a repair can only put back what the pointer's checksum names. Method: a
+        // flipped byte, a byte short, a byte long, and the logical bytes of a compressed
+        // block are each refused, and the bad copy is left as it was.
+        let mut store = Store::for_tests();
+        let (ptr, stored) = block_with_ditto(&mut store);
+        let bad = vec![0xee; 2 * BLOCK_BYTES as usize];
+        store.dev.write_at(ptr.ditto.byte_offset(), &bad).unwrap();
+        let mut flipped = stored.clone();
+        flipped[100] ^= 1;
+        let short = stored[..stored.len() - 1].to_vec();
+        let mut long = stored.clone();
+        long.push(0);
+        for (what, offered) in [("flipped", flipped), ("short", short), ("long", long)] {
+            let e = store.rewrite_copy(ptr.ditto, &ptr, &offered).unwrap_err();
+            assert!(e.to_string().contains("do not match its checksum"), "{what}: {e}");
+            assert!(device_bytes(&store, ptr.ditto.0, 2) == bad, "{what}: nothing written");
+        }
+        let compressible = vec![0u8; 20_000];
+        let compressed = store.write_block(BlockKind::FileData, 0, &compressible).unwrap();
+        store.flush_buffer().unwrap();
+        assert!(compressed.stored_bytes < compressed.logical_bytes);
+        assert!(store.rewrite_copy(compressed.addr, &compressed, &compressible).is_err());
+    }
+
+    #[test]
+    fn rewrite_copy_never_writes_outside_the_data_area() {
+        // Goal: a wrong pointer (checksummed by its parent, so trusted by reads) must not
+        // aim a repair at a label, a commit ring or past the pool. Method: copies before
+        // the data area, straddling its end and past it; each is refused and the device
+        // is unchanged.
+        // A data area that ends before the device does, as a pool's does (region 1).
+        let mut alloc = Allocator::new(64, 60_000);
+        alloc.free.insert(64, 60_000 - 64);
+        let mut store = Store::new(Box::new(crate::device::MemoryDevice::new(256 << 20)), alloc, Txg(1), 1);
+        let (ptr, stored) = block_with_ditto(&mut store);
+        let end = store.alloc.usable_end;
+        for addr in [1, store.alloc.usable_start - 1, end - 1, end, end + 10] {
+            let wrong = BlockPtr { ditto: BlockAddr(addr), ..ptr };
+            let before = device_bytes(&store, addr, 1);
+            let e = store.rewrite_copy(BlockAddr(addr), &wrong, &stored).unwrap_err();
+            assert!(e.to_string().contains("lies outside the data area"), "block {addr}: {e}");
+            assert!(device_bytes(&store, addr, 1) == before, "block {addr}: nothing written");
+        }
     }
 }

@@ -2,16 +2,13 @@
 //! the snapshots (and heads, retained commits) that reach them and the files whose data,
 //! or whose part of a tree, they hold. Runs only when there is such damage.
 
-use super::metadata::{Root, RootKind};
 use super::report::Damage;
+use super::roots::{LIVE_OWNER, Root, RootKind};
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::fs::inode::{ItemKind, ROOT_INO};
 use crate::fs::record::Record;
 use crate::pool::Pool;
 use std::collections::{BTreeSet, HashMap};
-
-/// The owner name `MetadataPass::roots` gives the live tree's head.
-pub const LIVE_OWNER: &str = "the live tree";
 
 /// Files listed per damaged block at most; the count says how many more.
 const FILES_LISTED_MAX: usize = 100;

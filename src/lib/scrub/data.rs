@@ -2,6 +2,7 @@
 //! requests by several threads, each block's checksum verified on the thread that read it.
 
 use super::reader::{Extent, read_extents};
+use super::report::describe;
 use crate::block::BlockPtr;
 use crate::checksum::blake3;
 use crate::device::Device;
@@ -37,7 +38,7 @@ pub fn verify(
             let verdict = match bytes {
                 Ok(bytes) if blake3(&bytes[..ptr.stored_bytes as usize]) == ptr.checksum => return,
                 Ok(_) => format!("checksum mismatch in file-data block at block {}", ptr.addr.0),
-                Err(e) => super::report::describe(e),
+                Err(e) => describe(e),
             };
             found.lock().expect("no reader panics holding it").push((*ptr, verdict));
         },

@@ -1,39 +1,21 @@
-//! The metadata pass: every root the pool has (pool root, space log, tables, each tree's
-//! head, snapshots, retained commits, a saved partial receive), every node below them,
-//! each copy verified on its own. Collects the file data blocks for the data pass.
+//! The metadata pass: from every root (`roots.rs`) down through every node, each copy of
+//! each block verified on its own. A bad copy is reported, and queued to be rewritten
+//! from a good one if there is one. Collects the file data blocks for the data pass.
 
 use super::reader::{Extent, read_extents};
+use super::repair::Repair;
 use super::report::{Damage, ScrubReport, describe};
+use super::roots::{Root, RootKind};
 use crate::alloc::space_log::SpaceLogBlock;
-use crate::block::{BLOCK_BYTES, BlockAddr, BlockPtr};
+use crate::block::{BlockAddr, BlockPtr};
 use crate::checksum::blake3;
 use crate::compress;
-use crate::format::label::{Label, region_start};
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::fs::inode::ItemKind;
 use crate::fs::record::Record;
 use crate::pool::Pool;
-use crate::pool::read_blocks;
 use std::collections::HashSet;
 use std::sync::Mutex;
-
-/// What a root holds, which decides how its blocks are decoded.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum RootKind {
-    /// A tree of nodes of this kind.
-    Tree(TreeKind),
-    /// A block read whole: the pool root, a receive state blob.
-    Single,
-    /// The space log: each block names the one before.
-    SpaceLog,
-}
-
-/// One root of the pool and who it belongs to, for messages.
-pub struct Root {
-    pub owner: String,
-    pub ptr: BlockPtr,
-    pub kind: RootKind,
-}
 
 /// Nodes read together at most: bounds the memory a level of a large tree takes.
 const NODES_PER_BATCH: usize = 2048;
@@ -56,75 +38,21 @@ pub struct MetadataPass<'p> {
     /// File data and overlays, for the data pass.
     pub data: Vec<BlockPtr>,
     data_seen: HashSet<u64>,
-    /// Bad copies with a good one to rewrite them from: (address, stored bytes).
-    pub repairs: Vec<(BlockAddr, Vec<u8>)>,
+    /// Bad copies with a good one to rewrite them from.
+    pub repairs: Vec<Repair>,
 }
 
 impl<'p> MetadataPass<'p> {
-    pub fn new(pool: &'p mut Pool) -> MetadataPass<'p> {
+    /// A pass that adds what it finds to `report`.
+    pub fn new(pool: &'p mut Pool, report: ScrubReport) -> MetadataPass<'p> {
         MetadataPass {
             pool,
-            report: ScrubReport::default(),
+            report,
             seen: HashSet::new(),
             data: Vec::new(),
             data_seen: HashSet::new(),
             repairs: Vec::new(),
         }
-    }
-
-    /// Every root of the pool, in the order a reader depends on them.
-    pub fn roots(&mut self) -> Vec<Root> {
-        let pool = &mut *self.pool;
-        let mut roots = vec![Root { owner: "the pool root".into(), ptr: pool.commit.root, kind: RootKind::Single }];
-        if let Some(ptr) = pool.root.space_log {
-            roots.push(Root { owner: "the space log".into(), ptr, kind: RootKind::SpaceLog });
-        }
-        for (kind, root) in pool.meta_roots() {
-            if let Some(ptr) = root {
-                roots.push(Root { owner: format!("the {} table", kind.name()), ptr, kind: RootKind::Tree(kind) });
-            }
-        }
-        let files = RootKind::Tree(TreeKind::Files);
-        let trees: Vec<(u64, String, Option<BlockPtr>)> =
-            pool.trees().map(|t| (t.id, t.name.clone(), t.root)).collect();
-        for (id, name, root) in &trees {
-            if let Some(ptr) = *root {
-                roots.push(Root { owner: format!("the {name} tree"), ptr, kind: files });
-            }
-            for snapshot in pool.snapshots_of(*id) {
-                if let Some(ptr) = snapshot.root {
-                    roots.push(Root { owner: format!("snapshot @{}", snapshot.name), ptr, kind: files });
-                }
-            }
-        }
-        let history: Vec<_> = pool.history().map(|(txg, _)| txg).collect();
-        for txg in history {
-            match pool.history_entry(txg) {
-                Ok(entry) => {
-                    // The newest commit is retained too; it names nothing a head does not.
-                    let heads: Vec<BlockPtr> = trees.iter().filter_map(|(_, _, root)| *root).collect();
-                    for ptr in entry.roots.into_iter().filter_map(|(_, root)| root) {
-                        if !heads.contains(&ptr) {
-                            roots.push(Root { owner: format!("retained commit {}", txg.0), ptr, kind: files });
-                        }
-                    }
-                }
-                Err(e) => self.report.problems.push(format!("retained commit {}: {e}", txg.0)),
-            }
-        }
-        if let Some(ptr) = pool.root.receive {
-            roots.push(Root { owner: "the saved partial receive".into(), ptr, kind: RootKind::Single });
-            match pool.receive_state() {
-                Ok(Some(state)) => {
-                    if let Some(ptr) = state.staging {
-                        roots.push(Root { owner: "the saved partial receive".into(), ptr, kind: files });
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => self.report.problems.push(format!("the saved partial receive: {e}")),
-            }
-        }
-        roots
     }
 
     pub fn walk(&mut self, root: &Root) {
@@ -304,8 +232,9 @@ impl<'p> MetadataPass<'p> {
         }
         self.report.metadata_blocks += 1;
         for (index, addr, error) in bad {
-            if let Some(bytes) = &good {
-                self.repairs.push((addr, bytes.clone()));
+            if let Some(stored) = &good {
+                let damage = self.report.damage.len();
+                self.repairs.push(Repair::Copy { damage, addr, ptr: *ptr, stored: stored.clone() });
             }
             let mut damage = Damage::new(ptr, index, addr, error, good.is_some());
             damage.affects.push(owner.to_string());
@@ -318,26 +247,6 @@ impl<'p> MetadataPass<'p> {
                 self.report.problems.push(format!("{owner}: {e} (block {})", ptr.addr.0));
                 None
             }
-        }
-    }
-
-    /// Both labels: the one that opened the pool is good; the other must match it.
-    /// Labels never change after format, so a bad one is rewritten from the good one.
-    pub fn verify_labels(&mut self) {
-        for index in 0..2u32 {
-            let offset = region_start(index, self.pool.label.device_bytes) * BLOCK_BYTES;
-            // Past the end of a shrunk device (opened read-only) it reads as missing.
-            let found = read_blocks(self.pool.store.dev.as_ref(), offset / BLOCK_BYTES, 1)
-                .and_then(|block| Label::decode(&block));
-            let why = match found {
-                Ok(Some(label)) if label.pool_guid == self.pool.label.pool_guid && label.index == index => continue,
-                Ok(Some(_)) => "belongs to another pool or slot".to_string(),
-                Ok(None) => "is missing".to_string(),
-                Err(e) => e.to_string(),
-            };
-            let good = Label { index, ..self.pool.label.clone() };
-            self.repairs.push((BlockAddr(offset / BLOCK_BYTES), good.encode()));
-            self.report.labels_damaged.push(format!("label {index} {why}"));
         }
     }
 }

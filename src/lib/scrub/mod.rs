@@ -6,11 +6,124 @@
 //! (as `zpool scrub` is) that finds bit rot before a read needs the block. Metadata is
 //! walked first, every copy on its own; file data, the bulk, is then read in address order
 //! in large requests by several threads, at close to the device's raw read rate.
+//!
+//! The entry point is `scrub_pool`, below. Its modules, each importing only those listed
+//! after it (no cycle):
+//! - `blame`: who loses a block no copy of which is good (roots, report);
+//! - `metadata`: the metadata pass (reader, repair, report, roots);
+//! - `data`: the data pass (reader, report);
+//! - `labels`: both labels checked (repair, report);
+//! - `repair`: bad copies rewritten through the store, in crash-safe order (report);
+//! - `roots`: where the walks start and who owns each root;
+//! - `reader`: large, threaded reads in address order;
+//! - `report`: the types a scrub reports.
 
 mod blame;
 mod data;
+mod labels;
 mod metadata;
 mod reader;
+mod repair;
 mod report;
+mod roots;
 
-pub use report::{Damage, ScrubOptions, ScrubProgress, ScrubReport, scrub_pool};
+pub use report::{Damage, ScrubOptions, ScrubProgress, ScrubReport};
+
+use crate::block::{BLOCK_BYTES, BlockPtr};
+use crate::error::Result;
+use crate::pool::Pool;
+use metadata::MetadataPass;
+
+/// Reads and verifies every copy of every reachable block; repairs what it can.
+pub fn scrub_pool(
+    pool: &mut Pool,
+    options: ScrubOptions,
+    progress: &mut dyn FnMut(&ScrubProgress),
+) -> Result<ScrubReport> {
+    let started = std::time::Instant::now();
+    pool.store.flush_buffer()?;
+    let mut report = ScrubReport::default();
+    let mut repairs = labels::verify(pool, &mut report);
+    let roots = roots::roots(pool, &mut report.problems);
+    progress(&ScrubProgress { phase: "metadata", done_bytes: 0, total_bytes: 0 });
+    let mut pass = MetadataPass::new(pool, report);
+    for root in &roots {
+        pass.walk(root);
+    }
+    pass.walk_trees(&roots);
+    let MetadataPass { mut report, mut data, repairs: copy_repairs, .. } = pass;
+    repairs.extend(copy_repairs);
+    report.metadata_seconds = started.elapsed().as_secs_f64();
+    report.data_blocks = data.len() as u64;
+
+    let total_bytes: u64 = data.iter().map(|p| p.allocated_blocks() * BLOCK_BYTES).sum();
+    let mut done_bytes = 0;
+    let usable = (pool.store.alloc.usable_start, pool.store.alloc.usable_end);
+    let bad = data::verify(pool.store.dev.as_ref(), &mut data, usable, &mut |bytes| {
+        done_bytes += bytes;
+        progress(&ScrubProgress { phase: "data", done_bytes, total_bytes });
+    });
+    report.blocks_verified += data.len() as u64 - bad.len() as u64;
+    let stored = |ptrs: &mut dyn Iterator<Item = &BlockPtr>| ptrs.map(|p| p.stored_bytes as u64).sum::<u64>();
+    report.bytes_verified += stored(&mut data.iter()) - stored(&mut bad.iter().map(|(p, _)| p));
+    for (ptr, error) in bad {
+        report.damage.push(Damage::new(&ptr, 0, ptr.addr, error, false));
+    }
+    if report.unrecoverable() > 0 {
+        blame::blame(pool, &roots, &mut report.damage);
+    }
+    if options.repair && !repairs.is_empty() {
+        repair::apply(&mut pool.store, repairs, &mut report)?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    /// Each module of `scrub/` and the modules of `scrub/` it names (`super::x`).
+    fn imports() -> BTreeMap<String, Vec<String>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib/scrub");
+        let mut graph = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if name == "mod" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut names: Vec<String> = text
+                .split("super::")
+                .skip(1)
+                .map(|rest| rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+                .filter(|module: &String| dir.join(format!("{module}.rs")).exists() && *module != name)
+                .collect();
+            names.sort();
+            names.dedup();
+            graph.insert(name, names);
+        }
+        graph
+    }
+
+    #[test]
+    fn the_modules_of_scrub_import_each_other_without_a_cycle() {
+        // Goal: pin the untangling (report.rs once imported the passes that import it).
+        // Method: the `super::` names of each file, then a depth-first search for a cycle.
+        let graph = imports();
+        assert!(graph.len() >= 8, "{graph:?}");
+        fn visit(graph: &BTreeMap<String, Vec<String>>, at: &str, path: &mut Vec<String>) {
+            assert!(!path.iter().any(|p| p == at), "a cycle: {} -> {at}", path.join(" -> "));
+            path.push(at.to_string());
+            for next in &graph[at] {
+                visit(graph, next, path);
+            }
+            path.pop();
+        }
+        for module in graph.keys() {
+            visit(&graph, module, &mut Vec::new());
+        }
+        assert!(graph["report"].is_empty(), "the types import no pass: {:?}", graph["report"]);
+    }
+}

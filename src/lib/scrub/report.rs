@@ -1,10 +1,10 @@
-//! The scrub's entry point and what it reports.
+//! What a scrub is asked to do and what it reports: the options, the progress it gives,
+//! each bad copy (`Damage`) and the whole `ScrubReport`, with its JSON form.
+//!
+//! Types only, and no other module of `scrub/` below it: every pass fills these in, so
+//! each pass depends on them and they depend on no pass.
 
-use super::metadata::MetadataPass;
-use super::{blame, data};
-use crate::block::{BLOCK_BYTES, BlockPtr, blocks_for};
-use crate::error::Result;
-use crate::pool::Pool;
+use crate::block::BlockPtr;
 use serde_json::{Value, json};
 
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +76,7 @@ pub struct ScrubReport {
     pub damage: Vec<Damage>,
     /// Labels that were bad (rewritten from the good one when repairing).
     pub labels_damaged: Vec<String>,
+    /// There were bad labels, and every one was rewritten.
     pub labels_repaired: bool,
     /// Structures that verified but did not decode: check's business, reported here too.
     pub problems: Vec<String>,
@@ -139,56 +140,4 @@ pub fn describe(e: crate::error::Error) -> String {
         crate::error::Error::Corrupt { what } => what,
         other => other.to_string(),
     }
-}
-
-/// Reads and verifies every copy of every reachable block; repairs what it can.
-pub fn scrub_pool(
-    pool: &mut Pool,
-    options: ScrubOptions,
-    progress: &mut dyn FnMut(&ScrubProgress),
-) -> Result<ScrubReport> {
-    let started = std::time::Instant::now();
-    pool.store.flush_buffer()?;
-    let mut pass = MetadataPass::new(pool);
-    pass.verify_labels();
-    let roots = pass.roots();
-    progress(&ScrubProgress { phase: "metadata", done_bytes: 0, total_bytes: 0 });
-    for root in &roots {
-        pass.walk(root);
-    }
-    pass.walk_trees(&roots);
-    let MetadataPass { mut report, mut data, repairs, .. } = pass;
-    report.metadata_seconds = started.elapsed().as_secs_f64();
-    report.data_blocks = data.len() as u64;
-
-    let total_bytes: u64 = data.iter().map(|p| p.allocated_blocks() * BLOCK_BYTES).sum();
-    let mut done_bytes = 0;
-    let usable = (pool.store.alloc.usable_start, pool.store.alloc.usable_end);
-    let bad = data::verify(pool.store.dev.as_ref(), &mut data, usable, &mut |bytes| {
-        done_bytes += bytes;
-        progress(&ScrubProgress { phase: "data", done_bytes, total_bytes });
-    });
-    report.blocks_verified += data.len() as u64 - bad.len() as u64;
-    let stored = |ptrs: &mut dyn Iterator<Item = &BlockPtr>| ptrs.map(|p| p.stored_bytes as u64).sum::<u64>();
-    report.bytes_verified += stored(&mut data.iter()) - stored(&mut bad.iter().map(|(p, _)| p));
-    for (ptr, error) in bad {
-        report.damage.push(Damage::new(&ptr, 0, ptr.addr, error, false));
-    }
-    if report.unrecoverable() > 0 {
-        blame::blame(pool, &roots, &mut report.damage);
-    }
-    if options.repair && !repairs.is_empty() {
-        for (addr, stored) in &repairs {
-            let mut padded = stored.clone();
-            padded.resize((blocks_for(stored.len() as u64) * BLOCK_BYTES) as usize, 0);
-            pool.store.dev.write_at(addr.byte_offset(), &padded)?;
-        }
-        pool.store.dev.flush()?;
-        for d in report.damage.iter_mut().filter(|d| d.recoverable) {
-            d.repaired = true;
-        }
-        report.labels_repaired = true;
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
