@@ -20,9 +20,12 @@ pub mod compress;
 pub mod device;
 pub mod dump;
 pub mod error;
+pub mod exit_code;
 pub mod format;
 pub mod fs;
 /// What the fuzz targets run (fuzz/), shared with the regression test that replays their finds.
+/// Test code: only in builds with the `testing` feature (Cargo.toml), never in the product.
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pool;
