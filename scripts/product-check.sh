@@ -40,7 +40,7 @@ while read -r kind features file; do
     found=$(grep -E -c "$test_code" <<< "$symbols" || true)
     if ((found > 0)); then
         echo "product-check: $file holds $found symbols of test code, such as:" >&2
-        grep -E "$test_code" <<< "$symbols" | head -3 >&2
+        grep -E -m3 "$test_code" <<< "$symbols" >&2
         failed=1
     fi
     control='snapfs::'
