@@ -180,6 +180,17 @@ pub fn json_string(s: &str) -> String {
 mod tests {
     use super::*;
 
+    // Goal: a binary driven into a code its man page does not list fails the test that
+    // drove it (debug builds, as `cargo test` builds the binaries); listed codes pass.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "snapsend exits 8 (BAD_STREAM), which exit_code::BY_PROGRAM")]
+    fn a_code_outside_the_binarys_man_page_fails_in_debug_builds() {
+        assert_eq!(report("snaprecv", &Error::stream("test")), exit_code::BAD_STREAM);
+        assert_eq!(report("snaptorture", &Error::stream("test")), exit_code::BAD_STREAM);
+        report("snapsend", &Error::stream("test"));
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("24h").unwrap(), 86400);

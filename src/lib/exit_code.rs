@@ -50,10 +50,7 @@ pub const ALL: &[(i32, &str, &str)] = &[
 /// read back, and meets nothing that already exists but a pool (REFUSED).
 pub const BY_PROGRAM: &[(&str, &[i32])] = &[
     ("snapfmt", &[SUCCESS, IO_ERROR, INVALID, NOT_FOUND_OR_EXISTS, IN_USE, CORRUPT, REFUSED]),
-    (
-        "snapctl",
-        &[SUCCESS, IO_ERROR, INVALID, NOT_FOUND_OR_EXISTS, IN_USE, NO_SPACE, CORRUPT, REFUSED, SOURCE_CHANGED],
-    ),
+    ("snapctl", &[SUCCESS, IO_ERROR, INVALID, NOT_FOUND_OR_EXISTS, IN_USE, NO_SPACE, CORRUPT, REFUSED, SOURCE_CHANGED]),
     ("snapsend", &[SUCCESS, IO_ERROR, INVALID, NOT_FOUND_OR_EXISTS, IN_USE, CORRUPT, REFUSED]),
     ("snaprecv", &[SUCCESS, IO_ERROR, INVALID, NOT_FOUND_OR_EXISTS, IN_USE, NO_SPACE, CORRUPT, REFUSED, BAD_STREAM]),
 ];
