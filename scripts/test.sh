@@ -3,12 +3,14 @@
 # Unit tests, CLI tests on image files, loop-device tests (root; they fail rather than
 # skip when CI=true), the workload round trip, man pages against --help, the crash
 # harness and the corruption injector with short budgets (torture/; scripts/crash-soak.sh
-# and `snaptorture corrupt --pools N` run the long ones), lints, and a short run of every
-# fuzz target (scripts/fuzz.sh; the soak is scripts/fuzz.sh --soak).
+# and `snaptorture corrupt --pools N` run the long ones), lints, a check that the release
+# build holds no test code (scripts/product-check.sh), and a short run of every fuzz
+# target (scripts/fuzz.sh; the soak is scripts/fuzz.sh --soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --check
 cargo clippy --quiet --locked --workspace --all-targets -- -D warnings
+scripts/product-check.sh
 cargo test --workspace --locked --quiet
 scripts/fuzz.sh

@@ -8,7 +8,8 @@ use snapfs::cli::{
     report, snapshot_name,
 };
 use snapfs::device::OpenMode;
-use snapfs::error::{EXIT_SOURCE_CHANGED, Error, Result, human_bytes};
+use snapfs::error::{Error, Result, human_bytes};
+use snapfs::exit_code;
 use snapfs::ops;
 use snapfs::pool::{ExpandOutcome, LIVE_TREE_ID, Pool, guid_hex};
 use std::io::Write;
@@ -205,7 +206,7 @@ fn main() {
 }
 
 /// Names each host file stored while it kept changing, and exits with
-/// EXIT_SOURCE_CHANGED: the command committed, but the copies may mix versions.
+/// exit_code::SOURCE_CHANGED: the command committed, but the copies may mix versions.
 fn warn_changed_while_read(paths: &[std::path::PathBuf]) {
     if paths.is_empty() {
         return;
@@ -217,7 +218,7 @@ fn warn_changed_while_read(paths: &[std::path::PathBuf]) {
         "hint: the rest was stored and committed; run the command again when the file is quiet to store \
          one version of it"
     );
-    std::process::exit(EXIT_SOURCE_CHANGED);
+    std::process::exit(exit_code::SOURCE_CHANGED);
 }
 
 fn open(device: &str, mode: OpenMode) -> Result<Pool> {

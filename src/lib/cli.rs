@@ -1,15 +1,11 @@
 //! What the four binaries share: opening a device, naming snapshots and paths, parsing
 //! durations, printing times and sizes, and turning errors into messages and exit codes.
 //!
-//! Exit codes (man/snapctl.1 documents them):
-//!   0 success; 1 I/O error; 2 bad arguments; 3 not found or already exists;
-//!   4 device in use; 5 device full; 6 corruption found; 7 refused (not snapfs, newer
-//!   format, would overwrite data, wrong base, live tree changed); 8 bad stream (not a
-//!   snapfs stream, truncated, damaged); 9 committed, but a host file kept changing
-//!   while `sync` or `put` read it (error::EXIT_SOURCE_CHANGED).
+//! Exit codes: the table is `exit_code` (man/*.1 and the README say it in prose).
 
 use crate::device::{OpenMode, open_tool_device};
 use crate::error::{Error, Result};
+use crate::exit_code;
 use crate::pool::Pool;
 // What a command names and how times print live below this module; the binaries take
 // them from here with the rest.
@@ -31,14 +27,22 @@ pub fn open_pool(program: &str, device: &str, mode: OpenMode) -> Result<Pool> {
 pub fn report(program: &str, error: &Error) -> i32 {
     if let Error::Io { source, .. } = error {
         if source.kind() == std::io::ErrorKind::BrokenPipe {
-            return 0; // the reader went away, as with `| head`: not an error
+            return exit_code::SUCCESS; // the reader went away, as with `| head`: not an error
         }
     }
     eprintln!("{program}: error: {error}");
     if let Some(hint) = error.hint() {
         eprintln!("hint: {hint}");
     }
-    error.exit_code()
+    let code = error.exit_code();
+    // The man page of each binary lists the codes it can exit with: a test that drives a
+    // binary into a code its page lacks fails here rather than passing with stale docs.
+    debug_assert!(
+        exit_code::of_program(program).is_none_or(|codes| codes.contains(&code)),
+        "{program} exits {code} ({}), which exit_code::BY_PROGRAM and man/{program}.1 do not list: {error}",
+        exit_code::name(code).unwrap_or("unnamed")
+    );
+    code
 }
 
 /// Prints bytes written to the device when SNAPFS_IO_STATS is set (benchmarks, tests).
@@ -127,6 +131,17 @@ pub fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Goal: a binary driven into a code its man page does not list fails the test that
+    // drove it (debug builds, as `cargo test` builds the binaries); listed codes pass.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "snapsend exits 8 (BAD_STREAM), which exit_code::BY_PROGRAM")]
+    fn a_code_outside_the_binarys_man_page_fails_in_debug_builds() {
+        assert_eq!(report("snaprecv", &Error::stream("test")), exit_code::BAD_STREAM);
+        assert_eq!(report("snaptorture", &Error::stream("test")), exit_code::BAD_STREAM);
+        report("snapsend", &Error::stream("test"));
+    }
 
     #[test]
     fn durations() {

@@ -3,6 +3,7 @@
 //! Programmer errors are assertions, not variants here. Every variant carries enough to
 //! say what went wrong and where; `hint()` says what to try next.
 
+use crate::exit_code;
 use std::fmt;
 use std::io;
 
@@ -47,11 +48,6 @@ pub enum Error {
     /// cannot be stored (it vanished, or became another type); nothing was committed.
     SourceChanged { path: String, what: String },
 }
-
-/// Exit code of a `sync` or `put` that committed, but stored a host file that kept
-/// changing while it was read (as tar's "file changed as we read it"): the copy may mix
-/// versions, and a warning names the file.
-pub const EXIT_SOURCE_CHANGED: i32 = 9;
 
 impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
@@ -127,17 +123,17 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error; the table is in man/snapctl.1.
+    /// The process exit code for this error, from the one table in `exit_code`.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid { .. } => 2,
-            Error::NotFound { .. } | Error::Exists { .. } => 3,
-            Error::InUse { .. } => 4,
-            Error::NoSpace { .. } => 5,
-            Error::Corrupt { .. } | Error::Damaged { .. } | Error::Lost { .. } => 6,
-            Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => 7,
-            Error::Io { .. } | Error::SourceChanged { .. } => 1,
-            Error::Stream { .. } | Error::InvalidTree { .. } => 8,
+            Error::Invalid { .. } => exit_code::INVALID,
+            Error::NotFound { .. } | Error::Exists { .. } => exit_code::NOT_FOUND_OR_EXISTS,
+            Error::InUse { .. } => exit_code::IN_USE,
+            Error::NoSpace { .. } => exit_code::NO_SPACE,
+            Error::Corrupt { .. } | Error::Damaged { .. } | Error::Lost { .. } => exit_code::CORRUPT,
+            Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => exit_code::REFUSED,
+            Error::Io { .. } | Error::SourceChanged { .. } => exit_code::IO_ERROR,
+            Error::Stream { .. } | Error::InvalidTree { .. } => exit_code::BAD_STREAM,
         }
     }
 }

@@ -5,21 +5,22 @@
 //! per layer, its modules in backquotes before the colon. Each module's header states
 //! its invariants.
 //!
-//! 0. `error`: what can go wrong, for every layer;
-//! 1. `codec`, `utc`, `workers`: leaves: little-endian encoding, times as text, worker threads;
-//! 2. `device`: the only I/O seam (file, block device, memory);
-//! 3. `block`: block pointers, sizes, kinds;
-//! 4. `checksum`, `compress`: blake3 and xxh3, zstd;
-//! 5. `format`: byte layout of labels, commit records, nodes and tables (docs/FORMAT.md);
-//! 6. `alloc`: free space and the space log;
-//! 7. `store`: verified block reads, compressed writes, kills;
-//! 8. `tree`: the copy-on-write B+tree and the difference of two trees;
-//! 9. `fs`: the file tree (inodes, directories, records, xattrs), host files in and out, stream records applied;
-//! 10. `pool`: open, format, commit, snapshots, retention of history, receive staging, resize;
-//! 11. `stream`, `check`, `scrub`, `dump`: replication streams (docs/STREAM.md), verification, repair, inspection;
-//! 12. `ops`: the commands' logic, each one transaction, returning what to print;
-//! 13. `cli`: what the binaries share: opening a device, parsing arguments, printing, exit codes;
-//! 14. `fuzzing`: what the fuzz targets run (fuzz/), for tests only.
+//! 0. `exit_code`: the process exit codes, one named table (man pages and README match it);
+//! 1. `error`: what can go wrong, for every layer;
+//! 2. `codec`, `utc`, `workers`: leaves: little-endian encoding, times as text, worker threads;
+//! 3. `device`: the only I/O seam (file, block device, memory);
+//! 4. `block`: block pointers, sizes, kinds;
+//! 5. `checksum`, `compress`: blake3 and xxh3, zstd;
+//! 6. `format`: byte layout of labels, commit records, nodes and tables (docs/FORMAT.md);
+//! 7. `alloc`: free space and the space log;
+//! 8. `store`: verified block reads, compressed writes, kills;
+//! 9. `tree`: the copy-on-write B+tree and the difference of two trees;
+//! 10. `fs`: the file tree (inodes, directories, records, xattrs), host files in and out, stream records applied;
+//! 11. `pool`: open, format, commit, snapshots, retention of history, receive staging, resize;
+//! 12. `stream`, `check`, `scrub`, `dump`: replication streams (docs/STREAM.md), verification, repair, inspection;
+//! 13. `ops`: the commands' logic, each one transaction, returning what to print;
+//! 14. `cli`: what the binaries share: opening a device, parsing arguments, printing, exit codes;
+//! 15. `fuzzing`: what the fuzz targets run (fuzz/), for tests only.
 
 pub mod alloc;
 pub mod block;
@@ -30,9 +31,12 @@ pub mod compress;
 pub mod device;
 pub mod dump;
 pub mod error;
+pub mod exit_code;
 pub mod format;
 pub mod fs;
 /// What the fuzz targets run (fuzz/), shared with the regression test that replays their finds.
+/// Test code: only in builds with the `testing` feature (Cargo.toml), never in the product.
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pool;

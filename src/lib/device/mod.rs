@@ -3,14 +3,19 @@
 
 mod file;
 pub mod lock;
+#[cfg(any(test, feature = "testing"))]
 mod memory;
+#[cfg(any(test, feature = "testing"))]
 mod overlay;
 pub mod recording;
 mod shrunk;
 pub mod storage;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
+// In-memory devices for tests, fuzzing and the crash harness; no binary uses them.
+#[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryDevice;
+#[cfg(any(test, feature = "testing"))]
 pub use overlay::OverlayDevice;
 pub use recording::{RecordingDevice, open_tool_device};
 pub use shrunk::ShrunkDevice;
