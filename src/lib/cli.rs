@@ -4,7 +4,7 @@
 //! Exit codes: the table is `exit_code` (man/*.1 and the README say it in prose).
 
 use crate::device::{OpenMode, open_tool_device};
-use crate::error::{Error, Result};
+use crate::error::{Error, ReceiveRefusal, Result, SnapshotId, human_bytes};
 use crate::exit_code;
 use crate::pool::Pool;
 // What a command names and how times print live below this module; the binaries take
@@ -31,7 +31,7 @@ pub fn report(program: &str, error: &Error) -> i32 {
         }
     }
     eprintln!("{program}: error: {error}");
-    if let Some(hint) = error.hint() {
+    if let Some(hint) = hint(error) {
         eprintln!("hint: {hint}");
     }
     let code = error.exit_code();
@@ -43,6 +43,106 @@ pub fn report(program: &str, error: &Error) -> i32 {
         exit_code::name(code).unwrap_or("unnamed")
     );
     code
+}
+
+/// A line that tells the operator what to do next, when there is one: the library says
+/// what is wrong, the CLI what to type.
+pub fn hint(error: &Error) -> Option<String> {
+    match error {
+        Error::Corrupt { .. } => Some(
+            "run `snapctl scrub DEVICE`: it finds every damaged block, names the files and snapshots \
+             each affects, and rewrites bad metadata copies from good ones"
+                .into(),
+        ),
+        Error::NotSnapfs { .. } => Some("format it first with `snapfmt DEVICE`".into()),
+        Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
+        Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),
+        Error::NoSpace { history_bytes, snapshots, .. } => Some(no_space_hint(*snapshots, *history_bytes)),
+        Error::Refused { hint, .. } | Error::Lost { hint, .. } => Some(hint.clone()),
+        Error::Receive(refusal) => receive_hint(refusal),
+        Error::Stream { .. } => Some(
+            "the part that failed is not on the target (earlier parts of a multi-part stream are); if \
+             -s saved it, resume it as shown above, else send it again (with snaprecv -s, a broken \
+             transfer can be resumed; `snaprecv -n` checks a stored stream without applying it)"
+                .into(),
+        ),
+        Error::InvalidTree { .. } => Some(
+            "nothing of this part was received; sending it again cannot help: run `snapctl check` on \
+             the sending pool, and receive only streams from pools you trust"
+                .into(),
+        ),
+        Error::SourceChanged { .. } => Some(
+            "run the command again: it reads the source afresh; if the source keeps changing, copy \
+             a frozen view of it (a file system snapshot) or pause what writes to it"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The next step after a refused part: never the command that just failed, never a base
+/// only the target has.
+fn receive_hint(refusal: &ReceiveRefusal) -> Option<String> {
+    use ReceiveRefusal::*;
+    let fresh = "receive a full stream into a freshly formatted device";
+    let from_newest = |newest: &SnapshotId, snapshot: &str| {
+        format!(
+            "if the source has @{} (guid {}), send incrementally from it: snapsend -i @{} @{snapshot} ...",
+            newest.name,
+            newest.guid_hex(),
+            newest.name
+        )
+    };
+    Some(match refusal {
+        AlreadyReceived { .. } => return None,
+        NameTaken { .. } => "rename or destroy the target's snapshot, or send a snapshot of another name".into(),
+        FullOntoSnapshots { snapshot, newest } => format!(
+            "if the source has @{} (guid {}), send incrementally from it (snapsend -i @{} @{snapshot} ...); \
+             otherwise receive into a freshly formatted device",
+            newest.name,
+            newest.guid_hex(),
+            newest.name
+        ),
+        LiveTreeNotEmpty => "receive into a freshly formatted device, or add -F to replace the live tree (its old \
+                             state stays in the commit history for a while)"
+            .into(),
+        NoSnapshots { base } => {
+            format!("send a full stream of @{base} first (snapsend @{base} DEVICE | snaprecv TARGET)")
+        }
+        BaseNotNewest { held_as, newest, snapshot, .. } => format!(
+            "{}; or destroy the target's snapshots after @{held_as} (snapctl destroy) to receive this stream",
+            from_newest(newest, snapshot)
+        ),
+        BaseNameOtherGuid { .. } => format!(
+            "send incrementally from a snapshot both pools have (the same guid: `snapctl list --json` shows them), \
+             or {fresh}"
+        ),
+        BaseMissing { newest, snapshot, .. } => {
+            format!("{}; if not, the pools share no snapshot from there: {fresh}", from_newest(newest, snapshot))
+        }
+        HeadChanged { newest } => {
+            format!("add -F to roll the live tree back to @{newest} first (no snapshot is destroyed)")
+        }
+    })
+}
+
+/// What can make room on a full pool: only what it has (snapshots, retained commits),
+/// and files, which any pool has.
+fn no_space_hint(snapshots: u64, history_bytes: u64) -> String {
+    let mut ways = Vec::new();
+    if snapshots > 0 {
+        ways.push(format!(
+            "destroy snapshots you no longer need (the pool has {snapshots}; `snapctl list DEVICE` shows what each holds)"
+        ));
+    }
+    if history_bytes > 0 {
+        ways.push(format!(
+            "release the commit history ({}) with `snapctl history --prune DEVICE`",
+            human_bytes(history_bytes)
+        ));
+    }
+    ways.push("remove files you no longer need (`snapctl rm PATH DEVICE`), or use a larger device".into());
+    ways.join(", or ")
 }
 
 /// Prints bytes written to the device when SNAPFS_IO_STATS is set (benchmarks, tests).

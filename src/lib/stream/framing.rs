@@ -104,9 +104,6 @@ impl Sink for StreamWriter<'_> {
     }
 }
 
-/// How an error reading the input starts (an interrupted transfer, worth saving).
-pub const READ_ERROR_CONTEXT: &str = "cannot read the stream";
-
 /// Where the reader is, for messages.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Position {
@@ -182,7 +179,7 @@ impl<'r> StreamReader<'r> {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(Error::io(format!("{READ_ERROR_CONTEXT} at byte {}", self.offset + filled as u64), e));
+                    return Err(Error::StreamRead { at: self.offset + filled as u64, source: e });
                 }
             }
         }

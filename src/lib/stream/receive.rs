@@ -12,13 +12,13 @@ use super::framing::{Position, StreamReader};
 use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
 use super::wire::{Begin, PatchRecord, Record, RecordType, ResumePoint};
-use crate::error::{Error, Result, human_bytes};
+use crate::error::{Error, ReceiveRefusal, Result, SnapshotId, human_bytes};
 use crate::format::label::FEATURE_RECORD_OVERLAYS;
 use crate::format::receive_state::ReceiveState;
 use crate::fs::FsTree;
 use crate::fs::apply::StoredRecord;
 use crate::fs::validate::{Violation, validate_received};
-use crate::pool::{Pool, guid_hex};
+use crate::pool::Pool;
 use crate::store::StoredBlock;
 use std::collections::HashMap;
 
@@ -91,48 +91,43 @@ impl TargetState {
     /// Whether the part fits this target, and what must happen first.
     pub fn accept(&self, begin: &Begin, options: ReceiveOptions) -> Result<Preparation> {
         match_saved_state(self.partial.clone(), begin, self.tree)?;
+        self.refusal(begin, options).map_err(Error::Receive)
+    }
+
+    fn refusal(&self, begin: &Begin, options: ReceiveOptions) -> std::result::Result<Preparation, ReceiveRefusal> {
         let name = &begin.snapshot.name;
         if let Some((existing, _)) = self.snapshots.iter().find(|(_, g)| *g == begin.snapshot.guid) {
-            return Err(Error::exists(format!(
-                "the stream's snapshot @{name} (guid {}; the target has it as @{existing}, so this stream was received before)",
-                guid_hex(&begin.snapshot.guid)
-            )));
+            return Err(ReceiveRefusal::AlreadyReceived { snapshot: id(&begin.snapshot), held_as: existing.clone() });
         }
         if self.snapshots.iter().any(|(n, _)| n == name) {
-            return Err(Error::refused(
-                format!("the target already has a snapshot @{name}, not the one this stream carries"),
-                "rename or destroy the target's snapshot, or send a snapshot of another name",
-            ));
+            return Err(ReceiveRefusal::NameTaken { name: name.clone() });
         }
-        let newest = self.snapshots.last();
+        let newest = self.snapshots.last().map(|(name, guid)| SnapshotId { name: name.clone(), guid: *guid });
         let Some(base) = &begin.base else {
-            if let Some((newest, newest_guid)) = newest {
-                return Err(Error::refused(
-                    format!("the target already has snapshots (newest @{newest}); a full stream needs an empty target"),
-                    format!(
-                        "if the source has @{newest} (guid {}), send incrementally from it (snapsend -i @{newest} @{name} ...); \
-                         otherwise receive into a freshly formatted device",
-                        guid_hex(newest_guid)
-                    ),
-                ));
+            if let Some(newest) = newest {
+                return Err(ReceiveRefusal::FullOntoSnapshots { snapshot: name.clone(), newest });
             }
             if !self.live_empty && !options.force {
-                return Err(Error::refused(
-                    "the target's live tree holds files, which a full stream would replace",
-                    "receive into a freshly formatted device, or add -F to replace the live tree (its old state stays in the commit history for a while)",
-                ));
+                return Err(ReceiveRefusal::LiveTreeNotEmpty);
             }
             return Ok(Preparation::Replace);
         };
-        let Some((newest_name, _)) = newest.filter(|(_, guid)| *guid == base.guid) else {
-            return Err(wrong_base(&self.snapshots, base, name));
+        let Some(newest) = newest else {
+            return Err(ReceiveRefusal::NoSnapshots { base: base.name.clone() });
         };
+        if newest.guid != base.guid {
+            let snapshot = name.clone();
+            return Err(match self.snapshots.iter().find(|(_, g)| *g == base.guid) {
+                Some((held, _)) => {
+                    ReceiveRefusal::BaseNotNewest { base: base.name.clone(), held_as: held.clone(), newest, snapshot }
+                }
+                None if newest.name == base.name => ReceiveRefusal::BaseNameOtherGuid { base: id(base), newest },
+                None => ReceiveRefusal::BaseMissing { base: id(base), newest, snapshot },
+            });
+        }
         if self.head_changed {
             if !options.force {
-                return Err(Error::refused(
-                    format!("the target's live tree changed since its newest snapshot @{newest_name}"),
-                    format!("add -F to roll the live tree back to @{newest_name} first (no snapshot is destroyed)"),
-                ));
+                return Err(ReceiveRefusal::HeadChanged { newest: newest.name });
             }
             return Ok(Preparation::RollBack);
         }
@@ -140,50 +135,8 @@ impl TargetState {
     }
 }
 
-/// The refusal of an incremental part whose base is not the target's newest snapshot,
-/// with a next step that can work: never the command that just failed, never a base
-/// only the target has.
-fn wrong_base(snapshots: &[(String, [u8; 16])], base: &super::wire::SnapRef, name: &str) -> Error {
-    let Some((newest, newest_guid)) = snapshots.last() else {
-        return Error::refused(
-            format!("the target has no snapshots, and this incremental stream needs @{}", base.name),
-            format!("send a full stream of @{} first (snapsend @{} DEVICE | snaprecv TARGET)", base.name, base.name),
-        );
-    };
-    let (newest_guid, base_guid) = (guid_hex(newest_guid), guid_hex(&base.guid));
-    let fresh = "receive a full stream into a freshly formatted device";
-    if let Some((held, _)) = snapshots.iter().find(|(_, g)| *g == base.guid) {
-        return Error::refused(
-            format!("the stream's base @{} is the target's @{held}, not its newest snapshot @{newest}", base.name),
-            format!(
-                "if the source has @{newest} (guid {newest_guid}), send incrementally from it: snapsend -i @{newest} @{name} ...; \
-                 or destroy the target's snapshots after @{held} (snapctl destroy) to receive this stream"
-            ),
-        );
-    }
-    if *newest == base.name {
-        return Error::refused(
-            format!(
-                "the target's @{newest} is not the stream's base @{}: it has the same name but another guid \
-                 ({newest_guid} on the target, {base_guid} in the stream), so the pools' histories differ",
-                base.name
-            ),
-            format!(
-                "send incrementally from a snapshot both pools have (the same guid: `snapctl list --json` shows them), \
-                 or {fresh}"
-            ),
-        );
-    }
-    Error::refused(
-        format!(
-            "the target does not have the stream's base @{} (guid {base_guid}); its newest snapshot is @{newest}",
-            base.name
-        ),
-        format!(
-            "if the source has @{newest} (guid {newest_guid}), send incrementally from it: snapsend -i @{newest} @{name} ...; \
-             if not, the pools share no snapshot from there: {fresh}"
-        ),
-    )
+fn id(snapshot: &super::wire::SnapRef) -> SnapshotId {
+    SnapshotId { name: snapshot.name.clone(), guid: snapshot.guid }
 }
 
 #[derive(Clone, Debug)]
@@ -369,11 +322,7 @@ fn receive_part_inner(
 /// A stream that stopped, broke or could not be read (not one the target refused, nor
 /// a problem of the target's device): worth saving.
 fn interrupted(e: &Error) -> bool {
-    match e {
-        Error::Stream { .. } => true,
-        Error::Io { context, .. } => context.starts_with(super::framing::READ_ERROR_CONTEXT),
-        _ => false,
-    }
+    matches!(e, Error::Stream { .. } | Error::StreamRead { .. })
 }
 
 /// "1 record", "2 records".
@@ -757,4 +706,100 @@ pub fn verify(
 
 fn blocks_of(stored_bytes: u32) -> u64 {
     u64::from(stored_bytes).div_ceil(crate::block::BLOCK_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::wire::SnapRef;
+
+    fn snap(name: &str, guid: u8) -> SnapRef {
+        SnapRef { guid: [guid; 16], txg: guid as u64, name: name.into() }
+    }
+
+    fn begin(snapshot: SnapRef, base: Option<SnapRef>) -> Begin {
+        Begin {
+            features: 0,
+            pool_guid: [9; 16],
+            snapshot,
+            snapshot_time_ns: 0,
+            base,
+            part_bytes: 0,
+            part: 0,
+            parts: 1,
+            run_bytes: 0,
+            resume: None,
+        }
+    }
+
+    fn target(snapshots: &[(&str, u8)]) -> TargetState {
+        TargetState {
+            snapshots: snapshots.iter().map(|(n, g)| (n.to_string(), [*g; 16])).collect(),
+            head_changed: false,
+            live_empty: true,
+            partial: None,
+            tree: 1,
+        }
+    }
+
+    fn refusal(target: &TargetState, begin: &Begin) -> ReceiveRefusal {
+        match target.accept(begin, ReceiveOptions::default()) {
+            Err(Error::Receive(refusal)) => refusal,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    /// A front end (a replication loop) reads the refusal's facts, not its sentence: each
+    /// way a part can miss the target is its own variant, carrying the snapshots involved.
+    #[test]
+    fn each_refusal_carries_its_facts() {
+        let id = |name: &str, guid: u8| SnapshotId { name: name.into(), guid: [guid; 16] };
+        let ab = target(&[("a", 1), ("b", 2)]);
+        assert_eq!(
+            refusal(&ab, &begin(snap("c", 3), Some(snap("a", 1)))),
+            ReceiveRefusal::BaseNotNewest {
+                base: "a".into(),
+                held_as: "a".into(),
+                newest: id("b", 2),
+                snapshot: "c".into()
+            }
+        );
+        assert_eq!(
+            refusal(&ab, &begin(snap("c", 3), Some(snap("x", 7)))),
+            ReceiveRefusal::BaseMissing { base: id("x", 7), newest: id("b", 2), snapshot: "c".into() }
+        );
+        assert_eq!(
+            refusal(&ab, &begin(snap("c", 3), Some(snap("b", 8)))),
+            ReceiveRefusal::BaseNameOtherGuid { base: id("b", 8), newest: id("b", 2) }
+        );
+        assert_eq!(
+            refusal(&ab, &begin(snap("b2", 2), Some(snap("a", 1)))),
+            ReceiveRefusal::AlreadyReceived { snapshot: id("b2", 2), held_as: "b".into() }
+        );
+        assert_eq!(
+            refusal(&ab, &begin(snap("b", 5), Some(snap("a", 1)))),
+            ReceiveRefusal::NameTaken { name: "b".into() }
+        );
+        assert_eq!(
+            refusal(&ab, &begin(snap("c", 3), None)),
+            ReceiveRefusal::FullOntoSnapshots { snapshot: "c".into(), newest: id("b", 2) }
+        );
+        assert_eq!(
+            refusal(&target(&[]), &begin(snap("c", 3), Some(snap("a", 1)))),
+            ReceiveRefusal::NoSnapshots { base: "a".into() }
+        );
+        let mut changed = ab.clone();
+        changed.head_changed = true;
+        assert_eq!(
+            refusal(&changed, &begin(snap("c", 3), Some(snap("b", 2)))),
+            ReceiveRefusal::HeadChanged { newest: "b".into() }
+        );
+        let mut full = target(&[]);
+        full.live_empty = false;
+        assert_eq!(refusal(&full, &begin(snap("c", 3), None)), ReceiveRefusal::LiveTreeNotEmpty);
+        assert_eq!(
+            ab.accept(&begin(snap("c", 3), Some(snap("b", 2))), ReceiveOptions::default()).ok(),
+            Some(Preparation::None)
+        );
+    }
 }

@@ -1,7 +1,12 @@
 //! Errors that an operator can meet: bad devices, corrupt blocks, full disks, bad names.
 //!
 //! Programmer errors are assertions, not variants here. Every variant carries enough to
-//! say what went wrong and where; `hint()` says what to try next.
+//! say what went wrong and where. What to try next is the front end's to say (the CLI's
+//! hints are `cli::hint`); the library names no command.
+
+pub mod receive;
+
+pub use receive::{ReceiveRefusal, SnapshotId};
 
 use crate::exit_code;
 use std::fmt;
@@ -38,6 +43,11 @@ pub enum Error {
     Invalid { what: String },
     /// Refusing to overwrite something without --force.
     Refused { what: String, hint: String },
+    /// A stream's part that does not fit the target: refused before anything is applied.
+    Receive(ReceiveRefusal),
+    /// The stream's input could not be read at byte `at` (a broken transfer: worth
+    /// saving with -s and resuming).
+    StreamRead { at: u64, source: io::Error },
     /// A replication stream that is damaged, truncated or not a snapfs stream; `what`
     /// names the record and byte offset.
     Stream { what: String },
@@ -90,39 +100,6 @@ impl Error {
         }
     }
 
-    /// A line that tells the operator what to do next, when there is one.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::Corrupt { .. } => Some(
-                "run `snapctl scrub DEVICE`: it finds every damaged block, names the files and snapshots \
-                 each affects, and rewrites bad metadata copies from good ones"
-                    .into(),
-            ),
-            Error::NotSnapfs { .. } => Some("format it first with `snapfmt DEVICE`".into()),
-            Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
-            Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),
-            Error::NoSpace { history_bytes, snapshots, .. } => Some(no_space_hint(*snapshots, *history_bytes)),
-            Error::Refused { hint, .. } | Error::Lost { hint, .. } => Some(hint.clone()),
-            Error::Stream { .. } => Some(
-                "the part that failed is not on the target (earlier parts of a multi-part stream are); if \
-                 -s saved it, resume it as shown above, else send it again (with snaprecv -s, a broken \
-                 transfer can be resumed; `snaprecv -n` checks a stored stream without applying it)"
-                    .into(),
-            ),
-            Error::InvalidTree { .. } => Some(
-                "nothing of this part was received; sending it again cannot help: run `snapctl check` on \
-                 the sending pool, and receive only streams from pools you trust"
-                    .into(),
-            ),
-            Error::SourceChanged { .. } => Some(
-                "run the command again: it reads the source afresh; if the source keeps changing, copy \
-                 a frozen view of it (a file system snapshot) or pause what writes to it"
-                    .into(),
-            ),
-            _ => None,
-        }
-    }
-
     /// The process exit code for this error, from the one table in `exit_code`.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -132,7 +109,9 @@ impl Error {
             Error::NoSpace { .. } => exit_code::NO_SPACE,
             Error::Corrupt { .. } | Error::Damaged { .. } | Error::Lost { .. } => exit_code::CORRUPT,
             Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => exit_code::REFUSED,
-            Error::Io { .. } | Error::SourceChanged { .. } => exit_code::IO_ERROR,
+            Error::Receive(ReceiveRefusal::AlreadyReceived { .. }) => exit_code::NOT_FOUND_OR_EXISTS,
+            Error::Receive(_) => exit_code::REFUSED,
+            Error::Io { .. } | Error::StreamRead { .. } | Error::SourceChanged { .. } => exit_code::IO_ERROR,
             Error::Stream { .. } | Error::InvalidTree { .. } => exit_code::BAD_STREAM,
         }
     }
@@ -155,6 +134,8 @@ impl fmt::Display for Error {
             Error::Exists { what } => write!(f, "{what} already exists"),
             Error::Invalid { what } => write!(f, "{what}"),
             Error::Refused { what, .. } => write!(f, "{what}"),
+            Error::Receive(refusal) => write!(f, "{refusal}"),
+            Error::StreamRead { at, source } => write!(f, "cannot read the stream at byte {at}: {source}"),
             Error::Stream { what } => write!(f, "bad stream: {what}"),
             Error::InvalidTree { what } => {
                 write!(f, "bad stream: the tree it builds is not a valid file system: {what}")
@@ -167,25 +148,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// What can make room on a full pool: only what it has (snapshots, retained commits),
-/// and files, which any pool has.
-fn no_space_hint(snapshots: u64, history_bytes: u64) -> String {
-    let mut ways = Vec::new();
-    if snapshots > 0 {
-        ways.push(format!(
-            "destroy snapshots you no longer need (the pool has {snapshots}; `snapctl list DEVICE` shows what each holds)"
-        ));
-    }
-    if history_bytes > 0 {
-        ways.push(format!(
-            "release the commit history ({}) with `snapctl history --prune DEVICE`",
-            human_bytes(history_bytes)
-        ));
-    }
-    ways.push("remove files you no longer need (`snapctl rm PATH DEVICE`), or use a larger device".into());
-    ways.join(", or ")
-}
 
 /// Bytes in binary units with one decimal: "1.5 GiB".
 pub fn human_bytes(bytes: u64) -> String {
