@@ -17,7 +17,8 @@
 //!   fit the file type (entries only under directories, a target only for symlinks,
 //!   records only for regular files, consistent with the size);
 //! - every changed directory entry and extended attribute: valid name, parent a
-//!   directory, value within limits;
+//!   directory; an attribute with a changed item is read whole (its continuations,
+//!   fs/xattr.rs) and must be within limits;
 //! - the tree's counter: above every inode number in the tree.
 //!
 //! A directory's subdirectory count is its count in the base (nlink - 2) plus the
@@ -26,11 +27,10 @@
 //! stream's size.
 
 use super::FsTree;
-use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
+use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key, parse_xattr_suffix};
 use super::record::{RECORD_BYTES, Record, check_kinds};
-use super::tree_ops::{
-    INODE_NUMBER_MAX, NAME_BYTES_MAX, SYMLINK_BYTES_MAX, XATTR_VALUE_BYTES_MAX, check_name, decode_dirent,
-};
+use super::tree_ops::{INODE_NUMBER_MAX, SYMLINK_BYTES_MAX, check_name, decode_dirent};
+use super::xattr::{assemble, check_xattr};
 use crate::block::BlockPtr;
 use crate::error::Result;
 use crate::format::node::TreeKind;
@@ -69,6 +69,8 @@ struct Batch {
     /// Back references (inode, parent, name) the new tree holds among the changed keys:
     /// an entry that names one needs no lookup of it.
     new_backrefs: HashSet<(u64, u64, Vec<u8>)>,
+    /// Extended attributes (inode, name) with a changed item: each is read whole.
+    xattrs: BTreeSet<(u64, Vec<u8>)>,
     keys: usize,
     last_ino: u64,
 }
@@ -180,9 +182,10 @@ impl Batch {
                 }
             }
             x if x == ItemKind::Xattr as u8 => {
-                if let Some(value) = new {
-                    check_xattr(suffix, value).map_err(|what| violation(ino, what))?;
-                }
+                // A NUL anywhere but before a continuation's index is a bad name.
+                let (name, _) = parse_xattr_suffix(suffix).unwrap_or((suffix, 0));
+                check_xattr(name, 0).map_err(|what| violation(ino, what))?;
+                self.xattrs.insert((ino, name.to_vec()));
             }
             x if x == ItemKind::Record as u8 => {
                 let index: [u8; 8] =
@@ -193,25 +196,6 @@ impl Batch {
         }
         Ok(())
     }
-}
-
-/// An extended attribute as `check` accepts it.
-pub fn check_xattr(name: &[u8], value: &[u8]) -> std::result::Result<(), String> {
-    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.contains(&0) {
-        return Err(format!(
-            "extended attribute name {} ({} bytes): 1 to {NAME_BYTES_MAX} bytes, no NUL",
-            name_text(name),
-            name.len()
-        ));
-    }
-    if value.len() > XATTR_VALUE_BYTES_MAX {
-        return Err(format!(
-            "extended attribute {} has a value of {} bytes; snapfs stores at most {XATTR_VALUE_BYTES_MAX}",
-            String::from_utf8_lossy(name),
-            value.len()
-        ));
-    }
-    Ok(())
 }
 
 /// Per inode of a batch: its subdirectories and last record index in the base.
@@ -255,6 +239,16 @@ fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::
         let Some(value) = value else { continue };
         if let Err(v) = check_entry(fs, &mut inodes, batch, *dir, name, &value)? {
             return Ok(Err(v));
+        }
+    }
+    for (ino, name) in &batch.xattrs {
+        let (head, parts) = fs.xattr_items(*ino, name)?;
+        if head.is_none() && parts.is_empty() {
+            continue; // removed
+        }
+        let parts: Vec<(u8, &[u8])> = parts.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+        if let Err(what) = assemble(name, head.as_deref(), &parts) {
+            return Ok(Err(violation(*ino, what)));
         }
     }
     for &ino in &batch.inodes {

@@ -136,6 +136,7 @@ pub const NAMED: &[(&str, Mutation)] = &[
     ("entry under a symlink", entry_under_symlink),
     ("entry under a missing inode", entry_under_missing),
     ("xattr name with a NUL byte", xattr_nul),
+    ("xattr value over 65536 bytes", xattr_too_large),
     ("entry naming a freed inode", entry_to_freed),
     ("root left out", root_left_out),
     ("root turned into a file", root_into_file),
@@ -232,6 +233,13 @@ fn entry_under_missing(part: &mut Part) -> bool {
 fn xattr_nul(part: &mut Part) -> bool {
     let Some(ino) = Facts::of(part).first(FileType::Regular) else { return false };
     part.records.push(Record::SetXattr { ino, name: b"user.a\0b".to_vec(), value: b"v".to_vec() });
+    true
+}
+
+fn xattr_too_large(part: &mut Part) -> bool {
+    let Some(ino) = Facts::of(part).first(FileType::Regular) else { return false };
+    let value = vec![b'v'; crate::fs::xattr::XATTR_VALUE_BYTES_MAX + 4464]; // 70,000 bytes
+    part.records.push(Record::SetXattr { ino, name: b"user.big".to_vec(), value });
     true
 }
 
