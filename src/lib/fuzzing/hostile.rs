@@ -520,7 +520,11 @@ impl ReceiveTarget {
     /// Receives `stream` onto the prepared image its first part fits, and holds the
     /// result to the oracle; panics (a bug) if it fails it.
     pub fn run_hostile(&self, stream: &[u8]) -> Outcome {
-        let full = split_parts(stream).map(|p| p.first().is_some_and(|p| p.begin.base.is_none())).unwrap_or(true);
+        // From the first BEGIN alone: a record that does not decode (a value past the
+        // limit) must still meet the target its part is for.
+        let mut first = stream;
+        let begin = StreamReader::new(&mut first, None).next_part().ok().flatten();
+        let full = begin.is_none_or(|b| b.base.is_none());
         let device = OverlayDevice::new(Arc::clone(if full { &self.empty } else { &self.based }), HashMap::new());
         let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write).expect("the prepared image opens");
         let snapshots_before = pool.snapshots_of(LIVE_TREE_ID).len();
