@@ -142,6 +142,7 @@ fn large_values_survive_snapshots_export_and_streams() {
     assert!(has_feature(&src_img), "the first large value turns large_xattrs on");
     snapctl().args(["snapshot", "@a"]).arg(&src_img).assert().success();
     check(&src_img);
+    snapctl().arg("scrub").arg(&src_img).assert().success();
     let source_a = xattrs_below(&src);
     assert_eq!(source_a[Path::new("b")][0].1.len(), 4096); // edge4096 sorts first
     assert_eq!(xattrs_below(&export(&src_img, "@a", shm.path(), "src-a")), source_a);

@@ -674,6 +674,54 @@ mod tests {
     }
 
     #[test]
+    fn broken_xattr_continuations_are_reported() {
+        // Goal: check proves the layout of large values: no continuation without a full
+        // first item, none without its attribute, and only under the label's feature.
+        use crate::fs::inode::{xattr_key, xattr_part_key};
+        let full = vec![7u8; 4096];
+        type Plant = Box<dyn Fn(&mut FsTree, u64)>;
+        let cases: Vec<(Plant, &str)> = vec![
+            (
+                Box::new(|fs, file| {
+                    fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 1), b"x").unwrap();
+                }),
+                "extended attribute user.a has continuation 1 but no first item",
+            ),
+            (
+                Box::new(|fs, file| {
+                    fs.tree.insert(fs.store, &xattr_key(file, b"user.a"), b"short").unwrap();
+                    fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 1), b"x").unwrap();
+                }),
+                "continuations after a first item of 5 bytes",
+            ),
+            (
+                Box::new(move |fs, file| {
+                    fs.tree.insert(fs.store, &xattr_key(file, b"user.a"), &full).unwrap();
+                    fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 2), b"x").unwrap();
+                }),
+                "continuation 2 where 1 belongs",
+            ),
+        ];
+        for (plant, words) in cases {
+            let (mut pool, file, _) = pool();
+            let problems = problems_after(&mut pool, |fs| plant(fs, file));
+            assert!(problems.iter().any(|p| p.contains(words)), "{words}: {problems:?}");
+        }
+        // A well-formed large value planted without the feature bit is reported too.
+        let (mut pool, file, _) = pool();
+        let problems = problems_after(&mut pool, |fs| {
+            fs.tree.insert(fs.store, &xattr_key(file, b"user.a"), &[1; 4096]).unwrap();
+            fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 1), b"x").unwrap();
+        });
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("lacks the large_xattrs feature"), "{problems:?}");
+        // Stored through set_xattr, the same value turns the feature on and checks clean.
+        pool.live(LIVE_TREE_ID).unwrap().set_xattr(file, b"user.a", &[1; 4097]).unwrap();
+        pool.commit().unwrap();
+        assert!(check_pool(&mut pool).unwrap().problems.is_empty());
+    }
+
+    #[test]
     fn symlink_without_target_is_reported() {
         let (mut pool, _, link) = pool();
         let problems = problems_after(&mut pool, |fs| {
