@@ -64,8 +64,11 @@ fn remove_xattr(path: &Path, name: &str) {
     assert_eq!(rc, 0, "removexattr {name}: {}", std::io::Error::last_os_error());
 }
 
-/// Every xattr below `root` (root itself left out): relative path -> (name, value)s.
-fn xattrs_below(root: &Path) -> BTreeMap<PathBuf, Vec<(Vec<u8>, Vec<u8>)>> {
+/// A file's xattrs: (name, value), by name.
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every xattr below `root` (root itself left out), by relative path.
+fn xattrs_below(root: &Path) -> BTreeMap<PathBuf, Xattrs> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

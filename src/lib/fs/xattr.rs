@@ -83,6 +83,10 @@ pub fn assemble(name: &[u8], head: Option<&[u8]>, parts: &[(u8, &[u8])]) -> std:
     Ok(value)
 }
 
+/// An attribute's items as stored: its own value, and its continuations (index, bytes)
+/// in order.
+pub(crate) type XattrItems = (Option<Vec<u8>>, Vec<(u8, Vec<u8>)>);
+
 /// An inode's attributes from its Xattr items in key order: (name, value), by name.
 fn collect(items: Vec<(Vec<u8>, Vec<u8>)>, prefix_len: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     // (name, head value, continuations) of the attribute being put together.
@@ -139,9 +143,8 @@ impl<'a> FsTree<'a> {
         assemble(name, head.as_deref(), &parts).map(Some).map_err(Error::corrupt)
     }
 
-    /// An attribute's items as stored, not yet checked: its own value, and its
-    /// continuations (index, bytes) in order.
-    pub(crate) fn xattr_items(&mut self, ino: u64, name: &[u8]) -> Result<(Option<Vec<u8>>, Vec<(u8, Vec<u8>)>)> {
+    /// An attribute's items as stored, not yet checked.
+    pub(crate) fn xattr_items(&mut self, ino: u64, name: &[u8]) -> Result<XattrItems> {
         let head = self.tree.get(self.store, &xattr_key(ino, name))?;
         Ok((head, self.xattr_parts(ino, name)?))
     }
@@ -216,7 +219,8 @@ mod tests {
     #[test]
     fn broken_continuations_are_named() {
         let full = vec![1u8; XATTR_CHUNK_BYTES];
-        let cases: Vec<(Option<&[u8]>, Vec<(u8, &[u8])>, &str)> = vec![
+        type Case<'a> = (Option<&'a [u8]>, Vec<(u8, &'a [u8])>, &'a str);
+        let cases: Vec<Case> = vec![
             (None, vec![(1, b"x")], "continuation 1 but no first item"),
             (Some(b"short"), vec![(1, b"x")], "after a first item of 5 bytes"),
             (Some(&full), vec![(2, b"x")], "continuation 2 where 1 belongs"),
