@@ -17,10 +17,10 @@ use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
-use crate::format::label::{Label, region_start};
+use crate::format::label::{FEATURE_LARGE_XATTRS, Label, region_start};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
-use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO};
+use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO, parse_xattr_suffix};
 use crate::fs::record::{RECORD_BYTES, Record};
 use crate::fs::validate::validate_received;
 use crate::pool::Pool;
@@ -437,7 +437,7 @@ fn check_space(pool: &mut Pool, c: &mut Checker) {
 /// every inode, valid names, ...), checked over the whole tree.
 fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>, name: &str) -> Result<()> {
     let problems_before = c.report.problems.len();
-    check_fs_counts(pool, c, tree, root, name)?;
+    let large_xattr = check_fs_counts(pool, c, tree, root, name)?;
     if c.report.problems.len() > problems_before {
         return Ok(());
     }
@@ -446,14 +446,27 @@ fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>,
         Ok(Err(v)) => c.problem(format!("tree {tree} {name}: inode {}: {}", v.ino, v.what)),
         Err(e) => c.problem(format!("tree {tree} {name}: {e}")),
     }
+    if let Some(ino) = large_xattr.filter(|_| pool.label.features_incompat & FEATURE_LARGE_XATTRS == 0) {
+        c.problem(format!(
+            "tree {tree} {name}: inode {ino} has an xattr value over 4096 bytes, but the label lacks the \
+             large_xattrs feature (an older binary would misread it)"
+        ));
+    }
     Ok(())
 }
 
-/// Link counts, entries, back references and record sizes of one file tree, in memory.
-fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>, name: &str) -> Result<()> {
+/// Link counts, entries, back references and record sizes of one file tree, in memory;
+/// returns an inode with an xattr value of several items, if any.
+fn check_fs_counts(
+    pool: &mut Pool,
+    c: &mut Checker,
+    tree: u64,
+    root: Option<BlockPtr>,
+    name: &str,
+) -> Result<Option<u64>> {
     let Some(root) = root else {
         c.problem(format!("tree {tree} {name} is empty: it has no root directory"));
-        return Ok(());
+        return Ok(None);
     };
     let mut inodes: BTreeMap<u64, Inode> = BTreeMap::new();
     let mut links: HashMap<u64, u32> = HashMap::new();
@@ -461,6 +474,7 @@ fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<Blo
     let mut dirents: HashSet<(u64, Vec<u8>, u64)> = HashSet::new();
     let mut backrefs: HashSet<(u64, Vec<u8>, u64)> = HashSet::new();
     let mut records: Vec<(u64, u64, u64)> = Vec::new();
+    let mut large_xattr = None;
     let mut errors = Vec::new();
     let result = walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |_ptr, node| {
         let NodeBody::Leaf(entries) = &node.body else { return Ok(WalkStep::Descend) };
@@ -491,6 +505,11 @@ fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<Blo
                     let index = u64::from_be_bytes(suffix.try_into().expect("8 bytes"));
                     records.push((ino, index, Record::decode(v)?.logical_bytes()));
                 }
+                x if x == ItemKind::Xattr as u8 => {
+                    if let Some((_, 1..)) = parse_xattr_suffix(suffix) {
+                        large_xattr.get_or_insert(ino);
+                    }
+                }
                 _ => {}
             }
         }
@@ -498,7 +517,7 @@ fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<Blo
     });
     if let Err(e) = result {
         c.problem(format!("tree {tree} {name}: {e}"));
-        return Ok(());
+        return Ok(None);
     }
     for e in errors {
         c.problem(format!("tree {tree} {name}: {e}"));
@@ -545,5 +564,5 @@ fn check_fs_counts(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<Blo
             ));
         }
     }
-    Ok(())
+    Ok(large_xattr)
 }

@@ -71,6 +71,9 @@ pub struct Store {
     pub staging_replaced: Option<Vec<BlockPtr>>,
     /// Metadata blocks get a second copy (the pool has the ditto feature).
     pub ditto_metadata: bool,
+    /// Incompat feature bits what this transaction wrote needs in the label (a large
+    /// xattr): the commit sets any the label lacks before its record (pool/features.rs).
+    pub features_needed: u64,
     /// Writes gathered per placement (data, metadata, dittos), since each kind goes to
     /// its own part of the device.
     buffers: [WriteBuffer; 3],
@@ -94,6 +97,7 @@ impl Store {
             reborn: Default::default(),
             staging_replaced: Some(Vec::new()),
             ditto_metadata: false,
+            features_needed: 0,
             buffers: Default::default(),
         }
     }

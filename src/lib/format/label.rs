@@ -3,8 +3,10 @@
 //! A pool has two label regions of 256 KiB, one at the start of the device and one at
 //! its end. Each holds a label (block 0 of the region) and a ring of commit records
 //! (blocks 1..=15); the rest of the region is reserved. A label is written at format time
-//! and rewritten only by `snapctl expand` (pool/resize.rs), with a larger `device_bytes`;
-//! so a torn label comes from damage or an interrupted expand, and the other copy covers it.
+//! and rewritten only by `snapctl expand` (pool/resize.rs), with a larger `device_bytes`,
+//! and by the commit that first stores a large xattr (pool/features.rs), with a new
+//! incompat bit; so a torn label comes from damage or an interrupted rewrite, and the
+//! other copy covers it.
 
 use crate::block::BLOCK_BYTES;
 use crate::checksum::blake3;
@@ -16,10 +18,15 @@ pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
 /// refuses to write.
-pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS;
+pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
+/// Xattr values over 4096 bytes, stored as continuation items (fs/xattr.rs), which an
+/// older binary would read as attributes of their own and drop or truncate. Set by the
+/// first commit that stores one (pool/features.rs), never by `snapfmt`: a pool that
+/// holds no large value stays readable by older binaries.
+pub const FEATURE_LARGE_XATTRS: u64 = 1 << 1;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
 /// Every metadata block is written twice (the pointer's ditto address). An older binary
 /// reads such a pool (it falls back to the ditto already) but would free only the first
@@ -149,6 +156,9 @@ impl Label {
         if self.features_incompat & FEATURE_RECORD_OVERLAYS != 0 {
             names.push("record_overlays".to_string());
         }
+        if self.features_incompat & FEATURE_LARGE_XATTRS != 0 {
+            names.push("large_xattrs".to_string());
+        }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());
         }
@@ -213,8 +223,8 @@ mod tests {
     fn features_are_named_and_unknown_bits_shown() {
         let mut label = sample();
         assert!(label.feature_names().is_empty());
-        label.features_incompat = FEATURE_RECORD_OVERLAYS | 1 << 5;
+        label.features_incompat = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | 1 << 5;
         label.features_ro_compat = FEATURE_DITTO_METADATA;
-        assert_eq!(label.feature_names(), ["record_overlays", "ditto_metadata", "incompat:0x20"]);
+        assert_eq!(label.feature_names(), ["record_overlays", "large_xattrs", "ditto_metadata", "incompat:0x20"]);
     }
 }

@@ -6,6 +6,13 @@
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 
+/// The largest value, as Linux allows (XATTR_SIZE_MAX).
+pub const XATTR_VALUE_BYTES_MAX: usize = 65536;
+/// Bytes of a value in one item: the attribute's own, and each continuation.
+pub const XATTR_CHUNK_BYTES: usize = 4096;
+/// Continuations of the largest value.
+pub const XATTR_PARTS_MAX: usize = XATTR_VALUE_BYTES_MAX / XATTR_CHUNK_BYTES - 1;
+
 pub const ROOT_INO: u64 = 1;
 /// Inode 0 holds the tree's own counters.
 pub const META_INO: u64 = 0;
@@ -27,6 +34,35 @@ pub fn key(ino: u64, kind: ItemKind, suffix: &[u8]) -> Vec<u8> {
     k.push(kind as u8);
     k.extend_from_slice(suffix);
     k
+}
+
+/// The key of an extended attribute: its value, or the first XATTR_CHUNK_BYTES of a
+/// larger one (fs/xattr.rs).
+pub fn xattr_key(ino: u64, name: &[u8]) -> Vec<u8> {
+    key(ino, ItemKind::Xattr, name)
+}
+
+/// The key of continuation `index` (1..) of a large xattr value: name ‖ 0 ‖ index. An
+/// attribute name holds no NUL, so these keys sort right after the attribute's own key,
+/// in index order, and before any other name.
+pub fn xattr_part_key(ino: u64, name: &[u8], index: u8) -> Vec<u8> {
+    let mut suffix = Vec::with_capacity(name.len() + 2);
+    suffix.extend_from_slice(name);
+    suffix.extend_from_slice(&[0, index]);
+    key(ino, ItemKind::Xattr, &suffix)
+}
+
+/// What the suffix of an Xattr key names: (name, 0) for the attribute's own item, (name,
+/// index) for a continuation; None if it is neither (a NUL anywhere else, or an index
+/// outside 1..=XATTR_PARTS_MAX).
+pub fn parse_xattr_suffix(suffix: &[u8]) -> Option<(&[u8], u8)> {
+    match suffix.iter().position(|&b| b == 0) {
+        None => Some((suffix, 0)),
+        Some(at) if suffix.len() == at + 2 && (1..=XATTR_PARTS_MAX).contains(&(suffix[at + 1] as usize)) => {
+            Some((&suffix[..at], suffix[at + 1]))
+        }
+        Some(_) => None,
+    }
 }
 
 pub fn backref_key(ino: u64, parent: u64, name: &[u8]) -> Vec<u8> {
@@ -158,6 +194,22 @@ mod tests {
         inode.size = 1 << 40;
         inode.uid = 1000;
         assert_eq!(Inode::decode(&inode.encode()).unwrap(), inode);
+    }
+
+    #[test]
+    fn xattr_parts_follow_their_attribute_and_precede_other_names() {
+        let head = xattr_key(3, b"user.a");
+        let parts: Vec<_> = (1..=15).map(|i| xattr_part_key(3, b"user.a", i)).collect();
+        assert!(parts.windows(2).all(|w| w[0] < w[1]));
+        assert!(head < parts[0]);
+        for other in [&b"user.a\x01"[..], b"user.ab", b"user.b"] {
+            assert!(parts[14] < xattr_key(3, other));
+        }
+        assert_eq!(parse_xattr_suffix(&parts[4][9..]), Some((&b"user.a"[..], 5)));
+        assert_eq!(parse_xattr_suffix(b"user.a"), Some((&b"user.a"[..], 0)));
+        for bad in [&b"user.a\0"[..], b"user.a\0\0", b"user.a\0\x10", b"user.a\0b", b"user.a\0b\x01", b"\0\x01\x02"] {
+            assert_eq!(parse_xattr_suffix(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod record;
 pub mod sync;
 mod tree_ops;
 pub mod validate;
+pub mod xattr;
 
 pub use inode::{FileType, Inode, ROOT_INO, Timespec};
 pub use tree_ops::DirEntry;

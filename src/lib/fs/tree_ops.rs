@@ -1,4 +1,4 @@
-//! Inode, directory, link, xattr and record operations on a file tree.
+//! Inode, directory, link and record operations on a file tree (xattrs: fs/xattr.rs).
 
 use super::FsTree;
 use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, S_IFDIR, Timespec, backref_key, key};
@@ -14,7 +14,6 @@ pub const INODE_NUMBER_MAX: u64 = 1 << 48;
 /// Longest name of a directory entry or extended attribute, as on Linux.
 pub const NAME_BYTES_MAX: usize = 255;
 pub const SYMLINK_BYTES_MAX: usize = 4095;
-pub const XATTR_VALUE_BYTES_MAX: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
@@ -46,25 +45,6 @@ pub(super) fn decode_dirent(name: &[u8], value: &[u8]) -> Result<DirEntry> {
     Ok(DirEntry { name: name.to_vec(), ino, file_type })
 }
 
-/// An extended attribute as `check` accepts it.
-pub fn check_xattr(name: &[u8], value: &[u8]) -> std::result::Result<(), String> {
-    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.contains(&0) {
-        return Err(format!(
-            "extended attribute name {:?} ({} bytes): 1 to {NAME_BYTES_MAX} bytes, no NUL",
-            String::from_utf8_lossy(name),
-            name.len()
-        ));
-    }
-    if value.len() > XATTR_VALUE_BYTES_MAX {
-        return Err(format!(
-            "extended attribute {} has a value of {} bytes; snapfs stores at most {XATTR_VALUE_BYTES_MAX}",
-            String::from_utf8_lossy(name),
-            value.len()
-        ));
-    }
-    Ok(())
-}
-
 pub fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty()
         || name.len() > NAME_BYTES_MAX
@@ -82,7 +62,7 @@ pub fn check_name(name: &[u8]) -> Result<()> {
 }
 
 impl<'a> FsTree<'a> {
-    fn must_write(&self) {
+    pub(super) fn must_write(&self) {
         assert!(self.writable, "mutating a read-only view of a file tree");
     }
 
@@ -363,29 +343,6 @@ impl<'a> FsTree<'a> {
         let mut inode = self.inode(ino)?;
         inode.size = target.len() as u64;
         self.put_inode(ino, &inode)
-    }
-
-    pub fn xattrs(&mut self, ino: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let prefix = key(ino, ItemKind::Xattr, &[]);
-        Ok(self
-            .tree
-            .scan_prefix(self.store, &prefix)?
-            .into_iter()
-            .map(|(k, v)| (k[prefix.len()..].to_vec(), v))
-            .collect())
-    }
-
-    pub fn set_xattr(&mut self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
-        self.must_write();
-        check_xattr(name, value).map_err(Error::invalid)?;
-        self.tree.insert(self.store, &key(ino, ItemKind::Xattr, name), value)?;
-        Ok(())
-    }
-
-    pub fn remove_xattr(&mut self, ino: u64, name: &[u8]) -> Result<()> {
-        self.must_write();
-        self.tree.remove(self.store, &key(ino, ItemKind::Xattr, name))?;
-        Ok(())
     }
 
     pub fn record(&mut self, ino: u64, index: u64) -> Result<Option<Record>> {

@@ -17,7 +17,8 @@
 //!   fit the file type (entries only under directories, a target only for symlinks,
 //!   records only for regular files, consistent with the size);
 //! - every changed directory entry and extended attribute: valid name, parent a
-//!   directory, value within limits;
+//!   directory; an attribute with a changed item is read whole (its continuations,
+//!   fs/xattr.rs) and must be within limits;
 //! - the tree's counter: above every inode number in the tree.
 //!
 //! A directory's subdirectory count is its count in the base (nlink - 2) plus the
@@ -26,9 +27,10 @@
 //! stream's size.
 
 use super::FsTree;
-use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
+use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key, parse_xattr_suffix};
 use super::record::{RECORD_BYTES, Record, check_kinds};
-use super::tree_ops::{INODE_NUMBER_MAX, SYMLINK_BYTES_MAX, check_name, check_xattr, decode_dirent};
+use super::tree_ops::{INODE_NUMBER_MAX, SYMLINK_BYTES_MAX, check_name, decode_dirent};
+use super::xattr::{assemble, check_xattr};
 use crate::block::BlockPtr;
 use crate::error::Result;
 use crate::format::node::TreeKind;
@@ -67,6 +69,8 @@ struct Batch {
     /// Back references (inode, parent, name) the new tree holds among the changed keys:
     /// an entry that names one needs no lookup of it.
     new_backrefs: HashSet<(u64, u64, Vec<u8>)>,
+    /// Extended attributes (inode, name) with a changed item: each is read whole.
+    xattrs: BTreeSet<(u64, Vec<u8>)>,
     keys: usize,
     last_ino: u64,
 }
@@ -178,9 +182,10 @@ impl Batch {
                 }
             }
             x if x == ItemKind::Xattr as u8 => {
-                if let Some(value) = new {
-                    check_xattr(suffix, value).map_err(|what| violation(ino, what))?;
-                }
+                // A NUL anywhere but before a continuation's index is a bad name.
+                let (name, _) = parse_xattr_suffix(suffix).unwrap_or((suffix, 0));
+                check_xattr(name, 0).map_err(|what| violation(ino, what))?;
+                self.xattrs.insert((ino, name.to_vec()));
             }
             x if x == ItemKind::Record as u8 => {
                 let index: [u8; 8] =
@@ -234,6 +239,16 @@ fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::
         let Some(value) = value else { continue };
         if let Err(v) = check_entry(fs, &mut inodes, batch, *dir, name, &value)? {
             return Ok(Err(v));
+        }
+    }
+    for (ino, name) in &batch.xattrs {
+        let (head, parts) = fs.xattr_items(*ino, name)?;
+        if head.is_none() && parts.is_empty() {
+            continue; // removed
+        }
+        let parts: Vec<(u8, &[u8])> = parts.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+        if let Err(what) = assemble(name, head.as_deref(), &parts) {
+            return Ok(Err(violation(*ino, what)));
         }
     }
     for &ino in &batch.inodes {
@@ -656,6 +671,54 @@ mod tests {
             fs.tree.insert(fs.store, &key(file, ItemKind::Xattr, b"user.a\0b"), b"v").unwrap();
         });
         assert!(problems.iter().any(|p| p.contains("no NUL")), "{problems:?}");
+    }
+
+    #[test]
+    fn broken_xattr_continuations_are_reported() {
+        // Goal: check proves the layout of large values: no continuation without a full
+        // first item, none without its attribute, and only under the label's feature.
+        use crate::fs::inode::{xattr_key, xattr_part_key};
+        let full = vec![7u8; 4096];
+        type Plant = Box<dyn Fn(&mut FsTree, u64)>;
+        let cases: Vec<(Plant, &str)> = vec![
+            (
+                Box::new(|fs, file| {
+                    fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 1), b"x").unwrap();
+                }),
+                "extended attribute user.a has continuation 1 but no first item",
+            ),
+            (
+                Box::new(|fs, file| {
+                    fs.tree.insert(fs.store, &xattr_key(file, b"user.a"), b"short").unwrap();
+                    fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 1), b"x").unwrap();
+                }),
+                "continuations after a first item of 5 bytes",
+            ),
+            (
+                Box::new(move |fs, file| {
+                    fs.tree.insert(fs.store, &xattr_key(file, b"user.a"), &full).unwrap();
+                    fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 2), b"x").unwrap();
+                }),
+                "continuation 2 where 1 belongs",
+            ),
+        ];
+        for (plant, words) in cases {
+            let (mut pool, file, _) = pool();
+            let problems = problems_after(&mut pool, |fs| plant(fs, file));
+            assert!(problems.iter().any(|p| p.contains(words)), "{words}: {problems:?}");
+        }
+        // A well-formed large value planted without the feature bit is reported too.
+        let (mut pool, file, _) = pool();
+        let problems = problems_after(&mut pool, |fs| {
+            fs.tree.insert(fs.store, &xattr_key(file, b"user.a"), &[1; 4096]).unwrap();
+            fs.tree.insert(fs.store, &xattr_part_key(file, b"user.a", 1), b"x").unwrap();
+        });
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("lacks the large_xattrs feature"), "{problems:?}");
+        // Stored through set_xattr, the same value turns the feature on and checks clean.
+        pool.live(LIVE_TREE_ID).unwrap().set_xattr(file, b"user.a", &[1; 4097]).unwrap();
+        pool.commit().unwrap();
+        assert!(check_pool(&mut pool).unwrap().problems.is_empty());
     }
 
     #[test]

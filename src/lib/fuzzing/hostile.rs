@@ -136,6 +136,7 @@ pub const NAMED: &[(&str, Mutation)] = &[
     ("entry under a symlink", entry_under_symlink),
     ("entry under a missing inode", entry_under_missing),
     ("xattr name with a NUL byte", xattr_nul),
+    ("xattr value over 65536 bytes", xattr_too_large),
     ("entry naming a freed inode", entry_to_freed),
     ("root left out", root_left_out),
     ("root turned into a file", root_into_file),
@@ -232,6 +233,13 @@ fn entry_under_missing(part: &mut Part) -> bool {
 fn xattr_nul(part: &mut Part) -> bool {
     let Some(ino) = Facts::of(part).first(FileType::Regular) else { return false };
     part.records.push(Record::SetXattr { ino, name: b"user.a\0b".to_vec(), value: b"v".to_vec() });
+    true
+}
+
+fn xattr_too_large(part: &mut Part) -> bool {
+    let Some(ino) = Facts::of(part).first(FileType::Regular) else { return false };
+    let value = vec![b'v'; crate::fs::xattr::XATTR_VALUE_BYTES_MAX + 4464]; // 70,000 bytes
+    part.records.push(Record::SetXattr { ino, name: b"user.big".to_vec(), value });
     true
 }
 
@@ -518,7 +526,11 @@ impl ReceiveTarget {
     /// As `run_hostile`, receiving with `-s` if `save_partial`; also says whether the
     /// target then holds a saved partial receive.
     pub fn run_hostile_with(&self, stream: &[u8], save_partial: bool) -> (Outcome, bool) {
-        let full = split_parts(stream).map(|p| p.first().is_some_and(|p| p.begin.base.is_none())).unwrap_or(true);
+        // From the first BEGIN alone: a record that does not decode (a value past the
+        // limit) must still meet the target its part is for.
+        let mut first = stream;
+        let begin = StreamReader::new(&mut first, None).next_part().ok().flatten();
+        let full = begin.is_none_or(|b| b.base.is_none());
         let device = OverlayDevice::new(Arc::clone(if full { &self.empty } else { &self.based }), HashMap::new());
         let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write).expect("the prepared image opens");
         let snapshots_before = pool.snapshots_of(LIVE_TREE_ID).len();

@@ -4,7 +4,8 @@
 //! 2. expire history and destroyed snapshots, freeing the blocks nothing retains;
 //! 3. file the blocks this transaction killed (dead index or free);
 //! 4. flush the metadata tables, append the space log, write the pool root;
-//! 5. flush the device; write the commit record into both rings; flush again.
+//! 5. flush the device; set in the labels any incompat feature the transaction's writes
+//!    need (features.rs); write the commit record into both rings; flush again.
 //!
 //! A crash before step 5's record is durable leaves the previous commit: everything this
 //! transaction wrote went to blocks that commit considers free, and no block it freed
@@ -91,6 +92,7 @@ impl Pool {
             self.store.alloc.defer_free_implicit_ptr(&old_root);
         }
         self.store.sync_device()?;
+        self.enable_needed_features()?;
 
         let record = CommitRecord { txg, time_ns: now, pool_guid: self.label.pool_guid, root: root_ptr };
         let slot = 1 + txg.0 % RING_SLOTS;

@@ -4,6 +4,7 @@
 //! device only through `commit` (commit.rs), the single writer of commit records.
 
 mod commit;
+mod features;
 mod labels;
 mod open;
 mod receiving;

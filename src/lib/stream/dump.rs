@@ -1,6 +1,6 @@
 //! A readable line per record, as `zstream dump` and `btrfs receive --dump` print them.
 
-use super::wire::{Begin, Record};
+use super::wire::{Begin, FEATURE_LARGE_XATTRS, Record};
 use crate::error::human_bytes;
 use crate::pool::guid_hex;
 use crate::utc::format_time_ns;
@@ -18,8 +18,13 @@ pub fn describe_begin(b: &Begin) -> String {
         Some(point) => format!("{base}, resumed at inode {} record {}", point.ino, point.record),
         None => base,
     };
+    let features = match b.features {
+        0 => String::new(),
+        FEATURE_LARGE_XATTRS => "; features large_xattrs".to_string(),
+        bits => format!("; features {bits:#x}"),
+    };
     format!(
-        "BEGIN part {}/{} @{} (guid {}, txg {}, taken {}) {base}; source pool {}; part {} bytes, run {} bytes",
+        "BEGIN part {}/{} @{} (guid {}, txg {}, taken {}) {base}; source pool {}; part {} bytes, run {} bytes{features}",
         b.part + 1,
         b.parts,
         b.snapshot.name,
@@ -51,7 +56,7 @@ pub fn describe(record: &Record) -> String {
         ),
         Record::Symlink { ino, target } => format!("SYMLINK ino={ino} target={}", name(target)),
         Record::SetXattr { ino, name: n, value } => {
-            format!("SET_XATTR ino={ino} name={} value_bytes={}", name(n), value.len())
+            format!("{} ino={ino} name={} value_bytes={}", record.record_type().name(), name(n), value.len())
         }
         Record::RemoveXattr { ino, name: n } => format!("REMOVE_XATTR ino={ino} name={}", name(n)),
         Record::Write(w) => {

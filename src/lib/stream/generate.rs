@@ -8,6 +8,10 @@
 //! than the whole record as stored; the piece fingerprints say which ones, so the base's
 //! data is never read.
 //!
+//! An xattr travels whole (one SET_XATTR), whichever of its items changed: a value over
+//! 4096 bytes is several items (fs/xattr.rs), adjacent in key order, so the first
+//! changed one sends the value, read from the target tree, and the rest are skipped.
+//!
 //! The same walk sizes a stream without reading any file data (`load_data` false): the
 //! choice between a PATCH and a WRITE depends on metadata only, so the estimate is exact.
 //!
@@ -17,15 +21,17 @@
 //! once far faster than one after another), and the PATCH records go out in order, each
 //! as soon as it and those before it are cut, before anything after them.
 
-use super::wire::{PatchRecord, Record, WriteOverlay, WriteRecord};
+use super::wire::{FEATURE_LARGE_XATTRS, PatchRecord, Record, RecordType, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
-use crate::fs::inode::{Inode, ItemKind};
+use crate::fs::FsTree;
+use crate::fs::inode::{Inode, ItemKind, parse_xattr_suffix};
 use crate::fs::record::{PIECE_BYTES, Record as FileRecord};
 use crate::fs::record::{piece_len, take_pieces};
-use crate::store::Store;
-use crate::tree::{Change, TreeDiff};
+use crate::fs::xattr::XATTR_CHUNK_BYTES;
+use crate::store::{Owner, Store};
+use crate::tree::{Change, Tree, TreeDiff};
 use crate::workers::Workers;
 
 /// PATCH records waiting for their pieces at most (a few MiB of reads in flight).
@@ -109,17 +115,21 @@ pub trait Sink {
     fn record(&mut self, record: &Record) -> Result<()>;
 }
 
-/// Counts the bytes records would take.
+/// Counts the bytes records would take, and the stream features they need.
 #[derive(Default)]
 pub struct SizeSink {
     pub bytes: u64,
     pub records: u64,
+    pub features: u64,
 }
 
 impl Sink for SizeSink {
     fn record(&mut self, record: &Record) -> Result<()> {
         self.bytes += record.frame_bytes();
         self.records += 1;
+        if record.record_type() == RecordType::SetLargeXattr {
+            self.features |= FEATURE_LARGE_XATTRS;
+        }
         Ok(())
     }
 }
@@ -152,6 +162,10 @@ struct Generator<'g> {
     /// Started at the first compressed record a PATCH needs pieces of.
     batch: Option<PieceBatch>,
     stats: GenerateStats,
+    /// The tree being sent, read for xattr values of several items.
+    target: Tree,
+    /// The last xattr sent (inode, name): its other changed items are skipped.
+    xattr_sent: Option<(u64, Vec<u8>)>,
 }
 
 /// Where a part's changes come from: a walk of the two trees, which can keep what it
@@ -207,10 +221,11 @@ impl Changes {
     }
 }
 
-/// Sends every change of `changes` to `sink`.
+/// Sends every change of `changes`, which lead to the tree of root `target`, to `sink`.
 pub fn generate(
     store: &mut Store,
     changes: &mut Changes,
+    target: Option<BlockPtr>,
     load_data: bool,
     sink: &mut dyn Sink,
 ) -> Result<GenerateStats> {
@@ -222,6 +237,8 @@ pub fn generate(
         punch: None,
         batch: None,
         stats: Default::default(),
+        target: Tree::open(TreeKind::Files, Owner::Meta, target),
+        xattr_sent: None,
     };
     while let Some(change) = changes.next(g.store)? {
         g.change(change)?;
@@ -337,11 +354,7 @@ impl Generator<'_> {
                 }
                 Ok(())
             }
-            k if k == ItemKind::Xattr as u8 => match new {
-                Some(v) => self.emit(Record::SetXattr { ino, name: suffix.to_vec(), value: v.to_vec() }),
-                None if self.group.freed => Ok(()),
-                None => self.emit(Record::RemoveXattr { ino, name: suffix.to_vec() }),
-            },
+            k if k == ItemKind::Xattr as u8 => self.xattr(ino, suffix, new),
             k if k == ItemKind::Symlink as u8 => match new {
                 Some(v) => self.emit(Record::Symlink { ino, target: v.to_vec() }),
                 None => Ok(()), // only an inode that goes loses its target
@@ -358,6 +371,34 @@ impl Generator<'_> {
                 }
             }
             other => Err(Error::corrupt(format!("file tree item of unknown kind {other} (inode {ino})"))),
+        }
+    }
+
+    /// A changed item of an xattr: the attribute's own (`suffix` its name) or one of its
+    /// continuations. Sends the attribute whole, once.
+    fn xattr(&mut self, ino: u64, suffix: &[u8], new: Option<&[u8]>) -> Result<()> {
+        let (name, index) = parse_xattr_suffix(suffix).ok_or_else(|| {
+            Error::corrupt(format!("extended attribute key {:?} of inode {ino}", String::from_utf8_lossy(suffix)))
+        })?;
+        if self.xattr_sent.as_ref().is_some_and(|(i, n)| *i == ino && n == name) {
+            return Ok(());
+        }
+        self.xattr_sent = Some((ino, name.to_vec()));
+        let value = match (index, new) {
+            // The attribute's own item holds all of a value shorter than one item.
+            (0, Some(v)) if v.len() < XATTR_CHUNK_BYTES => Some(v.to_vec()),
+            // The attribute is gone; its continuations, which follow, go with it.
+            (0, None) => None,
+            _ => {
+                let value = FsTree::new(&mut self.target, self.store, false).xattr(ino, name);
+                self.target.evict();
+                value?
+            }
+        };
+        match value {
+            Some(value) => self.emit(Record::SetXattr { ino, name: name.to_vec(), value }),
+            None if self.group.freed => Ok(()),
+            None => self.emit(Record::RemoveXattr { ino, name: name.to_vec() }),
         }
     }
 

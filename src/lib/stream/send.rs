@@ -80,9 +80,16 @@ pub fn plan_resume(pool: &Pool, tree: u64, token: &ResumeToken) -> Result<Part> 
     Ok(Part { base, target, resume: Some(token.point) })
 }
 
-fn begin_record(pool: &Pool, part: &Part, index: usize, count: usize, part_bytes: u64, run_bytes: u64) -> Begin {
+fn begin_record(
+    pool: &Pool,
+    part: &Part,
+    (index, count): (usize, usize),
+    features: u64,
+    part_bytes: u64,
+    run_bytes: u64,
+) -> Begin {
     Begin {
-        features: 0,
+        features,
         pool_guid: pool.label.pool_guid,
         snapshot: snap_ref(&part.target),
         snapshot_time_ns: part.target.time_ns,
@@ -99,28 +106,31 @@ fn begin_record(pool: &Pool, part: &Part, index: usize, count: usize, part_bytes
 /// incremental's changes usually fit, and the send then does not walk the trees again.
 const KEPT_CHANGES_BYTES_MAX: usize = 64 << 20;
 
-/// What sizing a run found: each part's exact size, and its changes where they fitted.
+/// What sizing a run found: each part's exact size, the stream features its records
+/// need, and its changes where they fitted.
 pub struct PartSizes {
     pub bytes: Vec<u64>,
+    pub features: Vec<u64>,
     kept: Vec<Option<Vec<Change>>>,
 }
 
 /// The exact size in bytes of each part, from metadata alone.
 pub fn part_sizes(pool: &mut Pool, parts: &[Part]) -> Result<PartSizes> {
-    let mut sizes = PartSizes { bytes: Vec::with_capacity(parts.len()), kept: Vec::new() };
+    let mut sizes = PartSizes { bytes: Vec::with_capacity(parts.len()), features: Vec::new(), kept: Vec::new() };
     let mut budget = KEPT_CHANGES_BYTES_MAX;
     for (i, part) in parts.iter().enumerate() {
         let mut sink = SizeSink::default();
         let start = part.resume.map(|r| r.key()).unwrap_or_default();
         let mut changes =
             Changes::walk(part.base.as_ref().and_then(|b| b.root), part.target.root, &start, Some(budget));
-        generate(&mut pool.store, &mut changes, false, &mut sink)?;
+        generate(&mut pool.store, &mut changes, part.target.root, false, &mut sink)?;
         let kept = changes.into_kept();
         if let Some((_, left)) = &kept {
             budget = *left;
         }
         sizes.kept.push(kept.map(|(changes, _)| changes));
-        let begin = Record::Begin(begin_record(pool, part, i, parts.len(), 0, 0)).frame_bytes();
+        sizes.features.push(sink.features);
+        let begin = Record::Begin(begin_record(pool, part, (i, parts.len()), sink.features, 0, 0)).frame_bytes();
         let end = Record::End(End { records: 0, bytes: 0, digest: [0; 32] }).frame_bytes();
         sizes.bytes.push(PREAMBLE_BYTES as u64 + begin + sink.bytes + end);
     }
@@ -146,7 +156,10 @@ pub fn send(
     let mut summary = SendSummary::default();
     for (i, part) in parts.iter().enumerate() {
         let part_bytes = sizes.as_ref().map_or(0, |s| s.bytes[i]);
-        writer.begin(begin_record(pool, part, i, parts.len(), part_bytes, run_bytes))?;
+        // Unsized, the part may carry anything: a receiver that knows every feature
+        // takes it whatever its bits.
+        let features = sizes.as_ref().map_or(super::wire::FEATURES_KNOWN, |s| s.features[i]);
+        writer.begin(begin_record(pool, part, (i, parts.len()), features, part_bytes, run_bytes))?;
         let kept = sizes.as_mut().and_then(|s| s.kept[i].take());
         let mut changes = match kept {
             Some(kept) => Changes::Replay(kept.into_iter()),
@@ -155,7 +168,7 @@ pub fn send(
                 Changes::walk(part.base.as_ref().and_then(|b| b.root), part.target.root, &start, None)
             }
         };
-        let stats: GenerateStats = generate(&mut pool.store, &mut changes, true, writer)?;
+        let stats: GenerateStats = generate(&mut pool.store, &mut changes, part.target.root, true, writer)?;
         let written = writer.end()?;
         if part_bytes != 0 {
             debug_assert_eq!(written, part_bytes, "the size estimate of {} is exact", part.describe());

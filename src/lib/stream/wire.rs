@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::fs::inode::Timespec;
 use crate::fs::inode::{INODE_BYTES, Inode};
 use crate::fs::record::{OVERLAY_PIECES_MAX, PIECE_BYTES, PIECES_MAX, RECORD_BYTES, masked_bytes};
+use crate::fs::xattr::XATTR_VALUE_BYTES_MAX;
 
 pub const STREAM_MAGIC: [u8; 8] = *b"SNAPSTRM";
 /// The version this snapsend writes. Version 1 (no overlays in WRITE, no base hash in
@@ -27,8 +28,14 @@ pub const FRAME_HEADER_BYTES: usize = 8;
 pub const FRAME_CHECKSUM_BYTES: usize = 16;
 /// The largest payload: a whole record's stored bytes plus its fields, with room.
 pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024;
-/// Feature bits a v1 reader understands (none yet): any other bit refuses the stream.
-pub const FEATURES_KNOWN: u64 = 0;
+/// Feature bits this reader understands: any other bit refuses the stream at BEGIN.
+pub const FEATURES_KNOWN: u64 = FEATURE_LARGE_XATTRS;
+/// The part carries SET_LARGE_XATTR records: a receiver from before them refuses it at
+/// BEGIN, naming the feature, instead of at the record, halfway through.
+pub const FEATURE_LARGE_XATTRS: u64 = 1 << 0;
+/// The largest value a SET_XATTR carries (the limit before large values); a larger one
+/// travels as SET_LARGE_XATTR, with a 32-bit length.
+pub const SET_XATTR_VALUE_BYTES_MAX: usize = 4096;
 const _: () = assert!(RECORD_BYTES as usize + 1024 <= PAYLOAD_BYTES_MAX);
 
 /// What the sender knows about one snapshot: its unique id and its name.
@@ -115,6 +122,8 @@ pub enum Record {
         ino: u64,
         target: Vec<u8>,
     },
+    /// Set an xattr, its whole value: a SET_XATTR record up to SET_XATTR_VALUE_BYTES_MAX
+    /// bytes, a SET_LARGE_XATTR one above.
     SetXattr {
         ino: u64,
         name: Vec<u8>,
@@ -216,6 +225,7 @@ pub enum RecordType {
     Patch = 12,
     Punch = 13,
     End = 14,
+    SetLargeXattr = 15,
 }
 
 impl RecordType {
@@ -236,6 +246,7 @@ impl RecordType {
             12 => Patch,
             13 => Punch,
             14 => End,
+            15 => SetLargeXattr,
             _ => return None,
         })
     }
@@ -257,6 +268,7 @@ impl RecordType {
             Patch => "PATCH",
             Punch => "PUNCH",
             End => "END",
+            SetLargeXattr => "SET_LARGE_XATTR",
         }
     }
 }
@@ -317,6 +329,7 @@ impl Record {
             Record::Unlink { .. } => RecordType::Unlink,
             Record::Rename { .. } => RecordType::Rename,
             Record::Symlink { .. } => RecordType::Symlink,
+            Record::SetXattr { value, .. } if value.len() > SET_XATTR_VALUE_BYTES_MAX => RecordType::SetLargeXattr,
             Record::SetXattr { .. } => RecordType::SetXattr,
             Record::RemoveXattr { .. } => RecordType::RemoveXattr,
             Record::Write(_) => RecordType::Write,
@@ -404,7 +417,12 @@ impl Record {
             Record::SetXattr { ino, name, value } => {
                 w.u64(*ino);
                 w.bytes16(name);
-                w.bytes16(value);
+                if value.len() > SET_XATTR_VALUE_BYTES_MAX {
+                    w.u32(value.len() as u32);
+                    w.raw(value);
+                } else {
+                    w.bytes16(value);
+                }
             }
             Record::RemoveXattr { ino, name } => {
                 w.u64(*ino);
@@ -491,9 +509,7 @@ impl Record {
                 to_name: r.bytes16()?.to_vec(),
             },
             RecordType::Symlink => Record::Symlink { ino: r.u64()?, target: r.bytes16()?.to_vec() },
-            RecordType::SetXattr => {
-                Record::SetXattr { ino: r.u64()?, name: r.bytes16()?.to_vec(), value: r.bytes16()?.to_vec() }
-            }
+            RecordType::SetXattr | RecordType::SetLargeXattr => decode_set_xattr(&mut r, kind)?,
             RecordType::RemoveXattr => Record::RemoveXattr { ino: r.u64()?, name: r.bytes16()?.to_vec() },
             RecordType::Write => Record::Write(decode_write(&mut r, version)?),
             RecordType::Patch => Record::Patch(decode_patch(&mut r, version)?),
@@ -505,6 +521,35 @@ impl Record {
         }
         Ok(record)
     }
+}
+
+/// A SET_XATTR or SET_LARGE_XATTR payload; each carries only the values the other does
+/// not, and no value larger than snapfs stores is read into memory.
+fn decode_set_xattr(r: &mut Reader, kind: RecordType) -> Result<Record> {
+    let ino = r.u64()?;
+    let name = r.bytes16()?.to_vec();
+    let value = if kind == RecordType::SetXattr {
+        r.bytes16()?
+    } else {
+        let len = r.u32()? as usize;
+        if len > XATTR_VALUE_BYTES_MAX {
+            return Err(Error::stream(format!(
+                "SET_LARGE_XATTR of inode {ino} carries a value of {len} bytes: snapfs stores at most \
+                 {XATTR_VALUE_BYTES_MAX} (Linux's limit), and no file system the sender could read holds more"
+            )));
+        }
+        r.take(len)?
+    };
+    let small = kind == RecordType::SetXattr;
+    if small != (value.len() <= SET_XATTR_VALUE_BYTES_MAX) {
+        return Err(Error::stream(format!(
+            "{} of inode {ino} carries a value of {} bytes: SET_XATTR carries up to {SET_XATTR_VALUE_BYTES_MAX}, \
+             SET_LARGE_XATTR more",
+            kind.name(),
+            value.len()
+        )));
+    }
+    Ok(Record::SetXattr { ino, name, value: value.to_vec() })
 }
 
 const WRITE_FIXED_BYTES: usize = 8 + 8 + 4 + 4 + 1 + 3 + 32 + 16 + 2 + 2;
@@ -750,6 +795,9 @@ mod tests {
             Record::Rename { ino: 9, from_dir: 1, from_name: b"a".to_vec(), to_dir: 2, to_name: b"b".to_vec() },
             Record::Symlink { ino: 10, target: b"../t".to_vec() },
             Record::SetXattr { ino: 10, name: b"user.k".to_vec(), value: vec![1, 2, 3] },
+            Record::SetXattr { ino: 10, name: b"user.k".to_vec(), value: vec![4; SET_XATTR_VALUE_BYTES_MAX] },
+            Record::SetXattr { ino: 10, name: b"user.k".to_vec(), value: vec![5; SET_XATTR_VALUE_BYTES_MAX + 1] },
+            Record::SetXattr { ino: 10, name: b"user.k".to_vec(), value: vec![6; XATTR_VALUE_BYTES_MAX] },
             Record::RemoveXattr { ino: 10, name: b"user.k".to_vec() },
             Record::Write(WriteRecord {
                 ino: 11,
@@ -818,6 +866,42 @@ mod tests {
         assert!(check_preamble(&bad).unwrap_err().to_string().contains("newer"));
         bad[0] = b'X';
         assert!(check_preamble(&bad).unwrap_err().to_string().contains("not a snapfs stream"));
+    }
+
+    #[test]
+    fn xattr_values_travel_in_the_record_of_their_size() {
+        // Goal: a value over 4096 bytes goes as SET_LARGE_XATTR, and each record refuses
+        // the sizes it does not carry; a value past 65536 is refused before it is read.
+        let set = |value: Vec<u8>| Record::SetXattr { ino: 3, name: b"user.v".to_vec(), value };
+        assert_eq!(set(vec![0; 4096]).record_type(), RecordType::SetXattr);
+        assert_eq!(set(vec![0; 4097]).record_type(), RecordType::SetLargeXattr);
+        let payload = |kind: RecordType, len: usize| {
+            let mut w = Writer::new();
+            w.u64(3);
+            w.bytes16(b"user.v");
+            if kind == RecordType::SetXattr {
+                w.bytes16(&vec![0; len]);
+            } else {
+                w.u32(len as u32);
+                w.raw(&vec![0; len]);
+            }
+            w.bytes
+        };
+        for (kind, len, words) in [
+            (RecordType::SetXattr, 4097, "SET_XATTR of inode 3 carries a value of 4097 bytes"),
+            (RecordType::SetLargeXattr, 4096, "SET_LARGE_XATTR of inode 3 carries a value of 4096 bytes"),
+            (RecordType::SetLargeXattr, 70_000, "carries a value of 70000 bytes: snapfs stores at most 65536"),
+        ] {
+            let err = Record::decode_payload(kind, &payload(kind, len), STREAM_VERSION).unwrap_err();
+            assert_eq!(err.exit_code(), 8);
+            assert!(err.to_string().contains(words), "{err}");
+        }
+        let mut huge = Writer::new();
+        huge.u64(3);
+        huge.bytes16(b"user.v");
+        huge.u32(u32::MAX);
+        let err = Record::decode_payload(RecordType::SetLargeXattr, &huge.bytes, STREAM_VERSION).unwrap_err();
+        assert!(err.to_string().contains("4294967295 bytes"), "{err}");
     }
 
     #[test]

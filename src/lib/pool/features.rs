@@ -1,0 +1,40 @@
+//! Turning on an incompat feature the first time a transaction writes what needs it.
+//!
+//! A feature such as `large_xattrs` is not set by `snapfmt`: a pool gets it with the
+//! first commit that stores a large xattr, so pools that never hold one stay readable by
+//! older binaries. The label must say so before any commit record names a tree that
+//! holds one, or an older binary would open the pool and misread it. So, before the
+//! commit record is written:
+//!
+//! 1. write the label of region 1 with the new bits, flush;
+//! 2. write the label of region 0 with the new bits, flush.
+//!
+//! A crash before step 2 is durable leaves region 0's label without the bits and the
+//! previous commit, which holds nothing that needs them: opening reads region 0. A torn
+//! region-0 label is skipped and region 1's, which has the bits, is found (labels.rs).
+//! The bits are never cleared: snapshots and history may keep what needed them.
+
+use super::Pool;
+use crate::block::BLOCK_BYTES;
+use crate::error::Result;
+use crate::format::label::{Label, region_start};
+
+impl Pool {
+    /// Sets in both labels the incompat bits the running transaction needs.
+    pub(super) fn enable_needed_features(&mut self) -> Result<()> {
+        let missing = self.store.features_needed & !self.label.features_incompat;
+        if missing == 0 {
+            return Ok(());
+        }
+        let features_incompat = self.label.features_incompat | missing;
+        let device_bytes = self.label.device_bytes;
+        for index in [1u32, 0] {
+            let label = Label { index, features_incompat, ..self.label.clone() };
+            let dev = self.store.dev.as_mut();
+            dev.write_at(region_start(index, device_bytes) * BLOCK_BYTES, &label.encode())?;
+            dev.flush()?;
+        }
+        self.label.features_incompat = features_incompat;
+        Ok(())
+    }
+}
