@@ -473,10 +473,20 @@ fn check_inode(
             return fail(format!("inode {ino} has a bad name {}", name_text(name)));
         }
         let entry = fs.lookup(*parent, name).ok().flatten();
-        if entry.as_ref().map(|e| e.ino) != Some(ino) {
+        let Some(entry) = entry.filter(|e| e.ino == ino) else {
             return fail(format!(
                 "inode {ino} says it is {} in directory {parent}, but no such entry names it",
                 name_text(name)
+            ));
+        };
+        // An unchanged entry still says what type its inode was: a stream that changes
+        // only the inode's mode must not leave the two disagreeing.
+        if entry.file_type != file_type {
+            return fail(format!(
+                "entry {} in directory {parent} says inode {ino} is a {}, but it is a {}",
+                name_text(name),
+                type_name(entry.file_type),
+                type_name(file_type)
             ));
         }
         match inodes.get(fs, *parent)? {

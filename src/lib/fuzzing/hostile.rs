@@ -144,6 +144,7 @@ pub const NAMED: &[(&str, Mutation)] = &[
     ("size past a partial record", size_past_partial),
     ("directory turned into a file", dir_into_file),
     ("file turned into a directory", file_into_dir),
+    ("file turned into a fifo, its entry unchanged", file_into_fifo),
     ("name dropped (orphan)", name_dropped),
     ("nlink one too many", nlink_too_many),
     ("directory nlink one too few", dir_nlink_too_few),
@@ -303,6 +304,17 @@ fn file_into_dir(part: &mut Part) -> bool {
     let facts = Facts::of(part);
     let Some(file) = facts.first(FileType::Regular) else { return false };
     let inode = Inode { size: 0, ..with_nlink(&retype(&facts.inodes[&file], S_IFDIR), 2) };
+    part.records.retain(|r| !matches!(r, Record::Write(w) if w.ino == file));
+    part.records.push(inode_record(file, inode));
+    true
+}
+
+/// Only the inode changes type: nothing else in the part says it changed (the soak
+/// found this one: the entries of a changed inode were checked for its number only).
+fn file_into_fifo(part: &mut Part) -> bool {
+    let facts = Facts::of(part);
+    let Some(file) = facts.first(FileType::Regular) else { return false };
+    let inode = Inode { size: 0, ..retype(&facts.inodes[&file], 0o010000) };
     part.records.retain(|r| !matches!(r, Record::Write(w) if w.ino == file));
     part.records.push(inode_record(file, inode));
     true
