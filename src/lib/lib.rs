@@ -17,7 +17,7 @@
 //! 9. `fs`: the file tree (inodes, directories, records, xattrs), host files in and out, stream records applied;
 //! 10. `pool`: open, format, commit, snapshots, retention of history, receive staging, resize;
 //! 11. `stream`, `check`, `scrub`, `dump`: replication streams (docs/STREAM.md), verification, repair, inspection;
-//! 12. `ops`: the commands' logic, each one transaction, returning what to print;
+//! 12. `cmd`: the commands' logic, each one transaction, returning a typed outcome;
 //! 13. `cli`: what the binaries share: opening a device, parsing arguments, printing, exit codes;
 //! 14. `fuzzing`: what the fuzz targets run (fuzz/), for tests only.
 
@@ -45,4 +45,4 @@ pub mod workers;
 
 pub use error::{Error, Result};
 pub mod cli;
-pub mod ops;
+pub mod cmd;
