@@ -58,11 +58,7 @@ fn stdout_write(text: &str) -> Result<()> {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Sync { args } => {
-            let (source, path, device) = match args.as_slice() {
-                [s, d] => (s, "", d),
-                [s, p, d] => (s, p.as_str(), d),
-                _ => unreachable!("clap enforces 2 or 3 arguments"),
-            };
+            let [source, path, device] = args::sync_operands(&args);
             let mut pool = open(device, OpenMode::Write)?;
             let synced = tree::sync(&mut pool, LIVE_TREE_ID, Path::new(source), path)?;
             stdout_write(&render::synced(source, &synced))?;
@@ -92,11 +88,7 @@ fn run(command: Command) -> Result<()> {
             tree::cat(&mut open(&device, OpenMode::Read)?, &spec, &mut std::io::stdout().lock())
         }
         Command::Ls { long, recursive, args } => {
-            let (path, device) = match args.as_slice() {
-                [d] => ("", d),
-                [p, d] => (p.as_str(), d),
-                _ => unreachable!("clap enforces 1 or 2 arguments"),
-            };
+            let [path, device] = args::ls_operands(&args);
             let spec = PathSpec::parse(path)?;
             let entries = tree::ls(&mut open(device, OpenMode::Read)?, &spec, recursive)?;
             stdout_write(&render::ls(&entries, long))
@@ -162,24 +154,11 @@ fn run(command: Command) -> Result<()> {
 }
 
 fn scrub(device: &str, json: bool, no_repair: bool) -> Result<()> {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     use snapfs::scrub::{ScrubOptions, scrub_pool};
     let mut pool = open(device, if no_repair { OpenMode::Read } else { OpenMode::Write })?;
-    // Drawn only when standard error is a terminal.
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "scrub {msg:8} {binary_bytes:>10} / {binary_total_bytes} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
-    )
-    .expect("a valid template");
-    bar.set_style(style);
-    let report = scrub_pool(&mut pool, ScrubOptions { repair: !no_repair }, &mut |p| {
-        bar.set_message(p.phase);
-        if p.phase == "data" {
-            bar.set_length(p.total_bytes);
-            bar.set_position(p.done_bytes);
-        }
-    })?;
-    bar.finish_and_clear();
+    let bar = render::ScrubBar::start();
+    let report = scrub_pool(&mut pool, ScrubOptions { repair: !no_repair }, &mut |p| bar.show(p))?;
+    bar.finish();
     stdout_write(&if json { format!("{}\n", report.to_json()) } else { render::scrub(&report) })?;
     if report.is_clean() {
         return Ok(());

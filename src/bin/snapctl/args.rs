@@ -183,3 +183,21 @@ pub enum Command {
         device: String,
     },
 }
+
+/// `sync`'s operands: SOURCE, PATH ("" for the root), DEVICE.
+pub fn sync_operands(args: &[String]) -> [&str; 3] {
+    match args {
+        [s, d] => [s, "", d],
+        [s, p, d] => [s, p, d],
+        _ => unreachable!("clap enforces 2 or 3 arguments"),
+    }
+}
+
+/// `ls`'s operands: PATH ("" for the root of the live tree), DEVICE.
+pub fn ls_operands(args: &[String]) -> [&str; 2] {
+    match args {
+        [d] => ["", d],
+        [p, d] => [p, d],
+        _ => unreachable!("clap enforces 1 or 2 arguments"),
+    }
+}

@@ -3,6 +3,7 @@
 //! JSON of every command is built the same way. Both are APIs: tests and scripts read them.
 
 use super::PROGRAM;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use snapfs::cli::{format_duration, format_time};
 use snapfs::cmd::check::Checked;
@@ -13,7 +14,7 @@ use snapfs::cmd::tree::{ListedEntry, PutStats, Synced};
 use snapfs::error::human_bytes;
 use snapfs::fs::export::ExportStats;
 use snapfs::pool::ExpandOutcome;
-use snapfs::scrub::ScrubReport;
+use snapfs::scrub::{ScrubProgress, ScrubReport};
 
 /// An outcome as one line of JSON.
 pub fn json<T: Serialize>(outcome: &T) -> String {
@@ -75,7 +76,7 @@ pub fn destroyed(d: &Destroyed) -> String {
     text
 }
 
-pub fn list(snapshots: &Vec<Listed>) -> String {
+pub fn list(snapshots: &[Listed]) -> String {
     let mut text = format!("{:<24} {:>8} {:<21} {:>10}\n", "NAME", "TXG", "CREATED", "UNIQUE");
     for s in snapshots {
         text.push_str(&format!(
@@ -273,6 +274,33 @@ fn size_column(i: &snapfs::fs::Inode) -> String {
             format!("{}, {}", libc::major(rdev), libc::minor(rdev))
         }
         _ => i.size.to_string(),
+    }
+}
+
+/// Scrub's progress bar, drawn only when standard error is a terminal.
+pub struct ScrubBar(ProgressBar);
+
+impl ScrubBar {
+    pub fn start() -> ScrubBar {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "scrub {msg:8} {binary_bytes:>10} / {binary_total_bytes} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
+        )
+        .expect("a valid template");
+        bar.set_style(style);
+        ScrubBar(bar)
+    }
+
+    pub fn show(&self, p: &ScrubProgress) {
+        self.0.set_message(p.phase);
+        if p.phase == "data" {
+            self.0.set_length(p.total_bytes);
+            self.0.set_position(p.done_bytes);
+        }
+    }
+
+    pub fn finish(self) {
+        self.0.finish_and_clear();
     }
 }
 
