@@ -59,3 +59,74 @@ fn live_path(path: &str) -> Result<&str> {
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemoryDevice;
+    use crate::pool::{FormatOptions, format_pool};
+
+    const MIB: u64 = 1 << 20;
+
+    fn pool(history_seconds: u64) -> Pool {
+        let mut options = FormatOptions::default();
+        options.config.history_seconds = history_seconds;
+        format_pool(Box::new(MemoryDevice::new(64 * MIB)), &options).unwrap()
+    }
+
+    /// Bytes that do not compress (xorshift).
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Goal: a front end other than snapctl (a FUSE mount, a daemon) gets whole commands
+    /// from here: each one commits, and its outcome carries the figures snapctl prints.
+    /// Method: put, snapshot, rm, list, status, destroy, history and check on a pool in
+    /// memory, with and without retained history (which changes who holds the blocks).
+    #[test]
+    fn each_command_commits_and_its_outcome_carries_the_figures() {
+        for keep in [0, 86400] {
+            let mut pool = pool(keep);
+            let data = noise(MIB as usize);
+            let before = pool.txg();
+            let put = tree::put(&mut pool, LIVE_TREE_ID, tree::PutSource::Stream(&mut &data[..]), "a", None).unwrap();
+            assert_eq!(put.bytes, MIB);
+            assert!(pool.txg() > before, "put committed");
+            let taken = snapshot::snapshot(&mut pool, LIVE_TREE_ID, "s").unwrap();
+            assert_eq!((taken.name.as_str(), taken.txg), ("s", pool.txg().0));
+            tree::rm(&mut pool, LIVE_TREE_ID, "a", false).unwrap();
+
+            let listed = snapshot::list(&mut pool, LIVE_TREE_ID).unwrap();
+            assert_eq!(listed.len(), 1);
+            let unique = listed[0].unique_bytes;
+            // Retained commits see the file too, so then the snapshot alone does not keep it.
+            assert!(if keep == 0 { unique >= MIB } else { unique == 0 }, "keep {keep}: unique {unique}");
+            let status = status::status(&mut pool, "memory").unwrap();
+            assert_eq!((status.snapshots, status.live_files, status.device.as_str()), (1, 0, "memory"));
+            assert!(status.held_by_snapshots_and_history_bytes >= MIB, "keep {keep}");
+            assert_eq!(status.last_txg, pool.txg().0);
+
+            let destroyed = snapshot::destroy(&mut pool, LIVE_TREE_ID, "s").unwrap();
+            if keep == 0 {
+                assert!(destroyed.freed_bytes >= MIB && destroyed.history_held_bytes.is_none(), "keep 0");
+            } else {
+                assert!(destroyed.freed_bytes < MIB, "the history still sees the file: {}", destroyed.freed_bytes);
+                assert!(destroyed.history_held_bytes.is_some_and(|held| held >= MIB));
+                let change = history::Change { keep_seconds: None, prune: true };
+                let pruned = history::history(&mut pool, change).unwrap();
+                assert!(pruned.released_bytes >= MIB, "pruning releases the file's blocks");
+                assert_eq!(pruned.commits.len(), 1);
+            }
+            assert!(snapshot::list(&mut pool, LIVE_TREE_ID).unwrap().is_empty());
+            assert!(check::check(&mut pool).unwrap().clean);
+        }
+    }
+}
