@@ -78,7 +78,10 @@ fn json(args: &[&str], img: &std::path::Path) -> (String, Value) {
     (text, value)
 }
 
-fn assert_types(value: &Value, expected: &[(&str, fn(&Value) -> bool)]) {
+/// A test of a JSON value's type, as `Value::is_string`.
+type IsType = fn(&Value) -> bool;
+
+fn assert_types(value: &Value, expected: &[(&str, IsType)]) {
     for (key, is) in expected {
         assert!(is(&value[*key]), "{key} has the wrong type in {value}");
     }
@@ -135,8 +138,8 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
 
     let (text, status) = json(&["status", "--json"], &img);
     assert_eq!(keys_at(&text, ""), STATUS_KEYS);
-    let number = Value::is_u64 as fn(&Value) -> bool;
-    let string = Value::is_string as fn(&Value) -> bool;
+    let number = Value::is_u64 as IsType;
+    let string = Value::is_string as IsType;
     assert_types(
         &status,
         &[
