@@ -221,9 +221,17 @@ fn no_binary_and_no_error_exits_with_a_bare_number() {
     // whole truth. Method: in the binaries, cli.rs and error/mod.rs, no `exit(` takes a
     // number and no arm of `exit_code()` returns one.
     let mut sources: Vec<String> = ["src/lib/cli.rs", "src/lib/error/mod.rs"].map(String::from).to_vec();
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin")).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        sources.push(format!("src/bin/{name}"));
+    // The binaries and their modules (src/bin/snapctl/*.rs).
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+    for entry in std::fs::read_dir(&bin).unwrap() {
+        let path = entry.unwrap().path();
+        let files = match path.is_dir() {
+            true => std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect(),
+            false => vec![path],
+        };
+        for file in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "rs")) {
+            sources.push(file.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().to_string_lossy().into_owned());
+        }
     }
     let mut literals = Vec::new();
     for source in &sources {

@@ -3,14 +3,13 @@
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use snapfs::cli::{open_pool, report};
+use snapfs::cmd;
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result, human_bytes};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::stream::dump::{describe, describe_begin};
 use snapfs::stream::framing::StreamReader;
-use snapfs::stream::receive::{
-    Preparation, ReceiveOptions, Received, TargetState, VerifiedPart, plural, receive, verify,
-};
+use snapfs::stream::receive::{Preparation, ReceiveOptions, Received, plural, receive};
 use snapfs::stream::wire::Record;
 use std::io::{IsTerminal, Read, Write};
 
@@ -65,15 +64,12 @@ fn run(args: Args) -> Result<()> {
         let Some(device) = &args.device else {
             return Err(Error::invalid("give the DEVICE whose partial receive to discard"));
         };
-        let mut pool = open_pool(PROGRAM, device, OpenMode::Write)?;
-        let state =
-            pool.discard_receive_state()?.ok_or_else(|| Error::not_found(format!("partial receive on {device}")))?;
-        let summary = pool.commit()?;
+        let discarded = cmd::receive::discard(&mut open_pool(PROGRAM, device, OpenMode::Write)?, device)?;
         println!(
             "{PROGRAM}: discarded the partial receive of @{} ({}), freed {}",
-            state.snapshot_name,
-            plural(state.records_applied, "record"),
-            human_bytes(summary.freed_bytes)
+            discarded.snapshot,
+            plural(discarded.records_applied, "record"),
+            human_bytes(discarded.freed_bytes)
         );
         return Ok(());
     }
@@ -96,23 +92,15 @@ fn run(args: Args) -> Result<()> {
     let mut progress = bar.clone();
     let mut reader = StreamReader::new(&mut input, Some(&mut progress));
     if args.verify {
-        let (target, mut room) = match &args.device {
-            Some(device) => {
-                let mut pool = open_pool(PROGRAM, device, OpenMode::Read)?;
-                let room = Room {
-                    free_bytes: pool.free_bytes(),
-                    history_bytes: pool.root.dead_bytes,
-                    snapshots: pool.snapshots_of(LIVE_TREE_ID).len() as u64,
-                };
-                (Some(TargetState::of(&mut pool, LIVE_TREE_ID)?), room)
-            }
-            None => (None, Room::default()),
+        let target = match &args.device {
+            Some(device) => Some(cmd::receive::Target::of(&mut open_pool(PROGRAM, device, OpenMode::Read)?)?),
+            None => None,
         };
-        let parts = verify(&mut reader, target, options);
+        let parts = cmd::receive::verify_stream(&mut reader, target, options);
         bar.finish_and_clear();
         let parts = parts?;
         let mut refused = None;
-        for mut part in parts {
+        for part in parts {
             println!(
                 "{PROGRAM}: part {}/{}: {} records, {} bytes: every checksum and the END digest verified",
                 part.begin.part + 1,
@@ -121,8 +109,7 @@ fn run(args: Args) -> Result<()> {
                 part.bytes
             );
             println!("  {}", describe_begin(&part.begin));
-            let refusal = if part.refusal.is_some() { part.refusal.take() } else { room.take(&part) };
-            match (&args.device, refusal) {
+            match (&args.device, part.refusal) {
                 (Some(device), None) => println!(
                     "  would apply to {device}{}",
                     if part.preparation == Some(Preparation::RollBack) {
@@ -160,38 +147,6 @@ fn run(args: Args) -> Result<()> {
     let result = receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut report);
     bar.finish_and_clear();
     result.map(|_| ())
-}
-
-/// The target's free space as `-n` counts it down part by part.
-#[derive(Default)]
-struct Room {
-    free_bytes: u64,
-    history_bytes: u64,
-    snapshots: u64,
-}
-
-impl Room {
-    /// Takes the space a part's data needs at least; the device-full error if it is not
-    /// there. A part that rolls the target back first (-F) may free space: not counted.
-    fn take(&mut self, part: &VerifiedPart) -> Option<Error> {
-        let counted = matches!(part.preparation, Some(Preparation::None | Preparation::Replace));
-        if !counted || part.data_bytes_min <= self.free_bytes {
-            self.free_bytes = self.free_bytes.saturating_sub(part.data_bytes_min);
-            return None;
-        }
-        Some(Error::NoSpace {
-            need: format!(
-                "@{} needs at least {} for its data ({} more than the target has)",
-                part.begin.snapshot.name,
-                human_bytes(part.data_bytes_min),
-                human_bytes(part.data_bytes_min - self.free_bytes)
-            ),
-            needed_bytes: part.data_bytes_min - self.free_bytes,
-            free_bytes: self.free_bytes,
-            history_bytes: self.history_bytes,
-            snapshots: self.snapshots,
-        })
-    }
 }
 
 fn progress_bar(verbose: bool) -> ProgressBar {

@@ -9,7 +9,7 @@ use crate::exit_code;
 use crate::pool::Pool;
 // What a command names and how times print live below this module; the binaries take
 // them from here with the rest.
-pub use crate::ops::PathSpec;
+pub use crate::cmd::PathSpec;
 pub use crate::utc::{format_time, format_time_ns};
 
 /// Opens the pool on DEVICE for reading or writing, and prints what the operator should

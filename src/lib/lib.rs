@@ -18,7 +18,7 @@
 //! 10. `fs`: the file tree (inodes, directories, records, xattrs), host files in and out, stream records applied;
 //! 11. `pool`: open, format, commit, snapshots, retention of history, receive staging, resize;
 //! 12. `stream`, `check`, `scrub`, `dump`: replication streams (docs/STREAM.md), verification, repair, inspection;
-//! 13. `ops`: the commands' logic, each one transaction, returning what to print;
+//! 13. `cmd`: the commands' logic, each one transaction, returning a typed outcome;
 //! 14. `cli`: what the binaries share: opening a device, parsing arguments, printing, exit codes;
 //! 15. `fuzzing`: what the fuzz targets run (fuzz/), for tests only.
 
@@ -49,4 +49,4 @@ pub mod workers;
 
 pub use error::{Error, Result};
 pub mod cli;
-pub mod ops;
+pub mod cmd;

@@ -14,13 +14,13 @@
 
 use super::receive::ReceiveTarget;
 use crate::check::check_pool;
+use crate::cmd::tree::{PutSource, put};
 use crate::device::{OpenMode, OverlayDevice};
 use crate::error::{Error, Result};
 use crate::fs::FsTree;
 use crate::fs::export::{ExportOptions, export_root};
 use crate::fs::inode::{FileType, Inode, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG};
 use crate::fs::record::RECORD_BYTES;
-use crate::ops::{PutSource, put};
 use crate::pool::{LIVE_TREE_ID, Pool};
 use crate::stream::framing::{StreamReader, StreamWriter};
 use crate::stream::receive::{ReceiveOptions, receive};

@@ -11,11 +11,13 @@ mod receiving;
 mod resize;
 mod retention;
 mod rollback;
+mod space;
 
 pub use commit::CommitSummary;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
 pub use resize::ExpandOutcome;
+pub use space::TreeUsage;
 
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BlockPtr, Txg};

@@ -1,70 +1,31 @@
-//! The operations behind `snapctl`'s commands, each one transaction. The binary parses
-//! arguments and prints; these functions do the work and return what to print.
+//! The file tree's commands: put, cat, ls, mkdir, rm, mv, export, sync. Those that write
+//! take paths of the live tree and commit once; those that read take a `PathSpec`.
 
-use crate::block::{BLOCK_BYTES, Txg};
+use super::{PathSpec, live_path, with_view};
+use crate::block::Txg;
 use crate::error::{Error, Result};
-use crate::format::node::{NodeBody, TreeKind};
-use crate::format::tables::decode_dead;
 use crate::fs::export::{ExportOptions, ExportStats, Exporter, export_root};
 use crate::fs::host_file::{self, Naming};
-use crate::fs::inode::{ItemKind, S_IFDIR, S_IFREG};
+use crate::fs::inode::{S_IFDIR, S_IFREG};
 use crate::fs::pipeline::Pipeline;
 use crate::fs::pipeline::drain;
-use crate::fs::record::{RECORD_BYTES, Record};
+use crate::fs::record::RECORD_BYTES;
 use crate::fs::sync::{SyncStats, Syncer, read_full, stream_records};
 use crate::fs::{DirEntry, FileType, FsTree, Inode, ROOT_INO, Timespec};
-use crate::pool::{CommitSummary, LIVE_TREE_ID, Pool, now_ns};
-use crate::tree::{WalkStep, walk_nodes};
-use std::collections::BTreeMap;
+use crate::pool::{CommitSummary, Pool, now_ns};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// A path of the live tree for a command that writes: snapshots are read-only.
-fn live_path(path: &str) -> Result<&str> {
-    if path.starts_with('@') {
-        return Err(Error::invalid(format!(
-            "{path:?} names a snapshot, and snapshots are read-only; give a path of the live tree"
-        )));
-    }
-    Ok(path)
-}
-
-/// Where a path lives: "path" in the live tree, "@snap:path" or "@snap" in a snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathSpec {
-    pub tree: u64,
-    pub snapshot: Option<String>,
-    pub path: String,
-}
-
-impl PathSpec {
-    pub fn parse(arg: &str) -> Result<PathSpec> {
-        if let Some(rest) = arg.strip_prefix('@') {
-            let (name, path) = rest.split_once(':').unwrap_or((rest, ""));
-            crate::pool::validate_snapshot_name(name)?;
-            return Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: Some(name.to_string()), path: path.to_string() });
-        }
-        Ok(PathSpec { tree: LIVE_TREE_ID, snapshot: None, path: arg.to_string() })
-    }
-
-    pub fn describe(&self) -> String {
-        match &self.snapshot {
-            Some(s) => format!("@{s}:{}", self.path),
-            None => self.path.clone(),
-        }
-    }
-}
-
-/// Runs `f` on a read-only view of the tree or snapshot a path spec names.
-pub fn with_view<T>(pool: &mut Pool, spec: &PathSpec, f: impl FnOnce(&mut FsTree) -> Result<T>) -> Result<T> {
-    let (mut tree, store) = pool.view(spec.tree, spec.snapshot.as_deref())?;
-    let mut fs = FsTree::new(&mut tree, store, false);
-    f(&mut fs)
+/// What `sync` did, and the transaction it committed.
+pub struct Synced {
+    pub stats: SyncStats,
+    /// None when the tree already mirrored the source.
+    pub txg: Option<Txg>,
 }
 
 /// Makes tree directory `path` mirror host directory `source`; one transaction.
-pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<(SyncStats, CommitSummary)> {
+pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<Synced> {
     let path = live_path(path)?;
     let mut fs = pool.live(tree)?;
     let dir = match fs.resolve(path) {
@@ -79,7 +40,7 @@ pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<(Sy
     syncer.sync_dir(source, dir)?;
     let stats = syncer.stats.clone();
     let summary = pool.commit()?;
-    Ok((stats, summary))
+    Ok(Synced { stats, txg: summary.txg })
 }
 
 fn mkdir_p(fs: &mut FsTree, path: &str) -> Result<u64> {
@@ -132,6 +93,7 @@ pub enum PutSource<'a> {
     File(&'a Path),
 }
 
+/// What `put` wrote.
 pub struct PutStats {
     pub bytes: u64,
     /// The host file changed during every read: stored as last read, perhaps torn.
@@ -140,13 +102,7 @@ pub struct PutStats {
 
 /// Writes a file into the tree: whole (replacing any content), or at `offset` without
 /// truncating, as `dd conv=notrunc` does.
-pub fn put(
-    pool: &mut Pool,
-    tree: u64,
-    source: PutSource,
-    path: &str,
-    offset: Option<u64>,
-) -> Result<(PutStats, CommitSummary)> {
+pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Option<u64>) -> Result<PutStats> {
     let path = live_path(path)?;
     // Opened first, so that a missing or wrong source is named before the target.
     let host = match &source {
@@ -189,8 +145,8 @@ pub fn put(
     }
     inode.ctime = now;
     fs.put_inode(ino, &inode)?;
-    let summary = pool.commit()?;
-    Ok((stats, summary))
+    pool.commit()?;
+    Ok(stats)
 }
 
 /// Writes `put`'s bytes into file `ino`; returns the host file's metadata when it was
@@ -371,90 +327,4 @@ pub fn export(pool: &mut Pool, spec: &PathSpec, dest: &Path, options: ExportOpti
         exporter.export(ino, dest)?;
         Ok(exporter.stats)
     })
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct TreeUsage {
-    pub files: u64,
-    pub logical_bytes: u64,
-    pub stored_bytes: u64,
-}
-
-/// Sums the records of a tree (metadata only).
-pub fn tree_usage(pool: &mut Pool, tree: u64) -> Result<TreeUsage> {
-    let root = pool.trees().find(|t| t.id == tree).and_then(|t| t.root);
-    let mut usage = TreeUsage::default();
-    let Some(root) = root else { return Ok(usage) };
-    walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |_, node| {
-        if let NodeBody::Leaf(entries) = &node.body {
-            for (k, v) in entries {
-                match k.get(8) {
-                    Some(&x) if x == ItemKind::Record as u8 => {
-                        let r = Record::decode(v)?;
-                        usage.logical_bytes += r.logical_bytes();
-                        usage.stored_bytes += r.blocks().map(|b| b.allocated_blocks() * BLOCK_BYTES).sum::<u64>();
-                    }
-                    Some(&x) if x == ItemKind::Inode as u8 && Inode::decode(v)?.file_type() == FileType::Regular => {
-                        usage.files += 1;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(WalkStep::Descend)
-    })?;
-    Ok(usage)
-}
-
-/// The dead index entries of one tree: (death txg, killed pointer).
-fn dead_entries(pool: &mut Pool, tree: u64) -> Result<Vec<(Txg, crate::block::BlockPtr)>> {
-    let prefix = tree.to_be_bytes();
-    let mut entries = Vec::new();
-    let (dead, store) = pool.dead_table_mut();
-    dead.scan(store, &prefix, &mut |k, v| {
-        if !k.starts_with(&prefix) {
-            return Ok(false);
-        }
-        let (_, death, ptr) = decode_dead(k, v)?;
-        entries.push((death, ptr));
-        Ok(true)
-    })?;
-    Ok(entries)
-}
-
-/// Bytes that destroying each snapshot of `tree` would free now: dead blocks that it
-/// alone keeps (no other snapshot and no retained commit sees them).
-pub fn snapshot_unique_bytes(pool: &mut Pool, tree: u64) -> Result<BTreeMap<String, u64>> {
-    let snapshots: Vec<(u64, String)> = pool.snapshots_of(tree).iter().map(|s| (s.txg.0, s.name.clone())).collect();
-    let history: Vec<u64> = pool.history().map(|(t, _)| t.0).collect();
-    let mut out: BTreeMap<String, u64> = snapshots.iter().map(|(_, n)| (n.clone(), 0)).collect();
-    for (death, ptr) in dead_entries(pool, tree)? {
-        let visible = |t: u64| t >= ptr.birth.0 && t < death.0;
-        if history.iter().any(|&t| visible(t)) {
-            continue;
-        }
-        let mut holders = snapshots.iter().filter(|(t, _)| visible(*t));
-        if let (Some((_, name)), None) = (holders.next(), holders.next()) {
-            *out.get_mut(name).expect("listed snapshot") += ptr.footprint_blocks() * BLOCK_BYTES;
-        }
-    }
-    Ok(out)
-}
-
-/// Bytes held only by retained commits (what `history --prune` would free).
-pub fn history_unique_bytes(pool: &mut Pool) -> Result<u64> {
-    let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
-    let newest = pool.txg().0;
-    let mut total = 0;
-    for tree in trees {
-        let snapshots = pool.snapshot_txgs(tree);
-        for (death, ptr) in dead_entries(pool, tree)? {
-            let kept_by_snapshot = snapshots.iter().any(|&t| t >= ptr.birth.0 && t < death.0);
-            let kept_by_newest = newest >= ptr.birth.0 && newest < death.0;
-            if !kept_by_snapshot && !kept_by_newest {
-                total += ptr.footprint_blocks() * BLOCK_BYTES;
-            }
-        }
-    }
-    Ok(total)
 }

@@ -1,0 +1,203 @@
+//! snapctl's arguments, as clap parses them: every command, option and help text
+//! (man/snapctl.1 documents each; tests/man_pages.rs keeps them in step).
+
+use clap::{Parser, Subcommand};
+
+/// Fill and read the live tree, take and manage snapshots, inspect and check a snapfs
+/// pool. The device (block device or image file) is always the last argument; paths name
+/// the live tree, @SNAP:PATH a snapshot.
+#[derive(Parser)]
+#[command(name = "snapctl", version, about, long_about = None)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Make PATH (default: the root) mirror host directory SOURCE, as one transaction.
+    #[command(override_usage = "snapctl sync SOURCE [PATH] DEVICE")]
+    Sync {
+        /// SOURCE (a host directory), then optionally PATH (a directory of the live tree,
+        /// created if missing; default the root), then DEVICE.
+        #[arg(num_args = 2..=3, required = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Write host file SOURCE ('-' for standard input) to PATH.
+    Put {
+        /// Write at this byte offset without truncating, as dd conv=notrunc does.
+        #[arg(long, value_name = "BYTES")]
+        offset: Option<u64>,
+        /// Host file to read, or '-' for standard input.
+        source: String,
+        /// Where in the live tree; the parent directory must exist.
+        path: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Print a file of the live tree or of a snapshot (@SNAP:PATH).
+    Cat {
+        /// File in the live tree, or @SNAP:PATH.
+        path: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// List a directory of the live tree or of a snapshot (@SNAP:PATH).
+    #[command(override_usage = "snapctl ls [-l] [-R] [PATH] DEVICE")]
+    Ls {
+        /// Long format: mode, links, owner, group, size, time.
+        #[arg(short = 'l')]
+        long: bool,
+        /// List subdirectories too.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// Optionally PATH (a directory or file; @SNAP or @SNAP:PATH for a snapshot;
+        /// default the root of the live tree), then DEVICE.
+        #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Create missing parents; no error if it exists.
+        #[arg(short = 'p')]
+        parents: bool,
+        /// Directory to create in the live tree.
+        path: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Remove a file, symlink or empty directory.
+    Rm {
+        /// Remove a directory and everything below it.
+        #[arg(short = 'r')]
+        recursive: bool,
+        /// What to remove from the live tree.
+        path: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Rename or move; into DEST if DEST is a directory.
+    Mv {
+        /// Path in the live tree to move.
+        source: String,
+        /// New path, or an existing directory to move into.
+        dest: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Write a tree (PATH, @SNAP or @SNAP:PATH) to a new or empty host directory.
+    Export {
+        /// Do not create device nodes (each is named on standard error), as mount -o nodev
+        /// ignores them: for a tree from a sender you do not trust.
+        #[arg(long)]
+        nodev: bool,
+        /// Clear setuid and setgid bits and leave out file capabilities
+        /// (security.capability), as mount -o nosuid ignores them.
+        #[arg(long)]
+        nosuid: bool,
+        /// What to export: a directory of the live tree (/ for all), @SNAP or @SNAP:PATH.
+        source: String,
+        /// Host directory to create, or an empty one.
+        dest: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Take a snapshot of the live tree: O(1), consistent.
+    Snapshot {
+        /// Name of the new snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// List snapshots.
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Destroy a snapshot; the blocks only it kept are freed.
+    Destroy {
+        /// The snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Size, use, compression, last commit, history.
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Verify every checksum and prove the free-space map exact.
+    Check {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Read every copy of every block, verify it, and rewrite bad metadata copies from
+    /// good ones; name the files and snapshots that damage beyond repair affects.
+    Scrub {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Report only: rewrite nothing (opens the device read-only).
+        #[arg(short = 'n', long = "no-repair")]
+        no_repair: bool,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Print labels, commit records, the pool root and tree nodes (for debugging).
+    Dump {
+        /// Also print the nodes of every file tree.
+        #[arg(long)]
+        files: bool,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Grow the pool into the space a grown device gained (after resizing a volume or
+    /// an image file), as `zpool online -e` does.
+    Expand {
+        /// Block device or image file.
+        device: String,
+    },
+    /// Show the retained commits; change how long they are kept; release them.
+    History {
+        /// Keep commits this long from now on (e.g. 24h, 0).
+        #[arg(long, value_name = "DURATION")]
+        keep: Option<String>,
+        /// Release every retained commit now; only this command's commit remains.
+        #[arg(long)]
+        prune: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Block device or image file.
+        device: String,
+    },
+}
+
+/// `sync`'s operands: SOURCE, PATH ("" for the root), DEVICE.
+pub fn sync_operands(args: &[String]) -> [&str; 3] {
+    match args {
+        [s, d] => [s, "", d],
+        [s, p, d] => [s, p, d],
+        _ => unreachable!("clap enforces 2 or 3 arguments"),
+    }
+}
+
+/// `ls`'s operands: PATH ("" for the root of the live tree), DEVICE.
+pub fn ls_operands(args: &[String]) -> [&str; 2] {
+    match args {
+        [d] => ["", d],
+        [p, d] => [p, d],
+        _ => unreachable!("clap enforces 1 or 2 arguments"),
+    }
+}

@@ -1,0 +1,351 @@
+//! What snapctl prints: each command's outcome as human text, in one function per
+//! outcome, and as JSON (for the commands with `--json`), always through serde, so the
+//! JSON of every command is built the same way. Both are APIs: tests and scripts read them.
+
+use super::PROGRAM;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use snapfs::cli::{format_duration, format_time};
+use snapfs::cmd::check::Checked;
+use snapfs::cmd::history::History;
+use snapfs::cmd::snapshot::{Destroyed, Listed, Taken};
+use snapfs::cmd::status::PoolStatus;
+use snapfs::cmd::tree::{ListedEntry, PutStats, Synced};
+use snapfs::error::human_bytes;
+use snapfs::fs::export::ExportStats;
+use snapfs::pool::ExpandOutcome;
+use snapfs::scrub::{ScrubProgress, ScrubReport};
+
+/// An outcome as one line of JSON.
+pub fn json<T: Serialize>(outcome: &T) -> String {
+    let mut text = serde_json::to_string(outcome).expect("outcomes serialize: no maps with non-string keys");
+    text.push('\n');
+    text
+}
+
+pub fn synced(source: &str, s: &Synced) -> String {
+    let txg = s.txg.map_or("nothing to commit".to_string(), |t| format!("txg {}", t.0));
+    let st = &s.stats;
+    format!(
+        "{PROGRAM}: synced {source}: {} changed files read ({}), {} created, {} removed, {} moves detected, {} metadata updates, {} unchanged; {txg}\n",
+        st.files_written,
+        human_bytes(st.bytes_read),
+        st.entries_created,
+        st.entries_removed,
+        st.renames_detected,
+        st.metadata_updated,
+        st.unchanged
+    )
+}
+
+pub fn put(path: &str, stats: &PutStats) -> String {
+    format!("{PROGRAM}: wrote {} to {path}\n", human_bytes(stats.bytes))
+}
+
+pub fn exported(source: &str, dest: &str, stats: &ExportStats) -> String {
+    format!(
+        "{PROGRAM}: exported {} to {dest}: {} files ({}), {} directories, {} symlinks, {} hard links, {} special files{}\n",
+        if source.is_empty() { "the live tree" } else { source },
+        stats.files,
+        human_bytes(stats.bytes),
+        stats.directories,
+        stats.symlinks,
+        stats.hard_links,
+        stats.specials,
+        if stats.withheld.is_empty() {
+            String::new()
+        } else {
+            format!("; {} withheld by --nodev/--nosuid (named above)", stats.withheld.len())
+        }
+    )
+}
+
+pub fn taken(t: &Taken) -> String {
+    format!("{PROGRAM}: snapshot @{} taken at txg {}\n", t.name, t.txg)
+}
+
+pub fn destroyed(d: &Destroyed) -> String {
+    let mut text = format!("{PROGRAM}: destroyed @{}, freed {}", d.name, human_bytes(d.freed_bytes));
+    if let Some(held) = d.history_held_bytes {
+        text.push_str(&format!(
+            "; blocks it shared with retained commits stay until those expire (history holds {} in all; `snapctl history --prune` releases it)",
+            human_bytes(held)
+        ));
+    }
+    text.push('\n');
+    text
+}
+
+pub fn list(snapshots: &[Listed]) -> String {
+    let mut text = format!("{:<24} {:>8} {:<21} {:>10}\n", "NAME", "TXG", "CREATED", "UNIQUE");
+    for s in snapshots {
+        text.push_str(&format!(
+            "{:<24} {:>8} {:<21} {:>10}\n",
+            format!("@{}", s.name),
+            s.txg,
+            s.created,
+            human_bytes(s.unique_bytes)
+        ));
+    }
+    text
+}
+
+pub fn status(s: &PoolStatus) -> String {
+    let mut text = String::new();
+    let mut line = |k: &str, v: String| text.push_str(&format!("{k:<13}{v}\n"));
+    line("device:", format!("{} (pool {})", s.device, s.pool_guid));
+    let features = if s.features.is_empty() { "none".to_string() } else { s.features.join(", ") };
+    line("format:", format!("label version {}, features: {features}", s.format_version));
+    line("size:", format!("{} ({} for data)", human_bytes(s.device_bytes), human_bytes(s.data_bytes)));
+    if s.device_grown_bytes > 0 {
+        let grown = s.device_grown_bytes;
+        line("", format!("the device has grown by {grown} bytes ({}): `snapctl expand` adds them", human_bytes(grown)));
+    }
+    line("used:", format!("{} ({:.1}%)", human_bytes(s.used_bytes), 100.0 * s.used_bytes as f64 / s.data_bytes as f64));
+    line("free:", human_bytes(s.free_bytes));
+    line(
+        "live tree:",
+        format!(
+            "{} files, {} of data stored in {} (compression {:.2}x)",
+            s.live_files,
+            human_bytes(s.live_logical_bytes),
+            human_bytes(s.live_stored_bytes),
+            s.compression_ratio
+        ),
+    );
+    line(
+        "snapshots:",
+        format!(
+            "{}; snapshots and history hold {} the live tree no longer uses",
+            s.snapshots,
+            human_bytes(s.held_by_snapshots_and_history_bytes)
+        ),
+    );
+    line("last commit:", format!("txg {} at {}", s.last_txg, s.last_commit));
+    let oldest = match (s.history_oldest_txg, &s.history_oldest) {
+        (Some(txg), Some(time)) => format!("txg {txg} at {time}"),
+        _ => "-".to_string(),
+    };
+    line(
+        "history:",
+        format!(
+            "{} commits retained since {oldest} (keep {}, leave {}% free); {} held by history alone",
+            s.history_commits,
+            format_duration(s.history_seconds),
+            s.history_reserve_percent,
+            human_bytes(s.held_by_history_only_bytes)
+        ),
+    );
+    line(
+        "compression:",
+        if s.compression_level == 0 { "none".into() } else { format!("zstd:{}", s.compression_level) },
+    );
+    if let (Some(p), Some(token)) = (&s.partial_receive, &s.receive_resume_token) {
+        line(
+            "receiving:",
+            format!(
+                "partial receive of @{}{} saved at {}: {} records ({}) applied",
+                p.snapshot,
+                p.base.as_ref().map_or(String::new(), |base| format!(" (from @{base})")),
+                p.saved,
+                p.records_applied,
+                human_bytes(p.stream_bytes_applied)
+            ),
+        );
+        line("token:", token.clone());
+        line("", "resume: snapsend -t TOKEN DEVICE | snaprecv -s TARGET; discard: snaprecv -A TARGET".into());
+    }
+    text
+}
+
+pub fn checked(c: &Checked) -> String {
+    let mut text = String::new();
+    for p in &c.problems {
+        text.push_str(&format!("problem: {p}\n"));
+    }
+    text.push_str(&format!(
+        "{PROGRAM}: check {}: {} blocks verified ({}), {} trees walked, {} dead index entries, {} blocks referenced + {} free = data area{}\n",
+        if c.clean { "clean" } else { "FAILED" },
+        c.blocks_verified,
+        human_bytes(c.bytes_verified),
+        c.trees_walked,
+        c.dead_entries,
+        c.referenced_blocks,
+        c.free_blocks,
+        if c.clean { "" } else { " (not exact)" }
+    ));
+    text
+}
+
+/// What the change released, printed before the listing (also before `--json`'s).
+pub fn released(h: &History) -> String {
+    if h.released_bytes == 0 {
+        String::new()
+    } else {
+        format!("{PROGRAM}: released {}\n", human_bytes(h.released_bytes))
+    }
+}
+
+pub fn history(h: &History) -> String {
+    let mut text = format!("history: keep {}; {} commits retained\n", format_duration(h.keep_seconds), h.commits.len());
+    for c in &h.commits {
+        text.push_str(&format!("txg {:>8}  {}\n", c.txg, c.time));
+    }
+    text
+}
+
+pub fn expanded(device: &str, outcome: ExpandOutcome) -> String {
+    match outcome {
+        ExpandOutcome::Grown { old_bytes, new_bytes } => format!(
+            "{PROGRAM}: expanded {device} from {old_bytes} bytes ({}) to {new_bytes} bytes ({}): {} more\n",
+            human_bytes(old_bytes),
+            human_bytes(new_bytes),
+            human_bytes(new_bytes - old_bytes)
+        ),
+        ExpandOutcome::FirstLabelRewritten { pool_bytes } => format!(
+            "{PROGRAM}: the pool already spans {device} ({pool_bytes} bytes); rewrote the damaged label at its start\n"
+        ),
+        ExpandOutcome::Unchanged { pool_bytes, device_bytes } => format!(
+            "{PROGRAM}: nothing to expand: the pool already spans {device} ({pool_bytes} bytes of {device_bytes}); \
+             grow the device first\n"
+        ),
+    }
+}
+
+pub fn ls(entries: &[ListedEntry], long: bool) -> String {
+    let mut text = String::new();
+    for e in entries {
+        if long {
+            text.push_str(&long_line(e));
+        }
+        text.push_str(&e.path);
+        if let (true, Some(target)) = (long, &e.symlink_target) {
+            text.push_str(" -> ");
+            text.push_str(&String::from_utf8_lossy(target));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn long_line(e: &ListedEntry) -> String {
+    let i = &e.inode;
+    let time = format_time(i.mtime.sec);
+    let minute = time[..time.len() - 4].replace('T', " "); // without ":SSZ", whatever the year's width
+    format!("{} {:3} {:5} {:5} {:>12} {minute} ", mode_string(i.mode), i.nlink, i.uid, i.gid, size_column(i))
+}
+
+/// "-rwsr-xr-t" as ls prints it: the type letter, then rwx with setuid, setgid and
+/// sticky shown as s/S and t/T in the execute places.
+fn mode_string(mode: u32) -> String {
+    let mut text = String::with_capacity(10);
+    text.push(match mode & libc::S_IFMT {
+        libc::S_IFREG => '-',
+        libc::S_IFDIR => 'd',
+        libc::S_IFLNK => 'l',
+        libc::S_IFBLK => 'b',
+        libc::S_IFCHR => 'c',
+        libc::S_IFIFO => 'p',
+        libc::S_IFSOCK => 's',
+        _ => '?',
+    });
+    for (shift, special, marks) in
+        [(6, libc::S_ISUID, ['s', 'S']), (3, libc::S_ISGID, ['s', 'S']), (0, libc::S_ISVTX, ['t', 'T'])]
+    {
+        let bits = (mode >> shift) & 7;
+        text.push(if bits & 4 != 0 { 'r' } else { '-' });
+        text.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let execute = bits & 1 != 0;
+        text.push(match (mode & special != 0, execute) {
+            (true, true) => marks[0],
+            (true, false) => marks[1],
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    text
+}
+
+/// The size, or "major, minor" for a device, as ls prints them.
+fn size_column(i: &snapfs::fs::Inode) -> String {
+    match i.mode & libc::S_IFMT {
+        libc::S_IFBLK | libc::S_IFCHR => {
+            let rdev = i.rdev as libc::dev_t;
+            format!("{}, {}", libc::major(rdev), libc::minor(rdev))
+        }
+        _ => i.size.to_string(),
+    }
+}
+
+/// Scrub's progress bar, drawn only when standard error is a terminal.
+pub struct ScrubBar(ProgressBar);
+
+impl ScrubBar {
+    pub fn start() -> ScrubBar {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "scrub {msg:8} {binary_bytes:>10} / {binary_total_bytes} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
+        )
+        .expect("a valid template");
+        bar.set_style(style);
+        ScrubBar(bar)
+    }
+
+    pub fn show(&self, p: &ScrubProgress) {
+        self.0.set_message(p.phase);
+        if p.phase == "data" {
+            self.0.set_length(p.total_bytes);
+            self.0.set_position(p.done_bytes);
+        }
+    }
+
+    pub fn finish(self) {
+        self.0.finish_and_clear();
+    }
+}
+
+pub fn scrub(report: &ScrubReport) -> String {
+    let mut text = String::new();
+    for d in &report.damage {
+        let copy = if d.copy == 0 { String::new() } else { format!(" copy {} (at block {})", d.copy, d.copy_block) };
+        let outcome = if d.repaired {
+            "rewritten from a good copy".to_string()
+        } else if d.recoverable {
+            "another copy is good: reads are unaffected".to_string()
+        } else {
+            let more = d.files_total.saturating_sub(d.files.len());
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            format!("no good copy; affects {}; files: {}{more}", d.affects.join(", "), d.files.join(", "))
+        };
+        text.push_str(&format!(
+            "damage: {} block {}{copy}, born in txg {}: {}: {outcome}\n",
+            d.kind, d.block, d.birth, d.error
+        ));
+    }
+    for label in &report.labels_damaged {
+        let outcome = if report.labels_repaired { "rewritten from the good one" } else { "the other label is good" };
+        text.push_str(&format!("damage: {label}: {outcome}\n"));
+    }
+    for p in &report.problems {
+        text.push_str(&format!("problem: {p}\n"));
+    }
+    let rate = report.bytes_verified as f64 / report.seconds.max(1e-6);
+    text.push_str(&format!(
+        "{PROGRAM}: scrub {}: {} verified ({}) in {:.2} s ({}/s): {}, {}; {} repaired, {} without a good copy\n",
+        if report.is_clean() { "clean" } else { "FOUND DAMAGE" },
+        counted(report.blocks_verified, "copy", "copies"),
+        human_bytes(report.bytes_verified),
+        report.seconds,
+        human_bytes(rate as u64),
+        counted(report.metadata_blocks, "metadata block", "metadata blocks"),
+        counted(report.data_blocks, "data block", "data blocks"),
+        counted(report.repaired() as u64, "copy", "copies"),
+        counted(report.unrecoverable() as u64, "block", "blocks"),
+    ));
+    text
+}
+
+/// "1 copy", "2 copies".
+pub fn counted(count: u64, one: &str, many: &str) -> String {
+    if count == 1 { format!("1 {one}") } else { format!("{count} {many}") }
+}

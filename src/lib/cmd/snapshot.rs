@@ -1,0 +1,70 @@
+//! Snapshots of a tree: take one, destroy one, list them with what each alone keeps.
+
+use crate::error::Result;
+use crate::pool::{Pool, guid_hex};
+use crate::utc::format_time_ns;
+use serde::Serialize;
+
+/// A snapshot taken and committed.
+pub struct Taken {
+    pub name: String,
+    pub txg: u64,
+}
+
+/// Takes snapshot `name` of `tree` and commits it.
+pub fn snapshot(pool: &mut Pool, tree: u64, name: &str) -> Result<Taken> {
+    pool.create_snapshot(tree, name)?;
+    let summary = pool.commit()?;
+    Ok(Taken { name: name.to_string(), txg: summary.txg.map_or(0, |t| t.0) })
+}
+
+/// A snapshot destroyed and committed.
+pub struct Destroyed {
+    pub name: String,
+    /// What the commit freed: blocks only the snapshot kept and no retained commit sees.
+    pub freed_bytes: u64,
+    /// When older commits are retained: all that the history alone holds now, among it
+    /// the blocks the snapshot shared with them, which stay until those commits expire.
+    pub history_held_bytes: Option<u64>,
+}
+
+/// Destroys snapshot `name` of `tree` and commits.
+pub fn destroy(pool: &mut Pool, tree: u64, name: &str) -> Result<Destroyed> {
+    pool.destroy_snapshot(tree, name)?;
+    let summary = pool.commit()?;
+    let held = pool.history_unique_bytes()?;
+    let history_held_bytes = (pool.history().count() > 1).then_some(held);
+    Ok(Destroyed { name: name.to_string(), freed_bytes: summary.freed_bytes, history_held_bytes })
+}
+
+/// One snapshot, as `list` shows it. The fields are in the order `snapctl list --json`
+/// has always written them (alphabetical); scripts read them by these names.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    /// Creation time, UTC, as text.
+    pub created: String,
+    pub created_unix_ns: u64,
+    pub guid: String,
+    pub name: String,
+    pub txg: u64,
+    /// What destroying it would free now.
+    pub unique_bytes: u64,
+}
+
+/// The snapshots of `tree`, oldest first.
+pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
+    let unique = pool.snapshot_unique_bytes(tree)?;
+    let listed = pool
+        .snapshots_of(tree)
+        .into_iter()
+        .map(|s| Listed {
+            created: format_time_ns(s.time_ns),
+            created_unix_ns: s.time_ns,
+            guid: guid_hex(&s.guid),
+            name: s.name.clone(),
+            txg: s.txg.0,
+            unique_bytes: unique.get(&s.name).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(listed)
+}

@@ -1,0 +1,110 @@
+//! `status`: the pool's size, use, compression, last commit, history and any saved
+//! partial receive, as one report.
+
+use crate::block::BLOCK_BYTES;
+use crate::error::Result;
+use crate::pool::{LIVE_TREE_ID, Pool, guid_hex};
+use crate::stream::receive::state_token;
+use crate::utc::format_time_ns;
+use serde::{Serialize, Serializer};
+
+/// The pool's status. Fields in the order `snapctl status --json` has always written
+/// them (alphabetical); scripts read them by these names. Times are UTC text.
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolStatus {
+    pub compression_level: u8,
+    /// Logical / stored bytes of the live tree (1 when it stores nothing); the JSON
+    /// rounds it to two decimals.
+    #[serde(serialize_with = "two_decimals")]
+    pub compression_ratio: f64,
+    /// Bytes of the data area (the device less labels and metadata regions).
+    pub data_bytes: u64,
+    /// The device as the caller named it.
+    pub device: String,
+    pub device_bytes: u64,
+    /// Whole blocks the device has beyond the pool, which expanding would add.
+    #[serde(skip)]
+    pub device_grown_bytes: u64,
+    pub features: Vec<String>,
+    pub format_version: u32,
+    pub free_bytes: u64,
+    pub held_by_history_only_bytes: u64,
+    pub held_by_snapshots_and_history_bytes: u64,
+    pub history_commits: usize,
+    pub history_oldest: Option<String>,
+    pub history_oldest_txg: Option<u64>,
+    pub history_reserve_percent: u8,
+    pub history_seconds: u64,
+    pub last_commit: String,
+    pub last_txg: u64,
+    pub live_files: u64,
+    pub live_logical_bytes: u64,
+    pub live_stored_bytes: u64,
+    pub partial_receive: Option<PartialReceive>,
+    pub pool_guid: String,
+    /// The token that resumes the partial receive.
+    pub receive_resume_token: Option<String>,
+    pub snapshots: usize,
+    pub used_bytes: u64,
+}
+
+/// A receive cut short and saved, to be resumed or discarded.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartialReceive {
+    /// The snapshot an incremental stream starts from.
+    pub base: Option<String>,
+    pub records_applied: u64,
+    pub saved: String,
+    /// The snapshot being received.
+    pub snapshot: String,
+    pub stream_bytes_applied: u64,
+}
+
+fn two_decimals<S: Serializer>(ratio: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64((ratio * 100.0).round() / 100.0)
+}
+
+/// The status of the pool open on `device` (the name is only repeated in the report).
+pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
+    let usage = pool.tree_usage(LIVE_TREE_ID)?;
+    let history_bytes = pool.history_unique_bytes()?;
+    let ratio = if usage.stored_bytes > 0 { usage.logical_bytes as f64 / usage.stored_bytes as f64 } else { 1.0 };
+    let history: Vec<_> = pool.history().collect();
+    let oldest = history.first().copied();
+    let config = pool.root.config.clone();
+    let partial = pool.receive_state()?;
+    Ok(PoolStatus {
+        compression_level: config.compression_level,
+        compression_ratio: ratio,
+        data_bytes: pool.store.alloc.usable_blocks() * BLOCK_BYTES,
+        device: device.to_string(),
+        device_bytes: pool.label.device_bytes,
+        device_grown_bytes: pool.store.dev.len().saturating_sub(pool.label.device_bytes) / BLOCK_BYTES * BLOCK_BYTES,
+        features: pool.label.feature_names(),
+        format_version: pool.label.version,
+        free_bytes: pool.free_bytes(),
+        held_by_history_only_bytes: history_bytes,
+        held_by_snapshots_and_history_bytes: pool.root.dead_bytes,
+        history_commits: history.len(),
+        history_oldest: oldest.map(|(_, time)| format_time_ns(time)),
+        history_oldest_txg: oldest.map(|(t, _)| t.0),
+        history_reserve_percent: config.history_reserve_percent,
+        history_seconds: config.history_seconds,
+        last_commit: format_time_ns(pool.commit.time_ns),
+        last_txg: pool.txg().0,
+        live_files: usage.files,
+        live_logical_bytes: usage.logical_bytes,
+        live_stored_bytes: usage.stored_bytes,
+        receive_resume_token: partial.as_ref().map(state_token),
+        partial_receive: partial.map(|p| PartialReceive {
+            base: (!p.base_name.is_empty()).then_some(p.base_name),
+            records_applied: p.records_applied,
+            saved: format_time_ns(p.saved_ns),
+            snapshot: p.snapshot_name,
+            stream_bytes_applied: p.bytes_applied,
+        }),
+        pool_guid: guid_hex(&pool.label.pool_guid),
+        snapshots: pool.snapshots_of(LIVE_TREE_ID).len(),
+        used_bytes: pool.used_bytes(),
+    })
+}
