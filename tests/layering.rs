@@ -206,6 +206,23 @@ fn no_folder_has_a_cycle_between_its_files() {
     assert!(cycles.is_empty(), "files that import each other in a cycle:\n{}", cycles.join("\n"));
 }
 
+/// Goal: the file-tree key layout (`ino | kind | suffix`) has one owner, fs/inode.rs
+/// (`FileKey`, `key_is`, the `*_key` builders), so that a new item kind or a key prefix
+/// for clones changes one file. Method: no other file compares an `ItemKind` as a byte.
+#[test]
+fn file_tree_keys_are_taken_apart_only_by_their_owner() {
+    let mut files = Vec::new();
+    rust_files(&lib_dir(), &mut files);
+    let mut wrong = Vec::new();
+    for file in files.iter().filter(|f| !f.ends_with("fs/inode.rs")) {
+        let code = product_code(&std::fs::read_to_string(file).unwrap());
+        for line in code.lines().filter(|l| l.contains("ItemKind::") && l.contains(" as u8")) {
+            wrong.push(format!("{}: {}", file.strip_prefix(lib_dir()).unwrap().display(), line.trim()));
+        }
+    }
+    assert!(wrong.is_empty(), "file tree keys decoded by hand (use fs::inode::FileKey):\n{}", wrong.join("\n"));
+}
+
 /// The checker itself: it sees imports, skips comments and test modules.
 #[test]
 fn the_checker_sees_what_it_should() {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::label::{FEATURE_LARGE_XATTRS, Label, region_start};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
-use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO, parse_xattr_suffix};
+use crate::fs::inode::{FileKey, FileType, Inode, ItemKind, ROOT_INO, decode_dirent, key_is, parse_xattr_suffix};
 use crate::fs::record::{RECORD_BYTES, Record};
 use crate::fs::validate::validate_received;
 use crate::pool::Pool;
@@ -280,7 +280,7 @@ fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reac
         nodes.push(*ptr);
         if let NodeBody::Leaf(entries) = &node.body {
             for (k, v) in entries {
-                if k.get(8) == Some(&(ItemKind::Record as u8)) {
+                if key_is(k, ItemKind::Record) {
                     let record = Record::decode(v)?;
                     if let Err(e) = crate::fs::record::check_kinds(&record) {
                         c.problem(format!("{owner}: {e}"));
@@ -479,33 +479,36 @@ fn check_fs_counts(
     let result = walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |_ptr, node| {
         let NodeBody::Leaf(entries) = &node.body else { return Ok(WalkStep::Descend) };
         for (k, v) in entries {
-            if k.len() < 9 {
+            let Some(key) = FileKey::parse(k) else {
                 errors.push("file tree key shorter than 9 bytes".to_string());
                 continue;
-            }
-            let ino = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
-            let suffix = &k[9..];
-            match k[8] {
-                x if x == ItemKind::Inode as u8 => {
+            };
+            let (ino, suffix) = (key.ino, key.suffix);
+            match key.kind() {
+                Some(ItemKind::Inode) => {
                     inodes.insert(ino, Inode::decode(v)?);
                 }
-                x if x == ItemKind::DirEntry as u8 => {
-                    let child = u64::from_le_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
+                Some(ItemKind::DirEntry) => {
+                    // A value that does not decode counts as naming inode 0, which the
+                    // checks below then report as missing.
+                    let (child, file_type) = decode_dirent(suffix, v).map_or((0, None), |e| (e.ino, Some(e.file_type)));
                     *links.entry(child).or_default() += 1;
-                    if v.get(8) == Some(&(FileType::Directory as u8)) {
+                    if file_type == Some(FileType::Directory) {
                         *subdirs.entry(ino).or_default() += 1;
                     }
                     dirents.insert((ino, suffix.to_vec(), child));
                 }
-                x if x == ItemKind::BackRef as u8 && suffix.len() >= 8 => {
-                    let parent = u64::from_be_bytes(suffix[..8].try_into().expect("8 bytes"));
-                    backrefs.insert((parent, suffix[8..].to_vec(), ino));
+                Some(ItemKind::BackRef) => {
+                    if let Some((parent, name)) = key.backref() {
+                        backrefs.insert((parent, name.to_vec(), ino));
+                    }
                 }
-                x if x == ItemKind::Record as u8 && suffix.len() == 8 => {
-                    let index = u64::from_be_bytes(suffix.try_into().expect("8 bytes"));
-                    records.push((ino, index, Record::decode(v)?.logical_bytes()));
+                Some(ItemKind::Record) => {
+                    if let Some(index) = key.record_index() {
+                        records.push((ino, index, Record::decode(v)?.logical_bytes()));
+                    }
                 }
-                x if x == ItemKind::Xattr as u8 => {
+                Some(ItemKind::Xattr) => {
                     if let Some((_, 1..)) = parse_xattr_suffix(suffix) {
                         large_xattr.get_or_insert(ino);
                     }

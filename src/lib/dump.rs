@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::format::commit::CommitRecord;
 use crate::format::label::{Label, REGION_BLOCKS, RING_SLOTS, region_start};
 use crate::format::node::{NodeBody, TreeKind};
-use crate::fs::inode::ItemKind;
+use crate::fs::inode::{ItemKind, key_is};
 use crate::fs::record::Record;
 use crate::pool::{Pool, guid_hex};
 use crate::tree::{WalkStep, walk_nodes};
@@ -119,7 +119,7 @@ pub fn dump_tree(pool: &mut Pool, kind: TreeKind, root: &BlockPtr, out: &mut Str
         match &node.body {
             NodeBody::Leaf(entries) => {
                 for (k, v) in entries {
-                    let record = (kind == TreeKind::Files && k.get(8) == Some(&(ItemKind::Record as u8)))
+                    let record = (kind == TreeKind::Files && key_is(k, ItemKind::Record))
                         .then(|| Record::decode(v).ok())
                         .flatten();
                     let shown = if let Some(r) = record {

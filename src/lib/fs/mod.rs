@@ -12,8 +12,8 @@ mod tree_ops;
 pub mod validate;
 pub mod xattr;
 
+pub use inode::DirEntry;
 pub use inode::{FileType, Inode, ROOT_INO, Timespec};
-pub use tree_ops::DirEntry;
 
 use crate::store::Store;
 use crate::tree::Tree;

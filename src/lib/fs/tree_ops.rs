@@ -1,10 +1,13 @@
 //! Inode, directory, link and record operations on a file tree (xattrs: fs/xattr.rs).
 
 use super::FsTree;
-use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, S_IFDIR, Timespec, backref_key, key};
+use super::inode::{
+    DirEntry, FileKey, FileType, Inode, ItemKind, META_INO, ROOT_INO, S_IFDIR, Timespec, backref_key, decode_dirent,
+    encode_dirent, key, key_is,
+};
 use super::record::{RECORD_BYTES, Record, check_file_size, file_end, fingerprint};
 use crate::block::BlockKind;
-use crate::codec::{Reader, Writer};
+use crate::codec::Reader;
 use crate::error::{Error, Result};
 
 /// Inode numbers stay below this (2^48, as ZFS's object numbers): the tree's counter
@@ -14,36 +17,6 @@ pub const INODE_NUMBER_MAX: u64 = 1 << 48;
 /// Longest name of a directory entry or extended attribute, as on Linux.
 pub const NAME_BYTES_MAX: usize = 255;
 pub const SYMLINK_BYTES_MAX: usize = 4095;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirEntry {
-    pub name: Vec<u8>,
-    pub ino: u64,
-    pub file_type: FileType,
-}
-
-fn encode_dirent(ino: u64, file_type: FileType) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.u64(ino);
-    w.u8(file_type as u8);
-    w.bytes
-}
-
-pub(super) fn decode_dirent(name: &[u8], value: &[u8]) -> Result<DirEntry> {
-    let mut r = Reader::new(value, "directory entry");
-    let ino = r.u64()?;
-    let file_type = match r.u8()? {
-        0 => FileType::Regular,
-        1 => FileType::Directory,
-        2 => FileType::Symlink,
-        3 => FileType::Special,
-        other => return Err(Error::corrupt(format!("directory entry of type {other}"))),
-    };
-    if r.remaining() != 0 {
-        return Err(Error::corrupt("directory entry has trailing bytes"));
-    }
-    Ok(DirEntry { name: name.to_vec(), ino, file_type })
-}
 
 pub fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty()
@@ -107,10 +80,11 @@ impl<'a> FsTree<'a> {
         let mut out = Vec::new();
         let mut error = None;
         self.tree.scan(self.store, &[], &mut |k, v| {
-            if k.len() == 9 && k[8] == ItemKind::Inode as u8 {
+            let Some(key) = FileKey::parse(k) else { return Ok(true) };
+            if key.is(ItemKind::Inode) && key.suffix.is_empty() {
                 match Inode::decode(v) {
                     Ok(inode) if inode.file_type() == FileType::Regular => {
-                        out.push((u64::from_be_bytes(k[..8].try_into().expect("8 bytes")), inode));
+                        out.push((key.ino, inode));
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -268,7 +242,7 @@ impl<'a> FsTree<'a> {
         let prefix = ino.to_be_bytes();
         let items = self.tree.scan_prefix(self.store, &prefix)?;
         for (k, v) in items {
-            if k.get(8) == Some(&(ItemKind::Record as u8)) {
+            if key_is(&k, ItemKind::Record) {
                 self.kill_record(&Record::decode(&v)?, None)?;
             }
             self.tree.remove(self.store, &k)?;

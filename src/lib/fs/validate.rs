@@ -27,9 +27,10 @@
 //! stream's size.
 
 use super::FsTree;
+use super::inode::{FileKey, decode_dirent};
 use super::inode::{FileType, Inode, ItemKind, META_INO, ROOT_INO, key, parse_xattr_suffix};
 use super::record::{RECORD_BYTES, Record, check_kinds};
-use super::tree_ops::{INODE_NUMBER_MAX, SYMLINK_BYTES_MAX, check_name, decode_dirent};
+use super::tree_ops::{INODE_NUMBER_MAX, SYMLINK_BYTES_MAX, check_name};
 use super::xattr::{assemble, check_xattr};
 use crate::block::BlockPtr;
 use crate::error::Result;
@@ -120,7 +121,7 @@ pub fn validate_received(
 }
 
 fn key_ino(key: &[u8]) -> u64 {
-    key.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes)
+    FileKey::ino_of(key).unwrap_or(0)
 }
 
 fn violation(ino: u64, what: impl Into<String>) -> Violation {
@@ -137,29 +138,28 @@ impl Batch {
         let k = &change.key;
         let ino = key_ino(k);
         self.last_ino = ino;
-        if k.len() < 9 {
+        let Some(key) = FileKey::parse(k) else {
             return Err(violation(ino, format!("a file tree key of {} bytes", k.len())));
-        }
-        let suffix = &k[9..];
-        let kind = k[8];
+        };
+        let suffix = key.suffix;
         if ino == META_INO {
-            if kind != ItemKind::Meta as u8 || !suffix.is_empty() {
+            if !key.is(ItemKind::Meta) || !suffix.is_empty() {
                 return Err(violation(ino, "an item under inode 0, which holds only the tree's counter"));
             }
             return Ok(());
         }
         self.inodes.insert(ino);
         let new = change.new.as_deref();
-        match kind {
-            x if x == ItemKind::Inode as u8 || x == ItemKind::Symlink as u8 => {
+        match key.kind() {
+            Some(kind @ (ItemKind::Inode | ItemKind::Symlink)) => {
                 if !suffix.is_empty() {
                     return Err(violation(ino, "an inode or symlink key with trailing bytes"));
                 }
-                if let (true, Some(value)) = (x == ItemKind::Inode as u8, new) {
+                if let (ItemKind::Inode, Some(value)) = (kind, new) {
                     self.new_inodes.insert(ino, value.to_vec());
                 }
             }
-            x if x == ItemKind::DirEntry as u8 => {
+            Some(ItemKind::DirEntry) => {
                 let mut delta = 0i64;
                 for (value, sign) in [(change.old.as_deref(), -1i64), (new, 1)] {
                     let Some(value) = value else { continue };
@@ -172,27 +172,29 @@ impl Batch {
                 *self.subdir_delta.entry(ino).or_default() += delta;
                 self.entries.insert((ino, suffix.to_vec()), Some(new.map(<[u8]>::to_vec)));
             }
-            x if x == ItemKind::BackRef as u8 => {
-                if suffix.len() < 8 {
+            Some(ItemKind::BackRef) => {
+                let Some((parent, name)) = key.backref() else {
                     return Err(violation(ino, "a back reference key without its parent"));
-                }
-                self.entries.entry((key_ino(suffix), suffix[8..].to_vec())).or_insert(None);
+                };
+                self.entries.entry((parent, name.to_vec())).or_insert(None);
                 if new.is_some() {
-                    self.new_backrefs.insert((ino, key_ino(suffix), suffix[8..].to_vec()));
+                    self.new_backrefs.insert((ino, parent, name.to_vec()));
                 }
             }
-            x if x == ItemKind::Xattr as u8 => {
+            Some(ItemKind::Xattr) => {
                 // A NUL anywhere but before a continuation's index is a bad name.
                 let (name, _) = parse_xattr_suffix(suffix).unwrap_or((suffix, 0));
                 check_xattr(name, 0).map_err(|what| violation(ino, what))?;
                 self.xattrs.insert((ino, name.to_vec()));
             }
-            x if x == ItemKind::Record as u8 => {
-                let index: [u8; 8] =
-                    suffix.try_into().map_err(|_| violation(ino, "a file record key of the wrong length"))?;
-                self.records.entry(ino).or_default().insert(u64::from_be_bytes(index));
+            Some(ItemKind::Record) => {
+                let index =
+                    key.record_index().ok_or_else(|| violation(ino, "a file record key of the wrong length"))?;
+                self.records.entry(ino).or_default().insert(index);
             }
-            other => return Err(violation(ino, format!("an item of unknown kind {other}"))),
+            Some(ItemKind::Meta) | None => {
+                return Err(violation(ino, format!("an item of unknown kind {}", key.kind_byte)));
+            }
         }
         Ok(())
     }
@@ -375,15 +377,15 @@ fn first_from(fs: &mut FsTree, start: &[u8], prefix: &[u8]) -> Result<Option<Vec
     Ok(found)
 }
 
-fn kind_name(kind: u8) -> &'static str {
+fn kind_name(kind: Option<ItemKind>) -> &'static str {
     match kind {
-        x if x == ItemKind::Inode as u8 => "inode",
-        x if x == ItemKind::DirEntry as u8 => "directory entry",
-        x if x == ItemKind::BackRef as u8 => "back reference (a name)",
-        x if x == ItemKind::Xattr as u8 => "extended attribute",
-        x if x == ItemKind::Symlink as u8 => "symlink target",
-        x if x == ItemKind::Record as u8 => "file record",
-        _ => "item",
+        Some(ItemKind::Inode) => "inode",
+        Some(ItemKind::DirEntry) => "directory entry",
+        Some(ItemKind::BackRef) => "back reference (a name)",
+        Some(ItemKind::Xattr) => "extended attribute",
+        Some(ItemKind::Symlink) => "symlink target",
+        Some(ItemKind::Record) => "file record",
+        Some(ItemKind::Meta) | None => "item",
     }
 }
 
@@ -402,17 +404,17 @@ fn items_of(fs: &mut FsTree, ino: u64, from: ItemKind) -> Result<std::result::Re
     let mut items = Items::default();
     let mut bad = None;
     fs.tree.scan(fs.store, &key(ino, from, &[]), &mut |k, v| {
-        if k.len() < 9 || key_ino(k) != ino {
+        let Some(key) = FileKey::parse(k).filter(|key| key.ino == ino) else {
             return Ok(false);
-        }
-        match k[8] {
-            x if x == ItemKind::DirEntry as u8 => items.has_entries = true,
-            x if x == ItemKind::BackRef as u8 => match k.get(9..17) {
-                Some(parent) => items.parents.push((key_ino(parent), k[17..].to_vec())),
+        };
+        match key.kind() {
+            Some(ItemKind::DirEntry) => items.has_entries = true,
+            Some(ItemKind::BackRef) => match key.backref() {
+                Some((parent, name)) => items.parents.push((parent, name.to_vec())),
                 None => bad = Some(violation(ino, "a back reference key without its parent")),
             },
-            x if x == ItemKind::Symlink as u8 => items.target = Some(v.to_vec()),
-            x if x == ItemKind::Record as u8 => {
+            Some(ItemKind::Symlink) => items.target = Some(v.to_vec()),
+            Some(ItemKind::Record) => {
                 items.has_records = true;
                 return Ok(false);
             }
@@ -429,7 +431,8 @@ fn check_missing_inode(fs: &mut FsTree, ino: u64) -> Result<std::result::Result<
         return Ok(Err(violation(ino, "the tree has no root directory")));
     }
     if let Some(k) = first_under(fs, &ino.to_be_bytes())? {
-        let what = format!("inode {ino} does not exist, but an item of it does: its {}", kind_name(k[8]));
+        let kind = FileKey::parse(&k).and_then(|k| k.kind());
+        let what = format!("inode {ino} does not exist, but an item of it does: its {}", kind_name(kind));
         return Ok(Err(violation(ino, what)));
     }
     Ok(Ok(()))

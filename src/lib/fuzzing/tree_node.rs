@@ -14,7 +14,7 @@ use crate::block::Compression;
 use crate::compress::{decompress, decompress_frames_where};
 use crate::format::node::{EncodedNode, NODE_BYTES_MAX, NodeBody, TreeKind, decode_leaf};
 use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry, decode_dead, encode_ptr};
-use crate::fs::inode::{Inode, ItemKind};
+use crate::fs::inode::{FileKey, Inode, ItemKind};
 use crate::fs::record::{RECORD_BYTES, Record, check_kinds};
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -81,12 +81,12 @@ fn decode_value(kind: TreeKind, key: &[u8], value: &[u8]) {
 
 /// A file tree's key is the inode (8 bytes, big-endian), the item kind, then the rest.
 fn decode_file_item(key: &[u8], value: &[u8]) {
-    let Some((&kind, _)) = key.get(8..).and_then(|k| k.split_first()) else { return };
-    if kind == ItemKind::Inode as u8 {
+    let Some(kind) = FileKey::parse(key).and_then(|k| k.kind()) else { return };
+    if kind == ItemKind::Inode {
         if let Ok(inode) = Inode::decode(value) {
             assert_eq!(inode.encode(), value);
         }
-    } else if kind == ItemKind::Record as u8 {
+    } else if kind == ItemKind::Record {
         if let Ok(record) = Record::decode(value) {
             let _ = check_kinds(&record);
             assert_eq!(record.encode(), value);

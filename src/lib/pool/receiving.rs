@@ -23,7 +23,7 @@ use crate::block::{BlockKind, BlockPtr};
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::format::receive_state::ReceiveState;
-use crate::fs::inode::ItemKind;
+use crate::fs::inode::{ItemKind, key_is};
 use crate::fs::record::Record;
 use crate::store::Owner;
 use crate::tree::{Tree, TreeDiff};
@@ -116,7 +116,7 @@ impl Pool {
         let mut diff = TreeDiff::new(TreeKind::Files, base, staging_root);
         let mut changed = 0u64;
         while let Some(change) = diff.next(&mut self.store)? {
-            let is_record = change.key.get(8) == Some(&(ItemKind::Record as u8));
+            let is_record = key_is(&change.key, ItemKind::Record);
             let new_record = match (&change.new, is_record) {
                 (Some(value), true) => {
                     let mut record = Record::decode(value)?;

@@ -19,7 +19,7 @@ use crate::block::{BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::{SnapshotEntry, dead_key, decode_dead};
-use crate::fs::inode::ItemKind;
+use crate::fs::inode::{ItemKind, key_is};
 use crate::fs::record::Record;
 use crate::store::Owner;
 use crate::tree::{Tree, WalkStep, walk_nodes};
@@ -69,7 +69,7 @@ impl Pool {
             found.push(*ptr);
             if let (true, NodeBody::Leaf(entries)) = (records, &node.body) {
                 for (k, v) in entries {
-                    if k.get(8) == Some(&(ItemKind::Record as u8)) {
+                    if key_is(k, ItemKind::Record) {
                         let record = Record::decode(v)?;
                         found.extend(record.blocks().filter(|b| b.birth.0 > floor));
                     }

@@ -7,7 +7,7 @@ use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::Result;
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
-use crate::fs::inode::{FileType, Inode, ItemKind};
+use crate::fs::inode::{FileKey, FileType, Inode, ItemKind};
 use crate::fs::record::Record;
 use crate::tree::{WalkStep, walk_nodes};
 use std::collections::BTreeMap;
@@ -32,15 +32,13 @@ impl Pool {
         walk_nodes(&mut self.store, &root, TreeKind::Files, &mut |_, node| {
             if let NodeBody::Leaf(entries) = &node.body {
                 for (k, v) in entries {
-                    match k.get(8) {
-                        Some(&x) if x == ItemKind::Record as u8 => {
+                    match FileKey::parse(k).and_then(|k| k.kind()) {
+                        Some(ItemKind::Record) => {
                             let r = Record::decode(v)?;
                             usage.logical_bytes += r.logical_bytes();
                             usage.stored_bytes += r.blocks().map(|b| b.allocated_blocks() * BLOCK_BYTES).sum::<u64>();
                         }
-                        Some(&x)
-                            if x == ItemKind::Inode as u8 && Inode::decode(v)?.file_type() == FileType::Regular =>
-                        {
+                        Some(ItemKind::Inode) if Inode::decode(v)?.file_type() == FileType::Regular => {
                             usage.files += 1;
                         }
                         _ => {}

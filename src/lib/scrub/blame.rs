@@ -5,7 +5,7 @@
 use super::report::Damage;
 use super::roots::{LIVE_OWNER, Root, RootKind};
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
-use crate::fs::inode::{ItemKind, ROOT_INO};
+use crate::fs::inode::{FileKey, ItemKind, ROOT_INO, decode_dirent};
 use crate::fs::record::Record;
 use crate::pool::Pool;
 use std::collections::{BTreeSet, HashMap};
@@ -67,13 +67,15 @@ fn walk(pool: &mut Pool, root: &Root, kind: TreeKind, lost: &mut HashMap<u64, Lo
             }
             NodeBody::Leaf(entries) if kind == TreeKind::Files => {
                 for (key, value) in &entries {
-                    let ino = inode_of(key);
-                    match key.get(8) {
-                        Some(&x) if x == ItemKind::DirEntry as u8 && value.len() >= 8 => {
-                            let child = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
-                            parents.insert(child, (ino, key[9..].to_vec()));
+                    let Some(key) = FileKey::parse(key) else { continue };
+                    let ino = key.ino;
+                    match key.kind() {
+                        Some(ItemKind::DirEntry) => {
+                            if let Ok(entry) = decode_dirent(key.suffix, value) {
+                                parents.insert(entry.ino, (ino, key.suffix.to_vec()));
+                            }
                         }
-                        Some(&x) if x == ItemKind::Record as u8 => {
+                        Some(ItemKind::Record) => {
                             let Ok(record) = Record::decode(value) else { continue };
                             for block in record.blocks().filter(|b| lost.contains_key(&b.addr.0)) {
                                 lost_files.push((block.addr.0, ino));
@@ -94,7 +96,7 @@ fn walk(pool: &mut Pool, root: &Root, kind: TreeKind, lost: &mut HashMap<u64, Lo
 }
 
 fn inode_of(key: &[u8]) -> u64 {
-    key.get(..8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    FileKey::ino_of(key).unwrap_or(0)
 }
 
 /// A file as the tools name it: `@snap:/path` in a snapshot, `/path` in the live tree,

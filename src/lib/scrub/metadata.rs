@@ -11,7 +11,7 @@ use crate::block::{BlockAddr, BlockPtr};
 use crate::checksum::blake3;
 use crate::compress;
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
-use crate::fs::inode::ItemKind;
+use crate::fs::inode::{ItemKind, key_is};
 use crate::fs::record::Record;
 use crate::pool::Pool;
 use std::collections::HashSet;
@@ -126,7 +126,7 @@ impl<'p> MetadataPass<'p> {
             }
             NodeBody::Leaf(entries) if pending.kind == TreeKind::Files => {
                 for (key, value) in entries {
-                    if key.get(8) == Some(&(ItemKind::Record as u8)) {
+                    if key_is(&key, ItemKind::Record) {
                         self.collect_record(&value, owner);
                     }
                 }

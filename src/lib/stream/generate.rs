@@ -26,7 +26,7 @@ use crate::block::BlockPtr;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::fs::FsTree;
-use crate::fs::inode::{Inode, ItemKind, parse_xattr_suffix};
+use crate::fs::inode::{FileKey, Inode, ItemKind, parse_xattr_suffix};
 use crate::fs::record::{PIECE_BYTES, Record as FileRecord};
 use crate::fs::record::{piece_len, take_pieces};
 use crate::fs::xattr::XATTR_CHUNK_BYTES;
@@ -250,19 +250,6 @@ pub fn generate(
     Ok(g.stats)
 }
 
-fn split_key(key: &[u8]) -> Result<(u64, u8, &[u8])> {
-    if key.len() < 9 {
-        return Err(Error::corrupt(format!("file tree key of {} bytes", key.len())));
-    }
-    Ok((u64::from_be_bytes(key[..8].try_into().expect("8 bytes")), key[8], &key[9..]))
-}
-
-fn be64(bytes: &[u8], what: &str) -> Result<u64> {
-    let array: [u8; 8] =
-        bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::corrupt(format!("short {what}")))?;
-    Ok(u64::from_be_bytes(array))
-}
-
 impl Generator<'_> {
     fn emit(&mut self, record: Record) -> Result<()> {
         self.flush_batch()?;
@@ -321,32 +308,34 @@ impl Generator<'_> {
     }
 
     fn change(&mut self, change: Change) -> Result<()> {
-        let (ino, kind, suffix) = split_key(&change.key)?;
+        let key = FileKey::parse(&change.key)
+            .ok_or_else(|| Error::corrupt(format!("file tree key of {} bytes", change.key.len())))?;
+        let (ino, suffix) = (key.ino, key.suffix);
         if ino != self.group.ino {
             self.finish_group()?;
             self.group = Group { ino, ..Group::default() };
         }
         let new = change.new.as_deref();
-        if kind > ItemKind::BackRef as u8 {
+        if key.kind().is_none_or(|kind| kind > ItemKind::BackRef) {
             self.finish_names()?;
         }
-        match kind {
-            k if k == ItemKind::Meta as u8 => {
+        match key.kind() {
+            Some(ItemKind::Meta) => {
                 let value = new.ok_or_else(|| Error::corrupt("file tree without its counter item"))?;
                 let bytes: [u8; 8] = value.try_into().map_err(|_| Error::corrupt("tree counter of the wrong size"))?;
                 self.emit(Record::TreeMeta { next_ino: u64::from_le_bytes(bytes) })
             }
-            k if k == ItemKind::Inode as u8 => match new {
+            Some(ItemKind::Inode) => match new {
                 Some(v) => self.emit(Record::Inode { ino, inode: Inode::decode(v)? }),
                 None => {
                     self.group.freed = true;
                     Ok(())
                 }
             },
-            k if k == ItemKind::DirEntry as u8 => Ok(()),
-            k if k == ItemKind::BackRef as u8 => {
-                let parent = be64(suffix, "back reference")?;
-                let entry = (parent, suffix[8..].to_vec());
+            Some(ItemKind::DirEntry) => Ok(()),
+            Some(ItemKind::BackRef) => {
+                let (parent, name) = key.backref().ok_or_else(|| Error::corrupt("short back reference"))?;
+                let entry = (parent, name.to_vec());
                 match (&change.old, new) {
                     (Some(_), None) => self.group.removed.push(entry),
                     (None, Some(_)) => self.group.added.push(entry),
@@ -354,13 +343,13 @@ impl Generator<'_> {
                 }
                 Ok(())
             }
-            k if k == ItemKind::Xattr as u8 => self.xattr(ino, suffix, new),
-            k if k == ItemKind::Symlink as u8 => match new {
+            Some(ItemKind::Xattr) => self.xattr(ino, suffix, new),
+            Some(ItemKind::Symlink) => match new {
                 Some(v) => self.emit(Record::Symlink { ino, target: v.to_vec() }),
                 None => Ok(()), // only an inode that goes loses its target
             },
-            k if k == ItemKind::Record as u8 => {
-                let index = be64(suffix, "record key")?;
+            Some(ItemKind::Record) => {
+                let index = key.record_index().ok_or_else(|| Error::corrupt("record key of the wrong length"))?;
                 match new {
                     None if self.group.freed => Ok(()),
                     None => self.punch(ino, index),
@@ -370,7 +359,7 @@ impl Generator<'_> {
                     }
                 }
             }
-            other => Err(Error::corrupt(format!("file tree item of unknown kind {other} (inode {ino})"))),
+            None => Err(Error::corrupt(format!("file tree item of unknown kind {} (inode {ino})", key.kind_byte))),
         }
     }
 
