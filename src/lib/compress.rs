@@ -127,7 +127,11 @@ fn with_decompressor<T>(
 pub fn decompress(stored: Vec<u8>, compression: Compression, logical_bytes: u32) -> Result<Vec<u8>> {
     match compression {
         Compression::None => Ok(stored),
-        other => decompress_slice(&stored, other, logical_bytes),
+        Compression::Zstd => {
+            let mut out = Vec::new();
+            decompress_zstd_into(&stored, logical_bytes, &mut out)?;
+            Ok(out)
+        }
     }
 }
 
@@ -135,8 +139,10 @@ pub fn decompress(stored: Vec<u8>, compression: Compression, logical_bytes: u32)
 /// memory: for checks that look at the bytes and drop them.
 pub fn decompress_zstd_into(stored: &[u8], logical_bytes: u32, out: &mut Vec<u8>) -> Result<()> {
     assert!(logical_bytes <= LOGICAL_BYTES_MAX);
-    out.resize(logical_bytes as usize, 0);
-    let got = with_decompressor(|d| d.decompress_to_buffer(stored, &mut out[..]))
+    // Into the vector's spare capacity: no zero fill ahead of the decompression.
+    out.clear();
+    out.reserve_exact(logical_bytes as usize);
+    let got = with_decompressor(|d| d.decompress_to_buffer(stored, out))
         .map_err(|e| Error::corrupt(format!("zstd block does not decompress: {e}")))?;
     if got != logical_bytes as usize {
         return Err(Error::corrupt(format!(
@@ -144,25 +150,6 @@ pub fn decompress_zstd_into(stored: &[u8], logical_bytes: u32, out: &mut Vec<u8>
         )));
     }
     Ok(())
-}
-
-/// As `decompress`, from borrowed bytes (a raw block is copied).
-pub fn decompress_slice(stored: &[u8], compression: Compression, logical_bytes: u32) -> Result<Vec<u8>> {
-    match compression {
-        Compression::None => Ok(stored.to_vec()),
-        Compression::Zstd => {
-            assert!(logical_bytes <= LOGICAL_BYTES_MAX);
-            let out = with_decompressor(|d| d.decompress(stored, logical_bytes as usize))
-                .map_err(|e| Error::corrupt(format!("zstd block does not decompress: {e}")))?;
-            if out.len() != logical_bytes as usize {
-                return Err(Error::corrupt(format!(
-                    "zstd block decompresses to {} bytes, its pointer says {logical_bytes}",
-                    out.len()
-                )));
-            }
-            Ok(out)
-        }
-    }
 }
 
 /// Samples the bytes and estimates their order-0 entropy. Above 7.6 bits per byte zstd
