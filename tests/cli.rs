@@ -2,6 +2,7 @@
 //! and every bad input it names, each with its message and exit code.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -48,7 +49,7 @@ fn user_story_end_to_end() {
         .args(["cat", "@nightly:index.html"])
         .arg(&img)
         .assert()
-        .code(3)
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
         .stderr(predicate::str::contains("snapshot @nightly not found"));
     check(&img);
 }
@@ -78,7 +79,7 @@ fn resync_unchanged_tree_writes_nothing() {
     std::fs::write(src.join("f4"), b"changed").unwrap();
     snapctl().arg("sync").arg(&src).arg(&img).assert().success().stdout(predicate::str::contains("1 removed"));
     snapctl().args(["cat", "f4"]).arg(&img).assert().stdout("changed");
-    snapctl().args(["cat", "f3"]).arg(&img).assert().code(3);
+    snapctl().args(["cat", "f3"]).arg(&img).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     check(&img);
 }
 
@@ -117,7 +118,7 @@ fn sync_detects_moved_files() {
     for (name, seed) in [("m/uno", 3u8), ("a/two", 5), ("z/three", 7), ("z/copy", 11), ("m/kept", 11)] {
         snapctl().args(["cat", name]).arg(&img).assert().success().stdout(bytes(seed));
     }
-    snapctl().args(["cat", "m/one"]).arg(&img).assert().code(3);
+    snapctl().args(["cat", "m/one"]).arg(&img).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     check(&img);
 }
 
@@ -177,10 +178,20 @@ fn put_from_stdin_and_tree_operations() {
     snapctl().args(["cat", "d/b/c/file"]).arg(&img).assert().stdout("from stdin");
     let listing = stdout(snapctl().args(["ls", "-R"]).arg(&img));
     assert_eq!(listing, "a\nd\nd/b\nd/b/c\nd/b/c/file\n");
-    snapctl().args(["rm", "d"]).arg(&img).assert().code(2).stderr(predicate::str::contains("not empty"));
+    snapctl()
+        .args(["rm", "d"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::INVALID)
+        .stderr(predicate::str::contains("not empty"));
     snapctl().args(["rm", "-r", "d"]).arg(&img).assert().success();
     assert_eq!(stdout(snapctl().args(["ls"]).arg(&img)), "a\n");
-    snapctl().args(["mv", "a", "a/x"]).arg(&img).assert().code(2).stderr(predicate::str::contains("into itself"));
+    snapctl()
+        .args(["mv", "a", "a/x"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::INVALID)
+        .stderr(predicate::str::contains("into itself"));
     check(&img);
 }
 
@@ -235,27 +246,46 @@ fn bad_snapshot_names_and_unknown_things() {
         .args(["snapshot", "nightly"])
         .arg(&img)
         .assert()
-        .code(2)
+        .code(exit_code::INVALID)
         .stderr(predicate::str::contains("snapshots are written @NAME"));
     snapctl()
         .args(["snapshot", "@bad/name"])
         .arg(&img)
         .assert()
-        .code(2)
+        .code(exit_code::INVALID)
         .stderr(predicate::str::contains("bad snapshot name"));
-    snapctl().args(["snapshot", "@-x"]).arg(&img).assert().code(2);
+    snapctl().args(["snapshot", "@-x"]).arg(&img).assert().code(exit_code::INVALID);
     snapctl().args(["snapshot", "@ok"]).arg(&img).assert().success();
-    snapctl().args(["snapshot", "@ok"]).arg(&img).assert().code(3).stderr(predicate::str::contains("already exists"));
+    snapctl()
+        .args(["snapshot", "@ok"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
+        .stderr(predicate::str::contains("already exists"));
     snapctl()
         .args(["destroy", "@nope"])
         .arg(&img)
         .assert()
-        .code(3)
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
         .stderr(predicate::str::contains("snapshot @nope not found"));
-    snapctl().args(["cat", "missing/file"]).arg(&img).assert().code(3).stderr(predicate::str::contains("not found"));
-    snapctl().args(["ls", "@ok:missing"]).arg(&img).assert().code(3);
-    snapctl().args(["export", "@nope", "/tmp/never-created-by-snapfs"]).arg(&img).assert().code(3);
-    snapctl().args(["cat", "../etc/passwd"]).arg(&img).assert().code(2).stderr(predicate::str::contains("'..'"));
+    snapctl()
+        .args(["cat", "missing/file"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
+        .stderr(predicate::str::contains("not found"));
+    snapctl().args(["ls", "@ok:missing"]).arg(&img).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
+    snapctl()
+        .args(["export", "@nope", "/tmp/never-created-by-snapfs"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::NOT_FOUND_OR_EXISTS);
+    snapctl()
+        .args(["cat", "../etc/passwd"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::INVALID)
+        .stderr(predicate::str::contains("'..'"));
     check(&img);
 }
 
@@ -266,18 +296,22 @@ fn device_errors() {
     snapctl()
         .args(["status", "/nonexistent/pool.img"])
         .assert()
-        .code(3)
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
         .stderr(predicate::str::contains("device /nonexistent/pool.img not found"));
     // Not a file or block device.
-    snapfmt().arg(dir.path()).assert().code(2).stderr(predicate::str::contains("not a regular file or a block device"));
-    snapfmt().arg("/dev/null").assert().code(2);
+    snapfmt()
+        .arg(dir.path())
+        .assert()
+        .code(exit_code::INVALID)
+        .stderr(predicate::str::contains("not a regular file or a block device"));
+    snapfmt().arg("/dev/null").assert().code(exit_code::INVALID);
     // Too small: names the minimum.
     let tiny = image(dir.path(), "tiny.img", 4 * MIB);
-    snapfmt().arg(&tiny).assert().code(2).stderr(predicate::str::contains("at least 16.0 MiB"));
+    snapfmt().arg(&tiny).assert().code(exit_code::INVALID).stderr(predicate::str::contains("at least 16.0 MiB"));
     // Opened, a device too small for any pool is not a pool (not "too small", which
     // reads as advice to grow it).
     for tool in [snapctl().arg("status").arg(&tiny), snapsend().arg("@a").arg(&tiny)] {
-        tool.assert().code(7).stderr(predicate::str::contains(
+        tool.assert().code(exit_code::REFUSED).stderr(predicate::str::contains(
             "holds no snapfs pool (at 4.0 MiB it is smaller than any pool, which needs at least 16.0 MiB)",
         ));
     }
@@ -287,7 +321,7 @@ fn device_errors() {
         .arg("status")
         .arg(&blank)
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stderr(predicate::str::contains("holds no snapfs pool").and(predicate::str::contains("snapfmt")));
     // Already snapfs: refused without --force, and nothing changes.
     let img = pool(dir.path(), 32 * MIB, &[]);
@@ -295,17 +329,22 @@ fn device_errors() {
     snapfmt()
         .arg(&img)
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stderr(predicate::str::contains("already holds a snapfs pool").and(predicate::str::contains("--force")));
     snapctl().args(["cat", "keep"]).arg(&img).assert().stdout("precious");
     snapfmt().arg("--force").arg(&img).assert().success();
-    snapctl().args(["cat", "keep"]).arg(&img).assert().code(3);
+    snapctl().args(["cat", "keep"]).arg(&img).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     // Another file system, recognised by its magic.
     let ext = image(dir.path(), "ext.img", 32 * MIB);
     let f = std::fs::OpenOptions::new().write(true).open(&ext).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &[0x53, 0xef], 1080).unwrap();
-    snapfmt().arg(&ext).assert().code(7).stderr(predicate::str::contains("ext2/ext3/ext4"));
-    snapctl().arg("status").arg(&ext).assert().code(7).stderr(predicate::str::contains("ext2/ext3/ext4"));
+    snapfmt().arg(&ext).assert().code(exit_code::REFUSED).stderr(predicate::str::contains("ext2/ext3/ext4"));
+    snapctl()
+        .arg("status")
+        .arg(&ext)
+        .assert()
+        .code(exit_code::REFUSED)
+        .stderr(predicate::str::contains("ext2/ext3/ext4"));
 }
 
 #[test]
@@ -323,9 +362,9 @@ fn device_in_use_names_the_holder() {
         .args(["mkdir", "x"])
         .arg(&img)
         .assert()
-        .code(4)
+        .code(exit_code::IN_USE)
         .stderr(predicate::str::contains(format!("in use by pid {pid} (writing)")));
-    snapctl().arg("status").arg(&img).assert().code(4);
+    snapctl().arg("status").arg(&img).assert().code(exit_code::IN_USE);
     drop(file);
     snapctl().args(["mkdir", "x"]).arg(&img).assert().success();
 }
@@ -344,7 +383,7 @@ fn corrupt_primary_label_opens_from_the_copy() {
         .success()
         .stdout("still here")
         .stderr(predicate::str::contains("opened from the copy at its end"));
-    snapctl().arg("check").arg(&img).assert().code(6).stdout(predicate::str::contains("label 0"));
+    snapctl().arg("check").arg(&img).assert().code(exit_code::CORRUPT).stdout(predicate::str::contains("label 0"));
 }
 
 #[test]
@@ -379,7 +418,7 @@ fn newer_format_version_is_refused() {
         label.index = index;
         std::os::unix::fs::FileExt::write_all_at(&f, &label.encode(), offset).unwrap();
     }
-    snapctl().arg("status").arg(&img).assert().code(7).stderr(
+    snapctl().arg("status").arg(&img).assert().code(exit_code::REFUSED).stderr(
         predicate::str::contains("format version 2 is newer than this binary's 1")
             .and(predicate::str::contains("newer snapfs")),
     );
@@ -409,13 +448,13 @@ fn device_full_keeps_previous_state() {
     snapctl().args(["rm", "a"]).arg(&img).assert().success();
     let b = dir.path().join("b");
     std::fs::write(&b, random(12 << 20, 2)).unwrap();
-    snapctl().arg("put").arg(&b).arg("b").arg(&img).assert().code(5).stderr(
+    snapctl().arg("put").arg(&b).arg("b").arg(&img).assert().code(exit_code::NO_SPACE).stderr(
         predicate::str::contains("device full")
             .and(predicate::str::contains("is free"))
             .and(predicate::str::contains("destroy snapshots")),
     );
     check(&img);
-    snapctl().args(["cat", "b"]).arg(&img).assert().code(3);
+    snapctl().args(["cat", "b"]).arg(&img).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     snapctl().args(["cat", "@s:a"]).arg(&img).assert().success();
     snapctl().args(["destroy", "@s"]).arg(&img).assert().success();
     snapctl().arg("put").arg(&b).arg("b").arg(&img).assert().success();

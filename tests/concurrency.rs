@@ -3,6 +3,7 @@
 //! whatever ran left a consistent pool, and a stream that was sent is the snapshot whole.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use std::process::{Command, Stdio};
@@ -86,7 +87,12 @@ fn two_writers_and_a_sender_at_once_serialize_or_are_refused() {
                 assert_eq!(cat.stdout, std::fs::read(source).unwrap(), "round {round}: {}", names[i]);
                 writes_done[i] = true;
             } else {
-                assert_eq!(cat.status.code(), Some(3), "round {round}: a refused put left {}", names[i]);
+                assert_eq!(
+                    cat.status.code(),
+                    Some(exit_code::NOT_FOUND_OR_EXISTS),
+                    "round {round}: a refused put left {}",
+                    names[i]
+                );
             }
         }
         if sender.code == 0 {

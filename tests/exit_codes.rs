@@ -1,4 +1,4 @@
-//! The exit-code table (snapfs::exit_code) against the docs that repeat it, and against
+//! The exit-code table (snapfs::cli::exit_code) against the docs that repeat it, and against
 //! the code that exits.
 //!
 //! Goal: the man pages' EXIT STATUS sections and the README's table say what the table
@@ -10,7 +10,7 @@
 //! that it catches each kind of drift. (That a binary never exits with a code outside
 //! BY_PROGRAM is checked where it exits, in `cli::report`, on every run of the tests.)
 
-use snapfs::exit_code::{self, ALL, BY_PROGRAM};
+use snapfs::cli::exit_code::{self, ALL, BY_PROGRAM};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -175,14 +175,14 @@ fn each_man_page_lists_the_codes_its_binary_exits_with_and_their_meanings() {
         let entries = man_exit_status(&read(&format!("man/{program}.1"))).unwrap_or_else(|e| panic!("{doc}: {e}"));
         problems.extend(disagreements(&doc, &entries, &expected_in_page(program)));
     }
-    assert!(problems.is_empty(), "the man pages disagree with snapfs::exit_code:\n{}", problems.join("\n"));
+    assert!(problems.is_empty(), "the man pages disagree with snapfs::cli::exit_code:\n{}", problems.join("\n"));
 }
 
 #[test]
 fn the_readme_table_is_the_whole_table() {
     let rows = readme_exit_table(&read("README.md")).unwrap_or_else(|e| panic!("README.md: {e}"));
     let problems = disagreements("README.md's exit table", &rows, &all_codes());
-    assert!(problems.is_empty(), "README.md disagrees with snapfs::exit_code:\n{}", problems.join("\n"));
+    assert!(problems.is_empty(), "README.md disagrees with snapfs::cli::exit_code:\n{}", problems.join("\n"));
 }
 
 #[test]
@@ -217,10 +217,10 @@ fn the_checker_catches_each_kind_of_drift() {
 
 #[test]
 fn no_binary_and_no_error_exits_with_a_bare_number() {
-    // Goal: every exit code comes from snapfs::exit_code, so the table above is the
-    // whole truth. Method: in the binaries, cli.rs and error/mod.rs, no `exit(` takes a
-    // number and no arm of `exit_code()` returns one.
-    let mut sources: Vec<String> = ["src/lib/cli.rs", "src/lib/error/mod.rs"].map(String::from).to_vec();
+    // Goal: every exit code comes from snapfs::cli::exit_code, so the table above is the
+    // whole truth. Method: in the binaries and cli/, no `exit(` takes a
+    // number and no arm of `exit_code::of_error` returns one.
+    let mut sources: Vec<String> = ["src/lib/cli/mod.rs", "src/lib/cli/exit_code.rs"].map(String::from).to_vec();
     // The binaries and their modules (src/bin/snapctl/*.rs).
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
     for entry in std::fs::read_dir(&bin).unwrap() {
@@ -241,11 +241,11 @@ fn no_binary_and_no_error_exits_with_a_bare_number() {
             let bare = |marker: &str| {
                 code.split(marker).skip(1).any(|after| after.trim_start().starts_with(|c: char| c.is_ascii_digit()))
             };
-            let in_exit_code = source.ends_with("error/mod.rs") && code.contains("=> ") && code.contains("Error::");
+            let in_exit_code = source.ends_with("cli/exit_code.rs") && code.contains("=> ") && code.contains("Error::");
             if bare("exit(") || bare("ExitCode::from(") || (in_exit_code && bare("=> ")) {
                 literals.push(format!("{source}:{}: {}", number + 1, line.trim()));
             }
         }
     }
-    assert!(literals.is_empty(), "exit codes as bare numbers (use snapfs::exit_code):\n{}", literals.join("\n"));
+    assert!(literals.is_empty(), "exit codes as bare numbers (use snapfs::cli::exit_code):\n{}", literals.join("\n"));
 }

@@ -4,6 +4,7 @@
 //! pool, and destroying a snapshot makes the space usable again.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -13,7 +14,7 @@ use tempfile::TempDir;
 const MIB: u64 = 1 << 20;
 
 fn device_full(cmd: &mut assert_cmd::Command, program: &str) {
-    cmd.assert().code(5).stderr(
+    cmd.assert().code(exit_code::NO_SPACE).stderr(
         predicate::str::starts_with(format!("{program}: error: device full: "))
             .and(predicate::str::contains("nothing was changed"))
             .and(predicate::str::contains("panicked").not()),
@@ -39,7 +40,7 @@ fn filling_a_pool_with_puts_until_it_is_full_keeps_every_file() {
     for i in 0..64u64 {
         let data = noise(MIB as usize, i + 1);
         let out = snapctl().args(["put", "-", &format!("f{i}")]).arg(&img).write_stdin(data.clone()).output().unwrap();
-        if out.status.code() == Some(5) {
+        if out.status.code() == Some(exit_code::NO_SPACE) {
             assert!(String::from_utf8_lossy(&out.stderr).contains("device full"));
             full = true;
             break;
@@ -130,7 +131,7 @@ fn an_incremental_receive_that_does_not_fit_leaves_the_target_as_it_was() {
     device_full(snaprecv().arg(&tgt).write_stdin(incremental.clone()), "snaprecv");
     check(&tgt);
     assert_eq!(stdout(snapctl().args(["list", "--json"]).arg(&tgt)), list_before);
-    snapctl().args(["cat", "new"]).arg(&tgt).assert().code(3);
+    snapctl().args(["cat", "new"]).arg(&tgt).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
 
     snapctl().args(["destroy", "@old"]).arg(&tgt).assert().success();
     snaprecv().arg(&tgt).write_stdin(incremental).assert().success();

@@ -11,6 +11,7 @@
 //! then changes it, while the file is large enough that the read is far from done.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::{check, fresh_pool, noise, snapctl, stdout};
 use std::ffi::CString;
@@ -345,7 +346,7 @@ fn a_file_that_keeps_changing_during_sync_is_named_and_sync_exits_9() {
     let out = snapctl().arg("sync").arg(&source).arg(&img).output().unwrap();
     drop(appender);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(9), "stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(exit_code::SOURCE_CHANGED), "stderr: {stderr}");
     let warning = format!("snapctl: warning: {} changed as we read it; the copy may mix versions", growing.display());
     assert!(stderr.contains(&warning), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("synced"), "the summary is printed");
@@ -370,7 +371,7 @@ fn a_file_changed_once_during_sync_is_read_again_and_stored_whole() {
     let writer = on_first_read(&file, move || poke(&target, 0, &noise(4096, 3)));
     let out = snapctl().arg("sync").arg(&source).arg(&img).output().unwrap();
     assert!(writer.join().unwrap(), "the file was never read");
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(exit_code::SUCCESS), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(cat(&img, "/f") == fs::read(&file).unwrap(), "the stored file is not the host's");
     // The stored mtime is the one the content has, so a re-sync finds nothing to read.
     let again = sync_summary(&source, &img);
@@ -387,7 +388,7 @@ fn put_of_a_changing_file_reads_it_again_or_warns_with_exit_9() {
     changing_file(&file, 4);
     let target = file.clone();
     let writer = on_first_read(&file, move || poke(&target, 0, &noise(4096, 5)));
-    snapctl().arg("put").arg(&file).arg("/once").arg(&img).assert().code(0);
+    snapctl().arg("put").arg(&file).arg("/once").arg(&img).assert().code(exit_code::SUCCESS);
     assert!(writer.join().unwrap(), "the file was never read");
     assert!(cat(&img, "/once") == fs::read(&file).unwrap(), "the stored file is not the host's");
 
@@ -397,7 +398,7 @@ fn put_of_a_changing_file_reads_it_again_or_warns_with_exit_9() {
     let out = snapctl().arg("put").arg(&growing).arg("/growing").arg(&img).output().unwrap();
     drop(appender);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(9), "stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(exit_code::SOURCE_CHANGED), "stderr: {stderr}");
     assert!(stderr.contains(&format!("warning: {} changed as we read it", growing.display())), "{stderr}");
     check(&img);
 }

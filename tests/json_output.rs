@@ -8,6 +8,7 @@
 //! are read in order (serde_json::Value would sort them) and its values' types checked.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use serde_json::Value;
@@ -223,7 +224,12 @@ fn a_saved_partial_receive_shows_in_status_json_with_its_keys() {
     let stream = snapsend().arg("@a").arg(&src_img).output().unwrap().stdout;
     let target = image(dir.path(), "target.img", 64 * MIB);
     snapfmt().arg(&target).assert().success();
-    snaprecv().arg("-s").arg(&target).write_stdin(stream[..stream.len() / 2].to_vec()).assert().code(8);
+    snaprecv()
+        .arg("-s")
+        .arg(&target)
+        .write_stdin(stream[..stream.len() / 2].to_vec())
+        .assert()
+        .code(exit_code::BAD_STREAM);
 
     let (text, status) = json(&["status", "--json"], &target);
     assert_eq!(keys_at(&text, ""), STATUS_KEYS);

@@ -6,6 +6,7 @@
 //! inode), so every export goes there too.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -293,7 +294,7 @@ fn a_stream_with_a_value_past_64_kib_is_refused() {
         .arg(&tgt_img)
         .write_stdin(join_parts(&parts))
         .assert()
-        .code(8)
+        .code(exit_code::BAD_STREAM)
         .stderr(predicate::str::contains("SET_LARGE_XATTR of inode 2 carries a value of 70000 bytes"))
         .stderr(predicate::str::contains("snapfs stores at most 65536"));
     check(&tgt_img);
@@ -327,7 +328,7 @@ fn a_broken_stream_of_large_values_resumes() {
         .arg(&tgt_img)
         .write_stdin(stream[..stream.len() * 6 / 10].to_vec())
         .assert()
-        .code(8)
+        .code(exit_code::BAD_STREAM)
         .stderr(predicate::str::contains("snapsend -t 1-"));
     check(&tgt_img);
     let token = status(&tgt_img)["receive_resume_token"].as_str().expect("a resume token").to_string();

@@ -223,6 +223,30 @@ fn file_tree_keys_are_taken_apart_only_by_their_owner() {
     assert!(wrong.is_empty(), "file tree keys decoded by hand (use fs::inode::FileKey):\n{}", wrong.join("\n"));
 }
 
+/// The library says what is wrong and the front end what to type (issue 13): a FUSE
+/// mount or a replication daemon gets facts it can act on, not advice to run a command
+/// it is not. Method: below `cli` (and outside the test-only `fuzzing`), no product
+/// code names a binary (comments may: they explain).
+#[test]
+fn no_library_code_names_a_binary() {
+    let mut files = Vec::new();
+    rust_files(&lib_dir(), &mut files);
+    let mut wrong = Vec::new();
+    let front_end = ["cli", "fuzzing"].map(|folder| lib_dir().join(folder));
+    for file in files.iter().filter(|f| !front_end.iter().any(|dir| f.starts_with(dir))) {
+        for line in product_code(&std::fs::read_to_string(file).unwrap()).lines() {
+            if names_a_binary(line) {
+                wrong.push(format!("{}: {}", file.strip_prefix(lib_dir()).unwrap().display(), line.trim()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "library code that names a binary (say it in cli::hint):\n{}", wrong.join("\n"));
+}
+
+fn names_a_binary(line: &str) -> bool {
+    ["snapfmt", "snapctl", "snapsend", "snaprecv"].iter().any(|binary| line.contains(binary))
+}
+
 /// The checker itself: it sees imports, skips comments and test modules.
 #[test]
 fn the_checker_sees_what_it_should() {
@@ -246,4 +270,6 @@ fn the_checker_sees_what_it_should() {
     ]);
     assert_eq!(find_cycle(&graph).map(|c| c.len()), Some(4));
     assert_eq!(find_cycle(&BTreeMap::from([("a".to_string(), BTreeSet::new())])), None);
+    let code = product_code("let hint = \"run `snapctl scrub`\";\n// snapctl in a comment\n");
+    assert_eq!(code.lines().filter(|l| names_a_binary(l)).count(), 1);
 }

@@ -3,6 +3,7 @@
 //! Needs root; in CI (CI=true) a missing capability fails instead of skipping.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -74,9 +75,9 @@ fn read_only_loop_device_is_refused_for_writes() {
         .args(["mkdir", "x"])
         .arg(&dev.0)
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stderr(predicate::str::contains("cannot be opened for writing").and(predicate::str::contains("read-only")));
-    snapfmt().arg("--force").arg(&dev.0).assert().code(7);
+    snapfmt().arg("--force").arg(&dev.0).assert().code(exit_code::REFUSED);
 }
 
 #[test]
@@ -96,12 +97,12 @@ fn mounted_device_is_in_use() {
     snapfmt()
         .arg(&dev.0)
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stderr(predicate::str::contains("ext2/ext3/ext4").and(predicate::str::contains("--force")));
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     assert!(Process::new("mount").arg(&dev.0).arg(&mnt).status().unwrap().success());
     let result = snapfmt().arg("--force").arg(&dev.0).assert();
     let _ = Process::new("umount").arg(&mnt).status();
-    result.code(4).stderr(predicate::str::contains("in use"));
+    result.code(exit_code::IN_USE).stderr(predicate::str::contains("in use"));
 }

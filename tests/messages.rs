@@ -3,6 +3,7 @@
 //! device-full hint on a pool with no snapshots, `ls -l` of special files and mode bits.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -37,7 +38,7 @@ fn a_stream_that_does_not_fit_says_by_how_much() {
         .arg(&tgt)
         .write_stdin(stream.clone())
         .assert()
-        .code(5)
+        .code(exit_code::NO_SPACE)
         .stdout(predicate::str::contains("would NOT apply"))
         .stdout(predicate::str::contains("@a needs at least 24.0 MiB for its data"))
         .stdout(predicate::str::contains(format!("and {} is free", human_bytes(free))))
@@ -46,7 +47,7 @@ fn a_stream_that_does_not_fit_says_by_how_much() {
         .arg(&tgt)
         .write_stdin(stream.clone())
         .assert()
-        .code(5)
+        .code(exit_code::NO_SPACE)
         .stderr(predicate::str::contains(format!(
             "device full: receiving @a ({} as the sender sent it) needs about {} more and {} is free; nothing was changed",
             human_bytes(stream.len() as u64),
@@ -71,7 +72,12 @@ fn the_device_full_hint_names_only_what_the_pool_has() {
     let dir = TempDir::new().unwrap();
     let img = pool(dir.path(), 24 * MIB, &["--history", "0", "--compress", "none"]);
     let fill = |name: &str| {
-        snapctl().args(["put", "-", name]).arg(&img).write_stdin(noise(40 * MIB as usize, 3)).assert().code(5)
+        snapctl()
+            .args(["put", "-", name])
+            .arg(&img)
+            .write_stdin(noise(40 * MIB as usize, 3))
+            .assert()
+            .code(exit_code::NO_SPACE)
     };
     fill("big").stderr(
         predicate::str::contains("device full: the transaction needs at least")

@@ -4,6 +4,7 @@
 //! pool unchanged; they never panic or wrap.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -27,7 +28,7 @@ fn put_offsets_past_the_largest_file_are_refused() {
             .arg("/big")
             .arg(&img)
             .assert()
-            .code(2)
+            .code(exit_code::INVALID)
             .stdout("")
             .stderr(predicate::str::contains(format!(
                 "3 bytes at offset {offset} would end past byte {FILE_BYTES_MAX}"
@@ -46,7 +47,7 @@ fn put_offsets_past_the_largest_file_are_refused() {
             .arg(&img)
             .write_stdin("abc")
             .assert()
-            .code(2)
+            .code(exit_code::INVALID)
             .stderr(predicate::str::contains(words));
     }
     let listing = stdout(snapctl().args(["ls"]).arg(&img));
@@ -66,7 +67,7 @@ fn put_offsets_that_are_not_numbers_are_refused() {
             .arg(&img)
             .write_stdin("abc")
             .assert()
-            .code(2)
+            .code(exit_code::INVALID)
             .stderr(predicate::str::contains("--offset"));
     }
 }
@@ -129,7 +130,7 @@ fn sync_refuses_a_host_file_past_the_largest_file() {
             .arg(&img)
             .timeout(std::time::Duration::from_secs(60))
             .assert()
-            .code(2)
+            .code(exit_code::INVALID)
             .stderr(predicate::str::contains(format!("{} is {size} bytes, past {FILE_BYTES_MAX}", huge.display())));
     }
     assert_eq!(stdout(snapctl().args(["ls"]).arg(&img)), "", "nothing of a refused sync is committed");
@@ -148,11 +149,11 @@ fn durations_past_their_limit_are_refused() {
             .args(["history", &format!("--keep={keep}")])
             .arg(&img)
             .assert()
-            .code(2)
+            .code(exit_code::INVALID)
             .stderr(predicate::str::contains(format!("bad duration {keep:?}")))
             .stderr(predicate::str::contains("at most 18446744073s (about 584 years)"));
         let other = image(dir.path(), "other.img", 32 << 20);
-        snapfmt().arg(format!("--history={keep}")).arg(&other).assert().code(2);
+        snapfmt().arg(format!("--history={keep}")).arg(&other).assert().code(exit_code::INVALID);
     }
     snapctl()
         .args(["history", "--keep", "18446744073s", "--json"])
@@ -194,7 +195,7 @@ fn receive_refuses_an_inode_past_the_largest_file() {
             .arg(&target)
             .write_stdin(bad)
             .assert()
-            .code(8)
+            .code(exit_code::BAD_STREAM)
             .stderr(predicate::str::contains(format!("is {size} bytes, past {FILE_BYTES_MAX}")));
         snapctl().args(["list"]).arg(&target).assert().success().stdout(predicate::str::contains("@a").not());
         check(&target);
@@ -227,7 +228,7 @@ fn a_stored_file_past_the_largest_file_is_reported_and_not_exported() {
             .arg("check")
             .arg(&img)
             .assert()
-            .code(6)
+            .code(exit_code::CORRUPT)
             .stdout(predicate::str::contains(format!("is {size} bytes, past {FILE_BYTES_MAX}, the largest file")));
         let out = dir.path().join("out");
         snapctl()
@@ -235,7 +236,7 @@ fn a_stored_file_past_the_largest_file_is_reported_and_not_exported() {
             .arg(&out)
             .arg(&img)
             .assert()
-            .code(7)
+            .code(exit_code::REFUSED)
             .stderr(predicate::str::contains(format!(
                 "{}: the tree's file is {size} bytes, past the largest file, {FILE_BYTES_MAX}",
                 out.join("big").display()

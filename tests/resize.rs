@@ -6,6 +6,7 @@
 //! `losetup -c`. The pools are small (32 MiB) except where the search's reach is tested.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -91,7 +92,7 @@ fn a_grown_device_whose_first_label_is_damaged_opens_from_where_the_pool_ends() 
             assert!(stderr.contains(&format!("{POOL_BYTES} bytes into the device")), "{stderr}");
         }
         // check names the damage; scrub rewrites the first label from the end one.
-        snapctl().arg("check").arg(&img).assert().code(6).stdout(predicate::str::contains("label 0"));
+        snapctl().arg("check").arg(&img).assert().code(exit_code::CORRUPT).stdout(predicate::str::contains("label 0"));
         snapctl().arg("scrub").arg(&img).assert().success().stdout(predicate::str::contains("label 0"));
         check(&img);
         let out = cat(&img, "small");
@@ -123,7 +124,7 @@ fn a_device_with_no_pool_is_still_told_to_format() {
             .arg("ls")
             .arg(&img)
             .assert()
-            .code(7)
+            .code(exit_code::REFUSED)
             .stderr(predicate::str::contains("holds no snapfs pool").and(predicate::str::contains(FORMAT_HINT)));
     }
 }
@@ -141,10 +142,14 @@ fn damaged_labels_with_no_intact_copy_never_say_format() {
         damage_first_label(&img, how);
         let out = snapctl().arg("ls").arg(&img).output().unwrap();
         assert_no_format_hint(&out);
-        assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(exit_code::CORRUPT), "{}", String::from_utf8_lossy(&out.stderr));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("label at its start is damaged") && stderr.contains("do not format"), "{stderr}");
-        snapfmt().arg(&img).assert().code(7).stderr(predicate::str::contains("already holds a snapfs pool"));
+        snapfmt()
+            .arg(&img)
+            .assert()
+            .code(exit_code::REFUSED)
+            .stderr(predicate::str::contains("already holds a snapfs pool"));
     }
 }
 
@@ -155,7 +160,11 @@ fn snapfmt_refuses_a_grown_device_whose_first_label_is_damaged() {
     let (img, _, _) = filled_pool(dir.path(), POOL_BYTES);
     resize(&img, POOL_BYTES + 20 * MIB);
     write_at(&img, 0, &vec![0u8; 256 << 10]); // label and ring: no trace at the start
-    snapfmt().arg(&img).assert().code(7).stderr(predicate::str::contains("already holds a snapfs pool"));
+    snapfmt()
+        .arg(&img)
+        .assert()
+        .code(exit_code::REFUSED)
+        .stderr(predicate::str::contains("already holds a snapfs pool"));
 }
 
 #[test]
@@ -166,7 +175,7 @@ fn expand_grows_the_pool_into_the_new_space() {
     let dir = TempDir::new().unwrap();
     let (img, small, big) = filled_pool(dir.path(), POOL_BYTES);
     let huge = host_file(dir.path(), "huge", 40 << 20, 3);
-    snapctl().arg("put").arg(&huge).arg("huge").arg(&img).assert().code(5);
+    snapctl().arg("put").arg(&huge).arg("huge").arg(&img).assert().code(exit_code::NO_SPACE);
     let new_bytes = POOL_BYTES + 64 * MIB + 4096 + 100; // not a whole block: rounded down
     resize(&img, new_bytes);
     snapctl().arg("status").arg(&img).assert().success().stdout(predicate::str::contains(format!(
@@ -256,7 +265,7 @@ fn an_expand_cut_short_while_it_rewrote_the_first_label_is_not_damage() {
             .arg(&img)
             .assert()
             .success()
-            .stderr(predicate::str::contains("`snapctl expand` was cut short; finished it"));
+            .stderr(predicate::str::contains("an earlier expand was cut short; finished it"));
         assert_eq!(read_at(&img, 0, 4096), new_first, "{name}: the first label rewritten");
         assert_eq!(label_lines(&img).matches(&format!("device_bytes={grown}")).count(), 2, "{name}");
         check(&img);
@@ -267,7 +276,7 @@ fn an_expand_cut_short_while_it_rewrote_the_first_label_is_not_damage() {
         write_at(&img, 0, &tear(&old_first, &new_first));
         let out = cat(&img, "small");
         assert!(String::from_utf8_lossy(&out.stderr).contains("label at the start of the device is unusable"));
-        snapctl().arg("check").arg(&img).assert().code(6).stdout(predicate::str::contains("label 0"));
+        snapctl().arg("check").arg(&img).assert().code(exit_code::CORRUPT).stdout(predicate::str::contains("label 0"));
     }
 }
 
@@ -281,7 +290,7 @@ fn expand_on_a_device_that_did_not_grow_or_shrank() {
     resize(&img, POOL_BYTES + 4095);
     snapctl().arg("expand").arg(&img).assert().success().stdout(predicate::str::contains("nothing to expand"));
     resize(&img, POOL_BYTES - MIB);
-    snapctl().arg("expand").arg(&img).assert().code(7).stderr(
+    snapctl().arg("expand").arg(&img).assert().code(exit_code::REFUSED).stderr(
         predicate::str::contains("refusing to write")
             .and(predicate::str::contains(format!("truncate -s {POOL_BYTES}"))),
     );
@@ -319,7 +328,7 @@ fn a_shrunk_device_opens_read_only_and_refuses_writes_with_the_way_back() {
         }
         let stream = snapsend().arg("@one").arg(&img).output().unwrap();
         assert!(stream.status.success() && !stream.stdout.is_empty(), "{}", String::from_utf8_lossy(&stream.stderr));
-        snapctl().arg("check").arg(&img).assert().code(6).stdout(predicate::str::contains(format!(
+        snapctl().arg("check").arg(&img).assert().code(exit_code::CORRUPT).stdout(predicate::str::contains(format!(
             "the device is {device} bytes but the pool was made on {POOL_BYTES} bytes"
         )));
         let writes: [&[&str]; 6] = [
@@ -333,13 +342,18 @@ fn a_shrunk_device_opens_read_only_and_refuses_writes_with_the_way_back() {
         for args in writes {
             let out = snapctl().args(args).arg(&img).output().unwrap();
             assert_no_format_hint(&out);
-            assert_eq!(out.status.code(), Some(7), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(exit_code::REFUSED),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains("refusing to write"), "{args:?}: {stderr}");
             assert!(stderr.contains(&format!("truncate -s {POOL_BYTES}")), "{stderr}");
         }
-        snapctl().arg("put").arg(&small).arg("again").arg(&img).assert().code(7);
-        snaprecv().arg(&img).write_stdin(stream.stdout).assert().code(7);
+        snapctl().arg("put").arg(&small).arg("again").arg(&img).assert().code(exit_code::REFUSED);
+        snaprecv().arg(&img).write_stdin(stream.stdout).assert().code(exit_code::REFUSED);
     }
 }
 
@@ -372,7 +386,7 @@ fn a_block_in_the_missing_part_is_a_clear_error() {
     resize(&img, POOL_BYTES - 7 * MIB);
     let out = cat(&img, "fill");
     assert_no_format_hint(&out);
-    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(exit_code::CORRUPT), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("lies in the missing part") && stderr.contains("truncate -s"), "{stderr}");
     // The newest commit's root lies in the tail: no older commit is shown instead.
@@ -380,7 +394,7 @@ fn a_block_in_the_missing_part_is_a_clear_error() {
     for args in [&["check"][..], &["ls"], &["list"]] {
         let out = snapctl().args(args).arg(&img).output().unwrap();
         assert_no_format_hint(&out);
-        assert_eq!(out.status.code(), Some(6), "{args:?}");
+        assert_eq!(out.status.code(), Some(exit_code::CORRUPT), "{args:?}");
         let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
         assert!(text.contains("lies in the missing part"), "{args:?}: {text}");
     }
@@ -394,7 +408,7 @@ fn a_device_shrunk_then_grown_back_works_again() {
         let dir = TempDir::new().unwrap();
         let (img, small, big) = filled_pool(dir.path(), POOL_BYTES);
         resize(&img, POOL_BYTES - cut);
-        snapctl().args(["mkdir", "d"]).arg(&img).assert().code(7);
+        snapctl().args(["mkdir", "d"]).arg(&img).assert().code(exit_code::REFUSED);
         resize(&img, POOL_BYTES);
         // A cut of a label region or more took the end label: scrub rewrites it.
         let rewritten = if cut >= 256 << 10 { "label 1 is missing: rewritten" } else { "scrub clean" };

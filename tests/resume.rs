@@ -3,6 +3,7 @@
 //! guards its base and refuses other streams until it is resumed or discarded (-A).
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -106,7 +107,7 @@ fn break_at(img: &Path, stream: &[u8], len: usize) -> String {
         .arg(img)
         .write_stdin(stream[..len].to_vec())
         .assert()
-        .code(8)
+        .code(exit_code::BAD_STREAM)
         .stderr(predicate::str::contains("truncated").and(predicate::str::contains("snapsend -t 1-")));
     check(img);
     token(img).expect("a token after a broken receive with -s")
@@ -177,15 +178,20 @@ fn a_saved_partial_receive_guards_its_base_and_refuses_other_streams() {
         .arg(&target)
         .write_stdin(s.inc.clone())
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stderr(predicate::str::contains("partial receive of @b").and(predicate::str::contains("snaprecv -A")));
     snaprecv()
         .arg(&target)
         .write_stdin(rest(&s.src, &stale))
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stderr(predicate::str::contains("stopped at inode"));
-    snapctl().args(["destroy", "@a"]).arg(&target).assert().code(7).stderr(predicate::str::contains("snaprecv -A"));
+    snapctl()
+        .args(["destroy", "@a"])
+        .arg(&target)
+        .assert()
+        .code(exit_code::REFUSED)
+        .stderr(predicate::str::contains("snaprecv -A"));
     snapctl().arg("status").arg(&target).assert().success().stdout(predicate::str::contains(current.as_str()));
 
     snaprecv()
@@ -197,7 +203,7 @@ fn a_saved_partial_receive_guards_its_base_and_refuses_other_streams() {
     assert_eq!(token(&target), None);
     assert_eq!(used_bytes(&target), used_before, "discarding frees every block the partial receive held");
     check(&target);
-    snaprecv().arg("-A").arg(&target).assert().code(3);
+    snaprecv().arg("-A").arg(&target).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     snaprecv().arg(&target).write_stdin(s.inc.clone()).assert().success();
     check(&target);
 }
@@ -208,9 +214,9 @@ fn a_break_before_anything_complete_saves_nothing() {
     // nothing to resume), and without -s nothing is ever saved.
     let s = Source::new();
     let target = s.target("target.img");
-    snaprecv().arg("-s").arg(&target).write_stdin(s.full[..200].to_vec()).assert().code(8);
+    snaprecv().arg("-s").arg(&target).write_stdin(s.full[..200].to_vec()).assert().code(exit_code::BAD_STREAM);
     assert_eq!(token(&target), None);
-    snaprecv().arg(&target).write_stdin(s.full[..s.full.len() / 2].to_vec()).assert().code(8);
+    snaprecv().arg(&target).write_stdin(s.full[..s.full.len() / 2].to_vec()).assert().code(exit_code::BAD_STREAM);
     assert_eq!(token(&target), None);
     check(&target);
 }

@@ -2,6 +2,7 @@
 //! copy; damage beyond repair names the files and snapshots it affects; labels too.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use snapfs::block::{BlockAddr, BlockKind, BlockPtr};
 use snapfs::check::check_pool;
@@ -192,7 +193,7 @@ fn snapctl_scrub_exit_status_and_json() {
     flip(&mut bytes, ditto, 7);
     std::fs::write(&img, &bytes).unwrap();
     let out = common::snapctl().args(["scrub", "-n"]).arg(&img).output().unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(exit_code::CORRUPT), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("another copy is good"));
     let out = common::stdout(common::snapctl().arg("scrub").arg(&img));
     assert!(out.contains("rewritten from a good copy") && out.contains("scrub clean"), "{out}");

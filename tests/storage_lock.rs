@@ -11,6 +11,7 @@
 //! a missing capability fails instead of skipping.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use std::os::unix::fs::MetadataExt;
@@ -250,7 +251,7 @@ fn a_byte_copy_of_a_pool_has_one_writer_by_pool_id_and_readers_beside_it() {
     // Formatting over a copy while the other is written would pull its id from under it.
     let writer = Holder::start(&img, Access::Write, &env);
     let out = snapfmt().env("SNAPFS_LOCK_DIR", &locks).arg("--force").arg(&copy).output().unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(exit_code::IN_USE), "{}", String::from_utf8_lossy(&out.stderr));
     drop(writer);
     check(&img);
     check(&copy);

@@ -3,6 +3,7 @@
 //! its message and exit code, leaving the target as it was.
 
 mod common;
+use snapfs::cli::exit_code;
 
 use common::*;
 use predicates::prelude::*;
@@ -313,8 +314,8 @@ fn renames_and_deletes_travel_as_such() {
     recv(&tgt, &stream);
     check(&tgt);
     snapctl().args(["cat", "out/deeper/renamed"]).arg(&tgt).assert().success().stdout(big);
-    snapctl().args(["cat", "in/big"]).arg(&tgt).assert().code(3);
-    snapctl().args(["cat", "doomed"]).arg(&tgt).assert().code(3);
+    snapctl().args(["cat", "in/big"]).arg(&tgt).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
+    snapctl().args(["cat", "doomed"]).arg(&tgt).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     snapctl().args(["cat", "@a:doomed"]).arg(&tgt).assert().success().stdout("short-lived\n");
 }
 
@@ -471,7 +472,7 @@ fn intermediates_arrive_as_their_own_snapshots_in_order() {
         let what = format!("@{name}");
         assert_eq!(export_digest(&tgt, &what, dir.path()), export_digest(&src, &what, dir.path()), "{what}");
     }
-    snapctl().args(["cat", "@b:file-c"]).arg(&tgt).assert().code(3);
+    snapctl().args(["cat", "@b:file-c"]).arg(&tgt).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     snapctl().args(["cat", "@c:file-c"]).arg(&tgt).assert().success();
 }
 
@@ -585,7 +586,7 @@ fn force_rolls_back_a_changed_target() {
     let pair = Pair::new(64 * MIB);
     put(&pair.tgt, "local-change", b"made on the target\n");
     let before = image_hash(&pair.tgt);
-    snaprecv().arg(&pair.tgt).write_stdin(pair.ab.clone()).assert().code(7).stderr(
+    snaprecv().arg(&pair.tgt).write_stdin(pair.ab.clone()).assert().code(exit_code::REFUSED).stderr(
         "snaprecv: error: the target's live tree changed since its newest snapshot @a\n\
          hint: add -F to roll the live tree back to @a first (no snapshot is destroyed)\n",
     );
@@ -595,7 +596,7 @@ fn force_rolls_back_a_changed_target() {
         .arg(&pair.tgt)
         .write_stdin(pair.ab.clone())
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stdout(predicate::str::contains("would NOT apply").and(predicate::str::contains("changed since")));
     snaprecv()
         .arg("-n")
@@ -621,7 +622,7 @@ fn force_rolls_back_a_changed_target() {
     assert_eq!(export_digest(&pair.tgt, "/", scratch), want);
     assert_eq!(export_digest(&pair.tgt, "@b", scratch), want);
     assert_eq!(export_digest(&pair.tgt, "@a", scratch), export_digest(&pair.src, "@a", scratch));
-    snapctl().args(["cat", "local-change"]).arg(&pair.tgt).assert().code(3);
+    snapctl().args(["cat", "local-change"]).arg(&pair.tgt).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
 }
 
 // ----------------------------------------------------------------------------- bad input
@@ -637,13 +638,13 @@ fn not_a_stream() {
     let starts = random[..8].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(", ");
     for args in [&[][..], &["-n"]] {
         // The error line exactly; the hint says the part is not on the target.
-        snaprecv().args(args).arg(&pair.tgt).write_stdin(random.clone()).assert().code(8).stderr(
+        snaprecv().args(args).arg(&pair.tgt).write_stdin(random.clone()).assert().code(exit_code::BAD_STREAM).stderr(
             predicate::str::starts_with(format!(
                 "snaprecv: error: bad stream: not a snapfs stream: it starts with [{starts}] instead of \"SNAPSTRM\"\nhint: "
             ))
             .and(predicate::str::contains("is not on the target")),
         );
-        snaprecv().args(args).arg(&pair.tgt).write_stdin(Vec::new()).assert().code(8).stderr(
+        snaprecv().args(args).arg(&pair.tgt).write_stdin(Vec::new()).assert().code(exit_code::BAD_STREAM).stderr(
             predicate::str::starts_with("snaprecv: error: bad stream: the input is empty: not a snapfs stream\n"),
         );
     }
@@ -651,13 +652,13 @@ fn not_a_stream() {
         .arg("--dump")
         .write_stdin(random)
         .assert()
-        .code(8)
+        .code(exit_code::BAD_STREAM)
         .stderr(predicate::str::contains("not a snapfs stream"));
     snaprecv()
         .arg("--dump")
         .write_stdin(Vec::new())
         .assert()
-        .code(8)
+        .code(exit_code::BAD_STREAM)
         .stderr(predicate::str::contains("input is empty"));
     assert_eq!(image_hash(&pair.tgt), before);
     check(&pair.tgt);
@@ -676,9 +677,14 @@ fn newer_stream_version_is_refused() {
         .arg(&pair.tgt)
         .write_stdin(stream.clone())
         .assert()
-        .code(7)
-        .stderr(predicate::str::starts_with("snaprecv: error: stream version 3 is newer than this snaprecv's 2\n"));
-    snaprecv().arg("-n").write_stdin(stream).assert().code(7).stderr(predicate::str::contains("version 3 is newer"));
+        .code(exit_code::REFUSED)
+        .stderr(predicate::str::starts_with("snaprecv: error: stream version 3 is newer than this receiver's 2\n"));
+    snaprecv()
+        .arg("-n")
+        .write_stdin(stream)
+        .assert()
+        .code(exit_code::REFUSED)
+        .stderr(predicate::str::contains("version 3 is newer"));
     assert_eq!(image_hash(&pair.tgt), before);
     check(&pair.tgt);
 }
@@ -743,7 +749,7 @@ fn truncated_anywhere_is_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let what = format!("cut at byte {cut} of {}", stream.len());
         assert_no_panic(&stderr, out.status.code(), &what);
-        assert_eq!(out.status.code(), Some(8), "{what}: {stderr}");
+        assert_eq!(out.status.code(), Some(exit_code::BAD_STREAM), "{what}: {stderr}");
         let expected = if cut == 0 {
             "snaprecv: error: bad stream: the input is empty: not a snapfs stream\n".to_string()
         } else {
@@ -759,8 +765,8 @@ fn truncated_anywhere_is_refused() {
 
     // The same cuts fail a verify, and a dump after the records it could read.
     for &cut in cuts.iter().step_by(7) {
-        snaprecv().arg("-n").write_stdin(stream[..cut].to_vec()).assert().code(8);
-        snaprecv().arg("--dump").write_stdin(stream[..cut].to_vec()).assert().code(8);
+        snaprecv().arg("-n").write_stdin(stream[..cut].to_vec()).assert().code(exit_code::BAD_STREAM);
+        snaprecv().arg("--dump").write_stdin(stream[..cut].to_vec()).assert().code(exit_code::BAD_STREAM);
     }
     check(&pair.tgt);
     assert_eq!(holdings(&pair.tgt, pair.dir.path()), before, "the target changed");
@@ -790,13 +796,13 @@ fn intermediates_stream_cut_between_parts_is_truncated() {
             .arg("-n")
             .write_stdin(stream[..cut].to_vec())
             .assert()
-            .code(8)
+            .code(exit_code::BAD_STREAM)
             .stderr(predicate::str::contains("truncated"));
         snaprecv()
             .arg(&tgt)
             .write_stdin(stream[..cut].to_vec())
             .assert()
-            .code(8)
+            .code(exit_code::BAD_STREAM)
             .stderr(predicate::str::contains("truncated"));
         check(&tgt);
         let want: Vec<&str> = ["a", "b", "c"][..=complete].to_vec();
@@ -855,10 +861,10 @@ fn any_flipped_bit_is_refused() {
         let version = u32::from_le_bytes(stream[8..12].try_into().unwrap())
             ^ if (8..12).contains(&p) { 1 << (bit as u32 + 8 * (p as u32 - 8)) } else { 0 };
         if version > 2 {
-            assert_eq!(out.status.code(), Some(7), "{what}: {stderr}");
+            assert_eq!(out.status.code(), Some(exit_code::REFUSED), "{what}: {stderr}");
             assert!(stderr.contains(&format!("stream version {version} is newer")), "{what}: {stderr}");
         } else {
-            assert_eq!(out.status.code(), Some(8), "{what}: {stderr}");
+            assert_eq!(out.status.code(), Some(exit_code::BAD_STREAM), "{what}: {stderr}");
             assert!(stderr.starts_with("snaprecv: error: bad stream: "), "{what}: {stderr}");
         }
         if p < first_record {
@@ -883,7 +889,7 @@ fn replayed_stream_is_refused() {
     recv(&pair.tgt, &pair.ab);
     let before = image_hash(&pair.tgt);
     let guid = snapshots(&pair.src)[1].1.clone();
-    snaprecv().arg(&pair.tgt).write_stdin(pair.ab.clone()).assert().code(3).stderr(
+    snaprecv().arg(&pair.tgt).write_stdin(pair.ab.clone()).assert().code(exit_code::NOT_FOUND_OR_EXISTS).stderr(
         predicate::str::starts_with("snaprecv: error: ")
             .and(predicate::str::contains(format!("@b (guid {guid}")))
             .and(predicate::str::contains("this stream was received before")),
@@ -893,7 +899,7 @@ fn replayed_stream_is_refused() {
         .arg(&pair.tgt)
         .write_stdin(pair.ab.clone())
         .assert()
-        .code(3)
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
         .stdout(predicate::str::contains("would NOT apply").and(predicate::str::contains("received before")));
     assert_eq!(image_hash(&pair.tgt), before);
     check(&pair.tgt);
@@ -902,7 +908,7 @@ fn replayed_stream_is_refused() {
         .arg(&pair.tgt)
         .write_stdin(send(&["@a"], &pair.src))
         .assert()
-        .code(3)
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
         .stderr(predicate::str::contains("received before"));
     assert_eq!(image_hash(&pair.tgt), before);
 }
@@ -917,7 +923,7 @@ fn replayed_stream_message_reads_cleanly() {
     recv(&pair.tgt, &pair.ab);
     let out = snaprecv().arg(&pair.tgt).write_stdin(pair.ab.clone()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(exit_code::NOT_FOUND_OR_EXISTS), "{stderr}");
     let line = stderr.lines().next().unwrap_or_default();
     assert!(line.contains("received before"), "{stderr}");
     assert!(!line.ends_with("received before already exists"), "{stderr}");
@@ -937,7 +943,7 @@ fn wrong_base_is_refused() {
     snapshot(src, "c");
     let before = image_hash(&pair.tgt);
     let bc = send(&["-i", "@b", "@c"], src);
-    snaprecv().arg(&pair.tgt).write_stdin(bc).assert().code(7).stderr(format!(
+    snaprecv().arg(&pair.tgt).write_stdin(bc).assert().code(exit_code::REFUSED).stderr(format!(
         "snaprecv: error: the target does not have the stream's base @b (guid {}); its newest snapshot is @a\n\
          hint: if the source has @a (guid {}), send incrementally from it: snapsend -i @a @c ...; if not, the pools \
          share no snapshot from there: receive a full stream into a freshly formatted device\n",
@@ -948,12 +954,14 @@ fn wrong_base_is_refused() {
 
     recv(&pair.tgt, &pair.ab);
     let before = image_hash(&pair.tgt);
-    snaprecv().arg(&pair.tgt).write_stdin(send(&["-i", "@a", "@c"], src)).assert().code(7).stderr(format!(
-        "snaprecv: error: the stream's base @a is the target's @a, not its newest snapshot @b\n\
+    snaprecv().arg(&pair.tgt).write_stdin(send(&["-i", "@a", "@c"], src)).assert().code(exit_code::REFUSED).stderr(
+        format!(
+            "snaprecv: error: the stream's base @a is the target's @a, not its newest snapshot @b\n\
          hint: if the source has @b (guid {}), send incrementally from it: snapsend -i @b @c ...; or destroy the \
          target's snapshots after @a (snapctl destroy) to receive this stream\n",
-        snapshots(&pair.tgt)[1].1
-    ));
+            snapshots(&pair.tgt)[1].1
+        ),
+    );
     assert_eq!(image_hash(&pair.tgt), before);
 
     let other = fresh_pool(pair.dir.path(), "other.img", 32 * MIB);
@@ -967,12 +975,14 @@ fn wrong_base_is_refused() {
     let foreign_a = snapshots(&other)[0].1.clone();
     // The same name as the target's newest: the hint must not be the command that failed.
     let own_a = snapshots(&target_a)[0].1.clone();
-    snaprecv().arg(&target_a).write_stdin(send(&["-i", "@a", "@b"], &other)).assert().code(7).stderr(format!(
-        "snaprecv: error: the target's @a is not the stream's base @a: it has the same name but another guid \
+    snaprecv().arg(&target_a).write_stdin(send(&["-i", "@a", "@b"], &other)).assert().code(exit_code::REFUSED).stderr(
+        format!(
+            "snaprecv: error: the target's @a is not the stream's base @a: it has the same name but another guid \
          ({own_a} on the target, {foreign_a} in the stream), so the pools' histories differ\n\
          hint: send incrementally from a snapshot both pools have (the same guid: `snapctl list --json` shows them), \
          or receive a full stream into a freshly formatted device\n"
-    ));
+        ),
+    );
     assert_eq!(image_hash(&target_a), before);
     check(&target_a);
     check(&pair.tgt);
@@ -985,16 +995,16 @@ fn bad_arguments() {
     // Method: a base not older than the snapshot, -i with -I, a snapshot without '@',
     // --dump with a device, a receive without a device.
     let pair = Pair::new(32 * MIB);
-    snapsend().args(["-i", "@b", "@a"]).arg(&pair.src).assert().code(2).stdout("").stderr(
+    snapsend().args(["-i", "@b", "@a"]).arg(&pair.src).assert().code(exit_code::INVALID).stdout("").stderr(
         predicate::str::contains("is not older than @a").and(predicate::str::contains("give the older snapshot first")),
     );
-    snapsend().args(["-i", "@b", "@b"]).arg(&pair.src).assert().code(2).stdout("");
-    snapsend().args(["-i", "@a", "-I", "@a", "@b"]).arg(&pair.src).assert().code(2).stdout("");
+    snapsend().args(["-i", "@b", "@b"]).arg(&pair.src).assert().code(exit_code::INVALID).stdout("");
+    snapsend().args(["-i", "@a", "-I", "@a", "@b"]).arg(&pair.src).assert().code(exit_code::INVALID).stdout("");
     snapsend()
         .args(["b"])
         .arg(&pair.src)
         .assert()
-        .code(2)
+        .code(exit_code::INVALID)
         .stdout("")
         .stderr(predicate::str::contains("snapshots are written @NAME"));
     snaprecv()
@@ -1002,9 +1012,13 @@ fn bad_arguments() {
         .arg(&pair.tgt)
         .write_stdin(pair.ab.clone())
         .assert()
-        .code(2)
+        .code(exit_code::INVALID)
         .stderr("snaprecv: error: --dump reads a stream only; give no device\n");
-    snaprecv().write_stdin(pair.ab.clone()).assert().code(2).stderr(predicate::str::contains("give the DEVICE"));
+    snaprecv()
+        .write_stdin(pair.ab.clone())
+        .assert()
+        .code(exit_code::INVALID)
+        .stderr(predicate::str::contains("give the DEVICE"));
     assert_eq!(names(&pair.tgt), ["a"]);
 }
 
@@ -1015,24 +1029,25 @@ fn base_the_sender_no_longer_has() {
     // Method: destroy @a on the source, then ask for @a -> @b.
     let pair = Pair::new(32 * MIB);
     snapctl().args(["destroy", "@a"]).arg(&pair.src).assert().success();
-    snapsend().args(["-i", "@a", "@b"]).arg(&pair.src).assert().code(3).stdout("").stderr(
-        "snapsend: error: base snapshot @a (the source no longer has it; `snapctl list` shows what it has) not found\n",
+    snapsend().args(["-i", "@a", "@b"]).arg(&pair.src).assert().code(exit_code::NOT_FOUND_OR_EXISTS).stdout("").stderr(
+        "snapsend: error: base snapshot @a not found\nhint: `snapctl list DEVICE` shows the snapshots the pool has\n",
     );
     snapsend()
         .args(["-I", "@a", "@b"])
         .arg(&pair.src)
         .assert()
-        .code(3)
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
         .stdout("")
-        .stderr(predicate::str::contains("base snapshot @a (the source no longer has it"));
-    snapsend().args(["-n", "-P", "-i", "@a", "@b"]).arg(&pair.src).assert().code(3).stdout("");
+        .stderr(predicate::str::contains("base snapshot @a not found"));
     snapsend()
-        .args(["@gone"])
+        .args(["-n", "-P", "-i", "@a", "@b"])
         .arg(&pair.src)
         .assert()
-        .code(3)
-        .stdout("")
-        .stderr("snapsend: error: snapshot @gone not found\n");
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
+        .stdout("");
+    snapsend().args(["@gone"]).arg(&pair.src).assert().code(exit_code::NOT_FOUND_OR_EXISTS).stdout("").stderr(
+        "snapsend: error: snapshot @gone not found\nhint: `snapctl list DEVICE` shows the snapshots the pool has\n",
+    );
 }
 
 #[test]
@@ -1050,7 +1065,7 @@ fn full_target_device() {
     snapshot(&src, "a");
     let stream = send(&["@a"], &src);
     let before = holdings(&tgt, dir.path());
-    snaprecv().arg(&tgt).write_stdin(stream).assert().code(5).stderr(
+    snaprecv().arg(&tgt).write_stdin(stream).assert().code(exit_code::NO_SPACE).stderr(
         predicate::str::starts_with("snaprecv: error: device full: ")
             .and(predicate::str::contains("nothing was changed"))
             .and(predicate::str::contains("panicked").not()),
@@ -1091,7 +1106,7 @@ fn terminal_stdout_is_refused() {
     };
     let out = run("@a");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(7), "{text}");
+    assert_eq!(out.status.code(), Some(exit_code::REFUSED), "{text}");
     assert!(
         text.contains("snapsend: error: standard output is a terminal: refusing to write a binary stream to it"),
         "{text}"
@@ -1100,7 +1115,7 @@ fn terminal_stdout_is_refused() {
     assert!(!text.contains("SNAPSTRM"), "the stream reached the terminal: {text}");
     let out = run("-n -v @a");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(out.status.code(), Some(exit_code::SUCCESS), "{text}");
     assert!(text.contains("would send full @a"), "{text}");
 }
 
@@ -1129,7 +1144,7 @@ fn receiver_closing_early_fails_the_sender() {
     drop(pipe);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(exit_code::IO_ERROR), "{stderr}");
     assert!(stderr.starts_with("snapsend: error: the receiving side closed the pipe after "), "{stderr}");
     assert!(stderr.contains("bytes; the stream is incomplete"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -1172,7 +1187,7 @@ fn sender_dying_mid_stream_changes_nothing() {
     drop(to);
     let out = receiver.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert_eq!(out.status.code(), Some(exit_code::BAD_STREAM), "{stderr}");
     assert!(
         stderr.starts_with(&format!("snaprecv: error: bad stream: the stream is truncated: it ends at byte {MIB} ")),
         "{stderr}"
@@ -1190,13 +1205,13 @@ fn full_stream_onto_a_target_with_snapshots_is_refused() {
     // without snapshots but with files in its live tree is refused without -F.
     let pair = Pair::new(32 * MIB);
     let before = image_hash(&pair.tgt);
-    snaprecv().arg(&pair.tgt).write_stdin(send(&["@b"], &pair.src)).assert().code(7).stderr(format!(
+    snaprecv().arg(&pair.tgt).write_stdin(send(&["@b"], &pair.src)).assert().code(exit_code::REFUSED).stderr(format!(
         "snaprecv: error: the target already has snapshots (newest @a); a full stream needs an empty target\n\
              hint: if the source has @a (guid {}), send incrementally from it (snapsend -i @a @b ...); otherwise \
              receive into a freshly formatted device\n",
         snapshots(&pair.tgt)[0].1
     ));
-    snaprecv().arg("-F").arg(&pair.tgt).write_stdin(send(&["@b"], &pair.src)).assert().code(7);
+    snaprecv().arg("-F").arg(&pair.tgt).write_stdin(send(&["@b"], &pair.src)).assert().code(exit_code::REFUSED);
     assert_eq!(image_hash(&pair.tgt), before);
     check(&pair.tgt);
 
@@ -1207,7 +1222,7 @@ fn full_stream_onto_a_target_with_snapshots_is_refused() {
         .arg(&busy)
         .write_stdin(send(&["@a"], &pair.src))
         .assert()
-        .code(7)
+        .code(exit_code::REFUSED)
         .stderr(predicate::str::contains("live tree holds files").and(predicate::str::contains("-F")));
     assert_eq!(image_hash(&busy), before);
     snapctl().args(["cat", "precious"]).arg(&busy).assert().stdout("mine\n");

@@ -11,11 +11,11 @@ mod render;
 
 use args::{Args, Command};
 use clap::Parser;
+use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, print_io_stats, report, snapshot_name};
 use snapfs::cmd::{check, history, snapshot, status, tree};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
-use snapfs::exit_code;
 use snapfs::pool::{LIVE_TREE_ID, Pool};
 use std::io::Write;
 use std::path::Path;

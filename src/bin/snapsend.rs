@@ -4,7 +4,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use snapfs::cli::{open_pool, report, snapshot_name};
 use snapfs::device::OpenMode;
-use snapfs::error::{Error, Result, human_bytes};
+use snapfs::error::{Error, Refusal, Result, human_bytes};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::stream::framing::StreamWriter;
 use snapfs::stream::send::{Part, part_sizes, plan, plan_resume, send};
@@ -81,10 +81,7 @@ fn run(args: Args) -> Result<()> {
         _ => (None, false),
     };
     if !args.dry_run && std::io::stdout().is_terminal() {
-        return Err(Error::refused(
-            "standard output is a terminal: refusing to write a binary stream to it",
-            "pipe it into snaprecv (snapsend ... | snaprecv TARGET) or redirect it to a file; -n -v shows its size",
-        ));
+        return Err(Error::Refused(Refusal::StreamToTerminal));
     }
     let mut pool = open_pool(PROGRAM, &device, OpenMode::Read)?;
     let parts = match (&token, &snapshot) {

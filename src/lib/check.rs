@@ -190,7 +190,7 @@ fn verify_copies(pool: &mut Pool, c: &mut Checker, ptrs: &[BlockPtr], owner: &st
         }
         for (n, addr) in ptr.copies().enumerate() {
             if let Err(e) = pool.store.read_copy(addr, ptr) {
-                c.problem(format!("{owner}: copy {} of {e}; `snapctl scrub` rewrites it from a good copy", n + 1));
+                c.problem(format!("{owner}: copy {} of {e}; a scrub rewrites it from a good copy", n + 1));
             }
         }
     }

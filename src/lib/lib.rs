@@ -5,7 +5,6 @@
 //! per layer, its modules in backquotes before the colon. Each module's header states
 //! its invariants.
 //!
-//! 0. `exit_code`: the process exit codes, one named table (man pages and README match it);
 //! 1. `error`: what can go wrong, for every layer;
 //! 2. `codec`, `utc`, `workers`: leaves: little-endian encoding, times as text, worker threads;
 //! 3. `device`: the only I/O seam (file, block device, memory);
@@ -19,7 +18,7 @@
 //! 11. `pool`: open, format, commit, snapshots, retention of history, receive staging, resize;
 //! 12. `stream`, `check`, `scrub`, `dump`: replication streams (docs/STREAM.md), verification, repair, inspection;
 //! 13. `cmd`: the commands' logic, each one transaction, returning a typed outcome;
-//! 14. `cli`: what the binaries share: opening a device, parsing arguments, printing, exit codes;
+//! 14. `cli`: what the binaries share: opening a device, parsing arguments, printing, hints, exit codes;
 //! 15. `fuzzing`: what the fuzz targets run (fuzz/), for tests only.
 
 pub mod alloc;
@@ -31,7 +30,6 @@ pub mod compress;
 pub mod device;
 pub mod dump;
 pub mod error;
-pub mod exit_code;
 pub mod format;
 pub mod fs;
 /// What the fuzz targets run (fuzz/), shared with the regression test that replays their finds.

@@ -9,8 +9,8 @@ use crate::alloc::allocator::{AllocKind, Placement};
 use crate::block::{BLOCK_BYTES, BlockAddr, BlockKind, BlockPtr, Compression, LOGICAL_BYTES_MAX, Txg};
 use crate::checksum::blake3;
 use crate::compress;
-use crate::device::{Device, ShrunkDevice};
-use crate::error::{Error, Result};
+use crate::device::Device;
+use crate::error::{Corruption, DeviceError, Error, Result, Shrunk};
 use crate::format::label::{Label, REGION_BLOCKS, region_start};
 
 /// A block ready to write: its bytes as stored, how they are compressed, their checksum.
@@ -158,8 +158,9 @@ impl Store {
         }
         let pool_bytes = (self.alloc.usable_end + REGION_BLOCKS) * BLOCK_BYTES;
         if end.is_some_and(|end| end * BLOCK_BYTES > self.dev.len()) && self.dev.len() < pool_bytes {
-            let shrunk = ShrunkDevice::new(self.dev.name(), self.dev.len(), pool_bytes);
-            return Err(shrunk.beyond_end(&format!("{} block", ptr.kind.name()), addr.0));
+            let shrunk = Shrunk::new(self.dev.name(), self.dev.len(), pool_bytes);
+            let what = format!("{} block", ptr.kind.name());
+            return Err(Error::Device(DeviceError::ShrunkRead { shrunk, what, block: addr.0 }));
         }
         Ok(())
     }
@@ -400,12 +401,17 @@ impl Store {
 
 fn locate(e: Error, ptr: &BlockPtr) -> Error {
     match e {
-        Error::Corrupt { what } => Error::corrupt(format!(
-            "{what} ({} block at block {}, born in txg {})",
-            ptr.kind.name(),
-            ptr.addr.0,
-            ptr.birth.0
-        )),
+        Error::Corrupt(c) => Error::Corrupt(Corruption {
+            what: format!(
+                "{} ({} block at block {}, born in txg {})",
+                c.what,
+                ptr.kind.name(),
+                ptr.addr.0,
+                ptr.birth.0
+            ),
+            block: c.block.or(Some(ptr.addr.0)),
+            file: c.file,
+        }),
         other => other,
     }
 }

@@ -8,7 +8,7 @@
 use super::Device;
 use super::lock::{self, AcquireError, HeldLocks, LockKind, LockTarget};
 use super::storage::{self, ByteRange};
-use crate::error::{Error, Result};
+use crate::error::{DeviceError, Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
@@ -60,10 +60,9 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         }
     }
     let file = options.open(path).map_err(|e| match e.raw_os_error() {
-        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => Error::Refused {
-            what: format!("{path} cannot be opened for writing: {e}"),
-            hint: "check that the device is not read-only (blockdev --getro) and that you may write it".into(),
-        },
+        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => {
+            Error::Device(DeviceError::NotWritable { device: path.to_string(), why: e.to_string() })
+        }
         Some(libc::EBUSY) => Error::InUse { device: path.to_string(), holder: busy_holder(path) },
         _ => Error::io(format!("cannot open {path}"), e),
     })?;
@@ -72,10 +71,10 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         // SAFETY: BLKROGET writes one int through the pointer we pass.
         let known = unsafe { block_device_read_only(file.as_raw_fd(), &mut read_only) }.is_ok();
         if known && read_only != 0 {
-            return Err(Error::Refused {
-                what: format!("{path} cannot be opened for writing: the block device is read-only"),
-                hint: "make it writable (blockdev --setrw) or use a writable device".into(),
-            });
+            return Err(Error::Device(DeviceError::NotWritable {
+                device: path.to_string(),
+                why: "the block device is read-only".into(),
+            }));
         }
     }
     let storage_lock = lock_storage(&file, path, mode)?;

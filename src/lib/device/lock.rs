@@ -16,7 +16,7 @@
 //! deleted: a file removed while another process waits on it would split the lock.
 
 use super::storage::{ByteRange, SYSFS_ROOT, resolve_path};
-use crate::error::{Error, Result};
+use crate::error::{DeviceError, Error, Result};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -108,14 +108,7 @@ pub enum AcquireError {
 /// reader run by someone else can take its lock too; refuses a symlink or a directory
 /// that another ordinary user owns, who could then remove others' lock files.
 fn prepare_dir(dir: &Path) -> Result<()> {
-    let unusable = |why: String| Error::Refused {
-        what: format!("cannot use the lock directory {}: {why}", dir.display()),
-        hint: format!(
-            "snapfs locks storage there so that one writer at a time reaches it by any name; make it a directory \
-             every snapfs user may write (mode 1777, owned by root), or set {LOCK_DIR_ENV} to one, the same for \
-             every process"
-        ),
-    };
+    let unusable = |why: String| Error::Device(DeviceError::LockDirUnusable { dir: dir.display().to_string(), why });
     let missing = std::fs::symlink_metadata(dir).is_err();
     if missing {
         match std::fs::create_dir_all(dir) {

@@ -8,7 +8,6 @@ mod memory;
 #[cfg(any(test, feature = "testing"))]
 mod overlay;
 pub mod recording;
-mod shrunk;
 pub mod storage;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
@@ -18,7 +17,6 @@ pub use memory::MemoryDevice;
 #[cfg(any(test, feature = "testing"))]
 pub use overlay::OverlayDevice;
 pub use recording::{RecordingDevice, open_tool_device};
-pub use shrunk::ShrunkDevice;
 
 use crate::error::Result;
 

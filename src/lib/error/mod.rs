@@ -4,11 +4,14 @@
 //! say what went wrong and where. What to try next is the front end's to say (the CLI's
 //! hints are `cli::hint`); the library names no command.
 
+pub mod device;
 pub mod receive;
+pub mod refusal;
 
+pub use device::{DeviceError, Shrunk};
 pub use receive::{ReceiveRefusal, SnapshotId};
+pub use refusal::Refusal;
 
-use crate::exit_code;
 use std::fmt;
 use std::io;
 
@@ -19,12 +22,12 @@ pub enum Error {
     /// An I/O call failed; `context` says what was being done.
     Io { context: String, source: io::Error },
     /// Bytes read from the device are not what the format allows.
-    Corrupt { what: String },
+    Corrupt(Corruption),
     /// A scrub found damage; the report printed before says where and what to do.
     Damaged { what: String },
-    /// Part of a pool cannot be read because the device lost it (damaged labels, a tail cut
-    /// off by a shrink); `hint` says how to get it back. Never advice to format.
-    Lost { what: String, hint: String },
+    /// The device cannot be written, or lost part of the pool (damaged labels, a tail cut
+    /// off by a shrink).
+    Device(DeviceError),
     /// The device holds no snapfs pool.
     NotSnapfs { device: String, found: String },
     /// The pool was written by a newer snapfs, or uses features this binary lacks.
@@ -35,14 +38,18 @@ pub enum Error {
     /// `needed_bytes` more than is free ("the transaction needs at least 128.0 KiB more");
     /// `snapshots` and `history_bytes` say what could be released to make room.
     NoSpace { need: String, needed_bytes: u64, free_bytes: u64, history_bytes: u64, snapshots: u64 },
-    /// A path, snapshot or tree that does not exist.
+    /// A path or tree that does not exist.
     NotFound { what: String },
+    /// A snapshot that does not exist; `base` when it was asked for as a stream's base.
+    SnapshotNotFound { name: String, base: bool },
     /// A path, snapshot or tree that already exists.
     Exists { what: String },
     /// A bad argument: name, path, size, option combination.
     Invalid { what: String },
-    /// Refusing to overwrite something without --force.
-    Refused { what: String, hint: String },
+    /// A resume token that is not one a receiver printed (`why`: cut short, mistyped).
+    BadResumeToken { why: String },
+    /// A command that would destroy or lose something.
+    Refused(Refusal),
     /// A stream's part that does not fit the target: refused before anything is applied.
     Receive(ReceiveRefusal),
     /// The stream's input could not be read at byte `at` (a broken transfer: worth
@@ -57,6 +64,21 @@ pub enum Error {
     /// A host file or directory changed while `sync` or `put` read it, in a way that
     /// cannot be stored (it vanished, or became another type); nothing was committed.
     SourceChanged { path: String, what: String },
+    /// A stream's part broke (`cause`), and the `records` it applied are saved on the
+    /// target: a sender given `token` sends the rest.
+    PartSaved { cause: Box<Error>, records: u64, token: String },
+}
+
+/// Bytes on the device that the format does not allow: what is wrong, with the figures
+/// the check compared (found and expected), and where, as far as the reader knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// What is wrong ("checksum mismatch in tree block at block 4711 (born in txg 9, 4096 bytes)").
+    pub what: String,
+    /// The device block it was found in, when the reader knows it.
+    pub block: Option<u64>,
+    /// The file whose read met it ("@snap:/path"), when a file was being read.
+    pub file: Option<String>,
 }
 
 impl Error {
@@ -65,7 +87,12 @@ impl Error {
     }
 
     pub fn corrupt(what: impl Into<String>) -> Error {
-        Error::Corrupt { what: what.into() }
+        Error::Corrupt(Corruption { what: what.into(), block: None, file: None })
+    }
+
+    /// Corruption found in device block `block`.
+    pub fn corrupt_at(block: u64, what: impl Into<String>) -> Error {
+        Error::Corrupt(Corruption { what: what.into(), block: Some(block), file: None })
     }
 
     pub fn invalid(what: impl Into<String>) -> Error {
@@ -88,31 +115,29 @@ impl Error {
         Error::SourceChanged { path: path.display().to_string(), what: what.into() }
     }
 
-    pub fn refused(what: impl Into<String>, hint: impl Into<String>) -> Error {
-        Error::Refused { what: what.into(), hint: hint.into() }
-    }
-
     /// Names the file whose read met a damaged block ("@snap:/path: checksum mismatch ...").
     pub fn in_file(self, file: &str) -> Error {
         match self {
-            Error::Corrupt { what } => Error::Corrupt { what: format!("{file}: {what}") },
+            Error::Corrupt(c) => Error::Corrupt(Corruption { file: Some(file.to_string()), ..c }),
             other => other,
         }
     }
 
-    /// The process exit code for this error, from the one table in `exit_code`.
-    pub fn exit_code(&self) -> i32 {
+    /// Adds to a corruption's words where it was met ("(while applying record 7 of the
+    /// stream)"); other errors pass through.
+    pub fn corrupt_context(self, context: impl FnOnce(&str) -> String) -> Error {
         match self {
-            Error::Invalid { .. } => exit_code::INVALID,
-            Error::NotFound { .. } | Error::Exists { .. } => exit_code::NOT_FOUND_OR_EXISTS,
-            Error::InUse { .. } => exit_code::IN_USE,
-            Error::NoSpace { .. } => exit_code::NO_SPACE,
-            Error::Corrupt { .. } | Error::Damaged { .. } | Error::Lost { .. } => exit_code::CORRUPT,
-            Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused { .. } => exit_code::REFUSED,
-            Error::Receive(ReceiveRefusal::AlreadyReceived { .. }) => exit_code::NOT_FOUND_OR_EXISTS,
-            Error::Receive(_) => exit_code::REFUSED,
-            Error::Io { .. } | Error::StreamRead { .. } | Error::SourceChanged { .. } => exit_code::IO_ERROR,
-            Error::Stream { .. } | Error::InvalidTree { .. } => exit_code::BAD_STREAM,
+            Error::Corrupt(c) => Error::Corrupt(Corruption { what: context(&c.what), ..c }),
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{file}: {}", self.what),
+            None => write!(f, "{}", self.what),
         }
     }
 }
@@ -121,8 +146,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { context, source } => write!(f, "{context}: {source}"),
-            Error::Corrupt { what } => write!(f, "corrupt pool: {what}"),
-            Error::Lost { what, .. } => write!(f, "damaged pool: {what}"),
+            Error::Corrupt(corruption) => write!(f, "corrupt pool: {corruption}"),
+            Error::Device(e) => write!(f, "{e}"),
             Error::Damaged { what } => write!(f, "damaged pool: {what}"),
             Error::NotSnapfs { device, found } => write!(f, "{device} holds no snapfs pool ({found})"),
             Error::Unsupported { what } => write!(f, "{what}"),
@@ -131,9 +156,12 @@ impl fmt::Display for Error {
                 write!(f, "device full: {need} and {} is free; nothing was changed", human_bytes(*free_bytes))
             }
             Error::NotFound { what } => write!(f, "{what} not found"),
+            Error::SnapshotNotFound { name, base: false } => write!(f, "snapshot @{name} not found"),
+            Error::SnapshotNotFound { name, base: true } => write!(f, "base snapshot @{name} not found"),
             Error::Exists { what } => write!(f, "{what} already exists"),
             Error::Invalid { what } => write!(f, "{what}"),
-            Error::Refused { what, .. } => write!(f, "{what}"),
+            Error::BadResumeToken { why } => write!(f, "bad resume token ({why})"),
+            Error::Refused(refusal) => write!(f, "{refusal}"),
             Error::Receive(refusal) => write!(f, "{refusal}"),
             Error::StreamRead { at, source } => write!(f, "cannot read the stream at byte {at}: {source}"),
             Error::Stream { what } => write!(f, "bad stream: {what}"),
@@ -143,11 +171,22 @@ impl fmt::Display for Error {
             Error::SourceChanged { path, what } => {
                 write!(f, "{path} changed while it was read ({what}); nothing was committed")
             }
+            Error::PartSaved { cause, records, .. } => write!(
+                f,
+                "{cause}\nthe {} received so far {} saved on the target",
+                plural(*records, "record"),
+                if *records == 1 { "is" } else { "are" }
+            ),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// "1 record", "2 records".
+pub fn plural(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
 
 /// Bytes in binary units with one decimal: "1.5 GiB".
 pub fn human_bytes(bytes: u64) -> String {

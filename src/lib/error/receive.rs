@@ -38,6 +38,24 @@ pub enum ReceiveRefusal {
     BaseMissing { base: SnapshotId, newest: SnapshotId, snapshot: String },
     /// The target's live tree changed since its newest snapshot (without -F).
     HeadChanged { newest: String },
+    /// The target holds a partial receive of `@snapshot`, which a new stream would abandon.
+    PartialPending { snapshot: String },
+    /// The stream resumes a receive of `@snapshot`, but the target holds no partial receive.
+    NothingToResume { snapshot: String },
+    /// The stream resumes `@snapshot` at inode `ino` record `record`, but the target's
+    /// partial receive is of `@saved_snapshot` and stopped at `saved_ino`, `saved_record`.
+    ResumeMismatch {
+        snapshot: String,
+        ino: u64,
+        record: u64,
+        saved_snapshot: String,
+        saved_ino: u64,
+        saved_record: u64,
+    },
+    /// The stream's format version is newer than the receiver's.
+    StreamTooNew { version: u32, supported: u32 },
+    /// The stream uses feature bits the receiver does not know.
+    UnknownFeatures { bits: u64 },
 }
 
 impl fmt::Display for ReceiveRefusal {
@@ -85,6 +103,23 @@ impl fmt::Display for ReceiveRefusal {
             ),
             HeadChanged { newest } => {
                 write!(f, "the target's live tree changed since its newest snapshot @{newest}")
+            }
+            PartialPending { snapshot } => {
+                write!(f, "the target holds a partial receive of @{snapshot}; a new stream would abandon it")
+            }
+            NothingToResume { snapshot } => {
+                write!(f, "this stream resumes an interrupted receive of @{snapshot}, but the target holds none")
+            }
+            ResumeMismatch { snapshot, ino, record, saved_snapshot, saved_ino, saved_record } => write!(
+                f,
+                "this stream resumes @{snapshot} at inode {ino} record {record}, but the target's partial receive \
+                 is of @{saved_snapshot} and stopped at inode {saved_ino} record {saved_record}"
+            ),
+            StreamTooNew { version, supported } => {
+                write!(f, "stream version {version} is newer than this receiver's {supported}")
+            }
+            UnknownFeatures { bits } => {
+                write!(f, "the stream uses features {bits:#x} that this receiver does not know")
             }
         }
     }

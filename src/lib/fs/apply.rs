@@ -200,7 +200,7 @@ pub fn check_stored_record(record: &StoredRecord) -> Result<()> {
         // them damaged from its device.
         return Err(Error::stream(
             "WRITE record data does not match the checksum the sending pool recorded for it: the \
-             block is damaged on the sender's device (run `snapctl check` there)",
+             block is damaged on the sender's device",
         ));
     }
     thread_local! {

@@ -10,7 +10,7 @@ use super::inode::ROOT_INO;
 use super::record::{FILE_BYTES_MAX, RECORD_BYTES};
 use super::sync::read_xattrs;
 use super::{FileType, FsTree, Inode};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
@@ -77,10 +77,7 @@ impl<'f, 'a> Exporter<'f, 'a> {
         match fs::read_dir(dest) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
-                    return Err(Error::Refused {
-                        what: format!("{} is not empty", dest.display()),
-                        hint: "export into a new or empty directory".into(),
-                    });
+                    return Err(Error::Refused(Refusal::ExportIntoNonEmpty { dir: dest.display().to_string() }));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -165,14 +162,11 @@ impl<'f, 'a> Exporter<'f, 'a> {
     fn write_file(&mut self, ino: u64, inode: &Inode, path: &Path) -> Result<()> {
         if inode.size > FILE_BYTES_MAX {
             // Written by a snapfs before the limit; every offset below it fits off_t.
-            return Err(Error::refused(
-                format!(
-                    "{}: the tree's file is {} bytes, past the largest file, {FILE_BYTES_MAX}",
-                    path.display(),
-                    inode.size
-                ),
-                "export the directories beside it, or remove it (`snapctl rm PATH DEVICE`) and export again",
-            ));
+            return Err(Error::Refused(Refusal::FileTooLarge {
+                path: path.display().to_string(),
+                bytes: inode.size,
+                max_bytes: FILE_BYTES_MAX,
+            }));
         }
         let file: File = OpenOptions::new()
             .write(true)

@@ -16,7 +16,7 @@ use super::inode::{Inode, Timespec};
 use super::pipeline::{IN_FLIGHT_MAX, Job, Pipeline, drain};
 use super::record::RECORD_BYTES;
 use super::{FileType, FsTree};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File, Metadata};
@@ -391,12 +391,11 @@ impl<'f, 'a> Syncer<'f, 'a> {
 fn xattr_refused(path: &Path, name: &[u8], e: Error) -> Error {
     let name = String::from_utf8_lossy(name);
     match e {
-        Error::Invalid { what } => Error::refused(
-            format!("{}: {what}", path.display()),
-            format!(
-                "remove it from that file (`setfattr -x {name} FILE`) or move the file out of the source, then sync again"
-            ),
-        ),
+        Error::Invalid { what } => Error::Refused(Refusal::XattrUnstorable {
+            path: path.display().to_string(),
+            name: name.into_owned(),
+            why: what,
+        }),
         other => other,
     }
 }

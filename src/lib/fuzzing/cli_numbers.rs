@@ -20,7 +20,7 @@ pub fn run(data: &[u8]) {
 }
 
 fn refused_cleanly(error: &Error, words: &str) {
-    assert_eq!(error.exit_code(), 2, "{error}");
+    assert_eq!(crate::cli::exit_code::of_error(error), crate::cli::exit_code::INVALID, "{error}");
     assert!(error.to_string().contains(words), "{error}");
 }
 

@@ -559,7 +559,11 @@ impl ReceiveTarget {
         match received {
             Err(e) => {
                 // Parts before the refused one are committed, each a whole snapshot.
-                assert_eq!(e.exit_code(), 8, "a hostile stream refused with another exit code: {e}");
+                assert_eq!(
+                    crate::cli::exit_code::of_error(&e),
+                    crate::cli::exit_code::BAD_STREAM,
+                    "a hostile stream refused with another exit code: {e}"
+                );
                 let after = pool.snapshots_of(LIVE_TREE_ID).len();
                 assert_eq!(after, snapshots_before + committed, "a refused part changed the snapshots: {e}");
                 (Outcome::Refused(e.to_string()), saved)

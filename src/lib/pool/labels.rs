@@ -23,8 +23,10 @@
 //! damage, so the pool opens at the new size without a warning, and an open for writing
 //! finishes the expand. Only expand leaves two end labels, and only until its last step.
 
+use super::warning::OpenWarning;
 use crate::block::BLOCK_BYTES;
 use crate::device::Device;
+use crate::error::DeviceError;
 use crate::error::{Error, Result};
 use crate::format::commit::COMMIT_MAGIC;
 use crate::format::label::{LABEL_MAGIC, Label, REGION_BLOCKS, RING_SLOTS, region_start};
@@ -65,7 +67,7 @@ pub fn whole_blocks_bytes(dev: &dyn Device) -> u64 {
 pub struct FoundLabel {
     pub label: Label,
     /// Set when it is not the first copy and that is damage.
-    pub warning: Option<String>,
+    pub warning: Option<OpenWarning>,
     /// Set when the first copy is unusable because an expand was cut short while it
     /// rewrote it: the block of the previous end label, which the expand had yet to zero.
     pub unfinished_expand: Option<u64>,
@@ -93,26 +95,16 @@ pub fn find_label(dev: &dyn Device, first: &[u8]) -> Result<FoundLabel> {
                 dev.len()
             )
         };
-        let warning = format!(
-            "the label at the start of the device is unusable ({why}); opened from the copy {at}; \
-             `snapctl scrub` rewrites the damaged copy"
-        );
+        let warning = OpenWarning::LabelCopyUsed { why, at };
         return Ok(FoundLabel { label, warning: Some(warning), unfinished_expand: None });
     }
     if first[..8] == LABEL_MAGIC || holds_commit_record(first) {
-        return Err(Error::Lost {
-            what: format!(
-                "{}: the label at its start is damaged ({why}) and no intact copy was found at the end of the \
-                 device, in its last {} nor at any whole GiB",
-                dev.name(),
-                crate::error::human_bytes(SEARCH_WINDOW_BYTES)
-            ),
-            hint: format!(
-                "do not format it: that destroys the pool. If the device was resized since the pool was made or \
-                 last expanded, resize it back to that size ({} bytes now) so that the copy at its end is found",
-                dev.len()
-            ),
-        });
+        return Err(Error::Device(DeviceError::LabelsLost {
+            device: dev.name().to_string(),
+            why,
+            device_bytes: dev.len(),
+            searched_bytes: SEARCH_WINDOW_BYTES,
+        }));
     }
     Err(Error::NotSnapfs {
         device: dev.name().to_string(),

@@ -12,17 +12,19 @@ mod resize;
 mod retention;
 mod rollback;
 mod space;
+mod warning;
 
 pub use commit::CommitSummary;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
 pub use resize::ExpandOutcome;
 pub use space::TreeUsage;
+pub use warning::OpenWarning;
 
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BlockPtr, Txg};
 use crate::device::OpenMode;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::format::commit::CommitRecord;
 use crate::format::label::Label;
 use crate::format::node::TreeKind;
@@ -45,7 +47,7 @@ pub struct Pool {
     pub commit: CommitRecord,
     pub mode: OpenMode,
     /// Things the operator should know about how the pool was opened.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<OpenWarning>,
     trees_table: Tree,
     snapshots_table: Tree,
     history_table: Tree,
@@ -122,7 +124,9 @@ impl Pool {
     }
 
     pub fn snapshot(&self, tree: u64, name: &str) -> Result<&SnapshotEntry> {
-        self.snapshots.get(&(tree, name.to_string())).ok_or_else(|| Error::not_found(format!("snapshot @{name}")))
+        self.snapshots
+            .get(&(tree, name.to_string()))
+            .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })
     }
 
     /// Snapshots of a tree, oldest first.
@@ -175,19 +179,16 @@ impl Pool {
         if let Some(state) = self.receive_state()? {
             let origin = self.snapshot(tree, name)?.txg.0;
             if state.tree == tree && state.origin_txg == origin {
-                return Err(Error::refused(
-                    format!(
-                        "@{name} is the base of the partial receive of @{} saved on this pool",
-                        state.snapshot_name
-                    ),
-                    "finish it (snapctl status shows the resume token) or discard it with `snaprecv -A DEVICE` first",
-                ));
+                return Err(Error::Refused(Refusal::BaseOfPartialReceive {
+                    base: name.to_string(),
+                    receiving: state.snapshot_name,
+                }));
             }
         }
         let entry = self
             .snapshots
             .remove(&(tree, name.to_string()))
-            .ok_or_else(|| Error::not_found(format!("snapshot @{name}")))?;
+            .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })?;
         self.removed_snapshots.push(entry.clone());
         Ok(entry)
     }

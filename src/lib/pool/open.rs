@@ -2,12 +2,13 @@
 //! new one onto a device.
 
 use super::labels::{find_label, holds_pool, read_blocks, read_region};
+use super::warning::OpenWarning;
 use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained, now_ns, random_guid};
 use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
 use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
-use crate::device::{Device, OpenMode, ShrunkDevice};
-use crate::error::{Error, Result, human_bytes};
+use crate::device::{Device, OpenMode};
+use crate::error::{DeviceError, Error, Refusal, Result, Shrunk, human_bytes};
 use crate::format::commit::CommitRecord;
 use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, region_start};
 use crate::format::node::TreeKind;
@@ -59,7 +60,7 @@ impl Pool {
         let found = find_label(dev.as_ref(), &first_region)?;
         let label = found.label;
         dev.lock_pool(&label.pool_guid, mode)?;
-        let mut warnings: Vec<String> = found.warning.into_iter().collect();
+        let mut warnings: Vec<OpenWarning> = found.warning.into_iter().collect();
         if label.device_bytes % BLOCK_BYTES != 0 || label.device_bytes < MIN_DEVICE_BYTES {
             // Checksummed, so written this way: region 1's place cannot be computed from it.
             return Err(Error::corrupt(format!(
@@ -69,11 +70,11 @@ impl Pool {
         }
         if dev.len() < label.device_bytes {
             // The tail is gone: what lies before it may still be read and exported.
-            let shrunk = ShrunkDevice::new(dev.name(), dev.len(), label.device_bytes);
+            let shrunk = Shrunk::new(dev.name(), dev.len(), label.device_bytes);
             if mode == OpenMode::Write {
-                return Err(shrunk.refusal());
+                return Err(Error::Device(DeviceError::ShrunkWrite(shrunk)));
             }
-            warnings.push(shrunk.warning());
+            warnings.push(OpenWarning::Shrunk(shrunk));
         }
         if mode == OpenMode::Write {
             if let Some(why) = label.read_only_reason() {
@@ -93,22 +94,22 @@ impl Pool {
         let usable_end = region_start(1, label.device_bytes);
         let mut store = Store::new(dev, Allocator::new(usable_start, usable_end), Txg(0), 0);
         store.ditto_metadata = label.has_ditto_metadata();
-        let mut last_error = None;
+        let mut last_error: Option<Error> = None;
         for (skipped, commit) in commits.iter().enumerate() {
             match load_root(&mut store, commit) {
                 Ok(root) => {
                     if let Some(e) = last_error {
-                        warnings.push(format!(
-                            "the newest {skipped} commit(s) are unreadable ({e}); opened txg {}, which may itself be \
-                             damaged if it is not the one just before: run `snapctl check`",
-                            commit.txg.0
-                        ));
+                        warnings.push(OpenWarning::NewestCommitsUnreadable {
+                            skipped,
+                            cause: e.to_string(),
+                            opened_txg: commit.txg.0,
+                        });
                     }
                     return Pool::assemble(store, label, commit.clone(), root, mode, warnings);
                 }
                 // A root in the cut-off tail of a shrunk device is not a torn commit:
                 // an older commit would show an older state as if it were the pool's.
-                Err(e @ Error::Lost { .. }) => return Err(e),
+                Err(e @ Error::Device(DeviceError::ShrunkRead { .. })) => return Err(e),
                 Err(e) => last_error = Some(e),
             }
         }
@@ -121,7 +122,7 @@ impl Pool {
         commit: CommitRecord,
         root: PoolRoot,
         mode: OpenMode,
-        warnings: Vec<String>,
+        warnings: Vec<OpenWarning>,
     ) -> Result<Pool> {
         let space_log_head = replay_space_log(&mut store, &root, &commit)?;
         store.txg = Txg(root.txg.0 + 1);
@@ -154,7 +155,7 @@ impl Pool {
         root: PoolRoot,
         commit: CommitRecord,
         mode: OpenMode,
-        warnings: Vec<String>,
+        warnings: Vec<OpenWarning>,
     ) -> Pool {
         Pool {
             trees_table: Tree::open(TreeKind::Trees, Owner::Meta, root.trees),
@@ -408,16 +409,13 @@ fn placeholder_ptr() -> crate::block::BlockPtr {
 fn refuse_if_in_use(dev: &dyn Device) -> Result<()> {
     // Any copy of a label, even a damaged one, or one where a grown device's pool ends.
     if holds_pool(dev)? {
-        return Err(Error::Refused {
-            what: format!("{} already holds a snapfs pool", dev.name()),
-            hint: "formatting destroys it and every snapshot in it; add --force if that is what you want".into(),
-        });
+        return Err(Error::Refused(Refusal::FormatOverPool { device: dev.name().to_string() }));
     }
     if let Some(name) = foreign_signature(dev) {
-        return Err(Error::Refused {
-            what: format!("{} holds {name}", dev.name()),
-            hint: "formatting destroys it; add --force if that is what you want".into(),
-        });
+        return Err(Error::Refused(Refusal::FormatOverForeign {
+            device: dev.name().to_string(),
+            found: name.to_string(),
+        }));
     }
     Ok(())
 }

@@ -23,6 +23,7 @@
 
 use super::Pool;
 use super::labels::{read_blocks, whole_blocks_bytes};
+use super::warning::OpenWarning;
 use crate::block::BLOCK_BYTES;
 use crate::device::Device;
 use crate::error::Result;
@@ -97,14 +98,11 @@ impl Pool {
 /// label unusable, the new end label `label` and the previous one at `previous_end`
 /// intact), for an open for writing; returns what to tell the operator. A crash here
 /// leaves the same states as one during those steps.
-pub(super) fn finish_expand(dev: &mut dyn Device, label: &Label, previous_end: u64) -> Result<String> {
+pub(super) fn finish_expand(dev: &mut dyn Device, label: &Label, previous_end: u64) -> Result<OpenWarning> {
     dev.write_at(0, &Label { index: 0, ..label.clone() }.encode())?;
     dev.flush()?;
     dev.write_at(previous_end * BLOCK_BYTES, &vec![0u8; BLOCK_BYTES as usize])?;
     dev.flush()?;
     let old_bytes = (previous_end + REGION_BLOCKS) * BLOCK_BYTES;
-    Ok(format!(
-        "an earlier `snapctl expand` was cut short; finished it: the pool spans {} bytes (it was {old_bytes})",
-        label.device_bytes
-    ))
+    Ok(OpenWarning::ExpandFinished { pool_bytes: label.device_bytes, old_bytes })
 }

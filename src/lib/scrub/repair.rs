@@ -45,7 +45,7 @@ pub fn apply(store: &mut Store, mut repairs: Vec<Repair>, report: &mut ScrubRepo
             }
             Repair::Copy { damage, addr, ptr, stored } => match store.rewrite_copy(*addr, ptr, stored) {
                 Ok(()) => copies_rewritten.push(*damage),
-                Err(Error::Corrupt { what }) => {
+                Err(Error::Corrupt(what)) => {
                     let d = &report.damage[*damage];
                     report
                         .problems

@@ -137,7 +137,7 @@ impl ScrubReport {
 /// An error as a damage line says it (without "corrupt pool:", which the line implies).
 pub fn describe(e: crate::error::Error) -> String {
     match e {
-        crate::error::Error::Corrupt { what } => what,
+        crate::error::Error::Corrupt(corruption) => corruption.to_string(),
         other => other.to_string(),
     }
 }

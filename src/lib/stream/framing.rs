@@ -287,7 +287,7 @@ impl<'r> StreamReader<'r> {
         match e {
             Error::Stream { what } => Error::stream(format!("{at}: {what}")),
             // The target's own blocks, read while applying the record: a pool problem.
-            Error::Corrupt { what } => Error::corrupt(format!("{what} (while applying {at} of the stream)")),
+            e @ Error::Corrupt(_) => e.corrupt_context(|what| format!("{what} (while applying {at} of the stream)")),
             other => other,
         }
     }
@@ -334,7 +334,7 @@ impl<'r> StreamReader<'r> {
         }
         Record::decode_payload(kind, &self.payload[FRAME_HEADER_BYTES..body_end], self.version)
             .map_err(|e| match e {
-                Error::Corrupt { what } => Error::stream(what),
+                Error::Corrupt(c) => Error::stream(c.to_string()),
                 other => other,
             })
             .map_err(|e| self.locate(e))

@@ -347,7 +347,7 @@ mod tests {
         let mut damaged = old.clone();
         damaged[10] ^= 1;
         let err = patch(job(record(&old), vec![(100, damaged)], p, Plan::Rewrite), 1, None).err().unwrap();
-        assert!(matches!(&err, Error::Corrupt { what } if what.contains("checksum mismatch")), "{err}");
+        assert!(matches!(&err, Error::Corrupt(c) if c.what.contains("checksum mismatch")), "{err}");
     }
 
     #[test]

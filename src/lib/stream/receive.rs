@@ -169,20 +169,12 @@ pub fn receive(
 /// Refuses a part that does not fit the saved partial receive, or a saved state that a
 /// new part would ignore; returns the saved state this part resumes.
 fn match_saved_state(saved: Option<ReceiveState>, begin: &Begin, tree: u64) -> Result<Option<ReceiveState>> {
-    let discard = "or discard it with `snaprecv -A DEVICE`";
     match (saved, begin.resume) {
         (None, None) => Ok(None),
-        (Some(state), None) => Err(Error::refused(
-            format!("the target holds a partial receive of @{}; a new stream would abandon it", state.snapshot_name),
-            format!("resume it: `snapctl status DEVICE` shows the token for `snapsend -t TOKEN`, {discard}"),
-        )),
-        (None, Some(_)) => Err(Error::refused(
-            format!(
-                "this stream resumes an interrupted receive of @{}, but the target holds none",
-                begin.snapshot.name
-            ),
-            "send the whole snapshot again (without -t)",
-        )),
+        (Some(state), None) => Err(Error::Receive(ReceiveRefusal::PartialPending { snapshot: state.snapshot_name })),
+        (None, Some(_)) => {
+            Err(Error::Receive(ReceiveRefusal::NothingToResume { snapshot: begin.snapshot.name.clone() }))
+        }
         (Some(state), Some(point)) => {
             let base_guid = begin.base.as_ref().map_or([0; 16], |b| b.guid);
             let fits = state.tree == tree
@@ -191,18 +183,14 @@ fn match_saved_state(saved: Option<ReceiveState>, begin: &Begin, tree: u64) -> R
                 && state.resume_ino == point.ino
                 && state.resume_record == point.record;
             if !fits {
-                return Err(Error::refused(
-                    format!(
-                        "this stream resumes @{} at inode {} record {}, but the target's partial receive is of @{} and stopped at inode {} record {}",
-                        begin.snapshot.name,
-                        point.ino,
-                        point.record,
-                        state.snapshot_name,
-                        state.resume_ino,
-                        state.resume_record
-                    ),
-                    format!("send with the token `snapctl status DEVICE` shows now, {discard}"),
-                ));
+                return Err(Error::Receive(ReceiveRefusal::ResumeMismatch {
+                    snapshot: begin.snapshot.name.clone(),
+                    ino: point.ino,
+                    record: point.record,
+                    saved_snapshot: state.snapshot_name,
+                    saved_ino: state.resume_ino,
+                    saved_record: state.resume_record,
+                }));
             }
             Ok(Some(state))
         }
@@ -325,10 +313,7 @@ fn interrupted(e: &Error) -> bool {
     matches!(e, Error::Stream { .. } | Error::StreamRead { .. })
 }
 
-/// "1 record", "2 records".
-pub fn plural(count: u64, noun: &str) -> String {
-    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
-}
+pub use crate::error::plural;
 
 /// Commits what the part applied so far as a saved receive state, and returns the error
 /// that stopped it, with the token that resumes it.
@@ -374,16 +359,7 @@ fn save_partial(
     })();
     match result {
         Ok(_) => {
-            let token = state_token(&state);
-            let saved_note = format!(
-                "\nthe {} received so far are saved on the target; resume with\n  snapsend -t {token} DEVICE | snaprecv -s TARGET",
-                plural(state.records_applied, "record")
-            );
-            match error {
-                Error::Stream { what } => Error::stream(format!("{what}{saved_note}")),
-                Error::Io { context, source } => Error::io(format!("{context}{saved_note}\n"), source),
-                other => other,
-            }
+            Error::PartSaved { cause: Box::new(error), records: state.records_applied, token: state_token(&state) }
         }
         Err(save_error) => Error::stream(format!("{error}; saving the partial receive failed too: {save_error}")),
     }

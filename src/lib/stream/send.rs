@@ -42,9 +42,8 @@ fn snap_ref(s: &SnapshotEntry) -> SnapRef {
 pub fn plan(pool: &Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
     let target_entry = pool.snapshot(tree, target)?.clone();
     let Some(base) = base else { return Ok(vec![Part { base: None, target: target_entry, resume: None }]) };
-    let base_entry = pool.snapshot(tree, base).map_err(|_| Error::NotFound {
-        what: format!("base snapshot @{base} (the source no longer has it; `snapctl list` shows what it has)"),
-    })?;
+    let base_entry =
+        pool.snapshot(tree, base).map_err(|_| Error::SnapshotNotFound { name: base.to_string(), base: true })?;
     if base_entry.txg >= target_entry.txg {
         return Err(Error::invalid(format!(
             "base @{base} (txg {}) is not older than @{target} (txg {}); give the older snapshot first",

@@ -30,11 +30,7 @@ impl ResumeToken {
     }
 
     pub fn decode(text: &str) -> Result<ResumeToken> {
-        let bad = |why: &str| {
-            Error::invalid(format!(
-                "bad resume token ({why}): copy it whole from `snapctl status` on the receiving side"
-            ))
-        };
+        let bad = |why: &str| Error::BadResumeToken { why: why.to_string() };
         let hex = text.trim().strip_prefix("1-").ok_or_else(|| bad("it does not start with 1-"))?;
         if hex.len() != 2 * (BODY_BYTES + 8) || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(bad("wrong length or not hexadecimal"));

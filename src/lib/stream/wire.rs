@@ -12,7 +12,7 @@
 
 use crate::block::Compression;
 use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+use crate::error::{Error, ReceiveRefusal, Result};
 #[cfg(test)]
 use crate::fs::inode::Timespec;
 use crate::fs::inode::{INODE_BYTES, Inode};
@@ -291,10 +291,7 @@ pub fn check_preamble(bytes: &[u8; PREAMBLE_BYTES]) -> Result<u32> {
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version > STREAM_VERSION {
-        return Err(Error::refused(
-            format!("stream version {version} is newer than this snaprecv's {STREAM_VERSION}"),
-            "receive it with a newer snaprecv, or send it with the snapsend of this version",
-        ));
+        return Err(Error::Receive(ReceiveRefusal::StreamTooNew { version, supported: STREAM_VERSION }));
     }
     if version == 0 {
         return Err(Error::stream("stream version 0 is not valid"));
@@ -583,10 +580,7 @@ fn encode_begin(b: &Begin, w: &mut Writer) {
 fn decode_begin(r: &mut Reader) -> Result<Begin> {
     let features = r.u64()?;
     if features & !FEATURES_KNOWN != 0 {
-        return Err(Error::refused(
-            format!("the stream uses features {:#x} that this snaprecv does not know", features & !FEATURES_KNOWN),
-            "receive it with a newer snaprecv",
-        ));
+        return Err(Error::Receive(ReceiveRefusal::UnknownFeatures { bits: features & !FEATURES_KNOWN }));
     }
     let pool_guid = r.array::<16>()?;
     let guid = r.array::<16>()?;
@@ -653,7 +647,7 @@ fn decode_inode(r: &mut Reader) -> Result<Inode> {
     let mut bytes = r.take(INODE_FIELDS_BYTES)?.to_vec();
     bytes.resize(INODE_BYTES, 0);
     Inode::decode(&bytes).map_err(|e| match e {
-        Error::Corrupt { what } => Error::stream(format!("INODE record: {what}")),
+        Error::Corrupt(c) => Error::stream(format!("INODE record: {c}")),
         other => other,
     })
 }
@@ -893,7 +887,7 @@ mod tests {
             (RecordType::SetLargeXattr, 70_000, "carries a value of 70000 bytes: snapfs stores at most 65536"),
         ] {
             let err = Record::decode_payload(kind, &payload(kind, len), STREAM_VERSION).unwrap_err();
-            assert_eq!(err.exit_code(), 8);
+            assert!(matches!(err, Error::Stream { .. }), "{err}");
             assert!(err.to_string().contains(words), "{err}");
         }
         let mut huge = Writer::new();

@@ -142,7 +142,7 @@ impl Tree {
                 }
                 let bytes = store.read_block(&ptr)?;
                 let encoded = EncodedNode::decode(&bytes, kind, ptr.level).map_err(|e| match e {
-                    Error::Corrupt { what } => Error::corrupt(format!("{what} (block {})", ptr.addr.0)),
+                    Error::Corrupt(c) => Error::corrupt_at(ptr.addr.0, format!("{} (block {})", c.what, ptr.addr.0)),
                     other => other,
                 })?;
                 slot.node = Some(Box::new(Node::from_encoded(encoded)));

@@ -146,7 +146,7 @@ fn open_checked(image: &OverlayDevice, cache: Option<&DigestCache>) -> Result<(P
     }
     let state =
         capture(&mut pool, cache).map_err(|e| format!("reading the trees at txg {} fails: {e}", pool.txg().0))?;
-    Ok((state, pool.warnings.clone()))
+    Ok((state, pool.warnings.iter().map(ToString::to_string).collect()))
 }
 
 fn open_and_match(

@@ -1,12 +1,16 @@
 //! What the four binaries share: opening a device, naming snapshots and paths, parsing
 //! durations, printing times and sizes, and turning errors into messages and exit codes.
 //!
-//! Exit codes: the table is `exit_code` (man/*.1 and the README say it in prose).
+//! Exit codes: the table is `exit_code` (man/*.1 and the README say it in prose); what
+//! to do next after an error: `hint`.
+
+pub mod exit_code;
+pub mod hint;
 
 use crate::device::{OpenMode, open_tool_device};
-use crate::error::{Error, ReceiveRefusal, Result, SnapshotId, human_bytes};
-use crate::exit_code;
+use crate::error::{Error, Result};
 use crate::pool::Pool;
+pub use hint::hint;
 // What a command names and how times print live below this module; the binaries take
 // them from here with the rest.
 pub use crate::cmd::PathSpec;
@@ -18,7 +22,10 @@ pub fn open_pool(program: &str, device: &str, mode: OpenMode) -> Result<Pool> {
     let dev = open_tool_device(device, mode)?;
     let pool = Pool::open(dev, mode)?;
     for warning in &pool.warnings {
-        eprintln!("{program}: warning: {warning}");
+        match hint::warning_advice(warning) {
+            Some(advice) => eprintln!("{program}: warning: {warning}; {advice}"),
+            None => eprintln!("{program}: warning: {warning}"),
+        }
     }
     Ok(pool)
 }
@@ -34,7 +41,7 @@ pub fn report(program: &str, error: &Error) -> i32 {
     if let Some(hint) = hint(error) {
         eprintln!("hint: {hint}");
     }
-    let code = error.exit_code();
+    let code = exit_code::of_error(error);
     // The man page of each binary lists the codes it can exit with: a test that drives a
     // binary into a code its page lacks fails here rather than passing with stale docs.
     debug_assert!(
@@ -43,106 +50,6 @@ pub fn report(program: &str, error: &Error) -> i32 {
         exit_code::name(code).unwrap_or("unnamed")
     );
     code
-}
-
-/// A line that tells the operator what to do next, when there is one: the library says
-/// what is wrong, the CLI what to type.
-pub fn hint(error: &Error) -> Option<String> {
-    match error {
-        Error::Corrupt { .. } => Some(
-            "run `snapctl scrub DEVICE`: it finds every damaged block, names the files and snapshots \
-             each affects, and rewrites bad metadata copies from good ones"
-                .into(),
-        ),
-        Error::NotSnapfs { .. } => Some("format it first with `snapfmt DEVICE`".into()),
-        Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
-        Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),
-        Error::NoSpace { history_bytes, snapshots, .. } => Some(no_space_hint(*snapshots, *history_bytes)),
-        Error::Refused { hint, .. } | Error::Lost { hint, .. } => Some(hint.clone()),
-        Error::Receive(refusal) => receive_hint(refusal),
-        Error::Stream { .. } => Some(
-            "the part that failed is not on the target (earlier parts of a multi-part stream are); if \
-             -s saved it, resume it as shown above, else send it again (with snaprecv -s, a broken \
-             transfer can be resumed; `snaprecv -n` checks a stored stream without applying it)"
-                .into(),
-        ),
-        Error::InvalidTree { .. } => Some(
-            "nothing of this part was received; sending it again cannot help: run `snapctl check` on \
-             the sending pool, and receive only streams from pools you trust"
-                .into(),
-        ),
-        Error::SourceChanged { .. } => Some(
-            "run the command again: it reads the source afresh; if the source keeps changing, copy \
-             a frozen view of it (a file system snapshot) or pause what writes to it"
-                .into(),
-        ),
-        _ => None,
-    }
-}
-
-/// The next step after a refused part: never the command that just failed, never a base
-/// only the target has.
-fn receive_hint(refusal: &ReceiveRefusal) -> Option<String> {
-    use ReceiveRefusal::*;
-    let fresh = "receive a full stream into a freshly formatted device";
-    let from_newest = |newest: &SnapshotId, snapshot: &str| {
-        format!(
-            "if the source has @{} (guid {}), send incrementally from it: snapsend -i @{} @{snapshot} ...",
-            newest.name,
-            newest.guid_hex(),
-            newest.name
-        )
-    };
-    Some(match refusal {
-        AlreadyReceived { .. } => return None,
-        NameTaken { .. } => "rename or destroy the target's snapshot, or send a snapshot of another name".into(),
-        FullOntoSnapshots { snapshot, newest } => format!(
-            "if the source has @{} (guid {}), send incrementally from it (snapsend -i @{} @{snapshot} ...); \
-             otherwise receive into a freshly formatted device",
-            newest.name,
-            newest.guid_hex(),
-            newest.name
-        ),
-        LiveTreeNotEmpty => "receive into a freshly formatted device, or add -F to replace the live tree (its old \
-                             state stays in the commit history for a while)"
-            .into(),
-        NoSnapshots { base } => {
-            format!("send a full stream of @{base} first (snapsend @{base} DEVICE | snaprecv TARGET)")
-        }
-        BaseNotNewest { held_as, newest, snapshot, .. } => format!(
-            "{}; or destroy the target's snapshots after @{held_as} (snapctl destroy) to receive this stream",
-            from_newest(newest, snapshot)
-        ),
-        BaseNameOtherGuid { .. } => format!(
-            "send incrementally from a snapshot both pools have (the same guid: `snapctl list --json` shows them), \
-             or {fresh}"
-        ),
-        BaseMissing { newest, snapshot, .. } => {
-            format!("{}; if not, the pools share no snapshot from there: {fresh}", from_newest(newest, snapshot))
-        }
-        HeadChanged { newest } => {
-            format!("add -F to roll the live tree back to @{newest} first (no snapshot is destroyed)")
-        }
-    })
-}
-
-/// What can make room on a full pool: only what it has (snapshots, retained commits),
-/// and files, which any pool has.
-fn no_space_hint(snapshots: u64, history_bytes: u64) -> String {
-    let mut ways = Vec::new();
-    if snapshots > 0 {
-        ways.push(format!(
-            "destroy snapshots you no longer need (the pool has {snapshots}; `snapctl list DEVICE` shows what each holds)"
-        ));
-    }
-    if history_bytes > 0 {
-        ways.push(format!(
-            "release the commit history ({}) with `snapctl history --prune DEVICE`",
-            human_bytes(history_bytes)
-        ));
-    }
-    ways.push("remove files you no longer need (`snapctl rm PATH DEVICE`), or use a larger device".into());
-    ways.join(", or ")
 }
 
 /// Prints bytes written to the device when SNAPFS_IO_STATS is set (benchmarks, tests).
@@ -273,7 +180,7 @@ mod tests {
             "٣h".into(),
         ] {
             let e = parse_duration(&text).unwrap_err();
-            assert_eq!(e.exit_code(), 2, "{text:?}");
+            assert_eq!(exit_code::of_error(&e), exit_code::INVALID, "{text:?}");
             assert!(e.to_string().contains("at most 18446744073s"), "{text:?}: {e}");
         }
     }
@@ -283,7 +190,7 @@ mod tests {
         assert_eq!(parse_compression("none").unwrap(), 0);
         assert_eq!(parse_compression("zstd:19").unwrap(), 19);
         for text in ["zstd:0", "zstd:20", "zstd:256", "zstd:-1", "zstd:", "gzip"] {
-            assert_eq!(parse_compression(text).unwrap_err().exit_code(), 2, "{text}");
+            assert_eq!(exit_code::of_error(&parse_compression(text).unwrap_err()), exit_code::INVALID, "{text}");
         }
     }
 

@@ -1,9 +1,11 @@
 //! The process exit codes of the snapfs commands: one table, by name.
 //!
-//! Scripts rely on these values: never change one. `Error::exit_code` maps each error to
-//! one of them, and the binaries exit with nothing else. The man pages' EXIT STATUS
+//! Scripts rely on these values: never change one. `of_error` maps each error to one of
+//! them, and the binaries exit with nothing else. The man pages' EXIT STATUS
 //! sections and the README's table say the same thing in prose; tests/exit_codes.rs
 //! fails when they disagree with `ALL` or with `BY_PROGRAM`.
+
+use crate::error::{DeviceError, Error, ReceiveRefusal};
 
 /// The command did what it was asked (also when standard output closed early, as by `head`).
 pub const SUCCESS: i32 = 0;
@@ -54,6 +56,27 @@ pub const BY_PROGRAM: &[(&str, &[i32])] = &[
     ("snapsend", &[SUCCESS, IO_ERROR, INVALID, NOT_FOUND_OR_EXISTS, IN_USE, CORRUPT, REFUSED]),
     ("snaprecv", &[SUCCESS, IO_ERROR, INVALID, NOT_FOUND_OR_EXISTS, IN_USE, NO_SPACE, CORRUPT, REFUSED, BAD_STREAM]),
 ];
+
+/// The exit code for an error: decided by its variant, never by its words.
+pub fn of_error(error: &Error) -> i32 {
+    match error {
+        Error::Invalid { .. } | Error::BadResumeToken { .. } => INVALID,
+        Error::NotFound { .. } | Error::SnapshotNotFound { .. } | Error::Exists { .. } => NOT_FOUND_OR_EXISTS,
+        Error::InUse { .. } => IN_USE,
+        Error::NoSpace { .. } => NO_SPACE,
+        Error::Corrupt(_) | Error::Damaged { .. } => CORRUPT,
+        Error::Device(DeviceError::ShrunkRead { .. } | DeviceError::LabelsLost { .. }) => CORRUPT,
+        Error::Device(
+            DeviceError::NotWritable { .. } | DeviceError::LockDirUnusable { .. } | DeviceError::ShrunkWrite(_),
+        ) => REFUSED,
+        Error::NotSnapfs { .. } | Error::Unsupported { .. } | Error::Refused(_) => REFUSED,
+        Error::Receive(ReceiveRefusal::AlreadyReceived { .. }) => NOT_FOUND_OR_EXISTS,
+        Error::Receive(_) => REFUSED,
+        Error::Io { .. } | Error::StreamRead { .. } | Error::SourceChanged { .. } => IO_ERROR,
+        // Whatever broke the part: the stream did not arrive whole (man/snaprecv.1).
+        Error::Stream { .. } | Error::InvalidTree { .. } | Error::PartSaved { .. } => BAD_STREAM,
+    }
+}
 
 /// The codes `program` can exit with, or None for a program not in `BY_PROGRAM`.
 pub fn of_program(program: &str) -> Option<&'static [i32]> {

@@ -1,0 +1,42 @@
+//! Commands refused because they would destroy or lose something, as facts. The front
+//! end says how to go ahead anyway, or what to do instead (`cli::hint`).
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Formatting would destroy the snapfs pool on `device` (without --force).
+    FormatOverPool { device: String },
+    /// Formatting would destroy what `device` holds (`found`: "an ext4 file system").
+    FormatOverForeign { device: String, found: String },
+    /// Exporting into `dir`, which holds files.
+    ExportIntoNonEmpty { dir: String },
+    /// A file of the tree (`path` on the host) is larger than any host file can be.
+    FileTooLarge { path: String, bytes: u64, max_bytes: u64 },
+    /// A host file's extended attribute `name` that the tree cannot store.
+    XattrUnstorable { path: String, name: String, why: String },
+    /// Writing a binary stream to a terminal.
+    StreamToTerminal,
+    /// Destroying `@base`, the base of the saved partial receive of `@receiving`.
+    BaseOfPartialReceive { base: String, receiving: String },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::FormatOverPool { device } => write!(f, "{device} already holds a snapfs pool"),
+            Refusal::FormatOverForeign { device, found } => write!(f, "{device} holds {found}"),
+            Refusal::ExportIntoNonEmpty { dir } => write!(f, "{dir} is not empty"),
+            Refusal::FileTooLarge { path, bytes, max_bytes } => {
+                write!(f, "{path}: the tree's file is {bytes} bytes, past the largest file, {max_bytes}")
+            }
+            Refusal::XattrUnstorable { path, why, .. } => write!(f, "{path}: {why}"),
+            Refusal::StreamToTerminal => {
+                write!(f, "standard output is a terminal: refusing to write a binary stream to it")
+            }
+            Refusal::BaseOfPartialReceive { base, receiving } => {
+                write!(f, "@{base} is the base of the partial receive of @{receiving} saved on this pool")
+            }
+        }
+    }
+}
