@@ -150,11 +150,10 @@ impl Store {
     fn check_in_data_area(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<()> {
         let end = addr.0.checked_add(ptr.allocated_blocks());
         if addr.0 < self.alloc.usable_start || end.is_none_or(|end| end > self.alloc.usable_end) {
-            return Err(Error::corrupt(format!(
-                "{} block pointer to block {} lies outside the data area",
-                ptr.kind.name(),
-                addr.0
-            )));
+            return Err(Error::corrupt_at(
+                addr.0,
+                format!("{} block pointer to block {} lies outside the data area", ptr.kind.name(), addr.0),
+            ));
         }
         let pool_bytes = (self.alloc.usable_end + REGION_BLOCKS) * BLOCK_BYTES;
         if end.is_some_and(|end| end * BLOCK_BYTES > self.dev.len()) && self.dev.len() < pool_bytes {
@@ -172,13 +171,16 @@ impl Store {
         let mut bytes = vec![0u8; ptr.stored_bytes as usize];
         self.dev.read_at(addr.byte_offset(), &mut bytes)?;
         if blake3(&bytes) != ptr.checksum {
-            return Err(Error::corrupt(format!(
-                "checksum mismatch in {} block at block {} (born in txg {}, {} bytes)",
-                ptr.kind.name(),
+            return Err(Error::corrupt_at(
                 addr.0,
-                ptr.birth.0,
-                ptr.stored_bytes
-            )));
+                format!(
+                    "checksum mismatch in {} block at block {} (born in txg {}, {} bytes)",
+                    ptr.kind.name(),
+                    addr.0,
+                    ptr.birth.0,
+                    ptr.stored_bytes
+                ),
+            ));
         }
         Ok(bytes)
     }
