@@ -1,17 +1,24 @@
 //! snaprecv: applies a replication stream from stdin to a pool, atomically.
+//!
+//! This file parses arguments into a mode, calls the library (stream::receive, and
+//! snapfs::cmd::receive for the rest), prints each outcome (render.rs) and maps errors
+//! to exit codes.
+
+#[path = "snaprecv/render.rs"]
+mod render;
+#[path = "shared/transfer_bar.rs"]
+mod transfer_bar;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use snapfs::cli::{open_pool, report};
 use snapfs::cmd;
 use snapfs::device::OpenMode;
-use snapfs::error::{Error, Result, human_bytes};
+use snapfs::error::{Error, Result};
 use snapfs::pool::LIVE_TREE_ID;
-use snapfs::stream::dump::{describe, describe_begin};
 use snapfs::stream::framing::StreamReader;
-use snapfs::stream::receive::{Preparation, ReceiveOptions, Received, plural, receive};
-use snapfs::stream::wire::Record;
-use std::io::{IsTerminal, Read, Write};
+use snapfs::stream::receive::{ReceiveOptions, Received, receive};
+use std::io::{IsTerminal, Write};
+use transfer_bar::transfer_bar;
 
 const PROGRAM: &str = "snaprecv";
 
@@ -59,18 +66,38 @@ fn main() {
     }
 }
 
-fn run(args: Args) -> Result<()> {
+/// What a run does, its arguments checked.
+enum Mode {
+    /// Discard the partial receive saved on a device (reads no stream).
+    Abort(String),
+    /// Print every record of the stream.
+    Dump,
+    /// Verify the stream, and whether it would apply to a device if given.
+    Verify(Option<String>),
+    Receive(String),
+}
+
+fn mode(args: &Args) -> Result<Mode> {
+    let device = args.device.clone();
     if args.abort {
-        let Some(device) = &args.device else {
-            return Err(Error::invalid("give the DEVICE whose partial receive to discard"));
-        };
+        return device
+            .map(Mode::Abort)
+            .ok_or_else(|| Error::invalid("give the DEVICE whose partial receive to discard"));
+    }
+    match device {
+        Some(_) if args.dump => Err(Error::invalid("--dump reads a stream only; give no device")),
+        None if args.dump => Ok(Mode::Dump),
+        device if args.verify => Ok(Mode::Verify(device)),
+        Some(device) => Ok(Mode::Receive(device)),
+        None => Err(Error::invalid("give the DEVICE to receive into (or -n to verify, --dump to print the stream)")),
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let mode = mode(&args)?;
+    if let Mode::Abort(device) = &mode {
         let discarded = cmd::receive::discard(&mut open_pool(PROGRAM, device, OpenMode::Write)?, device)?;
-        println!(
-            "{PROGRAM}: discarded the partial receive of @{} ({}), freed {}",
-            discarded.snapshot,
-            plural(discarded.records_applied, "record"),
-            human_bytes(discarded.freed_bytes)
-        );
+        print!("{}", render::discarded(&discarded));
         return Ok(());
     }
     let stdin = std::io::stdin();
@@ -81,106 +108,39 @@ fn run(args: Args) -> Result<()> {
     }
     snapfs::cli::enlarge_pipe(0);
     let mut input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
-    if args.dump {
-        if args.device.is_some() {
-            return Err(Error::invalid("--dump reads a stream only; give no device"));
-        }
-        return dump(&mut input);
+    if let Mode::Dump = mode {
+        let mut out = std::io::stdout().lock();
+        return cmd::receive::dump(&mut input, &mut |at, record| {
+            out.write_all(render::dump_line(at, record).as_bytes())
+                .map_err(|e| Error::io("cannot write to standard output", e))
+        });
     }
     let options = ReceiveOptions { force: args.force, save_partial: args.save_partial };
-    let bar = progress_bar(args.verbose);
+    let bar = transfer_bar(args.verbose, None);
     let mut progress = bar.clone();
     let mut reader = StreamReader::new(&mut input, Some(&mut progress));
-    if args.verify {
-        let target = match &args.device {
-            Some(device) => Some(cmd::receive::Target::of(&mut open_pool(PROGRAM, device, OpenMode::Read)?)?),
-            None => None,
-        };
-        let parts = cmd::receive::verify_stream(&mut reader, target, options);
-        bar.finish_and_clear();
-        let parts = parts?;
-        let mut refused = None;
-        for part in parts {
-            println!(
-                "{PROGRAM}: part {}/{}: {} records, {} bytes: every checksum and the END digest verified",
-                part.begin.part + 1,
-                part.begin.parts,
-                part.records,
-                part.bytes
-            );
-            println!("  {}", describe_begin(&part.begin));
-            match (&args.device, part.refusal) {
-                (Some(device), None) => println!(
-                    "  would apply to {device}{}",
-                    if part.preparation == Some(Preparation::RollBack) {
-                        " after rolling its live tree back (-F)"
-                    } else {
-                        ""
-                    }
-                ),
-                (Some(device), Some(e)) => {
-                    println!("  would NOT apply to {device}: {e}");
-                    refused.get_or_insert(e);
-                }
-                (None, _) => {}
+    let result = match mode {
+        Mode::Abort(_) | Mode::Dump => unreachable!("handled above"),
+        Mode::Verify(device) => {
+            let target = match &device {
+                Some(device) => Some(cmd::receive::Target::of(&mut open_pool(PROGRAM, device, OpenMode::Read)?)?),
+                None => None,
+            };
+            let parts = cmd::receive::verify_stream(&mut reader, target, options);
+            bar.finish_and_clear();
+            let mut refused = None;
+            for part in parts? {
+                print!("{}", render::verified(&part, device.as_deref()));
+                refused = refused.or(part.refusal);
             }
+            refused.map_or(Ok(()), Err)
         }
-        return refused.map_or(Ok(()), Err);
-    }
-    let Some(device) = &args.device else {
-        return Err(Error::invalid("give the DEVICE to receive into (or -n to verify, --dump to print the stream)"));
+        Mode::Receive(device) => {
+            let mut pool = open_pool(PROGRAM, &device, OpenMode::Write)?;
+            let mut report = |r: &Received| bar.suspend(|| print!("{}", render::received(r)));
+            receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut report).map(drop)
+        }
     };
-    let mut pool = open_pool(PROGRAM, device, OpenMode::Write)?;
-    let mut report = |r: &Received| {
-        let rolled = if r.rolled_back { " after rolling the live tree back" } else { "" };
-        bar.suspend(|| {
-            println!(
-                "{PROGRAM}: received @{}{}{rolled}: {}, {}, txg {}",
-                r.name,
-                if r.resumed { " (resumed)" } else { "" },
-                plural(r.records, "record"),
-                human_bytes(r.bytes),
-                r.txg
-            )
-        });
-    };
-    let result = receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut report);
     bar.finish_and_clear();
-    result.map(|_| ())
-}
-
-fn progress_bar(verbose: bool) -> ProgressBar {
-    if !verbose {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{binary_bytes:>10} / {binary_total_bytes} {wide_bar} {binary_bytes_per_sec:>12} eta {eta}",
-    )
-    .expect("a valid template");
-    bar.set_style(style);
-    bar
-}
-
-fn dump(input: &mut dyn Read) -> Result<()> {
-    let mut reader = StreamReader::new(input, None);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut emit = |reader: &StreamReader, text: String| {
-        let p = reader.position;
-        writeln!(out, "{:>12} {:>3}:{:<8} {text}", p.offset, p.part, p.record)
-            .map_err(|e| Error::io("cannot write to standard output", e))
-    };
-    while let Some(begin) = reader.next_part()? {
-        emit(&reader, describe(&Record::Begin(begin)))?;
-        loop {
-            let record = reader.next_record()?;
-            let end = matches!(record, Record::End(_));
-            emit(&reader, describe(&record))?;
-            if end {
-                break;
-            }
-        }
-    }
-    Ok(())
+    result
 }

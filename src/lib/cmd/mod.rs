@@ -4,13 +4,15 @@
 //! prints, opens a device or names a binary.
 //!
 //! One file per family: `tree` (put cat ls mkdir rm mv export sync), `snapshot`
-//! (snapshot destroy list), `history`, `status`, `check`, `receive` (verify against a
-//! target, discard a partial receive). What a path argument names is
+//! (snapshot destroy list), `history`, `status`, `check`, `scrub`, `send` (plan, size
+//! and write a stream), `receive` (verify against a target, discard a partial receive). What a path argument names is
 //! `PathSpec`, here.
 
 pub mod check;
 pub mod history;
 pub mod receive;
+pub mod scrub;
+pub mod send;
 pub mod snapshot;
 pub mod status;
 pub mod tree;
