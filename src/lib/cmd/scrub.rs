@@ -120,3 +120,73 @@ impl DamagedCopy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::tree::{PutSource, put};
+    use crate::device::{MemoryDevice, OpenMode};
+    use crate::fs::{FsTree, ROOT_INO};
+    use crate::pool::{FormatOptions, LIVE_TREE_ID, format_pool};
+
+    const IMAGE_BYTES: u64 = 16 << 20;
+
+    /// A pool with one file of 300 KB: its bytes, the pool root's second copy and the
+    /// file's first data block.
+    fn image() -> (Vec<u8>, u64, u64) {
+        let mut pool = format_pool(Box::new(MemoryDevice::new(IMAGE_BYTES)), &FormatOptions::default()).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 ^ i >> 5) as u8).collect();
+        put(&mut pool, LIVE_TREE_ID, PutSource::Stream(&mut &data[..]), "f", None).unwrap();
+        let ditto = pool.commit.root.ditto.0;
+        let (mut tree, store) = pool.view(LIVE_TREE_ID, None).unwrap();
+        let mut fs = FsTree::new(&mut tree, store, false);
+        let ino = fs.lookup(ROOT_INO, b"f").unwrap().unwrap().ino;
+        let data_block = fs.records(ino).unwrap()[0].1.blocks().next().unwrap().addr.0;
+        let mut bytes = vec![0u8; IMAGE_BYTES as usize];
+        pool.store.dev.read_at(0, &mut bytes).unwrap();
+        (bytes, ditto, data_block)
+    }
+
+    fn scrubbed(bytes: &[u8], repair: bool) -> Scrubbed {
+        let mut dev = MemoryDevice::new(IMAGE_BYTES);
+        dev.bytes = bytes.to_vec();
+        let mode = if repair { OpenMode::Write } else { OpenMode::Read };
+        let mut pool = Pool::open(Box::new(dev), mode).unwrap();
+        scrub(&mut pool, repair, &mut |_| {}).unwrap()
+    }
+
+    fn flip(bytes: &mut [u8], block: u64) {
+        bytes[(block * 4096) as usize + 9] ^= 0x20;
+    }
+
+    /// Goal: the verdict (which snapctl turns into its exit status and last word) says
+    /// what a scrub leaves: nothing, bad copies left by -n (each with a good twin), or
+    /// blocks with no good copy, which a repair cannot help. Method: a pool in memory
+    /// scrubbed clean, with a flipped byte in the pool root's second copy, with and
+    /// without repair, and with a flipped byte in a data block (one copy only).
+    #[test]
+    fn the_verdict_says_what_damage_is_left() {
+        let (clean, ditto, data_block) = image();
+        let found = scrubbed(&clean, false);
+        assert_eq!(found.verdict(), Verdict::Clean);
+        assert!(found.data_blocks >= 1 && found.damage.is_empty(), "{found:?}");
+
+        let mut bad_ditto = clean.clone();
+        flip(&mut bad_ditto, ditto);
+        let left = scrubbed(&bad_ditto, false);
+        assert_eq!(left.verdict(), Verdict::Unrepaired { copies: 1 });
+        assert_eq!((left.damage[0].copy, left.damage[0].copy_block, left.repaired), (2, ditto, 0));
+        let repaired = scrubbed(&bad_ditto, true);
+        assert_eq!(repaired.verdict(), Verdict::Clean);
+        assert_eq!((repaired.repaired, repaired.damage[0].repaired), (1, true));
+
+        let mut bad_data = bad_ditto;
+        flip(&mut bad_data, data_block);
+        for repair in [false, true] {
+            let lost = scrubbed(&bad_data, repair);
+            assert_eq!(lost.verdict(), Verdict::Lost { blocks: 1 }, "repair {repair}: {lost:?}");
+            let damage = lost.damage.iter().find(|d| d.block == data_block).unwrap();
+            assert_eq!(damage.files, ["/f"], "{damage:?}");
+        }
+    }
+}
