@@ -135,7 +135,7 @@ mod tests {
     /// file's first data block.
     fn image() -> (Vec<u8>, u64, u64) {
         let mut pool = format_pool(Box::new(MemoryDevice::new(IMAGE_BYTES)), &FormatOptions::default()).unwrap();
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 ^ i >> 5) as u8).collect();
+        let data: Vec<u8> = (0..300_000u32).map(|i| ((i * 7) ^ (i >> 5)) as u8).collect();
         put(&mut pool, LIVE_TREE_ID, PutSource::Stream(&mut &data[..]), "f", None).unwrap();
         let ditto = pool.commit.root.ditto.0;
         let (mut tree, store) = pool.view(LIVE_TREE_ID, None).unwrap();

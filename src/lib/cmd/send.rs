@@ -120,7 +120,7 @@ mod tests {
     fn pool() -> Pool {
         let mut pool = format_pool(Box::new(MemoryDevice::new(64 << 20)), &FormatOptions::default()).unwrap();
         for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
-            let data: Vec<u8> = (0..100_000u32).map(|n| (n * 31 + i as u32 ^ n >> 7) as u8).collect();
+            let data: Vec<u8> = (0..100_000u32).map(|n| ((n * 31 + i as u32) ^ (n >> 7)) as u8).collect();
             put(&mut pool, LIVE_TREE_ID, PutSource::Stream(&mut &data[..]), name, None).unwrap();
             snapshot(&mut pool, LIVE_TREE_ID, name).unwrap();
         }
