@@ -243,3 +243,143 @@ fn a_saved_partial_receive_shows_in_status_json_with_its_keys() {
     assert!(partial["records_applied"].as_u64().unwrap() > 0, "{partial}");
     assert!(status["receive_resume_token"].as_str().unwrap().starts_with("1-"), "{status}");
 }
+
+/// Scrub's JSON, clean and with a bad copy: its keys (alphabetical, as `serde_json::json!`
+/// wrote them before scrub had an outcome struct), a damage entry's, and their types; the
+/// exit status follows the verdict (6 while a bad copy is left, 0 once rewritten).
+#[test]
+fn scrub_keeps_its_keys_order_and_types_clean_and_damaged() {
+    const SCRUB_KEYS: [&str; 13] = [
+        "blocks_verified",
+        "bytes_verified",
+        "clean",
+        "damage",
+        "data_blocks",
+        "labels_damaged",
+        "labels_repaired",
+        "metadata_blocks",
+        "metadata_seconds",
+        "problems",
+        "repaired",
+        "seconds",
+        "unrecoverable",
+    ];
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 64 * MIB, &[]);
+    let src = source_tree(dir.path());
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+
+    let (text, clean) = json(&["scrub", "--json"], &img);
+    assert_eq!(keys_at(&text, ""), SCRUB_KEYS);
+    let number = Value::is_u64 as IsType;
+    assert_types(
+        &clean,
+        &[
+            ("blocks_verified", number),
+            ("bytes_verified", number),
+            ("clean", Value::is_boolean),
+            ("damage", Value::is_array),
+            ("data_blocks", number),
+            ("labels_damaged", Value::is_array),
+            ("labels_repaired", Value::is_boolean),
+            ("metadata_blocks", number),
+            ("metadata_seconds", Value::is_f64),
+            ("problems", Value::is_array),
+            ("repaired", number),
+            ("seconds", Value::is_f64),
+            ("unrecoverable", number),
+        ],
+    );
+    assert_eq!((clean["clean"].as_bool(), clean["repaired"].as_u64()), (Some(true), Some(0)), "{clean}");
+    assert!(clean["data_blocks"].as_u64().unwrap() >= 12, "the files' data was read: {clean}");
+
+    // A bad second copy of the pool root: reported and left by -n, rewritten without it.
+    let pool = snapfs::pool::Pool::open(
+        Box::new(snapfs::device::open_file_device(img.to_str().unwrap(), snapfs::device::OpenMode::Read).unwrap()),
+        snapfs::device::OpenMode::Read,
+    )
+    .unwrap();
+    let ditto = pool.commit.root.ditto.0;
+    drop(pool);
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[(ditto * 4096) as usize + 9] ^= 0x20;
+    std::fs::write(&img, &bytes).unwrap();
+    let out = snapctl().args(["scrub", "-n", "--json"]).arg(&img).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "a bad copy left is damage: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(keys_at(&text, ""), SCRUB_KEYS);
+    const DAMAGE_KEYS: [&str; 11] = [
+        "affects",
+        "birth_txg",
+        "block",
+        "copy",
+        "copy_block",
+        "error",
+        "files",
+        "files_total",
+        "kind",
+        "recoverable",
+        "repaired",
+    ];
+    assert_eq!(keys_at(&text, ".damage[]"), DAMAGE_KEYS);
+    let left: Value = serde_json::from_str(&text).unwrap();
+    let damage = &left["damage"][0];
+    assert_types(
+        damage,
+        &[
+            ("affects", Value::is_array),
+            ("birth_txg", number),
+            ("block", number),
+            ("copy", number),
+            ("copy_block", number),
+            ("error", Value::is_string),
+            ("files", Value::is_array),
+            ("files_total", number),
+            ("kind", Value::is_string),
+            ("recoverable", Value::is_boolean),
+            ("repaired", Value::is_boolean),
+        ],
+    );
+    assert_eq!((damage["copy"].as_u64(), damage["copy_block"].as_u64()), (Some(2), Some(ditto)), "{left}");
+    assert_eq!((damage["recoverable"].as_bool(), damage["repaired"].as_bool()), (Some(true), Some(false)));
+    assert_eq!((left["clean"].as_bool(), left["unrecoverable"].as_u64()), (Some(false), Some(0)), "{left}");
+
+    let (text, repaired) = json(&["scrub", "--json"], &img);
+    assert_eq!(keys_at(&text, ".damage[]"), DAMAGE_KEYS);
+    assert_eq!((repaired["clean"].as_bool(), repaired["repaired"].as_u64()), (Some(true), Some(1)), "{repaired}");
+    assert_eq!(repaired["damage"][0]["repaired"], true);
+}
+
+/// snapsend -P is read by scripts too: a line per part (kind, @base for an incremental,
+/// @target, bytes), tab-separated, then `size` and the total.
+#[test]
+fn snapsend_parsable_lines_keep_their_fields() {
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 64 * MIB, &[]);
+    let src = source_tree(dir.path());
+    for name in ["@a", "@b", "@c"] {
+        std::fs::write(src.join(name), name).unwrap();
+        snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+        snapctl().args(["snapshot", name]).arg(&img).assert().success();
+    }
+    let lines = |args: &[&str]| -> Vec<Vec<String>> {
+        let text = stdout(snapsend().arg("-n").arg("-P").args(args).arg(&img));
+        text.lines().map(|l| l.split('\t').map(String::from).collect()).collect()
+    };
+    let shape = |lines: &[Vec<String>]| -> Vec<Vec<String>> {
+        // Every field but the sizes, which are checked to be numbers and to add up.
+        let total: u64 = lines.last().unwrap()[1].parse().unwrap();
+        let parts: u64 = lines[..lines.len() - 1].iter().map(|l| l.last().unwrap().parse::<u64>().unwrap()).sum();
+        assert_eq!(parts, total, "{lines:?}");
+        lines.iter().map(|l| l[..l.len() - 1].to_vec()).collect()
+    };
+    let owned = |rows: &[&[&str]]| -> Vec<Vec<String>> {
+        rows.iter().map(|r| r.iter().map(|f| f.to_string()).collect()).collect()
+    };
+    assert_eq!(shape(&lines(&["@b"])), owned(&[&["full", "@b"], &["size"]]));
+    assert_eq!(shape(&lines(&["-i", "@a", "@c"])), owned(&[&["incremental", "@a", "@c"], &["size"]]));
+    assert_eq!(
+        shape(&lines(&["-I", "@a", "@c"])),
+        owned(&[&["incremental", "@a", "@b"], &["incremental", "@b", "@c"], &["size"]])
+    );
+}

@@ -13,12 +13,12 @@ use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, print_io_stats, report, snapshot_name};
-use snapfs::cmd::{check, history, snapshot, status, tree};
+use snapfs::cmd::{check, history, scrub, snapshot, status, tree};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const PROGRAM: &str = "snapctl";
 
@@ -29,20 +29,17 @@ fn main() {
     }
 }
 
-/// Names each host file stored while it kept changing, and exits with
-/// exit_code::SOURCE_CHANGED: the command committed, but the copies may mix versions.
-fn warn_changed_while_read(paths: &[std::path::PathBuf]) {
-    if paths.is_empty() {
-        return;
+/// Ends a command that stored host files: its line, the I/O figures, then exit status
+/// SOURCE_CHANGED if some kept changing as they were read (each named): it committed.
+fn stored(pool: Pool, text: &str, changed_while_read: &[PathBuf]) -> Result<()> {
+    stdout_write(text)?;
+    print_io_stats(PROGRAM, &pool);
+    drop(pool); // closed before a warning's exit, which runs no destructors
+    if !changed_while_read.is_empty() {
+        eprint!("{}", render::changed_while_read(changed_while_read));
+        std::process::exit(exit_code::SOURCE_CHANGED);
     }
-    for path in paths {
-        eprintln!("{PROGRAM}: warning: {} changed as we read it; the copy may mix versions", path.display());
-    }
-    eprintln!(
-        "hint: the rest was stored and committed; run the command again when the file is quiet to store \
-         one version of it"
-    );
-    std::process::exit(exit_code::SOURCE_CHANGED);
+    Ok(())
 }
 
 fn open(device: &str, mode: OpenMode) -> Result<Pool> {
@@ -62,11 +59,7 @@ fn run(command: Command) -> Result<()> {
             let [source, path, device] = args::sync_operands(&args);
             let mut pool = open(device, OpenMode::Write)?;
             let synced = tree::sync(&mut pool, LIVE_TREE_ID, Path::new(source), path)?;
-            stdout_write(&render::synced(source, &synced))?;
-            print_io_stats(PROGRAM, &pool);
-            drop(pool); // closed before a warning's exit, which runs no destructors
-            warn_changed_while_read(&synced.stats.changed_while_read);
-            Ok(())
+            stored(pool, &render::synced(source, &synced), &synced.stats.changed_while_read)
         }
         Command::Put { offset, source, path, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
@@ -76,13 +69,7 @@ fn run(command: Command) -> Result<()> {
                 file => tree::PutSource::File(Path::new(file)),
             };
             let stats = tree::put(&mut pool, LIVE_TREE_ID, input, &path, offset)?;
-            stdout_write(&render::put(&path, &stats))?;
-            print_io_stats(PROGRAM, &pool);
-            drop(pool);
-            if stats.changed_while_read {
-                warn_changed_while_read(&[std::path::PathBuf::from(&source)]);
-            }
-            Ok(())
+            stored(pool, &render::put(&path, &stats), &stats.changed_while_read)
         }
         Command::Cat { path, device } => {
             let spec = PathSpec::parse(&path)?;
@@ -107,9 +94,7 @@ fn run(command: Command) -> Result<()> {
             let spec = PathSpec::parse(&source)?;
             let options = snapfs::fs::export::ExportOptions { nodev, nosuid };
             let stats = tree::export(&mut open(&device, OpenMode::Read)?, &spec, Path::new(&dest), options)?;
-            for line in &stats.withheld {
-                eprintln!("{PROGRAM}: warning: {line}");
-            }
+            eprint!("{}", render::withheld(&stats));
             stdout_write(&render::exported(&source, &dest, &stats))
         }
         Command::Snapshot { name, device } => {
@@ -131,11 +116,18 @@ fn run(command: Command) -> Result<()> {
             stdout_write(&if json { render::json(&status) } else { render::status(&status) })
         }
         Command::Check { json, device } => {
-            let report = check::check(&mut open(&device, OpenMode::Read)?)?;
-            stdout_write(&if json { render::json(&report) } else { render::checked(&report) })?;
-            if report.clean { Ok(()) } else { Err(Error::corrupt(format!("{} problems found", report.problems.len()))) }
+            let checked = check::check(&mut open(&device, OpenMode::Read)?)?;
+            stdout_write(&if json { render::json(&checked) } else { render::checked(&checked) })?;
+            render::check_verdict(&checked)
         }
-        Command::Scrub { json, no_repair, device } => scrub(&device, json, no_repair),
+        Command::Scrub { json, no_repair, device } => {
+            let mut pool = open(&device, if no_repair { OpenMode::Read } else { OpenMode::Write })?;
+            let bar = render::ScrubBar::start();
+            let scrubbed = scrub::scrub(&mut pool, !no_repair, &mut |p| bar.show(p))?;
+            bar.finish();
+            stdout_write(&if json { render::json(&scrubbed) } else { render::scrub(&scrubbed) })?;
+            render::scrub_verdict(scrubbed.verdict(), &device)
+        }
         Command::Dump { files, device } => {
             stdout_write(&snapfs::dump::dump_pool(&mut open(&device, OpenMode::Read)?, files)?)
         }
@@ -152,36 +144,4 @@ fn run(command: Command) -> Result<()> {
             stdout_write(&(render::released(&history) + &listing))
         }
     }
-}
-
-fn scrub(device: &str, json: bool, no_repair: bool) -> Result<()> {
-    use snapfs::scrub::{ScrubOptions, scrub_pool};
-    let mut pool = open(device, if no_repair { OpenMode::Read } else { OpenMode::Write })?;
-    let bar = render::ScrubBar::start();
-    let report = scrub_pool(&mut pool, ScrubOptions { repair: !no_repair }, &mut |p| bar.show(p))?;
-    bar.finish();
-    stdout_write(&if json { format!("{}\n", report.to_json()) } else { render::scrub(&report) })?;
-    if report.is_clean() {
-        return Ok(());
-    }
-    let lost = report.unrecoverable();
-    Err(if lost > 0 {
-        Error::Damaged {
-            what: format!(
-                "{} no good copy left: what is named above cannot be read; restore it from a replica or a backup",
-                if lost == 1 { "1 block has".to_string() } else { format!("{lost} blocks have") }
-            ),
-        }
-    } else if !report.problems.is_empty() {
-        Error::corrupt(format!("{} structures verified but do not decode", report.problems.len()))
-    } else {
-        let damaged = (report.damage.len() + report.labels_damaged.len()) as u64;
-        let (left, them) = if damaged == 1 { ("it is", "it") } else { ("they are", "them") };
-        Error::Damaged {
-            what: format!(
-                "{} found and left as {left} (-n): every block still has a good copy; run `snapctl scrub {device}` to rewrite {them}",
-                render::counted(damaged, "damaged copy", "damaged copies"),
-            ),
-        }
-    })
 }

@@ -8,13 +8,15 @@ use serde::Serialize;
 use snapfs::cli::{format_duration, format_time};
 use snapfs::cmd::check::Checked;
 use snapfs::cmd::history::History;
+use snapfs::cmd::scrub::{Scrubbed, Verdict};
 use snapfs::cmd::snapshot::{Destroyed, Listed, Taken};
 use snapfs::cmd::status::PoolStatus;
 use snapfs::cmd::tree::{ListedEntry, PutStats, Synced};
 use snapfs::error::human_bytes;
+use snapfs::error::{Error, Result};
 use snapfs::fs::export::ExportStats;
 use snapfs::pool::ExpandOutcome;
-use snapfs::scrub::{ScrubProgress, ScrubReport};
+use snapfs::scrub::ScrubProgress;
 
 /// An outcome as one line of JSON.
 pub fn json<T: Serialize>(outcome: &T) -> String {
@@ -40,6 +42,11 @@ pub fn synced(source: &str, s: &Synced) -> String {
 
 pub fn put(path: &str, stats: &PutStats) -> String {
     format!("{PROGRAM}: wrote {} to {path}\n", human_bytes(stats.bytes))
+}
+
+/// What --nodev/--nosuid left out of an export, a warning a line.
+pub fn withheld(stats: &ExportStats) -> String {
+    stats.withheld.iter().map(|line| format!("{PROGRAM}: warning: {line}\n")).collect()
 }
 
 pub fn exported(source: &str, dest: &str, stats: &ExportStats) -> String {
@@ -156,6 +163,27 @@ pub fn status(s: &PoolStatus) -> String {
         line("", "resume: snapsend -t TOKEN DEVICE | snaprecv -s TARGET; discard: snaprecv -A TARGET".into());
     }
     text
+}
+
+/// A host file stored while it kept changing, named each (the command committed).
+pub fn changed_while_read(paths: &[std::path::PathBuf]) -> String {
+    let mut text = String::new();
+    for path in paths {
+        text.push_str(&format!(
+            "{PROGRAM}: warning: {} changed as we read it; the copy may mix versions\n",
+            path.display()
+        ));
+    }
+    text.push_str(
+        "hint: the rest was stored and committed; run the command again when the file is quiet to store \
+         one version of it\n",
+    );
+    text
+}
+
+/// Check's verdict as the exit status and last word: problems found are corruption.
+pub fn check_verdict(c: &Checked) -> Result<()> {
+    if c.clean { Ok(()) } else { Err(Error::corrupt(format!("{} problems found", c.problems.len()))) }
 }
 
 pub fn checked(c: &Checked) -> String {
@@ -304,7 +332,7 @@ impl ScrubBar {
     }
 }
 
-pub fn scrub(report: &ScrubReport) -> String {
+pub fn scrub(report: &Scrubbed) -> String {
     let mut text = String::new();
     for d in &report.damage {
         let copy = if d.copy == 0 { String::new() } else { format!(" copy {} (at block {})", d.copy, d.copy_block) };
@@ -319,7 +347,7 @@ pub fn scrub(report: &ScrubReport) -> String {
         };
         text.push_str(&format!(
             "damage: {} block {}{copy}, born in txg {}: {}: {outcome}\n",
-            d.kind, d.block, d.birth, d.error
+            d.kind, d.block, d.birth_txg, d.error
         ));
     }
     for label in &report.labels_damaged {
@@ -332,17 +360,42 @@ pub fn scrub(report: &ScrubReport) -> String {
     let rate = report.bytes_verified as f64 / report.seconds.max(1e-6);
     text.push_str(&format!(
         "{PROGRAM}: scrub {}: {} verified ({}) in {:.2} s ({}/s): {}, {}; {} repaired, {} without a good copy\n",
-        if report.is_clean() { "clean" } else { "FOUND DAMAGE" },
+        if report.clean { "clean" } else { "FOUND DAMAGE" },
         counted(report.blocks_verified, "copy", "copies"),
         human_bytes(report.bytes_verified),
         report.seconds,
         human_bytes(rate as u64),
         counted(report.metadata_blocks, "metadata block", "metadata blocks"),
         counted(report.data_blocks, "data block", "data blocks"),
-        counted(report.repaired() as u64, "copy", "copies"),
-        counted(report.unrecoverable() as u64, "block", "blocks"),
+        counted(report.repaired, "copy", "copies"),
+        counted(report.unrecoverable, "block", "blocks"),
     ));
     text
+}
+
+/// Scrub's verdict as the exit status and last word: damage left is an error.
+pub fn scrub_verdict(verdict: Verdict, device: &str) -> Result<()> {
+    Err(match verdict {
+        Verdict::Clean => return Ok(()),
+        Verdict::Lost { blocks } => Error::Damaged {
+            what: format!(
+                "{} no good copy left: what is named above cannot be read; restore it from a replica or a backup",
+                if blocks == 1 { "1 block has".to_string() } else { format!("{blocks} blocks have") }
+            ),
+        },
+        Verdict::Undecodable { structures } => {
+            Error::corrupt(format!("{structures} structures verified but do not decode"))
+        }
+        Verdict::Unrepaired { copies } => {
+            let (left, them) = if copies == 1 { ("it is", "it") } else { ("they are", "them") };
+            Error::Damaged {
+                what: format!(
+                    "{} found and left as {left} (-n): every block still has a good copy; run `snapctl scrub {device}` to rewrite {them}",
+                    counted(copies, "damaged copy", "damaged copies"),
+                ),
+            }
+        }
+    })
 }
 
 /// "1 copy", "2 copies".

@@ -4,13 +4,16 @@
 //! prints, opens a device or names a binary.
 //!
 //! One file per family: `tree` (put cat ls mkdir rm mv export sync), `snapshot`
-//! (snapshot destroy list), `history`, `status`, `check`, `receive` (verify against a
-//! target, discard a partial receive). What a path argument names is
+//! (snapshot destroy list), `history`, `status`, `check`, `scrub` (its verdict too),
+//! `send` (plan and size a run, write the stream), `receive` (verify against a target,
+//! read record by record, discard a partial receive). What a path argument names is
 //! `PathSpec`, here.
 
 pub mod check;
 pub mod history;
 pub mod receive;
+pub mod scrub;
+pub mod send;
 pub mod snapshot;
 pub mod status;
 pub mod tree;

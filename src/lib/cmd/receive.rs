@@ -1,11 +1,13 @@
 //! The receiving side's commands beyond `stream::receive` itself: check a stream against
-//! a target without applying it (`snaprecv -n`), and discard a saved partial receive
-//! (`snaprecv -A`).
+//! a target without applying it (`snaprecv -n`), read its records one by one (`snaprecv
+//! --dump`), and discard a saved partial receive (`snaprecv -A`).
 
 use crate::error::{Error, Result, human_bytes};
 use crate::pool::{LIVE_TREE_ID, Pool};
-use crate::stream::framing::StreamReader;
+use crate::stream::framing::{Position, StreamReader};
 use crate::stream::receive::{Preparation, ReceiveOptions, TargetState, VerifiedPart, verify};
+use crate::stream::wire::Record;
+use std::io::Read;
 
 /// A partial receive discarded and the blocks it held freed, committed.
 pub struct Discarded {
@@ -65,6 +67,23 @@ pub fn verify_stream(
         }
     }
     Ok(parts)
+}
+
+/// Reads every part of a stream, each record checked as a receive checks it, and hands
+/// each record to `emit` with where it was read. Applies nothing; stops at the first error.
+pub fn dump(input: &mut dyn Read, emit: &mut dyn FnMut(Position, &Record) -> Result<()>) -> Result<()> {
+    let mut reader = StreamReader::new(input, None);
+    while let Some(begin) = reader.next_part()? {
+        emit(reader.position, &Record::Begin(begin))?;
+        loop {
+            let record = reader.next_record()?;
+            emit(reader.position, &record)?;
+            if matches!(record, Record::End(_)) {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The target's free space as a verify counts it down part by part.

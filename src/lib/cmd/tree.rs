@@ -15,7 +15,7 @@ use crate::fs::{DirEntry, FileType, FsTree, Inode, ROOT_INO, Timespec};
 use crate::pool::{CommitSummary, Pool, now_ns};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What `sync` did, and the transaction it committed.
 pub struct Synced {
@@ -96,8 +96,9 @@ pub enum PutSource<'a> {
 /// What `put` wrote.
 pub struct PutStats {
     pub bytes: u64,
-    /// The host file changed during every read: stored as last read, perhaps torn.
-    pub changed_while_read: bool,
+    /// The host file, if it changed during every read: stored as last read, perhaps
+    /// torn (as `sync` names such files).
+    pub changed_while_read: Vec<PathBuf>,
 }
 
 /// Writes a file into the tree: whole (replacing any content), or at `offset` without
@@ -164,7 +165,8 @@ fn put_content(
             let read = host_file::read_into(fs, &mut pipeline, ino, host_path, Naming::Operator)?;
             drain(fs, &mut pipeline, 0)?;
             set_size(fs, ino, read.size)?;
-            let stats = PutStats { bytes: read.size, changed_while_read: !read.stable };
+            let changed_while_read = if read.stable { Vec::new() } else { vec![host_path.to_path_buf()] };
+            let stats = PutStats { bytes: read.size, changed_while_read };
             return Ok((stats, Some(read.metadata)));
         }
         (PutSource::Stream(reader), None) => {
@@ -172,7 +174,7 @@ fn put_content(
             let written = stream_records(fs, &mut pipeline, ino, reader)?;
             drain(fs, &mut pipeline, 0)?;
             set_size(fs, ino, written)?;
-            PutStats { bytes: written, changed_while_read: false }
+            PutStats { bytes: written, changed_while_read: Vec::new() }
         }
         (source, Some(offset)) => {
             let reader: &mut dyn Read = match (source, host.as_mut()) {
@@ -190,7 +192,7 @@ fn put_content(
                 fs.write_at(ino, crate::fs::record::file_end(offset, written)?, &buf[..n])?;
                 written += n as u64;
             }
-            PutStats { bytes: written, changed_while_read: false }
+            PutStats { bytes: written, changed_while_read: Vec::new() }
         }
     };
     Ok((stats, None))

@@ -1,11 +1,10 @@
 //! What a scrub is asked to do and what it reports: the options, the progress it gives,
-//! each bad copy (`Damage`) and the whole `ScrubReport`, with its JSON form.
+//! each bad copy (`Damage`) and the whole `ScrubReport` (cmd::scrub gives its JSON form).
 //!
 //! Types only, and no other module of `scrub/` below it: every pass fills these in, so
 //! each pass depends on them and they depend on no pass.
 
 use crate::block::BlockPtr;
-use serde_json::{Value, json};
 
 #[derive(Clone, Copy, Debug)]
 pub struct ScrubOptions {
@@ -102,35 +101,6 @@ impl ScrubReport {
         self.damage.iter().all(|d| d.repaired)
             && (self.labels_damaged.is_empty() || self.labels_repaired)
             && self.problems.is_empty()
-    }
-
-    pub fn to_json(&self) -> Value {
-        let damage: Vec<Value> = self
-            .damage
-            .iter()
-            .map(|d| {
-                json!({
-                    "kind": d.kind, "block": d.block, "copy": d.copy, "copy_block": d.copy_block,
-                    "birth_txg": d.birth, "error": d.error, "recoverable": d.recoverable,
-                    "repaired": d.repaired, "affects": d.affects, "files": d.files, "files_total": d.files_total,
-                })
-            })
-            .collect();
-        json!({
-            "clean": self.is_clean(),
-            "blocks_verified": self.blocks_verified,
-            "bytes_verified": self.bytes_verified,
-            "metadata_blocks": self.metadata_blocks,
-            "data_blocks": self.data_blocks,
-            "seconds": self.seconds,
-            "metadata_seconds": self.metadata_seconds,
-            "repaired": self.repaired(),
-            "unrecoverable": self.unrecoverable(),
-            "damage": damage,
-            "labels_damaged": self.labels_damaged,
-            "labels_repaired": self.labels_repaired,
-            "problems": self.problems,
-        })
     }
 }
 
