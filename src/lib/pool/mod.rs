@@ -13,13 +13,13 @@ mod retention;
 mod rollback;
 mod space;
 
+/// Where it always was; the seam's module owns it so that `error` can use it too.
+pub use crate::clock::guid_hex;
 pub use commit::CommitSummary;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
 pub use resize::ExpandOutcome;
 pub use space::TreeUsage;
-/// Where it always was; the seam's module owns it so that `error` can use it too.
-pub use crate::clock::guid_hex;
 
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BlockPtr, Txg};
