@@ -13,7 +13,8 @@ mod retention;
 mod rollback;
 mod space;
 
-/// Where it always was; the seam's module owns it so that `error` can use it too.
+/// Guids as text, defined beside the clock that draws them (a leaf, so `error` uses it
+/// too); also here, where its callers have always found it.
 pub use crate::clock::guid_hex;
 pub use commit::CommitSummary;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
