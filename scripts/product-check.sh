@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # product-check.sh: the shipped build holds no test code. The library's test code (the
-# `testing` feature: snapfs::fuzzing, MemoryDevice, OverlayDevice) is for the tests, the
+# `testing` feature: snapfs::fuzzing, MemoryDevice, OverlayDevice, SimClock) is for the tests, the
 # fuzz targets and the crash harness only.
 #
 # Builds the release binaries as scripts/setup.sh and `cargo build --release` do (no
@@ -27,7 +27,7 @@ for line in sys.stdin:
         print(m["target"]["kind"][0], ",".join(m["features"]) or "-", *files)
 ')
 
-test_code='snapfs::fuzzing::|snapfs::device::memory::|snapfs::device::overlay::|MemoryDevice|OverlayDevice'
+test_code='snapfs::fuzzing::|snapfs::device::memory::|snapfs::device::overlay::|MemoryDevice|OverlayDevice|SimClock'
 failed=0
 checked=0
 while read -r kind features file; do

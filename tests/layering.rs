@@ -272,4 +272,40 @@ fn the_checker_sees_what_it_should() {
     assert_eq!(find_cycle(&BTreeMap::from([("a".to_string(), BTreeSet::new())])), None);
     let code = product_code("let hint = \"run `snapctl scrub`\";\n// snapctl in a comment\n");
     assert_eq!(code.lines().filter(|l| names_a_binary(l)).count(), 1);
+    let clocked = product_code(
+        "let t = std::time::SystemTime::now();\n// SystemTime::now in a comment\nlet i = Instant::now();\n",
+    );
+    assert_eq!(host_nondeterminism(&clocked), ["SystemTime::now"]);
+}
+
+/// What reads the time of day or the kernel's random source, in a piece of code.
+fn host_nondeterminism(code: &str) -> Vec<&'static str> {
+    ["SystemTime::now", "/dev/urandom", "/dev/random", "getrandom"]
+        .into_iter()
+        .filter(|needle| code.contains(needle))
+        .collect()
+}
+
+/// Goal: every time and guid the library records comes from the clock seam (clock.rs),
+/// so a test that gives a pool a simulated clock controls all of them, and a seeded run
+/// replays. Method: no file of src/lib but clock.rs reads the time of day or the random
+/// source (monotonic `Instant`s for progress reports are fine: they reach no device).
+#[test]
+fn time_and_guids_come_only_from_the_clock_seam() {
+    let mut files = Vec::new();
+    rust_files(&lib_dir(), &mut files);
+    let mut wrong = Vec::new();
+    for file in files.iter().filter(|f| !f.ends_with("src/lib/clock.rs")) {
+        let code = product_code(&std::fs::read_to_string(file).unwrap());
+        for found in host_nondeterminism(&code) {
+            wrong.push(format!("{}: {found}", file.strip_prefix(lib_dir()).unwrap().display()));
+        }
+    }
+    assert!(wrong.is_empty(), "time or entropy read outside src/lib/clock.rs (use Pool::clock):\n{}", wrong.join("\n"));
+    let seam = product_code(&std::fs::read_to_string(lib_dir().join("clock.rs")).unwrap());
+    assert_eq!(
+        host_nondeterminism(&seam),
+        ["SystemTime::now", "/dev/urandom"],
+        "the check looks for what the seam uses"
+    );
 }

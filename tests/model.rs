@@ -5,13 +5,17 @@
 //! Method: each seed drives writes, partial overwrites, truncations, hard links,
 //! renames, removals, snapshots, destroys, history changes and reopens. A failure prints
 //! the seed; `MODEL_SEED=n cargo test --test model` replays one seed, `MODEL_SEEDS=n`
-//! runs more.
+//! runs more. The pool's clock is simulated from the seed (src/lib/clock.rs) and moves a
+//! seeded few minutes per step, so a window of minutes expires history part by part, and
+//! a seed replays the same guids and commit times.
 
 use snapfs::check::check_pool;
+use snapfs::clock::SimClock;
 use snapfs::device::{MemoryDevice, OpenMode};
 use snapfs::fs::{FileType, FsTree, Inode, ROOT_INO, Timespec};
-use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
+use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool_with_clock};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 struct Rng(u64);
 
@@ -98,17 +102,27 @@ fn compare(pool: &mut Pool, model: &Model, snapshots: &BTreeMap<String, Model>, 
     assert!(report.is_clean(), "seed {seed} step {step}: check: {:?}", report.problems);
 }
 
+/// A history window of minutes: it keeps the last few steps' commits (steps are 0 to 4
+/// minutes apart).
+const HISTORY_WINDOW_S: u64 = 12 * 60;
+
 fn run_seed(seed: u64) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    // Its own generator, so that the operations a seed drives stay those it always drove.
+    let mut time = Rng(seed.wrapping_mul(0xc10c_c10c_c10c_c10d) | 1);
+    let clock = Arc::new(SimClock::new(seed));
     let mut options = FormatOptions::default();
-    options.config.history_seconds = if seed.is_multiple_of(2) { 0 } else { 86400 };
-    let mut pool = format_pool(Box::new(MemoryDevice::new(96 << 20)), &options).unwrap();
+    options.config.history_seconds = [0, 86400, HISTORY_WINDOW_S][seed as usize % 3];
+    let mut pool = format_pool_with_clock(Box::new(MemoryDevice::new(96 << 20)), &options, clock.clone()).unwrap();
     let mut model = Model::new();
     let mut snapshots: BTreeMap<String, Model> = BTreeMap::new();
     let mut next_id = 0u64;
     let mut snapshot_count = 0;
+    // Steps after which older commits had expired while more than one stayed.
+    let (mut oldest_retained, mut window_slid) = (0, 0);
     let steps = 160;
     for step in 0..steps {
+        clock.advance_seconds(time.below(HISTORY_WINDOW_S / 3));
         let op = rng.below(100);
         let mut fs = pool.live(LIVE_TREE_ID).unwrap();
         let now = Timespec { sec: 1_700_000_000 + step as i64, nsec: 0 };
@@ -270,7 +284,7 @@ fn run_seed(seed: u64) {
             93..=95 => {
                 match rng.below(3) {
                     0 => pool.prune_history().unwrap(),
-                    1 => pool.set_history_seconds(0).unwrap(),
+                    1 => pool.set_history_seconds([0, HISTORY_WINDOW_S][time.below(2) as usize]).unwrap(),
                     _ => pool.set_history_seconds(86400).unwrap(),
                 }
                 pool.commit().unwrap();
@@ -280,10 +294,18 @@ fn run_seed(seed: u64) {
             _ => {
                 pool.commit().unwrap();
                 let dev = pool.store.dev;
-                pool = Pool::open(dev, OpenMode::Write).unwrap();
+                pool = Pool::open_with_clock(dev, OpenMode::Write, clock.clone()).unwrap();
                 compare(&mut pool, &model, &snapshots, seed, step);
             }
         }
+        let retained: Vec<u64> = pool.history().map(|(txg, _)| txg.0).collect();
+        if retained.len() >= 2 && retained[0] > oldest_retained {
+            window_slid += 1;
+        }
+        oldest_retained = retained[0];
+    }
+    if options.config.history_seconds == HISTORY_WINDOW_S {
+        assert!(window_slid > 0, "seed {seed}: the history window never expired part of the history");
     }
     pool.commit().unwrap();
     compare(&mut pool, &model, &snapshots, seed, steps);

@@ -5,6 +5,7 @@
 //! per layer, its modules in backquotes before the colon. Each module's header states
 //! its invariants.
 //!
+//! 0. `clock`: time and guids, the one seam a test replaces to replay them from a seed;
 //! 1. `error`: what can go wrong, for every layer;
 //! 2. `codec`, `utc`, `workers`: leaves: little-endian encoding, times as text, worker threads;
 //! 3. `device`: the only I/O seam (file, block device, memory);
@@ -25,6 +26,7 @@ pub mod alloc;
 pub mod block;
 pub mod check;
 pub mod checksum;
+pub mod clock;
 pub mod codec;
 pub mod compress;
 pub mod device;

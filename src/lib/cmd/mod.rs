@@ -68,15 +68,20 @@ fn live_path(path: &str) -> Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SimClock;
     use crate::device::MemoryDevice;
-    use crate::pool::{FormatOptions, format_pool};
+    use crate::pool::{FormatOptions, format_pool_with_clock};
 
     const MIB: u64 = 1 << 20;
 
+    /// A pool whose clock moves a millisecond per reading: with no history kept, each
+    /// commit then outlives the one before it (on the host's clock, two commits in one
+    /// nanosecond would keep both).
     fn pool(history_seconds: u64) -> Pool {
         let mut options = FormatOptions::default();
         options.config.history_seconds = history_seconds;
-        format_pool(Box::new(MemoryDevice::new(64 * MIB)), &options).unwrap()
+        let clock = std::sync::Arc::new(SimClock::ticking(history_seconds, 1_000_000));
+        format_pool_with_clock(Box::new(MemoryDevice::new(64 * MIB)), &options, clock).unwrap()
     }
 
     /// Bytes that do not compress (xorshift).

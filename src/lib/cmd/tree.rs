@@ -12,7 +12,7 @@ use crate::fs::pipeline::drain;
 use crate::fs::record::RECORD_BYTES;
 use crate::fs::sync::{SyncStats, Syncer, read_full, stream_records};
 use crate::fs::{DirEntry, FileType, FsTree, Inode, ROOT_INO, Timespec};
-use crate::pool::{CommitSummary, Pool, now_ns};
+use crate::pool::{CommitSummary, Pool};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -27,10 +27,11 @@ pub struct Synced {
 /// Makes tree directory `path` mirror host directory `source`; one transaction.
 pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<Synced> {
     let path = live_path(path)?;
+    let now = command_time(pool);
     let mut fs = pool.live(tree)?;
     let dir = match fs.resolve(path) {
         Ok(ino) => ino,
-        Err(Error::NotFound { .. }) => mkdir_p(&mut fs, path)?,
+        Err(Error::NotFound { .. }) => mkdir_p(&mut fs, path, now)?,
         Err(e) => return Err(e),
     };
     if fs.inode(dir)?.file_type() != FileType::Directory {
@@ -43,9 +44,14 @@ pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<Syn
     Ok(Synced { stats, txg: summary.txg })
 }
 
-fn mkdir_p(fs: &mut FsTree, path: &str) -> Result<u64> {
+/// The time a command stamps on the inodes it creates and the directories it changes:
+/// one reading of the pool's clock, before the command's transaction begins.
+fn command_time(pool: &Pool) -> Timespec {
+    Timespec::from_ns(pool.clock().now_ns())
+}
+
+fn mkdir_p(fs: &mut FsTree, path: &str, now: Timespec) -> Result<u64> {
     let mut ino = ROOT_INO;
-    let now = Timespec::from_ns(now_ns());
     for part in crate::fs::path::components(path)? {
         ino = match fs.lookup(ino, part)? {
             Some(e) if e.file_type == FileType::Directory => e.ino,
@@ -77,9 +83,8 @@ fn current_gid() -> u32 {
 }
 
 /// Touches a directory's times, as creating or removing an entry does.
-fn touch_dir(fs: &mut FsTree, dir: u64) -> Result<()> {
+fn touch_dir(fs: &mut FsTree, dir: u64, now: Timespec) -> Result<()> {
     let mut inode = fs.inode(dir)?;
-    let now = Timespec::from_ns(now_ns());
     inode.mtime = now;
     inode.ctime = now;
     fs.put_inode(dir, &inode)
@@ -115,9 +120,9 @@ pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Op
         let host_bytes = host.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
         crate::fs::record::file_end(offset, host_bytes)?;
     }
+    let now = command_time(pool);
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
-    let now = Timespec::from_ns(now_ns());
     let ino = match fs.lookup(parent, &name)? {
         Some(e) if e.file_type == FileType::Regular => e.ino,
         Some(_) => return Err(Error::invalid(format!("{path:?} exists and is not a regular file"))),
@@ -126,7 +131,7 @@ pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Op
             inode.uid = current_uid();
             inode.gid = current_gid();
             let ino = fs.create(parent, &name, inode)?;
-            touch_dir(&mut fs, parent)?;
+            touch_dir(&mut fs, parent, now)?;
             ino
         }
     };
@@ -273,22 +278,24 @@ fn listed(fs: &mut FsTree, path: String, ino: u64, inode: Inode) -> Result<Liste
 
 pub fn mkdir(pool: &mut Pool, tree: u64, path: &str, parents: bool) -> Result<CommitSummary> {
     let path = live_path(path)?;
+    let now = command_time(pool);
     let mut fs = pool.live(tree)?;
     if parents {
-        mkdir_p(&mut fs, path)?;
+        mkdir_p(&mut fs, path, now)?;
     } else {
         let (parent, name) = fs.resolve_parent(path)?;
-        let mut inode = Inode::new(S_IFDIR | 0o755, Timespec::from_ns(now_ns()));
+        let mut inode = Inode::new(S_IFDIR | 0o755, now);
         inode.uid = current_uid();
         inode.gid = current_gid();
         fs.create(parent, &name, inode)?;
-        touch_dir(&mut fs, parent)?;
+        touch_dir(&mut fs, parent, now)?;
     }
     pool.commit()
 }
 
 pub fn rm(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<CommitSummary> {
     let path = live_path(path)?;
+    let now = command_time(pool);
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
     let entry = fs.lookup(parent, &name)?.ok_or_else(|| Error::not_found(format!("path {path:?}")))?;
@@ -296,13 +303,14 @@ pub fn rm(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<Com
         return Err(Error::invalid(format!("{path:?} is a directory that is not empty; use rm -r")));
     }
     fs.remove_recursive(parent, &name)?;
-    touch_dir(&mut fs, parent)?;
+    touch_dir(&mut fs, parent, now)?;
     pool.commit()
 }
 
 /// Renames; a destination that is a directory receives the source inside it, as mv does.
 pub fn mv(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<CommitSummary> {
     let (from, to) = (live_path(from)?, live_path(to)?);
+    let now = command_time(pool);
     let mut fs = pool.live(tree)?;
     let (src_parent, src_name) = fs.resolve_parent(from)?;
     if fs.lookup(src_parent, &src_name)?.is_none() {
@@ -313,8 +321,8 @@ pub fn mv(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<CommitSumm
         _ => fs.resolve_parent(to)?,
     };
     fs.rename(src_parent, &src_name, dst_parent, &dst_name)?;
-    touch_dir(&mut fs, src_parent)?;
-    touch_dir(&mut fs, dst_parent)?;
+    touch_dir(&mut fs, src_parent, now)?;
+    touch_dir(&mut fs, dst_parent, now)?;
     pool.commit()
 }
 

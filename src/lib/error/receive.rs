@@ -14,7 +14,7 @@ pub struct SnapshotId {
 
 impl SnapshotId {
     pub fn guid_hex(&self) -> String {
-        self.guid.iter().map(|b| format!("{b:02x}")).collect()
+        crate::clock::guid_hex(&self.guid)
     }
 }
 

@@ -11,7 +11,7 @@
 //! transaction wrote went to blocks that commit considers free, and no block it freed
 //! was reused. A torn record fails its checksum and is skipped.
 
-use super::{Pool, now_ns};
+use super::Pool;
 use crate::alloc::space_log::{SPACE_LOG_ENTRIES_MAX, SpaceLogBlock, SpaceOp};
 use crate::block::{BLOCK_BYTES, BlockKind, Txg};
 use crate::error::{Error, Result};
@@ -67,7 +67,9 @@ impl Pool {
 
     fn commit_inner(&mut self) -> Result<Txg> {
         let txg = self.store.txg;
-        let now = now_ns().max(self.root.time_ns);
+        // Never before the previous commit, whatever the host clock says: retention
+        // compares these times, and a step back must not make a commit look older.
+        let now = self.clock.now_ns().max(self.root.time_ns);
         self.refresh_space_hints();
 
         self.flush_file_trees()?;

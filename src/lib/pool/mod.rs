@@ -14,15 +14,19 @@ mod rollback;
 mod space;
 mod warning;
 
+/// Guids as text, defined beside the clock that draws them (a leaf, so `error` uses it
+/// too); also here, where its callers have always found it.
+pub use crate::clock::guid_hex;
 pub use commit::CommitSummary;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
-pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool};
+pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
 pub use resize::ExpandOutcome;
 pub use space::TreeUsage;
 pub use warning::OpenWarning;
 
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BlockPtr, Txg};
+use crate::clock::Clock;
 use crate::device::OpenMode;
 use crate::error::{Error, Refusal, Result};
 use crate::format::commit::CommitRecord;
@@ -34,6 +38,7 @@ use crate::fs::FsTree;
 use crate::store::{Owner, Store};
 use crate::tree::Tree;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The id of the live tree that every pool has.
 pub const LIVE_TREE_ID: u64 = 1;
@@ -66,6 +71,8 @@ pub struct Pool {
     poisoned: bool,
     /// The newest block of the space log, decoded: read at open, replaced at commit.
     space_log_head: Option<(BlockPtr, SpaceLogBlock)>,
+    /// Every time and guid this handle writes comes from here (clock.rs).
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone, Default)]
@@ -77,6 +84,12 @@ struct Retained {
 impl Pool {
     pub fn txg(&self) -> Txg {
         self.commit.txg
+    }
+
+    /// The clock this pool takes its times and guids from: the commands stamp inodes
+    /// with it, so that one seam decides every time a pool records.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     pub fn device_name(&self) -> String {
@@ -149,7 +162,7 @@ impl Pool {
         {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
-        self.pending_snapshots.push((tree, name.to_string(), random_guid()));
+        self.pending_snapshots.push((tree, name.to_string(), self.clock.guid()));
         Ok(())
     }
 
@@ -267,27 +280,4 @@ pub fn validate_snapshot_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-pub fn random_guid() -> [u8; 16] {
-    let mut guid = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        if f.read_exact(&mut guid).is_ok() {
-            return guid;
-        }
-    }
-    // No /dev/urandom: time and pid still make a collision unlikely on one machine.
-    let seed = now_ns() ^ ((std::process::id() as u64) << 32);
-    guid[..8].copy_from_slice(&seed.to_le_bytes());
-    guid[8..].copy_from_slice(&blake3::hash(&seed.to_le_bytes()).as_bytes()[..8]);
-    guid
-}
-
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
-
-pub fn guid_hex(guid: &[u8; 16]) -> String {
-    guid.iter().map(|b| format!("{b:02x}")).collect()
 }

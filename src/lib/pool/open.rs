@@ -3,10 +3,11 @@
 
 use super::labels::{find_label, holds_pool, read_blocks, read_region};
 use super::warning::OpenWarning;
-use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained, now_ns, random_guid};
+use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained};
 use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
 use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
+use crate::clock::{Clock, system_clock};
 use crate::device::{Device, OpenMode};
 use crate::error::{DeviceError, Error, Refusal, Result, Shrunk, human_bytes};
 use crate::format::commit::CommitRecord;
@@ -18,6 +19,7 @@ use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
 use crate::store::{Owner, Store};
 use crate::tree::Tree;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Two label regions and room for a useful pool.
 pub const MIN_DEVICE_BYTES: u64 = 16 << 20;
@@ -43,7 +45,14 @@ fn check_size(dev: &dyn Device) -> Result<()> {
 }
 
 impl Pool {
-    pub fn open(mut dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
+    /// Opens the pool on `dev`, taking times and guids from the host (clock.rs).
+    pub fn open(dev: Box<dyn Device>, mode: OpenMode) -> Result<Pool> {
+        Pool::open_with_clock(dev, mode, system_clock())
+    }
+
+    /// Opens the pool on `dev`; its commits, snapshots and the commands on it take times
+    /// and guids from `clock`.
+    pub fn open_with_clock(mut dev: Box<dyn Device>, mode: OpenMode, clock: Arc<dyn Clock>) -> Result<Pool> {
         let first_region = read_region(dev.as_ref(), 0, dev.len())?;
         if dev.len() < MIN_DEVICE_BYTES && !holds_pool(dev.as_ref())? {
             // Too small to have been formatted: say what it is not, rather than that
@@ -105,7 +114,7 @@ impl Pool {
                             opened_txg: commit.txg.0,
                         });
                     }
-                    return Pool::assemble(store, label, commit.clone(), root, mode, warnings);
+                    return Pool::assemble(store, label, commit.clone(), root, mode, warnings, clock);
                 }
                 // A root in the cut-off tail of a shrunk device is not a torn commit:
                 // an older commit would show an older state as if it were the pool's.
@@ -123,11 +132,12 @@ impl Pool {
         root: PoolRoot,
         mode: OpenMode,
         warnings: Vec<OpenWarning>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Pool> {
         let space_log_head = replay_space_log(&mut store, &root, &commit)?;
         store.txg = Txg(root.txg.0 + 1);
         store.compression_level = root.config.compression_level as i32;
-        let mut pool = Pool::handle(store, label, root, commit, mode, warnings);
+        let mut pool = Pool::handle(store, label, root, commit, mode, warnings, clock);
         pool.space_log_head = space_log_head;
         for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
             let entry = TreeEntry::decode(&k, &v)?;
@@ -156,6 +166,7 @@ impl Pool {
         commit: CommitRecord,
         mode: OpenMode,
         warnings: Vec<OpenWarning>,
+        clock: Arc<dyn Clock>,
     ) -> Pool {
         Pool {
             trees_table: Tree::open(TreeKind::Trees, Owner::Meta, root.trees),
@@ -178,6 +189,7 @@ impl Pool {
             config_changed: false,
             poisoned: false,
             space_log_head: None,
+            clock,
         }
     }
 
@@ -322,8 +334,15 @@ fn replay_space_log(
     Ok(chain.into_iter().next())
 }
 
-/// Lays a new, empty pool onto the device: labels, an empty live tree, one commit.
+/// Lays a new, empty pool onto the device: labels, an empty live tree, one commit. Its
+/// guid and times come from the host (clock.rs).
 pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool> {
+    format_pool_with_clock(dev, options, system_clock())
+}
+
+/// `format_pool`, with the pool's guid, creation time and every later time and guid of
+/// the returned handle from `clock`.
+pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clock: Arc<dyn Clock>) -> Result<Pool> {
     check_size(dev.as_ref())?;
     let mut dev = dev;
     // Formatting over a pool that a writer holds under a name the storage lock cannot
@@ -335,8 +354,8 @@ pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool
         refuse_if_in_use(dev.as_ref())?;
     }
     let device_bytes = dev.len() / BLOCK_BYTES * BLOCK_BYTES;
-    let pool_guid = random_guid();
-    let created_ns = now_ns();
+    let pool_guid = clock.guid();
+    let created_ns = clock.now_ns();
     let zeros = vec![0u8; (REGION_BLOCKS * BLOCK_BYTES) as usize];
     for index in 0..2u32 {
         let label = Label {
@@ -380,7 +399,7 @@ pub fn format_pool(dev: Box<dyn Device>, options: &FormatOptions) -> Result<Pool
         receive: None,
     };
     let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
-    let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new());
+    let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new(), clock);
     pool.config_changed = true;
     pool.tree_entries.insert(
         LIVE_TREE_ID,

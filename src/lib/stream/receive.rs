@@ -346,7 +346,7 @@ fn save_partial(
         resume_record: point.map_or(0, |p| p.record),
         records_applied: saved.as_ref().map_or(0, |s| s.records_applied).saturating_add(progress.records),
         bytes_applied: saved.as_ref().map_or(0, |s| s.bytes_applied) + bytes,
-        saved_ns: crate::pool::now_ns(),
+        saved_ns: pool.clock().now_ns(),
     };
     if point.is_none() {
         // Nothing complete to keep: the part starts over, and any older state stays.
