@@ -168,6 +168,6 @@ mod tests {
             assert!(written + (256 << 10) >= room as u64 && written < full, "room {room}: written {written}");
         }
         let missing = plan_run(&mut pool, &from(Some("nope"), "c", false));
-        assert!(matches!(missing, Err(Error::NotFound { .. })));
+        assert!(matches!(missing, Err(Error::SnapshotNotFound { base: true, .. })));
     }
 }
