@@ -74,6 +74,9 @@ pub struct Store {
     /// Incompat feature bits what this transaction wrote needs in the label (a large
     /// xattr): the commit sets any the label lacks before its record (pool/features.rs).
     pub features_needed: u64,
+    /// Tree nodes loaded or made through this store, ever: a tree compares it with its
+    /// value at its last eviction to bound the nodes it holds (tree/btree.rs).
+    pub nodes_loaded: u64,
     /// Writes gathered per placement (data, metadata, dittos), since each kind goes to
     /// its own part of the device.
     buffers: [WriteBuffer; 3],
@@ -98,6 +101,7 @@ impl Store {
             staging_replaced: Some(Vec::new()),
             ditto_metadata: false,
             features_needed: 0,
+            nodes_loaded: 0,
             buffers: Default::default(),
         }
     }

@@ -5,6 +5,15 @@
 //! the old block is freed or kept for a snapshot) and makes the node dirty; `flush` writes
 //! dirty nodes bottom-up, so each parent records the checksum of its children.
 //!
+//! Memory is bounded by node count, not by the work of the transaction: a tree with a
+//! cache limit (file trees: `CACHE_NODES_MAX`) that has loaded or made more nodes than
+//! that since its last eviction writes its dirty nodes out and drops every node at the
+//! end of the operation that crossed it. The nodes written out are copies on fresh
+//! blocks born in the running transaction, which no commit references until the next
+//! commit record names the tree's root: a crash before it leaves them unreferenced and
+//! free (the space log never listed them), so the transaction stays atomic. Changed
+//! again, such a node is killed as any block born in this transaction, freed at once.
+//!
 //! Invariants:
 //! - a slot is dirty exactly when it has a node and no pointer;
 //! - keys in a node are strictly ascending; child i of an internal node holds keys in
@@ -40,10 +49,18 @@ enum Body {
 /// Called with each (key, value) of a scan; returns false to stop.
 pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
 
+/// Nodes a file tree keeps in memory at most (16 KiB each encoded, twice that at most in
+/// memory): some 64 MiB, whatever the number of files.
+pub const CACHE_NODES_MAX: u64 = 2048;
+
 pub struct Tree {
     pub kind: TreeKind,
     pub owner: Owner,
     root: Slot,
+    /// Nodes loaded or made past this many since the last eviction: write out and evict.
+    cache_limit: u64,
+    /// `Store::nodes_loaded` at the last eviction: the count since bounds the nodes held.
+    evicted_at: u64,
 }
 
 impl Node {
@@ -118,7 +135,43 @@ fn child_index(entries: &[(Vec<u8>, Slot)], key: &[u8]) -> usize {
 
 impl Tree {
     pub fn open(kind: TreeKind, owner: Owner, root: Option<BlockPtr>) -> Tree {
-        Tree { kind, owner, root: Slot { ptr: root, node: None } }
+        // The pool's own tables stay whole until their commit writes them: they are small,
+        // and the commit path orders their flushes.
+        let cache_limit = if kind == TreeKind::Files { CACHE_NODES_MAX } else { u64::MAX };
+        Tree { kind, owner, root: Slot { ptr: root, node: None }, cache_limit, evicted_at: 0 }
+    }
+
+    /// Sets how many nodes the tree may load or make between evictions (tests use a
+    /// small limit to exercise write-out with few items).
+    pub fn set_cache_limit(&mut self, nodes: u64) {
+        self.cache_limit = nodes.max(1);
+    }
+
+    /// Nodes held in memory now, counted one by one.
+    pub fn cached_nodes(&self) -> u64 {
+        fn count(slot: &Slot) -> u64 {
+            match &slot.node {
+                None => 0,
+                Some(node) => {
+                    1 + match &node.body {
+                        Body::Leaf(_) => 0,
+                        Body::Internal(entries) => entries.iter().map(|(_, child)| count(child)).sum(),
+                    }
+                }
+            }
+        }
+        count(&self.root)
+    }
+
+    /// Past the cache limit: writes the dirty nodes out (inside the running transaction)
+    /// and drops every node, so that the next operation reloads what it needs.
+    fn bound_cache(&mut self, store: &mut Store) -> Result<()> {
+        if store.nodes_loaded.saturating_sub(self.evicted_at) > self.cache_limit {
+            self.flush(store)?;
+            self.root.node = None;
+            self.evicted_at = store.nodes_loaded;
+        }
+        Ok(())
     }
 
     /// The committed root, or None if the tree changed since the last flush or is empty.
@@ -146,6 +199,7 @@ impl Tree {
                     other => other,
                 })?;
                 slot.node = Some(Box::new(Node::from_encoded(encoded)));
+                store.nodes_loaded += 1;
             }
         }
         Ok(())
@@ -160,6 +214,13 @@ impl Tree {
     }
 
     pub fn get(&mut self, store: &mut Store, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let value = self.get_cached(store, key)?;
+        self.bound_cache(store)?;
+        Ok(value)
+    }
+
+    /// `get`, leaving the nodes on the key's path loaded.
+    fn get_cached(&mut self, store: &mut Store, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let kind = self.kind;
         let mut slot = &mut self.root;
         for _ in 0..=TREE_LEVELS_MAX {
@@ -188,6 +249,7 @@ impl Tree {
         if self.root.ptr.is_none() && self.root.node.is_none() {
             self.root.node = Some(Box::new(Node::empty_leaf()));
             store.expect_metadata(NODE_BYTES_MAX as u64);
+            store.nodes_loaded += 1;
         }
         Tree::load(&mut self.root, store, self.kind)?;
         Tree::make_dirty(&mut self.root, store, self.owner)?;
@@ -200,6 +262,7 @@ impl Tree {
             let (right_key, right) = node.split();
             // The left half stays dirty as it was; the new right half and root are new.
             store.expect_metadata(2 * NODE_BYTES_MAX as u64);
+            store.nodes_loaded += 2;
             let left = self.root.node.take().expect("root loaded");
             let level = left.level + 1;
             let bytes = NODE_HEADER_BYTES + internal_entry_bytes(&[]) + internal_entry_bytes(&right_key);
@@ -212,12 +275,13 @@ impl Tree {
                 ]),
             }));
         }
+        self.bound_cache(store)?;
         Ok(old)
     }
 
     /// Removes a key; returns its value. Nothing is dirtied if the key is absent.
     pub fn remove(&mut self, store: &mut Store, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if self.get(store, key)?.is_none() {
+        if self.get_cached(store, key)?.is_none() {
             return Ok(None);
         }
         Tree::make_dirty(&mut self.root, store, self.owner)?;
@@ -243,13 +307,16 @@ impl Tree {
                 _ => break,
             }
         }
+        self.bound_cache(store)?;
         Ok(old)
     }
 
     /// Calls `visit(key, value)` for keys >= `start` in order until it returns false.
     pub fn scan(&mut self, store: &mut Store, start: &[u8], visit: &mut Visitor) -> Result<()> {
         let kind = self.kind;
-        scan_slot(&mut self.root, store, kind, start, visit, 0).map(|_| ())
+        let drop_past = self.evicted_at.saturating_add(self.cache_limit);
+        scan_slot(&mut self.root, store, kind, start, visit, 0, drop_past)?;
+        self.bound_cache(store)
     }
 
     /// Entries whose key starts with `prefix`, in order.
@@ -279,6 +346,7 @@ impl Tree {
             self.root.node = None;
         }
     }
+
 }
 
 fn insert_into(
@@ -316,6 +384,7 @@ fn insert_into(
             if child.bytes > NODE_BYTES_MAX {
                 let (right_key, right) = child.split();
                 store.expect_metadata(NODE_BYTES_MAX as u64);
+                store.nodes_loaded += 1;
                 node.bytes += internal_entry_bytes(&right_key);
                 entries.insert(i + 1, (right_key, Slot { ptr: None, node: Some(right) }));
             }
@@ -398,6 +467,8 @@ fn merge_if_fits(
     Ok(internal_entry_bytes(&separator))
 }
 
+/// Past `drop_past` nodes loaded (the cache limit), a clean subtree is dropped once
+/// scanned, so that a scan of a whole tree holds one path, not the tree.
 fn scan_slot(
     slot: &mut Slot,
     store: &mut Store,
@@ -405,6 +476,7 @@ fn scan_slot(
     start: &[u8],
     visit: &mut Visitor,
     depth: u8,
+    drop_past: u64,
 ) -> Result<bool> {
     if depth > TREE_LEVELS_MAX {
         return Err(Error::corrupt("tree is deeper than the format allows"));
@@ -424,8 +496,11 @@ fn scan_slot(
         Body::Internal(entries) => {
             let from = child_index(entries, start);
             for (_, child) in entries[from..].iter_mut() {
-                if !scan_slot(child, store, kind, start, visit, depth + 1)? {
+                if !scan_slot(child, store, kind, start, visit, depth + 1, drop_past)? {
                     return Ok(false);
+                }
+                if child.ptr.is_some() && store.nodes_loaded > drop_past {
+                    child.node = None;
                 }
             }
             Ok(true)
