@@ -2,7 +2,9 @@
 //! transaction, rewriting only what changed.
 //!
 //! A file whose size and mtime match is taken as unchanged and only its metadata is
-//! compared, as rsync does, so a re-sync of an unchanged tree reads metadata only. A
+//! compared, as rsync does, so a re-sync of an unchanged tree reads metadata only; and
+//! one whose ctime matches too keeps its extended attributes unread, since setting or
+//! removing one moves the ctime (the tree keeps the host's ctime up to date for this). A
 //! changed file's data extents are read (host_file.rs: holes are skipped, and a file
 //! that changes during the read is read again), and a record whose fingerprint matches is
 //! kept, so a 4 KiB change in a large file rewrites one record.
@@ -10,6 +12,11 @@
 //! An entry that vanishes or changes type between the listing of its directory and its
 //! read fails the sync with `Error::SourceChanged`, nothing committed; a file that keeps
 //! changing while it is read is stored as last read and named in `changed_while_read`.
+//!
+//! Memory does not grow with the number of files: the file tree bounds the nodes it
+//! holds (tree/btree.rs), and what the sync keeps per file is kept only for hard-linked
+//! and moved files. The index of rename candidates, built when a new file turns up in a
+//! tree that has files, costs 16 bytes a file (32 MiB for 2 million).
 
 use super::host_file::{self, Naming, host_error};
 use super::inode::{Inode, Timespec};
@@ -26,6 +33,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const DEPTH_MAX: usize = 4096;
+/// Directory levels whose descriptors stay open while their entries are synced.
+const DIRS_OPEN_MAX: usize = 64;
 
 #[derive(Clone, Debug, Default)]
 pub struct SyncStats {
@@ -46,14 +55,16 @@ pub struct Syncer<'f, 'a> {
     fs: &'f mut FsTree<'a>,
     /// Source (device, inode) of a hard-linked file -> its inode in the tree.
     links: HashMap<(u64, u64), u64>,
-    /// Tree inodes already matched to a source file in this sync.
+    /// Tree inodes already matched in this sync to a hard-linked source file, or found
+    /// moved. A single-linked file matched at its own name needs no entry: its old name
+    /// still exists on the host, so it is never a rename candidate.
     claimed: HashMap<u64, (u64, u64)>,
     pipeline: Pipeline,
     /// The host directory and tree directory of this sync, to map tree paths to host ones.
     root: Option<(std::path::PathBuf, u64)>,
     /// Single-linked, non-empty files of the tree by (size, mtime), built on the first
     /// new file: the candidates for a rename.
-    by_size_and_time: Option<HashMap<(u64, Timespec), Vec<u64>>>,
+    by_size_and_time: Option<RenameIndex>,
     /// Names of regular files gone from the host, removed at the end of the sync.
     pending_removals: Vec<(u64, Vec<u8>)>,
     pub stats: SyncStats,
@@ -96,7 +107,8 @@ impl<'f, 'a> Syncer<'f, 'a> {
             }
         }
         drain(self.fs, &mut self.pipeline, 0)?;
-        self.apply_metadata(dir, source, &meta)
+        let inode = self.fs.inode(dir)?;
+        self.apply_metadata(dir, inode, source, &meta)
     }
 
     /// Removes a tree entry; records still in the pipeline are applied first, so that
@@ -110,14 +122,18 @@ impl<'f, 'a> Syncer<'f, 'a> {
         if depth > DEPTH_MAX {
             return Err(Error::invalid(format!("{} is nested deeper than {DEPTH_MAX} directories", source.display())));
         }
-        let mut names: Vec<Vec<u8>> = fs::read_dir(source)
+        // Each entry is stat'ed relative to its directory's open descriptor, which skips
+        // walking the whole path (a quarter of a re-sync's time); past DIRS_OPEN_MAX levels
+        // the descriptors are let go, so deep trees do not run out of them.
+        let keep_open = depth < DIRS_OPEN_MAX;
+        let mut names: Vec<(Vec<u8>, Option<fs::DirEntry>)> = fs::read_dir(source)
             .map_err(|e| host_error(source, "list", e))?
-            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
+            .map(|e| e.map(|e| (e.file_name().as_bytes().to_vec(), keep_open.then_some(e))))
             .collect::<io::Result<_>>()
             .map_err(|e| host_error(source, "list", e))?;
-        names.sort();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for entry in self.fs.readdir(dir)? {
-            if names.binary_search(&entry.name).is_err() {
+            if names.binary_search_by(|(name, _)| name.cmp(&entry.name)).is_err() {
                 if entry.file_type == FileType::Regular {
                     // Kept until the end: the file may turn up under another name.
                     self.pending_removals.push((dir, entry.name));
@@ -127,9 +143,9 @@ impl<'f, 'a> Syncer<'f, 'a> {
                 self.stats.entries_removed += 1;
             }
         }
-        for name in names {
+        for (name, entry) in names {
             let path = source.join(OsStr::from_bytes(&name));
-            let meta = match fs::symlink_metadata(&path) {
+            let meta = match entry.map_or_else(|| fs::symlink_metadata(&path), |e| e.metadata()) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // Gone since the listing: gone from the tree too, as if not listed.
@@ -160,8 +176,15 @@ impl<'f, 'a> Syncer<'f, 'a> {
     fn sync_entry(&mut self, path: &Path, meta: &Metadata, dir: u64, name: &[u8], depth: usize) -> Result<()> {
         let wanted = FileType::of_mode(meta.mode());
         let mut existing = self.fs.lookup(dir, name)?;
+        // An existing file's inode, read once for the tests below (a third of a re-sync).
+        let mut known = None;
         if let Some(e) = &existing {
-            if e.file_type != wanted || (wanted == FileType::Regular && !self.may_reuse(e.ino, meta)?) {
+            if wanted == FileType::Regular && e.file_type == wanted {
+                known = Some(self.fs.inode(e.ino)?);
+            }
+            let reusable = known.as_ref().is_none_or(|inode| self.may_reuse(e.ino, inode, meta));
+            if e.file_type != wanted || !reusable {
+                known = None;
                 self.remove(dir, name)?;
                 self.stats.entries_removed += 1;
                 existing = None;
@@ -200,7 +223,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
                 self.fs.create(dir, name, inode)?
             }
         };
-        if wanted == FileType::Regular {
+        if wanted == FileType::Regular && (meta.nlink() > 1 || moved) {
             self.claimed.insert(ino, source_key);
             if meta.nlink() > 1 {
                 self.links.insert(source_key, ino);
@@ -209,7 +232,15 @@ impl<'f, 'a> Syncer<'f, 'a> {
         let mut read_meta = None;
         match wanted {
             FileType::Directory => self.sync_children(path, ino, depth + 1)?,
-            FileType::Regular => read_meta = self.sync_content(path, meta, ino, moved)?,
+            FileType::Regular => {
+                let inode = match known.take() {
+                    Some(inode) if !moved => inode,
+                    _ => self.fs.inode(ino)?,
+                };
+                let (read, inode) = self.sync_content(path, meta, ino, inode, moved)?;
+                read_meta = read;
+                known = Some(inode);
+            }
             FileType::Symlink => {
                 let target = fs::read_link(path).map_err(|e| match e.raw_os_error() {
                     Some(libc::EINVAL) => Error::source_changed(path, "it is no longer a symlink"),
@@ -225,7 +256,11 @@ impl<'f, 'a> Syncer<'f, 'a> {
         }
         // A file read is stored with the times it had when read, not when listed: never
         // newer than its content, so a change the read missed is read by the next sync.
-        self.apply_metadata(ino, path, read_meta.as_ref().unwrap_or(meta))
+        let inode = match known {
+            Some(inode) => inode,
+            None => self.fs.inode(ino)?,
+        };
+        self.apply_metadata(ino, inode, path, read_meta.as_ref().unwrap_or(meta))
     }
 
     /// A file of the tree that the new source file `meta` is, moved: same size and
@@ -237,9 +272,10 @@ impl<'f, 'a> Syncer<'f, 'a> {
         if self.by_size_and_time.is_none() {
             self.by_size_and_time = Some(self.index_files()?);
         }
-        let candidates = self.by_size_and_time.as_ref().and_then(|m| m.get(&wanted)).cloned().unwrap_or_default();
+        let candidates = self.by_size_and_time.as_ref().map(|index| index.candidates(wanted)).unwrap_or_default();
         let mut first_record = None;
         for ino in candidates {
+            // Claimed: moved here already (the index keeps it; `claimed` rules it out).
             if self.claimed.contains_key(&ino) {
                 continue;
             }
@@ -258,26 +294,25 @@ impl<'f, 'a> Syncer<'f, 'a> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 _ => continue, // still there: a copy, not a move
             }
+            // The index holds hashes: a candidate of another size or mtime shows here.
             let inode = self.fs.inode(ino)?;
             if inode.nlink != 1 || inode.size != wanted.0 || inode.mtime != wanted.1 {
                 continue;
-            }
-            if let Some(list) = self.by_size_and_time.as_mut().and_then(|m| m.get_mut(&wanted)) {
-                list.retain(|&i| i != ino);
             }
             return Ok(Some((ino, parent, name)));
         }
         Ok(None)
     }
 
-    fn index_files(&mut self) -> Result<HashMap<(u64, Timespec), Vec<u64>>> {
-        let mut index: HashMap<(u64, Timespec), Vec<u64>> = HashMap::new();
-        for (ino, inode) in self.fs.regular_inodes()? {
+    fn index_files(&mut self) -> Result<RenameIndex> {
+        let mut entries = Vec::new();
+        self.fs.for_each_regular_inode(&mut |ino, inode| {
             if inode.nlink == 1 && inode.size > 0 {
-                index.entry((inode.size, inode.mtime)).or_default().push(ino);
+                entries.push((RenameIndex::hash((inode.size, inode.mtime)), ino));
             }
-        }
-        Ok(index)
+        })?;
+        entries.sort_unstable();
+        Ok(RenameIndex { entries })
     }
 
     /// The host path that a tree file inside the synced directory mirrors, with its
@@ -304,29 +339,35 @@ impl<'f, 'a> Syncer<'f, 'a> {
 
     /// A tree inode shared by several names can stand for this source file only if the
     /// source file is linked the same way.
-    fn may_reuse(&mut self, ino: u64, meta: &Metadata) -> Result<bool> {
-        let inode = self.fs.inode(ino)?;
+    fn may_reuse(&self, ino: u64, inode: &Inode, meta: &Metadata) -> bool {
         if inode.nlink <= 1 {
-            return Ok(true);
+            return true;
         }
         if meta.nlink() <= 1 {
-            return Ok(false);
+            return false;
         }
         let source_key = (meta.dev(), meta.ino());
-        Ok(match self.claimed.get(&ino) {
+        match self.claimed.get(&ino) {
             Some(&claimed_by) => claimed_by == source_key,
             None => !self.links.contains_key(&source_key),
-        })
+        }
     }
 
     /// `verify`: read the file even if size and mtime match (a file found by a move).
-    /// Returns the metadata the file had when read, if it was read.
-    fn sync_content(&mut self, path: &Path, meta: &Metadata, ino: u64, verify: bool) -> Result<Option<Metadata>> {
-        let inode = self.fs.inode(ino)?;
+    /// `inode` is the file's as the tree holds it. Returns the metadata the file had when
+    /// read, if it was read, and its inode now.
+    fn sync_content(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        ino: u64,
+        inode: Inode,
+        verify: bool,
+    ) -> Result<(Option<Metadata>, Inode)> {
         let mtime = Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
         if !verify && inode.size == meta.size() && inode.mtime == mtime && inode.generation != self.fs.store.txg.0 {
             self.stats.unchanged += 1;
-            return Ok(None);
+            return Ok((None, inode));
         }
         super::record::check_file_size(&path.display().to_string(), meta.size())?;
         let read = host_file::read_into(self.fs, &mut self.pipeline, ino, path, Naming::Walked)?;
@@ -338,11 +379,11 @@ impl<'f, 'a> Syncer<'f, 'a> {
         if !read.stable {
             self.stats.changed_while_read.push(path.to_path_buf());
         }
-        Ok(Some(read.metadata))
+        Ok((Some(read.metadata), inode))
     }
 
-    fn apply_metadata(&mut self, ino: u64, path: &Path, meta: &Metadata) -> Result<()> {
-        let mut inode = self.fs.inode(ino)?;
+    /// `inode` is the tree's inode of `ino` as it stands.
+    fn apply_metadata(&mut self, ino: u64, mut inode: Inode, path: &Path, meta: &Metadata) -> Result<()> {
         let before = inode.clone();
         inode.mode = meta.mode();
         inode.uid = meta.uid();
@@ -350,13 +391,23 @@ impl<'f, 'a> Syncer<'f, 'a> {
         inode.rdev = meta.rdev();
         inode.mtime = Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
         inode.ctime = Timespec { sec: meta.ctime(), nsec: meta.ctime_nsec() as u32 };
+        let created = inode.generation == self.fs.store.txg.0;
+        // The ctime is kept up to date so that an unchanged one vouches for the xattrs.
         let metadata_changed = inode.mode != before.mode
             || inode.uid != before.uid
             || inode.gid != before.gid
             || inode.rdev != before.rdev
-            || inode.mtime != before.mtime;
-        let xattrs_changed = self.sync_xattrs(ino, path)?;
-        if metadata_changed || xattrs_changed || inode.generation == self.fs.store.txg.0 {
+            || inode.mtime != before.mtime
+            || inode.ctime != before.ctime;
+        // Setting or removing an xattr moves the ctime; a change in the same clock tick as
+        // the last sync's stat goes unseen until the ctime moves again, as a write in the
+        // same mtime tick does for the content.
+        let xattrs_changed = if !created && inode.ctime == before.ctime {
+            false
+        } else {
+            self.sync_xattrs(ino, path)?
+        };
+        if metadata_changed || xattrs_changed || created {
             inode.atime = Timespec { sec: meta.atime(), nsec: meta.atime_nsec() as u32 };
             if inode != before {
                 self.fs.put_inode(ino, &inode)?;
@@ -384,6 +435,29 @@ impl<'f, 'a> Syncer<'f, 'a> {
             self.fs.set_xattr(ino, name, value).map_err(|e| xattr_refused(path, name, e))?;
         }
         Ok(true)
+    }
+}
+
+/// Rename candidates: (hash of size and mtime, inode), sorted; 16 bytes a file, where a
+/// map of lists took some 100.
+#[derive(Default)]
+struct RenameIndex {
+    entries: Vec<(u64, u64)>,
+}
+
+impl RenameIndex {
+    fn hash(key: (u64, Timespec)) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Inodes of that size and mtime, and perhaps a few others whose hash collides.
+    fn candidates(&self, key: (u64, Timespec)) -> Vec<u64> {
+        let hash = RenameIndex::hash(key);
+        let from = self.entries.partition_point(|&(h, _)| h < hash);
+        self.entries[from..].iter().take_while(|&&(h, _)| h == hash).map(|&(_, ino)| ino).collect()
     }
 }
 

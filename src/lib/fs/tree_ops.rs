@@ -75,17 +75,15 @@ impl<'a> FsTree<'a> {
         Ok(())
     }
 
-    /// Every regular file's inode, in inode order (a scan of the whole tree's items).
-    pub fn regular_inodes(&mut self) -> Result<Vec<(u64, Inode)>> {
-        let mut out = Vec::new();
+    /// Calls `visit` with every regular file's inode, in inode order (a scan of the whole
+    /// tree's items, holding one path of nodes at a time past the tree's cache limit).
+    pub fn for_each_regular_inode(&mut self, visit: &mut dyn FnMut(u64, &Inode)) -> Result<()> {
         let mut error = None;
         self.tree.scan(self.store, &[], &mut |k, v| {
             let Some(key) = FileKey::parse(k) else { return Ok(true) };
             if key.is(ItemKind::Inode) && key.suffix.is_empty() {
                 match Inode::decode(v) {
-                    Ok(inode) if inode.file_type() == FileType::Regular => {
-                        out.push((key.ino, inode));
-                    }
+                    Ok(inode) if inode.file_type() == FileType::Regular => visit(key.ino, &inode),
                     Ok(_) => {}
                     Err(e) => {
                         error = Some(e);
@@ -95,7 +93,7 @@ impl<'a> FsTree<'a> {
             }
             Ok(true)
         })?;
-        error.map_or(Ok(out), Err)
+        error.map_or(Ok(()), Err)
     }
 
     pub fn lookup(&mut self, dir: u64, name: &[u8]) -> Result<Option<DirEntry>> {
