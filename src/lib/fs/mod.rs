@@ -32,5 +32,10 @@ impl<'a> FsTree<'a> {
     pub fn store(&mut self) -> &mut Store {
         self.store
     }
+
+    /// The B+tree underneath, to set or read its node cache's bound.
+    pub fn tree(&mut self) -> &mut Tree {
+        self.tree
+    }
 }
 pub mod pipeline;

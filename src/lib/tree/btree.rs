@@ -59,8 +59,13 @@ pub struct Tree {
     root: Slot,
     /// Nodes loaded or made past this many since the last eviction: write out and evict.
     cache_limit: u64,
-    /// `Store::nodes_loaded` at the last eviction: the count since bounds the nodes held.
-    evicted_at: u64,
+    /// `Store::nodes_loaded` when the tree last held no node (set by the first operation
+    /// after one): the count since bounds the nodes it holds.
+    evicted_at: Option<u64>,
+    /// The most nodes held at the end of an operation (as bounded above), and the times
+    /// the limit made the tree write itself out: what the memory tests look at.
+    peak_held: u64,
+    write_outs: u64,
 }
 
 impl Node {
@@ -138,7 +143,7 @@ impl Tree {
         // The pool's own tables stay whole until their commit writes them: they are small,
         // and the commit path orders their flushes.
         let cache_limit = if kind == TreeKind::Files { CACHE_NODES_MAX } else { u64::MAX };
-        Tree { kind, owner, root: Slot { ptr: root, node: None }, cache_limit, evicted_at: 0 }
+        Tree { kind, owner, root: Slot { ptr: root, node: None }, cache_limit, evicted_at: None, peak_held: 0, write_outs: 0 }
     }
 
     /// Sets how many nodes the tree may load or make between evictions (tests use a
@@ -163,15 +168,34 @@ impl Tree {
         count(&self.root)
     }
 
+    /// The most nodes the tree held at the end of an operation since it was opened, at
+    /// most (nodes loaded or made since the eviction before).
+    pub fn peak_nodes_held(&self) -> u64 {
+        self.peak_held
+    }
+
+    /// Times the cache limit made the tree write its dirty nodes out and drop them.
+    pub fn write_outs(&self) -> u64 {
+        self.write_outs
+    }
+
     /// Past the cache limit: writes the dirty nodes out (inside the running transaction)
     /// and drops every node, so that the next operation reloads what it needs.
     fn bound_cache(&mut self, store: &mut Store) -> Result<()> {
-        if store.nodes_loaded.saturating_sub(self.evicted_at) > self.cache_limit {
+        let held = store.nodes_loaded - self.counted_from(store);
+        self.peak_held = self.peak_held.max(held);
+        if held > self.cache_limit {
+            self.write_outs += 1;
             self.flush(store)?;
             self.root.node = None;
-            self.evicted_at = store.nodes_loaded;
+            self.evicted_at = Some(store.nodes_loaded);
         }
         Ok(())
+    }
+
+    /// Where the count of nodes held starts; every operation calls it before it loads.
+    fn counted_from(&mut self, store: &Store) -> u64 {
+        *self.evicted_at.get_or_insert(store.nodes_loaded)
     }
 
     /// The committed root, or None if the tree changed since the last flush or is empty.
@@ -221,6 +245,7 @@ impl Tree {
 
     /// `get`, leaving the nodes on the key's path loaded.
     fn get_cached(&mut self, store: &mut Store, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.counted_from(store);
         let kind = self.kind;
         let mut slot = &mut self.root;
         for _ in 0..=TREE_LEVELS_MAX {
@@ -246,6 +271,7 @@ impl Tree {
     pub fn insert(&mut self, store: &mut Store, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         assert!(key.len() <= KEY_BYTES_MAX, "key of {} bytes", key.len());
         assert!(value.len() <= VALUE_BYTES_MAX, "value of {} bytes", value.len());
+        self.counted_from(store);
         if self.root.ptr.is_none() && self.root.node.is_none() {
             self.root.node = Some(Box::new(Node::empty_leaf()));
             store.expect_metadata(NODE_BYTES_MAX as u64);
@@ -282,6 +308,7 @@ impl Tree {
     /// Removes a key; returns its value. Nothing is dirtied if the key is absent.
     pub fn remove(&mut self, store: &mut Store, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if self.get_cached(store, key)?.is_none() {
+            self.bound_cache(store)?;
             return Ok(None);
         }
         Tree::make_dirty(&mut self.root, store, self.owner)?;
@@ -314,7 +341,7 @@ impl Tree {
     /// Calls `visit(key, value)` for keys >= `start` in order until it returns false.
     pub fn scan(&mut self, store: &mut Store, start: &[u8], visit: &mut Visitor) -> Result<()> {
         let kind = self.kind;
-        let drop_past = self.evicted_at.saturating_add(self.cache_limit);
+        let drop_past = self.counted_from(store).saturating_add(self.cache_limit);
         scan_slot(&mut self.root, store, kind, start, visit, 0, drop_past)?;
         self.bound_cache(store)
     }
@@ -344,6 +371,7 @@ impl Tree {
     pub fn evict(&mut self) {
         if !self.is_dirty() {
             self.root.node = None;
+            self.evicted_at = None;
         }
     }
 
@@ -609,5 +637,63 @@ mod tests {
             assert!(reopened.remove(&mut store, k).unwrap().is_some());
         }
         assert_eq!(reopened.flush(&mut store).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bounded_tree_holds_few_nodes_and_frees_what_it_wrote_out() {
+        // Goal: with a cache limit, the tree holds at most the limit plus one operation's
+        // nodes after every operation, keeps every key, and the nodes it wrote out early
+        // and changed again are freed: at the end the blocks this transaction allocated
+        // are exactly the final tree's nodes.
+        // Method: 30k random inserts and removes in one transaction with a limit of 8
+        // nodes, against a BTreeMap; the same without a limit shows the tree is large.
+        for limit in [8, u64::MAX] {
+            let mut store = store();
+            let mut tree = Tree::open(TreeKind::Files, Owner::Files(1), None);
+            tree.set_cache_limit(limit);
+            let mut model = BTreeMap::new();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let mut rand = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut most_held = 0;
+            for step in 0..30_000u64 {
+                let key = (rand() % 20_000).to_be_bytes().to_vec();
+                if rand() % 4 == 0 {
+                    assert_eq!(tree.remove(&mut store, &key).unwrap(), model.remove(&key), "step {step}");
+                } else if rand() % 8 == 0 {
+                    assert_eq!(tree.get(&mut store, &key).unwrap().as_ref(), model.get(&key), "step {step}");
+                } else {
+                    let value = vec![(step % 251) as u8; (rand() % 300) as usize];
+                    assert_eq!(tree.insert(&mut store, &key, &value).unwrap(), model.insert(key, value), "step {step}");
+                }
+                let held = tree.cached_nodes();
+                most_held = most_held.max(held);
+                if limit != u64::MAX {
+                    // One operation loads a path and splits along it: a few nodes past the limit.
+                    assert!(held <= limit + 2 * TREE_LEVELS_MAX as u64, "step {step}: {held} nodes held");
+                    assert!(held <= tree.peak_nodes_held(), "the peak bounds what is held");
+                }
+            }
+            let all = tree.scan_prefix(&mut store, &[]).unwrap();
+            assert_eq!(all, model.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>());
+            let root = tree.flush(&mut store).unwrap().expect("a tree with keys");
+            let mut reachable = 0;
+            walk_nodes(&mut store, &root, TreeKind::Files, &mut |ptr, _| {
+                reachable += ptr.allocated_blocks();
+                Ok(WalkStep::Descend)
+            })
+            .unwrap();
+            assert_eq!(store.alloc.txg_allocs.blocks(), reachable, "limit {limit}: blocks written out early leaked");
+            if limit == u64::MAX {
+                assert!(most_held > 80, "the tree should be ten times the limit: {most_held} nodes");
+                assert_eq!(tree.write_outs(), 0);
+            } else {
+                assert!(tree.write_outs() > 100, "only {} write-outs", tree.write_outs());
+            }
+        }
     }
 }
