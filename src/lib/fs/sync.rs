@@ -399,14 +399,11 @@ impl<'f, 'a> Syncer<'f, 'a> {
             || inode.rdev != before.rdev
             || inode.mtime != before.mtime
             || inode.ctime != before.ctime;
-        // Setting or removing an xattr moves the ctime; a change in the same clock tick as
-        // the last sync's stat goes unseen until the ctime moves again, as a write in the
-        // same mtime tick does for the content.
-        let xattrs_changed = if !created && inode.ctime == before.ctime {
-            false
-        } else {
-            self.sync_xattrs(ino, path)?
-        };
+        // Setting or removing an xattr moves the ctime. A change in the same clock tick as
+        // the last sync's stat would go unseen until the ctime moves again, as a write in
+        // the same mtime tick would for the content; Linux 6.13+ gives a change after a
+        // stat a finer timestamp (multigrain) on tmpfs, ext4, xfs and btrfs.
+        let xattrs_changed = (created || inode.ctime != before.ctime) && self.sync_xattrs(ino, path)?;
         if metadata_changed || xattrs_changed || created {
             inode.atime = Timespec { sec: meta.atime(), nsec: meta.atime_nsec() as u32 };
             if inode != before {

@@ -143,7 +143,15 @@ impl Tree {
         // The pool's own tables stay whole until their commit writes them: they are small,
         // and the commit path orders their flushes.
         let cache_limit = if kind == TreeKind::Files { CACHE_NODES_MAX } else { u64::MAX };
-        Tree { kind, owner, root: Slot { ptr: root, node: None }, cache_limit, evicted_at: None, peak_held: 0, write_outs: 0 }
+        Tree {
+            kind,
+            owner,
+            root: Slot { ptr: root, node: None },
+            cache_limit,
+            evicted_at: None,
+            peak_held: 0,
+            write_outs: 0,
+        }
     }
 
     /// Sets how many nodes the tree may load or make between evictions (tests use a
@@ -374,7 +382,6 @@ impl Tree {
             self.evicted_at = None;
         }
     }
-
 }
 
 fn insert_into(
