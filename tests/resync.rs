@@ -78,15 +78,16 @@ fn xattr_changes_are_seen_and_the_tree_keeps_the_hosts_ctime() {
     let (updated, unchanged) = sync(&mut pool, host.path());
     assert_eq!((updated, unchanged), (4, 4), "each file's ctime moved: its inode is stored again");
 
-    let mut fs = pool.live(LIVE_TREE_ID).unwrap();
-    for name in names {
-        let path = host.path().join(name);
-        let ino = fs.lookup(ROOT_INO, name.as_bytes()).unwrap().unwrap().ino;
-        assert_eq!(fs.xattrs(ino).unwrap(), read_xattrs(&path).unwrap(), "{name}");
-        let meta = std::fs::symlink_metadata(&path).unwrap();
-        let ctime = Timespec { sec: meta.ctime(), nsec: meta.ctime_nsec() as u32 };
-        assert_eq!(fs.inode(ino).unwrap().ctime, ctime, "{name}: the tree keeps the host's ctime");
+    {
+        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+        for name in names {
+            let path = host.path().join(name);
+            let ino = fs.lookup(ROOT_INO, name.as_bytes()).unwrap().unwrap().ino;
+            assert_eq!(fs.xattrs(ino).unwrap(), read_xattrs(&path).unwrap(), "{name}");
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let ctime = Timespec { sec: meta.ctime(), nsec: meta.ctime_nsec() as u32 };
+            assert_eq!(fs.inode(ino).unwrap().ctime, ctime, "{name}: the tree keeps the host's ctime");
+        }
     }
-    drop(fs);
     assert_eq!(sync(&mut pool, host.path()), (0, 4));
 }
