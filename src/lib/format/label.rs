@@ -4,8 +4,8 @@
 //! its end. Each holds a label (block 0 of the region) and a ring of commit records
 //! (blocks 1..=15); the rest of the region is reserved. A label is written at format time
 //! and rewritten only by `snapctl expand` (pool/resize.rs), with a larger `device_bytes`,
-//! and by the commit that first stores a large xattr (pool/features.rs), with a new
-//! incompat bit; so a torn label comes from damage or an interrupted rewrite, and the
+//! and by the commit that first stores a large xattr or an lz4 block, or chooses lz4
+//! (pool/features.rs), with a new incompat bit; so a torn label comes from damage or an interrupted rewrite, and the
 //! other copy covers it.
 
 use crate::block::BLOCK_BYTES;
@@ -18,7 +18,7 @@ pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
 /// refuses to write.
-pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS;
+pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_LZ4;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -27,6 +27,11 @@ pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
 /// first commit that stores one (pool/features.rs), never by `snapfmt`: a pool that
 /// holds no large value stays readable by older binaries.
 pub const FEATURE_LARGE_XATTRS: u64 = 1 << 1;
+/// Blocks compressed with lz4 (block pointer compression 2), and a pool root whose
+/// configuration names lz4, which an older binary could not read. Set by the commit
+/// that first chooses lz4 or stores an lz4 block (a received one too), or by `snapfmt
+/// --compress lz4`: a pool that never uses lz4 stays readable by older binaries.
+pub const FEATURE_LZ4: u64 = 1 << 2;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
 /// Every metadata block is written twice (the pointer's ditto address). An older binary
 /// reads such a pool (it falls back to the ditto already) but would free only the first
@@ -158,6 +163,9 @@ impl Label {
         }
         if self.features_incompat & FEATURE_LARGE_XATTRS != 0 {
             names.push("large_xattrs".to_string());
+        }
+        if self.features_incompat & FEATURE_LZ4 != 0 {
+            names.push("lz4".to_string());
         }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());
