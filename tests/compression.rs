@@ -167,11 +167,7 @@ fn set_compression_affects_only_new_writes() {
     snapctl().args(["snapshot", "@s"]).arg(&img).assert().success();
     let lines = dump(&send(&["@s"], &img));
     let count = |what: &str| lines.lines().filter(|l| l.contains("WRITE ino=") && l.contains(what)).count();
-    assert_eq!(
-        (count("compression=Zstd"), count("compression=Lz4"), count("compression=None")),
-        (2, 3, 4),
-        "{lines}"
-    );
+    assert_eq!((count("compression=Zstd"), count("compression=Lz4"), count("compression=None")), (2, 3, 4), "{lines}");
     for (property, says) in [
         ("compression=gzip", "bad compression \"gzip\""),
         ("compression=zstd:20", "bad compression \"zstd:20\""),

@@ -25,6 +25,21 @@ pub(crate) fn lz4_feature(codec: Codec) -> u64 {
     if codec == Codec::Lz4 { FEATURE_LZ4 } else { 0 }
 }
 
+/// Rewrites a label copy that a feature rewrite cut short left torn, from `label` (the
+/// one that opened the pool), before the open for writing commits anything.
+pub(crate) fn finish_feature_rewrite(dev: &mut dyn crate::device::Device, label: &Label) -> Result<()> {
+    for index in [1u32, 0] {
+        let block = region_start(index, label.device_bytes);
+        let torn = super::labels::read_blocks(&*dev, block, 1)
+            .is_ok_and(|bytes| Label::decode(&bytes).is_err() && label.is_torn_feature_rewrite(&bytes, index));
+        if torn {
+            dev.write_at(block * BLOCK_BYTES, &Label { index, ..label.clone() }.encode())?;
+            dev.flush()?;
+        }
+    }
+    Ok(())
+}
+
 impl Pool {
     /// Sets in both labels the incompat bits the running transaction needs.
     pub(super) fn enable_needed_features(&mut self) -> Result<()> {

@@ -96,6 +96,7 @@ impl Pool {
                 // the first label's damage as the expand's (labels.rs).
                 warnings.push(super::resize::finish_expand(dev.as_mut(), &label, previous_end)?);
             }
+            super::features::finish_feature_rewrite(dev.as_mut(), &label)?;
         }
         let commits = read_commits(dev.as_ref(), &label, first_region)?;
         if commits.is_empty() {
