@@ -369,7 +369,7 @@ phase_btrfs_main() {  # phase_btrfs_main DATASET
     release_devices
 }
 
-# snapfs compresses (zstd:3 by default), so its space is compared with btrfs compress=zstd.
+# snapfs compresses (zstd:1 by default), so its space is compared with btrfs compress=zstd.
 phase_btrfs_zstd() {  # phase_btrfs_zstd DATASET
     btrfs_pool "$SIZE_BYTES" compress=zstd
     btrfs_fill "$1" btrfs_zstd_

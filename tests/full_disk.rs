@@ -159,7 +159,7 @@ fn a_commit_that_starts_always_finds_the_space_it_needs() {
     use snapfs::fs::{Inode, ROOT_INO, Timespec};
     use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
     let mut options = FormatOptions::default();
-    options.config.compression_level = 0;
+    options.config.compression = snapfs::compress::Codec::Off;
     options.config.history_seconds = 0;
     let pool = format_pool(Box::new(MemoryDevice::new(24 * MIB)), &options).unwrap();
     let mut image = vec![0u8; 24 * MIB as usize];

@@ -88,7 +88,8 @@ fn assert_types(value: &Value, expected: &[(&str, IsType)]) {
     }
 }
 
-const STATUS_KEYS: [&str; 25] = [
+const STATUS_KEYS: [&str; 28] = [
+    "compression",
     "compression_level",
     "compression_ratio",
     "data_bytes",
@@ -108,6 +109,8 @@ const STATUS_KEYS: [&str; 25] = [
     "last_txg",
     "live_files",
     "live_logical_bytes",
+    "live_records_compressed",
+    "live_records_raw",
     "live_stored_bytes",
     "partial_receive",
     "pool_guid",
@@ -144,8 +147,11 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
     assert_types(
         &status,
         &[
+            ("compression", string),
             ("compression_level", number),
             ("compression_ratio", Value::is_f64),
+            ("live_records_compressed", number),
+            ("live_records_raw", number),
             ("device", string),
             ("features", Value::is_array),
             ("history_oldest", string),

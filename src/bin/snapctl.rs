@@ -12,8 +12,8 @@ mod render;
 use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
-use snapfs::cli::{PathSpec, open_pool, parse_duration, print_io_stats, report, snapshot_name};
-use snapfs::cmd::{check, history, scrub, snapshot, status, tree};
+use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
+use snapfs::cmd::{check, history, scrub, set, snapshot, status, tree};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
@@ -134,6 +134,11 @@ fn run(command: Command) -> Result<()> {
         Command::Expand { device } => {
             let outcome = open(&device, OpenMode::Write)?.expand()?;
             stdout_write(&render::expanded(&device, outcome))
+        }
+        Command::Set { property, device } => {
+            let mut pool = open(&device, OpenMode::Write)?; // opened first, as for history
+            let changed = set::set_compression(&mut pool, parse_property(&property)?)?;
+            stdout_write(&render::set(&device, &changed))
         }
         Command::History { keep, prune, json, device } => {
             let mode = if keep.is_some() || prune { OpenMode::Write } else { OpenMode::Read };

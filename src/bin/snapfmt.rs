@@ -25,8 +25,8 @@ struct Args {
     /// Share of the device the history leaves free: below it, the oldest commits go.
     #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=90))]
     history_reserve: u8,
-    /// Compression of new file data (tree nodes stay raw): zstd (level 3), zstd:LEVEL (1-19), or none.
-    #[arg(long, value_name = "ALGORITHM", default_value = "zstd")]
+    /// Compression of new file data (tree nodes stay raw): zstd:LEVEL (1-19), zstd (level 3), lz4, or off (none).
+    #[arg(long, value_name = "ALGORITHM", default_value = "zstd:1")]
     compress: String,
     /// Block device or image file to format.
     device: String,
@@ -36,7 +36,7 @@ fn run(args: &Args) -> Result<()> {
     let config = PoolConfig {
         history_seconds: parse_duration(&args.history)?,
         history_reserve_percent: args.history_reserve,
-        compression_level: parse_compression(&args.compress)?,
+        compression: parse_compression(&args.compress)?,
     };
     let dev = open_tool_device(&args.device, OpenMode::Write)?;
     let options = FormatOptions { force: args.force, config: config.clone() };
@@ -48,7 +48,7 @@ fn run(args: &Args) -> Result<()> {
         human_bytes(pool.free_bytes()),
         guid_hex(&pool.label.pool_guid),
         format_duration(config.history_seconds),
-        if config.compression_level == 0 { "none".to_string() } else { format!("zstd:{}", config.compression_level) }
+        config.compression.name()
     );
     Ok(())
 }

@@ -72,6 +72,8 @@ impl BlockKind {
 pub enum Compression {
     None = 0,
     Zstd = 1,
+    /// Pools with the lz4 incompat feature only (docs/FORMAT.md).
+    Lz4 = 2,
 }
 
 impl Compression {
@@ -79,6 +81,7 @@ impl Compression {
         match value {
             0 => Some(Compression::None),
             1 => Some(Compression::Zstd),
+            2 => Some(Compression::Lz4),
             _ => None,
         }
     }

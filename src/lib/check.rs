@@ -17,7 +17,7 @@ use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
-use crate::format::label::{FEATURE_LARGE_XATTRS, Label, region_start};
+use crate::format::label::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{FileKey, FileType, Inode, ItemKind, ROOT_INO, decode_dirent, key_is, parse_xattr_suffix};
@@ -114,6 +114,7 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
         only_checkpoint: HashMap::new(),
     };
     check_labels(pool, &mut c);
+    check_config(pool, &mut c);
     check_implicit(pool, &mut c)?;
     for (kind, root) in pool.meta_roots() {
         if let Some(root) = root {
@@ -164,6 +165,12 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
 }
 
 fn verify(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, owner: &str) -> Option<Vec<u8>> {
+    if ptr.compression == crate::block::Compression::Lz4 && pool.label.features_incompat & FEATURE_LZ4 == 0 {
+        c.problem(format!(
+            "{owner}: block {} is lz4, but the label lacks the lz4 feature (an older binary would misread it)",
+            ptr.addr.0
+        ));
+    }
     if ptr.kind.is_metadata() {
         verify_copies(pool, c, std::slice::from_ref(ptr), owner);
     }
@@ -216,18 +223,30 @@ fn check_labels(pool: &mut Pool, c: &mut Checker) {
             ));
             continue;
         }
-        let found = read_blocks(pool.store.dev.as_ref(), start, 1).and_then(|block| Label::decode(&block));
+        let block = read_blocks(pool.store.dev.as_ref(), start, 1);
+        // A commit cut short while it added a feature bit (pool/features.rs): not damage;
+        // the next open for writing rewrites it.
+        let feature_rewrite_cut_short = matches!(&block, Ok(block) if pool.label.is_torn_feature_rewrite(block, index));
+        let found = block.and_then(|block| Label::decode(&block));
         // An expand cut short while it rewrote the first label: not damage (labels.rs);
         // the next open for writing finishes it.
         let expand_cut_short =
             || index == 0 && matches!(previous_end_label(pool.store.dev.as_ref(), &pool.label), Ok(Some(_)));
         match found {
             Ok(Some(label)) if label.pool_guid == pool.label.pool_guid && label.index == index => {}
-            Ok(None) | Err(_) if expand_cut_short() => {}
+            Ok(None) | Err(_) if feature_rewrite_cut_short || expand_cut_short() => {}
             Ok(Some(_)) => c.problem(format!("label {index} belongs to another pool or slot")),
             Ok(None) => c.problem(format!("label {index} is missing")),
             Err(e) => c.problem(format!("label {index}: {e}")),
         }
+    }
+}
+
+/// A pool root that names lz4 needs the label's lz4 bit, which the commit sets first.
+fn check_config(pool: &Pool, c: &mut Checker) {
+    let lz4 = pool.root.config.compression == crate::compress::Codec::Lz4;
+    if lz4 && pool.label.features_incompat & FEATURE_LZ4 == 0 {
+        c.problem("the pool root names lz4 compression, but the label lacks the lz4 feature".to_string());
     }
 }
 

@@ -97,8 +97,10 @@ pub fn dump_root(pool: &Pool, out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "  config: history_seconds={} history_reserve_percent={} compression_level={}",
-        r.config.history_seconds, r.config.history_reserve_percent, r.config.compression_level
+        "  config: history_seconds={} history_reserve_percent={} compression={}",
+        r.config.history_seconds,
+        r.config.history_reserve_percent,
+        r.config.compression.name()
     );
 }
 

@@ -8,7 +8,7 @@ use crate::alloc::Allocator;
 use crate::alloc::allocator::{AllocKind, Placement};
 use crate::block::{BLOCK_BYTES, BlockAddr, BlockKind, BlockPtr, Compression, LOGICAL_BYTES_MAX, Txg};
 use crate::checksum::blake3;
-use crate::compress;
+use crate::compress::{self, Attempt, Codec};
 use crate::device::Device;
 use crate::error::{Corruption, DeviceError, Error, Result, Shrunk};
 use crate::format::label::{Label, REGION_BLOCKS, region_start};
@@ -23,11 +23,16 @@ pub struct StoredBlock {
 
 impl StoredBlock {
     /// Compresses (where that saves a block) and checksums logical bytes.
-    pub fn prepare(logical: Vec<u8>, compression_level: i32) -> StoredBlock {
+    pub fn prepare(logical: Vec<u8>, codec: Codec) -> StoredBlock {
+        StoredBlock::prepare_counted(logical, codec).0
+    }
+
+    /// `prepare`, saying also what the compressor tried.
+    pub fn prepare_counted(logical: Vec<u8>, codec: Codec) -> (StoredBlock, Attempt) {
         let logical_bytes = logical.len();
-        let (stored, compression) = compress::compress(logical, compression_level);
+        let (stored, compression, attempt) = compress::compress(logical, codec);
         let checksum = blake3(&stored);
-        StoredBlock { logical_bytes, stored, compression, checksum }
+        (StoredBlock { logical_bytes, stored, compression, checksum }, attempt)
     }
 }
 
@@ -59,7 +64,8 @@ pub struct Store {
     pub alloc: Allocator,
     /// The transaction being built: one more than the last commit.
     pub txg: Txg,
-    pub compression_level: i32,
+    /// How new file data is compressed (tree nodes are stored raw).
+    pub compression: Codec,
     /// Blocks of file trees killed by this transaction: (tree id, pointer).
     pub file_kills: Vec<(u64, BlockPtr)>,
     /// Blocks committed earlier whose pointers this transaction gave its own txg as
@@ -90,12 +96,12 @@ struct WriteBuffer {
 }
 
 impl Store {
-    pub fn new(dev: Box<dyn Device>, alloc: Allocator, txg: Txg, compression_level: i32) -> Store {
+    pub fn new(dev: Box<dyn Device>, alloc: Allocator, txg: Txg, compression: Codec) -> Store {
         Store {
             dev,
             alloc,
             txg,
-            compression_level,
+            compression,
             file_kills: Vec::new(),
             reborn: Default::default(),
             staging_replaced: Some(Vec::new()),
@@ -237,16 +243,11 @@ impl Store {
         // Tree nodes are stored raw, as btrfs stores its metadata: every commit rewrites
         // the nodes on the paths it changed and every walk reads them, and zstd on both
         // sides cost a fifth of an incremental receive to halve a few MiB of metadata.
-        let compression_level = match kind {
-            BlockKind::FileData | BlockKind::FileOverlay => self.compression_level,
-            _ => 0,
+        let codec = match kind {
+            BlockKind::FileData | BlockKind::FileOverlay => self.compression,
+            _ => Codec::Off,
         };
-        self.write_prepared(
-            kind,
-            level,
-            &StoredBlock::prepare(logical.to_vec(), compression_level),
-            AllocKind::Explicit,
-        )
+        self.write_prepared(kind, level, &StoredBlock::prepare(logical.to_vec(), codec), AllocKind::Explicit)
     }
 
     /// A store on an in-memory device with free space, for unit tests of the layers above.
@@ -254,17 +255,12 @@ impl Store {
     pub fn for_tests() -> Store {
         let mut alloc = Allocator::new(64, 64 * 1024);
         alloc.free.insert(64, 64 * 1024 - 64);
-        Store::new(Box::new(crate::device::MemoryDevice::new(256 << 20)), alloc, Txg(1), 1)
+        Store::new(Box::new(crate::device::MemoryDevice::new(256 << 20)), alloc, Txg(1), Codec::Zstd { level: 1 })
     }
 
     /// Writes a block that is allocated by being reachable from the commit record.
     pub fn write_implicit_block(&mut self, kind: BlockKind, logical: &[u8]) -> Result<BlockPtr> {
-        self.write_prepared(
-            kind,
-            0,
-            &StoredBlock::prepare(logical.to_vec(), self.compression_level),
-            AllocKind::Implicit,
-        )
+        self.write_prepared(kind, 0, &StoredBlock::prepare(logical.to_vec(), self.compression), AllocKind::Implicit)
     }
 
     /// Writes a block compressed and checksummed already (for example by a worker thread).
@@ -279,6 +275,10 @@ impl Store {
         let (logical_bytes, compression, checksum) = (*logical_bytes, *compression, *checksum);
         assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
         assert!(!stored.is_empty());
+        if compression == Compression::Lz4 {
+            // An older binary cannot read it: the commit sets the feature first.
+            self.features_needed |= crate::format::label::FEATURE_LZ4;
+        }
         let blocks = crate::block::blocks_for(stored.len() as u64);
         // Overlays are file data too: they go with it, not among the tree nodes.
         let placement = if kind.is_metadata() { Placement::Metadata } else { Placement::Data };
@@ -514,7 +514,8 @@ mod tests {
         // A data area that ends before the device does, as a pool's does (region 1).
         let mut alloc = Allocator::new(64, 60_000);
         alloc.free.insert(64, 60_000 - 64);
-        let mut store = Store::new(Box::new(crate::device::MemoryDevice::new(256 << 20)), alloc, Txg(1), 1);
+        let mut store =
+            Store::new(Box::new(crate::device::MemoryDevice::new(256 << 20)), alloc, Txg(1), Codec::Zstd { level: 1 });
         let (ptr, stored) = block_with_ditto(&mut store);
         let end = store.alloc.usable_end;
         for addr in [1, store.alloc.usable_start - 1, end - 1, end, end + 10] {

@@ -168,6 +168,13 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// Change a property of the pool for new writes: compression=zstd:N|lz4|off.
+    Set {
+        /// PROPERTY=VALUE: compression=zstd:1 to zstd:19, zstd (level 3), lz4, or off.
+        property: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Show the retained commits; change how long they are kept; release them.
     History {
         /// Keep commits this long from now on (e.g. 24h, 0).

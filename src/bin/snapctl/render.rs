@@ -9,12 +9,14 @@ use snapfs::cli::{format_duration, format_time};
 use snapfs::cmd::check::Checked;
 use snapfs::cmd::history::History;
 use snapfs::cmd::scrub::{Scrubbed, Verdict};
+use snapfs::cmd::set::Changed;
 use snapfs::cmd::snapshot::{Destroyed, Listed, Taken};
 use snapfs::cmd::status::PoolStatus;
 use snapfs::cmd::tree::{ListedEntry, PutStats, Synced};
 use snapfs::error::human_bytes;
 use snapfs::error::{Error, Result};
 use snapfs::fs::export::ExportStats;
+use snapfs::fs::pipeline::CompressionCounts;
 use snapfs::pool::ExpandOutcome;
 use snapfs::scrub::ScrubProgress;
 
@@ -29,14 +31,31 @@ pub fn synced(source: &str, s: &Synced) -> String {
     let txg = s.txg.map_or("nothing to commit".to_string(), |t| format!("txg {}", t.0));
     let st = &s.stats;
     format!(
-        "{PROGRAM}: synced {source}: {} changed files read ({}), {} created, {} removed, {} moves detected, {} metadata updates, {} unchanged; {txg}\n",
+        "{PROGRAM}: synced {source}: {} changed files read ({}), {} created, {} removed, {} moves detected, {} metadata updates, {} unchanged; {txg}\n{}",
         st.files_written,
         human_bytes(st.bytes_read),
         st.entries_created,
         st.entries_removed,
         st.renames_detected,
         st.metadata_updated,
-        st.unchanged
+        st.unchanged,
+        compression_counts(&st.compression),
+    )
+}
+
+/// The records a copy-in gave the compressor, kept compressed, and did not try.
+fn compression_counts(c: &CompressionCounts) -> String {
+    if c.tried + c.skipped == 0 {
+        return String::new();
+    }
+    format!("{PROGRAM}: compression: {} records tried, {} kept compressed, {} skipped\n", c.tried, c.kept, c.skipped)
+}
+
+pub fn set(device: &str, changed: &Changed) -> String {
+    format!(
+        "{PROGRAM}: {device}: compression={} for new writes (txg {}); stored data is unchanged\n",
+        changed.compression.name(),
+        changed.txg.0
     )
 }
 
@@ -145,7 +164,10 @@ pub fn status(s: &PoolStatus) -> String {
     );
     line(
         "compression:",
-        if s.compression_level == 0 { "none".into() } else { format!("zstd:{}", s.compression_level) },
+        format!(
+            "{} for new data; live records: {} stored compressed, {} raw",
+            s.compression, s.live_records_compressed, s.live_records_raw
+        ),
     );
     if let (Some(p), Some(token)) = (&s.partial_receive, &s.receive_resume_token) {
         line(

@@ -7,6 +7,7 @@
 pub mod exit_code;
 pub mod hint;
 
+use crate::compress::Codec;
 use crate::device::{OpenMode, open_tool_device};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
@@ -108,16 +109,19 @@ pub fn parse_duration(text: &str) -> Result<u64> {
     value.checked_mul(scale).filter(|&seconds| seconds <= DURATION_SECONDS_MAX).ok_or_else(bad)
 }
 
-/// `--compress`: "zstd" (level 3), "zstd:1" to "zstd:19", or "none" -> zstd level (0: none).
-pub fn parse_compression(text: &str) -> Result<u8> {
-    match text {
-        "none" => Ok(0),
-        "zstd" => Ok(3),
-        _ => text
-            .strip_prefix("zstd:")
-            .and_then(|l| l.parse::<u8>().ok())
-            .filter(|l| (1..=19).contains(l))
-            .ok_or_else(|| Error::invalid(format!("bad --compress {text:?}: use zstd, zstd:1 to zstd:19, or none"))),
+/// `--compress` and `set compression=`: "zstd" (level 3), "zstd:1" to "zstd:19", "lz4",
+/// or "off" (also "none").
+pub fn parse_compression(text: &str) -> Result<Codec> {
+    Codec::parse(text).ok_or_else(|| {
+        Error::invalid(format!("bad compression {text:?}: use zstd:1 to zstd:19, zstd (level 3), lz4, or off"))
+    })
+}
+
+/// `snapctl set`'s operand, PROPERTY=VALUE, as the change it asks for.
+pub fn parse_property(text: &str) -> Result<Codec> {
+    match text.split_once('=') {
+        Some(("compression", value)) => parse_compression(value),
+        _ => Err(Error::invalid(format!("bad property {text:?}: snapctl sets compression=VALUE (zstd:N, lz4 or off)"))),
     }
 }
 
@@ -187,10 +191,21 @@ mod tests {
 
     #[test]
     fn compression_levels() {
-        assert_eq!(parse_compression("none").unwrap(), 0);
-        assert_eq!(parse_compression("zstd:19").unwrap(), 19);
-        for text in ["zstd:0", "zstd:20", "zstd:256", "zstd:-1", "zstd:", "gzip"] {
+        assert_eq!(parse_compression("none").unwrap(), Codec::Off);
+        assert_eq!(parse_compression("off").unwrap(), Codec::Off);
+        assert_eq!(parse_compression("lz4").unwrap(), Codec::Lz4);
+        assert_eq!(parse_compression("zstd").unwrap(), Codec::Zstd { level: 3 });
+        assert_eq!(parse_compression("zstd:19").unwrap(), Codec::Zstd { level: 19 });
+        for codec in [Codec::Off, Codec::Lz4, Codec::Zstd { level: 1 }, Codec::Zstd { level: 19 }] {
+            assert_eq!(parse_compression(&codec.name()).unwrap(), codec, "names read back");
+        }
+        for text in ["zstd:0", "zstd:20", "zstd:256", "zstd:-1", "zstd:", "gzip", "lz4:1", "Off", ""] {
             assert_eq!(exit_code::of_error(&parse_compression(text).unwrap_err()), exit_code::INVALID, "{text}");
+        }
+        assert_eq!(parse_property("compression=lz4").unwrap(), Codec::Lz4);
+        for text in ["compression", "compress=lz4", "compression=gzip", "=lz4", "history=1h"] {
+            let e = parse_property(text).unwrap_err();
+            assert_eq!(exit_code::of_error(&e), exit_code::INVALID, "{text}");
         }
     }
 

@@ -4,7 +4,7 @@
 //! prints, opens a device or names a binary.
 //!
 //! One file per family: `tree` (put cat ls mkdir rm mv export sync), `snapshot`
-//! (snapshot destroy list), `history`, `status`, `check`, `scrub` (its verdict too),
+//! (snapshot destroy list), `history`, `set` (compression), `status`, `check`, `scrub` (its verdict too),
 //! `send` (plan and size a run, write the stream), `receive` (verify against a target,
 //! read record by record, discard a partial receive). What a path argument names is
 //! `PathSpec`, here.
@@ -14,6 +14,7 @@ pub mod history;
 pub mod receive;
 pub mod scrub;
 pub mod send;
+pub mod set;
 pub mod snapshot;
 pub mod status;
 pub mod tree;

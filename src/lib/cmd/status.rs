@@ -12,6 +12,9 @@ use serde::{Serialize, Serializer};
 /// them (alphabetical); scripts read them by these names. Times are UTC text.
 #[derive(Clone, Debug, Serialize)]
 pub struct PoolStatus {
+    /// How new file data is compressed: "off", "lz4" or "zstd:N".
+    pub compression: String,
+    /// Its zstd level; 0 when it is not zstd.
     pub compression_level: u8,
     /// Logical / stored bytes of the live tree (1 when it stores nothing); the JSON
     /// rounds it to two decimals.
@@ -39,6 +42,10 @@ pub struct PoolStatus {
     pub last_txg: u64,
     pub live_files: u64,
     pub live_logical_bytes: u64,
+    /// Blocks of the live tree's file records stored compressed and raw (computed from
+    /// the tree, so exact for what is stored whoever wrote it).
+    pub live_records_compressed: u64,
+    pub live_records_raw: u64,
     pub live_stored_bytes: u64,
     pub partial_receive: Option<PartialReceive>,
     pub pool_guid: String,
@@ -74,7 +81,11 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
     let config = pool.root.config.clone();
     let partial = pool.receive_state()?;
     Ok(PoolStatus {
-        compression_level: config.compression_level,
+        compression: config.compression.name(),
+        compression_level: match config.compression {
+            crate::compress::Codec::Zstd { level } => level,
+            _ => 0,
+        },
         compression_ratio: ratio,
         data_bytes: pool.store.alloc.usable_blocks() * BLOCK_BYTES,
         device: device.to_string(),
@@ -94,6 +105,8 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
         last_txg: pool.txg().0,
         live_files: usage.files,
         live_logical_bytes: usage.logical_bytes,
+        live_records_compressed: usage.compressed_blocks,
+        live_records_raw: usage.raw_blocks,
         live_stored_bytes: usage.stored_bytes,
         receive_resume_token: partial.as_ref().map(state_token),
         partial_receive: partial.map(|p| PartialReceive {

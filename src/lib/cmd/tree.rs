@@ -166,7 +166,7 @@ fn put_content(
 ) -> Result<(PutStats, Option<std::fs::Metadata>)> {
     let stats = match (source, offset) {
         (PutSource::File(host_path), None) => {
-            let mut pipeline = Pipeline::new(fs.store().compression_level);
+            let mut pipeline = Pipeline::new(fs.store().compression);
             let read = host_file::read_into(fs, &mut pipeline, ino, host_path, Naming::Operator)?;
             drain(fs, &mut pipeline, 0)?;
             set_size(fs, ino, read.size)?;
@@ -175,7 +175,7 @@ fn put_content(
             return Ok((stats, Some(read.metadata)));
         }
         (PutSource::Stream(reader), None) => {
-            let mut pipeline = Pipeline::new(fs.store().compression_level);
+            let mut pipeline = Pipeline::new(fs.store().compression);
             let written = stream_records(fs, &mut pipeline, ino, reader)?;
             drain(fs, &mut pipeline, 0)?;
             set_size(fs, ino, written)?;

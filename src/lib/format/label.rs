@@ -4,8 +4,8 @@
 //! its end. Each holds a label (block 0 of the region) and a ring of commit records
 //! (blocks 1..=15); the rest of the region is reserved. A label is written at format time
 //! and rewritten only by `snapctl expand` (pool/resize.rs), with a larger `device_bytes`,
-//! and by the commit that first stores a large xattr (pool/features.rs), with a new
-//! incompat bit; so a torn label comes from damage or an interrupted rewrite, and the
+//! and by the commit that first stores a large xattr or an lz4 block, or chooses lz4
+//! (pool/features.rs), with a new incompat bit; so a torn label comes from damage or an interrupted rewrite, and the
 //! other copy covers it.
 
 use crate::block::BLOCK_BYTES;
@@ -18,7 +18,7 @@ pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
 /// refuses to write.
-pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS;
+pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_LZ4;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -27,6 +27,15 @@ pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
 /// first commit that stores one (pool/features.rs), never by `snapfmt`: a pool that
 /// holds no large value stays readable by older binaries.
 pub const FEATURE_LARGE_XATTRS: u64 = 1 << 1;
+/// Blocks compressed with lz4 (block pointer compression 2), and a pool root whose
+/// configuration names lz4, which an older binary could not read. Set by the commit
+/// that first chooses lz4 or stores an lz4 block (a received one too), or by `snapfmt
+/// --compress lz4`: a pool that never uses lz4 stays readable by older binaries.
+pub const FEATURE_LZ4: u64 = 1 << 2;
+/// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
+pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4;
+/// The unit a device writes atomically at least: a torn label block mixes whole sectors.
+const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
 /// Every metadata block is written twice (the pointer's ditto address). An older binary
 /// reads such a pool (it falls back to the ditto already) but would free only the first
@@ -81,6 +90,31 @@ impl Label {
         w.raw(&sum);
         assert_eq!(w.len(), BLOCK_BYTES as usize);
         w.bytes
+    }
+
+    /// Whether `block` (which does not decode) is what rewriting copy `index` of this
+    /// label to or from a set of incompat bits that differs in FEATURES_ADDED_LATER
+    /// only leaves when cut short: every sector is that sector of one of the two
+    /// encodings. Not damage: pool/features.rs rewrites it at the next open for writing.
+    pub fn is_torn_feature_rewrite(&self, block: &[u8], index: u32) -> bool {
+        let this = Label { index, ..self.clone() };
+        let one = this.encode();
+        let changes = FEATURES_ADDED_LATER;
+        // Every non-empty subset of the bits that may change.
+        let mut subset = changes;
+        while subset != 0 {
+            let other = Label { features_incompat: this.features_incompat ^ subset, ..this.clone() }.encode();
+            let mixes = block.len() == one.len()
+                && block
+                    .chunks(SECTOR_BYTES)
+                    .zip(one.chunks(SECTOR_BYTES).zip(other.chunks(SECTOR_BYTES)))
+                    .all(|(sector, (a, b))| sector == a || sector == b);
+            if mixes {
+                return true;
+            }
+            subset = (subset - 1) & changes;
+        }
+        false
     }
 
     /// Decodes a label block. `Ok(None)` means no snapfs label is there at all (wrong
@@ -159,6 +193,9 @@ impl Label {
         if self.features_incompat & FEATURE_LARGE_XATTRS != 0 {
             names.push("large_xattrs".to_string());
         }
+        if self.features_incompat & FEATURE_LZ4 != 0 {
+            names.push("lz4".to_string());
+        }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());
         }
@@ -192,6 +229,41 @@ mod tests {
             device_bytes: 1 << 30,
             created_ns: 123,
         }
+    }
+
+    #[test]
+    fn a_feature_rewrite_cut_short_is_told_from_damage() {
+        // Goal: a label block torn between the label and the same label with lz4 or
+        // large_xattrs toggled is recognized, in either direction and either copy; any
+        // other torn block is not. Method: sector mixes of two encodings, then the same
+        // mixes with one byte changed, with zeros, and with another pool's label.
+        let old = Label { features_incompat: FEATURE_RECORD_OVERLAYS, ..sample() };
+        for added in [FEATURE_LZ4, FEATURE_LARGE_XATTRS, FEATURE_LZ4 | FEATURE_LARGE_XATTRS] {
+            let new = Label { features_incompat: old.features_incompat | added, ..old.clone() };
+            for index in [0, 1] {
+                let (a, b) = (Label { index, ..old.clone() }.encode(), Label { index, ..new.clone() }.encode());
+                let mut torn = a.clone();
+                torn[..SECTOR_BYTES].copy_from_slice(&b[..SECTOR_BYTES]); // features new, checksum old
+                assert!(Label::decode(&torn).is_err());
+                assert!(old.is_torn_feature_rewrite(&torn, index), "{added:#x} from the old copy");
+                assert!(new.is_torn_feature_rewrite(&torn, index), "{added:#x} from the new copy");
+                assert!(!old.is_torn_feature_rewrite(&torn, 1 - index), "the other copy's index");
+                let mut damaged = torn.clone();
+                damaged[100] ^= 1;
+                assert!(!old.is_torn_feature_rewrite(&damaged, index), "a flipped byte is damage");
+                let mut zeroed = torn.clone();
+                zeroed[BLOCK_BYTES as usize - SECTOR_BYTES..].fill(0);
+                assert!(!old.is_torn_feature_rewrite(&zeroed, index), "a lost sector is damage");
+                let other_pool = Label { pool_guid: [9; 16], ..old.clone() };
+                assert!(!other_pool.is_torn_feature_rewrite(&torn, index));
+            }
+        }
+        // Only the bits a commit adds: a torn change of record_overlays is damage.
+        let a = old.encode();
+        let b = Label { features_incompat: 0, ..old.clone() }.encode();
+        let mut torn = a.clone();
+        torn[..SECTOR_BYTES].copy_from_slice(&b[..SECTOR_BYTES]);
+        assert!(!old.is_torn_feature_rewrite(&torn, old.index));
     }
 
     #[test]

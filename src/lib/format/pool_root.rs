@@ -3,6 +3,7 @@
 
 use crate::block::{BlockPtr, Txg};
 use crate::codec::{Reader, Writer};
+use crate::compress::{Codec, ZSTD_LEVEL_MAX};
 use crate::error::{Error, Result};
 
 pub const POOL_ROOT_MAGIC: [u8; 4] = *b"SNPR";
@@ -19,13 +20,40 @@ pub struct PoolConfig {
     pub history_seconds: u64,
     /// The history gives way when free space falls below this share of the device.
     pub history_reserve_percent: u8,
-    /// zstd level for new blocks; 0 stores blocks uncompressed.
-    pub compression_level: u8,
+    /// How new file data is compressed. On disk: the zstd level byte (0 for none) and,
+    /// after the receive pointer, the algorithm byte (0: zstd or none by the level, 1:
+    /// lz4, with level 0; only on pools with the lz4 feature).
+    pub compression: Codec,
 }
+
+/// The algorithm byte of a pool root whose compression is lz4.
+const ALGORITHM_LZ4: u8 = 1;
 
 impl Default for PoolConfig {
     fn default() -> PoolConfig {
-        PoolConfig { history_seconds: 24 * 3600, history_reserve_percent: 10, compression_level: 3 }
+        PoolConfig { history_seconds: 24 * 3600, history_reserve_percent: 10, compression: Codec::DEFAULT }
+    }
+}
+
+/// The (level, algorithm) bytes of a compression setting.
+fn codec_bytes(codec: Codec) -> (u8, u8) {
+    match codec {
+        Codec::Off => (0, 0),
+        Codec::Zstd { level } => (level, 0),
+        Codec::Lz4 => (0, ALGORITHM_LZ4),
+    }
+}
+
+fn codec_of(level: u8, algorithm: u8) -> Result<Codec> {
+    match (level, algorithm) {
+        (0, 0) => Ok(Codec::Off),
+        // Levels up to 22 were accepted by earlier binaries' decoders.
+        (1..=22, 0) => Ok(Codec::Zstd { level }),
+        (0, ALGORITHM_LZ4) => Ok(Codec::Lz4),
+        _ => Err(Error::corrupt(format!(
+            "pool root names compression level {level} of algorithm {algorithm}: levels go to {ZSTD_LEVEL_MAX}, \
+             algorithms are 0 (zstd) and 1 (lz4, level 0)"
+        ))),
     }
 }
 
@@ -70,8 +98,10 @@ impl PoolRoot {
         w.u64(self.dead_bytes);
         w.u64(self.config.history_seconds);
         w.u8(self.config.history_reserve_percent);
-        w.u8(self.config.compression_level);
+        let (level, algorithm) = codec_bytes(self.config.compression);
+        w.u8(level);
         BlockPtr::encode(self.receive.as_ref(), &mut w);
+        w.u8(algorithm);
         w.zeros(POOL_ROOT_BYTES - w.len());
         w.bytes
     }
@@ -107,13 +137,15 @@ impl PoolRoot {
         let history_reserve_percent = r.u8()?;
         let compression_level = r.u8()?;
         let receive = BlockPtr::decode(&mut r)?;
+        let algorithm = r.u8()?;
         if receive.is_some() && version < 2 {
             return Err(Error::corrupt("pool root of version 1 names a receive state"));
         }
         r.zeros(POOL_ROOT_BYTES - r.offset())?;
-        if history_reserve_percent > 100 || compression_level > 22 {
+        if history_reserve_percent > 100 {
             return Err(Error::corrupt("pool root configuration out of range"));
         }
+        let compression = codec_of(compression_level, algorithm)?;
         Ok(PoolRoot {
             txg,
             time_ns,
@@ -127,7 +159,7 @@ impl PoolRoot {
             space_base_blocks,
             next_tree_id,
             dead_bytes,
-            config: PoolConfig { history_seconds, history_reserve_percent, compression_level },
+            config: PoolConfig { history_seconds, history_reserve_percent, compression },
             receive,
         })
     }
@@ -156,5 +188,48 @@ mod tests {
             receive: None,
         };
         assert_eq!(PoolRoot::decode(&root.encode()).unwrap(), root);
+    }
+
+    #[test]
+    fn every_compression_setting_round_trips_and_bad_ones_are_corruption() {
+        // Goal: each setting reads back as written; a zstd pool root is byte for byte
+        // what earlier binaries wrote (algorithm byte zero). Method: encode, decode, and
+        // patch the two bytes to impossible pairs.
+        let mut root = sample();
+        for codec in [Codec::Off, Codec::Lz4, Codec::Zstd { level: 1 }, Codec::Zstd { level: 19 }] {
+            root.config.compression = codec;
+            assert_eq!(PoolRoot::decode(&root.encode()).unwrap().config.compression, codec);
+        }
+        root.config.compression = Codec::Zstd { level: 3 };
+        let bytes = root.encode();
+        let level_at = 4 + 4 + 8 + 8 + 16 + 5 * 72 + 8 * 5 + 1;
+        let algorithm_at = level_at + 1 + 72;
+        assert_eq!((bytes[level_at], bytes[algorithm_at]), (3, 0));
+        for (level, algorithm) in [(23, 0), (3, 1), (0, 2), (0, 255)] {
+            let mut bad = bytes.clone();
+            bad[level_at] = level;
+            bad[algorithm_at] = algorithm;
+            let err = PoolRoot::decode(&bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("level {level} of algorithm {algorithm}")), "{err}");
+        }
+    }
+
+    fn sample() -> PoolRoot {
+        PoolRoot {
+            txg: Txg(5),
+            time_ns: 7,
+            pool_guid: [4; 16],
+            trees: None,
+            snapshots: None,
+            history: None,
+            dead: None,
+            space_log: None,
+            space_log_blocks: 3,
+            space_base_blocks: 1,
+            next_tree_id: 2,
+            dead_bytes: 4096,
+            config: PoolConfig::default(),
+            receive: None,
+        }
     }
 }

@@ -241,8 +241,10 @@ fn logical_into(b: &StoredBlock, buffer: &mut Vec<u8>) -> Result<()> {
             buffer.extend_from_slice(&b.stored);
             Some(buffer.len())
         }
-        Compression::Zstd => {
-            crate::compress::decompress_zstd_into(&b.stored, b.logical_bytes as u32, buffer).ok().map(|()| buffer.len())
+        Compression::Zstd | Compression::Lz4 => {
+            crate::compress::decompress_into(&b.stored, b.compression, b.logical_bytes as u32, buffer)
+                .ok()
+                .map(|()| buffer.len())
         }
     };
     check_logical_len(b, len.unwrap_or(usize::MAX))

@@ -49,6 +49,8 @@ pub struct SyncStats {
     pub renames_detected: u64,
     /// Files that changed during every read: stored as last read, perhaps mixing versions.
     pub changed_while_read: Vec<PathBuf>,
+    /// What the compressor did with the records read.
+    pub compression: super::pipeline::CompressionCounts,
 }
 
 pub struct Syncer<'f, 'a> {
@@ -76,12 +78,12 @@ fn io_error(path: &Path, what: &str, e: io::Error) -> Error {
 
 impl<'f, 'a> Syncer<'f, 'a> {
     pub fn new(fs: &'f mut FsTree<'a>) -> Syncer<'f, 'a> {
-        let level = fs.store.compression_level;
+        let codec = fs.store.compression;
         Syncer {
             fs,
             links: HashMap::new(),
             claimed: HashMap::new(),
-            pipeline: Pipeline::new(level),
+            pipeline: Pipeline::new(codec),
             root: None,
             by_size_and_time: None,
             pending_removals: Vec::new(),
@@ -107,6 +109,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
             }
         }
         drain(self.fs, &mut self.pipeline, 0)?;
+        self.stats.compression = self.pipeline.counts;
         let inode = self.fs.inode(dir)?;
         self.apply_metadata(dir, inode, source, &meta)
     }

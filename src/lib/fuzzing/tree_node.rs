@@ -94,12 +94,15 @@ fn decode_file_item(key: &[u8], value: &[u8]) {
     }
 }
 
-/// The input as a zstd block holding a whole node, and as one holding a whole file
+/// The input as a zstd or lz4 block holding a whole node, and as one holding a whole file
 /// record. Decompressing frame by frame must give what decompressing the block whole gives.
 fn decompress_block(stored: &[u8]) {
-    for logical_bytes in [NODE_BYTES_MAX as u32, RECORD_BYTES as u32] {
-        let by_frames = decompress_frames_where(stored, logical_bytes, &|_, _| true);
-        let whole = decompress(stored.to_vec(), Compression::Zstd, logical_bytes);
+    let kinds = [Compression::Zstd, Compression::Lz4];
+    for (compression, logical_bytes) in
+        kinds.into_iter().flat_map(|c| [(c, NODE_BYTES_MAX as u32), (c, RECORD_BYTES as u32)])
+    {
+        let by_frames = decompress_frames_where(stored, compression, logical_bytes, &|_, _| true);
+        let whole = decompress(stored.to_vec(), compression, logical_bytes);
         if let Ok(by_frames) = &by_frames {
             assert_eq!(whole.as_ref().ok(), Some(by_frames), "frames and the whole block differ");
         }
@@ -107,6 +110,6 @@ fn decompress_block(stored: &[u8]) {
             decode_node(&logical);
         }
         let first_half = |start: usize, _: usize| start < logical_bytes as usize / 2;
-        let _ = decompress_frames_where(stored, logical_bytes, &first_half);
+        let _ = decompress_frames_where(stored, compression, logical_bytes, &first_half);
     }
 }

@@ -1,6 +1,6 @@
 //! Turning on an incompat feature the first time a transaction writes what needs it.
 //!
-//! A feature such as `large_xattrs` is not set by `snapfmt`: a pool gets it with the
+//! A feature such as `large_xattrs` (or `lz4`, unless formatted with it) is not set by `snapfmt`: a pool gets it with the
 //! first commit that stores a large xattr, so pools that never hold one stay readable by
 //! older binaries. The label must say so before any commit record names a tree that
 //! holds one, or an older binary would open the pool and misread it. So, before the
@@ -16,8 +16,29 @@
 
 use super::Pool;
 use crate::block::BLOCK_BYTES;
+use crate::compress::Codec;
 use crate::error::Result;
-use crate::format::label::{Label, region_start};
+use crate::format::label::{FEATURE_LZ4, Label, region_start};
+
+/// The incompat bit a pool configured with `codec` needs: its root names lz4.
+pub(crate) fn lz4_feature(codec: Codec) -> u64 {
+    if codec == Codec::Lz4 { FEATURE_LZ4 } else { 0 }
+}
+
+/// Rewrites a label copy that a feature rewrite cut short left torn, from `label` (the
+/// one that opened the pool), before the open for writing commits anything.
+pub(crate) fn finish_feature_rewrite(dev: &mut dyn crate::device::Device, label: &Label) -> Result<()> {
+    for index in [1u32, 0] {
+        let block = region_start(index, label.device_bytes);
+        let torn = super::labels::read_blocks(&*dev, block, 1)
+            .is_ok_and(|bytes| Label::decode(&bytes).is_err() && label.is_torn_feature_rewrite(&bytes, index));
+        if torn {
+            dev.write_at(block * BLOCK_BYTES, &Label { index, ..label.clone() }.encode())?;
+            dev.flush()?;
+        }
+    }
+    Ok(())
+}
 
 impl Pool {
     /// Sets in both labels the incompat bits the running transaction needs.

@@ -86,6 +86,10 @@ pub fn find_label(dev: &dyn Device, first: &[u8]) -> Result<FoundLabel> {
         if let Some((_, previous)) = previous_end_label(dev, &label)? {
             return Ok(FoundLabel { label, warning: None, unfinished_expand: Some(previous) });
         }
+        if label.is_torn_feature_rewrite(&first[..BLOCK_BYTES as usize], 0) {
+            // A commit cut short while adding a feature bit (pool/features.rs).
+            return Ok(FoundLabel { label, warning: None, unfinished_expand: None });
+        }
         let at = if label.device_bytes == whole_blocks_bytes(dev) {
             "at its end".to_string()
         } else {

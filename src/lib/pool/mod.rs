@@ -226,6 +226,17 @@ impl Pool {
         Ok(())
     }
 
+    /// Compresses new file data with `codec` from this transaction on; what is stored
+    /// stays as it is. Choosing lz4 sets its feature with the commit.
+    pub fn set_compression(&mut self, codec: crate::compress::Codec) -> Result<()> {
+        self.writable()?;
+        self.root.config.compression = codec;
+        self.store.compression = codec;
+        self.store.features_needed |= features::lz4_feature(codec);
+        self.config_changed = true;
+        Ok(())
+    }
+
     /// Drops every retained commit: after the next commit, only that commit remains.
     pub fn prune_history(&mut self) -> Result<()> {
         self.writable()?;

@@ -1,6 +1,7 @@
 //! Opening a pool (labels, newest valid commit, space log replay, tables) and laying a
 //! new one onto a device.
 
+use super::features::lz4_feature;
 use super::labels::{find_label, holds_pool, read_blocks, read_region};
 use super::warning::OpenWarning;
 use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained};
@@ -8,6 +9,7 @@ use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
 use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
 use crate::clock::{Clock, system_clock};
+use crate::compress::Codec;
 use crate::device::{Device, OpenMode};
 use crate::error::{DeviceError, Error, Refusal, Result, Shrunk, human_bytes};
 use crate::format::commit::CommitRecord;
@@ -94,6 +96,7 @@ impl Pool {
                 // the first label's damage as the expand's (labels.rs).
                 warnings.push(super::resize::finish_expand(dev.as_mut(), &label, previous_end)?);
             }
+            super::features::finish_feature_rewrite(dev.as_mut(), &label)?;
         }
         let commits = read_commits(dev.as_ref(), &label, first_region)?;
         if commits.is_empty() {
@@ -101,7 +104,7 @@ impl Pool {
         }
         let usable_start = REGION_BLOCKS;
         let usable_end = region_start(1, label.device_bytes);
-        let mut store = Store::new(dev, Allocator::new(usable_start, usable_end), Txg(0), 0);
+        let mut store = Store::new(dev, Allocator::new(usable_start, usable_end), Txg(0), Codec::Off);
         store.ditto_metadata = label.has_ditto_metadata();
         let mut last_error: Option<Error> = None;
         for (skipped, commit) in commits.iter().enumerate() {
@@ -136,7 +139,7 @@ impl Pool {
     ) -> Result<Pool> {
         let space_log_head = replay_space_log(&mut store, &root, &commit)?;
         store.txg = Txg(root.txg.0 + 1);
-        store.compression_level = root.config.compression_level as i32;
+        store.compression = root.config.compression;
         let mut pool = Pool::handle(store, label, root, commit, mode, warnings, clock);
         pool.space_log_head = space_log_head;
         for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
@@ -361,7 +364,7 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
         let label = Label {
             version: FORMAT_VERSION,
             index,
-            features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS,
+            features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS | lz4_feature(options.config.compression),
             features_ro_compat: crate::format::label::FEATURE_DITTO_METADATA,
             features_compat: 0,
             pool_guid,
@@ -379,7 +382,7 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
     let usable_end = region_start(1, device_bytes);
     let mut alloc = Allocator::new(usable_start, usable_end);
     alloc.free.insert(usable_start, usable_end - usable_start);
-    let mut store = Store::new(dev, alloc, Txg(1), options.config.compression_level as i32);
+    let mut store = Store::new(dev, alloc, Txg(1), options.config.compression);
     store.txg = Txg(1);
     store.ditto_metadata = label.has_ditto_metadata();
     let root = PoolRoot {

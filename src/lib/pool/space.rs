@@ -21,6 +21,9 @@ pub struct TreeUsage {
     pub logical_bytes: u64,
     /// Bytes of blocks the records occupy on the device.
     pub stored_bytes: u64,
+    /// Blocks of records (bases and overlays) stored compressed, and stored raw.
+    pub compressed_blocks: u64,
+    pub raw_blocks: u64,
 }
 
 impl Pool {
@@ -37,6 +40,12 @@ impl Pool {
                             let r = Record::decode(v)?;
                             usage.logical_bytes += r.logical_bytes();
                             usage.stored_bytes += r.blocks().map(|b| b.allocated_blocks() * BLOCK_BYTES).sum::<u64>();
+                            for b in r.blocks() {
+                                match b.compression {
+                                    crate::block::Compression::None => usage.raw_blocks += 1,
+                                    _ => usage.compressed_blocks += 1,
+                                }
+                            }
                         }
                         Some(ItemKind::Inode) if Inode::decode(v)?.file_type() == FileType::Regular => {
                             usage.files += 1;

@@ -1,6 +1,6 @@
 //! A readable line per record, as `zstream dump` and `btrfs receive --dump` print them.
 
-use super::wire::{Begin, FEATURE_LARGE_XATTRS, Record};
+use super::wire::{Begin, FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURES_KNOWN, Record};
 use crate::error::human_bytes;
 use crate::pool::guid_hex;
 use crate::utc::format_time_ns;
@@ -18,11 +18,13 @@ pub fn describe_begin(b: &Begin) -> String {
         Some(point) => format!("{base}, resumed at inode {} record {}", point.ino, point.record),
         None => base,
     };
-    let features = match b.features {
-        0 => String::new(),
-        FEATURE_LARGE_XATTRS => "; features large_xattrs".to_string(),
-        bits => format!("; features {bits:#x}"),
-    };
+    let named = [(FEATURE_LARGE_XATTRS, "large_xattrs"), (FEATURE_LZ4, "lz4")];
+    let mut names: Vec<String> =
+        named.iter().filter(|(bit, _)| b.features & bit != 0).map(|(_, name)| name.to_string()).collect();
+    if b.features & !FEATURES_KNOWN != 0 {
+        names.push(format!("{:#x}", b.features & !FEATURES_KNOWN));
+    }
+    let features = if names.is_empty() { String::new() } else { format!("; features {}", names.join(", ")) };
     format!(
         "BEGIN part {}/{} @{} (guid {}, txg {}, taken {}) {base}; source pool {}; part {} bytes, run {} bytes{features}",
         b.part + 1,

@@ -21,7 +21,7 @@
 //! once far faster than one after another), and the PATCH records go out in order, each
 //! as soon as it and those before it are cut, before anything after them.
 
-use super::wire::{FEATURE_LARGE_XATTRS, PatchRecord, Record, RecordType, WriteOverlay, WriteRecord};
+use super::wire::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, PatchRecord, Record, RecordType, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
@@ -89,7 +89,7 @@ fn cut_pieces(read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>, ptr: &Block
         let wanted = |start: usize, len: usize| {
             (start / PIECE_BYTES..(start + len).div_ceil(PIECE_BYTES)).any(|i| i < 32 && mask & (1 << i) != 0)
         };
-        let bytes = crate::compress::decompress_frames_where(&stored, logical, &wanted)?;
+        let bytes = crate::compress::decompress_frames_where(&stored, ptr.compression, logical, &wanted)?;
         return Ok(take_pieces(&bytes, logical, mask));
     }
     let pieces = (logical as usize).div_ceil(PIECE_BYTES);
@@ -129,6 +129,11 @@ impl Sink for SizeSink {
         self.records += 1;
         if record.record_type() == RecordType::SetLargeXattr {
             self.features |= FEATURE_LARGE_XATTRS;
+        }
+        if let Record::Write(write) = record {
+            if write.has_lz4() {
+                self.features |= FEATURE_LZ4;
+            }
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 
 use crate::block::BlockPtr;
 use crate::checksum::{blake3, piece_hash};
+use crate::compress::Codec;
 use crate::device::SharedReader;
 use crate::error::{Error, Result};
 use crate::fs::record::{OVERLAY_PIECES_MAX, PIECE_BYTES, Record, all_pieces, fingerprint, lay_pieces, piece_len};
@@ -29,7 +30,7 @@ use super::wire::PatchRecord;
 /// A patched block is compressed at most at this zstd level (the fast strategy): at
 /// the default level 3, recompressing rewritten records was most of an incremental
 /// receive. A later rewrite by `sync` or a WRITE stores them at the pool's level again.
-pub const PATCH_COMPRESSION_LEVEL_MAX: i32 = 1;
+pub const PATCH_COMPRESSION_LEVEL_MAX: u8 = 1;
 
 /// Patches queued at most: bounds memory to a few MiB.
 pub const PATCHES_IN_FLIGHT_MAX: usize = 32;
@@ -62,7 +63,7 @@ pub struct Patcher {
     workers: Workers<PatchJob, Result<Patched>>,
     reads: bool,
     overlays: bool,
-    level: i32,
+    level: Codec,
 }
 
 /// A PATCH whose overlay is at most this many bytes and reads nothing is applied by the
@@ -135,7 +136,7 @@ fn damaged(job: &PatchJob, ptr: &BlockPtr, stored: &[u8]) -> Option<Error> {
     })
 }
 
-fn patch(mut job: PatchJob, level: i32, reader: Option<&dyn SharedReader>) -> Result<Patched> {
+fn patch(mut job: PatchJob, level: Codec, reader: Option<&dyn SharedReader>) -> Result<Patched> {
     match job.plan {
         Plan::Overlay => overlay(job, level, reader),
         Plan::Rewrite => {
@@ -183,7 +184,7 @@ fn patch(mut job: PatchJob, level: i32, reader: Option<&dyn SharedReader>) -> Re
 }
 
 /// Merges the patch's pieces with the old overlay's that stay, into a new overlay.
-fn overlay(mut job: PatchJob, level: i32, reader: Option<&dyn SharedReader>) -> Result<Patched> {
+fn overlay(mut job: PatchJob, level: Codec, reader: Option<&dyn SharedReader>) -> Result<Patched> {
     let logical = job.patch.logical_bytes;
     let kept = overlay_kept(&job.old, &job.patch);
     let mut old_pieces: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -229,7 +230,7 @@ impl Patcher {
     /// With a shared reader, the workers read the old blocks themselves: a receive into
     /// a cold cache waits for small random reads, and several in flight hide their
     /// latency, so there are more workers than cores. `overlays`: the pool takes them.
-    pub fn new(compression_level: i32, reader: Option<Arc<dyn SharedReader>>, overlays: bool) -> Patcher {
+    pub fn new(compression_level: Codec, reader: Option<Arc<dyn SharedReader>>, overlays: bool) -> Patcher {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
         let threads = if reader.is_some() { (2 * cores).max(4) } else { cores };
         let reads = reader.is_some();
@@ -273,6 +274,7 @@ mod tests {
     use super::*;
     use crate::block::{BlockAddr, BlockKind, Compression, Txg};
     use crate::fs::record::Overlay;
+    const ZSTD_1: Codec = Codec::Zstd { level: 1 };
 
     fn ptr(addr: u64, kind: BlockKind, bytes: &[u8]) -> BlockPtr {
         BlockPtr {
@@ -338,15 +340,15 @@ mod tests {
         let mut new = old.clone();
         new[4096..].fill(0xAB);
         let p = patch_of(&new, None, 0b10);
-        let done = patch(job(record(&old), vec![(100, old.clone())], p.clone(), Plan::Rewrite), 1, None).unwrap();
+        let done = patch(job(record(&old), vec![(100, old.clone())], p.clone(), Plan::Rewrite), ZSTD_1, None).unwrap();
         assert_eq!(read_back(&record(&old), &old, &done), new);
         let mut wrong = p.clone();
         wrong.hash ^= 1;
-        let err = patch(job(record(&old), vec![(100, old.clone())], wrong, Plan::Rewrite), 1, None).err().unwrap();
+        let err = patch(job(record(&old), vec![(100, old.clone())], wrong, Plan::Rewrite), ZSTD_1, None).err().unwrap();
         assert!(matches!(&err, Error::Stream { what } if what.contains("record 9 of part 0")), "{err}");
         let mut damaged = old.clone();
         damaged[10] ^= 1;
-        let err = patch(job(record(&old), vec![(100, damaged)], p, Plan::Rewrite), 1, None).err().unwrap();
+        let err = patch(job(record(&old), vec![(100, damaged)], p, Plan::Rewrite), ZSTD_1, None).err().unwrap();
         assert!(matches!(&err, Error::Corrupt(c) if c.what.contains("checksum mismatch")), "{err}");
     }
 
@@ -363,7 +365,7 @@ mod tests {
         let p1 = patch_of(&v1, Some(old.hash), 0b1);
         assert_eq!(plan(&old, &p1, true).unwrap(), Plan::Overlay);
         assert!(reads(&old, &p1, Plan::Overlay).is_empty(), "a first overlay reads nothing");
-        let done = patch(job(old.clone(), vec![], p1, Plan::Overlay), 1, None).unwrap();
+        let done = patch(job(old.clone(), vec![], p1, Plan::Overlay), ZSTD_1, None).unwrap();
         assert_eq!(read_back(&old, &base, &done), v1);
         let Outcome::Overlay { mask, logical_bytes, hash, pieces } = &done.outcome else { panic!("an overlay") };
         assert_eq!((*hash, pieces.clone()), (fingerprint(&v1).hash, fingerprint(&v1).pieces));
@@ -382,11 +384,11 @@ mod tests {
         let p2 = patch_of(&v2, Some(r1.hash), 0b110100);
         assert_eq!(plan(&r1, &p2, true).unwrap(), Plan::Overlay);
         assert_eq!(reads(&r1, &p2, Plan::Overlay), vec![overlay_ptr], "kept pieces come from the old overlay");
-        let done = patch(job(r1.clone(), vec![(200, overlay_bytes)], p2.clone(), Plan::Overlay), 1, None).unwrap();
+        let done = patch(job(r1.clone(), vec![(200, overlay_bytes)], p2.clone(), Plan::Overlay), ZSTD_1, None).unwrap();
         assert_eq!(read_back(&old, &base, &done), v2);
         // A rewrite of the overlaid record gives the same bytes.
         let stored = vec![(100, base.clone()), (200, done_overlay_bytes(&r1, &base, &v1))];
-        let whole = patch(job(r1.clone(), stored, p2.clone(), Plan::Rewrite), 1, None).unwrap();
+        let whole = patch(job(r1.clone(), stored, p2.clone(), Plan::Rewrite), ZSTD_1, None).unwrap();
         assert_eq!(whole.block_logical(), v2);
         // The plan's refusals and fallbacks.
         let mut other = p2.clone();

@@ -472,7 +472,7 @@ fn apply_records(
     overlays: bool,
 ) -> Result<u64> {
     let shared = fs.store().dev.shared_reader();
-    let level = fs.store().compression_level.min(PATCH_COMPRESSION_LEVEL_MAX);
+    let level = fs.store().compression.zstd_level_at_most(PATCH_COMPRESSION_LEVEL_MAX);
     let mut patcher = Patcher::new(level, shared, overlays);
     let mut checker = ContentChecker::new();
     let result = apply_records_with(fs, reader, progress, blame, &mut patcher, &mut checker);

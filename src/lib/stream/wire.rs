@@ -29,10 +29,13 @@ pub const FRAME_CHECKSUM_BYTES: usize = 16;
 /// The largest payload: a whole record's stored bytes plus its fields, with room.
 pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024;
 /// Feature bits this reader understands: any other bit refuses the stream at BEGIN.
-pub const FEATURES_KNOWN: u64 = FEATURE_LARGE_XATTRS;
+pub const FEATURES_KNOWN: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4;
 /// The part carries SET_LARGE_XATTR records: a receiver from before them refuses it at
 /// BEGIN, naming the feature, instead of at the record, halfway through.
 pub const FEATURE_LARGE_XATTRS: u64 = 1 << 0;
+/// The part carries WRITE records of lz4 blocks (compression 2), stored as they travel:
+/// a receiver from before lz4 refuses it at BEGIN, before applying anything.
+pub const FEATURE_LZ4: u64 = 1 << 1;
 /// The largest value a SET_XATTR carries (the limit before large values); a larger one
 /// travels as SET_LARGE_XATTR, with a 32-bit length.
 pub const SET_XATTR_VALUE_BYTES_MAX: usize = 4096;
@@ -178,6 +181,11 @@ pub struct WriteOverlay {
 }
 
 impl WriteRecord {
+    /// Whether its base or overlay block is lz4: the part needs FEATURE_LZ4.
+    pub fn has_lz4(&self) -> bool {
+        self.compression == Compression::Lz4 || self.overlay.as_ref().is_some_and(|o| o.compression == Compression::Lz4)
+    }
+
     /// The record's size as read.
     pub fn record_logical_bytes(&self) -> u32 {
         self.overlay.as_ref().map_or(self.logical_bytes, |o| o.logical_bytes)
@@ -723,7 +731,7 @@ fn check_block_sizes(what: &str, logical_bytes: u32, stored_bytes: u32, compress
     }
     let plausible = match compression {
         Compression::None => stored_bytes == logical_bytes,
-        Compression::Zstd => stored_bytes > 0 && stored_bytes < logical_bytes,
+        Compression::Zstd | Compression::Lz4 => stored_bytes > 0 && stored_bytes < logical_bytes,
     };
     if !plausible {
         return Err(Error::stream(format!("{what} of {stored_bytes} stored and {logical_bytes} logical bytes")));

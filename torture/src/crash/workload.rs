@@ -4,7 +4,8 @@
 //!
 //! The recorded pool receives a full stream, an incremental and a `-I` stream of two
 //! snapshots (two commits in one command) from a second pool, then is filled and changed
-//! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, destroy, history),
+//! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, destroy, set
+//! compression=lz4, history),
 //! then a broken incremental is saved with `snaprecv -s -F` and resumed (a rollback).
 //!
 //! Then the image file grows (the device grows between two commands: `set_len`, made
@@ -416,6 +417,10 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     let put_offset = os(&[&"put", &"--offset", &"200704", &patch, &"data/big.bin"]);
     r.record("snapctl put --offset", "snapctl", &put_offset, Input::None, true)?;
     r.record("snapctl destroy @s1", "snapctl", &os(&[&"destroy", &"@s1"]), Input::None, true)?;
+    // A new compression for new writes: the commit that names lz4 sets its feature bit in
+    // both labels first, and the sync after it writes lz4 blocks beside zstd ones.
+    let lz4 = os(&[&"set", &"compression=lz4"]);
+    r.record("snapctl set compression=lz4", "snapctl", &lz4, Input::None, true)?;
     hosttree::mutate(&tree, seed, 2)?;
     r.record("snapctl sync (second mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl history --prune", "snapctl", &os(&[&"history", &"--prune"]), Input::None, true)?;
