@@ -137,7 +137,7 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
             }
         }
     }
-    let history: Vec<Txg> = pool.history().map(|(t, _)| t).collect();
+    let history: Vec<Txg> = pool.history()?.into_iter().map(|(t, _)| t).collect();
     for txg in history {
         let entry = pool.history_entry(txg)?;
         for (id, root) in entry.roots {
@@ -371,7 +371,7 @@ fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
                 "dead index lists block {} of tree {tree} (killed in txg {}), which no snapshot or retained commit alone reaches",
                 ptr.addr.0, death.0
             ));
-        } else if !pool.retained_between(tree, ptr.birth.0, death.0) {
+        } else if !pool.retained_between(tree, ptr.birth.0, death.0)? {
             c.problem(format!(
                 "dead index keeps block {} (born {}, killed {}) though no snapshot or retained commit lies between",
                 ptr.addr.0, ptr.birth.0, death.0

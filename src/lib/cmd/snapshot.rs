@@ -33,7 +33,7 @@ pub fn destroy(pool: &mut Pool, tree: u64, name: &str) -> Result<Destroyed> {
     pool.destroy_snapshot(tree, name)?;
     let summary = pool.commit()?;
     let held = pool.history_unique_bytes()?;
-    let history_held_bytes = (pool.history().count() > 1).then_some(held);
+    let history_held_bytes = (pool.history()?.len() > 1).then_some(held);
     Ok(Destroyed { name: name.to_string(), freed_bytes: summary.freed_bytes, history_held_bytes })
 }
 

@@ -5,6 +5,7 @@
 
 mod commit;
 mod features;
+mod history;
 mod labels;
 mod open;
 mod receiving;
@@ -60,25 +61,20 @@ pub struct Pool {
     tree_entries: BTreeMap<u64, TreeEntry>,
     heads: BTreeMap<u64, Tree>,
     snapshots: BTreeMap<(u64, String), SnapshotEntry>,
-    /// Retained commits: txg -> time.
-    history: BTreeMap<u64, u64>,
     pending_snapshots: Vec<(u64, String, [u8; 16])>,
     removed_snapshots: Vec<SnapshotEntry>,
-    /// The history and snapshot txgs at the start of the transaction, to find what the
-    /// transaction released.
-    retained_at_start: Retained,
+    /// Retained commits dropped from the history table and not released yet (retention.rs).
+    released_history: Vec<u64>,
+    /// Snapshots destroyed and not released yet: (tree, txg).
+    released_snapshots: Vec<(u64, u64)>,
+    /// `prune_history` asked the next commit to drop every older retained commit.
+    prune_pending: bool,
     config_changed: bool,
     poisoned: bool,
     /// The newest block of the space log, decoded: read at open, replaced at commit.
     space_log_head: Option<(BlockPtr, SpaceLogBlock)>,
     /// Every time and guid this handle writes comes from here (clock.rs).
     clock: Arc<dyn Clock>,
-}
-
-#[derive(Clone, Default)]
-struct Retained {
-    history: Vec<u64>,
-    snapshots: BTreeMap<u64, Vec<u64>>,
 }
 
 impl Pool {
@@ -202,13 +198,9 @@ impl Pool {
             .snapshots
             .remove(&(tree, name.to_string()))
             .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })?;
+        self.released_snapshots.push((entry.tree, entry.txg.0));
         self.removed_snapshots.push(entry.clone());
         Ok(entry)
-    }
-
-    /// Retained commits, oldest first.
-    pub fn history(&self) -> impl Iterator<Item = (Txg, u64)> + '_ {
-        self.history.iter().map(|(&t, &time)| (Txg(t), time))
     }
 
     pub fn history_entry(&mut self, txg: Txg) -> Result<HistoryEntry> {
@@ -229,7 +221,7 @@ impl Pool {
     /// Drops every retained commit: after the next commit, only that commit remains.
     pub fn prune_history(&mut self) -> Result<()> {
         self.writable()?;
-        self.history.clear();
+        self.prune_pending = true;
         self.config_changed = true;
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::labels::{find_label, holds_pool, read_blocks, read_region};
 use super::warning::OpenWarning;
-use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained};
+use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool};
 use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
 use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
@@ -15,7 +15,7 @@ use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, reg
 use crate::format::node::TreeKind;
 use crate::format::pool_root::{PoolConfig, PoolRoot};
 use crate::format::probe::foreign_signature;
-use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
+use crate::format::tables::{SnapshotEntry, TreeEntry};
 use crate::store::{Owner, Store};
 use crate::tree::Tree;
 use std::collections::BTreeMap;
@@ -147,14 +147,10 @@ impl Pool {
             let entry = SnapshotEntry::decode(&k, &v)?;
             pool.snapshots.insert((entry.tree, entry.name.clone()), entry);
         }
-        for (k, v) in pool.history_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = HistoryEntry::decode(&k, &v)?;
-            pool.history.insert(entry.txg.0, entry.time_ns);
-        }
+        // The history is not loaded: a commit reads only the entries it needs (history.rs).
         if !pool.tree_entries.contains_key(&LIVE_TREE_ID) {
             return Err(Error::corrupt("the pool has no live tree"));
         }
-        pool.retained_at_start = pool.retained_now();
         Ok(pool)
     }
 
@@ -182,23 +178,16 @@ impl Pool {
             tree_entries: BTreeMap::new(),
             heads: BTreeMap::new(),
             snapshots: BTreeMap::new(),
-            history: BTreeMap::new(),
             pending_snapshots: Vec::new(),
             removed_snapshots: Vec::new(),
-            retained_at_start: Retained::default(),
+            released_history: Vec::new(),
+            released_snapshots: Vec::new(),
+            prune_pending: false,
             config_changed: false,
             poisoned: false,
             space_log_head: None,
             clock,
         }
-    }
-
-    pub(super) fn retained_now(&self) -> Retained {
-        let mut snapshots: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for s in self.snapshots.values() {
-            snapshots.entry(s.tree).or_default().push(s.txg.0);
-        }
-        Retained { history: self.history.keys().copied().collect(), snapshots }
     }
 }
 

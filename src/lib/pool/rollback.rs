@@ -43,7 +43,7 @@ impl Pool {
         }
         if to.is_some() {
             self.revive_dead_entries(tree, floor)?;
-            self.history.retain(|&t, _| t <= floor);
+            self.history_drop_after(floor)?;
         }
         let root = to.and_then(|s| s.root);
         self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), root));

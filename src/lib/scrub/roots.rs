@@ -53,7 +53,14 @@ pub fn roots(pool: &mut Pool, problems: &mut Vec<String>) -> Vec<Root> {
             }
         }
     }
-    let history: Vec<_> = pool.history().map(|(txg, _)| txg).collect();
+    // The open no longer reads the history table: a damaged one shows here.
+    let history: Vec<_> = match pool.history() {
+        Ok(history) => history.into_iter().map(|(txg, _)| txg).collect(),
+        Err(e) => {
+            problems.push(format!("history table: {e}"));
+            Vec::new()
+        }
+    };
     for txg in history {
         match pool.history_entry(txg) {
             Ok(entry) => {

@@ -144,7 +144,7 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
         txg: pool.txg().0,
         pool_bytes: pool.label.device_bytes,
         config: format!("{:?}", pool.root.config),
-        history: pool.history().map(|(t, _)| t.0).collect(),
+        history: pool.history().map_err(|e| format!("history: {e}"))?.into_iter().map(|(t, _)| t.0).collect(),
         receive,
         live,
         snapshots,
