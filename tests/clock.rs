@@ -198,7 +198,7 @@ fn seeded_run(seed: u64) -> Run {
     Run {
         image,
         pool_guid: pool.label.pool_guid,
-        snapshot_guids: pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| s.guid).collect(),
+        snapshot_guids: pool.snapshots_of(LIVE_TREE_ID).unwrap().iter().map(|s| s.guid).collect(),
         history: retained(&mut pool),
     }
 }

@@ -130,7 +130,7 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
     }
     for &(id, _) in &trees {
         let snapshots: Vec<(String, Option<BlockPtr>)> =
-            pool.snapshots_of(id).iter().map(|s| (s.name.clone(), s.root)).collect();
+            pool.snapshots_of(id)?.iter().map(|s| (s.name.clone(), s.root)).collect();
         for (name, root) in snapshots {
             if let Some(root) = root {
                 walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("snapshot @{name}"))?;
@@ -152,7 +152,7 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
     for &(id, root) in &trees {
         check_fs(pool, &mut c, id, root, "head")?;
         let snapshots: Vec<(String, Option<BlockPtr>)> =
-            pool.snapshots_of(id).iter().map(|s| (s.name.clone(), s.root)).collect();
+            pool.snapshots_of(id)?.iter().map(|s| (s.name.clone(), s.root)).collect();
         for (name, root) in snapshots {
             check_fs(pool, &mut c, id, root, &format!("@{name}"))?;
         }
@@ -338,7 +338,7 @@ fn check_receive_state(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     };
     c.report.blocks_verified += 1;
     c.report.bytes_verified += blob.stored_bytes as u64;
-    if !pool.snapshots_of(state.tree).iter().any(|s| s.txg.0 == state.origin_txg) && state.origin_txg != 0 {
+    if !pool.snapshots_of(state.tree)?.iter().any(|s| s.txg.0 == state.origin_txg) && state.origin_txg != 0 {
         c.problem(format!("the partial receive's origin snapshot (txg {}) is gone", state.origin_txg));
     }
     let Some(root) = state.staging else { return Ok(()) };

@@ -116,7 +116,9 @@ fn receive_hint(refusal: &ReceiveRefusal) -> Option<String> {
 /// and files, which any pool has.
 fn no_space_hint(snapshots: u64, history_bytes: u64) -> String {
     let mut ways = Vec::new();
-    if snapshots > 0 {
+    if snapshots == crate::error::SNAPSHOTS_UNCOUNTED {
+        ways.push("destroy snapshots you no longer need (`snapctl list DEVICE` shows what each holds)".into());
+    } else if snapshots > 0 {
         ways.push(format!(
             "destroy snapshots you no longer need (the pool has {snapshots}; `snapctl list DEVICE` shows what each holds)"
         ));

@@ -55,7 +55,7 @@ pub struct Listed {
 pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
     let unique = pool.snapshot_unique_bytes(tree)?;
     let listed = pool
-        .snapshots_of(tree)
+        .snapshots_of(tree)?
         .into_iter()
         .map(|s| Listed {
             created: format_time_ns(s.time_ns),

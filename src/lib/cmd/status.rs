@@ -104,7 +104,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
             stream_bytes_applied: p.bytes_applied,
         }),
         pool_guid: guid_hex(&pool.label.pool_guid),
-        snapshots: pool.snapshots_of(LIVE_TREE_ID).len(),
+        snapshots: pool.snapshots_of(LIVE_TREE_ID)?.len(),
         used_bytes: pool.used_bytes(),
     })
 }

@@ -70,7 +70,7 @@ impl Pool {
         // Never before the previous commit, whatever the host clock says: retention
         // compares these times, and a step back must not make a commit look older.
         let now = self.clock.now_ns().max(self.root.time_ns);
-        self.refresh_space_hints();
+        self.refresh_space_hints()?;
 
         self.flush_file_trees()?;
         self.record_snapshots(txg, now)?;
@@ -153,7 +153,9 @@ impl Pool {
             let root = self.tree_entries[&tree].root;
             let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns: now, root };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
-            self.snapshots.insert((tree, name), entry);
+            if self.snapshots_loaded {
+                self.snapshots.insert((tree, name), entry);
+            }
         }
         Ok(())
     }
@@ -287,7 +289,7 @@ impl Pool {
         if self.history_from(birth)?.is_some_and(|(t, _)| t < death) {
             return Ok(true);
         }
-        Ok(self.snapshots.values().any(|s| s.tree == tree && s.txg.0 >= birth && s.txg.0 < death))
+        Ok(self.all_snapshots()?.any(|s| s.tree == tree && s.txg.0 >= birth && s.txg.0 < death))
     }
 }
 

@@ -112,15 +112,20 @@ mod tests {
         }
     }
 
-    /// A pool with `commits` retained commits besides its first.
-    fn pool_with_history(commits: usize) -> Shared {
+    /// A pool with `commits` retained commits besides its first, each one a snapshot if
+    /// `snapshots`.
+    fn pool_with_history(commits: usize, snapshots: bool) -> Shared {
         let device = Shared { bytes: Arc::new(Mutex::new(vec![0; 64 << 20])), reads: Arc::default() };
         let mut pool = format_pool(Box::new(device.clone()), &FormatOptions::default()).unwrap();
-        for _ in 0..commits {
-            pool.set_history_seconds(86400).unwrap();
+        for i in 0..commits {
+            match snapshots {
+                true => pool.create_snapshot(LIVE_TREE_ID, &format!("snapshot-{i}")).unwrap(),
+                false => pool.set_history_seconds(86400).unwrap(),
+            }
             pool.commit().unwrap();
         }
         assert_eq!(pool.history().unwrap().len(), commits + 1);
+        assert_eq!(pool.snapshots_of(LIVE_TREE_ID).unwrap().len(), if snapshots { commits } else { 0 });
         device
     }
 
@@ -140,11 +145,22 @@ mod tests {
     fn a_snapshot_reads_as_much_with_thousands_of_retained_commits_as_with_a_few() {
         // Goal: open and commit cost what the commit does, not what the history holds:
         // the history table is read by the entries a commit needs, never whole.
-        let few = snapshot_reads(&pool_with_history(4));
+        let few = snapshot_reads(&pool_with_history(4, false));
         for commits in [600, 3000] {
-            let many = snapshot_reads(&pool_with_history(commits));
+            let many = snapshot_reads(&pool_with_history(commits, false));
             // A deeper table costs one more node on each of the two paths read.
             assert!(many <= few + 4, "{commits} retained commits: {many} reads against {few} with 4");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_reads_as_much_with_thousands_of_snapshots_as_with_a_few() {
+        // Goal: neither is the snapshots table read whole: taking one looks its name up.
+        let few = snapshot_reads(&pool_with_history(4, true));
+        for snapshots in [600, 3000] {
+            let many = snapshot_reads(&pool_with_history(snapshots, true));
+            // Deeper tables cost one more node on each path read (snapshots, history).
+            assert!(many <= few + 6, "{snapshots} snapshots: {many} reads against {few} with 4");
         }
     }
 }

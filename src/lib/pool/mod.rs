@@ -60,7 +60,10 @@ pub struct Pool {
     dead_table: Tree,
     tree_entries: BTreeMap<u64, TreeEntry>,
     heads: BTreeMap<u64, Tree>,
+    /// The snapshots table, once something needed all of it (`load_snapshots`): an open
+    /// does not read it, and taking a snapshot needs only a lookup of its name.
     snapshots: BTreeMap<(u64, String), SnapshotEntry>,
+    snapshots_loaded: bool,
     pending_snapshots: Vec<(u64, String, [u8; 16])>,
     removed_snapshots: Vec<SnapshotEntry>,
     /// Retained commits dropped from the history table and not released yet (retention.rs).
@@ -109,7 +112,7 @@ impl Pool {
     /// The writable head of a file tree, as a file system.
     pub fn live(&mut self, tree: u64) -> Result<FsTree<'_>> {
         self.writable()?;
-        self.refresh_space_hints();
+        self.refresh_space_hints()?;
         let entry = self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?;
         let root = entry.root;
         let head = self.heads.entry(tree).or_insert_with(|| Tree::open(TreeKind::Files, Owner::Files(tree), root));
@@ -132,17 +135,54 @@ impl Pool {
         Ok((Tree::open(TreeKind::Files, Owner::Files(tree), root), &mut self.store))
     }
 
-    pub fn snapshot(&self, tree: u64, name: &str) -> Result<&SnapshotEntry> {
-        self.snapshots
-            .get(&(tree, name.to_string()))
-            .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })
+    pub fn snapshot(&mut self, tree: u64, name: &str) -> Result<SnapshotEntry> {
+        self.find_snapshot(tree, name)?.ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })
+    }
+
+    /// Snapshot `name` of `tree`, if it exists: one lookup in the table, which is not
+    /// loaded for it.
+    fn find_snapshot(&mut self, tree: u64, name: &str) -> Result<Option<SnapshotEntry>> {
+        if self.snapshots_loaded {
+            return Ok(self.snapshots.get(&(tree, name.to_string())).cloned());
+        }
+        let key = SnapshotEntry::key(tree, name);
+        let Some(value) = self.snapshots_table.get(&mut self.store, &key)? else { return Ok(None) };
+        let entry = SnapshotEntry::decode(&key, &value)?;
+        Ok((!self.destroyed_now(&entry)).then_some(entry))
+    }
+
+    /// Destroyed in the running transaction: the table still holds it until the commit.
+    fn destroyed_now(&self, entry: &SnapshotEntry) -> bool {
+        self.removed_snapshots.iter().any(|r| r.tree == entry.tree && r.name == entry.name && r.txg == entry.txg)
+    }
+
+    /// Reads the whole snapshots table, for what needs every snapshot (listing them, the
+    /// checkpoints of a tree, a guid).
+    fn load_snapshots(&mut self) -> Result<()> {
+        if self.snapshots_loaded {
+            return Ok(());
+        }
+        for (k, v) in self.snapshots_table.scan_prefix(&mut self.store, &[])? {
+            let entry = SnapshotEntry::decode(&k, &v)?;
+            if !self.destroyed_now(&entry) {
+                self.snapshots.insert((entry.tree, entry.name.clone()), entry);
+            }
+        }
+        self.snapshots_loaded = true;
+        Ok(())
+    }
+
+    /// The snapshots, all of them (read on first use).
+    fn all_snapshots(&mut self) -> Result<impl Iterator<Item = &SnapshotEntry>> {
+        self.load_snapshots()?;
+        Ok(self.snapshots.values())
     }
 
     /// Snapshots of a tree, oldest first.
-    pub fn snapshots_of(&self, tree: u64) -> Vec<&SnapshotEntry> {
-        let mut list: Vec<_> = self.snapshots.values().filter(|s| s.tree == tree).collect();
+    pub fn snapshots_of(&mut self, tree: u64) -> Result<Vec<SnapshotEntry>> {
+        let mut list: Vec<_> = self.all_snapshots()?.filter(|s| s.tree == tree).cloned().collect();
         list.sort_by_key(|s| (s.txg, s.time_ns, s.name.clone()));
-        list
+        Ok(list)
     }
 
     /// Requests a snapshot of the tree as this transaction leaves it. O(1): it records
@@ -153,8 +193,8 @@ impl Pool {
         if !self.tree_entries.contains_key(&tree) {
             return Err(Error::not_found(format!("tree id {tree}")));
         }
-        if self.snapshots.contains_key(&(tree, name.to_string()))
-            || self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == name)
+        if self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == name)
+            || self.find_snapshot(tree, name)?.is_some()
         {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
@@ -165,7 +205,7 @@ impl Pool {
     /// Requests a snapshot that keeps another pool's guid: a received snapshot, so
     /// that the next incremental stream finds its base.
     pub fn create_received_snapshot(&mut self, tree: u64, name: &str, guid: [u8; 16]) -> Result<()> {
-        if let Some(existing) = self.snapshot_by_guid(tree, &guid) {
+        if let Some(existing) = self.snapshot_by_guid(tree, &guid)? {
             return Err(Error::exists(format!("snapshot {} (as @{})", guid_hex(&guid), existing.name)));
         }
         self.create_snapshot(tree, name)?;
@@ -174,8 +214,8 @@ impl Pool {
         Ok(())
     }
 
-    pub fn snapshot_by_guid(&self, tree: u64, guid: &[u8; 16]) -> Option<&SnapshotEntry> {
-        self.snapshots.values().find(|s| s.tree == tree && &s.guid == guid)
+    pub fn snapshot_by_guid(&mut self, tree: u64, guid: &[u8; 16]) -> Result<Option<SnapshotEntry>> {
+        Ok(self.all_snapshots()?.find(|s| s.tree == tree && &s.guid == guid).cloned())
     }
 
     /// The root of a tree's head as the last commit left it.
@@ -194,10 +234,8 @@ impl Pool {
                 }));
             }
         }
-        let entry = self
-            .snapshots
-            .remove(&(tree, name.to_string()))
-            .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })?;
+        let entry = self.snapshot(tree, name)?;
+        self.snapshots.remove(&(tree, name.to_string()));
         self.released_snapshots.push((entry.tree, entry.txg.0));
         self.removed_snapshots.push(entry.clone());
         Ok(entry)
@@ -228,9 +266,19 @@ impl Pool {
 
     /// What a device-full error's hint may suggest releasing: set before a transaction
     /// writes (the allocator, which makes the error, knows no snapshots).
-    pub fn refresh_space_hints(&mut self) {
+    /// The snapshots are counted when the table is one node (read anyway to look a name
+    /// up) or loaded already; else the hint says there are some, not how many.
+    pub fn refresh_space_hints(&mut self) -> Result<()> {
         self.store.alloc.history_blocks_hint = self.root.dead_bytes / crate::block::BLOCK_BYTES;
-        self.store.alloc.snapshots_hint = self.snapshots.len() as u64;
+        if self.snapshots_table.committed_root().is_some_and(|root| root.level == 0) {
+            self.load_snapshots()?;
+        }
+        self.store.alloc.snapshots_hint = match (self.snapshots_loaded, self.snapshots_table.committed_root()) {
+            (true, _) => self.snapshots.len() as u64,
+            (false, None) => 0,
+            (false, Some(_)) => crate::error::SNAPSHOTS_UNCOUNTED,
+        };
+        Ok(())
     }
 
     pub fn free_bytes(&self) -> u64 {
@@ -254,8 +302,8 @@ impl Pool {
         ]
     }
 
-    pub fn snapshot_txgs(&self, tree: u64) -> Vec<u64> {
-        self.snapshots.values().filter(|s| s.tree == tree).map(|s| s.txg.0).collect()
+    pub fn snapshot_txgs(&mut self, tree: u64) -> Result<Vec<u64>> {
+        Ok(self.all_snapshots()?.filter(|s| s.tree == tree).map(|s| s.txg.0).collect())
     }
 }
 

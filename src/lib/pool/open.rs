@@ -15,7 +15,7 @@ use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, reg
 use crate::format::node::TreeKind;
 use crate::format::pool_root::{PoolConfig, PoolRoot};
 use crate::format::probe::foreign_signature;
-use crate::format::tables::{SnapshotEntry, TreeEntry};
+use crate::format::tables::TreeEntry;
 use crate::store::{Owner, Store};
 use crate::tree::Tree;
 use std::collections::BTreeMap;
@@ -143,11 +143,8 @@ impl Pool {
             let entry = TreeEntry::decode(&k, &v)?;
             pool.tree_entries.insert(entry.id, entry);
         }
-        for (k, v) in pool.snapshots_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = SnapshotEntry::decode(&k, &v)?;
-            pool.snapshots.insert((entry.tree, entry.name.clone()), entry);
-        }
-        // The history is not loaded: a commit reads only the entries it needs (history.rs).
+        // Neither the snapshots nor the history are loaded: a commit reads only the
+        // entries it needs (mod.rs, history.rs).
         if !pool.tree_entries.contains_key(&LIVE_TREE_ID) {
             return Err(Error::corrupt("the pool has no live tree"));
         }
@@ -178,6 +175,7 @@ impl Pool {
             tree_entries: BTreeMap::new(),
             heads: BTreeMap::new(),
             snapshots: BTreeMap::new(),
+            snapshots_loaded: false,
             pending_snapshots: Vec::new(),
             removed_snapshots: Vec::new(),
             released_history: Vec::new(),

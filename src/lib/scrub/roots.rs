@@ -47,7 +47,11 @@ pub fn roots(pool: &mut Pool, problems: &mut Vec<String>) -> Vec<Root> {
         if let Some(ptr) = *root {
             roots.push(Root { owner: format!("the {name} tree"), ptr, kind: files });
         }
-        for snapshot in pool.snapshots_of(*id) {
+        let snapshots = pool.snapshots_of(*id).unwrap_or_else(|e| {
+            problems.push(format!("snapshots table: {e}"));
+            Vec::new()
+        });
+        for snapshot in snapshots {
             if let Some(ptr) = snapshot.root {
                 roots.push(Root { owner: format!("snapshot @{}", snapshot.name), ptr, kind: files });
             }

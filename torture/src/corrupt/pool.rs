@@ -53,7 +53,8 @@ pub fn build(seed: u64) -> Built {
     }
     let mut contents = Contents::new();
     let mut owners: BTreeMap<u64, Vec<FileKey>> = BTreeMap::new();
-    let mut views: Vec<Option<String>> = pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| Some(s.name.clone())).collect();
+    let mut views: Vec<Option<String>> =
+        pool.snapshots_of(LIVE_TREE_ID).expect("the snapshots read").iter().map(|s| Some(s.name.clone())).collect();
     views.push(None);
     for view in views {
         contents.extend(read_view(&mut pool, view.as_deref()).expect("read a view"));
@@ -174,7 +175,7 @@ mod tests {
         let mut pool = open(&a.image, OpenMode::Read).unwrap();
         assert_eq!(
             pool.history().unwrap().len(),
-            pool.snapshots_of(LIVE_TREE_ID).len() + 2,
+            pool.snapshots_of(LIVE_TREE_ID).unwrap().len() + 2,
             "every commit is retained"
         );
     }

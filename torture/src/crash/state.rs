@@ -134,7 +134,7 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
     let live_root = pool.committed_head_root(LIVE_TREE_ID).map_err(|e| format!("live tree root: {e}"))?;
     let live = tree_digest(pool, live_root, cache).map_err(|e| format!("live tree: {e}"))?;
     let mut snapshots = BTreeMap::new();
-    let entries: Vec<_> = pool.snapshots_of(LIVE_TREE_ID).into_iter().cloned().collect();
+    let entries = pool.snapshots_of(LIVE_TREE_ID).map_err(|e| format!("snapshots: {e}"))?;
     for entry in entries {
         let tree = tree_digest(pool, entry.root, cache).map_err(|e| format!("snapshot @{}: {e}", entry.name))?;
         snapshots.insert(entry.name.clone(), SnapshotState { guid: entry.guid, txg: entry.txg.0, tree });
