@@ -185,3 +185,18 @@ fn refusal_hint(refusal: &Refusal) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::no_space_hint;
+    use crate::error::SNAPSHOTS_UNCOUNTED;
+
+    #[test]
+    fn the_device_full_hint_counts_snapshots_only_when_they_were_counted() {
+        assert!(no_space_hint(3, 0).contains("destroy snapshots you no longer need (the pool has 3;"));
+        let uncounted = no_space_hint(SNAPSHOTS_UNCOUNTED, 0);
+        assert!(uncounted.contains("destroy snapshots you no longer need (`snapctl list DEVICE`"), "{uncounted}");
+        assert!(!uncounted.contains(&SNAPSHOTS_UNCOUNTED.to_string()), "{uncounted}");
+        assert!(!no_space_hint(0, 0).contains("destroy snapshots"));
+    }
+}
