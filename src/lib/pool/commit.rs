@@ -154,7 +154,7 @@ impl Pool {
             let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns: now, root };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
             if self.snapshots_loaded {
-                self.snapshots.insert((tree, name), entry);
+                self.cache_snapshot(entry);
             }
         }
         Ok(())
@@ -289,7 +289,7 @@ impl Pool {
         if self.history_from(birth)?.is_some_and(|(t, _)| t < death) {
             return Ok(true);
         }
-        Ok(self.all_snapshots()?.any(|s| s.tree == tree && s.txg.0 >= birth && s.txg.0 < death))
+        Ok(self.snapshot_txgs_in(tree, birth..=death - 1)?.next().is_some())
     }
 }
 

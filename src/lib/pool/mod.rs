@@ -64,6 +64,9 @@ pub struct Pool {
     /// does not read it, and taking a snapshot needs only a lookup of its name.
     snapshots: BTreeMap<(u64, String), SnapshotEntry>,
     snapshots_loaded: bool,
+    /// The loaded snapshots by (tree, txg), with how many share it: a commit asks which
+    /// lie in a range of txgs once per killed block.
+    snapshot_txgs: BTreeMap<(u64, u64), u32>,
     pending_snapshots: Vec<(u64, String, [u8; 16])>,
     removed_snapshots: Vec<SnapshotEntry>,
     /// Retained commits dropped from the history table and not released yet (retention.rs).
@@ -165,11 +168,38 @@ impl Pool {
         for (k, v) in self.snapshots_table.scan_prefix(&mut self.store, &[])? {
             let entry = SnapshotEntry::decode(&k, &v)?;
             if !self.destroyed_now(&entry) {
-                self.snapshots.insert((entry.tree, entry.name.clone()), entry);
+                self.cache_snapshot(entry);
             }
         }
         self.snapshots_loaded = true;
         Ok(())
+    }
+
+    fn cache_snapshot(&mut self, entry: SnapshotEntry) {
+        *self.snapshot_txgs.entry((entry.tree, entry.txg.0)).or_default() += 1;
+        self.snapshots.insert((entry.tree, entry.name.clone()), entry);
+    }
+
+    fn uncache_snapshot(&mut self, tree: u64, name: &str) {
+        let Some(entry) = self.snapshots.remove(&(tree, name.to_string())) else { return };
+        let key = (entry.tree, entry.txg.0);
+        match self.snapshot_txgs.get_mut(&key) {
+            Some(count) if *count > 1 => *count -= 1,
+            _ => {
+                self.snapshot_txgs.remove(&key);
+            }
+        }
+    }
+
+    /// The txgs of `tree`'s snapshots in `range`, in order (all snapshots read on first use).
+    fn snapshot_txgs_in(
+        &mut self,
+        tree: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<impl Iterator<Item = u64> + '_> {
+        self.load_snapshots()?;
+        let (start, end) = range.into_inner();
+        Ok(self.snapshot_txgs.range((tree, start)..=(tree, end)).map(|(&(_, txg), _)| txg))
     }
 
     /// The snapshots, all of them (read on first use).
@@ -235,7 +265,7 @@ impl Pool {
             }
         }
         let entry = self.snapshot(tree, name)?;
-        self.snapshots.remove(&(tree, name.to_string()));
+        self.uncache_snapshot(tree, name);
         self.released_snapshots.push((entry.tree, entry.txg.0));
         self.removed_snapshots.push(entry.clone());
         Ok(entry)

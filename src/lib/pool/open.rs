@@ -176,6 +176,7 @@ impl Pool {
             heads: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             snapshots_loaded: false,
+            snapshot_txgs: BTreeMap::new(),
             pending_snapshots: Vec::new(),
             removed_snapshots: Vec::new(),
             released_history: Vec::new(),

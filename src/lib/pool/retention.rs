@@ -52,7 +52,7 @@ impl Pool {
     }
 
     fn is_checkpoint(&mut self, tree: u64, txg: u64) -> Result<bool> {
-        Ok(self.history_contains(txg)? || self.all_snapshots()?.any(|s| s.tree == tree && s.txg.0 == txg))
+        Ok(self.history_contains(txg)? || self.snapshot_txgs_in(tree, txg..=txg)?.next().is_some())
     }
 
     /// The first checkpoint of `tree` after `txg`, or u64::MAX if none.
@@ -61,7 +61,10 @@ impl Pool {
             Some(from) => self.history_from(from)?.map(|(t, _)| t),
             None => None,
         };
-        let snapshot = self.all_snapshots()?.filter(|s| s.tree == tree && s.txg.0 > txg).map(|s| s.txg.0).min();
+        let snapshot = match txg.checked_add(1) {
+            Some(from) => self.snapshot_txgs_in(tree, from..=u64::MAX)?.next(),
+            None => None,
+        };
         Ok(history.into_iter().chain(snapshot).min().unwrap_or(u64::MAX))
     }
 
