@@ -45,8 +45,8 @@ fn put_bytes(pool: &mut Pool, path: &str, data: &[u8]) {
     put(pool, LIVE_TREE_ID, PutSource::Stream(&mut &data[..]), path, None).unwrap();
 }
 
-fn retained(pool: &Pool) -> Vec<(u64, u64)> {
-    pool.history().map(|(txg, ns)| (txg.0, ns)).collect()
+fn retained(pool: &mut Pool) -> Vec<(u64, u64)> {
+    pool.history().unwrap().into_iter().map(|(txg, ns)| (txg.0, ns)).collect()
 }
 
 /// How often a run hit each edge of the window, to show the runs are not vacuous.
@@ -72,7 +72,7 @@ fn history_keeps_exactly_the_commits_a_seeded_time_sequence_says() {
         let clock = Arc::new(SimClock::new(seed));
         let mut window_s = [60, 3600, 86400][seed as usize % 3];
         let mut pool = pool_on(&clock, window_s);
-        let mut model = retained(&pool);
+        let mut model = retained(&mut pool);
         assert_eq!(model, [(pool.txg().0, SIM_START_NS)], "seed {seed}: the format's commit, at the clock's time");
         for step in 0..48u64 {
             let window_ns = window_s * SECOND_NS;
@@ -125,7 +125,7 @@ fn history_keeps_exactly_the_commits_a_seeded_time_sequence_says() {
             }
             model.retain(|&(t, time)| t == txg || (!prune && commit_ns - time <= window_ns));
             edges.pruned += prune as usize;
-            assert_eq!(retained(&pool), model, "seed {seed} step {step}: window {window_s} s, now {commit_ns}");
+            assert_eq!(retained(&mut pool), model, "seed {seed} step {step}: window {window_s} s, now {commit_ns}");
         }
         let report = check_pool(&mut pool).unwrap();
         assert!(report.is_clean(), "seed {seed}: {:?}", report.problems);
@@ -156,12 +156,12 @@ fn commit_times_stay_monotonic_when_the_clock_goes_back() {
     assert_eq!(pool.commit.time_ns, second, "a commit after the clock stepped back takes the previous time");
     snapshot::snapshot(&mut pool, LIVE_TREE_ID, "back").unwrap();
     assert_eq!(pool.snapshot(LIVE_TREE_ID, "back").unwrap().time_ns, second);
-    let times: Vec<u64> = retained(&pool).iter().map(|&(_, ns)| ns).collect();
+    let times: Vec<u64> = retained(&mut pool).iter().map(|&(_, ns)| ns).collect();
     assert_eq!(times, [first, second, second, second], "nothing expired for the step back");
 
     clock.set_ns(first + 3600 * SECOND_NS + 1);
     put_bytes(&mut pool, "a", b"three");
-    let times: Vec<u64> = retained(&pool).iter().map(|&(_, ns)| ns).collect();
+    let times: Vec<u64> = retained(&mut pool).iter().map(|&(_, ns)| ns).collect();
     assert_eq!(times, [second, second, second, first + 3600 * SECOND_NS + 1], "only the first commit aged out");
 
     let last = pool.commit.time_ns;
@@ -170,7 +170,7 @@ fn commit_times_stay_monotonic_when_the_clock_goes_back() {
     let mut pool = Pool::open_with_clock(pool.store.dev, OpenMode::Write, in_1970).unwrap();
     put_bytes(&mut pool, "a", b"four");
     assert_eq!(pool.commit.time_ns, last, "the previous commit's time, as read back from the device");
-    assert_eq!(retained(&pool).len(), 5, "a clock at 0 ages nothing");
+    assert_eq!(retained(&mut pool).len(), 5, "a clock at 0 ages nothing");
 }
 
 /// Everything a seeded run leaves: the device's bytes, guids and times.
@@ -198,8 +198,8 @@ fn seeded_run(seed: u64) -> Run {
     Run {
         image,
         pool_guid: pool.label.pool_guid,
-        snapshot_guids: pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| s.guid).collect(),
-        history: retained(&pool),
+        snapshot_guids: pool.snapshots_of(LIVE_TREE_ID).unwrap().iter().map(|s| s.guid).collect(),
+        history: retained(&mut pool),
     }
 }
 

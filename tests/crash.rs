@@ -134,7 +134,7 @@ fn every_write_of_a_transaction_is_a_safe_crash_point() {
 fn stream_of(bytes: &Arc<Mutex<Vec<u8>>>, from: Option<&str>, to: &str) -> Vec<u8> {
     use snapfs::stream::{framing::StreamWriter, send};
     let mut pool = open(bytes, None);
-    let parts = send::plan(&pool, LIVE_TREE_ID, from, to, false).unwrap();
+    let parts = send::plan(&mut pool, LIVE_TREE_ID, from, to, false).unwrap();
     let mut out = Vec::new();
     let mut writer = StreamWriter::new(&mut out, None);
     send::send(&mut pool, &parts, None, &mut writer).unwrap();

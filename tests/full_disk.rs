@@ -183,7 +183,8 @@ fn a_commit_that_starts_always_finds_the_space_it_needs() {
         let result = (|| -> snapfs::Result<()> {
             if was_full {
                 // Make room with metadata-only work, as an operator would: on a full pool.
-                let snapshots: Vec<String> = pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| s.name.clone()).collect();
+                let snapshots: Vec<String> =
+                    pool.snapshots_of(LIVE_TREE_ID).unwrap().iter().map(|s| s.name.clone()).collect();
                 if let Some(oldest) = snapshots.first() {
                     pool.destroy_snapshot(LIVE_TREE_ID, oldest)?;
                 }
@@ -215,7 +216,8 @@ fn a_commit_that_starts_always_finds_the_space_it_needs() {
             if rand(3) == 0 {
                 pool.create_snapshot(LIVE_TREE_ID, &format!("s{round}"))?;
             }
-            let snapshots: Vec<String> = pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| s.name.clone()).collect();
+            let snapshots: Vec<String> =
+                pool.snapshots_of(LIVE_TREE_ID).unwrap().iter().map(|s| s.name.clone()).collect();
             if snapshots.len() > 4 {
                 pool.destroy_snapshot(LIVE_TREE_ID, &snapshots[rand(snapshots.len() as u64) as usize])?;
             }

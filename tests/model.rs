@@ -298,7 +298,7 @@ fn run_seed(seed: u64) {
                 compare(&mut pool, &model, &snapshots, seed, step);
             }
         }
-        let retained: Vec<u64> = pool.history().map(|(txg, _)| txg.0).collect();
+        let retained: Vec<u64> = pool.history().unwrap().into_iter().map(|(txg, _)| txg.0).collect();
         if retained.len() >= 2 && retained[0] > oldest_retained {
             window_slid += 1;
         }

@@ -131,14 +131,14 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
     }
     for &(id, _) in &trees {
         let snapshots: Vec<(String, Option<BlockPtr>)> =
-            pool.snapshots_of(id).iter().map(|s| (s.name.clone(), s.root)).collect();
+            pool.snapshots_of(id)?.iter().map(|s| (s.name.clone(), s.root)).collect();
         for (name, root) in snapshots {
             if let Some(root) = root {
                 walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("snapshot @{name}"))?;
             }
         }
     }
-    let history: Vec<Txg> = pool.history().map(|(t, _)| t).collect();
+    let history: Vec<Txg> = pool.history()?.into_iter().map(|(t, _)| t).collect();
     for txg in history {
         let entry = pool.history_entry(txg)?;
         for (id, root) in entry.roots {
@@ -153,7 +153,7 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
     for &(id, root) in &trees {
         check_fs(pool, &mut c, id, root, "head")?;
         let snapshots: Vec<(String, Option<BlockPtr>)> =
-            pool.snapshots_of(id).iter().map(|s| (s.name.clone(), s.root)).collect();
+            pool.snapshots_of(id)?.iter().map(|s| (s.name.clone(), s.root)).collect();
         for (name, root) in snapshots {
             check_fs(pool, &mut c, id, root, &format!("@{name}"))?;
         }
@@ -357,7 +357,7 @@ fn check_receive_state(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     };
     c.report.blocks_verified += 1;
     c.report.bytes_verified += blob.stored_bytes as u64;
-    if !pool.snapshots_of(state.tree).iter().any(|s| s.txg.0 == state.origin_txg) && state.origin_txg != 0 {
+    if !pool.snapshots_of(state.tree)?.iter().any(|s| s.txg.0 == state.origin_txg) && state.origin_txg != 0 {
         c.problem(format!("the partial receive's origin snapshot (txg {}) is gone", state.origin_txg));
     }
     let Some(root) = state.staging else { return Ok(()) };
@@ -390,7 +390,7 @@ fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
                 "dead index lists block {} of tree {tree} (killed in txg {}), which no snapshot or retained commit alone reaches",
                 ptr.addr.0, death.0
             ));
-        } else if !pool.retained_between(tree, ptr.birth.0, death.0) {
+        } else if !pool.retained_between(tree, ptr.birth.0, death.0)? {
             c.problem(format!(
                 "dead index keeps block {} (born {}, killed {}) though no snapshot or retained commit lies between",
                 ptr.addr.0, ptr.birth.0, death.0

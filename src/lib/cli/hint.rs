@@ -116,7 +116,9 @@ fn receive_hint(refusal: &ReceiveRefusal) -> Option<String> {
 /// and files, which any pool has.
 fn no_space_hint(snapshots: u64, history_bytes: u64) -> String {
     let mut ways = Vec::new();
-    if snapshots > 0 {
+    if snapshots == crate::error::SNAPSHOTS_UNCOUNTED {
+        ways.push("destroy snapshots you no longer need (`snapctl list DEVICE` shows what each holds)".into());
+    } else if snapshots > 0 {
         ways.push(format!(
             "destroy snapshots you no longer need (the pool has {snapshots}; `snapctl list DEVICE` shows what each holds)"
         ));
@@ -181,5 +183,20 @@ fn refusal_hint(refusal: &Refusal) -> String {
         Refusal::BaseOfPartialReceive { .. } => {
             "finish it (snapctl status shows the resume token) or discard it with `snaprecv -A DEVICE` first".into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_space_hint;
+    use crate::error::SNAPSHOTS_UNCOUNTED;
+
+    #[test]
+    fn the_device_full_hint_counts_snapshots_only_when_they_were_counted() {
+        assert!(no_space_hint(3, 0).contains("destroy snapshots you no longer need (the pool has 3;"));
+        let uncounted = no_space_hint(SNAPSHOTS_UNCOUNTED, 0);
+        assert!(uncounted.contains("destroy snapshots you no longer need (`snapctl list DEVICE`"), "{uncounted}");
+        assert!(!uncounted.contains(&SNAPSHOTS_UNCOUNTED.to_string()), "{uncounted}");
+        assert!(!no_space_hint(0, 0).contains("destroy snapshots"));
     }
 }

@@ -50,7 +50,10 @@ pub fn history(pool: &mut Pool, change: Change) -> Result<History> {
         pool.prune_history()?;
     }
     let released_bytes = if change.writes() { pool.commit()?.freed_bytes } else { 0 };
-    let commits =
-        pool.history().map(|(t, ns)| Retained { txg: t.0, time: format_time_ns(ns), time_unix_ns: ns }).collect();
+    let commits = pool
+        .history()?
+        .into_iter()
+        .map(|(t, ns)| Retained { txg: t.0, time: format_time_ns(ns), time_unix_ns: ns })
+        .collect();
     Ok(History { released_bytes, keep_seconds: pool.root.config.history_seconds, commits })
 }

@@ -42,7 +42,7 @@ impl Target {
         let room = Room {
             free_bytes: pool.free_bytes(),
             history_bytes: pool.root.dead_bytes,
-            snapshots: pool.snapshots_of(LIVE_TREE_ID).len() as u64,
+            snapshots: pool.snapshots_of(LIVE_TREE_ID)?.len() as u64,
         };
         Ok(Target { state: TargetState::of(pool, LIVE_TREE_ID)?, room })
     }

@@ -33,7 +33,7 @@ pub fn destroy(pool: &mut Pool, tree: u64, name: &str) -> Result<Destroyed> {
     pool.destroy_snapshot(tree, name)?;
     let summary = pool.commit()?;
     let held = pool.history_unique_bytes()?;
-    let history_held_bytes = (pool.history().count() > 1).then_some(held);
+    let history_held_bytes = (pool.history()?.len() > 1).then_some(held);
     Ok(Destroyed { name: name.to_string(), freed_bytes: summary.freed_bytes, history_held_bytes })
 }
 
@@ -55,7 +55,7 @@ pub struct Listed {
 pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
     let unique = pool.snapshot_unique_bytes(tree)?;
     let listed = pool
-        .snapshots_of(tree)
+        .snapshots_of(tree)?
         .into_iter()
         .map(|s| Listed {
             created: format_time_ns(s.time_ns),

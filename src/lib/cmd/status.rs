@@ -76,7 +76,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
     let usage = pool.tree_usage(LIVE_TREE_ID)?;
     let history_bytes = pool.history_unique_bytes()?;
     let ratio = if usage.stored_bytes > 0 { usage.logical_bytes as f64 / usage.stored_bytes as f64 } else { 1.0 };
-    let history: Vec<_> = pool.history().collect();
+    let history = pool.history()?;
     let oldest = history.first().copied();
     let config = pool.root.config.clone();
     let partial = pool.receive_state()?;
@@ -117,7 +117,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
             stream_bytes_applied: p.bytes_applied,
         }),
         pool_guid: guid_hex(&pool.label.pool_guid),
-        snapshots: pool.snapshots_of(LIVE_TREE_ID).len(),
+        snapshots: pool.snapshots_of(LIVE_TREE_ID)?.len(),
         used_bytes: pool.used_bytes(),
     })
 }

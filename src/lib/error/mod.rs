@@ -17,6 +17,10 @@ use std::io;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// `Error::NoSpace`'s `snapshots` when the pool has snapshots but did not count them
+/// (counting reads the whole table: pool/mod.rs).
+pub const SNAPSHOTS_UNCOUNTED: u64 = u64::MAX;
+
 #[derive(Debug)]
 pub enum Error {
     /// An I/O call failed; `context` says what was being done.
@@ -36,7 +40,8 @@ pub enum Error {
     InUse { device: String, holder: String },
     /// The device has too little free space for the transaction. `need` says what needs
     /// `needed_bytes` more than is free ("the transaction needs at least 128.0 KiB more");
-    /// `snapshots` and `history_bytes` say what could be released to make room.
+    /// `snapshots` and `history_bytes` say what could be released to make room
+    /// (`snapshots` is `SNAPSHOTS_UNCOUNTED` when there are some, not counted).
     NoSpace { need: String, needed_bytes: u64, free_bytes: u64, history_bytes: u64, snapshots: u64 },
     /// A path or tree that does not exist.
     NotFound { what: String },

@@ -545,7 +545,7 @@ impl ReceiveTarget {
         let full = begin.is_none_or(|b| b.base.is_none());
         let device = OverlayDevice::new(Arc::clone(if full { &self.empty } else { &self.based }), HashMap::new());
         let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write).expect("the prepared image opens");
-        let snapshots_before = pool.snapshots_of(LIVE_TREE_ID).len();
+        let snapshots_before = pool.snapshots_of(LIVE_TREE_ID).unwrap().len();
         let mut committed = 0;
         let mut input = stream;
         let mut reader = StreamReader::new(&mut input, None);
@@ -564,7 +564,7 @@ impl ReceiveTarget {
                     crate::cli::exit_code::BAD_STREAM,
                     "a hostile stream refused with another exit code: {e}"
                 );
-                let after = pool.snapshots_of(LIVE_TREE_ID).len();
+                let after = pool.snapshots_of(LIVE_TREE_ID).unwrap().len();
                 assert_eq!(after, snapshots_before + committed, "a refused part changed the snapshots: {e}");
                 (Outcome::Refused(e.to_string()), saved)
             }

@@ -70,7 +70,7 @@ impl Pool {
         // Never before the previous commit, whatever the host clock says: retention
         // compares these times, and a step back must not make a commit look older.
         let now = self.clock.now_ns().max(self.root.time_ns);
-        self.refresh_space_hints();
+        self.refresh_space_hints()?;
 
         self.flush_file_trees()?;
         self.record_snapshots(txg, now)?;
@@ -113,7 +113,7 @@ impl Pool {
         self.pending_snapshots.clear();
         self.removed_snapshots.clear();
         self.config_changed = false;
-        self.retained_at_start = self.retained_now();
+        debug_assert!(self.released_history.is_empty() && self.released_snapshots.is_empty());
         for tree in self.heads.values_mut() {
             tree.evict();
         }
@@ -153,7 +153,9 @@ impl Pool {
             let root = self.tree_entries[&tree].root;
             let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns: now, root };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
-            self.snapshots.insert((tree, name), entry);
+            if self.snapshots_loaded {
+                self.cache_snapshot(entry);
+            }
         }
         Ok(())
     }
@@ -162,28 +164,31 @@ impl Pool {
         let roots = self.tree_entries.values().map(|t| (t.id, t.root)).collect();
         let entry = HistoryEntry { txg, time_ns: now, roots };
         self.history_table.insert(&mut self.store, &HistoryEntry::key(txg), &entry.encode_value())?;
-        self.history.insert(txg.0, now);
         Ok(())
     }
 
-    /// Drops retained commits older than the configured window, and more while free
-    /// space is below the reserve the history must leave. The newest commit always stays.
+    /// Drops retained commits older than the configured window (all of them after
+    /// `prune_history`), and more while free space is below the reserve the history must
+    /// leave. The newest commit always stays. Times grow with txgs, so the expired ones
+    /// are the oldest: only they are read (history.rs).
     fn expire_history(&mut self, txg: Txg, now: u64) -> Result<()> {
         let window_ns = self.root.config.history_seconds.saturating_mul(1_000_000_000);
-        let expired: Vec<u64> = self
-            .history
-            .iter()
-            .filter(|&(&t, &time)| t != txg.0 && now.saturating_sub(time) > window_ns)
-            .map(|(&t, _)| t)
-            .collect();
-        for t in expired {
-            self.history.remove(&t);
+        let prune = std::mem::take(&mut self.prune_pending);
+        while let Some((oldest, time)) = self.history_from(0)? {
+            if oldest == txg.0 || !(prune || now.saturating_sub(time) > window_ns) {
+                break;
+            }
+            self.history_drop(oldest)?;
         }
         let reserve = self.store.alloc.usable_blocks() * self.root.config.history_reserve_percent as u64 / 100;
-        while self.history.len() > 1 && self.free_after_commit() < reserve {
-            let oldest = *self.history.keys().next().expect("history is not empty");
-            self.history.remove(&oldest);
-            self.release_retained()?;
+        while self.free_after_commit() < reserve {
+            match self.history_from(0)? {
+                Some((oldest, _)) if oldest != txg.0 => {
+                    self.history_drop(oldest)?;
+                    self.release_retained()?;
+                }
+                _ => break,
+            }
         }
         Ok(())
     }
@@ -195,7 +200,7 @@ impl Pool {
 
     fn file_kills(&mut self, txg: Txg) -> Result<()> {
         for (tree, ptr) in std::mem::take(&mut self.store.file_kills) {
-            if self.retained_between(tree, ptr.birth.0, txg.0) {
+            if self.retained_between(tree, ptr.birth.0, txg.0)? {
                 self.dead_insert(tree, txg, &ptr)?;
             } else {
                 self.store.alloc.defer_free_ptr(&ptr)?;
@@ -277,12 +282,14 @@ impl Pool {
 
     /// True if a retained commit or a snapshot of `tree` lies in [birth, death): a block
     /// born and killed then is still visible somewhere.
-    pub fn retained_between(&self, tree: u64, birth: u64, death: u64) -> bool {
+    pub fn retained_between(&mut self, tree: u64, birth: u64, death: u64) -> Result<bool> {
         if birth >= death {
-            return false;
+            return Ok(false);
         }
-        self.history.range(birth..death).next().is_some()
-            || self.snapshots.values().any(|s| s.tree == tree && s.txg.0 >= birth && s.txg.0 < death)
+        if self.history_from(birth)?.is_some_and(|(t, _)| t < death) {
+            return Ok(true);
+        }
+        Ok(self.snapshot_txgs_in(tree, birth..=death - 1)?.next().is_some())
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod commit;
 mod features;
+mod history;
 mod labels;
 mod open;
 mod receiving;
@@ -59,26 +60,27 @@ pub struct Pool {
     dead_table: Tree,
     tree_entries: BTreeMap<u64, TreeEntry>,
     heads: BTreeMap<u64, Tree>,
+    /// The snapshots table, once something needed all of it (`load_snapshots`): an open
+    /// does not read it, and taking a snapshot needs only a lookup of its name.
     snapshots: BTreeMap<(u64, String), SnapshotEntry>,
-    /// Retained commits: txg -> time.
-    history: BTreeMap<u64, u64>,
+    snapshots_loaded: bool,
+    /// The loaded snapshots by (tree, txg), with how many share it: a commit asks which
+    /// lie in a range of txgs once per killed block.
+    snapshot_txgs: BTreeMap<(u64, u64), u32>,
     pending_snapshots: Vec<(u64, String, [u8; 16])>,
     removed_snapshots: Vec<SnapshotEntry>,
-    /// The history and snapshot txgs at the start of the transaction, to find what the
-    /// transaction released.
-    retained_at_start: Retained,
+    /// Retained commits dropped from the history table and not released yet (retention.rs).
+    released_history: Vec<u64>,
+    /// Snapshots destroyed and not released yet: (tree, txg).
+    released_snapshots: Vec<(u64, u64)>,
+    /// `prune_history` asked the next commit to drop every older retained commit.
+    prune_pending: bool,
     config_changed: bool,
     poisoned: bool,
     /// The newest block of the space log, decoded: read at open, replaced at commit.
     space_log_head: Option<(BlockPtr, SpaceLogBlock)>,
     /// Every time and guid this handle writes comes from here (clock.rs).
     clock: Arc<dyn Clock>,
-}
-
-#[derive(Clone, Default)]
-struct Retained {
-    history: Vec<u64>,
-    snapshots: BTreeMap<u64, Vec<u64>>,
 }
 
 impl Pool {
@@ -113,7 +115,7 @@ impl Pool {
     /// The writable head of a file tree, as a file system.
     pub fn live(&mut self, tree: u64) -> Result<FsTree<'_>> {
         self.writable()?;
-        self.refresh_space_hints();
+        self.refresh_space_hints()?;
         let entry = self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?;
         let root = entry.root;
         let head = self.heads.entry(tree).or_insert_with(|| Tree::open(TreeKind::Files, Owner::Files(tree), root));
@@ -136,17 +138,81 @@ impl Pool {
         Ok((Tree::open(TreeKind::Files, Owner::Files(tree), root), &mut self.store))
     }
 
-    pub fn snapshot(&self, tree: u64, name: &str) -> Result<&SnapshotEntry> {
-        self.snapshots
-            .get(&(tree, name.to_string()))
-            .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })
+    pub fn snapshot(&mut self, tree: u64, name: &str) -> Result<SnapshotEntry> {
+        self.find_snapshot(tree, name)?.ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })
+    }
+
+    /// Snapshot `name` of `tree`, if it exists: one lookup in the table, which is not
+    /// loaded for it.
+    fn find_snapshot(&mut self, tree: u64, name: &str) -> Result<Option<SnapshotEntry>> {
+        if self.snapshots_loaded {
+            return Ok(self.snapshots.get(&(tree, name.to_string())).cloned());
+        }
+        let key = SnapshotEntry::key(tree, name);
+        let Some(value) = self.snapshots_table.get(&mut self.store, &key)? else { return Ok(None) };
+        let entry = SnapshotEntry::decode(&key, &value)?;
+        Ok((!self.destroyed_now(&entry)).then_some(entry))
+    }
+
+    /// Destroyed in the running transaction: the table still holds it until the commit.
+    fn destroyed_now(&self, entry: &SnapshotEntry) -> bool {
+        self.removed_snapshots.iter().any(|r| r.tree == entry.tree && r.name == entry.name && r.txg == entry.txg)
+    }
+
+    /// Reads the whole snapshots table, for what needs every snapshot (listing them, the
+    /// checkpoints of a tree, a guid).
+    fn load_snapshots(&mut self) -> Result<()> {
+        if self.snapshots_loaded {
+            return Ok(());
+        }
+        for (k, v) in self.snapshots_table.scan_prefix(&mut self.store, &[])? {
+            let entry = SnapshotEntry::decode(&k, &v)?;
+            if !self.destroyed_now(&entry) {
+                self.cache_snapshot(entry);
+            }
+        }
+        self.snapshots_loaded = true;
+        Ok(())
+    }
+
+    fn cache_snapshot(&mut self, entry: SnapshotEntry) {
+        *self.snapshot_txgs.entry((entry.tree, entry.txg.0)).or_default() += 1;
+        self.snapshots.insert((entry.tree, entry.name.clone()), entry);
+    }
+
+    fn uncache_snapshot(&mut self, tree: u64, name: &str) {
+        let Some(entry) = self.snapshots.remove(&(tree, name.to_string())) else { return };
+        let key = (entry.tree, entry.txg.0);
+        match self.snapshot_txgs.get_mut(&key) {
+            Some(count) if *count > 1 => *count -= 1,
+            _ => {
+                self.snapshot_txgs.remove(&key);
+            }
+        }
+    }
+
+    /// The txgs of `tree`'s snapshots in `range`, in order (all snapshots read on first use).
+    fn snapshot_txgs_in(
+        &mut self,
+        tree: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<impl Iterator<Item = u64> + '_> {
+        self.load_snapshots()?;
+        let (start, end) = range.into_inner();
+        Ok(self.snapshot_txgs.range((tree, start)..=(tree, end)).map(|(&(_, txg), _)| txg))
+    }
+
+    /// The snapshots, all of them (read on first use).
+    fn all_snapshots(&mut self) -> Result<impl Iterator<Item = &SnapshotEntry>> {
+        self.load_snapshots()?;
+        Ok(self.snapshots.values())
     }
 
     /// Snapshots of a tree, oldest first.
-    pub fn snapshots_of(&self, tree: u64) -> Vec<&SnapshotEntry> {
-        let mut list: Vec<_> = self.snapshots.values().filter(|s| s.tree == tree).collect();
+    pub fn snapshots_of(&mut self, tree: u64) -> Result<Vec<SnapshotEntry>> {
+        let mut list: Vec<_> = self.all_snapshots()?.filter(|s| s.tree == tree).cloned().collect();
         list.sort_by_key(|s| (s.txg, s.time_ns, s.name.clone()));
-        list
+        Ok(list)
     }
 
     /// Requests a snapshot of the tree as this transaction leaves it. O(1): it records
@@ -157,8 +223,8 @@ impl Pool {
         if !self.tree_entries.contains_key(&tree) {
             return Err(Error::not_found(format!("tree id {tree}")));
         }
-        if self.snapshots.contains_key(&(tree, name.to_string()))
-            || self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == name)
+        if self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == name)
+            || self.find_snapshot(tree, name)?.is_some()
         {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
@@ -169,7 +235,7 @@ impl Pool {
     /// Requests a snapshot that keeps another pool's guid: a received snapshot, so
     /// that the next incremental stream finds its base.
     pub fn create_received_snapshot(&mut self, tree: u64, name: &str, guid: [u8; 16]) -> Result<()> {
-        if let Some(existing) = self.snapshot_by_guid(tree, &guid) {
+        if let Some(existing) = self.snapshot_by_guid(tree, &guid)? {
             return Err(Error::exists(format!("snapshot {} (as @{})", guid_hex(&guid), existing.name)));
         }
         self.create_snapshot(tree, name)?;
@@ -178,8 +244,8 @@ impl Pool {
         Ok(())
     }
 
-    pub fn snapshot_by_guid(&self, tree: u64, guid: &[u8; 16]) -> Option<&SnapshotEntry> {
-        self.snapshots.values().find(|s| s.tree == tree && &s.guid == guid)
+    pub fn snapshot_by_guid(&mut self, tree: u64, guid: &[u8; 16]) -> Result<Option<SnapshotEntry>> {
+        Ok(self.all_snapshots()?.find(|s| s.tree == tree && &s.guid == guid).cloned())
     }
 
     /// The root of a tree's head as the last commit left it.
@@ -198,17 +264,11 @@ impl Pool {
                 }));
             }
         }
-        let entry = self
-            .snapshots
-            .remove(&(tree, name.to_string()))
-            .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })?;
+        let entry = self.snapshot(tree, name)?;
+        self.uncache_snapshot(tree, name);
+        self.released_snapshots.push((entry.tree, entry.txg.0));
         self.removed_snapshots.push(entry.clone());
         Ok(entry)
-    }
-
-    /// Retained commits, oldest first.
-    pub fn history(&self) -> impl Iterator<Item = (Txg, u64)> + '_ {
-        self.history.iter().map(|(&t, &time)| (Txg(t), time))
     }
 
     pub fn history_entry(&mut self, txg: Txg) -> Result<HistoryEntry> {
@@ -240,16 +300,26 @@ impl Pool {
     /// Drops every retained commit: after the next commit, only that commit remains.
     pub fn prune_history(&mut self) -> Result<()> {
         self.writable()?;
-        self.history.clear();
+        self.prune_pending = true;
         self.config_changed = true;
         Ok(())
     }
 
     /// What a device-full error's hint may suggest releasing: set before a transaction
     /// writes (the allocator, which makes the error, knows no snapshots).
-    pub fn refresh_space_hints(&mut self) {
+    /// The snapshots are counted when the table is one node (read anyway to look a name
+    /// up) or loaded already; else the hint says there are some, not how many.
+    pub fn refresh_space_hints(&mut self) -> Result<()> {
         self.store.alloc.history_blocks_hint = self.root.dead_bytes / crate::block::BLOCK_BYTES;
-        self.store.alloc.snapshots_hint = self.snapshots.len() as u64;
+        if self.snapshots_table.committed_root().is_some_and(|root| root.level == 0) {
+            self.load_snapshots()?;
+        }
+        self.store.alloc.snapshots_hint = match (self.snapshots_loaded, self.snapshots_table.committed_root()) {
+            (true, _) => self.snapshots.len() as u64,
+            (false, None) => 0,
+            (false, Some(_)) => crate::error::SNAPSHOTS_UNCOUNTED,
+        };
+        Ok(())
     }
 
     pub fn free_bytes(&self) -> u64 {
@@ -273,8 +343,8 @@ impl Pool {
         ]
     }
 
-    pub fn snapshot_txgs(&self, tree: u64) -> Vec<u64> {
-        self.snapshots.values().filter(|s| s.tree == tree).map(|s| s.txg.0).collect()
+    pub fn snapshot_txgs(&mut self, tree: u64) -> Result<Vec<u64>> {
+        Ok(self.all_snapshots()?.filter(|s| s.tree == tree).map(|s| s.txg.0).collect())
     }
 }
 

@@ -4,7 +4,7 @@
 use super::features::lz4_feature;
 use super::labels::{find_label, holds_pool, read_blocks, read_region};
 use super::warning::OpenWarning;
-use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool, Retained};
+use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool};
 use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::alloc::{Allocator, ExtentSet};
 use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
@@ -17,7 +17,7 @@ use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, reg
 use crate::format::node::TreeKind;
 use crate::format::pool_root::{PoolConfig, PoolRoot};
 use crate::format::probe::foreign_signature;
-use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
+use crate::format::tables::TreeEntry;
 use crate::store::{Owner, Store};
 use crate::tree::Tree;
 use std::collections::BTreeMap;
@@ -146,18 +146,11 @@ impl Pool {
             let entry = TreeEntry::decode(&k, &v)?;
             pool.tree_entries.insert(entry.id, entry);
         }
-        for (k, v) in pool.snapshots_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = SnapshotEntry::decode(&k, &v)?;
-            pool.snapshots.insert((entry.tree, entry.name.clone()), entry);
-        }
-        for (k, v) in pool.history_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = HistoryEntry::decode(&k, &v)?;
-            pool.history.insert(entry.txg.0, entry.time_ns);
-        }
+        // Neither the snapshots nor the history are loaded: a commit reads only the
+        // entries it needs (mod.rs, history.rs).
         if !pool.tree_entries.contains_key(&LIVE_TREE_ID) {
             return Err(Error::corrupt("the pool has no live tree"));
         }
-        pool.retained_at_start = pool.retained_now();
         Ok(pool)
     }
 
@@ -185,23 +178,18 @@ impl Pool {
             tree_entries: BTreeMap::new(),
             heads: BTreeMap::new(),
             snapshots: BTreeMap::new(),
-            history: BTreeMap::new(),
+            snapshots_loaded: false,
+            snapshot_txgs: BTreeMap::new(),
             pending_snapshots: Vec::new(),
             removed_snapshots: Vec::new(),
-            retained_at_start: Retained::default(),
+            released_history: Vec::new(),
+            released_snapshots: Vec::new(),
+            prune_pending: false,
             config_changed: false,
             poisoned: false,
             space_log_head: None,
             clock,
         }
-    }
-
-    pub(super) fn retained_now(&self) -> Retained {
-        let mut snapshots: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for s in self.snapshots.values() {
-            snapshots.entry(s.tree).or_default().push(s.txg.0);
-        }
-        Retained { history: self.history.keys().copied().collect(), snapshots }
     }
 }
 

@@ -57,10 +57,10 @@ impl Pool {
 
     /// A staging tree for a stream into `tree`, from `start` (the origin snapshot's
     /// root, or a saved partial tree).
-    pub fn staging_tree(&mut self, origin: u64, start: Option<BlockPtr>) -> Tree {
+    pub fn staging_tree(&mut self, origin: u64, start: Option<BlockPtr>) -> Result<Tree> {
         self.store.staging_replaced = Some(Vec::new());
-        self.refresh_space_hints();
-        Tree::open(TreeKind::Files, Owner::Staging { origin }, start)
+        self.refresh_space_hints()?;
+        Ok(Tree::open(TreeKind::Files, Owner::Staging { origin }, start))
     }
 
     /// Makes the head of `tree` hold what `staging` holds. The head must equal the

@@ -12,7 +12,7 @@
 use super::Pool;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
-use crate::format::tables::{HistoryEntry, dead_key, decode_dead, encode_ptr};
+use crate::format::tables::{dead_key, decode_dead, encode_ptr};
 
 impl Pool {
     pub(super) fn dead_insert(&mut self, tree: u64, death: Txg, ptr: &BlockPtr) -> Result<()> {
@@ -25,32 +25,47 @@ impl Pool {
         Ok(())
     }
 
-    /// Frees the dead blocks that lost their last checkpoint since the transaction began
-    /// (expired history, destroyed snapshots).
+    /// Frees the dead blocks that lost their last checkpoint since the last release:
+    /// the retained commits dropped (history.rs) and the snapshots destroyed.
     pub(super) fn release_retained(&mut self) -> Result<()> {
-        let now = self.retained_now();
-        let start = std::mem::replace(&mut self.retained_at_start, now.clone());
-        for txg in &start.history {
-            if !self.history.contains_key(txg) {
-                self.history_table.remove(&mut self.store, &HistoryEntry::key(Txg(*txg)))?;
-            }
+        let history = std::mem::take(&mut self.released_history);
+        let snapshots = std::mem::take(&mut self.released_snapshots);
+        if history.is_empty() && snapshots.is_empty() {
+            return Ok(());
         }
         let tree_ids: Vec<u64> = self.tree_entries.keys().copied().collect();
         for tree in tree_ids {
-            let mut before: Vec<u64> = start.history.clone();
-            before.extend(start.snapshots.get(&tree).into_iter().flatten());
-            let mut after: Vec<u64> = now.history.clone();
-            after.extend(now.snapshots.get(&tree).into_iter().flatten());
-            after.sort_unstable();
-            let mut released: Vec<u64> = before.into_iter().filter(|t| after.binary_search(t).is_err()).collect();
+            let mut released: Vec<u64> = history.clone();
+            released.extend(snapshots.iter().filter(|(t, _)| *t == tree).map(|(_, txg)| *txg));
             released.sort_unstable();
             released.dedup();
             for checkpoint in released {
-                let next = after.iter().copied().find(|&t| t > checkpoint).unwrap_or(u64::MAX);
+                // Another snapshot, or the retained commit, of that txg still sees it all.
+                if self.is_checkpoint(tree, checkpoint)? {
+                    continue;
+                }
+                let next = self.next_checkpoint(tree, checkpoint)?;
                 self.free_unretained(tree, checkpoint, next)?;
             }
         }
         Ok(())
+    }
+
+    fn is_checkpoint(&mut self, tree: u64, txg: u64) -> Result<bool> {
+        Ok(self.history_contains(txg)? || self.snapshot_txgs_in(tree, txg..=txg)?.next().is_some())
+    }
+
+    /// The first checkpoint of `tree` after `txg`, or u64::MAX if none.
+    fn next_checkpoint(&mut self, tree: u64, txg: u64) -> Result<u64> {
+        let history = match txg.checked_add(1) {
+            Some(from) => self.history_from(from)?.map(|(t, _)| t),
+            None => None,
+        };
+        let snapshot = match txg.checked_add(1) {
+            Some(from) => self.snapshot_txgs_in(tree, from..=u64::MAX)?.next(),
+            None => None,
+        };
+        Ok(history.into_iter().chain(snapshot).min().unwrap_or(u64::MAX))
     }
 
     /// Frees the dead entries of `tree` killed in (after, upto] that no checkpoint keeps.
@@ -72,7 +87,7 @@ impl Pool {
         for (k, v) in entries {
             let (entry_tree, death, ptr) = decode_dead(&k, &v)?;
             debug_assert_eq!(entry_tree, tree);
-            if !self.retained_between(tree, ptr.birth.0, death.0) {
+            if !self.retained_between(tree, ptr.birth.0, death.0)? {
                 doomed.push((k, ptr));
             }
         }

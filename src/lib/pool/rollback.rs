@@ -33,7 +33,7 @@ impl Pool {
             return Err(Error::invalid("cannot roll back a tree with uncommitted changes"));
         }
         if let Some(snap) = to {
-            let newest = self.snapshots_of(tree).last().map(|s| s.name.clone());
+            let newest = self.snapshots_of(tree)?.last().map(|s| s.name.clone());
             assert_eq!(newest.as_deref(), Some(snap.name.as_str()), "rollback only to the newest snapshot");
         }
         let floor = to.map_or(0, |s| s.txg.0);
@@ -43,7 +43,7 @@ impl Pool {
         }
         if to.is_some() {
             self.revive_dead_entries(tree, floor)?;
-            self.history.retain(|&t, _| t <= floor);
+            self.history_drop_after(floor)?;
         }
         let root = to.and_then(|s| s.root);
         self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), root));

@@ -78,8 +78,9 @@ impl Pool {
     /// Bytes that destroying each snapshot of `tree` would free now: dead blocks that it
     /// alone keeps (no other snapshot and no retained commit sees them).
     pub fn snapshot_unique_bytes(&mut self, tree: u64) -> Result<BTreeMap<String, u64>> {
-        let snapshots: Vec<(u64, String)> = self.snapshots_of(tree).iter().map(|s| (s.txg.0, s.name.clone())).collect();
-        let history: Vec<u64> = self.history().map(|(t, _)| t.0).collect();
+        let snapshots: Vec<(u64, String)> =
+            self.snapshots_of(tree)?.iter().map(|s| (s.txg.0, s.name.clone())).collect();
+        let history: Vec<u64> = self.history()?.into_iter().map(|(t, _)| t.0).collect();
         let mut out: BTreeMap<String, u64> = snapshots.iter().map(|(_, n)| (n.clone(), 0)).collect();
         for (death, ptr) in self.dead_entries(tree)? {
             let visible = |t: u64| t >= ptr.birth.0 && t < death.0;
@@ -100,7 +101,7 @@ impl Pool {
         let newest = self.txg().0;
         let mut total = 0;
         for tree in trees {
-            let snapshots = self.snapshot_txgs(tree);
+            let snapshots = self.snapshot_txgs(tree)?;
             for (death, ptr) in self.dead_entries(tree)? {
                 let kept_by_snapshot = snapshots.iter().any(|&t| t >= ptr.birth.0 && t < death.0);
                 let kept_by_newest = newest >= ptr.birth.0 && newest < death.0;

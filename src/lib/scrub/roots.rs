@@ -47,13 +47,24 @@ pub fn roots(pool: &mut Pool, problems: &mut Vec<String>) -> Vec<Root> {
         if let Some(ptr) = *root {
             roots.push(Root { owner: format!("the {name} tree"), ptr, kind: files });
         }
-        for snapshot in pool.snapshots_of(*id) {
+        let snapshots = pool.snapshots_of(*id).unwrap_or_else(|e| {
+            problems.push(format!("snapshots table: {e}"));
+            Vec::new()
+        });
+        for snapshot in snapshots {
             if let Some(ptr) = snapshot.root {
                 roots.push(Root { owner: format!("snapshot @{}", snapshot.name), ptr, kind: files });
             }
         }
     }
-    let history: Vec<_> = pool.history().map(|(txg, _)| txg).collect();
+    // The open no longer reads the history table: a damaged one shows here.
+    let history: Vec<_> = match pool.history() {
+        Ok(history) => history.into_iter().map(|(txg, _)| txg).collect(),
+        Err(e) => {
+            problems.push(format!("history table: {e}"));
+            Vec::new()
+        }
+    };
     for txg in history {
         match pool.history_entry(txg) {
             Ok(entry) => {

@@ -64,7 +64,7 @@ pub enum Preparation {
 
 impl TargetState {
     pub fn of(pool: &mut Pool, tree: u64) -> Result<TargetState> {
-        let snapshots: Vec<_> = pool.snapshots_of(tree).iter().map(|s| (s.name.clone(), s.guid, s.root)).collect();
+        let snapshots: Vec<_> = pool.snapshots_of(tree)?.iter().map(|s| (s.name.clone(), s.guid, s.root)).collect();
         let head = pool.committed_head_root(tree)?;
         let head_changed = snapshots.last().is_some_and(|(_, _, root)| *root != head);
         let live_empty = {
@@ -242,7 +242,7 @@ fn receive_part_inner(
     let target = TargetState::of(pool, tree)?;
     let preparation = target.accept(begin, options)?;
     let saved = target.partial.filter(|_| begin.resume.is_some());
-    let base = pool.snapshots_of(tree).last().copied().cloned().filter(|_| begin.base.is_some());
+    let base = pool.snapshots_of(tree)?.pop().filter(|_| begin.base.is_some());
     let origin = base.as_ref().map_or(0, |b| b.txg.0);
     if let Some(state) = &saved {
         if state.origin_txg != origin {
@@ -254,7 +254,7 @@ fn receive_part_inner(
     }
     let base_root = base.as_ref().and_then(|b| b.root);
     let start_root = saved.as_ref().map_or(base_root, |s| s.staging);
-    let mut staging = pool.staging_tree(origin, start_root);
+    let mut staging = pool.staging_tree(origin, start_root)?;
     let mut progress = ResumeTracker::new(begin.resume);
     let mut blame = Blame::default();
     let applied = {

@@ -39,7 +39,7 @@ fn snap_ref(s: &SnapshotEntry) -> SnapRef {
 
 /// The parts that carry `target` (from `base`, with every snapshot between them if
 /// `intermediates`).
-pub fn plan(pool: &Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
+pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
     let target_entry = pool.snapshot(tree, target)?.clone();
     let Some(base) = base else { return Ok(vec![Part { base: None, target: target_entry, resume: None }]) };
     let base_entry =
@@ -55,19 +55,19 @@ pub fn plan(pool: &Pool, tree: u64, base: Option<&str>, target: &str, intermedia
     }
     let mut parts = Vec::new();
     let mut previous = base_entry.clone();
-    for snap in pool.snapshots_of(tree) {
+    for snap in pool.snapshots_of(tree)? {
         if snap.txg > base_entry.txg && snap.txg <= target_entry.txg {
             parts.push(Part { base: Some(previous.clone()), target: snap.clone(), resume: None });
-            previous = snap.clone();
+            previous = snap;
         }
     }
     Ok(parts)
 }
 
 /// The rest of the part that an interrupted receive saved as `token`.
-pub fn plan_resume(pool: &Pool, tree: u64, token: &ResumeToken) -> Result<Part> {
-    let find = |guid: &[u8; 16], what: &str| {
-        pool.snapshot_by_guid(tree, guid).cloned().ok_or_else(|| Error::NotFound {
+pub fn plan_resume(pool: &mut Pool, tree: u64, token: &ResumeToken) -> Result<Part> {
+    let mut find = |guid: &[u8; 16], what: &str| {
+        pool.snapshot_by_guid(tree, guid)?.ok_or_else(|| Error::NotFound {
             what: format!(
                 "the token's {what} snapshot (guid {}) on this pool (destroyed since?)",
                 crate::pool::guid_hex(guid)

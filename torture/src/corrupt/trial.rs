@@ -159,8 +159,9 @@ impl Tally {
     }
 }
 
-fn views(pool: &Pool) -> Vec<Option<String>> {
-    let mut views: Vec<Option<String>> = pool.snapshots_of(LIVE_TREE_ID).iter().map(|s| Some(s.name.clone())).collect();
+fn views(pool: &mut Pool) -> Vec<Option<String>> {
+    let mut views: Vec<Option<String>> =
+        pool.snapshots_of(LIVE_TREE_ID).expect("the snapshots read").iter().map(|s| Some(s.name.clone())).collect();
     views.push(None);
     views
 }
@@ -172,7 +173,7 @@ fn scrub(pool: &mut Pool, repair: bool) -> Result<ScrubReport, String> {
 fn judge_metadata(built: &Built, image: &[u8], ptr: &BlockPtr, index: usize, tally: &mut Tally) -> Result<(), String> {
     let mut pool = open(image, OpenMode::Read).map_err(|e| format!("did not open: {e}"))?;
     let mut seen = Contents::new();
-    for view in views(&pool) {
+    for view in views(&mut pool) {
         for (key, read) in read_each(&mut pool, view.as_deref()).map_err(|e| format!("a view failed: {e}"))? {
             let bytes = read.map_err(|e| format!("{key:?} failed to read with a good copy left: {e}"))?;
             seen.insert(key, bytes);
@@ -210,7 +211,7 @@ fn judge_metadata(built: &Built, image: &[u8], ptr: &BlockPtr, index: usize, tal
 fn judge_data(built: &Built, image: &[u8], ptr: &BlockPtr, tally: &mut Tally) -> Result<(), String> {
     let owners = built.owners.get(&ptr.addr.0).cloned().unwrap_or_default();
     let mut pool = open(image, OpenMode::Read).map_err(|e| format!("did not open: {e}"))?;
-    for view in views(&pool) {
+    for view in views(&mut pool) {
         for (key, read) in read_each(&mut pool, view.as_deref()).map_err(|e| format!("a view failed: {e}"))? {
             match read {
                 Ok(bytes) if Some(&bytes) != built.contents.get(&key) => {

@@ -134,7 +134,7 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
     let live_root = pool.committed_head_root(LIVE_TREE_ID).map_err(|e| format!("live tree root: {e}"))?;
     let live = tree_digest(pool, live_root, cache).map_err(|e| format!("live tree: {e}"))?;
     let mut snapshots = BTreeMap::new();
-    let entries: Vec<_> = pool.snapshots_of(LIVE_TREE_ID).into_iter().cloned().collect();
+    let entries = pool.snapshots_of(LIVE_TREE_ID).map_err(|e| format!("snapshots: {e}"))?;
     for entry in entries {
         let tree = tree_digest(pool, entry.root, cache).map_err(|e| format!("snapshot @{}: {e}", entry.name))?;
         snapshots.insert(entry.name.clone(), SnapshotState { guid: entry.guid, txg: entry.txg.0, tree });
@@ -144,7 +144,7 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
         txg: pool.txg().0,
         pool_bytes: pool.label.device_bytes,
         config: format!("{:?}", pool.root.config),
-        history: pool.history().map(|(t, _)| t.0).collect(),
+        history: pool.history().map_err(|e| format!("history: {e}"))?.into_iter().map(|(t, _)| t.0).collect(),
         receive,
         live,
         snapshots,
