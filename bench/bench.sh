@@ -20,7 +20,9 @@
 # Each run measures, snapfs and btrfs each on a fresh loop device (the order alternates
 # from run to run, so a drift of the shared machine does not favour one side):
 #   1 copy-in    SIZE dataset into an empty pool: `snapctl sync` + `sync` against
-#                `cp -a` + `sync` into a fresh btrfs subvolume          (snapfs >= 0.8x btrfs)
+#                `cp -a` + `sync` into a fresh btrfs subvolume          (snapfs >= 1.2x btrfs)
+#                and into a btrfs mounted compress=zstd (after the main pair)   (>= 1.5x)
+#                (with BUSY=1, against plain btrfs                              (>= 1.0x))
 #   2 re-sync    `snapctl sync` of the unchanged tree, caches dropped as for the first
 #                sync, as a share of the first sync's time                      (< 5%)
 #   3 snapshot   median of SNAP_REPEATS snapshots of a clean tree at every size of
@@ -50,6 +52,8 @@
 #
 # Settings (environment):
 #   SIZE=1G                    dataset of the copy-in, re-sync, export, space, memory figures
+#   BUSY=0                     1: a CPU-bound process (sha256sum of /dev/zero) runs beside
+#                              both for the whole run, as on a machine that is also busy
 #   RUNS=3                     repetitions of the whole measurement (medians over them)
 #   SNAP_SIZES="256M 1G 2G"    dataset sizes of the snapshot figures
 #   SNAP_REPEATS=20            snapshots per median
@@ -77,6 +81,7 @@ source "$REPO/scripts/shared-bench.sh"
 source "$SHARED_BENCH/lib.sh"
 
 SIZE=${SIZE:-1G}
+BUSY=${BUSY:-0}
 RUNS=${RUNS:-3}
 SNAP_SIZES=${SNAP_SIZES-256M 1G 2G}
 SNAP_REPEATS=${SNAP_REPEATS:-20}
@@ -126,6 +131,7 @@ preflight() {
 }
 
 cleanup() {
+    if [[ -n ${BUSY_PID:-} ]]; then kill "$BUSY_PID" 2>/dev/null || true; fi
     release_devices
     if mountpoint -q "$EXPORTS"; then umount "$EXPORTS"; fi
     rm -rf "${BIN_DIR:-/nonexistent}" "${WORK:-/nonexistent}"
@@ -467,8 +473,13 @@ summary_table() {
     local size s b ok
     note "medians over ${#RUNS_SEEN[@]} run(s); ratio = snapfs / btrfs"
     row figure snapfs btrfs ratio target verdict
-    compare "1 copy-in $SIZE (MB/s)" snapfs_copy_MBps btrfs_copy_MBps '>=' 0.8 ">= 0.8x btrfs"
-    compare "1 copy-in $SIZE vs btrfs zstd (MB/s)" snapfs_copy_MBps btrfs_zstd_copy_MBps info - "(for reference)"
+    if [[ $BUSY == 1 ]]; then
+        compare "1 copy-in $SIZE, busy (MB/s)" snapfs_copy_MBps btrfs_copy_MBps '>=' 1.0 ">= 1.0x btrfs"
+        compare "1 copy-in $SIZE vs btrfs zstd, busy (MB/s)" snapfs_copy_MBps btrfs_zstd_copy_MBps info - "(for reference)"
+    else
+        compare "1 copy-in $SIZE (MB/s)" snapfs_copy_MBps btrfs_copy_MBps '>=' 1.2 ">= 1.2x btrfs"
+        compare "1 copy-in $SIZE vs btrfs zstd (MB/s)" snapfs_copy_MBps btrfs_zstd_copy_MBps '>=' 1.5 ">= 1.5x btrfs zstd"
+    fi
     s=$(med snapfs_resync_share)
     row "2 re-sync unchanged (s)" "$(med snapfs_resync_s)" - "$(rounded "$s")" "< 0.05x first sync" "$(verdict "$s" '<' 0.05)"
     for size in $SNAP_SIZES; do
@@ -523,6 +534,12 @@ trap 'exit 130' INT TERM
 preflight
 
 note "snapfs vs btrfs $(date -Is), results also in $RESULTS"
+if [[ $BUSY == 1 ]]; then
+    sha256sum /dev/zero > /dev/null 2>&1 &
+    BUSY_PID=$!
+    note "BUSY=1: sha256sum /dev/zero (pid $BUSY_PID) runs beside both"
+fi
+emit busy "$BUSY"
 probe_drop_caches
 emit snapfs_commit "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
 emit snapctl_sha256 "$(sha256sum "$SNAPCTL" | cut -c1-16)"

@@ -238,3 +238,29 @@ fn the_nodes_held_during_a_sync_stay_under_the_bound() {
     let one_operation = 2 * u64::from(snapfs::format::node::TREE_LEVELS_MAX);
     assert!(bounded <= limit + one_operation, "{bounded} nodes held with a limit of {limit}");
 }
+
+#[test]
+fn a_view_of_a_head_written_out_early_is_refused_until_the_commit() {
+    // Goal: a tree whose nodes were written out before the commit holds no dirty node,
+    // yet the trees table still names the last commit's root; a view of the live tree
+    // then must not show that stale root as if it were the head (nor may an expand run).
+    // Method: a sync of 1000 files with a cache of 3 nodes, not committed: the view is
+    // refused; after the commit it shows the files.
+    let host = tempfile::tempdir().unwrap();
+    write_host_files(host.path(), 1000, 1);
+    let dev = Box::new(MemoryDevice::new(64 << 20));
+    let mut pool = format_pool(dev, &FormatOptions::default()).unwrap();
+    {
+        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+        fs.tree().set_cache_limit(3);
+        Syncer::new(&mut fs).sync_dir(host.path(), ROOT_INO).unwrap();
+        // A listing loads more nodes than the cache holds: the tree writes its dirty nodes
+        // out and is left holding none.
+        assert_eq!(fs.readdir(ROOT_INO).unwrap().len(), 1000);
+        assert!(fs.tree().write_outs() > 0 && !fs.tree().is_dirty(), "the nodes were written out early");
+    }
+    let refused = pool.view(LIVE_TREE_ID, None).map(|_| ()).unwrap_err();
+    assert!(refused.to_string().contains("uncommitted changes"), "{refused}");
+    pool.commit().unwrap();
+    assert_eq!(contents(&mut pool), host_contents(host.path()));
+}

@@ -39,7 +39,7 @@ impl Pool {
 
     /// A head changed if it has unwritten nodes, or if its root is no longer the one the
     /// trees table holds (a rollback, or a receive that wrote nodes out early).
-    fn head_changed(&self, id: u64, tree: &crate::tree::Tree) -> bool {
+    pub(super) fn head_changed(&self, id: u64, tree: &crate::tree::Tree) -> bool {
         tree.is_dirty() || self.tree_entries.get(&id).is_some_and(|e| e.root != tree.committed_root())
     }
 

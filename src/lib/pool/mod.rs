@@ -126,10 +126,10 @@ impl Pool {
     pub fn view(&mut self, tree: u64, snapshot: Option<&str>) -> Result<(Tree, &mut Store)> {
         let root = match snapshot {
             None => {
-                if let Some(head) = self.heads.get(&tree) {
-                    if head.is_dirty() {
-                        return Err(Error::invalid("cannot view a tree with uncommitted changes"));
-                    }
+                // Not only dirty nodes: a large change writes its nodes out before the
+                // commit, and the trees table still names the last commit's root.
+                if self.heads.get(&tree).is_some_and(|head| self.head_changed(tree, head)) {
+                    return Err(Error::invalid("cannot view a tree with uncommitted changes"));
                 }
                 self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?.root
             }

@@ -45,7 +45,7 @@ impl Pool {
     /// no uncommitted changes.
     pub fn expand(&mut self) -> Result<ExpandOutcome> {
         self.writable()?;
-        let dirty = self.heads.values().any(|t| t.is_dirty())
+        let dirty = self.heads.iter().any(|(id, t)| self.head_changed(*id, t))
             || !self.pending_snapshots.is_empty()
             || !self.removed_snapshots.is_empty()
             || self.config_changed;
