@@ -6,56 +6,14 @@
 //! under the bound. Nothing here is timed.
 
 use snapfs::check::check_pool;
-use snapfs::device::{Device, MemoryDevice, OpenMode};
-use snapfs::error::{Error, Result};
+use snapfs::device::{CrashDevice, MemoryDevice, OpenMode};
+use snapfs::error::Result;
 use snapfs::fs::sync::Syncer;
 use snapfs::fs::{FsTree, ROOT_INO};
 use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// An in-memory device shared with the test, which stops after `writes_left` writes,
-/// tearing the last one in half (as tests/crash.rs), and counts the writes it took.
-struct CrashDevice {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    writes_left: Option<u64>,
-    writes: Arc<AtomicU64>,
-}
-
-impl Device for CrashDevice {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let bytes = self.bytes.lock().unwrap();
-        buf.copy_from_slice(&bytes[offset as usize..offset as usize + buf.len()]);
-        Ok(())
-    }
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-        let mut bytes = self.bytes.lock().unwrap();
-        if let Some(left) = self.writes_left.as_mut() {
-            if *left == 0 {
-                let half = buf.len() / 2;
-                bytes[offset as usize..offset as usize + half].copy_from_slice(&buf[..half]);
-                return Err(Error::io("simulated power cut", std::io::Error::other("crash")));
-            }
-            *left -= 1;
-        }
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        bytes[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn len(&self) -> u64 {
-        self.bytes.lock().unwrap().len() as u64
-    }
-    fn name(&self) -> &str {
-        "crash"
-    }
-    fn written_bytes(&self) -> u64 {
-        0
-    }
-}
 
 /// Writes `count` files of 1-200 bytes into `dir`, their bytes depending on `round`.
 fn write_host_files(dir: &Path, count: u32, round: u32) {
@@ -119,13 +77,13 @@ fn a_sync_that_writes_nodes_out_early_is_atomic_wherever_it_is_cut() {
         options.config.history_seconds = history_seconds;
         let bytes = Arc::new(Mutex::new(vec![0u8; 64 << 20]));
         let writes = Arc::new(AtomicU64::new(0));
-        let dev = CrashDevice { bytes: Arc::clone(&bytes), writes_left: None, writes: Arc::clone(&writes) };
+        let dev = CrashDevice { writes: Arc::clone(&writes), ..CrashDevice::new(Arc::clone(&bytes), None) };
         let mut pool = format_pool(Box::new(dev), &options).unwrap();
         sync_bounded(&mut pool, host.path(), 3).unwrap();
         drop(pool);
         let base = bytes.lock().unwrap().clone();
         let open = |writes_left| {
-            let dev = CrashDevice { bytes: Arc::clone(&bytes), writes_left, writes: Arc::clone(&writes) };
+            let dev = CrashDevice { writes: Arc::clone(&writes), ..CrashDevice::new(Arc::clone(&bytes), writes_left) };
             Pool::open(Box::new(dev), OpenMode::Write).unwrap()
         };
         let before = contents(&mut open(None));

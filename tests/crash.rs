@@ -8,54 +8,14 @@
 //! and drops writes that were not flushed.)
 
 use snapfs::check::check_pool;
-use snapfs::device::{Device, OpenMode};
-use snapfs::error::{Error, Result};
+use snapfs::device::{CrashDevice, OpenMode};
+use snapfs::error::Result;
 use snapfs::fs::{FsTree, Inode, ROOT_INO, Timespec};
 use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
 use std::sync::{Arc, Mutex};
 
-/// An in-memory device shared with the test, which stops after `writes_left` writes.
-struct CrashDevice {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    writes_left: Option<u64>,
-}
-
-impl Device for CrashDevice {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let bytes = self.bytes.lock().unwrap();
-        buf.copy_from_slice(&bytes[offset as usize..offset as usize + buf.len()]);
-        Ok(())
-    }
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-        let mut bytes = self.bytes.lock().unwrap();
-        if let Some(left) = self.writes_left.as_mut() {
-            if *left == 0 {
-                // The power goes: half of this write reaches the device.
-                let half = buf.len() / 2;
-                bytes[offset as usize..offset as usize + half].copy_from_slice(&buf[..half]);
-                return Err(Error::io("simulated power cut", std::io::Error::other("crash")));
-            }
-            *left -= 1;
-        }
-        bytes[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn len(&self) -> u64 {
-        self.bytes.lock().unwrap().len() as u64
-    }
-    fn name(&self) -> &str {
-        "crash"
-    }
-    fn written_bytes(&self) -> u64 {
-        0
-    }
-}
-
 fn open(bytes: &Arc<Mutex<Vec<u8>>>, writes_left: Option<u64>) -> Pool {
-    Pool::open(Box::new(CrashDevice { bytes: Arc::clone(bytes), writes_left }), OpenMode::Write).unwrap()
+    Pool::open(Box::new(CrashDevice::new(Arc::clone(bytes), writes_left)), OpenMode::Write).unwrap()
 }
 
 /// Files of the root directory with their contents.
@@ -92,7 +52,7 @@ fn every_write_of_a_transaction_is_a_safe_crash_point() {
         let mut options = FormatOptions::default();
         options.config.history_seconds = history_seconds;
         let bytes = Arc::new(Mutex::new(vec![0u8; 48 << 20]));
-        let dev = CrashDevice { bytes: Arc::clone(&bytes), writes_left: None };
+        let dev = CrashDevice::new(Arc::clone(&bytes), None);
         let mut pool = format_pool(Box::new(dev), &options).unwrap();
         write_files(&mut pool, 1).unwrap();
         drop(pool);
@@ -160,8 +120,7 @@ fn every_write_of_a_receive_is_a_safe_crash_point() {
     // show round1's files, or round2's in the live tree and @round2.
     let source = Arc::new(Mutex::new(vec![0u8; 48 << 20]));
     let mut pool =
-        format_pool(Box::new(CrashDevice { bytes: Arc::clone(&source), writes_left: None }), &FormatOptions::default())
-            .unwrap();
+        format_pool(Box::new(CrashDevice::new(Arc::clone(&source), None)), &FormatOptions::default()).unwrap();
     write_files(&mut pool, 1).unwrap();
     write_files(&mut pool, 2).unwrap();
     drop(pool);
@@ -171,8 +130,7 @@ fn every_write_of_a_receive_is_a_safe_crash_point() {
 
     let target = Arc::new(Mutex::new(vec![0u8; 48 << 20]));
     let mut pool =
-        format_pool(Box::new(CrashDevice { bytes: Arc::clone(&target), writes_left: None }), &FormatOptions::default())
-            .unwrap();
+        format_pool(Box::new(CrashDevice::new(Arc::clone(&target), None)), &FormatOptions::default()).unwrap();
     receive_into(&mut pool, &full, false).unwrap();
     drop(pool);
     let base = target.lock().unwrap().clone();
@@ -271,7 +229,7 @@ fn feature_commit_is_safe_at_every_write(
 ) {
     use snapfs::format::label::{Label, region_start};
     let bytes = Arc::new(Mutex::new(vec![0u8; 48 << 20]));
-    let dev = CrashDevice { bytes: Arc::clone(&bytes), writes_left: None };
+    let dev = CrashDevice::new(Arc::clone(&bytes), None);
     let mut pool = format_pool(Box::new(dev), &FormatOptions::default()).unwrap();
     write_files(&mut pool, 1).unwrap();
     drop(pool);

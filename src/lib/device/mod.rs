@@ -1,6 +1,8 @@
 //! All device I/O goes through `Device`. A pool never touches a file descriptor directly,
 //! so tests can put an in-memory, recording or fault-injecting device in its place.
 
+#[cfg(any(test, feature = "testing"))]
+mod crash;
 mod file;
 pub mod lock;
 #[cfg(any(test, feature = "testing"))]
@@ -12,6 +14,8 @@ pub mod storage;
 
 pub use file::{FileDevice, OpenMode, open_file_device};
 // In-memory devices for tests, fuzzing and the crash harness; no binary uses them.
+#[cfg(any(test, feature = "testing"))]
+pub use crash::CrashDevice;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryDevice;
 #[cfg(any(test, feature = "testing"))]

@@ -74,48 +74,15 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
-    use crate::device::{Device, OpenMode};
-    use crate::error::Result;
+    use crate::device::{CrashDevice, OpenMode};
     use crate::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
-
-    /// A memory device whose bytes outlive the pool on it, and that counts its reads.
-    #[derive(Clone)]
-    struct Shared {
-        bytes: Arc<Mutex<Vec<u8>>>,
-        reads: Arc<AtomicU64>,
-    }
-
-    impl Device for Shared {
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-            self.reads.fetch_add(1, Ordering::Relaxed);
-            let bytes = self.bytes.lock().unwrap();
-            buf.copy_from_slice(&bytes[offset as usize..offset as usize + buf.len()]);
-            Ok(())
-        }
-        fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
-            self.bytes.lock().unwrap()[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<()> {
-            Ok(())
-        }
-        fn len(&self) -> u64 {
-            self.bytes.lock().unwrap().len() as u64
-        }
-        fn name(&self) -> &str {
-            "shared memory"
-        }
-        fn written_bytes(&self) -> u64 {
-            0
-        }
-    }
 
     /// A pool with `commits` retained commits besides its first, each one a snapshot if
     /// `snapshots`.
-    fn pool_with_history(commits: usize, snapshots: bool) -> Shared {
-        let device = Shared { bytes: Arc::new(Mutex::new(vec![0; 64 << 20])), reads: Arc::default() };
+    fn pool_with_history(commits: usize, snapshots: bool) -> CrashDevice {
+        let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
         let mut pool = format_pool(Box::new(device.clone()), &FormatOptions::default()).unwrap();
         for i in 0..commits {
             match snapshots {
@@ -132,7 +99,7 @@ mod tests {
     /// Device reads of opening the pool and committing one snapshot, less the blocks of
     /// the space log, which every open replays (its length is bounded by condensing and
     /// follows the allocations, not the history: commit.rs).
-    fn snapshot_reads(device: &Shared) -> u64 {
+    fn snapshot_reads(device: &CrashDevice) -> u64 {
         device.reads.store(0, Ordering::Relaxed);
         let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write).unwrap();
         let space_log_blocks = pool.root.space_log_blocks;
