@@ -10,7 +10,7 @@
 //! 2. `codec`, `utc`, `workers`: leaves: little-endian encoding, times as text, worker threads;
 //! 3. `device`: the only I/O seam (file, block device, memory);
 //! 4. `block`: block pointers, sizes, kinds;
-//! 5. `checksum`, `compress`: blake3 and xxh3, zstd;
+//! 5. `checksum`, `compress`: blake3 and xxh3, zstd and lz4;
 //! 6. `format`: byte layout of labels, commit records, nodes and tables (docs/FORMAT.md);
 //! 7. `alloc`: free space and the space log;
 //! 8. `store`: verified block reads, compressed writes, kills;
