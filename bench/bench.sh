@@ -535,8 +535,9 @@ preflight
 
 note "snapfs vs btrfs $(date -Is), results also in $RESULTS"
 if [[ $BUSY == 1 ]]; then
-    sha256sum /dev/zero > /dev/null 2>&1 &
-    BUSY_PID=$!
+    # Started from a subshell, so that it is not a job of this shell: a bare `wait`
+    # below (shared/bench/lib.sh waits for its own background work) would wait for it forever.
+    BUSY_PID=$( (sha256sum /dev/zero > /dev/null 2>&1 & echo $!) )
     note "BUSY=1: sha256sum /dev/zero (pid $BUSY_PID) runs beside both"
 fi
 emit busy "$BUSY"
