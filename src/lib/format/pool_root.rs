@@ -171,22 +171,7 @@ mod tests {
 
     #[test]
     fn pool_root_round_trip() {
-        let root = PoolRoot {
-            txg: Txg(5),
-            time_ns: 7,
-            pool_guid: [4; 16],
-            trees: None,
-            snapshots: None,
-            history: None,
-            dead: None,
-            space_log: None,
-            space_log_blocks: 3,
-            space_base_blocks: 1,
-            next_tree_id: 2,
-            dead_bytes: 4096,
-            config: PoolConfig::default(),
-            receive: None,
-        };
+        let root = sample();
         assert_eq!(PoolRoot::decode(&root.encode()).unwrap(), root);
     }
 
