@@ -21,7 +21,8 @@
 #                      file count the host disk could not hold with data: 2,000,000 files
 #                      of 2 KiB need some 8 GiB of tmpfs and 8 GiB of pool)
 #   BTRFS=1            0 skips btrfs (the memory figure alone)
-#   CHECK=1            0 skips `snapctl check` of the pool after the re-sync (it reads
+#   CHECK=1            0 skips `snapctl check` and `snapctl scrub` of the pool after the
+#                      re-sync, each timed with its peak RSS (target < 256 MiB; check reads
 #                      every block: minutes at 2,000,000 files)
 #   SNAPCTL_BIN=DIR    binaries to measure (default target/release of this checkout)
 #   BENCH_DIR, LOOP_DIO, WORKLOAD_SEED: see shared/bench/lib.sh
@@ -115,7 +116,17 @@ run_snapfs() {
     emit snapfs_resync_cpu_s "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')"
     emit snapfs_resync_peak_rss_KiB "$rss"
     if ((CHECK)); then
-        "$SNAPCTL" check "$dev" > "$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; die "snapctl check failed"; }
+        local cmd
+        for cmd in check scrub; do
+            drop_caches
+            tic
+            /usr/bin/time -f '%M %U %S' -o "$WORK/time" "$SNAPCTL" "$cmd" "$dev" > "$WORK/$cmd.log" 2>&1 ||
+                { cat "$WORK/$cmd.log" >&2; die "snapctl $cmd failed"; }
+            toc
+            read -r rss user sys < "$WORK/time"
+            emit "snapfs_${cmd}_s" "$SECS"
+            emit "snapfs_${cmd}_peak_rss_KiB" "$rss"
+        done
     fi
     release_devices
 }

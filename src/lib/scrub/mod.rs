@@ -10,7 +10,8 @@
 //! The entry point is `scrub_pool`, below. Its modules, each importing only those listed
 //! after it (no cycle):
 //! - `blame`: who loses a block no copy of which is good (roots, report);
-//! - `metadata`: the metadata pass (reader, repair, report, roots);
+//! - `metadata`: the metadata pass, which hands data to the data pass in batches (data,
+//!   reader, repair, report, roots);
 //! - `data`: the data pass (reader, report);
 //! - `labels`: both labels checked (repair, report);
 //! - `repair`: bad copies rewritten through the store, in crash-safe order (report);
@@ -29,7 +30,6 @@ mod roots;
 
 pub use report::{Damage, ScrubOptions, ScrubProgress, ScrubReport};
 
-use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::error::Result;
 use crate::pool::Pool;
 use metadata::MetadataPass;
@@ -46,29 +46,15 @@ pub fn scrub_pool(
     let mut repairs = labels::verify(pool, &mut report);
     let roots = roots::roots(pool, &mut report.problems);
     progress(&ScrubProgress { phase: "metadata", done_bytes: 0, total_bytes: 0 });
-    let mut pass = MetadataPass::new(pool, report);
+    let mut pass = MetadataPass::new(pool, report, progress);
     for root in &roots {
         pass.walk(root);
     }
     pass.walk_trees(&roots);
-    let MetadataPass { mut report, mut data, repairs: copy_repairs, .. } = pass;
+    pass.verify_data();
+    let MetadataPass { mut report, repairs: copy_repairs, data_seconds, .. } = pass;
     repairs.extend(copy_repairs);
-    report.metadata_seconds = started.elapsed().as_secs_f64();
-    report.data_blocks = data.len() as u64;
-
-    let total_bytes: u64 = data.iter().map(|p| p.allocated_blocks() * BLOCK_BYTES).sum();
-    let mut done_bytes = 0;
-    let usable = (pool.store.alloc.usable_start, pool.store.alloc.usable_end);
-    let bad = data::verify(pool.store.dev.as_ref(), &mut data, usable, &mut |bytes| {
-        done_bytes += bytes;
-        progress(&ScrubProgress { phase: "data", done_bytes, total_bytes });
-    });
-    report.blocks_verified += data.len() as u64 - bad.len() as u64;
-    let stored = |ptrs: &mut dyn Iterator<Item = &BlockPtr>| ptrs.map(|p| p.stored_bytes as u64).sum::<u64>();
-    report.bytes_verified += stored(&mut data.iter()) - stored(&mut bad.iter().map(|(p, _)| p));
-    for (ptr, error) in bad {
-        report.damage.push(Damage::new(&ptr, 0, ptr.addr, error, false));
-    }
+    report.metadata_seconds = started.elapsed().as_secs_f64() - data_seconds;
     if report.unrecoverable() > 0 {
         blame::blame(pool, &roots, &mut report.damage);
     }

@@ -12,21 +12,38 @@
 //! directory entries, back references, record sizes, and every invariant a receive
 //! enforces (fs/validate.rs), so that whatever `check` accepts, export, sync and `rm -r`
 //! can walk.
+//!
+//! Memory does not grow with the file count beyond 16 bytes a referenced block
+//! (blocks.rs): data is verified as the walk reaches it, the file system counts are
+//! taken in one pass in key order (fs_counts.rs), and the dead index is read in batches.
+
+mod blocks;
+mod fs_counts;
 
 use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::label::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start};
-use crate::format::node::{NodeBody, TreeKind};
+use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
-use crate::fs::inode::{FileKey, FileType, Inode, ItemKind, ROOT_INO, decode_dirent, key_is, parse_xattr_suffix};
-use crate::fs::record::{RECORD_BYTES, Record};
+use crate::fs::inode::{ItemKind, key_is};
+use crate::fs::record::Record;
 use crate::fs::validate::validate_received;
 use crate::pool::Pool;
 use crate::pool::{previous_end_label, read_blocks};
 use crate::tree::{WalkStep, walk_nodes};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use blocks::{BlockBook, Claim};
+use std::collections::HashMap;
+
+/// Dead index entries read at a time. Small in test builds, so that the tests' small
+/// pools cross batch boundaries.
+#[cfg(not(any(test, feature = "testing")))]
+const DEAD_BATCH: usize = 4096;
+#[cfg(any(test, feature = "testing"))]
+const DEAD_BATCH: usize = 5;
+/// Problems kept in a report, at most.
+const PROBLEMS_MAX: usize = 1000;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckReport {
@@ -64,55 +81,52 @@ enum Reach {
 
 struct Checker {
     report: CheckReport,
-    /// Every referenced block: address -> (pointer, description of its first owner).
-    referenced: HashMap<u64, (BlockPtr, String)>,
-    /// Per tree: blocks reachable from its head.
-    head: HashMap<u64, HashSet<u64>>,
-    /// Per tree: blocks reachable from a checkpoint and not from the head.
-    only_checkpoint: HashMap<u64, HashSet<u64>>,
+    blocks: BlockBook,
 }
 
 impl Checker {
     fn problem(&mut self, what: String) {
-        if self.report.problems.len() < 1000 {
-            self.report.problems.push(what);
-        }
+        push_problem(&mut self.report.problems, what);
     }
 
     /// Records a reference; returns false if the block was already seen (identical).
-    fn claim(&mut self, ptr: &BlockPtr, owner: &str) -> bool {
-        match self.referenced.get(&ptr.addr.0) {
-            Some((seen, first_owner)) => {
-                if seen != ptr {
-                    let what = format!(
-                        "block {} is referenced by {} and by {} with different pointers",
-                        ptr.addr.0, first_owner, owner
-                    );
-                    self.problem(what);
-                }
+    fn claim(&mut self, pool: &Pool, ptr: &BlockPtr, owner: &str) -> bool {
+        let problems = &mut self.report.problems;
+        match self.blocks.claim(ptr, owner, &pool.store.alloc, &mut |what| push_problem(problems, what)) {
+            Claim::New => true,
+            Claim::Again => false,
+            Claim::Conflict(first_owner) => {
+                let what = format!(
+                    "block {} is referenced by {first_owner} and by {owner} with different pointers",
+                    ptr.addr.0
+                );
+                self.problem(what);
                 false
-            }
-            None => {
-                self.referenced.insert(ptr.addr.0, (*ptr, owner.to_string()));
-                true
             }
         }
     }
 }
 
+fn push_problem(problems: &mut Vec<String>, what: String) {
+    if problems.len() < PROBLEMS_MAX {
+        problems.push(what);
+    }
+}
+
 pub fn check_pool(pool: &mut Pool) -> Result<CheckReport> {
-    check_pool_with_inventory(pool).map(|(report, _)| report)
+    check(pool, false).map(|(report, _)| report)
 }
 
 /// `check_pool`, and every block pointer it reached (once per block): what the
 /// corruption injector of `snaptorture` aims at, found independently of `scrub`.
 pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<BlockPtr>)> {
-    let mut c = Checker {
-        report: CheckReport::default(),
-        referenced: HashMap::new(),
-        head: HashMap::new(),
-        only_checkpoint: HashMap::new(),
-    };
+    check(pool, true).map(|(report, inventory)| (report, inventory.unwrap_or_default()))
+}
+
+fn check(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, Option<Vec<BlockPtr>>)> {
+    let alloc = &pool.store.alloc;
+    let allocated = alloc.usable_blocks().saturating_sub(alloc.free.blocks());
+    let mut c = Checker { report: CheckReport::default(), blocks: BlockBook::new(allocated, keep_inventory) };
     check_labels(pool, &mut c);
     check_config(pool, &mut c);
     check_implicit(pool, &mut c)?;
@@ -123,8 +137,6 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
     }
     let trees: Vec<(u64, Option<BlockPtr>)> = pool.trees().map(|t| (t.id, t.root)).collect();
     for &(id, root) in &trees {
-        c.head.entry(id).or_default();
-        c.only_checkpoint.entry(id).or_default();
         if let Some(root) = root {
             walk_files(pool, &mut c, id, &root, Reach::Head, &format!("tree {id} head"))?;
         }
@@ -158,10 +170,9 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
             check_fs(pool, &mut c, id, root, &format!("@{name}"))?;
         }
     }
-    c.report.referenced_blocks = c.referenced.values().map(|(p, _)| p.footprint_blocks()).sum();
+    c.report.referenced_blocks = c.blocks.referenced_blocks;
     c.report.free_blocks = pool.store.alloc.free.blocks();
-    let inventory = c.referenced.into_values().map(|(ptr, _)| ptr).collect();
-    Ok((c.report, inventory))
+    Ok((c.report, c.blocks.inventory))
 }
 
 fn verify(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, owner: &str) -> Option<Vec<u8>> {
@@ -252,12 +263,12 @@ fn check_config(pool: &Pool, c: &mut Checker) {
 
 fn check_implicit(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     let root = pool.commit.root;
-    c.claim(&root, "the commit record");
+    c.claim(pool, &root, "the commit record");
     verify(pool, c, &root, "pool root");
     let mut next = pool.root.space_log;
     let mut count = 0u64;
     while let Some(ptr) = next {
-        c.claim(&ptr, "the space log");
+        c.claim(pool, &ptr, "the space log");
         let Some(bytes) = verify(pool, c, &ptr, "space log") else { break };
         next = SpaceLogBlock::decode(&bytes)?.prev;
         count += 1;
@@ -273,7 +284,6 @@ fn walk_meta(pool: &mut Pool, c: &mut Checker, kind: TreeKind, root: &BlockPtr) 
     let owner = format!("{} table", kind.name());
     let mut nodes = Vec::new();
     let result = walk_nodes(&mut pool.store, root, kind, &mut |ptr, _node| {
-        c.claim(ptr, &owner);
         c.report.blocks_verified += 1;
         c.report.bytes_verified += ptr.stored_bytes as u64;
         nodes.push(*ptr);
@@ -282,60 +292,71 @@ fn walk_meta(pool: &mut Pool, c: &mut Checker, kind: TreeKind, root: &BlockPtr) 
     if let Err(e) = result {
         c.problem(format!("{owner}: {e}"));
     }
+    for ptr in &nodes {
+        c.claim(pool, ptr, &owner);
+    }
     verify_copies(pool, c, &nodes, &owner);
     Ok(())
 }
 
+/// Walks a file tree from `root`, verifying each block it reaches for the first time,
+/// data as the walk reaches it (nothing is gathered first).
 fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reach: Reach, owner: &str) -> Result<()> {
     c.report.trees_walked += 1;
-    let mut data = Vec::new();
-    let mut nodes = Vec::new();
-    let result = walk_nodes(&mut pool.store, root, TreeKind::Files, &mut |ptr, node| {
-        if !mark(c, tree, ptr, reach, owner) {
-            return Ok(WalkStep::Skip);
+    if let Err(e) = visit_files_node(pool, c, tree, root, reach, owner) {
+        c.problem(format!("{owner}: {e}"));
+    }
+    Ok(())
+}
+
+fn visit_files_node(
+    pool: &mut Pool,
+    c: &mut Checker,
+    tree: u64,
+    ptr: &BlockPtr,
+    reach: Reach,
+    owner: &str,
+) -> Result<()> {
+    if !mark(pool, c, tree, ptr, reach, owner) {
+        return Ok(());
+    }
+    verify_copies(pool, c, std::slice::from_ref(ptr), owner);
+    let bytes = pool.store.read_block(ptr)?;
+    let node = EncodedNode::decode(&bytes, TreeKind::Files, ptr.level)
+        .map_err(|e| Error::corrupt(format!("{e} (block {})", ptr.addr.0)))?;
+    c.report.blocks_verified += 1;
+    c.report.bytes_verified += ptr.stored_bytes as u64;
+    match node.body {
+        NodeBody::Internal(children) => {
+            for (_, child) in &children {
+                visit_files_node(pool, c, tree, child, reach, owner)?;
+            }
         }
-        c.report.blocks_verified += 1;
-        c.report.bytes_verified += ptr.stored_bytes as u64;
-        nodes.push(*ptr);
-        if let NodeBody::Leaf(entries) = &node.body {
-            for (k, v) in entries {
+        NodeBody::Leaf(entries) => {
+            for (k, v) in &entries {
                 if key_is(k, ItemKind::Record) {
                     let record = Record::decode(v)?;
                     if let Err(e) = crate::fs::record::check_kinds(&record) {
                         c.problem(format!("{owner}: {e}"));
                     }
                     for ptr in record.blocks() {
-                        if mark(c, tree, ptr, reach, owner) {
-                            data.push(*ptr);
+                        if mark(pool, c, tree, ptr, reach, owner) {
+                            verify(pool, c, ptr, owner);
                         }
                     }
                 }
             }
         }
-        Ok(WalkStep::Descend)
-    });
-    if let Err(e) = result {
-        c.problem(format!("{owner}: {e}"));
-    }
-    verify_copies(pool, c, &nodes, owner);
-    for ptr in data {
-        verify(pool, c, &ptr, owner);
     }
     Ok(())
 }
 
 /// Records a file tree block; returns true if it is new for this kind of reach.
-fn mark(c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -> bool {
-    let new = c.claim(ptr, owner);
-    let addr = ptr.addr.0;
+fn mark(pool: &Pool, c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -> bool {
+    let new = c.claim(pool, ptr, owner);
     match reach {
-        Reach::Head => c.head.entry(tree).or_default().insert(addr),
-        Reach::Checkpoint => {
-            if c.head.get(&tree).is_some_and(|h| h.contains(&addr)) {
-                return false;
-            }
-            c.only_checkpoint.entry(tree).or_default().insert(addr)
-        }
+        Reach::Head => c.blocks.reach_from_head(tree, ptr),
+        Reach::Checkpoint => c.blocks.reach_from_checkpoint(tree, ptr),
         Reach::Partial => new,
     }
 }
@@ -345,7 +366,7 @@ fn mark(c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -
 /// same pointers) and are skipped. Not checked as a file system: it is a partial one.
 fn check_receive_state(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     let Some(blob) = pool.root.receive else { return Ok(()) };
-    c.claim(&blob, "the receive state");
+    c.claim(pool, &blob, "the receive state");
     verify_copies(pool, c, std::slice::from_ref(&blob), "the receive state");
     let state = match pool.receive_state() {
         Ok(Some(state)) => state,
@@ -366,51 +387,64 @@ fn check_receive_state(pool: &mut Pool, c: &mut Checker) -> Result<()> {
 }
 
 fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
-    let mut seen: HashMap<u64, HashSet<u64>> = HashMap::new();
-    let mut entries = Vec::new();
-    let (dead, store) = pool.dead_table_mut();
-    dead.scan(store, &[], &mut |k, v| {
-        entries.push(decode_dead(k, v));
-        Ok(true)
-    })?;
+    let mut listed: HashMap<u64, ExtentSet> = HashMap::new();
     let mut dead_bytes = 0;
-    for entry in entries {
-        let (tree, death, ptr) = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                c.problem(format!("dead index: {e}"));
-                continue;
+    let mut from = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        let mut next = None;
+        let (dead, store) = pool.dead_table_mut();
+        dead.scan(store, &from, &mut |k, v| {
+            if batch.len() == DEAD_BATCH {
+                next = Some(k.to_vec());
+                return Ok(false);
             }
-        };
-        c.report.dead_entries += 1;
-        dead_bytes += ptr.footprint_blocks() * crate::block::BLOCK_BYTES;
-        let expected = c.only_checkpoint.get(&tree).is_some_and(|s| s.contains(&ptr.addr.0));
-        if !expected {
-            c.problem(format!(
-                "dead index lists block {} of tree {tree} (killed in txg {}), which no snapshot or retained commit alone reaches",
-                ptr.addr.0, death.0
-            ));
-        } else if !pool.retained_between(tree, ptr.birth.0, death.0)? {
-            c.problem(format!(
-                "dead index keeps block {} (born {}, killed {}) though no snapshot or retained commit lies between",
-                ptr.addr.0, ptr.birth.0, death.0
-            ));
-        } else if c.referenced.get(&ptr.addr.0).map(|(p, _)| p) != Some(&ptr) {
-            c.problem(format!("dead index entry for block {} does not match the block's pointer", ptr.addr.0));
+            batch.push(decode_dead(k, v));
+            Ok(true)
+        })?;
+        for entry in batch {
+            let (tree, death, ptr) = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    c.problem(format!("dead index: {e}"));
+                    continue;
+                }
+            };
+            c.report.dead_entries += 1;
+            dead_bytes += ptr.footprint_blocks() * BLOCK_BYTES;
+            if !c.blocks.only_checkpoint_reaches(tree, ptr.addr.0) {
+                c.problem(format!(
+                    "dead index lists block {} of tree {tree} (killed in txg {}), which no snapshot or retained commit alone reaches",
+                    ptr.addr.0, death.0
+                ));
+            } else if !pool.retained_between(tree, ptr.birth.0, death.0)? {
+                c.problem(format!(
+                    "dead index keeps block {} (born {}, killed {}) though no snapshot or retained commit lies between",
+                    ptr.addr.0, ptr.birth.0, death.0
+                ));
+            } else if !c.blocks.claimed_as(&ptr) {
+                c.problem(format!("dead index entry for block {} does not match the block's pointer", ptr.addr.0));
+            }
+            let set = listed.entry(tree).or_default();
+            if !set.contains(ptr.addr.0, 1) {
+                set.insert(ptr.addr.0, 1);
+            }
         }
-        seen.entry(tree).or_default().insert(ptr.addr.0);
+        match next {
+            Some(key) => from = key,
+            None => break,
+        }
     }
     let mut leaks = Vec::new();
-    for (tree, blocks) in &c.only_checkpoint {
-        let listed = seen.get(tree).map_or(0, |s| s.len());
-        if listed != blocks.len() {
-            let missing: Vec<u64> =
-                blocks.iter().filter(|a| !seen.get(tree).is_some_and(|s| s.contains(a))).take(5).copied().collect();
-            let what = format!(
-                "tree {tree}: {} blocks are reachable only from snapshots or retained commits but the dead index lists {listed} (missing e.g. {missing:?}): they would leak",
-                blocks.len()
-            );
-            leaks.push(what);
+    for (tree, reached) in c.blocks.only_checkpoint_counts() {
+        let empty = ExtentSet::new();
+        let tree_listed = listed.get(&tree).unwrap_or(&empty);
+        if tree_listed.blocks() != reached {
+            let missing = c.blocks.only_checkpoint_missing(tree, tree_listed, 5);
+            leaks.push(format!(
+                "tree {tree}: {reached} blocks are reachable only from snapshots or retained commits but the dead index lists {} (missing e.g. {missing:?}): they would leak",
+                tree_listed.blocks()
+            ));
         }
     }
     for what in leaks {
@@ -423,25 +457,11 @@ fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     Ok(())
 }
 
+/// Referenced and free blocks together cover the data area: each block was checked
+/// against the others and the free set when first reached (blocks.rs).
 fn check_space(pool: &mut Pool, c: &mut Checker) {
-    let mut used = ExtentSet::new();
-    let mut extents: Vec<(u64, u64)> = c.referenced.values().flat_map(|(p, _)| p.extents()).collect();
-    extents.sort_unstable();
     let alloc = &pool.store.alloc;
-    for (start, len) in extents {
-        if start < alloc.usable_start || start + len > alloc.usable_end {
-            c.problem(format!("block {start} (+{len}) lies outside the data area"));
-            continue;
-        }
-        if !used.insert(start, len) {
-            c.problem(format!("block {start} (+{len}) overlaps another referenced block"));
-            continue;
-        }
-        if alloc.free.overlaps(start, len) {
-            c.problem(format!("block {start} (+{len}) is referenced but marked free"));
-        }
-    }
-    let accounted = used.blocks() + alloc.free.blocks();
+    let accounted = c.blocks.used_blocks() + alloc.free.blocks();
     if accounted != alloc.usable_blocks() {
         let leaked = alloc.usable_blocks() as i64 - accounted as i64;
         let what =
@@ -455,136 +475,27 @@ fn check_space(pool: &mut Pool, c: &mut Checker) {
 /// loop, entries only under directories, file types that agree, the inode counter above
 /// every inode, valid names, ...), checked over the whole tree.
 fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>, name: &str) -> Result<()> {
-    let problems_before = c.report.problems.len();
-    let large_xattr = check_fs_counts(pool, c, tree, root, name)?;
-    if c.report.problems.len() > problems_before {
+    let Some(root) = root else {
+        c.problem(format!("tree {tree} {name} is empty: it has no root directory"));
+        return Ok(());
+    };
+    let counts = fs_counts::count(&mut pool.store, &root, &format!("tree {tree} {name}"))?;
+    if !counts.problems.is_empty() {
+        for what in counts.problems {
+            c.problem(what);
+        }
         return Ok(());
     }
-    match validate_received(&mut pool.store, None, root) {
+    match validate_received(&mut pool.store, None, Some(root)) {
         Ok(Ok(())) => {}
         Ok(Err(v)) => c.problem(format!("tree {tree} {name}: inode {}: {}", v.ino, v.what)),
         Err(e) => c.problem(format!("tree {tree} {name}: {e}")),
     }
-    if let Some(ino) = large_xattr.filter(|_| pool.label.features_incompat & FEATURE_LARGE_XATTRS == 0) {
+    if let Some(ino) = counts.large_xattr.filter(|_| pool.label.features_incompat & FEATURE_LARGE_XATTRS == 0) {
         c.problem(format!(
             "tree {tree} {name}: inode {ino} has an xattr value over 4096 bytes, but the label lacks the \
              large_xattrs feature (an older binary would misread it)"
         ));
     }
     Ok(())
-}
-
-/// Link counts, entries, back references and record sizes of one file tree, in memory;
-/// returns an inode with an xattr value of several items, if any.
-fn check_fs_counts(
-    pool: &mut Pool,
-    c: &mut Checker,
-    tree: u64,
-    root: Option<BlockPtr>,
-    name: &str,
-) -> Result<Option<u64>> {
-    let Some(root) = root else {
-        c.problem(format!("tree {tree} {name} is empty: it has no root directory"));
-        return Ok(None);
-    };
-    let mut inodes: BTreeMap<u64, Inode> = BTreeMap::new();
-    let mut links: HashMap<u64, u32> = HashMap::new();
-    let mut subdirs: HashMap<u64, u32> = HashMap::new();
-    let mut dirents: HashSet<(u64, Vec<u8>, u64)> = HashSet::new();
-    let mut backrefs: HashSet<(u64, Vec<u8>, u64)> = HashSet::new();
-    let mut records: Vec<(u64, u64, u64)> = Vec::new();
-    let mut large_xattr = None;
-    let mut errors = Vec::new();
-    let result = walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |_ptr, node| {
-        let NodeBody::Leaf(entries) = &node.body else { return Ok(WalkStep::Descend) };
-        for (k, v) in entries {
-            let Some(key) = FileKey::parse(k) else {
-                errors.push("file tree key shorter than 9 bytes".to_string());
-                continue;
-            };
-            let (ino, suffix) = (key.ino, key.suffix);
-            match key.kind() {
-                Some(ItemKind::Inode) => {
-                    inodes.insert(ino, Inode::decode(v)?);
-                }
-                Some(ItemKind::DirEntry) => {
-                    // A value that does not decode counts as naming inode 0, which the
-                    // checks below then report as missing.
-                    let (child, file_type) = decode_dirent(suffix, v).map_or((0, None), |e| (e.ino, Some(e.file_type)));
-                    *links.entry(child).or_default() += 1;
-                    if file_type == Some(FileType::Directory) {
-                        *subdirs.entry(ino).or_default() += 1;
-                    }
-                    dirents.insert((ino, suffix.to_vec(), child));
-                }
-                Some(ItemKind::BackRef) => {
-                    if let Some((parent, name)) = key.backref() {
-                        backrefs.insert((parent, name.to_vec(), ino));
-                    }
-                }
-                Some(ItemKind::Record) => {
-                    if let Some(index) = key.record_index() {
-                        records.push((ino, index, Record::decode(v)?.logical_bytes()));
-                    }
-                }
-                Some(ItemKind::Xattr) => {
-                    if let Some((_, 1..)) = parse_xattr_suffix(suffix) {
-                        large_xattr.get_or_insert(ino);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(WalkStep::Descend)
-    });
-    if let Err(e) = result {
-        c.problem(format!("tree {tree} {name}: {e}"));
-        return Ok(None);
-    }
-    for e in errors {
-        c.problem(format!("tree {tree} {name}: {e}"));
-    }
-    if !inodes.contains_key(&ROOT_INO) {
-        c.problem(format!("tree {tree} {name}: no root directory"));
-    }
-    for (&ino, inode) in &inodes {
-        if let Err(e) = crate::fs::record::check_file_size(&format!("tree {tree} {name}: inode {ino}"), inode.size) {
-            c.problem(e.to_string());
-        }
-        let names = links.get(&ino).copied().unwrap_or(0);
-        let expected =
-            if inode.file_type() == FileType::Directory { 2 + subdirs.get(&ino).copied().unwrap_or(0) } else { names };
-        if inode.nlink != expected {
-            c.problem(format!("tree {tree} {name}: inode {ino} has nlink {} but {expected} links", inode.nlink));
-        }
-        if ino != ROOT_INO && names == 0 {
-            c.problem(format!("tree {tree} {name}: inode {ino} is in no directory (orphan)"));
-        }
-    }
-    for (parent, entry_name, child) in &dirents {
-        if !inodes.contains_key(child) {
-            c.problem(format!(
-                "tree {tree} {name}: entry {:?} in {parent} names missing inode {child}",
-                String::from_utf8_lossy(entry_name)
-            ));
-        }
-    }
-    if dirents != backrefs {
-        c.problem(format!(
-            "tree {tree} {name}: {} directory entries but {} back references, or they differ",
-            dirents.len(),
-            backrefs.len()
-        ));
-    }
-    for (ino, index, bytes) in records {
-        let size = inodes.get(&ino).map_or(0, |i| i.size);
-        let start = index.saturating_mul(RECORD_BYTES);
-        let expected = size.saturating_sub(start).min(RECORD_BYTES);
-        if bytes != expected {
-            c.problem(format!(
-                "tree {tree} {name}: inode {ino} record {index} holds {bytes} bytes; a file of {size} bytes needs {expected}"
-            ));
-        }
-    }
-    Ok(large_xattr)
 }
