@@ -17,7 +17,7 @@ use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
-use crate::format::label::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start};
+use crate::format::label::{FEATURE_FRAME_INDEX, FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{FileKey, FileType, Inode, ItemKind, ROOT_INO, decode_dirent, key_is, parse_xattr_suffix};
@@ -306,7 +306,8 @@ fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reac
                     }
                     for ptr in record.blocks() {
                         if mark(c, tree, ptr, reach, owner) {
-                            data.push(*ptr);
+                            let frames = if ptr.addr == record.ptr.addr { record.frames.clone() } else { Vec::new() };
+                            data.push((*ptr, frames));
                         }
                     }
                 }
@@ -318,10 +319,42 @@ fn walk_files(pool: &mut Pool, c: &mut Checker, tree: u64, root: &BlockPtr, reac
         c.problem(format!("{owner}: {e}"));
     }
     verify_copies(pool, c, &nodes, owner);
-    for ptr in data {
-        verify(pool, c, &ptr, owner);
+    for (ptr, frames) in data {
+        match frames.is_empty() {
+            true => _ = verify(pool, c, &ptr, owner),
+            false => verify_indexed(pool, c, &ptr, &frames, owner),
+        }
     }
     Ok(())
+}
+
+/// `verify` of a base block whose record keeps a frame index, which must be the one its
+/// frames give: a sender reads the ranges it names (a wrong one would send wrong
+/// pieces, which the receiver refuses).
+fn verify_indexed(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, frames: &[u32], owner: &str) {
+    if pool.label.features_incompat & FEATURE_FRAME_INDEX == 0 {
+        c.problem(format!(
+            "{owner}: the record of block {} keeps a frame index, but the label lacks the frame_index feature \
+             (an older binary would misread it)",
+            ptr.addr.0
+        ));
+    }
+    let stored = match pool.store.read_copy(ptr.addr, ptr) {
+        Ok(stored) => stored,
+        Err(e) => return c.problem(format!("{owner}: {e}")),
+    };
+    c.report.blocks_verified += 1;
+    c.report.bytes_verified += ptr.stored_bytes as u64;
+    if let Err(e) = crate::compress::decompress(stored.clone(), ptr.compression, ptr.logical_bytes) {
+        return c.problem(format!("{owner}: block {}: {e}", ptr.addr.0));
+    }
+    let found = crate::compress::frame_starts(&stored, ptr.compression, ptr.logical_bytes).unwrap_or_default();
+    if found != frames {
+        c.problem(format!(
+            "{owner}: the record of block {} keeps the frame index {frames:?}, but its frames start at {found:?}",
+            ptr.addr.0
+        ));
+    }
 }
 
 /// Records a file tree block; returns true if it is new for this kind of reach.

@@ -211,6 +211,50 @@ fn compress_frames(c: &mut zstd::bulk::Compressor<'static>, logical: &[u8]) -> s
     Ok(out)
 }
 
+/// Where each frame of a compressed block starts in its stored bytes, the first (at 0)
+/// left out: the frame index a file record keeps beside its pointer (fs/record.rs), so
+/// that a sender reads only the frames that hold the pieces it wants. Frame i holds
+/// logical bytes from i * FRAME_BYTES, as `compress` writes them. Found by walking the
+/// frames' headers (zstd's frame sizes, lz4's length prefixes), nothing decompressed.
+/// None for a raw block, a block of one frame, and a block whose frames do not parse or
+/// do not follow that layout (a block received from elsewhere, which its content check
+/// judges): such a record simply has no index.
+pub fn frame_starts(stored: &[u8], compression: Compression, logical_bytes: u32) -> Option<Vec<u32>> {
+    let logical = logical_bytes as usize;
+    let mut starts = Vec::new();
+    let (mut offset, mut start) = (0usize, 0usize);
+    while offset < stored.len() {
+        let rest = &stored[offset..];
+        let len = FRAME_BYTES.min(logical.checked_sub(start)?);
+        let frame_bytes = match compression {
+            Compression::None => return None,
+            Compression::Zstd => {
+                let n = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
+                let size = zstd::zstd_safe::get_frame_content_size(rest).ok()??;
+                (size == len as u64).then_some(n)?
+            }
+            Compression::Lz4 => {
+                let header = rest.get(..LZ4_FRAME_HEADER_BYTES)?;
+                LZ4_FRAME_HEADER_BYTES + u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize
+            }
+        };
+        if len == 0 || frame_bytes == 0 || frame_bytes > rest.len() {
+            return None;
+        }
+        if offset > 0 {
+            starts.push(u32::try_from(offset).ok()?);
+        }
+        offset += frame_bytes;
+        start += len;
+    }
+    (start == logical && !starts.is_empty()).then_some(starts)
+}
+
+/// Frames a compressed block of `logical_bytes` holds, as `compress` writes it.
+pub fn frames_for(logical_bytes: u32) -> usize {
+    (logical_bytes as usize).div_ceil(FRAME_BYTES)
+}
+
 /// Decompresses only the frames of a compressed block whose logical range
 /// `wanted(start, len)` accepts; the bytes of the other frames are left zero. Reads any
 /// block `compress` wrote, one frame or several; frames that do not add up to

@@ -19,10 +19,13 @@
 //! was most of an incremental send's time: worker threads do it, reading through their
 //! own descriptor, many records at a time (the device answers several requests at
 //! once far faster than one after another), and the PATCH records go out in order, each
-//! as soon as it and those before it are cut, before anything after them.
+//! as soon as it and those before it are cut, before anything after them. A compressed
+//! record with a frame index (fs/record.rs) is read only in the frames that hold changed
+//! pieces; one without is read whole.
 
 use super::wire::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, PatchRecord, Record, RecordType, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
+use crate::compress::FRAME_BYTES;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::fs::FsTree;
@@ -44,7 +47,7 @@ const PIECE_THREADS: usize = 12;
 /// One record (without overlay) to cut pieces from, for the PATCH numbered `seq`.
 struct PieceJob {
     seq: u64,
-    ptr: BlockPtr,
+    record: FileRecord,
     mask: u32,
 }
 
@@ -77,18 +80,28 @@ impl PieceBatch {
     }
 }
 
-/// The pieces under `mask` of the block `ptr` (a record without overlay), unverified:
-/// as with a WRITE's data, the receiver checks what they make. `read(start, len)` reads
-/// stored bytes of the block. The whole block if it is compressed (of which only the
-/// frames holding the pieces are decompressed), else only the runs of pieces.
-fn cut_pieces(read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>, ptr: &BlockPtr, mask: u32) -> Result<Vec<u8>> {
+/// The pieces under `mask` of `record`'s base block (a record without overlay),
+/// unverified: as with a WRITE's data, the receiver checks what they make.
+/// `read(start, len)` reads stored bytes of the block. If it is compressed, the frames
+/// holding the pieces, each run of them in one read, by the record's frame index, or
+/// the whole block without one (of which only those frames are decompressed); if raw,
+/// only the runs of pieces.
+fn cut_pieces(
+    read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>,
+    record: &FileRecord,
+    mask: u32,
+) -> Result<Vec<u8>> {
+    let ptr = &record.ptr;
     let logical = ptr.logical_bytes;
+    let wanted = |start: usize, len: usize| {
+        (start / PIECE_BYTES..(start + len).div_ceil(PIECE_BYTES)).any(|i| i < 32 && mask & (1 << i) != 0)
+    };
+    if ptr.compression != crate::block::Compression::None && !record.frames.is_empty() {
+        return cut_indexed_pieces(read, record, mask, &wanted);
+    }
     if ptr.compression != crate::block::Compression::None {
         // Only the frames that hold a wanted piece are decompressed.
         let stored = read(0, ptr.stored_bytes as usize)?;
-        let wanted = |start: usize, len: usize| {
-            (start / PIECE_BYTES..(start + len).div_ceil(PIECE_BYTES)).any(|i| i < 32 && mask & (1 << i) != 0)
-        };
         let bytes = crate::compress::decompress_frames_where(&stored, ptr.compression, logical, &wanted)?;
         return Ok(take_pieces(&bytes, logical, mask));
     }
@@ -108,6 +121,48 @@ fn cut_pieces(read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>, ptr: &Block
         data.extend_from_slice(&read(start, (i * PIECE_BYTES).min(logical as usize) - start)?);
     }
     Ok(data)
+}
+
+/// `cut_pieces` of a compressed block with a frame index: each run of wanted frames is
+/// read in one request and each frame decompressed on its own.
+fn cut_indexed_pieces(
+    read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>,
+    record: &FileRecord,
+    mask: u32,
+    wanted: &dyn Fn(usize, usize) -> bool,
+) -> Result<Vec<u8>> {
+    let ptr = &record.ptr;
+    let logical = ptr.logical_bytes as usize;
+    let frames = crate::compress::frames_for(ptr.logical_bytes);
+    let frame_len = |i: usize| FRAME_BYTES.min(logical - i * FRAME_BYTES);
+    let mut bytes = vec![0u8; logical];
+    let mut i = 0;
+    while i < frames {
+        if !wanted(i * FRAME_BYTES, frame_len(i)) {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while i < frames && wanted(i * FRAME_BYTES, frame_len(i)) {
+            i += 1;
+        }
+        let range =
+            |f: usize| record.frame_range(f).ok_or_else(|| Error::corrupt("file record's frame index is short"));
+        let run_start = range(first)?.start;
+        let stored = read(run_start, range(i - 1)?.end - run_start)?;
+        for f in first..i {
+            let r = range(f)?;
+            let at = f * FRAME_BYTES;
+            let frame = &stored[r.start - run_start..r.end - run_start];
+            let out =
+                crate::compress::decompress_frames_where(frame, ptr.compression, frame_len(f) as u32, &|_, _| true)
+                    .map_err(|e| {
+                        Error::corrupt(format!("frame {f} of block {} by its record's index: {e}", ptr.addr.0))
+                    })?;
+            bytes[at..at + out.len()].copy_from_slice(&out);
+        }
+    }
+    Ok(take_pieces(&bytes, logical as u32, mask))
 }
 
 /// Where generated records go.
@@ -267,16 +322,16 @@ impl Generator<'_> {
     /// Sends a PATCH of the record without overlay in `ptr`. Its pieces are read by
     /// worker threads when the device gives them a reader: the PATCH then waits in the
     /// batch.
-    fn emit_patch(&mut self, mut patch: PatchRecord, ptr: BlockPtr) -> Result<()> {
+    fn emit_patch(&mut self, mut patch: PatchRecord, record: FileRecord) -> Result<()> {
         if self.batch.is_none() {
             if let Some(reader) = self.store.dev.shared_reader() {
                 let workers = Workers::with_threads(PIECE_THREADS, move |job: PieceJob| {
                     let mut read = |start: usize, len: usize| -> Result<Vec<u8>> {
                         let mut buf = vec![0u8; len];
-                        reader.read_at(job.ptr.addr.byte_offset() + start as u64, &mut buf)?;
+                        reader.read_at(job.record.ptr.addr.byte_offset() + start as u64, &mut buf)?;
                         Ok(buf)
                     };
-                    (job.seq, cut_pieces(&mut read, &job.ptr, job.mask))
+                    (job.seq, cut_pieces(&mut read, &job.record, job.mask))
                 });
                 self.batch = Some(PieceBatch { workers, waiting: Default::default(), first_seq: 0 });
             }
@@ -284,12 +339,16 @@ impl Generator<'_> {
         self.flush_punch()?; // a pending punch came before this patch (punch() empties the batch)
         let Some(batch) = self.batch.as_mut() else {
             let store = &mut *self.store;
-            patch.data =
-                cut_pieces(&mut |start, len| store.read_stored_range_unverified(&ptr, start, len), &ptr, patch.mask)?;
+            let ptr = record.ptr;
+            patch.data = cut_pieces(
+                &mut |start, len| store.read_stored_range_unverified(&ptr, start, len),
+                &record,
+                patch.mask,
+            )?;
             return self.emit(Record::Patch(patch));
         };
         let seq = batch.first_seq + batch.waiting.len() as u64;
-        batch.workers.submit(PieceJob { seq, ptr, mask: patch.mask });
+        batch.workers.submit(PieceJob { seq, record, mask: patch.mask });
         batch.waiting.push_back((patch, None));
         // Send what is cut at the front; with the queue full, wait for the next cut.
         loop {
@@ -447,7 +506,7 @@ impl Generator<'_> {
                 if !self.load_data {
                     patch.data = vec![0; patch_bytes];
                 } else if new.overlay.is_none() {
-                    return self.emit_patch(patch, new.ptr);
+                    return self.emit_patch(patch, new);
                 } else {
                     // Rare (a pool that received overlays sends on): read it whole, verified.
                     patch.data = take_pieces(&crate::fs::record::read(self.store, &new)?, logical, mask);
