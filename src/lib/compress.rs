@@ -571,6 +571,47 @@ mod tests {
         }
     }
 
+    /// Goal: the frame index found from a block's stored bytes names where each frame
+    /// after the first starts, for zstd and lz4 and records of every frame count; a
+    /// block that is raw, one frame, cut into other frames or damaged has none. Method:
+    /// each frame's range decompressed alone gives that frame's logical bytes.
+    #[test]
+    fn frame_starts_name_each_frame_and_only_ours() {
+        for codec in [Codec::Zstd { level: 1 }, Codec::Lz4] {
+            for len in [32 * 1024 + 1, 65_536, 100_000, 131_072] {
+                let text: Vec<u8> =
+                    (0..len as u32).map(|i| b"abcdefgh"[(i * 7 % 8) as usize] ^ (i / 3000) as u8).collect();
+                let (stored, c, _) = compress(text.clone(), codec);
+                let starts = frame_starts(&stored, c, len as u32).unwrap();
+                assert_eq!(starts.len(), frames_for(len as u32) - 1, "{codec:?} {len}");
+                let bounds: Vec<usize> =
+                    std::iter::once(0).chain(starts.iter().map(|&s| s as usize)).chain([stored.len()]).collect();
+                for (i, w) in bounds.windows(2).enumerate() {
+                    let logical = &text[i * FRAME_BYTES..((i + 1) * FRAME_BYTES).min(len)];
+                    let got =
+                        decompress_frames_where(&stored[w[0]..w[1]], c, logical.len() as u32, &|_, _| true).unwrap();
+                    assert_eq!(got, logical, "{codec:?} {len} frame {i}");
+                }
+                assert_eq!(frame_starts(&stored[..stored.len() - 1], c, len as u32), None, "cut short");
+                assert_eq!(frame_starts(&stored, c, len as u32 + FRAME_BYTES as u32), None, "another frame count");
+                if c == Compression::Zstd {
+                    // zstd frames say their size; lz4's do not (the pointer says it).
+                    assert_eq!(frame_starts(&stored, c, len as u32 + 1), None, "another size");
+                    assert_eq!(frame_starts(&stored, c, len as u32 - 1), None, "another size");
+                }
+            }
+        }
+        let text: Vec<u8> = b"0123456789".iter().cycle().take(131_072).copied().collect();
+        assert_eq!(frame_starts(&text, Compression::None, 131_072), None, "raw");
+        let (one, c, _) = compress(text[..32 * 1024].to_vec(), Codec::Zstd { level: 1 });
+        assert_eq!(frame_starts(&one, c, 32 * 1024), None, "one frame");
+        // One zstd frame for the whole record, as earlier versions wrote: not our layout.
+        let whole = zstd::bulk::compress(&text, 1).unwrap();
+        assert_eq!(frame_starts(&whole, Compression::Zstd, 131_072), None);
+        assert_eq!(frame_starts(&[0xff; 64], Compression::Zstd, 131_072), None);
+        assert_eq!(frame_starts(&[0xff; 64], Compression::Lz4, 131_072), None);
+    }
+
     #[test]
     fn bad_zstd_is_corruption() {
         let err = decompress(vec![1, 2, 3, 4], Compression::Zstd, 100).unwrap_err();
