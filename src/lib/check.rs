@@ -621,3 +621,67 @@ fn check_fs_counts(
     }
     Ok(large_xattr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemoryDevice;
+    use crate::fs::inode::{Inode, ItemKind, Timespec, key};
+    use crate::pool::{FormatOptions, LIVE_TREE_ID, format_pool};
+
+    /// Goal: `check` finds a frame index that does not name where the block's frames
+    /// start (a sender would read the wrong bytes), and one on a pool whose label lacks
+    /// the feature (an older binary would take the record for corruption); a right one
+    /// is clean. Method: a file of compressible records, then each record's index
+    /// rewritten in place a different wrong way, and the label's bit cleared.
+    #[test]
+    fn check_finds_a_frame_index_that_does_not_match_the_frames() {
+        let mut pool = format_pool(Box::new(MemoryDevice::new(32 << 20)), &FormatOptions::default()).unwrap();
+        let text: Vec<u8> =
+            (0..600_000u32).map(|i| b"log line, status ok\n"[(i % 20) as usize] ^ (i / 9000) as u8).collect();
+        let ino = {
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let ino = fs.create(crate::fs::ROOT_INO, b"f", Inode::new(0o100644, Timespec::default())).unwrap();
+            fs.write_at(ino, 0, &text).unwrap();
+            ino
+        };
+        pool.commit().unwrap();
+        assert!(pool.label.features_incompat & FEATURE_FRAME_INDEX != 0);
+        assert!(check_pool(&mut pool).unwrap().is_clean());
+        let records = pool.live(LIVE_TREE_ID).unwrap().records(ino).unwrap();
+        assert!(records.iter().filter(|(_, r)| !r.frames.is_empty()).count() >= 4);
+        // Another record's index, one shifted by a byte, two frames swapped in place.
+        let other = records[1].1.frames.clone();
+        let wrongs: Vec<Box<dyn Fn(&mut Vec<u32>)>> = vec![
+            Box::new(move |f| *f = other.clone()),
+            Box::new(|f| f[0] += 1),
+            Box::new(|f| f[2] -= 1),
+            Box::new(|f| f[1] = (f[0] + f[2]) / 2),
+        ];
+        for (n, wrong) in wrongs.iter().enumerate() {
+            let (index, mut record) = records[if n == 0 { 2 } else { n }].clone();
+            wrong(&mut record.frames);
+            let value = crate::fs::record::Record::decode(&record.encode()).expect("passes the decoder's checks");
+            assert_ne!(value.frames, records[if n == 0 { 2 } else { n }].1.frames);
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let k = key(ino, ItemKind::Record, &index.to_be_bytes());
+            let old = fs.tree.insert(fs.store, &k, &record.encode()).unwrap().unwrap();
+            drop(fs);
+            pool.commit().unwrap();
+            let report = check_pool(&mut pool).unwrap();
+            assert!(
+                report.problems.iter().any(|p| p.contains("keeps the frame index") && p.contains("frames start at")),
+                "case {n}: {:?}",
+                report.problems
+            );
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            fs.tree.insert(fs.store, &k, &old).unwrap();
+            drop(fs);
+            pool.commit().unwrap();
+            assert!(check_pool(&mut pool).unwrap().is_clean(), "case {n} put back");
+        }
+        pool.label.features_incompat &= !FEATURE_FRAME_INDEX;
+        let report = check_pool(&mut pool).unwrap();
+        assert!(report.problems.iter().any(|p| p.contains("lacks the frame_index feature")), "{:?}", report.problems);
+    }
+}
