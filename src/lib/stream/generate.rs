@@ -319,7 +319,7 @@ impl Generator<'_> {
         self.sink.record(&record)
     }
 
-    /// Sends a PATCH of the record without overlay in `ptr`. Its pieces are read by
+    /// Sends a PATCH of `record`, which has no overlay. Its pieces are read by
     /// worker threads when the device gives them a reader: the PATCH then waits in the
     /// batch.
     fn emit_patch(&mut self, mut patch: PatchRecord, record: FileRecord) -> Result<()> {
