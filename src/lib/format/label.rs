@@ -311,8 +311,11 @@ mod tests {
     fn features_are_named_and_unknown_bits_shown() {
         let mut label = sample();
         assert!(label.feature_names().is_empty());
-        label.features_incompat = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | 1 << 5;
+        label.features_incompat = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_FRAME_INDEX | 1 << 5;
         label.features_ro_compat = FEATURE_DITTO_METADATA;
-        assert_eq!(label.feature_names(), ["record_overlays", "large_xattrs", "ditto_metadata", "incompat:0x20"]);
+        assert_eq!(
+            label.feature_names(),
+            ["record_overlays", "large_xattrs", "frame_index", "ditto_metadata", "incompat:0x20"]
+        );
     }
 }
