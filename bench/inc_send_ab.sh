@@ -48,7 +48,7 @@ for size in $SIZES; do
     for side in old new; do
         bin=$OLD
         [[ $side == new ]] && bin=$NEW
-        new_loop dev "inc-$side-$size" $((bytes > 1 << 30 ? bytes : 1 << 30))
+        new_loop dev "inc-$side-$size" $(((bytes > 1 << 30 ? bytes : 1 << 30) / MiB * MiB))
         DEV[$side.$size]=$dev
         "$bin/snapfmt" --history 0 "$dev" > /dev/null 2>&1
         "$bin/snapctl" sync "$data" "$dev" > /dev/null 2>&1

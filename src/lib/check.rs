@@ -652,21 +652,20 @@ mod tests {
         assert!(records.iter().filter(|(_, r)| !r.frames.is_empty()).count() >= 4);
         // Another record's index, one shifted by a byte, two frames swapped in place.
         let other = records[1].1.frames.clone();
-        let wrongs: Vec<Box<dyn Fn(&mut Vec<u32>)>> = vec![
-            Box::new(move |f| *f = other.clone()),
-            Box::new(|f| f[0] += 1),
-            Box::new(|f| f[2] -= 1),
-            Box::new(|f| f[1] = (f[0] + f[2]) / 2),
-        ];
-        for (n, wrong) in wrongs.iter().enumerate() {
+        for n in 0..4 {
             let (index, mut record) = records[if n == 0 { 2 } else { n }].clone();
-            wrong(&mut record.frames);
+            let f = &mut record.frames;
+            match n {
+                0 => *f = other.clone(),
+                1 => f[0] += 1,
+                2 => f[2] -= 1,
+                _ => f[1] = (f[0] + f[2]) / 2,
+            }
             let value = crate::fs::record::Record::decode(&record.encode()).expect("passes the decoder's checks");
             assert_ne!(value.frames, records[if n == 0 { 2 } else { n }].1.frames);
-            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let fs = pool.live(LIVE_TREE_ID).unwrap();
             let k = key(ino, ItemKind::Record, &index.to_be_bytes());
             let old = fs.tree.insert(fs.store, &k, &record.encode()).unwrap().unwrap();
-            drop(fs);
             pool.commit().unwrap();
             let report = check_pool(&mut pool).unwrap();
             assert!(
@@ -674,9 +673,8 @@ mod tests {
                 "case {n}: {:?}",
                 report.problems
             );
-            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let fs = pool.live(LIVE_TREE_ID).unwrap();
             fs.tree.insert(fs.store, &k, &old).unwrap();
-            drop(fs);
             pool.commit().unwrap();
             assert!(check_pool(&mut pool).unwrap().is_clean(), "case {n} put back");
         }
