@@ -219,6 +219,35 @@ fn the_commit_that_turns_lz4_on_is_safe_at_every_write() {
     );
 }
 
+/// Goal: the same for the commit that writes the first records with a frame index (a
+/// base pool that stored nothing compressed has no `frame_index` bit).
+#[test]
+fn the_commit_that_turns_frame_index_on_is_safe_at_every_write() {
+    use snapfs::format::label::FEATURE_FRAME_INDEX;
+    let text: Vec<u8> = b"a zstd record of repeated text; ".iter().cycle().take(300_000).copied().collect();
+    let stored = text.clone();
+    feature_commit_is_safe_at_every_write(
+        FEATURE_FRAME_INDEX,
+        &move |pool| {
+            pool.set_compression(snapfs::compress::Codec::Zstd { level: 1 })?;
+            let mut fs = pool.live(LIVE_TREE_ID)?;
+            let ino = fs.create(ROOT_INO, b"indexed", Inode::new(0o100644, Timespec::default()))?;
+            fs.write_at(ino, 0, &text)
+        },
+        &move |pool| {
+            let (mut tree, store) = pool.view(LIVE_TREE_ID, None)?;
+            let mut fs = FsTree::new(&mut tree, store, false);
+            match fs.lookup(ROOT_INO, b"indexed")? {
+                Some(entry) => {
+                    let indexed = fs.records(entry.ino)?.iter().all(|(_, r)| !r.frames.is_empty());
+                    Ok(Some(indexed && fs.read(entry.ino, 0, stored.len() as u64)? == stored))
+                }
+                None => Ok(None),
+            }
+        },
+    );
+}
+
 /// Crashes the commit of `change` at each of its writes in turn (the write cut in half);
 /// after each, the pool must open, check clean, and `holds` must say the change is
 /// absent (None) or whole (Some(true)) under a label with `feature`.
@@ -231,7 +260,10 @@ fn feature_commit_is_safe_at_every_write(
     let bytes = Arc::new(Mutex::new(vec![0u8; 48 << 20]));
     let dev = CrashDevice::new(Arc::clone(&bytes), None);
     let mut pool = format_pool(Box::new(dev), &FormatOptions::default()).unwrap();
+    // Stored raw: the base needs none of the features a change turns on.
+    pool.set_compression(snapfs::compress::Codec::Off).unwrap();
     write_files(&mut pool, 1).unwrap();
+    assert_eq!(pool.label.features_incompat & feature, 0, "the base has the feature already");
     drop(pool);
     let base = bytes.lock().unwrap().clone();
     let labels_torn = || {

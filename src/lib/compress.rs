@@ -211,6 +211,50 @@ fn compress_frames(c: &mut zstd::bulk::Compressor<'static>, logical: &[u8]) -> s
     Ok(out)
 }
 
+/// Where each frame of a compressed block starts in its stored bytes, the first (at 0)
+/// left out: the frame index a file record keeps beside its pointer (fs/record.rs), so
+/// that a sender reads only the frames that hold the pieces it wants. Frame i holds
+/// logical bytes from i * FRAME_BYTES, as `compress` writes them. Found by walking the
+/// frames' headers (zstd's frame sizes, lz4's length prefixes), nothing decompressed.
+/// None for a raw block, a block of one frame, and a block whose frames do not parse or
+/// do not follow that layout (a block received from elsewhere, which its content check
+/// judges): such a record simply has no index.
+pub fn frame_starts(stored: &[u8], compression: Compression, logical_bytes: u32) -> Option<Vec<u32>> {
+    let logical = logical_bytes as usize;
+    let mut starts = Vec::new();
+    let (mut offset, mut start) = (0usize, 0usize);
+    while offset < stored.len() {
+        let rest = &stored[offset..];
+        let len = FRAME_BYTES.min(logical.checked_sub(start)?);
+        let frame_bytes = match compression {
+            Compression::None => return None,
+            Compression::Zstd => {
+                let n = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
+                let size = zstd::zstd_safe::get_frame_content_size(rest).ok()??;
+                (size == len as u64).then_some(n)?
+            }
+            Compression::Lz4 => {
+                let header = rest.get(..LZ4_FRAME_HEADER_BYTES)?;
+                LZ4_FRAME_HEADER_BYTES + u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize
+            }
+        };
+        if len == 0 || frame_bytes == 0 || frame_bytes > rest.len() {
+            return None;
+        }
+        if offset > 0 {
+            starts.push(u32::try_from(offset).ok()?);
+        }
+        offset += frame_bytes;
+        start += len;
+    }
+    (start == logical && !starts.is_empty()).then_some(starts)
+}
+
+/// Frames a compressed block of `logical_bytes` holds, as `compress` writes it.
+pub fn frames_for(logical_bytes: u32) -> usize {
+    (logical_bytes as usize).div_ceil(FRAME_BYTES)
+}
+
 /// Decompresses only the frames of a compressed block whose logical range
 /// `wanted(start, len)` accepts; the bytes of the other frames are left zero. Reads any
 /// block `compress` wrote, one frame or several; frames that do not add up to
@@ -525,6 +569,47 @@ mod tests {
             let err = decompress_frames_where(bytes, Compression::Zstd, logical, &all).unwrap_err().to_string();
             assert!(err.contains(says), "{err}");
         }
+    }
+
+    /// Goal: the frame index found from a block's stored bytes names where each frame
+    /// after the first starts, for zstd and lz4 and records of every frame count; a
+    /// block that is raw, one frame, cut into other frames or damaged has none. Method:
+    /// each frame's range decompressed alone gives that frame's logical bytes.
+    #[test]
+    fn frame_starts_name_each_frame_and_only_ours() {
+        for codec in [Codec::Zstd { level: 1 }, Codec::Lz4] {
+            for len in [32 * 1024 + 1, 65_536, 100_000, 131_072] {
+                let text: Vec<u8> =
+                    (0..len as u32).map(|i| b"abcdefgh"[(i * 7 % 8) as usize] ^ (i / 3000) as u8).collect();
+                let (stored, c, _) = compress(text.clone(), codec);
+                let starts = frame_starts(&stored, c, len as u32).unwrap();
+                assert_eq!(starts.len(), frames_for(len as u32) - 1, "{codec:?} {len}");
+                let bounds: Vec<usize> =
+                    std::iter::once(0).chain(starts.iter().map(|&s| s as usize)).chain([stored.len()]).collect();
+                for (i, w) in bounds.windows(2).enumerate() {
+                    let logical = &text[i * FRAME_BYTES..((i + 1) * FRAME_BYTES).min(len)];
+                    let got =
+                        decompress_frames_where(&stored[w[0]..w[1]], c, logical.len() as u32, &|_, _| true).unwrap();
+                    assert_eq!(got, logical, "{codec:?} {len} frame {i}");
+                }
+                assert_eq!(frame_starts(&stored[..stored.len() - 1], c, len as u32), None, "cut short");
+                assert_eq!(frame_starts(&stored, c, len as u32 + FRAME_BYTES as u32), None, "another frame count");
+                if c == Compression::Zstd {
+                    // zstd frames say their size; lz4's do not (the pointer says it).
+                    assert_eq!(frame_starts(&stored, c, len as u32 + 1), None, "another size");
+                    assert_eq!(frame_starts(&stored, c, len as u32 - 1), None, "another size");
+                }
+            }
+        }
+        let text: Vec<u8> = b"0123456789".iter().cycle().take(131_072).copied().collect();
+        assert_eq!(frame_starts(&text, Compression::None, 131_072), None, "raw");
+        let (one, c, _) = compress(text[..32 * 1024].to_vec(), Codec::Zstd { level: 1 });
+        assert_eq!(frame_starts(&one, c, 32 * 1024), None, "one frame");
+        // One zstd frame for the whole record, as earlier versions wrote: not our layout.
+        let whole = zstd::bulk::compress(&text, 1).unwrap();
+        assert_eq!(frame_starts(&whole, Compression::Zstd, 131_072), None);
+        assert_eq!(frame_starts(&[0xff; 64], Compression::Zstd, 131_072), None);
+        assert_eq!(frame_starts(&[0xff; 64], Compression::Lz4, 131_072), None);
     }
 
     #[test]

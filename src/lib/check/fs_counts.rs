@@ -233,8 +233,8 @@ fn name_missing(store: &mut Store, root: &BlockPtr, missing: &ExtentSet, counter
 mod tests {
     use crate::check::check_pool;
     use crate::device::MemoryDevice;
-    use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO, Timespec, backref_key, encode_dirent, key};
     use crate::fs::FsTree;
+    use crate::fs::inode::{FileType, Inode, ItemKind, ROOT_INO, Timespec, backref_key, encode_dirent, key};
     use crate::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
 
     /// /d0../d3 each with 40 files, every tenth file hard-linked into the next directory

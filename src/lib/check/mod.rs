@@ -24,7 +24,7 @@ use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
-use crate::format::label::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start};
+use crate::format::label::{FEATURE_FRAME_INDEX, FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start};
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{ItemKind, key_is};
@@ -340,8 +340,12 @@ fn visit_files_node(
                         c.problem(format!("{owner}: {e}"));
                     }
                     for ptr in record.blocks() {
-                        if mark(pool, c, tree, ptr, reach, owner) {
-                            verify(pool, c, ptr, owner);
+                        if !mark(pool, c, tree, ptr, reach, owner) {
+                            continue;
+                        }
+                        match ptr.addr == record.ptr.addr && !record.frames.is_empty() {
+                            true => verify_indexed(pool, c, ptr, &record.frames, owner),
+                            false => _ = verify(pool, c, ptr, owner),
                         }
                     }
                 }
@@ -349,6 +353,35 @@ fn visit_files_node(
         }
     }
     Ok(())
+}
+
+/// `verify` of a base block whose record keeps a frame index, which must be the one its
+/// frames give: a sender reads the ranges it names (a wrong one would send wrong
+/// pieces, which the receiver refuses).
+fn verify_indexed(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, frames: &[u32], owner: &str) {
+    if pool.label.features_incompat & FEATURE_FRAME_INDEX == 0 {
+        c.problem(format!(
+            "{owner}: the record of block {} keeps a frame index, but the label lacks the frame_index feature \
+             (an older binary would misread it)",
+            ptr.addr.0
+        ));
+    }
+    let stored = match pool.store.read_copy(ptr.addr, ptr) {
+        Ok(stored) => stored,
+        Err(e) => return c.problem(format!("{owner}: {e}")),
+    };
+    c.report.blocks_verified += 1;
+    c.report.bytes_verified += ptr.stored_bytes as u64;
+    if let Err(e) = crate::compress::decompress(stored.clone(), ptr.compression, ptr.logical_bytes) {
+        return c.problem(format!("{owner}: block {}: {e}", ptr.addr.0));
+    }
+    let found = crate::compress::frame_starts(&stored, ptr.compression, ptr.logical_bytes).unwrap_or_default();
+    if found != frames {
+        c.problem(format!(
+            "{owner}: the record of block {} keeps the frame index {frames:?}, but its frames start at {found:?}",
+            ptr.addr.0
+        ));
+    }
 }
 
 /// Records a file tree block; returns true if it is new for this kind of reach.
@@ -498,4 +531,66 @@ fn check_fs(pool: &mut Pool, c: &mut Checker, tree: u64, root: Option<BlockPtr>,
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemoryDevice;
+    use crate::fs::inode::{Inode, ItemKind, Timespec, key};
+    use crate::pool::{FormatOptions, LIVE_TREE_ID, format_pool};
+
+    /// Goal: `check` finds a frame index that does not name where the block's frames
+    /// start (a sender would read the wrong bytes), and one on a pool whose label lacks
+    /// the feature (an older binary would take the record for corruption); a right one
+    /// is clean. Method: a file of compressible records, then each record's index
+    /// rewritten in place a different wrong way, and the label's bit cleared.
+    #[test]
+    fn check_finds_a_frame_index_that_does_not_match_the_frames() {
+        let mut pool = format_pool(Box::new(MemoryDevice::new(32 << 20)), &FormatOptions::default()).unwrap();
+        let text: Vec<u8> =
+            (0..600_000u32).map(|i| b"log line, status ok\n"[(i % 20) as usize] ^ (i / 9000) as u8).collect();
+        let ino = {
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let ino = fs.create(crate::fs::ROOT_INO, b"f", Inode::new(0o100644, Timespec::default())).unwrap();
+            fs.write_at(ino, 0, &text).unwrap();
+            ino
+        };
+        pool.commit().unwrap();
+        assert!(pool.label.features_incompat & FEATURE_FRAME_INDEX != 0);
+        assert!(check_pool(&mut pool).unwrap().is_clean());
+        let records = pool.live(LIVE_TREE_ID).unwrap().records(ino).unwrap();
+        assert!(records.iter().filter(|(_, r)| !r.frames.is_empty()).count() >= 4);
+        // Another record's index, one shifted by a byte, two frames swapped in place.
+        let other = records[1].1.frames.clone();
+        for n in 0..4 {
+            let (index, mut record) = records[if n == 0 { 2 } else { n }].clone();
+            let f = &mut record.frames;
+            match n {
+                0 => *f = other.clone(),
+                1 => f[0] += 1,
+                2 => f[2] -= 1,
+                _ => f[1] = (f[0] + f[2]) / 2,
+            }
+            let value = crate::fs::record::Record::decode(&record.encode()).expect("passes the decoder's checks");
+            assert_ne!(value.frames, records[if n == 0 { 2 } else { n }].1.frames);
+            let fs = pool.live(LIVE_TREE_ID).unwrap();
+            let k = key(ino, ItemKind::Record, &index.to_be_bytes());
+            let old = fs.tree.insert(fs.store, &k, &record.encode()).unwrap().unwrap();
+            pool.commit().unwrap();
+            let report = check_pool(&mut pool).unwrap();
+            assert!(
+                report.problems.iter().any(|p| p.contains("keeps the frame index") && p.contains("frames start at")),
+                "case {n}: {:?}",
+                report.problems
+            );
+            let fs = pool.live(LIVE_TREE_ID).unwrap();
+            fs.tree.insert(fs.store, &k, &old).unwrap();
+            pool.commit().unwrap();
+            assert!(check_pool(&mut pool).unwrap().is_clean(), "case {n} put back");
+        }
+        pool.label.features_incompat &= !FEATURE_FRAME_INDEX;
+        let report = check_pool(&mut pool).unwrap();
+        assert!(report.problems.iter().any(|p| p.contains("lacks the frame_index feature")), "{:?}", report.problems);
+    }
 }

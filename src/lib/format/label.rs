@@ -4,8 +4,8 @@
 //! its end. Each holds a label (block 0 of the region) and a ring of commit records
 //! (blocks 1..=15); the rest of the region is reserved. A label is written at format time
 //! and rewritten only by `snapctl expand` (pool/resize.rs), with a larger `device_bytes`,
-//! and by the commit that first stores a large xattr or an lz4 block, or chooses lz4
-//! (pool/features.rs), with a new incompat bit; so a torn label comes from damage or an interrupted rewrite, and the
+//! and by the commit that first stores a large xattr, an lz4 block or a frame index, or
+//! chooses lz4 (pool/features.rs), with a new incompat bit; so a torn label comes from damage or an interrupted rewrite, and the
 //! other copy covers it.
 
 use crate::block::BLOCK_BYTES;
@@ -18,7 +18,8 @@ pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
 /// refuses to write.
-pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_LZ4;
+pub const FEATURES_INCOMPAT_KNOWN: u64 =
+    FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -32,8 +33,14 @@ pub const FEATURE_LARGE_XATTRS: u64 = 1 << 1;
 /// that first chooses lz4 or stores an lz4 block (a received one too), or by `snapfmt
 /// --compress lz4`: a pool that never uses lz4 stays readable by older binaries.
 pub const FEATURE_LZ4: u64 = 1 << 2;
+/// File records may keep a frame index of their compressed base block (fs/record.rs),
+/// flagged in the piece count, which an older binary would take for corruption. Set by
+/// the commit that first writes one (any compressed record of more than one frame),
+/// never by `snapfmt`: a pool that stores nothing compressed past 32 KiB stays readable
+/// by older binaries.
+pub const FEATURE_FRAME_INDEX: u64 = 1 << 3;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
-pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4;
+pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -196,6 +203,9 @@ impl Label {
         if self.features_incompat & FEATURE_LZ4 != 0 {
             names.push("lz4".to_string());
         }
+        if self.features_incompat & FEATURE_FRAME_INDEX != 0 {
+            names.push("frame_index".to_string());
+        }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());
         }
@@ -238,7 +248,13 @@ mod tests {
         // other torn block is not. Method: sector mixes of two encodings, then the same
         // mixes with one byte changed, with zeros, and with another pool's label.
         let old = Label { features_incompat: FEATURE_RECORD_OVERLAYS, ..sample() };
-        for added in [FEATURE_LZ4, FEATURE_LARGE_XATTRS, FEATURE_LZ4 | FEATURE_LARGE_XATTRS] {
+        for added in [
+            FEATURE_LZ4,
+            FEATURE_LARGE_XATTRS,
+            FEATURE_FRAME_INDEX,
+            FEATURE_LZ4 | FEATURE_LARGE_XATTRS,
+            FEATURE_LZ4 | FEATURE_FRAME_INDEX,
+        ] {
             let new = Label { features_incompat: old.features_incompat | added, ..old.clone() };
             for index in [0, 1] {
                 let (a, b) = (Label { index, ..old.clone() }.encode(), Label { index, ..new.clone() }.encode());
@@ -295,8 +311,11 @@ mod tests {
     fn features_are_named_and_unknown_bits_shown() {
         let mut label = sample();
         assert!(label.feature_names().is_empty());
-        label.features_incompat = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | 1 << 5;
+        label.features_incompat = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_FRAME_INDEX | 1 << 5;
         label.features_ro_compat = FEATURE_DITTO_METADATA;
-        assert_eq!(label.feature_names(), ["record_overlays", "large_xattrs", "ditto_metadata", "incompat:0x20"]);
+        assert_eq!(
+            label.feature_names(),
+            ["record_overlays", "large_xattrs", "frame_index", "ditto_metadata", "incompat:0x20"]
+        );
     }
 }

@@ -103,6 +103,8 @@ impl<'a> FsTree<'a> {
     /// another thread if it likes, before anything that holds it is committed.
     pub fn apply_stored_record(&mut self, ino: u64, index: u64, record: &StoredRecord) -> Result<()> {
         check_index(index)?;
+        // The frame index is found from the block as it travelled: the stream needs none.
+        let frames = super::record::frame_index(self.store, &record.base);
         let ptr = self.store.write_prepared(BlockKind::FileData, 0, &record.base, AllocKind::Explicit)?;
         let overlay = match &record.overlay {
             None => None,
@@ -111,7 +113,7 @@ impl<'a> FsTree<'a> {
                 Some(Overlay { mask: *mask, logical_bytes: *logical_bytes, ptr })
             }
         };
-        let new = Record { ptr, hash: record.hash, pieces: record.pieces.clone(), overlay };
+        let new = Record { ptr, hash: record.hash, pieces: record.pieces.clone(), frames, overlay };
         let k = key(ino, ItemKind::Record, &index.to_be_bytes());
         if let Some(old) = self.tree.insert(self.store, &k, &new.encode())? {
             self.kill_record(&Record::decode(&old)?, Some(&new))?;
@@ -141,11 +143,13 @@ impl<'a> FsTree<'a> {
         let new = match patched.outcome {
             Outcome::Overlay { mask, logical_bytes, hash, pieces } => {
                 let ptr = self.store.write_prepared(BlockKind::FileOverlay, 0, &patched.block, AllocKind::Explicit)?;
-                Record { ptr: patched.old.ptr, hash, pieces, overlay: Some(Overlay { mask, logical_bytes, ptr }) }
+                let overlay = Some(Overlay { mask, logical_bytes, ptr });
+                Record { ptr: patched.old.ptr, hash, pieces, frames: patched.old.frames.clone(), overlay }
             }
             Outcome::Whole { fingerprint } => {
+                let frames = super::record::frame_index(self.store, &patched.block);
                 let ptr = self.store.write_prepared(BlockKind::FileData, 0, &patched.block, AllocKind::Explicit)?;
-                Record { ptr, hash: fingerprint.hash, pieces: fingerprint.pieces, overlay: None }
+                Record { ptr, hash: fingerprint.hash, pieces: fingerprint.pieces, frames, overlay: None }
             }
         };
         self.kill_record(&patched.old, Some(&new))?;

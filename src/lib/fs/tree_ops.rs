@@ -358,8 +358,11 @@ impl<'a> FsTree<'a> {
             }
             return Ok(());
         }
-        let ptr = self.store.write_block(BlockKind::FileData, 0, data)?;
-        let record = Record { ptr, hash: print.hash, pieces: print.pieces, overlay: None };
+        let block = crate::store::StoredBlock::prepare(data.to_vec(), self.store.compression);
+        let frames = super::record::frame_index(self.store, &block);
+        let ptr =
+            self.store.write_prepared(BlockKind::FileData, 0, &block, crate::alloc::allocator::AllocKind::Explicit)?;
+        let record = Record { ptr, hash: print.hash, pieces: print.pieces, frames, overlay: None };
         self.tree.insert(self.store, &k, &record.encode())?;
         Ok(())
     }
@@ -382,13 +385,15 @@ impl<'a> FsTree<'a> {
                 }
             }
             Some(block) => {
+                let frames = super::record::frame_index(self.store, &block);
                 let ptr = self.store.write_prepared(
                     BlockKind::FileData,
                     0,
                     &block,
                     crate::alloc::allocator::AllocKind::Explicit,
                 )?;
-                let record = Record { ptr, hash: p.fingerprint.hash, pieces: p.fingerprint.pieces, overlay: None };
+                let pieces = p.fingerprint.pieces;
+                let record = Record { ptr, hash: p.fingerprint.hash, pieces, frames, overlay: None };
                 self.tree.insert(self.store, &k, &record.encode())?;
             }
         }

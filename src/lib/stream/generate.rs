@@ -19,10 +19,13 @@
 //! was most of an incremental send's time: worker threads do it, reading through their
 //! own descriptor, many records at a time (the device answers several requests at
 //! once far faster than one after another), and the PATCH records go out in order, each
-//! as soon as it and those before it are cut, before anything after them.
+//! as soon as it and those before it are cut, before anything after them. A compressed
+//! record with a frame index (fs/record.rs) is read only in the frames that hold changed
+//! pieces; one without is read whole.
 
 use super::wire::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, PatchRecord, Record, RecordType, WriteOverlay, WriteRecord};
 use crate::block::BlockPtr;
+use crate::compress::FRAME_BYTES;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::fs::FsTree;
@@ -44,7 +47,7 @@ const PIECE_THREADS: usize = 12;
 /// One record (without overlay) to cut pieces from, for the PATCH numbered `seq`.
 struct PieceJob {
     seq: u64,
-    ptr: BlockPtr,
+    record: FileRecord,
     mask: u32,
 }
 
@@ -77,18 +80,28 @@ impl PieceBatch {
     }
 }
 
-/// The pieces under `mask` of the block `ptr` (a record without overlay), unverified:
-/// as with a WRITE's data, the receiver checks what they make. `read(start, len)` reads
-/// stored bytes of the block. The whole block if it is compressed (of which only the
-/// frames holding the pieces are decompressed), else only the runs of pieces.
-fn cut_pieces(read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>, ptr: &BlockPtr, mask: u32) -> Result<Vec<u8>> {
+/// The pieces under `mask` of `record`'s base block (a record without overlay),
+/// unverified: as with a WRITE's data, the receiver checks what they make.
+/// `read(start, len)` reads stored bytes of the block. If it is compressed, the frames
+/// holding the pieces, each run of them in one read, by the record's frame index, or
+/// the whole block without one (of which only those frames are decompressed); if raw,
+/// only the runs of pieces.
+fn cut_pieces(
+    read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>,
+    record: &FileRecord,
+    mask: u32,
+) -> Result<Vec<u8>> {
+    let ptr = &record.ptr;
     let logical = ptr.logical_bytes;
+    let wanted = |start: usize, len: usize| {
+        (start / PIECE_BYTES..(start + len).div_ceil(PIECE_BYTES)).any(|i| i < 32 && mask & (1 << i) != 0)
+    };
+    if ptr.compression != crate::block::Compression::None && !record.frames.is_empty() {
+        return cut_indexed_pieces(read, record, mask, &wanted);
+    }
     if ptr.compression != crate::block::Compression::None {
         // Only the frames that hold a wanted piece are decompressed.
         let stored = read(0, ptr.stored_bytes as usize)?;
-        let wanted = |start: usize, len: usize| {
-            (start / PIECE_BYTES..(start + len).div_ceil(PIECE_BYTES)).any(|i| i < 32 && mask & (1 << i) != 0)
-        };
         let bytes = crate::compress::decompress_frames_where(&stored, ptr.compression, logical, &wanted)?;
         return Ok(take_pieces(&bytes, logical, mask));
     }
@@ -108,6 +121,48 @@ fn cut_pieces(read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>, ptr: &Block
         data.extend_from_slice(&read(start, (i * PIECE_BYTES).min(logical as usize) - start)?);
     }
     Ok(data)
+}
+
+/// `cut_pieces` of a compressed block with a frame index: each run of wanted frames is
+/// read in one request and each frame decompressed on its own.
+fn cut_indexed_pieces(
+    read: &mut dyn FnMut(usize, usize) -> Result<Vec<u8>>,
+    record: &FileRecord,
+    mask: u32,
+    wanted: &dyn Fn(usize, usize) -> bool,
+) -> Result<Vec<u8>> {
+    let ptr = &record.ptr;
+    let logical = ptr.logical_bytes as usize;
+    let frames = crate::compress::frames_for(ptr.logical_bytes);
+    let frame_len = |i: usize| FRAME_BYTES.min(logical - i * FRAME_BYTES);
+    let mut bytes = vec![0u8; logical];
+    let mut i = 0;
+    while i < frames {
+        if !wanted(i * FRAME_BYTES, frame_len(i)) {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while i < frames && wanted(i * FRAME_BYTES, frame_len(i)) {
+            i += 1;
+        }
+        let range =
+            |f: usize| record.frame_range(f).ok_or_else(|| Error::corrupt("file record's frame index is short"));
+        let run_start = range(first)?.start;
+        let stored = read(run_start, range(i - 1)?.end - run_start)?;
+        for f in first..i {
+            let r = range(f)?;
+            let at = f * FRAME_BYTES;
+            let frame = &stored[r.start - run_start..r.end - run_start];
+            let out =
+                crate::compress::decompress_frames_where(frame, ptr.compression, frame_len(f) as u32, &|_, _| true)
+                    .map_err(|e| {
+                        Error::corrupt(format!("frame {f} of block {} by its record's index: {e}", ptr.addr.0))
+                    })?;
+            bytes[at..at + out.len()].copy_from_slice(&out);
+        }
+    }
+    Ok(take_pieces(&bytes, logical as u32, mask))
 }
 
 /// Where generated records go.
@@ -264,19 +319,19 @@ impl Generator<'_> {
         self.sink.record(&record)
     }
 
-    /// Sends a PATCH of the record without overlay in `ptr`. Its pieces are read by
+    /// Sends a PATCH of `record`, which has no overlay. Its pieces are read by
     /// worker threads when the device gives them a reader: the PATCH then waits in the
     /// batch.
-    fn emit_patch(&mut self, mut patch: PatchRecord, ptr: BlockPtr) -> Result<()> {
+    fn emit_patch(&mut self, mut patch: PatchRecord, record: FileRecord) -> Result<()> {
         if self.batch.is_none() {
             if let Some(reader) = self.store.dev.shared_reader() {
                 let workers = Workers::with_threads(PIECE_THREADS, move |job: PieceJob| {
                     let mut read = |start: usize, len: usize| -> Result<Vec<u8>> {
                         let mut buf = vec![0u8; len];
-                        reader.read_at(job.ptr.addr.byte_offset() + start as u64, &mut buf)?;
+                        reader.read_at(job.record.ptr.addr.byte_offset() + start as u64, &mut buf)?;
                         Ok(buf)
                     };
-                    (job.seq, cut_pieces(&mut read, &job.ptr, job.mask))
+                    (job.seq, cut_pieces(&mut read, &job.record, job.mask))
                 });
                 self.batch = Some(PieceBatch { workers, waiting: Default::default(), first_seq: 0 });
             }
@@ -284,12 +339,16 @@ impl Generator<'_> {
         self.flush_punch()?; // a pending punch came before this patch (punch() empties the batch)
         let Some(batch) = self.batch.as_mut() else {
             let store = &mut *self.store;
-            patch.data =
-                cut_pieces(&mut |start, len| store.read_stored_range_unverified(&ptr, start, len), &ptr, patch.mask)?;
+            let ptr = record.ptr;
+            patch.data = cut_pieces(
+                &mut |start, len| store.read_stored_range_unverified(&ptr, start, len),
+                &record,
+                patch.mask,
+            )?;
             return self.emit(Record::Patch(patch));
         };
         let seq = batch.first_seq + batch.waiting.len() as u64;
-        batch.workers.submit(PieceJob { seq, ptr, mask: patch.mask });
+        batch.workers.submit(PieceJob { seq, record, mask: patch.mask });
         batch.waiting.push_back((patch, None));
         // Send what is cut at the front; with the queue full, wait for the next cut.
         loop {
@@ -447,7 +506,7 @@ impl Generator<'_> {
                 if !self.load_data {
                     patch.data = vec![0; patch_bytes];
                 } else if new.overlay.is_none() {
-                    return self.emit_patch(patch, new.ptr);
+                    return self.emit_patch(patch, new);
                 } else {
                     // Rare (a pool that received overlays sends on): read it whole, verified.
                     patch.data = take_pieces(&crate::fs::record::read(self.store, &new)?, logical, mask);
@@ -520,5 +579,125 @@ impl Generator<'_> {
             self.emit(Record::Link { dir, name, ino })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{BlockAddr, BlockKind, Compression, Txg};
+    use crate::compress::{Codec, compress, frame_starts};
+    use crate::fs::record::fingerprint;
+
+    /// A record of `logical` as `compress` stores it under `codec`, at block 0, with its
+    /// frame index if `indexed`; and its stored bytes.
+    fn stored_record(logical: &[u8], codec: Codec, indexed: bool) -> (FileRecord, Vec<u8>) {
+        let (stored, compression, _) = compress(logical.to_vec(), codec);
+        assert_ne!(compression, Compression::None);
+        let frames = match indexed {
+            true => frame_starts(&stored, compression, logical.len() as u32).unwrap(),
+            false => Vec::new(),
+        };
+        let ptr = BlockPtr {
+            addr: BlockAddr(0),
+            ditto: BlockAddr(0),
+            birth: Txg(2),
+            stored_bytes: stored.len() as u32,
+            logical_bytes: logical.len() as u32,
+            kind: BlockKind::FileData,
+            compression,
+            level: 0,
+            checksum: crate::checksum::blake3(&stored),
+        };
+        let print = fingerprint(logical);
+        (FileRecord { ptr, hash: print.hash, pieces: print.pieces, frames, overlay: None }, stored)
+    }
+
+    fn log_text(len: usize, seed: u32) -> Vec<u8> {
+        let mut text: Vec<u8> = (0..len as u32 / 16)
+            .flat_map(|i| format!("{:08} ok {:04}\n", i * 7 + seed, i % 1000).into_bytes())
+            .collect();
+        text.truncate(len);
+        text
+    }
+
+    /// Goal: with a frame index, the sender reads only the frames that hold changed
+    /// pieces (each run of them in one request), and cuts the same pieces as from the
+    /// whole block. Method: records of 1 to 4 frames under zstd and lz4, masks of one
+    /// piece, pieces in two frames and every piece; the bytes read counted.
+    #[test]
+    fn an_indexed_record_is_read_only_in_the_frames_it_needs() {
+        for codec in [Codec::Zstd { level: 1 }, Codec::Lz4] {
+            for len in [70_000usize, 131_072] {
+                let logical = log_text(len, 3);
+                let (indexed, stored) = stored_record(&logical, codec, true);
+                let (plain, _) = stored_record(&logical, codec, false);
+                let frame_bytes = |f: usize| indexed.frame_range(f).unwrap().len();
+                for (mask, frames_read) in [
+                    (1u32 << 9, vec![1]),
+                    (1, vec![0]),
+                    (1 << 8 | 1 << 9, vec![1]),
+                    (1 << 7 | 1 << 8, vec![0, 1]),
+                    (1 << 1 | 1 << 16, vec![0, 2]),
+                    (crate::fs::record::all_pieces(len as u32), (0..crate::compress::frames_for(len as u32)).collect()),
+                ] {
+                    let mut reads = Vec::new();
+                    let mut read = |start: usize, n: usize| {
+                        reads.push((start, n));
+                        Ok(stored[start..start + n].to_vec())
+                    };
+                    let cut = cut_pieces(&mut read, &indexed, mask).unwrap();
+                    assert!(cut == take_pieces(&logical, len as u32, mask), "{codec:?} {len} {mask:#x}");
+                    let read_bytes: usize = reads.iter().map(|r| r.1).sum();
+                    let want: usize = frames_read.iter().map(|&f| frame_bytes(f)).sum();
+                    assert_eq!(read_bytes, want, "{codec:?} {len} {mask:#x}: {reads:?}");
+                    assert!(reads.len() <= frames_read.len());
+                    let mut whole = 0;
+                    let cut_whole = cut_pieces(
+                        &mut |start, n| {
+                            whole += n;
+                            Ok(stored[start..start + n].to_vec())
+                        },
+                        &plain,
+                        mask,
+                    )
+                    .unwrap();
+                    assert!(cut_whole == cut, "without an index: the same pieces");
+                    assert_eq!(whole, stored.len(), "without an index: the whole block");
+                }
+                // One piece of a 4-frame record: about a quarter of the block, not all of it.
+                if len == 131_072 {
+                    let mut read_bytes = 0;
+                    let mut read = |start: usize, n: usize| {
+                        read_bytes += n;
+                        Ok(stored[start..start + n].to_vec())
+                    };
+                    cut_pieces(&mut read, &indexed, 1 << 20).unwrap();
+                    assert!(read_bytes * 3 < stored.len(), "{codec:?}: {read_bytes} of {}", stored.len());
+                }
+            }
+        }
+    }
+
+    /// Goal: an index that passes the decoder's checks but does not match the frames
+    /// (a bug, or bytes that changed under it) is corruption, never a panic or wrong
+    /// pieces sent silently. Method: indexes shifted by a byte, swapped frames' starts.
+    #[test]
+    fn a_wrong_frame_index_is_corruption_at_the_sender() {
+        let logical = log_text(131_072, 9);
+        for codec in [Codec::Zstd { level: 1 }, Codec::Lz4] {
+            let (good, stored) = stored_record(&logical, codec, true);
+            for shift in [[1i64, 0, 0], [0, -1, 0], [0, 0, 1], [-1, -1, -1]] {
+                let mut bad = good.clone();
+                for (f, d) in bad.frames.iter_mut().zip(shift) {
+                    *f = (*f as i64 + d) as u32;
+                }
+                let mut read = |start: usize, n: usize| Ok(stored[start..start + n].to_vec());
+                let all = crate::fs::record::all_pieces(131_072);
+                let err = cut_pieces(&mut read, &bad, all).unwrap_err();
+                assert!(matches!(err, Error::Corrupt(_)), "{codec:?} {shift:?}: {err}");
+                assert!(err.to_string().contains("by its record's index"), "{err}");
+            }
+        }
     }
 }

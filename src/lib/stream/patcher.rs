@@ -292,7 +292,13 @@ mod tests {
 
     fn record(bytes: &[u8]) -> Record {
         let print = fingerprint(bytes);
-        Record { ptr: ptr(100, BlockKind::FileData, bytes), hash: print.hash, pieces: print.pieces, overlay: None }
+        Record {
+            ptr: ptr(100, BlockKind::FileData, bytes),
+            hash: print.hash,
+            pieces: print.pieces,
+            frames: vec![],
+            overlay: None,
+        }
     }
 
     fn job(old: Record, stored: Vec<(u64, Vec<u8>)>, patch: PatchRecord, plan: Plan) -> PatchJob {
@@ -375,6 +381,7 @@ mod tests {
             ptr: old.ptr,
             hash: *hash,
             pieces: pieces.clone(),
+            frames: old.frames.clone(),
             overlay: Some(Overlay { mask: *mask, logical_bytes: *logical_bytes, ptr: overlay_ptr }),
         };
         // Second patch: piece 2 changes and the record grows into a sixth piece.
