@@ -1,6 +1,7 @@
 //! All device I/O goes through `Device`. A pool never touches a file descriptor directly,
 //! so tests can put an in-memory, recording or fault-injecting device in its place.
 
+pub mod aligned;
 #[cfg(any(test, feature = "testing"))]
 mod crash;
 mod file;
@@ -12,6 +13,7 @@ mod overlay;
 pub mod recording;
 pub mod storage;
 
+pub use aligned::AlignedBuf;
 pub use file::{FileDevice, OpenMode, open_file_device};
 // In-memory devices for tests, fuzzing and the crash harness; no binary uses them.
 #[cfg(any(test, feature = "testing"))]
