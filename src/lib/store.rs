@@ -343,8 +343,9 @@ impl Store {
     fn flush_one(&mut self, index: usize) -> Result<()> {
         let buffer = &mut self.buffers[index];
         if !buffer.bytes.is_empty() {
-            self.dev.write_at(buffer.offset, &buffer.bytes)?;
-            buffer.bytes.clear();
+            // Handed over, so a file device can write it while the next one fills.
+            let full = std::mem::take(&mut buffer.bytes);
+            buffer.bytes = self.dev.write_owned(buffer.offset, full)?;
         }
         Ok(())
     }

@@ -7,8 +7,9 @@
 //!
 //! A writer sends whole aligned blocks (the store's gathered writes) past the page cache
 //! through a second descriptor opened with O_DIRECT: no copy of the data into the cache,
-//! no write-back of it later, and the device busy while the program goes on filling the
-//! next buffer. Anything unaligned (labels, commit records, a short tail), and everything
+//! no write-back of it later; and a buffer handed over (`write_owned`) is written on a
+//! thread of its own (write_behind.rs), so the device works while the program fills
+//! the next one. Anything unaligned (labels, commit records, a short tail), and everything
 //! where the file system refuses O_DIRECT, goes through the cache as before. The kernel
 //! keeps the two coherent: a direct write first writes back and drops the cached pages it
 //! covers, so neither path's older bytes land over the other's newer ones, and a read
@@ -16,8 +17,10 @@
 //! device's cache flush) covers both, as it covers every write of the inode.
 
 use super::Device;
+use super::aligned::AlignedBuf;
 use super::lock::{self, AcquireError, HeldLocks, LockKind, LockTarget};
 use super::storage::{self, ByteRange};
+use super::write_behind::WriteBehind;
 use crate::error::{DeviceError, Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -47,6 +50,8 @@ pub struct FileDevice {
     direct: Option<File>,
     /// Set once a direct write was refused (EINVAL): every write goes through the cache.
     direct_refused: bool,
+    /// The thread that writes handed-over buffers through a copy of `direct`.
+    behind: Option<WriteBehind>,
     /// Writes that went past the page cache (for tests).
     pub direct_writes: u64,
 }
@@ -107,6 +112,10 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         metadata.len()
     };
     let direct = if mode == OpenMode::Write { open_direct(&file) } else { None };
+    let behind = direct.as_ref().and_then(|direct| {
+        let (direct, cached) = (direct.try_clone().ok()?, file.try_clone().ok()?);
+        WriteBehind::start(direct, cached).ok()
+    });
     Ok(FileDevice {
         file,
         name: path.to_string(),
@@ -118,6 +127,7 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         locks: vec![storage_lock],
         direct,
         direct_refused: false,
+        behind,
         direct_writes: 0,
     })
 }
@@ -228,6 +238,23 @@ fn lock_pool_id(path: &str, pool_guid: &[u8; 16]) -> Result<HeldLocks> {
 }
 
 impl FileDevice {
+    /// Waits for the write in flight on the write-behind thread: what comes next lands
+    /// after it. Errors: that write, or an earlier one, failed.
+    fn barrier(&self) -> Result<()> {
+        match &self.behind {
+            Some(behind) => behind.wait().map_err(|(offset, len, e)| self.write_error(offset, len, e)),
+            None => Ok(()),
+        }
+    }
+
+    fn write_error(&self, offset: u64, len: usize, e: io::Error) -> Error {
+        Error::io(format!("write of {len} bytes at offset {offset} of {}", self.name), e)
+    }
+
+    fn direct_usable(&self) -> bool {
+        !self.direct_refused && !self.behind.as_ref().is_some_and(|b| b.refused())
+    }
+
     /// Asks the kernel to start writing the pending range out, without waiting. Only an
     /// optimization: durability still comes from `flush`, and a failure here is ignored.
     fn start_write_back(&mut self) {
@@ -279,14 +306,31 @@ impl Device for FileDevice {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.barrier()?;
         self.file
             .read_exact_at(buf, offset)
             .map_err(|e| Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
     }
+    fn write_owned(&mut self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf> {
+        let Some(behind) = self.behind.as_ref().filter(|_| self.direct_usable() && direct_aligned(offset, &buf)) else {
+            self.write_at(offset, &buf)?;
+            let mut buf = buf;
+            buf.clear();
+            return Ok(buf);
+        };
+        let len = buf.len();
+        let next = behind.submit(offset, buf).map_err(|(offset, len, e)| self.write_error(offset, len, e))?;
+        self.write_calls += 1;
+        self.written_bytes += len as u64;
+        self.direct_writes += 1;
+        Ok(next)
+    }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.barrier()?;
         self.write_calls += 1;
         self.written_bytes += buf.len() as u64;
-        if let Some(direct) = self.direct.as_ref().filter(|_| !self.direct_refused && direct_aligned(offset, buf)) {
+        let direct_usable = self.direct_usable();
+        if let Some(direct) = self.direct.as_ref().filter(|_| direct_usable && direct_aligned(offset, buf)) {
             match direct.write_all_at(buf, offset) {
                 Ok(()) => {
                     self.direct_writes += 1;
@@ -315,6 +359,7 @@ impl Device for FileDevice {
         Ok(())
     }
     fn flush(&mut self) -> Result<()> {
+        self.barrier()?;
         self.unstarted = None;
         self.flushes += 1;
         self.file.sync_data().map_err(|e| Error::io(format!("flush of {}", self.name), e))
@@ -323,6 +368,8 @@ impl Device for FileDevice {
         self.len
     }
     fn data_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        // A write in flight may fill a hole; its error, if any, shows on the next call.
+        let _ = self.barrier();
         data_ranges(&self.file, start, end).unwrap_or_else(|| vec![(start, end)])
     }
     fn written_bytes(&self) -> u64 {
@@ -452,6 +499,40 @@ mod tests {
         dev.flush().unwrap();
         drop(dev);
         assert!(std::fs::read(&path).unwrap() == want, "the file holds the last write of every byte");
+    }
+
+    #[test]
+    fn a_buffer_written_behind_lands_before_whatever_follows_it() {
+        // Goal: a handed-over buffer is written past the cache on the write-behind thread,
+        // and a read, a cached write over the same bytes and a flush that follow it see it
+        // done: the last write of every byte is what reads and the file hold. Method: two
+        // buffers handed over, a cached write over the first one's middle at once.
+        let dir = tempfile::TempDir::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = image(dir.path());
+        let mut dev = open_file_device(&path, OpenMode::Write).unwrap();
+        assert!(dev.behind.is_some(), "the crate's directory is on a file system that takes O_DIRECT");
+        let first = pattern(8 * 4096, 1);
+        let next = dev.write_owned(0, in_memory_at(&first, 0)).unwrap();
+        assert!(next.is_empty());
+        let over = pattern(4096, 2);
+        dev.write_at(2 * 4096, &in_memory_at(&over, 1)[1..]).unwrap();
+        let second = pattern(4 * 4096, 3);
+        let next = dev.write_owned(16 * 4096, in_memory_at(&second, 0)).unwrap();
+        assert!(next.is_empty());
+        assert_eq!(dev.direct_writes, 2);
+        let mut want = vec![0u8; 1 << 20];
+        want[..first.len()].copy_from_slice(&first);
+        want[2 * 4096..3 * 4096].copy_from_slice(&over);
+        want[16 * 4096..20 * 4096].copy_from_slice(&second);
+        assert!(read_back(&dev, 0, want.len()) == want);
+        // Unaligned: written at once through the cache, not behind.
+        let tail = pattern(100, 4);
+        dev.write_owned(24 * 4096, in_memory_at(&tail, 0)).unwrap();
+        want[24 * 4096..24 * 4096 + 100].copy_from_slice(&tail);
+        assert_eq!(dev.direct_writes, 2);
+        dev.flush().unwrap();
+        drop(dev);
+        assert!(std::fs::read(&path).unwrap() == want);
     }
 
     #[test]
