@@ -88,11 +88,12 @@ pub struct Store {
     buffers: [WriteBuffer; 3],
 }
 
-/// Contiguous writes waiting to go to the device as one request.
+/// Contiguous writes waiting to go to the device as one request. Aligned, and whole
+/// blocks at a block's offset, so a file device writes it past the page cache.
 #[derive(Default)]
 struct WriteBuffer {
     offset: u64,
-    bytes: Vec<u8>,
+    bytes: crate::device::AlignedBuf,
 }
 
 impl Store {
@@ -335,15 +336,16 @@ impl Store {
             buffer.offset = offset;
         }
         buffer.bytes.extend_from_slice(stored);
-        buffer.bytes.resize(buffer.bytes.len() + padded - stored.len(), 0);
+        buffer.bytes.extend_zeros(padded - stored.len());
         Ok(())
     }
 
     fn flush_one(&mut self, index: usize) -> Result<()> {
         let buffer = &mut self.buffers[index];
         if !buffer.bytes.is_empty() {
-            self.dev.write_at(buffer.offset, &buffer.bytes)?;
-            buffer.bytes.clear();
+            // Handed over, so a file device can write it while the next one fills.
+            let full = std::mem::take(&mut buffer.bytes);
+            buffer.bytes = self.dev.write_owned(buffer.offset, full)?;
         }
         Ok(())
     }

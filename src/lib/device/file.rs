@@ -4,10 +4,23 @@
 //! (lock.rs; and open block devices with O_EXCL, which the kernel also refuses while a
 //! file system is mounted on them); readers hold a shared one. A second writer is
 //! refused with the pid of the holder.
+//!
+//! A writer sends whole aligned blocks (the store's gathered writes) past the page cache
+//! through a second descriptor opened with O_DIRECT: no copy of the data into the cache,
+//! no write-back of it later; and a buffer handed over (`write_owned`) is written on a
+//! thread of its own (write_behind.rs), so the device works while the program fills
+//! the next one. Anything unaligned (labels, commit records, a short tail), and everything
+//! where the file system refuses O_DIRECT, goes through the cache as before. The kernel
+//! keeps the two coherent: a direct write first writes back and drops the cached pages it
+//! covers, so neither path's older bytes land over the other's newer ones, and a read
+//! through the cache after it sees what it wrote. `flush` (fdatasync, or the block
+//! device's cache flush) covers both, as it covers every write of the inode.
 
 use super::Device;
+use super::aligned::AlignedBuf;
 use super::lock::{self, AcquireError, HeldLocks, LockKind, LockTarget};
 use super::storage::{self, ByteRange};
+use super::write_behind::WriteBehind;
 use crate::error::{DeviceError, Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -31,6 +44,16 @@ pub struct FileDevice {
     unstarted: Option<(u64, u64)>,
     /// The storage lock, then (for a writer, once the label is read) the pool id's.
     locks: Vec<HeldLocks>,
+    /// A writer's O_DIRECT descriptor of the same file; None where it cannot be had.
+    /// Kept open as long as the device: closing a descriptor of the inode would drop the
+    /// process's record lock on it (lock_opened_inode).
+    direct: Option<File>,
+    /// Set once a direct write was refused (EINVAL): every write goes through the cache.
+    direct_refused: bool,
+    /// The thread that writes handed-over buffers through a copy of `direct`.
+    behind: Option<WriteBehind>,
+    /// Writes that went past the page cache (for tests).
+    pub direct_writes: u64,
 }
 
 /// Write-back of written data is started in the background once this much is pending,
@@ -88,6 +111,11 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
     } else {
         metadata.len()
     };
+    let direct = if mode == OpenMode::Write { open_direct(&file) } else { None };
+    let behind = direct.as_ref().and_then(|direct| {
+        let (direct, cached) = (direct.try_clone().ok()?, file.try_clone().ok()?);
+        WriteBehind::start(direct, cached).ok()
+    });
     Ok(FileDevice {
         file,
         name: path.to_string(),
@@ -97,7 +125,29 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         flushes: 0,
         unstarted: None,
         locks: vec![storage_lock],
+        direct,
+        direct_refused: false,
+        behind,
+        direct_writes: 0,
     })
+}
+
+/// The opened file again, for writing with O_DIRECT; None where the file system
+/// refuses it. Reopened through /proc, so it is the very inode opened, whatever its
+/// path names now; not O_EXCL, which the first descriptor of a block device holds.
+fn open_direct(file: &File) -> Option<File> {
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT | libc::O_CLOEXEC).open(path).ok()
+}
+
+/// True if a write of `buf` at `offset` meets O_DIRECT's alignment of memory, offset
+/// and length.
+fn direct_aligned(offset: u64, buf: &[u8]) -> bool {
+    let align = super::aligned::DIRECT_ALIGN;
+    !buf.is_empty()
+        && (buf.as_ptr() as usize).is_multiple_of(align)
+        && buf.len().is_multiple_of(align)
+        && offset.is_multiple_of(align as u64)
 }
 
 /// Who keeps a block device busy (O_EXCL refused): a snapfs process holding its storage
@@ -188,6 +238,23 @@ fn lock_pool_id(path: &str, pool_guid: &[u8; 16]) -> Result<HeldLocks> {
 }
 
 impl FileDevice {
+    /// Waits for the write in flight on the write-behind thread: what comes next lands
+    /// after it. Errors: that write, or an earlier one, failed.
+    fn barrier(&self) -> Result<()> {
+        match &self.behind {
+            Some(behind) => behind.wait().map_err(|(offset, len, e)| self.write_error(offset, len, e)),
+            None => Ok(()),
+        }
+    }
+
+    fn write_error(&self, offset: u64, len: usize, e: io::Error) -> Error {
+        Error::io(format!("write of {len} bytes at offset {offset} of {}", self.name), e)
+    }
+
+    fn direct_usable(&self) -> bool {
+        !self.direct_refused && !self.behind.as_ref().is_some_and(|b| b.refused())
+    }
+
     /// Asks the kernel to start writing the pending range out, without waiting. Only an
     /// optimization: durability still comes from `flush`, and a failure here is ignored.
     fn start_write_back(&mut self) {
@@ -239,13 +306,47 @@ impl Device for FileDevice {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.barrier()?;
         self.file
             .read_exact_at(buf, offset)
             .map_err(|e| Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
     }
+    fn write_owned(&mut self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf> {
+        let Some(behind) = self.behind.as_ref().filter(|_| self.direct_usable() && direct_aligned(offset, &buf)) else {
+            self.write_at(offset, &buf)?;
+            let mut buf = buf;
+            buf.clear();
+            return Ok(buf);
+        };
+        let len = buf.len();
+        let next = behind.submit(offset, buf).map_err(|(offset, len, e)| self.write_error(offset, len, e))?;
+        self.write_calls += 1;
+        self.written_bytes += len as u64;
+        self.direct_writes += 1;
+        Ok(next)
+    }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.barrier()?;
         self.write_calls += 1;
         self.written_bytes += buf.len() as u64;
+        let direct_usable = self.direct_usable();
+        if let Some(direct) = self.direct.as_ref().filter(|_| direct_usable && direct_aligned(offset, buf)) {
+            match direct.write_all_at(buf, offset) {
+                Ok(()) => {
+                    self.direct_writes += 1;
+                    return Ok(());
+                }
+                // The file system took the open but not the write: the cache from now on.
+                // A part written already is written again, with the same bytes.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct_refused = true,
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("write of {} bytes at offset {offset} of {}", buf.len(), self.name),
+                        e,
+                    ));
+                }
+            }
+        }
         self.file
             .write_all_at(buf, offset)
             .map_err(|e| Error::io(format!("write of {} bytes at offset {offset} of {}", buf.len(), self.name), e))?;
@@ -258,6 +359,7 @@ impl Device for FileDevice {
         Ok(())
     }
     fn flush(&mut self) -> Result<()> {
+        self.barrier()?;
         self.unstarted = None;
         self.flushes += 1;
         self.file.sync_data().map_err(|e| Error::io(format!("flush of {}", self.name), e))
@@ -266,6 +368,8 @@ impl Device for FileDevice {
         self.len
     }
     fn data_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        // A write in flight may fill a hole; its error, if any, shows on the next call.
+        let _ = self.barrier();
         data_ranges(&self.file, start, end).unwrap_or_else(|| vec![(start, end)])
     }
     fn written_bytes(&self) -> u64 {
@@ -341,6 +445,125 @@ mod tests {
                 libc::WEXITSTATUS(status)
             }
         }
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31) ^ (i >> 12) as u8 ^ seed).collect()
+    }
+
+    /// `bytes` at a 4096-aligned address (`skew` 0) or one byte past it (`skew` 1).
+    fn in_memory_at(bytes: &[u8], skew: usize) -> AlignedBuf {
+        let mut buf = AlignedBuf::default();
+        buf.extend_zeros(skew);
+        buf.extend_from_slice(bytes);
+        buf
+    }
+
+    fn read_back(dev: &FileDevice, offset: u64, len: usize) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        dev.read_at(offset, &mut got).unwrap();
+        got
+    }
+
+    use super::super::aligned::AlignedBuf;
+
+    #[test]
+    fn aligned_writes_go_past_the_cache_and_the_last_write_wins() {
+        // Goal: on a disk file system a writer sends aligned memory at an aligned offset
+        // and length with O_DIRECT, and anything else through the page cache; over the
+        // same bytes, whichever write came last is what reads (through the cache) and the
+        // file hold, in either order. Method: each kind of misalignment, overlaps both
+        // ways, then the file read afresh after the device is closed.
+        let dir = tempfile::TempDir::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = image(dir.path());
+        let mut dev = open_file_device(&path, OpenMode::Write).unwrap();
+        assert!(dev.direct.is_some(), "the crate's directory is on a file system that takes O_DIRECT");
+        let block = 4096;
+        let mut want = vec![0u8; 1 << 20];
+        let mut write = |dev: &mut FileDevice, offset: usize, bytes: Vec<u8>, skew: usize, direct: bool| {
+            let before = dev.direct_writes;
+            let buf = in_memory_at(&bytes, skew);
+            dev.write_at(offset as u64, &buf[skew..]).unwrap();
+            assert_eq!(dev.direct_writes, before + direct as u64, "{} bytes at {offset}, skew {skew}", bytes.len());
+            want[offset..offset + bytes.len()].copy_from_slice(&bytes);
+            assert!(read_back(dev, offset as u64, bytes.len()) == bytes);
+        };
+        write(&mut dev, 0, pattern(3 * block, 1), 1, false); // unaligned memory: cached
+        write(&mut dev, 0, pattern(3 * block, 2), 0, true); // direct over cached bytes
+        write(&mut dev, 4 * block, pattern(3 * block, 3), 0, true);
+        write(&mut dev, 5 * block, pattern(block, 4), 1, false); // cached over direct bytes
+        write(&mut dev, 8 * block, pattern(block + 100, 5), 0, false); // a short tail
+        write(&mut dev, 10 * block + 512, pattern(block, 6), 0, false); // unaligned offset
+        write(&mut dev, 12 * block, pattern(8 * block, 7), 0, true);
+        assert!(read_back(&dev, 0, want.len()) == want);
+        dev.flush().unwrap();
+        drop(dev);
+        assert!(std::fs::read(&path).unwrap() == want, "the file holds the last write of every byte");
+    }
+
+    #[test]
+    fn a_buffer_written_behind_lands_before_whatever_follows_it() {
+        // Goal: a handed-over buffer is written past the cache on the write-behind thread,
+        // and a read, a cached write over the same bytes and a flush that follow it see it
+        // done: the last write of every byte is what reads and the file hold. Method: two
+        // buffers handed over, a cached write over the first one's middle at once.
+        let dir = tempfile::TempDir::new_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = image(dir.path());
+        let mut dev = open_file_device(&path, OpenMode::Write).unwrap();
+        assert!(dev.behind.is_some(), "the crate's directory is on a file system that takes O_DIRECT");
+        let first = pattern(8 * 4096, 1);
+        let next = dev.write_owned(0, in_memory_at(&first, 0)).unwrap();
+        assert!(next.is_empty());
+        let over = pattern(4096, 2);
+        dev.write_at(2 * 4096, &in_memory_at(&over, 1)[1..]).unwrap();
+        let second = pattern(4 * 4096, 3);
+        let next = dev.write_owned(16 * 4096, in_memory_at(&second, 0)).unwrap();
+        assert!(next.is_empty());
+        assert_eq!(dev.direct_writes, 2);
+        let mut want = vec![0u8; 1 << 20];
+        want[..first.len()].copy_from_slice(&first);
+        want[2 * 4096..3 * 4096].copy_from_slice(&over);
+        want[16 * 4096..20 * 4096].copy_from_slice(&second);
+        assert!(read_back(&dev, 0, want.len()) == want);
+        // Unaligned: written at once through the cache, not behind.
+        let tail = pattern(100, 4);
+        dev.write_owned(24 * 4096, in_memory_at(&tail, 0)).unwrap();
+        want[24 * 4096..24 * 4096 + 100].copy_from_slice(&tail);
+        assert_eq!(dev.direct_writes, 2);
+        dev.flush().unwrap();
+        drop(dev);
+        assert!(std::fs::read(&path).unwrap() == want);
+    }
+
+    #[test]
+    fn without_o_direct_every_write_goes_through_the_cache() {
+        // Goal: where the file system refuses O_DIRECT (tmpfs before Linux 6.6 refuses the
+        // open; a write refused with EINVAL turns it off), every write still lands. Method:
+        // a file on tmpfs with what the kernel gives, then with the direct descriptor
+        // taken away, then with it marked refused; aligned and unaligned writes alike.
+        let dir = tempfile::TempDir::new_in("/dev/shm").unwrap();
+        let path = image(dir.path());
+        let mut dev = open_file_device(&path, OpenMode::Write).unwrap();
+        let aligned = in_memory_at(&pattern(2 * 4096, 1), 0);
+        dev.write_at(0, &aligned).unwrap();
+        dev.direct_refused = true;
+        let aligned = in_memory_at(&pattern(2 * 4096, 2), 0);
+        dev.write_at(2 * 4096, &aligned).unwrap();
+        let direct_so_far = dev.direct_writes;
+        assert!(direct_so_far <= 1, "a refused direct descriptor is not used");
+        dev.direct = None;
+        let unaligned = in_memory_at(&pattern(4096 + 7, 3), 1);
+        dev.write_at(4 * 4096, &unaligned[1..]).unwrap();
+        let aligned = in_memory_at(&pattern(4096, 4), 0);
+        dev.write_at(6 * 4096, &aligned).unwrap();
+        assert_eq!(dev.direct_writes, direct_so_far);
+        dev.flush().unwrap();
+        drop(dev);
+        let file = std::fs::read(&path).unwrap();
+        assert!(file[..2 * 4096] == pattern(2 * 4096, 1)[..]);
+        assert!(file[2 * 4096..4 * 4096] == pattern(2 * 4096, 2)[..]);
+        assert!(file[4 * 4096..5 * 4096 + 7] == pattern(4096 + 7, 3)[..]);
+        assert!(file[6 * 4096..7 * 4096] == pattern(4096, 4)[..]);
     }
 
     fn lock_file_of(path: &str) -> std::path::PathBuf {

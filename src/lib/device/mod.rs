@@ -1,6 +1,7 @@
 //! All device I/O goes through `Device`. A pool never touches a file descriptor directly,
 //! so tests can put an in-memory, recording or fault-injecting device in its place.
 
+pub mod aligned;
 #[cfg(any(test, feature = "testing"))]
 mod crash;
 mod file;
@@ -11,7 +12,9 @@ mod memory;
 mod overlay;
 pub mod recording;
 pub mod storage;
+mod write_behind;
 
+pub use aligned::AlignedBuf;
 pub use file::{FileDevice, OpenMode, open_file_device};
 // In-memory devices for tests, fuzzing and the crash harness; no binary uses them.
 #[cfg(any(test, feature = "testing"))]
@@ -29,6 +32,16 @@ pub trait Device: Send {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
     /// Writes all of `buf` at `offset`. Not durable until `flush` returns.
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<()>;
+    /// `write_at` of a buffer the device may keep while it writes it in the background
+    /// (a file device, past the page cache): returns an empty buffer to fill next. Every
+    /// other call waits for such a write first, so reads, later writes and `flush` come
+    /// after it; its error shows there if not here.
+    fn write_owned(&mut self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf> {
+        self.write_at(offset, &buf)?;
+        let mut buf = buf;
+        buf.clear();
+        Ok(buf)
+    }
     /// Makes every completed write durable (fdatasync, or a cache flush on a block device).
     fn flush(&mut self) -> Result<()>;
     /// Size in bytes.

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Reads of one file before it is stored as it was last read, changed or not.
@@ -202,10 +202,13 @@ fn read_extents(
         let last_end = end.div_ceil(RECORD_BYTES);
         for index in first..last_end {
             let offset = index * RECORD_BYTES;
-            let mut data = vec![0u8; (size - offset).min(RECORD_BYTES) as usize];
-            let n = read_at_full(file, &mut data, offset).map_err(|e| host_error(path, "read", e))?;
-            pass.short_read |= n < data.len();
-            pass.bytes_read += n as u64;
+            let len = (size - offset).min(RECORD_BYTES) as usize;
+            let data = read_record(file, len, offset).map_err(|e| host_error(path, "read", e))?;
+            pass.short_read |= data.len() < len;
+            pass.bytes_read += data.len() as u64;
+            // A short read leaves the rest zero, keeping every record but the last whole.
+            let mut data = data;
+            data.resize(len, 0);
             drain(fs, pipeline, IN_FLIGHT_MAX - 1)?;
             pipeline.submit(Job { ino, index, data });
         }
@@ -284,18 +287,34 @@ fn seek(file: &File, offset: u64, whence: i32) -> io::Result<u64> {
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as u64) }
 }
 
-/// Reads at `offset` until `buf` is full or the file ends; returns the bytes read.
-fn read_at_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+/// Reads up to `len` bytes at `offset`, until the file ends: a record's bytes, in a
+/// buffer the read fills without zeroing it first (a memset of every byte read).
+fn read_record(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    while buf.len() < len {
+        let filled = buf.len();
+        let at =
+            libc::off_t::try_from(offset + filled as u64).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: pread writes at most `len - filled` bytes into the spare capacity past
+        // `filled`, which the Vec owns; only what it wrote is marked initialized below.
+        let n = unsafe {
+            libc::pread(file.as_raw_fd(), buf.as_mut_ptr().add(filled) as *mut libc::c_void, len - filled, at)
+        };
+        match n {
+            0 => break,
+            n if n > 0 => {
+                // SAFETY: pread initialized `n` bytes past `filled`, and n <= len - filled.
+                unsafe { buf.set_len(filled + n as usize) };
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
         }
     }
-    Ok(filled)
+    Ok(buf)
 }
 
 #[cfg(test)]
