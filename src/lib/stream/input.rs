@@ -13,6 +13,9 @@ const PAGE_BYTES: usize = 4096;
 /// Bytes asked of the input in one read, at most: few system calls, and a chunk that
 /// still fits the caches of a small machine.
 const READ_BYTES: usize = 1 << 20;
+/// The buffer's first size: a short stream (a test's, a fuzz input) needs no more, and
+/// the buffer doubles while reads keep filling it.
+const FIRST_BYTES: usize = 64 << 10;
 
 pub struct Input<'r> {
     input: &'r mut dyn Read,
@@ -23,6 +26,10 @@ pub struct Input<'r> {
     start: usize,
     end: usize,
     eof: bool,
+    /// The size the buffer may grow to (past `base`).
+    capacity_max: usize,
+    /// The last read filled all the room it had: the input may have more than fits.
+    filled_room: bool,
 }
 
 /// A read that failed, `at` bytes after the first unconsumed byte.
@@ -34,12 +41,9 @@ pub struct ReadFailure {
 impl<'r> Input<'r> {
     /// `largest` is the most bytes `fill` will be asked for at once.
     pub fn new(input: &'r mut dyn Read, largest: usize) -> Input<'r> {
-        let capacity = (largest + PAGE_BYTES).max(READ_BYTES) + READ_BYTES;
-        // Zeroed once: a large zeroed allocation is mapped lazily, so only what a short
-        // stream touches costs anything.
-        let buf = vec![0u8; capacity + PAGE_BYTES];
-        let base = buf.as_ptr().align_offset(PAGE_BYTES).min(PAGE_BYTES);
-        Input { input, buf, base, start: base, end: base, eof: false }
+        let capacity_max = (largest + PAGE_BYTES).max(READ_BYTES) + READ_BYTES;
+        let (buf, base) = aligned(FIRST_BYTES);
+        Input { input, buf, base, start: base, end: base, eof: false, capacity_max, filled_room: false }
     }
 
     /// Makes `want` bytes available, unless the input ends first; returns how many are
@@ -50,12 +54,17 @@ impl<'r> Input<'r> {
             if self.start + want > self.buf.len() {
                 self.compact();
             }
+            let capacity = self.buf.len() - self.base;
+            if capacity < self.capacity_max && (self.filled_room || self.start + want > self.buf.len()) {
+                self.grow((2 * capacity).max(2 * PAGE_BYTES + want).min(self.capacity_max));
+            }
             let room = (self.buf.len() - self.end).min(READ_BYTES.max(want));
             match self.input.read(&mut self.buf[self.end..self.end + room]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.end += n;
                     read += n as u64;
+                    self.filled_room = n == room;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(ReadFailure { at: (self.end - self.start) as u64, source: e }),
@@ -73,6 +82,16 @@ impl<'r> Input<'r> {
         self.end -= shift;
     }
 
+    /// Moves the unconsumed bytes to a buffer of `capacity` bytes, each at the same
+    /// offset within its page.
+    fn grow(&mut self, capacity: usize) {
+        let (mut buf, base) = aligned(capacity);
+        let start = base + (self.start - self.base) % PAGE_BYTES;
+        let end = start + (self.end - self.start);
+        buf[start..end].copy_from_slice(&self.buf[self.start..self.end]);
+        (self.buf, self.base, self.start, self.end) = (buf, base, start, end);
+    }
+
     /// The next `len` unconsumed bytes (`fill` made them available).
     pub fn peek(&self, len: usize) -> &[u8] {
         &self.buf[self.start..self.start + len]
@@ -82,6 +101,14 @@ impl<'r> Input<'r> {
         assert!(len <= self.end - self.start, "consumed past what was read");
         self.start += len;
     }
+}
+
+/// A zeroed buffer with `capacity` bytes from its first page-aligned position, and that
+/// position. Zeroed: a large zeroed allocation is mapped lazily, so only what is used costs.
+fn aligned(capacity: usize) -> (Vec<u8>, usize) {
+    let buf = vec![0u8; capacity + PAGE_BYTES];
+    let base = buf.as_ptr().align_offset(PAGE_BYTES).min(PAGE_BYTES);
+    (buf, base)
 }
 
 #[cfg(test)]
@@ -130,6 +157,23 @@ mod tests {
             }
             assert_eq!(offset, data.len());
         }
+    }
+
+    #[test]
+    fn a_short_input_keeps_a_small_buffer_and_a_long_one_grows_it() {
+        let data = vec![9u8; 40_000];
+        let mut source = Trickle { data: &data, step: 1 << 20, fail_at: None, at: 0 };
+        let mut input = Input::new(&mut source, 300_000);
+        assert_eq!(input.fill(50_000).ok().unwrap().0, 40_000);
+        assert!(input.buf.len() <= FIRST_BYTES + PAGE_BYTES, "{}", input.buf.len());
+        let data = vec![9u8; 8 << 20];
+        let mut source = Trickle { data: &data, step: 1 << 20, fail_at: None, at: 0 };
+        let mut input = Input::new(&mut source, 300_000);
+        for _ in 0..200 {
+            input.fill(40_000).ok().unwrap();
+            input.consume(40_000);
+        }
+        assert!(input.buf.len() > READ_BYTES, "{}", input.buf.len());
     }
 
     #[test]
