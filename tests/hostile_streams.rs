@@ -10,6 +10,7 @@
 
 use snapfs::fuzzing::hostile::{NAMED, Outcome, Rng, join_parts, mutate_randomly, split_parts};
 use snapfs::fuzzing::receive::ReceiveTarget;
+use snapfs::stream::wire::{Record, WriteRecord};
 use std::path::Path;
 
 fn seed(name: &str) -> Vec<u8> {
@@ -115,4 +116,64 @@ fn a_lying_write_is_not_saved_for_a_resume() {
     let full = seed("full-a.stream");
     let (outcome, saved) = target.run_hostile_with(&full[..full.len() * 3 / 4], true);
     assert!(matches!(outcome, Outcome::Refused(_)) && saved, "a truncated stream with -s is saved");
+}
+
+/// The receiver checks an inode that the base lacks from the changes alone (its items
+/// and records all travel in the part: no scan of the new tree), and a file's records
+/// as they go by when its inode changed. Goal: each invariant those checks cover is
+/// still refused, with the violation that names it, and nothing of the part committed
+/// (`run_hostile` asserts the snapshots are unchanged and the pool checks clean), in a
+/// full stream (every inode new) and in an incremental (new and changed inodes).
+#[test]
+fn broken_new_and_changed_inodes_are_refused_by_the_checks_from_the_stream() {
+    let target = target();
+    let cases: [(&str, &[&str]); 8] = [
+        ("size shorter than its records", &["a file of 1 bytes needs 1 there"]),
+        ("size past a partial record", &["needs 131072 there"]),
+        ("file record under a directory", &["holds file records"]),
+        ("symlink target on a file", &["has a symlink target"]),
+        ("symlink without a target", &["is a regular file, but it is a symlink"]),
+        ("name dropped (orphan)", &["is in no directory"]),
+        ("nlink one too many", &["has nlink"]),
+        ("directory under a second parent", &["has 2 parents"]),
+    ];
+    let mut tried = 0;
+    for source in ["full-a.stream", "incremental-a-b.stream"] {
+        let parts = split_parts(&seed(source)).unwrap();
+        for (name, words) in cases {
+            let (_, mutate) = NAMED.iter().find(|(n, _)| *n == name).expect("the mutation exists");
+            let mut mutated = parts.clone();
+            if !mutate(&mut mutated[0]) {
+                continue;
+            }
+            tried += 1;
+            match target.run_hostile(&join_parts(&mutated)) {
+                Outcome::Refused(message) => {
+                    assert!(words.iter().any(|w| message.contains(w)), "{source}, {name}: {message}");
+                }
+                Outcome::Received => panic!("{source}: a stream with {name} was received"),
+            }
+        }
+    }
+    assert!(tried >= 16, "only {tried} of the mutations applied to the sources");
+    // A WRITE repeated at record indexes past the file's end, its content intact (so the
+    // content check passes): the record is refused as it goes by.
+    for source in ["full-a.stream", "incremental-a-b.stream"] {
+        let parts = split_parts(&seed(source)).unwrap();
+        let at = parts[0].records.iter().position(|r| matches!(r, Record::Write(_))).expect("the part writes a file");
+        for gap in [1, 3, 1000] {
+            let mut mutated = parts.clone();
+            let Record::Write(w) = &mutated[0].records[at] else { unreachable!() };
+            let index = w.index + gap;
+            let past = Record::Write(WriteRecord { index, ..w.clone() });
+            mutated[0].records.insert(at + 1, past);
+            match target.run_hostile(&join_parts(&mutated)) {
+                Outcome::Refused(message) => {
+                    let words = format!("has a record {index} past its end");
+                    assert!(message.contains(&words), "{source}, record {gap} past the end: {message}");
+                }
+                Outcome::Received => panic!("{source}: a record {gap} past the end of its file was received"),
+            }
+        }
+    }
 }

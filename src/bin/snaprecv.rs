@@ -79,8 +79,9 @@ fn run(args: Args) -> Result<()> {
     }
 }
 
-/// Standard input, which carries the stream (a terminal cannot).
-fn stream_input() -> Result<std::io::BufReader<std::io::StdinLock<'static>>> {
+/// Standard input, which carries the stream (a terminal cannot). Unbuffered: the stream
+/// reader reads it in large aligned chunks of its own.
+fn stream_input() -> Result<std::io::StdinLock<'static>> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return Err(Error::invalid(
@@ -88,5 +89,5 @@ fn stream_input() -> Result<std::io::BufReader<std::io::StdinLock<'static>>> {
         ));
     }
     snapfs::cli::enlarge_pipe(0);
-    Ok(std::io::BufReader::with_capacity(1 << 20, stdin.lock()))
+    Ok(stdin.lock())
 }

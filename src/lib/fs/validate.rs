@@ -22,7 +22,10 @@
 //! - the tree's counter: above every inode number in the tree.
 //!
 //! A directory's subdirectory count is its count in the base (nlink - 2) plus the
-//! changed entries' difference, so a changed directory is never read whole. Changes are
+//! changed entries' difference, so a changed directory is never read whole. An inode
+//! the base lacks (every inode of a full stream) has all its items among the changes,
+//! so it is checked from them, without a scan of the new tree; a record of a file whose
+//! inode item changed is checked as it goes by, against the new size. Changes are
 //! taken in batches that end between inodes, so memory stays bounded whatever the
 //! stream's size.
 
@@ -64,7 +67,14 @@ struct Batch {
     entries: BTreeMap<(u64, Vec<u8>), Option<NewValue>>,
     /// New values of changed inode items: the new tree need not be asked for them.
     new_inodes: HashMap<u64, Vec<u8>>,
+    /// Changed records not checked as they went by (`add`): each is read and checked.
     records: BTreeMap<u64, BTreeSet<u64>>,
+    /// Sizes of regular files whose inode item changed: a record of theirs that follows
+    /// in the batch (records come after the inode item in key order) is checked at once.
+    regular_sizes: HashMap<u64, u64>,
+    /// Each inode's items as the changes carry them: all of its items when the base lacks
+    /// the inode (every item is then new), so that it need not be scanned again.
+    items: HashMap<u64, Items>,
     /// Per directory: subdirectory entries added minus removed.
     subdir_delta: BTreeMap<u64, i64>,
     /// Back references (inode, parent, name) the new tree holds among the changed keys:
@@ -149,14 +159,25 @@ impl Batch {
             return Ok(());
         }
         self.inodes.insert(ino);
+        // Present even if empty: the inode's own items are in this batch.
+        self.items.entry(ino).or_default();
         let new = change.new.as_deref();
         match key.kind() {
             Some(kind @ (ItemKind::Inode | ItemKind::Symlink)) => {
                 if !suffix.is_empty() {
                     return Err(violation(ino, "an inode or symlink key with trailing bytes"));
                 }
-                if let (ItemKind::Inode, Some(value)) = (kind, new) {
-                    self.new_inodes.insert(ino, value.to_vec());
+                match (kind, new) {
+                    (ItemKind::Inode, Some(value)) => {
+                        if let Some(inode) = Inode::decode(value).ok().filter(|i| i.file_type() == FileType::Regular) {
+                            self.regular_sizes.insert(ino, inode.size);
+                        }
+                        self.new_inodes.insert(ino, value.to_vec());
+                    }
+                    (ItemKind::Symlink, Some(value)) => {
+                        self.items.entry(ino).or_default().target = Some(value.to_vec())
+                    }
+                    _ => {}
                 }
             }
             Some(ItemKind::DirEntry) => {
@@ -170,6 +191,9 @@ impl Batch {
                     }
                 }
                 *self.subdir_delta.entry(ino).or_default() += delta;
+                if new.is_some() {
+                    self.items.entry(ino).or_default().has_entries = true;
+                }
                 self.entries.insert((ino, suffix.to_vec()), Some(new.map(<[u8]>::to_vec)));
             }
             Some(ItemKind::BackRef) => {
@@ -179,6 +203,7 @@ impl Batch {
                 self.entries.entry((parent, name.to_vec())).or_insert(None);
                 if new.is_some() {
                     self.new_backrefs.insert((ino, parent, name.to_vec()));
+                    self.items.entry(ino).or_default().parents.push((parent, name.to_vec()));
                 }
             }
             Some(ItemKind::Xattr) => {
@@ -190,7 +215,21 @@ impl Batch {
             Some(ItemKind::Record) => {
                 let index =
                     key.record_index().ok_or_else(|| violation(ino, "a file record key of the wrong length"))?;
-                self.records.entry(ino).or_default().insert(index);
+                match (new, self.regular_sizes.get(&ino)) {
+                    (Some(value), Some(&size)) => {
+                        self.items.entry(ino).or_default().has_records = true;
+                        if last_index(size).is_none_or(|last| index > last) {
+                            return Err(past_end(ino, size, index));
+                        }
+                        check_record(ino, size, index, value)?;
+                    }
+                    (new, _) => {
+                        if new.is_some() {
+                            self.items.entry(ino).or_default().has_records = true;
+                        }
+                        self.records.entry(ino).or_default().insert(index);
+                    }
+                }
             }
             Some(ItemKind::Meta) | None => {
                 return Err(violation(ino, format!("an item of unknown kind {}", key.kind_byte)));
@@ -200,21 +239,22 @@ impl Batch {
     }
 }
 
-/// Per inode of a batch: its subdirectories and last record index in the base.
-type BaseFacts = BTreeMap<u64, (i64, Option<u64>)>;
+/// Per inode of a batch, in the base: its subdirectories, its last record index, and
+/// whether it is there at all.
+type BaseFacts = BTreeMap<u64, (i64, Option<u64>, bool)>;
 
 fn base_facts(base: &mut FsTree, batch: &Batch) -> Result<BaseFacts> {
     let mut facts = BTreeMap::new();
     for &ino in &batch.inodes {
         let fact = match base.tree.get(base.store, &key(ino, ItemKind::Inode, &[]))? {
-            None => (0, None),
+            None => (0, None, false),
             Some(v) => {
                 let inode = Inode::decode(&v)?;
                 let subdirs = match inode.file_type() {
                     FileType::Directory => inode.nlink as i64 - 2,
                     _ => 0,
                 };
-                (subdirs, last_index(inode.size))
+                (subdirs, last_index(inode.size), true)
             }
         };
         facts.insert(ino, fact);
@@ -254,10 +294,15 @@ fn checked_in(fs: &mut FsTree, batch: &Batch, facts: &BaseFacts) -> Result<std::
         }
     }
     for &ino in &batch.inodes {
-        let (base_subdirs, base_last) = facts.get(&ino).copied().unwrap_or((0, None));
+        let (base_subdirs, base_last, in_base) = facts.get(&ino).copied().unwrap_or((0, None, true));
         let subdirs = base_subdirs + batch.subdir_delta.get(&ino).copied().unwrap_or(0);
-        let records = batch.records.get(&ino);
-        if let Err(v) = check_inode(fs, &mut inodes, ino, subdirs, base_last, records, &mut reachable)? {
+        let changes = Changes {
+            records: batch.records.get(&ino),
+            // New in this tree, with items in this batch (not only named by a changed
+            // entry): every item of it is among the batch's changes.
+            items: batch.items.get(&ino).filter(|_| !in_base).cloned(),
+        };
+        if let Err(v) = check_inode(fs, &mut inodes, ino, subdirs, base_last, changes, &mut reachable)? {
             return Ok(Err(v));
         }
     }
@@ -389,8 +434,9 @@ fn kind_name(kind: Option<ItemKind>) -> &'static str {
     }
 }
 
-/// An inode's items between its inode item and its records, read in one scan.
-#[derive(Default)]
+/// An inode's items between its inode item and its records, read in one scan (or,
+/// for an inode the base lacks, gathered from the changes).
+#[derive(Clone, Default)]
 struct Items {
     has_entries: bool,
     parents: Vec<(u64, Vec<u8>)>,
@@ -438,6 +484,14 @@ fn check_missing_inode(fs: &mut FsTree, ino: u64) -> Result<std::result::Result<
     Ok(Ok(()))
 }
 
+/// What a batch changed of one inode.
+struct Changes<'b> {
+    /// Changed records that `Batch::add` did not check.
+    records: Option<&'b BTreeSet<u64>>,
+    /// All of the inode's items, when the base lacks it.
+    items: Option<Items>,
+}
+
 /// One inode as it is in the new tree.
 fn check_inode(
     fs: &mut FsTree,
@@ -445,7 +499,7 @@ fn check_inode(
     ino: u64,
     subdirs: i64,
     base_last: Option<u64>,
-    records: Option<&BTreeSet<u64>>,
+    changes: Changes,
     reachable: &mut HashSet<u64>,
 ) -> Result<std::result::Result<(), Violation>> {
     let inode = match inodes.read.get(&ino).cloned().flatten() {
@@ -463,10 +517,16 @@ fn check_inode(
     if ino == ROOT_INO && file_type != FileType::Directory {
         return fail(format!("the root is a {}, not a directory", type_name(file_type)));
     }
-    let from = if file_type == FileType::Directory { ItemKind::BackRef } else { ItemKind::DirEntry };
-    let items = match items_of(fs, ino, from)? {
-        Ok(items) => items,
-        Err(v) => return Ok(Err(v)),
+    let new_inode = changes.items.is_some();
+    let items = match changes.items {
+        Some(items) => items,
+        None => {
+            let from = if file_type == FileType::Directory { ItemKind::BackRef } else { ItemKind::DirEntry };
+            match items_of(fs, ino, from)? {
+                Ok(items) => items,
+                Err(v) => return Ok(Err(v)),
+            }
+        }
     };
     for (parent, name) in items.parents.iter() {
         if inodes.entries_checked.contains(&(ino, *parent, name.clone())) {
@@ -540,7 +600,11 @@ fn check_inode(
         }
         return Ok(Ok(()));
     }
-    check_records(fs, ino, inode.size, base_last, records)
+    if new_inode && changes.records.is_none() {
+        // Every record of it went by in the batch and was checked there (`Batch::add`).
+        return Ok(Ok(()));
+    }
+    check_records(fs, ino, inode.size, base_last, changes.records)
 }
 
 /// The records of a regular file that a change could have made inconsistent with its
@@ -566,7 +630,7 @@ fn check_records(
     })?;
     for (index, value) in &tail {
         if Some(*index) != last {
-            return Ok(Err(violation(ino, format!("file {ino} of {size} bytes has a record {index} past its end"))));
+            return Ok(Err(past_end(ino, size, *index)));
         }
         if let Err(v) = check_record(ino, size, *index, value) {
             return Ok(Err(v));
@@ -581,6 +645,10 @@ fn check_records(
         }
     }
     Ok(Ok(()))
+}
+
+fn past_end(ino: u64, size: u64, index: u64) -> Violation {
+    violation(ino, format!("file {ino} of {size} bytes has a record {index} past its end"))
 }
 
 /// One record holds the bytes the file's size implies at its index.

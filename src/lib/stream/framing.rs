@@ -5,12 +5,13 @@
 //! returns names the record number and the byte offset in the whole input.
 
 use super::generate::Sink;
+use super::input::Input;
 use super::wire::{
     Begin, End, FRAME_CHECKSUM_BYTES, FRAME_HEADER_BYTES, PAYLOAD_BYTES_MAX, PREAMBLE_BYTES, Record, RecordType,
     check_preamble, frame_checksum, preamble,
 };
 use crate::error::{Error, Result};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 
 /// Told of the bytes written or read, and of the run's size when a Begin says it.
 pub trait Progress {
@@ -115,7 +116,7 @@ pub struct Position {
 }
 
 pub struct StreamReader<'r> {
-    input: &'r mut dyn Read,
+    input: Input<'r>,
     progress: Option<&'r mut dyn Progress>,
     /// Bytes consumed from the input.
     offset: u64,
@@ -125,7 +126,6 @@ pub struct StreamReader<'r> {
     /// Parts the run's first BEGIN announced: the input must not end before them.
     parts_expected: u32,
     digest: blake3::Hasher,
-    payload: Vec<u8>,
     /// The current part's stream version, from its preamble.
     version: u32,
     /// Where the last record returned began.
@@ -135,7 +135,7 @@ pub struct StreamReader<'r> {
 impl<'r> StreamReader<'r> {
     pub fn new(input: &'r mut dyn Read, progress: Option<&'r mut dyn Progress>) -> StreamReader<'r> {
         StreamReader {
-            input,
+            input: Input::new(input, FRAME_HEADER_BYTES + PAYLOAD_BYTES_MAX + FRAME_CHECKSUM_BYTES),
             progress,
             offset: 0,
             part_start: 0,
@@ -143,7 +143,6 @@ impl<'r> StreamReader<'r> {
             parts_read: 0,
             parts_expected: 0,
             digest: blake3::Hasher::new(),
-            payload: Vec::new(),
             version: super::wire::STREAM_VERSION,
             position: Position::default(),
         }
@@ -158,36 +157,23 @@ impl<'r> StreamReader<'r> {
         self.part_start
     }
 
-    /// Reads exactly `buf.len()` bytes; Ok(false) if the input ended before the first.
-    fn read_exact_or_eof(&mut self, buf: &mut [u8]) -> Result<bool> {
-        let filled = self.read_up_to(buf)?;
-        if filled == 0 {
-            return Ok(false);
+    /// Makes the next `want` bytes of the input available (`Input::peek`), unless it
+    /// ends first; returns how many are.
+    fn fill(&mut self, want: usize) -> Result<usize> {
+        let (available, read) = self
+            .input
+            .fill(want)
+            .map_err(|failure| Error::StreamRead { at: self.offset + failure.at, source: failure.source })?;
+        if let Some(progress) = self.progress.as_mut() {
+            progress.advance(read);
         }
-        if filled < buf.len() {
-            return Err(self.truncated());
-        }
-        Ok(true)
+        Ok(available)
     }
 
-    /// Reads until `buf` is full or the input ends; returns the bytes read.
-    fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.input.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::StreamRead { at: self.offset + filled as u64, source: e });
-                }
-            }
-        }
-        self.offset += filled as u64;
-        if let Some(progress) = self.progress.as_mut() {
-            progress.advance(filled as u64);
-        }
-        Ok(filled)
+    /// Consumes `len` available bytes.
+    fn consume(&mut self, len: usize) {
+        self.input.consume(len);
+        self.offset += len as u64;
     }
 
     fn truncated(&self) -> Error {
@@ -201,7 +187,9 @@ impl<'r> StreamReader<'r> {
     pub fn next_part(&mut self) -> Result<Option<Begin>> {
         let mut pre = [0u8; PREAMBLE_BYTES];
         self.position = Position { record: 0, offset: self.offset, part: self.parts_read };
-        let filled = self.read_up_to(&mut pre)?;
+        let filled = self.fill(PREAMBLE_BYTES)?;
+        pre[..filled].copy_from_slice(self.input.peek(filled));
+        self.consume(filled);
         if filled == 0 {
             if self.parts_read == 0 {
                 return Err(Error::stream("the input is empty: not a snapfs stream"));
@@ -292,33 +280,44 @@ impl<'r> StreamReader<'r> {
         }
     }
 
+    /// Reads, checks and decodes one frame, in place in the input's buffer.
     fn read_frame(&mut self, seed: &[u8]) -> Result<Record> {
         let start = self.offset;
         self.position = Position { record: self.number, offset: start, part: self.parts_read };
-        let mut header = [0u8; FRAME_HEADER_BYTES];
-        if !self.read_exact_or_eof(&mut header)? {
+        let available = self.fill(FRAME_HEADER_BYTES)?;
+        if available < FRAME_HEADER_BYTES {
+            self.consume(available);
             return Err(self.truncated());
         }
+        let header: [u8; FRAME_HEADER_BYTES] = self.input.peek(FRAME_HEADER_BYTES).try_into().expect("8 bytes");
         let kind_byte = header[0];
         let payload_len = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
         if payload_len > PAYLOAD_BYTES_MAX {
+            self.consume(FRAME_HEADER_BYTES);
             return Err(self.locate(Error::stream(format!(
                 "record of {payload_len} bytes, more than the {PAYLOAD_BYTES_MAX} a record may have"
             ))));
         }
         let total = FRAME_HEADER_BYTES + payload_len + FRAME_CHECKSUM_BYTES;
-        self.payload.clear();
-        self.payload.resize(total, 0);
-        self.payload[..FRAME_HEADER_BYTES].copy_from_slice(&header);
-        let mut rest = std::mem::take(&mut self.payload);
-        let read = self.read_exact_or_eof(&mut rest[FRAME_HEADER_BYTES..]);
-        self.payload = rest;
-        if !read? {
+        let available = self.fill(total)?;
+        // A frame the checks below refuse was read all the same.
+        self.offset += available as u64;
+        if available < total {
+            self.input.consume(available);
             return Err(self.truncated());
         }
+        let frame = self.input.peek(total);
         let body_end = FRAME_HEADER_BYTES + payload_len;
-        let expected = frame_checksum(seed, &self.payload[..body_end], self.number);
-        if self.payload[body_end..] != expected {
+        let expected = frame_checksum(seed, &frame[..body_end], self.number);
+        let matches = frame[body_end..] == expected;
+        let decoded = match RecordType::from_u8(kind_byte) {
+            Some(kind) if matches && header[1..4] == [0, 0, 0] => {
+                Some(Record::decode_payload(kind, &frame[FRAME_HEADER_BYTES..body_end], self.version))
+            }
+            _ => None,
+        };
+        self.input.consume(total);
+        if !matches {
             return Err(self.locate(Error::stream(
                 "record checksum mismatch: the stream was damaged, or records are missing, repeated or out of order",
             )));
@@ -332,7 +331,8 @@ impl<'r> StreamReader<'r> {
         if header[1..4] != [0, 0, 0] {
             return Err(self.locate(Error::stream("reserved bytes of a record header are not zero")));
         }
-        Record::decode_payload(kind, &self.payload[FRAME_HEADER_BYTES..body_end], self.version)
+        decoded
+            .expect("decoded when the checks above pass")
             .map_err(|e| match e {
                 Error::Corrupt(c) => Error::stream(c.to_string()),
                 other => other,

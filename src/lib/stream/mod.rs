@@ -3,6 +3,7 @@
 //!
 //! - `wire`: byte layout of the preamble and of each record;
 //! - `framing`: writing and reading parts, with per-record checksums and the End digest;
+//!   `input`: the reader's input, in large page-aligned chunks;
 //! - `generate`: changed keys to records; sizes a stream without reading data;
 //! - `send`, `receive`: the two ends; `patcher`: PATCH records on worker threads; `content_check`: WRITE records' content, checked on worker threads; `token`: resume tokens; `dump`: records as text.
 
@@ -10,6 +11,7 @@ pub mod content_check;
 pub mod dump;
 pub mod framing;
 pub mod generate;
+pub mod input;
 pub mod patcher;
 pub mod receive;
 pub mod send;
