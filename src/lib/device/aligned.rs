@@ -95,6 +95,14 @@ impl std::ops::Deref for AlignedBuf {
     }
 }
 
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` holds `len` initialized bytes (see the module header), owned
+        // mutably here; a dangling pointer only ever comes with `len` 0.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if self.capacity > 0 {

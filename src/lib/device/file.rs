@@ -278,10 +278,38 @@ struct FileReader {
     name: String,
 }
 
+/// Reads this large whose buffer does not sit at the file offset's place within a page
+/// are read into an aligned buffer and copied: the kernel copies from the page cache into
+/// memory off that alignment several times slower (a 763 MB stream read into a buffer 16
+/// bytes off a page, as malloc hands out large blocks: 0.30 s, aligned 0.055 s), and a
+/// copy in user space costs less than the difference.
+const BOUNCE_MIN_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static BOUNCE: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let page = super::aligned::DIRECT_ALIGN;
+    if buf.len() < BOUNCE_MIN_BYTES || buf.as_ptr() as usize % page == (offset % page as u64) as usize {
+        return file.read_exact_at(buf, offset);
+    }
+    BOUNCE.with(|bounce| {
+        let mut bounce = bounce.borrow_mut();
+        let (lead, end) = ((offset % page as u64) as usize, (offset % page as u64) as usize + buf.len());
+        if bounce.len() < end {
+            bounce.clear();
+            bounce.extend_zeros(end);
+        }
+        file.read_exact_at(&mut bounce[lead..end], offset)?;
+        buf.copy_from_slice(&bounce[lead..end]);
+        Ok(())
+    })
+}
+
 impl super::SharedReader for FileReader {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.file
-            .read_exact_at(buf, offset)
+        read_exact_at(&self.file, buf, offset)
             .map_err(|e| Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
     }
 }
@@ -307,8 +335,7 @@ impl Device for FileDevice {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.barrier()?;
-        self.file
-            .read_exact_at(buf, offset)
+        read_exact_at(&self.file, buf, offset)
             .map_err(|e| Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
     }
     fn write_owned(&mut self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf> {
@@ -499,6 +526,29 @@ mod tests {
         dev.flush().unwrap();
         drop(dev);
         assert!(std::fs::read(&path).unwrap() == want, "the file holds the last write of every byte");
+    }
+
+    #[test]
+    fn reads_into_memory_off_the_page_get_the_same_bytes() {
+        // Goal: a read whose buffer sits at another place within a page than its offset
+        // (bounced through an aligned buffer) returns the bytes a plain read does, for
+        // small and large lengths, offsets inside a page and the file's last byte.
+        let dir = tempfile::tempdir().unwrap();
+        let path = image(dir.path());
+        let bytes: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 + i / 4099) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut memory = vec![0u8; 600_000];
+        for (offset, len, shift) in [(0, 4096, 1), (4096, 200_000, 16), (12_345, 300_000, 0), (1, 65_536, 4095)]
+            .into_iter()
+            .chain([((1 << 20) - 70_000, 70_000, 3)])
+        {
+            let buf = &mut memory[shift..shift + len];
+            read_exact_at(&file, buf, offset as u64).unwrap();
+            assert!(buf == &bytes[offset..offset + len], "{len} bytes at {offset} into memory {shift} off");
+        }
+        let past = read_exact_at(&file, &mut memory[16..16 + 70_000], (1 << 20) - 69_999);
+        assert_eq!(past.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]
