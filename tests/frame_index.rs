@@ -19,16 +19,6 @@ fn has_frame_index(img: &Path) -> bool {
     features(img).iter().any(|f| f == "frame_index")
 }
 
-fn send(args: &[&str], img: &Path) -> Vec<u8> {
-    let out = snapsend().args(args).arg(img).output().unwrap();
-    assert!(out.status.success(), "snapsend {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-fn receive(img: &Path, stream: &[u8]) {
-    snaprecv().arg(img).write_stdin(stream.to_vec()).assert().success();
-}
-
 fn export(img: &Path, snapshot: &str, out: &Path) -> PathBuf {
     snapctl().args(["export", snapshot]).arg(out).arg(img).assert().success();
     out.to_path_buf()

@@ -104,16 +104,6 @@ fn used_bytes(img: &Path) -> u64 {
     status(img)["used_bytes"].as_u64().unwrap()
 }
 
-fn send(args: &[&str], img: &Path) -> Vec<u8> {
-    let out = snapsend().args(args).arg(img).output().unwrap();
-    assert!(out.status.success(), "snapsend {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-fn receive(img: &Path, stream: &[u8]) {
-    snaprecv().arg(img).write_stdin(stream.to_vec()).assert().success();
-}
-
 fn dump(stream: &[u8]) -> String {
     stdout(snaprecv().arg("--dump").write_stdin(stream.to_vec()))
 }

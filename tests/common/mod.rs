@@ -148,3 +148,15 @@ pub fn fresh_pool(dir: &Path, name: &str, bytes: u64) -> PathBuf {
 pub fn put(img: &Path, path: &str, data: &[u8]) {
     snapctl().args(["put", "-", path]).arg(img).write_stdin(data).assert().success();
 }
+
+/// `snapsend ARGS IMG`'s stream; the test fails with its stderr if it fails.
+pub fn send(args: &[&str], img: &Path) -> Vec<u8> {
+    let out = snapsend().args(args).arg(img).output().unwrap();
+    assert!(out.status.success(), "snapsend {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// `snaprecv IMG < stream`, which must succeed.
+pub fn receive(img: &Path, stream: &[u8]) {
+    snaprecv().arg(img).write_stdin(stream.to_vec()).assert().success();
+}
