@@ -372,7 +372,7 @@ fn verify_indexed(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, frames: &[u3
     };
     c.report.blocks_verified += 1;
     c.report.bytes_verified += ptr.stored_bytes as u64;
-    if let Err(e) = crate::compress::decompress(stored.clone(), ptr.compression, ptr.logical_bytes) {
+    if let Err(e) = crate::compress::decompress_into(&stored, ptr.compression, ptr.logical_bytes, &mut Vec::new()) {
         return c.problem(format!("{owner}: block {}: {e}", ptr.addr.0));
     }
     let found = crate::compress::frame_starts(&stored, ptr.compression, ptr.logical_bytes).unwrap_or_default();
