@@ -124,6 +124,10 @@ pub fn check_pool_with_inventory(pool: &mut Pool) -> Result<(CheckReport, Vec<Bl
 }
 
 fn check(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, Option<Vec<BlockPtr>>)> {
+    pool.reading_the_device(|pool| check_device(pool, keep_inventory))
+}
+
+fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, Option<Vec<BlockPtr>>)> {
     let alloc = &pool.store.alloc;
     let allocated = alloc.usable_blocks().saturating_sub(alloc.free.blocks());
     let mut c = Checker { report: CheckReport::default(), blocks: BlockBook::new(allocated, keep_inventory) };

@@ -247,6 +247,16 @@ impl FileDevice {
         }
     }
 
+    /// The barrier a read passes: it waits only for a write in flight over its bytes.
+    fn barrier_for(&self, offset: u64, len: usize) -> Result<()> {
+        match &self.behind {
+            Some(behind) => {
+                behind.wait_for_range(offset, len).map_err(|(offset, len, e)| self.write_error(offset, len, e))
+            }
+            None => Ok(()),
+        }
+    }
+
     fn write_error(&self, offset: u64, len: usize, e: io::Error) -> Error {
         Error::io(format!("write of {len} bytes at offset {offset} of {}", self.name), e)
     }
@@ -334,7 +344,7 @@ impl Device for FileDevice {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.barrier()?;
+        self.barrier_for(offset, buf.len())?;
         read_exact_at(&self.file, buf, offset)
             .map_err(|e| Error::io(format!("read of {} bytes at offset {offset} of {}", buf.len(), self.name), e))
     }

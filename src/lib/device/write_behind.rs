@@ -35,6 +35,8 @@ struct Done {
 struct State {
     done: Receiver<Done>,
     in_flight: bool,
+    /// The bytes the write in flight covers: [start, end).
+    in_flight_range: (u64, u64),
     /// The buffer of the last write that ended, to be filled next.
     spare: Option<AlignedBuf>,
     /// The first write that failed: (offset, length, error).
@@ -70,7 +72,7 @@ impl WriteBehind {
                 }
             }
         })?;
-        let state = State { done: done_rx, in_flight: false, spare: None, failed: None };
+        let state = State { done: done_rx, in_flight: false, in_flight_range: (0, 0), spare: None, failed: None };
         Ok(WriteBehind { jobs: Some(job_tx), state: Mutex::new(state), thread: Some(thread), refused })
     }
 
@@ -85,16 +87,33 @@ impl WriteBehind {
         let mut state = self.lock();
         Self::settle(&mut state)?;
         let sender = self.jobs.as_ref().expect("open until dropped");
+        let end = offset + buf.len() as u64;
         if sender.send(Job { offset, buf }).is_err() {
             return Err((offset, 0, io::Error::other("the write-behind thread is gone")));
         }
         state.in_flight = true;
+        state.in_flight_range = (offset, end);
         Ok(state.spare.take().unwrap_or_default())
     }
 
     /// Waits for the write in flight, if any. Errors: it, or an earlier one, failed.
     pub fn wait(&self) -> Result<(), (u64, usize, io::Error)> {
         Self::settle(&mut self.lock())
+    }
+
+    /// Waits for the write in flight only if it covers part of the `len` bytes at
+    /// `offset` (widened to whole pages, which the page cache shares): a read elsewhere
+    /// goes on while the device writes. Errors: as `wait`, when it waits.
+    pub fn wait_for_range(&self, offset: u64, len: usize) -> Result<(), (u64, usize, io::Error)> {
+        const PAGE: u64 = 4096;
+        let mut state = self.lock();
+        let start = offset / PAGE * PAGE;
+        let end = offset.saturating_add(len as u64).div_ceil(PAGE).saturating_mul(PAGE);
+        let (busy_start, busy_end) = state.in_flight_range;
+        if state.in_flight && busy_start < end && start < busy_end {
+            return Self::settle(&mut state);
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -94,6 +94,17 @@ impl Pool {
         self.clock.as_ref()
     }
 
+    /// Runs `f` with the store's node cache off and empty, so every block it reads comes
+    /// from the device: check and scrub verify what the device holds, not a copy read
+    /// before.
+    pub fn reading_the_device<T>(&mut self, f: impl FnOnce(&mut Pool) -> T) -> T {
+        let limit = self.store.node_cache.limit_bytes();
+        self.store.node_cache.set_limit(0);
+        let result = f(self);
+        self.store.node_cache.set_limit(limit);
+        result
+    }
+
     pub fn device_name(&self) -> String {
         self.store.dev.name().to_string()
     }

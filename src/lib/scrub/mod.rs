@@ -40,6 +40,14 @@ pub fn scrub_pool(
     options: ScrubOptions,
     progress: &mut dyn FnMut(&ScrubProgress),
 ) -> Result<ScrubReport> {
+    pool.reading_the_device(|pool| scrub_device(pool, options, progress))
+}
+
+fn scrub_device(
+    pool: &mut Pool,
+    options: ScrubOptions,
+    progress: &mut dyn FnMut(&ScrubProgress),
+) -> Result<ScrubReport> {
     let started = std::time::Instant::now();
     pool.store.flush_buffer()?;
     let mut report = ScrubReport::default();

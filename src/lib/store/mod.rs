@@ -13,6 +13,9 @@ use crate::device::Device;
 use crate::error::{Corruption, DeviceError, Error, Result, Shrunk};
 use crate::format::label::{Label, REGION_BLOCKS, region_start};
 
+mod node_cache;
+pub use node_cache::{NODE_CACHE_BYTES, NodeCache};
+
 /// A block ready to write: its bytes as stored, how they are compressed, their checksum.
 pub struct StoredBlock {
     pub logical_bytes: usize,
@@ -86,6 +89,8 @@ pub struct Store {
     /// Writes gathered per placement (data, metadata, dittos), since each kind goes to
     /// its own part of the device.
     buffers: [WriteBuffer; 3],
+    /// Metadata blocks read or written lately (node_cache.rs).
+    pub node_cache: NodeCache,
 }
 
 /// Contiguous writes waiting to go to the device as one request. Aligned, and whole
@@ -110,15 +115,28 @@ impl Store {
             features_needed: 0,
             nodes_loaded: 0,
             buffers: Default::default(),
+            node_cache: NodeCache::new(NODE_CACHE_BYTES),
         }
     }
 
     /// Reads and verifies a block (its ditto copy if the first is bad); returns its
     /// logical bytes.
     pub fn read_block(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
-        self.flush_buffer()?;
+        let metadata = ptr.kind.is_metadata();
+        if metadata {
+            if let Some(bytes) = self.node_cache.get(ptr.addr.0, &ptr.checksum) {
+                return Ok(bytes.to_vec());
+            }
+        }
+        for addr in ptr.copies() {
+            self.flush_overlapping(addr, ptr.allocated_blocks())?;
+        }
         let stored = self.read_verified(ptr)?;
-        compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))
+        let logical = compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))?;
+        if metadata {
+            self.node_cache.insert(ptr.addr.0, ptr.checksum, &logical);
+        }
+        Ok(logical)
     }
 
     /// Reads a block's bytes as stored (still compressed) without verifying them: a
@@ -134,7 +152,7 @@ impl Store {
     /// changed pieces of an uncompressed record, whose stored bytes are its logical ones.
     pub fn read_stored_range_unverified(&mut self, ptr: &BlockPtr, start: usize, len: usize) -> Result<Vec<u8>> {
         assert!(start + len <= ptr.stored_bytes as usize, "a range inside the block");
-        self.flush_buffer()?;
+        self.flush_overlapping(ptr.addr, ptr.allocated_blocks())?;
         self.check_in_data_area(ptr.addr, ptr)?;
         let mut bytes = vec![0u8; len];
         self.dev.read_at(ptr.addr.byte_offset() + start as u64, &mut bytes)?;
@@ -310,6 +328,11 @@ impl Store {
             self.buffered_write(Placement::Ditto, ditto * BLOCK_BYTES, stored, blocks)?;
         }
         self.buffered_write(placement, addr * BLOCK_BYTES, stored, blocks)?;
+        if kind.is_metadata() && compression == Compression::None {
+            // Stored as is: the bytes a read of it would return. A walk of the tree
+            // being built (a receive's check, a commit) finds them here.
+            self.node_cache.insert(addr, checksum, stored);
+        }
         Ok(ptr)
     }
 
@@ -346,6 +369,21 @@ impl Store {
             // Handed over, so a file device can write it while the next one fills.
             let full = std::mem::take(&mut buffer.bytes);
             buffer.bytes = self.dev.write_owned(buffer.offset, full)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the gathered writes that cover any of `blocks` blocks at `addr` to the
+    /// device, so a read there sees them; the others go on gathering.
+    fn flush_overlapping(&mut self, addr: BlockAddr, blocks: u64) -> Result<()> {
+        // Saturating: a damaged pointer may hold any address (the read refuses it later).
+        let (start, end) =
+            (addr.0.saturating_mul(BLOCK_BYTES), addr.0.saturating_add(blocks).saturating_mul(BLOCK_BYTES));
+        for index in 0..self.buffers.len() {
+            let buffer = &self.buffers[index];
+            if buffer.offset < end && start < buffer.offset + buffer.bytes.len() as u64 {
+                self.flush_one(index)?;
+            }
         }
         Ok(())
     }
