@@ -32,6 +32,8 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const DEPTH_MAX: usize = 4096;
 /// Directory levels whose descriptors stay open while their entries are synced.
@@ -70,9 +72,9 @@ pub struct Syncer<'f, 'a> {
     by_size_and_time: Option<RenameIndex>,
     /// Names of regular files gone from the host, removed at the end of the sync.
     pending_removals: Vec<(u64, Vec<u8>)>,
-    /// Host files read and directories walked so far: a stat taken before the count
-    /// last moved may be stale (see sync_children).
-    slow_steps: u64,
+    /// Moves at the start and at the end of every host file read and directory walk: a
+    /// stat taken at another count may be stale (see sync_listed).
+    slow_steps: Arc<AtomicU64>,
     pub stats: SyncStats,
 }
 
@@ -91,7 +93,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
             root: None,
             by_size_and_time: None,
             pending_removals: Vec::new(),
-            slow_steps: 0,
+            slow_steps: Arc::new(AtomicU64::new(0)),
             stats: SyncStats::default(),
         }
     }
@@ -123,14 +125,21 @@ impl<'f, 'a> Syncer<'f, 'a> {
     /// none lands on an inode that is gone.
     fn remove(&mut self, dir: u64, name: &[u8]) -> Result<()> {
         drain(self.fs, &mut self.pipeline, 0)?;
-        self.fs.remove_recursive(dir, name)
+        self.slow_step(|s| s.fs.remove_recursive(dir, name))
+    }
+
+    /// Runs `step`, which may take a while, moving `slow_steps` before and after it.
+    fn slow_step<T>(&mut self, step: impl FnOnce(&mut Self) -> T) -> T {
+        self.slow_steps.fetch_add(1, Ordering::SeqCst);
+        let result = step(self);
+        self.slow_steps.fetch_add(1, Ordering::SeqCst);
+        result
     }
 
     fn sync_children(&mut self, source: &Path, dir: u64, depth: usize) -> Result<()> {
         if depth > DEPTH_MAX {
             return Err(Error::invalid(format!("{} is nested deeper than {DEPTH_MAX} directories", source.display())));
         }
-        self.slow_steps += 1;
         // Each entry is stat'ed relative to its directory's open descriptor, which skips
         // walking the whole path (a quarter of a re-sync's time); past DIRS_OPEN_MAX levels
         // the descriptors are let go, so deep trees do not run out of them.
@@ -153,44 +162,73 @@ impl<'f, 'a> Syncer<'f, 'a> {
                 self.stats.entries_removed += 1;
             }
         }
+        if names.len() < PARALLEL_STAT_MIN {
+            return self.sync_listed(source, dir, depth, &names, tree_entries, None);
+        }
+        // A thread stats the entries in order while this one compares them with the
+        // tree: on an unchanged tree, stat is a third of a re-sync's time.
+        let slow_steps = Arc::clone(&self.slow_steps);
+        std::thread::scope(|scope| {
+            let (sender, ahead) = std::sync::mpsc::channel();
+            let listed = &names;
+            scope.spawn(move || {
+                for (name, entry) in listed {
+                    let stamp = slow_steps.load(Ordering::SeqCst);
+                    if sender.send((stamp, stat_entry(source, name, entry.as_ref()))).is_err() {
+                        break; // the walk stopped on an error
+                    }
+                }
+            });
+            self.sync_listed(source, dir, depth, &names, tree_entries, Some(&ahead))
+        })
+    }
+
+    /// Syncs the host entries `names` (sorted) of `source` into tree directory `dir`,
+    /// whose entries were `tree_entries` (sorted) when it was listed. Each entry is
+    /// stat'ed at its turn, or was stat'ed `ahead` by another thread: such a stat is
+    /// taken again if a file read or a directory walk ran at or after it (a file
+    /// removed while an earlier one is read is gone from the tree, as with a stat at
+    /// its turn).
+    fn sync_listed(
+        &mut self,
+        source: &Path,
+        dir: u64,
+        depth: usize,
+        names: &[(Vec<u8>, Option<fs::DirEntry>)],
+        tree_entries: Vec<super::inode::DirEntry>,
+        ahead: Option<&std::sync::mpsc::Receiver<(u64, io::Result<Metadata>)>>,
+    ) -> Result<()> {
         // The listing's tree entries stand for the names below, both in name order, as
         // long as no move found in this sync took a name away (from this directory or
         // any other): then each name is looked up again.
         let renames_at_listing = self.stats.renames_detected;
         let mut tree_entries = tree_entries.into_iter().peekable();
-        // Stat'ed ahead, on two threads; an entry whose turn comes after a file was read
-        // or a directory walked since is stat'ed again, so what the sync sees of it is
-        // never older than a few metadata comparisons (a file removed while an earlier
-        // one is read is gone from the tree, as with a stat at its turn).
-        let mut ahead = stat_entries(source, &names).into_iter();
-        let slow_steps_at_stat = self.slow_steps;
         for (name, entry) in names {
-            let meta = ahead.next().expect("one result per name");
-            let meta = match self.slow_steps == slow_steps_at_stat {
-                true => meta,
-                false => stat_entry(source, &name, entry.as_ref()),
+            let meta = match ahead.map(|ahead| ahead.recv().expect("the stat thread sends one result per name")) {
+                Some((stamp, meta)) if stamp == self.slow_steps.load(Ordering::SeqCst) => meta,
+                _ => stat_entry(source, name, entry.as_ref()),
             };
             let mut listed = None;
-            while let Some(entry) = tree_entries.next_if(|e| e.name <= name) {
-                if entry.name == name {
+            while let Some(entry) = tree_entries.next_if(|e| e.name <= *name) {
+                if entry.name == *name {
                     listed = Some(entry);
                 }
             }
-            let path = source.join(OsStr::from_bytes(&name));
+            let path = source.join(OsStr::from_bytes(name));
             let meta = match meta {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // Gone since the listing: gone from the tree too, as if not listed.
-                    self.forget(dir, &name)?;
+                    self.forget(dir, name)?;
                     continue;
                 }
                 Err(e) => return Err(host_error(&path, "stat", e)),
             };
             let existing = match self.stats.renames_detected == renames_at_listing {
                 true => listed,
-                false => self.fs.lookup(dir, &name)?,
+                false => self.fs.lookup(dir, name)?,
             };
-            self.sync_entry(&path, &meta, dir, &name, existing, depth)?;
+            self.sync_entry(&path, &meta, dir, name, existing, depth)?;
         }
         Ok(())
     }
@@ -275,7 +313,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
         }
         let mut read_meta = None;
         match wanted {
-            FileType::Directory => self.sync_children(path, ino, depth + 1)?,
+            FileType::Directory => self.slow_step(|s| s.sync_children(path, ino, depth + 1))?,
             FileType::Regular => {
                 let inode = match known.take() {
                     Some(inode) if !moved => inode,
@@ -414,8 +452,7 @@ impl<'f, 'a> Syncer<'f, 'a> {
             return Ok((None, inode));
         }
         super::record::check_file_size(&path.display().to_string(), meta.size())?;
-        self.slow_steps += 1;
-        let read = host_file::read_into(self.fs, &mut self.pipeline, ino, path, Naming::Walked)?;
+        let read = self.slow_step(|s| host_file::read_into(s.fs, &mut s.pipeline, ino, path, Naming::Walked))?;
         let mut inode = self.fs.inode(ino)?;
         inode.size = read.size;
         self.fs.put_inode(ino, &inode)?;
@@ -518,7 +555,7 @@ fn xattr_refused(path: &Path, name: &[u8], e: Error) -> Error {
     }
 }
 
-/// Directories with fewer entries are stat'ed on one thread: a thread costs more.
+/// Directories with fewer entries are stat'ed on this thread: a thread costs more.
 const PARALLEL_STAT_MIN: usize = 64;
 
 /// Stats a listed entry, not following symlinks: relative to its directory's open
@@ -528,23 +565,6 @@ fn stat_entry(dir: &Path, name: &[u8], entry: Option<&fs::DirEntry>) -> io::Resu
         Some(entry) => entry.metadata(),
         None => fs::symlink_metadata(dir.join(OsStr::from_bytes(name))),
     }
-}
-
-/// Stats every listed entry (not following symlinks), in order. A large directory is
-/// stat'ed on two threads, half each: on an unchanged tree, stat is a third of a
-/// re-sync's time, and the tree walk has the other core to itself otherwise.
-fn stat_entries(dir: &Path, listed: &[(Vec<u8>, Option<fs::DirEntry>)]) -> Vec<io::Result<Metadata>> {
-    let stat = |(name, entry): &(Vec<u8>, Option<fs::DirEntry>)| stat_entry(dir, name, entry.as_ref());
-    if listed.len() < PARALLEL_STAT_MIN {
-        return listed.iter().map(stat).collect();
-    }
-    let (first, second) = listed.split_at(listed.len() / 2);
-    std::thread::scope(|scope| {
-        let helper = scope.spawn(|| second.iter().map(stat).collect::<Vec<_>>());
-        let mut all: Vec<_> = first.iter().map(stat).collect();
-        all.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        all
-    })
 }
 
 /// The fingerprint of a host file's first record.
