@@ -176,7 +176,7 @@ impl Store {
     }
 
     /// A pointer read from the device is checked before the device is read at it.
-    fn check_in_data_area(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<()> {
+    pub fn check_in_data_area(&self, addr: BlockAddr, ptr: &BlockPtr) -> Result<()> {
         let end = addr.0.checked_add(ptr.allocated_blocks());
         if addr.0 < self.alloc.usable_start || end.is_none_or(|end| end > self.alloc.usable_end) {
             return Err(Error::corrupt_at(
