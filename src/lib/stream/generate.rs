@@ -855,10 +855,11 @@ mod tests {
     impl SharedReader for MemoryReader {
         fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
             let at = offset as usize;
-            match self.1 || at + buf.len() > self.0.len() {
-                true => Err(Error::invalid("refused")),
-                false => Ok(buf.copy_from_slice(&self.0[at..at + buf.len()])),
+            if self.1 || at + buf.len() > self.0.len() {
+                return Err(Error::invalid("refused"));
             }
+            buf.copy_from_slice(&self.0[at..at + buf.len()]);
+            Ok(())
         }
     }
 
