@@ -8,7 +8,7 @@ use super::generate::Sink;
 use super::input::Input;
 use super::wire::{
     Begin, End, FRAME_CHECKSUM_BYTES, FRAME_HEADER_BYTES, PAYLOAD_BYTES_MAX, PREAMBLE_BYTES, Record, RecordType,
-    check_preamble, frame_checksum, preamble,
+    check_preamble, frame_checksum, frame_checksum_split, preamble,
 };
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
@@ -80,13 +80,22 @@ impl<'w> StreamWriter<'w> {
 
     fn write_frame(&mut self, record: &Record, seed: &[u8]) -> Result<()> {
         self.frame.clear();
-        record.encode_frame(&mut self.frame);
-        let checksum = frame_checksum(seed, &self.frame, self.number);
+        let (tail, checksum) = match seed.is_empty() {
+            true => {
+                let tail = record.encode_frame_head(&mut self.frame);
+                (tail, frame_checksum_split(&self.frame, tail, self.number))
+            }
+            false => {
+                record.encode_frame(&mut self.frame);
+                (&[][..], frame_checksum(seed, &self.frame, self.number))
+            }
+        };
         self.out.write_all(&self.frame).map_err(write_error)?;
+        self.out.write_all(tail).map_err(write_error)?;
         self.out.write_all(&checksum).map_err(write_error)?;
         self.digest.update(&checksum);
         self.number += 1;
-        self.put(self.frame.len() + FRAME_CHECKSUM_BYTES);
+        self.put(self.frame.len() + tail.len() + FRAME_CHECKSUM_BYTES);
         Ok(())
     }
 

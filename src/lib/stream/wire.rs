@@ -311,6 +311,15 @@ pub fn check_preamble(bytes: &[u8; PREAMBLE_BYTES]) -> Result<u32> {
 }
 
 /// The checksum of one frame: `seed_bytes` (the preamble, for Begin) then the frame.
+/// `frame_checksum` of a frame given as its head and the bytes that end it, as
+/// `encode_frame_head` leaves it: the same value, without joining them.
+pub fn frame_checksum_split(head: &[u8], tail: &[u8], number: u64) -> [u8; 16] {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(number);
+    hasher.update(head);
+    hasher.update(tail);
+    hasher.digest128().to_le_bytes()
+}
+
 pub fn frame_checksum(seed_bytes: &[u8], frame: &[u8], number: u64) -> [u8; 16] {
     let value = if seed_bytes.is_empty() {
         xxhash_rust::xxh3::xxh3_128_with_seed(frame, number)
@@ -379,6 +388,33 @@ impl Record {
         (FRAME_HEADER_BYTES + payload + FRAME_CHECKSUM_BYTES) as u64
     }
 
+    /// Appends the frame header and payload (not the checksum) to `out`, all but the
+    /// bytes it returns, which end the payload: a WRITE's data (of a record without
+    /// overlay) goes out from where it lies, not copied into the frame first (a full
+    /// send's main thread spent a fifth of its time in that copy).
+    pub fn encode_frame_head(&self, out: &mut Vec<u8>) -> &[u8] {
+        let Record::Write(r) = self else {
+            self.encode_frame(out);
+            return &[];
+        };
+        if r.overlay.is_some() {
+            self.encode_frame(out);
+            return &[];
+        }
+        let start = out.len();
+        let mut w = Writer { bytes: std::mem::take(out) };
+        w.u8(self.record_type() as u8);
+        w.u8(0);
+        w.u16(0);
+        w.u32(0); // payload length, filled in below
+        encode_write_fields(r, &mut w);
+        let payload = w.len() - start - FRAME_HEADER_BYTES + r.stored.len();
+        assert!(payload <= PAYLOAD_BYTES_MAX, "payload of {payload} bytes");
+        w.bytes[start + 4..start + 8].copy_from_slice(&(payload as u32).to_le_bytes());
+        *out = w.bytes;
+        &r.stored
+    }
+
     /// Appends the frame header and payload (not the checksum) to `out`.
     pub fn encode_frame(&self, out: &mut Vec<u8>) {
         let start = out.len();
@@ -434,32 +470,7 @@ impl Record {
                 w.bytes16(name);
             }
             Record::Write(r) => {
-                assert_eq!(r.stored.len(), r.stored_bytes as usize, "a write record's data is loaded");
-                w.u64(r.ino);
-                w.u64(r.index);
-                w.u32(r.logical_bytes);
-                w.u32(r.stored_bytes);
-                w.u8(r.compression as u8);
-                w.zeros(3);
-                w.raw(&r.checksum);
-                w.raw(&r.hash.to_le_bytes());
-                w.u16(r.pieces.len() as u16);
-                w.zeros(2);
-                for p in &r.pieces {
-                    w.u64(*p);
-                }
-                match &r.overlay {
-                    None => w.u32(0),
-                    Some(o) => {
-                        assert_eq!(o.stored.len(), o.stored_bytes as usize, "an overlay's data is loaded");
-                        w.u32(o.mask);
-                        w.u32(o.logical_bytes);
-                        w.u32(o.stored_bytes);
-                        w.u8(o.compression as u8);
-                        w.zeros(3);
-                        w.raw(&o.checksum);
-                    }
-                }
+                encode_write_fields(r, w);
                 w.raw(&r.stored);
                 if let Some(o) = &r.overlay {
                     w.raw(&o.stored);
@@ -724,6 +735,36 @@ fn compression_of(byte: u8) -> Result<Compression> {
     Compression::from_u8(byte).ok_or_else(|| Error::stream(format!("WRITE record with unknown compression {byte}")))
 }
 
+/// A WRITE's fields, all but its stored bytes (and its overlay's), which end the payload.
+fn encode_write_fields(r: &WriteRecord, w: &mut Writer) {
+    assert_eq!(r.stored.len(), r.stored_bytes as usize, "a write record's data is loaded");
+    w.u64(r.ino);
+    w.u64(r.index);
+    w.u32(r.logical_bytes);
+    w.u32(r.stored_bytes);
+    w.u8(r.compression as u8);
+    w.zeros(3);
+    w.raw(&r.checksum);
+    w.raw(&r.hash.to_le_bytes());
+    w.u16(r.pieces.len() as u16);
+    w.zeros(2);
+    for p in &r.pieces {
+        w.u64(*p);
+    }
+    match &r.overlay {
+        None => w.u32(0),
+        Some(o) => {
+            assert_eq!(o.stored.len(), o.stored_bytes as usize, "an overlay's data is loaded");
+            w.u32(o.mask);
+            w.u32(o.logical_bytes);
+            w.u32(o.stored_bytes);
+            w.u8(o.compression as u8);
+            w.zeros(3);
+            w.raw(&o.checksum);
+        }
+    }
+}
+
 /// A block's sizes must be possible: stored as is, or compressed to fewer bytes.
 fn check_block_sizes(what: &str, logical_bytes: u32, stored_bytes: u32, compression: Compression) -> Result<()> {
     if logical_bytes == 0 || logical_bytes as u64 > RECORD_BYTES {
@@ -763,6 +804,12 @@ mod tests {
         let mut frame = Vec::new();
         record.encode_frame(&mut frame);
         assert_eq!(frame.len() as u64 + FRAME_CHECKSUM_BYTES as u64, record.frame_bytes(), "{record:?}");
+        // The frame as the writer sends it (a head, then the WRITE's data from where it
+        // lies) is the same bytes, with the same checksum.
+        let mut head = Vec::new();
+        let tail = record.encode_frame_head(&mut head);
+        assert_eq!([&head[..], tail].concat(), frame, "{record:?}");
+        assert_eq!(frame_checksum_split(&head, tail, 5), frame_checksum(&[], &frame, 5), "{record:?}");
         let kind = RecordType::from_u8(frame[0]).unwrap();
         let decoded = Record::decode_payload(kind, &frame[FRAME_HEADER_BYTES..], STREAM_VERSION).unwrap();
         assert_eq!(decoded, record);
