@@ -390,8 +390,8 @@ impl Record {
 
     /// Appends the frame header and payload (not the checksum) to `out`, all but the
     /// bytes it returns, which end the payload: a WRITE's data (of a record without
-    /// overlay) goes out from where it lies, not copied into the frame first (a full
-    /// send's main thread spent a fifth of its time in that copy).
+    /// overlay) goes out from where it lies, not copied into the frame first (a copy of
+    /// every byte of a full send, on its main thread).
     pub fn encode_frame_head(&self, out: &mut Vec<u8>) -> &[u8] {
         let Record::Write(r) = self else {
             self.encode_frame(out);
@@ -401,32 +401,28 @@ impl Record {
             self.encode_frame(out);
             return &[];
         }
-        let start = out.len();
-        let mut w = Writer { bytes: std::mem::take(out) };
-        w.u8(self.record_type() as u8);
-        w.u8(0);
-        w.u16(0);
-        w.u32(0); // payload length, filled in below
-        encode_write_fields(r, &mut w);
-        let payload = w.len() - start - FRAME_HEADER_BYTES + r.stored.len();
-        assert!(payload <= PAYLOAD_BYTES_MAX, "payload of {payload} bytes");
-        w.bytes[start + 4..start + 8].copy_from_slice(&(payload as u32).to_le_bytes());
-        *out = w.bytes;
+        self.encode_frame_with(out, r.stored.len(), |w| encode_write_fields(r, w));
         &r.stored
     }
 
     /// Appends the frame header and payload (not the checksum) to `out`.
     pub fn encode_frame(&self, out: &mut Vec<u8>) {
+        self.encode_frame_with(out, 0, |w| self.encode_payload(w));
+    }
+
+    /// Appends the frame header and what `payload` writes, the header counting
+    /// `tail_bytes` more that the caller sends after them.
+    fn encode_frame_with(&self, out: &mut Vec<u8>, tail_bytes: usize, payload: impl FnOnce(&mut Writer)) {
         let start = out.len();
         let mut w = Writer { bytes: std::mem::take(out) };
         w.u8(self.record_type() as u8);
         w.u8(0);
         w.u16(0);
         w.u32(0); // payload length, filled in below
-        self.encode_payload(&mut w);
-        let payload = w.len() - start - FRAME_HEADER_BYTES;
-        assert!(payload <= PAYLOAD_BYTES_MAX, "payload of {payload} bytes");
-        w.bytes[start + 4..start + 8].copy_from_slice(&(payload as u32).to_le_bytes());
+        payload(&mut w);
+        let length = w.len() - start - FRAME_HEADER_BYTES + tail_bytes;
+        assert!(length <= PAYLOAD_BYTES_MAX, "payload of {length} bytes");
+        w.bytes[start + 4..start + 8].copy_from_slice(&(length as u32).to_le_bytes());
         *out = w.bytes;
     }
 
