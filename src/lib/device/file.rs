@@ -241,18 +241,20 @@ impl FileDevice {
     /// Waits for the write in flight on the write-behind thread: what comes next lands
     /// after it. Errors: that write, or an earlier one, failed.
     fn barrier(&self) -> Result<()> {
-        match &self.behind {
-            Some(behind) => behind.wait().map_err(|(offset, len, e)| self.write_error(offset, len, e)),
-            None => Ok(()),
-        }
+        self.wait_behind(WriteBehind::wait)
     }
 
     /// The barrier a read passes: it waits only for a write in flight over its bytes.
     fn barrier_for(&self, offset: u64, len: usize) -> Result<()> {
+        self.wait_behind(|behind| behind.wait_for_range(offset, len))
+    }
+
+    fn wait_behind(
+        &self,
+        wait: impl FnOnce(&WriteBehind) -> std::result::Result<(), (u64, usize, io::Error)>,
+    ) -> Result<()> {
         match &self.behind {
-            Some(behind) => {
-                behind.wait_for_range(offset, len).map_err(|(offset, len, e)| self.write_error(offset, len, e))
-            }
+            Some(behind) => wait(behind).map_err(|(offset, len, e)| self.write_error(offset, len, e)),
             None => Ok(()),
         }
     }

@@ -28,13 +28,11 @@ pub struct NodeCache {
     clock: VecDeque<u64>,
     held_bytes: usize,
     limit_bytes: usize,
-    pub hits: u64,
-    pub misses: u64,
 }
 
 impl NodeCache {
     pub fn new(limit_bytes: usize) -> NodeCache {
-        NodeCache { entries: HashMap::new(), clock: VecDeque::new(), held_bytes: 0, limit_bytes, hits: 0, misses: 0 }
+        NodeCache { entries: HashMap::new(), clock: VecDeque::new(), held_bytes: 0, limit_bytes }
     }
 
     /// Drops everything and holds at most `limit_bytes` from now on (0: nothing).
@@ -56,13 +54,9 @@ impl NodeCache {
         match self.entries.get_mut(&addr) {
             Some(entry) if entry.checksum == *checksum => {
                 entry.referenced = true;
-                self.hits += 1;
                 Some(&entry.bytes)
             }
-            _ => {
-                self.misses += 1;
-                None
-            }
+            _ => None,
         }
     }
 
