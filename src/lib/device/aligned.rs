@@ -56,8 +56,9 @@ impl AlignedBuf {
         self.len += count;
     }
 
-    /// Room for `more` bytes past `len`, doubling as a Vec does.
-    fn reserve(&mut self, more: usize) {
+    /// Room for `more` bytes past `len`, doubling as a Vec does. Growing copies what is
+    /// held into fresh memory: a caller that knows its final size reserves it at once.
+    pub fn reserve(&mut self, more: usize) {
         let needed = self.len.checked_add(more).expect("buffer size overflows");
         if needed <= self.capacity {
             return;

@@ -41,7 +41,7 @@ use crate::tree::{Change, Tree, TreeDiff};
 use crate::workers::Workers;
 
 /// Records waiting for their bytes at most (a few MiB of reads in flight).
-const READ_BATCH_MAX: usize = 64;
+const READ_BATCH_MAX: usize = 256;
 
 /// Threads that read: far more than the cores, since they mostly wait for the device,
 /// which serves a dozen requests at once about three times faster than one.
@@ -51,17 +51,27 @@ const READ_THREADS: usize = 12;
 enum ReadJob {
     /// The pieces under `mask` of a record without overlay, for a PATCH.
     Pieces { seq: u64, record: Box<FileRecord>, mask: u32 },
-    /// The stored bytes of blocks that lie end to end on the device, for WRITEs: one
-    /// request for them all (a full send's records follow each other on the device,
-    /// and a direct read of 1 MiB runs at several times the rate of one of 64 KiB).
+    /// The stored bytes of blocks that lie close together on the device, in address
+    /// order, for WRITEs: one request for them all (a full send's records mostly follow
+    /// each other on the device, and a direct read of 1 MiB runs at several times the
+    /// rate of one of 64 KiB).
     Blocks { run: Vec<(u64, BlockPtr)> },
 }
 
 /// What a read job made: the bytes for each record it read, by number.
 type ReadDone = Vec<(u64, Result<Vec<u8>>)>;
 
-/// The most blocks a `ReadJob::Blocks` reads at once (1 MiB).
+/// The most blocks a `ReadJob::Blocks` spans (1 MiB).
 const RUN_BLOCKS_MAX: u64 = 256;
+
+/// Blocks between two WRITEs' blocks that a run reads through rather than end there:
+/// a short gap costs less to read than a second request.
+const RUN_GAP_BLOCKS_MAX: u64 = 8;
+
+/// WRITE blocks gathered before they are sorted into runs (4 MiB): a copy-in writes a
+/// file's blocks in the order its workers finish them, so neighbours on the device can
+/// be a few records apart in the stream.
+const PENDING_BLOCKS_MAX: u64 = 1024;
 
 /// What a record sent through the batch needs read.
 enum Read {
@@ -88,31 +98,38 @@ struct ReadBatch {
     workers: Workers<ReadJob, ReadDone>,
     waiting: std::collections::VecDeque<(Record, Bytes)>,
     first_seq: u64,
-    /// WRITE blocks end to end, not yet handed to a worker: the next one may extend them.
-    run: Vec<(u64, BlockPtr)>,
+    /// WRITE blocks not yet handed to a worker, in stream order, and the blocks they
+    /// take.
+    pending: Vec<(u64, BlockPtr)>,
+    pending_blocks: u64,
 }
 
 impl ReadBatch {
-    /// Hands the pending run of blocks to a worker.
-    fn submit_run(&mut self) {
-        if !self.run.is_empty() {
-            self.workers.submit(ReadJob::Blocks { run: std::mem::take(&mut self.run) });
+    /// Hands the pending blocks to workers, sorted by address and cut into runs.
+    fn submit_pending(&mut self) {
+        for run in runs_of(std::mem::take(&mut self.pending)) {
+            self.workers.submit(ReadJob::Blocks { run });
         }
+        self.pending_blocks = 0;
     }
 
-    /// Adds a WRITE's block to the pending run, or starts a new run with it.
+    /// Adds a WRITE's block to the pending ones; sends them when they are enough.
     fn add_block(&mut self, seq: u64, ptr: BlockPtr) {
-        let joins = self.run.last().is_some_and(|(_, last)| last.addr.0 + last.allocated_blocks() == ptr.addr.0);
-        let blocks: u64 = self.run.iter().map(|(_, p)| p.allocated_blocks()).sum();
-        if !joins || blocks + ptr.allocated_blocks() > RUN_BLOCKS_MAX {
-            self.submit_run();
+        self.pending_blocks += ptr.allocated_blocks();
+        self.pending.push((seq, ptr));
+        if self.pending_blocks >= PENDING_BLOCKS_MAX {
+            self.submit_pending();
         }
-        self.run.push((seq, ptr));
     }
 
-    /// Waits for one read to finish and files its bytes with their records.
+    /// Waits for one read to finish and files its bytes with their records. The pending
+    /// blocks go out first only if the front record waits for them or nothing else is
+    /// in flight: sent whenever the queue was full, runs were cut to a block or two.
     fn wait_one(&mut self) -> bool {
-        self.submit_run();
+        let front_pending = self.pending.first().is_some_and(|&(seq, _)| seq == self.first_seq);
+        if front_pending || self.workers.in_flight() == 0 {
+            self.submit_pending();
+        }
         let Some(done) = self.workers.wait_one() else { return false };
         for (seq, bytes) in done {
             self.waiting[(seq - self.first_seq) as usize].1 = Bytes::Read(bytes);
@@ -144,7 +161,29 @@ thread_local! {
     static DIRECT_BUFFER: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
 }
 
-/// The stored bytes of blocks end to end on the device, unverified (as
+/// `blocks` sorted by address and cut into runs: each spans at most RUN_BLOCKS_MAX
+/// blocks, with gaps of at most RUN_GAP_BLOCKS_MAX between its blocks. Two records
+/// may name the same block (a copy-in stores identical data once).
+fn runs_of(mut blocks: Vec<(u64, BlockPtr)>) -> Vec<Vec<(u64, BlockPtr)>> {
+    blocks.sort_by_key(|(seq, ptr)| (ptr.addr.0, *seq));
+    let mut runs: Vec<Vec<(u64, BlockPtr)>> = Vec::new();
+    let mut span = (0, 0);
+    for (seq, ptr) in blocks {
+        let (start, end) = (ptr.addr.0, ptr.addr.0 + ptr.allocated_blocks());
+        let joins =
+            !runs.is_empty() && start <= span.1 + RUN_GAP_BLOCKS_MAX && end.max(span.1) - span.0 <= RUN_BLOCKS_MAX;
+        if joins {
+            span.1 = span.1.max(end);
+            runs.last_mut().expect("a run").push((seq, ptr));
+        } else {
+            span = (start, end);
+            runs.push(vec![(seq, ptr)]);
+        }
+    }
+    runs
+}
+
+/// The stored bytes of a run of blocks (`runs_of`), unverified (as
 /// `Store::read_stored_unverified`), for the records numbered as given. Read in one
 /// request past the page cache where the device allows it: a full send reads most of
 /// the pool once, and on a loop device the copy through the cache ran at a third of a
@@ -152,8 +191,9 @@ thread_local! {
 fn read_blocks(cached: &dyn SharedReader, direct: Option<&dyn SharedReader>, run: &[(u64, BlockPtr)]) -> ReadDone {
     let Some(&(_, first)) = run.first() else { return Vec::new() };
     if let Some(direct) = direct {
-        // Whole blocks from a block's start: what a direct read asks for.
-        let whole = (run.iter().map(|(_, p)| p.allocated_blocks()).sum::<u64>() * BLOCK_BYTES) as usize;
+        // Whole blocks from the first block's start to the last one's end, gaps and all.
+        let end = run.iter().map(|(_, p)| p.addr.0 + p.allocated_blocks()).max().unwrap_or(first.addr.0);
+        let whole = ((end - first.addr.0) * BLOCK_BYTES) as usize;
         let read = DIRECT_BUFFER.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
             if buffer.len() < whole {
@@ -463,7 +503,13 @@ impl Generator<'_> {
                 }
                 ReadJob::Blocks { run } => read_blocks(cached.as_ref(), direct.as_deref(), &run),
             });
-            self.batch = Some(ReadBatch { workers, waiting: Default::default(), first_seq: 0, run: Vec::new() });
+            self.batch = Some(ReadBatch {
+                workers,
+                waiting: Default::default(),
+                first_seq: 0,
+                pending: Vec::new(),
+                pending_blocks: 0,
+            });
         }
         self.batch.as_mut()
     }
@@ -505,7 +551,7 @@ impl Generator<'_> {
     /// Sends every queued record, in order, once its bytes are read.
     fn flush_batch(&mut self) -> Result<()> {
         let Some(batch) = self.batch.as_mut() else { return Ok(()) };
-        batch.submit_run();
+        batch.submit_pending();
         while batch.wait_one() {}
         for record in batch.take_ready()? {
             self.sink.record(&record)?;
@@ -867,6 +913,34 @@ mod tests {
     // stored bytes; where the direct reader refuses, each block is read through the
     // other reader, with the same result.
     #[test]
+    fn pending_blocks_are_sorted_into_runs_across_short_gaps_and_within_a_span() {
+        // Goal: blocks a copy-in wrote out of stream order still go in one request; a
+        // gap longer than RUN_GAP_BLOCKS_MAX or a span past RUN_BLOCKS_MAX starts a run.
+        let ptr = |addr: u64, blocks: u64| BlockPtr {
+            addr: BlockAddr(addr),
+            ditto: BlockAddr(0),
+            birth: Txg(2),
+            stored_bytes: (blocks * BLOCK_BYTES) as u32,
+            logical_bytes: (blocks * BLOCK_BYTES) as u32,
+            kind: BlockKind::FileData,
+            compression: Compression::None,
+            level: 0,
+            checksum: [0; 32],
+        };
+        let far = 100 + RUN_GAP_BLOCKS_MAX + 10;
+        let blocks = vec![
+            (0, ptr(102, 2)),
+            (1, ptr(100, 2)),
+            (2, ptr(104 + RUN_GAP_BLOCKS_MAX, 1)), // a gap of exactly the most read through
+            (3, ptr(100, 2)),                      // the same block as record 1
+            (4, ptr(far + 30, 1)),                 // past the gap: a new run
+            (5, ptr(far + 31 + RUN_BLOCKS_MAX - 2, 2)), // would span RUN_BLOCKS_MAX + 1
+        ];
+        let runs: Vec<Vec<u64>> = runs_of(blocks).iter().map(|run| run.iter().map(|(seq, _)| *seq).collect()).collect();
+        assert_eq!(runs, vec![vec![1, 3, 0, 2], vec![4], vec![5]]);
+    }
+
+    #[test]
     fn a_run_of_blocks_is_cut_into_each_records_bytes_and_falls_back_when_refused() {
         let device: Vec<u8> = (0..8 * BLOCK_BYTES as usize).map(|i| (i * 7 % 251) as u8).collect();
         let ptr = |addr: u64, stored_bytes: u32| BlockPtr {
@@ -880,8 +954,9 @@ mod tests {
             level: 0,
             checksum: [0; 32],
         };
-        // Blocks 1 (one block, 100 bytes), 2-3 (5,000 bytes), 4 (4,096 bytes).
-        let run = [(7, ptr(1, 100)), (9, ptr(2, 5000)), (10, ptr(4, 4096))];
+        // Blocks 1 (one block, 100 bytes), 2-3 (5,000 bytes), 4 (4,096 bytes), a gap at
+        // block 5, then block 6 (10 bytes).
+        let run = [(7, ptr(1, 100)), (9, ptr(2, 5000)), (10, ptr(4, 4096)), (12, ptr(6, 10))];
         let expected: Vec<(u64, Vec<u8>)> = run
             .iter()
             .map(|(seq, p)| (*seq, device[p.addr.0 as usize * 4096..][..p.stored_bytes as usize].to_vec()))
