@@ -3,7 +3,8 @@
 //! every snapshot; `check` runs after every commit and must find the pool exact.
 //!
 //! Method: each seed drives writes, partial overwrites, truncations, hard links,
-//! renames, removals, snapshots, destroys, history changes and reopens. A failure prints
+//! renames, removals, snapshots, destroys, snapshot renames, rollbacks (-r), history
+//! changes and reopens. A failure prints
 //! the seed; `MODEL_SEED=n cargo test --test model` replays one seed, `MODEL_SEEDS=n`
 //! runs more. The pool's clock is simulated from the seed (src/lib/clock.rs) and moves a
 //! seeded few minutes per step, so a window of minutes expires history part by part, and
@@ -118,6 +119,12 @@ fn run_seed(seed: u64) {
     let mut snapshots: BTreeMap<String, Model> = BTreeMap::new();
     let mut next_id = 0u64;
     let mut snapshot_count = 0;
+    // Its own generator for lifecycle choices (rename, rollback), so that the operations
+    // a seed drove before them stay as they were.
+    let mut life = Rng(seed.wrapping_mul(0x11fe_c7c1_e000_0001) | 1);
+    // Snapshot names in the order they were taken, and how many renames there were.
+    let mut taken: Vec<String> = Vec::new();
+    let mut renamed = 0u64;
     // Steps after which older commits had expired while more than one stayed.
     let (mut oldest_retained, mut window_slid) = (0, 0);
     let steps = 160;
@@ -263,11 +270,12 @@ fn run_seed(seed: u64) {
                     let name = format!("s{snapshot_count}");
                     pool.create_snapshot(LIVE_TREE_ID, &name).unwrap();
                     pool.commit().unwrap();
+                    taken.push(name.clone());
                     snapshots.insert(name, model.clone());
                 }
                 compare(&mut pool, &model, &snapshots, seed, step);
             }
-            // Destroy a snapshot.
+            // Destroy a snapshot, rename one, or roll the live tree back to one.
             87..=92 => {
                 pool.commit().unwrap();
                 let names: Vec<String> = snapshots.keys().cloned().collect();
@@ -275,8 +283,33 @@ fn run_seed(seed: u64) {
                     continue;
                 }
                 let name = names[rng.below(names.len() as u64) as usize].clone();
-                pool.destroy_snapshot(LIVE_TREE_ID, &name).unwrap();
-                snapshots.remove(&name);
+                match life.below(4) {
+                    0 => {
+                        renamed += 1;
+                        let new = format!("r{renamed}");
+                        pool.rename_snapshot(LIVE_TREE_ID, &name, &new).unwrap();
+                        let kept = snapshots.remove(&name).unwrap();
+                        snapshots.insert(new.clone(), kept);
+                        taken.iter_mut().filter(|n| **n == name).for_each(|n| *n = new.clone());
+                    }
+                    1 => {
+                        // -r: the snapshots taken after it go with the rollback.
+                        let at = taken.iter().position(|n| *n == name).unwrap();
+                        let (target, later) = pool.rollback_to(LIVE_TREE_ID, &name, true).unwrap();
+                        assert_eq!(target.name, name);
+                        let later: Vec<String> = later.into_iter().map(|s| s.name).rev().collect();
+                        assert_eq!(later, taken[at + 1..], "seed {seed} step {step}: the later snapshots");
+                        for gone in taken.drain(at + 1..) {
+                            snapshots.remove(&gone);
+                        }
+                        model = snapshots[&name].clone();
+                    }
+                    _ => {
+                        pool.destroy_snapshot(LIVE_TREE_ID, &name).unwrap();
+                        snapshots.remove(&name);
+                        taken.retain(|n| *n != name);
+                    }
+                }
                 pool.commit().unwrap();
                 compare(&mut pool, &model, &snapshots, seed, step);
             }
@@ -302,7 +335,7 @@ fn run_seed(seed: u64) {
         if retained.len() >= 2 && retained[0] > oldest_retained {
             window_slid += 1;
         }
-        oldest_retained = retained[0];
+        oldest_retained = *retained.first().unwrap_or_else(|| panic!("seed {seed} step {step}: no retained commit"));
     }
     if options.config.history_seconds == HISTORY_WINDOW_S {
         assert!(window_slid > 0, "seed {seed}: the history window never expired part of the history");

@@ -111,6 +111,16 @@ fn run(command: Command) -> Result<()> {
             let destroyed = snapshot::destroy(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name)?;
             stdout_write(&render::destroyed(&destroyed))
         }
+        Command::Rename { old, new, device } => {
+            let (old, new) = (snapshot_name(&old)?, snapshot_name(&new)?);
+            let renamed = snapshot::rename(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, old, new)?;
+            stdout_write(&render::renamed(&renamed))
+        }
+        Command::Rollback { recursive, name, device } => {
+            let name = snapshot_name(&name)?;
+            let rolled = snapshot::rollback(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, recursive)?;
+            stdout_write(&render::rolled_back(&rolled))
+        }
         Command::Status { json, device } => {
             let status = status::status(&mut open(&device, OpenMode::Read)?, &device)?;
             stdout_write(&if json { render::json(&status) } else { render::status(&status) })

@@ -126,6 +126,28 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// Give a snapshot another name; streams find it by its guid, so replication goes on.
+    Rename {
+        /// The snapshot, written @OLD.
+        #[arg(value_name = "@OLD")]
+        old: String,
+        /// Its new name, written @NEW.
+        #[arg(value_name = "@NEW")]
+        new: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Make the live tree that snapshot again; what it gained since is discarded.
+    Rollback {
+        /// Destroy the snapshots taken after it (refused without).
+        #[arg(short = 'r')]
+        recursive: bool,
+        /// The snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Size, use, compression, last commit, history.
     Status {
         /// Print JSON for scripts.

@@ -10,7 +10,7 @@ use snapfs::cmd::check::Checked;
 use snapfs::cmd::history::History;
 use snapfs::cmd::scrub::{Scrubbed, Verdict};
 use snapfs::cmd::set::Changed;
-use snapfs::cmd::snapshot::{Destroyed, Listed, Taken};
+use snapfs::cmd::snapshot::{Destroyed, Listed, Renamed, RolledBack, Taken};
 use snapfs::cmd::status::PoolStatus;
 use snapfs::cmd::tree::{ListedEntry, PutStats, Synced};
 use snapfs::error::human_bytes;
@@ -99,6 +99,20 @@ pub fn destroyed(d: &Destroyed) -> String {
         ));
     }
     text.push('\n');
+    text
+}
+
+pub fn renamed(r: &Renamed) -> String {
+    format!("{PROGRAM}: renamed @{} to @{}\n", r.old, r.new)
+}
+
+pub fn rolled_back(r: &RolledBack) -> String {
+    let mut text = format!("{PROGRAM}: rolled the live tree back to @{} (txg {})", r.name, r.txg);
+    if !r.destroyed.is_empty() {
+        let names: Vec<String> = r.destroyed.iter().map(|n| format!("@{n}")).collect();
+        text.push_str(&format!(", destroyed {}", names.join(", ")));
+    }
+    text.push_str(&format!(", freed {}\n", human_bytes(r.freed_bytes)));
     text
 }
 

@@ -180,8 +180,11 @@ fn refusal_hint(refusal: &Refusal) -> String {
         Refusal::StreamToTerminal => "pipe it into snaprecv (snapsend ... | snaprecv TARGET) or redirect it to a \
                                       file; -n -v shows its size"
             .into(),
-        Refusal::BaseOfPartialReceive { .. } => {
+        Refusal::BaseOfPartialReceive { .. } | Refusal::PartialReceiveSaved { .. } => {
             "finish it (snapctl status shows the resume token) or discard it with `snaprecv -A DEVICE` first".into()
+        }
+        Refusal::LaterSnapshots { target, .. } => {
+            format!("add -r to destroy the later snapshots with the rollback (`snapctl rollback -r @{target} DEVICE`)")
         }
     }
 }

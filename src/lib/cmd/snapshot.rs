@@ -1,4 +1,5 @@
-//! Snapshots of a tree: take one, destroy one, list them with what each alone keeps.
+//! Snapshots of a tree: take one, destroy one, rename one, roll the tree back to one,
+//! list them with what each alone keeps.
 
 use crate::error::Result;
 use crate::pool::{Pool, guid_hex};
@@ -35,6 +36,43 @@ pub fn destroy(pool: &mut Pool, tree: u64, name: &str) -> Result<Destroyed> {
     let held = pool.history_unique_bytes()?;
     let history_held_bytes = (pool.history()?.len() > 1).then_some(held);
     Ok(Destroyed { name: name.to_string(), freed_bytes: summary.freed_bytes, history_held_bytes })
+}
+
+/// A snapshot renamed and committed.
+pub struct Renamed {
+    pub old: String,
+    pub new: String,
+}
+
+/// Renames snapshot `old` of `tree` to `new` and commits.
+pub fn rename(pool: &mut Pool, tree: u64, old: &str, new: &str) -> Result<Renamed> {
+    pool.rename_snapshot(tree, old, new)?;
+    pool.commit()?;
+    Ok(Renamed { old: old.to_string(), new: new.to_string() })
+}
+
+/// A tree rolled back and committed.
+pub struct RolledBack {
+    pub name: String,
+    pub txg: u64,
+    /// The snapshots taken after it, destroyed by the rollback (with -r), oldest first.
+    pub destroyed: Vec<String>,
+    /// What the commit freed: what the tree gained since the snapshot, and what only
+    /// the destroyed snapshots kept, unless retained commits still see it.
+    pub freed_bytes: u64,
+}
+
+/// Makes the live tree of `tree` snapshot `name` again, destroying the snapshots taken
+/// after it if `destroy_later` (else they refuse it), and commits.
+pub fn rollback(pool: &mut Pool, tree: u64, name: &str, destroy_later: bool) -> Result<RolledBack> {
+    let (target, destroyed) = pool.rollback_to(tree, name, destroy_later)?;
+    let summary = pool.commit()?;
+    Ok(RolledBack {
+        name: target.name,
+        txg: target.txg.0,
+        destroyed: destroyed.into_iter().rev().map(|s| s.name).collect(),
+        freed_bytes: summary.freed_bytes,
+    })
 }
 
 /// One snapshot, as `list` shows it. The fields are in the order `snapctl list --json`

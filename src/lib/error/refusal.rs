@@ -19,6 +19,11 @@ pub enum Refusal {
     StreamToTerminal,
     /// Destroying `@base`, the base of the saved partial receive of `@receiving`.
     BaseOfPartialReceive { base: String, receiving: String },
+    /// Rolling back to `@target`, which snapshots taken after it (`later`, oldest
+    /// first) would outlive, without leave to destroy them.
+    LaterSnapshots { target: String, later: Vec<String> },
+    /// Rolling back while the partial receive of `@receiving` is saved on the pool.
+    PartialReceiveSaved { receiving: String },
 }
 
 impl fmt::Display for Refusal {
@@ -36,6 +41,14 @@ impl fmt::Display for Refusal {
             }
             Refusal::BaseOfPartialReceive { base, receiving } => {
                 write!(f, "@{base} is the base of the partial receive of @{receiving} saved on this pool")
+            }
+            Refusal::PartialReceiveSaved { receiving } => {
+                write!(f, "the partial receive of @{receiving} is saved on this pool")
+            }
+            Refusal::LaterSnapshots { target, later } => {
+                let names: Vec<String> = later.iter().map(|n| format!("@{n}")).collect();
+                let (noun, verb) = if later.len() == 1 { ("snapshot", "was") } else { ("snapshots", "were") };
+                write!(f, "@{target} is not the newest snapshot: {noun} {} {verb} taken after it", names.join(", "))
             }
         }
     }

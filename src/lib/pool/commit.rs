@@ -13,7 +13,7 @@
 
 use super::Pool;
 use crate::alloc::space_log::{SPACE_LOG_ENTRIES_MAX, SpaceLogBlock, SpaceOp};
-use crate::block::{BLOCK_BYTES, BlockKind, Txg};
+use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::commit::CommitRecord;
 use crate::format::label::{RING_SLOTS, region_start};
@@ -34,7 +34,20 @@ impl Pool {
         self.config_changed
             || !self.pending_snapshots.is_empty()
             || !self.removed_snapshots.is_empty()
+            || self.tables_changed()
             || self.heads.iter().any(|(id, t)| self.head_changed(*id, t))
+    }
+
+    /// A table changed if it has unwritten nodes or its root is no longer the committed
+    /// one: a rename edits the snapshots table, a rollback the history and the dead
+    /// index, and a table emptied that way has no nodes left at all.
+    pub(super) fn tables_changed(&self) -> bool {
+        let changed = |table: &crate::tree::Tree, committed: Option<BlockPtr>| {
+            table.is_dirty() || table.committed_root() != committed
+        };
+        changed(&self.snapshots_table, self.root.snapshots)
+            || changed(&self.history_table, self.root.history)
+            || changed(&self.dead_table, self.root.dead)
     }
 
     /// A head changed if it has unwritten nodes, or if its root is no longer the one the

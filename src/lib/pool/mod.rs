@@ -282,6 +282,34 @@ impl Pool {
         Ok(entry)
     }
 
+    /// Gives snapshot `old` of `tree` the name `new`, in this transaction: the same
+    /// snapshot (guid, txg, time, root) under another name. Streams find their base by
+    /// guid, so replication goes on across a rename on either side.
+    pub fn rename_snapshot(&mut self, tree: u64, old: &str, new: &str) -> Result<SnapshotEntry> {
+        self.writable()?;
+        validate_snapshot_name(new)?;
+        let entry = self.snapshot(tree, old)?;
+        let taken = self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == new)
+            || self.find_snapshot(tree, new)?.is_some();
+        if taken {
+            return Err(Error::exists(format!("snapshot @{new}")));
+        }
+        // Its table entry goes at commit, after this insert: the name waits a commit.
+        if self.removed_snapshots.iter().any(|r| r.tree == tree && r.name == new) {
+            return Err(Error::invalid(format!(
+                "@{new} was destroyed in this transaction: commit before reusing its name"
+            )));
+        }
+        let renamed = SnapshotEntry { name: new.to_string(), ..entry };
+        self.snapshots_table.remove(&mut self.store, &SnapshotEntry::key(tree, old))?;
+        self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, new), &renamed.encode_value())?;
+        self.uncache_snapshot(tree, old);
+        if self.snapshots_loaded {
+            self.cache_snapshot(renamed.clone());
+        }
+        Ok(renamed)
+    }
+
     pub fn history_entry(&mut self, txg: Txg) -> Result<HistoryEntry> {
         let value = self
             .history_table

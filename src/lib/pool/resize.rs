@@ -48,6 +48,7 @@ impl Pool {
         let dirty = self.heads.iter().any(|(id, t)| self.head_changed(*id, t))
             || !self.pending_snapshots.is_empty()
             || !self.removed_snapshots.is_empty()
+            || self.tables_changed()
             || self.config_changed;
         assert!(!dirty, "expand runs on a handle without uncommitted changes");
         let dev = self.store.dev.as_ref();

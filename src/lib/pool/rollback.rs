@@ -16,7 +16,7 @@
 
 use super::Pool;
 use crate::block::{BlockPtr, Txg};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::{SnapshotEntry, dead_key, decode_dead};
 use crate::fs::inode::{ItemKind, key_is};
@@ -33,8 +33,9 @@ impl Pool {
             return Err(Error::invalid("cannot roll back a tree with uncommitted changes"));
         }
         if let Some(snap) = to {
-            let newest = self.snapshots_of(tree)?.last().map(|s| s.name.clone());
-            assert_eq!(newest.as_deref(), Some(snap.name.as_str()), "rollback only to the newest snapshot");
+            // Snapshots taken in one transaction share a txg and a tree: any is newest.
+            let newest = self.snapshots_of(tree)?.last().map(|s| s.txg);
+            assert_eq!(newest, Some(snap.txg), "rollback only to the newest snapshot");
         }
         let floor = to.map_or(0, |s| s.txg.0);
         let head = self.committed_head_root(tree)?;
@@ -48,6 +49,36 @@ impl Pool {
         let root = to.and_then(|s| s.root);
         self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), root));
         Ok(())
+    }
+
+    /// `snapctl rollback`: the live tree of `tree` becomes snapshot `name` again, in this
+    /// transaction; what it gained since is killed. Snapshots taken after `name` would
+    /// still see those blocks: without `destroy_later` they refuse the rollback, with it
+    /// they are destroyed first (as `zfs rollback -r`). Returns the snapshot and the
+    /// later ones destroyed, newest first.
+    pub fn rollback_to(
+        &mut self,
+        tree: u64,
+        name: &str,
+        destroy_later: bool,
+    ) -> Result<(SnapshotEntry, Vec<SnapshotEntry>)> {
+        self.writable()?;
+        let target = self.snapshot(tree, name)?;
+        // Its staging tree was started from a snapshot of this tree and outlives neither.
+        if let Some(state) = self.receive_state()? {
+            return Err(Error::Refused(Refusal::PartialReceiveSaved { receiving: state.snapshot_name }));
+        }
+        let later: Vec<SnapshotEntry> =
+            self.snapshots_of(tree)?.into_iter().rev().filter(|s| s.txg > target.txg).collect();
+        if !later.is_empty() && !destroy_later {
+            let later = later.iter().rev().map(|s| s.name.clone()).collect();
+            return Err(Error::Refused(Refusal::LaterSnapshots { target: name.to_string(), later }));
+        }
+        for snapshot in &later {
+            self.destroy_snapshot(tree, &snapshot.name)?;
+        }
+        self.rollback_head(tree, Some(&target))?;
+        Ok((target, later))
     }
 
     fn kill_born_after(&mut self, tree: u64, root: &BlockPtr, floor: u64) -> Result<()> {

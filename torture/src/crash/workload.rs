@@ -4,13 +4,14 @@
 //!
 //! The recorded pool receives a full stream, an incremental and a `-I` stream of two
 //! snapshots (two commits in one command) from a second pool, then is filled and changed
-//! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, destroy, set
-//! compression=lz4, history),
+//! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, rename, destroy,
+//! set compression=lz4, history),
 //! then a broken incremental is saved with `snaprecv -s -F` and resumed (a rollback).
 //!
 //! Then the image file grows (the device grows between two commands: `set_len`, made
 //! durable before the next command), `snapctl expand` grows the pool into the new space,
-//! and a sync and a snapshot allocate past the old end. The growth is not a log record:
+//! and a sync and a snapshot allocate past the old end. Last, `rollback -r` discards a
+//! changed live tree and destroys a later snapshot in one commit. The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -425,7 +426,8 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl sync (second mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl history --prune", "snapctl", &os(&[&"history", &"--prune"]), Input::None, true)?;
     r.record("snapctl history --keep 2h", "snapctl", &os(&[&"history", &"--keep", &"2h"]), Input::None, true)?;
-    r.record("snapctl destroy @s2", "snapctl", &os(&[&"destroy", &"@s2"]), Input::None, true)?;
+    r.record("snapctl rename @s2 @kept", "snapctl", &os(&[&"rename", &"@s2", &"@kept"]), Input::None, true)?;
+    r.record("snapctl destroy @kept", "snapctl", &os(&[&"destroy", &"@kept"]), Input::None, true)?;
 
     // A broken incremental, saved (-s); its resume rolls the changed live tree back (-F).
     let stderr = r.record(
@@ -462,6 +464,14 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     if !past_old_end {
         return Err("no command after `snapctl expand` wrote past the old end: the new space is not exercised".into());
     }
+
+    // A rollback past a later snapshot (-r destroys it) that discards a changed live tree.
+    hosttree::mutate(&tree, seed, 4)?;
+    r.record("snapctl sync (fourth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+    r.record("snapctl snapshot @s4", "snapctl", &os(&[&"snapshot", &"@s4"]), Input::None, true)?;
+    hosttree::mutate(&tree, seed, 5)?;
+    r.record("snapctl sync (fifth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+    r.record("snapctl rollback -r @s3", "snapctl", &os(&[&"rollback", &"-r", &"@s3"]), Input::None, true)?;
 
     let list: String =
         r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();

@@ -1,0 +1,218 @@
+//! Managing snapshots over months (issue 15): rollback and rename, on image files through
+//! the binaries. Every test ends with `check` finding the pool exact.
+
+mod common;
+use common::*;
+use predicates::prelude::*;
+use snapfs::cli::exit_code;
+use std::path::Path;
+use tempfile::TempDir;
+
+const MIB: u64 = 1 << 20;
+
+/// Writes `files` (name, seed, length: incompressible bytes) into `src` (emptied first)
+/// and syncs it.
+fn sync_files(src: &Path, img: &Path, files: &[(&str, u8, usize)]) {
+    let _ = std::fs::remove_dir_all(src);
+    std::fs::create_dir_all(src).unwrap();
+    for (name, seed, len) in files {
+        std::fs::write(src.join(name), noise(*len, *seed as u64)).unwrap();
+    }
+    snapctl().arg("sync").arg(src).arg(img).assert().success();
+}
+
+fn snapshot(img: &Path, name: &str) {
+    snapctl().arg("snapshot").arg(name).arg(img).assert().success();
+}
+
+/// The names `list --json` shows, oldest first.
+fn names(img: &Path) -> Vec<String> {
+    let listed: serde_json::Value = serde_json::from_str(&stdout(snapctl().args(["list", "--json"]).arg(img))).unwrap();
+    listed.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn listed(img: &Path, name: &str) -> serde_json::Value {
+    let listed: serde_json::Value = serde_json::from_str(&stdout(snapctl().args(["list", "--json"]).arg(img))).unwrap();
+    listed.as_array().unwrap().iter().find(|s| s["name"] == name).cloned().expect("listed")
+}
+
+fn used_bytes(img: &Path) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(img))).unwrap();
+    status["used_bytes"].as_u64().unwrap()
+}
+
+/// The live tree exported into a fresh directory, as the workload digest sees it.
+fn live_digest(dir: &Path, img: &Path, name: &str) -> String {
+    let out = dir.join(name);
+    snapctl().arg("export").arg("/").arg(&out).arg(img).assert().success();
+    digest(&out)
+}
+
+#[test]
+fn rollback_makes_the_live_tree_the_snapshot_again_and_frees_what_it_gained() {
+    // Goal: after changes, additions and removals, rollback gives back exactly the
+    // snapshot's tree, and (history off) the space returns to what it was at the snapshot.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 64 * MIB, &["--history", "0"]);
+    let src = dir.path().join("src");
+    sync_files(&src, &img, &[("keep", 1, 300_000), ("change", 2, 200_000), ("gone", 3, 100_000)]);
+    snapshot(&img, "@a");
+    let at_snapshot = used_bytes(&img);
+    let expected = live_digest(dir.path(), &img, "at-a");
+    sync_files(&src, &img, &[("keep", 1, 300_000), ("change", 9, 250_000), ("new", 4, 400_000)]);
+    assert!(used_bytes(&img) > at_snapshot + 400_000);
+    snapctl()
+        .args(["rollback", "@a"])
+        .arg(&img)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("rolled the live tree back to @a"));
+    assert_eq!(live_digest(dir.path(), &img, "rolled"), expected);
+    assert_eq!(used_bytes(&img), at_snapshot, "what the live tree gained since @a is freed");
+    check(&img);
+    // Nothing changed since: a second rollback changes nothing and succeeds.
+    snapctl().args(["rollback", "@a"]).arg(&img).assert().success();
+    assert_eq!(used_bytes(&img), at_snapshot);
+    check(&img);
+}
+
+#[test]
+fn rollback_past_later_snapshots_is_refused_without_r_and_destroys_them_with_it() {
+    // Goal: later snapshots refuse the rollback, named, with the way out in the hint, and
+    // nothing changes; -r destroys them and rolls back in one commit. With retained
+    // history too: the commits after the snapshot leave the history.
+    for history in ["0", "24h"] {
+        let dir = TempDir::new().unwrap();
+        let img = pool(dir.path(), 64 * MIB, &["--history", history]);
+        let src = dir.path().join("src");
+        sync_files(&src, &img, &[("f", 1, 100_000)]);
+        snapshot(&img, "@a");
+        let expected = live_digest(dir.path(), &img, "at-a");
+        sync_files(&src, &img, &[("f", 2, 100_000), ("g", 3, 50_000)]);
+        snapshot(&img, "@b");
+        sync_files(&src, &img, &[("h", 4, 70_000)]);
+        snapshot(&img, "@c");
+        sync_files(&src, &img, &[("h", 5, 70_000)]);
+        let before = live_digest(dir.path(), &img, "before");
+        snapctl().args(["rollback", "@a"]).arg(&img).assert().code(exit_code::REFUSED).stderr(
+            predicate::str::contains("snapshots @b, @c were taken after it")
+                .and(predicate::str::contains("snapctl rollback -r @a")),
+        );
+        assert_eq!(names(&img), ["a", "b", "c"]);
+        assert_eq!(live_digest(dir.path(), &img, "refused"), before, "a refused rollback changes nothing");
+        check(&img);
+        snapctl()
+            .args(["rollback", "-r", "@a"])
+            .arg(&img)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("destroyed @b, @c"));
+        assert_eq!(names(&img), ["a"]);
+        assert_eq!(live_digest(dir.path(), &img, "rolled"), expected);
+        check(&img);
+        // The names are free again, and the tree goes on from @a.
+        sync_files(&src, &img, &[("f", 7, 100_000)]);
+        snapshot(&img, "@b");
+        snapctl().args(["cat", "@a:f"]).arg(&img).assert().success();
+        check(&img);
+    }
+}
+
+#[test]
+fn rollback_and_rename_of_what_is_not_there_or_not_allowed() {
+    // Goal: each bad input gets its exit status and a message naming the problem, and
+    // leaves the pool as it was.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &[]);
+    let src = dir.path().join("src");
+    sync_files(&src, &img, &[("f", 1, 10_000)]);
+    snapshot(&img, "@a");
+    snapshot(&img, "@b");
+    let not_found = exit_code::NOT_FOUND_OR_EXISTS;
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["rollback", "@missing"], not_found, "@missing"),
+        (&["rollback", "a"], exit_code::INVALID, "snapshots are written @NAME"),
+        (&["rename", "@missing", "@x"], not_found, "@missing"),
+        (&["rename", "@a", "@b"], not_found, "snapshot @b already exists"),
+        (&["rename", "@a", "@a"], not_found, "snapshot @a already exists"),
+        (&["rename", "@a", "@bad/name"], exit_code::INVALID, "bad/name"),
+        (&["rename", "@a", "b2"], exit_code::INVALID, "snapshots are written @NAME"),
+    ];
+    for (args, code, message) in cases {
+        snapctl().args(*args).arg(&img).assert().code(*code).stderr(predicate::str::contains(*message));
+        assert_eq!(names(&img), ["a", "b"], "{args:?} changed nothing");
+    }
+    check(&img);
+}
+
+#[test]
+fn rollback_is_refused_while_a_partial_receive_is_saved() {
+    // Goal: a saved partial receive started from a snapshot of the tree; the rollback
+    // would change what it builds on, so it is refused until the receive is finished or
+    // discarded.
+    let dir = TempDir::new().unwrap();
+    let source = fresh_pool(dir.path(), "source.img", 64 * MIB);
+    let src = dir.path().join("src");
+    sync_files(&src, &source, &[("f", 1, 100_000)]);
+    snapshot(&source, "@a");
+    let files: Vec<(String, u8, usize)> = (0..40).map(|i| (format!("n{i}"), i as u8, 30_000)).collect();
+    let files: Vec<(&str, u8, usize)> = files.iter().map(|(n, b, l)| (n.as_str(), *b, *l)).collect();
+    sync_files(&src, &source, &files);
+    snapshot(&source, "@b");
+    let target = fresh_pool(dir.path(), "target.img", 64 * MIB);
+    receive(&target, &send(&["@a"], &source));
+    let inc = send(&["-i", "@a", "@b"], &source);
+    snaprecv()
+        .arg("-s")
+        .arg(&target)
+        .write_stdin(inc[..inc.len() * 2 / 3].to_vec())
+        .assert()
+        .code(exit_code::BAD_STREAM);
+    snapctl().args(["rollback", "@a"]).arg(&target).assert().code(exit_code::REFUSED).stderr(
+        predicate::str::contains("partial receive of @b is saved").and(predicate::str::contains("snaprecv -A")),
+    );
+    snaprecv().arg("-A").arg(&target).assert().success();
+    snapctl().args(["rollback", "@a"]).arg(&target).assert().success();
+    check(&target);
+}
+
+#[test]
+fn a_renamed_snapshot_is_the_same_snapshot_and_replication_finds_it() {
+    // Goal: rename keeps guid, txg, time and contents; the old name is gone; incrementals
+    // start from it on the sender and land on it on the receiver after renames on
+    // either side (streams find bases by guid).
+    let dir = TempDir::new().unwrap();
+    let source = fresh_pool(dir.path(), "source.img", 64 * MIB);
+    let src = dir.path().join("src");
+    sync_files(&src, &source, &[("f", 1, 100_000)]);
+    snapshot(&source, "@nightly");
+    let before = listed(&source, "nightly");
+    snapctl()
+        .args(["rename", "@nightly", "@base"])
+        .arg(&source)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("renamed @nightly to @base"));
+    let after = listed(&source, "base");
+    for field in ["guid", "txg", "created_unix_ns"] {
+        assert_eq!(before[field], after[field], "{field}");
+    }
+    assert_eq!(names(&source), ["base"]);
+    snapctl().args(["cat", "@nightly:f"]).arg(&source).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
+    snapctl().args(["cat", "@base:f"]).arg(&source).assert().success();
+    check(&source);
+
+    let target = fresh_pool(dir.path(), "target.img", 64 * MIB);
+    receive(&target, &send(&["@base"], &source));
+    snapctl().args(["rename", "@base", "@replica-base"]).arg(&target).assert().success();
+    sync_files(&src, &source, &[("f", 2, 100_000), ("g", 3, 20_000)]);
+    snapshot(&source, "@next");
+    receive(&target, &send(&["-i", "@base", "@next"], &source));
+    assert_eq!(names(&target), ["replica-base", "next"]);
+    let out = dir.path().join("received");
+    snapctl().arg("export").arg("@next").arg(&out).arg(&target).assert().success();
+    assert_eq!(digest(&out), digest(&src));
+    check(&source);
+    check(&target);
+}
