@@ -170,7 +170,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
     assert!(ratio > 1.5 && (ratio * 100.0).fract() == 0.0, "two decimals at most: {ratio}");
 
     let (text, list) = json(&["list", "--json"], &img);
-    assert_eq!(keys_at(&text, "[]"), ["created", "created_unix_ns", "guid", "name", "txg", "unique_bytes"]);
+    assert_eq!(keys_at(&text, "[]"), ["created", "created_unix_ns", "guid", "holds", "name", "txg", "unique_bytes"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[1]["name"], "b");
     assert_types(
@@ -179,6 +179,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
             ("created", string),
             ("created_unix_ns", number),
             ("guid", string),
+            ("holds", Value::is_array),
             ("name", string),
             ("txg", number),
             ("unique_bytes", number),

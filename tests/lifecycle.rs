@@ -216,3 +216,103 @@ fn a_renamed_snapshot_is_the_same_snapshot_and_replication_finds_it() {
     check(&source);
     check(&target);
 }
+
+fn features(img: &Path) -> Vec<String> {
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(img))).unwrap();
+    status["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect()
+}
+
+fn holds(img: &Path, name: &str) -> Vec<String> {
+    let holds: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["holds", "--json", name]).arg(img))).unwrap();
+    holds.as_array().unwrap().iter().map(|h| h["tag"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_held_snapshot_outlives_destroy_and_rollback_until_every_hold_is_released() {
+    // Goal: destroy and rollback -r refuse a held snapshot, naming the tags, and change
+    // nothing; holds survive a rename; once all are released destroy frees it. The pool
+    // gets the holds feature with its first hold, not before.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 64 * MIB, &["--history", "0"]);
+    let src = dir.path().join("src");
+    sync_files(&src, &img, &[("f", 1, 200_000)]);
+    snapshot(&img, "@a");
+    sync_files(&src, &img, &[("f", 2, 200_000)]);
+    snapshot(&img, "@b");
+    assert!(!features(&img).contains(&"holds".to_string()), "no hold, no feature");
+    snapctl().args(["hold", "offsite", "@b"]).arg(&img).assert().success();
+    snapctl().args(["hold", "backup:nightly", "@b"]).arg(&img).assert().success();
+    assert!(features(&img).contains(&"holds".to_string()));
+    assert_eq!(holds(&img, "@b"), ["offsite", "backup:nightly"]);
+    assert_eq!(listed(&img, "b")["holds"], serde_json::json!(["offsite", "backup:nightly"]));
+    let held = stdout(snapctl().args(["holds", "@b"]).arg(&img));
+    assert!(held.contains("@b") && held.contains("offsite") && held.contains("backup:nightly"), "{held}");
+
+    snapctl().args(["destroy", "@b"]).arg(&img).assert().code(exit_code::REFUSED).stderr(
+        predicate::str::contains("@b is held (holds offsite, backup:nightly)")
+            .and(predicate::str::contains("snapctl release offsite @b")),
+    );
+    snapctl()
+        .args(["rollback", "-r", "@a"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::REFUSED)
+        .stderr(predicate::str::contains("@b is held"));
+    assert_eq!(names(&img), ["a", "b"], "refusals destroy nothing");
+    check(&img);
+
+    snapctl().args(["rename", "@b", "@kept"]).arg(&img).assert().success();
+    assert_eq!(holds(&img, "@kept"), ["offsite", "backup:nightly"], "a rename keeps the holds");
+    snapctl().args(["release", "offsite", "@kept"]).arg(&img).assert().success();
+    snapctl()
+        .args(["destroy", "@kept"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::REFUSED)
+        .stderr(predicate::str::contains("(hold backup:nightly)"));
+    snapctl().args(["release", "backup:nightly", "@kept"]).arg(&img).assert().success();
+    assert!(holds(&img, "@kept").is_empty());
+    let before = used_bytes(&img);
+    snapctl().args(["rollback", "-r", "@a"]).arg(&img).assert().success();
+    assert_eq!(names(&img), ["a"]);
+    assert!(used_bytes(&img) < before - 150_000, "the released snapshot's data is freed");
+    check(&img);
+}
+
+#[test]
+fn holds_that_are_not_there_or_not_allowed() {
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &[]);
+    let src = dir.path().join("src");
+    sync_files(&src, &img, &[("f", 1, 10_000)]);
+    snapshot(&img, "@a");
+    snapctl().args(["hold", "keep", "@a"]).arg(&img).assert().success();
+    let not_found = exit_code::NOT_FOUND_OR_EXISTS;
+    let long = "t".repeat(65);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["hold", "keep", "@a"], not_found, "hold \"keep\" on @a already exists"),
+        (&["hold", "x", "@missing"], not_found, "@missing"),
+        (&["hold", "bad tag", "@a"], exit_code::INVALID, "bad hold tag"),
+        (&["hold", &long, "@a"], exit_code::INVALID, "bad hold tag"),
+        (&["hold", "--", "-x", "@a"], exit_code::INVALID, "bad hold tag"),
+        (&["release", "other", "@a"], not_found, "hold \"other\" on @a"),
+        (&["release", "keep", "@missing"], not_found, "@missing"),
+        (&["holds", "@missing"], not_found, "@missing"),
+    ];
+    for (args, code, message) in cases {
+        snapctl().args(*args).arg(&img).assert().code(*code).stderr(predicate::str::contains(*message));
+        assert_eq!(holds(&img, "@a"), ["keep"], "{args:?} changed nothing");
+    }
+    for i in 1..32 {
+        snapctl().args(["hold", &format!("t{i}"), "@a"]).arg(&img).assert().success();
+    }
+    snapctl()
+        .args(["hold", "one-more", "@a"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::INVALID)
+        .stderr(predicate::str::contains("32 holds"));
+    check(&img);
+}

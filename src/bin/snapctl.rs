@@ -13,7 +13,7 @@ use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
-use snapfs::cmd::{check, history, scrub, set, snapshot, status, tree};
+use snapfs::cmd::{check, history, holds, scrub, set, snapshot, status, tree};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
@@ -120,6 +120,21 @@ fn run(command: Command) -> Result<()> {
             let name = snapshot_name(&name)?;
             let rolled = snapshot::rollback(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, recursive)?;
             stdout_write(&render::rolled_back(&rolled))
+        }
+        Command::Hold { tag, name, device } => {
+            let name = snapshot_name(&name)?;
+            holds::hold(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, &tag)?;
+            stdout_write(&format!("{PROGRAM}: held @{name} with tag {tag}\n"))
+        }
+        Command::Release { tag, name, device } => {
+            let name = snapshot_name(&name)?;
+            holds::release(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, &tag)?;
+            stdout_write(&format!("{PROGRAM}: released hold {tag} on @{name}\n"))
+        }
+        Command::Holds { json, name, device } => {
+            let name = snapshot_name(&name)?;
+            let listed = holds::holds(&mut open(&device, OpenMode::Read)?, LIVE_TREE_ID, name)?;
+            stdout_write(&if json { render::json(&listed) } else { render::holds(&listed) })
         }
         Command::Status { json, device } => {
             let status = status::status(&mut open(&device, OpenMode::Read)?, &device)?;

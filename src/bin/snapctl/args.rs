@@ -148,6 +148,37 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// Hold a snapshot: while any hold is on it, destroy (and rollback -r) refuse it.
+    Hold {
+        /// A name for the hold, for example the replica that needs the snapshot.
+        tag: String,
+        /// The snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// Release a hold placed by `hold`.
+    Release {
+        /// The hold's tag.
+        tag: String,
+        /// The snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// List the holds on a snapshot, with when each was placed.
+    Holds {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// The snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Size, use, compression, last commit, history.
     Status {
         /// Print JSON for scripts.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use snapfs::cli::{format_duration, format_time};
 use snapfs::cmd::check::Checked;
 use snapfs::cmd::history::History;
+use snapfs::cmd::holds::ListedHold;
 use snapfs::cmd::scrub::{Scrubbed, Verdict};
 use snapfs::cmd::set::Changed;
 use snapfs::cmd::snapshot::{Destroyed, Listed, Renamed, RolledBack, Taken};
@@ -113,6 +114,14 @@ pub fn rolled_back(r: &RolledBack) -> String {
         text.push_str(&format!(", destroyed {}", names.join(", ")));
     }
     text.push_str(&format!(", freed {}\n", human_bytes(r.freed_bytes)));
+    text
+}
+
+pub fn holds(holds: &[ListedHold]) -> String {
+    let mut text = format!("{:<24} {:<32} {:<21}\n", "NAME", "TAG", "PLACED");
+    for h in holds {
+        text.push_str(&format!("{:<24} {:<32} {:<21}\n", format!("@{}", h.snapshot), h.tag, h.placed));
+    }
     text
 }
 

@@ -24,7 +24,9 @@ use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
-use crate::format::label::{FEATURE_FRAME_INDEX, FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start};
+use crate::format::label::{
+    FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start,
+};
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
 use crate::fs::inode::{ItemKind, key_is};
@@ -146,13 +148,13 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         }
     }
     for &(id, _) in &trees {
-        let snapshots: Vec<(String, Option<BlockPtr>)> =
-            pool.snapshots_of(id)?.iter().map(|s| (s.name.clone(), s.root)).collect();
-        for (name, root) in snapshots {
-            if let Some(root) = root {
-                walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("snapshot @{name}"))?;
+        let snapshots = pool.snapshots_of(id)?;
+        for snapshot in &snapshots {
+            if let Some(root) = snapshot.root {
+                walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("snapshot @{}", snapshot.name))?;
             }
         }
+        check_holds(pool, &mut c, &snapshots);
     }
     let history: Vec<Txg> = pool.history()?.into_iter().map(|(t, _)| t).collect();
     for txg in history {
@@ -254,6 +256,19 @@ fn check_labels(pool: &mut Pool, c: &mut Checker) {
             Ok(None) => c.problem(format!("label {index} is missing")),
             Err(e) => c.problem(format!("label {index}: {e}")),
         }
+    }
+}
+
+/// A snapshot with holds needs the label's holds bit, which the commit sets first.
+fn check_holds(pool: &Pool, c: &mut Checker, snapshots: &[crate::format::tables::SnapshotEntry]) {
+    if pool.label.features_incompat & FEATURE_HOLDS != 0 {
+        return;
+    }
+    for snapshot in snapshots.iter().filter(|s| !s.holds.is_empty()) {
+        c.problem(format!(
+            "snapshot @{} has holds, but the label lacks the holds feature (an older binary would misread it)",
+            snapshot.name
+        ));
     }
 }
 

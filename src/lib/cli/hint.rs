@@ -183,6 +183,11 @@ fn refusal_hint(refusal: &Refusal) -> String {
         Refusal::BaseOfPartialReceive { .. } | Refusal::PartialReceiveSaved { .. } => {
             "finish it (snapctl status shows the resume token) or discard it with `snaprecv -A DEVICE` first".into()
         }
+        Refusal::HeldSnapshot { name, tags } => format!(
+            "release it first if nothing needs it any more (`snapctl release {} @{name} DEVICE`); `snapctl holds @{name} \
+             DEVICE` shows when each was placed",
+            tags.first().map_or("TAG", String::as_str)
+        ),
         Refusal::LaterSnapshots { target, .. } => {
             format!("add -r to destroy the later snapshots with the rollback (`snapctl rollback -r @{target} DEVICE`)")
         }

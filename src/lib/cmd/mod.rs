@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod history;
+pub mod holds;
 pub mod receive;
 pub mod scrub;
 pub mod send;

@@ -83,6 +83,8 @@ pub struct Listed {
     pub created: String,
     pub created_unix_ns: u64,
     pub guid: String,
+    /// The tags of the holds on it, in the order they were placed.
+    pub holds: Vec<String>,
     pub name: String,
     pub txg: u64,
     /// What destroying it would free now.
@@ -99,6 +101,7 @@ pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
             created: format_time_ns(s.time_ns),
             created_unix_ns: s.time_ns,
             guid: guid_hex(&s.guid),
+            holds: s.holds.iter().map(|h| h.tag.clone()).collect(),
             name: s.name.clone(),
             txg: s.txg.0,
             unique_bytes: unique.get(&s.name).copied().unwrap_or(0),

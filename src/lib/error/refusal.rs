@@ -22,6 +22,8 @@ pub enum Refusal {
     /// Rolling back to `@target`, which snapshots taken after it (`later`, oldest
     /// first) would outlive, without leave to destroy them.
     LaterSnapshots { target: String, later: Vec<String> },
+    /// Destroying `@name`, which holds with `tags` keep.
+    HeldSnapshot { name: String, tags: Vec<String> },
     /// Rolling back while the partial receive of `@receiving` is saved on the pool.
     PartialReceiveSaved { receiving: String },
 }
@@ -41,6 +43,10 @@ impl fmt::Display for Refusal {
             }
             Refusal::BaseOfPartialReceive { base, receiving } => {
                 write!(f, "@{base} is the base of the partial receive of @{receiving} saved on this pool")
+            }
+            Refusal::HeldSnapshot { name, tags } => {
+                let noun = if tags.len() == 1 { "hold" } else { "holds" };
+                write!(f, "@{name} is held ({noun} {})", tags.join(", "))
             }
             Refusal::PartialReceiveSaved { receiving } => {
                 write!(f, "the partial receive of @{receiving} is saved on this pool")

@@ -19,7 +19,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
 /// refuses to write.
 pub const FEATURES_INCOMPAT_KNOWN: u64 =
-    FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX;
+    FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX | FEATURE_HOLDS;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -39,8 +39,12 @@ pub const FEATURE_LZ4: u64 = 1 << 2;
 /// never by `snapfmt`: a pool that stores nothing compressed past 32 KiB stays readable
 /// by older binaries.
 pub const FEATURE_FRAME_INDEX: u64 = 1 << 3;
+/// Snapshot entries may carry holds (format/tables.rs), where an older binary requires
+/// zeros. Set by the commit that first places a hold, never by `snapfmt`: a pool on
+/// which nobody ever held a snapshot stays readable by older binaries.
+pub const FEATURE_HOLDS: u64 = 1 << 4;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
-pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX;
+pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX | FEATURE_HOLDS;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -205,6 +209,9 @@ impl Label {
         }
         if self.features_incompat & FEATURE_FRAME_INDEX != 0 {
             names.push("frame_index".to_string());
+        }
+        if self.features_incompat & FEATURE_HOLDS != 0 {
+            names.push("holds".to_string());
         }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());

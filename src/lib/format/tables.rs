@@ -63,7 +63,22 @@ pub struct SnapshotEntry {
     pub txg: Txg,
     pub time_ns: u64,
     pub root: Option<BlockPtr>,
+    /// Tags that keep it from being destroyed, in the order they were placed.
+    pub holds: Vec<Hold>,
 }
+
+/// A hold on a snapshot: `destroy` refuses it while any is there (`snapctl hold`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub tag: String,
+    /// When it was placed.
+    pub time_ns: u64,
+}
+
+/// A hold's tag: 1..=64 bytes (the characters are checked where holds are placed).
+pub const HOLD_TAG_BYTES_MAX: usize = 64;
+/// Holds on one snapshot at most: its entry stays within a table value.
+pub const HOLDS_MAX: usize = 32;
 
 impl SnapshotEntry {
     pub fn key(tree: u64, name: &str) -> Vec<u8> {
@@ -77,7 +92,14 @@ impl SnapshotEntry {
         w.u64(self.txg.0);
         w.u64(self.time_ns);
         BlockPtr::encode(self.root.as_ref(), &mut w);
-        w.zeros(16); // holds and flags: later versions
+        // Without holds, the 16 zeros of every version before 8.
+        w.u16(self.holds.len() as u16);
+        w.zeros(14);
+        for hold in &self.holds {
+            w.u8(hold.tag.len() as u8);
+            w.raw(hold.tag.as_bytes());
+            w.u64(hold.time_ns);
+        }
         w.bytes
     }
     pub fn decode(key: &[u8], value: &[u8]) -> Result<SnapshotEntry> {
@@ -91,9 +113,19 @@ impl SnapshotEntry {
         let txg = Txg(r.u64()?);
         let time_ns = r.u64()?;
         let root = BlockPtr::decode(&mut r)?;
-        r.zeros(16)?;
+        let count = r.u16()? as usize;
+        r.zeros(14)?;
+        if count > HOLDS_MAX {
+            return Err(Error::corrupt(format!("snapshot @{name} has {count} holds, past the {HOLDS_MAX} allowed")));
+        }
+        let mut holds = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = r.u8()? as usize;
+            let tag = decode_name(r.take(len)?, HOLD_TAG_BYTES_MAX, "hold tag")?;
+            holds.push(Hold { tag, time_ns: r.u64()? });
+        }
         no_trailing(&r, key, key.len())?;
-        Ok(SnapshotEntry { tree, name, guid, txg, time_ns, root })
+        Ok(SnapshotEntry { tree, name, guid, txg, time_ns, root, holds })
     }
 }
 
@@ -186,4 +218,38 @@ fn decode_name(bytes: &[u8], max: usize, what: &str) -> Result<String> {
         return Err(Error::corrupt(format!("{what} name of {} bytes", bytes.len())));
     }
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt(format!("{what} name is not UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(holds: Vec<Hold>) -> SnapshotEntry {
+        SnapshotEntry { tree: 1, name: "nightly".into(), guid: [7; 16], txg: Txg(42), time_ns: 9, root: None, holds }
+    }
+
+    #[test]
+    fn a_snapshot_entry_without_holds_is_the_version_7_entry_and_holds_round_trip() {
+        // Goal: pools on which nobody placed a hold keep the bytes older binaries read
+        // (16 zeros at the end); entries with holds decode to what was encoded, and a
+        // damaged count or tag is corruption, not a panic.
+        let key = SnapshotEntry::key(1, "nightly");
+        let plain = entry(Vec::new()).encode_value();
+        assert_eq!(plain.len(), 120);
+        assert!(plain[104..].iter().all(|&b| b == 0));
+        assert_eq!(SnapshotEntry::decode(&key, &plain).unwrap(), entry(Vec::new()));
+        let holds = vec![Hold { tag: "offsite".into(), time_ns: 5 }, Hold { tag: "b:1".into(), time_ns: 6 }];
+        let held = entry(holds.clone()).encode_value();
+        assert_eq!(held.len(), 120 + (1 + 7 + 8) + (1 + 3 + 8));
+        assert_eq!(SnapshotEntry::decode(&key, &held).unwrap().holds, holds);
+        let mut too_many = held.clone();
+        too_many[104..106].copy_from_slice(&(HOLDS_MAX as u16 + 1).to_le_bytes());
+        assert!(SnapshotEntry::decode(&key, &too_many).is_err());
+        for cut in 120..held.len() {
+            assert!(SnapshotEntry::decode(&key, &held[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut empty_tag = held.clone();
+        empty_tag[120] = 0;
+        assert!(SnapshotEntry::decode(&key, &empty_tag).is_err());
+    }
 }

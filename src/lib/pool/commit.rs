@@ -164,7 +164,7 @@ impl Pool {
         }
         for (tree, name, guid) in self.pending_snapshots.clone() {
             let root = self.tree_entries[&tree].root;
-            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns: now, root };
+            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns: now, root, holds: Vec::new() };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
             if self.snapshots_loaded {
                 self.cache_snapshot(entry);

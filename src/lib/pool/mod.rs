@@ -6,6 +6,7 @@
 mod commit;
 mod features;
 mod history;
+mod holds;
 mod labels;
 mod open;
 mod receiving;
@@ -276,6 +277,7 @@ impl Pool {
             }
         }
         let entry = self.snapshot(tree, name)?;
+        Pool::refuse_if_held(&entry)?;
         self.uncache_snapshot(tree, name);
         self.released_snapshots.push((entry.tree, entry.txg.0));
         self.removed_snapshots.push(entry.clone());
@@ -386,6 +388,8 @@ impl Pool {
         Ok(self.all_snapshots()?.filter(|s| s.tree == tree).map(|s| s.txg.0).collect())
     }
 }
+
+pub use holds::validate_hold_tag;
 
 pub fn validate_snapshot_name(name: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+');

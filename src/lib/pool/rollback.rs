@@ -74,6 +74,8 @@ impl Pool {
             let later = later.iter().rev().map(|s| s.name.clone()).collect();
             return Err(Error::Refused(Refusal::LaterSnapshots { target: name.to_string(), later }));
         }
+        // All or none: a held one refuses the rollback before any is destroyed.
+        later.iter().try_for_each(Pool::refuse_if_held)?;
         for snapshot in &later {
             self.destroy_snapshot(tree, &snapshot.name)?;
         }

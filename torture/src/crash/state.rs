@@ -36,6 +36,8 @@ pub struct SnapshotState {
     pub guid: [u8; 16],
     pub txg: u64,
     pub tree: Arc<TreeDigest>,
+    /// The tags of its holds, in order.
+    pub holds: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +94,9 @@ impl PoolState {
                 (Some(a), Some(b)) if a.tree != b.tree => {
                     out.push(format!("@{name}: {}", first_difference(&a.tree, &b.tree)))
                 }
+                (Some(a), Some(b)) if a.holds != b.holds => {
+                    out.push(format!("@{name}: holds {:?} vs {:?}", a.holds, b.holds))
+                }
                 (Some(a), Some(b)) => out.push(format!("@{name}: txg {} vs {}", a.txg, b.txg)),
                 (Some(_), None) => out.push(format!("@{name} only in the first")),
                 (None, Some(_)) => out.push(format!("@{name} only in the second")),
@@ -137,7 +142,8 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
     let entries = pool.snapshots_of(LIVE_TREE_ID).map_err(|e| format!("snapshots: {e}"))?;
     for entry in entries {
         let tree = tree_digest(pool, entry.root, cache).map_err(|e| format!("snapshot @{}: {e}", entry.name))?;
-        snapshots.insert(entry.name.clone(), SnapshotState { guid: entry.guid, txg: entry.txg.0, tree });
+        let holds = entry.holds.iter().map(|h| h.tag.clone()).collect();
+        snapshots.insert(entry.name.clone(), SnapshotState { guid: entry.guid, txg: entry.txg.0, tree, holds });
     }
     let receive = pool.receive_state().map_err(|e| format!("receive state: {e}"))?.map(|r| format!("{r:?}"));
     Ok(PoolState {

@@ -10,8 +10,9 @@
 //!
 //! Then the image file grows (the device grows between two commands: `set_len`, made
 //! durable before the next command), `snapctl expand` grows the pool into the new space,
-//! and a sync and a snapshot allocate past the old end. Last, `rollback -r` discards a
-//! changed live tree and destroys a later snapshot in one commit. The growth is not a log record:
+//! and a sync and a snapshot allocate past the old end. Last, a hold (the commit that
+//! sets the `holds` feature bit in both labels), `rollback -r` discarding a changed live
+//! tree and destroying a later snapshot in one commit, and the release. The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -465,13 +466,16 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
         return Err("no command after `snapctl expand` wrote past the old end: the new space is not exercised".into());
     }
 
-    // A rollback past a later snapshot (-r destroys it) that discards a changed live tree.
+    // A hold (the first sets the holds feature in both labels) and its release; a
+    // rollback past a later snapshot (-r destroys it) that discards a changed live tree.
+    r.record("snapctl hold replica @s3", "snapctl", &os(&[&"hold", &"replica", &"@s3"]), Input::None, true)?;
     hosttree::mutate(&tree, seed, 4)?;
     r.record("snapctl sync (fourth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl snapshot @s4", "snapctl", &os(&[&"snapshot", &"@s4"]), Input::None, true)?;
     hosttree::mutate(&tree, seed, 5)?;
     r.record("snapctl sync (fifth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl rollback -r @s3", "snapctl", &os(&[&"rollback", &"-r", &"@s3"]), Input::None, true)?;
+    r.record("snapctl release replica @s3", "snapctl", &os(&[&"release", &"replica", &"@s3"]), Input::None, true)?;
 
     let list: String =
         r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();
