@@ -316,3 +316,92 @@ fn holds_that_are_not_there_or_not_allowed() {
         .stderr(predicate::str::contains("32 holds"));
     check(&img);
 }
+
+#[test]
+fn diff_names_each_change_as_zfs_diff_does() {
+    // Goal: additions, removals, content and metadata changes, a file moved on the host
+    // (sync moves it), a directory renamed with `mv` (one line: its children did not
+    // change) each get their line and marker; the live tree diffs as its last commit;
+    // nothing changed, nothing printed; -t and --json carry the same changes.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 64 * MIB, &[]);
+    let src = dir.path().join("src");
+    for d in ["docs", "old-dir/deep", "stay"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    // noise() takes odd seeds apart only (seed | 1).
+    for (path, seed) in
+        [("docs/a", 11), ("docs/gone", 13), ("old-dir/deep/f", 15), ("stay/moved", 17), ("stay/chmod", 19)]
+    {
+        std::fs::write(src.join(path), noise(5000, seed)).unwrap();
+    }
+    std::os::unix::fs::symlink("docs/a", src.join("link")).unwrap();
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+    snapshot(&img, "@a");
+    snapctl().args(["diff", "@a"]).arg(&img).assert().success().stdout("");
+
+    std::fs::write(src.join("docs/a"), noise(6000, 21)).unwrap();
+    std::fs::remove_file(src.join("docs/gone")).unwrap();
+    std::fs::write(src.join("docs/new"), b"new").unwrap();
+    std::fs::rename(src.join("stay/moved"), src.join("docs/moved-here")).unwrap();
+    let mut perms = std::fs::metadata(src.join("stay/chmod")).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(src.join("stay/chmod"), perms).unwrap();
+    std::fs::remove_file(src.join("link")).unwrap();
+    std::os::unix::fs::symlink("docs/new", src.join("link")).unwrap();
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+    snapctl().args(["mv", "old-dir", "new-dir"]).arg(&img).assert().success();
+    snapshot(&img, "@b");
+
+    let lines = stdout(snapctl().args(["diff", "@a", "@b"]).arg(&img));
+    let expected = [
+        "M\t/",
+        "M\t/docs",
+        "M\t/docs/a",
+        "-\t/docs/gone",
+        "+\t/docs/new",
+        "M\t/link",
+        "R\t/old-dir -> /new-dir",
+        "M\t/stay",
+        "M\t/stay/chmod",
+        "R\t/stay/moved -> /docs/moved-here",
+    ];
+    assert_eq!(lines.lines().collect::<Vec<_>>(), expected, "{lines}");
+    assert_eq!(stdout(snapctl().args(["diff", "@a"]).arg(&img)), lines, "the live tree is @b");
+
+    let timed = stdout(snapctl().args(["diff", "-t", "@a", "@b"]).arg(&img));
+    for (timed, plain) in timed.lines().zip(lines.lines()) {
+        let (time, rest) = timed.split_once('\t').unwrap();
+        assert_eq!(rest, plain);
+        let (sec, nsec) = time.split_once('.').unwrap();
+        assert!(sec.parse::<u64>().unwrap() > 1_600_000_000 && nsec.len() == 9, "{timed}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["diff", "--json", "@a", "@b"]).arg(&img))).unwrap();
+    let entries = json.as_array().unwrap();
+    assert_eq!(entries.len(), expected.len());
+    let renamed = entries.iter().find(|e| e["path"] == "/old-dir").unwrap();
+    assert_eq!(renamed["change"], "R");
+    assert_eq!(renamed["new_path"], "/new-dir");
+    assert_eq!(renamed["type"], "directory");
+    assert!(renamed["ctime_unix_ns"].as_u64().unwrap() > 0);
+    let link = entries.iter().find(|e| e["path"] == "/link").unwrap();
+    assert_eq!(link["type"], "symlink");
+    check(&img);
+}
+
+#[test]
+fn diff_of_what_is_not_there() {
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &[]);
+    snapshot(&img, "@a");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["diff", "@missing"], exit_code::NOT_FOUND_OR_EXISTS, "@missing"),
+        (&["diff", "@a", "@missing"], exit_code::NOT_FOUND_OR_EXISTS, "@missing"),
+        (&["diff", "a"], exit_code::INVALID, "snapshots are written @NAME"),
+        (&["diff", "@a", "b"], exit_code::INVALID, "snapshots are written @NAME"),
+    ];
+    for (args, code, message) in cases {
+        snapctl().args(*args).arg(&img).assert().code(*code).stderr(predicate::str::contains(*message));
+    }
+}

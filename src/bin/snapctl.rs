@@ -13,7 +13,7 @@ use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
-use snapfs::cmd::{check, history, holds, scrub, set, snapshot, status, tree};
+use snapfs::cmd::{check, diff, history, holds, scrub, set, snapshot, status, tree};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
@@ -120,6 +120,13 @@ fn run(command: Command) -> Result<()> {
             let name = snapshot_name(&name)?;
             let rolled = snapshot::rollback(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, recursive)?;
             stdout_write(&render::rolled_back(&rolled))
+        }
+        Command::Diff { times, json, from, args } => {
+            let (to, device) = args::diff_operands(&args);
+            let from = snapshot_name(&from)?;
+            let to = to.map(snapshot_name).transpose()?;
+            let changes = diff::diff(&mut open(device, OpenMode::Read)?, LIVE_TREE_ID, from, to)?;
+            stdout_write(&if json { render::json(&changes) } else { render::diff(&changes, times) })
         }
         Command::Hold { tag, name, device } => {
             let name = snapshot_name(&name)?;

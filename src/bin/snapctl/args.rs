@@ -148,6 +148,23 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// What changed from a snapshot to a later one or to the live tree, one line per path.
+    #[command(override_usage = "snapctl diff [-t] [--json] @A [@B] DEVICE")]
+    Diff {
+        /// Start each line with the inode's change time (seconds.nanoseconds).
+        #[arg(short = 't')]
+        times: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// The snapshot to compare from, written @A.
+        #[arg(value_name = "@A")]
+        from: String,
+        /// Optionally the snapshot to compare with, @B (default: the live tree), then
+        /// DEVICE.
+        #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
     /// Hold a snapshot: while any hold is on it, destroy (and rollback -r) refuse it.
     Hold {
         /// A name for the hold, for example the replica that needs the snapshot.
@@ -250,6 +267,15 @@ pub fn sync_operands(args: &[String]) -> [&str; 3] {
         [s, d] => [s, "", d],
         [s, p, d] => [s, p, d],
         _ => unreachable!("clap enforces 2 or 3 arguments"),
+    }
+}
+
+/// `diff`'s operands after @A: @B (None for the live tree), DEVICE.
+pub fn diff_operands(args: &[String]) -> (Option<&str>, &str) {
+    match args {
+        [d] => (None, d),
+        [b, d] => (Some(b), d),
+        _ => unreachable!("clap enforces 1 or 2 arguments"),
     }
 }
 

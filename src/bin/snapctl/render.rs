@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use snapfs::cli::{format_duration, format_time};
 use snapfs::cmd::check::Checked;
+use snapfs::cmd::diff::ChangedPath;
 use snapfs::cmd::history::History;
 use snapfs::cmd::holds::ListedHold;
 use snapfs::cmd::scrub::{Scrubbed, Verdict};
@@ -114,6 +115,22 @@ pub fn rolled_back(r: &RolledBack) -> String {
         text.push_str(&format!(", destroyed {}", names.join(", ")));
     }
     text.push_str(&format!(", freed {}\n", human_bytes(r.freed_bytes)));
+    text
+}
+
+/// `zfs diff`'s lines: [TIME\t]MARKER\tPATH[ -> NEW PATH].
+pub fn diff(changes: &[ChangedPath], times: bool) -> String {
+    let mut text = String::new();
+    for c in changes {
+        if times {
+            text.push_str(&format!("{}.{:09}\t", c.ctime_unix_ns / 1_000_000_000, c.ctime_unix_ns % 1_000_000_000));
+        }
+        text.push_str(&format!("{}\t{}", c.change, c.path));
+        if let Some(new_path) = &c.new_path {
+            text.push_str(&format!(" -> {new_path}"));
+        }
+        text.push('\n');
+    }
     text
 }
 

@@ -10,6 +10,7 @@
 //! `PathSpec`, here.
 
 pub mod check;
+pub mod diff;
 pub mod history;
 pub mod holds;
 pub mod receive;

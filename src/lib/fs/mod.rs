@@ -6,6 +6,7 @@ pub mod export;
 pub mod host_file;
 pub mod inode;
 pub mod path;
+pub mod path_diff;
 pub mod record;
 pub mod sync;
 mod tree_ops;
