@@ -181,7 +181,8 @@ fn rollback_is_refused_while_a_partial_receive_is_saved() {
 fn a_renamed_snapshot_is_the_same_snapshot_and_replication_finds_it() {
     // Goal: rename keeps guid, txg, time and contents; the old name is gone; incrementals
     // start from it on the sender and land on it on the receiver after renames on
-    // either side (streams find bases by guid).
+    // either side (streams find bases by guid); received snapshots keep the source's
+    // creation times.
     let dir = TempDir::new().unwrap();
     let source = fresh_pool(dir.path(), "source.img", 64 * MIB);
     let src = dir.path().join("src");
@@ -208,8 +209,14 @@ fn a_renamed_snapshot_is_the_same_snapshot_and_replication_finds_it() {
     snapctl().args(["rename", "@base", "@replica-base"]).arg(&target).assert().success();
     sync_files(&src, &source, &[("f", 2, 100_000), ("g", 3, 20_000)]);
     snapshot(&source, "@next");
+    std::thread::sleep(std::time::Duration::from_millis(20));
     receive(&target, &send(&["-i", "@base", "@next"], &source));
     assert_eq!(names(&target), ["replica-base", "next"]);
+    // A replica keeps its source's creation times, full and incremental: it prunes by
+    // the same calendar.
+    let created = |img: &Path, name: &str| listed(img, name)["created_unix_ns"].as_u64().unwrap();
+    assert_eq!(created(&target, "replica-base"), created(&source, "base"));
+    assert_eq!(created(&target, "next"), created(&source, "next"));
     let out = dir.path().join("received");
     snapctl().arg("export").arg("@next").arg(&out).arg(&target).assert().success();
     assert_eq!(digest(&out), digest(&src));

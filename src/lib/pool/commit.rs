@@ -162,9 +162,11 @@ impl Pool {
             self.snapshots_table.remove(&mut self.store, &SnapshotEntry::key(removed.tree, &removed.name))?;
             self.removed_snapshots.push(removed);
         }
-        for (tree, name, guid) in self.pending_snapshots.clone() {
+        for pending in self.pending_snapshots.clone() {
+            let (tree, name, guid) = (pending.tree, pending.name, pending.guid);
             let root = self.tree_entries[&tree].root;
-            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns: now, root, holds: Vec::new() };
+            let time_ns = pending.time_ns.unwrap_or(now);
+            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds: Vec::new() };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
             if self.snapshots_loaded {
                 self.cache_snapshot(entry);

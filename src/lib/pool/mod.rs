@@ -46,6 +46,16 @@ use std::sync::Arc;
 pub const LIVE_TREE_ID: u64 = 1;
 pub const LIVE_TREE_NAME: &str = "live";
 
+/// A snapshot requested in the running transaction: its entry is made at commit.
+#[derive(Clone, Debug)]
+struct PendingSnapshot {
+    tree: u64,
+    name: String,
+    guid: [u8; 16],
+    /// A received snapshot's creation time, from its source; None: the commit's time.
+    time_ns: Option<u64>,
+}
+
 pub struct Pool {
     pub store: Store,
     pub label: Label,
@@ -68,7 +78,7 @@ pub struct Pool {
     /// The loaded snapshots by (tree, txg), with how many share it: a commit asks which
     /// lie in a range of txgs once per killed block.
     snapshot_txgs: BTreeMap<(u64, u64), u32>,
-    pending_snapshots: Vec<(u64, String, [u8; 16])>,
+    pending_snapshots: Vec<PendingSnapshot>,
     removed_snapshots: Vec<SnapshotEntry>,
     /// Retained commits dropped from the history table and not released yet (retention.rs).
     released_history: Vec<u64>,
@@ -235,24 +245,27 @@ impl Pool {
         if !self.tree_entries.contains_key(&tree) {
             return Err(Error::not_found(format!("tree id {tree}")));
         }
-        if self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == name)
+        if self.pending_snapshots.iter().any(|p| p.tree == tree && p.name == name)
             || self.find_snapshot(tree, name)?.is_some()
         {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
-        self.pending_snapshots.push((tree, name.to_string(), self.clock.guid()));
+        let guid = self.clock.guid();
+        self.pending_snapshots.push(PendingSnapshot { tree, name: name.to_string(), guid, time_ns: None });
         Ok(())
     }
 
-    /// Requests a snapshot that keeps another pool's guid: a received snapshot, so
-    /// that the next incremental stream finds its base.
-    pub fn create_received_snapshot(&mut self, tree: u64, name: &str, guid: [u8; 16]) -> Result<()> {
+    /// Requests a snapshot that keeps another pool's guid, so that the next incremental
+    /// stream finds its base, and its creation time, so that a replica lists and prunes
+    /// its snapshots by the same calendar as its source.
+    pub fn create_received_snapshot(&mut self, tree: u64, name: &str, guid: [u8; 16], time_ns: u64) -> Result<()> {
         if let Some(existing) = self.snapshot_by_guid(tree, &guid)? {
             return Err(Error::exists(format!("snapshot {} (as @{})", guid_hex(&guid), existing.name)));
         }
         self.create_snapshot(tree, name)?;
         let pending = self.pending_snapshots.last_mut().expect("just added");
-        pending.2 = guid;
+        pending.guid = guid;
+        pending.time_ns = Some(time_ns);
         Ok(())
     }
 
@@ -291,7 +304,7 @@ impl Pool {
         self.writable()?;
         validate_snapshot_name(new)?;
         let entry = self.snapshot(tree, old)?;
-        let taken = self.pending_snapshots.iter().any(|(t, n, _)| *t == tree && n == new)
+        let taken = self.pending_snapshots.iter().any(|p| p.tree == tree && p.name == new)
             || self.find_snapshot(tree, new)?.is_some();
         if taken {
             return Err(Error::exists(format!("snapshot @{new}")));

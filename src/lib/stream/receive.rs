@@ -295,7 +295,7 @@ fn receive_part_inner(
     if saved.is_some() {
         pool.set_receive_state(None)?;
     }
-    pool.create_received_snapshot(tree, &begin.snapshot.name, begin.snapshot.guid)?;
+    pool.create_received_snapshot(tree, &begin.snapshot.name, begin.snapshot.guid, begin.snapshot_time_ns)?;
     let summary = pool.commit()?;
     Ok(Received {
         name: begin.snapshot.name.clone(),
