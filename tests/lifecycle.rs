@@ -412,3 +412,93 @@ fn diff_of_what_is_not_there() {
         snapctl().args(*args).arg(&img).assert().code(*code).stderr(predicate::str::contains(*message));
     }
 }
+
+fn held_by_snapshots(img: &Path) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(img))).unwrap();
+    status["held_by_snapshots_and_history_bytes"].as_u64().unwrap()
+}
+
+/// The "(N bytes)" of a destroy message's "freeing"/"freed" figure.
+fn bytes_after(text: &str, word: &str) -> u64 {
+    let rest = &text[text.find(word).unwrap_or_else(|| panic!("{word:?} in {text:?}")) + word.len()..];
+    let open = rest.find('(').unwrap();
+    rest[open + 1..].split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn destroy_n_says_to_the_byte_what_destroying_a_set_of_snapshots_frees() {
+    // Goal: for single snapshots, ranges and lists (sharing blocks with each other and
+    // with the snapshots that stay), -n predicts exactly what the destroy then takes out
+    // of what snapshots hold (status, byte for byte), changes nothing itself, and with
+    // retained history says what the history goes on holding.
+    for history in ["0", "24h"] {
+        let dir = TempDir::new().unwrap();
+        let img = pool(dir.path(), 64 * MIB, &["--history", history]);
+        let src = dir.path().join("src");
+        // Each round keeps some files, changes some, adds one: neighbours share blocks.
+        for round in 1..=5u8 {
+            let files: Vec<(String, u8, usize)> = (0..6u8)
+                .map(|i| (format!("f{i}"), if i < round { round * 16 + i * 2 + 1 } else { i * 2 + 1 }, 60_000))
+                .chain(std::iter::once((format!("only{round}"), round * 2 + 101, 40_000)))
+                .collect();
+            let files: Vec<(&str, u8, usize)> = files.iter().map(|(n, s, l)| (n.as_str(), *s, *l)).collect();
+            sync_files(&src, &img, &files);
+            snapshot(&img, &format!("@s{round}"));
+        }
+        sync_files(&src, &img, &[("final", 7, 10_000)]);
+        let pristine = dir.path().join("pristine.img");
+        std::fs::copy(&img, &pristine).unwrap();
+        let cases: &[&[&str]] = &[&["@s3"], &["@s2%@s4"], &["@s1", "@s3"], &["@s2%s3", "@s5"], &["@s1%@s5"]];
+        for specs in cases {
+            std::fs::copy(&pristine, &img).unwrap();
+            let before = held_by_snapshots(&img);
+            let dry = stdout(snapctl().args(["destroy", "-n"]).args(*specs).arg(&img));
+            assert_eq!(held_by_snapshots(&img), before, "-n changes nothing");
+            let predicted = bytes_after(&dry, "freeing ");
+            let real = stdout(snapctl().arg("destroy").args(*specs).arg(&img));
+            let after = held_by_snapshots(&img);
+            assert_eq!(before - after, predicted, "history {history}, {specs:?}: {dry}{real}");
+            assert!(bytes_after(&real, "freed ") >= predicted, "{real}");
+            if history == "0" {
+                assert!(predicted > 0, "{specs:?} keeps blocks of its own");
+                assert!(!dry.contains("retained commits"), "{dry}");
+            } else {
+                assert!(dry.contains("retained commits would go on holding"), "{dry}");
+            }
+            check(&img);
+        }
+    }
+}
+
+#[test]
+fn destroy_of_a_set_is_all_or_nothing() {
+    // Goal: -v names each snapshot in txg order; a held snapshot, an unknown name or a
+    // backwards range refuses the whole command, and nothing is destroyed.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &[]);
+    let src = dir.path().join("src");
+    for round in 1..=4u8 {
+        sync_files(&src, &img, &[("f", round * 2 + 1, 20_000)]);
+        snapshot(&img, &format!("@s{round}"));
+    }
+    snapctl().args(["hold", "keep", "@s3"]).arg(&img).assert().success();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["destroy", "@s1", "@s2%@s4"], exit_code::REFUSED, "@s3 is held (hold keep)"),
+        (&["destroy", "-n", "@s3"], exit_code::REFUSED, "@s3 is held"),
+        (&["destroy", "@s1", "@missing"], exit_code::NOT_FOUND_OR_EXISTS, "@missing"),
+        (&["destroy", "@s1%@missing"], exit_code::NOT_FOUND_OR_EXISTS, "@missing"),
+        (&["destroy", "@s4%@s1"], exit_code::INVALID, "@s1 is older than @s4"),
+        (&["destroy", "s1"], exit_code::INVALID, "snapshots are written @NAME"),
+    ];
+    for (args, code, message) in cases {
+        snapctl().args(*args).arg(&img).assert().code(*code).stderr(predicate::str::contains(*message));
+        assert_eq!(names(&img), ["s1", "s2", "s3", "s4"], "{args:?} destroyed nothing");
+    }
+    let out = stdout(snapctl().args(["destroy", "-v", "@s4", "@s1%@s2"]).arg(&img));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["snapctl: destroy @s1", "snapctl: destroy @s2", "snapctl: destroy @s4"], "{out}");
+    assert!(lines[3].starts_with("snapctl: destroyed @s1, @s2, @s4, freed "), "{out}");
+    assert_eq!(names(&img), ["s3"]);
+    check(&img);
+}

@@ -106,10 +106,12 @@ fn run(command: Command) -> Result<()> {
             let listed = snapshot::list(&mut open(&device, OpenMode::Read)?, LIVE_TREE_ID)?;
             stdout_write(&if json { render::json(&listed) } else { render::list(&listed) })
         }
-        Command::Destroy { name, device } => {
-            let name = snapshot_name(&name)?;
-            let destroyed = snapshot::destroy(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name)?;
-            stdout_write(&render::destroyed(&destroyed))
+        Command::Destroy { dry_run, verbose, args } => {
+            let (specs, device) = args.split_at(args.len() - 1);
+            let mut pool = open(&device[0], if dry_run { OpenMode::Read } else { OpenMode::Write })?;
+            let names = snapshot::select(&mut pool, LIVE_TREE_ID, specs)?;
+            let destroyed = snapshot::destroy(&mut pool, LIVE_TREE_ID, &names, dry_run)?;
+            stdout_write(&render::destroyed(&destroyed, verbose))
         }
         Command::Rename { old, new, device } => {
             let (old, new) = (snapshot_name(&old)?, snapshot_name(&new)?);

@@ -118,13 +118,20 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
-    /// Destroy a snapshot; the blocks only it kept are freed.
+    /// Destroy snapshots in one commit; the blocks only they kept are freed.
+    #[command(override_usage = "snapctl destroy [-n] [-v] @NAME... DEVICE")]
     Destroy {
-        /// The snapshot, written @NAME.
-        #[arg(value_name = "@NAME")]
-        name: String,
-        /// Block device or image file.
-        device: String,
+        /// Destroy nothing: say what would be destroyed and exactly how many bytes that
+        /// would free now.
+        #[arg(short = 'n')]
+        dry_run: bool,
+        /// Name each snapshot destroyed.
+        #[arg(short = 'v')]
+        verbose: bool,
+        /// The snapshots, each @NAME or a range @FIRST%@LAST (every snapshot from FIRST
+        /// to LAST), then DEVICE.
+        #[arg(num_args = 2.., required = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// Give a snapshot another name; streams find it by its guid, so replication goes on.
     Rename {

@@ -92,11 +92,32 @@ pub fn taken(t: &Taken) -> String {
     format!("{PROGRAM}: snapshot @{} taken at txg {}\n", t.name, t.txg)
 }
 
-pub fn destroyed(d: &Destroyed) -> String {
-    let mut text = format!("{PROGRAM}: destroyed @{}, freed {}", d.name, human_bytes(d.freed_bytes));
+pub fn destroyed(d: &Destroyed, verbose: bool) -> String {
+    let would = if d.dry_run { "would " } else { "" };
+    let mut text = String::new();
+    if verbose {
+        for name in &d.names {
+            text.push_str(&format!("{PROGRAM}: {would}destroy @{name}\n"));
+        }
+    }
+    let names: Vec<String> = d.names.iter().map(|n| format!("@{n}")).collect();
+    let freed = format!("{} ({} bytes)", human_bytes(d.freed_bytes), d.freed_bytes);
+    if d.dry_run {
+        text.push_str(&format!("{PROGRAM}: would destroy {}, freeing {freed}", names.join(", ")));
+        match d.history_held_bytes {
+            Some(held) if held > 0 => text.push_str(&format!(
+                "; retained commits would go on holding {} ({held} bytes) of what only they keep, until those expire",
+                human_bytes(held)
+            )),
+            _ => {}
+        }
+        text.push('\n');
+        return text;
+    }
+    text.push_str(&format!("{PROGRAM}: destroyed {}, freed {freed}", names.join(", ")));
     if let Some(held) = d.history_held_bytes {
         text.push_str(&format!(
-            "; blocks it shared with retained commits stay until those expire (history holds {} in all; `snapctl history --prune` releases it)",
+            "; blocks they shared with retained commits stay until those expire (history holds {} in all; `snapctl history --prune` releases it)",
             human_bytes(held)
         ));
     }

@@ -69,16 +69,7 @@ pub fn enlarge_pipe(fd: i32) {
     }
 }
 
-/// "@name" -> "name".
-pub fn snapshot_name(arg: &str) -> Result<&str> {
-    match arg.strip_prefix('@') {
-        Some(name) => {
-            crate::pool::validate_snapshot_name(name)?;
-            Ok(name)
-        }
-        None => Err(Error::invalid(format!("{arg:?} is not a snapshot: snapshots are written @NAME"))),
-    }
-}
+pub use crate::pool::snapshot_name;
 
 /// The longest duration an argument may give: the most seconds whose nanoseconds fit
 /// the u64 that commit times are kept in (about 584 years).

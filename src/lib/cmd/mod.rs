@@ -127,7 +127,7 @@ mod tests {
             assert!(status.held_by_snapshots_and_history_bytes >= MIB, "keep {keep}");
             assert_eq!(status.last_txg, pool.txg().0);
 
-            let destroyed = snapshot::destroy(&mut pool, LIVE_TREE_ID, "s").unwrap();
+            let destroyed = snapshot::destroy(&mut pool, LIVE_TREE_ID, &["s".to_string()], false).unwrap();
             if keep == 0 {
                 assert!(destroyed.freed_bytes >= MIB && destroyed.history_held_bytes.is_none(), "keep 0");
             } else {

@@ -1,8 +1,8 @@
 //! Snapshots of a tree: take one, destroy one, rename one, roll the tree back to one,
 //! list them with what each alone keeps.
 
-use crate::error::Result;
-use crate::pool::{Pool, guid_hex};
+use crate::error::{Error, Refusal, Result};
+use crate::pool::{Pool, guid_hex, snapshot_name};
 use crate::utc::format_time_ns;
 use serde::Serialize;
 
@@ -19,23 +19,75 @@ pub fn snapshot(pool: &mut Pool, tree: u64, name: &str) -> Result<Taken> {
     Ok(Taken { name: name.to_string(), txg: summary.txg.map_or(0, |t| t.0) })
 }
 
-/// A snapshot destroyed and committed.
+/// Snapshots destroyed together and committed, or (a dry run) what that would do.
 pub struct Destroyed {
-    pub name: String,
-    /// What the commit freed: blocks only the snapshot kept and no retained commit sees.
+    /// In txg order.
+    pub names: Vec<String>,
+    pub dry_run: bool,
+    /// What the commit freed (a dry run: would free): blocks only these snapshots kept
+    /// and no retained commit sees.
     pub freed_bytes: u64,
-    /// When older commits are retained: all that the history alone holds now, among it
-    /// the blocks the snapshot shared with them, which stay until those commits expire.
+    /// A dry run: what retained commits would go on holding of what only these kept.
+    /// Else, when older commits are retained: all that the history alone holds now.
     pub history_held_bytes: Option<u64>,
 }
 
-/// Destroys snapshot `name` of `tree` and commits.
-pub fn destroy(pool: &mut Pool, tree: u64, name: &str) -> Result<Destroyed> {
-    pool.destroy_snapshot(tree, name)?;
+/// The snapshots of `tree` that `specs` name, in txg order, each once: `@NAME`, or
+/// `@FIRST%@LAST` (also `@FIRST%LAST`) for every snapshot from FIRST to LAST, both
+/// included, as `zfs destroy` takes them.
+pub fn select(pool: &mut Pool, tree: u64, specs: &[String]) -> Result<Vec<String>> {
+    let all = pool.snapshots_of(tree)?;
+    let mut chosen = std::collections::BTreeSet::new();
+    for spec in specs {
+        let position = |pool: &mut Pool, name: &str| -> Result<usize> {
+            let name = snapshot_name(name)?;
+            pool.snapshot(tree, name)?;
+            Ok(all.iter().position(|s| s.name == name).expect("a snapshot of the tree is listed"))
+        };
+        match spec.split_once('%') {
+            None => _ = chosen.insert(position(pool, spec)?),
+            Some((first, last)) => {
+                let last = if last.starts_with('@') { last.to_string() } else { format!("@{last}") };
+                let (from, to) = (position(pool, first)?, position(pool, &last)?);
+                if from > to {
+                    return Err(Error::invalid(format!(
+                        "{spec}: {last} is older than {first}; a range goes from the older snapshot to the newer"
+                    )));
+                }
+                chosen.extend(from..=to);
+            }
+        }
+    }
+    Ok(chosen.into_iter().map(|i| all[i].name.clone()).collect())
+}
+
+/// Destroys snapshots `names` of `tree` in one commit; with `dry_run`, changes nothing
+/// and says what it would free. Refused as a whole if any is held or is the base of a
+/// saved partial receive.
+pub fn destroy(pool: &mut Pool, tree: u64, names: &[String], dry_run: bool) -> Result<Destroyed> {
+    for name in names {
+        let entry = pool.snapshot(tree, name)?;
+        if !entry.holds.is_empty() {
+            let tags = entry.holds.iter().map(|h| h.tag.clone()).collect();
+            return Err(Error::Refused(Refusal::HeldSnapshot { name: name.clone(), tags }));
+        }
+    }
+    if dry_run {
+        let estimate = pool.destroy_estimate(tree, names)?;
+        return Ok(Destroyed {
+            names: names.to_vec(),
+            dry_run,
+            freed_bytes: estimate.freed_bytes,
+            history_held_bytes: Some(estimate.history_held_bytes),
+        });
+    }
+    for name in names {
+        pool.destroy_snapshot(tree, name)?;
+    }
     let summary = pool.commit()?;
     let held = pool.history_unique_bytes()?;
     let history_held_bytes = (pool.history()?.len() > 1).then_some(held);
-    Ok(Destroyed { name: name.to_string(), freed_bytes: summary.freed_bytes, history_held_bytes })
+    Ok(Destroyed { names: names.to_vec(), dry_run, freed_bytes: summary.freed_bytes, history_held_bytes })
 }
 
 /// A snapshot renamed and committed.

@@ -23,7 +23,7 @@ pub use commit::CommitSummary;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
 pub use resize::ExpandOutcome;
-pub use space::TreeUsage;
+pub use space::{DestroyEstimate, TreeUsage};
 pub use warning::OpenWarning;
 
 use crate::alloc::space_log::SpaceLogBlock;
@@ -403,6 +403,17 @@ impl Pool {
 }
 
 pub use holds::validate_hold_tag;
+
+/// "@name" -> "name", a valid snapshot name.
+pub fn snapshot_name(arg: &str) -> Result<&str> {
+    match arg.strip_prefix('@') {
+        Some(name) => {
+            validate_snapshot_name(name)?;
+            Ok(name)
+        }
+        None => Err(Error::invalid(format!("{arg:?} is not a snapshot: snapshots are written @NAME"))),
+    }
+}
 
 pub fn validate_snapshot_name(name: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+');

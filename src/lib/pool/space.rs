@@ -76,23 +76,57 @@ impl Pool {
     }
 
     /// Bytes that destroying each snapshot of `tree` would free now: dead blocks that it
-    /// alone keeps (no other snapshot and no retained commit sees them).
+    /// alone keeps (no other snapshot and no retained commit sees them). One pass over
+    /// the dead index, each block's watchers found by binary search.
     pub fn snapshot_unique_bytes(&mut self, tree: u64) -> Result<BTreeMap<String, u64>> {
         let snapshots: Vec<(u64, String)> =
             self.snapshots_of(tree)?.iter().map(|s| (s.txg.0, s.name.clone())).collect();
-        let history: Vec<u64> = self.history()?.into_iter().map(|(t, _)| t.0).collect();
+        let txgs: Vec<u64> = snapshots.iter().map(|(t, _)| *t).collect();
+        let history = self.history_txgs()?;
         let mut out: BTreeMap<String, u64> = snapshots.iter().map(|(_, n)| (n.clone(), 0)).collect();
         for (death, ptr) in self.dead_entries(tree)? {
-            let visible = |t: u64| t >= ptr.birth.0 && t < death.0;
-            if history.iter().any(|&t| visible(t)) {
-                continue;
-            }
-            let mut holders = snapshots.iter().filter(|(t, _)| visible(*t));
-            if let (Some((_, name)), None) = (holders.next(), holders.next()) {
+            let seen = seen_by(&txgs, ptr.birth.0, death.0);
+            if seen.len() == 1 && seen_by(&history, ptr.birth.0, death.0).is_empty() {
+                let name = &snapshots[seen.start].1;
                 *out.get_mut(name).expect("listed snapshot") += ptr.footprint_blocks() * BLOCK_BYTES;
             }
         }
         Ok(out)
+    }
+
+    /// What destroying the snapshots `doomed` of `tree` together would do now: the bytes
+    /// of dead blocks that some of them see and no other snapshot and no retained commit
+    /// does (freed by that commit), and of those that retained commits still see (freed
+    /// when those expire). Blocks the doomed snapshots share only with each other count
+    /// once. Exact, as the commit frees them, unless retained commits expire at that same
+    /// commit (they then free more).
+    pub fn destroy_estimate(&mut self, tree: u64, doomed: &[String]) -> Result<DestroyEstimate> {
+        let (mut gone, mut kept) = (Vec::new(), Vec::new());
+        for snapshot in self.snapshots_of(tree)? {
+            match doomed.contains(&snapshot.name) {
+                true => gone.push(snapshot.txg.0),
+                false => kept.push(snapshot.txg.0),
+            }
+        }
+        let history = self.history_txgs()?;
+        let mut estimate = DestroyEstimate::default();
+        for (death, ptr) in self.dead_entries(tree)? {
+            let (birth, death) = (ptr.birth.0, death.0);
+            if seen_by(&gone, birth, death).is_empty() || !seen_by(&kept, birth, death).is_empty() {
+                continue;
+            }
+            let bytes = ptr.footprint_blocks() * BLOCK_BYTES;
+            match seen_by(&history, birth, death).is_empty() {
+                true => estimate.freed_bytes += bytes,
+                false => estimate.history_held_bytes += bytes,
+            }
+        }
+        Ok(estimate)
+    }
+
+    /// The retained commits' txgs, in order.
+    fn history_txgs(&mut self) -> Result<Vec<u64>> {
+        Ok(self.history()?.into_iter().map(|(t, _)| t.0).collect())
     }
 
     /// Bytes held only by retained commits (what pruning the history would free).
@@ -112,4 +146,19 @@ impl Pool {
         }
         Ok(total)
     }
+}
+
+/// What `destroy -n` reports (see `Pool::destroy_estimate`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestroyEstimate {
+    pub freed_bytes: u64,
+    pub history_held_bytes: u64,
+}
+
+/// The positions in `txgs` (sorted) of the checkpoints that see a block born in `birth`
+/// and killed in `death`: those taken at or after its birth and before its death.
+fn seen_by(txgs: &[u64], birth: u64, death: u64) -> std::ops::Range<usize> {
+    let start = txgs.partition_point(|&t| t < birth);
+    let end = txgs.partition_point(|&t| t < death).max(start);
+    start..end
 }

@@ -5,7 +5,7 @@
 //! The recorded pool receives a full stream, an incremental and a `-I` stream of two
 //! snapshots (two commits in one command) from a second pool, then is filled and changed
 //! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, rename, destroy,
-//! set compression=lz4, history),
+//! destroy of a range, set compression=lz4, history),
 //! then a broken incremental is saved with `snaprecv -s -F` and resumed (a rollback).
 //!
 //! Then the image file grows (the device grows between two commands: `set_len`, made
@@ -429,6 +429,8 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl history --keep 2h", "snapctl", &os(&[&"history", &"--keep", &"2h"]), Input::None, true)?;
     r.record("snapctl rename @s2 @kept", "snapctl", &os(&[&"rename", &"@s2", &"@kept"]), Input::None, true)?;
     r.record("snapctl destroy @kept", "snapctl", &os(&[&"destroy", &"@kept"]), Input::None, true)?;
+    let range = os(&[&"destroy", &"@r1%@r2"]);
+    r.record("snapctl destroy @r1%@r2 (two in one commit)", "snapctl", &range, Input::None, true)?;
 
     // A broken incremental, saved (-s); its resume rolls the changed live tree back (-F).
     let stderr = r.record(
