@@ -502,3 +502,41 @@ fn destroy_of_a_set_is_all_or_nothing() {
     assert_eq!(names(&img), ["s3"]);
     check(&img);
 }
+
+#[test]
+fn snapshot_auto_and_prune_from_the_command_line() {
+    // Goal: --auto names snapshots from the time, never twice the same; prune -n lists
+    // what prune then destroys (only automatic snapshots, never the newest); malformed
+    // rules and a name beside --auto are refused, naming the problem. (The rules over
+    // simulated months: tests/retention.rs.)
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 32 * MIB, &["--history", "0"]);
+    let src = dir.path().join("src");
+    snapshot(&img, "@manual");
+    for round in 1..=3u8 {
+        sync_files(&src, &img, &[("f", round * 2 + 1, 30_000)]);
+        snapctl().args(["snapshot", "--auto"]).arg(&img).assert().success();
+    }
+    let all = names(&img);
+    assert_eq!(all.len(), 4);
+    assert!(all[1..].iter().all(|n| n.starts_with("auto-20")), "{all:?}");
+    let dry = stdout(snapctl().args(["prune", "--keep", "hourly=0", "-n"]).arg(&img));
+    assert_eq!(names(&img), all, "-n destroys nothing");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["prune", "--keep", "hourly=0", "--json"]).arg(&img))).unwrap();
+    let destroyed: Vec<&str> = json["destroyed"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert_eq!(destroyed, all[1..3], "the older automatic snapshots; not @manual, not the newest");
+    for name in &destroyed {
+        assert!(dry.contains(&format!("would destroy @{name}")), "{dry}");
+    }
+    assert_eq!(names(&img), ["manual".to_string(), all[3].clone()]);
+    let cases: &[(&[&str], &str)] = &[
+        (&["prune", "--keep", "hourly=24,daily"], "bad --keep rule \"daily\""),
+        (&["prune", "--keep", "fortnightly=2"], "unknown period"),
+        (&["snapshot", "--auto", "@x"], "--auto names the snapshot itself"),
+    ];
+    for (args, message) in cases {
+        snapctl().args(*args).arg(&img).assert().code(exit_code::INVALID).stderr(predicate::str::contains(*message));
+    }
+    check(&img);
+}

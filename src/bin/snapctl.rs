@@ -13,7 +13,7 @@ use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
-use snapfs::cmd::{check, diff, history, holds, scrub, set, snapshot, status, tree};
+use snapfs::cmd::{check, diff, history, holds, prune, scrub, set, snapshot, status, tree};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
@@ -97,10 +97,25 @@ fn run(command: Command) -> Result<()> {
             eprint!("{}", render::withheld(&stats));
             stdout_write(&render::exported(&source, &dest, &stats))
         }
-        Command::Snapshot { name, device } => {
-            let name = snapshot_name(&name)?;
-            let taken = snapshot::snapshot(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name)?;
+        Command::Snapshot { auto, args } => {
+            let (name, device) = match (auto, args.as_slice()) {
+                (true, [device]) => (None, device),
+                (false, [name, device]) => (Some(snapshot_name(name)?), device),
+                (true, _) => return Err(Error::invalid("--auto names the snapshot itself: give no @NAME with it")),
+                (false, _) => return Err(Error::invalid("name the snapshot (@NAME), or give --auto")),
+            };
+            let mut pool = open(device, OpenMode::Write)?;
+            let taken = match name {
+                Some(name) => snapshot::snapshot(&mut pool, LIVE_TREE_ID, name)?,
+                None => snapshot::snapshot_auto(&mut pool, LIVE_TREE_ID)?,
+            };
             stdout_write(&render::taken(&taken))
+        }
+        Command::Prune { keep, dry_run, json, device } => {
+            let mut pool = open(&device, if dry_run { OpenMode::Read } else { OpenMode::Write })?;
+            let rules = prune::KeepRules::parse(&keep)?;
+            let pruned = prune::prune(&mut pool, LIVE_TREE_ID, &rules, dry_run)?;
+            stdout_write(&if json { render::json(&pruned) } else { render::pruned(&pruned) })
         }
         Command::List { json, device } => {
             let listed = snapshot::list(&mut open(&device, OpenMode::Read)?, LIVE_TREE_ID)?;

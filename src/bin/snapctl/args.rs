@@ -103,10 +103,29 @@ pub enum Command {
         device: String,
     },
     /// Take a snapshot of the live tree: O(1), consistent.
+    #[command(override_usage = "snapctl snapshot [--auto] [@NAME] DEVICE")]
     Snapshot {
-        /// Name of the new snapshot, written @NAME.
-        #[arg(value_name = "@NAME")]
-        name: String,
+        /// Name it from the time, UTC, to the minute: @auto-2026-11-25T0200Z (to the
+        /// second if that exists); `prune` destroys only these.
+        #[arg(long)]
+        auto: bool,
+        /// The new snapshot's name, @NAME (not with --auto), then DEVICE.
+        #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Destroy, in one commit, the automatic snapshots (@auto-...) no --keep rule keeps.
+    Prune {
+        /// Periods and how many of each keep a snapshot, for example
+        /// hourly=24,daily=7,weekly=4,monthly=12,yearly=2: each keeps the newest snapshot
+        /// of each of its COUNT newest periods that have one.
+        #[arg(long, value_name = "RULES")]
+        keep: String,
+        /// Destroy nothing: list what would be destroyed and what that would free.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
         /// Block device or image file.
         device: String,
     },

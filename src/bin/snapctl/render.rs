@@ -10,6 +10,7 @@ use snapfs::cmd::check::Checked;
 use snapfs::cmd::diff::ChangedPath;
 use snapfs::cmd::history::History;
 use snapfs::cmd::holds::ListedHold;
+use snapfs::cmd::prune::Pruned;
 use snapfs::cmd::scrub::{Scrubbed, Verdict};
 use snapfs::cmd::set::Changed;
 use snapfs::cmd::snapshot::{Destroyed, Listed, Renamed, RolledBack, Taken};
@@ -122,6 +123,17 @@ pub fn destroyed(d: &Destroyed, verbose: bool) -> String {
         ));
     }
     text.push('\n');
+    text
+}
+
+pub fn pruned(p: &Pruned) -> String {
+    let would = if p.dry_run { "would " } else { "" };
+    let mut text: String = p.destroyed.iter().map(|n| format!("{PROGRAM}: {would}destroy @{n}\n")).collect();
+    let freed = format!("{} ({} bytes)", human_bytes(p.freed_bytes), p.freed_bytes);
+    let count = p.destroyed.len();
+    let verb = if p.dry_run { "would prune" } else { "pruned" };
+    let what = if p.dry_run { "would free" } else { "freed" };
+    text.push_str(&format!("{PROGRAM}: {verb} {count} automatic snapshots, kept {}, {what} {freed}\n", p.kept));
     text
 }
 

@@ -13,6 +13,7 @@ pub mod check;
 pub mod diff;
 pub mod history;
 pub mod holds;
+pub mod prune;
 pub mod receive;
 pub mod scrub;
 pub mod send;

@@ -12,7 +12,8 @@
 //! durable before the next command), `snapctl expand` grows the pool into the new space,
 //! and a sync and a snapshot allocate past the old end. Last, a hold (the commit that
 //! sets the `holds` feature bit in both labels), `rollback -r` discarding a changed live
-//! tree and destroying a later snapshot in one commit, and the release. The growth is not a log record:
+//! tree and destroying a later snapshot in one commit, the release, two `snapshot
+//! --auto` and a `prune` that destroys the older. The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -478,6 +479,13 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl sync (fifth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl rollback -r @s3", "snapctl", &os(&[&"rollback", &"-r", &"@s3"]), Input::None, true)?;
     r.record("snapctl release replica @s3", "snapctl", &os(&[&"release", &"replica", &"@s3"]), Input::None, true)?;
+    // Retention from cron: two automatic snapshots, and a prune that destroys the older.
+    r.record("snapctl snapshot --auto", "snapctl", &os(&[&"snapshot", &"--auto"]), Input::None, true)?;
+    hosttree::mutate(&tree, seed, 6)?;
+    r.record("snapctl sync (sixth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
+    r.record("snapctl snapshot --auto (again)", "snapctl", &os(&[&"snapshot", &"--auto"]), Input::None, true)?;
+    let prune = os(&[&"prune", &"--keep", &"hourly=0"]);
+    r.record("snapctl prune --keep hourly=0", "snapctl", &prune, Input::None, true)?;
 
     let list: String =
         r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();
