@@ -107,7 +107,7 @@ fn run(command: Command) -> Result<()> {
             let mut pool = open(device, OpenMode::Write)?;
             let taken = match name {
                 Some(name) => snapshot::snapshot(&mut pool, LIVE_TREE_ID, name)?,
-                None => snapshot::snapshot_auto(&mut pool, LIVE_TREE_ID)?,
+                None => prune::snapshot_auto(&mut pool, LIVE_TREE_ID)?,
             };
             stdout_write(&render::taken(&taken))
         }

@@ -11,6 +11,7 @@
 //! replica holds the base its next incremental needs), and any snapshot not named
 //! `auto-...`.
 
+use super::snapshot::Taken;
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 use crate::utc::{civil_from_days, format_time};
@@ -33,6 +34,14 @@ pub fn auto_name(now_ns: u64, taken: impl Fn(&str) -> bool) -> String {
         .map(|k| if k == 1 { second.clone() } else { format!("{second}-{k}") })
         .find(|n| !taken(n))
         .expect("a free name")
+}
+
+/// `snapshot --auto`: takes a snapshot of `tree` named from the time now, and commits it.
+pub fn snapshot_auto(pool: &mut Pool, tree: u64) -> Result<Taken> {
+    let now = pool.clock().now_ns();
+    let existing: std::collections::HashSet<String> = pool.snapshots_of(tree)?.into_iter().map(|s| s.name).collect();
+    let name = auto_name(now, |n| existing.contains(n));
+    super::snapshot::snapshot(pool, tree, &name)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -12,14 +12,6 @@ pub struct Taken {
     pub txg: u64,
 }
 
-/// Takes a snapshot of `tree` named from the time now (`prune.rs`), and commits it.
-pub fn snapshot_auto(pool: &mut Pool, tree: u64) -> Result<Taken> {
-    let now = pool.clock().now_ns();
-    let existing: std::collections::HashSet<String> = pool.snapshots_of(tree)?.into_iter().map(|s| s.name).collect();
-    let name = super::prune::auto_name(now, |n| existing.contains(n));
-    snapshot(pool, tree, &name)
-}
-
 /// Takes snapshot `name` of `tree` and commits it.
 pub fn snapshot(pool: &mut Pool, tree: u64, name: &str) -> Result<Taken> {
     pool.create_snapshot(tree, name)?;
