@@ -45,15 +45,7 @@ btrfs_changes() {
 
 declare -A POOL MNT SNAPFS BTRFS
 for size in $SIZES; do
-    dataset data "$size"
-    mutated=$BENCH_DIR/mutated-$size
-    if [[ ! -d $mutated ]]; then
-        cp -a "$data" "$mutated.tmp"
-        "$WORKLOAD" mutate "$mutated.tmp" "$CHANGE" > /dev/null
-        mv "$mutated.tmp" "$mutated"
-    fi
-    bytes=$(($(dataset_bytes "$data") * 3))
-    bytes=$(((bytes > 1 << 30 ? bytes : 1 << 30) / MiB * MiB))
+    mutated_dataset "$size"
     new_loop dev "diff-snapfs-$size" "$bytes"
     "$BIN/snapfmt" --history 0 "$dev" > /dev/null
     "$BIN/snapctl" sync "$data" "$dev" > /dev/null

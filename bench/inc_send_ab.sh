@@ -37,18 +37,11 @@ probe_drop_caches
 sectors_read() { awk '{ print $3 }' "/sys/block/$(basename "$1")/stat"; }
 declare -A DEV TIMES READS
 for size in $SIZES; do
-    dataset data "$size"
-    mutated=$BENCH_DIR/mutated-$size
-    if [[ ! -d $mutated ]]; then
-        cp -a "$data" "$mutated.tmp"
-        "$WORKLOAD" mutate "$mutated.tmp" "$CHANGE" > /dev/null
-        mv "$mutated.tmp" "$mutated"
-    fi
-    bytes=$(($(dataset_bytes "$data") * 3))
+    mutated_dataset "$size"
     for side in old new; do
         bin=$OLD
         [[ $side == new ]] && bin=$NEW
-        new_loop dev "inc-$side-$size" $(((bytes > 1 << 30 ? bytes : 1 << 30) / MiB * MiB))
+        new_loop dev "inc-$side-$size" "$bytes"
         DEV[$side.$size]=$dev
         "$bin/snapfmt" --history 0 "$dev" > /dev/null 2>&1
         "$bin/snapctl" sync "$data" "$dev" > /dev/null 2>&1

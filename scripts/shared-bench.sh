@@ -16,3 +16,19 @@ find_shared_bench() {
     exit 1
 }
 find_shared_bench
+
+# mutated_dataset SIZE (after lib.sh is sourced): sets $data to the workload's dataset of
+# SIZE, $mutated to a copy of it that `workload.sh mutate` changed by $CHANGE bytes (made
+# once, kept in $BENCH_DIR), and $bytes to an image size that holds either three times
+# over (1 GiB at least, whole MiB).
+mutated_dataset() {
+    dataset data "$1"
+    mutated=$BENCH_DIR/mutated-$1
+    if [[ ! -d $mutated ]]; then
+        cp -a "$data" "$mutated.tmp"
+        "$WORKLOAD" mutate "$mutated.tmp" "$CHANGE" > /dev/null
+        mv "$mutated.tmp" "$mutated"
+    fi
+    bytes=$(($(dataset_bytes "$data") * 3))
+    bytes=$(((bytes > 1 << 30 ? bytes : 1 << 30) / MiB * MiB))
+}
