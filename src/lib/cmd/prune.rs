@@ -23,7 +23,7 @@ pub const AUTO_PREFIX: &str = "auto-";
 /// The name `snapshot --auto` gives at `now_ns`: "auto-2026-11-25T0200Z" (UTC, to the
 /// minute); to the second if `taken` says the minute's name exists, and then "-2", "-3"...
 /// within one second.
-pub fn auto_name(now_ns: u64, taken: impl Fn(&str) -> bool) -> String {
+pub fn auto_name(now_ns: u64, mut taken: impl FnMut(&str) -> bool) -> String {
     let text = format_time((now_ns / 1_000_000_000) as i64); // 2026-11-25T02:00:07Z
     let minute = format!("{AUTO_PREFIX}{}{}Z", &text[..13], &text[14..16]);
     if !taken(&minute) {
@@ -37,10 +37,20 @@ pub fn auto_name(now_ns: u64, taken: impl Fn(&str) -> bool) -> String {
 }
 
 /// `snapshot --auto`: takes a snapshot of `tree` named from the time now, and commits it.
+/// Each candidate name is one lookup: the snapshots table is not read whole.
 pub fn snapshot_auto(pool: &mut Pool, tree: u64) -> Result<Taken> {
     let now = pool.clock().now_ns();
-    let existing: std::collections::HashSet<String> = pool.snapshots_of(tree)?.into_iter().map(|s| s.name).collect();
-    let name = auto_name(now, |n| existing.contains(n));
+    let mut failure = None;
+    let name = auto_name(now, |n| match pool.snapshot_exists(tree, n) {
+        Ok(exists) => exists,
+        Err(e) => {
+            failure.get_or_insert(e);
+            false
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
     super::snapshot::snapshot(pool, tree, &name)
 }
 

@@ -164,6 +164,12 @@ impl Pool {
         self.find_snapshot(tree, name)?.ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })
     }
 
+    /// Whether `tree` has a snapshot `name`, taken or requested in this transaction.
+    pub fn snapshot_exists(&mut self, tree: u64, name: &str) -> Result<bool> {
+        Ok(self.pending_snapshots.iter().any(|p| p.tree == tree && p.name == name)
+            || self.find_snapshot(tree, name)?.is_some())
+    }
+
     /// Snapshot `name` of `tree`, if it exists: one lookup in the table, which is not
     /// loaded for it.
     fn find_snapshot(&mut self, tree: u64, name: &str) -> Result<Option<SnapshotEntry>> {
@@ -245,9 +251,7 @@ impl Pool {
         if !self.tree_entries.contains_key(&tree) {
             return Err(Error::not_found(format!("tree id {tree}")));
         }
-        if self.pending_snapshots.iter().any(|p| p.tree == tree && p.name == name)
-            || self.find_snapshot(tree, name)?.is_some()
-        {
+        if self.snapshot_exists(tree, name)? {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
         let guid = self.clock.guid();
@@ -304,9 +308,7 @@ impl Pool {
         self.writable()?;
         validate_snapshot_name(new)?;
         let entry = self.snapshot(tree, old)?;
-        let taken = self.pending_snapshots.iter().any(|p| p.tree == tree && p.name == new)
-            || self.find_snapshot(tree, new)?.is_some();
-        if taken {
+        if self.snapshot_exists(tree, new)? {
             return Err(Error::exists(format!("snapshot @{new}")));
         }
         // Its table entry goes at commit, after this insert: the name waits a commit.
