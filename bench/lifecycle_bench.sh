@@ -16,38 +16,37 @@
 # ratio of the largest N's median to the smallest's.
 #
 # Settings (environment): COUNTS="10 10000", RUNS=5, BENCH_DIR=/tmp/bench-lifecycle. Run
-# as root (loop devices).
+# as root (loop devices, drop_caches); LOOP_DIO and the rest as in shared/bench/lib.sh.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
 fi
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-COUNTS=${COUNTS:-10 10000} RUNS=${RUNS:-5}
+# shellcheck source=scripts/shared-bench.sh
+source "$REPO/scripts/shared-bench.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/bench-lifecycle}
+# shellcheck source=/dev/null
+source "$SHARED_BENCH/lib.sh"
+RESULTS=${RESULTS:-/dev/null}
+COUNTS=${COUNTS:-10 10000} RUNS=${RUNS:-5}
 BIN=$REPO/target/release
-[[ $(id -u) == 0 ]] || { echo "run as root (loop devices)" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
 mkdir -p "$BENCH_DIR"
+trap release_devices EXIT
+probe_drop_caches
 (cd "$REPO" && cargo build --release --quiet)
 
-declare -A DEV MS
-LOOPS=()
-cleanup() { for dev in "${LOOPS[@]}"; do losetup -d "$dev" 2> /dev/null || true; done; }
-trap cleanup EXIT
-
+declare -A DEV TIMES
 ms() {  # ms COMMAND...: runs it, prints its wall time in milliseconds
-    local start=${EPOCHREALTIME/./}
+    tic
     "$@" > /dev/null
-    echo $(((${EPOCHREALTIME/./} - start) / 1000))
+    toc
+    echo "${MS%.*}"
 }
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 for n in $COUNTS; do
-    img=$BENCH_DIR/pool-$n.img
-    rm -f "$img"
-    truncate -s 1G "$img"
-    dev=$(losetup --show -f "$img")
-    LOOPS+=("$dev")
+    new_loop dev "lifecycle-$n" $((1 << 30))
     DEV[$n]=$dev
     "$BIN/snapfmt" --history 0 "$dev" > /dev/null
     mkdir -p "$BENCH_DIR/src"
@@ -58,8 +57,7 @@ for n in $COUNTS; do
     echo "# N=$n: $n snapshots made in $((SECONDS - start)) s"
 done
 # What making them left dirty in the page cache must not be written back during the runs.
-sync
-echo 3 > /proc/sys/vm/drop_caches
+drop_caches
 
 for ((run = 1; run <= RUNS; run++)); do
     order=$COUNTS
@@ -77,7 +75,7 @@ for ((run = 1; run <= RUNS; run++)); do
                 list) t=$(ms "$c" list "$dev") ;;
             esac
             echo "N=$n run=$run op=$op ms=$t"
-            MS[$n.$op]+="$t "
+            TIMES[$n.$op]+="$t "
         done
     done
 done
@@ -89,6 +87,6 @@ done
 first=${COUNTS%% *} last=${COUNTS##* }
 for op in snapshot rename hold release rollback diff list; do
     # shellcheck disable=SC2086  # the lists split on purpose
-    a=$(median ${MS[$first.$op]}) b=$(median ${MS[$last.$op]})
+    a=$(median ${TIMES[$first.$op]}) b=$(median ${TIMES[$last.$op]})
     echo "median op=$op N=$first ms=$a N=$last ms=$b ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / (a > 0 ? a : 1) }')"
 done

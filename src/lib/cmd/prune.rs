@@ -188,7 +188,10 @@ pub fn prune(pool: &mut Pool, tree: u64, rules: &KeepRules, dry_run: bool) -> Re
         .collect();
     let destroyed = doomed(&candidates, rules);
     let kept = candidates.len() - destroyed.len();
-    if dry_run || destroyed.is_empty() {
+    if destroyed.is_empty() {
+        return Ok(Pruned { destroyed, kept, dry_run, freed_bytes: 0 });
+    }
+    if dry_run {
         let freed_bytes = pool.destroy_estimate(tree, &destroyed)?.freed_bytes;
         return Ok(Pruned { destroyed, kept, dry_run, freed_bytes });
     }

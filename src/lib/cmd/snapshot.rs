@@ -1,7 +1,7 @@
 //! Snapshots of a tree: take one, destroy one, rename one, roll the tree back to one,
 //! list them with what each alone keeps.
 
-use crate::error::{Error, Refusal, Result};
+use crate::error::{Error, Result};
 use crate::pool::{Pool, guid_hex, snapshot_name};
 use crate::utc::format_time_ns;
 use serde::Serialize;
@@ -66,11 +66,7 @@ pub fn select(pool: &mut Pool, tree: u64, specs: &[String]) -> Result<Vec<String
 /// saved partial receive.
 pub fn destroy(pool: &mut Pool, tree: u64, names: &[String], dry_run: bool) -> Result<Destroyed> {
     for name in names {
-        let entry = pool.snapshot(tree, name)?;
-        if !entry.holds.is_empty() {
-            let tags = entry.holds.iter().map(|h| h.tag.clone()).collect();
-            return Err(Error::Refused(Refusal::HeldSnapshot { name: name.clone(), tags }));
-        }
+        Pool::refuse_if_held(&pool.snapshot(tree, name)?)?;
     }
     if dry_run {
         let estimate = pool.destroy_estimate(tree, names)?;

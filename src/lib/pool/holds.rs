@@ -56,7 +56,7 @@ impl Pool {
     }
 
     /// Refuses to destroy a held snapshot, naming its tags.
-    pub(super) fn refuse_if_held(entry: &SnapshotEntry) -> Result<()> {
+    pub fn refuse_if_held(entry: &SnapshotEntry) -> Result<()> {
         if entry.holds.is_empty() {
             return Ok(());
         }
@@ -64,8 +64,9 @@ impl Pool {
         Err(Error::Refused(Refusal::HeldSnapshot { name: entry.name.clone(), tags }))
     }
 
-    /// Writes a changed entry of an existing snapshot over its old one.
-    fn rewrite_snapshot(&mut self, entry: &SnapshotEntry) -> Result<()> {
+    /// Writes a snapshot's entry under its name (over the old one, if any), and keeps the
+    /// loaded snapshots in step.
+    pub(super) fn rewrite_snapshot(&mut self, entry: &SnapshotEntry) -> Result<()> {
         let key = SnapshotEntry::key(entry.tree, &entry.name);
         self.snapshots_table.insert(&mut self.store, &key, &entry.encode_value())?;
         self.uncache_snapshot(entry.tree, &entry.name);

@@ -319,11 +319,8 @@ impl Pool {
         }
         let renamed = SnapshotEntry { name: new.to_string(), ..entry };
         self.snapshots_table.remove(&mut self.store, &SnapshotEntry::key(tree, old))?;
-        self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, new), &renamed.encode_value())?;
         self.uncache_snapshot(tree, old);
-        if self.snapshots_loaded {
-            self.cache_snapshot(renamed.clone());
-        }
+        self.rewrite_snapshot(&renamed)?;
         Ok(renamed)
     }
 

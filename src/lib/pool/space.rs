@@ -101,6 +101,7 @@ impl Pool {
     /// once. Exact, as the commit frees them, unless retained commits expire at that same
     /// commit (they then free more).
     pub fn destroy_estimate(&mut self, tree: u64, doomed: &[String]) -> Result<DestroyEstimate> {
+        let doomed: std::collections::HashSet<&String> = doomed.iter().collect();
         let (mut gone, mut kept) = (Vec::new(), Vec::new());
         for snapshot in self.snapshots_of(tree)? {
             match doomed.contains(&snapshot.name) {
