@@ -25,7 +25,7 @@ use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::label::{
-    FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, Label, region_start,
+    FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURE_SNAPSHOT_INDEX, Label, region_start,
 };
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
@@ -165,6 +165,7 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
             }
         }
     }
+    check_snapshot_index(pool, &mut c, &trees)?;
     check_receive_state(pool, &mut c)?;
     check_dead_index(pool, &mut c)?;
     check_space(pool, &mut c);
@@ -270,6 +271,30 @@ fn check_holds(pool: &Pool, c: &mut Checker, snapshots: &[crate::format::tables:
             snapshot.name
         ));
     }
+}
+
+/// The snapshot index holds exactly the snapshots of the table: one it lacks would let a
+/// commit free blocks that snapshot still sees; one it has too many would keep them.
+fn check_snapshot_index(pool: &mut Pool, c: &mut Checker, trees: &[(u64, Option<BlockPtr>)]) -> Result<()> {
+    let Some(index) = pool.snapshot_index_entries()? else { return Ok(()) };
+    if pool.label.features_incompat & FEATURE_SNAPSHOT_INDEX == 0 {
+        c.problem("the pool root names a snapshot index, but the label lacks the snapshot_index feature".to_string());
+    }
+    let mut table = std::collections::BTreeSet::new();
+    for &(id, _) in trees {
+        table.extend(pool.snapshots_of(id)?.into_iter().map(|s| (s.tree, s.txg, s.name)));
+    }
+    let index: std::collections::BTreeSet<_> = index.into_iter().collect();
+    for (tree, txg, name) in table.difference(&index) {
+        c.problem(format!("snapshot @{name} (tree {tree}, txg {}) is missing from the snapshot index", txg.0));
+    }
+    for (tree, txg, name) in index.difference(&table) {
+        c.problem(format!(
+            "the snapshot index names @{name} (tree {tree}, txg {}), which the snapshots table lacks",
+            txg.0
+        ));
+    }
+    Ok(())
 }
 
 /// A pool root that names lz4 needs the label's lz4 bit, which the commit sets first.

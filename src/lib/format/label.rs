@@ -18,8 +18,12 @@ pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
 /// refuses to write.
-pub const FEATURES_INCOMPAT_KNOWN: u64 =
-    FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX | FEATURE_HOLDS;
+pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS
+    | FEATURE_LARGE_XATTRS
+    | FEATURE_LZ4
+    | FEATURE_FRAME_INDEX
+    | FEATURE_HOLDS
+    | FEATURE_SNAPSHOT_INDEX;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -43,8 +47,14 @@ pub const FEATURE_FRAME_INDEX: u64 = 1 << 3;
 /// zeros. Set by the commit that first places a hold, never by `snapfmt`: a pool on
 /// which nobody ever held a snapshot stays readable by older binaries.
 pub const FEATURE_HOLDS: u64 = 1 << 4;
+/// The pool root may name a snapshot index (pool/snapshot_index.rs), a pool root of
+/// version 3, which an older binary would refuse by its version anyway; the bit says
+/// why. Set by the commit that builds the index, the first that changes the snapshots
+/// table: a pool that never had a snapshot stays readable by older binaries.
+pub const FEATURE_SNAPSHOT_INDEX: u64 = 1 << 5;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
-pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX | FEATURE_HOLDS;
+pub const FEATURES_ADDED_LATER: u64 =
+    FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX | FEATURE_HOLDS | FEATURE_SNAPSHOT_INDEX;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -213,6 +223,9 @@ impl Label {
         if self.features_incompat & FEATURE_HOLDS != 0 {
             names.push("holds".to_string());
         }
+        if self.features_incompat & FEATURE_SNAPSHOT_INDEX != 0 {
+            names.push("snapshot_index".to_string());
+        }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());
         }
@@ -318,11 +331,12 @@ mod tests {
     fn features_are_named_and_unknown_bits_shown() {
         let mut label = sample();
         assert!(label.feature_names().is_empty());
-        label.features_incompat = FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_FRAME_INDEX | 1 << 5;
+        label.features_incompat =
+            FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_FRAME_INDEX | FEATURE_SNAPSHOT_INDEX | 1 << 6;
         label.features_ro_compat = FEATURE_DITTO_METADATA;
         assert_eq!(
             label.feature_names(),
-            ["record_overlays", "large_xattrs", "frame_index", "ditto_metadata", "incompat:0x20"]
+            ["record_overlays", "large_xattrs", "frame_index", "snapshot_index", "ditto_metadata", "incompat:0x40"]
         );
     }
 }

@@ -26,6 +26,7 @@ pub enum TreeKind {
     Snapshots = 3,
     History = 4,
     Dead = 5,
+    SnapshotIndex = 6,
 }
 
 impl TreeKind {
@@ -36,6 +37,7 @@ impl TreeKind {
             3 => TreeKind::Snapshots,
             4 => TreeKind::History,
             5 => TreeKind::Dead,
+            6 => TreeKind::SnapshotIndex,
             _ => return None,
         })
     }
@@ -46,6 +48,7 @@ impl TreeKind {
             TreeKind::Snapshots => "snapshots",
             TreeKind::History => "history",
             TreeKind::Dead => "dead",
+            TreeKind::SnapshotIndex => "snapshot index",
         }
     }
 }

@@ -169,6 +169,30 @@ impl HistoryEntry {
 }
 
 /// Key of the dead index: (tree, death txg, address). The value is the killed pointer.
+/// The snapshots by (tree, txg): one empty-valued key per snapshot, so that the
+/// checkpoints of a tree in a range of txgs are one range scan, not a read of every
+/// snapshot (format version 9, feature `snapshot_index`).
+pub fn snapshot_index_key(tree: u64, txg: Txg, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + name.len());
+    k.extend_from_slice(&be64(tree));
+    k.extend_from_slice(&be64(txg.0));
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn decode_snapshot_index(key: &[u8], value: &[u8]) -> Result<(u64, Txg, String)> {
+    if key.len() <= 16 {
+        return Err(Error::corrupt("snapshot index key without a name"));
+    }
+    if !value.is_empty() {
+        return Err(Error::corrupt("snapshot index entry with a value"));
+    }
+    let tree = read_be64(key, "snapshot index")?;
+    let txg = Txg(read_be64(&key[8..], "snapshot index")?);
+    let name = decode_name(&key[16..], SNAPSHOT_NAME_BYTES_MAX, "snapshot")?;
+    Ok((tree, txg, name))
+}
+
 pub fn dead_key(tree: u64, death: Txg, addr: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(24);
     k.extend_from_slice(&be64(tree));

@@ -13,7 +13,9 @@
 use crate::block::Compression;
 use crate::compress::{decompress, decompress_frames_where};
 use crate::format::node::{EncodedNode, NODE_BYTES_MAX, NodeBody, TreeKind, decode_leaf};
-use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry, decode_dead, encode_ptr};
+use crate::format::tables::{
+    HistoryEntry, SnapshotEntry, TreeEntry, decode_dead, decode_snapshot_index, encode_ptr, snapshot_index_key,
+};
 use crate::fs::inode::{FileKey, Inode, ItemKind};
 use crate::fs::record::{RECORD_BYTES, Record, check_kinds};
 
@@ -69,6 +71,11 @@ fn decode_value(kind: TreeKind, key: &[u8], value: &[u8]) {
         TreeKind::History => {
             if let Ok(entry) = HistoryEntry::decode(key, value) {
                 assert_eq!(entry.encode_value(), value);
+            }
+        }
+        TreeKind::SnapshotIndex => {
+            if let Ok((tree, txg, name)) = decode_snapshot_index(key, value) {
+                assert_eq!(snapshot_index_key(tree, txg, &name), key);
             }
         }
         TreeKind::Dead => {

@@ -45,9 +45,14 @@ impl Pool {
         let changed = |table: &crate::tree::Tree, committed: Option<BlockPtr>| {
             table.is_dirty() || table.committed_root() != committed
         };
+        let index = match self.root.snapshot_index {
+            crate::format::pool_root::SnapshotIndexRoot::Built(root) => root,
+            crate::format::pool_root::SnapshotIndexRoot::Absent => None,
+        };
         changed(&self.snapshots_table, self.root.snapshots)
             || changed(&self.history_table, self.root.history)
             || changed(&self.dead_table, self.root.dead)
+            || changed(&self.snapshot_index, index)
     }
 
     /// A head changed if it has unwritten nodes, or if its root is no longer the one the
@@ -87,6 +92,7 @@ impl Pool {
 
         self.flush_file_trees()?;
         self.record_snapshots(txg, now)?;
+        self.build_snapshot_index_if_needed()?;
         self.record_history(txg, now)?;
         self.store.alloc.committing = true;
         self.expire_history(txg, now)?;
@@ -97,6 +103,7 @@ impl Pool {
         self.root.snapshots = self.snapshots_table.flush(&mut self.store)?;
         self.root.history = self.history_table.flush(&mut self.store)?;
         self.root.dead = self.dead_table.flush(&mut self.store)?;
+        self.flush_snapshot_index()?;
         self.append_space_log(txg)?;
 
         self.root.txg = txg;
@@ -134,6 +141,7 @@ impl Pool {
         self.snapshots_table.evict();
         self.history_table.evict();
         self.dead_table.evict();
+        self.snapshot_index.evict();
         Ok(txg)
     }
 
@@ -160,6 +168,7 @@ impl Pool {
     fn record_snapshots(&mut self, txg: Txg, now: u64) -> Result<()> {
         for removed in std::mem::take(&mut self.removed_snapshots) {
             self.snapshots_table.remove(&mut self.store, &SnapshotEntry::key(removed.tree, &removed.name))?;
+            self.index_remove(&removed)?;
             self.removed_snapshots.push(removed);
         }
         for pending in self.pending_snapshots.clone() {
@@ -168,6 +177,7 @@ impl Pool {
             let time_ns = pending.time_ns.unwrap_or(now);
             let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds: Vec::new() };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
+            self.index_add(&entry)?;
             if self.snapshots_loaded {
                 self.cache_snapshot(entry);
             }
@@ -304,7 +314,7 @@ impl Pool {
         if self.history_from(birth)?.is_some_and(|(t, _)| t < death) {
             return Ok(true);
         }
-        Ok(self.snapshot_txgs_in(tree, birth..=death - 1)?.next().is_some())
+        Ok(self.first_snapshot_txg_in(tree, birth..=death - 1)?.is_some())
     }
 }
 

@@ -13,6 +13,7 @@ mod receiving;
 mod resize;
 mod retention;
 mod rollback;
+mod snapshot_index;
 mod space;
 mod warning;
 
@@ -69,6 +70,7 @@ pub struct Pool {
     snapshots_table: Tree,
     history_table: Tree,
     dead_table: Tree,
+    snapshot_index: Tree,
     tree_entries: BTreeMap<u64, TreeEntry>,
     heads: BTreeMap<u64, Tree>,
     /// The snapshots table, once something needed all of it (`load_snapshots`): an open
@@ -220,16 +222,6 @@ impl Pool {
     }
 
     /// The txgs of `tree`'s snapshots in `range`, in order (all snapshots read on first use).
-    fn snapshot_txgs_in(
-        &mut self,
-        tree: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<impl Iterator<Item = u64> + '_> {
-        self.load_snapshots()?;
-        let (start, end) = range.into_inner();
-        Ok(self.snapshot_txgs.range((tree, start)..=(tree, end)).map(|(&(_, txg), _)| txg))
-    }
-
     /// The snapshots, all of them (read on first use).
     fn all_snapshots(&mut self) -> Result<impl Iterator<Item = &SnapshotEntry>> {
         self.load_snapshots()?;
@@ -317,9 +309,11 @@ impl Pool {
                 "@{new} was destroyed in this transaction: commit before reusing its name"
             )));
         }
-        let renamed = SnapshotEntry { name: new.to_string(), ..entry };
+        let renamed = SnapshotEntry { name: new.to_string(), ..entry.clone() };
         self.snapshots_table.remove(&mut self.store, &SnapshotEntry::key(tree, old))?;
         self.uncache_snapshot(tree, old);
+        self.index_remove(&entry)?;
+        self.index_add(&renamed)?;
         self.rewrite_snapshot(&renamed)?;
         Ok(renamed)
     }
@@ -387,12 +381,17 @@ impl Pool {
         (&mut self.dead_table, &mut self.store)
     }
 
-    pub fn meta_roots(&self) -> [(TreeKind, Option<BlockPtr>); 4] {
+    pub fn meta_roots(&self) -> [(TreeKind, Option<BlockPtr>); 5] {
+        let index = match self.root.snapshot_index {
+            crate::format::pool_root::SnapshotIndexRoot::Built(root) => root,
+            crate::format::pool_root::SnapshotIndexRoot::Absent => None,
+        };
         [
             (TreeKind::Trees, self.root.trees),
             (TreeKind::Snapshots, self.root.snapshots),
             (TreeKind::History, self.root.history),
             (TreeKind::Dead, self.root.dead),
+            (TreeKind::SnapshotIndex, index),
         ]
     }
 

@@ -15,7 +15,7 @@ use crate::error::{DeviceError, Error, Refusal, Result, Shrunk, human_bytes};
 use crate::format::commit::CommitRecord;
 use crate::format::label::{FORMAT_VERSION, Label, REGION_BLOCKS, RING_SLOTS, region_start};
 use crate::format::node::TreeKind;
-use crate::format::pool_root::{PoolConfig, PoolRoot};
+use crate::format::pool_root::{PoolConfig, PoolRoot, SnapshotIndexRoot};
 use crate::format::probe::foreign_signature;
 use crate::format::tables::TreeEntry;
 use crate::store::{Owner, Store};
@@ -169,6 +169,14 @@ impl Pool {
             snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, root.snapshots),
             history_table: Tree::open(TreeKind::History, Owner::Meta, root.history),
             dead_table: Tree::open(TreeKind::Dead, Owner::Meta, root.dead),
+            snapshot_index: Tree::open(
+                TreeKind::SnapshotIndex,
+                Owner::Meta,
+                match root.snapshot_index {
+                    SnapshotIndexRoot::Built(index) => index,
+                    SnapshotIndexRoot::Absent => None,
+                },
+            ),
             store,
             label,
             root,
@@ -388,6 +396,9 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
         dead_bytes: 0,
         config: options.config.clone(),
         receive: None,
+        // Built by the first commit that changes the snapshots table: a pool that never
+        // has a snapshot stays readable by older binaries.
+        snapshot_index: SnapshotIndexRoot::Absent,
     };
     let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
     let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new(), clock);

@@ -52,7 +52,7 @@ impl Pool {
     }
 
     fn is_checkpoint(&mut self, tree: u64, txg: u64) -> Result<bool> {
-        Ok(self.history_contains(txg)? || self.snapshot_txgs_in(tree, txg..=txg)?.next().is_some())
+        Ok(self.history_contains(txg)? || self.first_snapshot_txg_in(tree, txg..=txg)?.is_some())
     }
 
     /// The first checkpoint of `tree` after `txg`, or u64::MAX if none.
@@ -62,7 +62,7 @@ impl Pool {
             None => None,
         };
         let snapshot = match txg.checked_add(1) {
-            Some(from) => self.snapshot_txgs_in(tree, from..=u64::MAX)?.next(),
+            Some(from) => self.first_snapshot_txg_in(tree, from..=u64::MAX)?,
             None => None,
         };
         Ok(history.into_iter().chain(snapshot).min().unwrap_or(u64::MAX))

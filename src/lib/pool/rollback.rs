@@ -34,8 +34,8 @@ impl Pool {
         }
         if let Some(snap) = to {
             // Snapshots taken in one transaction share a txg and a tree: any is newest.
-            let newest = self.snapshots_of(tree)?.last().map(|s| s.txg);
-            assert_eq!(newest, Some(snap.txg), "rollback only to the newest snapshot");
+            let later = self.first_snapshot_txg_in(tree, snap.txg.0.saturating_add(1)..=u64::MAX)?;
+            assert_eq!(later, None, "rollback only to the newest snapshot");
         }
         let floor = to.map_or(0, |s| s.txg.0);
         let head = self.committed_head_root(tree)?;
@@ -68,8 +68,7 @@ impl Pool {
         if let Some(state) = self.receive_state()? {
             return Err(Error::Refused(Refusal::PartialReceiveSaved { receiving: state.snapshot_name }));
         }
-        let later: Vec<SnapshotEntry> =
-            self.snapshots_of(tree)?.into_iter().rev().filter(|s| s.txg > target.txg).collect();
+        let later: Vec<SnapshotEntry> = self.snapshots_after(tree, target.txg)?.into_iter().rev().collect();
         if !later.is_empty() && !destroy_later {
             let later = later.iter().rev().map(|s| s.name.clone()).collect();
             return Err(Error::Refused(Refusal::LaterSnapshots { target: name.to_string(), later }));
