@@ -208,6 +208,7 @@ fn receive_refuses_an_inode_past_the_largest_file() {
 /// FILE_BYTES_MAX + 1 and 2^64 - 1 through the library, then run both commands.
 #[test]
 fn a_stored_file_past_the_largest_file_is_reported_and_not_exported() {
+    use snapfs::device::pins::WaitPolicy;
     use snapfs::device::{OpenMode, open_tool_device};
     use snapfs::pool::{LIVE_TREE_ID, Pool};
     for size in [FILE_BYTES_MAX + 1, u64::MAX] {
@@ -215,8 +216,11 @@ fn a_stored_file_past_the_largest_file_is_reported_and_not_exported() {
         let img = pool(dir.path(), 32 << 20, &[]);
         put(&img, "/big", b"abc");
         {
-            let mut pool =
-                Pool::open(open_tool_device(img.to_str().unwrap(), OpenMode::Write).unwrap(), OpenMode::Write).unwrap();
+            let mut pool = Pool::open(
+                open_tool_device(img.to_str().unwrap(), OpenMode::Write, &WaitPolicy::nowait()).unwrap(),
+                OpenMode::Write,
+            )
+            .unwrap();
             let mut fs = pool.live(LIVE_TREE_ID).unwrap();
             let ino = fs.resolve("/big").unwrap();
             let mut inode = fs.inode(ino).unwrap();

@@ -24,6 +24,9 @@ const PROGRAM: &str = "snapctl";
 
 fn main() {
     let args = Args::parse();
+    if let Some(limit) = snapfs::cli::wait_limit(args.wait, args.nowait) {
+        snapfs::cli::set_wait_limit(limit);
+    }
     if let Err(e) = run(args.command) {
         std::process::exit(report(PROGRAM, &e));
     }

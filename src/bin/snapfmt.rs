@@ -38,7 +38,7 @@ fn run(args: &Args) -> Result<()> {
         history_reserve_percent: args.history_reserve,
         compression: parse_compression(&args.compress)?,
     };
-    let dev = open_tool_device(&args.device, OpenMode::Write)?;
+    let dev = open_tool_device(&args.device, OpenMode::Write, &snapfs::cli::wait_policy(PROGRAM))?;
     let options = FormatOptions { force: args.force, config: config.clone() };
     let pool = format_pool(dev, &options)?;
     println!(
@@ -55,6 +55,8 @@ fn run(args: &Args) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
+    // Formatting a device another process is writing is a mistake, not a queue.
+    snapfs::cli::set_wait_limit(snapfs::device::pins::WaitLimit::No);
     if let Err(e) = run(&args) {
         std::process::exit(report(PROGRAM, &e));
     }

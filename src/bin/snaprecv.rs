@@ -27,6 +27,9 @@ const PROGRAM: &str = "snaprecv";
 
 fn main() {
     let args = Args::parse();
+    if let Some(limit) = snapfs::cli::wait_limit(args.wait, args.nowait) {
+        snapfs::cli::set_wait_limit(limit);
+    }
     if let Err(e) = run(args) {
         std::process::exit(report(PROGRAM, &e));
     }

@@ -9,6 +9,13 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "snapctl", version, about, long_about = None)]
 pub struct Args {
+    /// A command that writes waits at most SECONDS for another process writing the pool
+    /// (default: until it is done), saying whom it waits for after a second.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "nowait")]
+    pub wait: Option<u64>,
+    /// A command that writes fails at once (exit 4) if another process is writing the pool.
+    #[arg(long)]
+    pub nowait: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -13,7 +13,7 @@ use snapfs::error::{Error, Result};
     version,
     about,
     long_about = None,
-    override_usage = "snaprecv [-F] [-s] [-v] DEVICE < STREAM\n       snaprecv -A DEVICE\n       snaprecv -n [-v] [DEVICE] < STREAM\n       snaprecv --dump < STREAM"
+    override_usage = "snaprecv [-F] [-s] [-v] [--wait SECONDS] [--nowait] DEVICE < STREAM\n       snaprecv -A DEVICE\n       snaprecv -n [-v] [DEVICE] < STREAM\n       snaprecv --dump < STREAM"
 )]
 pub struct Args {
     /// Roll the live tree back to its newest snapshot first if it changed since (no
@@ -37,6 +37,13 @@ pub struct Args {
     /// Show a progress bar on stderr (bytes, rate, time left against the sender's exact size).
     #[arg(short = 'v')]
     pub verbose: bool,
+    /// Wait at most SECONDS for another process writing DEVICE (default: until it is
+    /// done), saying whom it waits for after a second.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "nowait")]
+    pub wait: Option<u64>,
+    /// Fail at once (exit 4) if another process is writing DEVICE.
+    #[arg(long)]
+    pub nowait: bool,
     /// Block device or image file to receive into.
     pub device: Option<String>,
 }

@@ -27,7 +27,11 @@ pub fn hint(error: &Error) -> Option<String> {
         ),
         Error::NotSnapfs { .. } => Some("format it first with `snapfmt DEVICE`".into()),
         Error::Unsupported { .. } => Some("use a newer snapfs to open this pool".into()),
-        Error::InUse { .. } => Some("wait for that process to finish, then run the command again".into()),
+        Error::InUse { .. } => Some(
+            "wait for that process to finish, then run the command again (snapctl and snaprecv wait by themselves \
+             unless given --nowait or a --wait that ran out)"
+                .into(),
+        ),
         Error::NoSpace { history_bytes, snapshots, .. } => Some(no_space_hint(*snapshots, *history_bytes)),
         Error::Device(e) => Some(device_hint(e)),
         Error::Refused(refusal) => Some(refusal_hint(refusal)),
@@ -188,6 +192,9 @@ fn refusal_hint(refusal: &Refusal) -> String {
              DEVICE` shows when each was placed",
             tags.first().map_or("TAG", String::as_str)
         ),
+        Refusal::BeingRead { .. } => "run the command again when that reader is done (its pin goes when it \
+                                      exits, even if it is killed)"
+            .into(),
         Refusal::LaterSnapshots { target, .. } => {
             format!("add -r to destroy the later snapshots with the rollback (`snapctl rollback -r @{target} DEVICE`)")
         }

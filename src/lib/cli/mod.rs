@@ -8,20 +8,50 @@ pub mod exit_code;
 pub mod hint;
 
 use crate::compress::Codec;
+use crate::device::pins::{WaitLimit, WaitPolicy};
 use crate::device::{OpenMode, open_tool_device};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 pub use hint::hint;
+use std::sync::{Arc, OnceLock};
 // What a command names and how times print live below this module; the binaries take
 // them from here with the rest.
 pub use crate::cmd::PathSpec;
 pub use crate::utc::{format_time, format_time_ns};
 
+static WAIT_LIMIT: OnceLock<WaitLimit> = OnceLock::new();
+
+/// How long this process's writers wait for another writer (`--wait SECONDS`,
+/// `--nowait`; without either, until it is done). Set once, before any open.
+pub fn set_wait_limit(limit: WaitLimit) {
+    let _ = WAIT_LIMIT.set(limit);
+}
+
+/// The wait policy of this process: its limit, and a line on stderr after a second.
+pub fn wait_policy(program: &str) -> WaitPolicy {
+    let program = program.to_string();
+    WaitPolicy {
+        limit: WAIT_LIMIT.get().copied().unwrap_or(WaitLimit::Forever),
+        announce: Arc::new(move |whom| eprintln!("{program}: waiting for {whom}")),
+    }
+}
+
+/// `--wait SECONDS` / `--nowait` as a limit (neither: None, the default).
+pub fn wait_limit(seconds: Option<u64>, nowait: bool) -> Option<WaitLimit> {
+    match (seconds, nowait) {
+        (_, true) => Some(WaitLimit::No),
+        (Some(s), false) => Some(WaitLimit::For(std::time::Duration::from_secs(s))),
+        (None, false) => None,
+    }
+}
+
 /// Opens the pool on DEVICE for reading or writing, and prints what the operator should
-/// know about how it was opened.
+/// know about how it was opened. A writer waits for another writer as the wait limit
+/// allows; a reader takes no lock and pins what it reads (pool/pins.rs).
 pub fn open_pool(program: &str, device: &str, mode: OpenMode) -> Result<Pool> {
-    let dev = open_tool_device(device, mode)?;
-    let pool = Pool::open(dev, mode)?;
+    let wait = wait_policy(program);
+    let dev = open_tool_device(device, mode, &wait)?;
+    let pool = Pool::open_for_tool(dev, mode, wait, &reader_name())?;
     for warning in &pool.warnings {
         match hint::warning_advice(warning) {
             Some(advice) => eprintln!("{program}: warning: {warning}; {advice}"),
@@ -29,6 +59,21 @@ pub fn open_pool(program: &str, device: &str, mode: OpenMode) -> Result<Pool> {
         }
     }
     Ok(pool)
+}
+
+/// This process as writers waiting for it name it: its command line, shortened.
+fn reader_name() -> String {
+    let mut words: Vec<String> = std::env::args().collect();
+    if let Some(program) = words.first_mut() {
+        *program = program.rsplit('/').next().unwrap_or(program).to_string();
+    }
+    let mut line = words.join(" ");
+    if line.len() > 120 {
+        let cut = (0..=117).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
 }
 
 /// Prints an error with its hint; returns the exit code.

@@ -31,6 +31,8 @@ pub fn diff(pool: &mut Pool, tree: u64, from: &str, to: Option<&str>) -> Result<
         Some(name) => pool.snapshot(tree, name)?.root,
         None => pool.committed_head_root(tree)?,
     };
+    let checkpoints = [pool.checkpoint_of(tree, Some(from))?, pool.checkpoint_of(tree, to)?];
+    pool.pin_for_reading(&checkpoints)?;
     Ok(diff_trees(&mut pool.store, tree, old, new)?.into_iter().map(changed).collect())
 }
 

@@ -52,8 +52,11 @@ impl PathSpec {
     }
 }
 
-/// Runs `f` on a read-only view of the tree or snapshot a path spec names.
+/// Runs `f` on a read-only view of the tree or snapshot a path spec names, pinned for a
+/// reader: writers commit while it reads.
 pub fn with_view<T>(pool: &mut Pool, spec: &PathSpec, f: impl FnOnce(&mut FsTree) -> Result<T>) -> Result<T> {
+    let checkpoint = pool.checkpoint_of(spec.tree, spec.snapshot.as_deref())?;
+    pool.pin_for_reading(&[checkpoint])?;
     let (mut tree, store) = pool.view(spec.tree, spec.snapshot.as_deref())?;
     let mut fs = FsTree::new(&mut tree, store, false);
     f(&mut fs)

@@ -180,11 +180,16 @@ pub struct Pruned {
 /// Destroys in one commit the automatic snapshots of `tree` that `rules` do not keep
 /// (with `dry_run`, only says which, and what that would free).
 pub fn prune(pool: &mut Pool, tree: u64, rules: &KeepRules, dry_run: bool) -> Result<Pruned> {
+    // One a reader is sending or reading stays too, until the next prune.
+    let pinned = pool.pinned_now()?;
     let candidates: Vec<Candidate> = pool
         .snapshots_of(tree)?
         .into_iter()
         .filter(|s| s.name.starts_with(AUTO_PREFIX))
-        .map(|s| Candidate { name: s.name, time_ns: s.time_ns, held: !s.holds.is_empty() })
+        .map(|s| {
+            let held = !s.holds.is_empty() || pinned.contains(&(tree, s.txg));
+            Candidate { name: s.name, time_ns: s.time_ns, held }
+        })
         .collect();
     let destroyed = doomed(&candidates, rules);
     let kept = candidates.len() - destroyed.len();

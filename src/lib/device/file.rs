@@ -2,8 +2,9 @@
 //!
 //! Writers hold an exclusive lock on the storage the device reaches, whatever its name
 //! (lock.rs; and open block devices with O_EXCL, which the kernel also refuses while a
-//! file system is mounted on them); readers hold a shared one. A second writer is
-//! refused with the pid of the holder.
+//! file system is mounted on them). A second writer waits for the first as its
+//! `WaitPolicy` allows, then is refused with the pid of the holder. Readers take no lock:
+//! they pin what they read instead (pins.rs), so they never keep a writer out.
 //!
 //! A writer sends whole aligned blocks (the store's gathered writes) past the page cache
 //! through a second descriptor opened with O_DIRECT: no copy of the data into the cache,
@@ -18,7 +19,8 @@
 
 use super::Device;
 use super::aligned::AlignedBuf;
-use super::lock::{self, AcquireError, HeldLocks, LockKind, LockTarget};
+use super::lock::{self, Conflict, HeldLocks, LockKind, LockTarget};
+use super::pins::WaitPolicy;
 use super::storage::{self, ByteRange};
 use super::write_behind::WriteBehind;
 use crate::error::{DeviceError, Error, Result};
@@ -48,6 +50,8 @@ pub struct FileDevice {
     /// Kept open as long as the device: closing a descriptor of the inode would drop the
     /// process's record lock on it (lock_opened_inode).
     direct: Option<File>,
+    /// How long a writer waits for the pool id's lock (`lock_pool`).
+    wait: WaitPolicy,
     /// Set once a direct write was refused (EINVAL): every write goes through the cache.
     direct_refused: bool,
     /// The thread that writes handed-over buffers through a copy of `direct`.
@@ -64,7 +68,13 @@ const WRITE_BEHIND_BYTES: u64 = 32 << 20;
 nix::ioctl_read!(block_device_size, 0x12, 114, u64);
 nix::ioctl_read_bad!(block_device_read_only, 0x125e, libc::c_int);
 
+/// Opens `path`; a writer finding another writer is refused at once.
 pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
+    open_file_device_waiting(path, mode, &WaitPolicy::nowait())
+}
+
+/// Opens `path`; a writer finding another writer waits for it as `wait` allows.
+pub fn open_file_device_waiting(path: &str, mode: OpenMode, wait: &WaitPolicy) -> Result<FileDevice> {
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::not_found(format!("device {path}")),
         _ => Error::io(format!("cannot stat {path}"), e),
@@ -100,8 +110,14 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
             }));
         }
     }
-    let storage_lock = lock_storage(&file, path, mode)?;
-    lock_opened_inode(&file, path, mode)?;
+    let mut locks = Vec::new();
+    if mode == OpenMode::Write {
+        locks.push(lock_storage(&file, path, wait)?);
+        lock_opened_inode(&file, path)?;
+    }
+    if is_block {
+        drop_cached_pages(&file);
+    }
     let len = if is_block {
         let mut size = 0u64;
         // SAFETY: BLKGETSIZE64 writes one u64 through the pointer we pass.
@@ -124,12 +140,26 @@ pub fn open_file_device(path: &str, mode: OpenMode) -> Result<FileDevice> {
         write_calls: 0,
         flushes: 0,
         unstarted: None,
-        locks: vec![storage_lock],
+        locks,
+        wait: wait.clone(),
         direct,
         direct_refused: false,
         behind,
         direct_writes: 0,
     })
+}
+
+/// Drops the clean pages a block device has cached. A block device's cache is its own,
+/// apart from the cache of the file or disk under it, and lasts while anyone holds the
+/// device open (a loop over it does): a process that wrote the pool through another name
+/// (the image file, another loop) left it stale, and a read through it would find old
+/// commit records and reused blocks. Our writes are durable before a writer exits, so
+/// nothing dirty of ours is dropped. Best effort: a kernel that refuses leaves the cache.
+fn drop_cached_pages(file: &File) {
+    // SAFETY: posix_fadvise on a descriptor we own; it only advises the kernel.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
 }
 
 /// The opened file again, for writing with O_DIRECT; None where the file system
@@ -157,7 +187,7 @@ fn busy_holder(path: &str) -> String {
     let Ok(file) = File::open(path) else {
         return unknown;
     };
-    match lock_storage(&file, path, OpenMode::Write) {
+    match lock_storage(&file, path, &WaitPolicy::nowait()) {
         Err(Error::InUse { holder, .. }) => holder,
         _ => unknown,
     }
@@ -167,8 +197,8 @@ fn busy_holder(path: &str) -> String {
 /// so that an older binary, which looks only there, sees this process through the same
 /// name; the storage lock is what keeps names apart, so this one may be lost when another
 /// descriptor of the inode closes (a direct reader) without harm.
-fn lock_opened_inode(file: &File, path: &str, mode: OpenMode) -> Result<()> {
-    let lock_type = if mode == OpenMode::Write { libc::F_WRLCK } else { libc::F_RDLCK };
+fn lock_opened_inode(file: &File, path: &str) -> Result<()> {
+    let lock_type = libc::F_WRLCK;
     // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
     let mut request: libc::flock = unsafe { std::mem::zeroed() };
     request.l_type = lock_type as i16;
@@ -195,46 +225,38 @@ fn lock_opened_inode(file: &File, path: &str, mode: OpenMode) -> Result<()> {
     Err(Error::InUse { device: path.to_string(), holder })
 }
 
-fn lock_kind(mode: OpenMode) -> LockKind {
-    if mode == OpenMode::Write { LockKind::Exclusive } else { LockKind::Shared }
-}
-
-/// Locks every base the opened device reaches, on the bytes it covers.
-fn lock_storage(file: &File, path: &str, mode: OpenMode) -> Result<HeldLocks> {
+/// A writer's exclusive lock on every base the opened device reaches, on the bytes it
+/// covers.
+fn lock_storage(file: &File, path: &str, wait: &WaitPolicy) -> Result<HeldLocks> {
     let extents = storage::resolve(file, std::path::Path::new(storage::SYSFS_ROOT))
         .map_err(|e| Error::io(format!("cannot stat {path}"), e))?;
     let targets: Vec<LockTarget> =
         extents.iter().map(|e| LockTarget { name: e.base.lock_name(), range: e.range }).collect();
-    lock::acquire(&targets, lock_kind(mode)).map_err(|e| match e {
-        AcquireError::Unusable(e) => e,
-        AcquireError::Conflict { target, conflict } => {
-            let mut holder = conflict.holder();
-            let ours = std::fs::canonicalize(path).ok();
-            let theirs = conflict.pid.and_then(|pid| lock::holder_path(pid, &target.name));
-            if let Some(theirs) = theirs.filter(|t| ours.as_deref() != Some(std::path::Path::new(t))) {
-                holder = format!("{holder} through {theirs}, the same storage under another name");
-            }
-            Error::InUse { device: path.to_string(), holder }
+    let describe = |target: &LockTarget, conflict: &Conflict| {
+        let mut holder = conflict.holder();
+        let ours = std::fs::canonicalize(path).ok();
+        let theirs = conflict.pid.and_then(|pid| lock::holder_path(pid, &target.name));
+        if let Some(theirs) = theirs.filter(|t| ours.as_deref() != Some(std::path::Path::new(t))) {
+            holder = format!("{holder} through {theirs}, the same storage under another name");
         }
-    })
+        holder
+    };
+    lock::acquire_waiting(&targets, LockKind::Exclusive, wait, path, describe)
 }
 
 /// A writer's lock on the pool's id: one writer per pool even through a name whose
 /// storage resolution cannot see (and per byte copy of it, which shares its id).
-fn lock_pool_id(path: &str, pool_guid: &[u8; 16]) -> Result<HeldLocks> {
+fn lock_pool_id(path: &str, pool_guid: &[u8; 16], wait: &WaitPolicy) -> Result<HeldLocks> {
     let hex: String = pool_guid.iter().map(|b| format!("{b:02x}")).collect();
     let target = LockTarget { name: format!("pool-{hex}"), range: ByteRange::WHOLE };
-    lock::acquire(&[target], LockKind::Exclusive).map_err(|e| match e {
-        AcquireError::Unusable(e) => e,
-        AcquireError::Conflict { conflict, .. } => Error::InUse {
-            device: path.to_string(),
-            holder: format!(
-                "{}: a pool with the same id ({hex}) is open for writing there (a byte copy of a pool shares its \
-                 id, and only one of the copies can be written at a time)",
-                conflict.holder()
-            ),
-        },
-    })
+    let describe = |_: &LockTarget, conflict: &Conflict| {
+        format!(
+            "{}: a pool with the same id ({hex}) is open for writing there (a byte copy of a pool shares its id, \
+             and only one of the copies can be written at a time)",
+            conflict.holder()
+        )
+    };
+    lock::acquire_waiting(&[target], LockKind::Exclusive, wait, path, describe)
 }
 
 impl FileDevice {
@@ -334,7 +356,7 @@ impl Device for FileDevice {
 
     fn lock_pool(&mut self, pool_guid: &[u8; 16], mode: OpenMode) -> Result<()> {
         if mode == OpenMode::Write {
-            let held = lock_pool_id(&self.name, pool_guid)?;
+            let held = lock_pool_id(&self.name, pool_guid, &self.wait)?;
             self.locks.push(held);
         }
         Ok(())

@@ -99,6 +99,31 @@ fn acquire_in(dir: &Path, targets: &[LockTarget], kind: LockKind) -> std::result
     Ok(held)
 }
 
+/// `acquire`, waiting while another process holds a target as `wait` allows. On a
+/// conflict that outlasts the wait: `Error::InUse` on `device`, the holder told by
+/// `describe`.
+pub fn acquire_waiting(
+    targets: &[LockTarget],
+    kind: LockKind,
+    wait: &super::pins::WaitPolicy,
+    device: &str,
+    describe: impl Fn(&LockTarget, &Conflict) -> String,
+) -> Result<HeldLocks> {
+    let last = std::cell::RefCell::new(String::from("another process"));
+    let held = wait.wait_for(
+        || match acquire(targets, kind) {
+            Ok(held) => Ok(Some(held)),
+            Err(AcquireError::Conflict { target, conflict }) => {
+                *last.borrow_mut() = describe(&target, &conflict);
+                Ok(None)
+            }
+            Err(AcquireError::Unusable(e)) => Err(e),
+        },
+        || format!("{device}, held by {}", last.borrow()),
+    )?;
+    held.ok_or_else(|| Error::InUse { device: device.to_string(), holder: last.into_inner() })
+}
+
 pub enum AcquireError {
     Conflict { target: LockTarget, conflict: Conflict },
     Unusable(Error),
@@ -107,7 +132,7 @@ pub enum AcquireError {
 /// Creates the lock directory if missing, open to every user (sticky, as /tmp) so that a
 /// reader run by someone else can take its lock too; refuses a symlink or a directory
 /// that another ordinary user owns, who could then remove others' lock files.
-fn prepare_dir(dir: &Path) -> Result<()> {
+pub(super) fn prepare_dir(dir: &Path) -> Result<()> {
     let unusable = |why: String| Error::Device(DeviceError::LockDirUnusable { dir: dir.display().to_string(), why });
     let missing = std::fs::symlink_metadata(dir).is_err();
     if missing {

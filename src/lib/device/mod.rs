@@ -10,6 +10,7 @@ pub mod lock;
 mod memory;
 #[cfg(any(test, feature = "testing"))]
 mod overlay;
+pub mod pins;
 pub mod recording;
 pub mod storage;
 mod write_behind;

@@ -26,6 +26,9 @@ pub enum Refusal {
     HeldSnapshot { name: String, tags: Vec<String> },
     /// Rolling back while the partial receive of `@receiving` is saved on the pool.
     PartialReceiveSaved { receiving: String },
+    /// Destroying or dropping `what` (a snapshot, a retained commit), which the reader
+    /// `holder` has pinned (pool/pins.rs).
+    BeingRead { what: String, holder: String },
 }
 
 impl fmt::Display for Refusal {
@@ -48,6 +51,7 @@ impl fmt::Display for Refusal {
                 let noun = if tags.len() == 1 { "hold" } else { "holds" };
                 write!(f, "@{name} is held ({noun} {})", tags.join(", "))
             }
+            Refusal::BeingRead { what, holder } => write!(f, "{what} is being read by {holder}"),
             Refusal::PartialReceiveSaved { receiving } => {
                 write!(f, "the partial receive of @{receiving} is saved on this pool")
             }

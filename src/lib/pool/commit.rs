@@ -94,6 +94,9 @@ impl Pool {
         self.record_snapshots(txg, now)?;
         self.build_snapshot_index_if_needed()?;
         self.record_history(txg, now)?;
+        // Held until the record is durable: no reader opens the pool or pins meanwhile.
+        let gate = self.enter_commit_gate()?;
+        self.refuse_pinned_releases()?;
         self.store.alloc.committing = true;
         self.expire_history(txg, now)?;
         self.release_retained()?;
@@ -124,6 +127,7 @@ impl Pool {
             self.store.dev.write_at(block * BLOCK_BYTES, &bytes)?;
         }
         self.store.dev.flush()?;
+        drop(gate);
 
         // Durable: the frees of this transaction may now be reused.
         self.store.alloc.commit_done();
@@ -196,21 +200,30 @@ impl Pool {
     /// `prune_history`), and more while free space is below the reserve the history must
     /// leave. The newest commit always stays. Times grow with txgs, so the expired ones
     /// are the oldest: only they are read (history.rs).
+    /// A retained commit a reader has pinned stays, expired or not (pins.rs).
     fn expire_history(&mut self, txg: Txg, now: u64) -> Result<()> {
         let window_ns = self.root.config.history_seconds.saturating_mul(1_000_000_000);
         let prune = std::mem::take(&mut self.prune_pending);
-        while let Some((oldest, time)) = self.history_from(0)? {
+        let mut from = 0;
+        while let Some((oldest, time)) = self.history_from(from)? {
             if oldest == txg.0 || !(prune || now.saturating_sub(time) > window_ns) {
                 break;
             }
-            self.history_drop(oldest)?;
+            if self.pinned_by(None, oldest).is_none() {
+                self.history_drop(oldest)?;
+            }
+            from = oldest + 1;
         }
         let reserve = self.store.alloc.usable_blocks() * self.root.config.history_reserve_percent as u64 / 100;
+        let mut from = 0;
         while self.free_after_commit() < reserve {
-            match self.history_from(0)? {
+            match self.history_from(from)? {
                 Some((oldest, _)) if oldest != txg.0 => {
-                    self.history_drop(oldest)?;
-                    self.release_retained()?;
+                    if self.pinned_by(None, oldest).is_none() {
+                        self.history_drop(oldest)?;
+                        self.release_retained()?;
+                    }
+                    from = oldest + 1;
                 }
                 _ => break,
             }

@@ -9,6 +9,7 @@ mod history;
 mod holds;
 mod labels;
 mod open;
+mod pins;
 mod receiving;
 mod resize;
 mod retention;
@@ -92,6 +93,12 @@ pub struct Pool {
     poisoned: bool,
     /// The newest block of the space log, decoded: read at open, replaced at commit.
     space_log_head: Option<(BlockPtr, SpaceLogBlock)>,
+    /// Readers' pins: this handle's own, or those its commits honour (pins.rs).
+    pin_side: pins::PinSide,
+    /// The pins the running commit found behind the gate.
+    commit_pins: Vec<crate::device::pins::Pin>,
+    /// The pins seen outside the gate in this transaction, for early refusals.
+    pins_seen: Option<Vec<crate::device::pins::Pin>>,
     /// Every time and guid this handle writes comes from here (clock.rs).
     clock: Arc<dyn Clock>,
 }
@@ -287,6 +294,7 @@ impl Pool {
         }
         let entry = self.snapshot(tree, name)?;
         Pool::refuse_if_held(&entry)?;
+        self.refuse_if_pinned(tree, name, entry.txg)?;
         self.uncache_snapshot(tree, name);
         self.released_snapshots.push((entry.tree, entry.txg.0));
         self.removed_snapshots.push(entry.clone());

@@ -54,7 +54,18 @@ impl Pool {
 
     /// Opens the pool on `dev`; its commits, snapshots and the commands on it take times
     /// and guids from `clock`.
-    pub fn open_with_clock(mut dev: Box<dyn Device>, mode: OpenMode, clock: Arc<dyn Clock>) -> Result<Pool> {
+    pub fn open_with_clock(dev: Box<dyn Device>, mode: OpenMode, clock: Arc<dyn Clock>) -> Result<Pool> {
+        Pool::open_inner(dev, mode, clock, &mut |_| Ok(()))
+    }
+
+    /// The open itself; `on_label` runs once the label is read and before any commit
+    /// record is (pins.rs: a reader enters the pins gate there).
+    pub(super) fn open_inner(
+        mut dev: Box<dyn Device>,
+        mode: OpenMode,
+        clock: Arc<dyn Clock>,
+        on_label: &mut dyn FnMut(&Label) -> Result<()>,
+    ) -> Result<Pool> {
         let first_region = read_region(dev.as_ref(), 0, dev.len())?;
         if dev.len() < MIN_DEVICE_BYTES && !holds_pool(dev.as_ref())? {
             // Too small to have been formatted: say what it is not, rather than that
@@ -71,6 +82,7 @@ impl Pool {
         let found = find_label(dev.as_ref(), &first_region)?;
         let label = found.label;
         dev.lock_pool(&label.pool_guid, mode)?;
+        on_label(&label)?;
         let mut warnings: Vec<OpenWarning> = found.warning.into_iter().collect();
         if label.device_bytes % BLOCK_BYTES != 0 || label.device_bytes < MIN_DEVICE_BYTES {
             // Checksummed, so written this way: region 1's place cannot be computed from it.
@@ -196,6 +208,9 @@ impl Pool {
             config_changed: false,
             poisoned: false,
             space_log_head: None,
+            pin_side: Default::default(),
+            commit_pins: Vec::new(),
+            pins_seen: None,
             clock,
         }
     }

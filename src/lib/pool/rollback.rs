@@ -38,6 +38,9 @@ impl Pool {
             assert_eq!(later, None, "rollback only to the newest snapshot");
         }
         let floor = to.map_or(0, |s| s.txg.0);
+        if to.is_some() {
+            self.refuse_if_history_pinned_after(floor)?;
+        }
         let head = self.committed_head_root(tree)?;
         if let Some(root) = head {
             self.kill_born_after(tree, &root, floor)?;
