@@ -5,7 +5,7 @@
 #   apt: python3 (workload generator), e2fsprogs and util-linux (loop-device tests),
 #        btrfs-progs and time (the benchmark beside btrfs), openssh-server,
 #        openssh-client, netcat-openbsd and iproute2 (the ssh and nc pipeline test),
-#        g++ (libFuzzer, which the fuzz targets link, is C++)
+#        g++ (libFuzzer, which the fuzz targets link, is C++), jq (scripts/snapfs-replicate)
 #   cargo: the crates in Cargo.lock; cargo-fuzz (scripts/fuzz.sh; about 2 minutes to
 #        build, once)
 set -euo pipefail
@@ -22,6 +22,7 @@ command -v ssh > /dev/null && command -v ssh-keygen > /dev/null || need+=(openss
 command -v nc.openbsd > /dev/null || need+=(netcat-openbsd)
 command -v ip > /dev/null || need+=(iproute2)
 command -v g++ > /dev/null || need+=(g++)
+command -v jq > /dev/null || need+=(jq)
 if ((${#need[@]})); then
     if [[ $(id -u) != 0 ]]; then
         echo "setup: missing packages ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

@@ -208,7 +208,7 @@ fn receive_refuses_an_inode_past_the_largest_file() {
 /// FILE_BYTES_MAX + 1 and 2^64 - 1 through the library, then run both commands.
 #[test]
 fn a_stored_file_past_the_largest_file_is_reported_and_not_exported() {
-    use snapfs::device::pins::WaitPolicy;
+    use snapfs::device::wait::WaitPolicy;
     use snapfs::device::{OpenMode, open_tool_device};
     use snapfs::pool::{LIVE_TREE_ID, Pool};
     for size in [FILE_BYTES_MAX + 1, u64::MAX] {

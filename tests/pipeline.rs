@@ -342,6 +342,14 @@ impl Sshd {
 
     /// `ssh root@RECEIVER REMOTE` as a shell command; REMOTE is already shell words.
     fn ssh(&self, remote: &str) -> String {
+        let mut words = self.ssh_options();
+        words.push(format!("root@{RECEIVER_ADDR}"));
+        words.push(quote(remote));
+        words.join(" ")
+    }
+
+    /// `ssh` with the options that reach this server, as words: no host, no command.
+    fn ssh_options(&self) -> Vec<String> {
         let mut words =
             vec!["ssh".to_string(), "-F".into(), "/dev/null".into(), "-i".into(), quote_path(&self.client_key)];
         words.extend(["-p".to_string(), SSH_PORT.to_string()]);
@@ -356,9 +364,7 @@ impl Sshd {
         ] {
             words.extend(["-o".to_string(), option.to_string()]);
         }
-        words.push(format!("root@{RECEIVER_ADDR}"));
-        words.push(quote(remote));
-        words.join(" ")
+        words
     }
 }
 
@@ -509,4 +515,81 @@ fn full_and_incremental_through_nc() {
     step("incremental stream received");
     verify(&dst, &[("@a", &source.digest_a), ("@b", &source.digest_b)], dir.path());
     step("done");
+}
+
+/// Runs scripts/snapfs-replicate from the sender namespace to `dst` through `sshd`; its
+/// stderr, which must say nothing went wrong.
+fn replicate(ns: &Namespaces, sshd: &Sshd, src: &Path, dst: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/snapfs-replicate");
+    let bin_dir = Path::new(&bin("snapctl")).parent().unwrap().to_path_buf();
+    let command = format!(
+        "SNAPFS_SSH={} SNAPFS_BIN={} SNAPFS_REMOTE_BIN={} {} {} root@{RECEIVER_ADDR} {}",
+        // The script splits SNAPFS_SSH on blanks, without the shell's quoting.
+        quote(&sshd.ssh_options().iter().map(|w| w.trim_matches('\'')).collect::<Vec<_>>().join(" ")),
+        quote_path(&bin_dir),
+        quote_path(&bin_dir),
+        quote_path(&script),
+        quote_path(src),
+        quote_path(dst)
+    );
+    let mut cmd = in_ns(&ns.sender, "bash");
+    cmd.args(["-c", &command]);
+    let out = run(cmd, "snapfs-replicate");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "snapfs-replicate: {}\n{stderr}\nsshd log:\n{}", out.status, read(&sshd.log));
+    stderr
+}
+
+/// The snapshots of a pool holding tag `replica`.
+fn held_by_replica(dev: &Path) -> Vec<String> {
+    let listed: serde_json::Value = serde_json::from_str(&stdout(snapctl().args(["list", "--json"]).arg(dev))).unwrap();
+    let held =
+        listed.as_array().unwrap().iter().filter(|s| s["holds"].as_array().unwrap().iter().any(|t| t == "replica"));
+    held.map(|s| s["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn nightly_replication_over_ssh_goes_on_after_pruning_on_both_sides() {
+    // Goal: the README's nightly recipe, as the script it ships (scripts/snapfs-replicate),
+    // through a real sshd: a full send the first night, incrementals after, the replica
+    // away for two nights while both sides prune down to one automatic snapshot (`prune
+    // --keep hourly=1`: all the nights fall in one hour), and a run that finds nothing
+    // new. The base of the next incremental survives every prune through its holds.
+    const NAME: &str = "nightly_replication_over_ssh_goes_on_after_pruning_on_both_sides";
+    if !require_root(NAME) || !require_commands(NAME, &[TOOLS, &["jq"]].concat()) {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let ns = Namespaces::create();
+    let sshd = Sshd::start(&ns, &dir.path().join("ssh"));
+    let src = fresh_pool(dir.path(), "source.img", 128 << 20);
+    let dst = destination(dir.path(), "replica");
+    for night in 1..=6u64 {
+        put(&src, &format!("night-{night}"), &noise(1 << 20, night));
+        if night == 4 {
+            snapctl().args(["rm", "night-1"]).arg(&src).assert().success();
+        }
+        snapctl().args(["snapshot", "--auto"]).arg(&src).assert().success();
+        let away = night == 3 || night == 4;
+        if !away {
+            let said = replicate(&ns, &sshd, &src, &dst);
+            assert!(said.contains(if night == 1 { "sending @" } else { " -> @" }), "night {night}: {said}");
+        }
+        snapctl().args(["prune", "--keep", "hourly=1"]).arg(&src).assert().success();
+        snapctl().args(["prune", "--keep", "hourly=1"]).arg(&dst).assert().success();
+        let (mine, theirs) = (held_by_replica(&src), held_by_replica(&dst));
+        assert_eq!(mine.len(), 1, "night {night}: one base held here: {mine:?}");
+        assert_eq!(mine, theirs, "night {night}: the same base held on both sides");
+    }
+    // Up to date: a run sends nothing.
+    let said = replicate(&ns, &sshd, &src, &dst);
+    assert!(said.contains("is up to date"), "{said}");
+    check(&dst);
+    let newest = held_by_replica(&dst).remove(0);
+    for night in 2..=6u64 {
+        let got = snapctl().args(["cat", &format!("@{newest}:night-{night}")]).arg(&dst).output().unwrap();
+        assert!(got.stdout == noise(1 << 20, night), "night-{night} differs on the replica");
+    }
+    let gone = snapctl().args(["cat", &format!("@{newest}:night-1")]).arg(&dst).output().unwrap();
+    assert!(!gone.status.success(), "night-1 was removed at the source and must be gone");
 }

@@ -56,7 +56,7 @@ fn run(args: &Args) -> Result<()> {
 fn main() {
     let args = Args::parse();
     // Formatting a device another process is writing is a mistake, not a queue.
-    snapfs::cli::set_wait_limit(snapfs::device::pins::WaitLimit::No);
+    snapfs::cli::set_wait_limit(snapfs::device::wait::WaitLimit::No);
     if let Err(e) = run(&args) {
         std::process::exit(report(PROGRAM, &e));
     }

@@ -8,7 +8,7 @@ pub mod exit_code;
 pub mod hint;
 
 use crate::compress::Codec;
-use crate::device::pins::{WaitLimit, WaitPolicy};
+use crate::device::wait::{WaitLimit, WaitPolicy};
 use crate::device::{OpenMode, open_tool_device};
 use crate::error::{Error, Result};
 use crate::pool::Pool;

@@ -20,8 +20,8 @@
 use super::Device;
 use super::aligned::AlignedBuf;
 use super::lock::{self, Conflict, HeldLocks, LockKind, LockTarget};
-use super::pins::WaitPolicy;
 use super::storage::{self, ByteRange};
+use super::wait::WaitPolicy;
 use super::write_behind::WriteBehind;
 use crate::error::{DeviceError, Error, Result};
 use std::fs::{File, OpenOptions};

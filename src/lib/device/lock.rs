@@ -105,7 +105,7 @@ fn acquire_in(dir: &Path, targets: &[LockTarget], kind: LockKind) -> std::result
 pub fn acquire_waiting(
     targets: &[LockTarget],
     kind: LockKind,
-    wait: &super::pins::WaitPolicy,
+    wait: &super::wait::WaitPolicy,
     device: &str,
     describe: impl Fn(&LockTarget, &Conflict) -> String,
 ) -> Result<HeldLocks> {

@@ -13,6 +13,7 @@ mod overlay;
 pub mod pins;
 pub mod recording;
 pub mod storage;
+pub mod wait;
 mod write_behind;
 
 pub use aligned::AlignedBuf;

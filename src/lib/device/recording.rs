@@ -116,7 +116,7 @@ impl Drop for RecordingDevice {
 /// Opens an image file or block device for the tools: a `FileDevice`, wrapped in a
 /// `RecordingDevice` when `SNAPFS_WRITE_LOG` names a log and the device is opened for
 /// writing (a reader writes nothing worth logging).
-pub fn open_tool_device(path: &str, mode: super::OpenMode, wait: &super::pins::WaitPolicy) -> Result<Box<dyn Device>> {
+pub fn open_tool_device(path: &str, mode: super::OpenMode, wait: &super::wait::WaitPolicy) -> Result<Box<dyn Device>> {
     let device = super::file::open_file_device_waiting(path, mode, wait)?;
     match std::env::var(WRITE_LOG_ENV) {
         Ok(log) if !log.is_empty() && mode == super::OpenMode::Write => {

@@ -18,7 +18,8 @@ use super::Pool;
 use crate::block::Txg;
 use crate::device::Device;
 use crate::device::OpenMode;
-use crate::device::pins::{CommitGate, Pin, PinRegistry, ReaderPins, WaitPolicy};
+use crate::device::pins::{CommitGate, Pin, PinRegistry, ReaderPins};
+use crate::device::wait::WaitPolicy;
 use crate::error::{Error, Refusal, Result};
 use crate::format::label::Label;
 
