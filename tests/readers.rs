@@ -90,6 +90,9 @@ fn a_sync_and_a_snapshot_finish_while_a_1_gib_snapshot_is_sent() {
     std::fs::write(tree.join("sub/file"), b"synced while a send ran").unwrap();
     snapctl().args(["--nowait", "sync"]).arg(&tree).arg("/synced").arg(&img).assert().success();
     snapctl().args(["--nowait", "snapshot", "@during"]).arg(&img).assert().success();
+    let formatted = snapfmt().arg("--force").arg(&img).output().unwrap();
+    assert_eq!(formatted.status.code(), Some(exit_code::IN_USE), "{}", stderr_of(&formatted));
+    assert!(stderr_of(&formatted).contains("which is reading the pool"), "{}", stderr_of(&formatted));
     let refused = snapctl().args(["destroy", "@big"]).arg(&img).output().unwrap();
     assert_eq!(refused.status.code(), Some(exit_code::REFUSED), "{}", stderr_of(&refused));
     let says = stderr_of(&refused);

@@ -363,6 +363,12 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
     // see would pull it from under that writer: its id's lock says so.
     if let Ok(Some(old)) = Label::decode(&read_region(dev.as_ref(), 0, dev.len())?[..BLOCK_BYTES as usize]) {
         dev.lock_pool(&old.pool_guid, OpenMode::Write)?;
+        // Readers take no lock; what they pinned would be overwritten under them.
+        let pins = crate::device::pins::PinRegistry::of_pool(&old.pool_guid).pins_now()?;
+        if let Some(pin) = pins.first() {
+            let holder = format!("{}, which is reading the pool", pin.holder());
+            return Err(Error::InUse { device: dev.name().to_string(), holder });
+        }
     }
     if !options.force {
         refuse_if_in_use(dev.as_ref())?;
