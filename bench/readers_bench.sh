@@ -11,11 +11,18 @@
 # the copy is removed (history 0 frees it at the next commit). Before readers pinned what
 # they read, a sync during a send was refused at once (exit 4).
 #
-# Output: per round "round=R alone_s=... beside_send_s=... ratio=...", then the median of
-# the ratios and the sends completed while syncs ran.
+# The same beside btrfs, on a loop device of its own: `cp -a` of the data set into a fresh
+# directory plus `sync`, alone and while `btrfs send` of a read-only snapshot of the 1 GiB
+# data set streams to /dev/null over and over (both tools have the same two cores and
+# the same kind of device to share).
 #
-# Settings (environment): RUNS=5, SYNC_SIZE=256M, BENCH_DIR=/tmp/bench. Run as root (loop
-# devices, drop_caches); the rest as in shared/bench/lib.sh.
+# Output: per round and tool "tool=T round=R alone_s=... beside_send_s=... ratio=...",
+# then per tool the median of the ratios and the sends completed while copies ran.
+#
+# Settings (environment): RUNS=5, SYNC_SIZE=256M, BENCH_DIR=/tmp/bench; SENDER_PREFIX, a
+# command the snapfs sender runs under (for example "nice -n 19", to see what the
+# writers gain when the sender yields the CPU; empty by default). Run as root (loop
+# devices, btrfs, drop_caches); the rest as in shared/bench/lib.sh.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -41,7 +48,7 @@ stop_sender() {
         # shellcheck disable=SC2086  # one pid a word
         [[ -z $children ]] || kill $children 2> /dev/null || true
         wait "$SENDER" 2> /dev/null || true
-        while pgrep -x snapsend > /dev/null; do sleep 0.05; done
+        while pgrep -x snapsend > /dev/null || pgrep -f 'btrfs send' > /dev/null; do sleep 0.05; done
         SENDER=
     fi
 }
@@ -55,41 +62,74 @@ new_loop dev readers $((4 << 30))
 "$BIN/snapfmt" --history 0 "$dev" > /dev/null
 "$BIN/snapctl" sync "$big" /big "$dev" > /dev/null
 "$BIN/snapctl" snapshot @big "$dev" > /dev/null
+new_loop bdev readers-btrfs $((4 << 30))
+mkfs.btrfs -q "$bdev"
+MNT=$BENCH_DIR/mnt/readers-btrfs
+mount_dev "$bdev" "$MNT"
+btrfs subvolume create "$MNT/live" > /dev/null
+cp -a "$big" "$MNT/live/big"
+btrfs subvolume snapshot -r "$MNT/live" "$MNT/big" > /dev/null
+sync
 SENDS=$BENCH_DIR/readers-sends
 
-# sends_forever: streams @big to /dev/null until killed, counting whole sends.
+# sends_forever TOOL: streams the 1 GiB snapshot to /dev/null until killed, counting
+# whole sends.
 sends_forever() {
     : > "$SENDS"
-    while "$BIN/snapsend" @big "$dev" > /dev/null; do echo >> "$SENDS"; done
+    case $1 in
+        snapfs) while ${SENDER_PREFIX:-} "$BIN/snapsend" @big "$dev" > /dev/null; do echo >> "$SENDS"; done ;;
+        btrfs) while btrfs send -q "$MNT/big" > /dev/null; do echo >> "$SENDS"; done ;;
+    esac
 }
 
-timed_sync() {  # timed_sync beside|alone: prints the seconds `snapctl sync` took
+copy_in() {  # copy_in TOOL: the timed write
+    case $1 in
+        snapfs) "$BIN/snapctl" sync "$small" /copy "$dev" > /dev/null ;;
+        btrfs) cp -a "$small" "$MNT/live/copy" && sync ;;
+    esac
+}
+
+remove_copy() {
+    case $1 in
+        snapfs) "$BIN/snapctl" rm -r /copy "$dev" > /dev/null ;;
+        btrfs) rm -rf "$MNT/live/copy" && sync ;;
+    esac
+}
+
+timed_copy() {  # timed_copy TOOL beside|alone: prints the seconds the copy-in took
     warm_tree "$small"
     sync
-    if [[ $1 == beside ]]; then
-        sends_forever > /dev/null &
+    if [[ $2 == beside ]]; then
+        sends_forever "$1" > /dev/null &
         SENDER=$!
         sleep 0.5  # the sender is past its open and streaming
     fi
     tic
-    "$BIN/snapctl" sync "$small" /copy "$dev" > /dev/null
+    copy_in "$1"
     toc
     stop_sender
-    "$BIN/snapctl" rm -r /copy "$dev" > /dev/null
+    remove_copy "$1"
     echo "$SECS"
 }
 
-ratios=() sends=0
+declare -A RATIOS SENT
 for ((run = 1; run <= RUNS; run++)); do
-    if ((run % 2)); then
-        alone=$(timed_sync alone) beside=$(timed_sync beside)
-    else
-        beside=$(timed_sync beside) alone=$(timed_sync alone)
-    fi
-    sends=$((sends + $(wc -l < "$SENDS")))
-    ratio=$(awk -v a="$alone" -v b="$beside" 'BEGIN { printf "%.2f", b / a }')
-    ratios+=("$ratio")
-    echo "round=$run alone_s=$alone beside_send_s=$beside ratio=$ratio"
+    tools="snapfs btrfs"
+    ((run % 2)) || tools="btrfs snapfs"
+    for tool in $tools; do
+        if ((run % 2)); then
+            alone=$(timed_copy "$tool" alone) beside=$(timed_copy "$tool" beside)
+        else
+            beside=$(timed_copy "$tool" beside) alone=$(timed_copy "$tool" alone)
+        fi
+        SENT[$tool]=$((${SENT[$tool]:-0} + $(wc -l < "$SENDS")))
+        ratio=$(awk -v a="$alone" -v b="$beside" 'BEGIN { printf "%.2f", b / a }')
+        RATIOS[$tool]+="$ratio "
+        echo "tool=$tool round=$run alone_s=$alone beside_send_s=$beside ratio=$ratio"
+    done
 done
 "$BIN/snapctl" check "$dev" > /dev/null || die "check failed"
-echo "median ratio=$(median "${ratios[@]}") (target < 1.5); whole sends completed beside the syncs: $sends"
+for tool in snapfs btrfs; do
+    # shellcheck disable=SC2086  # the list splits on purpose
+    echo "tool=$tool median ratio=$(median ${RATIOS[$tool]}) (target < 1.5); whole sends beside the copies: ${SENT[$tool]}"
+done

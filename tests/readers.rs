@@ -28,16 +28,19 @@ fn start_reader(program: &str, args: &[&str], img: &Path) -> Child {
     Command::new(bin).args(args).arg(img).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
+/// The pin files of process `pid`: `pin-PID-N` in a pool's folder of the lock directory.
+fn pin_files_of(pid: u32) -> Vec<PathBuf> {
+    let pools = std::fs::read_dir(lock_dir()).into_iter().flatten().flatten();
+    let folders = pools.filter(|e| e.file_name().to_string_lossy().starts_with("pins-"));
+    let files = folders.flat_map(|f| std::fs::read_dir(f.path()).into_iter().flatten().flatten());
+    files.filter(|e| e.file_name().to_string_lossy().starts_with(&format!("pin-{pid}-"))).map(|e| e.path()).collect()
+}
+
 /// Waits until process `pid` has pinned something: its pin file names a checkpoint.
 fn wait_until_pinned(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let pinned = std::fs::read_dir(lock_dir()).into_iter().flatten().flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("pin-")
-                && name.contains(&format!("-{pid}-"))
-                && std::fs::read_to_string(e.path()).is_ok_and(|text| text.contains("\npin "))
-        });
+        let pinned = pin_files_of(pid).iter().any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\npin ")));
         if pinned {
             return;
         }
@@ -127,12 +130,7 @@ fn a_reader_killed_by_sigkill_leaves_no_pin_that_counts() {
     sender.wait().unwrap();
     // Its pin file stays (nothing ran at its end), but nobody holds it: not a pin.
     snapctl().args(["destroy", "@s"]).arg(&img).assert().success();
-    let left: Vec<String> = std::fs::read_dir(lock_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(&format!("-{pid}-")))
-        .collect();
+    let left = pin_files_of(pid);
     assert!(left.is_empty(), "the dead reader's pin file was not removed: {left:?}");
     check(&img);
 }

@@ -148,10 +148,11 @@ impl Drop for Holder {
 
 /// Whether reader `pid` has pinned what it reads (its pin file in `lock_dir` names it).
 fn pinned(lock_dir: &Path, pid: u32) -> bool {
-    std::fs::read_dir(lock_dir).into_iter().flatten().flatten().any(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        name.starts_with("pin-")
-            && name.contains(&format!("-{pid}-"))
+    let pools = std::fs::read_dir(lock_dir).into_iter().flatten().flatten();
+    let folders = pools.filter(|e| e.file_name().to_string_lossy().starts_with("pins-"));
+    let mut files = folders.flat_map(|f| std::fs::read_dir(f.path()).into_iter().flatten().flatten());
+    files.any(|e| {
+        e.file_name().to_string_lossy().starts_with(&format!("pin-{pid}-"))
             && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\npin "))
     })
 }

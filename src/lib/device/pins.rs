@@ -4,16 +4,17 @@
 //! checkpoints it reads instead, each named by (tree, txg): a snapshot it reads, or the
 //! commit whose live tree it reads. A writer's commit neither destroys a pinned snapshot
 //! nor expires a pinned retained commit, so every block a reader reaches stays where it
-//! is until the reader is done (pool/pins.rs). Two files per pool, in the lock directory
-//! every snapfs process agrees on (lock.rs), named by the pool's id:
+//! is until the reader is done (pool/pins.rs). A folder per pool, `pins-GUIDHEX` in the
+//! lock directory every snapfs process agrees on (lock.rs), holds (a folder of its own,
+//! so that a commit lists a few files, not every lock file of the machine):
 //!
-//! - `pins-GUIDHEX`, the gate: a reader holds it shared while it opens the pool and
-//!   pins what it will read; a writer's commit holds it exclusive from reading the pins
-//!   to the commit record being durable. So a reader never opens a commit whose blocks a
-//!   commit is freeing, and a commit never misses a pin made before it looked.
-//! - `pin-GUIDHEX-PID-N`, one per reader process: its pins, one line each, under an
-//!   exclusive flock that the kernel drops when the process ends, even by kill -9. A
-//!   writer takes a file nobody locks for a dead reader's, and removes it.
+//! - `gate`: a reader holds it shared while it opens the pool and pins what it will
+//!   read; a writer's commit holds it exclusive from reading the pins to the commit
+//!   record being durable. So a reader never opens a commit whose blocks a commit is
+//!   freeing, and a commit never misses a pin made before it looked.
+//! - `pin-PID-N`, one per reader process: its pins, one line each, under an exclusive
+//!   flock that the kernel drops when the process ends, even by kill -9. A writer takes a
+//!   file nobody locks for a dead reader's, and removes it.
 //!
 //! flock, not the record locks of lock.rs: a flock belongs to an open file, so a process
 //! that opens a pool twice (tests) conflicts with itself as two processes would.
@@ -77,22 +78,31 @@ static PIN_FILES: AtomicU64 = AtomicU64::new(0);
 
 impl PinRegistry {
     pub fn of_pool(pool_guid: &[u8; 16]) -> PinRegistry {
-        PinRegistry { dir: lock_dir(), guid_hex: pool_guid.iter().map(|b| format!("{b:02x}")).collect() }
+        let guid_hex: String = pool_guid.iter().map(|b| format!("{b:02x}")).collect();
+        PinRegistry { dir: lock_dir().join(format!("pins-{guid_hex}")), guid_hex }
     }
 
     fn gate_path(&self) -> PathBuf {
-        self.dir.join(format!("pins-{}", self.guid_hex))
+        self.dir.join("gate")
     }
 
     fn pin_prefix(&self) -> String {
-        format!("pin-{}-", self.guid_hex)
+        "pin-".to_string()
+    }
+
+    /// The pool's folder, made if missing (and the lock directory above it).
+    fn prepare(&self) -> Result<()> {
+        if let Some(parent) = self.dir.parent() {
+            super::lock::prepare_dir(parent)?;
+        }
+        super::lock::prepare_dir(&self.dir)
     }
 
     /// A reader enters: its pin file first (so a writer waiting at the gate can name
     /// it), then the gate, shared. Waits while a commit holds the gate (a commit takes
     /// as long as its last flush, so the wait is not bounded by a policy).
     pub fn enter_reader(&self, reader: &str, announce: &dyn Fn(&str)) -> Result<ReaderPins> {
-        super::lock::prepare_dir(&self.dir)?;
+        self.prepare()?;
         let n = PIN_FILES.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}{}-{n}", self.pin_prefix(), std::process::id());
         // Locked and filled under a name no writer looks at, then renamed: a writer that
@@ -128,7 +138,7 @@ impl PinRegistry {
     /// pool as `wait` allows; then every live pin. Pin files of readers that are gone
     /// are removed.
     pub fn enter_commit(&self, wait: &WaitPolicy) -> Result<(CommitGate, Vec<Pin>)> {
-        super::lock::prepare_dir(&self.dir)?;
+        self.prepare()?;
         let gate_path = self.gate_path();
         let gate = open_file(&gate_path).map_err(|e| self.unusable(&gate_path, e))?;
         let taken = wait.wait_for(
