@@ -31,7 +31,7 @@ fn start_reader(program: &str, args: &[&str], img: &Path) -> Child {
 /// The pin files of process `pid`: `pin-PID-N` in a pool's folder of the lock directory.
 fn pin_files_of(pid: u32) -> Vec<PathBuf> {
     let pools = std::fs::read_dir(lock_dir()).into_iter().flatten().flatten();
-    let folders = pools.filter(|e| e.file_name().to_string_lossy().starts_with("pins-"));
+    let folders = pools.filter(|e| e.file_name().to_string_lossy().starts_with("readers-"));
     let files = folders.flat_map(|f| std::fs::read_dir(f.path()).into_iter().flatten().flatten());
     files.filter(|e| e.file_name().to_string_lossy().starts_with(&format!("pin-{pid}-"))).map(|e| e.path()).collect()
 }

@@ -149,7 +149,7 @@ impl Drop for Holder {
 /// Whether reader `pid` has pinned what it reads (its pin file in `lock_dir` names it).
 fn pinned(lock_dir: &Path, pid: u32) -> bool {
     let pools = std::fs::read_dir(lock_dir).into_iter().flatten().flatten();
-    let folders = pools.filter(|e| e.file_name().to_string_lossy().starts_with("pins-"));
+    let folders = pools.filter(|e| e.file_name().to_string_lossy().starts_with("readers-"));
     let mut files = folders.flat_map(|f| std::fs::read_dir(f.path()).into_iter().flatten().flatten());
     files.any(|e| {
         e.file_name().to_string_lossy().starts_with(&format!("pin-{pid}-"))

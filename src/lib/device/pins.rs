@@ -4,7 +4,7 @@
 //! checkpoints it reads instead, each named by (tree, txg): a snapshot it reads, or the
 //! commit whose live tree it reads. A writer's commit neither destroys a pinned snapshot
 //! nor expires a pinned retained commit, so every block a reader reaches stays where it
-//! is until the reader is done (pool/pins.rs). A folder per pool, `pins-GUIDHEX` in the
+//! is until the reader is done (pool/pins.rs). A folder per pool, `readers-GUIDHEX` in the
 //! lock directory every snapfs process agrees on (lock.rs), holds (a folder of its own,
 //! so that a commit lists a few files, not every lock file of the machine):
 //!
@@ -79,7 +79,7 @@ static PIN_FILES: AtomicU64 = AtomicU64::new(0);
 impl PinRegistry {
     pub fn of_pool(pool_guid: &[u8; 16]) -> PinRegistry {
         let guid_hex: String = pool_guid.iter().map(|b| format!("{b:02x}")).collect();
-        PinRegistry { dir: lock_dir().join(format!("pins-{guid_hex}")), guid_hex }
+        PinRegistry { dir: lock_dir().join(format!("readers-{guid_hex}")), guid_hex }
     }
 
     fn gate_path(&self) -> PathBuf {
@@ -196,6 +196,10 @@ impl PinRegistry {
         let mut live = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
+            if let Some(staged) = name.to_str().and_then(|n| n.strip_prefix('.')) {
+                remove_if_creator_died(&entry.path(), staged.strip_prefix(&prefix));
+                continue;
+            }
             let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
             let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
             let Ok(file) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(entry.path()) else {
@@ -248,6 +252,19 @@ impl ReaderPins {
 impl Drop for ReaderPins {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A pin file still under its staging name (`rest` is "PID-N") is being made, unless the
+/// process making it is gone (killed between creating and renaming it): then it goes.
+fn remove_if_creator_died(path: &std::path::Path, rest: Option<&str>) {
+    let Some(pid) = rest.and_then(|r| r.split('-').next()).and_then(|p| p.parse::<libc::pid_t>().ok()) else {
+        return;
+    };
+    // SAFETY: kill with signal 0 only asks whether the process exists.
+    let gone = unsafe { libc::kill(pid, 0) } != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    if gone {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -324,8 +341,12 @@ mod tests {
         std::fs::write(&dead, "reader snapctl cat f\npin 1 9\n").unwrap();
         assert_eq!(pins.pins_now().unwrap().len(), 1);
         assert!(!dead.exists());
+        // One left under its staging name by a process that is gone goes too.
+        let staged = dir.path().join(format!(".{}{}-0", pins.pin_prefix(), i32::MAX));
+        std::fs::write(&staged, "reader snapsend @b pool.img\n").unwrap();
         drop(reader);
         assert!(pins.pins_now().unwrap().is_empty());
+        assert!(!staged.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the gate is left");
     }
 }
