@@ -88,7 +88,7 @@ fn assert_types(value: &Value, expected: &[(&str, IsType)]) {
     }
 }
 
-const STATUS_KEYS: [&str; 28] = [
+const STATUS_KEYS: [&str; 29] = [
     "compression",
     "compression_level",
     "compression_ratio",
@@ -114,6 +114,7 @@ const STATUS_KEYS: [&str; 28] = [
     "live_stored_bytes",
     "partial_receive",
     "pool_guid",
+    "readers",
     "receive_resume_token",
     "snapshots",
     "used_bytes",
@@ -159,6 +160,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
             ("last_commit", string),
             ("partial_receive", Value::is_null),
             ("pool_guid", string),
+            ("readers", Value::is_array),
             ("receive_resume_token", Value::is_null),
             ("snapshots", number),
             ("used_bytes", number),

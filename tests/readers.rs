@@ -96,6 +96,13 @@ fn a_sync_and_a_snapshot_finish_while_a_1_gib_snapshot_is_sent() {
     let formatted = snapfmt().arg("--force").arg(&img).output().unwrap();
     assert_eq!(formatted.status.code(), Some(exit_code::IN_USE), "{}", stderr_of(&formatted));
     assert!(stderr_of(&formatted).contains("which is reading the pool"), "{}", stderr_of(&formatted));
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(&img))).unwrap();
+    let reader = &status["readers"][0];
+    assert_eq!((reader["pid"].as_u64(), &reader["pins"]), (Some(sender.id() as u64), &serde_json::json!(["@big"])));
+    assert!(
+        stdout(snapctl().arg("status").arg(&img)).contains(&format!("reader:      pid {} (snapsend @big", sender.id()))
+    );
     let refused = snapctl().args(["destroy", "@big"]).arg(&img).output().unwrap();
     assert_eq!(refused.status.code(), Some(exit_code::REFUSED), "{}", stderr_of(&refused));
     let says = stderr_of(&refused);
@@ -146,6 +153,10 @@ fn a_retained_commit_being_read_outlives_its_expiry_and_goes_after() {
     put(&img, "f", &first);
     let reader = start_reader("snapctl", &["cat", "f"], &img);
     wait_until_pinned(reader.id());
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(&img))).unwrap();
+    let pinned = status["readers"][0]["pins"][0].as_str().unwrap_or_default().to_string();
+    assert!(pinned.starts_with("commit "), "a reader of the live tree pins its commit: {status}");
     for seed in 0..4 {
         put(&img, "f", &noise(12 * MIB as usize, 20 + seed));
     }

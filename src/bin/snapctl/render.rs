@@ -242,6 +242,10 @@ pub fn status(s: &PoolStatus) -> String {
             s.compression, s.live_records_compressed, s.live_records_raw
         ),
     );
+    for r in &s.readers {
+        let pins = if r.pins.is_empty() { "nothing yet".to_string() } else { r.pins.join(", ") };
+        line("reader:", format!("pid {} ({}) pins {pins}", r.pid, r.command));
+    }
     if let (Some(p), Some(token)) = (&s.partial_receive, &s.receive_resume_token) {
         line(
             "receiving:",

@@ -49,10 +49,23 @@ pub struct PoolStatus {
     pub live_stored_bytes: u64,
     pub partial_receive: Option<PartialReceive>,
     pub pool_guid: String,
+    /// Other processes reading the pool now (snapsend, cat...), and what each pins.
+    pub readers: Vec<Reader>,
     /// The token that resumes the partial receive.
     pub receive_resume_token: Option<String>,
     pub snapshots: usize,
     pub used_bytes: u64,
+}
+
+/// A process reading the pool, which writers let be (pool/pins.rs).
+#[derive(Clone, Debug, Serialize)]
+pub struct Reader {
+    /// Its command line.
+    pub command: String,
+    pub pid: u32,
+    /// What it pins: "@name" for a snapshot, "commit N" for the live tree as commit N
+    /// left it.
+    pub pins: Vec<String>,
 }
 
 /// A receive cut short and saved, to be resumed or discarded.
@@ -65,6 +78,20 @@ pub struct PartialReceive {
     /// The snapshot being received.
     pub snapshot: String,
     pub stream_bytes_applied: u64,
+}
+
+fn readers(pool: &mut Pool) -> Result<Vec<Reader>> {
+    let snapshots = pool.snapshots_of(LIVE_TREE_ID)?;
+    let name_of = |(tree, txg): (u64, u64)| {
+        let names: Vec<String> =
+            snapshots.iter().filter(|s| s.tree == tree && s.txg.0 == txg).map(|s| format!("@{}", s.name)).collect();
+        if names.is_empty() { vec![format!("commit {txg}")] } else { names }
+    };
+    Ok(pool
+        .readers_now()?
+        .into_iter()
+        .map(|r| Reader { command: r.reader, pid: r.pid, pins: r.pins.into_iter().flat_map(name_of).collect() })
+        .collect())
 }
 
 fn two_decimals<S: Serializer>(ratio: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -117,6 +144,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
             stream_bytes_applied: p.bytes_applied,
         }),
         pool_guid: guid_hex(&pool.label.pool_guid),
+        readers: readers(pool)?,
         snapshots: pool.snapshots_of(LIVE_TREE_ID)?.len(),
         used_bytes: pool.used_bytes(),
     })

@@ -62,11 +62,13 @@ pub struct ReaderPins {
     pins: Vec<(u64, u64)>,
 }
 
-/// A reader process alive now, as its pin file says.
-struct LiveReader {
-    pid: u32,
-    reader: String,
-    pins: Vec<(u64, u64)>,
+/// A reader process alive now, as its pin file says: its pid, its command line, and
+/// the (tree, txg) checkpoints it pinned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveReader {
+    pub pid: u32,
+    pub reader: String,
+    pub pins: Vec<(u64, u64)>,
 }
 
 /// A writer's commit holds the gate exclusive until this is dropped.
@@ -187,7 +189,10 @@ impl PinRegistry {
     /// Readers alive now. A pin file nobody locks was left by a reader that died (a
     /// reader's file has its lock before it has its name): it is removed where we may
     /// (another user's stays, ignored).
-    fn live_readers(&self) -> Result<Vec<LiveReader>> {
+    pub fn live_readers(&self) -> Result<Vec<LiveReader>> {
+        if !self.dir.is_dir() {
+            return Ok(Vec::new());
+        }
         let prefix = self.pin_prefix();
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,

@@ -162,6 +162,14 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// The other processes reading this pool now, with what each pinned.
+    pub fn readers_now(&self) -> Result<Vec<crate::device::pins::LiveReader>> {
+        let readers = PinRegistry::of_pool(&self.label.pool_guid).live_readers()?;
+        Ok(readers.into_iter().filter(|r| r.pid != std::process::id()).collect())
+    }
+}
+
 fn being_read(what: String, pin: &Pin) -> Error {
     Error::Refused(Refusal::BeingRead { what, holder: pin.holder() })
 }
