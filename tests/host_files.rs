@@ -261,9 +261,104 @@ fn put_of_a_one_tib_sparse_file_reads_and_stores_only_its_data() {
     assert_same_sparse(&other, &out.join("f"));
 }
 
-/// Runs `action` on a thread as soon as `path` is first read (inotify IN_ACCESS); the
-/// watch is in place when this returns. The handle yields whether it fired within 60 s.
-fn on_first_read(path: &Path, action: impl FnOnce() + Send + 'static) -> JoinHandle<bool> {
+/// Runs `action` on a thread as soon as `path` is first read. As root (CI), the reader
+/// waits for it: fanotify holds each read of the file until we allow it, so the change
+/// lands before that read, whatever the load of the machine. Elsewhere inotify tells of
+/// the read after the fact and the reader runs on meanwhile (a race the file's size makes
+/// unlikely to lose). The watch is in place when this returns; the handle yields whether
+/// it fired.
+fn on_first_read(path: &Path, action: impl FnOnce() + Send + 'static) -> ReadWatch {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = match fanotify_watch(path) {
+        Some(fd) => {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || allow_reads(fd, action, &stop))
+        }
+        None => inotify_watch(path, action),
+    };
+    ReadWatch { stop, thread }
+}
+
+/// A watch on a file's reads; `join` ends it.
+struct ReadWatch {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<bool>,
+}
+
+impl ReadWatch {
+    /// Whether the action ran. Call once the reader is done.
+    fn join(self) -> std::thread::Result<bool> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join()
+    }
+}
+
+/// A fanotify group holding every read of `path` for permission; None where fanotify is
+/// not allowed (not root).
+fn fanotify_watch(path: &Path) -> Option<libc::c_int> {
+    // SAFETY: fanotify_init takes flags only.
+    let fd = unsafe { libc::fanotify_init(libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC, libc::O_RDONLY as u32) };
+    if fd < 0 {
+        return None;
+    }
+    let cpath = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string and the group just made.
+    let marked =
+        unsafe { libc::fanotify_mark(fd, libc::FAN_MARK_ADD, libc::FAN_ACCESS_PERM, libc::AT_FDCWD, cpath.as_ptr()) };
+    if marked != 0 {
+        // SAFETY: our descriptor.
+        unsafe { libc::close(fd) };
+        return None;
+    }
+    Some(fd)
+}
+
+/// Answers the group's read permission events until `stop`: the first waits for
+/// `action`, every one is allowed. Closing the group allows whatever is still pending.
+fn allow_reads(fd: libc::c_int, action: impl FnOnce(), stop: &AtomicBool) -> bool {
+    let mut action = Some(action);
+    let mut buf = vec![0u8; 4096];
+    let size = std::mem::size_of::<libc::fanotify_event_metadata>();
+    while !stop.load(Ordering::Relaxed) {
+        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd we own.
+        if unsafe { libc::poll(&mut poll, 1, 50) } != 1 {
+            continue;
+        }
+        // SAFETY: reading into a buffer we own, of its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let mut at = 0;
+        while n > 0 && at + size <= n as usize {
+            // SAFETY: the kernel wrote whole event records; read_unaligned copes with the offset.
+            let event: libc::fanotify_event_metadata = unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+            if event.mask & libc::FAN_ACCESS_PERM != 0 {
+                if let Some(action) = action.take() {
+                    action();
+                }
+                let response = libc::fanotify_response { fd: event.fd, response: libc::FAN_ALLOW };
+                // SAFETY: writing one response record to our group.
+                unsafe {
+                    libc::write(
+                        fd,
+                        (&response as *const libc::fanotify_response).cast(),
+                        std::mem::size_of_val(&response),
+                    )
+                };
+            }
+            if event.fd >= 0 {
+                // SAFETY: the event's descriptor is ours to close.
+                unsafe { libc::close(event.fd) };
+            }
+            at += event.event_len as usize;
+        }
+    }
+    // SAFETY: our descriptor.
+    unsafe { libc::close(fd) };
+    action.is_none()
+}
+
+/// inotify IN_ACCESS: `action` runs once the file was read, beside the reader.
+fn inotify_watch(path: &Path, action: impl FnOnce() + Send + 'static) -> JoinHandle<bool> {
     // SAFETY: inotify_init1 takes flags only.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
     assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
