@@ -3,8 +3,9 @@
 //! Locks live in files of a lock directory every snapfs process agrees on
 //! (`/run/lock/snapfs`, or `$SNAPFS_LOCK_DIR`): one file per base that storage.rs
 //! resolves (`file-DEV-INO`, `block-MAJ-MIN`), holding a POSIX record lock on exactly the
-//! bytes of the base the device covers: a write lock for a writer, a read lock for a
-//! reader. Byte ranges give the overlap rules: two partitions of one disk do not
+//! bytes of the base the device covers, a write lock (readers take none: they pin what
+//! they read instead, pins.rs; no command takes `LockKind::Shared` any more). Byte ranges
+//! give the overlap rules: two partitions of one disk do not
 //! conflict, a partition and its disk do, a loop device with an offset and its file do.
 //! A writer also locks `pool-GUIDHEX` once the label is read, which catches aliases no
 //! resolution sees (and byte copies of a pool, which share its id).
