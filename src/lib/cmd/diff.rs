@@ -26,13 +26,16 @@ pub struct ChangedPath {
 /// The changes from snapshot `from` of `tree` to snapshot `to`, or to the live tree as
 /// last committed, sorted by path.
 pub fn diff(pool: &mut Pool, tree: u64, from: &str, to: Option<&str>) -> Result<Vec<ChangedPath>> {
-    let old = pool.snapshot(tree, from)?.root;
-    let new = match to {
-        Some(name) => pool.snapshot(tree, name)?.root,
-        None => pool.committed_head_root(tree)?,
+    let old = pool.snapshot(tree, from)?;
+    let (new, new_txg) = match to {
+        Some(name) => {
+            let snapshot = pool.snapshot(tree, name)?;
+            (snapshot.root, snapshot.txg)
+        }
+        None => (pool.committed_head_root(tree)?, pool.txg()),
     };
-    let checkpoints = [pool.checkpoint_of(tree, Some(from))?, pool.checkpoint_of(tree, to)?];
-    pool.pin_for_reading(&checkpoints)?;
+    pool.pin_for_reading(&[(tree, old.txg), (tree, new_txg)])?;
+    let old = old.root;
     Ok(diff_trees(&mut pool.store, tree, old, new)?.into_iter().map(changed).collect())
 }
 

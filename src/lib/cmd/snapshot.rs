@@ -39,16 +39,17 @@ pub fn select(pool: &mut Pool, tree: u64, specs: &[String]) -> Result<Vec<String
     let all = pool.snapshots_of(tree)?;
     let mut chosen = std::collections::BTreeSet::new();
     for spec in specs {
-        let position = |pool: &mut Pool, name: &str| -> Result<usize> {
+        let position = |name: &str| -> Result<usize> {
             let name = snapshot_name(name)?;
-            pool.snapshot(tree, name)?;
-            Ok(all.iter().position(|s| s.name == name).expect("a snapshot of the tree is listed"))
+            all.iter()
+                .position(|s| s.name == name)
+                .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })
         };
         match spec.split_once('%') {
-            None => _ = chosen.insert(position(pool, spec)?),
+            None => _ = chosen.insert(position(spec)?),
             Some((first, last)) => {
                 let last = if last.starts_with('@') { last.to_string() } else { format!("@{last}") };
-                let (from, to) = (position(pool, first)?, position(pool, &last)?);
+                let (from, to) = (position(first)?, position(&last)?);
                 if from > to {
                     return Err(Error::invalid(format!(
                         "{spec}: {last} is older than {first}; a range goes from the older snapshot to the newer"

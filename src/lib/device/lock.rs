@@ -159,7 +159,7 @@ pub(super) fn prepare_dir(dir: &Path) -> Result<()> {
 
 /// Opens (creating if needed) a lock file without following a symlink planted in the
 /// shared directory, and makes a file it created writable by all, whatever the umask.
-fn open_lock_file(path: &Path) -> io::Result<File> {
+pub(super) fn open_lock_file(path: &Path) -> io::Result<File> {
     let created = OpenOptions::new()
         .read(true)
         .write(true)

@@ -19,7 +19,7 @@
 //! flock, not the record locks of lock.rs: a flock belongs to an open file, so a process
 //! that opens a pool twice (tests) conflicts with itself as two processes would.
 
-use super::lock::lock_dir;
+use super::lock::{lock_dir, open_lock_file};
 use super::wait::WaitPolicy;
 use super::wait::{ANNOUNCE_AFTER, POLL};
 use crate::error::{Error, Result};
@@ -117,7 +117,8 @@ impl PinRegistry {
         let path = self.dir.join(&name);
         std::fs::rename(&pins.path, &path).map_err(|e| self.unusable(&path, e))?;
         pins.path = path;
-        let gate = open_file(&self.gate_path()).map_err(|e| self.unusable(&self.gate_path(), e))?;
+        // The gate is opened as lock files are: made if missing, for every user.
+        let gate = open_lock_file(&self.gate_path()).map_err(|e| self.unusable(&self.gate_path(), e))?;
         let mut announced = false;
         let start = Instant::now();
         loop {
@@ -142,7 +143,7 @@ impl PinRegistry {
     pub fn enter_commit(&self, wait: &WaitPolicy) -> Result<(CommitGate, Vec<Pin>)> {
         self.prepare()?;
         let gate_path = self.gate_path();
-        let gate = open_file(&gate_path).map_err(|e| self.unusable(&gate_path, e))?;
+        let gate = open_lock_file(&gate_path).map_err(|e| self.unusable(&gate_path, e))?;
         let taken = wait.wait_for(
             || match flock(&gate, libc::LOCK_EX | libc::LOCK_NB) {
                 Ok(()) => Ok(Some(())),
@@ -234,9 +235,12 @@ impl ReaderPins {
     /// Pins the checkpoint of `tree` at `txg` until this reader ends. Only while the
     /// gate is held: a pin made after it is opened could come too late for a commit.
     pub fn pin(&mut self, tree: u64, txg: u64) -> Result<()> {
-        assert!(self.gate.is_some(), "pins are made before the gate opens");
         if self.pins.contains(&(tree, txg)) {
             return Ok(());
+        }
+        if self.gate.is_none() {
+            // Commits went on since the gate opened: what this pins may be gone already.
+            return Err(Error::invalid("a reader pinned more after it let writers commit (a bug): run it again"));
         }
         writeln!(self.file, "pin {tree} {txg}")
             .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))?;
@@ -297,16 +301,7 @@ fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// The gate, created if missing, writable by every user (as lock files are).
-fn open_file(path: &std::path::Path) -> io::Result<File> {
-    match create_file(path) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
-        }
-        other => other,
-    }
-}
-
+/// A reader's own pin file, new, readable by the writers of every user.
 fn create_file(path: &std::path::Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)

@@ -93,6 +93,16 @@ pub enum SnapshotIndexRoot {
     Built(Option<BlockPtr>),
 }
 
+impl SnapshotIndexRoot {
+    /// The index's root block: None when there is no index or it is empty.
+    pub fn root(self) -> Option<BlockPtr> {
+        match self {
+            SnapshotIndexRoot::Built(root) => root,
+            SnapshotIndexRoot::Absent => None,
+        }
+    }
+}
+
 impl PoolRoot {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -119,11 +129,7 @@ impl PoolRoot {
         w.u8(level);
         BlockPtr::encode(self.receive.as_ref(), &mut w);
         w.u8(algorithm);
-        let index = match &self.snapshot_index {
-            SnapshotIndexRoot::Built(root) => root.as_ref(),
-            SnapshotIndexRoot::Absent => None,
-        };
-        BlockPtr::encode(index, &mut w);
+        BlockPtr::encode(self.snapshot_index.root().as_ref(), &mut w);
         w.zeros(POOL_ROOT_BYTES - w.len());
         w.bytes
     }

@@ -42,17 +42,10 @@ impl Pool {
     /// one: a rename edits the snapshots table, a rollback the history and the dead
     /// index, and a table emptied that way has no nodes left at all.
     pub(super) fn tables_changed(&self) -> bool {
-        let changed = |table: &crate::tree::Tree, committed: Option<BlockPtr>| {
-            table.is_dirty() || table.committed_root() != committed
-        };
-        let index = match self.root.snapshot_index {
-            crate::format::pool_root::SnapshotIndexRoot::Built(root) => root,
-            crate::format::pool_root::SnapshotIndexRoot::Absent => None,
-        };
-        changed(&self.snapshots_table, self.root.snapshots)
-            || changed(&self.history_table, self.root.history)
-            || changed(&self.dead_table, self.root.dead)
-            || changed(&self.snapshot_index, index)
+        table_changed(&self.snapshots_table, self.root.snapshots)
+            || table_changed(&self.history_table, self.root.history)
+            || table_changed(&self.dead_table, self.root.dead)
+            || table_changed(&self.snapshot_index, self.root.snapshot_index.root())
     }
 
     /// A head changed if it has unwritten nodes, or if its root is no longer the one the
@@ -329,6 +322,11 @@ impl Pool {
         }
         Ok(self.first_snapshot_txg_in(tree, birth..=death - 1)?.is_some())
     }
+}
+
+/// A table changed if it has unwritten nodes or its root is no longer `committed`.
+pub(super) fn table_changed(table: &crate::tree::Tree, committed: Option<BlockPtr>) -> bool {
+    table.is_dirty() || table.committed_root() != committed
 }
 
 pub(super) fn corrupt_if(condition: bool, what: impl FnOnce() -> String) -> Result<()> {

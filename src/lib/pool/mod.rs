@@ -390,16 +390,12 @@ impl Pool {
     }
 
     pub fn meta_roots(&self) -> [(TreeKind, Option<BlockPtr>); 5] {
-        let index = match self.root.snapshot_index {
-            crate::format::pool_root::SnapshotIndexRoot::Built(root) => root,
-            crate::format::pool_root::SnapshotIndexRoot::Absent => None,
-        };
         [
             (TreeKind::Trees, self.root.trees),
             (TreeKind::Snapshots, self.root.snapshots),
             (TreeKind::History, self.root.history),
             (TreeKind::Dead, self.root.dead),
-            (TreeKind::SnapshotIndex, index),
+            (TreeKind::SnapshotIndex, self.root.snapshot_index.root()),
         ]
     }
 

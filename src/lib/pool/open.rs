@@ -181,14 +181,7 @@ impl Pool {
             snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, root.snapshots),
             history_table: Tree::open(TreeKind::History, Owner::Meta, root.history),
             dead_table: Tree::open(TreeKind::Dead, Owner::Meta, root.dead),
-            snapshot_index: Tree::open(
-                TreeKind::SnapshotIndex,
-                Owner::Meta,
-                match root.snapshot_index {
-                    SnapshotIndexRoot::Built(index) => index,
-                    SnapshotIndexRoot::Absent => None,
-                },
-            ),
+            snapshot_index: Tree::open(TreeKind::SnapshotIndex, Owner::Meta, root.snapshot_index.root()),
             store,
             label,
             root,

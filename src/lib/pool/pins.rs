@@ -62,13 +62,13 @@ impl Pool {
     }
 
     /// A reader's handle: its pin file and the gate, held since before the open.
-    pub fn attach_reader_pins(&mut self, pins: ReaderPins) {
+    fn attach_reader_pins(&mut self, pins: ReaderPins) {
         self.pin_side = PinSide::Reader(pins);
     }
 
     /// A writer's handle: its commits read the pins of `registry` behind the gate,
     /// waiting for readers that are opening the pool as `wait` allows.
-    pub fn attach_pin_registry(&mut self, registry: PinRegistry, wait: WaitPolicy) {
+    fn attach_pin_registry(&mut self, registry: PinRegistry, wait: WaitPolicy) {
         self.pin_side = PinSide::Writer { registry, wait };
     }
 
@@ -160,9 +160,7 @@ impl Pool {
     pub fn pinned_now(&mut self) -> Result<Vec<(u64, Txg)>> {
         Ok(self.pins_now()?.into_iter().map(|p| (p.tree, Txg(p.txg))).collect())
     }
-}
 
-impl Pool {
     /// The other processes reading this pool now, with what each pinned.
     pub fn readers_now(&self) -> Result<Vec<crate::device::pins::LiveReader>> {
         let readers = PinRegistry::of_pool(&self.label.pool_guid).live_readers()?;

@@ -41,8 +41,7 @@ impl Pool {
     /// At commit, after the snapshots are recorded: a pool without an index gets one
     /// when its snapshots table changed, from the table as this commit leaves it.
     pub(super) fn build_snapshot_index_if_needed(&mut self) -> Result<()> {
-        let changed = self.snapshots_table.is_dirty() || self.snapshots_table.committed_root() != self.root.snapshots;
-        if self.index_built() || !changed {
+        if self.index_built() || !super::commit::table_changed(&self.snapshots_table, self.root.snapshots) {
             return Ok(());
         }
         for (k, v) in self.snapshots_table.scan_prefix(&mut self.store, &[])? {
