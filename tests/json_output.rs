@@ -88,7 +88,7 @@ fn assert_types(value: &Value, expected: &[(&str, IsType)]) {
     }
 }
 
-const STATUS_KEYS: [&str; 29] = [
+const STATUS_KEYS: [&str; 32] = [
     "compression",
     "compression_level",
     "compression_ratio",
@@ -100,6 +100,7 @@ const STATUS_KEYS: [&str; 29] = [
     "free_bytes",
     "held_by_history_only_bytes",
     "held_by_snapshots_and_history_bytes",
+    "held_by_snapshots_bytes",
     "history_commits",
     "history_oldest",
     "history_oldest_txg",
@@ -111,9 +112,11 @@ const STATUS_KEYS: [&str; 29] = [
     "live_logical_bytes",
     "live_records_compressed",
     "live_records_raw",
+    "live_referenced_bytes",
     "live_stored_bytes",
     "partial_receive",
     "pool_guid",
+    "pool_metadata_bytes",
     "readers",
     "receive_resume_token",
     "snapshots",
@@ -153,6 +156,9 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
             ("compression_ratio", Value::is_f64),
             ("live_records_compressed", number),
             ("live_records_raw", number),
+            ("live_referenced_bytes", number),
+            ("held_by_snapshots_bytes", number),
+            ("pool_metadata_bytes", number),
             ("device", string),
             ("features", Value::is_array),
             ("history_oldest", string),
@@ -172,7 +178,20 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
     assert!(ratio > 1.5 && (ratio * 100.0).fract() == 0.0, "two decimals at most: {ratio}");
 
     let (text, list) = json(&["list", "--json"], &img);
-    assert_eq!(keys_at(&text, "[]"), ["created", "created_unix_ns", "guid", "holds", "name", "txg", "unique_bytes"]);
+    assert_eq!(
+        keys_at(&text, "[]"),
+        [
+            "created",
+            "created_unix_ns",
+            "guid",
+            "holds",
+            "name",
+            "referenced_bytes",
+            "txg",
+            "unique_bytes",
+            "written_bytes"
+        ]
+    );
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[1]["name"], "b");
     assert_types(
@@ -183,8 +202,10 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
             ("guid", string),
             ("holds", Value::is_array),
             ("name", string),
+            ("referenced_bytes", number),
             ("txg", number),
             ("unique_bytes", number),
+            ("written_bytes", number),
         ],
     );
     assert_eq!(list[0]["guid"].as_str().unwrap().len(), 32);

@@ -540,3 +540,76 @@ fn snapshot_auto_and_prune_from_the_command_line() {
     }
     check(&img);
 }
+
+fn status_json(img: &Path) -> serde_json::Value {
+    serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(img))).unwrap()
+}
+
+fn figure(value: &serde_json::Value, key: &str) -> u64 {
+    value[key].as_u64().unwrap_or_else(|| panic!("{key} in {value}"))
+}
+
+#[test]
+fn list_and_status_account_for_every_byte_as_zfs_does() {
+    // Goal: `referenced` is what a snapshot reaches, `written` what it gained over the
+    // one before (nothing, for two in a row without a change), `unique` what only it
+    // keeps; status splits `used` into live tree, snapshots, history and pool metadata,
+    // byte for byte, and the live tree's figure is the newest snapshot's when nothing
+    // changed since. On a replica, the same figures come with the received snapshots.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 64 * MIB, &["--history", "0"]);
+    let src = dir.path().join("src");
+    let (a, b) = (1_000_000, 500_000);
+    sync_files(&src, &img, &[("a", 1, a)]);
+    snapshot(&img, "@one");
+    sync_files(&src, &img, &[("a", 1, a), ("b", 2, b)]);
+    snapshot(&img, "@two");
+    snapshot(&img, "@same");
+    sync_files(&src, &img, &[("b", 2, b)]);
+    snapshot(&img, "@three");
+    let (one, two, same, three) =
+        (listed(&img, "one"), listed(&img, "two"), listed(&img, "same"), listed(&img, "three"));
+    let metadata = 64 * 1024; // tree nodes, each written twice (ditto)
+    assert_eq!(figure(&one, "written_bytes"), figure(&one, "referenced_bytes"), "the first has nothing before it");
+    assert!((a as u64..a as u64 + metadata).contains(&figure(&one, "referenced_bytes")), "{one}");
+    let gained = figure(&two, "written_bytes");
+    assert!((b as u64..b as u64 + metadata).contains(&gained), "{two}");
+    assert_eq!(figure(&same, "written_bytes"), 0, "{same}");
+    assert_eq!(figure(&same, "referenced_bytes"), figure(&two, "referenced_bytes"));
+    assert!(figure(&three, "written_bytes") < metadata, "removing a file writes only nodes: {three}");
+    let dropped = figure(&two, "referenced_bytes") - figure(&three, "referenced_bytes");
+    assert!((a as u64 - metadata..a as u64 + metadata).contains(&dropped), "{two} {three}");
+    assert_eq!(figure(&two, "unique_bytes"), 0, "@same sees all it sees");
+
+    let status = status_json(&img);
+    assert_eq!(figure(&status, "live_referenced_bytes"), figure(&three, "referenced_bytes"));
+    assert_eq!(
+        figure(&status, "used_bytes"),
+        figure(&status, "live_referenced_bytes")
+            + figure(&status, "held_by_snapshots_and_history_bytes")
+            + figure(&status, "pool_metadata_bytes"),
+        "{status}"
+    );
+    assert_eq!(figure(&status, "held_by_history_only_bytes"), 0, "no history kept");
+    assert!(figure(&status, "held_by_snapshots_bytes") >= a as u64, "@one and @two keep file a: {status}");
+    let text = stdout(snapctl().arg("list").arg(&img));
+    assert!(
+        text.lines().next().unwrap().split_whitespace().eq(["NAME", "TXG", "CREATED", "UNIQUE", "REFER", "WRITTEN"])
+    );
+
+    let replica = fresh_pool(dir.path(), "replica.img", 64 * MIB);
+    receive(&replica, &send(&["@one"], &img));
+    receive(&replica, &send(&["-I", "@one", "@three"], &img));
+    check(&replica);
+    for name in ["one", "two", "same", "three"] {
+        let (here, there) = (listed(&img, name), listed(&replica, name));
+        let gap = figure(&here, "referenced_bytes").abs_diff(figure(&there, "referenced_bytes"));
+        assert!(gap < metadata, "@{name}: {here} against {there}");
+    }
+    for name in ["@one", "@two", "@same", "@three"] {
+        snapctl().arg("destroy").arg(name).arg(&img).assert().success();
+    }
+    let status = status_json(&img);
+    assert_eq!(figure(&status, "held_by_snapshots_and_history_bytes"), 0, "{status}");
+    check(&img);
+}

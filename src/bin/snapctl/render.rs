@@ -176,14 +176,17 @@ pub fn holds(holds: &[ListedHold]) -> String {
 }
 
 pub fn list(snapshots: &[Listed]) -> String {
-    let mut text = format!("{:<24} {:>8} {:<21} {:>10}\n", "NAME", "TXG", "CREATED", "UNIQUE");
+    let mut text =
+        format!("{:<24} {:>8} {:<21} {:>10} {:>10} {:>10}\n", "NAME", "TXG", "CREATED", "UNIQUE", "REFER", "WRITTEN");
     for s in snapshots {
         text.push_str(&format!(
-            "{:<24} {:>8} {:<21} {:>10}\n",
+            "{:<24} {:>8} {:<21} {:>10} {:>10} {:>10}\n",
             format!("@{}", s.name),
             s.txg,
             s.created,
-            human_bytes(s.unique_bytes)
+            human_bytes(s.unique_bytes),
+            human_bytes(s.referenced_bytes),
+            human_bytes(s.written_bytes)
         ));
     }
     text
@@ -201,6 +204,16 @@ pub fn status(s: &PoolStatus) -> String {
         line("", format!("the device has grown by {grown} bytes ({}): `snapctl expand` adds them", human_bytes(grown)));
     }
     line("used:", format!("{} ({:.1}%)", human_bytes(s.used_bytes), 100.0 * s.used_bytes as f64 / s.data_bytes as f64));
+    line(
+        "",
+        format!(
+            "live tree {}, snapshots {}, history alone {}, pool metadata {}",
+            human_bytes(s.live_referenced_bytes),
+            human_bytes(s.held_by_snapshots_bytes),
+            human_bytes(s.held_by_history_only_bytes),
+            human_bytes(s.pool_metadata_bytes)
+        ),
+    );
     line("free:", human_bytes(s.free_bytes));
     line(
         "live tree:",

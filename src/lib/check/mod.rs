@@ -33,7 +33,7 @@ use crate::fs::inode::{ItemKind, key_is};
 use crate::fs::record::Record;
 use crate::fs::validate::validate_received;
 use crate::pool::Pool;
-use crate::pool::{previous_end_label, read_blocks};
+use crate::pool::{count_referenced, previous_end_label, read_blocks};
 use crate::tree::{WalkStep, walk_nodes};
 use blocks::{BlockBook, Claim};
 use std::collections::HashMap;
@@ -166,6 +166,7 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         }
     }
     check_snapshot_index(pool, &mut c, &trees)?;
+    check_space_counters(pool, &mut c)?;
     check_receive_state(pool, &mut c)?;
     check_dead_index(pool, &mut c)?;
     check_space(pool, &mut c);
@@ -298,6 +299,32 @@ fn check_snapshot_index(pool: &mut Pool, c: &mut Checker, trees: &[(u64, Option<
 }
 
 /// A pool root that names lz4 needs the label's lz4 bit, which the commit sets first.
+/// Each tree's and snapshot's `referenced_bytes` is what a walk of its root counts:
+/// `list` and `status` show the counters, which commits keep up to date by difference.
+fn check_space_counters(pool: &mut Pool, c: &mut Checker) -> Result<()> {
+    if !pool.has_space_counters() {
+        return Ok(());
+    }
+    let trees: Vec<crate::format::tables::TreeEntry> = pool.trees().cloned().collect();
+    for tree in trees {
+        let mut counted = vec![(format!("tree {} head", tree.id), tree.root, tree.referenced_bytes)];
+        for s in pool.snapshots_of(tree.id)? {
+            counted.push((format!("snapshot @{}", s.name), s.root, s.referenced_bytes));
+        }
+        for (owner, root, recorded) in counted {
+            // A walk that fails was reported, with its cause, by the block walks.
+            if let Ok(walked) = count_referenced(&mut pool.store, root)
+                && walked != recorded
+            {
+                c.problem(format!(
+                    "{owner}: its space counter says {recorded} bytes referenced, a walk counts {walked}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_config(pool: &Pool, c: &mut Checker) {
     let lz4 = pool.root.config.compression == crate::compress::Codec::Lz4;
     if lz4 && pool.label.features_incompat & FEATURE_LZ4 == 0 {

@@ -135,25 +135,32 @@ pub struct Listed {
     /// The tags of the holds on it, in the order they were placed.
     pub holds: Vec<String>,
     pub name: String,
+    /// Bytes of every block it reaches (ZFS's `referenced`).
+    pub referenced_bytes: u64,
     pub txg: u64,
-    /// What destroying it would free now.
+    /// What destroying it would free now (ZFS's `used`).
     pub unique_bytes: u64,
+    /// What it references that the snapshot before it did not (ZFS's `written`).
+    pub written_bytes: u64,
 }
 
 /// The snapshots of `tree`, oldest first.
 pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
-    let unique = pool.snapshot_unique_bytes(tree)?;
+    let space = pool.snapshot_space(tree)?;
     let listed = pool
         .snapshots_of(tree)?
         .into_iter()
-        .map(|s| Listed {
+        .map(|s| (space.get(&s.name).copied().unwrap_or_default(), s))
+        .map(|(space, s)| Listed {
             created: format_time_ns(s.time_ns),
             created_unix_ns: s.time_ns,
             guid: guid_hex(&s.guid),
             holds: s.holds.iter().map(|h| h.tag.clone()).collect(),
             name: s.name.clone(),
+            referenced_bytes: space.referenced_bytes,
             txg: s.txg.0,
-            unique_bytes: unique.get(&s.name).copied().unwrap_or(0),
+            unique_bytes: space.used_bytes,
+            written_bytes: space.written_bytes,
         })
         .collect();
     Ok(listed)

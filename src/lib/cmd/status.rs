@@ -31,8 +31,12 @@ pub struct PoolStatus {
     pub features: Vec<String>,
     pub format_version: u32,
     pub free_bytes: u64,
+    /// Blocks the heads no longer reach that only retained commits keep.
     pub held_by_history_only_bytes: u64,
     pub held_by_snapshots_and_history_bytes: u64,
+    /// Blocks the heads no longer reach that a snapshot keeps (retained commits may see
+    /// them too).
+    pub held_by_snapshots_bytes: u64,
     pub history_commits: usize,
     pub history_oldest: Option<String>,
     pub history_oldest_txg: Option<u64>,
@@ -46,9 +50,15 @@ pub struct PoolStatus {
     /// the tree, so exact for what is stored whoever wrote it).
     pub live_records_compressed: u64,
     pub live_records_raw: u64,
+    /// Bytes of every block the live tree reaches: its nodes and file data.
+    pub live_referenced_bytes: u64,
     pub live_stored_bytes: u64,
     pub partial_receive: Option<PartialReceive>,
     pub pool_guid: String,
+    /// The rest of `used_bytes`: the pool's own tables, space log and root, and a
+    /// saved partial receive. used = live referenced + held by snapshots and history
+    /// + this, byte for byte.
+    pub pool_metadata_bytes: u64,
     /// Other processes reading the pool now (snapsend, cat...), and what each pins.
     pub readers: Vec<Reader>,
     /// The token that resumes the partial receive.
@@ -102,6 +112,12 @@ fn two_decimals<S: Serializer>(ratio: &f64, s: S) -> std::result::Result<S::Ok, 
 pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
     let usage = pool.tree_usage(LIVE_TREE_ID)?;
     let history_bytes = pool.history_unique_bytes()?;
+    let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+    let mut live_referenced = 0;
+    for tree in trees {
+        live_referenced += pool.head_referenced(tree)?;
+    }
+    let (used, dead) = (pool.used_bytes(), pool.root.dead_bytes);
     let ratio = if usage.stored_bytes > 0 { usage.logical_bytes as f64 / usage.stored_bytes as f64 } else { 1.0 };
     let history = pool.history()?;
     let oldest = history.first().copied();
@@ -122,7 +138,8 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
         format_version: pool.label.version,
         free_bytes: pool.free_bytes(),
         held_by_history_only_bytes: history_bytes,
-        held_by_snapshots_and_history_bytes: pool.root.dead_bytes,
+        held_by_snapshots_and_history_bytes: dead,
+        held_by_snapshots_bytes: dead.saturating_sub(history_bytes),
         history_commits: history.len(),
         history_oldest: oldest.map(|(_, time)| format_time_ns(time)),
         history_oldest_txg: oldest.map(|(t, _)| t.0),
@@ -134,6 +151,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
         live_logical_bytes: usage.logical_bytes,
         live_records_compressed: usage.compressed_blocks,
         live_records_raw: usage.raw_blocks,
+        live_referenced_bytes: live_referenced,
         live_stored_bytes: usage.stored_bytes,
         receive_resume_token: partial.as_ref().map(state_token),
         partial_receive: partial.map(|p| PartialReceive {
@@ -144,8 +162,9 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
             stream_bytes_applied: p.bytes_applied,
         }),
         pool_guid: guid_hex(&pool.label.pool_guid),
+        pool_metadata_bytes: used.saturating_sub(live_referenced + dead),
         readers: readers(pool)?,
         snapshots: pool.snapshots_of(LIVE_TREE_ID)?.len(),
-        used_bytes: pool.used_bytes(),
+        used_bytes: used,
     })
 }

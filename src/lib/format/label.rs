@@ -23,7 +23,8 @@ pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS
     | FEATURE_LZ4
     | FEATURE_FRAME_INDEX
     | FEATURE_HOLDS
-    | FEATURE_SNAPSHOT_INDEX;
+    | FEATURE_SNAPSHOT_INDEX
+    | FEATURE_SPACE_COUNTERS;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -52,9 +53,18 @@ pub const FEATURE_HOLDS: u64 = 1 << 4;
 /// why. Set by the commit that builds the index, the first that changes the snapshots
 /// table: a pool that never had a snapshot stays readable by older binaries.
 pub const FEATURE_SNAPSHOT_INDEX: u64 = 1 << 5;
+/// Tree and snapshot entries carry `referenced_bytes` (format/tables.rs), where an
+/// older binary requires their end or zeros. `snapfmt` sets it; an older pool gets it
+/// from the first commit a newer binary makes, which counts every tree and snapshot
+/// (pool/space_counters.rs).
+pub const FEATURE_SPACE_COUNTERS: u64 = 1 << 6;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
-pub const FEATURES_ADDED_LATER: u64 =
-    FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_FRAME_INDEX | FEATURE_HOLDS | FEATURE_SNAPSHOT_INDEX;
+pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
+    | FEATURE_LZ4
+    | FEATURE_FRAME_INDEX
+    | FEATURE_HOLDS
+    | FEATURE_SNAPSHOT_INDEX
+    | FEATURE_SPACE_COUNTERS;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -199,6 +209,11 @@ impl Label {
         }))
     }
 
+    /// Tree and snapshot entries carry space counters on this pool.
+    pub fn has_space_counters(&self) -> bool {
+        self.features_incompat & FEATURE_SPACE_COUNTERS != 0
+    }
+
     /// Metadata blocks are written twice on this pool.
     pub fn has_ditto_metadata(&self) -> bool {
         self.features_ro_compat & FEATURE_DITTO_METADATA != 0
@@ -225,6 +240,9 @@ impl Label {
         }
         if self.features_incompat & FEATURE_SNAPSHOT_INDEX != 0 {
             names.push("snapshot_index".to_string());
+        }
+        if self.features_incompat & FEATURE_SPACE_COUNTERS != 0 {
+            names.push("space_counters".to_string());
         }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());

@@ -27,6 +27,9 @@ pub struct TreeEntry {
     pub name: String,
     pub root: Option<BlockPtr>,
     pub created_txg: Txg,
+    /// Bytes of the blocks its root reaches (nodes and file data, each copy counted):
+    /// what ZFS calls `referenced` (feature `space_counters`; pool/space_counters.rs).
+    pub referenced_bytes: u64,
 }
 
 impl TreeEntry {
@@ -39,6 +42,7 @@ impl TreeEntry {
         BlockPtr::encode(self.root.as_ref(), &mut w);
         w.u64(self.created_txg.0);
         w.zeros(16); // origin snapshot of a clone: later versions
+        w.u64(self.referenced_bytes);
         w.bytes
     }
     pub fn decode(key: &[u8], value: &[u8]) -> Result<TreeEntry> {
@@ -48,8 +52,10 @@ impl TreeEntry {
         let root = BlockPtr::decode(&mut r)?;
         let created_txg = Txg(r.u64()?);
         r.zeros(16)?;
+        // Entries written before version 10 end here; the pool then lacks the counters.
+        let referenced_bytes = if r.remaining() == 0 { 0 } else { r.u64()? };
         no_trailing(&r, key, 8)?;
-        Ok(TreeEntry { id, name, root, created_txg })
+        Ok(TreeEntry { id, name, root, created_txg, referenced_bytes })
     }
 }
 
@@ -65,6 +71,9 @@ pub struct SnapshotEntry {
     pub root: Option<BlockPtr>,
     /// Tags that keep it from being destroyed, in the order they were placed.
     pub holds: Vec<Hold>,
+    /// Its tree's `referenced_bytes` when it was taken (zero on a pool without the
+    /// `space_counters` feature).
+    pub referenced_bytes: u64,
 }
 
 /// A hold on a snapshot: `destroy` refuses it while any is there (`snapctl hold`).
@@ -92,9 +101,11 @@ impl SnapshotEntry {
         w.u64(self.txg.0);
         w.u64(self.time_ns);
         BlockPtr::encode(self.root.as_ref(), &mut w);
-        // Without holds, the 16 zeros of every version before 8.
+        // Without holds, the 16 zeros of every version before 8; version 10 puts the
+        // counter in 8 of them.
         w.u16(self.holds.len() as u16);
-        w.zeros(14);
+        w.u64(self.referenced_bytes);
+        w.zeros(6);
         for hold in &self.holds {
             w.u8(hold.tag.len() as u8);
             w.raw(hold.tag.as_bytes());
@@ -114,7 +125,8 @@ impl SnapshotEntry {
         let time_ns = r.u64()?;
         let root = BlockPtr::decode(&mut r)?;
         let count = r.u16()? as usize;
-        r.zeros(14)?;
+        let referenced_bytes = r.u64()?;
+        r.zeros(6)?;
         if count > HOLDS_MAX {
             return Err(Error::corrupt(format!("snapshot @{name} has {count} holds, past the {HOLDS_MAX} allowed")));
         }
@@ -125,7 +137,7 @@ impl SnapshotEntry {
             holds.push(Hold { tag, time_ns: r.u64()? });
         }
         no_trailing(&r, key, key.len())?;
-        Ok(SnapshotEntry { tree, name, guid, txg, time_ns, root, holds })
+        Ok(SnapshotEntry { tree, name, guid, txg, time_ns, root, holds, referenced_bytes })
     }
 }
 
@@ -249,7 +261,16 @@ mod tests {
     use super::*;
 
     fn entry(holds: Vec<Hold>) -> SnapshotEntry {
-        SnapshotEntry { tree: 1, name: "nightly".into(), guid: [7; 16], txg: Txg(42), time_ns: 9, root: None, holds }
+        SnapshotEntry {
+            tree: 1,
+            name: "nightly".into(),
+            guid: [7; 16],
+            txg: Txg(42),
+            time_ns: 9,
+            root: None,
+            holds,
+            referenced_bytes: 0,
+        }
     }
 
     #[test]
@@ -275,5 +296,22 @@ mod tests {
         let mut empty_tag = held.clone();
         empty_tag[120] = 0;
         assert!(SnapshotEntry::decode(&key, &empty_tag).is_err());
+    }
+
+    #[test]
+    fn space_counters_round_trip_and_entries_before_version_10_still_decode() {
+        // Goal: the counters come back as written; a tree entry of an older pool (no
+        // counter at its end) decodes with 0, and anything longer is refused.
+        let snapshot = SnapshotEntry { referenced_bytes: 123_456_789, ..entry(Vec::new()) };
+        let key = SnapshotEntry::key(1, "nightly");
+        assert_eq!(SnapshotEntry::decode(&key, &snapshot.encode_value()).unwrap(), snapshot);
+        let tree = TreeEntry { id: 3, name: "live".into(), root: None, created_txg: Txg(2), referenced_bytes: 77 };
+        let value = tree.encode_value();
+        assert_eq!(TreeEntry::decode(&TreeEntry::key(3), &value).unwrap(), tree);
+        let old = &value[..value.len() - 8];
+        assert_eq!(TreeEntry::decode(&TreeEntry::key(3), old).unwrap().referenced_bytes, 0);
+        let mut longer = value.clone();
+        longer.push(0);
+        assert!(TreeEntry::decode(&TreeEntry::key(3), &longer).is_err());
     }
 }

@@ -94,6 +94,7 @@ impl Pool {
         self.expire_history(txg, now)?;
         self.release_retained()?;
         self.file_kills(txg)?;
+        self.add_space_counters_if_needed()?;
 
         self.root.trees = self.trees_table.flush(&mut self.store)?;
         self.root.snapshots = self.snapshots_table.flush(&mut self.store)?;
@@ -143,15 +144,22 @@ impl Pool {
     }
 
     fn flush_file_trees(&mut self) -> Result<()> {
-        for (&id, tree) in self.heads.iter_mut() {
-            let root = tree.flush(&mut self.store)?;
-            let entry = self.tree_entries.get_mut(&id).expect("a head has a tree entry");
-            if entry.root == root {
+        let ids: Vec<u64> = self.heads.keys().copied().collect();
+        for id in ids {
+            let root = self.heads.get_mut(&id).expect("listed head").flush(&mut self.store)?;
+            let entry = &self.tree_entries[&id];
+            if entry.root == root && !self.count_restarts.contains_key(&id) {
                 continue;
             }
-            entry.root = root;
+            let referenced_bytes = match self.has_space_counters() {
+                true => self.recount(id, entry.referenced_bytes, root)?,
+                false => entry.referenced_bytes,
+            };
+            let entry = self.tree_entries.get_mut(&id).expect("a head has a tree entry");
+            (entry.root, entry.referenced_bytes) = (root, referenced_bytes);
             self.trees_table.insert(&mut self.store, &TreeEntry::key(id), &entry.encode_value())?;
         }
+        self.count_restarts.clear();
         // A tree created in this transaction (format) needs its entry even if empty.
         for entry in self.tree_entries.values() {
             let key = TreeEntry::key(entry.id);
@@ -170,9 +178,10 @@ impl Pool {
         }
         for pending in self.pending_snapshots.clone() {
             let (tree, name, guid) = (pending.tree, pending.name, pending.guid);
-            let root = self.tree_entries[&tree].root;
+            let TreeEntry { root, referenced_bytes, .. } = self.tree_entries[&tree];
             let time_ns = pending.time_ns.unwrap_or(now);
-            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds: Vec::new() };
+            let holds = Vec::new();
+            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds, referenced_bytes };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
             self.index_add(&entry)?;
             if self.snapshots_loaded {

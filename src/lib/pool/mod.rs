@@ -16,6 +16,7 @@ mod retention;
 mod rollback;
 mod snapshot_index;
 mod space;
+mod space_counters;
 mod warning;
 
 /// Guids as text, defined beside the clock that draws them (a leaf, so `error` uses it
@@ -25,7 +26,8 @@ pub use commit::CommitSummary;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
 pub use resize::ExpandOutcome;
-pub use space::{DestroyEstimate, TreeUsage};
+pub use space::{DestroyEstimate, SnapshotSpace, TreeUsage};
+pub use space_counters::count_referenced;
 pub use warning::OpenWarning;
 
 use crate::alloc::space_log::SpaceLogBlock;
@@ -97,6 +99,9 @@ pub struct Pool {
     pin_side: pins::PinSide,
     /// The pins the running commit found behind the gate.
     commit_pins: Vec<crate::device::pins::Pin>,
+    /// Trees whose head this transaction replaced whole (a rollback): the bytes it
+    /// holds then, and how many kills came before (space_counters.rs).
+    count_restarts: BTreeMap<u64, (u64, usize)>,
     /// The pins seen outside the gate in this transaction, for early refusals.
     pins_seen: Option<Vec<crate::device::pins::Pin>>,
     /// Every time and guid this handle writes comes from here (clock.rs).

@@ -198,6 +198,7 @@ impl Pool {
             released_history: Vec::new(),
             released_snapshots: Vec::new(),
             prune_pending: false,
+            count_restarts: BTreeMap::new(),
             config_changed: false,
             poisoned: false,
             space_log_head: None,
@@ -374,7 +375,9 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
         let label = Label {
             version: FORMAT_VERSION,
             index,
-            features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS | lz4_feature(options.config.compression),
+            features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS
+                | crate::format::label::FEATURE_SPACE_COUNTERS
+                | lz4_feature(options.config.compression),
             features_ro_compat: crate::format::label::FEATURE_DITTO_METADATA,
             features_compat: 0,
             pool_guid,
@@ -419,7 +422,13 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
     pool.config_changed = true;
     pool.tree_entries.insert(
         LIVE_TREE_ID,
-        TreeEntry { id: LIVE_TREE_ID, name: LIVE_TREE_NAME.to_string(), root: None, created_txg: Txg(1) },
+        TreeEntry {
+            id: LIVE_TREE_ID,
+            name: LIVE_TREE_NAME.to_string(),
+            root: None,
+            created_txg: Txg(1),
+            referenced_bytes: 0,
+        },
     );
     pool.live(LIVE_TREE_ID)?.init_root(created_ns)?;
     pool.commit()?;

@@ -17,12 +17,10 @@
 use super::Pool;
 use crate::block::{BlockPtr, Txg};
 use crate::error::{Error, Refusal, Result};
-use crate::format::node::{NodeBody, TreeKind};
+use crate::format::node::TreeKind;
 use crate::format::tables::{SnapshotEntry, dead_key, decode_dead};
-use crate::fs::inode::{ItemKind, key_is};
-use crate::fs::record::Record;
 use crate::store::Owner;
-use crate::tree::{Tree, WalkStep, walk_nodes};
+use crate::tree::Tree;
 
 impl Pool {
     /// Replaces the head of `tree` with `to`'s root (or an empty tree), in this
@@ -51,6 +49,7 @@ impl Pool {
         }
         let root = to.and_then(|s| s.root);
         self.heads.insert(tree, Tree::open(TreeKind::Files, Owner::Files(tree), root));
+        self.restart_count(tree, to.map_or(0, |s| s.referenced_bytes));
         Ok(())
     }
 
@@ -97,21 +96,7 @@ impl Pool {
     /// read: nothing in them is newer.
     pub(super) fn blocks_born_after(&mut self, root: &BlockPtr, floor: u64, records: bool) -> Result<Vec<BlockPtr>> {
         let mut found = Vec::new();
-        walk_nodes(&mut self.store, root, TreeKind::Files, &mut |ptr, node| {
-            if ptr.birth.0 <= floor {
-                return Ok(WalkStep::Skip);
-            }
-            found.push(*ptr);
-            if let (true, NodeBody::Leaf(entries)) = (records, &node.body) {
-                for (k, v) in entries {
-                    if key_is(k, ItemKind::Record) {
-                        let record = Record::decode(v)?;
-                        found.extend(record.blocks().filter(|b| b.birth.0 > floor));
-                    }
-                }
-            }
-            Ok(WalkStep::Descend)
-        })?;
+        super::space_counters::visit_born_after(&mut self.store, root, floor, records, &mut |ptr| found.push(*ptr))?;
         Ok(found)
     }
 

@@ -60,7 +60,7 @@ impl Pool {
     }
 
     /// The dead index entries of one tree: (death txg, killed pointer).
-    fn dead_entries(&mut self, tree: u64) -> Result<Vec<(Txg, BlockPtr)>> {
+    pub(super) fn dead_entries(&mut self, tree: u64) -> Result<Vec<(Txg, BlockPtr)>> {
         let prefix = tree.to_be_bytes();
         let mut entries = Vec::new();
         let (dead, store) = self.dead_table_mut();
@@ -75,23 +75,36 @@ impl Pool {
         Ok(entries)
     }
 
-    /// Bytes that destroying each snapshot of `tree` would free now: dead blocks that it
-    /// alone keeps (no other snapshot and no retained commit sees them). One pass over
-    /// the dead index, each block's watchers found by binary search.
-    pub fn snapshot_unique_bytes(&mut self, tree: u64) -> Result<BTreeMap<String, u64>> {
-        let snapshots: Vec<(u64, String)> =
-            self.snapshots_of(tree)?.iter().map(|s| (s.txg.0, s.name.clone())).collect();
-        let txgs: Vec<u64> = snapshots.iter().map(|(t, _)| *t).collect();
+    /// The space figures of each snapshot of `tree`, by name. `used`: dead blocks that
+    /// it alone keeps (no other snapshot and no retained commit sees them). `written`:
+    /// what it references that the snapshot before it did not, which is its
+    /// `referenced` less what the one before referenced and still kept alive up to it.
+    /// One pass over the dead index, each block's watchers found by binary search.
+    pub fn snapshot_space(&mut self, tree: u64) -> Result<BTreeMap<String, SnapshotSpace>> {
+        let snapshots = self.snapshots_of(tree)?;
+        let referenced = self.referenced_of(tree, &snapshots)?;
+        let txgs: Vec<u64> = snapshots.iter().map(|s| s.txg.0).collect();
         let history = self.history_txgs()?;
-        let mut out: BTreeMap<String, u64> = snapshots.iter().map(|(_, n)| (n.clone(), 0)).collect();
+        let mut used = vec![0; txgs.len()];
+        // Bytes the snapshot before each one saw die before it was taken.
+        let mut died_before = vec![0; txgs.len()];
         for (death, ptr) in self.dead_entries(tree)? {
             let seen = seen_by(&txgs, ptr.birth.0, death.0);
+            let bytes = ptr.footprint_blocks() * BLOCK_BYTES;
             if seen.len() == 1 && seen_by(&history, ptr.birth.0, death.0).is_empty() {
-                let name = &snapshots[seen.start].1;
-                *out.get_mut(name).expect("listed snapshot") += ptr.footprint_blocks() * BLOCK_BYTES;
+                used[seen.start] += bytes;
+            }
+            if !seen.is_empty() && seen.end < txgs.len() {
+                died_before[seen.end] += bytes;
             }
         }
-        Ok(out)
+        let space = (0..txgs.len()).map(|i| {
+            let before = if i == 0 { 0 } else { referenced[i - 1] };
+            let written = (referenced[i] + died_before[i]).saturating_sub(before);
+            let space = SnapshotSpace { used_bytes: used[i], referenced_bytes: referenced[i], written_bytes: written };
+            (snapshots[i].name.clone(), space)
+        });
+        Ok(space.collect())
     }
 
     /// What destroying the snapshots `doomed` of `tree` together would do now: the bytes
@@ -149,6 +162,14 @@ impl Pool {
     }
 }
 
+/// One snapshot's space (see `Pool::snapshot_space`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotSpace {
+    pub used_bytes: u64,
+    pub referenced_bytes: u64,
+    pub written_bytes: u64,
+}
+
 /// What `destroy -n` reports (see `Pool::destroy_estimate`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DestroyEstimate {
@@ -158,7 +179,7 @@ pub struct DestroyEstimate {
 
 /// The positions in `txgs` (sorted) of the checkpoints that see a block born in `birth`
 /// and killed in `death`: those taken at or after its birth and before its death.
-fn seen_by(txgs: &[u64], birth: u64, death: u64) -> std::ops::Range<usize> {
+pub(super) fn seen_by(txgs: &[u64], birth: u64, death: u64) -> std::ops::Range<usize> {
     let start = txgs.partition_point(|&t| t < birth);
     let end = txgs.partition_point(|&t| t < death).max(start);
     start..end
