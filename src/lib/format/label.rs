@@ -350,11 +350,11 @@ mod tests {
         let mut label = sample();
         assert!(label.feature_names().is_empty());
         label.features_incompat =
-            FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_FRAME_INDEX | FEATURE_SNAPSHOT_INDEX | 1 << 6;
+            FEATURE_RECORD_OVERLAYS | FEATURE_LARGE_XATTRS | FEATURE_FRAME_INDEX | FEATURE_SNAPSHOT_INDEX | 1 << 40;
         label.features_ro_compat = FEATURE_DITTO_METADATA;
         assert_eq!(
             label.feature_names(),
-            ["record_overlays", "large_xattrs", "frame_index", "snapshot_index", "ditto_metadata", "incompat:0x40"]
+            ["record_overlays", "large_xattrs", "frame_index", "snapshot_index", "ditto_metadata", "incompat:0x10000000000"]
         );
     }
 }
