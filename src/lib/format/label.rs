@@ -354,7 +354,14 @@ mod tests {
         label.features_ro_compat = FEATURE_DITTO_METADATA;
         assert_eq!(
             label.feature_names(),
-            ["record_overlays", "large_xattrs", "frame_index", "snapshot_index", "ditto_metadata", "incompat:0x10000000000"]
+            [
+                "record_overlays",
+                "large_xattrs",
+                "frame_index",
+                "snapshot_index",
+                "ditto_metadata",
+                "incompat:0x10000000000"
+            ]
         );
     }
 }
