@@ -22,7 +22,7 @@ mod fs_counts;
 
 use crate::alloc::ExtentSet;
 use crate::alloc::space_log::SpaceLogBlock;
-use crate::block::{BLOCK_BYTES, BlockPtr, Txg};
+use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::error::{Error, Result};
 use crate::format::label::{
     FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURE_SNAPSHOT_INDEX, Label, region_start,
@@ -156,15 +156,11 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         }
         check_holds(pool, &mut c, &snapshots);
     }
-    let history: Vec<Txg> = pool.history()?.into_iter().map(|(t, _)| t).collect();
-    for txg in history {
-        let entry = pool.history_entry(txg)?;
-        for (id, root) in entry.roots {
-            if let Some(root) = root {
-                walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("retained commit {}", txg.0))?;
-            }
-        }
+    for retained in pool.retained_roots()? {
+        let owner = format!("retained commit {}", retained.first.0);
+        walk_files(pool, &mut c, retained.tree, &retained.root, Reach::Checkpoint, &owner)?;
     }
+    check_history_heads(pool, &mut c, &trees)?;
     check_snapshot_index(pool, &mut c, &trees)?;
     check_space_counters(pool, &mut c)?;
     check_receive_state(pool, &mut c)?;
@@ -299,6 +295,26 @@ fn check_snapshot_index(pool: &mut Pool, c: &mut Checker, trees: &[(u64, Option<
 }
 
 /// A pool root that names lz4 needs the label's lz4 bit, which the commit sets first.
+/// The newest retained commit is the commit that opened the pool: the history's root of
+/// each tree at it must be the tree's head, or the history has lost a change.
+fn check_history_heads(pool: &mut Pool, c: &mut Checker, trees: &[(u64, Option<BlockPtr>)]) -> Result<()> {
+    let Some(newest) = pool.history()?.last().map(|(t, _)| *t) else { return Ok(()) };
+    if newest != pool.txg() {
+        c.problem(format!("the newest retained commit is {}, not the pool's last commit {}", newest.0, pool.txg().0));
+        return Ok(());
+    }
+    for &(id, head) in trees {
+        let recorded = pool.history_root(id, newest)?;
+        if recorded != head {
+            c.problem(format!(
+                "tree {id}: the history records {recorded:?} at commit {}, but its head is {head:?}",
+                newest.0
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Each tree's and snapshot's `referenced_bytes` is what a walk of its root counts:
 /// `list` and `status` show the counters, which commits keep up to date by difference.
 fn check_space_counters(pool: &mut Pool, c: &mut Checker) -> Result<()> {

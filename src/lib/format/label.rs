@@ -24,7 +24,8 @@ pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS
     | FEATURE_FRAME_INDEX
     | FEATURE_HOLDS
     | FEATURE_SNAPSHOT_INDEX
-    | FEATURE_SPACE_COUNTERS;
+    | FEATURE_SPACE_COUNTERS
+    | FEATURE_HISTORY_BY_TREE;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -58,13 +59,19 @@ pub const FEATURE_SNAPSHOT_INDEX: u64 = 1 << 5;
 /// from the first commit a newer binary makes, which counts every tree and snapshot
 /// (pool/space_counters.rs).
 pub const FEATURE_SPACE_COUNTERS: u64 = 1 << 6;
+/// The history table is keyed (tree, txg) and records each tree's root only at the
+/// commits that changed it (format/tables.rs, pool/history.rs), where an older binary
+/// reads one entry per commit with every root. `snapfmt` sets it; an older pool gets it
+/// from the first change a newer binary makes to its history, which rewrites the table.
+pub const FEATURE_HISTORY_BY_TREE: u64 = 1 << 7;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
 pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_LZ4
     | FEATURE_FRAME_INDEX
     | FEATURE_HOLDS
     | FEATURE_SNAPSHOT_INDEX
-    | FEATURE_SPACE_COUNTERS;
+    | FEATURE_SPACE_COUNTERS
+    | FEATURE_HISTORY_BY_TREE;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -243,6 +250,9 @@ impl Label {
         }
         if self.features_incompat & FEATURE_SPACE_COUNTERS != 0 {
             names.push("space_counters".to_string());
+        }
+        if self.features_incompat & FEATURE_HISTORY_BY_TREE != 0 {
+            names.push("history_by_tree".to_string());
         }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());

@@ -141,7 +141,90 @@ impl SnapshotEntry {
     }
 }
 
-/// One retained commit: when it happened and the root of every tree at that moment.
+/// The history table of version 11 (feature `history_by_tree`) is keyed (tree, txg),
+/// 16 bytes. Tree 0 lists the retained commits: each one's time, and the trees whose
+/// root the table records at that commit. A tree T >= 1 has its root as of commit txg,
+/// recorded when that commit changed it (null: the tree did not exist then); its root at
+/// a retained commit c is its entry with the greatest txg at or below c
+/// (pool/history.rs).
+pub const HISTORY_COMMITS: u64 = 0;
+
+/// Trees one commit may record: its entry stays within a table value.
+pub const HISTORY_TREES_PER_COMMIT_MAX: usize = 512;
+
+pub fn history_key(tree: u64, txg: Txg) -> Vec<u8> {
+    let mut k = be64(tree).to_vec();
+    k.extend_from_slice(&be64(txg.0));
+    k
+}
+
+/// The (tree, txg) of a history key of version 11.
+pub fn decode_history_key(key: &[u8]) -> Result<(u64, Txg)> {
+    if key.len() != 16 {
+        return Err(Error::corrupt(format!("history key of {} bytes", key.len())));
+    }
+    Ok((read_be64(key, "history")?, Txg(read_be64(&key[8..], "history")?)))
+}
+
+/// One retained commit (tree 0 of the history table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryCommit {
+    pub txg: Txg,
+    pub time_ns: u64,
+    /// The trees whose root the table records at this commit, in increasing order.
+    pub trees: Vec<u64>,
+}
+
+impl HistoryCommit {
+    pub fn encode_value(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(self.time_ns);
+        w.u16(self.trees.len() as u16);
+        for tree in &self.trees {
+            w.u64(*tree);
+        }
+        w.bytes
+    }
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<HistoryCommit> {
+        let (tree, txg) = decode_history_key(key)?;
+        if tree != HISTORY_COMMITS {
+            return Err(Error::corrupt(format!("history entry of tree {tree} read as a commit")));
+        }
+        let mut r = Reader::new(value, "history commit");
+        let time_ns = r.u64()?;
+        let count = r.u16()? as usize;
+        if count > HISTORY_TREES_PER_COMMIT_MAX {
+            return Err(Error::corrupt(format!("retained commit {} records {count} trees", txg.0)));
+        }
+        let trees = (0..count).map(|_| r.u64()).collect::<Result<Vec<u64>>>()?;
+        if trees.windows(2).any(|w| w[0] >= w[1]) || trees.first() == Some(&HISTORY_COMMITS) {
+            return Err(Error::corrupt(format!("retained commit {} lists its trees out of order", txg.0)));
+        }
+        no_trailing(&r, key, 16)?;
+        Ok(HistoryCommit { txg, time_ns, trees })
+    }
+}
+
+pub fn encode_history_root(root: Option<&BlockPtr>) -> Vec<u8> {
+    let mut w = Writer::new();
+    BlockPtr::encode(root, &mut w);
+    w.bytes
+}
+
+/// A tree's root in the history table: (tree, txg, root).
+pub fn decode_history_root(key: &[u8], value: &[u8]) -> Result<(u64, Txg, Option<BlockPtr>)> {
+    let (tree, txg) = decode_history_key(key)?;
+    if tree == HISTORY_COMMITS {
+        return Err(Error::corrupt(format!("retained commit {} read as a tree's root", txg.0)));
+    }
+    let mut r = Reader::new(value, "history root");
+    let root = BlockPtr::decode(&mut r)?;
+    no_trailing(&r, key, 16)?;
+    Ok((tree, txg, root))
+}
+
+/// One retained commit as versions 1-10 keep it: keyed by txg (8 bytes), with the
+/// root of every tree. Read until the pool's first commit rewrites the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
     pub txg: Txg,

@@ -17,7 +17,7 @@ use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
 use crate::error::{Error, Result};
 use crate::format::commit::CommitRecord;
 use crate::format::label::{RING_SLOTS, region_start};
-use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
+use crate::format::tables::{SnapshotEntry, TreeEntry};
 
 /// A head block of the space log takes entries of later commits up to this many (4 KiB).
 const SPACE_LOG_HEAD_ENTRIES_MAX: usize = 250;
@@ -144,6 +144,9 @@ impl Pool {
     }
 
     fn flush_file_trees(&mut self) -> Result<()> {
+        let txg = self.store.txg;
+        // A tree made by this transaction has its first root in the history.
+        self.history_changed.extend(self.tree_entries.values().filter(|e| e.created_txg == txg).map(|e| e.id));
         let ids: Vec<u64> = self.heads.keys().copied().collect();
         for id in ids {
             let root = self.heads.get_mut(&id).expect("listed head").flush(&mut self.store)?;
@@ -151,6 +154,7 @@ impl Pool {
             if entry.root == root && !self.count_restarts.contains_key(&id) {
                 continue;
             }
+            self.history_changed.insert(id);
             let referenced_bytes = match self.has_space_counters() {
                 true => self.recount(id, entry.referenced_bytes, root)?,
                 false => entry.referenced_bytes,
@@ -188,13 +192,6 @@ impl Pool {
                 self.cache_snapshot(entry);
             }
         }
-        Ok(())
-    }
-
-    fn record_history(&mut self, txg: Txg, now: u64) -> Result<()> {
-        let roots = self.tree_entries.values().map(|t| (t.id, t.root)).collect();
-        let entry = HistoryEntry { txg, time_ns: now, roots };
-        self.history_table.insert(&mut self.store, &HistoryEntry::key(txg), &entry.encode_value())?;
         Ok(())
     }
 

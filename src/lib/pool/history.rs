@@ -1,4 +1,5 @@
-//! The retained commits, read from the history table as each question needs them.
+//! The retained commits, and each tree's root as of each of them, read from the history
+//! table as each question needs them.
 //!
 //! An open does not load the history: a commit asks only for the oldest entries (to
 //! expire them), the first one at or after a txg (is a killed block still visible
@@ -8,66 +9,264 @@
 //!
 //! Entries are in txg order and so in time order: a commit's time is never less than
 //! the previous one's (commit.rs), so expired entries are always the oldest ones.
+//!
+//! Since format version 11 the table is keyed (tree, txg) (format/tables.rs): a commit
+//! records its own entry (tree 0) and the root of each tree it changed, so it writes
+//! what it changed however many trees the pool has. A tree's root at retained commit c
+//! is its entry with the greatest txg at or below c. Dropping a commit removes the
+//! roots that no retained commit takes any more: its own, unless a retained commit
+//! after it (and before the tree's next root) still does; and the root before it,
+//! unless a retained commit from there up to it does. So besides the roots of the
+//! retained commits that changed it, a tree keeps at most the one it had when the
+//! oldest retained commit was made (fewer writes than one root per tree per commit,
+//! and one lookup to find any).
+//!
+//! A pool from before version 11 has one entry per commit, keyed by its txg, with every
+//! tree's root. It is read as such until the first change to its history, which
+//! rewrites the table in the new form and sets the feature (`convert_history`).
 
 use super::Pool;
-use crate::block::Txg;
-use crate::error::Result;
-use crate::format::tables::HistoryEntry;
+use crate::block::{BlockPtr, Txg};
+use crate::error::{Error, Result};
+use crate::format::label::FEATURE_HISTORY_BY_TREE;
+use crate::format::tables::{
+    HISTORY_COMMITS, HISTORY_TREES_PER_COMMIT_MAX, HistoryCommit, HistoryEntry, decode_history_key,
+    decode_history_root, encode_history_root, history_key,
+};
+use std::collections::BTreeMap;
+
+/// A root that retained commits hold: the tree's root as of `first`, the oldest
+/// retained commit that takes it (`check` and `scrub` walk each one once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetainedRoot {
+    pub first: Txg,
+    pub tree: u64,
+    pub root: BlockPtr,
+}
 
 impl Pool {
-    /// Retained commits, oldest first, with their times. Reads the whole table.
+    /// Retained commits, oldest first, with their times. Reads every commit's entry.
     pub fn history(&mut self) -> Result<Vec<(Txg, u64)>> {
         let mut out = Vec::new();
-        for (k, v) in self.history_table.scan_prefix(&mut self.store, &[])? {
-            let entry = HistoryEntry::decode(&k, &v)?;
-            out.push((entry.txg, entry.time_ns));
+        if !self.history_by_tree {
+            for (k, v) in self.history_table.scan_prefix(&mut self.store, &[])? {
+                let entry = HistoryEntry::decode(&k, &v)?;
+                out.push((entry.txg, entry.time_ns));
+            }
+            return Ok(out);
+        }
+        for (k, v) in self.history_table.scan_prefix(&mut self.store, &HISTORY_COMMITS.to_be_bytes())? {
+            let commit = HistoryCommit::decode(&k, &v)?;
+            out.push((commit.txg, commit.time_ns));
         }
         Ok(out)
     }
 
     /// The oldest retained commit at or after `txg`: (txg, time).
     pub(super) fn history_from(&mut self, txg: u64) -> Result<Option<(u64, u64)>> {
+        let by_tree = self.history_by_tree;
+        let start = if by_tree { history_key(HISTORY_COMMITS, Txg(txg)) } else { HistoryEntry::key(Txg(txg)) };
         let mut found = None;
-        self.history_table.scan(&mut self.store, &HistoryEntry::key(Txg(txg)), &mut |k, v| {
+        self.history_table.scan(&mut self.store, &start, &mut |k, v| {
             found = Some((k.to_vec(), v.to_vec()));
             Ok(false)
         })?;
-        match found {
-            None => Ok(None),
-            Some((k, v)) => {
-                let entry = HistoryEntry::decode(&k, &v)?;
-                Ok(Some((entry.txg.0, entry.time_ns)))
-            }
+        let Some((k, v)) = found else { return Ok(None) };
+        if !by_tree {
+            let entry = HistoryEntry::decode(&k, &v)?;
+            return Ok(Some((entry.txg.0, entry.time_ns)));
         }
+        // Past the last commit the scan lands on the first tree's roots.
+        if decode_history_key(&k)?.0 != HISTORY_COMMITS {
+            return Ok(None);
+        }
+        let commit = HistoryCommit::decode(&k, &v)?;
+        Ok(Some((commit.txg.0, commit.time_ns)))
+    }
+
+    /// True if a commit is retained in [from, to).
+    fn retained_in(&mut self, from: u64, to: u64) -> Result<bool> {
+        Ok(self.history_from(from)?.is_some_and(|(t, _)| t < to))
     }
 
     /// True if commit `txg` is retained.
     pub(super) fn history_contains(&mut self, txg: u64) -> Result<bool> {
-        Ok(self.history_table.get(&mut self.store, &HistoryEntry::key(Txg(txg)))?.is_some())
+        let key =
+            if self.history_by_tree { history_key(HISTORY_COMMITS, Txg(txg)) } else { HistoryEntry::key(Txg(txg)) };
+        Ok(self.history_table.get(&mut self.store, &key)?.is_some())
     }
 
-    /// Drops retained commit `txg`; the commit then releases what only it kept
-    /// (retention.rs).
+    /// Records commit `txg` with the roots of the trees it changed (and of those a
+    /// rollback asked to record again).
+    pub(super) fn record_history(&mut self, txg: Txg, now: u64) -> Result<()> {
+        self.convert_history()?;
+        let trees: Vec<u64> = std::mem::take(&mut self.history_changed).into_iter().collect();
+        if trees.len() > HISTORY_TREES_PER_COMMIT_MAX {
+            return Err(Error::invalid(format!(
+                "one commit can record at most {HISTORY_TREES_PER_COMMIT_MAX} changed trees in the history, not {}",
+                trees.len()
+            )));
+        }
+        for &tree in &trees {
+            let root = self.tree_entries.get(&tree).and_then(|e| e.root);
+            self.history_table.insert(&mut self.store, &history_key(tree, txg), &encode_history_root(root.as_ref()))?;
+        }
+        let commit = HistoryCommit { txg, time_ns: now, trees };
+        self.history_table.insert(&mut self.store, &history_key(HISTORY_COMMITS, txg), &commit.encode_value())?;
+        Ok(())
+    }
+
+    /// Drops retained commit `txg` (its blocks are released at commit, retention.rs).
     pub(super) fn history_drop(&mut self, txg: u64) -> Result<()> {
-        if self.history_table.remove(&mut self.store, &HistoryEntry::key(Txg(txg)))?.is_some() {
-            self.released_history.push(txg);
+        self.convert_history()?;
+        let key = history_key(HISTORY_COMMITS, Txg(txg));
+        let Some(value) = self.history_table.remove(&mut self.store, &key)? else { return Ok(()) };
+        self.released_history.push(txg);
+        for tree in HistoryCommit::decode(&key, &value)?.trees {
+            self.forget_roots(tree, txg)?;
+        }
+        Ok(())
+    }
+
+    /// With commit `txg` gone, removes `tree`'s roots that no retained commit takes: the
+    /// one recorded at `txg`, and the one before it.
+    fn forget_roots(&mut self, tree: u64, txg: u64) -> Result<()> {
+        let key = history_key(tree, Txg(txg));
+        let before = match self.history_table.last_below(&mut self.store, &key)? {
+            Some((k, _)) if decode_history_key(&k)?.0 == tree => Some(decode_history_key(&k)?.1.0),
+            _ => None,
+        };
+        let mut before_kept = false;
+        if let Some(before) = before {
+            before_kept = self.retained_in(before, txg)?;
+            if !before_kept {
+                self.history_table.remove(&mut self.store, &history_key(tree, Txg(before)))?;
+            }
+        }
+        let mut next = u64::MAX;
+        self.history_table.scan(&mut self.store, &history_key(tree, Txg(txg.saturating_add(1))), &mut |k, _| {
+            let (t, at) = decode_history_key(k)?;
+            if t == tree {
+                next = at.0;
+            }
+            Ok(false)
+        })?;
+        let Some(value) = self.history_table.get(&mut self.store, &key)? else { return Ok(()) };
+        let (_, _, root) = decode_history_root(&key, &value)?;
+        // A tree absent here and before has nothing to remember.
+        let absent_throughout = root.is_none() && !before_kept;
+        if absent_throughout || !self.retained_in(txg + 1, next)? {
+            self.history_table.remove(&mut self.store, &key)?;
         }
         Ok(())
     }
 
     /// Drops every retained commit after `floor` (a rollback: they saw a branch that no
-    /// longer leads to the head).
+    /// longer leads to the head). The trees they changed are recorded again by this
+    /// transaction's commit, so that their roots at it are their heads.
     pub(super) fn history_drop_after(&mut self, floor: u64) -> Result<()> {
+        self.convert_history()?;
         let Some(from) = floor.checked_add(1) else { return Ok(()) };
         let mut after = Vec::new();
-        self.history_table.scan(&mut self.store, &HistoryEntry::key(Txg(from)), &mut |k, _| {
-            after.push(k.to_vec());
+        self.history_table.scan(&mut self.store, &history_key(HISTORY_COMMITS, Txg(from)), &mut |k, v| {
+            if decode_history_key(k)?.0 != HISTORY_COMMITS {
+                return Ok(false);
+            }
+            after.push(HistoryCommit::decode(k, v)?);
             Ok(true)
         })?;
-        for key in after {
-            let entry_txg = crate::format::tables::read_be64(&key, "history")?;
-            self.history_drop(entry_txg)?;
+        for commit in after.into_iter().rev() {
+            self.history_changed.extend(commit.trees.iter().copied());
+            self.history_drop(commit.txg.0)?;
         }
+        Ok(())
+    }
+
+    /// The root of `tree` as of retained commit `txg` (None: the tree was empty or did
+    /// not exist): one lookup.
+    pub fn history_root(&mut self, tree: u64, txg: Txg) -> Result<Option<BlockPtr>> {
+        if !self.history_by_tree {
+            let Some(value) = self.history_table.get(&mut self.store, &HistoryEntry::key(txg))? else {
+                return Err(Error::not_found(format!("retained commit {}", txg.0)));
+            };
+            let entry = HistoryEntry::decode(&HistoryEntry::key(txg), &value)?;
+            return Ok(entry.roots.into_iter().find(|(t, _)| *t == tree).and_then(|(_, root)| root));
+        }
+        let bound = history_key(tree, Txg(txg.0.saturating_add(1)));
+        match self.history_table.last_below(&mut self.store, &bound)? {
+            Some((k, v)) if decode_history_key(&k)?.0 == tree => Ok(decode_history_root(&k, &v)?.2),
+            _ => Ok(None),
+        }
+    }
+
+    /// The roots retained commits hold, each once, with the oldest commit that takes it.
+    pub fn retained_roots(&mut self) -> Result<Vec<RetainedRoot>> {
+        let commits: Vec<u64> = self.history()?.into_iter().map(|(t, _)| t.0).collect();
+        let mut roots = Vec::new();
+        if !self.history_by_tree {
+            let mut last: BTreeMap<u64, Option<BlockPtr>> = BTreeMap::new();
+            for txg in commits {
+                let value = self.history_table.get(&mut self.store, &HistoryEntry::key(Txg(txg)))?;
+                let value = value.ok_or_else(|| Error::corrupt(format!("retained commit {txg} vanished")))?;
+                for (tree, root) in HistoryEntry::decode(&HistoryEntry::key(Txg(txg)), &value)?.roots {
+                    if last.insert(tree, root) != Some(root)
+                        && let Some(root) = root
+                    {
+                        roots.push(RetainedRoot { first: Txg(txg), tree, root });
+                    }
+                }
+            }
+            return Ok(roots);
+        }
+        let mut by_tree: BTreeMap<u64, Vec<(u64, Option<BlockPtr>)>> = BTreeMap::new();
+        let start = history_key(HISTORY_COMMITS + 1, Txg(0));
+        self.history_table.scan(&mut self.store, &start, &mut |k, v| {
+            let (tree, txg, root) = decode_history_root(k, v)?;
+            by_tree.entry(tree).or_default().push((txg.0, root));
+            Ok(true)
+        })?;
+        for (tree, entries) in by_tree {
+            for (i, &(txg, root)) in entries.iter().enumerate() {
+                let next = entries.get(i + 1).map_or(u64::MAX, |e| e.0);
+                let first = commits[commits.partition_point(|&c| c < txg)..].first().copied().filter(|&c| c < next);
+                if let (Some(first), Some(root)) = (first, root) {
+                    roots.push(RetainedRoot { first: Txg(first), tree, root });
+                }
+            }
+        }
+        roots.sort_by_key(|r| (r.first, r.tree));
+        Ok(roots)
+    }
+
+    /// Rewrites the history of a pool from before version 11 in the form keyed by tree,
+    /// once, before its first change.
+    fn convert_history(&mut self) -> Result<()> {
+        if self.history_by_tree {
+            return Ok(());
+        }
+        let entries = self.history_table.scan_prefix(&mut self.store, &[])?;
+        let mut last: BTreeMap<u64, Option<BlockPtr>> = BTreeMap::new();
+        for (k, v) in entries {
+            let entry = HistoryEntry::decode(&k, &v)?;
+            self.history_table.remove(&mut self.store, &k)?;
+            let mut trees = Vec::new();
+            for (tree, root) in entry.roots {
+                if last.insert(tree, root) != Some(root) {
+                    let value = encode_history_root(root.as_ref());
+                    self.history_table.insert(&mut self.store, &history_key(tree, entry.txg), &value)?;
+                    trees.push(tree);
+                }
+            }
+            trees.sort_unstable();
+            let commit = HistoryCommit { txg: entry.txg, time_ns: entry.time_ns, trees };
+            self.history_table.insert(
+                &mut self.store,
+                &history_key(HISTORY_COMMITS, entry.txg),
+                &commit.encode_value(),
+            )?;
+        }
+        self.history_by_tree = true;
+        self.store.features_needed |= FEATURE_HISTORY_BY_TREE;
         Ok(())
     }
 }
@@ -129,5 +328,145 @@ mod tests {
             // Deeper tables cost one more node on each path read (snapshots, history).
             assert!(many <= few + 6, "{snapshots} snapshots: {many} reads against {few} with 4");
         }
+    }
+
+    /// A small deterministic generator, so a failing case can be replayed.
+    struct Steps(u64);
+    impl Steps {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 33) % below
+        }
+    }
+
+    fn head(pool: &Pool) -> Option<crate::block::BlockPtr> {
+        pool.trees().find(|t| t.id == LIVE_TREE_ID).unwrap().root
+    }
+
+    fn root_keys(pool: &mut Pool) -> usize {
+        let prefix = LIVE_TREE_ID.to_be_bytes();
+        pool.history_table.scan_prefix(&mut pool.store, &prefix).unwrap().len()
+    }
+
+    /// Every retained commit finds the root the model saw at it, and the retained roots
+    /// are exactly the model's, each with the first commit that had it.
+    fn assert_roots(pool: &mut Pool, model: &std::collections::BTreeMap<u64, Option<crate::block::BlockPtr>>) {
+        for (&txg, &root) in model {
+            assert_eq!(pool.history_root(LIVE_TREE_ID, crate::block::Txg(txg)).unwrap(), root, "at commit {txg}");
+        }
+        let mut expected = Vec::new();
+        let mut last = None;
+        for (&txg, &root) in model {
+            if root != last
+                && let Some(root) = root
+            {
+                expected.push((txg, root));
+            }
+            last = root;
+        }
+        let found: Vec<_> = pool.retained_roots().unwrap().into_iter().map(|r| (r.first.0, r.root)).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn each_retained_commit_finds_its_root_as_commits_are_dropped_in_order_and_out_of_it() {
+        // Goal: a tree's root at any retained commit is the one it had then, though only
+        // commits that changed it record one; dropping commits (oldest first, as expiry
+        // does, or from the middle, as pins make it) never loses a root a retained commit
+        // takes, and in order leaves at most one root older than the oldest commit.
+        use crate::fs::inode::{Inode, ROOT_INO};
+        for seed in 0..6 {
+            let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
+            let mut pool = format_pool(Box::new(device.clone()), &FormatOptions::default()).unwrap();
+            pool.set_history_seconds(10 * 365 * 86400).unwrap();
+            pool.commit().unwrap();
+            let mut model: std::collections::BTreeMap<u64, Option<crate::block::BlockPtr>> =
+                pool.history().unwrap().into_iter().map(|(t, _)| (t.0, None)).collect();
+            for (&txg, root) in model.iter_mut() {
+                *root = pool.history_root(LIVE_TREE_ID, crate::block::Txg(txg)).unwrap();
+            }
+            let mut steps = Steps(seed);
+            let mut in_order = true;
+            for round in 0..250u64 {
+                let oldest = *model.keys().next().unwrap();
+                let middle: Vec<u64> = model.keys().copied().skip(1).collect();
+                match steps.next(10) {
+                    0..=4 => {
+                        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+                        let ino = fs
+                            .create(ROOT_INO, format!("f{round}").as_bytes(), Inode::new(0o100644, Default::default()))
+                            .unwrap();
+                        fs.write_at(ino, 0, &[round as u8; 100]).unwrap();
+                    }
+                    5 | 6 => pool.set_history_seconds(10 * 365 * 86400 + round).unwrap(),
+                    7 | 8 if model.len() > 1 => pool.history_drop(oldest).unwrap(),
+                    9 if middle.len() > 1 && seed % 2 == 1 => {
+                        // Not the newest: the pool's own commit always stays.
+                        pool.history_drop(middle[steps.next(middle.len() as u64 - 1) as usize]).unwrap();
+                        in_order = false;
+                    }
+                    _ => pool.set_history_seconds(10 * 365 * 86400 + round).unwrap(),
+                }
+                let txg = pool.commit().unwrap().txg.unwrap().0;
+                model.insert(txg, head(&pool));
+                let retained: std::collections::BTreeSet<u64> =
+                    pool.history().unwrap().into_iter().map(|(t, _)| t.0).collect();
+                model.retain(|t, _| retained.contains(t));
+                assert_eq!(model.len(), retained.len(), "seed {seed}, round {round}");
+                assert_roots(&mut pool, &model);
+                if in_order {
+                    let changed = model.iter().zip(model.iter().skip(1)).filter(|((_, a), (_, b))| a != b).count() + 1;
+                    assert!(
+                        root_keys(&mut pool) <= changed + 1,
+                        "seed {seed}, round {round}: {} keys",
+                        root_keys(&mut pool)
+                    );
+                }
+            }
+            drop(pool);
+            let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Read).unwrap();
+            assert_roots(&mut pool, &model);
+            let report = crate::check::check_pool(&mut pool).unwrap();
+            assert!(report.problems.is_empty(), "seed {seed}: {:?}", report.problems);
+        }
+    }
+
+    #[test]
+    fn a_history_from_before_version_11_is_read_and_then_rewritten_by_tree() {
+        // Goal: a pool whose history holds one entry per commit with every root (as
+        // versions 1-10 wrote it) is read as such; its first commit rewrites it keyed by
+        // tree, finds the same roots, and sets the feature. Method: make such a table
+        // from a pool's own history.
+        use crate::format::label::FEATURE_HISTORY_BY_TREE;
+        use crate::format::tables::HistoryEntry;
+        let device = pool_with_history(30, true);
+        let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Write).unwrap();
+        let history = pool.history().unwrap();
+        let mut model = std::collections::BTreeMap::new();
+        for &(txg, _) in &history {
+            model.insert(txg.0, pool.history_root(LIVE_TREE_ID, txg).unwrap());
+        }
+        for (k, _) in pool.history_table.scan_prefix(&mut pool.store, &[]).unwrap() {
+            pool.history_table.remove(&mut pool.store, &k).unwrap();
+        }
+        for &(txg, time_ns) in &history {
+            let entry = HistoryEntry { txg, time_ns, roots: vec![(LIVE_TREE_ID, model[&txg.0])] };
+            pool.history_table.insert(&mut pool.store, &HistoryEntry::key(txg), &entry.encode_value()).unwrap();
+        }
+        pool.history_by_tree = false;
+        pool.label.features_incompat &= !FEATURE_HISTORY_BY_TREE;
+        assert_eq!(pool.history().unwrap(), history);
+        assert_roots(&mut pool, &model);
+        pool.set_history_seconds(86400).unwrap();
+        let txg = pool.commit().unwrap().txg.unwrap();
+        model.insert(txg.0, head(&pool));
+        assert!(pool.history_by_tree && pool.label.features_incompat & FEATURE_HISTORY_BY_TREE != 0);
+        assert_roots(&mut pool, &model);
+        assert_eq!(root_keys(&mut pool), 1, "snapshots leave the tree as it was: one root for every commit");
+        drop(pool);
+        let mut pool = Pool::open(Box::new(device.clone()), OpenMode::Read).unwrap();
+        assert_roots(&mut pool, &model);
+        let report = crate::check::check_pool(&mut pool).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }

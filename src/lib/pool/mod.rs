@@ -23,6 +23,7 @@ mod warning;
 /// too); also here, where its callers have always found it.
 pub use crate::clock::guid_hex;
 pub use commit::CommitSummary;
+pub use history::RetainedRoot;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
 pub use resize::ExpandOutcome;
@@ -39,7 +40,7 @@ use crate::format::commit::CommitRecord;
 use crate::format::label::Label;
 use crate::format::node::TreeKind;
 use crate::format::pool_root::PoolRoot;
-use crate::format::tables::{HistoryEntry, SnapshotEntry, TreeEntry};
+use crate::format::tables::{SnapshotEntry, TreeEntry};
 use crate::fs::FsTree;
 use crate::store::{Owner, Store};
 use crate::tree::Tree;
@@ -102,6 +103,10 @@ pub struct Pool {
     /// Trees whose head this transaction replaced whole (a rollback): the bytes it
     /// holds then, and how many kills came before (space_counters.rs).
     count_restarts: BTreeMap<u64, (u64, usize)>,
+    /// The history table is keyed by tree (format version 11; history.rs).
+    history_by_tree: bool,
+    /// Trees whose root this transaction's commit records in the history.
+    history_changed: std::collections::BTreeSet<u64>,
     /// The pins seen outside the gate in this transaction, for early refusals.
     pins_seen: Option<Vec<crate::device::pins::Pin>>,
     /// Every time and guid this handle writes comes from here (clock.rs).
@@ -329,14 +334,6 @@ impl Pool {
         self.index_add(&renamed)?;
         self.rewrite_snapshot(&renamed)?;
         Ok(renamed)
-    }
-
-    pub fn history_entry(&mut self, txg: Txg) -> Result<HistoryEntry> {
-        let value = self
-            .history_table
-            .get(&mut self.store, &HistoryEntry::key(txg))?
-            .ok_or_else(|| Error::not_found(format!("retained commit {}", txg.0)))?;
-        HistoryEntry::decode(&HistoryEntry::key(txg), &value)
     }
 
     pub fn set_history_seconds(&mut self, seconds: u64) -> Result<()> {

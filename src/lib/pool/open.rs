@@ -176,6 +176,7 @@ impl Pool {
         warnings: Vec<OpenWarning>,
         clock: Arc<dyn Clock>,
     ) -> Pool {
+        let history_by_tree = label.features_incompat & crate::format::label::FEATURE_HISTORY_BY_TREE != 0;
         Pool {
             trees_table: Tree::open(TreeKind::Trees, Owner::Meta, root.trees),
             snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, root.snapshots),
@@ -199,6 +200,8 @@ impl Pool {
             released_snapshots: Vec::new(),
             prune_pending: false,
             count_restarts: BTreeMap::new(),
+            history_by_tree,
+            history_changed: Default::default(),
             config_changed: false,
             poisoned: false,
             space_log_head: None,
@@ -377,6 +380,7 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
             index,
             features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS
                 | crate::format::label::FEATURE_SPACE_COUNTERS
+                | crate::format::label::FEATURE_HISTORY_BY_TREE
                 | lz4_feature(options.config.compression),
             features_ro_compat: crate::format::label::FEATURE_DITTO_METADATA,
             features_compat: 0,

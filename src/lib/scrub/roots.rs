@@ -65,18 +65,16 @@ pub fn roots(pool: &mut Pool, problems: &mut Vec<String>) -> Vec<Root> {
             Vec::new()
         }
     };
-    for txg in history {
-        match pool.history_entry(txg) {
-            Ok(entry) => {
+    if !history.is_empty() {
+        match pool.retained_roots() {
+            Ok(retained) => {
                 // The newest commit is retained too; it names nothing a head does not.
                 let heads: Vec<BlockPtr> = trees.iter().filter_map(|(_, _, root)| *root).collect();
-                for ptr in entry.roots.into_iter().filter_map(|(_, root)| root) {
-                    if !heads.contains(&ptr) {
-                        roots.push(Root { owner: format!("retained commit {}", txg.0), ptr, kind: files });
-                    }
+                for r in retained.into_iter().filter(|r| !heads.contains(&r.root)) {
+                    roots.push(Root { owner: format!("retained commit {}", r.first.0), ptr: r.root, kind: files });
                 }
             }
-            Err(e) => problems.push(format!("retained commit {}: {e}", txg.0)),
+            Err(e) => problems.push(format!("history table: {e}")),
         }
     }
     if let Some(ptr) = pool.root.receive {

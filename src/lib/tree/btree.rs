@@ -354,6 +354,15 @@ impl Tree {
         self.bound_cache(store)
     }
 
+    /// The entry with the greatest key below `bound`, if any: one descent, and a step
+    /// back to the child before where that child holds nothing below it.
+    pub fn last_below(&mut self, store: &mut Store, bound: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.counted_from(store);
+        let found = last_below_slot(&mut self.root, store, self.kind, bound, 0)?;
+        self.bound_cache(store)?;
+        Ok(found)
+    }
+
     /// Entries whose key starts with `prefix`, in order.
     pub fn scan_prefix(&mut self, store: &mut Store, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
@@ -543,6 +552,35 @@ fn scan_slot(
     }
 }
 
+fn last_below_slot(
+    slot: &mut Slot,
+    store: &mut Store,
+    kind: TreeKind,
+    bound: &[u8],
+    depth: u8,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    if depth > TREE_LEVELS_MAX {
+        return Err(Error::corrupt("tree is deeper than the format allows"));
+    }
+    Tree::load(slot, store, kind)?;
+    let Some(node) = slot.node.as_mut() else { return Ok(None) };
+    match &mut node.body {
+        Body::Leaf(entries) => {
+            let below = entries.partition_point(|(k, _)| k.as_slice() < bound);
+            Ok(below.checked_sub(1).map(|i| entries[i].clone()))
+        }
+        Body::Internal(entries) => {
+            // Every child before the bound's holds only keys below it.
+            for i in (0..=child_index(entries, bound)).rev() {
+                if let Some(found) = last_below_slot(&mut entries[i].1, store, kind, bound, depth + 1)? {
+                    return Ok(Some(found));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
 fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> {
     let node = slot.node.as_mut().expect("dirty slot has a node");
     let bytes = match &mut node.body {
@@ -638,6 +676,11 @@ mod tests {
         let mut reopened = Tree::open(TreeKind::Dead, Owner::Meta, Some(root));
         for (k, v) in &model {
             assert_eq!(reopened.get(&mut store, k).unwrap().as_ref(), Some(v));
+        }
+        // The entry below any bound, present or not, at either end too.
+        for bound in (0..30_002u64).step_by(7).map(|b| b.to_be_bytes().to_vec()).chain([vec![], vec![0xff; 9]]) {
+            let expected = model.range(..bound.clone()).next_back().map(|(k, v)| (k.clone(), v.clone()));
+            assert_eq!(reopened.last_below(&mut store, &bound).unwrap(), expected, "below {bound:?}");
         }
         // Remove everything: the tree shrinks back to empty.
         for k in model.keys() {
