@@ -192,6 +192,9 @@ impl Pool {
             let entry = HistoryEntry::decode(&HistoryEntry::key(txg), &value)?;
             return Ok(entry.roots.into_iter().find(|(t, _)| *t == tree).and_then(|(_, root)| root));
         }
+        if !self.history_contains(txg.0)? {
+            return Err(Error::not_found(format!("retained commit {}", txg.0)));
+        }
         let bound = history_key(tree, Txg(txg.0.saturating_add(1)));
         match self.history_table.last_below(&mut self.store, &bound)? {
             Some((k, v)) if decode_history_key(&k)?.0 == tree => Ok(decode_history_root(&k, &v)?.2),

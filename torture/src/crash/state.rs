@@ -159,13 +159,7 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
 
 /// The live tree as the retained commit `txg` left it (from the history table).
 pub fn history_tree(pool: &mut Pool, txg: u64, cache: Option<&DigestCache>) -> Result<Arc<TreeDigest>, String> {
-    let entry = pool.history_entry(Txg(txg)).map_err(|e| format!("retained commit {txg}: {e}"))?;
-    let root = entry
-        .roots
-        .iter()
-        .find(|(id, _)| *id == LIVE_TREE_ID)
-        .map(|(_, root)| *root)
-        .ok_or_else(|| format!("retained commit {txg} names no live tree"))?;
+    let root = pool.history_root(LIVE_TREE_ID, Txg(txg)).map_err(|e| format!("retained commit {txg}: {e}"))?;
     tree_digest(pool, root, cache).map_err(|e| format!("live tree at retained commit {txg}: {e}"))
 }
 
