@@ -187,6 +187,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
             "holds",
             "name",
             "referenced_bytes",
+            "tree",
             "txg",
             "unique_bytes",
             "written_bytes"

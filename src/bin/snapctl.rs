@@ -13,7 +13,7 @@ use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
-use snapfs::cmd::{check, diff, history, holds, prune, scrub, set, snapshot, status, tree};
+use snapfs::cmd::{check, clone, diff, history, holds, prune, scrub, set, snapshot, split_tree, status, tree, tree_of};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
@@ -61,7 +61,8 @@ fn run(command: Command) -> Result<()> {
         Command::Sync { args } => {
             let [source, path, device] = args::sync_operands(&args);
             let mut pool = open(device, OpenMode::Write)?;
-            let synced = tree::sync(&mut pool, LIVE_TREE_ID, Path::new(source), path)?;
+            let (tree, path) = tree_of(&pool, path)?;
+            let synced = tree::sync(&mut pool, tree, Path::new(source), path)?;
             stored(pool, &render::synced(source, &synced), &synced.stats.changed_while_read)
         }
         Command::Put { offset, source, path, device } => {
@@ -71,45 +72,61 @@ fn run(command: Command) -> Result<()> {
                 "-" => tree::PutSource::Stream(&mut stdin),
                 file => tree::PutSource::File(Path::new(file)),
             };
-            let stats = tree::put(&mut pool, LIVE_TREE_ID, input, &path, offset)?;
+            let (tree, in_tree) = tree_of(&pool, &path)?;
+            let stats = tree::put(&mut pool, tree, input, in_tree, offset)?;
             stored(pool, &render::put(&path, &stats), &stats.changed_while_read)
         }
         Command::Cat { path, device } => {
-            let spec = PathSpec::parse(&path)?;
-            tree::cat(&mut open(&device, OpenMode::Read)?, &spec, &mut std::io::stdout().lock())
+            let mut pool = open(&device, OpenMode::Read)?;
+            let spec = PathSpec::parse_in(&pool, &path)?;
+            tree::cat(&mut pool, &spec, &mut std::io::stdout().lock())
         }
         Command::Ls { long, recursive, args } => {
             let [path, device] = args::ls_operands(&args);
-            let spec = PathSpec::parse(path)?;
-            let entries = tree::ls(&mut open(device, OpenMode::Read)?, &spec, recursive)?;
+            let mut pool = open(device, OpenMode::Read)?;
+            let spec = PathSpec::parse_in(&pool, path)?;
+            let entries = tree::ls(&mut pool, &spec, recursive)?;
             stdout_write(&render::ls(&entries, long))
         }
         Command::Mkdir { parents, path, device } => {
-            tree::mkdir(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, &path, parents).map(drop)
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, path) = tree_of(&pool, &path)?;
+            tree::mkdir(&mut pool, tree, path, parents).map(drop)
         }
         Command::Rm { recursive, path, device } => {
-            tree::rm(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, &path, recursive).map(drop)
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, path) = tree_of(&pool, &path)?;
+            tree::rm(&mut pool, tree, path, recursive).map(drop)
         }
         Command::Mv { source, dest, device } => {
-            tree::mv(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, &source, &dest).map(drop)
+            let mut pool = open(&device, OpenMode::Write)?;
+            let ((tree, source), (dest_tree, dest)) = (tree_of(&pool, &source)?, tree_of(&pool, &dest)?);
+            if tree != dest_tree {
+                return Err(Error::invalid("mv moves within one tree; copy between trees with export and sync"));
+            }
+            tree::mv(&mut pool, tree, source, dest).map(drop)
         }
         Command::Export { nodev, nosuid, source, dest, device } => {
-            let spec = PathSpec::parse(&source)?;
+            let mut pool = open(&device, OpenMode::Read)?;
+            let spec = PathSpec::parse_in(&pool, &source)?;
             let options = snapfs::fs::export::ExportOptions { nodev, nosuid };
-            let stats = tree::export(&mut open(&device, OpenMode::Read)?, &spec, Path::new(&dest), options)?;
+            let stats = tree::export(&mut pool, &spec, Path::new(&dest), options)?;
             eprint!("{}", render::withheld(&stats));
             stdout_write(&render::exported(&source, &dest, &stats))
         }
         Command::Snapshot { auto, args } => {
             let (name, device) = match (auto, args.as_slice()) {
                 (true, [device]) => (None, device),
-                (false, [name, device]) => (Some(snapshot_name(name)?), device),
+                (false, [name, device]) => (Some(name), device),
                 (true, _) => return Err(Error::invalid("--auto names the snapshot itself: give no @NAME with it")),
                 (false, _) => return Err(Error::invalid("name the snapshot (@NAME), or give --auto")),
             };
             let mut pool = open(device, OpenMode::Write)?;
             let taken = match name {
-                Some(name) => snapshot::snapshot(&mut pool, LIVE_TREE_ID, name)?,
+                Some(name) => {
+                    let (tree, name) = snapshot_arg(&pool, name)?;
+                    snapshot::snapshot(&mut pool, tree, name)?
+                }
                 None => prune::snapshot_auto(&mut pool, LIVE_TREE_ID)?,
             };
             stdout_write(&render::taken(&taken))
@@ -121,47 +138,86 @@ fn run(command: Command) -> Result<()> {
             stdout_write(&if json { render::json(&pruned) } else { render::pruned(&pruned) })
         }
         Command::List { json, device } => {
-            let listed = snapshot::list(&mut open(&device, OpenMode::Read)?, LIVE_TREE_ID)?;
+            let mut pool = open(&device, OpenMode::Read)?;
+            let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+            let mut listed = Vec::new();
+            for tree in trees {
+                listed.extend(snapshot::list(&mut pool, tree)?);
+            }
             stdout_write(&if json { render::json(&listed) } else { render::list(&listed) })
         }
         Command::Destroy { dry_run, verbose, args } => {
             let (specs, device) = args.split_at(args.len() - 1);
             let mut pool = open(&device[0], if dry_run { OpenMode::Read } else { OpenMode::Write })?;
-            let names = snapshot::select(&mut pool, LIVE_TREE_ID, specs)?;
-            let destroyed = snapshot::destroy(&mut pool, LIVE_TREE_ID, &names, dry_run)?;
+            // A bare name is a clone's; one that names none gets the snapshot's error.
+            if let [name] = specs
+                && !name.contains(['@', ':', '%'])
+                && pool.tree_id(name).is_ok()
+            {
+                if dry_run {
+                    return Err(Error::invalid("-n is for snapshots; a clone's space is its REFER in `snapctl list`"));
+                }
+                return stdout_write(&render::clone_destroyed(&clone::destroy_clone(&mut pool, name)?));
+            }
+            let (tree, specs) = snapshot_specs(&pool, specs)?;
+            let names = snapshot::select(&mut pool, tree, &specs)?;
+            let destroyed = snapshot::destroy(&mut pool, tree, &names, dry_run)?;
             stdout_write(&render::destroyed(&destroyed, verbose))
         }
         Command::Rename { old, new, device } => {
-            let (old, new) = (snapshot_name(&old)?, snapshot_name(&new)?);
-            let renamed = snapshot::rename(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, old, new)?;
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, old) = snapshot_arg(&pool, &old)?;
+            // The new name may leave out the tree: it stays in the old one's.
+            let (new_tree, new_name) = snapshot_arg(&pool, &new)?;
+            if new_tree != tree && split_tree(&new).0.is_some() {
+                return Err(Error::invalid("rename keeps a snapshot in its tree: give the new name as @NEW"));
+            }
+            let new = new_name;
+            let renamed = snapshot::rename(&mut pool, tree, old, new)?;
             stdout_write(&render::renamed(&renamed))
         }
         Command::Rollback { recursive, name, device } => {
-            let name = snapshot_name(&name)?;
-            let rolled = snapshot::rollback(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, recursive)?;
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, name) = snapshot_arg(&pool, &name)?;
+            let rolled = snapshot::rollback(&mut pool, tree, name, recursive)?;
             stdout_write(&render::rolled_back(&rolled))
         }
         Command::Diff { times, json, from, args } => {
             let (to, device) = args::diff_operands(&args);
-            let from = snapshot_name(&from)?;
-            let to = to.map(snapshot_name).transpose()?;
-            let changes = diff::diff(&mut open(device, OpenMode::Read)?, LIVE_TREE_ID, from, to)?;
+            let mut pool = open(device, OpenMode::Read)?;
+            let (tree, from) = snapshot_arg(&pool, &from)?;
+            let to = match to.map(|to| snapshot_arg(&pool, to)).transpose()? {
+                Some((to_tree, _)) if to_tree != tree => {
+                    return Err(Error::invalid("diff compares two snapshots of one tree (or one and that tree)"));
+                }
+                to => to.map(|(_, name)| name),
+            };
+            let changes = diff::diff(&mut pool, tree, from, to)?;
             stdout_write(&if json { render::json(&changes) } else { render::diff(&changes, times) })
         }
         Command::Hold { tag, name, device } => {
-            let name = snapshot_name(&name)?;
-            holds::hold(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, &tag)?;
-            stdout_write(&format!("{PROGRAM}: held @{name} with tag {tag}\n"))
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, short) = snapshot_arg(&pool, &name)?;
+            holds::hold(&mut pool, tree, short, &tag)?;
+            stdout_write(&format!("{PROGRAM}: held {name} with tag {tag}\n"))
         }
         Command::Release { tag, name, device } => {
-            let name = snapshot_name(&name)?;
-            holds::release(&mut open(&device, OpenMode::Write)?, LIVE_TREE_ID, name, &tag)?;
-            stdout_write(&format!("{PROGRAM}: released hold {tag} on @{name}\n"))
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, short) = snapshot_arg(&pool, &name)?;
+            holds::release(&mut pool, tree, short, &tag)?;
+            stdout_write(&format!("{PROGRAM}: released hold {tag} on {name}\n"))
         }
         Command::Holds { json, name, device } => {
-            let name = snapshot_name(&name)?;
-            let listed = holds::holds(&mut open(&device, OpenMode::Read)?, LIVE_TREE_ID, name)?;
+            let mut pool = open(&device, OpenMode::Read)?;
+            let (tree, name) = snapshot_arg(&pool, &name)?;
+            let listed = holds::holds(&mut pool, tree, name)?;
             stdout_write(&if json { render::json(&listed) } else { render::holds(&listed) })
+        }
+        Command::Clone { snapshot, name, device } => {
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, snapshot) = snapshot_arg(&pool, &snapshot)?;
+            let cloned = clone::clone(&mut pool, tree, snapshot, &name)?;
+            stdout_write(&format!("{PROGRAM}: cloned {} as {} at txg {}\n", cloned.origin, cloned.name, cloned.txg))
         }
         Command::Status { json, device } => {
             let status = status::status(&mut open(&device, OpenMode::Read)?, &device)?;
@@ -201,4 +257,34 @@ fn run(command: Command) -> Result<()> {
             stdout_write(&(render::released(&history) + &listing))
         }
     }
+}
+
+/// The tree and snapshot name an argument gives: "@SNAP" (the live tree) or "NAME@SNAP".
+fn snapshot_arg<'a>(pool: &Pool, arg: &'a str) -> Result<(u64, &'a str)> {
+    let (tree, rest) = tree_of(pool, arg)?;
+    Ok((tree, snapshot_name(rest)?))
+}
+
+/// The tree that `destroy`'s snapshot arguments name (one for all), and the arguments
+/// without it: "@A", "NAME@A", ranges "NAME@A%@B" or "NAME@A%NAME@B".
+fn snapshot_specs(pool: &Pool, specs: &[String]) -> Result<(u64, Vec<String>)> {
+    let mut tree = None;
+    let mut out = Vec::new();
+    for spec in specs {
+        let mut parts = Vec::new();
+        for part in spec.splitn(2, '%') {
+            let (part_tree, rest) = match (parts.is_empty(), split_tree(part)) {
+                // A range's end may be a bare name: it is in the range's tree.
+                (false, (None, rest)) => (tree.unwrap_or(snapfs::pool::LIVE_TREE_ID), rest),
+                _ => tree_of(pool, part)?,
+            };
+            if tree.is_some_and(|t| t != part_tree) {
+                return Err(Error::invalid("destroy takes snapshots of one tree at a time"));
+            }
+            tree = Some(part_tree);
+            parts.push(rest);
+        }
+        out.push(parts.join("%"));
+    }
+    Ok((tree.unwrap_or(snapfs::pool::LIVE_TREE_ID), out))
 }

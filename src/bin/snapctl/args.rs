@@ -159,6 +159,16 @@ pub enum Command {
         #[arg(num_args = 2.., required = true, value_name = "ARGS")]
         args: Vec<String>,
     },
+    /// Make clone NAME, a writable tree that starts as the snapshot and shares its blocks.
+    Clone {
+        /// The snapshot, written @SNAP (of the live tree) or TREE@SNAP (of a clone).
+        #[arg(value_name = "@SNAP")]
+        snapshot: String,
+        /// The clone's name; its paths are then written NAME:PATH, its snapshots NAME@SNAP.
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Give a snapshot another name; streams find it by its guid, so replication goes on.
     Rename {
         /// The snapshot, written @OLD.

@@ -93,6 +93,10 @@ pub fn taken(t: &Taken) -> String {
     format!("{PROGRAM}: snapshot @{} taken at txg {}\n", t.name, t.txg)
 }
 
+pub fn clone_destroyed(d: &snapfs::cmd::clone::CloneDestroyed) -> String {
+    format!("{PROGRAM}: destroyed clone {}, freed {} ({} bytes)\n", d.name, human_bytes(d.freed_bytes), d.freed_bytes)
+}
+
 pub fn destroyed(d: &Destroyed, verbose: bool) -> String {
     let would = if d.dry_run { "would " } else { "" };
     let mut text = String::new();
@@ -181,7 +185,10 @@ pub fn list(snapshots: &[Listed]) -> String {
     for s in snapshots {
         text.push_str(&format!(
             "{:<24} {:>8} {:<21} {:>10} {:>10} {:>10}\n",
-            format!("@{}", s.name),
+            match s.tree.as_str() {
+                snapfs::pool::LIVE_TREE_NAME => format!("@{}", s.name),
+                tree => format!("{tree}@{}", s.name),
+            },
             s.txg,
             s.created,
             human_bytes(s.unique_bytes),

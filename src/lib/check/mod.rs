@@ -161,6 +161,7 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         walk_files(pool, &mut c, retained.tree, &retained.root, Reach::Checkpoint, &owner)?;
     }
     check_history_heads(pool, &mut c, &trees)?;
+    check_clones_feature(pool, &mut c);
     check_snapshot_index(pool, &mut c, &trees)?;
     check_space_counters(pool, &mut c)?;
     check_receive_state(pool, &mut c)?;
@@ -295,6 +296,20 @@ fn check_snapshot_index(pool: &mut Pool, c: &mut Checker, trees: &[(u64, Option<
 }
 
 /// A pool root that names lz4 needs the label's lz4 bit, which the commit sets first.
+/// A clone needs the label's clones bit, which the commit that makes the first sets.
+fn check_clones_feature(pool: &Pool, c: &mut Checker) {
+    if pool.label.features_incompat & crate::format::label::FEATURE_CLONES != 0 {
+        return;
+    }
+    let clones: Vec<String> = pool.trees().filter(|t| t.origin.is_some()).map(|t| t.name.clone()).collect();
+    if !clones.is_empty() {
+        c.problem(format!(
+            "clones {} exist, but the label lacks the clones feature (an older binary would misread them)",
+            clones.join(", ")
+        ));
+    }
+}
+
 /// The newest retained commit is the commit that opened the pool: the history's root of
 /// each tree at it must be the tree's head, or the history has lost a change.
 fn check_history_heads(pool: &mut Pool, c: &mut Checker, trees: &[(u64, Option<BlockPtr>)]) -> Result<()> {
@@ -474,9 +489,12 @@ fn verify_indexed(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, frames: &[u3
 /// Records a file tree block; returns true if it is new for this kind of reach.
 fn mark(pool: &Pool, c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -> bool {
     let new = c.claim(pool, ptr, owner);
+    // A clone's block from its origin snapshot is that snapshot's tree's (clones.rs).
+    let belongs_to = pool.block_owner(tree, ptr.birth.0);
     match reach {
+        Reach::Head if belongs_to != tree => new,
         Reach::Head => c.blocks.reach_from_head(tree, ptr),
-        Reach::Checkpoint => c.blocks.reach_from_checkpoint(tree, ptr),
+        Reach::Checkpoint => c.blocks.reach_from_checkpoint(belongs_to, ptr),
         Reach::Partial => new,
     }
 }

@@ -195,6 +195,14 @@ fn refusal_hint(refusal: &Refusal) -> String {
         Refusal::BeingRead { .. } => "run the command again when that reader is done (its pin goes when it \
                                       exits, even if it is killed)"
             .into(),
+        Refusal::CloneOrigin { clones, .. } => format!(
+            "destroy the clone first if nothing needs it (`snapctl destroy {} DEVICE`)",
+            clones.first().map_or("CLONE", String::as_str)
+        ),
+        Refusal::CloneHasSnapshots { name, snapshots } => format!(
+            "destroy them first (`snapctl destroy {name}@{} DEVICE`), then the clone",
+            snapshots.first().map_or("SNAP", String::as_str)
+        ),
         Refusal::LaterSnapshots { target, .. } => {
             format!("add -r to destroy the later snapshots with the rollback (`snapctl rollback -r @{target} DEVICE`)")
         }

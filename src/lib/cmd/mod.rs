@@ -10,6 +10,7 @@
 //! `PathSpec`, here.
 
 pub mod check;
+pub mod clone;
 pub mod diff;
 pub mod history;
 pub mod holds;
@@ -34,7 +35,40 @@ pub struct PathSpec {
     pub path: String,
 }
 
+/// Splits off the tree an argument names, the rule every command follows: "NAME:PATH"
+/// is PATH in clone NAME, "NAME@SNAP" (and "NAME@SNAP:PATH") its snapshot SNAP; with no
+/// NAME, the live tree, which "live:" names too. A path of the live tree whose first part
+/// holds ':' or '@' is written with a leading '/'.
+pub fn split_tree(arg: &str) -> (Option<&str>, &str) {
+    if arg.starts_with(['@', '/', '.']) {
+        return (None, arg);
+    }
+    let first = arg.split('/').next().unwrap_or_default();
+    match first.find([':', '@']) {
+        Some(at) if at > 0 => {
+            let (name, rest) = arg.split_at(at);
+            (Some(name), rest.strip_prefix(':').unwrap_or(rest))
+        }
+        _ => (None, arg),
+    }
+}
+
+/// The tree an argument names, and the rest of the argument (see `split_tree`).
+pub fn tree_of<'a>(pool: &Pool, arg: &'a str) -> Result<(u64, &'a str)> {
+    match split_tree(arg) {
+        (None, rest) => Ok((LIVE_TREE_ID, rest)),
+        (Some(name), rest) => Ok((pool.tree_id(name)?, rest)),
+    }
+}
+
 impl PathSpec {
+    /// A path, snapshot or snapshot path of any tree (see `split_tree`).
+    pub fn parse_in(pool: &Pool, arg: &str) -> Result<PathSpec> {
+        let (tree, rest) = tree_of(pool, arg)?;
+        Ok(PathSpec { tree, ..PathSpec::parse(rest)? })
+    }
+
+    /// A path, snapshot or snapshot path of the live tree.
     pub fn parse(arg: &str) -> Result<PathSpec> {
         if let Some(rest) = arg.strip_prefix('@') {
             let (name, path) = rest.split_once(':').unwrap_or((rest, ""));

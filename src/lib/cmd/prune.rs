@@ -8,8 +8,8 @@
 //! Periods are UTC hours, days, ISO weeks (from Monday), months and years of each
 //! snapshot's creation time, which a replica keeps from its source, so both sides prune
 //! by the same calendar. Never destroyed: the newest automatic snapshot, a held one (a
-//! replica holds the base its next incremental needs), and any snapshot not named
-//! `auto-...`.
+//! replica holds the base its next incremental needs), a clone's origin, and any
+//! snapshot not named `auto-...`.
 
 use super::snapshot::Taken;
 use crate::error::{Error, Result};
@@ -187,7 +187,9 @@ pub fn prune(pool: &mut Pool, tree: u64, rules: &KeepRules, dry_run: bool) -> Re
         .into_iter()
         .filter(|s| s.name.starts_with(AUTO_PREFIX))
         .map(|s| {
-            let held = !s.holds.is_empty() || pinned.contains(&(tree, s.txg));
+            // A clone's origin stays as long as the clone (clones.rs).
+            let origin = !pool.clones_of(tree, s.txg).is_empty();
+            let held = !s.holds.is_empty() || pinned.contains(&(tree, s.txg)) || origin;
             Candidate { name: s.name, time_ns: s.time_ns, held }
         })
         .collect();

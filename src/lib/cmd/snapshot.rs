@@ -137,6 +137,8 @@ pub struct Listed {
     pub name: String,
     /// Bytes of every block it reaches (ZFS's `referenced`).
     pub referenced_bytes: u64,
+    /// The tree it is a snapshot of: "live", or a clone's name.
+    pub tree: String,
     pub txg: u64,
     /// What destroying it would free now (ZFS's `used`).
     pub unique_bytes: u64,
@@ -147,6 +149,7 @@ pub struct Listed {
 /// The snapshots of `tree`, oldest first.
 pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
     let space = pool.snapshot_space(tree)?;
+    let tree_name = pool.tree_name(tree)?;
     let listed = pool
         .snapshots_of(tree)?
         .into_iter()
@@ -158,6 +161,7 @@ pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
             holds: s.holds.iter().map(|h| h.tag.clone()).collect(),
             name: s.name.clone(),
             referenced_bytes: space.referenced_bytes,
+            tree: tree_name.clone(),
             txg: s.txg.0,
             unique_bytes: space.used_bytes,
             written_bytes: space.written_bytes,

@@ -29,6 +29,10 @@ pub enum Refusal {
     /// Destroying or dropping `what` (a snapshot, a retained commit), which the reader
     /// `holder` has pinned (pool/pins.rs).
     BeingRead { what: String, holder: String },
+    /// Destroying `@snapshot`, the origin of the clones `clones`.
+    CloneOrigin { snapshot: String, clones: Vec<String> },
+    /// Destroying clone `name`, which still has the snapshots `snapshots`.
+    CloneHasSnapshots { name: String, snapshots: Vec<String> },
 }
 
 impl fmt::Display for Refusal {
@@ -52,6 +56,18 @@ impl fmt::Display for Refusal {
                 write!(f, "@{name} is held ({noun} {})", tags.join(", "))
             }
             Refusal::BeingRead { what, holder } => write!(f, "{what} is being read by {holder}"),
+            Refusal::CloneOrigin { snapshot, clones } => {
+                let noun = if clones.len() == 1 { "clone" } else { "clones" };
+                // A thousand clones make no readable message: the first few, and a count.
+                let named = clones.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+                let more = clones.len().saturating_sub(5);
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                write!(f, "@{snapshot} is the origin of the {noun} {named}{more}")
+            }
+            Refusal::CloneHasSnapshots { name, snapshots } => {
+                let names: Vec<String> = snapshots.iter().map(|s| format!("{name}@{s}")).collect();
+                write!(f, "clone {name} has snapshots: {}", names.join(", "))
+            }
             Refusal::PartialReceiveSaved { receiving } => {
                 write!(f, "the partial receive of @{receiving} is saved on this pool")
             }

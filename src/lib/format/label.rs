@@ -25,7 +25,8 @@ pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS
     | FEATURE_HOLDS
     | FEATURE_SNAPSHOT_INDEX
     | FEATURE_SPACE_COUNTERS
-    | FEATURE_HISTORY_BY_TREE;
+    | FEATURE_HISTORY_BY_TREE
+    | FEATURE_CLONES;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;
@@ -64,6 +65,10 @@ pub const FEATURE_SPACE_COUNTERS: u64 = 1 << 6;
 /// reads one entry per commit with every root. `snapfmt` sets it; an older pool gets it
 /// from the first change a newer binary makes to its history, which rewrites the table.
 pub const FEATURE_HISTORY_BY_TREE: u64 = 1 << 7;
+/// Tree entries may name an origin snapshot (a clone, format/tables.rs), where an older
+/// binary requires zeros. Set by the commit that makes the first clone, never by
+/// `snapfmt`: a pool that never had a clone stays readable by older binaries.
+pub const FEATURE_CLONES: u64 = 1 << 8;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
 pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_LZ4
@@ -71,7 +76,8 @@ pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_HOLDS
     | FEATURE_SNAPSHOT_INDEX
     | FEATURE_SPACE_COUNTERS
-    | FEATURE_HISTORY_BY_TREE;
+    | FEATURE_HISTORY_BY_TREE
+    | FEATURE_CLONES;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -253,6 +259,9 @@ impl Label {
         }
         if self.features_incompat & FEATURE_HISTORY_BY_TREE != 0 {
             names.push("history_by_tree".to_string());
+        }
+        if self.features_incompat & FEATURE_CLONES != 0 {
+            names.push("clones".to_string());
         }
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());

@@ -27,6 +27,9 @@ pub struct TreeEntry {
     pub name: String,
     pub root: Option<BlockPtr>,
     pub created_txg: Txg,
+    /// A clone's origin: the tree and txg of the snapshot it started as (version 12,
+    /// feature `clones`). Its blocks born at or before that txg are the snapshot's.
+    pub origin: Option<(u64, Txg)>,
     /// Bytes of the blocks its root reaches (nodes and file data, each copy counted):
     /// what ZFS calls `referenced` (feature `space_counters`; pool/space_counters.rs).
     pub referenced_bytes: u64,
@@ -41,7 +44,9 @@ impl TreeEntry {
         w.bytes16(self.name.as_bytes());
         BlockPtr::encode(self.root.as_ref(), &mut w);
         w.u64(self.created_txg.0);
-        w.zeros(16); // origin snapshot of a clone: later versions
+        let (origin_tree, origin_txg) = self.origin.map_or((0, 0), |(tree, txg)| (tree, txg.0));
+        w.u64(origin_tree);
+        w.u64(origin_txg);
         w.u64(self.referenced_bytes);
         w.bytes
     }
@@ -51,11 +56,15 @@ impl TreeEntry {
         let name = decode_name(r.bytes16()?, TREE_NAME_BYTES_MAX, "tree")?;
         let root = BlockPtr::decode(&mut r)?;
         let created_txg = Txg(r.u64()?);
-        r.zeros(16)?;
+        let origin = match (r.u64()?, r.u64()?) {
+            (0, 0) => None,
+            (tree, txg) if tree != 0 && txg != 0 && txg < created_txg.0 => Some((tree, Txg(txg))),
+            (tree, txg) => return Err(Error::corrupt(format!("tree {id} has an impossible origin ({tree}, {txg})"))),
+        };
         // Entries written before version 10 end here; the pool then lacks the counters.
         let referenced_bytes = if r.remaining() == 0 { 0 } else { r.u64()? };
         no_trailing(&r, key, 8)?;
-        Ok(TreeEntry { id, name, root, created_txg, referenced_bytes })
+        Ok(TreeEntry { id, name, root, created_txg, origin, referenced_bytes })
     }
 }
 
@@ -388,7 +397,14 @@ mod tests {
         let snapshot = SnapshotEntry { referenced_bytes: 123_456_789, ..entry(Vec::new()) };
         let key = SnapshotEntry::key(1, "nightly");
         assert_eq!(SnapshotEntry::decode(&key, &snapshot.encode_value()).unwrap(), snapshot);
-        let tree = TreeEntry { id: 3, name: "live".into(), root: None, created_txg: Txg(2), referenced_bytes: 77 };
+        let tree = TreeEntry {
+            id: 3,
+            name: "live".into(),
+            root: None,
+            created_txg: Txg(2),
+            origin: Some((1, Txg(1))),
+            referenced_bytes: 77,
+        };
         let value = tree.encode_value();
         assert_eq!(TreeEntry::decode(&TreeEntry::key(3), &value).unwrap(), tree);
         let old = &value[..value.len() - 8];

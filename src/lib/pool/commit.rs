@@ -35,6 +35,7 @@ impl Pool {
             || !self.pending_snapshots.is_empty()
             || !self.removed_snapshots.is_empty()
             || self.tables_changed()
+            || self.tree_entries.values().any(|e| e.created_txg == self.store.txg)
             || self.heads.iter().any(|(id, t)| self.head_changed(*id, t))
     }
 
@@ -42,7 +43,8 @@ impl Pool {
     /// one: a rename edits the snapshots table, a rollback the history and the dead
     /// index, and a table emptied that way has no nodes left at all.
     pub(super) fn tables_changed(&self) -> bool {
-        table_changed(&self.snapshots_table, self.root.snapshots)
+        table_changed(&self.trees_table, self.root.trees)
+            || table_changed(&self.snapshots_table, self.root.snapshots)
             || table_changed(&self.history_table, self.root.history)
             || table_changed(&self.dead_table, self.root.dead)
             || table_changed(&self.snapshot_index, self.root.snapshot_index.root())
@@ -130,6 +132,7 @@ impl Pool {
         self.store.txg = Txg(txg.0 + 1);
         self.pending_snapshots.clear();
         self.removed_snapshots.clear();
+        self.destroyed_trees.clear();
         self.config_changed = false;
         debug_assert!(self.released_history.is_empty() && self.released_snapshots.is_empty());
         for tree in self.heads.values_mut() {
@@ -237,6 +240,10 @@ impl Pool {
 
     fn file_kills(&mut self, txg: Txg) -> Result<()> {
         for (tree, ptr) in std::mem::take(&mut self.store.file_kills) {
+            if self.origin_of(tree).is_some_and(|(_, origin)| ptr.birth <= origin) {
+                // The origin snapshot's block (clones.rs): it keeps it.
+                continue;
+            }
             if self.retained_between(tree, ptr.birth.0, txg.0)? {
                 self.dead_insert(tree, txg, &ptr)?;
             } else {

@@ -161,6 +161,16 @@ impl Pool {
         Ok(())
     }
 
+    /// Removes every root of `tree` from the history (a destroyed clone): no retained
+    /// commit reaches its blocks any more.
+    pub(super) fn forget_tree_history(&mut self, tree: u64) -> Result<()> {
+        self.convert_history()?;
+        for (k, _) in self.history_table.scan_prefix(&mut self.store, &tree.to_be_bytes())? {
+            self.history_table.remove(&mut self.store, &k)?;
+        }
+        Ok(())
+    }
+
     /// Drops every retained commit after `floor` (a rollback: they saw a branch that no
     /// longer leads to the head). The trees they changed are recorded again by this
     /// transaction's commit, so that their roots at it are their heads.

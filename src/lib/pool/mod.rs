@@ -3,6 +3,7 @@
 //! Every change happens in memory against the transaction `store.txg` and reaches the
 //! device only through `commit` (commit.rs), the single writer of commit records.
 
+mod clones;
 mod commit;
 mod features;
 mod history;
@@ -22,6 +23,7 @@ mod warning;
 /// Guids as text, defined beside the clock that draws them (a leaf, so `error` uses it
 /// too); also here, where its callers have always found it.
 pub use crate::clock::guid_hex;
+pub use clones::validate_clone_name;
 pub use commit::CommitSummary;
 pub use history::RetainedRoot;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
@@ -103,6 +105,8 @@ pub struct Pool {
     /// Trees whose head this transaction replaced whole (a rollback): the bytes it
     /// holds then, and how many kills came before (space_counters.rs).
     count_restarts: BTreeMap<u64, (u64, usize)>,
+    /// Clones destroyed by this transaction: (id, name).
+    destroyed_trees: Vec<(u64, String)>,
     /// The history table is keyed by tree (format version 11; history.rs).
     history_by_tree: bool,
     /// Trees whose root this transaction's commit records in the history.
@@ -304,6 +308,7 @@ impl Pool {
         }
         let entry = self.snapshot(tree, name)?;
         Pool::refuse_if_held(&entry)?;
+        self.refuse_if_origin(tree, name, entry.txg)?;
         self.refuse_if_pinned(tree, name, entry.txg)?;
         self.uncache_snapshot(tree, name);
         self.released_snapshots.push((entry.tree, entry.txg.0));

@@ -200,6 +200,7 @@ impl Pool {
             released_snapshots: Vec::new(),
             prune_pending: false,
             count_restarts: BTreeMap::new(),
+            destroyed_trees: Vec::new(),
             history_by_tree,
             history_changed: Default::default(),
             config_changed: false,
@@ -431,6 +432,7 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
             name: LIVE_TREE_NAME.to_string(),
             root: None,
             created_txg: Txg(1),
+            origin: None,
             referenced_bytes: 0,
         },
     );

@@ -137,6 +137,11 @@ impl Pool {
                 return Err(being_read(format!("@{}", removed.name), pin));
             }
         }
+        for (tree, name) in &self.destroyed_trees {
+            if let Some(pin) = self.commit_pins.iter().find(|p| p.tree == *tree) {
+                return Err(being_read(format!("clone {name}"), pin));
+            }
+        }
         for &txg in &self.released_history {
             if let Some(pin) = self.pinned_by(None, txg) {
                 return Err(being_read(format!("the retained commit {txg}"), pin));

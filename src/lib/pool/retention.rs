@@ -33,8 +33,7 @@ impl Pool {
         if history.is_empty() && snapshots.is_empty() {
             return Ok(());
         }
-        let tree_ids: Vec<u64> = self.tree_entries.keys().copied().collect();
-        for tree in tree_ids {
+        for tree in self.trees_with_dead_entries()? {
             let mut released: Vec<u64> = history.clone();
             released.extend(snapshots.iter().filter(|(t, _)| *t == tree).map(|(_, txg)| *txg));
             released.sort_unstable();
@@ -49,6 +48,23 @@ impl Pool {
             }
         }
         Ok(())
+    }
+
+    /// The trees the dead index holds entries of: those that exist, and destroyed clones
+    /// whose blocks retained commits still keep. One seek per tree.
+    fn trees_with_dead_entries(&mut self) -> Result<Vec<u64>> {
+        let mut trees = Vec::new();
+        let mut next = Some(0u64);
+        while let Some(from) = next {
+            next = None;
+            self.dead_table.scan(&mut self.store, &from.to_be_bytes(), &mut |k, v| {
+                let (tree, _, _) = decode_dead(k, v)?;
+                trees.push(tree);
+                next = tree.checked_add(1);
+                Ok(false)
+            })?;
+        }
+        Ok(trees)
     }
 
     fn is_checkpoint(&mut self, tree: u64, txg: u64) -> Result<bool> {

@@ -48,7 +48,10 @@ pub struct PoolState {
     pub history: Vec<u64>,
     pub receive: Option<String>,
     pub live: Arc<TreeDigest>,
+    /// Snapshots by name; a clone's as CLONE@NAME.
     pub snapshots: BTreeMap<String, SnapshotState>,
+    /// The clones' heads, by name.
+    pub clones: BTreeMap<String, Arc<TreeDigest>>,
 }
 
 impl PoolState {
@@ -86,6 +89,14 @@ impl PoolState {
         }
         if self.live != other.live {
             out.push(format!("live tree: {}", first_difference(&self.live, &other.live)));
+        }
+        if self.clones.keys().ne(other.clones.keys()) {
+            out.push(format!("clones {:?} vs {:?}", self.clones.keys(), other.clones.keys()));
+        }
+        for (name, head) in &self.clones {
+            if let Some(other_head) = other.clones.get(name).filter(|h| *h != head) {
+                out.push(format!("clone {name}: {}", first_difference(head, other_head)));
+            }
         }
         let names: std::collections::BTreeSet<&String> = self.snapshots.keys().chain(other.snapshots.keys()).collect();
         for name in names {
@@ -139,11 +150,20 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
     let live_root = pool.committed_head_root(LIVE_TREE_ID).map_err(|e| format!("live tree root: {e}"))?;
     let live = tree_digest(pool, live_root, cache).map_err(|e| format!("live tree: {e}"))?;
     let mut snapshots = BTreeMap::new();
-    let entries = pool.snapshots_of(LIVE_TREE_ID).map_err(|e| format!("snapshots: {e}"))?;
-    for entry in entries {
-        let tree = tree_digest(pool, entry.root, cache).map_err(|e| format!("snapshot @{}: {e}", entry.name))?;
-        let holds = entry.holds.iter().map(|h| h.tag.clone()).collect();
-        snapshots.insert(entry.name.clone(), SnapshotState { guid: entry.guid, txg: entry.txg.0, tree, holds });
+    let mut clones = BTreeMap::new();
+    let trees: Vec<(u64, String, Option<BlockPtr>)> = pool.trees().map(|t| (t.id, t.name.clone(), t.root)).collect();
+    for (id, name, root) in trees {
+        let prefix = if id == LIVE_TREE_ID { String::new() } else { format!("{name}@") };
+        if id != LIVE_TREE_ID {
+            clones.insert(name.clone(), tree_digest(pool, root, cache).map_err(|e| format!("clone {name}: {e}"))?);
+        }
+        let entries = pool.snapshots_of(id).map_err(|e| format!("snapshots: {e}"))?;
+        for entry in entries {
+            let key = format!("{prefix}{}", entry.name);
+            let tree = tree_digest(pool, entry.root, cache).map_err(|e| format!("snapshot {key}: {e}"))?;
+            let holds = entry.holds.iter().map(|h| h.tag.clone()).collect();
+            snapshots.insert(key, SnapshotState { guid: entry.guid, txg: entry.txg.0, tree, holds });
+        }
     }
     let receive = pool.receive_state().map_err(|e| format!("receive state: {e}"))?.map(|r| format!("{r:?}"));
     Ok(PoolState {
@@ -154,6 +174,7 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
         receive,
         live,
         snapshots,
+        clones,
     })
 }
 

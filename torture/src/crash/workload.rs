@@ -13,7 +13,8 @@
 //! and a sync and a snapshot allocate past the old end. Last, a hold (the commit that
 //! sets the `holds` feature bit in both labels), `rollback -r` discarding a changed live
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
-//! --auto` and a `prune` that destroys the older. The growth is not a log record:
+//! --auto`, a `prune` that destroys the older, and a clone written, snapshotted and
+//! destroyed. The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -351,6 +352,7 @@ fn intermediate_states(
             receive: before.receive.clone(),
             live,
             snapshots,
+            clones: before.clones.clone(),
         });
     }
     Ok(states)
@@ -486,6 +488,15 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl snapshot --auto (again)", "snapctl", &os(&[&"snapshot", &"--auto"]), Input::None, true)?;
     let prune = os(&[&"prune", &"--keep", &"hourly=0"]);
     r.record("snapctl prune --keep hourly=0", "snapctl", &prune, Input::None, true)?;
+    // A clone (the first sets the clones feature in both labels), written, snapshotted
+    // and destroyed with its snapshot.
+    r.record("snapctl clone @s3 work", "snapctl", &os(&[&"clone", &"@s3", &"work"]), Input::None, true)?;
+    let put = os(&[&"put", &"-", &"work:clone-file"]);
+    r.record("snapctl put - work:clone-file", "snapctl", &put, Input::Bytes(vec![7; 70_000]), true)?;
+    r.record("snapctl snapshot work@w1", "snapctl", &os(&[&"snapshot", &"work@w1"]), Input::None, true)?;
+    r.record("snapctl rm -r work:", "snapctl", &os(&[&"rm", &"-r", &"work:clone-file"]), Input::None, true)?;
+    r.record("snapctl destroy work@w1", "snapctl", &os(&[&"destroy", &"work@w1"]), Input::None, true)?;
+    r.record("snapctl destroy work", "snapctl", &os(&[&"destroy", &"work"]), Input::None, true)?;
 
     let list: String =
         r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();

@@ -1,0 +1,154 @@
+//! Clones: writable trees that start as a snapshot and share all its blocks.
+//!
+//! A clone of snapshot S of tree T (S taken in txg s) is a new tree whose head starts
+//! as S's root; its entry names (T, s) as its origin (format/tables.rs). The clone's
+//! blocks born at or before s are S's: when the clone's head drops one, the clone stops
+//! counting it but does not kill it (commit.rs): S keeps it, and S cannot be destroyed
+//! while the clone exists. What the clone writes is its own, kept by its own snapshots
+//! and by the retained commits as any tree's blocks are. A clone of a clone's snapshot
+//! follows the chain: a block belongs to the first tree along it that was born after it.
+//!
+//! A tree's id is the txg of the commit that made it (the live tree, made by the first
+//! commit, is 1): unique without a counter, and one clone per transaction.
+//!
+//! Destroying a clone (once it has no snapshots, and while no reader reads it) removes
+//! it from the history too: no retained commit names its root any more, so the blocks
+//! of its own, in its head and in the dead index under its id, are freed at once. (Kept
+//! in the history, its roots would also reach blocks of its origin that only the origin
+//! snapshot keeps, which may be destroyed after it.)
+
+use super::{LIVE_TREE_ID, Pool};
+use crate::block::Txg;
+use crate::error::{Error, Refusal, Result};
+use crate::format::label::FEATURE_CLONES;
+use crate::format::tables::{SNAPSHOT_NAME_BYTES_MAX, TreeEntry};
+
+/// A clone's name: what a snapshot's may be (1..128 bytes of letters, digits, `_ - . +`,
+/// not starting with `-` or `.`), and not the live tree's.
+pub fn validate_clone_name(name: &str) -> Result<()> {
+    super::validate_snapshot_name(name).map_err(|_| {
+        Error::invalid(format!(
+            "clone name {name:?} is not allowed: use 1 to {SNAPSHOT_NAME_BYTES_MAX} letters, digits, '_', '-', '.' or \
+             '+', not starting with '-' or '.'"
+        ))
+    })?;
+    if name == super::LIVE_TREE_NAME {
+        return Err(Error::invalid(format!("{name:?} is the live tree's name")));
+    }
+    Ok(())
+}
+
+impl Pool {
+    /// The id of the tree named `name` ("live" for the live tree).
+    pub fn tree_id(&self, name: &str) -> Result<u64> {
+        self.tree_entries
+            .values()
+            .find(|t| t.name == name)
+            .map(|t| t.id)
+            .ok_or_else(|| Error::not_found(format!("clone {name}")))
+    }
+
+    /// The tree's name ("live" for the live tree).
+    pub fn tree_name(&self, tree: u64) -> Result<String> {
+        self.tree_entries.get(&tree).map(|t| t.name.clone()).ok_or_else(|| Error::not_found(format!("tree id {tree}")))
+    }
+
+    /// The snapshot a clone started as: (tree, txg); None for the live tree.
+    pub fn origin_of(&self, tree: u64) -> Option<(u64, Txg)> {
+        self.tree_entries.get(&tree).and_then(|t| t.origin)
+    }
+
+    /// The tree a block born in `birth` that `tree` reaches belongs to: `tree`, or along
+    /// its chain of origins the first one made after the block.
+    pub fn block_owner(&self, mut tree: u64, birth: u64) -> u64 {
+        while let Some((origin, txg)) = self.origin_of(tree).filter(|(_, txg)| birth <= txg.0) {
+            debug_assert!(txg.0 < self.tree_entries.get(&tree).map_or(u64::MAX, |t| t.created_txg.0));
+            tree = origin;
+        }
+        tree
+    }
+
+    /// The clones made from the snapshot of `tree` taken in `txg`, by name.
+    pub fn clones_of(&self, tree: u64, txg: Txg) -> Vec<String> {
+        self.tree_entries.values().filter(|t| t.origin == Some((tree, txg))).map(|t| t.name.clone()).collect()
+    }
+
+    /// Makes clone `name` of snapshot `snapshot` of `tree`, in this transaction. Returns
+    /// its id.
+    pub fn create_clone(&mut self, tree: u64, snapshot: &str, name: &str) -> Result<u64> {
+        self.writable()?;
+        validate_clone_name(name)?;
+        if self.tree_entries.values().any(|t| t.name == name) {
+            return Err(Error::Exists { what: format!("clone {name}") });
+        }
+        let origin = self.snapshot(tree, snapshot)?;
+        let id = self.store.txg.0;
+        if self.tree_entries.contains_key(&id) {
+            return Err(Error::invalid("one clone per transaction: commit before making another"));
+        }
+        let entry = TreeEntry {
+            id,
+            name: name.to_string(),
+            root: origin.root,
+            created_txg: self.store.txg,
+            origin: Some((tree, origin.txg)),
+            referenced_bytes: origin.referenced_bytes,
+        };
+        self.tree_entries.insert(id, entry);
+        self.store.features_needed |= FEATURE_CLONES;
+        Ok(id)
+    }
+
+    /// Destroys clone `name` in this transaction: refused while it has snapshots.
+    pub fn destroy_clone(&mut self, name: &str) -> Result<TreeEntry> {
+        self.writable()?;
+        let id = self.tree_id(name)?;
+        if id == LIVE_TREE_ID {
+            return Err(Error::invalid("the live tree cannot be destroyed (`snapctl rm -r / DEVICE` empties it)"));
+        }
+        let snapshots: Vec<String> = self.snapshots_of(id)?.into_iter().map(|s| s.name).collect();
+        if !snapshots.is_empty() {
+            return Err(Error::Refused(Refusal::CloneHasSnapshots { name: name.to_string(), snapshots }));
+        }
+        if let Some(state) = self.receive_state()?.filter(|s| s.tree == id) {
+            return Err(Error::Refused(Refusal::PartialReceiveSaved { receiving: state.snapshot_name }));
+        }
+        if self.heads.get(&id).is_some_and(|t| t.is_dirty()) {
+            return Err(Error::invalid("cannot destroy a clone with uncommitted changes"));
+        }
+        if let Some(pin) = self.pins_now()?.into_iter().find(|p| p.tree == id) {
+            return Err(Error::Refused(Refusal::BeingRead { what: format!("clone {name}"), holder: pin.holder() }));
+        }
+        self.heads.remove(&id);
+        let entry = self.tree_entries.remove(&id).expect("found by name");
+        let floor = entry.origin.map_or(0, |(_, txg)| txg.0);
+        if let Some(root) = entry.root {
+            for ptr in self.blocks_born_after(&root, floor, true)? {
+                self.store.alloc.defer_free_ptr(&ptr)?;
+            }
+        }
+        for (key, ptr) in self.dead_entries_of(id)? {
+            self.dead_table.remove(&mut self.store, &key)?;
+            self.store.alloc.defer_free_ptr(&ptr)?;
+            self.uncount_dead(&ptr)?;
+        }
+        self.forget_tree_history(id)?;
+        self.trees_table.remove(&mut self.store, &TreeEntry::key(id))?;
+        self.destroyed_trees.push((id, name.to_string()));
+        Ok(entry)
+    }
+
+    /// Refuses destroying snapshot `name` of `tree` (taken in `txg`) while it is the
+    /// origin of clones and no other snapshot of that commit stays to hold their blocks.
+    pub(super) fn refuse_if_origin(&mut self, tree: u64, name: &str, txg: Txg) -> Result<()> {
+        let clones = self.clones_of(tree, txg);
+        if clones.is_empty() {
+            return Ok(());
+        }
+        let others = self.snapshots_of(tree)?.into_iter().filter(|s| s.txg == txg && s.name != name).count();
+        if others > 0 {
+            return Ok(());
+        }
+        Err(Error::Refused(Refusal::CloneOrigin { snapshot: name.to_string(), clones }))
+    }
+}
