@@ -152,3 +152,69 @@ fn a_thousand_clones_live_side_by_side() {
     run(&img, &["destroy", "@base"]);
     check(&img);
 }
+
+#[test]
+fn a_clone_is_sent_and_received_as_a_tree_of_its_own() {
+    // Goal: snapshots of a clone go out full and incremental (NAME@SNAP, the base in the
+    // same clone), and snaprecv --tree receives them into a new tree, then into it
+    // again; a resumed receive finds the clone's snapshot by its guid.
+    let dir = TempDir::new().unwrap();
+    let img = pool_with_base(dir.path());
+    run(&img, &["clone", "@base", "dev"]);
+    snapctl().args(["put", "-", "dev:data/b"]).arg(&img).write_stdin("first\n").assert().success();
+    run(&img, &["snapshot", "dev@one"]);
+    snapctl().args(["put", "-", "dev:data/c"]).arg(&img).write_stdin("second\n").assert().success();
+    run(&img, &["snapshot", "dev@two"]);
+
+    let replica = fresh_pool(dir.path(), "replica.img", 64 * MIB);
+    let receive_into = |tree: &str, stream: Vec<u8>| {
+        snaprecv().args(["--tree", tree]).arg(&replica).write_stdin(stream).assert().success();
+    };
+    receive_into("copy", send(&["dev@one"], &img));
+    receive_into("copy", send(&["-i", "@one", "dev@two"], &img));
+    assert_eq!(run(&replica, &["cat", "copy:data/b"]), "first\n");
+    assert_eq!(run(&replica, &["cat", "copy:data/c"]), "second\n");
+    assert_eq!(run(&replica, &["cat", "copy@one:data/b"]), "first\n");
+    let listed = run(&replica, &["list"]);
+    assert!(listed.contains("copy@one") && listed.contains("copy@two"), "{listed}");
+    check(&replica);
+    // The same stream again: the snapshot is there already.
+    snaprecv()
+        .args(["--tree", "copy"])
+        .arg(&replica)
+        .write_stdin(send(&["-i", "dev@one", "dev@two"], &img))
+        .assert()
+        .failure();
+    snapsend()
+        .args(["-i", "@base", "dev@two"])
+        .arg(&img)
+        .assert()
+        .code(exit_code::NOT_FOUND_OR_EXISTS)
+        .stderr(predicate::str::contains("base snapshot @base not found"));
+    check(&replica);
+
+    // Cut short and saved, the full stream of dev@two resumes from its token.
+    let full = send(&["dev@two"], &img);
+    snaprecv()
+        .args(["-s", "--tree", "again"])
+        .arg(&replica)
+        .write_stdin(full[..full.len() / 2].to_vec())
+        .assert()
+        .failure();
+    check(&replica);
+    let status: serde_json::Value = serde_json::from_str(&run(&replica, &["status", "--json"])).unwrap();
+    let token = status["receive_resume_token"].as_str().expect("a saved partial receive").to_string();
+    receive_into("again", send(&["-t", &token], &img));
+    assert_eq!(run(&replica, &["cat", "again:data/c"]), "second\n");
+    check(&replica);
+    // Discarded, a partial receive takes the empty tree it was filling with it.
+    snaprecv()
+        .args(["-s", "--tree", "gone"])
+        .arg(&replica)
+        .write_stdin(full[..full.len() / 2].to_vec())
+        .assert()
+        .failure();
+    snaprecv().arg("-A").arg(&replica).assert().success();
+    snapctl().args(["ls", "gone:"]).arg(&replica).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
+    check(&replica);
+}

@@ -72,10 +72,15 @@ fn run(args: Args) -> Result<()> {
             let mut input = stream_input()?;
             let bar = transfer_bar(args.verbose, None);
             let mut pool = open_pool(PROGRAM, &device, OpenMode::Write)?;
+            let tree = match &args.tree {
+                None => LIVE_TREE_ID,
+                // A new name: a tree the stream fills, made by the same commit.
+                Some(name) => pool.tree_id(name).or_else(|_| pool.create_tree(name))?,
+            };
             let mut progress = bar.clone();
             let mut reader = StreamReader::new(&mut input, Some(&mut progress));
             let mut report = |r: &Received| bar.suspend(|| print!("{}", render::received(r)));
-            let result = receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut report);
+            let result = receive(&mut pool, tree, &mut reader, options, &mut report);
             bar.finish_and_clear();
             result.map(drop)
         }

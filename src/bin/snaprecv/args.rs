@@ -44,6 +44,10 @@ pub struct Args {
     /// Fail at once (exit 4) if another process is writing DEVICE.
     #[arg(long)]
     pub nowait: bool,
+    /// Receive into tree NAME: a clone (an incremental from its newest snapshot), or a
+    /// new tree that a full stream fills. Default: the live tree.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["abort", "dump", "verify"])]
+    pub tree: Option<String>,
     /// Block device or image file to receive into.
     pub device: Option<String>,
 }

@@ -4,6 +4,7 @@
 use clap::Parser;
 use snapfs::cli::snapshot_name;
 use snapfs::cmd::send::Source;
+use snapfs::cmd::split_tree;
 use snapfs::error::{Error, Result};
 use snapfs::stream::token::ResumeToken;
 
@@ -37,7 +38,8 @@ pub struct Args {
     /// `snapctl status` on the receiving side.
     #[arg(short = 't', value_name = "TOKEN", conflicts_with_all = ["incremental", "intermediates"])]
     pub token: Option<String>,
-    /// @SNAP (the snapshot to send; not with -t), then DEVICE (block device or image file).
+    /// @SNAP (the snapshot to send, NAME@SNAP for a clone's; not with -t), then DEVICE
+    /// (block device or image file).
     #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }
@@ -47,10 +49,21 @@ pub fn source(args: &Args) -> Result<(Source, &str)> {
     match (args.args.as_slice(), &args.token) {
         ([device], Some(token)) => Ok((Source::Resume(ResumeToken::decode(token)?), device)),
         ([snapshot, device], None) => {
-            let target = snapshot_name(snapshot)?.to_string();
+            // A clone's snapshot is NAME@SNAP; its base is in the same clone.
+            let (tree, target) = split_tree(snapshot);
+            let target = snapshot_name(target)?.to_string();
             let base = args.incremental.as_ref().or(args.intermediates.as_ref());
-            let base = base.map(|b| snapshot_name(b).map(String::from)).transpose()?;
-            Ok((Source::Snapshot { target, base, intermediates: args.intermediates.is_some() }, device))
+            let base = match base.map(|b| split_tree(b)) {
+                Some((base_tree, _)) if base_tree.is_some() && base_tree != tree => {
+                    return Err(Error::invalid(
+                        "the base must be a snapshot of the same tree as the one sent (write it @BASE)",
+                    ));
+                }
+                Some((_, base)) => Some(snapshot_name(base)?.to_string()),
+                None => None,
+            };
+            let tree = tree.map(String::from);
+            Ok((Source::Snapshot { tree, target, base, intermediates: args.intermediates.is_some() }, device))
         }
         ([_], None) => Err(Error::invalid("give the snapshot to send (@SNAP) and the DEVICE")),
         (_, Some(_)) => Err(Error::invalid("with -t, give only the DEVICE: the token names the snapshot")),

@@ -22,6 +22,11 @@ pub struct Discarded {
 pub fn discard(pool: &mut Pool, device: &str) -> Result<Discarded> {
     let state =
         pool.discard_receive_state()?.ok_or_else(|| Error::not_found(format!("partial receive on {device}")))?;
+    // A tree that the full stream was to fill (`snaprecv --tree NEW`) goes with it.
+    if state.tree != LIVE_TREE_ID && pool.committed_head_root(state.tree)?.is_none() {
+        let name = pool.tree_name(state.tree)?;
+        pool.destroy_clone(&name)?;
+    }
     let summary = pool.commit()?;
     Ok(Discarded {
         snapshot: state.snapshot_name,

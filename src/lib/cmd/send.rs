@@ -11,9 +11,10 @@ use std::io::Write;
 
 /// What a run sends.
 pub enum Source {
-    /// Snapshot `target` whole, or what changed since `base` (with every snapshot between
-    /// them, each its own part, if `intermediates`).
-    Snapshot { target: String, base: Option<String>, intermediates: bool },
+    /// Snapshot `target` of tree `tree` (a clone's name; None for the live tree) whole,
+    /// or what changed since `base` of the same tree (with every snapshot between them,
+    /// each its own part, if `intermediates`).
+    Snapshot { tree: Option<String>, target: String, base: Option<String>, intermediates: bool },
     /// The rest of the part whose receive broke and saved this token.
     Resume(ResumeToken),
 }
@@ -38,9 +39,23 @@ impl Plan {
 /// Resolves what to send into parts and sizes them.
 pub fn plan_run(pool: &mut Pool, source: &Source) -> Result<Plan> {
     let parts = match source {
-        Source::Resume(token) => vec![plan_resume(pool, LIVE_TREE_ID, token)?],
-        Source::Snapshot { target, base, intermediates } => {
-            plan(pool, LIVE_TREE_ID, base.as_deref(), target, *intermediates)?
+        Source::Resume(token) => {
+            // The token names its snapshots by guid: the tree is the one that has it.
+            let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+            let mut tree = LIVE_TREE_ID;
+            for id in trees {
+                if pool.snapshot_by_guid(id, &token.snapshot_guid)?.is_some() {
+                    tree = id;
+                }
+            }
+            vec![plan_resume(pool, tree, token)?]
+        }
+        Source::Snapshot { tree, target, base, intermediates } => {
+            let tree = match tree {
+                Some(name) => pool.tree_id(name)?,
+                None => LIVE_TREE_ID,
+            };
+            plan(pool, tree, base.as_deref(), target, *intermediates)?
         }
     };
     let sizes = part_sizes(pool, &parts)?;
@@ -132,7 +147,7 @@ mod tests {
     }
 
     fn from(base: Option<&str>, target: &str, intermediates: bool) -> Source {
-        Source::Snapshot { target: target.into(), base: base.map(String::from), intermediates }
+        Source::Snapshot { tree: None, target: target.into(), base: base.map(String::from), intermediates }
     }
 
     /// Goal: what a plan promises (parts and sizes, which snapsend -n -P prints) is what

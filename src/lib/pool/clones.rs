@@ -99,6 +99,30 @@ impl Pool {
         Ok(id)
     }
 
+    /// Makes an empty tree `name`, in this transaction, for a full stream to fill
+    /// (`snaprecv --tree`): a tree of its own, with no origin. Returns its id.
+    pub fn create_tree(&mut self, name: &str) -> Result<u64> {
+        self.writable()?;
+        validate_clone_name(name)?;
+        if self.tree_entries.values().any(|t| t.name == name) {
+            return Err(Error::Exists { what: format!("clone {name}") });
+        }
+        let id = self.store.txg.0;
+        if self.tree_entries.contains_key(&id) {
+            return Err(Error::invalid("one new tree per transaction: commit before making another"));
+        }
+        let entry = TreeEntry {
+            id,
+            name: name.to_string(),
+            root: None,
+            created_txg: self.store.txg,
+            origin: None,
+            referenced_bytes: 0,
+        };
+        self.tree_entries.insert(id, entry);
+        Ok(id)
+    }
+
     /// Destroys clone `name` in this transaction: refused while it has snapshots.
     pub fn destroy_clone(&mut self, name: &str) -> Result<TreeEntry> {
         self.writable()?;

@@ -128,6 +128,9 @@ impl Store {
                 return Ok(bytes.to_vec());
             }
         }
+        if let Some(stored) = self.buffered_stored(ptr) {
+            return compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr));
+        }
         for addr in ptr.copies() {
             self.flush_overlapping(addr, ptr.allocated_blocks())?;
         }
@@ -137,6 +140,21 @@ impl Store {
             self.node_cache.insert(ptr.addr.0, ptr.checksum, &logical);
         }
         Ok(logical)
+    }
+
+    /// The stored bytes of `ptr`'s first copy if a write buffer still holds them whole,
+    /// and they are the ones its checksum names: a read of a block written moments ago
+    /// (a commit counting the nodes it wrote) need not send the buffer out early, which
+    /// would split one large write into small ones. A buffer holds the latest write to
+    /// an address (buffered_write sends out any other that overlaps it).
+    fn buffered_stored(&self, ptr: &BlockPtr) -> Option<Vec<u8>> {
+        let start = ptr.addr.0.checked_mul(BLOCK_BYTES)?;
+        let len = ptr.stored_bytes as u64;
+        let buffer =
+            self.buffers.iter().find(|b| start >= b.offset && start + len <= b.offset + b.bytes.len() as u64)?;
+        let at = (start - buffer.offset) as usize;
+        let stored = buffer.bytes[at..at + len as usize].to_vec();
+        (blake3(&stored) == ptr.checksum).then_some(stored)
     }
 
     /// Reads a block's bytes as stored (still compressed) without verifying them: a

@@ -67,7 +67,8 @@ impl TargetState {
         let snapshots: Vec<_> = pool.snapshots_of(tree)?.iter().map(|s| (s.name.clone(), s.guid, s.root)).collect();
         let head = pool.committed_head_root(tree)?;
         let head_changed = snapshots.last().is_some_and(|(_, _, root)| *root != head);
-        let live_empty = {
+        // A tree a full stream is about to fill has no root at all.
+        let live_empty = head.is_none() || {
             let (mut view, store) = pool.view(tree, None)?;
             FsTree::new(&mut view, store, false).readdir(crate::fs::ROOT_INO)?.is_empty()
         };
