@@ -47,6 +47,11 @@ fn a_clone_is_a_tree_of_its_own_that_shares_its_origin_until_it_changes() {
     check(&img);
 
     assert_eq!(run(&img, &["cat", "dev:data/b"]), "bee\n");
+    let clones = &used_after["clones"];
+    assert_eq!(clones[0]["name"], "dev", "{used_after}");
+    assert_eq!(clones[0]["origin"], "@base");
+    let status = run(&img, &["status"]);
+    assert!(status.contains("clone:       dev (from @base)"), "{status}");
     snapctl().args(["put", "-", "dev:data/b"]).arg(&img).write_stdin("clone's own\n").assert().success();
     run(&img, &["mkdir", "dev:new"]);
     run(&img, &["mv", "dev:data/a", "dev:new/a"]);

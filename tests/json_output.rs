@@ -88,7 +88,8 @@ fn assert_types(value: &Value, expected: &[(&str, IsType)]) {
     }
 }
 
-const STATUS_KEYS: [&str; 32] = [
+const STATUS_KEYS: [&str; 33] = [
+    "clones",
     "compression",
     "compression_level",
     "compression_ratio",

@@ -262,6 +262,10 @@ pub fn status(s: &PoolStatus) -> String {
             s.compression, s.live_records_compressed, s.live_records_raw
         ),
     );
+    for c in &s.clones {
+        let origin = c.origin.as_deref().map_or("a tree of its own".to_string(), |o| format!("from {o}"));
+        line("clone:", format!("{} ({origin}), {} referenced", c.name, human_bytes(c.referenced_bytes)));
+    }
     for r in &s.readers {
         let pins = if r.pins.is_empty() { "nothing yet".to_string() } else { r.pins.join(", ") };
         line("reader:", format!("pid {} ({}) pins {pins}", r.pid, r.command));

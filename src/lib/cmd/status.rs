@@ -12,6 +12,8 @@ use serde::{Serialize, Serializer};
 /// them (alphabetical); scripts read them by these names. Times are UTC text.
 #[derive(Clone, Debug, Serialize)]
 pub struct PoolStatus {
+    /// The clones and trees besides the live tree, by name.
+    pub clones: Vec<Clone>,
     /// How new file data is compressed: "off", "lz4" or "zstd:N".
     pub compression: String,
     /// Its zstd level; 0 when it is not zstd.
@@ -67,6 +69,16 @@ pub struct PoolStatus {
     pub used_bytes: u64,
 }
 
+/// A clone, or a tree a full stream made (pool/clones.rs).
+#[derive(Clone, Debug, Serialize)]
+pub struct Clone {
+    pub name: String,
+    /// The snapshot it was made from ("@snap", or "tree@snap" for a clone's); None for a
+    /// tree of its own.
+    pub origin: Option<String>,
+    pub referenced_bytes: u64,
+}
+
 /// A process reading the pool, which writers let be (pool/pins.rs).
 #[derive(Clone, Debug, Serialize)]
 pub struct Reader {
@@ -104,6 +116,27 @@ fn readers(pool: &mut Pool) -> Result<Vec<Reader>> {
         .collect())
 }
 
+fn clones(pool: &mut Pool) -> Result<Vec<Clone>> {
+    let trees: Vec<_> = pool.trees().filter(|t| t.id != LIVE_TREE_ID).cloned().collect();
+    let mut out = Vec::new();
+    for tree in trees {
+        let origin = match tree.origin {
+            None => None,
+            Some((origin_tree, txg)) => {
+                let prefix = match origin_tree {
+                    LIVE_TREE_ID => String::new(),
+                    other => pool.tree_name(other)?,
+                };
+                let names = pool.snapshots_of(origin_tree)?.into_iter().filter(|s| s.txg == txg).map(|s| s.name);
+                names.min().map(|name| format!("{prefix}@{name}"))
+            }
+        };
+        let referenced_bytes = pool.head_referenced(tree.id)?;
+        out.push(Clone { name: tree.name, origin, referenced_bytes });
+    }
+    Ok(out)
+}
+
 fn two_decimals<S: Serializer>(ratio: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_f64((ratio * 100.0).round() / 100.0)
 }
@@ -124,6 +157,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
     let config = pool.root.config.clone();
     let partial = pool.receive_state()?;
     Ok(PoolStatus {
+        clones: clones(pool)?,
         compression: config.compression.name(),
         compression_level: match config.compression {
             crate::compress::Codec::Zstd { level } => level,

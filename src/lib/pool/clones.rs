@@ -128,7 +128,7 @@ impl Pool {
         self.writable()?;
         let id = self.tree_id(name)?;
         if id == LIVE_TREE_ID {
-            return Err(Error::invalid("the live tree cannot be destroyed (`snapctl rm -r / DEVICE` empties it)"));
+            return Err(Error::invalid("the live tree cannot be destroyed (rm -r of its files empties it)"));
         }
         let snapshots: Vec<String> = self.snapshots_of(id)?.into_iter().map(|s| s.name).collect();
         if !snapshots.is_empty() {
