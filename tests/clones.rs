@@ -223,3 +223,59 @@ fn a_clone_is_sent_and_received_as_a_tree_of_its_own() {
     snapctl().args(["ls", "gone:"]).arg(&replica).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     check(&replica);
 }
+
+#[test]
+fn promote_swaps_a_clone_and_the_tree_it_came_from() {
+    // Goal: as `zfs promote`: the origin's snapshots up to the origin move to the clone,
+    // the old tree becomes its clone, both keep their files, the pool stays exact
+    // through changes on both sides, and promoting back restores the first roles; a
+    // clone of a clone, once promoted, lets its old parent be destroyed.
+    let dir = TempDir::new().unwrap();
+    let img = pool_with_base(dir.path());
+    snapctl().args(["put", "-", "data/b"]).arg(&img).write_stdin("live 1\n").assert().success();
+    run(&img, &["snapshot", "@one"]);
+    run(&img, &["rm", "data/a"]);
+    run(&img, &["snapshot", "@two"]);
+    run(&img, &["clone", "@one", "dev"]);
+    snapctl().args(["put", "-", "dev:data/b"]).arg(&img).write_stdin("dev 1\n").assert().success();
+    run(&img, &["snapshot", "dev@d1"]);
+    refused(&img, &["promote", "live"], exit_code::INVALID, "live is not a clone");
+
+    assert!(run(&img, &["promote", "dev"]).contains("dev@base, dev@one"));
+    check(&img);
+    let json: serde_json::Value = serde_json::from_str(&run(&img, &["list", "--json"])).unwrap();
+    let names: Vec<String> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}@{}", s["tree"].as_str().unwrap(), s["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, ["live@two", "dev@base", "dev@one", "dev@d1"]);
+    assert_eq!(run(&img, &["cat", "dev@one:data/b"]), "live 1\n");
+    assert_eq!(run(&img, &["cat", "data/b"]), "live 1\n");
+    assert_eq!(run(&img, &["cat", "dev:data/b"]), "dev 1\n");
+    refused(&img, &["destroy", "dev@one"], exit_code::REFUSED, "@one is the origin of the clone live");
+    // Changes on both sides after the promote, then the roles back.
+    run(&img, &["rm", "-r", "data"]);
+    run(&img, &["rm", "dev:data/a"]);
+    check(&img);
+    run(&img, &["promote", "live"]);
+    check(&img);
+    run(&img, &["destroy", "dev@d1"]);
+    run(&img, &["destroy", "dev"]);
+    check(&img);
+    assert_eq!(run(&img, &["cat", "@one:data/b"]), "live 1\n");
+
+    // A clone of a clone: promoted, its old parent can go.
+    run(&img, &["clone", "@two", "a"]);
+    snapctl().args(["put", "-", "a:x"]).arg(&img).write_stdin("in a\n").assert().success();
+    run(&img, &["snapshot", "a@s"]);
+    run(&img, &["clone", "a@s", "b"]);
+    run(&img, &["promote", "b"]);
+    run(&img, &["destroy", "a"]);
+    check(&img);
+    assert_eq!(run(&img, &["cat", "b:x"]), "in a\n");
+    assert_eq!(run(&img, &["cat", "b@s:x"]), "in a\n");
+    run(&img, &["history", "--prune"]);
+    check(&img);
+}
