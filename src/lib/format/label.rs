@@ -235,34 +235,22 @@ impl Label {
     /// The features this pool uses, by name (as docs/FORMAT.md names them), unknown bits
     /// as `incompat:0x..` or `ro_compat:0x..`.
     pub fn feature_names(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        if self.features_incompat & FEATURE_RECORD_OVERLAYS != 0 {
-            names.push("record_overlays".to_string());
-        }
-        if self.features_incompat & FEATURE_LARGE_XATTRS != 0 {
-            names.push("large_xattrs".to_string());
-        }
-        if self.features_incompat & FEATURE_LZ4 != 0 {
-            names.push("lz4".to_string());
-        }
-        if self.features_incompat & FEATURE_FRAME_INDEX != 0 {
-            names.push("frame_index".to_string());
-        }
-        if self.features_incompat & FEATURE_HOLDS != 0 {
-            names.push("holds".to_string());
-        }
-        if self.features_incompat & FEATURE_SNAPSHOT_INDEX != 0 {
-            names.push("snapshot_index".to_string());
-        }
-        if self.features_incompat & FEATURE_SPACE_COUNTERS != 0 {
-            names.push("space_counters".to_string());
-        }
-        if self.features_incompat & FEATURE_HISTORY_BY_TREE != 0 {
-            names.push("history_by_tree".to_string());
-        }
-        if self.features_incompat & FEATURE_CLONES != 0 {
-            names.push("clones".to_string());
-        }
+        let incompat = [
+            (FEATURE_RECORD_OVERLAYS, "record_overlays"),
+            (FEATURE_LARGE_XATTRS, "large_xattrs"),
+            (FEATURE_LZ4, "lz4"),
+            (FEATURE_FRAME_INDEX, "frame_index"),
+            (FEATURE_HOLDS, "holds"),
+            (FEATURE_SNAPSHOT_INDEX, "snapshot_index"),
+            (FEATURE_SPACE_COUNTERS, "space_counters"),
+            (FEATURE_HISTORY_BY_TREE, "history_by_tree"),
+            (FEATURE_CLONES, "clones"),
+        ];
+        let mut names: Vec<String> = incompat
+            .iter()
+            .filter(|(bit, _)| self.features_incompat & bit != 0)
+            .map(|(_, name)| name.to_string())
+            .collect();
         if self.has_ditto_metadata() {
             names.push("ditto_metadata".to_string());
         }

@@ -81,24 +81,30 @@ impl Pool {
     pub fn create_clone(&mut self, tree: u64, snapshot: &str, name: &str) -> Result<u64> {
         self.writable()?;
         validate_clone_name(name)?;
+        let origin = self.snapshot(tree, snapshot)?;
+        let id = self.add_tree(name, origin.root, Some((tree, origin.txg)), origin.referenced_bytes)?;
+        self.store.features_needed |= FEATURE_CLONES;
+        Ok(id)
+    }
+
+    /// A new tree entry, made by this transaction: its id is this txg.
+    fn add_tree(
+        &mut self,
+        name: &str,
+        root: Option<crate::block::BlockPtr>,
+        origin: Option<(u64, Txg)>,
+        referenced_bytes: u64,
+    ) -> Result<u64> {
         if self.tree_entries.values().any(|t| t.name == name) {
             return Err(Error::Exists { what: format!("clone {name}") });
         }
-        let origin = self.snapshot(tree, snapshot)?;
         let id = self.store.txg.0;
         if self.tree_entries.contains_key(&id) {
-            return Err(Error::invalid("one clone per transaction: commit before making another"));
+            return Err(Error::invalid("one new tree per transaction: commit before making another"));
         }
-        let entry = TreeEntry {
-            id,
-            name: name.to_string(),
-            root: origin.root,
-            created_txg: self.store.txg,
-            origin: Some((tree, origin.txg)),
-            referenced_bytes: origin.referenced_bytes,
-        };
+        let created_txg = self.store.txg;
+        let entry = TreeEntry { id, name: name.to_string(), root, created_txg, origin, referenced_bytes };
         self.tree_entries.insert(id, entry);
-        self.store.features_needed |= FEATURE_CLONES;
         Ok(id)
     }
 
@@ -107,23 +113,7 @@ impl Pool {
     pub fn create_tree(&mut self, name: &str) -> Result<u64> {
         self.writable()?;
         validate_clone_name(name)?;
-        if self.tree_entries.values().any(|t| t.name == name) {
-            return Err(Error::Exists { what: format!("clone {name}") });
-        }
-        let id = self.store.txg.0;
-        if self.tree_entries.contains_key(&id) {
-            return Err(Error::invalid("one new tree per transaction: commit before making another"));
-        }
-        let entry = TreeEntry {
-            id,
-            name: name.to_string(),
-            root: None,
-            created_txg: self.store.txg,
-            origin: None,
-            referenced_bytes: 0,
-        };
-        self.tree_entries.insert(id, entry);
-        Ok(id)
+        self.add_tree(name, None, None, 0)
     }
 
     /// Destroys clone `name` in this transaction: refused while it has snapshots.
