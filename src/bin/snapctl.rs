@@ -219,15 +219,6 @@ fn run(command: Command) -> Result<()> {
             let cloned = clone::clone(&mut pool, tree, snapshot, &name)?;
             stdout_write(&format!("{PROGRAM}: cloned {} as {} at txg {}\n", cloned.origin, cloned.name, cloned.txg))
         }
-        Command::Promote { name, device } => {
-            let promoted = clone::promote(&mut open(&device, OpenMode::Write)?, &name)?;
-            let moved: Vec<String> = promoted.moved.iter().map(|s| format!("{}@{s}", promoted.name)).collect();
-            stdout_write(&format!(
-                "{PROGRAM}: promoted {}; its snapshots now include {}\n",
-                promoted.name,
-                moved.join(", ")
-            ))
-        }
         Command::Status { json, device } => {
             let status = status::status(&mut open(&device, OpenMode::Read)?, &device)?;
             stdout_write(&if json { render::json(&status) } else { render::status(&status) })

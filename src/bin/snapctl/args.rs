@@ -169,14 +169,6 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
-    /// Make a clone independent of its origin, as `zfs promote`: the origin's snapshots up
-    /// to the one it was made from move to it, and the tree it came from becomes its clone.
-    Promote {
-        /// The clone.
-        name: String,
-        /// Block device or image file.
-        device: String,
-    },
     /// Give a snapshot another name; streams find it by its guid, so replication goes on.
     Rename {
         /// The snapshot, written @OLD.

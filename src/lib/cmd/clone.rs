@@ -37,17 +37,3 @@ pub fn destroy_clone(pool: &mut Pool, name: &str) -> Result<CloneDestroyed> {
     let summary = pool.commit()?;
     Ok(CloneDestroyed { name: name.to_string(), freed_bytes: summary.freed_bytes })
 }
-
-/// A clone promoted and committed.
-pub struct Promoted {
-    pub name: String,
-    /// The snapshots that moved to it, oldest first.
-    pub moved: Vec<String>,
-}
-
-/// Promotes clone `name` (pool/clones.rs), and commits.
-pub fn promote(pool: &mut Pool, name: &str) -> Result<Promoted> {
-    let moved = pool.promote_clone(name)?;
-    pool.commit()?;
-    Ok(Promoted { name: name.to_string(), moved })
-}

@@ -21,7 +21,7 @@ use super::{LIVE_TREE_ID, Pool};
 use crate::block::Txg;
 use crate::error::{Error, Refusal, Result};
 use crate::format::label::FEATURE_CLONES;
-use crate::format::tables::{SNAPSHOT_NAME_BYTES_MAX, SnapshotEntry, TreeEntry};
+use crate::format::tables::{SNAPSHOT_NAME_BYTES_MAX, TreeEntry};
 
 /// A clone's name: what a snapshot's may be (1..128 bytes of letters, digits, `_ - . +`,
 /// not starting with `-` or `.`), and not the live tree's.
@@ -153,102 +153,6 @@ impl Pool {
         self.trees_table.remove(&mut self.store, &TreeEntry::key(id))?;
         self.destroyed_trees.push((id, name.to_string()));
         Ok(entry)
-    }
-
-    /// Promotes clone `name` (as `zfs promote`), in this transaction: the snapshots of its
-    /// origin's tree up to and including the origin move to it, it takes its origin's
-    /// own origin, and the tree it came from becomes a clone of the origin snapshot, now
-    /// the promoted clone's. The blocks born up to the origin become the promoted
-    /// clone's: the old tree's dead index entries of them move to it, and so do the
-    /// origin snapshot's blocks that its head no longer reaches (killed by it, unfiled,
-    /// while they were the origin's). Returns the names of the snapshots moved.
-    pub fn promote_clone(&mut self, name: &str) -> Result<Vec<String>> {
-        self.writable()?;
-        let clone = self.tree_id(name)?;
-        let Some((tree, origin)) = self.origin_of(clone) else {
-            return Err(Error::invalid(format!("{name} is not a clone: there is nothing to promote it over")));
-        };
-        if [clone, tree].iter().any(|id| self.heads.get(id).is_some_and(|t| t.is_dirty())) {
-            return Err(Error::invalid("cannot promote with uncommitted changes"));
-        }
-        if let Some(state) = self.receive_state()?.filter(|s| s.tree == clone || s.tree == tree) {
-            return Err(Error::Refused(Refusal::PartialReceiveSaved { receiving: state.snapshot_name }));
-        }
-        let moved: Vec<SnapshotEntry> = self.snapshots_of(tree)?.into_iter().filter(|s| s.txg <= origin).collect();
-        let own: Vec<String> = self.snapshots_of(clone)?.into_iter().map(|s| s.name).collect();
-        if let Some(taken) = moved.iter().find(|s| own.contains(&s.name)) {
-            return Err(Error::Exists { what: format!("snapshot {name}@{} (rename it before promoting)", taken.name) });
-        }
-        let origin_root = moved.iter().find(|s| s.txg == origin).and_then(|s| s.root);
-        let new_origin = self.origin_of(tree);
-        let floor = new_origin.map_or(0, |(_, txg)| txg.0);
-        let txg = self.store.txg;
-
-        // The old tree's dead blocks born up to the origin: those that died before it are
-        // the moved snapshots' and keep their death; those alive at it are the origin
-        // snapshot's, gathered below.
-        for (key, ptr) in self.dead_entries_of(tree)? {
-            if ptr.birth > origin {
-                continue;
-            }
-            let death = Txg(crate::format::tables::read_be64(&key[8..], "dead index")?);
-            self.dead_table.remove(&mut self.store, &key)?;
-            self.uncount_dead(&ptr)?;
-            if death <= origin {
-                self.dead_insert(clone, death, &ptr)?;
-            }
-        }
-        // The origin snapshot's blocks the clone's head no longer reaches: dead in the
-        // clone since some commit up to this one (this one, conservatively).
-        let mut in_head = std::collections::HashSet::new();
-        if let Some(root) = self.tree_entries[&clone].root {
-            super::space_counters::visit_born_after(&mut self.store, &root, floor, true, &mut |p| {
-                in_head.insert(p.addr.0);
-            })?;
-        }
-        if let Some(root) = origin_root {
-            let mut dropped = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            super::space_counters::visit_born_after(&mut self.store, &root, floor, true, &mut |p| {
-                if !in_head.contains(&p.addr.0) && seen.insert(p.addr.0) {
-                    dropped.push(*p);
-                }
-            })?;
-            for ptr in dropped {
-                self.dead_insert(clone, txg, &ptr)?;
-            }
-        }
-
-        // The snapshots move; the clones made from them follow.
-        for entry in &moved {
-            self.snapshots_table.remove(&mut self.store, &SnapshotEntry::key(tree, &entry.name))?;
-            self.uncache_snapshot(tree, &entry.name);
-            self.index_remove(entry)?;
-            let entry = SnapshotEntry { tree: clone, ..entry.clone() };
-            self.index_add(&entry)?;
-            self.rewrite_snapshot(&entry)?;
-        }
-        let followers: Vec<u64> = self
-            .tree_entries
-            .values()
-            .filter(|t| t.origin.is_some_and(|(o, at)| o == tree && at <= origin))
-            .map(|t| t.id)
-            .collect();
-        for id in followers {
-            let at = self.tree_entries[&id].origin.expect("filtered").1;
-            self.set_origin(id, Some((clone, at)))?;
-        }
-        self.set_origin(clone, new_origin)?;
-        self.set_origin(tree, Some((clone, origin)))?;
-        Ok(moved.into_iter().map(|s| s.name).collect())
-    }
-
-    fn set_origin(&mut self, id: u64, origin: Option<(u64, Txg)>) -> Result<()> {
-        let entry = self.tree_entries.get_mut(&id).expect("an existing tree");
-        entry.origin = origin;
-        let (key, value) = (TreeEntry::key(id), entry.encode_value());
-        self.trees_table.insert(&mut self.store, &key, &value)?;
-        Ok(())
     }
 
     /// Refuses destroying snapshot `name` of `tree` (taken in `txg`) while it is the

@@ -13,8 +13,8 @@
 //! and a sync and a snapshot allocate past the old end. Last, a hold (the commit that
 //! sets the `holds` feature bit in both labels), `rollback -r` discarding a changed live
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
-//! --auto`, a `prune` that destroys the older, and a clone written, snapshotted,
-//! promoted, promoted back and destroyed. The growth is not a log record:
+//! --auto`, a `prune` that destroys the older, and a clone written, snapshotted and
+//! destroyed. The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -494,8 +494,6 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     let put = os(&[&"put", &"-", &"work:clone-file"]);
     r.record("snapctl put - work:clone-file", "snapctl", &put, Input::Bytes(vec![7; 70_000]), true)?;
     r.record("snapctl snapshot work@w1", "snapctl", &os(&[&"snapshot", &"work@w1"]), Input::None, true)?;
-    r.record("snapctl promote work", "snapctl", &os(&[&"promote", &"work"]), Input::None, true)?;
-    r.record("snapctl promote live", "snapctl", &os(&[&"promote", &"live"]), Input::None, true)?;
     r.record("snapctl rm -r work:", "snapctl", &os(&[&"rm", &"-r", &"work:clone-file"]), Input::None, true)?;
     r.record("snapctl destroy work@w1", "snapctl", &os(&[&"destroy", &"work@w1"]), Input::None, true)?;
     r.record("snapctl destroy work", "snapctl", &os(&[&"destroy", &"work"]), Input::None, true)?;
