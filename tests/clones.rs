@@ -191,11 +191,11 @@ fn a_clone_is_sent_and_received_as_a_tree_of_its_own() {
         .assert()
         .failure();
     snapsend()
-        .args(["-i", "@base", "dev@two"])
+        .args(["-i", "@nowhere", "dev@two"])
         .arg(&img)
         .assert()
         .code(exit_code::NOT_FOUND_OR_EXISTS)
-        .stderr(predicate::str::contains("base snapshot @base not found"));
+        .stderr(predicate::str::contains("base snapshot @nowhere not found"));
     check(&replica);
 
     // Cut short and saved, the full stream of dev@two resumes from its token.
@@ -222,4 +222,52 @@ fn a_clone_is_sent_and_received_as_a_tree_of_its_own() {
     snaprecv().arg("-A").arg(&replica).assert().success();
     snapctl().args(["ls", "gone:"]).arg(&replica).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
     check(&replica);
+}
+
+#[test]
+fn a_clone_replicates_as_a_clone_of_the_replicas_own_origin() {
+    // Goal: `snapsend -i @origin clone@snap` sends only what the clone changed, and
+    // `snaprecv --tree NAME` makes NAME a clone of the replica's copy of @origin (found
+    // by guid), sharing its blocks; later incrementals go into it as into any tree.
+    let dir = TempDir::new().unwrap();
+    let img = pool_with_base(dir.path());
+    run(&img, &["clone", "@base", "dev"]);
+    snapctl().args(["put", "-", "dev:data/b"]).arg(&img).write_stdin("dev 1\n").assert().success();
+    run(&img, &["snapshot", "dev@one"]);
+    snapctl().args(["put", "-", "dev:data/c"]).arg(&img).write_stdin("dev 2\n").assert().success();
+    run(&img, &["snapshot", "dev@two"]);
+
+    let replica = fresh_pool(dir.path(), "replica.img", 64 * MIB);
+    receive(&replica, &send(&["@base"], &img));
+    let used = |img: &Path| -> u64 {
+        let s: serde_json::Value = serde_json::from_str(&run(img, &["status", "--json"])).unwrap();
+        s["used_bytes"].as_u64().unwrap()
+    };
+    let before = used(&replica);
+    let stream = send(&["-i", "@base", "dev@one"], &img);
+    assert!(stream.len() < 100_000, "only the change travels: {} bytes", stream.len());
+    snaprecv().args(["--tree", "dev"]).arg(&replica).write_stdin(stream).assert().success();
+    assert!(used(&replica) - before < 128 * 1024, "the clone shares its origin's blocks");
+    snaprecv()
+        .args(["--tree", "dev"])
+        .arg(&replica)
+        .write_stdin(send(&["-i", "dev@one", "dev@two"], &img))
+        .assert()
+        .success();
+    assert_eq!(run(&replica, &["cat", "dev:data/b"]), "dev 1\n");
+    assert_eq!(run(&replica, &["cat", "dev:data/c"]), "dev 2\n");
+    let status: serde_json::Value = serde_json::from_str(&run(&replica, &["status", "--json"])).unwrap();
+    assert_eq!(status["clones"][0]["origin"], "@base", "{status}");
+    refused(&replica, &["destroy", "@base"], exit_code::REFUSED, "origin of the clone dev");
+    // A base the replica lacks: refused, and no tree is left behind.
+    let other = fresh_pool(dir.path(), "other.img", 64 * MIB);
+    snaprecv()
+        .args(["--tree", "dev"])
+        .arg(&other)
+        .write_stdin(send(&["-i", "@base", "dev@one"], &img))
+        .assert()
+        .failure();
+    snapctl().args(["ls", "dev:"]).arg(&other).assert().code(exit_code::NOT_FOUND_OR_EXISTS);
+    check(&replica);
+    check(&other);
 }

@@ -19,7 +19,7 @@ use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::LIVE_TREE_ID;
 use snapfs::stream::framing::StreamReader;
-use snapfs::stream::receive::{ReceiveOptions, Received, receive};
+use snapfs::stream::receive::{ReceiveOptions, Received, receive, receive_into};
 use std::io::{IsTerminal, Write};
 use transfer_bar::transfer_bar;
 
@@ -72,15 +72,13 @@ fn run(args: Args) -> Result<()> {
             let mut input = stream_input()?;
             let bar = transfer_bar(args.verbose, None);
             let mut pool = open_pool(PROGRAM, &device, OpenMode::Write)?;
-            let tree = match &args.tree {
-                None => LIVE_TREE_ID,
-                // A new name: a tree the stream fills, made by the same commit.
-                Some(name) => pool.tree_id(name).or_else(|_| pool.create_tree(name))?,
-            };
             let mut progress = bar.clone();
             let mut reader = StreamReader::new(&mut input, Some(&mut progress));
             let mut report = |r: &Received| bar.suspend(|| print!("{}", render::received(r)));
-            let result = receive(&mut pool, tree, &mut reader, options, &mut report);
+            let result = match &args.tree {
+                None => receive(&mut pool, LIVE_TREE_ID, &mut reader, options, &mut report),
+                Some(name) => receive_into(&mut pool, name, &mut reader, options, &mut report),
+            };
             bar.finish_and_clear();
             result.map(drop)
         }

@@ -21,7 +21,7 @@ use super::{LIVE_TREE_ID, Pool};
 use crate::block::Txg;
 use crate::error::{Error, Refusal, Result};
 use crate::format::label::FEATURE_CLONES;
-use crate::format::tables::{SNAPSHOT_NAME_BYTES_MAX, TreeEntry};
+use crate::format::tables::{SNAPSHOT_NAME_BYTES_MAX, SnapshotEntry, TreeEntry};
 
 /// A clone's name: what a snapshot's may be (1..128 bytes of letters, digits, `_ - . +`,
 /// not starting with `-` or `.`), and not the live tree's.
@@ -153,6 +153,34 @@ impl Pool {
         self.trees_table.remove(&mut self.store, &TreeEntry::key(id))?;
         self.destroyed_trees.push((id, name.to_string()));
         Ok(entry)
+    }
+
+    /// The snapshots a stream into `tree` can start from: its own, or, for a clone that
+    /// has none yet, the snapshot it was made from (a stream from that snapshot fills
+    /// it). Oldest first.
+    pub fn lineage_snapshots(&mut self, tree: u64) -> Result<Vec<SnapshotEntry>> {
+        let own = self.snapshots_of(tree)?;
+        match (own.is_empty(), self.origin_of(tree)) {
+            (true, Some((origin_tree, txg))) => {
+                Ok(self.snapshots_of(origin_tree)?.into_iter().filter(|s| s.txg == txg).take(1).collect())
+            }
+            _ => Ok(own),
+        }
+    }
+
+    /// Snapshot `name` of `tree`, or of the trees along its origins as far as the clone
+    /// was made from them (an incremental from there to the clone's snapshot).
+    pub fn ancestor_snapshot(&mut self, tree: u64, name: &str) -> Result<SnapshotEntry> {
+        let mut at = (tree, u64::MAX);
+        loop {
+            if let Some(found) = self.snapshots_of(at.0)?.into_iter().find(|s| s.name == name && s.txg.0 <= at.1) {
+                return Ok(found);
+            }
+            match self.origin_of(at.0) {
+                Some((origin, txg)) => at = (origin, txg.0),
+                None => return Err(Error::SnapshotNotFound { name: name.to_string(), base: true }),
+            }
+        }
     }
 
     /// Refuses destroying snapshot `name` of `tree` (taken in `txg`) while it is the

@@ -64,7 +64,8 @@ pub enum Preparation {
 
 impl TargetState {
     pub fn of(pool: &mut Pool, tree: u64) -> Result<TargetState> {
-        let snapshots: Vec<_> = pool.snapshots_of(tree)?.iter().map(|s| (s.name.clone(), s.guid, s.root)).collect();
+        let snapshots: Vec<_> =
+            pool.lineage_snapshots(tree)?.iter().map(|s| (s.name.clone(), s.guid, s.root)).collect();
         let head = pool.committed_head_root(tree)?;
         let head_changed = snapshots.last().is_some_and(|(_, _, root)| *root != head);
         // A tree a full stream is about to fill has no root at all.
@@ -167,6 +168,51 @@ pub fn receive(
     Ok(count)
 }
 
+/// Receives every part of the stream into tree `name`, made by the first part's
+/// transaction if the pool has none: a tree of its own for a full stream, a clone of the
+/// stream's base for an incremental (found by its guid in any tree; if no tree has it,
+/// an empty tree, which the part then refuses as it would any tree without its base).
+pub fn receive_into(
+    pool: &mut Pool,
+    name: &str,
+    reader: &mut StreamReader,
+    options: ReceiveOptions,
+    done: &mut dyn FnMut(&Received),
+) -> Result<u32> {
+    let mut tree = pool.tree_id(name).ok();
+    let mut count = 0;
+    while let Some(begin) = reader.next_part()? {
+        let id = match tree {
+            Some(id) => id,
+            None => {
+                let base = match &begin.base {
+                    Some(base) => find_by_guid(pool, &base.guid)?,
+                    None => None,
+                };
+                match base {
+                    Some((base_tree, base_name)) => pool.create_clone(base_tree, &base_name, name)?,
+                    None => pool.create_tree(name)?,
+                }
+            }
+        };
+        tree = Some(id);
+        done(&receive_part(pool, id, reader, &begin, options)?);
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The (tree, name) of the snapshot with `guid`, in any tree.
+fn find_by_guid(pool: &mut Pool, guid: &[u8; 16]) -> Result<Option<(u64, String)>> {
+    let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+    for tree in trees {
+        if let Some(found) = pool.snapshot_by_guid(tree, guid)? {
+            return Ok(Some((tree, found.name)));
+        }
+    }
+    Ok(None)
+}
+
 /// Refuses a part that does not fit the saved partial receive, or a saved state that a
 /// new part would ignore; returns the saved state this part resumes.
 fn match_saved_state(saved: Option<ReceiveState>, begin: &Begin, tree: u64) -> Result<Option<ReceiveState>> {
@@ -243,7 +289,7 @@ fn receive_part_inner(
     let target = TargetState::of(pool, tree)?;
     let preparation = target.accept(begin, options)?;
     let saved = target.partial.filter(|_| begin.resume.is_some());
-    let base = pool.snapshots_of(tree)?.pop().filter(|_| begin.base.is_some());
+    let base = pool.lineage_snapshots(tree)?.pop().filter(|_| begin.base.is_some());
     let origin = base.as_ref().map_or(0, |b| b.txg.0);
     if let Some(state) = &saved {
         if state.origin_txg != origin {

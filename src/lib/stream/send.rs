@@ -42,8 +42,9 @@ fn snap_ref(s: &SnapshotEntry) -> SnapRef {
 pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
     let target_entry = pool.snapshot(tree, target)?.clone();
     let Some(base) = base else { return Ok(vec![Part { base: None, target: target_entry, resume: None }]) };
-    let base_entry =
-        pool.snapshot(tree, base).map_err(|_| Error::SnapshotNotFound { name: base.to_string(), base: true })?;
+    // A clone's snapshot may go from the snapshot it was made from (or an older one of
+    // its origin's tree): the receiver then makes the clone of its copy of that one.
+    let base_entry = pool.ancestor_snapshot(tree, base)?;
     if base_entry.txg >= target_entry.txg {
         return Err(Error::invalid(format!(
             "base @{base} (txg {}) is not older than @{target} (txg {}); give the older snapshot first",
