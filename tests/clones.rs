@@ -47,6 +47,15 @@ fn a_clone_is_a_tree_of_its_own_that_shares_its_origin_until_it_changes() {
     check(&img);
 
     assert_eq!(run(&img, &["cat", "dev:data/b"]), "bee\n");
+    // Retention from cron works on a clone as on the live tree.
+    run(&img, &["snapshot", "--auto", "dev:"]);
+    let pruned: serde_json::Value =
+        serde_json::from_str(&run(&img, &["prune", "--keep", "hourly=0", "--json", "dev:"])).unwrap();
+    assert_eq!(pruned["kept"], 1, "the newest automatic snapshot stays: {pruned}");
+    let listed: serde_json::Value = serde_json::from_str(&run(&img, &["list", "--json"])).unwrap();
+    for auto in listed.as_array().unwrap().iter().filter(|s| s["tree"] == "dev") {
+        run(&img, &["destroy", &format!("dev@{}", auto["name"].as_str().unwrap())]);
+    }
     let clones = &used_after["clones"];
     assert_eq!(clones[0]["name"], "dev", "{used_after}");
     assert_eq!(clones[0]["origin"], "@base");
@@ -81,7 +90,7 @@ fn a_clone_is_a_tree_of_its_own_that_shares_its_origin_until_it_changes() {
     check(&img);
 
     // Nothing of the clone's own outlives it.
-    run(&img, &["destroy", "dev@first"]);
+    assert!(run(&img, &["destroy", "-v", "dev@first"]).contains("destroyed dev@first, freed"));
     run(&img, &["history", "--prune"]);
     run(&img, &["destroy", "dev"]);
     run(&img, &["destroy", "@base"]);

@@ -115,10 +115,15 @@ fn run(command: Command) -> Result<()> {
             stdout_write(&render::exported(&source, &dest, &stats))
         }
         Command::Snapshot { auto, args } => {
-            let (name, device) = match (auto, args.as_slice()) {
-                (true, [device]) => (None, device),
-                (false, [name, device]) => (Some(name), device),
-                (true, _) => return Err(Error::invalid("--auto names the snapshot itself: give no @NAME with it")),
+            let (name, clone, device) = match (auto, args.as_slice()) {
+                (true, [device]) => (None, None, device),
+                (true, [clone, device]) if clone.ends_with(':') => (None, Some(clone), device),
+                (false, [name, device]) => (Some(name), None, device),
+                (true, _) => {
+                    return Err(Error::invalid(
+                        "--auto names the snapshot itself: give no @NAME with it (CLONE: for a clone's)",
+                    ));
+                }
                 (false, _) => return Err(Error::invalid("name the snapshot (@NAME), or give --auto")),
             };
             let mut pool = open(device, OpenMode::Write)?;
@@ -127,14 +132,23 @@ fn run(command: Command) -> Result<()> {
                     let (tree, name) = snapshot_arg(&pool, name)?;
                     snapshot::snapshot(&mut pool, tree, name)?
                 }
-                None => prune::snapshot_auto(&mut pool, LIVE_TREE_ID)?,
+                None => {
+                    let tree = clone.map(|c| whole_tree(&pool, c)).transpose()?.unwrap_or(LIVE_TREE_ID);
+                    prune::snapshot_auto(&mut pool, tree)?
+                }
             };
             stdout_write(&render::taken(&taken))
         }
-        Command::Prune { keep, dry_run, json, device } => {
-            let mut pool = open(&device, if dry_run { OpenMode::Read } else { OpenMode::Write })?;
+        Command::Prune { keep, dry_run, json, args } => {
+            let (clone, device) = match args.as_slice() {
+                [device] => (None, device),
+                [clone, device] => (Some(clone), device),
+                _ => unreachable!("clap enforces 1 or 2 arguments"),
+            };
+            let mut pool = open(device, if dry_run { OpenMode::Read } else { OpenMode::Write })?;
             let rules = prune::KeepRules::parse(&keep)?;
-            let pruned = prune::prune(&mut pool, LIVE_TREE_ID, &rules, dry_run)?;
+            let tree = clone.map(|c| whole_tree(&pool, c)).transpose()?.unwrap_or(LIVE_TREE_ID);
+            let pruned = prune::prune(&mut pool, tree, &rules, dry_run)?;
             stdout_write(&if json { render::json(&pruned) } else { render::pruned(&pruned) })
         }
         Command::List { json, device } => {
@@ -162,7 +176,8 @@ fn run(command: Command) -> Result<()> {
             let (tree, specs) = snapshot_specs(&pool, specs)?;
             let names = snapshot::select(&mut pool, tree, &specs)?;
             let destroyed = snapshot::destroy(&mut pool, tree, &names, dry_run)?;
-            stdout_write(&render::destroyed(&destroyed, verbose))
+            let prefix = if tree == LIVE_TREE_ID { String::new() } else { pool.tree_name(tree)? };
+            stdout_write(&render::destroyed(&destroyed, &prefix, verbose))
         }
         Command::Rename { old, new, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
@@ -287,4 +302,12 @@ fn snapshot_specs(pool: &Pool, specs: &[String]) -> Result<(u64, Vec<String>)> {
         out.push(parts.join("%"));
     }
     Ok((tree.unwrap_or(snapfs::pool::LIVE_TREE_ID), out))
+}
+
+/// The tree a "CLONE:" argument names (nothing after the colon).
+fn whole_tree(pool: &Pool, arg: &str) -> Result<u64> {
+    match tree_of(pool, arg)? {
+        (tree, "") => Ok(tree),
+        _ => Err(Error::invalid(format!("{arg:?}: give the clone as CLONE: (a tree, not a path in it)"))),
+    }
 }

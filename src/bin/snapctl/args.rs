@@ -116,11 +116,13 @@ pub enum Command {
         /// second if that exists); `prune` destroys only these.
         #[arg(long)]
         auto: bool,
-        /// The new snapshot's name, @NAME (not with --auto), then DEVICE.
+        /// The new snapshot's name, @NAME (CLONE@NAME for a clone's; with --auto, CLONE: or
+        /// nothing), then DEVICE.
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
         args: Vec<String>,
     },
     /// Destroy, in one commit, the automatic snapshots (@auto-...) no --keep rule keeps.
+    #[command(override_usage = "snapctl prune --keep RULES [-n] [--json] [CLONE:] DEVICE")]
     Prune {
         /// Periods and how many of each keep a snapshot, for example
         /// hourly=24,daily=7,weekly=4,monthly=12,yearly=2: each keeps the newest snapshot
@@ -133,8 +135,10 @@ pub enum Command {
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
-        /// Block device or image file.
-        device: String,
+        /// Optionally CLONE: (prune a clone's snapshots; default the live tree's), then
+        /// DEVICE.
+        #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// List snapshots.
     List {

@@ -97,15 +97,16 @@ pub fn clone_destroyed(d: &snapfs::cmd::clone::CloneDestroyed) -> String {
     format!("{PROGRAM}: destroyed clone {}, freed {} ({} bytes)\n", d.name, human_bytes(d.freed_bytes), d.freed_bytes)
 }
 
-pub fn destroyed(d: &Destroyed, verbose: bool) -> String {
+/// `tree`: the clone the snapshots are of ("" for the live tree), named before each.
+pub fn destroyed(d: &Destroyed, tree: &str, verbose: bool) -> String {
     let would = if d.dry_run { "would " } else { "" };
     let mut text = String::new();
     if verbose {
         for name in &d.names {
-            text.push_str(&format!("{PROGRAM}: {would}destroy @{name}\n"));
+            text.push_str(&format!("{PROGRAM}: {would}destroy {tree}@{name}\n"));
         }
     }
-    let names: Vec<String> = d.names.iter().map(|n| format!("@{n}")).collect();
+    let names: Vec<String> = d.names.iter().map(|n| format!("{tree}@{n}")).collect();
     let freed = format!("{} ({} bytes)", human_bytes(d.freed_bytes), d.freed_bytes);
     if d.dry_run {
         text.push_str(&format!("{PROGRAM}: would destroy {}, freeing {freed}", names.join(", ")));
