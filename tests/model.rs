@@ -10,6 +10,8 @@
 //! seeded few minutes per step, so a window of minutes expires history part by part, and
 //! a seed replays the same guids and commit times.
 
+mod common;
+use common::Rng;
 use snapfs::check::check_pool;
 use snapfs::clock::SimClock;
 use snapfs::device::{MemoryDevice, OpenMode};
@@ -17,31 +19,6 @@ use snapfs::fs::{FileType, FsTree, Inode, ROOT_INO, Timespec};
 use snapfs::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool_with_clock};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        // Mixed content: zeros (holes), text-like runs and noise.
-        let mode = self.below(3);
-        (0..len)
-            .map(|i| match mode {
-                0 => 0,
-                1 => b"abcdefgh "[(i * 7 + (i >> 5)) % 9],
-                _ => self.next() as u8,
-            })
-            .collect()
-    }
-}
 
 /// The model: directories, and files as (inode id, bytes) shared by hard links.
 #[derive(Clone, Default, PartialEq, Debug)]

@@ -10,6 +10,8 @@
 //! seed; `MODEL_SEED=n cargo test --test model_clones` replays one, `MODEL_SEEDS=n` runs
 //! more.
 
+mod common;
+use common::Rng;
 use snapfs::check::check_pool;
 use snapfs::clock::SimClock;
 use snapfs::device::{MemoryDevice, OpenMode};
@@ -18,23 +20,6 @@ use snapfs::fs::{FileType, FsTree, Inode, ROOT_INO, Timespec};
 use snapfs::pool::{FormatOptions, LIVE_TREE_ID, LIVE_TREE_NAME, Pool, format_pool_with_clock};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
-        (!items.is_empty()).then(|| items[self.below(items.len() as u64) as usize].clone())
-    }
-}
 
 type Files = BTreeMap<String, Vec<u8>>;
 

@@ -160,3 +160,32 @@ pub fn send(args: &[&str], img: &Path) -> Vec<u8> {
 pub fn receive(img: &Path, stream: &[u8]) {
     snaprecv().arg(img).write_stdin(stream.to_vec()).assert().success();
 }
+
+/// A small deterministic generator (xorshift), so a failing seed can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// Mixed content: zeros (holes), text-like runs and noise.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mode = self.below(3);
+        (0..len)
+            .map(|i| match mode {
+                0 => 0,
+                1 => b"abcdefgh "[(i * 7 + (i >> 5)) % 9],
+                _ => self.next() as u8,
+            })
+            .collect()
+    }
+    pub fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
+        (!items.is_empty()).then(|| items[self.below(items.len() as u64) as usize].clone())
+    }
+}
