@@ -12,6 +12,7 @@
 
 mod common;
 use common::Rng;
+use snapfs::block::Txg;
 use snapfs::check::check_pool;
 use snapfs::clock::SimClock;
 use snapfs::device::{MemoryDevice, OpenMode};
@@ -137,7 +138,7 @@ fn run_seed(seed: u64) {
                 pool.commit().unwrap();
                 let snap_id = pool.tree_id(&snap_tree).unwrap();
                 let txg = model.snapshots[&(snap_tree.clone(), name.clone())].0;
-                let needed = !pool.clones_of(snap_id, snapshot_txg(txg)).is_empty()
+                let needed = !pool.clones_of(snap_id, Txg(txg)).is_empty()
                     && !model.snapshots.iter().any(|((t, n), (x, _))| *t == snap_tree && *n != name && *x == txg);
                 let result = pool.destroy_snapshot(snap_id, &name);
                 assert_eq!(refused(&result), needed, "seed {seed} step {step}: destroy {snap_tree}@{name}: {result:?}");
@@ -165,7 +166,7 @@ fn run_seed(seed: u64) {
                 let Some(name) = rng.pick(&own) else { continue };
                 pool.commit().unwrap();
                 let txg = model.snapshots[&(tree.clone(), name.clone())].0;
-                let needed = !pool.clones_of(id, snapshot_txg(txg)).is_empty();
+                let needed = !pool.clones_of(id, Txg(txg)).is_empty();
                 let result = pool.destroy_snapshot(id, &name);
                 assert_eq!(refused(&result), needed, "seed {seed} step {step}: destroy {tree}@{name}: {result:?}");
                 if result.is_ok() {
@@ -204,10 +205,6 @@ fn run_seed(seed: u64) {
         compare(&mut pool, &model, seed, step);
     }
     clean_up(&mut pool, &mut model, seed);
-}
-
-fn snapshot_txg(txg: u64) -> snapfs::block::Txg {
-    snapfs::block::Txg(txg)
 }
 
 /// Everything but the live tree goes, each tree once nothing depends on it; with the

@@ -18,15 +18,7 @@ pub const LABEL_MAGIC: [u8; 8] = *b"SNAPFS\0L";
 pub const FORMAT_VERSION: u32 = 1;
 /// Feature bits: an unknown incompat bit refuses to open, an unknown ro_compat bit
 /// refuses to write.
-pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS
-    | FEATURE_LARGE_XATTRS
-    | FEATURE_LZ4
-    | FEATURE_FRAME_INDEX
-    | FEATURE_HOLDS
-    | FEATURE_SNAPSHOT_INDEX
-    | FEATURE_SPACE_COUNTERS
-    | FEATURE_HISTORY_BY_TREE
-    | FEATURE_CLONES;
+pub const FEATURES_INCOMPAT_KNOWN: u64 = FEATURE_RECORD_OVERLAYS | FEATURES_ADDED_LATER;
 /// File records may carry an overlay (fs/record.rs), which an older reader would not
 /// lay over the base block. `snapfmt` sets it; a pool without it never gets overlays.
 pub const FEATURE_RECORD_OVERLAYS: u64 = 1 << 0;

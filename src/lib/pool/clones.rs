@@ -144,8 +144,8 @@ impl Pool {
                 self.store.alloc.defer_free_ptr(&ptr)?;
             }
         }
-        for (key, ptr) in self.dead_entries_of(id)? {
-            self.dead_table.remove(&mut self.store, &key)?;
+        for (death, ptr) in self.dead_entries(id)? {
+            self.dead_table.remove(&mut self.store, &crate::format::tables::dead_key(id, death, ptr.addr.0))?;
             self.store.alloc.defer_free_ptr(&ptr)?;
             self.uncount_dead(&ptr)?;
         }

@@ -14,9 +14,9 @@
 //! records its own entry (tree 0) and the root of each tree it changed, so it writes
 //! what it changed however many trees the pool has. A tree's root at retained commit c
 //! is its entry with the greatest txg at or below c. Dropping a commit removes the
-//! roots that no retained commit takes any more: its own, unless a retained commit
-//! after it (and before the tree's next root) still does; and the root before it,
-//! unless a retained commit from there up to it does. So besides the roots of the
+//! roots that no retained commit takes any more: its own, unless it is the tree's latest
+//! or a retained commit after it (and before the tree's next root) still takes it; and
+//! the root before it, unless a retained commit from there up to it does. So besides the roots of the
 //! retained commits that changed it, a tree keeps at most the one it had when the
 //! oldest retained commit was made (fewer writes than one root per tree per commit,
 //! and one lookup to find any).
@@ -45,10 +45,16 @@ pub struct RetainedRoot {
 }
 
 impl Pool {
+    /// The history table is keyed by tree: the label says so, or this transaction
+    /// rewrote it (its commit sets the bit).
+    fn history_by_tree(&self) -> bool {
+        (self.label.features_incompat | self.store.features_needed) & FEATURE_HISTORY_BY_TREE != 0
+    }
+
     /// Retained commits, oldest first, with their times. Reads every commit's entry.
     pub fn history(&mut self) -> Result<Vec<(Txg, u64)>> {
         let mut out = Vec::new();
-        if !self.history_by_tree {
+        if !self.history_by_tree() {
             for (k, v) in self.history_table.scan_prefix(&mut self.store, &[])? {
                 let entry = HistoryEntry::decode(&k, &v)?;
                 out.push((entry.txg, entry.time_ns));
@@ -64,7 +70,7 @@ impl Pool {
 
     /// The oldest retained commit at or after `txg`: (txg, time).
     pub(super) fn history_from(&mut self, txg: u64) -> Result<Option<(u64, u64)>> {
-        let by_tree = self.history_by_tree;
+        let by_tree = self.history_by_tree();
         let start = if by_tree { history_key(HISTORY_COMMITS, Txg(txg)) } else { HistoryEntry::key(Txg(txg)) };
         let mut found = None;
         self.history_table.scan(&mut self.store, &start, &mut |k, v| {
@@ -92,7 +98,7 @@ impl Pool {
     /// True if commit `txg` is retained.
     pub(super) fn history_contains(&mut self, txg: u64) -> Result<bool> {
         let key =
-            if self.history_by_tree { history_key(HISTORY_COMMITS, Txg(txg)) } else { HistoryEntry::key(Txg(txg)) };
+            if self.history_by_tree() { history_key(HISTORY_COMMITS, Txg(txg)) } else { HistoryEntry::key(Txg(txg)) };
         Ok(self.history_table.get(&mut self.store, &key)?.is_some())
     }
 
@@ -153,9 +159,12 @@ impl Pool {
         })?;
         let Some(value) = self.history_table.get(&mut self.store, &key)? else { return Ok(()) };
         let (_, _, root) = decode_history_root(&key, &value)?;
-        // A tree absent here and before has nothing to remember.
+        // A tree absent here and before has nothing to remember. A tree's latest root
+        // stays: it is its root at every later commit, the one being built included
+        // (a rollback drops the newest commits before its own is recorded).
         let absent_throughout = root.is_none() && !before_kept;
-        if absent_throughout || !self.retained_in(txg + 1, next)? {
+        let latest = next == u64::MAX;
+        if absent_throughout || (!latest && !self.retained_in(txg + 1, next)?) {
             self.history_table.remove(&mut self.store, &key)?;
         }
         Ok(())
@@ -172,8 +181,8 @@ impl Pool {
     }
 
     /// Drops every retained commit after `floor` (a rollback: they saw a branch that no
-    /// longer leads to the head). The trees they changed are recorded again by this
-    /// transaction's commit, so that their roots at it are their heads.
+    /// longer leads to the head). Each tree keeps its latest root (forget_roots), which is
+    /// its head unless this transaction changed it, and then its commit records the new.
     pub(super) fn history_drop_after(&mut self, floor: u64) -> Result<()> {
         self.convert_history()?;
         let Some(from) = floor.checked_add(1) else { return Ok(()) };
@@ -186,7 +195,6 @@ impl Pool {
             Ok(true)
         })?;
         for commit in after.into_iter().rev() {
-            self.history_changed.extend(commit.trees.iter().copied());
             self.history_drop(commit.txg.0)?;
         }
         Ok(())
@@ -195,7 +203,7 @@ impl Pool {
     /// The root of `tree` as of retained commit `txg` (None: the tree was empty or did
     /// not exist): one lookup.
     pub fn history_root(&mut self, tree: u64, txg: Txg) -> Result<Option<BlockPtr>> {
-        if !self.history_by_tree {
+        if !self.history_by_tree() {
             let Some(value) = self.history_table.get(&mut self.store, &HistoryEntry::key(txg))? else {
                 return Err(Error::not_found(format!("retained commit {}", txg.0)));
             };
@@ -216,7 +224,7 @@ impl Pool {
     pub fn retained_roots(&mut self) -> Result<Vec<RetainedRoot>> {
         let commits: Vec<u64> = self.history()?.into_iter().map(|(t, _)| t.0).collect();
         let mut roots = Vec::new();
-        if !self.history_by_tree {
+        if !self.history_by_tree() {
             let mut last: BTreeMap<u64, Option<BlockPtr>> = BTreeMap::new();
             for txg in commits {
                 let value = self.history_table.get(&mut self.store, &HistoryEntry::key(Txg(txg)))?;
@@ -254,7 +262,7 @@ impl Pool {
     /// Rewrites the history of a pool from before version 11 in the form keyed by tree,
     /// once, before its first change.
     fn convert_history(&mut self) -> Result<()> {
-        if self.history_by_tree {
+        if self.history_by_tree() {
             return Ok(());
         }
         let entries = self.history_table.scan_prefix(&mut self.store, &[])?;
@@ -278,7 +286,6 @@ impl Pool {
                 &commit.encode_value(),
             )?;
         }
-        self.history_by_tree = true;
         self.store.features_needed |= FEATURE_HISTORY_BY_TREE;
         Ok(())
     }
@@ -466,14 +473,13 @@ mod tests {
             let entry = HistoryEntry { txg, time_ns, roots: vec![(LIVE_TREE_ID, model[&txg.0])] };
             pool.history_table.insert(&mut pool.store, &HistoryEntry::key(txg), &entry.encode_value()).unwrap();
         }
-        pool.history_by_tree = false;
         pool.label.features_incompat &= !FEATURE_HISTORY_BY_TREE;
         assert_eq!(pool.history().unwrap(), history);
         assert_roots(&mut pool, &model);
         pool.set_history_seconds(86400).unwrap();
         let txg = pool.commit().unwrap().txg.unwrap();
         model.insert(txg.0, head(&pool));
-        assert!(pool.history_by_tree && pool.label.features_incompat & FEATURE_HISTORY_BY_TREE != 0);
+        assert!(pool.history_by_tree() && pool.label.features_incompat & FEATURE_HISTORY_BY_TREE != 0);
         assert_roots(&mut pool, &model);
         assert_eq!(root_keys(&mut pool), 1, "snapshots leave the tree as it was: one root for every commit");
         drop(pool);

@@ -107,8 +107,6 @@ pub struct Pool {
     count_restarts: BTreeMap<u64, (u64, usize)>,
     /// Clones destroyed by this transaction: (id, name).
     destroyed_trees: Vec<(u64, String)>,
-    /// The history table is keyed by tree (format version 11; history.rs).
-    history_by_tree: bool,
     /// Trees whose root this transaction's commit records in the history.
     history_changed: std::collections::BTreeSet<u64>,
     /// The pins seen outside the gate in this transaction, for early refusals.

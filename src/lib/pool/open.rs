@@ -176,7 +176,6 @@ impl Pool {
         warnings: Vec<OpenWarning>,
         clock: Arc<dyn Clock>,
     ) -> Pool {
-        let history_by_tree = label.features_incompat & crate::format::label::FEATURE_HISTORY_BY_TREE != 0;
         Pool {
             trees_table: Tree::open(TreeKind::Trees, Owner::Meta, root.trees),
             snapshots_table: Tree::open(TreeKind::Snapshots, Owner::Meta, root.snapshots),
@@ -201,7 +200,6 @@ impl Pool {
             prune_pending: false,
             count_restarts: BTreeMap::new(),
             destroyed_trees: Vec::new(),
-            history_by_tree,
             history_changed: Default::default(),
             config_changed: false,
             poisoned: false,

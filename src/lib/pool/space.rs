@@ -59,17 +59,6 @@ impl Pool {
         Ok(usage)
     }
 
-    /// The dead index entries of one tree, with their keys.
-    pub(super) fn dead_entries_of(&mut self, tree: u64) -> Result<Vec<(Vec<u8>, BlockPtr)>> {
-        let prefix = tree.to_be_bytes();
-        let mut entries = Vec::new();
-        for (k, v) in self.dead_table.scan_prefix(&mut self.store, &prefix)? {
-            let (_, _, ptr) = decode_dead(&k, &v)?;
-            entries.push((k, ptr));
-        }
-        Ok(entries)
-    }
-
     /// The dead index entries of one tree: (death txg, killed pointer).
     pub(super) fn dead_entries(&mut self, tree: u64) -> Result<Vec<(Txg, BlockPtr)>> {
         let prefix = tree.to_be_bytes();

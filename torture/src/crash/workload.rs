@@ -13,8 +13,8 @@
 //! and a sync and a snapshot allocate past the old end. Last, a hold (the commit that
 //! sets the `holds` feature bit in both labels), `rollback -r` discarding a changed live
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
-//! --auto`, a `prune` that destroys the older, and a clone written, snapshotted and
-//! destroyed. The growth is not a log record:
+//! --auto`, a `prune` that destroys the older, a clone written, snapshotted and
+//! destroyed, and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -497,6 +497,9 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl rm -r work:", "snapctl", &os(&[&"rm", &"-r", &"work:clone-file"]), Input::None, true)?;
     r.record("snapctl destroy work@w1", "snapctl", &os(&[&"destroy", &"work@w1"]), Input::None, true)?;
     r.record("snapctl destroy work", "snapctl", &os(&[&"destroy", &"work"]), Input::None, true)?;
+    // A full stream into a tree of its own, made by the receive's commit.
+    let into = os(&[&"--tree", &"copy"]);
+    r.record("snaprecv --tree copy (full @r1)", "snaprecv", &into, Input::File(&s("full-r1")), true)?;
 
     let list: String =
         r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();
