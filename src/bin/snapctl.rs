@@ -13,7 +13,10 @@ use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
-use snapfs::cmd::{check, clone, diff, history, holds, prune, scrub, set, snapshot, split_tree, status, tree, tree_of};
+use snapfs::cmd::{
+    bookmark_of, bookmarks, check, clone, diff, history, holds, prune, scrub, set, snapshot, split_bookmark,
+    split_tree, status, tree, tree_of,
+};
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
@@ -151,18 +154,36 @@ fn run(command: Command) -> Result<()> {
             let pruned = prune::prune(&mut pool, tree, &rules, dry_run)?;
             stdout_write(&if json { render::json(&pruned) } else { render::pruned(&pruned) })
         }
-        Command::List { json, device } => {
+        Command::List { json, bookmarks: true, device } => {
+            let listed = bookmarks::list(&mut open(&device, OpenMode::Read)?)?;
+            stdout_write(&if json { render::json(&listed) } else { render::bookmarks(&listed) })
+        }
+        Command::List { json, bookmarks: false, device } => {
             let mut pool = open(&device, OpenMode::Read)?;
             let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
             let mut listed = Vec::new();
             for tree in trees {
                 listed.extend(snapshot::list(&mut pool, tree)?);
             }
-            stdout_write(&if json { render::json(&listed) } else { render::list(&listed) })
+            if json {
+                return stdout_write(&render::json(&listed));
+            }
+            let marks = bookmarks::list(&mut pool)?;
+            let marks = if marks.is_empty() { String::new() } else { format!("\n{}", render::bookmarks(&marks)) };
+            stdout_write(&format!("{}{marks}", render::list(&listed)))
         }
         Command::Destroy { dry_run, verbose, args } => {
             let (specs, device) = args.split_at(args.len() - 1);
             let mut pool = open(&device[0], if dry_run { OpenMode::Read } else { OpenMode::Write })?;
+            if let [spec] = specs
+                && let Some((tree, name)) = bookmark_of(&pool, spec)?
+            {
+                if dry_run {
+                    return Err(Error::invalid("-n is for snapshots; a bookmark holds no blocks"));
+                }
+                let destroyed = bookmarks::destroy(&mut pool, tree, name)?;
+                return stdout_write(&format!("{PROGRAM}: destroyed bookmark {spec} (of @{})\n", destroyed.snapshot));
+            }
             // A bare name is a clone's; one that names none gets the snapshot's error.
             if let [name] = specs
                 && !name.contains(['@', ':', '%'])
@@ -181,6 +202,16 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Rename { old, new, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
+            if let Some((tree, old_name)) = bookmark_of(&pool, &old)? {
+                let Some((new_tree, new_name)) = bookmark_of(&pool, &new)? else {
+                    return Err(Error::invalid("a bookmark's new name is a bookmark name too: #NEW"));
+                };
+                if new_tree != tree && split_tree(&new).0.is_some() {
+                    return Err(Error::invalid("rename keeps a bookmark in its tree: give the new name as #NEW"));
+                }
+                bookmarks::rename(&mut pool, tree, old_name, new_name)?;
+                return stdout_write(&format!("{PROGRAM}: renamed {old} to {new}\n"));
+            }
             let (tree, old) = snapshot_arg(&pool, &old)?;
             // The new name may leave out the tree: it stays in the old one's.
             let (new_tree, new_name) = snapshot_arg(&pool, &new)?;
@@ -209,6 +240,18 @@ fn run(command: Command) -> Result<()> {
             };
             let changes = diff::diff(&mut pool, tree, from, to)?;
             stdout_write(&if json { render::json(&changes) } else { render::diff(&changes, times) })
+        }
+        Command::Bookmark { snapshot, name, device } => {
+            let mut pool = open(&device, OpenMode::Write)?;
+            let (tree, snapshot) = snapshot_arg(&pool, &snapshot)?;
+            let Some((mark_tree, mark)) = bookmark_of(&pool, &name)? else {
+                return Err(Error::invalid(format!("{name:?}: write the bookmark's name #NAME (quoted in a shell)")));
+            };
+            if mark_tree != tree && split_bookmark(&name).is_some_and(|(t, _)| t.is_some()) {
+                return Err(Error::invalid("a bookmark is in its snapshot's tree: give its name as #NAME"));
+            }
+            let made = bookmarks::bookmark(&mut pool, tree, snapshot, mark)?;
+            stdout_write(&format!("{PROGRAM}: bookmarked @{} as #{} (txg {})\n", made.snapshot, made.name, made.txg))
         }
         Command::Hold { tag, name, device } => {
             let mut pool = open(&device, OpenMode::Write)?;

@@ -140,15 +140,19 @@ pub enum Command {
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
         args: Vec<String>,
     },
-    /// List snapshots.
+    /// List snapshots, then bookmarks.
     List {
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// List the bookmarks only (with --json, the bookmarks' JSON).
+        #[arg(long)]
+        bookmarks: bool,
         /// Block device or image file.
         device: String,
     },
-    /// Destroy snapshots in one commit; the blocks only they kept are freed.
+    /// Destroy snapshots in one commit; the blocks only they kept are freed. Also destroys
+    /// a bookmark (#NAME) or a clone (NAME).
     #[command(override_usage = "snapctl destroy [-n] [-v] @NAME... DEVICE")]
     Destroy {
         /// Destroy nothing: say what would be destroyed and exactly how many bytes that
@@ -173,12 +177,13 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
-    /// Give a snapshot another name; streams find it by its guid, so replication goes on.
+    /// Give a snapshot (or a bookmark) another name; streams find it by its guid, so
+    /// replication goes on.
     Rename {
-        /// The snapshot, written @OLD.
+        /// The snapshot, written @OLD (a bookmark: #OLD).
         #[arg(value_name = "@OLD")]
         old: String,
-        /// Its new name, written @NEW.
+        /// Its new name, written @NEW (a bookmark: #NEW).
         #[arg(value_name = "@NEW")]
         new: String,
         /// Block device or image file.
@@ -186,7 +191,7 @@ pub enum Command {
     },
     /// Make the live tree that snapshot again; what it gained since is discarded.
     Rollback {
-        /// Destroy the snapshots taken after it (refused without).
+        /// Destroy the snapshots taken and bookmarks made after it (refused without).
         #[arg(short = 'r')]
         recursive: bool,
         /// The snapshot, written @NAME.
@@ -211,6 +216,18 @@ pub enum Command {
         /// DEVICE.
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
         args: Vec<String>,
+    },
+    /// Keep what an incremental stream needs to start from a snapshot, after the snapshot
+    /// itself is destroyed: `snapsend -i '#NAME' @NEW` then sends from it.
+    Bookmark {
+        /// The snapshot, written @SNAP (of the live tree) or TREE@SNAP (of a clone).
+        #[arg(value_name = "@SNAP")]
+        snapshot: String,
+        /// The bookmark's name, written #NAME (quote it in a shell).
+        #[arg(value_name = "#NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
     },
     /// Hold a snapshot: while any hold is on it, destroy (and rollback -r) refuse it.
     Hold {

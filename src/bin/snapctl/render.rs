@@ -6,6 +6,7 @@ use super::PROGRAM;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use snapfs::cli::{format_duration, format_time};
+use snapfs::cmd::bookmarks::ListedBookmark;
 use snapfs::cmd::check::Checked;
 use snapfs::cmd::diff::ChangedPath;
 use snapfs::cmd::history::History;
@@ -152,6 +153,11 @@ pub fn rolled_back(r: &RolledBack) -> String {
         let names: Vec<String> = r.destroyed.iter().map(|n| format!("@{n}")).collect();
         text.push_str(&format!(", destroyed {}", names.join(", ")));
     }
+    if !r.destroyed_bookmarks.is_empty() {
+        let names: Vec<String> = r.destroyed_bookmarks.iter().map(|n| format!("#{n}")).collect();
+        let noun = if names.len() == 1 { "bookmark" } else { "bookmarks" };
+        text.push_str(&format!(", destroyed {noun} {}", names.join(", ")));
+    }
     text.push_str(&format!(", freed {}\n", human_bytes(r.freed_bytes)));
     text
 }
@@ -195,6 +201,22 @@ pub fn list(snapshots: &[Listed]) -> String {
             human_bytes(s.unique_bytes),
             human_bytes(s.referenced_bytes),
             human_bytes(s.written_bytes)
+        ));
+    }
+    text
+}
+
+/// Bookmarks, apart from the snapshots: each with the snapshot it was made from.
+pub fn bookmarks(marks: &[ListedBookmark]) -> String {
+    let mut text = format!("{:<24} {:>8} {:<21} {}\n", "BOOKMARK", "TXG", "CREATED", "FROM");
+    for b in marks {
+        let prefix = if b.tree == snapfs::pool::LIVE_TREE_NAME { String::new() } else { b.tree.clone() };
+        text.push_str(&format!(
+            "{:<24} {:>8} {:<21} @{}\n",
+            format!("{prefix}#{}", b.name),
+            b.txg,
+            b.created,
+            b.snapshot
         ));
     }
     text

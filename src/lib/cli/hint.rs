@@ -203,6 +203,9 @@ fn refusal_hint(refusal: &Refusal) -> String {
             "destroy them first (`snapctl destroy {name}@{} DEVICE`), then the clone",
             snapshots.first().map_or("SNAP", String::as_str)
         ),
+        Refusal::LaterBookmarks { target, .. } => {
+            format!("add -r to destroy the later bookmarks with the rollback (`snapctl rollback -r @{target} DEVICE`)")
+        }
         Refusal::LaterSnapshots { target, .. } => {
             format!("add -r to destroy the later snapshots with the rollback (`snapctl rollback -r @{target} DEVICE`)")
         }

@@ -9,6 +9,7 @@
 //! read record by record, discard a partial receive). What a path argument names is
 //! `PathSpec`, here.
 
+pub mod bookmarks;
 pub mod check;
 pub mod clone;
 pub mod diff;
@@ -50,6 +51,31 @@ pub fn split_tree(arg: &str) -> (Option<&str>, &str) {
             (Some(name), rest.strip_prefix(':').unwrap_or(rest))
         }
         _ => (None, arg),
+    }
+}
+
+/// A bookmark argument, if `arg` is one: "#NAME" (a bookmark of the live tree) or
+/// "CLONE#NAME" (of a clone): the tree's name, if given, and the bookmark's. Neither
+/// tree nor snapshot names hold '#', so nothing else reads this way.
+pub fn split_bookmark(arg: &str) -> Option<(Option<&str>, &str)> {
+    let (tree, name) = arg.split_once('#')?;
+    if tree.contains(['@', ':', '/']) {
+        return None;
+    }
+    Some(((!tree.is_empty()).then_some(tree), name))
+}
+
+/// The tree and name of a bookmark argument ("#NAME", "CLONE#NAME"), if `arg` is one.
+pub fn bookmark_of<'a>(pool: &Pool, arg: &'a str) -> Result<Option<(u64, &'a str)>> {
+    match split_bookmark(arg) {
+        None => Ok(None),
+        Some((tree, name)) => {
+            crate::pool::validate_snapshot_name(name).map_err(|_| {
+                Error::invalid(format!("bad bookmark name {name:?}: bookmarks are named as snapshots are"))
+            })?;
+            let tree = tree.map(|t| pool.tree_id(t)).transpose()?.unwrap_or(LIVE_TREE_ID);
+            Ok(Some((tree, name)))
+        }
     }
 }
 

@@ -106,6 +106,8 @@ pub struct RolledBack {
     pub txg: u64,
     /// The snapshots taken after it, destroyed by the rollback (with -r), oldest first.
     pub destroyed: Vec<String>,
+    /// The bookmarks made after it, destroyed by the rollback (with -r), oldest first.
+    pub destroyed_bookmarks: Vec<String>,
     /// What the commit freed: what the tree gained since the snapshot, and what only
     /// the destroyed snapshots kept, unless retained commits still see it.
     pub freed_bytes: u64,
@@ -114,12 +116,13 @@ pub struct RolledBack {
 /// Makes the live tree of `tree` snapshot `name` again, destroying the snapshots taken
 /// after it if `destroy_later` (else they refuse it), and commits.
 pub fn rollback(pool: &mut Pool, tree: u64, name: &str, destroy_later: bool) -> Result<RolledBack> {
-    let (target, destroyed) = pool.rollback_to(tree, name, destroy_later)?;
+    let (target, destroyed, bookmarks) = pool.rollback_to(tree, name, destroy_later)?;
     let summary = pool.commit()?;
     Ok(RolledBack {
         name: target.name,
         txg: target.txg.0,
         destroyed: destroyed.into_iter().rev().map(|s| s.name).collect(),
+        destroyed_bookmarks: bookmarks.into_iter().map(|b| b.name).collect(),
         freed_bytes: summary.freed_bytes,
     })
 }

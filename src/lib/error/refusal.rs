@@ -22,6 +22,8 @@ pub enum Refusal {
     /// Rolling back to `@target`, which snapshots taken after it (`later`, oldest
     /// first) would outlive, without leave to destroy them.
     LaterSnapshots { target: String, later: Vec<String> },
+    /// Rolling back to `@target`, behind the bookmarks `later`.
+    LaterBookmarks { target: String, later: Vec<String> },
     /// Destroying `@name`, which holds with `tags` keep.
     HeldSnapshot { name: String, tags: Vec<String> },
     /// Rolling back while the partial receive of `@receiving` is saved on the pool.
@@ -70,6 +72,11 @@ impl fmt::Display for Refusal {
             }
             Refusal::PartialReceiveSaved { receiving } => {
                 write!(f, "the partial receive of @{receiving} is saved on this pool")
+            }
+            Refusal::LaterBookmarks { target, later } => {
+                let names: Vec<String> = later.iter().map(|n| format!("#{n}")).collect();
+                let noun = if later.len() == 1 { "bookmark" } else { "bookmarks" };
+                write!(f, "{noun} {} made after @{target} would no longer lead to the live tree", names.join(", "))
             }
             Refusal::LaterSnapshots { target, later } => {
                 let names: Vec<String> = later.iter().map(|n| format!("@{n}")).collect();

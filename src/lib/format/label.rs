@@ -61,6 +61,10 @@ pub const FEATURE_HISTORY_BY_TREE: u64 = 1 << 7;
 /// binary requires zeros. Set by the commit that makes the first clone, never by
 /// `snapfmt`: a pool that never had a clone stays readable by older binaries.
 pub const FEATURE_CLONES: u64 = 1 << 8;
+/// The pool root may name a bookmarks table (pool root version 4, format/tables.rs),
+/// which an older binary would drop at its next commit. Set by the commit that makes
+/// the first bookmark, never by `snapfmt`.
+pub const FEATURE_BOOKMARKS: u64 = 1 << 9;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
 pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_LZ4
@@ -69,7 +73,8 @@ pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_SNAPSHOT_INDEX
     | FEATURE_SPACE_COUNTERS
     | FEATURE_HISTORY_BY_TREE
-    | FEATURE_CLONES;
+    | FEATURE_CLONES
+    | FEATURE_BOOKMARKS;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -237,6 +242,7 @@ impl Label {
             (FEATURE_SPACE_COUNTERS, "space_counters"),
             (FEATURE_HISTORY_BY_TREE, "history_by_tree"),
             (FEATURE_CLONES, "clones"),
+            (FEATURE_BOOKMARKS, "bookmarks"),
         ];
         let mut names: Vec<String> = incompat
             .iter()

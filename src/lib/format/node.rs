@@ -27,6 +27,7 @@ pub enum TreeKind {
     History = 4,
     Dead = 5,
     SnapshotIndex = 6,
+    Bookmarks = 7,
 }
 
 impl TreeKind {
@@ -38,6 +39,7 @@ impl TreeKind {
             4 => TreeKind::History,
             5 => TreeKind::Dead,
             6 => TreeKind::SnapshotIndex,
+            7 => TreeKind::Bookmarks,
             _ => return None,
         })
     }
@@ -49,6 +51,7 @@ impl TreeKind {
             TreeKind::History => "history",
             TreeKind::Dead => "dead",
             TreeKind::SnapshotIndex => "snapshot index",
+            TreeKind::Bookmarks => "bookmarks",
         }
     }
 }

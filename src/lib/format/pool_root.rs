@@ -11,7 +11,7 @@ pub const POOL_ROOT_BYTES: usize = 1024;
 /// Version 2 adds the receive-state pointer. A root without one is still written as
 /// version 1, so that a pool is readable by older binaries except while a partial
 /// receive is saved on it.
-pub const POOL_ROOT_VERSION_MAX: u32 = 3;
+pub const POOL_ROOT_VERSION_MAX: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -82,6 +82,8 @@ pub struct PoolRoot {
     /// The snapshots by (tree, txg) (format/tables.rs), once a commit built it: from
     /// then on every commit keeps it in step with the snapshots table. Version 3.
     pub snapshot_index: SnapshotIndexRoot,
+    /// The bookmarks table (format/tables.rs), once a bookmark was made. Version 4.
+    pub bookmarks: Option<BlockPtr>,
 }
 
 /// Whether a pool root has a snapshot index, and its root when the index is not empty.
@@ -108,6 +110,7 @@ impl PoolRoot {
         let mut w = Writer::new();
         w.raw(&POOL_ROOT_MAGIC);
         let version = match (self.snapshot_index, self.receive) {
+            _ if self.bookmarks.is_some() => 4,
             (SnapshotIndexRoot::Built(_), _) => 3,
             (SnapshotIndexRoot::Absent, Some(_)) => 2,
             (SnapshotIndexRoot::Absent, None) => 1,
@@ -130,6 +133,7 @@ impl PoolRoot {
         BlockPtr::encode(self.receive.as_ref(), &mut w);
         w.u8(algorithm);
         BlockPtr::encode(self.snapshot_index.root().as_ref(), &mut w);
+        BlockPtr::encode(self.bookmarks.as_ref(), &mut w);
         w.zeros(POOL_ROOT_BYTES - w.len());
         w.bytes
     }
@@ -177,6 +181,10 @@ impl PoolRoot {
                 return Err(Error::corrupt(format!("pool root of version {version} names a snapshot index")));
             }
         };
+        let bookmarks = BlockPtr::decode(&mut r)?;
+        if bookmarks.is_some() && version < 4 {
+            return Err(Error::corrupt(format!("pool root of version {version} names a bookmarks table")));
+        }
         r.zeros(POOL_ROOT_BYTES - r.offset())?;
         if history_reserve_percent > 100 {
             return Err(Error::corrupt("pool root configuration out of range"));
@@ -198,6 +206,7 @@ impl PoolRoot {
             config: PoolConfig { history_seconds, history_reserve_percent, compression },
             receive,
             snapshot_index,
+            bookmarks,
         })
     }
 }
@@ -253,6 +262,7 @@ mod tests {
             config: PoolConfig::default(),
             receive: None,
             snapshot_index: SnapshotIndexRoot::Absent,
+            bookmarks: None,
         }
     }
 

@@ -150,6 +150,52 @@ impl SnapshotEntry {
     }
 }
 
+/// A bookmark (version 13, feature `bookmarks`): what an incremental stream needs to
+/// start from a snapshot that may since be destroyed: its guid, txg and times. Keyed
+/// like a snapshot, (tree, name), in the bookmarks table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookmarkEntry {
+    pub tree: u64,
+    pub name: String,
+    /// The snapshot it was made from: its guid, txg, creation time and name then.
+    pub guid: [u8; 16],
+    pub txg: Txg,
+    pub snapshot_time_ns: u64,
+    pub snapshot_name: String,
+    /// When the bookmark was made.
+    pub created_ns: u64,
+}
+
+impl BookmarkEntry {
+    pub fn key(tree: u64, name: &str) -> Vec<u8> {
+        SnapshotEntry::key(tree, name)
+    }
+    pub fn encode_value(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&self.guid);
+        w.u64(self.txg.0);
+        w.u64(self.snapshot_time_ns);
+        w.u64(self.created_ns);
+        w.bytes16(self.snapshot_name.as_bytes());
+        w.bytes
+    }
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<BookmarkEntry> {
+        let tree = read_be64(key, "bookmarks table")?;
+        if key.len() <= 8 {
+            return Err(Error::corrupt("bookmarks table key without a name"));
+        }
+        let name = decode_name(&key[8..], SNAPSHOT_NAME_BYTES_MAX, "bookmark")?;
+        let mut r = Reader::new(value, "bookmark entry");
+        let guid = r.array::<16>()?;
+        let txg = Txg(r.u64()?);
+        let snapshot_time_ns = r.u64()?;
+        let created_ns = r.u64()?;
+        let snapshot_name = decode_name(r.bytes16()?, SNAPSHOT_NAME_BYTES_MAX, "snapshot")?;
+        no_trailing(&r, key, key.len())?;
+        Ok(BookmarkEntry { tree, name, guid, txg, snapshot_time_ns, snapshot_name, created_ns })
+    }
+}
+
 /// The history table of version 11 (feature `history_by_tree`) is keyed (tree, txg),
 /// 16 bytes. Tree 0 lists the retained commits: each one's time, and the trees whose
 /// root the table records at that commit. A tree T >= 1 has its root as of commit txg,

@@ -150,6 +150,8 @@ impl Pool {
             self.uncount_dead(&ptr)?;
         }
         self.forget_tree_history(id)?;
+        // Its bookmarks name states of a tree that is gone.
+        self.drop_bookmarks_after(id, crate::block::Txg(0))?;
         self.trees_table.remove(&mut self.store, &TreeEntry::key(id))?;
         self.destroyed_trees.push((id, name.to_string()));
         Ok(entry)

@@ -48,6 +48,7 @@ impl Pool {
             || table_changed(&self.history_table, self.root.history)
             || table_changed(&self.dead_table, self.root.dead)
             || table_changed(&self.snapshot_index, self.root.snapshot_index.root())
+            || table_changed(&self.bookmarks_table, self.root.bookmarks)
     }
 
     /// A head changed if it has unwritten nodes, or if its root is no longer the one the
@@ -103,6 +104,7 @@ impl Pool {
         self.root.history = self.history_table.flush(&mut self.store)?;
         self.root.dead = self.dead_table.flush(&mut self.store)?;
         self.flush_snapshot_index()?;
+        self.root.bookmarks = self.bookmarks_table.flush(&mut self.store)?;
         self.append_space_log(txg)?;
 
         self.root.txg = txg;
@@ -143,6 +145,7 @@ impl Pool {
         self.history_table.evict();
         self.dead_table.evict();
         self.snapshot_index.evict();
+        self.bookmarks_table.evict();
         Ok(txg)
     }
 

@@ -3,6 +3,7 @@
 //! Every change happens in memory against the transaction `store.txg` and reaches the
 //! device only through `commit` (commit.rs), the single writer of commit records.
 
+mod bookmarks;
 mod clones;
 mod commit;
 mod features;
@@ -77,6 +78,7 @@ pub struct Pool {
     history_table: Tree,
     dead_table: Tree,
     snapshot_index: Tree,
+    bookmarks_table: Tree,
     tree_entries: BTreeMap<u64, TreeEntry>,
     heads: BTreeMap<u64, Tree>,
     /// The snapshots table, once something needed all of it (`load_snapshots`): an open
@@ -394,13 +396,14 @@ impl Pool {
         (&mut self.dead_table, &mut self.store)
     }
 
-    pub fn meta_roots(&self) -> [(TreeKind, Option<BlockPtr>); 5] {
+    pub fn meta_roots(&self) -> [(TreeKind, Option<BlockPtr>); 6] {
         [
             (TreeKind::Trees, self.root.trees),
             (TreeKind::Snapshots, self.root.snapshots),
             (TreeKind::History, self.root.history),
             (TreeKind::Dead, self.root.dead),
             (TreeKind::SnapshotIndex, self.root.snapshot_index.root()),
+            (TreeKind::Bookmarks, self.root.bookmarks),
         ]
     }
 

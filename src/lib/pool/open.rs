@@ -182,6 +182,7 @@ impl Pool {
             history_table: Tree::open(TreeKind::History, Owner::Meta, root.history),
             dead_table: Tree::open(TreeKind::Dead, Owner::Meta, root.dead),
             snapshot_index: Tree::open(TreeKind::SnapshotIndex, Owner::Meta, root.snapshot_index.root()),
+            bookmarks_table: Tree::open(TreeKind::Bookmarks, Owner::Meta, root.bookmarks),
             store,
             label,
             root,
@@ -419,6 +420,7 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
         // Built by the first commit that changes the snapshots table: a pool that never
         // has a snapshot stays readable by older binaries.
         snapshot_index: SnapshotIndexRoot::Absent,
+        bookmarks: None,
     };
     let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
     let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new(), clock);

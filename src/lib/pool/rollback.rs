@@ -18,7 +18,7 @@ use super::Pool;
 use crate::block::{BlockPtr, Txg};
 use crate::error::{Error, Refusal, Result};
 use crate::format::node::TreeKind;
-use crate::format::tables::{SnapshotEntry, dead_key, decode_dead};
+use crate::format::tables::{BookmarkEntry, SnapshotEntry, dead_key, decode_dead};
 use crate::store::Owner;
 use crate::tree::Tree;
 
@@ -39,6 +39,8 @@ impl Pool {
         if to.is_some() {
             self.refuse_if_history_pinned_after(floor)?;
         }
+        // The head goes back behind them: an incremental from one would send too little.
+        self.drop_bookmarks_after(tree, Txg(floor))?;
         let head = self.committed_head_root(tree)?;
         if let Some(root) = head {
             self.kill_born_after(tree, &root, floor)?;
@@ -63,7 +65,7 @@ impl Pool {
         tree: u64,
         name: &str,
         destroy_later: bool,
-    ) -> Result<(SnapshotEntry, Vec<SnapshotEntry>)> {
+    ) -> Result<(SnapshotEntry, Vec<SnapshotEntry>, Vec<BookmarkEntry>)> {
         self.writable()?;
         let target = self.snapshot(tree, name)?;
         // Its staging tree was started from a snapshot of this tree and outlives neither.
@@ -75,13 +77,18 @@ impl Pool {
             let later = later.iter().rev().map(|s| s.name.clone()).collect();
             return Err(Error::Refused(Refusal::LaterSnapshots { target: name.to_string(), later }));
         }
+        let later_bookmarks = self.bookmarks_after(tree, target.txg)?;
+        if !later_bookmarks.is_empty() && !destroy_later {
+            let later = later_bookmarks.iter().map(|b| b.name.clone()).collect();
+            return Err(Error::Refused(Refusal::LaterBookmarks { target: name.to_string(), later }));
+        }
         // All or none: a held one refuses the rollback before any is destroyed.
         later.iter().try_for_each(Pool::refuse_if_held)?;
         for snapshot in &later {
             self.destroy_snapshot(tree, &snapshot.name)?;
         }
         self.rollback_head(tree, Some(&target))?;
-        Ok((target, later))
+        Ok((target, later, later_bookmarks))
     }
 
     fn kill_born_after(&mut self, tree: u64, root: &BlockPtr, floor: u64) -> Result<()> {

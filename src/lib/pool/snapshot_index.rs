@@ -41,7 +41,10 @@ impl Pool {
     /// At commit, after the snapshots are recorded: a pool without an index gets one
     /// when its snapshots table changed, from the table as this commit leaves it.
     pub(super) fn build_snapshot_index_if_needed(&mut self) -> Result<()> {
-        if self.index_built() || !super::commit::table_changed(&self.snapshots_table, self.root.snapshots) {
+        // A pool root that names a bookmarks table is of version 4, which has an index.
+        let changed = super::commit::table_changed(&self.snapshots_table, self.root.snapshots)
+            || super::commit::table_changed(&self.bookmarks_table, self.root.bookmarks);
+        if self.index_built() || !changed {
             return Ok(());
         }
         for (k, v) in self.snapshots_table.scan_prefix(&mut self.store, &[])? {
