@@ -14,8 +14,8 @@ use crate::block::Compression;
 use crate::compress::{decompress, decompress_frames_where};
 use crate::format::node::{EncodedNode, NODE_BYTES_MAX, NodeBody, TreeKind, decode_leaf};
 use crate::format::tables::{
-    HistoryCommit, HistoryEntry, SnapshotEntry, TreeEntry, decode_dead, decode_history_root, decode_snapshot_index,
-    encode_history_root, encode_ptr, history_key, snapshot_index_key,
+    BookmarkEntry, HistoryCommit, HistoryEntry, SnapshotEntry, TreeEntry, decode_dead, decode_history_root,
+    decode_snapshot_index, encode_history_root, encode_ptr, history_key, snapshot_index_key,
 };
 use crate::fs::inode::{FileKey, Inode, ItemKind};
 use crate::fs::record::{RECORD_BYTES, Record, check_kinds};
@@ -91,6 +91,14 @@ fn decode_value(kind: TreeKind, key: &[u8], value: &[u8]) {
         TreeKind::SnapshotIndex => {
             if let Ok((tree, txg, name)) = decode_snapshot_index(key, value) {
                 assert_eq!(snapshot_index_key(tree, txg, &name), key);
+            }
+        }
+        TreeKind::Bookmarks => {
+            if let Ok(entry) = BookmarkEntry::decode(key, value) {
+                assert_eq!(
+                    (BookmarkEntry::key(entry.tree, &entry.name), entry.encode_value()),
+                    (key.to_vec(), value.to_vec())
+                );
             }
         }
         TreeKind::Dead => {

@@ -465,6 +465,11 @@ fn remove_from(
             if child_len == 0 {
                 let (k, _) = entries.remove(i);
                 node.bytes -= internal_entry_bytes(&k);
+                // The sibling before it (or after it, for the first) takes its key range.
+                if !entries.is_empty() {
+                    let (at, first) = if i > 0 { (i - 1, false) } else { (0, true) };
+                    dirty_edge(&mut entries[at].1, store, kind, owner, first)?;
+                }
             } else if child_bytes < NODE_BYTES_MAX / 4 && entries.len() > 1 {
                 let left = if i + 1 < entries.len() { i } else { i - 1 };
                 node.bytes -= merge_if_fits(entries, left, store, kind, owner)?;
@@ -472,6 +477,22 @@ fn remove_from(
             Ok(old)
         }
     }
+}
+
+/// Dirties the nodes along one edge of a subtree (its first children with `first`, else
+/// its last), down to the leaf, when the subtree's key range grows on that side. A node
+/// is rewritten whenever its range changes, so a node born at or before a txg holds
+/// every key its range held then, and only those: an incremental from a bookmark relies
+/// on it (stream/ranges.rs).
+fn dirty_edge(slot: &mut Slot, store: &mut Store, kind: TreeKind, owner: Owner, first: bool) -> Result<()> {
+    Tree::load(slot, store, kind)?;
+    Tree::make_dirty(slot, store, owner)?;
+    let node = slot.node.as_mut().expect("loaded");
+    if let Body::Internal(entries) = &mut node.body {
+        let at = if first { 0 } else { entries.len() - 1 };
+        dirty_edge(&mut entries[at].1, store, kind, owner, first)?;
+    }
+    Ok(())
 }
 
 /// Merges child `left + 1` into child `left` if the result fits in one node; returns the

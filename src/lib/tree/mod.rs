@@ -1,5 +1,6 @@
 //! The copy-on-write B+tree that every table of the pool is made of.
 
+pub mod born_after;
 pub mod btree;
 pub mod diff;
 
