@@ -4,7 +4,7 @@
 use clap::Parser;
 use snapfs::cli::snapshot_name;
 use snapfs::cmd::send::Source;
-use snapfs::cmd::split_tree;
+use snapfs::cmd::{split_bookmark, split_tree};
 use snapfs::error::{Error, Result};
 use snapfs::stream::token::ResumeToken;
 
@@ -19,7 +19,8 @@ use snapfs::stream::token::ResumeToken;
     override_usage = "snapsend [-i @BASE | -I @BASE] [-n] [-v] [-P] @SNAP DEVICE\n       snapsend -t TOKEN [-n] [-v] [-P] DEVICE"
 )]
 pub struct Args {
-    /// Send only what changed since @BASE, which the receiver must have as its newest snapshot.
+    /// Send only what changed since @BASE, which the receiver must have as its newest
+    /// snapshot; or since bookmark #BASE (made of that snapshot, which may be gone here).
     #[arg(short = 'i', value_name = "@BASE", conflicts_with = "intermediates")]
     pub incremental: Option<String>,
     /// Like -i, and send every snapshot between @BASE and @SNAP too, each received as its own snapshot.
@@ -53,14 +54,20 @@ pub fn source(args: &Args) -> Result<(Source, &str)> {
             let (tree, target) = split_tree(snapshot);
             let target = snapshot_name(target)?.to_string();
             let base = args.incremental.as_ref().or(args.intermediates.as_ref());
-            let base = match base.map(|b| split_tree(b)) {
-                Some((base_tree, _)) if base_tree.is_some() && base_tree != tree => {
+            let base = match (base.and_then(|b| split_bookmark(b)), base.map(|b| split_tree(b))) {
+                // A bookmark, #NAME: of the same tree, or of one the clone comes from.
+                (Some((_, mark)), _) => {
+                    snapshot_name(&format!("@{mark}"))
+                        .map_err(|_| Error::invalid(format!("bad bookmark name {mark:?}")))?;
+                    Some(format!("#{mark}"))
+                }
+                (None, Some((base_tree, _))) if base_tree.is_some() && base_tree != tree => {
                     return Err(Error::invalid(
                         "the base must be a snapshot of the same tree as the one sent (write it @BASE)",
                     ));
                 }
-                Some((_, base)) => Some(snapshot_name(base)?.to_string()),
-                None => None,
+                (None, Some((_, base))) => Some(snapshot_name(base)?.to_string()),
+                (None, None) => None,
             };
             let tree = tree.map(String::from);
             Ok((Source::Snapshot { tree, target, base, intermediates: args.intermediates.is_some() }, device))

@@ -61,7 +61,12 @@ pub fn plan_run(pool: &mut Pool, source: &Source) -> Result<Plan> {
     let sizes = part_sizes(pool, &parts)?;
     // Sending reads only the trees of these snapshots: writers commit meanwhile.
     let checkpoints: Vec<(u64, crate::block::Txg)> =
-        parts.iter().flat_map(|p| p.base.iter().chain([&p.target])).map(|s| (s.tree, s.txg)).collect();
+        // A bookmark's snapshot may be gone: its part reads the target's tree alone.
+        parts
+            .iter()
+            .flat_map(|p| p.base.iter().filter(|_| p.bookmark.is_none()).chain([&p.target]))
+            .map(|s| (s.tree, s.txg))
+            .collect();
     pool.pin_for_reading(&checkpoints)?;
     Ok(Plan { parts, sizes })
 }

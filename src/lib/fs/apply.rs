@@ -9,7 +9,7 @@
 //! refuses what would corrupt the tree.
 
 use super::FsTree;
-use super::inode::{FileType, Inode, ItemKind, key};
+use super::inode::{FileKey, FileType, Inode, ItemKind, key};
 use super::record::{FILE_RECORDS_MAX, Fingerprint, Overlay, Record, check_file_size};
 use super::tree_ops::{SYMLINK_BYTES_MAX, check_name};
 use crate::alloc::allocator::AllocKind;
@@ -164,6 +164,72 @@ impl<'a> FsTree<'a> {
             if index >= first && index < end {
                 self.punch_record(ino, index)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The items with keys in [first, end) (end None: from first on), in key order.
+    pub fn items_in(&mut self, first: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut items = Vec::new();
+        self.tree.scan(self.store, first, &mut |k, v| {
+            if end.is_some_and(|end| k >= end) {
+                return Ok(false);
+            }
+            items.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        Ok(items)
+    }
+
+    /// Sets one item as the sender stores it (an ITEM of a part from a bookmark); the
+    /// tree is checked as a whole before anything is committed.
+    pub fn apply_item(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        match FileKey::parse(key).and_then(|k| k.kind()) {
+            None => Err(Error::stream("ITEM record whose key is not a file tree key")),
+            Some(ItemKind::Record) => {
+                Err(Error::stream("ITEM record of a file record (those travel as WRITE or KEEP_RECORD)"))
+            }
+            Some(_) => {
+                self.tree.insert(self.store, key, value)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes an item that a part from a bookmark no longer has; a file record's blocks
+    /// are killed.
+    pub fn remove_item(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if FileKey::parse(key).is_some_and(|k| k.is(ItemKind::Record)) {
+            self.kill_record(&Record::decode(value)?, None)?;
+        }
+        self.tree.remove(self.store, key)?;
+        Ok(())
+    }
+
+    /// Checks that `old`, the target's item under a KEEP_RECORD's key, is the record it
+    /// names: the same fingerprint and blocks (by checksum).
+    pub fn check_kept_record(
+        &mut self,
+        ino: u64,
+        index: u64,
+        old: Option<&[u8]>,
+        hash: u128,
+        checksums: (&[u8; 32], Option<&[u8; 32]>),
+    ) -> Result<()> {
+        let matches = match old {
+            None => false,
+            Some(value) => {
+                let record = Record::decode(value)?;
+                record.hash == hash
+                    && &record.ptr.checksum == checksums.0
+                    && record.overlay.as_ref().map(|o| &o.ptr.checksum) == checksums.1
+            }
+        };
+        if !matches {
+            return Err(Error::stream(format!(
+                "KEEP_RECORD of record {index} of inode {ino}, which the target does not hold as the sender's \
+                 bookmarked snapshot did: this pool's copy of that snapshot differs from the sender's"
+            )));
         }
         Ok(())
     }

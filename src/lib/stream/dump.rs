@@ -100,7 +100,24 @@ pub fn describe(record: &Record) -> String {
             e.bytes,
             e.digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ),
+        Record::Range { first, end } => {
+            format!("RANGE first={} end={}", hex(first), end.as_deref().map_or("(the end)".to_string(), hex))
+        }
+        Record::Item { key, value } => {
+            let ino = crate::fs::inode::FileKey::parse(key).map_or("?".to_string(), |k| k.ino.to_string());
+            format!("ITEM ino={ino} key={} value_bytes={}", hex(key), value.len())
+        }
+        Record::KeepRecord(k) => format!(
+            "KEEP_RECORD ino={} offset={} checksum={}",
+            k.ino,
+            k.index.saturating_mul(crate::fs::record::RECORD_BYTES),
+            short_hex(&k.checksum)
+        ),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The first 8 bytes of a checksum, in hex: enough to tell blocks apart in a dump.

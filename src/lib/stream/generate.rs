@@ -25,7 +25,10 @@
 //! record with a frame index (fs/record.rs) is read only in the frames that hold
 //! changed pieces; one without is read whole.
 
-use super::wire::{FEATURE_LARGE_XATTRS, FEATURE_LZ4, PatchRecord, Record, RecordType, WriteOverlay, WriteRecord};
+use super::wire::{
+    FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURE_RANGES, KeepRecord, PatchRecord, Record, RecordType, WriteOverlay,
+    WriteRecord,
+};
 use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::compress::FRAME_BYTES;
 use crate::device::{AlignedBuf, SharedReader};
@@ -37,6 +40,7 @@ use crate::fs::record::{PIECE_BYTES, Record as FileRecord};
 use crate::fs::record::{piece_len, take_pieces};
 use crate::fs::xattr::XATTR_CHUNK_BYTES;
 use crate::store::{Owner, Store};
+use crate::tree::born_after::{Found, ranges_born_after};
 use crate::tree::{Change, Tree, TreeDiff};
 use crate::workers::Workers;
 
@@ -325,6 +329,9 @@ impl Sink for SizeSink {
         if record.record_type() == RecordType::SetLargeXattr {
             self.features |= FEATURE_LARGE_XATTRS;
         }
+        if record.record_type() == RecordType::Range {
+            self.features |= FEATURE_RANGES;
+        }
         if let Record::Write(write) = record {
             if write.has_lz4() {
                 self.features |= FEATURE_LZ4;
@@ -450,7 +457,87 @@ pub fn generate(
     Ok(g.stats)
 }
 
+/// Sends the tree of root `target` as the ranges born after `floor` (the txg of the
+/// bookmark the part starts from), from key `start` on: a RANGE for each leaf born
+/// after it, then its items, a file record as WRITE when any of its blocks is that new,
+/// else as KEEP_RECORD (the receiver's copy of the bookmarked snapshot holds it).
+pub fn generate_ranges(
+    store: &mut Store,
+    target: Option<BlockPtr>,
+    floor: u64,
+    start: &[u8],
+    load_data: bool,
+    sink: &mut dyn Sink,
+) -> Result<GenerateStats> {
+    let mut g = Generator {
+        store,
+        sink,
+        load_data,
+        group: Group::default(),
+        punch: None,
+        batch: None,
+        stats: Default::default(),
+        target: Tree::open(TreeKind::Files, Owner::Meta, target),
+        xattr_sent: None,
+    };
+    // The walk and the records' reads both need the store: the walk collects the
+    // records of up to LEAVES_PER_WALK leaves, they go out, and the next walk starts
+    // where it stopped.
+    let mut from = start.to_vec();
+    loop {
+        let mut records: Vec<Record> = Vec::new();
+        let (mut leaves, mut next) = (0, None);
+        g.stats.nodes_read += ranges_born_after(g.store, TreeKind::Files, target, floor, &from, &mut |found| {
+            match found {
+                Found::Range { first, .. } if leaves == LEAVES_PER_WALK => {
+                    next = Some(first.to_vec());
+                    return Ok(false);
+                }
+                Found::Range { first, end } => {
+                    leaves += 1;
+                    records.push(Record::Range { first: first.to_vec(), end: end.map(<[u8]>::to_vec) });
+                }
+                Found::Item { key, value } => records.push(Record::Item { key: key.to_vec(), value: value.to_vec() }),
+            }
+            Ok(true)
+        })?;
+        for record in records {
+            g.range_record(record, floor)?;
+        }
+        match next {
+            Some(key) => from = key,
+            None => break,
+        }
+    }
+    g.flush_batch()?;
+    Ok(g.stats)
+}
+
+/// Leaves whose records one walk of `generate_ranges` collects (a few MiB at most).
+const LEAVES_PER_WALK: usize = 256;
+
 impl Generator<'_> {
+    /// Sends a record of a part from a bookmark: a file record's ITEM becomes a WRITE, or
+    /// a KEEP_RECORD if none of its blocks was born after `floor`.
+    fn range_record(&mut self, record: Record, floor: u64) -> Result<()> {
+        let Record::Item { key, value } = &record else { return self.emit(record) };
+        let Some(file_key) = FileKey::parse(key).filter(|k| k.kind() == Some(ItemKind::Record)) else {
+            return self.emit(record);
+        };
+        let index = file_key.record_index().ok_or_else(|| Error::corrupt("a file record key without an index"))?;
+        let file_record = FileRecord::decode(value)?;
+        if file_record.blocks().all(|b| b.birth.0 <= floor) {
+            return self.emit(Record::KeepRecord(KeepRecord {
+                ino: file_key.ino,
+                index,
+                hash: file_record.hash,
+                checksum: file_record.ptr.checksum,
+                overlay_checksum: file_record.overlay.as_ref().map(|o| o.ptr.checksum),
+            }));
+        }
+        self.record(file_key.ino, index, None, file_record)
+    }
+
     fn emit(&mut self, record: Record) -> Result<()> {
         if !matches!(record, Record::Punch { .. }) {
             self.flush_punch()?;

@@ -4,9 +4,11 @@
 //! - `wire`: byte layout of the preamble and of each record;
 //! - `framing`: writing and reading parts, with per-record checksums and the End digest;
 //!   `input`: the reader's input, in large page-aligned chunks;
-//! - `generate`: changed keys to records; sizes a stream without reading data;
+//! - `generate`: changed keys to records (or, from a bookmark, the ranges born after it);
+//!   sizes a stream without reading data; `apply_ranges`: the receiver's side of ranges;
 //! - `send`, `receive`: the two ends; `patcher`: PATCH records on worker threads; `content_check`: WRITE records' content, checked on worker threads; `token`: resume tokens; `dump`: records as text.
 
+pub mod apply_ranges;
 pub mod content_check;
 pub mod dump;
 pub mod framing;

@@ -7,11 +7,12 @@
 //! the target holds exactly what it held before. With intermediates, each part commits
 //! on its own, in order.
 
+use super::apply_ranges::RangeApplier;
 use super::content_check::ContentChecker;
 use super::framing::{Position, StreamReader};
 use super::patcher::{PATCH_COMPRESSION_LEVEL_MAX, PATCHES_IN_FLIGHT_MAX, PatchJob, Patcher};
 use super::token::ResumeToken;
-use super::wire::{Begin, PatchRecord, Record, RecordType, ResumePoint};
+use super::wire::{Begin, FEATURE_RANGES, PatchRecord, Record, RecordType, ResumePoint};
 use crate::error::{Error, ReceiveRefusal, Result, SnapshotId, human_bytes};
 use crate::format::label::FEATURE_RECORD_OVERLAYS;
 use crate::format::receive_state::ReceiveState;
@@ -307,7 +308,8 @@ fn receive_part_inner(
     let applied = {
         let overlays = pool.label.features_incompat & FEATURE_RECORD_OVERLAYS != 0;
         let mut fs = FsTree::new(&mut staging, &mut pool.store, true);
-        apply_records(&mut fs, reader, &mut progress, &mut blame, overlays)
+        let ranges = begin.features & FEATURE_RANGES != 0;
+        apply_records(&mut fs, reader, &mut progress, &mut blame, overlays, ranges)
     };
     let records = match applied {
         Ok(records) => {
@@ -318,7 +320,8 @@ fn receive_part_inner(
             }
             records
         }
-        Err(e) if options.save_partial && interrupted(&e) => {
+        // A part from a bookmark is not saved: it starts again whole.
+        Err(e) if options.save_partial && interrupted(&e) && begin.features & FEATURE_RANGES == 0 => {
             return Err(save_partial(
                 pool,
                 tree,
@@ -445,6 +448,21 @@ impl ResumeTracker {
         }
     }
 
+    /// After a record of a part from a bookmark is applied: every key before the start
+    /// of its inode, or before the file record after a WRITE's or KEEP_RECORD's, has its
+    /// final item (a RANGE moves nothing: the items it removes go as records pass them).
+    fn ranges_applied(&mut self, ino: Option<u64>, next_record: Option<(u64, u64)>) {
+        self.records += 1;
+        let point = match (next_record, ino) {
+            (Some((ino, index)), _) => ResumePoint { ino, record: index.saturating_add(1) },
+            (None, Some(ino)) => ResumePoint { ino, record: 0 },
+            (None, None) => return,
+        };
+        if self.point.is_none_or(|p| p.key() < point.key()) {
+            self.point = Some(point);
+        }
+    }
+
     /// After a record is applied; `next_record` is (inode, index) of the first file record
     /// not yet received when the record was a WRITE, PATCH or PUNCH.
     fn after(&mut self, next_record: Option<(u64, u64)>) {
@@ -501,6 +519,7 @@ impl Blame {
 /// after them.
 fn next_record(record: &Record) -> Option<(u64, u64)> {
     match record {
+        Record::KeepRecord(k) => Some((k.ino, k.index.saturating_add(1))),
         // Saturating: the index comes from the stream; one this large is refused when applied.
         Record::Write(w) => Some((w.ino, w.index.saturating_add(1))),
         Record::Patch(p) => Some((p.ino, p.index.saturating_add(1))),
@@ -517,12 +536,14 @@ fn apply_records(
     progress: &mut ResumeTracker,
     blame: &mut Blame,
     overlays: bool,
+    ranges: bool,
 ) -> Result<u64> {
     let shared = fs.store().dev.shared_reader();
     let level = fs.store().compression.zstd_level_at_most(PATCH_COMPRESSION_LEVEL_MAX);
     let mut patcher = Patcher::new(level, shared, overlays);
     let mut checker = ContentChecker::new();
-    let result = apply_records_with(fs, reader, progress, blame, &mut patcher, &mut checker);
+    let mut ranges = ranges.then(RangeApplier::default);
+    let result = apply_records_with(fs, reader, progress, blame, &mut patcher, &mut checker, ranges.as_mut());
     // Whatever stopped the part, the patches already read are applied, so that a saved
     // partial receive holds every record its resume point says it does.
     let drained = drain(fs, &mut patcher, 0);
@@ -556,6 +577,7 @@ fn apply_records_with(
     blame: &mut Blame,
     patcher: &mut Patcher,
     checker: &mut ContentChecker,
+    mut ranges: Option<&mut RangeApplier>,
 ) -> Result<u64> {
     let mut count = 1; // Begin
     let mut since_spill = 0u64;
@@ -565,10 +587,17 @@ fn apply_records_with(
         count += 1;
         if let Record::End(_) = record {
             drain(fs, patcher, 0)?;
+            if let Some(ranges) = ranges.as_deref_mut() {
+                ranges.close(fs).map_err(|e| reader.locate(e))?;
+            }
             return Ok(count);
         }
         let ino = record.ino();
-        progress.before(ino.unwrap_or(0));
+        // A part from a bookmark removes the target's items as its records pass them:
+        // its resume point moves only once a record is applied (`ranges_applied`).
+        if ranges.is_none() {
+            progress.before(ino.unwrap_or(0));
+        }
         let next = next_record(&record);
         let kind = record.record_type();
         blame.note(&record, reader.position);
@@ -584,15 +613,49 @@ fn apply_records_with(
             Record::Write(_) | Record::Punch { .. } | Record::FreeInode { .. } => drain(fs, patcher, 0)?,
             _ => {}
         }
-        let applied = match record {
-            Record::Patch(p) => submit_patch(fs, patcher, p, reader),
-            Record::Write(w) => {
-                let (ino, index, stored) = stored_record(w);
-                let stored = std::sync::Arc::new(stored);
-                checker.submit(ino, reader.position, std::sync::Arc::clone(&stored));
-                fs.apply_stored_record(ino, index, &stored)
+        let applied = match (record, ranges.as_deref_mut()) {
+            (record @ (Record::Range { .. } | Record::Item { .. } | Record::KeepRecord(_)), None) => Err(
+                Error::stream(format!("{} record in a part that is not from a bookmark", record.record_type().name())),
+            ),
+            (Record::Range { first, end }, Some(ranges)) => ranges.range(fs, first, end),
+            (Record::Item { key, value }, Some(ranges)) => {
+                ranges.advance(fs, &key).and_then(|_| fs.apply_item(&key, &value))
             }
-            other => apply_one(fs, other),
+            (Record::KeepRecord(k), Some(ranges)) => {
+                let key = crate::fs::inode::key(k.ino, crate::fs::inode::ItemKind::Record, &k.index.to_be_bytes());
+                ranges.advance(fs, &key).and_then(|old| {
+                    fs.check_kept_record(
+                        k.ino,
+                        k.index,
+                        old.as_deref(),
+                        k.hash,
+                        (&k.checksum, k.overlay_checksum.as_ref()),
+                    )
+                })
+            }
+            (Record::Write(w), Some(ranges)) => {
+                let key = crate::fs::inode::key(w.ino, crate::fs::inode::ItemKind::Record, &w.index.to_be_bytes());
+                ranges.advance(fs, &key).and_then(|_| {
+                    let (ino, index, stored) = stored_record(w);
+                    let stored = std::sync::Arc::new(stored);
+                    checker.submit(ino, reader.position, std::sync::Arc::clone(&stored));
+                    fs.apply_stored_record(ino, index, &stored)
+                })
+            }
+            (other, Some(_)) => Err(Error::stream(format!(
+                "{} record in a part from a bookmark, which carries ranges of keys",
+                other.record_type().name()
+            ))),
+            (record, None) => match record {
+                Record::Patch(p) => submit_patch(fs, patcher, p, reader),
+                Record::Write(w) => {
+                    let (ino, index, stored) = stored_record(w);
+                    let stored = std::sync::Arc::new(stored);
+                    checker.submit(ino, reader.position, std::sync::Arc::clone(&stored));
+                    fs.apply_stored_record(ino, index, &stored)
+                }
+                other => apply_one(fs, other),
+            },
         };
         if let Err(e) = applied {
             let path = ino.and_then(|ino| fs.path_of(ino)).map(|p| format!(" ({p})")).unwrap_or_default();
@@ -603,7 +666,10 @@ fn apply_records_with(
             };
             return Err(reader.locate(e));
         }
-        progress.after(next);
+        match (&ranges, kind) {
+            (None, _) => progress.after(next),
+            (Some(_), _) => progress.ranges_applied(ino, next),
+        }
         records_since_spill += 1;
         if since_spill >= SPILL_DATA_BYTES || records_since_spill >= SPILL_RECORDS {
             drain(fs, patcher, 0)?;
@@ -652,6 +718,9 @@ fn apply_one(fs: &mut FsTree, record: Record) -> Result<()> {
         Record::Write(_) => unreachable!("WRITEs are checked and applied by the caller"),
         Record::Patch(_) => unreachable!("patches go to the patcher"),
         Record::Punch { ino, first, count } => fs.apply_punch(ino, first, count),
+        Record::Range { .. } | Record::Item { .. } | Record::KeepRecord(_) => {
+            unreachable!("the records of a part from a bookmark are applied by the caller")
+        }
     }
 }
 

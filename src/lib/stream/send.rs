@@ -5,9 +5,9 @@
 //! that sends a part sizes it from block pointers and fingerprints, reading no data.
 
 use super::framing::StreamWriter;
-use super::generate::{Changes, GenerateStats, SizeSink, generate};
+use super::generate::{Changes, GenerateStats, SizeSink, generate, generate_ranges};
 use super::token::ResumeToken;
-use super::wire::{Begin, End, PREAMBLE_BYTES, Record, ResumePoint, SnapRef};
+use super::wire::{Begin, End, FEATURE_RANGES, PREAMBLE_BYTES, Record, ResumePoint, SnapRef};
 use crate::error::{Error, Result};
 use crate::format::tables::SnapshotEntry;
 use crate::pool::Pool;
@@ -15,10 +15,14 @@ use crate::tree::Change;
 
 #[derive(Clone, Debug)]
 pub struct Part {
+    /// The base: a snapshot, or what a bookmark keeps of one (no root).
     pub base: Option<SnapshotEntry>,
     pub target: SnapshotEntry,
     /// A resumed part restarts here.
     pub resume: Option<ResumePoint>,
+    /// The bookmark the part starts from (its name): it sends the ranges of the target's
+    /// tree born after the base's txg (FEATURE_RANGES).
+    pub bookmark: Option<String>,
 }
 
 impl Part {
@@ -26,9 +30,10 @@ impl Part {
         if let Some(point) = &self.resume {
             return format!("the rest of @{} from inode {}", self.target.name, point.ino);
         }
-        match &self.base {
-            Some(base) => format!("incremental @{} -> @{}", base.name, self.target.name),
-            None => format!("full @{}", self.target.name),
+        match (&self.base, &self.bookmark) {
+            (Some(_), Some(mark)) => format!("incremental #{mark} -> @{}", self.target.name),
+            (Some(base), None) => format!("incremental @{} -> @{}", base.name, self.target.name),
+            (None, _) => format!("full @{}", self.target.name),
         }
     }
 }
@@ -41,10 +46,15 @@ fn snap_ref(s: &SnapshotEntry) -> SnapRef {
 /// `intermediates`).
 pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
     let target_entry = pool.snapshot(tree, target)?.clone();
-    let Some(base) = base else { return Ok(vec![Part { base: None, target: target_entry, resume: None }]) };
+    let Some(base) = base else {
+        return Ok(vec![Part { base: None, target: target_entry, resume: None, bookmark: None }]);
+    };
     // A clone's snapshot may go from the snapshot it was made from (or an older one of
     // its origin's tree): the receiver then makes the clone of its copy of that one.
-    let base_entry = pool.ancestor_snapshot(tree, base)?;
+    let (base_entry, bookmark) = match base.strip_prefix('#') {
+        Some(mark) => (bookmark_base(pool, tree, mark, &target_entry)?, Some(mark.to_string())),
+        None => (pool.ancestor_snapshot(tree, base)?, None),
+    };
     if base_entry.txg >= target_entry.txg {
         return Err(Error::invalid(format!(
             "base @{base} (txg {}) is not older than @{target} (txg {}); give the older snapshot first",
@@ -52,17 +62,53 @@ pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, interm
         )));
     }
     if !intermediates {
-        return Ok(vec![Part { base: Some(base_entry.clone()), target: target_entry, resume: None }]);
+        return Ok(vec![Part { base: Some(base_entry.clone()), target: target_entry, resume: None, bookmark }]);
     }
     let mut parts = Vec::new();
     let mut previous = base_entry.clone();
     for snap in pool.snapshots_of(tree)? {
         if snap.txg > base_entry.txg && snap.txg <= target_entry.txg {
-            parts.push(Part { base: Some(previous.clone()), target: snap.clone(), resume: None });
+            // Only the first part starts from the bookmark; the rest from snapshots.
+            let bookmark = if parts.is_empty() { bookmark.clone() } else { None };
+            parts.push(Part { base: Some(previous.clone()), target: snap.clone(), resume: None, bookmark });
             previous = snap;
         }
     }
     Ok(parts)
+}
+
+/// What bookmark `mark` keeps of its snapshot, as a base for `target` of `tree`: the
+/// bookmark is of `tree` or of a tree it was cloned from, and `target` descends from it.
+fn bookmark_base(pool: &mut Pool, tree: u64, mark: &str, target: &SnapshotEntry) -> Result<SnapshotEntry> {
+    let mut found = None;
+    let mut at = Some(tree);
+    // Bounded: a damaged pool could name origins in a loop.
+    for _ in 0..=pool.trees().count() {
+        let Some(t) = at else { break };
+        if let Some(b) = pool.find_bookmark(t, mark)? {
+            found = Some(b);
+            break;
+        }
+        at = pool.origin_of(t).map(|(origin, _)| origin);
+    }
+    let bookmark = found.ok_or_else(|| Error::not_found(format!("bookmark #{mark}")))?;
+    if bookmark.txg >= target.txg || !pool.descends_from(tree, target.txg, &bookmark) {
+        return Err(Error::invalid(format!(
+            "bookmark #{mark} (of @{}, txg {}) is not an earlier state of @{} (txg {}): send from a bookmark of an \
+             older snapshot of the same tree",
+            bookmark.snapshot_name, bookmark.txg.0, target.name, target.txg.0
+        )));
+    }
+    Ok(SnapshotEntry {
+        tree: bookmark.tree,
+        name: bookmark.snapshot_name,
+        guid: bookmark.guid,
+        txg: bookmark.txg,
+        time_ns: bookmark.snapshot_time_ns,
+        root: None,
+        holds: Vec::new(),
+        referenced_bytes: 0,
+    })
 }
 
 /// The rest of the part that an interrupted receive saved as `token`.
@@ -77,7 +123,7 @@ pub fn plan_resume(pool: &mut Pool, tree: u64, token: &ResumeToken) -> Result<Pa
     };
     let target = find(&token.snapshot_guid, "sent")?;
     let base = token.base_guid.as_ref().map(|g| find(g, "base")).transpose()?;
-    Ok(Part { base, target, resume: Some(token.point) })
+    Ok(Part { base, target, resume: Some(token.point), bookmark: None })
 }
 
 fn begin_record(
@@ -121,6 +167,17 @@ pub fn part_sizes(pool: &mut Pool, parts: &[Part]) -> Result<PartSizes> {
     for (i, part) in parts.iter().enumerate() {
         let mut sink = SizeSink::default();
         let start = part.resume.map(|r| r.key()).unwrap_or_default();
+        if part.bookmark.is_some() {
+            let floor = part.base.as_ref().map_or(0, |b| b.txg.0);
+            generate_ranges(&mut pool.store, part.target.root, floor, &start, false, &mut sink)?;
+            sink.features |= FEATURE_RANGES;
+            sizes.kept.push(None);
+            sizes.features.push(sink.features);
+            let begin = Record::Begin(begin_record(pool, part, (i, parts.len()), sink.features, 0, 0)).frame_bytes();
+            let end = Record::End(End { records: 0, bytes: 0, digest: [0; 32] }).frame_bytes();
+            sizes.bytes.push(PREAMBLE_BYTES as u64 + begin + sink.bytes + end);
+            continue;
+        }
         let mut changes =
             Changes::walk(part.base.as_ref().and_then(|b| b.root), part.target.root, &start, Some(budget));
         generate(&mut pool.store, &mut changes, part.target.root, false, &mut sink)?;
@@ -160,15 +217,14 @@ pub fn send(
         // takes it whatever its bits.
         let features = sizes.as_ref().map_or(super::wire::FEATURES_KNOWN, |s| s.features[i]);
         writer.begin(begin_record(pool, part, (i, parts.len()), features, part_bytes, run_bytes))?;
-        let kept = sizes.as_mut().and_then(|s| s.kept[i].take());
-        let mut changes = match kept {
-            Some(kept) => Changes::Replay(kept.into_iter()),
-            None => {
+        let stats: GenerateStats = match &part.bookmark {
+            Some(_) => {
+                let floor = part.base.as_ref().map_or(0, |b| b.txg.0);
                 let start = part.resume.map(|r| r.key()).unwrap_or_default();
-                Changes::walk(part.base.as_ref().and_then(|b| b.root), part.target.root, &start, None)
+                generate_ranges(&mut pool.store, part.target.root, floor, &start, true, writer)?
             }
+            None => send_changes(pool, part, sizes.as_mut().and_then(|s| s.kept[i].take()), writer)?,
         };
-        let stats: GenerateStats = generate(&mut pool.store, &mut changes, part.target.root, true, writer)?;
         let written = writer.end()?;
         if part_bytes != 0 {
             debug_assert_eq!(written, part_bytes, "the size estimate of {} is exact", part.describe());
@@ -178,4 +234,21 @@ pub fn send(
         summary.nodes_read += stats.nodes_read;
     }
     Ok(summary)
+}
+
+/// Sends the changes from a part's base snapshot to its target.
+fn send_changes(
+    pool: &mut Pool,
+    part: &Part,
+    kept: Option<Vec<Change>>,
+    writer: &mut StreamWriter,
+) -> Result<GenerateStats> {
+    let mut changes = match kept {
+        Some(kept) => Changes::Replay(kept.into_iter()),
+        None => {
+            let start = part.resume.map(|r| r.key()).unwrap_or_default();
+            Changes::walk(part.base.as_ref().and_then(|b| b.root), part.target.root, &start, None)
+        }
+    };
+    generate(&mut pool.store, &mut changes, part.target.root, true, writer)
 }

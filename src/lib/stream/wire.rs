@@ -29,13 +29,16 @@ pub const FRAME_CHECKSUM_BYTES: usize = 16;
 /// The largest payload: a whole record's stored bytes plus its fields, with room.
 pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024;
 /// Feature bits this reader understands: any other bit refuses the stream at BEGIN.
-pub const FEATURES_KNOWN: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4;
+pub const FEATURES_KNOWN: u64 = FEATURE_LARGE_XATTRS | FEATURE_LZ4 | FEATURE_RANGES;
 /// The part carries SET_LARGE_XATTR records: a receiver from before them refuses it at
 /// BEGIN, naming the feature, instead of at the record, halfway through.
 pub const FEATURE_LARGE_XATTRS: u64 = 1 << 0;
 /// The part carries WRITE records of lz4 blocks (compression 2), stored as they travel:
 /// a receiver from before lz4 refuses it at BEGIN, before applying anything.
 pub const FEATURE_LZ4: u64 = 1 << 1;
+/// The part starts from a bookmark: it carries the key ranges of the tree that changed
+/// (RANGE, ITEM, KEEP_RECORD and WRITE records) instead of changes to a base tree.
+pub const FEATURE_RANGES: u64 = 1 << 2;
 /// The largest value a SET_XATTR carries (the limit before large values); a larger one
 /// travels as SET_LARGE_XATTR, with a 32-bit length.
 pub const SET_XATTR_VALUE_BYTES_MAX: usize = 4096;
@@ -147,6 +150,31 @@ pub enum Record {
         count: u64,
     },
     End(End),
+    /// The target's items with keys in [first, end) (end None: from first on) become
+    /// exactly the ITEM, WRITE and KEEP_RECORD records that follow, up to the next RANGE
+    /// or END (a part from a bookmark, FEATURE_RANGES).
+    Range {
+        first: Vec<u8>,
+        end: Option<Vec<u8>>,
+    },
+    /// One item of the file tree as the sender stores it; never a file record.
+    Item {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// A file record that the base holds as it is: the same fingerprint and blocks.
+    KeepRecord(KeepRecord),
+}
+
+/// A record the receiver keeps from its base: it must hold it with these checksums.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeepRecord {
+    pub ino: u64,
+    pub index: u64,
+    pub hash: u128,
+    /// blake3 of the base block's stored bytes, and of the overlay's (None: no overlay).
+    pub checksum: [u8; 32],
+    pub overlay_checksum: Option<[u8; 32]>,
 }
 
 /// A file record as the sender stores it: its base block, and its overlay if it has one.
@@ -234,6 +262,9 @@ pub enum RecordType {
     Punch = 13,
     End = 14,
     SetLargeXattr = 15,
+    Range = 16,
+    Item = 17,
+    KeepRecord = 18,
 }
 
 impl RecordType {
@@ -255,6 +286,9 @@ impl RecordType {
             13 => Punch,
             14 => End,
             15 => SetLargeXattr,
+            16 => Range,
+            17 => Item,
+            18 => KeepRecord,
             _ => return None,
         })
     }
@@ -277,6 +311,9 @@ impl RecordType {
             Punch => "PUNCH",
             End => "END",
             SetLargeXattr => "SET_LARGE_XATTR",
+            Range => "RANGE",
+            Item => "ITEM",
+            KeepRecord => "KEEP_RECORD",
         }
     }
 }
@@ -350,6 +387,9 @@ impl Record {
             Record::Patch(_) => RecordType::Patch,
             Record::Punch { .. } => RecordType::Punch,
             Record::End(_) => RecordType::End,
+            Record::Range { .. } => RecordType::Range,
+            Record::Item { .. } => RecordType::Item,
+            Record::KeepRecord(_) => RecordType::KeepRecord,
         }
     }
 
@@ -367,6 +407,8 @@ impl Record {
             | Record::Punch { ino, .. } => Some(*ino),
             Record::Write(w) => Some(w.ino),
             Record::Patch(p) => Some(p.ino),
+            Record::KeepRecord(k) => Some(k.ino),
+            Record::Item { key, .. } => crate::fs::inode::FileKey::parse(key).map(|k| k.ino),
             _ => None,
         }
     }
@@ -491,6 +533,21 @@ impl Record {
                 w.u64(e.bytes);
                 w.raw(&e.digest);
             }
+            Record::Range { first, end } => {
+                w.bytes16(first);
+                w.bytes16(end.as_deref().unwrap_or_default());
+            }
+            Record::Item { key, value } => {
+                w.bytes16(key);
+                w.bytes16(value);
+            }
+            Record::KeepRecord(k) => {
+                w.u64(k.ino);
+                w.u64(k.index);
+                w.raw(&k.hash.to_le_bytes());
+                w.raw(&k.checksum);
+                w.raw(&k.overlay_checksum.unwrap_or_default());
+            }
         }
     }
 
@@ -527,6 +584,22 @@ impl Record {
             RecordType::Patch => Record::Patch(decode_patch(&mut r, version)?),
             RecordType::Punch => Record::Punch { ino: r.u64()?, first: r.u64()?, count: r.u64()? },
             RecordType::End => Record::End(End { records: r.u64()?, bytes: r.u64()?, digest: r.array::<32>()? }),
+            RecordType::Range => {
+                let first = r.bytes16()?.to_vec();
+                let end = r.bytes16()?.to_vec();
+                if !end.is_empty() && end <= first {
+                    return Err(Error::stream("RANGE record whose end is not after its first key"));
+                }
+                Record::Range { first, end: (!end.is_empty()).then_some(end) }
+            }
+            RecordType::Item => Record::Item { key: r.bytes16()?.to_vec(), value: r.bytes16()?.to_vec() },
+            RecordType::KeepRecord => Record::KeepRecord(KeepRecord {
+                ino: r.u64()?,
+                index: r.u64()?,
+                hash: u128::from_le_bytes(r.array::<16>()?),
+                checksum: r.array::<32>()?,
+                overlay_checksum: Some(r.array::<32>()?).filter(|c| c != &[0; 32]),
+            }),
         };
         if r.remaining() != 0 {
             return Err(Error::stream(format!("{} record has {} bytes after its fields", kind.name(), r.remaining())));

@@ -28,14 +28,14 @@ pub enum Found<'a> {
 }
 
 /// Calls `visit` with the ranges of the tree at `root` born after `floor`, and their
-/// items, from key `start` on. Returns how many nodes it read.
+/// items, from key `start` on, until it returns false. Returns how many nodes it read.
 pub fn ranges_born_after(
     store: &mut Store,
     kind: TreeKind,
     root: Option<BlockPtr>,
     floor: u64,
     start: &[u8],
-    visit: &mut dyn FnMut(Found) -> Result<()>,
+    visit: &mut dyn FnMut(Found) -> Result<bool>,
 ) -> Result<u64> {
     let Some(root) = root else {
         visit(Found::Range { first: start, end: None })?;
@@ -51,14 +51,15 @@ struct Walk<'w> {
     kind: TreeKind,
     floor: u64,
     start: &'w [u8],
-    visit: &'w mut dyn FnMut(Found) -> Result<()>,
+    visit: &'w mut dyn FnMut(Found) -> Result<bool>,
     nodes: u64,
 }
 
 impl Walk<'_> {
-    fn node(&mut self, ptr: &BlockPtr, lo: &[u8], hi: Option<&[u8]>) -> Result<()> {
+    /// False once `visit` said to stop.
+    fn node(&mut self, ptr: &BlockPtr, lo: &[u8], hi: Option<&[u8]>) -> Result<bool> {
         if ptr.birth.0 <= self.floor || hi.is_some_and(|hi| hi <= self.start) {
-            return Ok(());
+            return Ok(true);
         }
         let bytes = self.store.read_block(ptr)?;
         self.nodes += 1;
@@ -67,7 +68,9 @@ impl Walk<'_> {
         match &node.body {
             NodeBody::Leaf(entries) => {
                 let first = lo.max(self.start);
-                (self.visit)(Found::Range { first, end: hi })?;
+                if !(self.visit)(Found::Range { first, end: hi })? {
+                    return Ok(false);
+                }
                 for (key, value) in entries.iter().filter(|(k, _)| k.as_slice() >= first) {
                     if hi.is_some_and(|hi| key.as_slice() >= hi) || key.as_slice() < lo {
                         return Err(Error::corrupt(format!("block {}: a key outside its node's range", ptr.addr.0)));
@@ -79,11 +82,13 @@ impl Walk<'_> {
                 for (i, (separator, child)) in children.iter().enumerate() {
                     let child_lo = if i == 0 { lo } else { separator.as_slice() };
                     let child_hi = children.get(i + 1).map_or(hi, |(next, _)| Some(next.as_slice()));
-                    self.node(child, child_lo, child_hi)?;
+                    if !self.node(child, child_lo, child_hi)? {
+                        return Ok(false);
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -111,7 +116,7 @@ mod tests {
                 Found::Range { first, end } => pending.push((first.to_vec(), end.map(<[u8]>::to_vec))),
                 Found::Item { key, value } => items.push((key.to_vec(), value.to_vec())),
             }
-            Ok(())
+            Ok(true)
         })
         .unwrap();
         for (first, end) in pending {
