@@ -272,7 +272,7 @@ fn run_seed(seed: u64) {
                     1 => {
                         // -r: the snapshots taken after it go with the rollback.
                         let at = taken.iter().position(|n| *n == name).unwrap();
-                        let (target, later) = pool.rollback_to(LIVE_TREE_ID, &name, true).unwrap();
+                        let (target, later, _) = pool.rollback_to(LIVE_TREE_ID, &name, true).unwrap();
                         assert_eq!(target.name, name);
                         let later: Vec<String> = later.into_iter().map(|s| s.name).rev().collect();
                         assert_eq!(later, taken[at + 1..], "seed {seed} step {step}: the later snapshots");

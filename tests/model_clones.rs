@@ -184,7 +184,7 @@ fn run_seed(seed: u64) {
                 if refused(&result) {
                     pool = reopen(pool, &clock);
                 } else {
-                    let (target, _) = result.unwrap();
+                    let (target, _, _) = result.unwrap();
                     model.snapshots.retain(|(t, _), (txg, _)| *t != tree || *txg <= target.txg.0);
                     let files = model.snapshots[&(tree.clone(), name)].1.clone();
                     model.trees.insert(tree.clone(), files);

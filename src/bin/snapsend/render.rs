@@ -31,6 +31,9 @@ fn part_line(part: &Part, bytes: u64) -> String {
         Some(base) if part.resume.is_some() => {
             format!("resume\t@{}\t@{}\t{bytes}", base.name, part.target.name)
         }
+        Some(_) if part.bookmark.is_some() => {
+            format!("incremental\t#{}\t@{}\t{bytes}", part.bookmark.as_deref().unwrap_or_default(), part.target.name)
+        }
         Some(base) => format!("incremental\t@{}\t@{}\t{bytes}", base.name, part.target.name),
         None if part.resume.is_some() => format!("resume\t@{}\t{bytes}", part.target.name),
         None => format!("full\t@{}\t{bytes}", part.target.name),

@@ -514,6 +514,9 @@ fn set_some_ino(record: &mut Record, new: u64, which: usize) {
         | Record::Punch { ino, .. } => *ino = new,
         Record::Write(w) => w.ino = new,
         Record::Patch(p) => p.ino = new,
+        Record::KeepRecord(k) => k.ino = new,
+        Record::Item { key, .. } if key.len() >= 8 => key[..8].copy_from_slice(&new.to_be_bytes()),
+        Record::Item { .. } | Record::Range { .. } => {}
         Record::TreeMeta { next_ino } => *next_ino = new,
         Record::Begin(_) | Record::End(_) => {}
     }

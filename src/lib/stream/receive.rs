@@ -180,6 +180,11 @@ pub fn receive_into(
     options: ReceiveOptions,
     done: &mut dyn FnMut(&Received),
 ) -> Result<u32> {
+    if name.contains('#') {
+        return Err(Error::invalid(format!(
+            "{name:?} names a bookmark, which holds no tree: receive into the live tree or into a tree (--tree NAME)"
+        )));
+    }
     let mut tree = pool.tree_id(name).ok();
     let mut count = 0;
     while let Some(begin) = reader.next_part()? {

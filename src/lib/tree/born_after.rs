@@ -185,7 +185,7 @@ mod tests {
                 let at = rand() % span;
                 for k in at..at + 1 + rand() % 100 {
                     tree.remove(&mut store, &k.to_be_bytes()).unwrap();
-                    model.remove(&k.to_be_bytes().to_vec());
+                    model.remove(k.to_be_bytes().as_slice());
                 }
                 if rand() % 3 == 0 {
                     let key = (rand() % span).to_be_bytes().to_vec();

@@ -477,10 +477,15 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     hosttree::mutate(&tree, seed, 4)?;
     r.record("snapctl sync (fourth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl snapshot @s4", "snapctl", &os(&[&"snapshot", &"@s4"]), Input::None, true)?;
+    // A bookmark (the first sets the bookmarks feature in both labels), which the
+    // rollback -r below destroys with @s4.
+    r.record("snapctl bookmark @s4 #s4", "snapctl", &os(&[&"bookmark", &"@s4", &"#s4"]), Input::None, true)?;
     hosttree::mutate(&tree, seed, 5)?;
     r.record("snapctl sync (fifth mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl rollback -r @s3", "snapctl", &os(&[&"rollback", &"-r", &"@s3"]), Input::None, true)?;
     r.record("snapctl release replica @s3", "snapctl", &os(&[&"release", &"replica", &"@s3"]), Input::None, true)?;
+    r.record("snapctl bookmark @s3 #s3", "snapctl", &os(&[&"bookmark", &"@s3", &"#s3"]), Input::None, true)?;
+    r.record("snapctl rename #s3 #kept", "snapctl", &os(&[&"rename", &"#s3", &"#kept"]), Input::None, true)?;
     // Retention from cron: two automatic snapshots, and a prune that destroys the older.
     r.record("snapctl snapshot --auto", "snapctl", &os(&[&"snapshot", &"--auto"]), Input::None, true)?;
     hosttree::mutate(&tree, seed, 6)?;
@@ -500,6 +505,9 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     // A full stream into a tree of its own, made by the receive's commit.
     let into = os(&[&"--tree", &"copy"]);
     r.record("snaprecv --tree copy (full @r1)", "snaprecv", &into, Input::File(&s("full-r1")), true)?;
+    // An incremental from a bookmark: ranges of keys replace the tree's.
+    r.record("snaprecv --tree copy (#r1 -> @r2)", "snaprecv", &into, Input::File(&s("bm-r1-r2")), true)?;
+    r.record("snapctl destroy #kept", "snapctl", &os(&[&"destroy", &"#kept"]), Input::None, true)?;
 
     let list: String =
         r.commands.iter().map(|c| format!("{} {} {}\n", c.events.start, c.events.end, c.label)).collect();
@@ -530,7 +538,9 @@ fn source_streams(r: &Runner, source: &Path, seed: u64) -> Result<PathBuf, Strin
         std::fs::write(&path, &out.stdout).map_err(|e| format!("write {}: {e}", path.display()))?;
         Ok(out.stdout)
     };
+    r.run("snapctl", &os(&[&"bookmark", &"@r1", &"#r1", &source]), Input::None, false, true)?;
     send("full-r1", &["@r1"])?;
+    send("bm-r1-r2", &["-i", "#r1", "@r2"])?;
     send("r1-r2", &["-i", "@r1", "@r2"])?;
     send("r2-r4", &["-I", "@r2", "@r4"])?;
     let r5 = send("r4-r5", &["-i", "@r4", "@r5"])?;
