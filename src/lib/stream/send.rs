@@ -214,8 +214,10 @@ pub fn send(
     for (i, part) in parts.iter().enumerate() {
         let part_bytes = sizes.as_ref().map_or(0, |s| s.bytes[i]);
         // Unsized, the part may carry anything: a receiver that knows every feature
-        // takes it whatever its bits.
-        let features = sizes.as_ref().map_or(super::wire::FEATURES_KNOWN, |s| s.features[i]);
+        // takes it whatever its bits. But `ranges` says which kind of part it is.
+        let ranges = if part.bookmark.is_some() { FEATURE_RANGES } else { 0 };
+        let any = (super::wire::FEATURES_KNOWN & !FEATURE_RANGES) | ranges;
+        let features = sizes.as_ref().map_or(any, |s| s.features[i]);
         writer.begin(begin_record(pool, part, (i, parts.len()), features, part_bytes, run_bytes))?;
         let stats: GenerateStats = match &part.bookmark {
             Some(_) => {
