@@ -162,6 +162,7 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
     }
     check_history_heads(pool, &mut c, &trees)?;
     check_clones_feature(pool, &mut c);
+    check_bookmarks(pool, &mut c);
     check_snapshot_index(pool, &mut c, &trees)?;
     check_space_counters(pool, &mut c)?;
     check_receive_state(pool, &mut c)?;
@@ -307,6 +308,28 @@ fn check_clones_feature(pool: &Pool, c: &mut Checker) {
             "clones {} exist, but the label lacks the clones feature (an older binary would misread them)",
             clones.join(", ")
         ));
+    }
+}
+
+/// A bookmarks table needs the label's bookmarks bit, which the commit that makes the
+/// first bookmark sets (an older binary would drop the table at its next commit); each
+/// bookmark decodes and is of a tree the pool has.
+fn check_bookmarks(pool: &mut Pool, c: &mut Checker) {
+    let has_bit = pool.label.features_incompat & crate::format::label::FEATURE_BOOKMARKS != 0;
+    if pool.root.bookmarks.is_some() && !has_bit {
+        c.problem(
+            "the pool root names a bookmarks table, but the label lacks the bookmarks feature (an older binary \
+             would drop it)"
+                .to_string(),
+        );
+    }
+    match pool.all_bookmarks() {
+        Err(e) => c.problem(format!("the bookmarks table cannot be read: {e}")),
+        Ok(bookmarks) => {
+            for b in bookmarks.iter().filter(|b| pool.tree_name(b.tree).is_err()) {
+                c.problem(format!("bookmark #{} is of tree {}, which the pool does not have", b.name, b.tree));
+            }
+        }
     }
 }
 
