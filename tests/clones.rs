@@ -280,3 +280,50 @@ fn a_clone_replicates_as_a_clone_of_the_replicas_own_origin() {
     check(&replica);
     check(&other);
 }
+
+#[test]
+fn promote_swaps_a_clone_with_the_tree_it_came_from() {
+    // Goal: `promote dev` moves the live tree's snapshots up to dev's origin to dev, makes
+    // the live tree a clone of dev@base, and keeps every file where it was; the origin
+    // can then no longer be destroyed from under the live tree, but the old live tree's
+    // later snapshot can; promoting the live tree back restores the roles; a name that
+    // would collide refuses the promote and changes nothing. `check` after each step.
+    let dir = TempDir::new().unwrap();
+    let img = pool_with_base(dir.path());
+    put(&img, "data/b", b"live after base\n");
+    run(&img, &["snapshot", "@after"]);
+    run(&img, &["clone", "@base", "dev"]);
+    snapctl().args(["put", "-", "dev:data/c"]).arg(&img).write_stdin("dev's own\n").assert().success();
+    snapctl().args(["rm", "dev:data/a"]).arg(&img).assert().success();
+    run(&img, &["snapshot", "dev@d1"]);
+    refused(&img, &["promote", "live"], 2, "not a clone");
+
+    let out = run(&img, &["promote", "dev"]);
+    assert!(out.contains("promoted dev: @base moved from live"), "{out}");
+    check(&img);
+    let listed: serde_json::Value = serde_json::from_str(&run(&img, &["list", "--json"])).unwrap();
+    let of = |name: &str| listed.as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["tree"].clone();
+    assert_eq!((of("base"), of("after"), of("d1")), ("dev".into(), "live".into(), "dev".into()));
+    assert_eq!(run(&img, &["cat", "data/b"]), "live after base\n");
+    assert_eq!(run(&img, &["cat", "dev:data/c"]), "dev's own\n");
+    assert_eq!(run(&img, &["cat", "dev@base:data/b"]), "bee\n");
+    let status: serde_json::Value = serde_json::from_str(&run(&img, &["status", "--json"])).unwrap();
+    let clones = status["clones"].as_array().unwrap();
+    assert!(clones.iter().any(|c| c["name"] == "live"), "the live tree is the clone now: {status}");
+    refused(&img, &["destroy", "dev@base"], 7, "live");
+    run(&img, &["destroy", "@after"]);
+    check(&img);
+
+    // Back again: the live tree takes @base back. A snapshot of the live tree named as
+    // one that would move refuses it, with nothing changed.
+    run(&img, &["snapshot", "@base"]);
+    refused(&img, &["promote", "live"], 3, "base");
+    run(&img, &["destroy", "@base"]);
+    assert!(run(&img, &["promote", "live"]).contains("@base moved from dev"));
+    check(&img);
+    assert_eq!(run(&img, &["cat", "@base:data/b"]), "bee\n");
+    run(&img, &["destroy", "dev@d1"]);
+    run(&img, &["destroy", "dev"]);
+    run(&img, &["destroy", "@base"]);
+    check(&img);
+}

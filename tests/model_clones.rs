@@ -196,6 +196,14 @@ fn run_seed(seed: u64) {
                 1 => pool.set_history_seconds(0).unwrap(),
                 _ => pool.set_history_seconds(86400).unwrap(),
             },
+            // Promote a clone: the snapshots of its origin's tree up to its origin move
+            // to it (snapshot names are unique here, so none collides).
+            97..=98 => {
+                let Some((parent, origin)) = pool.origin_of(id) else { continue };
+                pool.commit().unwrap();
+                let parent = pool.tree_name(parent).unwrap();
+                promote(&mut pool, &mut model, &tree, &parent, origin.0, seed, step);
+            }
             _ => {
                 pool.commit().unwrap();
                 pool = reopen(pool, &clock);
@@ -207,9 +215,28 @@ fn run_seed(seed: u64) {
     clean_up(&mut pool, &mut model, seed);
 }
 
+/// Promotes clone `tree` of `parent`'s snapshot of txg `origin`, in the pool and the model.
+fn promote(pool: &mut Pool, model: &mut Model, tree: &str, parent: &str, origin: u64, seed: u64, step: usize) {
+    let moved = pool.promote_clone(tree).unwrap_or_else(|e| panic!("seed {seed} step {step}: promote {tree}: {e}"));
+    pool.commit().unwrap();
+    let moving: Vec<(String, String)> =
+        model.snapshots.iter().filter(|((t, _), (x, _))| t == parent && *x <= origin).map(|(k, _)| k.clone()).collect();
+    assert_eq!(moved.moved.len(), moving.len(), "seed {seed} step {step}: promote {tree}: {:?}", moved.moved);
+    for key in moving {
+        let value = model.snapshots.remove(&key).unwrap();
+        model.snapshots.insert((tree.to_string(), key.1), value);
+    }
+}
+
 /// Everything but the live tree goes, each tree once nothing depends on it; with the
-/// history pruned, no dead block may remain.
+/// history pruned, no dead block may remain. A live tree made a clone by a promote is
+/// promoted back first.
 fn clean_up(pool: &mut Pool, model: &mut Model, seed: u64) {
+    while let Some((parent, origin)) = pool.origin_of(LIVE_TREE_ID) {
+        let parent = pool.tree_name(parent).unwrap();
+        promote(pool, model, LIVE_TREE_NAME, &parent, origin.0, seed, usize::MAX);
+        compare(pool, model, seed, usize::MAX);
+    }
     loop {
         let clones: Vec<(u64, String)> =
             pool.trees().filter(|t| t.id != LIVE_TREE_ID).map(|t| (t.id, t.name.clone())).collect();

@@ -277,6 +277,16 @@ fn run(command: Command) -> Result<()> {
             let cloned = clone::clone(&mut pool, tree, snapshot, &name)?;
             stdout_write(&format!("{PROGRAM}: cloned {} as {} at txg {}\n", cloned.origin, cloned.name, cloned.txg))
         }
+        Command::Promote { name, device } => {
+            let promoted = clone::promote(&mut open(&device, OpenMode::Write)?, &name)?;
+            let moved: Vec<String> = promoted.moved.iter().map(|n| format!("@{n}")).collect();
+            stdout_write(&format!(
+                "{PROGRAM}: promoted {name}: {} moved from {}, which is now a clone of {name}; the retained history \
+                 was dropped\n",
+                if moved.is_empty() { "no snapshot".to_string() } else { moved.join(", ") },
+                promoted.demoted
+            ))
+        }
         Command::Status { json, device } => {
             let status = status::status(&mut open(&device, OpenMode::Read)?, &device)?;
             stdout_write(&if json { render::json(&status) } else { render::status(&status) })

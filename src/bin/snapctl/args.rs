@@ -177,6 +177,14 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// Swap a clone's role with the tree it was made from, as `zfs promote` does: the
+    /// snapshots up to its origin move to it, and that tree becomes its clone.
+    Promote {
+        /// The clone.
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
     /// Give a snapshot (or a bookmark) another name; streams find it by its guid, so
     /// replication goes on.
     Rename {

@@ -37,3 +37,10 @@ pub fn destroy_clone(pool: &mut Pool, name: &str) -> Result<CloneDestroyed> {
     let summary = pool.commit()?;
     Ok(CloneDestroyed { name: name.to_string(), freed_bytes: summary.freed_bytes })
 }
+
+/// Promotes clone `name` over the tree it was made from, and commits.
+pub fn promote(pool: &mut Pool, name: &str) -> Result<crate::pool::Promoted> {
+    let promoted = pool.promote_clone(name)?;
+    pool.commit()?;
+    Ok(promoted)
+}

@@ -12,7 +12,8 @@ use serde::{Serialize, Serializer};
 /// them (alphabetical); scripts read them by these names. Times are UTC text.
 #[derive(Clone, Debug, Serialize)]
 pub struct PoolStatus {
-    /// The clones and trees besides the live tree, by name.
+    /// The clones and trees besides the live tree, by name, and the live tree too once a
+    /// promote made it a clone.
     pub clones: Vec<Clone>,
     /// How new file data is compressed: "off", "lz4" or "zstd:N".
     pub compression: String,
@@ -117,7 +118,7 @@ fn readers(pool: &mut Pool) -> Result<Vec<Reader>> {
 }
 
 fn clones(pool: &mut Pool) -> Result<Vec<Clone>> {
-    let trees: Vec<_> = pool.trees().filter(|t| t.id != LIVE_TREE_ID).cloned().collect();
+    let trees: Vec<_> = pool.trees().filter(|t| t.id != LIVE_TREE_ID || t.origin.is_some()).cloned().collect();
     let mut out = Vec::new();
     for tree in trees {
         let origin = match tree.origin {

@@ -58,7 +58,8 @@ impl TreeEntry {
         let created_txg = Txg(r.u64()?);
         let origin = match (r.u64()?, r.u64()?) {
             (0, 0) => None,
-            (tree, txg) if tree != 0 && txg != 0 && txg < created_txg.0 => Some((tree, Txg(txg))),
+            // A promote (pool/promote.rs) can give an older tree an origin after its birth.
+            (tree, txg) if tree != 0 && txg != 0 && tree != id => Some((tree, Txg(txg))),
             (tree, txg) => return Err(Error::corrupt(format!("tree {id} has an impossible origin ({tree}, {txg})"))),
         };
         // Entries written before version 10 end here; the pool then lacks the counters.

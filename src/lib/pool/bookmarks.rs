@@ -38,7 +38,7 @@ impl Pool {
         Ok(entry)
     }
 
-    fn put_bookmark(&mut self, entry: &BookmarkEntry) -> Result<()> {
+    pub(super) fn put_bookmark(&mut self, entry: &BookmarkEntry) -> Result<()> {
         let key = BookmarkEntry::key(entry.tree, &entry.name);
         self.bookmarks_table.insert(&mut self.store, &key, &entry.encode_value())?;
         Ok(())

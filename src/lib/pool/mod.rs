@@ -4,6 +4,8 @@
 //! device only through `commit` (commit.rs), the single writer of commit records.
 
 mod bookmarks;
+mod promote;
+pub use promote::Promoted;
 mod clones;
 mod commit;
 mod features;

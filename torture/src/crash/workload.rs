@@ -500,6 +500,10 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl put - work:clone-file", "snapctl", &put, Input::Bytes(vec![7; 70_000]), true)?;
     r.record("snapctl snapshot work@w1", "snapctl", &os(&[&"snapshot", &"work@w1"]), Input::None, true)?;
     r.record("snapctl rm -r work:", "snapctl", &os(&[&"rm", &"-r", &"work:clone-file"]), Input::None, true)?;
+    // Promote: @s3 (and the live tree's snapshots before it) move to work, the live tree
+    // becomes its clone; promoting the live tree back restores the roles.
+    r.record("snapctl promote work", "snapctl", &os(&[&"promote", &"work"]), Input::None, true)?;
+    r.record("snapctl promote live", "snapctl", &os(&[&"promote", &"live"]), Input::None, true)?;
     r.record("snapctl destroy work@w1", "snapctl", &os(&[&"destroy", &"work@w1"]), Input::None, true)?;
     r.record("snapctl destroy work", "snapctl", &os(&[&"destroy", &"work"]), Input::None, true)?;
     // A full stream into a tree of its own, made by the receive's commit.
