@@ -196,3 +196,67 @@ fn a_clone_replicates_from_a_bookmark_of_its_origin_and_a_wrong_base_is_refused(
     assert_eq!(run(&other, &["list"]), before);
     check(&other);
 }
+
+#[test]
+fn a_broken_part_from_a_bookmark_resumes_from_its_token() {
+    // Goal: `snaprecv -s` keeps what a broken part from a bookmark applied; its token
+    // (2-...) makes `snapsend -t` send the rest from the same bookmark, whose -n -P size
+    // is exact; broken twice and resumed, the replica ends as an unbroken receive leaves
+    // it (every file, check clean). Method: 40 files in 4 directories, a tenth changed,
+    // one directory emptied, new files; streams cut at a third, then inside the rest.
+    let dir = TempDir::new().unwrap();
+    let src = pool(dir.path(), 128 * MIB, &[]);
+    for d in 0..4 {
+        snapctl().args(["mkdir", &format!("d{d}")]).arg(&src).assert().success();
+    }
+    for i in 0..40u64 {
+        put(&src, &format!("d{}/f{i:02}", i % 4), &noise(64 * 1024 + (i as usize * 37 * 1024) % (336 * 1024), i + 1));
+    }
+    run(&src, &["snapshot", "@a"]);
+    let full = send(&["@a"], &src);
+    run(&src, &["bookmark", "@a", "#a"]);
+    for i in (0..40u64).step_by(7) {
+        put(&src, &format!("d{}/f{i:02}", i % 4), &noise(200 * 1024, i + 100));
+    }
+    snapctl().args(["rm", "-r", "d1"]).arg(&src).assert().success();
+    put(&src, "d0/new", &noise(300 * 1024, 7));
+    run(&src, &["snapshot", "@b"]);
+    run(&src, &["destroy", "@a"]);
+    let whole = send(&["-i", "#a", "@b"], &src);
+
+    let reference = fresh_pool(dir.path(), "reference.img", 128 * MIB);
+    receive(&reference, &full);
+    receive(&reference, &whole);
+    let replica = fresh_pool(dir.path(), "replica.img", 128 * MIB);
+    receive(&replica, &full);
+    let token_of = |img: &Path| -> String {
+        let status: serde_json::Value = serde_json::from_str(&run(img, &["status", "--json"])).unwrap();
+        status["receive_resume_token"].as_str().expect("a saved partial receive").to_string()
+    };
+    let mut stream = whole.clone();
+    for cut in 0..2 {
+        snaprecv().arg("-s").arg(&replica).write_stdin(stream[..stream.len() / 3].to_vec()).assert().failure();
+        check(&replica);
+        let token = token_of(&replica);
+        assert!(token.starts_with("2-"), "cut {cut}: {token}");
+        stream = send(&["-t", &token], &src);
+        let sizes = stdout(snapsend().args(["-n", "-P", "-t", &token]).arg(&src));
+        assert!(sizes.contains(&format!("size\t{}\n", stream.len())), "{sizes} vs {} bytes", stream.len());
+        assert!(stream.len() < whole.len(), "cut {cut}: the rest is smaller than the whole part");
+    }
+    snaprecv().arg("-s").arg(&replica).write_stdin(stream).assert().success();
+    check(&replica);
+    let files = |img: &Path| {
+        let mut all = Vec::new();
+        for d in ["d0", "d2", "d3"] {
+            let listed = run(img, &["ls", &format!("@b:{d}")]);
+            for name in listed.split_whitespace() {
+                let path = format!("@b:{d}/{name}");
+                all.push((path.clone(), snapctl().args(["cat", &path]).arg(img).output().unwrap().stdout));
+            }
+        }
+        all
+    };
+    assert_eq!(files(&replica), files(&reference));
+    assert!(run(&replica, &["ls", "@b:"]).split_whitespace().all(|n| n != "d1"));
+}

@@ -10,7 +10,9 @@ use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 
 pub const RECEIVE_STATE_MAGIC: [u8; 4] = *b"SNRS";
-pub const RECEIVE_STATE_VERSION: u32 = 1;
+/// Version 2: the part is from a bookmark (`from_bookmark`, in the first of the 16
+/// reserved bytes). A state without it is still written as version 1.
+pub const RECEIVE_STATE_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiveState {
@@ -36,13 +38,15 @@ pub struct ReceiveState {
     pub bytes_applied: u64,
     /// When the state was saved.
     pub saved_ns: u64,
+    /// The part is from a bookmark (stream feature `ranges`): its rest must be too.
+    pub from_bookmark: bool,
 }
 
 impl ReceiveState {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.raw(&RECEIVE_STATE_MAGIC);
-        w.u32(RECEIVE_STATE_VERSION);
+        w.u32(if self.from_bookmark { 2 } else { 1 });
         w.u64(self.tree);
         w.u64(self.origin_txg);
         BlockPtr::encode(self.staging.as_ref(), &mut w);
@@ -56,7 +60,8 @@ impl ReceiveState {
         w.u64(self.records_applied);
         w.u64(self.bytes_applied);
         w.u64(self.saved_ns);
-        w.zeros(16);
+        w.u8(self.from_bookmark as u8);
+        w.zeros(15);
         w.bytes16(self.snapshot_name.as_bytes());
         w.bytes16(self.base_name.as_bytes());
         w.bytes
@@ -68,7 +73,7 @@ impl ReceiveState {
             return Err(Error::corrupt("receive state has a bad magic"));
         }
         let version = r.u32()?;
-        if version != RECEIVE_STATE_VERSION {
+        if version == 0 || version > RECEIVE_STATE_VERSION {
             return Err(Error::Unsupported { what: format!("a saved receive state of version {version}") });
         }
         let tree = r.u64()?;
@@ -84,7 +89,12 @@ impl ReceiveState {
         let records_applied = r.u64()?;
         let bytes_applied = r.u64()?;
         let saved_ns = r.u64()?;
-        r.zeros(16)?;
+        let from_bookmark = match (version, r.u8()?) {
+            (1, 0) => false,
+            (2, 1) => true,
+            (_, flags) => return Err(Error::corrupt(format!("receive state of version {version} with flags {flags}"))),
+        };
+        r.zeros(15)?;
         let name = |b: &[u8]| {
             String::from_utf8(b.to_vec()).map_err(|_| Error::corrupt("receive state names a snapshot in bad UTF-8"))
         };
@@ -109,6 +119,7 @@ impl ReceiveState {
             records_applied,
             bytes_applied,
             saved_ns,
+            from_bookmark,
         })
     }
 }
@@ -135,8 +146,12 @@ mod tests {
             records_applied: 100,
             bytes_applied: 5000,
             saved_ns: 12,
+            from_bookmark: false,
         };
         assert_eq!(ReceiveState::decode(&state.encode()).unwrap(), state);
+        assert_eq!(state.encode()[4..8], 1u32.to_le_bytes(), "without a bookmark, the version-1 layout");
+        let marked = ReceiveState { from_bookmark: true, ..state.clone() };
+        assert_eq!(ReceiveState::decode(&marked.encode()).unwrap(), marked);
         let mut bad = state.encode();
         bad[0] = b'X';
         assert!(ReceiveState::decode(&bad).is_err());

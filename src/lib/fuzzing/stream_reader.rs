@@ -64,6 +64,7 @@ fn decode_token(data: &[u8]) {
         snapshot_guid: body[..16].try_into().expect("16 bytes"),
         base_guid: Some(body[16..32].try_into().expect("16 bytes")).filter(|g| *g != [0; 16]),
         point: crate::stream::wire::ResumePoint { ino: field(32), record: field(40) },
+        from_bookmark: false,
     };
     match ResumeToken::decode(&token.encode()) {
         Ok(decoded) => assert_eq!(decoded, token),

@@ -231,6 +231,7 @@ fn match_saved_state(saved: Option<ReceiveState>, begin: &Begin, tree: u64) -> R
         (Some(state), Some(point)) => {
             let base_guid = begin.base.as_ref().map_or([0; 16], |b| b.guid);
             let fits = state.tree == tree
+                && state.from_bookmark == (begin.features & FEATURE_RANGES != 0)
                 && state.snapshot_guid == begin.snapshot.guid
                 && state.base_guid == base_guid
                 && state.resume_ino == point.ino
@@ -325,8 +326,7 @@ fn receive_part_inner(
             }
             records
         }
-        // A part from a bookmark is not saved: it starts again whole.
-        Err(e) if options.save_partial && interrupted(&e) && begin.features & FEATURE_RANGES == 0 => {
+        Err(e) if options.save_partial && interrupted(&e) => {
             return Err(save_partial(
                 pool,
                 tree,
@@ -402,6 +402,7 @@ fn save_partial(
         records_applied: saved.as_ref().map_or(0, |s| s.records_applied).saturating_add(progress.records),
         bytes_applied: saved.as_ref().map_or(0, |s| s.bytes_applied) + bytes,
         saved_ns: pool.clock().now_ns(),
+        from_bookmark: begin.features & FEATURE_RANGES != 0,
     };
     if point.is_none() {
         // Nothing complete to keep: the part starts over, and any older state stays.
@@ -426,6 +427,7 @@ pub fn state_token(state: &ReceiveState) -> String {
         snapshot_guid: state.snapshot_guid,
         base_guid: (state.base_guid != [0; 16]).then_some(state.base_guid),
         point: ResumePoint { ino: state.resume_ino, record: state.resume_record },
+        from_bookmark: state.from_bookmark,
     }
     .encode()
 }

@@ -122,8 +122,35 @@ pub fn plan_resume(pool: &mut Pool, tree: u64, token: &ResumeToken) -> Result<Pa
         })
     };
     let target = find(&token.snapshot_guid, "sent")?;
+    if token.from_bookmark {
+        // The rest of a part from a bookmark goes from that bookmark too: the receiver
+        // saved ranges of keys, not changes.
+        let guid = token.base_guid.ok_or_else(|| Error::invalid("a resume token from a bookmark names no base"))?;
+        let mark = bookmark_with_guid(pool, tree, &guid)?;
+        let base = bookmark_base(pool, tree, &mark, &target)?;
+        return Ok(Part { base: Some(base), target, resume: Some(token.point), bookmark: Some(mark) });
+    }
     let base = token.base_guid.as_ref().map(|g| find(g, "base")).transpose()?;
     Ok(Part { base, target, resume: Some(token.point), bookmark: None })
+}
+
+/// The name of a bookmark of the snapshot with `guid`, of `tree` or a tree it was cloned
+/// from.
+fn bookmark_with_guid(pool: &mut Pool, tree: u64, guid: &[u8; 16]) -> Result<String> {
+    let mut at = Some(tree);
+    for _ in 0..=pool.trees().count() {
+        let Some(t) = at else { break };
+        if let Some(mark) = pool.bookmark_by_guid(t, guid)? {
+            return Ok(mark.name);
+        }
+        at = pool.origin_of(t).map(|(origin, _)| origin);
+    }
+    Err(Error::NotFound {
+        what: format!(
+            "a bookmark of the token's base snapshot (guid {}) on this pool (destroyed since?)",
+            crate::pool::guid_hex(guid)
+        ),
+    })
 }
 
 fn begin_record(
