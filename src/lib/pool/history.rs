@@ -315,6 +315,34 @@ mod tests {
         device
     }
 
+    #[test]
+    fn the_space_log_every_open_reads_stays_a_few_blocks_long() {
+        // Goal: however many commits a pool has seen, an open replays at most a few log
+        // blocks past the condensed base (2 x base + 4 + the block being added). Method:
+        // 400 commits that each take a snapshot and rewrite a file, the log's length
+        // after each; fails with the earlier slack of 16.
+        let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
+        let mut pool = format_pool(Box::new(device.clone()), &FormatOptions::default()).unwrap();
+        let mut longest = 0;
+        for i in 0..400 {
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let name = format!("f{}", i % 50);
+            let ino = match fs.lookup(crate::fs::ROOT_INO, name.as_bytes()).unwrap() {
+                Some(e) => e.ino,
+                None => fs
+                    .create(crate::fs::ROOT_INO, name.as_bytes(), crate::fs::Inode::new(0o100644, Default::default()))
+                    .unwrap(),
+            };
+            fs.write_at(ino, 0, &vec![i as u8; 9000]).unwrap();
+            pool.create_snapshot(LIVE_TREE_ID, &format!("snapshot-{i}")).unwrap();
+            pool.commit().unwrap();
+            let excess = pool.root.space_log_blocks.saturating_sub(2 * pool.root.space_base_blocks);
+            longest = longest.max(excess);
+        }
+        assert!(longest <= 5, "the log grew {longest} blocks past twice its base");
+        assert!(longest >= 3, "the test never made the log grow ({longest}): it proves nothing");
+    }
+
     /// Device reads of opening the pool and committing one snapshot, less the blocks of
     /// the space log, which every open replays (its length is bounded by condensing and
     /// follows the allocations, not the history: commit.rs).
