@@ -11,15 +11,6 @@ use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;
 
-fn run(img: &Path, args: &[&str]) -> String {
-    stdout(snapctl().args(args).arg(img))
-}
-
-fn refused(img: &Path, args: &[&str], code: i32, message: &str) {
-    snapctl().args(args).arg(img).assert().code(code).stderr(predicate::str::contains(message));
-    check(img);
-}
-
 fn sync(src: &Path, img: &Path) {
     snapctl().arg("sync").arg(src).arg(img).assert().success();
 }

@@ -11,15 +11,6 @@ use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;
 
-fn run(img: &Path, args: &[&str]) -> String {
-    stdout(snapctl().args(args).arg(img))
-}
-
-fn refused(img: &Path, args: &[&str], code: i32, message: &str) {
-    snapctl().args(args).arg(img).assert().code(code).stderr(predicate::str::contains(message));
-    check(img);
-}
-
 /// A pool whose live tree holds /data/a and /data/b, snapshotted as @base.
 fn pool_with_base(dir: &Path) -> std::path::PathBuf {
     let img = pool(dir, 64 * MIB, &[]);

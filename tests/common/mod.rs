@@ -45,6 +45,21 @@ pub fn check(img: &Path) {
     );
 }
 
+/// `snapctl ARGS IMG`'s standard output; the test fails if the command does.
+pub fn run(img: &Path, args: &[&str]) -> String {
+    stdout(snapctl().args(args).arg(img))
+}
+
+/// `snapctl ARGS IMG` must fail with `code` and a message holding `message`, and leave
+/// the pool clean.
+pub fn refused(img: &Path, args: &[&str], code: i32, message: &str) {
+    let out = snapctl().args(args).arg(img).output().expect("run snapctl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "snapctl {args:?}: {stderr}");
+    assert!(stderr.contains(message), "snapctl {args:?}: {stderr:?} lacks {message:?}");
+    check(img);
+}
+
 pub fn stdout(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run");
     assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));

@@ -436,17 +436,7 @@ pub fn generate(
     load_data: bool,
     sink: &mut dyn Sink,
 ) -> Result<GenerateStats> {
-    let mut g = Generator {
-        store,
-        sink,
-        load_data,
-        group: Group::default(),
-        punch: None,
-        batch: None,
-        stats: Default::default(),
-        target: Tree::open(TreeKind::Files, Owner::Meta, target),
-        xattr_sent: None,
-    };
+    let mut g = Generator::new(store, sink, load_data, target);
     while let Some(change) = changes.next(g.store)? {
         g.change(change)?;
     }
@@ -469,17 +459,7 @@ pub fn generate_ranges(
     load_data: bool,
     sink: &mut dyn Sink,
 ) -> Result<GenerateStats> {
-    let mut g = Generator {
-        store,
-        sink,
-        load_data,
-        group: Group::default(),
-        punch: None,
-        batch: None,
-        stats: Default::default(),
-        target: Tree::open(TreeKind::Files, Owner::Meta, target),
-        xattr_sent: None,
-    };
+    let mut g = Generator::new(store, sink, load_data, target);
     // The walk and the records' reads both need the store: the walk collects the
     // records of up to LEAVES_PER_WALK leaves, they go out, and the next walk starts
     // where it stopped.
@@ -516,7 +496,21 @@ pub fn generate_ranges(
 /// Leaves whose records one walk of `generate_ranges` collects (a few MiB at most).
 const LEAVES_PER_WALK: usize = 256;
 
-impl Generator<'_> {
+impl<'g> Generator<'g> {
+    fn new(store: &'g mut Store, sink: &'g mut dyn Sink, load_data: bool, target: Option<BlockPtr>) -> Generator<'g> {
+        Generator {
+            store,
+            sink,
+            load_data,
+            group: Group::default(),
+            punch: None,
+            batch: None,
+            stats: Default::default(),
+            target: Tree::open(TreeKind::Files, Owner::Meta, target),
+            xattr_sent: None,
+        }
+    }
+
     /// Sends a record of a part from a bookmark: a file record's ITEM becomes a WRITE, or
     /// a KEEP_RECORD if none of its blocks was born after `floor`.
     fn range_record(&mut self, record: Record, floor: u64) -> Result<()> {
