@@ -70,7 +70,7 @@ impl Pool {
     /// Every bookmark on the pool, by tree, oldest first.
     pub fn all_bookmarks(&mut self) -> Result<Vec<BookmarkEntry>> {
         let mut found = Vec::new();
-        for (k, v) in self.bookmarks_table.read_all(&mut self.store)? {
+        for (k, v) in self.bookmarks_table.scan_prefix(&mut self.store, &[])? {
             found.push(BookmarkEntry::decode(&k, &v)?);
         }
         found.sort_by(|a, b| (a.tree, a.txg, &a.name).cmp(&(b.tree, b.txg, &b.name)));

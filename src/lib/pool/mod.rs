@@ -218,7 +218,7 @@ impl Pool {
         if self.snapshots_loaded {
             return Ok(());
         }
-        for (k, v) in self.snapshots_table.read_all(&mut self.store)? {
+        for (k, v) in self.snapshots_table.scan_prefix(&mut self.store, &[])? {
             let entry = SnapshotEntry::decode(&k, &v)?;
             if !self.destroyed_now(&entry) {
                 self.cache_snapshot(entry);

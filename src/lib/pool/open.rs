@@ -154,7 +154,7 @@ impl Pool {
         store.compression = root.config.compression;
         let mut pool = Pool::handle(store, label, root, commit, mode, warnings, clock);
         pool.space_log_head = space_log_head;
-        for (k, v) in pool.trees_table.read_all(&mut pool.store)? {
+        for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
             let entry = TreeEntry::decode(&k, &v)?;
             pool.tree_entries.insert(entry.id, entry);
         }

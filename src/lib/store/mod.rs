@@ -62,10 +62,6 @@ const DEAD_ENTRY_BYTES: u64 = 128;
 /// Contiguous writes are gathered up to this size, so a copy-in writes in large requests.
 const WRITE_BUFFER_BYTES: usize = 8 << 20;
 
-/// Threads of `prefetch`: they mostly wait for the device, which serves a dozen requests
-/// at once.
-const PREFETCH_THREADS: usize = 8;
-
 pub struct Store {
     pub dev: Box<dyn Device>,
     pub alloc: Allocator,
@@ -144,46 +140,6 @@ impl Store {
             self.node_cache.insert(ptr.addr.0, ptr.checksum, &logical);
         }
         Ok(logical)
-    }
-
-    /// Reads metadata blocks into the node cache on worker threads, many requests at
-    /// once: a device answers a dozen concurrent reads far faster than the same reads one
-    /// after another (a loop device, a cloud volume), and reading a whole table at open
-    /// was one cold read after another. Best effort: a block that fails here (damage, a
-    /// bad copy) is read again when it is used, with its ditto copy, and reports there.
-    pub fn prefetch(&mut self, ptrs: &[BlockPtr]) {
-        let Some(reader) = self.dev.shared_reader() else { return };
-        let mut wanted = Vec::new();
-        for ptr in ptrs {
-            let usable = ptr.kind.is_metadata()
-                && self.check_in_data_area(ptr.addr, ptr).is_ok()
-                && self.node_cache.get(ptr.addr.0, &ptr.checksum).is_none()
-                && self.flush_overlapping(ptr.addr, ptr.allocated_blocks()).is_ok();
-            if usable {
-                wanted.push(*ptr);
-            }
-        }
-        if wanted.len() < 2 {
-            return;
-        }
-        let threads = PREFETCH_THREADS.min(wanted.len());
-        let chunk = wanted.len().div_ceil(threads);
-        let read = |ptr: &BlockPtr| -> Option<Vec<u8>> {
-            let mut stored = vec![0u8; ptr.stored_bytes as usize];
-            reader.read_at(ptr.addr.byte_offset(), &mut stored).ok()?;
-            (blake3(&stored) == ptr.checksum).then_some(())?;
-            compress::decompress(stored, ptr.compression, ptr.logical_bytes).ok()
-        };
-        let done: Vec<(BlockPtr, Vec<u8>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = wanted
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().filter_map(|p| Some((*p, read(p)?))).collect::<Vec<_>>()))
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-        });
-        for (ptr, logical) in done {
-            self.node_cache.insert(ptr.addr.0, ptr.checksum, &logical);
-        }
     }
 
     /// The stored bytes of `ptr`'s first copy if a write buffer still holds them whole,

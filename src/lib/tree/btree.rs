@@ -363,16 +363,6 @@ impl Tree {
         Ok(found)
     }
 
-    /// Every entry, in order, as `scan_prefix(&[])`, with the committed nodes read ahead a
-    /// level at a time on worker threads (`Store::prefetch`): a whole table costs a few
-    /// rounds of concurrent reads, not one cold read per node.
-    pub fn read_all(&mut self, store: &mut Store) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if let Some(root) = self.committed_root().filter(|_| !self.is_dirty()) {
-            prefetch_levels(store, self.kind, root)?;
-        }
-        self.scan_prefix(store, &[])
-    }
-
     /// Entries whose key starts with `prefix`, in order.
     pub fn scan_prefix(&mut self, store: &mut Store, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
@@ -630,33 +620,6 @@ fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> 
     debug_assert_eq!(bytes.len(), node.bytes);
     slot.ptr = Some(store.write_block(BlockKind::TreeNode, node.level, &bytes)?);
     store.metadata_written(NODE_BYTES_MAX as u64);
-    Ok(())
-}
-
-/// Nodes a read-ahead wave fetches at most (16 MiB of 16 KiB nodes): half the node
-/// cache, so that a wave does not evict what it fetched before it is used.
-const PREFETCH_WAVE_NODES: usize = 1024;
-
-/// Reads the nodes of the committed tree at `root` into the node cache, level by level,
-/// each level's nodes at once.
-fn prefetch_levels(store: &mut Store, kind: TreeKind, root: BlockPtr) -> Result<()> {
-    let mut level = vec![root];
-    while !level.is_empty() && level.len() <= PREFETCH_WAVE_NODES {
-        store.prefetch(&level);
-        if level[0].level == 0 {
-            break;
-        }
-        let mut next = Vec::new();
-        for ptr in &level {
-            let bytes = store.read_block(ptr)?;
-            let node = EncodedNode::decode(&bytes, kind, ptr.level)
-                .map_err(|e| Error::corrupt(format!("{e} (block {})", ptr.addr.0)))?;
-            if let NodeBody::Internal(children) = node.body {
-                next.extend(children.into_iter().map(|(_, child)| child));
-            }
-        }
-        level = next;
-    }
     Ok(())
 }
 
