@@ -117,6 +117,8 @@ fn what_a_clone_depends_on_is_refused_with_the_clone_named() {
         (&["destroy", "live"], exit_code::INVALID, "the live tree cannot be destroyed"),
         (&["destroy", "@base", "dev@s"], exit_code::INVALID, "one tree at a time"),
         (&["mv", "dev:data/b", "data/c"], exit_code::INVALID, "within one tree"),
+        (&["diff", "@base", "dev@s"], exit_code::INVALID, "diff compares two snapshots of one tree"),
+        (&["promote", "nope"], exit_code::NOT_FOUND_OR_EXISTS, "clone nope not found"),
     ];
     for (args, code, message) in cases {
         refused(&img, args, *code, message);
