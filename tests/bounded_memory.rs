@@ -131,7 +131,9 @@ fn a_sync_that_writes_nodes_out_early_is_atomic_wherever_it_is_cut() {
                 "history {history_seconds}, crash at write {n}: neither the old nor the new tree"
             );
         }
-        assert!(crash_points > 60, "the transaction issued only {total} writes");
+        // Metadata goes out in runs (alloc/allocator.rs), so the transaction is a handful
+        // of large writes: every one of them but the last few must be a crash point.
+        assert!(total >= 8 && crash_points + 8 >= total, "{crash_points} crash points of {total} writes");
     }
 }
 
