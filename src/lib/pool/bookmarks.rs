@@ -116,6 +116,25 @@ impl Pool {
         Ok(later)
     }
 
+    /// The first bookmark `find` gives along the line of `tree`: the tree itself, then
+    /// the trees it was cloned from, newest first.
+    pub fn bookmark_in_line(
+        &mut self,
+        tree: u64,
+        find: &mut dyn FnMut(&mut Pool, u64) -> Result<Option<BookmarkEntry>>,
+    ) -> Result<Option<BookmarkEntry>> {
+        let mut at = Some(tree);
+        // Bounded: a damaged pool could name origins in a loop.
+        for _ in 0..=self.tree_entries.len() {
+            let Some(t) = at else { break };
+            if let Some(found) = find(self, t)? {
+                return Ok(Some(found));
+            }
+            at = self.origin_of(t).map(|(origin, _)| origin);
+        }
+        Ok(None)
+    }
+
     /// Whether the state of `tree` at txg `at` descends from `bookmark` with no rollback
     /// between: the same tree later on, or a clone (of a clone...) made from a snapshot
     /// of the bookmark's tree at or after it. Rollbacks drop the bookmarks they go behind,

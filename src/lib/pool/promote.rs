@@ -38,6 +38,9 @@ impl Pool {
         let Some((tree, origin)) = self.origin_of(clone) else {
             return Err(Error::invalid(format!("{name} is not a clone: nothing to promote it over")));
         };
+        let demoted = self.tree_name(tree).map_err(|_| {
+            Error::corrupt(format!("clone {name} names tree {tree} as its origin, which the pool does not have"))
+        })?;
         if [clone, tree].iter().any(|id| self.heads.get(id).is_some_and(|t| t.is_dirty())) {
             return Err(Error::invalid("cannot promote with uncommitted changes"));
         }
@@ -90,7 +93,7 @@ impl Pool {
         self.set_origin(clone, new_origin)?;
         self.set_origin(tree, Some((clone, origin)))?;
         self.prune_history()?;
-        Ok(Promoted { demoted: self.tree_name(tree)?, moved: moved.into_iter().map(|s| s.name).collect() })
+        Ok(Promoted { demoted, moved: moved.into_iter().map(|s| s.name).collect() })
     }
 
     /// F's dead entries of blocks born up to the origin: those that died by it move to

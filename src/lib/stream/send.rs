@@ -9,7 +9,7 @@ use super::generate::{Changes, GenerateStats, SizeSink, generate, generate_range
 use super::token::ResumeToken;
 use super::wire::{Begin, End, FEATURE_RANGES, PREAMBLE_BYTES, Record, ResumePoint, SnapRef};
 use crate::error::{Error, Result};
-use crate::format::tables::SnapshotEntry;
+use crate::format::tables::{BookmarkEntry, SnapshotEntry};
 use crate::pool::Pool;
 use crate::tree::Change;
 
@@ -52,7 +52,11 @@ pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, interm
     // A clone's snapshot may go from the snapshot it was made from (or an older one of
     // its origin's tree): the receiver then makes the clone of its copy of that one.
     let (base_entry, bookmark) = match base.strip_prefix('#') {
-        Some(mark) => (bookmark_base(pool, tree, mark, &target_entry)?, Some(mark.to_string())),
+        Some(mark) => {
+            let found = pool.bookmark_in_line(tree, &mut |pool, t| pool.find_bookmark(t, mark))?;
+            let bookmark = found.ok_or_else(|| Error::not_found(format!("bookmark #{mark}")))?;
+            (bookmark_base(pool, tree, bookmark, &target_entry)?, Some(mark.to_string()))
+        }
         None => (pool.ancestor_snapshot(tree, base)?, None),
     };
     if base_entry.txg >= target_entry.txg {
@@ -79,24 +83,12 @@ pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, interm
 
 /// What bookmark `mark` keeps of its snapshot, as a base for `target` of `tree`: the
 /// bookmark is of `tree` or of a tree it was cloned from, and `target` descends from it.
-fn bookmark_base(pool: &mut Pool, tree: u64, mark: &str, target: &SnapshotEntry) -> Result<SnapshotEntry> {
-    let mut found = None;
-    let mut at = Some(tree);
-    // Bounded: a damaged pool could name origins in a loop.
-    for _ in 0..=pool.trees().count() {
-        let Some(t) = at else { break };
-        if let Some(b) = pool.find_bookmark(t, mark)? {
-            found = Some(b);
-            break;
-        }
-        at = pool.origin_of(t).map(|(origin, _)| origin);
-    }
-    let bookmark = found.ok_or_else(|| Error::not_found(format!("bookmark #{mark}")))?;
+fn bookmark_base(pool: &Pool, tree: u64, bookmark: BookmarkEntry, target: &SnapshotEntry) -> Result<SnapshotEntry> {
     if bookmark.txg >= target.txg || !pool.descends_from(tree, target.txg, &bookmark) {
         return Err(Error::invalid(format!(
-            "bookmark #{mark} (of @{}, txg {}) is not an earlier state of @{} (txg {}): send from a bookmark of an \
+            "bookmark #{} (of @{}, txg {}) is not an earlier state of @{} (txg {}): send from a bookmark of an \
              older snapshot of the same tree",
-            bookmark.snapshot_name, bookmark.txg.0, target.name, target.txg.0
+            bookmark.name, bookmark.snapshot_name, bookmark.txg.0, target.name, target.txg.0
         )));
     }
     Ok(SnapshotEntry {
@@ -126,31 +118,19 @@ pub fn plan_resume(pool: &mut Pool, tree: u64, token: &ResumeToken) -> Result<Pa
         // The rest of a part from a bookmark goes from that bookmark too: the receiver
         // saved ranges of keys, not changes.
         let guid = token.base_guid.ok_or_else(|| Error::invalid("a resume token from a bookmark names no base"))?;
-        let mark = bookmark_with_guid(pool, tree, &guid)?;
-        let base = bookmark_base(pool, tree, &mark, &target)?;
-        return Ok(Part { base: Some(base), target, resume: Some(token.point), bookmark: Some(mark) });
+        let found = pool.bookmark_in_line(tree, &mut |pool, t| pool.bookmark_by_guid(t, &guid))?;
+        let bookmark = found.ok_or_else(|| Error::NotFound {
+            what: format!(
+                "a bookmark of the token's base snapshot (guid {}) on this pool (destroyed since?)",
+                crate::pool::guid_hex(&guid)
+            ),
+        })?;
+        let name = bookmark.name.clone();
+        let base = bookmark_base(pool, tree, bookmark, &target)?;
+        return Ok(Part { base: Some(base), target, resume: Some(token.point), bookmark: Some(name) });
     }
     let base = token.base_guid.as_ref().map(|g| find(g, "base")).transpose()?;
     Ok(Part { base, target, resume: Some(token.point), bookmark: None })
-}
-
-/// The name of a bookmark of the snapshot with `guid`, of `tree` or a tree it was cloned
-/// from.
-fn bookmark_with_guid(pool: &mut Pool, tree: u64, guid: &[u8; 16]) -> Result<String> {
-    let mut at = Some(tree);
-    for _ in 0..=pool.trees().count() {
-        let Some(t) = at else { break };
-        if let Some(mark) = pool.bookmark_by_guid(t, guid)? {
-            return Ok(mark.name);
-        }
-        at = pool.origin_of(t).map(|(origin, _)| origin);
-    }
-    Err(Error::NotFound {
-        what: format!(
-            "a bookmark of the token's base snapshot (guid {}) on this pool (destroyed since?)",
-            crate::pool::guid_hex(guid)
-        ),
-    })
 }
 
 fn begin_record(

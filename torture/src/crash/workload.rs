@@ -443,15 +443,20 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
         Input::File(&s("r4-r5-cut")),
         false,
     )?;
-    let token = stderr
-        .split("snapsend -t ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .ok_or_else(|| format!("the broken receive printed no resume token:\n{stderr}"))?
-        .to_string();
-    let resume = streams.join("resume");
-    let out = r.run("snapsend", &os(&[&"-t", &token, &source]), Input::None, false, true)?;
-    std::fs::write(&resume, &out.stdout).map_err(|e| format!("write {}: {e}", resume.display()))?;
+    // The rest of a broken part, sent with the token its receive printed (not recorded).
+    let rest_of = |r: &mut Runner, stderr: &str, name: &str| -> Result<PathBuf, String> {
+        let token = stderr
+            .split("snapsend -t ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .ok_or_else(|| format!("the broken receive printed no resume token:\n{stderr}"))?
+            .to_string();
+        let path = streams.join(name);
+        let out = r.run("snapsend", &os(&[&"-t", &token, &source]), Input::None, false, true)?;
+        std::fs::write(&path, &out.stdout).map_err(|e| format!("write {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let resume = rest_of(&mut r, &stderr, "resume")?;
     r.record("snaprecv -s -F (resumed @r5)", "snaprecv", &os(&[&"-s", &"-F"]), Input::File(&resume), true)?;
 
     // The device grows; expand, then commits that allocate in the new space.
@@ -509,8 +514,13 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     // A full stream into a tree of its own, made by the receive's commit.
     let into = os(&[&"--tree", &"copy"]);
     r.record("snaprecv --tree copy (full @r1)", "snaprecv", &into, Input::File(&s("full-r1")), true)?;
-    // An incremental from a bookmark: ranges of keys replace the tree's.
-    r.record("snaprecv --tree copy (#r1 -> @r2)", "snaprecv", &into, Input::File(&s("bm-r1-r2")), true)?;
+    // An incremental from a bookmark (ranges of keys replace the tree's), broken and
+    // saved (-s), then its rest from the token (a receive state of version 2).
+    let saving = os(&[&"-s", &"--tree", &"copy"]);
+    let cut = Input::File(&s("bm-r1-r2-cut"));
+    let stderr = r.record("snaprecv -s --tree copy (truncated #r1 -> @r2)", "snaprecv", &saving, cut, false)?;
+    let resume = rest_of(&mut r, &stderr, "bm-resume")?;
+    r.record("snaprecv -s --tree copy (resumed #r1 -> @r2)", "snaprecv", &saving, Input::File(&resume), true)?;
     r.record("snapctl destroy #kept", "snapctl", &os(&[&"destroy", &"#kept"]), Input::None, true)?;
 
     let list: String =
@@ -544,12 +554,14 @@ fn source_streams(r: &Runner, source: &Path, seed: u64) -> Result<PathBuf, Strin
     };
     r.run("snapctl", &os(&[&"bookmark", &"@r1", &"#r1", &source]), Input::None, false, true)?;
     send("full-r1", &["@r1"])?;
-    send("bm-r1-r2", &["-i", "#r1", "@r2"])?;
+    let cut = |name: &str, stream: &[u8]| {
+        let path = streams.join(format!("{name}-cut"));
+        std::fs::write(&path, &stream[..stream.len() * 2 / 3]).map_err(|e| format!("write {}: {e}", path.display()))
+    };
+    cut("bm-r1-r2", &send("bm-r1-r2", &["-i", "#r1", "@r2"])?)?;
     send("r1-r2", &["-i", "@r1", "@r2"])?;
     send("r2-r4", &["-I", "@r2", "@r4"])?;
-    let r5 = send("r4-r5", &["-i", "@r4", "@r5"])?;
-    let cut = streams.join("r4-r5-cut");
-    std::fs::write(&cut, &r5[..r5.len() * 2 / 3]).map_err(|e| format!("write {}: {e}", cut.display()))?;
+    cut("r4-r5", &send("r4-r5", &["-i", "@r4", "@r5"])?)?;
     Ok(streams)
 }
 
