@@ -320,3 +320,37 @@ fn promote_swaps_a_clone_with_the_tree_it_came_from() {
     run(&img, &["destroy", "@base"]);
     check(&img);
 }
+
+#[test]
+fn a_clone_is_renamed_and_keeps_its_files_snapshots_and_origin() {
+    let dir = TempDir::new().unwrap();
+    let img = pool_with_base(dir.path());
+    run(&img, &["clone", "@base", "work"]);
+    snapctl().args(["put", "-", "work:data/b"]).arg(&img).write_stdin("mine\n").assert().success();
+    run(&img, &["snapshot", "work@s1"]);
+    run(&img, &["bookmark", "work@s1", "work#m1"]);
+    run(&img, &["clone", "@base", "other"]);
+    assert!(run(&img, &["rename", "work", "project"]).contains("renamed clone work to project"));
+    assert_eq!(run(&img, &["cat", "project:data/b"]), "mine\n");
+    assert_eq!(run(&img, &["cat", "project@s1:data/b"]), "mine\n");
+    assert!(run(&img, &["list", "--bookmarks"]).contains("project#m1"));
+    refused(&img, &["cat", "work:data/b"], exit_code::NOT_FOUND_OR_EXISTS, "clone work not found");
+    // Its origin still names it, and the name is free again for a new clone.
+    refused(&img, &["destroy", "@base"], exit_code::REFUSED, "project");
+    run(&img, &["clone", "@base", "work"]);
+    refused(&img, &["rename", "project", "other"], exit_code::NOT_FOUND_OR_EXISTS, "clone other already exists");
+    refused(&img, &["rename", "nobody", "x"], exit_code::NOT_FOUND_OR_EXISTS, "clone nobody not found");
+    refused(&img, &["rename", "live", "x"], exit_code::INVALID, "the live tree keeps its name");
+    refused(&img, &["rename", "project", "a/b"], exit_code::INVALID, "not allowed");
+    refused(&img, &["rename", "project", "x@y"], exit_code::INVALID, "bare name");
+    // A replica goes on from the renamed clone's snapshot (streams name it by guid).
+    run(&img, &["snapshot", "project@s2"]);
+    let full = send(&["project@s1"], &img);
+    let replica = fresh_pool(dir.path(), "replica", 64 * MIB);
+    snaprecv().args(["--tree", "copy"]).arg(&replica).write_stdin(full).assert().success();
+    let incremental = send(&["-i", "@s1", "project@s2"], &img);
+    snaprecv().args(["--tree", "copy"]).arg(&replica).write_stdin(incremental).assert().success();
+    assert_eq!(run(&replica, &["cat", "copy@s2:data/b"]), "mine\n");
+    check(&img);
+    check(&replica);
+}

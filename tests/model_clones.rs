@@ -44,14 +44,14 @@ fn read_files(pool: &mut Pool, tree: u64, snapshot: Option<&str>) -> Files {
 }
 
 fn compare(pool: &mut Pool, model: &Model, seed: u64, step: usize) {
-    let names: Vec<String> = pool.trees().map(|t| t.name.clone()).collect();
+    let names: Vec<String> = pool.trees().unwrap().map(|t| t.name.clone()).collect();
     assert_eq!(names.len(), model.trees.len(), "seed {seed} step {step}: trees {names:?}");
     for (name, files) in &model.trees {
         let id = pool.tree_id(name).unwrap();
         assert_eq!(&read_files(pool, id, None), files, "seed {seed} step {step}: tree {name}");
     }
     let mut listed = 0;
-    for id in pool.trees().map(|t| t.id).collect::<Vec<_>>() {
+    for id in pool.trees().unwrap().map(|t| t.id).collect::<Vec<_>>() {
         listed += pool.snapshots_of(id).unwrap().len();
     }
     assert_eq!(listed, model.snapshots.len(), "seed {seed} step {step}: snapshot count");
@@ -127,7 +127,8 @@ fn run_seed(seed: u64) {
                 pool.commit().unwrap();
                 clones_made += 1;
                 let name = format!("c{clones_made}");
-                pool.create_clone(pool.tree_id(&origin_tree).unwrap(), &origin, &name).unwrap();
+                let origin_id = pool.tree_id(&origin_tree).unwrap();
+                pool.create_clone(origin_id, &origin, &name).unwrap();
                 pool.commit().unwrap();
                 let files = model.snapshots[&(origin_tree, origin)].1.clone();
                 model.trees.insert(name, files);
@@ -138,7 +139,7 @@ fn run_seed(seed: u64) {
                 pool.commit().unwrap();
                 let snap_id = pool.tree_id(&snap_tree).unwrap();
                 let txg = model.snapshots[&(snap_tree.clone(), name.clone())].0;
-                let needed = !pool.clones_of(snap_id, Txg(txg)).is_empty()
+                let needed = !pool.clones_of(snap_id, Txg(txg)).unwrap().is_empty()
                     && !model.snapshots.iter().any(|((t, n), (x, _))| *t == snap_tree && *n != name && *x == txg);
                 let result = pool.destroy_snapshot(snap_id, &name);
                 assert_eq!(refused(&result), needed, "seed {seed} step {step}: destroy {snap_tree}@{name}: {result:?}");
@@ -166,7 +167,7 @@ fn run_seed(seed: u64) {
                 let Some(name) = rng.pick(&own) else { continue };
                 pool.commit().unwrap();
                 let txg = model.snapshots[&(tree.clone(), name.clone())].0;
-                let needed = !pool.clones_of(id, Txg(txg)).is_empty();
+                let needed = !pool.clones_of(id, Txg(txg)).unwrap().is_empty();
                 let result = pool.destroy_snapshot(id, &name);
                 assert_eq!(refused(&result), needed, "seed {seed} step {step}: destroy {tree}@{name}: {result:?}");
                 if result.is_ok() {
@@ -199,7 +200,7 @@ fn run_seed(seed: u64) {
             // Promote a clone: the snapshots of its origin's tree up to its origin move
             // to it (snapshot names are unique here, so none collides).
             97..=98 => {
-                let Some((parent, origin)) = pool.origin_of(id) else { continue };
+                let Some((parent, origin)) = pool.origin_of(id).unwrap() else { continue };
                 pool.commit().unwrap();
                 let parent = pool.tree_name(parent).unwrap();
                 promote(&mut pool, &mut model, &tree, &parent, origin.0, seed, step);
@@ -232,17 +233,16 @@ fn promote(pool: &mut Pool, model: &mut Model, tree: &str, parent: &str, origin:
 /// history pruned, no dead block may remain. A live tree made a clone by a promote is
 /// promoted back first.
 fn clean_up(pool: &mut Pool, model: &mut Model, seed: u64) {
-    while let Some((parent, origin)) = pool.origin_of(LIVE_TREE_ID) {
+    while let Some((parent, origin)) = pool.origin_of(LIVE_TREE_ID).unwrap() {
         let parent = pool.tree_name(parent).unwrap();
         promote(pool, model, LIVE_TREE_NAME, &parent, origin.0, seed, usize::MAX);
         compare(pool, model, seed, usize::MAX);
     }
     loop {
         let clones: Vec<(u64, String)> =
-            pool.trees().filter(|t| t.id != LIVE_TREE_ID).map(|t| (t.id, t.name.clone())).collect();
-        let Some((id, name)) =
-            clones.into_iter().find(|(id, _)| !pool.trees().any(|t| t.origin.is_some_and(|(o, _)| o == *id)))
-        else {
+            pool.trees().unwrap().filter(|t| t.id != LIVE_TREE_ID).map(|t| (t.id, t.name.clone())).collect();
+        let origins: Vec<u64> = pool.trees().unwrap().filter_map(|t| t.origin.map(|(o, _)| o)).collect();
+        let Some((id, name)) = clones.into_iter().find(|(id, _)| !origins.contains(id)) else {
             break;
         };
         for snapshot in pool.snapshots_of(id).unwrap() {

@@ -61,7 +61,7 @@ fn flip(image: &mut [u8], block: u64, at: usize) {
 
 /// The live tree's root node, the root of a metadata table, and file a's first data block.
 fn some_blocks(pool: &mut Pool) -> (BlockPtr, BlockPtr, BlockPtr) {
-    let tree_root = pool.trees().find(|t| t.id == LIVE_TREE_ID).unwrap().root.unwrap();
+    let tree_root = pool.trees().unwrap().find(|t| t.id == LIVE_TREE_ID).unwrap().root.unwrap();
     let table_root = pool.meta_roots()[0].1.unwrap();
     let (mut tree, store) = pool.view(LIVE_TREE_ID, None).unwrap();
     let mut fs = FsTree::new(&mut tree, store, false);

@@ -64,7 +64,7 @@ fn run(command: Command) -> Result<()> {
         Command::Sync { args } => {
             let [source, path, device] = args::sync_operands(&args);
             let mut pool = open(device, OpenMode::Write)?;
-            let (tree, path) = tree_of(&pool, path)?;
+            let (tree, path) = tree_of(&mut pool, path)?;
             let synced = tree::sync(&mut pool, tree, Path::new(source), path)?;
             stored(pool, &render::synced(source, &synced), &synced.stats.changed_while_read)
         }
@@ -75,35 +75,35 @@ fn run(command: Command) -> Result<()> {
                 "-" => tree::PutSource::Stream(&mut stdin),
                 file => tree::PutSource::File(Path::new(file)),
             };
-            let (tree, in_tree) = tree_of(&pool, &path)?;
+            let (tree, in_tree) = tree_of(&mut pool, &path)?;
             let stats = tree::put(&mut pool, tree, input, in_tree, offset)?;
             stored(pool, &render::put(&path, &stats), &stats.changed_while_read)
         }
         Command::Cat { path, device } => {
             let mut pool = open(&device, OpenMode::Read)?;
-            let spec = PathSpec::parse_in(&pool, &path)?;
+            let spec = PathSpec::parse_in(&mut pool, &path)?;
             tree::cat(&mut pool, &spec, &mut std::io::stdout().lock())
         }
         Command::Ls { long, recursive, args } => {
             let [path, device] = args::ls_operands(&args);
             let mut pool = open(device, OpenMode::Read)?;
-            let spec = PathSpec::parse_in(&pool, path)?;
+            let spec = PathSpec::parse_in(&mut pool, path)?;
             let entries = tree::ls(&mut pool, &spec, recursive)?;
             stdout_write(&render::ls(&entries, long))
         }
         Command::Mkdir { parents, path, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (tree, path) = tree_of(&pool, &path)?;
+            let (tree, path) = tree_of(&mut pool, &path)?;
             tree::mkdir(&mut pool, tree, path, parents).map(drop)
         }
         Command::Rm { recursive, path, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (tree, path) = tree_of(&pool, &path)?;
+            let (tree, path) = tree_of(&mut pool, &path)?;
             tree::rm(&mut pool, tree, path, recursive).map(drop)
         }
         Command::Mv { source, dest, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let ((tree, source), (dest_tree, dest)) = (tree_of(&pool, &source)?, tree_of(&pool, &dest)?);
+            let ((tree, source), (dest_tree, dest)) = (tree_of(&mut pool, &source)?, tree_of(&mut pool, &dest)?);
             if tree != dest_tree {
                 return Err(Error::invalid("mv moves within one tree; copy between trees with export and sync"));
             }
@@ -111,7 +111,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Export { nodev, nosuid, source, dest, device } => {
             let mut pool = open(&device, OpenMode::Read)?;
-            let spec = PathSpec::parse_in(&pool, &source)?;
+            let spec = PathSpec::parse_in(&mut pool, &source)?;
             let options = snapfs::fs::export::ExportOptions { nodev, nosuid };
             let stats = tree::export(&mut pool, &spec, Path::new(&dest), options)?;
             eprint!("{}", render::withheld(&stats));
@@ -132,11 +132,11 @@ fn run(command: Command) -> Result<()> {
             let mut pool = open(device, OpenMode::Write)?;
             let taken = match name {
                 Some(name) => {
-                    let (tree, name) = snapshot_arg(&pool, name)?;
+                    let (tree, name) = snapshot_arg(&mut pool, name)?;
                     snapshot::snapshot(&mut pool, tree, name)?
                 }
                 None => {
-                    let tree = clone.map(|c| whole_tree(&pool, c)).transpose()?.unwrap_or(LIVE_TREE_ID);
+                    let tree = clone.map(|c| whole_tree(&mut pool, c)).transpose()?.unwrap_or(LIVE_TREE_ID);
                     prune::snapshot_auto(&mut pool, tree)?
                 }
             };
@@ -150,7 +150,7 @@ fn run(command: Command) -> Result<()> {
             };
             let mut pool = open(device, if dry_run { OpenMode::Read } else { OpenMode::Write })?;
             let rules = prune::KeepRules::parse(&keep)?;
-            let tree = clone.map(|c| whole_tree(&pool, c)).transpose()?.unwrap_or(LIVE_TREE_ID);
+            let tree = clone.map(|c| whole_tree(&mut pool, c)).transpose()?.unwrap_or(LIVE_TREE_ID);
             let pruned = prune::prune(&mut pool, tree, &rules, dry_run)?;
             stdout_write(&if json { render::json(&pruned) } else { render::pruned(&pruned) })
         }
@@ -160,7 +160,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::List { json, bookmarks: false, device } => {
             let mut pool = open(&device, OpenMode::Read)?;
-            let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+            let trees: Vec<u64> = pool.trees()?.map(|t| t.id).collect();
             let mut listed = Vec::new();
             for tree in trees {
                 listed.extend(snapshot::list(&mut pool, tree)?);
@@ -176,7 +176,7 @@ fn run(command: Command) -> Result<()> {
             let (specs, device) = args.split_at(args.len() - 1);
             let mut pool = open(&device[0], if dry_run { OpenMode::Read } else { OpenMode::Write })?;
             if let [spec] = specs
-                && let Some((tree, name)) = bookmark_of(&pool, spec)?
+                && let Some((tree, name)) = bookmark_of(&mut pool, spec)?
             {
                 if dry_run {
                     return Err(Error::invalid("-n is for snapshots; a bookmark holds no blocks"));
@@ -194,7 +194,7 @@ fn run(command: Command) -> Result<()> {
                 }
                 return stdout_write(&render::clone_destroyed(&clone::destroy_clone(&mut pool, name)?));
             }
-            let (tree, specs) = snapshot_specs(&pool, specs)?;
+            let (tree, specs) = snapshot_specs(&mut pool, specs)?;
             let names = snapshot::select(&mut pool, tree, &specs)?;
             let destroyed = snapshot::destroy(&mut pool, tree, &names, dry_run)?;
             let prefix = if tree == LIVE_TREE_ID { String::new() } else { pool.tree_name(tree)? };
@@ -202,8 +202,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Rename { old, new, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            if let Some((tree, old_name)) = bookmark_of(&pool, &old)? {
-                let Some((new_tree, new_name)) = bookmark_of(&pool, &new)? else {
+            if let Some((tree, old_name)) = bookmark_of(&mut pool, &old)? {
+                let Some((new_tree, new_name)) = bookmark_of(&mut pool, &new)? else {
                     return Err(Error::invalid("a bookmark's new name is a bookmark name too: #NEW"));
                 };
                 if new_tree != tree && split_tree(&new).0.is_some() {
@@ -212,9 +212,16 @@ fn run(command: Command) -> Result<()> {
                 bookmarks::rename(&mut pool, tree, old_name, new_name)?;
                 return stdout_write(&format!("{PROGRAM}: renamed {old} to {new}\n"));
             }
-            let (tree, old) = snapshot_arg(&pool, &old)?;
+            if !old.contains(['@', ':']) {
+                if new.contains(['@', ':', '#']) {
+                    return Err(Error::invalid("a clone's new name is a bare name too: rename OLD NEW"));
+                }
+                clone::rename_clone(&mut pool, &old, &new)?;
+                return stdout_write(&format!("{PROGRAM}: renamed clone {old} to {new}\n"));
+            }
+            let (tree, old) = snapshot_arg(&mut pool, &old)?;
             // The new name may leave out the tree: it stays in the old one's.
-            let (new_tree, new_name) = snapshot_arg(&pool, &new)?;
+            let (new_tree, new_name) = snapshot_arg(&mut pool, &new)?;
             if new_tree != tree && split_tree(&new).0.is_some() {
                 return Err(Error::invalid("rename keeps a snapshot in its tree: give the new name as @NEW"));
             }
@@ -224,15 +231,15 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Rollback { recursive, name, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (tree, name) = snapshot_arg(&pool, &name)?;
+            let (tree, name) = snapshot_arg(&mut pool, &name)?;
             let rolled = snapshot::rollback(&mut pool, tree, name, recursive)?;
             stdout_write(&render::rolled_back(&rolled))
         }
         Command::Diff { times, json, from, args } => {
             let (to, device) = args::diff_operands(&args);
             let mut pool = open(device, OpenMode::Read)?;
-            let (tree, from) = snapshot_arg(&pool, &from)?;
-            let to = match to.map(|to| snapshot_arg(&pool, to)).transpose()? {
+            let (tree, from) = snapshot_arg(&mut pool, &from)?;
+            let to = match to.map(|to| snapshot_arg(&mut pool, to)).transpose()? {
                 Some((to_tree, _)) if to_tree != tree => {
                     return Err(Error::invalid("diff compares two snapshots of one tree (or one and that tree)"));
                 }
@@ -243,8 +250,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Bookmark { snapshot, name, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (tree, snapshot) = snapshot_arg(&pool, &snapshot)?;
-            let Some((mark_tree, mark)) = bookmark_of(&pool, &name)? else {
+            let (tree, snapshot) = snapshot_arg(&mut pool, &snapshot)?;
+            let Some((mark_tree, mark)) = bookmark_of(&mut pool, &name)? else {
                 return Err(Error::invalid(format!("{name:?}: write the bookmark's name #NAME (quoted in a shell)")));
             };
             if mark_tree != tree && split_bookmark(&name).is_some_and(|(t, _)| t.is_some()) {
@@ -255,25 +262,25 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Hold { tag, name, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (tree, short) = snapshot_arg(&pool, &name)?;
+            let (tree, short) = snapshot_arg(&mut pool, &name)?;
             holds::hold(&mut pool, tree, short, &tag)?;
             stdout_write(&format!("{PROGRAM}: held {name} with tag {tag}\n"))
         }
         Command::Release { tag, name, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (tree, short) = snapshot_arg(&pool, &name)?;
+            let (tree, short) = snapshot_arg(&mut pool, &name)?;
             holds::release(&mut pool, tree, short, &tag)?;
             stdout_write(&format!("{PROGRAM}: released hold {tag} on {name}\n"))
         }
         Command::Holds { json, name, device } => {
             let mut pool = open(&device, OpenMode::Read)?;
-            let (tree, name) = snapshot_arg(&pool, &name)?;
+            let (tree, name) = snapshot_arg(&mut pool, &name)?;
             let listed = holds::holds(&mut pool, tree, name)?;
             stdout_write(&if json { render::json(&listed) } else { render::holds(&listed) })
         }
         Command::Clone { snapshot, name, device } => {
             let mut pool = open(&device, OpenMode::Write)?;
-            let (tree, snapshot) = snapshot_arg(&pool, &snapshot)?;
+            let (tree, snapshot) = snapshot_arg(&mut pool, &snapshot)?;
             let cloned = clone::clone(&mut pool, tree, snapshot, &name)?;
             stdout_write(&format!("{PROGRAM}: cloned {} as {} at txg {}\n", cloned.origin, cloned.name, cloned.txg))
         }
@@ -328,14 +335,14 @@ fn run(command: Command) -> Result<()> {
 }
 
 /// The tree and snapshot name an argument gives: "@SNAP" (the live tree) or "NAME@SNAP".
-fn snapshot_arg<'a>(pool: &Pool, arg: &'a str) -> Result<(u64, &'a str)> {
+fn snapshot_arg<'a>(pool: &mut Pool, arg: &'a str) -> Result<(u64, &'a str)> {
     let (tree, rest) = tree_of(pool, arg)?;
     Ok((tree, snapshot_name(rest)?))
 }
 
 /// The tree that `destroy`'s snapshot arguments name (one for all), and the arguments
 /// without it: "@A", "NAME@A", ranges "NAME@A%@B" or "NAME@A%NAME@B".
-fn snapshot_specs(pool: &Pool, specs: &[String]) -> Result<(u64, Vec<String>)> {
+fn snapshot_specs(pool: &mut Pool, specs: &[String]) -> Result<(u64, Vec<String>)> {
     let mut tree = None;
     let mut out = Vec::new();
     for spec in specs {
@@ -358,7 +365,7 @@ fn snapshot_specs(pool: &Pool, specs: &[String]) -> Result<(u64, Vec<String>)> {
 }
 
 /// The tree a "CLONE:" argument names (nothing after the colon).
-fn whole_tree(pool: &Pool, arg: &str) -> Result<u64> {
+fn whole_tree(pool: &mut Pool, arg: &str) -> Result<u64> {
     match tree_of(pool, arg)? {
         (tree, "") => Ok(tree),
         _ => Err(Error::invalid(format!("{arg:?}: give the clone as CLONE: (a tree, not a path in it)"))),

@@ -156,7 +156,7 @@ pub fn dump_pool(pool: &mut Pool, with_files: bool) -> Result<String> {
         }
     }
     if with_files {
-        let trees: Vec<_> = pool.trees().map(|t| (t.name.clone(), t.root)).collect();
+        let trees: Vec<_> = pool.trees()?.map(|t| (t.name.clone(), t.root)).collect();
         for (name, root) in trees {
             let _ = writeln!(out, "file tree {name:?}:");
             if let Some(root) = root {

@@ -185,13 +185,13 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
-    /// Give a snapshot (or a bookmark) another name; streams find it by its guid, so
-    /// replication goes on.
+    /// Give a snapshot (or a bookmark, or a clone) another name; streams find a
+    /// snapshot by its guid, so replication goes on.
     Rename {
-        /// The snapshot, written @OLD (a bookmark: #OLD).
+        /// The snapshot, written @OLD (a bookmark: #OLD; a clone: its bare name).
         #[arg(value_name = "@OLD")]
         old: String,
-        /// Its new name, written @NEW (a bookmark: #NEW).
+        /// Its new name, written @NEW (a bookmark: #NEW; a clone: its bare name).
         #[arg(value_name = "@NEW")]
         new: String,
         /// Block device or image file.

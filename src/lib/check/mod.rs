@@ -141,7 +141,7 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
             walk_meta(pool, &mut c, kind, &root)?;
         }
     }
-    let trees: Vec<(u64, Option<BlockPtr>)> = pool.trees().map(|t| (t.id, t.root)).collect();
+    let trees: Vec<(u64, Option<BlockPtr>)> = pool.trees()?.map(|t| (t.id, t.root)).collect();
     for &(id, root) in &trees {
         if let Some(root) = root {
             walk_files(pool, &mut c, id, &root, Reach::Head, &format!("tree {id} head"))?;
@@ -161,7 +161,10 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         walk_files(pool, &mut c, retained.tree, &retained.root, Reach::Checkpoint, &owner)?;
     }
     check_history_heads(pool, &mut c, &trees)?;
-    check_clones_feature(pool, &mut c);
+    check_clones_feature(pool, &mut c)?;
+    for fault in pool.tree_index_faults()? {
+        c.problem(fault);
+    }
     check_bookmarks(pool, &mut c);
     check_snapshot_index(pool, &mut c, &trees)?;
     check_space_counters(pool, &mut c)?;
@@ -298,17 +301,18 @@ fn check_snapshot_index(pool: &mut Pool, c: &mut Checker, trees: &[(u64, Option<
 
 /// A pool root that names lz4 needs the label's lz4 bit, which the commit sets first.
 /// A clone needs the label's clones bit, which the commit that makes the first sets.
-fn check_clones_feature(pool: &Pool, c: &mut Checker) {
+fn check_clones_feature(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     if pool.label.features_incompat & crate::format::label::FEATURE_CLONES != 0 {
-        return;
+        return Ok(());
     }
-    let clones: Vec<String> = pool.trees().filter(|t| t.origin.is_some()).map(|t| t.name.clone()).collect();
+    let clones: Vec<String> = pool.trees()?.filter(|t| t.origin.is_some()).map(|t| t.name.clone()).collect();
     if !clones.is_empty() {
         c.problem(format!(
             "clones {} exist, but the label lacks the clones feature (an older binary would misread them)",
             clones.join(", ")
         ));
     }
+    Ok(())
 }
 
 /// A bookmarks table needs the label's bookmarks bit, which the commit that makes the
@@ -326,8 +330,10 @@ fn check_bookmarks(pool: &mut Pool, c: &mut Checker) {
     match pool.all_bookmarks() {
         Err(e) => c.problem(format!("the bookmarks table cannot be read: {e}")),
         Ok(bookmarks) => {
-            for b in bookmarks.iter().filter(|b| pool.tree_name(b.tree).is_err()) {
-                c.problem(format!("bookmark #{} is of tree {}, which the pool does not have", b.name, b.tree));
+            for b in bookmarks {
+                if pool.tree_name(b.tree).is_err() {
+                    c.problem(format!("bookmark #{} is of tree {}, which the pool does not have", b.name, b.tree));
+                }
             }
         }
     }
@@ -359,7 +365,7 @@ fn check_space_counters(pool: &mut Pool, c: &mut Checker) -> Result<()> {
     if !pool.has_space_counters() {
         return Ok(());
     }
-    let trees: Vec<crate::format::tables::TreeEntry> = pool.trees().cloned().collect();
+    let trees: Vec<crate::format::tables::TreeEntry> = pool.trees()?.cloned().collect();
     for tree in trees {
         let mut counted = vec![(format!("tree {} head", tree.id), tree.root, tree.referenced_bytes)];
         for s in pool.snapshots_of(tree.id)? {
@@ -442,7 +448,7 @@ fn visit_files_node(
     reach: Reach,
     owner: &str,
 ) -> Result<()> {
-    if !mark(pool, c, tree, ptr, reach, owner) {
+    if !mark(pool, c, tree, ptr, reach, owner)? {
         return Ok(());
     }
     verify_copies(pool, c, std::slice::from_ref(ptr), owner);
@@ -465,7 +471,7 @@ fn visit_files_node(
                         c.problem(format!("{owner}: {e}"));
                     }
                     for ptr in record.blocks() {
-                        if !mark(pool, c, tree, ptr, reach, owner) {
+                        if !mark(pool, c, tree, ptr, reach, owner)? {
                             continue;
                         }
                         match ptr.addr == record.ptr.addr && !record.frames.is_empty() {
@@ -510,16 +516,16 @@ fn verify_indexed(pool: &mut Pool, c: &mut Checker, ptr: &BlockPtr, frames: &[u3
 }
 
 /// Records a file tree block; returns true if it is new for this kind of reach.
-fn mark(pool: &Pool, c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -> bool {
+fn mark(pool: &mut Pool, c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reach, owner: &str) -> Result<bool> {
     let new = c.claim(pool, ptr, owner);
     // A clone's block from its origin snapshot is that snapshot's tree's (clones.rs).
-    let belongs_to = pool.block_owner(tree, ptr.birth.0);
-    match reach {
+    let belongs_to = pool.block_owner(tree, ptr.birth.0)?;
+    Ok(match reach {
         Reach::Head if belongs_to != tree => new,
         Reach::Head => c.blocks.reach_from_head(tree, ptr),
         Reach::Checkpoint => c.blocks.reach_from_checkpoint(belongs_to, ptr),
         Reach::Partial => new,
-    }
+    })
 }
 
 /// A saved partial receive: its blob and the blocks its tree owns. Walked after every

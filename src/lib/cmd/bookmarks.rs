@@ -24,7 +24,7 @@ pub struct ListedBookmark {
     pub txg: u64,
 }
 
-fn listed(pool: &Pool, b: BookmarkEntry) -> Result<ListedBookmark> {
+fn listed(pool: &mut Pool, b: BookmarkEntry) -> Result<ListedBookmark> {
     Ok(ListedBookmark {
         created: format_time_ns(b.created_ns),
         created_unix_ns: b.created_ns,
@@ -46,7 +46,7 @@ pub fn bookmark(pool: &mut Pool, tree: u64, snapshot: &str, name: &str) -> Resul
 
 /// Every bookmark on the pool, by tree, oldest first.
 pub fn list(pool: &mut Pool) -> Result<Vec<ListedBookmark>> {
-    pool.all_bookmarks()?.into_iter().map(|b| listed(pool, b)).collect()
+    pool.all_bookmarks()?.into_iter().map(|b| listed(&mut *pool, b)).collect()
 }
 
 pub fn destroy(pool: &mut Pool, tree: u64, name: &str) -> Result<ListedBookmark> {

@@ -38,6 +38,13 @@ pub fn destroy_clone(pool: &mut Pool, name: &str) -> Result<CloneDestroyed> {
     Ok(CloneDestroyed { name: name.to_string(), freed_bytes: summary.freed_bytes })
 }
 
+/// Renames clone `old` to `new`, and commits.
+pub fn rename_clone(pool: &mut Pool, old: &str, new: &str) -> Result<()> {
+    pool.rename_tree(old, new)?;
+    pool.commit()?;
+    Ok(())
+}
+
 /// Promotes clone `name` over the tree it was made from, and commits.
 pub fn promote(pool: &mut Pool, name: &str) -> Result<crate::pool::Promoted> {
     let promoted = pool.promote_clone(name)?;

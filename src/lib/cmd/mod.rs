@@ -66,7 +66,7 @@ pub fn split_bookmark(arg: &str) -> Option<(Option<&str>, &str)> {
 }
 
 /// The tree and name of a bookmark argument ("#NAME", "CLONE#NAME"), if `arg` is one.
-pub fn bookmark_of<'a>(pool: &Pool, arg: &'a str) -> Result<Option<(u64, &'a str)>> {
+pub fn bookmark_of<'a>(pool: &mut Pool, arg: &'a str) -> Result<Option<(u64, &'a str)>> {
     match split_bookmark(arg) {
         None => Ok(None),
         Some((tree, name)) => {
@@ -80,7 +80,7 @@ pub fn bookmark_of<'a>(pool: &Pool, arg: &'a str) -> Result<Option<(u64, &'a str
 }
 
 /// The tree an argument names, and the rest of the argument (see `split_tree`).
-pub fn tree_of<'a>(pool: &Pool, arg: &'a str) -> Result<(u64, &'a str)> {
+pub fn tree_of<'a>(pool: &mut Pool, arg: &'a str) -> Result<(u64, &'a str)> {
     match split_tree(arg) {
         (None, rest) => Ok((LIVE_TREE_ID, rest)),
         (Some(name), rest) => Ok((pool.tree_id(name)?, rest)),
@@ -89,7 +89,7 @@ pub fn tree_of<'a>(pool: &Pool, arg: &'a str) -> Result<(u64, &'a str)> {
 
 impl PathSpec {
     /// A path, snapshot or snapshot path of any tree (see `split_tree`).
-    pub fn parse_in(pool: &Pool, arg: &str) -> Result<PathSpec> {
+    pub fn parse_in(pool: &mut Pool, arg: &str) -> Result<PathSpec> {
         let (tree, rest) = tree_of(pool, arg)?;
         Ok(PathSpec { tree, ..PathSpec::parse(rest)? })
     }

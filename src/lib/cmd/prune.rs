@@ -182,17 +182,13 @@ pub struct Pruned {
 pub fn prune(pool: &mut Pool, tree: u64, rules: &KeepRules, dry_run: bool) -> Result<Pruned> {
     // One a reader is sending or reading stays too, until the next prune.
     let pinned = pool.pinned_now()?;
-    let candidates: Vec<Candidate> = pool
-        .snapshots_of(tree)?
-        .into_iter()
-        .filter(|s| s.name.starts_with(AUTO_PREFIX))
-        .map(|s| {
-            // A clone's origin stays as long as the clone (clones.rs).
-            let origin = !pool.clones_of(tree, s.txg).is_empty();
-            let held = !s.holds.is_empty() || pinned.contains(&(tree, s.txg)) || origin;
-            Candidate { name: s.name, time_ns: s.time_ns, held }
-        })
-        .collect();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for s in pool.snapshots_of(tree)?.into_iter().filter(|s| s.name.starts_with(AUTO_PREFIX)) {
+        // A clone's origin stays as long as the clone (clones.rs).
+        let origin = !pool.clones_of(tree, s.txg)?.is_empty();
+        let held = !s.holds.is_empty() || pinned.contains(&(tree, s.txg)) || origin;
+        candidates.push(Candidate { name: s.name, time_ns: s.time_ns, held });
+    }
     let destroyed = doomed(&candidates, rules);
     let kept = candidates.len() - destroyed.len();
     if destroyed.is_empty() {

@@ -41,7 +41,7 @@ pub fn plan_run(pool: &mut Pool, source: &Source) -> Result<Plan> {
     let parts = match source {
         Source::Resume(token) => {
             // The token names its snapshots by guid: the tree is the one that has it.
-            let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+            let trees: Vec<u64> = pool.trees()?.map(|t| t.id).collect();
             let mut tree = LIVE_TREE_ID;
             for id in trees {
                 if pool.snapshot_by_guid(id, &token.snapshot_guid)?.is_some() {

@@ -82,8 +82,11 @@ pub fn destroy(pool: &mut Pool, tree: u64, names: &[String], dry_run: bool) -> R
         pool.destroy_snapshot(tree, name)?;
     }
     let summary = pool.commit()?;
-    let held = pool.history_unique_bytes()?;
-    let history_held_bytes = (pool.history()?.len() > 1).then_some(held);
+    // What the history holds is a walk of the dead index: only when there is a history.
+    let history_held_bytes = match pool.retains_older_commits()? {
+        true => Some(pool.history_unique_bytes()?),
+        false => None,
+    };
     Ok(Destroyed { names: names.to_vec(), dry_run, freed_bytes: summary.freed_bytes, history_held_bytes })
 }
 

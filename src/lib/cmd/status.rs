@@ -118,7 +118,7 @@ fn readers(pool: &mut Pool) -> Result<Vec<Reader>> {
 }
 
 fn clones(pool: &mut Pool) -> Result<Vec<Clone>> {
-    let trees: Vec<_> = pool.trees().filter(|t| t.id != LIVE_TREE_ID || t.origin.is_some()).cloned().collect();
+    let trees: Vec<_> = pool.trees()?.filter(|t| t.id != LIVE_TREE_ID || t.origin.is_some()).cloned().collect();
     let mut out = Vec::new();
     for tree in trees {
         let origin = match tree.origin {
@@ -146,7 +146,7 @@ fn two_decimals<S: Serializer>(ratio: &f64, s: S) -> std::result::Result<S::Ok, 
 pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
     let usage = pool.tree_usage(LIVE_TREE_ID)?;
     let history_bytes = pool.history_unique_bytes()?;
-    let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+    let trees: Vec<u64> = pool.trees()?.map(|t| t.id).collect();
     let mut live_referenced = 0;
     for tree in trees {
         live_referenced += pool.head_referenced(tree)?;

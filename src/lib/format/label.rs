@@ -65,6 +65,12 @@ pub const FEATURE_CLONES: u64 = 1 << 8;
 /// which an older binary would drop at its next commit. Set by the commit that makes
 /// the first bookmark, never by `snapfmt`.
 pub const FEATURE_BOOKMARKS: u64 = 1 << 9;
+/// The trees table holds a name index and an origin index beside the entries
+/// (format/tables.rs `TreesKey`), keys an older binary would take for corrupt entries
+/// and would not keep up to date. Set by the commit that builds them, the first that adds
+/// a tree beside the live one (a clone or a received tree), or renames, destroys or
+/// promotes one: a pool that never had a clone stays readable by older binaries.
+pub const FEATURE_TREE_INDEX: u64 = 1 << 10;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
 pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_LZ4
@@ -74,7 +80,8 @@ pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_SPACE_COUNTERS
     | FEATURE_HISTORY_BY_TREE
     | FEATURE_CLONES
-    | FEATURE_BOOKMARKS;
+    | FEATURE_BOOKMARKS
+    | FEATURE_TREE_INDEX;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -243,6 +250,7 @@ impl Label {
             (FEATURE_HISTORY_BY_TREE, "history_by_tree"),
             (FEATURE_CLONES, "clones"),
             (FEATURE_BOOKMARKS, "bookmarks"),
+            (FEATURE_TREE_INDEX, "tree_index"),
         ];
         let mut names: Vec<String> = incompat
             .iter()

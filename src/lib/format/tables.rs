@@ -69,6 +69,65 @@ impl TreeEntry {
     }
 }
 
+/// The trees table's keys (version 14, feature `tree_index`): beside each tree's entry,
+/// keyed by its id, a name index and an origin index, so that naming a clone and finding
+/// a snapshot's clones are lookups rather than reads of the whole table. Ids are txgs,
+/// far below 2^56, so an entry key never starts with either index's first byte.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TreesKey {
+    Entry(u64),
+    /// Name → the tree's id (value: id BE u64).
+    Name(String),
+    /// (origin tree, origin txg, clone id), empty value: one per clone.
+    Origin(u64, Txg, u64),
+}
+
+const TREES_NAME_PREFIX: u8 = 0xFF;
+const TREES_ORIGIN_PREFIX: u8 = 0xFE;
+
+impl TreesKey {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            TreesKey::Entry(id) => TreeEntry::key(*id),
+            TreesKey::Name(name) => [&[TREES_NAME_PREFIX][..], name.as_bytes()].concat(),
+            TreesKey::Origin(tree, txg, clone) => {
+                [&[TREES_ORIGIN_PREFIX][..], &be64(*tree), &be64(txg.0), &be64(*clone)].concat()
+            }
+        }
+    }
+
+    /// The prefix of the origin keys of the clones of `tree`'s snapshots, or of the one
+    /// taken in `txg`.
+    pub fn origin_prefix(tree: u64, txg: Option<Txg>) -> Vec<u8> {
+        let mut prefix = [&[TREES_ORIGIN_PREFIX][..], &be64(tree)].concat();
+        if let Some(txg) = txg {
+            prefix.extend_from_slice(&be64(txg.0));
+        }
+        prefix
+    }
+
+    /// The first key of the index part of the table: every entry key sorts below it.
+    pub fn index_start() -> Vec<u8> {
+        vec![TREES_ORIGIN_PREFIX]
+    }
+
+    pub fn parse(key: &[u8]) -> Result<TreesKey> {
+        match key.first() {
+            Some(&TREES_NAME_PREFIX) => {
+                Ok(TreesKey::Name(decode_name(&key[1..], TREE_NAME_BYTES_MAX, "tree name index")?))
+            }
+            Some(&TREES_ORIGIN_PREFIX) if key.len() == 25 => Ok(TreesKey::Origin(
+                read_be64(&key[1..], "trees origin index")?,
+                Txg(read_be64(&key[9..], "trees origin index")?),
+                read_be64(&key[17..], "trees origin index")?,
+            )),
+            Some(&TREES_ORIGIN_PREFIX) => Err(Error::corrupt("a trees origin index key is not 25 bytes")),
+            _ if key.len() == 8 => Ok(TreesKey::Entry(read_be64(key, "trees table")?)),
+            _ => Err(Error::corrupt(format!("a trees table key of {} bytes", key.len()))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotEntry {
     pub tree: u64,

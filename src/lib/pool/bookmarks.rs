@@ -125,12 +125,12 @@ impl Pool {
     ) -> Result<Option<BookmarkEntry>> {
         let mut at = Some(tree);
         // Bounded: a damaged pool could name origins in a loop.
-        for _ in 0..=self.tree_entries.len() {
+        for _ in 0..super::trees::ORIGIN_CHAIN_MAX {
             let Some(t) = at else { break };
             if let Some(found) = find(self, t)? {
                 return Ok(Some(found));
             }
-            at = self.origin_of(t).map(|(origin, _)| origin);
+            at = self.origin_of(t)?.map(|(origin, _)| origin);
         }
         Ok(None)
     }
@@ -139,18 +139,18 @@ impl Pool {
     /// between: the same tree later on, or a clone (of a clone...) made from a snapshot
     /// of the bookmark's tree at or after it. Rollbacks drop the bookmarks they go behind,
     /// so a bookmark that is there is on its tree's line.
-    pub fn descends_from(&self, tree: u64, at: Txg, bookmark: &BookmarkEntry) -> bool {
+    pub fn descends_from(&mut self, tree: u64, at: Txg, bookmark: &BookmarkEntry) -> Result<bool> {
         let (mut tree, mut at) = (tree, at);
         // Bounded: a damaged pool could name origins in a loop.
-        for _ in 0..=self.tree_entries.len() {
+        for _ in 0..super::trees::ORIGIN_CHAIN_MAX {
             if tree == bookmark.tree {
-                return bookmark.txg <= at;
+                return Ok(bookmark.txg <= at);
             }
-            match self.origin_of(tree) {
+            match self.origin_of(tree)? {
                 Some((origin_tree, origin_txg)) => (tree, at) = (origin_tree, origin_txg),
-                None => return false,
+                None => return Ok(false),
             }
         }
-        false
+        Ok(false)
     }
 }

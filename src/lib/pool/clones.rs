@@ -17,6 +17,7 @@
 //! in the history, its roots would also reach blocks of its origin that only the origin
 //! snapshot keeps, which may be destroyed after it.)
 
+use super::trees::ORIGIN_CHAIN_MAX;
 use super::{LIVE_TREE_ID, Pool};
 use crate::block::Txg;
 use crate::error::{Error, Refusal, Result};
@@ -39,41 +40,16 @@ pub fn validate_clone_name(name: &str) -> Result<()> {
 }
 
 impl Pool {
-    /// The id of the tree named `name` ("live" for the live tree).
-    pub fn tree_id(&self, name: &str) -> Result<u64> {
-        self.tree_entries
-            .values()
-            .find(|t| t.name == name)
-            .map(|t| t.id)
-            .ok_or_else(|| Error::not_found(format!("clone {name}")))
-    }
-
-    /// The tree's name ("live" for the live tree).
-    pub fn tree_name(&self, tree: u64) -> Result<String> {
-        self.tree_entries.get(&tree).map(|t| t.name.clone()).ok_or_else(|| Error::not_found(format!("tree id {tree}")))
-    }
-
-    /// The snapshot a clone started as: (tree, txg); None for the live tree.
-    pub fn origin_of(&self, tree: u64) -> Option<(u64, Txg)> {
-        self.tree_entries.get(&tree).and_then(|t| t.origin)
-    }
-
     /// The tree a block born in `birth` that `tree` reaches belongs to: `tree`, or along
     /// its chain of origins the first one made after the block.
-    pub fn block_owner(&self, mut tree: u64, birth: u64) -> u64 {
-        // Bounded: a damaged pool could name origins in a loop.
-        for _ in 0..self.tree_entries.len() {
-            match self.origin_of(tree).filter(|(_, txg)| birth <= txg.0) {
+    pub fn block_owner(&mut self, mut tree: u64, birth: u64) -> Result<u64> {
+        for _ in 0..ORIGIN_CHAIN_MAX {
+            match self.origin_of(tree)?.filter(|(_, txg)| birth <= txg.0) {
                 Some((origin, _)) => tree = origin,
-                None => break,
+                None => return Ok(tree),
             }
         }
-        tree
-    }
-
-    /// The clones made from the snapshot of `tree` taken in `txg`, by name.
-    pub fn clones_of(&self, tree: u64, txg: Txg) -> Vec<String> {
-        self.tree_entries.values().filter(|t| t.origin == Some((tree, txg))).map(|t| t.name.clone()).collect()
+        Err(Error::corrupt(format!("the origins of tree {tree} run in a loop")))
     }
 
     /// Makes clone `name` of snapshot `snapshot` of `tree`, in this transaction. Returns
@@ -95,16 +71,16 @@ impl Pool {
         origin: Option<(u64, Txg)>,
         referenced_bytes: u64,
     ) -> Result<u64> {
-        if self.tree_entries.values().any(|t| t.name == name) {
+        self.build_tree_index_if_needed()?;
+        if self.tree_id(name).is_ok() {
             return Err(Error::Exists { what: format!("clone {name}") });
         }
         let id = self.store.txg.0;
-        if self.tree_entries.contains_key(&id) {
+        if self.tree_entry(id)?.is_some() {
             return Err(Error::invalid("one new tree per transaction: commit before making another"));
         }
         let created_txg = self.store.txg;
-        let entry = TreeEntry { id, name: name.to_string(), root, created_txg, origin, referenced_bytes };
-        self.tree_entries.insert(id, entry);
+        self.put_tree(TreeEntry { id, name: name.to_string(), root, created_txg, origin, referenced_bytes })?;
         Ok(id)
     }
 
@@ -136,8 +112,9 @@ impl Pool {
         if let Some(pin) = self.pins_now()?.into_iter().find(|p| p.tree == id) {
             return Err(Error::Refused(Refusal::BeingRead { what: format!("clone {name}"), holder: pin.holder() }));
         }
+        self.build_tree_index_if_needed()?;
         self.heads.remove(&id);
-        let entry = self.tree_entries.remove(&id).expect("found by name");
+        let entry = self.remove_tree(id)?;
         let floor = entry.origin.map_or(0, |(_, txg)| txg.0);
         if let Some(root) = entry.root {
             for ptr in self.blocks_born_after(&root, floor, true)? {
@@ -152,9 +129,27 @@ impl Pool {
         self.forget_tree_history(id)?;
         // Its bookmarks name states of a tree that is gone.
         self.drop_bookmarks_after(id, crate::block::Txg(0))?;
-        self.trees_table.remove(&mut self.store, &TreeEntry::key(id))?;
         self.destroyed_trees.push((id, name.to_string()));
         Ok(entry)
+    }
+
+    /// Gives clone `old` the name `new`, in this transaction. Everything else names a
+    /// tree by its id (snapshots, bookmarks, pins, a saved partial receive), so nothing
+    /// else changes.
+    pub fn rename_tree(&mut self, old: &str, new: &str) -> Result<TreeEntry> {
+        self.writable()?;
+        validate_clone_name(new)?;
+        let id = self.tree_id(old)?;
+        if id == LIVE_TREE_ID {
+            return Err(Error::invalid("the live tree keeps its name"));
+        }
+        if self.tree_id(new).is_ok() {
+            return Err(Error::Exists { what: format!("clone {new}") });
+        }
+        self.build_tree_index_if_needed()?;
+        let renamed = TreeEntry { name: new.to_string(), ..self.existing_tree(id)?.clone() };
+        self.put_tree(renamed.clone())?;
+        Ok(renamed)
     }
 
     /// The snapshots a stream into `tree` can start from: its own, or, for a clone that
@@ -162,7 +157,7 @@ impl Pool {
     /// it). Oldest first.
     pub fn lineage_snapshots(&mut self, tree: u64) -> Result<Vec<SnapshotEntry>> {
         let own = self.snapshots_of(tree)?;
-        match (own.is_empty(), self.origin_of(tree)) {
+        match (own.is_empty(), self.origin_of(tree)?) {
             (true, Some((origin_tree, txg))) => {
                 Ok(self.snapshots_of(origin_tree)?.into_iter().filter(|s| s.txg == txg).take(1).collect())
             }
@@ -178,7 +173,7 @@ impl Pool {
             if let Some(found) = self.snapshots_of(at.0)?.into_iter().find(|s| s.name == name && s.txg.0 <= at.1) {
                 return Ok(found);
             }
-            match self.origin_of(at.0) {
+            match self.origin_of(at.0)? {
                 Some((origin, txg)) => at = (origin, txg.0),
                 None => return Err(Error::SnapshotNotFound { name: name.to_string(), base: true }),
             }
@@ -188,7 +183,7 @@ impl Pool {
     /// Refuses destroying snapshot `name` of `tree` (taken in `txg`) while it is the
     /// origin of clones and no other snapshot of that commit stays to hold their blocks.
     pub(super) fn refuse_if_origin(&mut self, tree: u64, name: &str, txg: Txg) -> Result<()> {
-        let clones = self.clones_of(tree, txg);
+        let clones = self.clones_of(tree, txg)?;
         if clones.is_empty() {
             return Ok(());
         }

@@ -161,7 +161,7 @@ impl Pool {
         let ids: Vec<u64> = self.heads.keys().copied().collect();
         for id in ids {
             let root = self.heads.get_mut(&id).expect("listed head").flush(&mut self.store)?;
-            let entry = &self.tree_entries[&id];
+            let entry = self.existing_tree(id)?.clone();
             if entry.root == root && !self.count_restarts.contains_key(&id) {
                 continue;
             }
@@ -170,20 +170,9 @@ impl Pool {
                 true => self.recount(id, entry.referenced_bytes, root)?,
                 false => entry.referenced_bytes,
             };
-            let entry = self.tree_entries.get_mut(&id).expect("a head has a tree entry");
-            (entry.root, entry.referenced_bytes) = (root, referenced_bytes);
-            self.trees_table.insert(&mut self.store, &TreeEntry::key(id), &entry.encode_value())?;
+            self.put_tree(TreeEntry { root, referenced_bytes, ..entry })?;
         }
         self.count_restarts.clear();
-        // A tree created in this transaction (format, clone, receive) needs its entry even
-        // if its head was never written. Only those: a lookup per tree was 1,000 per
-        // commit at 1,000 clones.
-        for entry in self.tree_entries.values().filter(|e| e.created_txg == txg) {
-            let key = TreeEntry::key(entry.id);
-            if self.trees_table.get(&mut self.store, &key)?.is_none() {
-                self.trees_table.insert(&mut self.store, &key, &entry.encode_value())?;
-            }
-        }
         Ok(())
     }
 
@@ -195,7 +184,7 @@ impl Pool {
         }
         for pending in self.pending_snapshots.clone() {
             let (tree, name, guid) = (pending.tree, pending.name, pending.guid);
-            let TreeEntry { root, referenced_bytes, .. } = self.tree_entries[&tree];
+            let TreeEntry { root, referenced_bytes, .. } = *self.existing_tree(tree)?;
             let time_ns = pending.time_ns.unwrap_or(now);
             let holds = Vec::new();
             let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds, referenced_bytes };
@@ -250,7 +239,7 @@ impl Pool {
 
     fn file_kills(&mut self, txg: Txg) -> Result<()> {
         for (tree, ptr) in std::mem::take(&mut self.store.file_kills) {
-            if self.origin_of(tree).is_some_and(|(_, origin)| ptr.birth <= origin) {
+            if self.origin_of(tree)?.is_some_and(|(_, origin)| ptr.birth <= origin) {
                 // The origin snapshot's block (clones.rs): it keeps it.
                 continue;
             }

@@ -69,6 +69,11 @@ impl Pool {
     }
 
     /// The oldest retained commit at or after `txg`: (txg, time).
+    /// Whether the history retains a commit older than the last one: one lookup.
+    pub fn retains_older_commits(&mut self) -> Result<bool> {
+        Ok(self.history_from(0)?.is_some_and(|(oldest, _)| oldest < self.commit.txg.0))
+    }
+
     pub(super) fn history_from(&mut self, txg: u64) -> Result<Option<(u64, u64)>> {
         let by_tree = self.history_by_tree();
         let start = if by_tree { history_key(HISTORY_COMMITS, Txg(txg)) } else { HistoryEntry::key(Txg(txg)) };
@@ -114,7 +119,7 @@ impl Pool {
             )));
         }
         for &tree in &trees {
-            let root = self.tree_entries.get(&tree).and_then(|e| e.root);
+            let root = self.tree_entry(tree)?.and_then(|e| e.root);
             self.history_table.insert(&mut self.store, &history_key(tree, txg), &encode_history_root(root.as_ref()))?;
         }
         let commit = HistoryCommit { txg, time_ns: now, trees };
@@ -387,8 +392,8 @@ mod tests {
         }
     }
 
-    fn head(pool: &Pool) -> Option<crate::block::BlockPtr> {
-        pool.trees().find(|t| t.id == LIVE_TREE_ID).unwrap().root
+    fn head(pool: &mut Pool) -> Option<crate::block::BlockPtr> {
+        pool.committed_head_root(LIVE_TREE_ID).unwrap()
     }
 
     fn root_keys(pool: &mut Pool) -> usize {
@@ -456,7 +461,7 @@ mod tests {
                     _ => pool.set_history_seconds(10 * 365 * 86400 + round).unwrap(),
                 }
                 let txg = pool.commit().unwrap().txg.unwrap().0;
-                model.insert(txg, head(&pool));
+                model.insert(txg, head(&mut pool));
                 let retained: std::collections::BTreeSet<u64> =
                     pool.history().unwrap().into_iter().map(|(t, _)| t.0).collect();
                 model.retain(|t, _| retained.contains(t));
@@ -506,7 +511,7 @@ mod tests {
         assert_roots(&mut pool, &model);
         pool.set_history_seconds(86400).unwrap();
         let txg = pool.commit().unwrap().txg.unwrap();
-        model.insert(txg.0, head(&pool));
+        model.insert(txg.0, head(&mut pool));
         assert!(pool.history_by_tree() && pool.label.features_incompat & FEATURE_HISTORY_BY_TREE != 0);
         assert_roots(&mut pool, &model);
         assert_eq!(root_keys(&mut pool), 1, "snapshots leave the tree as it was: one root for every commit");

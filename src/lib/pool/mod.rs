@@ -21,6 +21,7 @@ mod rollback;
 mod snapshot_index;
 mod space;
 mod space_counters;
+mod trees;
 mod warning;
 
 /// Guids as text, defined beside the clock that draws them (a leaf, so `error` uses it
@@ -81,7 +82,12 @@ pub struct Pool {
     dead_table: Tree,
     snapshot_index: Tree,
     bookmarks_table: Tree,
+    /// The trees table's entries read so far, and changed (trees.rs).
     tree_entries: BTreeMap<u64, TreeEntry>,
+    /// Whether `tree_entries` holds every tree.
+    trees_loaded: bool,
+    /// Whether the trees table holds its indexes, once looked up (trees.rs).
+    tree_index: Option<bool>,
     heads: BTreeMap<u64, Tree>,
     /// The snapshots table, once something needed all of it (`load_snapshots`): an open
     /// does not read it, and taking a snapshot needs only a lookup of its name.
@@ -155,16 +161,11 @@ impl Pool {
         }
     }
 
-    pub fn trees(&self) -> impl Iterator<Item = &TreeEntry> {
-        self.tree_entries.values()
-    }
-
     /// The writable head of a file tree, as a file system.
     pub fn live(&mut self, tree: u64) -> Result<FsTree<'_>> {
         self.writable()?;
         self.refresh_space_hints()?;
-        let entry = self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?;
-        let root = entry.root;
+        let root = self.existing_tree(tree)?.root;
         let head = self.heads.entry(tree).or_insert_with(|| Tree::open(TreeKind::Files, Owner::Files(tree), root));
         Ok(FsTree::new(head, &mut self.store, true))
     }
@@ -178,7 +179,7 @@ impl Pool {
                 if self.heads.get(&tree).is_some_and(|head| self.head_changed(tree, head)) {
                     return Err(Error::invalid("cannot view a tree with uncommitted changes"));
                 }
-                self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?.root
+                self.existing_tree(tree)?.root
             }
             Some(name) => self.snapshot(tree, name)?.root,
         };
@@ -263,9 +264,7 @@ impl Pool {
     pub fn create_snapshot(&mut self, tree: u64, name: &str) -> Result<()> {
         self.writable()?;
         validate_snapshot_name(name)?;
-        if !self.tree_entries.contains_key(&tree) {
-            return Err(Error::not_found(format!("tree id {tree}")));
-        }
+        self.existing_tree(tree)?;
         if self.snapshot_exists(tree, name)? {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
@@ -293,8 +292,8 @@ impl Pool {
     }
 
     /// The root of a tree's head as the last commit left it.
-    pub fn committed_head_root(&self, tree: u64) -> Result<Option<BlockPtr>> {
-        Ok(self.tree_entries.get(&tree).ok_or_else(|| Error::not_found(format!("tree id {tree}")))?.root)
+    pub fn committed_head_root(&mut self, tree: u64) -> Result<Option<BlockPtr>> {
+        Ok(self.existing_tree(tree)?.root)
     }
 
     pub fn destroy_snapshot(&mut self, tree: u64, name: &str) -> Result<SnapshotEntry> {

@@ -154,13 +154,9 @@ impl Pool {
         store.compression = root.config.compression;
         let mut pool = Pool::handle(store, label, root, commit, mode, warnings, clock);
         pool.space_log_head = space_log_head;
-        for (k, v) in pool.trees_table.scan_prefix(&mut pool.store, &[])? {
-            let entry = TreeEntry::decode(&k, &v)?;
-            pool.tree_entries.insert(entry.id, entry);
-        }
-        // Neither the snapshots nor the history are loaded: a commit reads only the
-        // entries it needs (mod.rs, history.rs).
-        if !pool.tree_entries.contains_key(&LIVE_TREE_ID) {
+        // No table is loaded: a command reads only the entries it needs (trees.rs,
+        // mod.rs, history.rs).
+        if pool.tree_entry(LIVE_TREE_ID)?.is_none() {
             return Err(Error::corrupt("the pool has no live tree"));
         }
         Ok(pool)
@@ -190,6 +186,8 @@ impl Pool {
             mode,
             warnings,
             tree_entries: BTreeMap::new(),
+            trees_loaded: false,
+            tree_index: None,
             heads: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             snapshots_loaded: false,
@@ -425,17 +423,14 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
     let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
     let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new(), clock);
     pool.config_changed = true;
-    pool.tree_entries.insert(
-        LIVE_TREE_ID,
-        TreeEntry {
-            id: LIVE_TREE_ID,
-            name: LIVE_TREE_NAME.to_string(),
-            root: None,
-            created_txg: Txg(1),
-            origin: None,
-            referenced_bytes: 0,
-        },
-    );
+    pool.put_tree(TreeEntry {
+        id: LIVE_TREE_ID,
+        name: LIVE_TREE_NAME.to_string(),
+        root: None,
+        created_txg: Txg(1),
+        origin: None,
+        referenced_bytes: 0,
+    })?;
     pool.live(LIVE_TREE_ID)?.init_root(created_ns)?;
     pool.commit()?;
     Ok(pool)

@@ -35,7 +35,7 @@ impl Pool {
     pub fn promote_clone(&mut self, name: &str) -> Result<Promoted> {
         self.writable()?;
         let clone = self.tree_id(name)?;
-        let Some((tree, origin)) = self.origin_of(clone) else {
+        let Some((tree, origin)) = self.origin_of(clone)? else {
             return Err(Error::invalid(format!("{name} is not a clone: nothing to promote it over")));
         };
         let demoted = self.tree_name(tree).map_err(|_| {
@@ -69,7 +69,7 @@ impl Pool {
                 });
             }
         }
-        let new_origin = self.origin_of(tree);
+        let new_origin = self.origin_of(tree)?;
         let floor = new_origin.map_or(0, |(_, txg)| txg.0);
         let origin_root = moved.iter().find(|s| s.txg == origin).and_then(|s| s.root);
 
@@ -81,12 +81,9 @@ impl Pool {
             self.put_bookmark(&BookmarkEntry { tree: clone, ..mark })?;
         }
         // The clones made from the moved snapshots follow them.
-        let followers: Vec<(u64, Txg)> = self
-            .tree_entries
-            .values()
-            .filter(|t| t.id != clone)
-            .filter_map(|t| t.origin.filter(|&(o, at)| o == tree && at <= origin).map(|(_, at)| (t.id, at)))
-            .collect();
+        self.build_tree_index_if_needed()?;
+        let followers: Vec<(u64, Txg)> =
+            self.clones_from(tree, None)?.into_iter().filter(|&(id, at)| id != clone && at <= origin).collect();
         for (id, at) in followers {
             self.set_origin(id, Some((clone, at)))?;
         }
@@ -123,7 +120,7 @@ impl Pool {
         (floor, origin): (u64, u64),
     ) -> Result<()> {
         let mut alive: HashMap<u64, BlockPtr> = self.line_blocks(origin_root, floor, origin)?;
-        let head = (self.tree_entries[&clone].root, self.store.txg);
+        let head = (self.existing_tree(clone)?.root, self.store.txg);
         for (root, txg) in own.iter().map(|s| (s.root, s.txg)).chain([head]) {
             let next: HashSet<u64> = self.line_blocks(root, floor, origin)?.into_keys().collect();
             let dead: Vec<BlockPtr> = alive.values().filter(|p| !next.contains(&p.addr.0)).copied().collect();
@@ -161,10 +158,7 @@ impl Pool {
     }
 
     fn set_origin(&mut self, id: u64, origin: Option<(u64, Txg)>) -> Result<()> {
-        let entry = self.tree_entries.get_mut(&id).expect("an existing tree");
-        entry.origin = origin;
-        let (key, value) = (TreeEntry::key(id), entry.encode_value());
-        self.trees_table.insert(&mut self.store, &key, &value)?;
-        Ok(())
+        let entry = TreeEntry { origin, ..self.existing_tree(id)?.clone() };
+        self.put_tree(entry)
     }
 }

@@ -29,7 +29,7 @@ pub struct TreeUsage {
 impl Pool {
     /// Sums the records of a tree (metadata only).
     pub fn tree_usage(&mut self, tree: u64) -> Result<TreeUsage> {
-        let root = self.trees().find(|t| t.id == tree).and_then(|t| t.root);
+        let root = self.tree_entry(tree)?.and_then(|t| t.root);
         let mut usage = TreeUsage::default();
         let Some(root) = root else { return Ok(usage) };
         walk_nodes(&mut self.store, &root, TreeKind::Files, &mut |_, node| {
@@ -145,7 +145,7 @@ impl Pool {
 
     /// Bytes held only by retained commits (what pruning the history would free).
     pub fn history_unique_bytes(&mut self) -> Result<u64> {
-        let trees: Vec<u64> = self.trees().map(|t| t.id).collect();
+        let trees: Vec<u64> = self.trees()?.map(|t| t.id).collect();
         let newest = self.txg().0;
         let mut total = 0;
         for tree in trees {

@@ -117,7 +117,7 @@ impl Pool {
 
     /// The `referenced_bytes` of `tree`'s head: its counter, or on an older pool a walk.
     pub fn head_referenced(&mut self, tree: u64) -> Result<u64> {
-        let Some(entry) = self.tree_entries.get(&tree).cloned() else { return Ok(0) };
+        let Some(entry) = self.tree_entry(tree)?.cloned() else { return Ok(0) };
         if self.has_space_counters() {
             return Ok(entry.referenced_bytes);
         }
@@ -127,7 +127,7 @@ impl Pool {
     /// Each of `snapshots` (of `tree`, oldest first) reaches the head's blocks born up to
     /// it and the dead blocks it sees (born at or before it, killed after it).
     fn compute_snapshot_counts(&mut self, tree: u64, snapshots: &[SnapshotEntry]) -> Result<Vec<u64>> {
-        let root = self.tree_entries.get(&tree).and_then(|e| e.root);
+        let root = self.tree_entry(tree)?.and_then(|e| e.root);
         let head = bytes_by_birth(&mut self.store, root)?;
         let txgs: Vec<u64> = snapshots.iter().map(|s| s.txg.0).collect();
         // Each dead block adds to a run of snapshots: a difference array over them.
@@ -153,14 +153,11 @@ impl Pool {
         if self.has_space_counters() {
             return Ok(());
         }
-        let trees: Vec<u64> = self.tree_entries.keys().copied().collect();
-        for tree in trees {
-            let root = self.tree_entries[&tree].root;
-            let referenced = count_referenced(&mut self.store, root)?;
-            let entry = self.tree_entries.get_mut(&tree).expect("listed tree");
-            entry.referenced_bytes = referenced;
-            let (key, value) = (crate::format::tables::TreeEntry::key(tree), entry.encode_value());
-            self.trees_table.insert(&mut self.store, &key, &value)?;
+        let trees: Vec<crate::format::tables::TreeEntry> = self.trees()?.cloned().collect();
+        for entry in trees {
+            let tree = entry.id;
+            let referenced_bytes = count_referenced(&mut self.store, entry.root)?;
+            self.put_tree(crate::format::tables::TreeEntry { referenced_bytes, ..entry })?;
             let snapshots = self.snapshots_of(tree)?;
             let counts = self.compute_snapshot_counts(tree, &snapshots)?;
             for (snapshot, referenced_bytes) in snapshots.into_iter().zip(counts) {
@@ -206,7 +203,7 @@ mod tests {
             assert_eq!(figures.written_bytes, born, "@{} written", s.name);
             previous = s.txg.0;
         }
-        let head = pool.trees().find(|t| t.id == LIVE_TREE_ID).unwrap().root;
+        let head = pool.committed_head_root(LIVE_TREE_ID).unwrap();
         assert_eq!(pool.head_referenced(LIVE_TREE_ID).unwrap(), count_referenced(&mut pool.store, head).unwrap());
     }
 

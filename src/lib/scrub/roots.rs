@@ -42,7 +42,13 @@ pub fn roots(pool: &mut Pool, problems: &mut Vec<String>) -> Vec<Root> {
         }
     }
     let files = RootKind::Tree(TreeKind::Files);
-    let trees: Vec<(u64, String, Option<BlockPtr>)> = pool.trees().map(|t| (t.id, t.name.clone(), t.root)).collect();
+    let trees: Vec<(u64, String, Option<BlockPtr>)> = match pool.trees() {
+        Ok(trees) => trees.map(|t| (t.id, t.name.clone(), t.root)).collect(),
+        Err(e) => {
+            problems.push(format!("trees table: {e}"));
+            Vec::new()
+        }
+    };
     for (id, name, root) in &trees {
         if let Some(ptr) = *root {
             roots.push(Root { owner: format!("the {name} tree"), ptr, kind: files });

@@ -210,7 +210,7 @@ pub fn receive_into(
 
 /// The (tree, name) of the snapshot with `guid`, in any tree.
 fn find_by_guid(pool: &mut Pool, guid: &[u8; 16]) -> Result<Option<(u64, String)>> {
-    let trees: Vec<u64> = pool.trees().map(|t| t.id).collect();
+    let trees: Vec<u64> = pool.trees()?.map(|t| t.id).collect();
     for tree in trees {
         if let Some(found) = pool.snapshot_by_guid(tree, guid)? {
             return Ok(Some((tree, found.name)));

@@ -83,8 +83,8 @@ pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, interm
 
 /// What bookmark `mark` keeps of its snapshot, as a base for `target` of `tree`: the
 /// bookmark is of `tree` or of a tree it was cloned from, and `target` descends from it.
-fn bookmark_base(pool: &Pool, tree: u64, bookmark: BookmarkEntry, target: &SnapshotEntry) -> Result<SnapshotEntry> {
-    if bookmark.txg >= target.txg || !pool.descends_from(tree, target.txg, &bookmark) {
+fn bookmark_base(pool: &mut Pool, tree: u64, bookmark: BookmarkEntry, target: &SnapshotEntry) -> Result<SnapshotEntry> {
+    if bookmark.txg >= target.txg || !pool.descends_from(tree, target.txg, &bookmark)? {
         return Err(Error::invalid(format!(
             "bookmark #{} (of @{}, txg {}) is not an earlier state of @{} (txg {}): send from a bookmark of an \
              older snapshot of the same tree",

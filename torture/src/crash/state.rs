@@ -151,7 +151,8 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
     let live = tree_digest(pool, live_root, cache).map_err(|e| format!("live tree: {e}"))?;
     let mut snapshots = BTreeMap::new();
     let mut clones = BTreeMap::new();
-    let trees: Vec<(u64, String, Option<BlockPtr>)> = pool.trees().map(|t| (t.id, t.name.clone(), t.root)).collect();
+    let trees: Vec<(u64, String, Option<BlockPtr>)> =
+        pool.trees().map_err(|e| format!("trees table: {e}"))?.map(|t| (t.id, t.name.clone(), t.root)).collect();
     for (id, name, root) in trees {
         let prefix = if id == LIVE_TREE_ID { String::new() } else { format!("{name}@") };
         if id != LIVE_TREE_ID {

@@ -498,8 +498,8 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl snapshot --auto (again)", "snapctl", &os(&[&"snapshot", &"--auto"]), Input::None, true)?;
     let prune = os(&[&"prune", &"--keep", &"hourly=0"]);
     r.record("snapctl prune --keep hourly=0", "snapctl", &prune, Input::None, true)?;
-    // A clone (the first sets the clones feature in both labels), written, snapshotted
-    // and destroyed with its snapshot.
+    // A clone (the first sets the clones and tree_index features in both labels),
+    // written, snapshotted, renamed and destroyed with its snapshot.
     r.record("snapctl clone @s3 work", "snapctl", &os(&[&"clone", &"@s3", &"work"]), Input::None, true)?;
     let put = os(&[&"put", &"-", &"work:clone-file"]);
     r.record("snapctl put - work:clone-file", "snapctl", &put, Input::Bytes(vec![7; 70_000]), true)?;
@@ -509,8 +509,10 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     // becomes its clone; promoting the live tree back restores the roles.
     r.record("snapctl promote work", "snapctl", &os(&[&"promote", &"work"]), Input::None, true)?;
     r.record("snapctl promote live", "snapctl", &os(&[&"promote", &"live"]), Input::None, true)?;
-    r.record("snapctl destroy work@w1", "snapctl", &os(&[&"destroy", &"work@w1"]), Input::None, true)?;
-    r.record("snapctl destroy work", "snapctl", &os(&[&"destroy", &"work"]), Input::None, true)?;
+    // A rename changes only the clone's entry and its name key (pool/trees.rs).
+    r.record("snapctl rename work job", "snapctl", &os(&[&"rename", &"work", &"job"]), Input::None, true)?;
+    r.record("snapctl destroy job@w1", "snapctl", &os(&[&"destroy", &"job@w1"]), Input::None, true)?;
+    r.record("snapctl destroy job", "snapctl", &os(&[&"destroy", &"job"]), Input::None, true)?;
     // A full stream into a tree of its own, made by the receive's commit.
     let into = os(&[&"--tree", &"copy"]);
     r.record("snaprecv --tree copy (full @r1)", "snaprecv", &into, Input::File(&s("full-r1")), true)?;
