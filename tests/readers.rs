@@ -237,3 +237,73 @@ fn a_writer_waits_for_another_writer_as_told() {
     assert_eq!(stdout(snapctl().args(["cat", "slow"]).arg(&img)), "first part and the rest");
     check(&img);
 }
+
+/// Waits, closely, until process `pid` has pinned a whole commit (`pin 0 TXG`).
+fn wait_until_pinned_whole(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pin_files_of(pid).iter().any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\npin 0 "))) {
+        assert!(Instant::now() < deadline, "pid {pid} never pinned a whole commit");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Stops or resumes process `pid` (`kill -STOP` / `kill -CONT`).
+fn signal(pid: u32, which: &str) {
+    assert!(Command::new("kill").args([which, &pid.to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn check_and_scrub_read_a_whole_commit_while_writers_commit() {
+    // Goal (issue 15, part 1): check and scrub read everything the commit they opened
+    // references, tables too, without holding writers off. They pin that commit whole;
+    // writers hold back what they free until the reader exits. Each reader is stopped
+    // once it has pinned, the pool is rewritten around it (files removed, the snapshot
+    // destroyed, new files written over several commits, which reuse freed blocks when
+    // nothing holds them back), and the reader, resumed, still finds the pool clean.
+    let dir = TempDir::new().unwrap();
+    let img = pool(dir.path(), 512 * MIB, &["--history", "0"]);
+    let make_tree = |name: &str, seed: u64| {
+        let src = dir.path().join(name);
+        for d in 0..20 {
+            std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+            for f in 0..50 {
+                std::fs::write(src.join(format!("d{d}/f{f}")), noise(6000, seed * 10_000 + d * 100 + f)).unwrap();
+            }
+        }
+        src
+    };
+    let first = make_tree("first", 1);
+    let second = make_tree("second", 2);
+    // Enough to read that the reader is still at it when it is stopped.
+    let mut big = std::fs::File::create(first.join("big")).unwrap();
+    for piece in 0..3 {
+        big.write_all(&noise(64 * MIB as usize, 200 + piece)).unwrap();
+    }
+    for (round, reader) in [&["check"][..], &["scrub", "--no-repair"]].into_iter().enumerate() {
+        snapctl().arg("sync").arg(&first).arg(&img).assert().success();
+        run(&img, &["snapshot", "@a"]);
+        let child = start_reader("snapctl", reader, &img);
+        let pid = child.id();
+        wait_until_pinned_whole(pid);
+        signal(pid, "-STOP");
+        let status = run(&img, &["status"]);
+        assert!(status.contains("all of commit"), "round {round}: {status}");
+        for d in 0..20 {
+            run(&img, &["rm", "-r", &format!("d{d}")]);
+        }
+        run(&img, &["destroy", "@a"]);
+        snapctl().arg("sync").arg(&second).arg(&img).assert().success();
+        run(&img, &["snapshot", "@b"]);
+        run(&img, &["destroy", "@b"]);
+        for d in 0..20 {
+            run(&img, &["rm", "-r", &format!("d{d}")]);
+        }
+        signal(pid, "-CONT");
+        let out = String::from_utf8(finish_reader(child)).unwrap();
+        assert!(out.contains("clean"), "round {round} ({reader:?}): {out}");
+    }
+    check(&img);
+    // The reader gone, the blocks held back are free again: the space is all there.
+    let status = run(&img, &["status"]);
+    assert!(!status.contains("all of commit"), "{status}");
+}

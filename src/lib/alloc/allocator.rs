@@ -55,6 +55,12 @@ pub struct Allocator {
     pub txg_frees: ExtentSet,
     pub implicit_live: ExtentSet,
     pub implicit_frees: ExtentSet,
+    /// Free blocks not to be used: freed after a commit a reader holds whole (check,
+    /// scrub; pool/pins.rs), they may still hold what it reads. Free as far as the space
+    /// log is concerned; usable again at the first open after the reader is gone.
+    pub held: ExtentSet,
+    /// A reader holds a whole commit: what this handle frees joins `held`.
+    pub holding: bool,
     /// Blocks the history held and gave back in this transaction, for messages.
     pub history_blocks_hint: u64,
     /// Snapshots the pool has, for the same message's hint.
@@ -86,6 +92,8 @@ impl Allocator {
             txg_frees: ExtentSet::new(),
             implicit_live: ExtentSet::new(),
             implicit_frees: ExtentSet::new(),
+            held: ExtentSet::new(),
+            holding: false,
             history_blocks_hint: 0,
             snapshots_hint: 0,
         }
@@ -242,11 +250,26 @@ impl Allocator {
         }
     }
 
-    /// The commit record is durable: deferred frees become allocatable.
+    /// Keeps whatever of [start, start+len) is free from being used (see `held`).
+    pub fn hold(&mut self, start: u64, len: u64) {
+        self.holding = true;
+        for (s, l) in self.free.take_within(start, len) {
+            assert!(self.held.insert(s, l));
+        }
+    }
+
+    /// Free blocks, used or held back.
+    pub fn unused_blocks(&self) -> u64 {
+        self.free.blocks() + self.held.blocks()
+    }
+
+    /// The commit record is durable: deferred frees become allocatable, or are held
+    /// while a reader holds a whole commit.
     pub fn commit_done(&mut self) {
         for set in [std::mem::take(&mut self.txg_frees), std::mem::take(&mut self.implicit_frees)] {
+            let into = if self.holding { &mut self.held } else { &mut self.free };
             for (s, l) in set.iter() {
-                assert!(self.free.insert(s, l));
+                assert!(into.insert(s, l));
             }
         }
         self.txg_allocs = ExtentSet::new();
@@ -264,7 +287,11 @@ impl Allocator {
                 out.insert(from, to - from);
             }
         };
-        for (s, l) in self.free.iter() {
+        let mut unused = self.free.clone();
+        for (s, l) in self.held.iter() {
+            assert!(unused.insert(s, l));
+        }
+        for (s, l) in unused.iter() {
             push_gap(at, s, &mut out);
             at = s + l;
         }
@@ -279,7 +306,7 @@ impl Allocator {
 
     /// Blocks allocated once this transaction commits.
     pub fn used_blocks(&self) -> u64 {
-        self.usable_blocks() - self.free.blocks() - self.txg_frees.blocks() - self.implicit_frees.blocks()
+        self.usable_blocks() - self.unused_blocks() - self.txg_frees.blocks() - self.implicit_frees.blocks()
     }
 }
 

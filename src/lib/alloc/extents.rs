@@ -86,6 +86,22 @@ impl ExtentSet {
         true
     }
 
+    /// Removes the parts of [start, start+len) that are in the set, and returns them.
+    pub fn take_within(&mut self, start: u64, len: u64) -> Vec<(u64, u64)> {
+        let end = start + len;
+        let before = self.extents.range(..start).next_back().filter(|&(&s, &l)| s + l > start);
+        let parts: Vec<(u64, u64)> = before
+            .into_iter()
+            .chain(self.extents.range(start..end))
+            .map(|(&s, &l)| (s.max(start), (s + l).min(end)))
+            .map(|(from, to)| (from, to - from))
+            .collect();
+        for &(s, l) in &parts {
+            assert!(self.remove(s, l));
+        }
+        parts
+    }
+
     /// First extent at or after `from` with at least `len` blocks; wraps around once.
     pub fn find(&self, from: u64, len: u64) -> Option<u64> {
         // An extent that starts before `from` but reaches past it counts too.
@@ -101,6 +117,17 @@ impl ExtentSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_within_takes_only_what_is_there() {
+        let mut set = ExtentSet::new();
+        set.insert(10, 10);
+        set.insert(30, 10);
+        assert_eq!(set.take_within(15, 20), vec![(15, 5), (30, 5)]);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![(10, 5), (35, 5)]);
+        assert_eq!(set.blocks(), 10);
+        assert!(set.take_within(20, 10).is_empty());
+    }
 
     #[test]
     fn insert_remove_coalesce() {

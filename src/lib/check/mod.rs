@@ -131,11 +131,13 @@ fn check(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, Option<V
 
 fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, Option<Vec<BlockPtr>>)> {
     let alloc = &pool.store.alloc;
-    let allocated = alloc.usable_blocks().saturating_sub(alloc.free.blocks());
+    let allocated = alloc.usable_blocks().saturating_sub(alloc.unused_blocks());
     let mut c = Checker { report: CheckReport::default(), blocks: BlockBook::new(allocated, keep_inventory) };
     check_labels(pool, &mut c);
     check_config(pool, &mut c);
     check_implicit(pool, &mut c)?;
+    // The rest lies in blocks the space log lists: writers may commit meanwhile.
+    pool.pin_whole_commit()?;
     for (kind, root) in pool.meta_roots() {
         if let Some(root) = root {
             walk_meta(pool, &mut c, kind, &root)?;
@@ -180,7 +182,7 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         }
     }
     c.report.referenced_blocks = c.blocks.referenced_blocks;
-    c.report.free_blocks = pool.store.alloc.free.blocks();
+    c.report.free_blocks = pool.store.alloc.unused_blocks();
     Ok((c.report, c.blocks.inventory))
 }
 
@@ -628,7 +630,7 @@ fn check_dead_index(pool: &mut Pool, c: &mut Checker) -> Result<()> {
 /// against the others and the free set when first reached (blocks.rs).
 fn check_space(pool: &mut Pool, c: &mut Checker) {
     let alloc = &pool.store.alloc;
-    let accounted = c.blocks.used_blocks() + alloc.free.blocks();
+    let accounted = c.blocks.used_blocks() + alloc.unused_blocks();
     if accounted != alloc.usable_blocks() {
         let leaked = alloc.usable_blocks() as i64 - accounted as i64;
         let what =

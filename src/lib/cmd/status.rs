@@ -106,6 +106,9 @@ pub struct PartialReceive {
 fn readers(pool: &mut Pool) -> Result<Vec<Reader>> {
     let snapshots = pool.snapshots_of(LIVE_TREE_ID)?;
     let name_of = |(tree, txg): (u64, u64)| {
+        if tree == crate::pool::WHOLE_COMMIT {
+            return vec![format!("all of commit {txg}")];
+        }
         let names: Vec<String> =
             snapshots.iter().filter(|s| s.tree == tree && s.txg.0 == txg).map(|s| format!("@{}", s.name)).collect();
         if names.is_empty() { vec![format!("commit {txg}")] } else { names }

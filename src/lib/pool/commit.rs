@@ -71,10 +71,10 @@ impl Pool {
         if !self.has_changes() {
             return Ok(CommitSummary::default());
         }
-        let free_before = self.store.alloc.free.blocks();
+        let free_before = self.store.alloc.unused_blocks();
         match self.commit_inner() {
             Ok(txg) => {
-                let freed = self.store.alloc.free.blocks().saturating_sub(free_before);
+                let freed = self.store.alloc.unused_blocks().saturating_sub(free_before);
                 Ok(CommitSummary { txg: Some(txg), freed_bytes: freed * BLOCK_BYTES })
             }
             Err(e) => {
@@ -97,6 +97,8 @@ impl Pool {
         self.record_history(txg, now)?;
         // Held until the record is durable: no reader opens the pool or pins meanwhile.
         let gate = self.enter_commit_gate()?;
+        // A reader that holds a whole commit may read any block freed since (pins.rs).
+        self.store.alloc.holding |= self.whole_commit_pinned();
         self.refuse_pinned_releases()?;
         self.store.alloc.committing = true;
         self.expire_history(txg, now)?;
@@ -234,7 +236,7 @@ impl Pool {
 
     fn free_after_commit(&self) -> u64 {
         let a = &self.store.alloc;
-        a.free.blocks() + a.txg_frees.blocks() + a.implicit_frees.blocks()
+        a.unused_blocks() + a.txg_frees.blocks() + a.implicit_frees.blocks()
     }
 
     fn file_kills(&mut self, txg: Txg) -> Result<()> {
@@ -255,7 +257,10 @@ impl Pool {
     fn append_space_log(&mut self, txg: Txg) -> Result<()> {
         // Every open reads the whole chain: a few blocks past the base at most, and a
         // base that grows with the pool's fragments condenses in proportion.
-        let condense = self.root.space_log_blocks > 2 * self.root.space_base_blocks + SPACE_LOG_SLACK_BLOCKS;
+        // Not while a reader holds a whole commit: writers learn from the log what was
+        // freed after it (pins.rs).
+        let condense = self.root.space_log_blocks > 2 * self.root.space_base_blocks + SPACE_LOG_SLACK_BLOCKS
+            && !self.whole_commit_pinned();
         let (entries, mut prev) = if condense {
             let mut old = self.root.space_log;
             while let Some(ptr) = old {

@@ -32,6 +32,7 @@ pub use commit::CommitSummary;
 pub use history::RetainedRoot;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
+pub use pins::WHOLE_COMMIT;
 pub use resize::ExpandOutcome;
 pub use space::{DestroyEstimate, SnapshotSpace, TreeUsage};
 pub use space_counters::count_referenced;
@@ -386,7 +387,7 @@ impl Pool {
     }
 
     pub fn free_bytes(&self) -> u64 {
-        self.store.alloc.free.blocks() * crate::block::BLOCK_BYTES
+        self.store.alloc.unused_blocks() * crate::block::BLOCK_BYTES
     }
 
     pub fn used_bytes(&self) -> u64 {

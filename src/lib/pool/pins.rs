@@ -11,10 +11,19 @@
 //!
 //! What a reader reads before it opens the gate (tables, the space log) is safe because
 //! no commit runs meanwhile; what it reads after is file trees of pinned checkpoints only.
-//! A reader that never opens the gate (check, list, status) holds commits off until it
-//! exits: correct, and short for all but check and scrub.
+//! A reader that never opens the gate (list, status) holds commits off until it exits:
+//! correct, and short.
+//!
+//! A reader that reads everything the opened commit references, tables too (check,
+//! scrub), pins that commit whole (`pin_whole_commit`, tree 0 in the pin file) once it
+//! has read the blocks that are not in the space log (the pool root, the log itself).
+//! A writer then uses no block freed after that commit: its open holds back what the
+//! space log says was freed since (`hold_frees_for_pins`), its commits hold back what
+//! they free, and none condenses the log, which would forget when a block was freed.
+//! The first writer to open after the reader exits gets them all back.
 
 use super::Pool;
+use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
 use crate::block::Txg;
 use crate::device::Device;
 use crate::device::OpenMode;
@@ -25,6 +34,9 @@ use crate::format::label::Label;
 
 /// How a pool handle takes part in pinning: not at all (tests, in-memory devices), as a
 /// reader, or as a writer that honours the readers' pins.
+/// The tree a pin names to hold a whole commit (ids start at 1).
+pub const WHOLE_COMMIT: u64 = 0;
+
 #[derive(Default)]
 pub(super) enum PinSide {
     #[default]
@@ -55,7 +67,10 @@ impl Pool {
         let mut pool = Pool::open_inner(dev, mode, crate::clock::system_clock(), &mut on_label)?;
         match (entered, registry) {
             (Some(pins), _) => pool.attach_reader_pins(pins),
-            (None, Some(registry)) => pool.attach_pin_registry(registry, wait),
+            (None, Some(registry)) => {
+                pool.attach_pin_registry(registry, wait);
+                pool.hold_frees_for_pins()?;
+            }
             (None, None) => {}
         }
         Ok(pool)
@@ -84,6 +99,43 @@ impl Pool {
             pins.open_gate();
         }
         Ok(())
+    }
+
+    /// A reader of everything the opened commit references (check, scrub) pins it whole
+    /// and lets commits go on. The pool root and the space log must be read before.
+    pub fn pin_whole_commit(&mut self) -> Result<()> {
+        let txg = self.commit.txg;
+        self.pin_for_reading(&[(WHOLE_COMMIT, txg)])
+    }
+
+    /// A writer's open, while a reader holds a whole commit: holds back the blocks the
+    /// space log says were freed after it (and, to be safe, all the frees of a log block
+    /// that holds any later commit's).
+    fn hold_frees_for_pins(&mut self) -> Result<()> {
+        let pins = self.pins_now()?;
+        let Some(since) = pins.iter().filter(|p| p.tree == WHOLE_COMMIT).map(|p| p.txg).min() else {
+            return Ok(());
+        };
+        self.store.alloc.holding = true;
+        let mut next = self.root.space_log;
+        while let Some(ptr) = next {
+            let block = SpaceLogBlock::decode(&self.store.read_block(&ptr)?)?;
+            if block.txg.0 <= since {
+                break;
+            }
+            for &(start, len, op) in &block.entries {
+                if op == SpaceOp::Free {
+                    self.store.alloc.hold(start, len);
+                }
+            }
+            next = block.prev;
+        }
+        Ok(())
+    }
+
+    /// Whether a reader holds a whole commit (as the running commit found the pins).
+    pub(super) fn whole_commit_pinned(&self) -> bool {
+        self.commit_pins.iter().any(|p| p.tree == WHOLE_COMMIT)
     }
 
     /// The checkpoint a read of `snapshot` of `tree` (or of its live tree, as opened)
@@ -115,9 +167,10 @@ impl Pool {
     }
 
     /// Is the checkpoint of `tree` at `txg` pinned by a reader (as the commit found the
-    /// pins)? A retained commit is kept for a pin of any tree at its txg.
+    /// pins)? A retained commit is kept for a pin of any tree at its txg. A whole
+    /// commit's pin keeps nothing: what is freed is held back instead.
     pub(super) fn pinned_by(&self, tree: Option<u64>, txg: u64) -> Option<&Pin> {
-        self.commit_pins.iter().find(|p| p.txg == txg && tree.is_none_or(|t| t == p.tree))
+        self.commit_pins.iter().find(|p| p.tree != WHOLE_COMMIT && p.txg == txg && tree.is_none_or(|t| t == p.tree))
     }
 
     /// Refuses, early, to destroy snapshot `name` that a reader has pinned.
@@ -153,7 +206,7 @@ impl Pool {
     /// Early: would dropping the retained commits after `txg` (a rollback) take one a
     /// reader has pinned?
     pub(super) fn refuse_if_history_pinned_after(&mut self, txg: u64) -> Result<()> {
-        for pin in self.pins_now()?.into_iter().filter(|p| p.txg > txg) {
+        for pin in self.pins_now()?.into_iter().filter(|p| p.tree != WHOLE_COMMIT && p.txg > txg) {
             if self.history_contains(pin.txg)? {
                 return Err(being_read(format!("the retained commit {}", pin.txg), &pin));
             }

@@ -48,7 +48,8 @@ impl Pool {
             return Err(Error::Refused(Refusal::PartialReceiveSaved { receiving: state.snapshot_name }));
         }
         // A reader's pin names a tree and a txg: moving snapshots would take them from it.
-        if let Some(pin) = self.pins_now()?.into_iter().next() {
+        // (A whole commit's pin is not moved from: what it reads stays where it is.)
+        if let Some(pin) = self.pins_now()?.into_iter().find(|p| p.tree != super::pins::WHOLE_COMMIT) {
             return Err(Error::Refused(Refusal::BeingRead {
                 what: format!("the pool ({name})"),
                 holder: pin.holder(),

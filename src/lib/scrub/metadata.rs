@@ -70,7 +70,7 @@ impl<'p> MetadataPass<'p> {
         progress: &'p mut dyn FnMut(&ScrubProgress),
     ) -> MetadataPass<'p> {
         let alloc = &pool.store.alloc;
-        let data_total_bytes = alloc.usable_blocks().saturating_sub(alloc.free.blocks()) * BLOCK_BYTES;
+        let data_total_bytes = alloc.usable_blocks().saturating_sub(alloc.unused_blocks()) * BLOCK_BYTES;
         MetadataPass {
             pool,
             report,

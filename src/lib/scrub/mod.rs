@@ -33,6 +33,7 @@ pub use report::{Damage, ScrubOptions, ScrubProgress, ScrubReport};
 use crate::error::Result;
 use crate::pool::Pool;
 use metadata::MetadataPass;
+use roots::Root;
 
 /// Reads and verifies every copy of every reachable block; repairs what it can.
 pub fn scrub_pool(
@@ -55,7 +56,14 @@ fn scrub_device(
     let roots = roots::roots(pool, &mut report.problems);
     progress(&ScrubProgress { phase: "metadata", done_bytes: 0, total_bytes: 0 });
     let mut pass = MetadataPass::new(pool, report, progress);
-    for root in &roots {
+    // The pool root and the space log first: the rest lies in blocks the log lists, and
+    // writers may commit meanwhile (pool/pins.rs).
+    let (implicit, listed): (Vec<&Root>, Vec<&Root>) = roots.iter().partition(|r| r.is_implicit());
+    for root in implicit {
+        pass.walk(root);
+    }
+    pass.pool.pin_whole_commit()?;
+    for root in listed {
         pass.walk(root);
     }
     pass.walk_trees(&roots);

@@ -25,6 +25,13 @@ pub struct Root {
     pub kind: RootKind,
 }
 
+impl Root {
+    /// The pool root and the space log: blocks the space log does not list.
+    pub fn is_implicit(&self) -> bool {
+        self.kind == RootKind::SpaceLog || self.ptr.kind == crate::block::BlockKind::PoolRoot
+    }
+}
+
 /// The owner name `roots` gives the live tree's head ("the {name} tree"), which blame
 /// names files of without a prefix.
 pub const LIVE_OWNER: &str = "the live tree";
