@@ -110,6 +110,7 @@ fn run(command: Command) -> Result<()> {
             tree::mv(&mut pool, tree, source, dest).map(drop)
         }
         Command::Export { nodev, nosuid, source, dest, device } => {
+            snapfs::cli::yield_to_writers();
             let mut pool = open(&device, OpenMode::Read)?;
             let spec = PathSpec::parse_in(&mut pool, &source)?;
             let options = snapfs::fs::export::ExportOptions { nodev, nosuid };
@@ -299,11 +300,13 @@ fn run(command: Command) -> Result<()> {
             stdout_write(&if json { render::json(&status) } else { render::status(&status) })
         }
         Command::Check { json, device } => {
+            snapfs::cli::yield_to_writers();
             let checked = check::check(&mut open(&device, OpenMode::Read)?)?;
             stdout_write(&if json { render::json(&checked) } else { render::checked(&checked) })?;
             render::check_verdict(&checked)
         }
         Command::Scrub { json, no_repair, device } => {
+            snapfs::cli::yield_to_writers();
             let mut pool = open(&device, if no_repair { OpenMode::Read } else { OpenMode::Write })?;
             let bar = render::ScrubBar::start();
             let scrubbed = scrub::scrub(&mut pool, !no_repair, &mut |p| bar.show(p))?;

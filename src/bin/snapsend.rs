@@ -36,6 +36,7 @@ fn run(args: Args) -> Result<()> {
     if !args.dry_run && std::io::stdout().is_terminal() {
         return Err(Error::Refused(Refusal::StreamToTerminal));
     }
+    snapfs::cli::yield_to_writers();
     let mut pool = open_pool(PROGRAM, device, OpenMode::Read)?;
     let plan = cmd::send::plan_run(&mut pool, &source)?;
     let info = render::planned(&plan, args.parsable, args.dry_run && args.verbose);
