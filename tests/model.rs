@@ -84,7 +84,9 @@ fn compare(pool: &mut Pool, model: &Model, snapshots: &BTreeMap<String, Model>, 
 /// minutes apart).
 const HISTORY_WINDOW_S: u64 = 12 * 60;
 
-fn run_seed(seed: u64) {
+/// Runs seed `seed`; returns whether it was one with a window of minutes (a third of
+/// the seeds) and its window slid, expiring older commits while newer ones stayed.
+fn run_seed(seed: u64) -> bool {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     // Its own generator, so that the operations a seed drives stay those it always drove.
     let mut time = Rng(seed.wrapping_mul(0xc10c_c10c_c10c_c10d) | 1);
@@ -314,9 +316,6 @@ fn run_seed(seed: u64) {
         }
         oldest_retained = *retained.first().unwrap_or_else(|| panic!("seed {seed} step {step}: no retained commit"));
     }
-    if options.config.history_seconds == HISTORY_WINDOW_S {
-        assert!(window_slid > 0, "seed {seed}: the history window never expired part of the history");
-    }
     pool.commit().unwrap();
     compare(&mut pool, &model, &snapshots, seed, steps);
     // Destroy every snapshot and prune: only the live tree's blocks remain.
@@ -328,6 +327,7 @@ fn run_seed(seed: u64) {
     snapshots.clear();
     compare(&mut pool, &model, &snapshots, seed, steps + 1);
     assert_eq!(pool.root.dead_bytes, 0, "seed {seed}: dead blocks remain with no snapshot and no history");
+    options.config.history_seconds == HISTORY_WINDOW_S && window_slid > 0
 }
 
 fn pick(rng: &mut Rng, files: &BTreeMap<String, u64>) -> Option<(String, u64)> {
@@ -345,7 +345,9 @@ fn random_operations_match_the_model() {
         return;
     }
     let seeds: u64 = std::env::var("MODEL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
-    for seed in 1..=seeds {
-        run_seed(seed);
-    }
+    // Whether a window slid depends on how a seed's commits fall in time (seed 17's come
+    // in bursts further apart than the window, so each expires all but the newest): the
+    // seeds together must cover it, not each one.
+    let slid = (1..=seeds).filter(|&seed| run_seed(seed)).count();
+    assert!(slid > 0, "in {seeds} seeds, no history window ever expired part of the history");
 }
