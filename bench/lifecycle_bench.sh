@@ -63,7 +63,7 @@ for n in $LABELS; do
         mkdir -p "$src"
         head -c 100000 /dev/urandom > "$src/f"
     fi
-    new_loop dev "lifecycle-$n" $(((1 << 30) + 2 * bytes))
+    new_loop dev "lifecycle-$n" $(((1 << 30) + (2 * bytes >> 20 << 20)))
     DEV[$n]=$dev
     "$BIN/snapfmt" --history 0 "$dev" > /dev/null
     "$BIN/snapctl" sync "$src" "$dev" > /dev/null

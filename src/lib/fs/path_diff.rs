@@ -16,6 +16,7 @@ use crate::block::BlockPtr;
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::store::{Owner, Store};
+use crate::tree::diff::Summarize;
 use crate::tree::{Tree, TreeDiff};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,7 +72,18 @@ pub fn diff_trees(
     old: Option<BlockPtr>,
     new: Option<BlockPtr>,
 ) -> Result<Vec<PathChange>> {
-    let inodes = changed_inodes(store, old, new)?;
+    diff_trees_summing(store, tree, old, new, Some(content_of_one_inode))
+}
+
+/// `diff_trees`, reading every changed leaf when `summarize` is None (tests compare).
+fn diff_trees_summing(
+    store: &mut Store,
+    tree: u64,
+    old: Option<BlockPtr>,
+    new: Option<BlockPtr>,
+    summarize: Option<Summarize>,
+) -> Result<Vec<PathChange>> {
+    let inodes = changed_inodes(store, old, new, summarize)?;
     let mut old_paths = Paths::new(tree, old);
     let mut new_paths = Paths::new(tree, new);
     let mut out = Vec::new();
@@ -156,12 +168,21 @@ fn changed_inodes(
     store: &mut Store,
     old: Option<BlockPtr>,
     new: Option<BlockPtr>,
+    summarize: Option<Summarize>,
 ) -> Result<BTreeMap<u64, InodeChange>> {
     let mut inodes: BTreeMap<u64, InodeChange> = BTreeMap::new();
     let mut diff = TreeDiff::new(TreeKind::Files, old, new);
+    if let Some(summarize) = summarize {
+        diff = diff.summarizing(summarize);
+    }
     while let Some(change) = diff.next(store)? {
         let key = FileKey::parse(&change.key)
             .ok_or_else(|| Error::corrupt(format!("file tree key of {} bytes", change.key.len())))?;
+        if change.old.is_none() && change.new.is_none() {
+            // A subtree of one inode's contents that differs: read no further.
+            inodes.entry(key.ino).or_default().content_changed = true;
+            continue;
+        }
         // The tree's own counters (the next inode number) are no file's change.
         if key.is(ItemKind::Meta) {
             continue;
@@ -189,6 +210,20 @@ fn changed_inodes(
         }
     }
     Ok(inodes)
+}
+
+/// Whether every key in [low, high) is a content item of one inode: its directory
+/// entries alone, or its extended attributes, symlink target and records. Of those a diff
+/// needs only to know that one changed (the inode is modified), so a subtree that holds
+/// nothing else is not read: a change spread over a large file's records costs the
+/// leaves around it, not every leaf it touched.
+fn content_of_one_inode(low: &[u8], high: &[u8]) -> bool {
+    let (Some(low), Some(high)) = (FileKey::parse(low), FileKey::parse(high)) else { return false };
+    let entries = ItemKind::DirEntry as u8;
+    let contents = ItemKind::Xattr as u8;
+    low.ino == high.ino
+        && low.ino != super::inode::META_INO
+        && ((low.kind_byte == entries && high.kind_byte == entries) || low.kind_byte >= contents)
 }
 
 /// Paths in one tree, each directory's looked up once.
@@ -279,7 +314,88 @@ pub fn escape(name: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{TreeDiff, TreeKind, content_of_one_inode, diff_trees_summing, escape};
+    use crate::device::MemoryDevice;
+    use crate::fs::inode::{Inode, ROOT_INO};
+    use crate::pool::{FormatOptions, LIVE_TREE_ID, format_pool};
+
+    /// A small deterministic generator, so that a failing case can be replayed.
+    struct Steps(u64);
+    impl Steps {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn a_diff_that_sums_up_one_inodes_subtrees_lists_what_a_full_one_lists() {
+        let mut summed_up = 0;
+        for seed in 1..=6u64 {
+            let mut steps = Steps(seed);
+            let mut pool = format_pool(Box::new(MemoryDevice::new(128 << 20)), &FormatOptions::default()).unwrap();
+            // Sparse files of many records (one byte every 128 KiB) span many leaves.
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            let dir = fs.create(ROOT_INO, b"d", Inode::new(0o40755, Default::default())).unwrap();
+            let mut files = Vec::new();
+            for f in 0..6u64 {
+                let parent = if f % 2 == 0 { ROOT_INO } else { dir };
+                let ino =
+                    fs.create(parent, format!("f{f}").as_bytes(), Inode::new(0o100644, Default::default())).unwrap();
+                for record in 0..300 + steps.below(300) {
+                    fs.write_at(ino, record << 17, &[f as u8 + 1]).unwrap();
+                }
+                files.push((parent, format!("f{f}"), ino));
+            }
+            pool.create_snapshot(LIVE_TREE_ID, "a").unwrap();
+            pool.commit().unwrap();
+            let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+            for _ in 0..1 + steps.below(40) {
+                let (parent, name, ino) = files[steps.below(files.len() as u64) as usize].clone();
+                match steps.below(10) {
+                    0 => _ = fs.set_xattr(ino, b"user.tag", &[steps.below(250) as u8]),
+                    1 => {
+                        _ = fs.create(
+                            dir,
+                            format!("new{}", steps.below(1000)).as_bytes(),
+                            Inode::new(0o100644, Default::default()),
+                        )
+                    }
+                    2 => _ = fs.truncate(ino, steps.below(600) << 17),
+                    3 => _ = fs.rename(parent, name.as_bytes(), dir, format!("moved{}", steps.below(1000)).as_bytes()),
+                    _ => fs.write_at(ino, steps.below(600) << 17, &[steps.below(250) as u8]).unwrap(),
+                }
+            }
+            pool.create_snapshot(LIVE_TREE_ID, "b").unwrap();
+            pool.commit().unwrap();
+            let (a, b) =
+                (pool.snapshot(LIVE_TREE_ID, "a").unwrap().root, pool.snapshot(LIVE_TREE_ID, "b").unwrap().root);
+            let full = diff_trees_summing(&mut pool.store, LIVE_TREE_ID, a, b, None).unwrap();
+            let summed = diff_trees_summing(&mut pool.store, LIVE_TREE_ID, a, b, Some(content_of_one_inode)).unwrap();
+            assert!(!full.is_empty(), "seed {seed}");
+            assert_eq!(summed, full, "seed {seed}");
+            let mut diff = TreeDiff::new(TreeKind::Files, a, b).summarizing(content_of_one_inode);
+            while let Some(change) = diff.next(&mut pool.store).unwrap() {
+                summed_up += (change.old.is_none() && change.new.is_none()) as u32;
+            }
+        }
+        assert!(summed_up > 0, "no subtree was summed up: the comparison above proved nothing");
+    }
+
+    #[test]
+    fn only_one_inodes_contents_are_summed_up() {
+        use crate::fs::inode::{ItemKind, key};
+        let summed = |low: (u64, ItemKind), high: (u64, ItemKind)| {
+            content_of_one_inode(&key(low.0, low.1, b"x"), &key(high.0, high.1, b"y"))
+        };
+        assert!(summed((5, ItemKind::Record), (5, ItemKind::Record)));
+        assert!(summed((5, ItemKind::Xattr), (5, ItemKind::Record)));
+        assert!(summed((5, ItemKind::DirEntry), (5, ItemKind::DirEntry)));
+        assert!(!summed((5, ItemKind::DirEntry), (5, ItemKind::BackRef)), "back references name renames");
+        assert!(!summed((5, ItemKind::Inode), (5, ItemKind::Record)), "the inode item says what changed");
+        assert!(!summed((5, ItemKind::Record), (6, ItemKind::Inode)), "two inodes");
+        assert!(!content_of_one_inode(&5u64.to_be_bytes(), &key(5, ItemKind::Record, b"")), "a bare prefix");
+    }
 
     #[test]
     fn names_escape_what_would_break_a_line() {

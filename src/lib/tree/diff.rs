@@ -10,6 +10,11 @@
 //! pointers, never the unchanged rest.
 //!
 //! Sound for any two trees: a skip needs pointer equality, never a birth-time argument.
+//!
+//! A caller that only asks *whether* something changed in some key ranges (a path diff
+//! asks whether an inode's records changed, not which) passes a predicate
+//! (`summarizing`): two differing subtrees with the same bounds that it accepts are not
+//! read, and come out as one change with neither value, keyed by their lowest key.
 
 use std::rc::Rc;
 
@@ -18,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::format::node::{EncodedNode, EntrySpan, NodeBody, TREE_LEVELS_MAX, TreeKind, decode_leaf};
 use crate::store::Store;
 
-/// One key whose value differs: present in one tree only, or in both with other values.
+/// One key whose value differs: present in one tree only, or in both with other values;
+/// or, with neither value, a summed-up range of keys from `key` on (`summarizing`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub key: Vec<u8>,
@@ -82,6 +88,12 @@ impl Walk {
         self.stack.last()
     }
 
+    /// The bound the item on top ends before: the next item's lowest key (None: the
+    /// tree's end).
+    fn upper(&self) -> Option<&[u8]> {
+        self.stack.len().checked_sub(2).map(|i| self.stack[i].low())
+    }
+
     /// Replaces the subtree on top with its children (or entries), in order.
     fn open(&mut self, store: &mut Store) -> Result<()> {
         let Some(Item::Subtree { ptr, low }) = self.stack.pop() else {
@@ -126,9 +138,14 @@ impl Walk {
     }
 }
 
+/// Says whether every key in [low, high) lies in a range whose changes the caller wants
+/// summed up rather than listed (see the module comment).
+pub type Summarize = fn(low: &[u8], high: &[u8]) -> bool;
+
 pub struct TreeDiff {
     old: Walk,
     new: Walk,
+    summarize: Option<Summarize>,
 }
 
 fn same_block(a: &BlockPtr, b: &BlockPtr) -> bool {
@@ -142,7 +159,25 @@ impl TreeDiff {
 
     /// The differences at keys >= `start` only (a resumed stream).
     pub fn starting_at(kind: TreeKind, old: Option<BlockPtr>, new: Option<BlockPtr>, start: &[u8]) -> TreeDiff {
-        TreeDiff { old: Walk::new(kind, old, start), new: Walk::new(kind, new, start) }
+        TreeDiff { old: Walk::new(kind, old, start), new: Walk::new(kind, new, start), summarize: None }
+    }
+
+    /// Differing subtrees with the same bounds that `summarize` accepts come out unread,
+    /// as one change with neither value keyed by their lowest key.
+    pub fn summarizing(self, summarize: Summarize) -> TreeDiff {
+        TreeDiff { summarize: Some(summarize), ..self }
+    }
+
+    /// Whether the two differing subtrees on top share their bounds and `summarize`
+    /// accepts them.
+    fn summarized_on_top(&self) -> bool {
+        let (Some(summarize), Some(a), Some(b)) = (self.summarize, self.old.peek(), self.new.peek()) else {
+            return false;
+        };
+        match (self.old.upper(), self.new.upper()) {
+            (Some(high_a), Some(high_b)) => a.low() == b.low() && high_a == high_b && summarize(a.low(), high_a),
+            _ => false,
+        }
     }
 
     /// Tree nodes read so far, both trees together.
@@ -195,6 +230,12 @@ impl TreeDiff {
                         return Ok(Some(self.take_new()));
                     }
                     self.old.open(store)?;
+                }
+                (Some(Item::Subtree { .. }), Some(Item::Subtree { .. })) if self.summarized_on_top() => {
+                    let key = self.old.peek().map(|item| item.low().to_vec()).unwrap_or_default();
+                    self.old.stack.pop();
+                    self.new.stack.pop();
+                    return Ok(Some(Change { key, old: None, new: None }));
                 }
                 (Some(a @ Item::Subtree { ptr: pa, .. }), Some(b @ Item::Subtree { ptr: pb, .. })) => {
                     match a.low().cmp(b.low()) {
