@@ -28,6 +28,18 @@ pub enum ItemKind {
     Record = 6,
 }
 
+/// Whether every key in [low, high) is a content item of one inode: its directory
+/// entries alone, or its extended attributes, symlink target and records; never its
+/// inode item or back references, which sort between (fs/path_diff.rs).
+pub fn only_contents_of_one_inode(low: &[u8], high: &[u8]) -> bool {
+    let (Some(low), Some(high)) = (FileKey::parse(low), FileKey::parse(high)) else { return false };
+    let entries = ItemKind::DirEntry as u8;
+    let contents = ItemKind::Xattr as u8;
+    low.ino == high.ino
+        && low.ino != META_INO
+        && ((low.kind_byte == entries && high.kind_byte == entries) || low.kind_byte >= contents)
+}
+
 pub fn key(ino: u64, kind: ItemKind, suffix: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + suffix.len());
     k.extend_from_slice(&ino.to_be_bytes());

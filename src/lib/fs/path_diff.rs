@@ -218,12 +218,7 @@ fn changed_inodes(
 /// nothing else is not read: a change spread over a large file's records costs the
 /// leaves around it, not every leaf it touched.
 fn content_of_one_inode(low: &[u8], high: &[u8]) -> bool {
-    let (Some(low), Some(high)) = (FileKey::parse(low), FileKey::parse(high)) else { return false };
-    let entries = ItemKind::DirEntry as u8;
-    let contents = ItemKind::Xattr as u8;
-    low.ino == high.ino
-        && low.ino != super::inode::META_INO
-        && ((low.kind_byte == entries && high.kind_byte == entries) || low.kind_byte >= contents)
+    super::inode::only_contents_of_one_inode(low, high)
 }
 
 /// Paths in one tree, each directory's looked up once.
