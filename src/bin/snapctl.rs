@@ -307,9 +307,11 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Scrub { json, no_repair, device } => {
             snapfs::cli::yield_to_writers();
-            let mut pool = open(&device, if no_repair { OpenMode::Read } else { OpenMode::Write })?;
+            // A reader beside writers; repairs, if any, through a writer opened at the end.
+            let mut pool = open(&device, OpenMode::Read)?;
             let bar = render::ScrubBar::start();
-            let scrubbed = scrub::scrub(&mut pool, !no_repair, &mut |p| bar.show(p))?;
+            let scrubbed =
+                scrub::scrub(&mut pool, !no_repair, &mut |p| bar.show(p), &mut || open(&device, OpenMode::Write))?;
             bar.finish();
             stdout_write(&if json { render::json(&scrubbed) } else { render::scrub(&scrubbed) })?;
             render::scrub_verdict(scrubbed.verdict(), &device)

@@ -1,9 +1,10 @@
 //! `scrub`: read and verify every copy of every block, rewrite bad copies that have a
 //! good one (unless told not to), and say what damage remains.
 
+use crate::device::OpenMode;
 use crate::error::Result;
 use crate::pool::Pool;
-use crate::scrub::{Damage, ScrubOptions, ScrubProgress, scrub_pool};
+use crate::scrub::{Damage, ScrubOptions, ScrubProgress, scrub_beside_writers, scrub_pool};
 use serde::Serialize;
 
 /// What scrub found. Fields in the order `snapctl scrub --json` has always written them
@@ -83,8 +84,22 @@ impl Scrubbed {
 
 /// Scrubs the pool, rewriting bad copies from good ones if `repair` (the pool open for
 /// writing); `progress` is told the phase and the data bytes read.
-pub fn scrub(pool: &mut Pool, repair: bool, progress: &mut dyn FnMut(&ScrubProgress)) -> Result<Scrubbed> {
-    let report = scrub_pool(pool, ScrubOptions { repair }, progress)?;
+pub fn scrub(
+    pool: &mut Pool,
+    repair: bool,
+    progress: &mut dyn FnMut(&ScrubProgress),
+    open_writer: &mut dyn FnMut() -> Result<Pool>,
+) -> Result<Scrubbed> {
+    // A device cut short cannot be written: refused as any writer is, before the reading.
+    if repair && pool.warnings.iter().any(|w| matches!(w, crate::pool::OpenWarning::Shrunk(_))) {
+        open_writer()?;
+    }
+    let options = ScrubOptions { repair };
+    let report = match pool.mode {
+        // A handle that writes already (the tests') repairs through itself.
+        OpenMode::Write => scrub_pool(pool, options, progress)?,
+        OpenMode::Read => scrub_beside_writers(pool, options, progress, open_writer)?,
+    };
     let (clean, repaired, unrecoverable) = (report.is_clean(), report.repaired(), report.unrecoverable());
     Ok(Scrubbed {
         blocks_verified: report.blocks_verified,
@@ -152,7 +167,7 @@ mod tests {
         dev.bytes = bytes.to_vec();
         let mode = if repair { OpenMode::Write } else { OpenMode::Read };
         let mut pool = Pool::open(Box::new(dev), mode).unwrap();
-        scrub(&mut pool, repair, &mut |_| {}).unwrap()
+        scrub(&mut pool, repair, &mut |_| {}, &mut || unreachable!("a handle open for writing repairs itself")).unwrap()
     }
 
     fn flip(bytes: &mut [u8], block: u64) {

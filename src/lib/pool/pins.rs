@@ -15,7 +15,7 @@
 //! correct, and short.
 //!
 //! A reader that reads everything the opened commit references, tables too (check,
-//! scrub), pins that commit whole (`pin_whole_commit`, tree 0 in the pin file) once it
+//! scrub, which repairs through a writer it opens at its end), pins that commit whole (`pin_whole_commit`, tree 0 in the pin file) once it
 //! has read the blocks that are not in the space log (the pool root, the log itself).
 //! A writer then uses no block freed after that commit: its open holds back what the
 //! space log says was freed since (`hold_frees_for_pins`), its commits hold back what

@@ -33,22 +33,50 @@ pub use report::{Damage, ScrubOptions, ScrubProgress, ScrubReport};
 use crate::error::Result;
 use crate::pool::Pool;
 use metadata::MetadataPass;
+use repair::Repair;
 use roots::Root;
 
-/// Reads and verifies every copy of every reachable block; repairs what it can.
+/// Reads and verifies every copy of every reachable block; repairs what it can (the pool
+/// open for writing).
 pub fn scrub_pool(
     pool: &mut Pool,
     options: ScrubOptions,
     progress: &mut dyn FnMut(&ScrubProgress),
 ) -> Result<ScrubReport> {
-    pool.reading_the_device(|pool| scrub_device(pool, options, progress))
+    let started = std::time::Instant::now();
+    let (mut report, repairs) = pool.reading_the_device(|pool| scrub_device(pool, progress))?;
+    if options.repair && !repairs.is_empty() {
+        repair::apply(&mut pool.store, repairs, &mut report)?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
-fn scrub_device(
+/// `scrub_pool` on a pool open for reading, beside writers: the reading pins its commit
+/// whole, and what it can repair it repairs through a writer that `open_writer` opens
+/// (waiting its turn) while that pin still holds every block it read unused. A label is
+/// rewritten as that writer reads the good one, which a writer may have changed meanwhile
+/// (a feature bit).
+pub fn scrub_beside_writers(
     pool: &mut Pool,
     options: ScrubOptions,
     progress: &mut dyn FnMut(&ScrubProgress),
+    open_writer: &mut dyn FnMut() -> Result<Pool>,
 ) -> Result<ScrubReport> {
+    let started = std::time::Instant::now();
+    let (mut report, repairs) = pool.reading_the_device(|pool| scrub_device(pool, progress))?;
+    if options.repair && !repairs.is_empty() {
+        let mut writer = open_writer()?;
+        let current = writer.label.clone();
+        let repairs = repairs.into_iter().map(|r| r.with_label_as(&current)).collect();
+        repair::apply(&mut writer.store, repairs, &mut report)?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Reads and verifies everything; returns the report and the repairs a good copy allows.
+fn scrub_device(pool: &mut Pool, progress: &mut dyn FnMut(&ScrubProgress)) -> Result<(ScrubReport, Vec<Repair>)> {
     let started = std::time::Instant::now();
     pool.store.flush_buffer()?;
     let mut report = ScrubReport::default();
@@ -74,9 +102,5 @@ fn scrub_device(
     if report.unrecoverable() > 0 {
         blame::blame(pool, &roots, &mut report.damage);
     }
-    if options.repair && !repairs.is_empty() {
-        repair::apply(&mut pool.store, repairs, &mut report)?;
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((report, repairs))
 }

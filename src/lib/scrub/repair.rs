@@ -28,6 +28,18 @@ pub enum Repair {
     Copy { damage: usize, addr: BlockAddr, ptr: BlockPtr, stored: Vec<u8> },
 }
 
+impl Repair {
+    /// A label's repair written with `current`'s contents (the good label as a writer
+    /// reads it now) and its own index; a block copy's as it is (its block never
+    /// changes).
+    pub fn with_label_as(self, current: &Label) -> Repair {
+        match self {
+            Repair::Label(label) => Repair::Label(Label { index: label.index, ..current.clone() }),
+            copy => copy,
+        }
+    }
+}
+
 /// Writes every repair, in the order the module header gives, and marks in `report`
 /// what was repaired once it is durable.
 pub fn apply(store: &mut Store, mut repairs: Vec<Repair>, report: &mut ScrubReport) -> Result<()> {
