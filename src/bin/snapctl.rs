@@ -14,13 +14,13 @@ use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
 use snapfs::cmd::{
-    bookmark_of, bookmarks, check, clone, diff, history, holds, prune, scrub, set, snapshot, split_bookmark,
+    batch, bookmark_of, bookmarks, check, clone, diff, history, holds, prune, scrub, set, snapshot, split_bookmark,
     split_tree, status, tree, tree_of,
 };
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
 use snapfs::pool::{LIVE_TREE_ID, Pool};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const PROGRAM: &str = "snapctl";
@@ -108,6 +108,21 @@ fn run(command: Command) -> Result<()> {
                 return Err(Error::invalid("mv moves within one tree; copy between trees with export and sync"));
             }
             tree::mv(&mut pool, tree, source, dest).map(drop)
+        }
+        Command::Batch { device } => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| Error::io("cannot read the batch", e))?;
+            // Every line is read and checked before the pool is opened.
+            let lines = batch::parse(&text)?;
+            let mut pool = open(&device, OpenMode::Write)?;
+            let done = batch::batch(&mut pool, &lines).map_err(|failed| {
+                eprintln!("{PROGRAM}: line {} of the batch failed ({}); nothing was changed", failed.line, failed.text);
+                failed.error
+            })?;
+            stdout_write(&match done.txg {
+                Some(txg) => format!("{PROGRAM}: {} changes committed at txg {txg}\n", done.changes),
+                None => format!("{PROGRAM}: {} changes, nothing to commit\n", done.changes),
+            })
         }
         Command::Export { nodev, nosuid, source, dest, device } => {
             snapfs::cli::yield_to_writers();

@@ -92,6 +92,13 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// Make the changes listed on standard input in one commit, all or none: one a line,
+    /// put HOST_FILE PATH, mkdir [-p] PATH, rm [-r] PATH, mv FROM TO, setxattr PATH NAME
+    /// VALUE, rmxattr PATH NAME (words split as a shell splits them; # comments).
+    Batch {
+        /// Block device or image file.
+        device: String,
+    },
     /// Write a tree (PATH, @SNAP or @SNAP:PATH) to a new or empty host directory.
     Export {
         /// Do not create device nodes (each is named on standard error), as mount -o nodev

@@ -9,6 +9,7 @@
 //! read record by record, discard a partial receive). What a path argument names is
 //! `PathSpec`, here.
 
+pub mod batch;
 pub mod bookmarks;
 pub mod check;
 pub mod clone;

@@ -109,6 +109,25 @@ pub struct PutStats {
 /// Writes a file into the tree: whole (replacing any content), or at `offset` without
 /// truncating, as `dd conv=notrunc` does.
 pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Option<u64>) -> Result<PutStats> {
+    let mut pipeline = Pipeline::new(pool.store.compression);
+    let stats = put_uncommitted(pool, tree, source, path, offset, &mut pipeline, 0)?;
+    pool.commit()?;
+    Ok(stats)
+}
+
+/// `put` in the running transaction, through `pipeline`, leaving up to `keep` of the
+/// file's records in flight (batch.rs runs several puts through one pipeline; the records
+/// in flight must all be of files of `tree`, and are applied before a put replaces a
+/// file that already exists, whose records they could be).
+pub(super) fn put_uncommitted(
+    pool: &mut Pool,
+    tree: u64,
+    source: PutSource,
+    path: &str,
+    offset: Option<u64>,
+    pipeline: &mut Pipeline,
+    keep: usize,
+) -> Result<PutStats> {
     let path = live_path(path)?;
     // Opened first, so that a missing or wrong source is named before the target.
     let host = match &source {
@@ -124,7 +143,10 @@ pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Op
     let mut fs = pool.live(tree)?;
     let (parent, name) = fs.resolve_parent(path)?;
     let ino = match fs.lookup(parent, &name)? {
-        Some(e) if e.file_type == FileType::Regular => e.ino,
+        Some(e) if e.file_type == FileType::Regular => {
+            drain(&mut fs, pipeline, 0)?;
+            e.ino
+        }
         Some(_) => return Err(Error::invalid(format!("{path:?} exists and is not a regular file"))),
         None => {
             let mut inode = Inode::new(S_IFREG | 0o644, now);
@@ -135,7 +157,7 @@ pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Op
             ino
         }
     };
-    let (stats, host_metadata) = put_content(&mut fs, ino, source, host, offset)?;
+    let (stats, host_metadata) = put_content(&mut fs, ino, source, host, offset, pipeline, keep)?;
     let mut inode = fs.inode(ino)?;
     match &host_metadata {
         Some(meta) => {
@@ -151,7 +173,6 @@ pub fn put(pool: &mut Pool, tree: u64, source: PutSource, path: &str, offset: Op
     }
     inode.ctime = now;
     fs.put_inode(ino, &inode)?;
-    pool.commit()?;
     Ok(stats)
 }
 
@@ -163,21 +184,21 @@ fn put_content(
     source: PutSource,
     mut host: Option<std::fs::File>,
     offset: Option<u64>,
+    pipeline: &mut Pipeline,
+    keep: usize,
 ) -> Result<(PutStats, Option<std::fs::Metadata>)> {
     let stats = match (source, offset) {
         (PutSource::File(host_path), None) => {
-            let mut pipeline = Pipeline::new(fs.store().compression);
-            let read = host_file::read_into(fs, &mut pipeline, ino, host_path, Naming::Operator)?;
-            drain(fs, &mut pipeline, 0)?;
+            let read = host_file::read_into(fs, pipeline, ino, host_path, Naming::Operator)?;
+            drain(fs, pipeline, keep)?;
             set_size(fs, ino, read.size)?;
             let changed_while_read = if read.stable { Vec::new() } else { vec![host_path.to_path_buf()] };
             let stats = PutStats { bytes: read.size, changed_while_read };
             return Ok((stats, Some(read.metadata)));
         }
         (PutSource::Stream(reader), None) => {
-            let mut pipeline = Pipeline::new(fs.store().compression);
-            let written = stream_records(fs, &mut pipeline, ino, reader)?;
-            drain(fs, &mut pipeline, 0)?;
+            let written = stream_records(fs, pipeline, ino, reader)?;
+            drain(fs, pipeline, 0)?;
             set_size(fs, ino, written)?;
             PutStats { bytes: written, changed_while_read: Vec::new() }
         }
@@ -277,6 +298,11 @@ fn listed(fs: &mut FsTree, path: String, ino: u64, inode: Inode) -> Result<Liste
 }
 
 pub fn mkdir(pool: &mut Pool, tree: u64, path: &str, parents: bool) -> Result<CommitSummary> {
+    mkdir_uncommitted(pool, tree, path, parents)?;
+    pool.commit()
+}
+
+pub(super) fn mkdir_uncommitted(pool: &mut Pool, tree: u64, path: &str, parents: bool) -> Result<()> {
     let path = live_path(path)?;
     let now = command_time(pool);
     let mut fs = pool.live(tree)?;
@@ -290,10 +316,15 @@ pub fn mkdir(pool: &mut Pool, tree: u64, path: &str, parents: bool) -> Result<Co
         fs.create(parent, &name, inode)?;
         touch_dir(&mut fs, parent, now)?;
     }
-    pool.commit()
+    Ok(())
 }
 
 pub fn rm(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<CommitSummary> {
+    rm_uncommitted(pool, tree, path, recursive)?;
+    pool.commit()
+}
+
+pub(super) fn rm_uncommitted(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<()> {
     let path = live_path(path)?;
     let now = command_time(pool);
     let mut fs = pool.live(tree)?;
@@ -303,12 +334,16 @@ pub fn rm(pool: &mut Pool, tree: u64, path: &str, recursive: bool) -> Result<Com
         return Err(Error::invalid(format!("{path:?} is a directory that is not empty; use rm -r")));
     }
     fs.remove_recursive(parent, &name)?;
-    touch_dir(&mut fs, parent, now)?;
-    pool.commit()
+    touch_dir(&mut fs, parent, now)
 }
 
 /// Renames; a destination that is a directory receives the source inside it, as mv does.
 pub fn mv(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<CommitSummary> {
+    mv_uncommitted(pool, tree, from, to)?;
+    pool.commit()
+}
+
+pub(super) fn mv_uncommitted(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<()> {
     let (from, to) = (live_path(from)?, live_path(to)?);
     let now = command_time(pool);
     let mut fs = pool.live(tree)?;
@@ -322,8 +357,7 @@ pub fn mv(pool: &mut Pool, tree: u64, from: &str, to: &str) -> Result<CommitSumm
     };
     fs.rename(src_parent, &src_name, dst_parent, &dst_name)?;
     touch_dir(&mut fs, src_parent, now)?;
-    touch_dir(&mut fs, dst_parent, now)?;
-    pool.commit()
+    touch_dir(&mut fs, dst_parent, now)
 }
 
 /// Writes a directory of a tree or snapshot to a host directory.

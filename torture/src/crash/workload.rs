@@ -509,6 +509,15 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     // becomes its clone; promoting the live tree back restores the roles.
     r.record("snapctl promote work", "snapctl", &os(&[&"promote", &"work"]), Input::None, true)?;
     r.record("snapctl promote live", "snapctl", &os(&[&"promote", &"live"]), Input::None, true)?;
+    // A batch: several changes in one commit, all or none (cmd/batch.rs).
+    let batch_file = dir.join("batch-file");
+    std::fs::write(&batch_file, vec![5; 90_000]).map_err(|e| format!("write {}: {e}", batch_file.display()))?;
+    let changes = format!(
+        "mkdir -p batch/a\nput '{}' batch/a/f\nsetxattr batch/a/f user.k v\nmv batch/a batch/b\nput '{}' work:batch-f\n",
+        batch_file.display(),
+        batch_file.display()
+    );
+    r.record("snapctl batch", "snapctl", &os(&[&"batch"]), Input::Bytes(changes.into_bytes()), true)?;
     // A rename changes only the clone's entry and its name key (pool/trees.rs).
     r.record("snapctl rename work job", "snapctl", &os(&[&"rename", &"work", &"job"]), Input::None, true)?;
     r.record("snapctl destroy job@w1", "snapctl", &os(&[&"destroy", &"job@w1"]), Input::None, true)?;
