@@ -58,6 +58,16 @@ pub struct Failed {
     pub error: Error,
 }
 
+/// How each change is written, for the message about a line that is not.
+const USAGES: [(&str, &str); 6] = [
+    ("put", "put HOST_FILE PATH"),
+    ("mkdir", "mkdir [-p] PATH"),
+    ("rm", "rm [-r] PATH"),
+    ("mv", "mv FROM TO"),
+    ("setxattr", "setxattr PATH NAME VALUE"),
+    ("rmxattr", "rmxattr PATH NAME"),
+];
+
 /// Reads a batch's lines; a line that is not a change is refused, named by its number.
 pub fn parse(text: &str) -> Result<Vec<Line>> {
     let mut lines = Vec::new();
@@ -82,8 +92,8 @@ pub fn parse(text: &str) -> Result<Vec<Line>> {
                 Change::SetXattr { path: path.to_string(), name: name.to_string(), value: value.to_string() }
             }
             ["rmxattr", path, name] => Change::RmXattr { path: path.to_string(), name: name.to_string() },
-            [verb, ..] if ["put", "mkdir", "rm", "mv", "setxattr", "rmxattr"].contains(verb) => {
-                return Err(bad(&format!("wrong words for {verb} (see `snapctl batch --help`)")));
+            [verb, ..] if let Some((_, usage)) = USAGES.iter().find(|(v, _)| v == verb) => {
+                return Err(bad(&format!("wrong words for {verb}: it is written {usage}")));
             }
             [verb, ..] => {
                 return Err(bad(&format!("unknown change {verb:?}: put, mkdir, rm, mv, setxattr or rmxattr")));
@@ -200,7 +210,7 @@ mod tests {
     fn a_bad_line_is_named_by_its_number() {
         for (text, why) in [
             ("mkdir a\nfrobnicate x\n", "line 2 of the batch (frobnicate x): unknown change"),
-            ("rm -x a\n", "line 1 of the batch (rm -x a): wrong words for rm"),
+            ("rm -x a\n", "line 1 of the batch (rm -x a): wrong words for rm: it is written rm [-r] PATH"),
             ("mkdir a\n\nmv 'a b\n", "line 3 of the batch (mv 'a b): an unclosed quote"),
             ("put - a\n", "standard input is the batch"),
         ] {
