@@ -201,7 +201,7 @@ impl Allocator {
 
     /// Frees a committed block once this transaction is durable.
     pub fn defer_free(&mut self, start: u64, len: u64) -> Result<()> {
-        if self.free.overlaps(start, len) || !self.txg_frees.insert(start, len) {
+        if self.free.overlaps(start, len) || self.held.overlaps(start, len) || !self.txg_frees.insert(start, len) {
             return Err(Error::corrupt(format!("block {start} (+{len}) is freed twice")));
         }
         Ok(())

@@ -16,10 +16,9 @@
 //!
 //! A path names a file of the live tree, or of a clone as `CLONE:PATH`.
 
-use super::tree::{PutSource, mkdir_uncommitted, mv_uncommitted, put_uncommitted, rm_uncommitted};
+use super::tree::{PutSource, command_time, mkdir_uncommitted, mv_uncommitted, put_uncommitted, rm_uncommitted};
 use super::{live_path, tree_of};
 use crate::error::{Error, Result};
-use crate::fs::Timespec;
 use crate::fs::pipeline::{Pipeline, drain};
 use crate::pool::Pool;
 use std::path::PathBuf;
@@ -98,7 +97,8 @@ pub fn parse(text: &str) -> Result<Vec<Line>> {
             [verb, ..] => {
                 return Err(bad(&format!("unknown change {verb:?}: put, mkdir, rm, mv, setxattr or rmxattr")));
             }
-            [] => unreachable!("a line with words"),
+            // shlex may find no words where trim() saw some (a word starting with #).
+            [] => continue,
         };
         lines.push(Line { number, text: trimmed.to_string(), change });
     }
@@ -181,7 +181,7 @@ fn apply(pool: &mut Pool, change: &Change, puts: &mut Puts) -> Result<()> {
 fn with_inode(pool: &mut Pool, path: &str, f: impl FnOnce(&mut crate::fs::FsTree, u64) -> Result<()>) -> Result<()> {
     let (tree, path) = tree_of(pool, path)?;
     let path = live_path(path)?;
-    let now = Timespec::from_ns(pool.clock().now_ns());
+    let now = command_time(pool);
     let mut fs = pool.live(tree)?;
     let ino = fs.resolve(path)?;
     f(&mut fs, ino)?;

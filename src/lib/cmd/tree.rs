@@ -46,7 +46,7 @@ pub fn sync(pool: &mut Pool, tree: u64, source: &Path, path: &str) -> Result<Syn
 
 /// The time a command stamps on the inodes it creates and the directories it changes:
 /// one reading of the pool's clock, before the command's transaction begins.
-fn command_time(pool: &Pool) -> Timespec {
+pub(super) fn command_time(pool: &Pool) -> Timespec {
     Timespec::from_ns(pool.clock().now_ns())
 }
 

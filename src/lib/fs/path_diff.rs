@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::inode::{FileKey, ItemKind};
+use super::inode::{FileKey, ItemKind, only_contents_of_one_inode};
 use super::{FileType, FsTree, Inode, ROOT_INO, Timespec};
 use crate::block::BlockPtr;
 use crate::error::{Error, Result};
@@ -72,7 +72,10 @@ pub fn diff_trees(
     old: Option<BlockPtr>,
     new: Option<BlockPtr>,
 ) -> Result<Vec<PathChange>> {
-    diff_trees_summing(store, tree, old, new, Some(content_of_one_inode))
+    // Of one inode's contents a diff needs only to know that one changed (the inode is
+    // modified): a subtree that holds nothing else is not read, so a change spread over a
+    // large file's records costs the leaves around it, not every leaf it touched.
+    diff_trees_summing(store, tree, old, new, Some(only_contents_of_one_inode))
 }
 
 /// `diff_trees`, reading every changed leaf when `summarize` is None (tests compare).
@@ -212,15 +215,6 @@ fn changed_inodes(
     Ok(inodes)
 }
 
-/// Whether every key in [low, high) is a content item of one inode: its directory
-/// entries alone, or its extended attributes, symlink target and records. Of those a diff
-/// needs only to know that one changed (the inode is modified), so a subtree that holds
-/// nothing else is not read: a change spread over a large file's records costs the
-/// leaves around it, not every leaf it touched.
-fn content_of_one_inode(low: &[u8], high: &[u8]) -> bool {
-    super::inode::only_contents_of_one_inode(low, high)
-}
-
 /// Paths in one tree, each directory's looked up once.
 struct Paths {
     tree: Tree,
@@ -309,7 +303,7 @@ pub fn escape(name: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{TreeDiff, TreeKind, content_of_one_inode, diff_trees_summing, escape};
+    use super::{TreeDiff, TreeKind, diff_trees_summing, escape, only_contents_of_one_inode};
     use crate::device::MemoryDevice;
     use crate::fs::inode::{Inode, ROOT_INO};
     use crate::pool::{FormatOptions, LIVE_TREE_ID, format_pool};
@@ -366,10 +360,11 @@ mod tests {
             let (a, b) =
                 (pool.snapshot(LIVE_TREE_ID, "a").unwrap().root, pool.snapshot(LIVE_TREE_ID, "b").unwrap().root);
             let full = diff_trees_summing(&mut pool.store, LIVE_TREE_ID, a, b, None).unwrap();
-            let summed = diff_trees_summing(&mut pool.store, LIVE_TREE_ID, a, b, Some(content_of_one_inode)).unwrap();
+            let summed =
+                diff_trees_summing(&mut pool.store, LIVE_TREE_ID, a, b, Some(only_contents_of_one_inode)).unwrap();
             assert!(!full.is_empty(), "seed {seed}");
             assert_eq!(summed, full, "seed {seed}");
-            let mut diff = TreeDiff::new(TreeKind::Files, a, b).summarizing(content_of_one_inode);
+            let mut diff = TreeDiff::new(TreeKind::Files, a, b).summarizing(only_contents_of_one_inode);
             while let Some(change) = diff.next(&mut pool.store).unwrap() {
                 summed_up += (change.old.is_none() && change.new.is_none()) as u32;
             }
@@ -381,7 +376,7 @@ mod tests {
     fn only_one_inodes_contents_are_summed_up() {
         use crate::fs::inode::{ItemKind, key};
         let summed = |low: (u64, ItemKind), high: (u64, ItemKind)| {
-            content_of_one_inode(&key(low.0, low.1, b"x"), &key(high.0, high.1, b"y"))
+            only_contents_of_one_inode(&key(low.0, low.1, b"x"), &key(high.0, high.1, b"y"))
         };
         assert!(summed((5, ItemKind::Record), (5, ItemKind::Record)));
         assert!(summed((5, ItemKind::Xattr), (5, ItemKind::Record)));
@@ -389,7 +384,7 @@ mod tests {
         assert!(!summed((5, ItemKind::DirEntry), (5, ItemKind::BackRef)), "back references name renames");
         assert!(!summed((5, ItemKind::Inode), (5, ItemKind::Record)), "the inode item says what changed");
         assert!(!summed((5, ItemKind::Record), (6, ItemKind::Inode)), "two inodes");
-        assert!(!content_of_one_inode(&5u64.to_be_bytes(), &key(5, ItemKind::Record, b"")), "a bare prefix");
+        assert!(!only_contents_of_one_inode(&5u64.to_be_bytes(), &key(5, ItemKind::Record, b"")), "a bare prefix");
     }
 
     #[test]

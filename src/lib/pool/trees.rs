@@ -189,10 +189,11 @@ impl Pool {
     /// empty on a sound pool (`check`).
     pub fn tree_index_faults(&mut self) -> Result<Vec<String>> {
         let kept = self.tree_index_kept()?;
-        let entries: Vec<TreeEntry> = self.trees()?.cloned().collect();
+        // By id: one lookup per index key, at 10,000 trees as at ten.
+        let entries: std::collections::BTreeMap<u64, TreeEntry> = self.trees()?.map(|e| (e.id, e.clone())).collect();
         let mut expected = std::collections::BTreeSet::new();
         if kept {
-            for entry in &entries {
+            for entry in entries.values() {
                 expected.insert(TreesKey::Name(entry.name.clone()));
                 if let Some((tree, txg)) = entry.origin {
                     expected.insert(TreesKey::Origin(tree, txg, entry.id));
@@ -209,7 +210,7 @@ impl Pool {
                 TreesKey::Entry(_) => continue,
                 TreesKey::Name(name) => {
                     let id = read_be64(&value, "trees name index")?;
-                    if !entries.iter().any(|e| e.id == id && &e.name == name) {
+                    if entries.get(&id).is_none_or(|e| &e.name != name) {
                         faults.push(format!("the trees name index maps {name:?} to tree {id}, which has another name"));
                     }
                 }
@@ -217,7 +218,7 @@ impl Pool {
                     if !value.is_empty() {
                         faults.push(format!("the trees origin index key of clone {clone} has a value"));
                     }
-                    if !entries.iter().any(|e| e.id == *clone && e.origin == Some((*tree, *txg))) {
+                    if entries.get(clone).is_none_or(|e| e.origin != Some((*tree, *txg))) {
                         faults.push(format!(
                             "the trees origin index names tree {clone} a clone of ({tree}, {}), which it is not",
                             txg.0

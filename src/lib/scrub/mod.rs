@@ -43,13 +43,7 @@ pub fn scrub_pool(
     options: ScrubOptions,
     progress: &mut dyn FnMut(&ScrubProgress),
 ) -> Result<ScrubReport> {
-    let started = std::time::Instant::now();
-    let (mut report, repairs) = pool.reading_the_device(|pool| scrub_device(pool, progress))?;
-    if options.repair && !repairs.is_empty() {
-        repair::apply(&mut pool.store, repairs, &mut report)?;
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    scrub_then_repair(pool, options, progress, |pool, repairs, report| repair::apply(&mut pool.store, repairs, report))
 }
 
 /// `scrub_pool` on a pool open for reading, beside writers: the reading pins its commit
@@ -63,13 +57,26 @@ pub fn scrub_beside_writers(
     progress: &mut dyn FnMut(&ScrubProgress),
     open_writer: &mut dyn FnMut() -> Result<Pool>,
 ) -> Result<ScrubReport> {
-    let started = std::time::Instant::now();
-    let (mut report, repairs) = pool.reading_the_device(|pool| scrub_device(pool, progress))?;
-    if options.repair && !repairs.is_empty() {
+    scrub_then_repair(pool, options, progress, |_, repairs, report| {
         let mut writer = open_writer()?;
         let current = writer.label.clone();
         let repairs = repairs.into_iter().map(|r| r.with_label_as(&current)).collect();
-        repair::apply(&mut writer.store, repairs, &mut report)?;
+        repair::apply(&mut writer.store, repairs, report)
+    })
+}
+
+/// Reads and verifies everything, then, if asked and there is something a good copy can
+/// mend, hands the repairs to `repair`.
+fn scrub_then_repair(
+    pool: &mut Pool,
+    options: ScrubOptions,
+    progress: &mut dyn FnMut(&ScrubProgress),
+    repair: impl FnOnce(&mut Pool, Vec<Repair>, &mut ScrubReport) -> Result<()>,
+) -> Result<ScrubReport> {
+    let started = std::time::Instant::now();
+    let (mut report, repairs) = pool.reading_the_device(|pool| scrub_device(pool, progress))?;
+    if options.repair && !repairs.is_empty() {
+        repair(pool, repairs, &mut report)?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
