@@ -31,7 +31,7 @@ fn hour(pool: &mut Pool, clock: &SimClock, n: u64, rules: &KeepRules) {
     };
     fs.write_at(ino, (n % 64) * 4096, &[n as u8; 4096]).unwrap();
     pool.commit().unwrap();
-    snapshot_auto(pool, LIVE_TREE_ID).unwrap();
+    snapshot_auto(pool, LIVE_TREE_ID, None).unwrap();
     prune(pool, LIVE_TREE_ID, rules, false).unwrap();
 }
 
@@ -141,7 +141,7 @@ fn nightly_replication_survives_pruning_on_both_sides_and_days_offline() {
         };
         fs.write_at(ino, (day % 16) * 4096, &[day as u8 + 1; 4096]).unwrap();
         source.commit().unwrap();
-        let taken = snapshot_auto(&mut source, LIVE_TREE_ID).unwrap().name;
+        let taken = snapshot_auto(&mut source, LIVE_TREE_ID, None).unwrap().name;
         let offline = (10..13).contains(&day) || (25..29).contains(&day);
         if !offline {
             let stream = stream_of(&mut source, base.as_deref(), &taken);

@@ -12,6 +12,7 @@ mod render;
 use args::{Args, Command};
 use clap::Parser;
 use snapfs::cli::exit_code;
+use snapfs::cli::moment::parse_moment;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
 use snapfs::cmd::{
     batch, bookmark_of, bookmarks, check, clone, diff, history, holds, prune, scrub, set, snapshot, split_bookmark,
@@ -133,7 +134,7 @@ fn run(command: Command) -> Result<()> {
             eprint!("{}", render::withheld(&stats));
             stdout_write(&render::exported(&source, &dest, &stats))
         }
-        Command::Snapshot { auto, args } => {
+        Command::Snapshot { auto, at, args } => {
             let (name, clone, device) = match (auto, args.as_slice()) {
                 (true, [device]) => (None, None, device),
                 (true, [clone, device]) if clone.ends_with(':') => (None, Some(clone), device),
@@ -146,14 +147,18 @@ fn run(command: Command) -> Result<()> {
                 (false, _) => return Err(Error::invalid("name the snapshot (@NAME), or give --auto")),
             };
             let mut pool = open(device, OpenMode::Write)?;
-            let taken = match name {
-                Some(name) => {
+            let moment = at.map(|at| parse_moment(&at, pool.clock().now_ns())).transpose()?;
+            let taken = match (name, moment) {
+                (Some(name), moment) => {
                     let (tree, name) = snapshot_arg(&mut pool, name)?;
-                    snapshot::snapshot(&mut pool, tree, name)?
+                    match moment {
+                        None => snapshot::snapshot(&mut pool, tree, name)?,
+                        Some(moment) => snapshot::snapshot_at(&mut pool, tree, name, moment)?,
+                    }
                 }
-                None => {
+                (None, moment) => {
                     let tree = clone.map(|c| whole_tree(&mut pool, c)).transpose()?.unwrap_or(LIVE_TREE_ID);
-                    prune::snapshot_auto(&mut pool, tree)?
+                    prune::snapshot_auto(&mut pool, tree, moment)?
                 }
             };
             stdout_write(&render::taken(&taken))

@@ -116,13 +116,19 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
-    /// Take a snapshot of the live tree: O(1), consistent.
-    #[command(override_usage = "snapctl snapshot [--auto] [@NAME] DEVICE")]
+    /// Take a snapshot of the live tree: O(1), consistent; or, with --at, of a past
+    /// moment the retained history still holds.
+    #[command(override_usage = "snapctl snapshot [--auto] [--at TIME] [@NAME] DEVICE")]
     Snapshot {
         /// Name it from the time, UTC, to the minute: @auto-2026-11-25T0200Z (to the
         /// second if that exists); `prune` destroys only these.
         #[arg(long)]
         auto: bool,
+        /// Take the tree as it was at TIME: the last retained commit at or before it.
+        /// TIME is RFC 3339 with an offset (2026-11-25T02:00:00Z) or a span before now
+        /// (-6h, -2d, "90m ago").
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        at: Option<String>,
         /// The new snapshot's name, @NAME (CLONE@NAME for a clone's; with --auto, CLONE: or
         /// nothing), then DEVICE.
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]

@@ -5,7 +5,7 @@
 use super::PROGRAM;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use snapfs::cli::{format_duration, format_time};
+use snapfs::cli::{format_duration, format_time, format_time_ns};
 use snapfs::cmd::bookmarks::ListedBookmark;
 use snapfs::cmd::check::Checked;
 use snapfs::cmd::diff::ChangedPath;
@@ -91,7 +91,15 @@ pub fn exported(source: &str, dest: &str, stats: &ExportStats) -> String {
 }
 
 pub fn taken(t: &Taken) -> String {
-    format!("{PROGRAM}: snapshot @{} taken at txg {}\n", t.name, t.txg)
+    match t.past {
+        None => format!("{PROGRAM}: snapshot @{} taken at txg {}\n", t.name, t.txg),
+        Some(time) => format!(
+            "{PROGRAM}: snapshot @{} taken of txg {}, the tree as committed at {}\n",
+            t.name,
+            t.txg,
+            format_time_ns(time)
+        ),
+    }
 }
 
 pub fn clone_destroyed(d: &snapfs::cmd::clone::CloneDestroyed) -> String {

@@ -368,20 +368,25 @@ fn check_space_counters(pool: &mut Pool, c: &mut Checker) -> Result<()> {
         return Ok(());
     }
     let trees: Vec<crate::format::tables::TreeEntry> = pool.trees()?.cloned().collect();
+    let mut counted = Vec::new();
     for tree in trees {
-        let mut counted = vec![(format!("tree {} head", tree.id), tree.root, tree.referenced_bytes)];
+        counted.push((format!("tree {} head", tree.id), tree.root, tree.referenced_bytes));
         for s in pool.snapshots_of(tree.id)? {
             counted.push((format!("snapshot @{}", s.name), s.root, s.referenced_bytes));
         }
-        for (owner, root, recorded) in counted {
-            // A walk that fails was reported, with its cause, by the block walks.
-            if let Ok(walked) = count_referenced(&mut pool.store, root)
-                && walked != recorded
-            {
-                c.problem(format!(
-                    "{owner}: its space counter says {recorded} bytes referenced, a walk counts {walked}"
-                ));
-            }
+    }
+    // What the history recorded for each root it holds (`snapshot --at` takes it).
+    for r in pool.retained_roots()? {
+        if let Some(bytes) = r.referenced_bytes {
+            counted.push((format!("tree {} as of retained commit {}", r.tree, r.first.0), Some(r.root), bytes));
+        }
+    }
+    for (owner, root, recorded) in counted {
+        // A walk that fails was reported, with its cause, by the block walks.
+        if let Ok(walked) = count_referenced(&mut pool.store, root)
+            && walked != recorded
+        {
+            c.problem(format!("{owner}: its space counter says {recorded} bytes referenced, a walk counts {walked}"));
         }
     }
     Ok(())

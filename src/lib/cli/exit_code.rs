@@ -61,7 +61,10 @@ pub const BY_PROGRAM: &[(&str, &[i32])] = &[
 pub fn of_error(error: &Error) -> i32 {
     match error {
         Error::Invalid { .. } | Error::BadResumeToken { .. } => INVALID,
-        Error::NotFound { .. } | Error::SnapshotNotFound { .. } | Error::Exists { .. } => NOT_FOUND_OR_EXISTS,
+        Error::NotFound { .. }
+        | Error::MomentNotRetained { .. }
+        | Error::SnapshotNotFound { .. }
+        | Error::Exists { .. } => NOT_FOUND_OR_EXISTS,
         Error::InUse { .. } => IN_USE,
         Error::NoSpace { .. } => NO_SPACE,
         Error::Corrupt(_) | Error::Damaged { .. } => CORRUPT,

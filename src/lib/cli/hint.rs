@@ -36,6 +36,11 @@ pub fn hint(error: &Error) -> Option<String> {
         Error::Device(e) => Some(device_hint(e)),
         Error::Refused(refusal) => Some(refusal_hint(refusal)),
         Error::SnapshotNotFound { .. } => Some("`snapctl list DEVICE` shows the snapshots the pool has".into()),
+        Error::MomentNotRetained { .. } => Some(
+            "`snapctl history DEVICE` lists the moments still retained; `snapctl set history=7d DEVICE` keeps \
+             commits longer from now on (what has expired is gone)"
+                .into(),
+        ),
         Error::BadResumeToken { .. } => Some("copy it whole from `snapctl status` on the receiving side".into()),
         Error::Receive(refusal) => receive_hint(refusal),
         Error::PartSaved { token, .. } => {

@@ -6,6 +6,7 @@
 
 pub mod exit_code;
 pub mod hint;
+pub mod moment;
 
 use crate::compress::Codec;
 use crate::device::wait::{WaitLimit, WaitPolicy};

@@ -36,12 +36,16 @@ pub fn auto_name(now_ns: u64, mut taken: impl FnMut(&str) -> bool) -> String {
         .expect("a free name")
 }
 
-/// `snapshot --auto`: takes a snapshot of `tree` named from the time now, and commits it.
+/// `snapshot --auto`: takes a snapshot of `tree` named from the time now (or, with
+/// `moment`, of the past moment it holds, as `snapshot_at` finds it), and commits it.
 /// Each candidate name is one lookup: the snapshots table is not read whole.
-pub fn snapshot_auto(pool: &mut Pool, tree: u64) -> Result<Taken> {
-    let now = pool.clock().now_ns();
+pub fn snapshot_auto(pool: &mut Pool, tree: u64, moment: Option<u64>) -> Result<Taken> {
+    // A past moment is named by the commit it finds, so the name and the calendar prune
+    // keeps it by agree.
+    let past = moment.map(|m| super::snapshot::retained_commit_at(pool, m)).transpose()?;
+    let named = past.map_or_else(|| pool.clock().now_ns(), |(_, time)| time);
     let mut failure = None;
-    let name = auto_name(now, |n| match pool.snapshot_exists(tree, n) {
+    let name = auto_name(named, |n| match pool.snapshot_exists(tree, n) {
         Ok(exists) => exists,
         Err(e) => {
             failure.get_or_insert(e);
@@ -51,7 +55,10 @@ pub fn snapshot_auto(pool: &mut Pool, tree: u64) -> Result<Taken> {
     if let Some(e) = failure {
         return Err(e);
     }
-    super::snapshot::snapshot(pool, tree, &name)
+    match moment {
+        None => super::snapshot::snapshot(pool, tree, &name),
+        Some(moment) => super::snapshot::snapshot_at(pool, tree, &name, moment),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,14 +9,37 @@ use serde::Serialize;
 /// A snapshot taken and committed.
 pub struct Taken {
     pub name: String,
+    /// The commit whose state it holds.
     pub txg: u64,
+    /// A snapshot of a past moment: the time of that commit (its creation time).
+    pub past: Option<u64>,
 }
 
 /// Takes snapshot `name` of `tree` and commits it.
 pub fn snapshot(pool: &mut Pool, tree: u64, name: &str) -> Result<Taken> {
     pool.create_snapshot(tree, name)?;
     let summary = pool.commit()?;
-    Ok(Taken { name: name.to_string(), txg: summary.txg.map_or(0, |t| t.0) })
+    Ok(Taken { name: name.to_string(), txg: summary.txg.map_or(0, |t| t.0), past: None })
+}
+
+/// Takes snapshot `name` of `tree` as it was at `moment` (nanoseconds since the epoch,
+/// not after now): the newest retained commit made at or before it. Refused, naming the
+/// oldest moment still retained, if the history does not reach back that far.
+pub fn snapshot_at(pool: &mut Pool, tree: u64, name: &str, moment: u64) -> Result<Taken> {
+    let (txg, time) = retained_commit_at(pool, moment)?;
+    pool.create_snapshot_at(tree, name, txg)?;
+    pool.commit()?;
+    Ok(Taken { name: name.to_string(), txg: txg.0, past: Some(time) })
+}
+
+/// The newest retained commit at or before `moment`, (txg, time), or the error that
+/// says how far back the history goes.
+pub fn retained_commit_at(pool: &mut Pool, moment: u64) -> Result<(crate::block::Txg, u64)> {
+    if let Some(found) = pool.retained_commit_at(moment)? {
+        return Ok(found);
+    }
+    let oldest = pool.oldest_retained()?.map(|(txg, time)| (txg.0, format_time_ns(time)));
+    Err(Error::MomentNotRetained { moment: format_time_ns(moment), oldest })
 }
 
 /// Snapshots destroyed together and committed, or (a dry run) what that would do.

@@ -45,6 +45,9 @@ pub enum Error {
     NoSpace { need: String, needed_bytes: u64, free_bytes: u64, history_bytes: u64, snapshots: u64 },
     /// A path or tree that does not exist.
     NotFound { what: String },
+    /// A moment (`snapshot --at`, as UTC text) older than every retained commit: `oldest`
+    /// is the oldest one still there, (txg, its time as text), None if there is none.
+    MomentNotRetained { moment: String, oldest: Option<(u64, String)> },
     /// A snapshot that does not exist; `base` when it was asked for as a stream's base.
     SnapshotNotFound { name: String, base: bool },
     /// A path, snapshot or tree that already exists.
@@ -161,6 +164,12 @@ impl fmt::Display for Error {
                 write!(f, "device full: {need} and {} is free; nothing was changed", human_bytes(*free_bytes))
             }
             Error::NotFound { what } => write!(f, "{what} not found"),
+            Error::MomentNotRetained { moment, oldest: Some((txg, time)) } => {
+                write!(f, "{moment} is older than the retained history, which goes back to {time} (commit {txg})")
+            }
+            Error::MomentNotRetained { moment, oldest: None } => {
+                write!(f, "{moment} is not in the retained history: the pool retains no commit")
+            }
             Error::SnapshotNotFound { name, base: false } => write!(f, "snapshot @{name} not found"),
             Error::SnapshotNotFound { name, base: true } => write!(f, "base snapshot @{name} not found"),
             Error::Exists { what } => write!(f, "{what} already exists"),

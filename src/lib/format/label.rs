@@ -71,6 +71,10 @@ pub const FEATURE_BOOKMARKS: u64 = 1 << 9;
 /// a tree beside the live one (a clone or a received tree), or renames, destroys or
 /// promotes one: a pool that never had a clone stays readable by older binaries.
 pub const FEATURE_TREE_INDEX: u64 = 1 << 10;
+/// History roots may carry their tree's `referenced_bytes` (80 bytes instead of 72,
+/// format/tables.rs `HistoryRoot`), which an older binary takes for a corrupt entry. Set
+/// by `snapfmt`, or by the first commit that records one on an older pool.
+pub const FEATURE_HISTORY_COUNTS: u64 = 1 << 11;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
 pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_LZ4
@@ -81,7 +85,8 @@ pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_HISTORY_BY_TREE
     | FEATURE_CLONES
     | FEATURE_BOOKMARKS
-    | FEATURE_TREE_INDEX;
+    | FEATURE_TREE_INDEX
+    | FEATURE_HISTORY_COUNTS;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -251,6 +256,7 @@ impl Label {
             (FEATURE_CLONES, "clones"),
             (FEATURE_BOOKMARKS, "bookmarks"),
             (FEATURE_TREE_INDEX, "tree_index"),
+            (FEATURE_HISTORY_COUNTS, "history_counts"),
         ];
         let mut names: Vec<String> = incompat
             .iter()

@@ -320,22 +320,39 @@ impl HistoryCommit {
     }
 }
 
-pub fn encode_history_root(root: Option<&BlockPtr>) -> Vec<u8> {
-    let mut w = Writer::new();
-    BlockPtr::encode(root, &mut w);
-    w.bytes
+/// A tree's root in the history table (tree >= 1): its root as of commit `txg`, and
+/// since version 15 (feature `history_counts`) its `referenced_bytes` then, so that a
+/// snapshot taken of that moment afterwards (`snapshot --at`) gets its counter without a
+/// walk. Older entries have no count (72 bytes instead of 80).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryRoot {
+    pub tree: u64,
+    pub txg: Txg,
+    pub root: Option<BlockPtr>,
+    pub referenced_bytes: Option<u64>,
 }
 
-/// A tree's root in the history table: (tree, txg, root).
-pub fn decode_history_root(key: &[u8], value: &[u8]) -> Result<(u64, Txg, Option<BlockPtr>)> {
-    let (tree, txg) = decode_history_key(key)?;
-    if tree == HISTORY_COMMITS {
-        return Err(Error::corrupt(format!("retained commit {} read as a tree's root", txg.0)));
+impl HistoryRoot {
+    pub fn encode_value(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        BlockPtr::encode(self.root.as_ref(), &mut w);
+        if let Some(bytes) = self.referenced_bytes {
+            w.u64(bytes);
+        }
+        w.bytes
     }
-    let mut r = Reader::new(value, "history root");
-    let root = BlockPtr::decode(&mut r)?;
-    no_trailing(&r, key, 16)?;
-    Ok((tree, txg, root))
+
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<HistoryRoot> {
+        let (tree, txg) = decode_history_key(key)?;
+        if tree == HISTORY_COMMITS {
+            return Err(Error::corrupt(format!("retained commit {} read as a tree's root", txg.0)));
+        }
+        let mut r = Reader::new(value, "history root");
+        let root = BlockPtr::decode(&mut r)?;
+        let referenced_bytes = if r.remaining() != 0 { Some(r.u64()?) } else { None };
+        no_trailing(&r, key, 16)?;
+        Ok(HistoryRoot { tree, txg, root, referenced_bytes })
+    }
 }
 
 /// One retained commit as versions 1-10 keep it: keyed by txg (8 bytes), with the

@@ -14,8 +14,8 @@ use crate::block::Compression;
 use crate::compress::{decompress, decompress_frames_where};
 use crate::format::node::{EncodedNode, NODE_BYTES_MAX, NodeBody, TreeKind, decode_leaf};
 use crate::format::tables::{
-    BookmarkEntry, HistoryCommit, HistoryEntry, SnapshotEntry, TreeEntry, decode_dead, decode_history_root,
-    decode_snapshot_index, encode_history_root, encode_ptr, history_key, snapshot_index_key,
+    BookmarkEntry, HistoryCommit, HistoryEntry, HistoryRoot, SnapshotEntry, TreeEntry, decode_dead,
+    decode_snapshot_index, encode_ptr, history_key, snapshot_index_key,
 };
 use crate::fs::inode::{FileKey, Inode, ItemKind};
 use crate::fs::record::{RECORD_BYTES, Record, check_kinds};
@@ -81,11 +81,8 @@ fn decode_value(kind: TreeKind, key: &[u8], value: &[u8]) {
             if let Ok(commit) = HistoryCommit::decode(key, value) {
                 assert_eq!(commit.encode_value(), value);
             }
-            if let Ok((tree, txg, root)) = decode_history_root(key, value) {
-                assert_eq!(
-                    (history_key(tree, txg), encode_history_root(root.as_ref())),
-                    (key.to_vec(), value.to_vec())
-                );
+            if let Ok(root) = HistoryRoot::decode(key, value) {
+                assert_eq!((history_key(root.tree, root.txg), root.encode_value()), (key.to_vec(), value.to_vec()));
             }
         }
         TreeKind::SnapshotIndex => {

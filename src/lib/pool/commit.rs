@@ -186,8 +186,13 @@ impl Pool {
         }
         for pending in self.pending_snapshots.clone() {
             let (tree, name, guid) = (pending.tree, pending.name, pending.guid);
-            let TreeEntry { root, referenced_bytes, .. } = *self.existing_tree(tree)?;
-            let time_ns = pending.time_ns.unwrap_or(now);
+            let (txg, root, referenced_bytes, time_ns) = match pending.at {
+                None => {
+                    let TreeEntry { root, referenced_bytes, .. } = *self.existing_tree(tree)?;
+                    (txg, root, referenced_bytes, pending.time_ns.unwrap_or(now))
+                }
+                Some(at) => self.past_moment(tree, at)?,
+            };
             let holds = Vec::new();
             let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds, referenced_bytes };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
@@ -197,6 +202,23 @@ impl Pool {
             }
         }
         Ok(())
+    }
+
+    /// A snapshot of retained commit `at`: (txg, root, referenced_bytes, time). Its
+    /// counter is the one the history recorded, or, for an entry recorded before version
+    /// 15, a walk.
+    fn past_moment(&mut self, tree: u64, at: Txg) -> Result<(Txg, Option<BlockPtr>, u64, u64)> {
+        let (root, recorded) = self.history_root_counted(tree, at)?;
+        let referenced_bytes = match (recorded, self.has_space_counters()) {
+            (Some(bytes), _) => bytes,
+            (None, true) => super::count_referenced(&mut self.store, root)?,
+            (None, false) => 0,
+        };
+        let time_ns = match self.history_from(at.0)? {
+            Some((txg, time)) if txg == at.0 => time,
+            _ => return Err(Error::corrupt(format!("retained commit {} vanished before its snapshot", at.0))),
+        };
+        Ok((at, root, referenced_bytes, time_ns))
     }
 
     /// Drops retained commits older than the configured window (all of them after

@@ -66,6 +66,9 @@ struct PendingSnapshot {
     guid: [u8; 16],
     /// A received snapshot's creation time, from its source; None: the commit's time.
     time_ns: Option<u64>,
+    /// A snapshot of a past moment (`snapshot --at`): the retained commit it holds.
+    /// None: this transaction's.
+    at: Option<Txg>,
 }
 
 pub struct Pool {
@@ -270,7 +273,29 @@ impl Pool {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
         let guid = self.clock.guid();
-        self.pending_snapshots.push(PendingSnapshot { tree, name: name.to_string(), guid, time_ns: None });
+        self.pending_snapshots.push(PendingSnapshot { tree, name: name.to_string(), guid, time_ns: None, at: None });
+        Ok(())
+    }
+
+    /// Requests snapshot `name` of `tree` as it was at retained commit `txg`, a moment
+    /// taken after the fact (history.rs `retained_commit_at` finds it by time). O(1) as
+    /// any snapshot: the history gives the root and its count in one lookup each, and
+    /// the dead index already keeps every block a retained commit sees, which the
+    /// snapshot now keeps (retention.rs).
+    pub fn create_snapshot_at(&mut self, tree: u64, name: &str, txg: Txg) -> Result<()> {
+        if !self.history_contains(txg.0)? {
+            return Err(Error::not_found(format!("retained commit {}", txg.0)));
+        }
+        let entry = self.existing_tree(tree)?;
+        if entry.created_txg > txg {
+            let (tree_name, created) = (entry.name.clone(), entry.created_txg.0);
+            return Err(Error::invalid(format!(
+                "{tree_name} did not exist at commit {} (it was made by commit {created})",
+                txg.0
+            )));
+        }
+        self.create_snapshot(tree, name)?;
+        self.pending_snapshots.last_mut().expect("just added").at = Some(txg);
         Ok(())
     }
 

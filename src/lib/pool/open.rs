@@ -379,6 +379,7 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
             features_incompat: crate::format::label::FEATURE_RECORD_OVERLAYS
                 | crate::format::label::FEATURE_SPACE_COUNTERS
                 | crate::format::label::FEATURE_HISTORY_BY_TREE
+                | crate::format::label::FEATURE_HISTORY_COUNTS
                 | lz4_feature(options.config.compression),
             features_ro_compat: crate::format::label::FEATURE_DITTO_METADATA,
             features_compat: 0,

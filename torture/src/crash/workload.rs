@@ -14,7 +14,8 @@
 //! sets the `holds` feature bit in both labels), `rollback -r` discarding a changed live
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
 //! --auto`, a `prune` that destroys the older, a clone written, snapshotted and
-//! destroyed, and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
+//! destroyed, a batch, a snapshot of the moment before it taken after it (`snapshot
+//! --at`), and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -517,7 +518,11 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
         batch_file.display(),
         batch_file.display()
     );
+    let before_batch = rfc3339_now();
     r.record("snapctl batch", "snapctl", &os(&[&"batch"]), Input::Bytes(changes.into_bytes()), true)?;
+    // A snapshot of a past moment, taken after the fact: the commit before the batch.
+    let past = os(&[&"snapshot", &"@past", &"--at", &before_batch]);
+    r.record("snapctl snapshot @past --at (before the batch)", "snapctl", &past, Input::None, true)?;
     // A rename changes only the clone's entry and its name key (pool/trees.rs).
     r.record("snapctl rename work job", "snapctl", &os(&[&"rename", &"work", &"job"]), Input::None, true)?;
     r.record("snapctl destroy job@w1", "snapctl", &os(&[&"destroy", &"job@w1"]), Input::None, true)?;
@@ -539,6 +544,13 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     let list_path = dir.join(COMMANDS_FILE);
     std::fs::write(&list_path, list).map_err(|e| format!("write {}: {e}", list_path.display()))?;
     Ok(Recording { log: r.log, events: r.events, commands: r.commands })
+}
+
+/// The time now as `snapshot --at` takes it: RFC 3339, UTC, to the nanosecond.
+fn rfc3339_now() -> String {
+    let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let seconds = snapfs::utc::format_time((ns / 1_000_000_000) as i64);
+    format!("{}.{:09}Z", seconds.trim_end_matches('Z'), ns % 1_000_000_000)
 }
 
 /// Fills the source pool (not recorded) and writes its streams into `dir/streams`.
