@@ -88,7 +88,7 @@ fn assert_types(value: &Value, expected: &[(&str, IsType)]) {
     }
 }
 
-const STATUS_KEYS: [&str; 33] = [
+const STATUS_KEYS: [&str; 34] = [
     "clones",
     "compression",
     "compression_level",
@@ -107,6 +107,7 @@ const STATUS_KEYS: [&str; 33] = [
     "history_oldest_txg",
     "history_reserve_percent",
     "history_seconds",
+    "history_space_percent",
     "last_commit",
     "last_txg",
     "live_files",
@@ -230,7 +231,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
     assert_eq!(check["problems"], Value::Array(vec![]));
 
     let (text, history) = json(&["history", "--json"], &img);
-    assert_eq!(keys_at(&text, ""), ["keep_seconds", "commits"]);
+    assert_eq!(keys_at(&text, ""), ["keep_seconds", "space_percent", "held_by_history_only_bytes", "commits"]);
     assert_eq!(keys_at(&text, ".commits[]"), ["txg", "time", "time_unix_ns"]);
     assert_eq!(history["keep_seconds"], 86400);
     assert_eq!(history["commits"].as_array().unwrap().len(), 5, "{history}");
@@ -240,7 +241,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
     let out = stdout(snapctl().args(["history", "--prune", "--keep", "1h", "--json"]).arg(&img));
     let (released, text) = out.split_once('\n').unwrap();
     assert!(released.starts_with("snapctl: released "), "{out}");
-    assert_eq!(keys_at(text, ""), ["keep_seconds", "commits"]);
+    assert_eq!(keys_at(text, ""), ["keep_seconds", "space_percent", "held_by_history_only_bytes", "commits"]);
     let history: Value = serde_json::from_str(text).unwrap();
     assert_eq!(history["keep_seconds"], 3600);
     assert_eq!(history["commits"].as_array().unwrap().len(), 1, "{history}");

@@ -345,7 +345,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Set { property, device } => {
             let mut pool = open(&device, OpenMode::Write)?; // opened first, as for history
-            let changed = set::set_compression(&mut pool, parse_property(&property)?)?;
+            let changed = set::set(&mut pool, parse_property(&property)?)?;
             stdout_write(&render::set(&device, &changed))
         }
         Command::History { keep, prune, json, device } => {

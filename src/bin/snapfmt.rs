@@ -25,6 +25,10 @@ struct Args {
     /// Share of the device the history leaves free: below it, the oldest commits go.
     #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=90))]
     history_reserve: u8,
+    /// Most of the device the history may hold in blocks nothing else keeps: beyond it,
+    /// the oldest commits go (0, the default: no cap).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    history_space: u8,
     /// Compression of new file data (tree nodes stay raw): zstd:LEVEL (1-19), zstd (level 3), lz4, or off (none).
     #[arg(long, value_name = "ALGORITHM", default_value = "zstd:1")]
     compress: String,
@@ -37,6 +41,7 @@ fn run(args: &Args) -> Result<()> {
         history_seconds: parse_duration(&args.history)?,
         history_reserve_percent: args.history_reserve,
         compression: parse_compression(&args.compress)?,
+        history_space_percent: args.history_space,
     };
     let dev = open_tool_device(&args.device, OpenMode::Write, &snapfs::cli::wait_policy(PROGRAM))?;
     let options = FormatOptions { force: args.force, config: config.clone() };

@@ -3,7 +3,7 @@
 //! state or flip passed, 1 on a failure, 2 when it cannot run.
 
 use clap::{Parser, Subcommand};
-use snapfs_torture::{corrupt, crash};
+use snapfs_torture::{corrupt, crash, history};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -70,6 +70,19 @@ enum Commands {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Format DEVICE with a retained history of COMMITS commits, one every SPACING
+    /// seconds up to now, each rewriting a small file, made by this one process (for
+    /// bench/at_bench.sh: what a long history costs)
+    History {
+        /// Commits to make
+        #[arg(long)]
+        commits: u64,
+        /// Seconds between two commits' times
+        #[arg(long, default_value_t = 2)]
+        spacing: u64,
+        /// Block device or image file to format (what it holds is lost)
+        device: String,
+    },
 }
 
 fn main() {
@@ -80,6 +93,15 @@ fn main() {
             crash_command(config)
         }
         Commands::Corrupt { pools, data_per_pool, seed } => corrupt_command(pools, data_per_pool, seed),
+        Commands::History { commits, spacing, device } => {
+            let started = std::time::Instant::now();
+            let result = history::fill(&device, commits, spacing, &mut |made| println!("{made} commits made"));
+            if let Err(e) = result {
+                eprintln!("snaptorture: error: {e}");
+                std::process::exit(2);
+            }
+            println!("snaptorture history: {commits} commits in {:.1} s", started.elapsed().as_secs_f64());
+        }
     }
 }
 

@@ -323,9 +323,13 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
-    /// Change a property of the pool for new writes: compression=zstd:N|lz4|off.
+    /// Change a property of the pool from now on: compression=zstd:N|lz4|off,
+    /// history=DURATION, history-space=PERCENT.
     Set {
-        /// PROPERTY=VALUE: compression=zstd:1 to zstd:19, zstd (level 3), lz4, or off.
+        /// PROPERTY=VALUE: compression=zstd:1 to zstd:19, zstd (level 3), lz4, or off;
+        /// history=24h (how long commits are retained; 0 keeps only the newest);
+        /// history-space=10% (the most the history may hold in blocks nothing else keeps;
+        /// 0% for no cap).
         property: String,
         /// Block device or image file.
         device: String,

@@ -13,7 +13,7 @@ use snapfs::cmd::history::History;
 use snapfs::cmd::holds::ListedHold;
 use snapfs::cmd::prune::Pruned;
 use snapfs::cmd::scrub::{Scrubbed, Verdict};
-use snapfs::cmd::set::Changed;
+use snapfs::cmd::set::{Changed, Property};
 use snapfs::cmd::snapshot::{Destroyed, Listed, Renamed, RolledBack, Taken};
 use snapfs::cmd::status::PoolStatus;
 use snapfs::cmd::tree::{ListedEntry, PutStats, Synced};
@@ -56,11 +56,28 @@ fn compression_counts(c: &CompressionCounts) -> String {
 }
 
 pub fn set(device: &str, changed: &Changed) -> String {
-    format!(
-        "{PROGRAM}: {device}: compression={} for new writes (txg {}); stored data is unchanged\n",
-        changed.compression.name(),
-        changed.txg.0
-    )
+    let txg = changed.txg.0;
+    let freed = match changed.freed_bytes {
+        0 => String::new(),
+        bytes => format!("; the commits it no longer retains freed {}", human_bytes(bytes)),
+    };
+    match changed.property {
+        Property::Compression(codec) => format!(
+            "{PROGRAM}: {device}: compression={} for new writes (txg {txg}); stored data is unchanged\n",
+            codec.name()
+        ),
+        Property::History { seconds } => {
+            format!("{PROGRAM}: {device}: history={} (txg {txg}){freed}\n", format_duration(seconds))
+        }
+        Property::HistorySpace { percent: 0 } => {
+            format!("{PROGRAM}: {device}: history-space=0%: no cap on the history's space (txg {txg})\n")
+        }
+        Property::HistorySpace { percent } => format!(
+            "{PROGRAM}: {device}: history-space={percent}% (at most {}; the history alone holds {} now) (txg {txg}){freed}\n",
+            human_bytes(changed.cap_bytes.unwrap_or(0)),
+            human_bytes(changed.history_only_bytes.unwrap_or(0)),
+        ),
+    }
 }
 
 pub fn put(path: &str, stats: &PutStats) -> String {
@@ -279,10 +296,14 @@ pub fn status(s: &PoolStatus) -> String {
     line(
         "history:",
         format!(
-            "{} commits retained since {oldest} (keep {}, leave {}% free); {} held by history alone",
+            "{} commits retained since {oldest} (keep {}, leave {}% free{}); {} held by history alone",
             s.history_commits,
             format_duration(s.history_seconds),
             s.history_reserve_percent,
+            match s.history_space_percent {
+                0 => String::new(),
+                percent => format!(", hold at most {percent}%"),
+            },
             human_bytes(s.held_by_history_only_bytes)
         ),
     );
@@ -369,7 +390,16 @@ pub fn released(h: &History) -> String {
 }
 
 pub fn history(h: &History) -> String {
-    let mut text = format!("history: keep {}; {} commits retained\n", format_duration(h.keep_seconds), h.commits.len());
+    let cap = match h.space_percent {
+        0 => String::new(),
+        percent => format!(", hold at most {percent}% of the device"),
+    };
+    let mut text = format!(
+        "history: keep {}{cap}; {} commits retained, holding {} that nothing else keeps\n",
+        format_duration(h.keep_seconds),
+        h.commits.len(),
+        human_bytes(h.held_by_history_only_bytes)
+    );
     for c in &h.commits {
         text.push_str(&format!("txg {:>8}  {}\n", c.txg, c.time));
     }

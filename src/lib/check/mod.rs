@@ -170,6 +170,7 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
     check_bookmarks(pool, &mut c);
     check_snapshot_index(pool, &mut c, &trees)?;
     check_space_counters(pool, &mut c)?;
+    check_history_count(pool, &mut c)?;
     check_receive_state(pool, &mut c)?;
     check_dead_index(pool, &mut c)?;
     check_space(pool, &mut c);
@@ -388,6 +389,20 @@ fn check_space_counters(pool: &mut Pool, c: &mut Checker) -> Result<()> {
         {
             c.problem(format!("{owner}: its space counter says {recorded} bytes referenced, a walk counts {walked}"));
         }
+    }
+    Ok(())
+}
+
+/// While a cap on the history's space is set, the pool root may count what the history
+/// alone holds (pool/history_space.rs): that count is what a pass over the dead index
+/// finds.
+fn check_history_count(pool: &mut Pool, c: &mut Checker) -> Result<()> {
+    let Some(recorded) = pool.root.history_only_bytes.filter(|_| pool.history_space_cap_bytes().is_some()) else {
+        return Ok(());
+    };
+    let counted = pool.history_unique_bytes()?;
+    if counted != recorded {
+        c.problem(format!("the pool root says the history alone holds {recorded} bytes, the dead index {counted}"));
     }
     Ok(())
 }

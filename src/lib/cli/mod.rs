@@ -8,6 +8,7 @@ pub mod exit_code;
 pub mod hint;
 pub mod moment;
 
+use crate::cmd::set::Property;
 use crate::compress::Codec;
 use crate::device::wait::{WaitLimit, WaitPolicy};
 use crate::device::{OpenMode, open_tool_device};
@@ -175,10 +176,22 @@ pub fn parse_compression(text: &str) -> Result<Codec> {
 }
 
 /// `snapctl set`'s operand, PROPERTY=VALUE, as the change it asks for.
-pub fn parse_property(text: &str) -> Result<Codec> {
+pub fn parse_property(text: &str) -> Result<Property> {
+    const PROPERTIES: &str = "snapctl sets compression=VALUE (zstd:N, lz4 or off), history=DURATION (24h, 7d, 0) \
+                              or history-space=PERCENT (10%, or 0 for no cap)";
     match text.split_once('=') {
-        Some(("compression", value)) => parse_compression(value),
-        _ => Err(Error::invalid(format!("bad property {text:?}: snapctl sets compression=VALUE (zstd:N, lz4 or off)"))),
+        Some(("compression", value)) => Ok(Property::Compression(parse_compression(value)?)),
+        Some(("history", value)) => Ok(Property::History { seconds: parse_duration(value)? }),
+        Some(("history-space", value)) => {
+            let digits = value.strip_suffix('%').unwrap_or(value);
+            match digits.parse::<u8>() {
+                Ok(percent) if percent <= 100 => Ok(Property::HistorySpace { percent }),
+                _ => Err(Error::invalid(format!(
+                    "bad history-space {value:?}: give a share of the device from 0% (no cap) to 100%, like 10%"
+                ))),
+            }
+        }
+        _ => Err(Error::invalid(format!("bad property {text:?}: {PROPERTIES}"))),
     }
 }
 
@@ -259,8 +272,20 @@ mod tests {
         for text in ["zstd:0", "zstd:20", "zstd:256", "zstd:-1", "zstd:", "gzip", "lz4:1", "Off", ""] {
             assert_eq!(exit_code::of_error(&parse_compression(text).unwrap_err()), exit_code::INVALID, "{text}");
         }
-        assert_eq!(parse_property("compression=lz4").unwrap(), Codec::Lz4);
-        for text in ["compression", "compress=lz4", "compression=gzip", "=lz4", "history=1h"] {
+        assert_eq!(parse_property("compression=lz4").unwrap(), Property::Compression(Codec::Lz4));
+        assert_eq!(parse_property("history=1h").unwrap(), Property::History { seconds: 3600 });
+        assert_eq!(parse_property("history-space=10%").unwrap(), Property::HistorySpace { percent: 10 });
+        assert_eq!(parse_property("history-space=0").unwrap(), Property::HistorySpace { percent: 0 });
+        for text in [
+            "compression",
+            "compress=lz4",
+            "compression=gzip",
+            "=lz4",
+            "history=1x",
+            "history-space=101%",
+            "history-space=-1",
+            "history-space=10%%",
+        ] {
             let e = parse_property(text).unwrap_err();
             assert_eq!(exit_code::of_error(&e), exit_code::INVALID, "{text}");
         }

@@ -29,6 +29,10 @@ pub struct History {
     #[serde(skip)]
     pub released_bytes: u64,
     pub keep_seconds: u64,
+    /// The most the history may hold alone, as a share of the data area (0: no cap).
+    pub space_percent: u8,
+    /// What the retained commits alone keep: what releasing them all would free.
+    pub held_by_history_only_bytes: u64,
     pub commits: Vec<Retained>,
 }
 
@@ -55,5 +59,11 @@ pub fn history(pool: &mut Pool, change: Change) -> Result<History> {
         .into_iter()
         .map(|(t, ns)| Retained { txg: t.0, time: format_time_ns(ns), time_unix_ns: ns })
         .collect();
-    Ok(History { released_bytes, keep_seconds: pool.root.config.history_seconds, commits })
+    Ok(History {
+        released_bytes,
+        keep_seconds: pool.root.config.history_seconds,
+        space_percent: pool.root.config.history_space_percent,
+        held_by_history_only_bytes: pool.history_unique_bytes()?,
+        commits,
+    })
 }

@@ -45,6 +45,8 @@ pub struct PoolStatus {
     pub history_oldest_txg: Option<u64>,
     pub history_reserve_percent: u8,
     pub history_seconds: u64,
+    /// The most the history may hold alone, as a share of the data area (0: no cap).
+    pub history_space_percent: u8,
     pub last_commit: String,
     pub last_txg: u64,
     pub live_files: u64,
@@ -183,6 +185,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
         history_oldest_txg: oldest.map(|(t, _)| t.0),
         history_reserve_percent: config.history_reserve_percent,
         history_seconds: config.history_seconds,
+        history_space_percent: config.history_space_percent,
         last_commit: format_time_ns(pool.commit.time_ns),
         last_txg: pool.txg().0,
         live_files: usage.files,

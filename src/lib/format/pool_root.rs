@@ -10,8 +10,9 @@ pub const POOL_ROOT_MAGIC: [u8; 4] = *b"SNPR";
 pub const POOL_ROOT_BYTES: usize = 1024;
 /// Version 2 adds the receive-state pointer. A root without one is still written as
 /// version 1, so that a pool is readable by older binaries except while a partial
-/// receive is saved on it.
-pub const POOL_ROOT_VERSION_MAX: u32 = 4;
+/// receive is saved on it. Each later version is written only when its field is in use:
+/// 3 a snapshot index, 4 a bookmarks table, 5 a cap on the history's space.
+pub const POOL_ROOT_VERSION_MAX: u32 = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -24,6 +25,9 @@ pub struct PoolConfig {
     /// after the receive pointer, the algorithm byte (0: zstd or none by the level, 1:
     /// lz4, with level 0; only on pools with the lz4 feature).
     pub compression: Codec,
+    /// The history may hold at most this share of the data area in blocks nothing else
+    /// keeps (`set history-space=`); 0: no cap. Version 5.
+    pub history_space_percent: u8,
 }
 
 /// The algorithm byte of a pool root whose compression is lz4.
@@ -31,7 +35,12 @@ const ALGORITHM_LZ4: u8 = 1;
 
 impl Default for PoolConfig {
     fn default() -> PoolConfig {
-        PoolConfig { history_seconds: 24 * 3600, history_reserve_percent: 10, compression: Codec::DEFAULT }
+        PoolConfig {
+            history_seconds: 24 * 3600,
+            history_reserve_percent: 10,
+            compression: Codec::DEFAULT,
+            history_space_percent: 0,
+        }
     }
 }
 
@@ -84,7 +93,14 @@ pub struct PoolRoot {
     pub snapshot_index: SnapshotIndexRoot,
     /// The bookmarks table (format/tables.rs), once a bookmark was made. Version 4.
     pub bookmarks: Option<BlockPtr>,
+    /// Bytes of the dead index's blocks that only retained commits keep, while a cap on
+    /// the history's space is set and they are counted (pool/history_space.rs); None:
+    /// not counted since something moved blocks between snapshots and history. Version 5.
+    pub history_only_bytes: Option<u64>,
 }
+
+/// `history_only_bytes` as stored: this value means "not counted".
+const UNCOUNTED: u64 = u64::MAX;
 
 /// Whether a pool root has a snapshot index, and its root when the index is not empty.
 /// Pools written before version 3 have none; the first commit that changes their
@@ -110,6 +126,7 @@ impl PoolRoot {
         let mut w = Writer::new();
         w.raw(&POOL_ROOT_MAGIC);
         let version = match (self.snapshot_index, self.receive) {
+            _ if self.config.history_space_percent != 0 => 5,
             _ if self.bookmarks.is_some() => 4,
             (SnapshotIndexRoot::Built(_), _) => 3,
             (SnapshotIndexRoot::Absent, Some(_)) => 2,
@@ -134,6 +151,12 @@ impl PoolRoot {
         w.u8(algorithm);
         BlockPtr::encode(self.snapshot_index.root().as_ref(), &mut w);
         BlockPtr::encode(self.bookmarks.as_ref(), &mut w);
+        if self.config.history_space_percent != 0 {
+            w.u8(self.config.history_space_percent);
+            w.u64(self.history_only_bytes.unwrap_or(UNCOUNTED));
+            // Versions 3 and 4 say by their number that the index is built; 5 says it here.
+            w.u8(u8::from(self.snapshot_index != SnapshotIndexRoot::Absent));
+        }
         w.zeros(POOL_ROOT_BYTES - w.len());
         w.bytes
     }
@@ -174,18 +197,36 @@ impl PoolRoot {
             return Err(Error::corrupt("pool root of version 1 names a receive state"));
         }
         let index = BlockPtr::decode(&mut r)?;
-        let snapshot_index = match (version >= 3, index) {
+        let bookmarks = BlockPtr::decode(&mut r)?;
+        if bookmarks.is_some() && version < 4 {
+            return Err(Error::corrupt(format!("pool root of version {version} names a bookmarks table")));
+        }
+        let (history_space_percent, history_only_bytes, index_built) = match version >= 5 {
+            true => {
+                let percent = r.u8()?;
+                let counted = Some(r.u64()?).filter(|&b| b != UNCOUNTED);
+                let built = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(Error::corrupt(format!("pool root's snapshot index flag is {other}"))),
+                };
+                (percent, counted, built)
+            }
+            false => (0, None, version >= 3),
+        };
+        let snapshot_index = match (index_built, index) {
             (true, root) => SnapshotIndexRoot::Built(root),
             (false, None) => SnapshotIndexRoot::Absent,
             (false, Some(_)) => {
                 return Err(Error::corrupt(format!("pool root of version {version} names a snapshot index")));
             }
         };
-        let bookmarks = BlockPtr::decode(&mut r)?;
-        if bookmarks.is_some() && version < 4 {
-            return Err(Error::corrupt(format!("pool root of version {version} names a bookmarks table")));
-        }
         r.zeros(POOL_ROOT_BYTES - r.offset())?;
+        if version >= 5 && !(1..=100).contains(&history_space_percent) {
+            return Err(Error::corrupt(format!(
+                "pool root of version 5 caps the history at {history_space_percent}% (1 to 100)"
+            )));
+        }
         if history_reserve_percent > 100 {
             return Err(Error::corrupt("pool root configuration out of range"));
         }
@@ -203,10 +244,11 @@ impl PoolRoot {
             space_base_blocks,
             next_tree_id,
             dead_bytes,
-            config: PoolConfig { history_seconds, history_reserve_percent, compression },
+            config: PoolConfig { history_seconds, history_reserve_percent, compression, history_space_percent },
             receive,
             snapshot_index,
             bookmarks,
+            history_only_bytes,
         })
     }
 }
@@ -263,7 +305,33 @@ mod tests {
             receive: None,
             snapshot_index: SnapshotIndexRoot::Absent,
             bookmarks: None,
+            history_only_bytes: None,
         }
+    }
+
+    #[test]
+    fn a_cap_on_the_history_makes_version_5_and_its_count_round_trips() {
+        // Goal: without a cap the root is what version 4 binaries wrote (the count is not
+        // stored); with one it is version 5, counted or not, with or without a snapshot
+        // index (which versions 3 and 4 imply); a cap out of range is corruption.
+        // Method: encode, decode, patch.
+        let mut root = sample();
+        root.history_only_bytes = Some(12288);
+        assert_eq!(PoolRoot::decode(&root.encode()).unwrap().history_only_bytes, None, "not stored without a cap");
+        root.config.history_space_percent = 10;
+        let bytes = root.encode();
+        assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()), 5);
+        assert_eq!(PoolRoot::decode(&bytes).unwrap(), root);
+        root.history_only_bytes = None;
+        assert_eq!(PoolRoot::decode(&root.encode()).unwrap(), root);
+        root.snapshot_index = SnapshotIndexRoot::Built(None);
+        assert_eq!(PoolRoot::decode(&root.encode()).unwrap(), root, "an index built and empty stays so");
+        let at = 4 + 4 + 8 + 8 + 16 + 5 * 72 + 8 * 5 + 1 + 1 + 72 + 1 + 72 + 72;
+        let mut bad = root.encode();
+        assert_eq!(bad[at], 10);
+        bad[at] = 101;
+        let err = PoolRoot::decode(&bad).unwrap_err().to_string();
+        assert!(err.contains("101%"), "{err}");
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl Pool {
                 self.store.alloc.defer_free_ptr(&ptr)?;
             }
         }
+        self.history_count_lost();
         for (death, ptr) in self.dead_entries(id)? {
             self.dead_table.remove(&mut self.store, &crate::format::tables::dead_key(id, death, ptr.addr.0))?;
             self.store.alloc.defer_free_ptr(&ptr)?;

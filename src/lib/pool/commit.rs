@@ -2,7 +2,8 @@
 //!
 //! 1. flush the file trees; record requested snapshots; add this commit to the history;
 //! 2. expire history and destroyed snapshots, freeing the blocks nothing retains;
-//! 3. file the blocks this transaction killed (dead index or free);
+//! 3. file the blocks this transaction killed (dead index or free), then expire more
+//!    history while it holds more than its space cap allows;
 //! 4. flush the metadata tables, append the space log, write the pool root;
 //! 5. flush the device; set in the labels any incompat feature the transaction's writes
 //!    need (features.rs); write the commit record into both rings; flush again.
@@ -101,9 +102,12 @@ impl Pool {
         self.store.alloc.holding |= self.whole_commit_pinned();
         self.refuse_pinned_releases()?;
         self.store.alloc.committing = true;
+        self.note_moves_between_snapshots_and_history();
         self.expire_history(txg, now)?;
         self.release_retained()?;
         self.file_kills(txg)?;
+        // After the kills are filed: what this commit kills counts against the cap too.
+        self.enforce_history_space(txg)?;
         self.add_space_counters_if_needed()?;
 
         self.root.trees = self.trees_table.flush(&mut self.store)?;
@@ -269,6 +273,7 @@ impl Pool {
             }
             if self.retained_between(tree, ptr.birth.0, txg.0)? {
                 self.dead_insert(tree, txg, &ptr)?;
+                self.count_filed_dead_block(tree, txg, &ptr)?;
             } else {
                 self.store.alloc.defer_free_ptr(&ptr)?;
             }

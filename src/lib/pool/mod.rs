@@ -10,6 +10,7 @@ mod clones;
 mod commit;
 mod features;
 mod history;
+mod history_space;
 mod holds;
 mod labels;
 mod open;

@@ -420,6 +420,8 @@ pub fn format_pool_with_clock(dev: Box<dyn Device>, options: &FormatOptions, clo
         // has a snapshot stays readable by older binaries.
         snapshot_index: SnapshotIndexRoot::Absent,
         bookmarks: None,
+        // An empty dead index: nothing held by the history alone.
+        history_only_bytes: Some(0),
     };
     let commit = CommitRecord { txg: Txg(0), time_ns: created_ns, pool_guid, root: placeholder_ptr() };
     let mut pool = Pool::handle(store, label, root, commit, OpenMode::Write, Vec::new(), clock);

@@ -97,6 +97,7 @@ impl Pool {
     /// F's dead entries of blocks born up to the origin: those that died by it move to
     /// the promoted clone; the rest go (the origin snapshot holds them).
     fn refile_old_line(&mut self, tree: u64, clone: u64, origin: Txg) -> Result<()> {
+        self.history_count_lost();
         for (death, ptr) in self.dead_entries(tree)? {
             if ptr.birth > origin {
                 continue;

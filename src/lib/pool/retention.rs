@@ -111,6 +111,7 @@ impl Pool {
             self.dead_table.remove(&mut self.store, &k)?;
             self.store.alloc.defer_free_ptr(&ptr)?;
             self.uncount_dead(&ptr)?;
+            self.count_freed_history_block(&ptr)?;
         }
         Ok(())
     }

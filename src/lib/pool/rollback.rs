@@ -109,6 +109,7 @@ impl Pool {
 
     /// Drops the dead index entries of blocks that the head gets back.
     fn revive_dead_entries(&mut self, tree: u64, floor: u64) -> Result<()> {
+        self.history_count_lost();
         let from = dead_key(tree, Txg(floor + 1), 0);
         let last = dead_key(tree, Txg(u64::MAX), u64::MAX);
         let mut revived = Vec::new();

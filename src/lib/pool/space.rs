@@ -143,17 +143,17 @@ impl Pool {
         Ok(self.history()?.into_iter().map(|(t, _)| t.0).collect())
     }
 
-    /// Bytes held only by retained commits (what pruning the history would free).
+    /// Bytes held only by retained commits (what pruning the history would free): the
+    /// dead blocks no snapshot sees. The newest commit sees no dead block, so this holds
+    /// during a commit too, after it filed its kills (history_space.rs).
     pub fn history_unique_bytes(&mut self) -> Result<u64> {
         let trees: Vec<u64> = self.trees()?.map(|t| t.id).collect();
-        let newest = self.txg().0;
         let mut total = 0;
         for tree in trees {
             let snapshots = self.snapshot_txgs(tree)?;
             for (death, ptr) in self.dead_entries(tree)? {
                 let kept_by_snapshot = snapshots.iter().any(|&t| t >= ptr.birth.0 && t < death.0);
-                let kept_by_newest = newest >= ptr.birth.0 && newest < death.0;
-                if !kept_by_snapshot && !kept_by_newest {
+                if !kept_by_snapshot {
                     total += ptr.footprint_blocks() * BLOCK_BYTES;
                 }
             }

@@ -5,7 +5,7 @@
 //! The recorded pool receives a full stream, an incremental and a `-I` stream of two
 //! snapshots (two commits in one command) from a second pool, then is filled and changed
 //! by snapctl (sync, snapshot, put, put --offset, mkdir -p, mv, rm -r, rename, destroy,
-//! destroy of a range, set compression=lz4, history),
+//! destroy of a range, set compression=lz4, history, set history-space),
 //! then a broken incremental is saved with `snaprecv -s -F` and resumed (a rollback).
 //!
 //! Then the image file grows (the device grows between two commands: `set_len`, made
@@ -431,6 +431,9 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl sync (second mutation)", "snapctl", &os(&[&"sync", &tree]), Input::None, true)?;
     r.record("snapctl history --prune", "snapctl", &os(&[&"history", &"--prune"]), Input::None, true)?;
     r.record("snapctl history --keep 2h", "snapctl", &os(&[&"history", &"--keep", &"2h"]), Input::None, true)?;
+    // A cap on the history's space (pool root version 5): every later commit trims it.
+    let cap = os(&[&"set", &"history-space=5%"]);
+    r.record("snapctl set history-space=5%", "snapctl", &cap, Input::None, true)?;
     r.record("snapctl rename @s2 @kept", "snapctl", &os(&[&"rename", &"@s2", &"@kept"]), Input::None, true)?;
     r.record("snapctl destroy @kept", "snapctl", &os(&[&"destroy", &"@kept"]), Input::None, true)?;
     let range = os(&[&"destroy", &"@r1%@r2"]);
