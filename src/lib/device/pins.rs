@@ -333,7 +333,13 @@ mod tests {
         let refused = pins.enter_commit(&WaitPolicy::nowait()).err().expect("the gate is held");
         assert!(refused.to_string().contains("snapsend @a pool.img"), "{refused}");
         reader.open_gate();
-        let (gate, seen) = pins.enter_commit(&WaitPolicy::nowait()).unwrap();
+        // A little wait: a process another test forks in the meantime holds a copy of the
+        // gate's descriptor, and so its lock, until it execs.
+        let briefly = WaitPolicy {
+            limit: crate::device::wait::WaitLimit::For(std::time::Duration::from_secs(10)),
+            ..WaitPolicy::nowait()
+        };
+        let (gate, seen) = pins.enter_commit(&briefly).unwrap();
         assert_eq!(seen, [Pin { tree: 1, txg: 7, pid: std::process::id(), reader: "snapsend @a pool.img".into() }]);
         drop(gate);
         // A pin file nobody locks: its reader died. It is no pin, and it is removed.
