@@ -173,7 +173,8 @@ fn set_compression_affects_only_new_writes() {
     for (property, says) in [
         ("compression=gzip", "bad compression \"gzip\""),
         ("compression=zstd:20", "bad compression \"zstd:20\""),
-        ("history=1h", "bad property \"history=1h\""),
+        ("history=1x", "bad duration \"1x\""),
+        ("retention=1h", "bad property \"retention=1h\""),
         ("compression", "bad property"),
     ] {
         let before = std::fs::read(&img).unwrap();
