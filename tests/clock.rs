@@ -236,7 +236,7 @@ fn guids_and_times_come_from_the_pools_clock() {
     clock.advance_ns(5 * SECOND_NS + 123);
     put_bytes(&mut pool, "file", b"data");
     snapfs::cmd::tree::mkdir(&mut pool, LIVE_TREE_ID, "dir", false).unwrap();
-    let entries = ls(&mut pool, &PathSpec::parse("").unwrap(), false).unwrap();
+    let entries = ls(&mut pool, &PathSpec::parse("").unwrap(), false, None).unwrap();
     assert_eq!(entries.len(), 2);
     for entry in &entries {
         assert_eq!((entry.inode.mtime.sec, entry.inode.mtime.nsec), ((SIM_START_NS / SECOND_NS) as i64 + 5, 123));

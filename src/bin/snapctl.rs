@@ -20,6 +20,7 @@ use snapfs::cmd::{
 };
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
+use snapfs::fs::select::Rule;
 use snapfs::pool::{LIVE_TREE_ID, Pool};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -85,11 +86,17 @@ fn run(command: Command) -> Result<()> {
             let spec = PathSpec::parse_in(&mut pool, &path)?;
             tree::cat(&mut pool, &spec, &mut std::io::stdout().lock())
         }
-        Command::Ls { long, recursive, args } => {
+        Command::Ls { long, recursive, matches, exclude, conditions, args } => {
             let [path, device] = args::ls_operands(&args);
             let mut pool = open(device, OpenMode::Read)?;
             let spec = PathSpec::parse_in(&mut pool, path)?;
-            let entries = tree::ls(&mut pool, &spec, recursive)?;
+            let ruled = !(matches.is_empty() && exclude.is_empty() && conditions.is_empty());
+            let rule =
+                ruled.then(|| Rule::parse(&matches, &exclude, &conditions, pool.clock().now_ns())).transpose()?;
+            let entries = tree::ls(&mut pool, &spec, recursive, rule.as_ref())?;
+            if ruled && entries.is_empty() {
+                eprintln!("{PROGRAM}: the rule selects no file here");
+            }
             stdout_write(&render::ls(&entries, long))
         }
         Command::Mkdir { parents, path, device } => {

@@ -49,8 +49,11 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
-    /// List a directory of the live tree or of a snapshot (@SNAP:PATH).
-    #[command(override_usage = "snapctl ls [-l] [-R] [PATH] DEVICE")]
+    /// List a directory of the live tree or of a snapshot (@SNAP:PATH); with --match,
+    /// --exclude or --where, the files below it that the rule selects.
+    #[command(
+        override_usage = "snapctl ls [-l] [-R] [--match GLOB]... [--exclude GLOB]... [--where CONDITIONS]... [PATH] DEVICE"
+    )]
     Ls {
         /// Long format: mode, links, owner, group, size, time.
         #[arg(short = 'l')]
@@ -58,6 +61,18 @@ pub enum Command {
         /// List subdirectories too.
         #[arg(short = 'R')]
         recursive: bool,
+        /// Only files whose path from the tree's root matches GLOB (`*` within a name,
+        /// `**` across directories); any of several.
+        #[arg(long = "match", value_name = "GLOB")]
+        matches: Vec<String>,
+        /// Leave out files whose path from the tree's root matches GLOB.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Only files whose metadata meet every condition: FIELD OP VALUE, separated by
+        /// commas, fields uid, gid, mode, size, mtime, ctime, type, xattr.NAME (for
+        /// example 'uid=1000,size<1M,mtime<2026-11-01').
+        #[arg(long = "where", value_name = "CONDITIONS")]
+        conditions: Vec<String>,
         /// Optionally PATH (a directory or file; @SNAP or @SNAP:PATH for a snapshot;
         /// default the root of the live tree), then DEVICE.
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]

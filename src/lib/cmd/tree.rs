@@ -10,6 +10,7 @@ use crate::fs::inode::{S_IFDIR, S_IFREG};
 use crate::fs::pipeline::Pipeline;
 use crate::fs::pipeline::drain;
 use crate::fs::record::RECORD_BYTES;
+use crate::fs::select::{Rule, Xattrs};
 use crate::fs::sync::{SyncStats, Syncer, read_full, stream_records};
 use crate::fs::{DirEntry, FileType, FsTree, Inode, ROOT_INO, Timespec};
 use crate::pool::{CommitSummary, Pool};
@@ -259,15 +260,30 @@ pub struct ListedEntry {
     pub symlink_target: Option<Vec<u8>>,
 }
 
-/// The entries of a directory (recursively with `recursive`), or the file itself.
-pub fn ls(pool: &mut Pool, spec: &PathSpec, recursive: bool) -> Result<Vec<ListedEntry>> {
+/// The entries of a directory (recursively with `recursive`), or the file itself. With
+/// a `rule`, every file below it that the rule selects (fs/select.rs; its globs match
+/// paths from the tree's root), and no directory: what a subset of that rule holds.
+pub fn ls(pool: &mut Pool, spec: &PathSpec, recursive: bool, rule: Option<&Rule>) -> Result<Vec<ListedEntry>> {
+    let recursive = recursive || rule.is_some();
+    let from_root = spec.path.trim_matches('/');
     with_view(pool, spec, |fs| {
         let ino = fs.resolve(&spec.path)?;
         let inode = fs.inode(ino)?;
         let mut out = Vec::new();
+        let selected = |fs: &mut FsTree, path: &str, ino: u64, inode: &Inode| -> Result<bool> {
+            let Some(rule) = rule else { return Ok(true) };
+            let full = match (from_root, path) {
+                ("", path) => path.to_string(),
+                (dir, "") => dir.to_string(),
+                (dir, path) => format!("{dir}/{path}"),
+            };
+            rule.selects(full.as_bytes(), inode, &mut FileXattrs { fs, ino })
+        };
         if inode.file_type() != FileType::Directory {
             let name = spec.path.rsplit('/').next().unwrap_or("").to_string();
-            out.push(listed(fs, name, ino, inode)?);
+            if selected(fs, "", ino, &inode)? {
+                out.push(listed(fs, name, ino, inode)?);
+            }
             return Ok(out);
         }
         let mut stack: Vec<(String, u64)> = vec![(String::new(), ino)];
@@ -284,12 +300,26 @@ pub fn ls(pool: &mut Pool, spec: &PathSpec, recursive: bool) -> Result<Vec<Liste
                 if recursive && e.file_type == FileType::Directory {
                     subdirs.push((format!("{path}/"), e.ino));
                 }
-                out.push(listed(fs, path, e.ino, inode)?);
+                if (rule.is_none() || e.file_type != FileType::Directory) && selected(fs, &path, e.ino, &inode)? {
+                    out.push(listed(fs, path, e.ino, inode)?);
+                }
             }
             stack.extend(subdirs.into_iter().rev());
         }
         Ok(out)
     })
+}
+
+/// A file's extended attributes, as a rule's conditions read them.
+struct FileXattrs<'f, 'a> {
+    fs: &'f mut FsTree<'a>,
+    ino: u64,
+}
+
+impl Xattrs for FileXattrs<'_, '_> {
+    fn xattr(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.fs.xattr(self.ino, name)
+    }
 }
 
 fn listed(fs: &mut FsTree, path: String, ino: u64, inode: Inode) -> Result<ListedEntry> {

@@ -8,6 +8,7 @@ pub mod inode;
 pub mod path;
 pub mod path_diff;
 pub mod record;
+pub mod select;
 pub mod sync;
 mod tree_ops;
 pub mod validate;
