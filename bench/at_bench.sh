@@ -71,7 +71,7 @@ for n in $LABELS; do
         "$BIN/snapfmt" "$dev" > /dev/null
         "$BIN/snapctl" sync "$src" "$dev" > /dev/null
         for ((i = 0; i < 20; i++)); do "$BIN/snapctl" put "$BENCH_DIR/small" "/after-$i" "$dev" > /dev/null; done
-        MOMENT[$n]=$(commit_times "$dev" | tail -5 | head -1)
+        MOMENT[$n]=$(commit_times "$dev" | tail -5 | sed -n 1p)
     else
         # Each commit leaves about 35 KiB of old nodes (and their copies) to the history.
         new_loop dev "at-$n" $(((1 << 30) + n * 49152))
@@ -79,6 +79,7 @@ for n in $LABELS; do
         "$BIN/snaptorture" history --commits "$n" --spacing "$SPACING" "$dev" > /dev/null
         echo "# N=$n: $n commits made in $((SECONDS - start)) s"
         mapfile -t times < <(commit_times "$dev")
+        echo "# N=$n: ${#times[@]} commits retained"
         MOMENT[$n]=${times[$((${#times[@]} * 3 / 4))]}
     fi
     DEV[$n]=$dev
@@ -100,7 +101,7 @@ for ((run = 1; run <= RUNS; run++)); do
                 expire)
                     # A window that leaves out the 100 oldest commits (2 s apart) and
                     # keeps the moment the rounds take.
-                    oldest=$(commit_times "$dev" | head -1)
+                    oldest=$(commit_times "$dev" | sed -n 1p)  # not head: it would cut the pipe (pipefail)
                     keep=$(((${EPOCHREALTIME/./} * 1000 - oldest) / 1000000000 - 100 * SPACING))
                     t=$(ms "$c" set "history=${keep}s" "$dev")
                     ;;
