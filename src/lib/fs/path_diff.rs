@@ -308,14 +308,7 @@ mod tests {
     use crate::fs::inode::{Inode, ROOT_INO};
     use crate::pool::{FormatOptions, LIVE_TREE_ID, format_pool};
 
-    /// A small deterministic generator, so that a failing case can be replayed.
-    struct Steps(u64);
-    impl Steps {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (self.0 >> 33) % n
-        }
-    }
+    use crate::fuzzing::Steps;
 
     #[test]
     fn a_diff_that_sums_up_one_inodes_subtrees_lists_what_a_full_one_lists() {
@@ -331,7 +324,7 @@ mod tests {
                 let parent = if f % 2 == 0 { ROOT_INO } else { dir };
                 let ino =
                     fs.create(parent, format!("f{f}").as_bytes(), Inode::new(0o100644, Default::default())).unwrap();
-                for record in 0..300 + steps.below(300) {
+                for record in 0..300 + steps.next(300) {
                     fs.write_at(ino, record << 17, &[f as u8 + 1]).unwrap();
                 }
                 files.push((parent, format!("f{f}"), ino));
@@ -339,20 +332,20 @@ mod tests {
             pool.create_snapshot(LIVE_TREE_ID, "a").unwrap();
             pool.commit().unwrap();
             let mut fs = pool.live(LIVE_TREE_ID).unwrap();
-            for _ in 0..1 + steps.below(40) {
-                let (parent, name, ino) = files[steps.below(files.len() as u64) as usize].clone();
-                match steps.below(10) {
-                    0 => _ = fs.set_xattr(ino, b"user.tag", &[steps.below(250) as u8]),
+            for _ in 0..1 + steps.next(40) {
+                let (parent, name, ino) = files[steps.next(files.len() as u64) as usize].clone();
+                match steps.next(10) {
+                    0 => _ = fs.set_xattr(ino, b"user.tag", &[steps.next(250) as u8]),
                     1 => {
                         _ = fs.create(
                             dir,
-                            format!("new{}", steps.below(1000)).as_bytes(),
+                            format!("new{}", steps.next(1000)).as_bytes(),
                             Inode::new(0o100644, Default::default()),
                         )
                     }
-                    2 => _ = fs.truncate(ino, steps.below(600) << 17),
-                    3 => _ = fs.rename(parent, name.as_bytes(), dir, format!("moved{}", steps.below(1000)).as_bytes()),
-                    _ => fs.write_at(ino, steps.below(600) << 17, &[steps.below(250) as u8]).unwrap(),
+                    2 => _ = fs.truncate(ino, steps.next(600) << 17),
+                    3 => _ = fs.rename(parent, name.as_bytes(), dir, format!("moved{}", steps.next(1000)).as_bytes()),
+                    _ => fs.write_at(ino, steps.next(600) << 17, &[steps.next(250) as u8]).unwrap(),
                 }
             }
             pool.create_snapshot(LIVE_TREE_ID, "b").unwrap();

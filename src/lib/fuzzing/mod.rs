@@ -17,6 +17,18 @@ pub mod reseal;
 pub mod stream_reader;
 pub mod tree_node;
 
+/// A small deterministic generator for the library's randomized unit tests, so that a
+/// failing seed can be replayed (the same sequence every test had before sharing it).
+pub struct Steps(pub u64);
+
+impl Steps {
+    /// A number below `below`.
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
 /// A target: runs one input, and panics only on a bug.
 pub type Target = fn(&[u8]);
 

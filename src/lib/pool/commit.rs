@@ -244,20 +244,29 @@ impl Pool {
             from = oldest + 1;
         }
         let reserve = self.store.alloc.usable_blocks() * self.root.config.history_reserve_percent as u64 / 100;
-        let mut from = 0;
-        while self.free_after_commit() < reserve {
-            match self.history_from(from)? {
-                Some((oldest, _)) if oldest != txg.0 => {
-                    if self.pinned_by(None, oldest).is_none() {
-                        self.history_drop(oldest)?;
-                        self.release_retained()?;
-                    }
-                    from = oldest + 1;
-                }
-                _ => break,
-            }
+        let mut from = Some(0);
+        while let Some(at) = from
+            && self.free_after_commit() < reserve
+        {
+            from = self.release_oldest_from(at, txg)?;
         }
         Ok(())
+    }
+
+    /// Releases the oldest retained commit at or after txg `from`, unless it is `txg`, the
+    /// one being made (a pinned one stays, and is passed over). Where to look next, or
+    /// None when nothing older than `txg` is left.
+    pub(super) fn release_oldest_from(&mut self, from: u64, txg: Txg) -> Result<Option<u64>> {
+        match self.history_from(from)? {
+            Some((oldest, _)) if oldest != txg.0 => {
+                if self.pinned_by(None, oldest).is_none() {
+                    self.history_drop(oldest)?;
+                    self.release_retained()?;
+                }
+                Ok(Some(oldest + 1))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn free_after_commit(&self) -> u64 {

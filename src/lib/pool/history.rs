@@ -435,14 +435,7 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator, so a failing case can be replayed.
-    struct Steps(u64);
-    impl Steps {
-        fn next(&mut self, below: u64) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (self.0 >> 33) % below
-        }
-    }
+    use crate::fuzzing::Steps;
 
     fn head(pool: &mut Pool) -> Option<crate::block::BlockPtr> {
         pool.committed_head_root(LIVE_TREE_ID).unwrap()

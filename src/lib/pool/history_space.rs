@@ -88,8 +88,8 @@ impl Pool {
         if self.root.dead_bytes <= cap {
             return Ok(());
         }
-        let mut from = 0;
-        loop {
+        let mut from = Some(0);
+        while let Some(at) = from {
             let held = match self.root.history_only_bytes {
                 Some(bytes) => bytes,
                 None => {
@@ -99,19 +99,11 @@ impl Pool {
                 }
             };
             if held <= cap {
-                return Ok(());
+                break;
             }
-            match self.history_from(from)? {
-                Some((oldest, _)) if oldest != txg.0 => {
-                    if self.pinned_by(None, oldest).is_none() {
-                        self.history_drop(oldest)?;
-                        self.release_retained()?;
-                    }
-                    from = oldest + 1;
-                }
-                _ => return Ok(()),
-            }
+            from = self.release_oldest_from(at, txg)?;
         }
+        Ok(())
     }
 }
 
@@ -123,14 +115,7 @@ mod tests {
     use crate::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool_with_clock};
     use std::sync::{Arc, Mutex};
 
-    /// A small deterministic generator, so a failing seed can be replayed.
-    struct Steps(u64);
-    impl Steps {
-        fn next(&mut self, below: u64) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (self.0 >> 33) % below
-        }
-    }
+    use crate::fuzzing::Steps;
 
     fn write(pool: &mut Pool, tree: u64, name: &str, bytes: usize, seed: u64) {
         let mut fs = pool.live(tree).unwrap();

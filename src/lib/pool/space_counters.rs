@@ -177,14 +177,7 @@ mod tests {
     use crate::fs::inode::{Inode, ROOT_INO};
     use crate::pool::{FormatOptions, LIVE_TREE_ID, Pool, format_pool};
 
-    /// A small deterministic generator, so a failing case can be replayed.
-    struct Steps(u64);
-    impl Steps {
-        fn next(&mut self, below: u64) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (self.0 >> 33) % below
-        }
-    }
+    use crate::fuzzing::Steps;
 
     /// Every snapshot's figures against walks of the trees: `referenced` is what its
     /// root reaches; `written` what it reaches that was born after the snapshot before
