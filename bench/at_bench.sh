@@ -49,11 +49,13 @@ probe_drop_caches
 (cd "$REPO" && cargo build --release --quiet --workspace)
 
 declare -A DEV MOMENT TIMES
+CAT_PATH=/history-1  # a file every pool has: the history's, or with SIZES one put after the sync
+[[ -n $SIZES ]] && CAT_PATH=/after-1
 OPS="snapshot at cat put"
 [[ -z $SIZES ]] && OPS+=" expire"
-ms() {  # ms COMMAND...: runs it, prints its wall time in milliseconds
+ms() {  # ms COMMAND...: runs it, prints its wall time in milliseconds; a failure ends the run
     tic
-    "$@" > /dev/null
+    "$@" > /dev/null || die "failed: $*"
     toc
     printf "%.1f\n" "$MS"
 }
@@ -96,7 +98,7 @@ for ((run = 1; run <= RUNS; run++)); do
             case $op in
                 snapshot) t=$(ms "$c" snapshot "@p$run" "$dev") ;;
                 at) t=$(ms "$c" snapshot "@a$run" --at "$(rfc3339 "${MOMENT[$n]}")" "$dev") ;;
-                cat) t=$(ms "$c" cat /history-1 "$dev") ;;
+                cat) t=$(ms "$c" cat "$CAT_PATH" "$dev") ;;
                 put) t=$(ms "$c" put "$BENCH_DIR/small" "/p$run" "$dev") ;;
                 expire)
                     # A window that leaves out the 100 oldest commits (2 s apart) and
