@@ -25,21 +25,12 @@
 # shared/bench). Run as root (loop devices, drop_caches); LOOP_DIO and the rest as in
 # shared/bench/lib.sh.
 set -euo pipefail
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/shared-bench.sh
-source "$REPO/scripts/shared-bench.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/bench-at}
-# shellcheck source=/dev/null
-source "$SHARED_BENCH/lib.sh"
-RESULTS=${RESULTS:-/dev/null}
+# shellcheck source=bench/start.sh
+source "$(dirname "$0")/start.sh"
 COUNTS=${COUNTS:-1000 100000} RUNS=${RUNS:-5} SIZES=${SIZES:-}
 DATA_DIR=${DATA_DIR:-/tmp/bench/data}
 LABELS=${SIZES:-$COUNTS}
-BIN=$REPO/target/release
 SPACING=2
 [[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
 mkdir -p "$BENCH_DIR"

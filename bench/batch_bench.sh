@@ -15,18 +15,10 @@
 # Settings (environment): CHANGES=1000, SEPARATE=10, RUNS=5, BENCH_DIR=/tmp/bench-batch.
 # Run as root (loop devices, drop_caches); LOOP_DIO and the rest as in shared/bench/lib.sh.
 set -euo pipefail
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/shared-bench.sh
-source "$REPO/scripts/shared-bench.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/bench-batch}
-# shellcheck source=/dev/null
-source "$SHARED_BENCH/lib.sh"
+# shellcheck source=bench/start.sh
+source "$(dirname "$0")/start.sh"
 CHANGES=${CHANGES:-1000} SEPARATE=${SEPARATE:-10} RUNS=${RUNS:-5}
-BIN=$REPO/target/release
 [[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
 mkdir -p "$BENCH_DIR"
 trap release_devices EXIT

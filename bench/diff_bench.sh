@@ -13,20 +13,11 @@
 # same at every size, as stream_bench.sh), BENCH_DIR=/tmp/bench-diff, DATA_DIR
 # (datasets are cached by shared/bench), LOOP_DIO, WORKLOAD_SEED. Run as root.
 set -euo pipefail
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/shared-bench.sh
-source "$REPO/scripts/shared-bench.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/bench-diff}
-# shellcheck source=/dev/null
-source "$SHARED_BENCH/lib.sh"
-RESULTS=${RESULTS:-/dev/null}
+# shellcheck source=bench/start.sh
+source "$(dirname "$0")/start.sh"
 SIZES=${SIZES:-256M 2G} RUNS=${RUNS:-3} CHANGE=${CHANGE:-10737418}
 DATA_DIR=${DATA_DIR:-/tmp/bench/data}
-BIN=$REPO/target/release
 [[ $(id -u) == 0 ]] || die "run as root (loop devices, mounts, drop_caches)"
 command -v btrfs > /dev/null || die "btrfs-progs is missing (scripts/setup.sh installs it)"
 mkdir -p "$BENCH_DIR"

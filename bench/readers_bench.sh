@@ -24,19 +24,10 @@
 # writers gain when the sender yields the CPU; empty by default). Run as root (loop
 # devices, btrfs, drop_caches); the rest as in shared/bench/lib.sh.
 set -euo pipefail
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/shared-bench.sh
-source "$REPO/scripts/shared-bench.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/bench}
-# shellcheck source=/dev/null
-source "$SHARED_BENCH/lib.sh"
-RESULTS=${RESULTS:-/dev/null}
+# shellcheck source=bench/start.sh
+source "$(dirname "$0")/start.sh"
 RUNS=${RUNS:-5} SYNC_SIZE=${SYNC_SIZE:-256M}
-BIN=$REPO/target/release
 [[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
 mkdir -p "$BENCH_DIR"
 SENDER=

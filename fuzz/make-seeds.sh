@@ -10,8 +10,9 @@
 #   label_commit: both labels, the commit records, pool roots, space log blocks and a
 #       saved receive state.
 #   tree_node: every node of every tree of a pool, leaves and internal nodes.
-#   cli_numbers: durations, compression levels and a resume token as an operator types
-#       them, at and past their limits; 16 bytes of offset and length (LE) at 2^63, 2^64.
+#   cli_numbers: durations, compression levels, a resume token, moments, `set`
+#       properties and file-selection rules as an operator types them, at and past their
+#       limits; 16 bytes of offset and length (LE) at 2^63, 2^64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --locked
@@ -135,7 +136,10 @@ n=0
 for text in 0 1 24h 90m 7d 2w 18446744073s 18446744074s 307445734m 9223372036854775807 \
     18446744073709551615 18446744073709551616 18446744073709551615w -1 +5 " 5 " 5y h "" \
     none zstd zstd:1 zstd:19 zstd:20 zstd:256 zstd:-1 \
-    1-"$(printf '07%.0s' {1..16})$(printf '00%.0s' {1..16})2a000000000000000300000000000000ffffffffffffffff"; do
+    1-"$(printf '07%.0s' {1..16})$(printf '00%.0s' {1..16})2a000000000000000300000000000000ffffffffffffffff" \
+    -6h "6h ago" 2026-11-25T02:00:00Z 2026-11-25T03:00:00+01:00 2026-11-25 -99999999d \
+    history=24h history-space=10% compression=lz4 'data/**/*.jpg' 'data/[a' \
+    'uid=1000,size<1M,mtime<2026-11-01' 'xattr.user.label=cat' 'size>=1.5T,type=l,mode=0644'; do
     printf '%s' "$text" > "$seeds/cli_numbers/text-$n"
     n=$((n + 1))
 done

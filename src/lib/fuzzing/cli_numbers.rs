@@ -1,6 +1,6 @@
 //! Fuzz target: the parsers of the numbers an operator types (durations, compression
-//! levels, resume tokens) and the limit every file offset and size from an argument
-//! meets (`record::file_end`).
+//! levels, resume tokens, moments, `set` properties, file-selection rules) and the limit
+//! every file offset and size from an argument meets (`record::file_end`).
 //!
 //! Each must turn any text into a value within its limits or a clean `Invalid` error
 //! (exit 2) that says what is wrong; never a panic, never a wrapped number. What parses
@@ -16,7 +16,47 @@ pub fn run(data: &[u8]) {
     duration(&text);
     compression(&text);
     token(&text);
+    moment(&text);
+    property(&text);
+    rule(&text);
     offsets(data);
+}
+
+/// Now, as the parsers relative to it take it: 2026-01-01T00:00:00Z.
+const NOW_NS: u64 = 1_767_225_600 * 1_000_000_000;
+
+fn moment(text: &str) {
+    match crate::cli::moment::parse_moment(text, NOW_NS) {
+        Ok(ns) => assert!(ns <= NOW_NS, "{text:?} gave a moment after now"),
+        Err(e) => assert_eq!(crate::cli::exit_code::of_error(&e), crate::cli::exit_code::INVALID, "{e}"),
+    }
+}
+
+fn property(text: &str) {
+    if let Err(e) = crate::cli::parse_property(text) {
+        assert_eq!(crate::cli::exit_code::of_error(&e), crate::cli::exit_code::INVALID, "{e}");
+    }
+}
+
+/// The text as a glob and as conditions; a rule that parses judges a file without panicking.
+fn rule(text: &str) {
+    use crate::fs::select::{Rule, Xattrs};
+    struct NoXattrs;
+    impl Xattrs for NoXattrs {
+        fn xattr(&mut self, _: &[u8]) -> crate::error::Result<Option<Vec<u8>>> {
+            Ok(Some(b"cat".to_vec()))
+        }
+    }
+    let one = [text.to_string()];
+    for (matches, wheres) in [(&one[..], &[][..]), (&[][..], &one[..])] {
+        match Rule::parse(matches, &[], wheres, NOW_NS) {
+            Ok(rule) => {
+                let file = crate::fs::inode::Inode::new(crate::fs::inode::S_IFREG | 0o644, Default::default());
+                let _ = rule.selects(text.as_bytes(), &file, &mut NoXattrs).expect("no xattr read fails");
+            }
+            Err(e) => assert_eq!(crate::cli::exit_code::of_error(&e), crate::cli::exit_code::INVALID, "{e}"),
+        }
+    }
 }
 
 fn refused_cleanly(error: &Error, words: &str) {
