@@ -53,9 +53,7 @@ drop_caches
 
 OPS="clone put-clone snapshot-clone destroy-snapshot destroy-clone snapshot-live put-live list"
 for ((run = 1; run <= RUNS; run++)); do
-    order=$COUNTS
-    ((run % 2 == 0)) && order=$(printf '%s\n' $COUNTS | tac | xargs)
-    for n in $order; do
+    for n in $(alternating "$COUNTS" "$run"); do
         dev=${DEV[$n]} c="$BIN/snapctl"
         for op in $OPS; do
             case $op in
@@ -76,9 +74,4 @@ done
 for n in $COUNTS; do
     "$BIN/snapctl" check "${DEV[$n]}" > /dev/null || { echo "check failed on the pool of $n" >&2; exit 1; }
 done
-first=${COUNTS%% *} last=${COUNTS##* }
-for op in $OPS; do
-    # shellcheck disable=SC2086  # the lists split on purpose
-    a=$(median ${TIMES[$first.$op]}) b=$(median ${TIMES[$last.$op]})
-    echo "median op=$op N=$first ms=$a N=$last ms=$b ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / (a > 0 ? a : 1) }')"
-done
+scaling_report "$COUNTS" "$OPS"

@@ -66,9 +66,7 @@ done
 drop_caches
 
 for ((run = 1; run <= RUNS; run++)); do
-    order=$LABELS
-    ((run % 2 == 0)) && order=$(printf '%s\n' $LABELS | tac | xargs)
-    for n in $order; do
+    for n in $(alternating "$LABELS" "$run"); do
         dev=${DEV[$n]} c="$BIN/snapctl"
         for op in $OPS; do
             case $op in
@@ -92,9 +90,4 @@ for n in $LABELS; do
     echo "N=$n op=prune(all but one) ms=$t"
     "$BIN/snapctl" check "${DEV[$n]}" > /dev/null || { echo "check failed on the pool of $n" >&2; exit 1; }
 done
-first=${LABELS%% *} last=${LABELS##* }
-for op in $OPS; do
-    # shellcheck disable=SC2086  # the lists split on purpose
-    a=$(median ${TIMES[$first.$op]}) b=$(median ${TIMES[$last.$op]})
-    echo "median op=$op N=$first ms=$a N=$last ms=$b ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / (a > 0 ? a : 1) }')"
-done
+scaling_report "$LABELS" "$OPS"

@@ -14,3 +14,21 @@ source "$REPO/scripts/shared-bench.sh"
 source "$SHARED_BENCH/lib.sh"
 RESULTS=${RESULTS:-/dev/null}
 BIN=$REPO/target/release
+
+# alternating LIST RUN: LIST in its order on odd runs, reversed on even ones, so that no
+# pool always goes first.
+alternating() {
+    # shellcheck disable=SC2086  # the list splits on purpose
+    if (($2 % 2 == 0)); then printf '%s\n' $1 | tac | xargs; else echo "$1"; fi
+}
+
+# scaling_report LABELS OPS: for each op, the median of TIMES[LABEL.OP] (milliseconds,
+# space-separated) at the first and the last label, and the last's ratio to the first.
+scaling_report() {
+    local first=${1%% *} last=${1##* } op a b
+    for op in $2; do
+        # shellcheck disable=SC2086  # the lists split on purpose
+        a=$(median ${TIMES[$first.$op]}) b=$(median ${TIMES[$last.$op]})
+        echo "median op=$op N=$first ms=$a N=$last ms=$b ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / (a > 0 ? a : 1) }')"
+    done
+}
