@@ -63,7 +63,7 @@ pub fn history(pool: &mut Pool, change: Change) -> Result<History> {
         released_bytes,
         keep_seconds: pool.root.config.history_seconds,
         space_percent: pool.root.config.history_space_percent,
-        held_by_history_only_bytes: pool.history_unique_bytes()?,
+        held_by_history_only_bytes: pool.history_held_bytes()?,
         commits,
     })
 }

@@ -44,7 +44,7 @@ pub fn set(pool: &mut Pool, property: Property) -> Result<Changed> {
     let freed_bytes = pool.commit()?.freed_bytes;
     let cap_bytes = pool.history_space_cap_bytes();
     let history_only_bytes = match cap_bytes {
-        Some(_) => Some(pool.history_unique_bytes()?),
+        Some(_) => Some(pool.history_held_bytes()?),
         None => None,
     };
     Ok(Changed { property, txg: pool.txg(), freed_bytes, history_only_bytes, cap_bytes })

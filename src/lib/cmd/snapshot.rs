@@ -107,7 +107,7 @@ pub fn destroy(pool: &mut Pool, tree: u64, names: &[String], dry_run: bool) -> R
     let summary = pool.commit()?;
     // What the history holds is a walk of the dead index: only when there is a history.
     let history_held_bytes = match pool.retains_older_commits()? {
-        true => Some(pool.history_unique_bytes()?),
+        true => Some(pool.history_held_bytes()?),
         false => None,
     };
     Ok(Destroyed { names: names.to_vec(), dry_run, freed_bytes: summary.freed_bytes, history_held_bytes })

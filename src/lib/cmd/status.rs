@@ -150,7 +150,7 @@ fn two_decimals<S: Serializer>(ratio: &f64, s: S) -> std::result::Result<S::Ok, 
 /// The status of the pool open on `device` (the name is only repeated in the report).
 pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
     let usage = pool.tree_usage(LIVE_TREE_ID)?;
-    let history_bytes = pool.history_unique_bytes()?;
+    let history_bytes = pool.history_held_bytes()?;
     let trees: Vec<u64> = pool.trees()?.map(|t| t.id).collect();
     let mut live_referenced = 0;
     for tree in trees {

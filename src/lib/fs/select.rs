@@ -19,6 +19,7 @@
 use crate::error::{Error, Result};
 use crate::fs::inode::{FileType, Inode, Timespec};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use std::cmp::Ordering;
 use std::str::FromStr;
 
 /// A rule: what to take and what to leave, and the metadata the taken files must have.
@@ -30,23 +31,30 @@ pub struct Rule {
     conditions: Vec<Condition>,
 }
 
+/// One condition: a test of a field against a value, compared by `op`.
 #[derive(Clone, Debug, PartialEq)]
 struct Condition {
-    field: Field,
     op: Op,
-    value: Value,
+    test: Test,
 }
 
+/// A field and the value it is compared with, each field with its kind of value.
 #[derive(Clone, Debug, PartialEq)]
-enum Field {
-    Uid,
-    Gid,
-    Mode,
-    Size,
-    Mtime,
-    Ctime,
-    Type,
-    Xattr(Vec<u8>),
+enum Test {
+    Uid(u64),
+    Gid(u64),
+    /// Permission bits, 0..=0o7777.
+    Mode(u64),
+    Size(u64),
+    /// Nanoseconds since the epoch (negative: before it).
+    Mtime(i128),
+    Ctime(i128),
+    Type(FileType),
+    /// An extended attribute's value; None: the attribute exists.
+    Xattr {
+        name: Vec<u8>,
+        value: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,16 +65,6 @@ enum Op {
     Le,
     Gt,
     Ge,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Value {
-    Number(u64),
-    /// Nanoseconds since the epoch (negative: before it).
-    Time(i128),
-    Type(FileType),
-    /// An extended attribute's value; None: the attribute exists.
-    Bytes(Option<Vec<u8>>),
 }
 
 /// What a condition reads of a file besides its inode.
@@ -91,11 +89,6 @@ impl Rule {
             excludes: glob_set(excludes, "--exclude")?,
             conditions,
         })
-    }
-
-    /// Whether any condition reads extended attributes (else `selects` never asks).
-    pub fn reads_xattrs(&self) -> bool {
-        self.conditions.iter().any(|c| matches!(c.field, Field::Xattr(_)))
     }
 
     /// Whether the file at `path` (from the root, no leading slash), with `inode`, is
@@ -141,28 +134,60 @@ impl Condition {
         if term.is_empty() {
             return Err(bad("a condition is empty (two commas, or one at an end)".into()));
         }
-        let at = term.find(['=', '!', '<', '>']);
-        let (name, rest) = match at {
-            Some(i) => term.split_at(i),
-            None if term.starts_with("xattr.") => (term, ""),
-            None => return Err(bad("no operator: write FIELD=VALUE, FIELD<VALUE, ... (=, !=, <, <=, >, >=)".into())),
+        let Some(at) = term.find(['=', '!', '<', '>']) else {
+            return match term.strip_prefix("xattr.") {
+                // `xattr.NAME` alone: the file has the attribute.
+                Some(name) if !name.is_empty() => {
+                    Ok(Condition { op: Op::Eq, test: Test::Xattr { name: name.as_bytes().to_vec(), value: None } })
+                }
+                _ => Err(bad("no operator: write FIELD=VALUE, FIELD<VALUE, ... (=, !=, <, <=, >, >=)".into())),
+            };
         };
+        let (name, rest) = term.split_at(at);
         let (op, value) = [("<=", Op::Le), (">=", Op::Ge), ("!=", Op::Ne), ("=", Op::Eq), ("<", Op::Lt), (">", Op::Gt)]
             .iter()
             .find_map(|(text, op)| rest.strip_prefix(text).map(|v| (*op, v)))
-            .unwrap_or((Op::Ne, ""));
-        let name = name.trim();
-        let value = value.trim();
-        let field = match name {
-            "uid" => Field::Uid,
-            "gid" => Field::Gid,
-            "mode" => Field::Mode,
-            "size" => Field::Size,
-            "mtime" => Field::Mtime,
-            "ctime" => Field::Ctime,
-            "type" => Field::Type,
+            .ok_or_else(|| bad("the operator is one of =, !=, <, <=, >, >=".into()))?;
+        let (name, value) = (name.trim(), value.trim());
+        if matches!(name, "type") || name.starts_with("xattr.") {
+            if !matches!(op, Op::Eq | Op::Ne) {
+                return Err(bad(format!("{name} is compared with = or != only")));
+            }
+        }
+        let number = || value.parse().map_err(|_| bad(format!("{name} takes a number, not {value:?}")));
+        let time = || {
+            parse_time(value, now_ns).ok_or_else(|| {
+                bad(format!(
+                    "{name} takes an RFC 3339 time (2026-11-01T00:00:00Z), a date (2026-11-01, its midnight UTC) \
+                     or a span before now (-7d), not {value:?}"
+                ))
+            })
+        };
+        let test = match name {
+            "uid" => Test::Uid(number()?),
+            "gid" => Test::Gid(number()?),
+            "mode" => Test::Mode(
+                u64::from_str_radix(value.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|&m| m <= 0o7777)
+                    .ok_or_else(|| bad(format!("mode takes octal permission bits (0644, 4755), not {value:?}")))?,
+            ),
+            "size" => Test::Size(parse_size(value).ok_or_else(|| {
+                bad(format!("size takes bytes, or a number with K, M, G or T (1M is 1048576), not {value:?}"))
+            })?),
+            "mtime" => Test::Mtime(time()?),
+            "ctime" => Test::Ctime(time()?),
+            "type" => Test::Type(match value {
+                "f" | "file" => FileType::Regular,
+                "d" | "dir" => FileType::Directory,
+                "l" | "symlink" => FileType::Symlink,
+                "s" | "special" => FileType::Special,
+                _ => return Err(bad(format!("type is f, d, l or s, not {value:?}"))),
+            }),
             _ => match name.strip_prefix("xattr.") {
-                Some(attr) if !attr.is_empty() => Field::Xattr(attr.as_bytes().to_vec()),
+                Some(attr) if !attr.is_empty() => {
+                    Test::Xattr { name: attr.as_bytes().to_vec(), value: Some(value.as_bytes().to_vec()) }
+                }
                 _ => {
                     return Err(bad(format!(
                         "unknown field {name:?}: the fields are uid, gid, mode, size, mtime, ctime, type and xattr.NAME"
@@ -170,43 +195,7 @@ impl Condition {
                 }
             },
         };
-        if rest.is_empty() {
-            // `xattr.NAME` alone: the file has the attribute.
-            return Ok(Condition { field, op: Op::Ne, value: Value::Bytes(None) });
-        }
-        let equality_only = matches!(field, Field::Type | Field::Xattr(_));
-        if equality_only && !matches!(op, Op::Eq | Op::Ne) {
-            return Err(bad(format!("{name} is compared with = or != only")));
-        }
-        let value = match &field {
-            Field::Uid | Field::Gid => {
-                Value::Number(value.parse().map_err(|_| bad(format!("{name} takes a number, not {value:?}")))?)
-            }
-            Field::Mode => Value::Number(
-                u64::from_str_radix(value.trim_start_matches("0o"), 8)
-                    .ok()
-                    .filter(|&m| m <= 0o7777)
-                    .ok_or_else(|| bad(format!("mode takes octal permission bits (0644, 4755), not {value:?}")))?,
-            ),
-            Field::Size => Value::Number(parse_size(value).ok_or_else(|| {
-                bad(format!("size takes bytes, or a number with K, M, G or T (1M is 1048576), not {value:?}"))
-            })?),
-            Field::Mtime | Field::Ctime => Value::Time(parse_time(value, now_ns).ok_or_else(|| {
-                bad(format!(
-                    "{name} takes an RFC 3339 time (2026-11-01T00:00:00Z), a date (2026-11-01, its midnight UTC) \
-                     or a span before now (-7d), not {value:?}"
-                ))
-            })?),
-            Field::Type => Value::Type(match value {
-                "f" | "file" => FileType::Regular,
-                "d" | "dir" => FileType::Directory,
-                "l" | "symlink" => FileType::Symlink,
-                "s" | "special" => FileType::Special,
-                _ => return Err(bad(format!("type is f, d, l or s, not {value:?}"))),
-            }),
-            Field::Xattr(_) => Value::Bytes(Some(value.as_bytes().to_vec())),
-        };
-        Ok(Condition { field, op, value })
+        Ok(Condition { op, test })
     }
 
     fn holds(&self, inode: &Inode, xattrs: &mut dyn Xattrs) -> Result<bool> {
@@ -219,20 +208,20 @@ impl Condition {
             Op::Gt => found.is_gt(),
             Op::Ge => found.is_ge(),
         };
-        Ok(match (&self.field, &self.value) {
-            (Field::Uid, Value::Number(v)) => ordered(u64::from(inode.uid).cmp(v)),
-            (Field::Gid, Value::Number(v)) => ordered(u64::from(inode.gid).cmp(v)),
-            (Field::Mode, Value::Number(v)) => ordered(u64::from(inode.mode & 0o7777).cmp(v)),
-            (Field::Size, Value::Number(v)) => ordered(inode.size.cmp(v)),
-            (Field::Mtime, Value::Time(v)) => ordered(ns(inode.mtime).cmp(v)),
-            (Field::Ctime, Value::Time(v)) => ordered(ns(inode.ctime).cmp(v)),
-            (Field::Type, Value::Type(t)) => (inode.file_type() == *t) == (self.op == Op::Eq),
-            (Field::Xattr(name), Value::Bytes(None)) => xattrs.xattr(name)?.is_some(),
-            (Field::Xattr(name), Value::Bytes(Some(v))) => {
+        Ok(match &self.test {
+            Test::Uid(v) => ordered(u64::from(inode.uid).cmp(v)),
+            Test::Gid(v) => ordered(u64::from(inode.gid).cmp(v)),
+            Test::Mode(v) => ordered(u64::from(inode.mode & 0o7777).cmp(v)),
+            Test::Size(v) => ordered(inode.size.cmp(v)),
+            Test::Mtime(v) => ordered(ns(inode.mtime).cmp(v)),
+            Test::Ctime(v) => ordered(ns(inode.ctime).cmp(v)),
+            // Equality only (parse refuses the rest): `ordered` of whether they are equal.
+            Test::Type(t) => ordered(if inode.file_type() == *t { Ordering::Equal } else { Ordering::Less }),
+            Test::Xattr { name, value: None } => xattrs.xattr(name)?.is_some(),
+            Test::Xattr { name, value: Some(v) } => {
                 let found = xattrs.xattr(name)?;
-                (found.as_deref() == Some(v.as_slice())) == (self.op == Op::Eq)
+                ordered(if found.as_deref() == Some(v.as_slice()) { Ordering::Equal } else { Ordering::Less })
             }
-            _ => unreachable!("parse pairs each field with its kind of value"),
         })
     }
 }
@@ -356,6 +345,7 @@ mod tests {
             (&[], &["type=x"], "f, d, l or s"),
             (&[], &["uid"], "no operator"),
             (&[], &["uid=1,,gid=2"], "empty"),
+            (&[], &["uid!1000"], "the operator is one of"),
         ] {
             let error = Rule::parse(&strings(matches), &[], &strings(wheres), NOW).unwrap_err().to_string();
             assert!(error.contains(says), "{matches:?} {wheres:?}: {error}");

@@ -37,6 +37,15 @@ impl Pool {
         Ok(())
     }
 
+    /// What the history alone holds: the pool root's count while a cap keeps one, else
+    /// one pass over the dead index (`history_unique_bytes`).
+    pub fn history_held_bytes(&mut self) -> Result<u64> {
+        match self.root.history_only_bytes.filter(|_| self.root.config.history_space_percent != 0) {
+            Some(bytes) => Ok(bytes),
+            None => self.history_unique_bytes(),
+        }
+    }
+
     /// The bytes the cap allows, if one is set.
     pub fn history_space_cap_bytes(&self) -> Option<u64> {
         let percent = self.root.config.history_space_percent as u64;

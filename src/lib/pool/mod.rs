@@ -267,6 +267,12 @@ impl Pool {
     /// Requests a snapshot of the tree as this transaction leaves it. O(1): it records
     /// the tree's root pointer at commit.
     pub fn create_snapshot(&mut self, tree: u64, name: &str) -> Result<()> {
+        self.request_snapshot(tree, name, None)
+    }
+
+    /// Requests snapshot `name` of `tree` as this transaction leaves it, or (`at`) as a
+    /// retained commit saw it.
+    fn request_snapshot(&mut self, tree: u64, name: &str, at: Option<Txg>) -> Result<()> {
         self.writable()?;
         validate_snapshot_name(name)?;
         self.existing_tree(tree)?;
@@ -274,7 +280,7 @@ impl Pool {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
         let guid = self.clock.guid();
-        self.pending_snapshots.push(PendingSnapshot { tree, name: name.to_string(), guid, time_ns: None, at: None });
+        self.pending_snapshots.push(PendingSnapshot { tree, name: name.to_string(), guid, time_ns: None, at });
         Ok(())
     }
 
@@ -295,9 +301,7 @@ impl Pool {
                 txg.0
             )));
         }
-        self.create_snapshot(tree, name)?;
-        self.pending_snapshots.last_mut().expect("just added").at = Some(txg);
-        Ok(())
+        self.request_snapshot(tree, name, Some(txg))
     }
 
     /// Requests a snapshot that keeps another pool's guid, so that the next incremental
