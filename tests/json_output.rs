@@ -189,12 +189,14 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
             "holds",
             "name",
             "referenced_bytes",
+            "rule",
             "tree",
             "txg",
             "unique_bytes",
             "written_bytes"
         ]
     );
+    assert!(list[0]["rule"].is_null(), "a whole snapshot has no rule");
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[1]["name"], "b");
     assert_types(

@@ -14,12 +14,14 @@ use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::moment::parse_moment;
 use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
+use snapfs::cmd::snapshot::SubsetFrom;
 use snapfs::cmd::{
     batch, bookmark_of, bookmarks, check, clone, diff, history, holds, prune, scrub, set, snapshot, split_bookmark,
     split_tree, status, tree, tree_of,
 };
 use snapfs::device::OpenMode;
 use snapfs::error::{Error, Result};
+use snapfs::format::tables::RecordedRule;
 use snapfs::fs::select::Rule;
 use snapfs::pool::{LIVE_TREE_ID, Pool};
 use std::io::{Read, Write};
@@ -141,7 +143,9 @@ fn run(command: Command) -> Result<()> {
             eprint!("{}", render::withheld(&stats));
             stdout_write(&render::exported(&source, &dest, &stats))
         }
-        Command::Snapshot { auto, at, args } => {
+        Command::Snapshot { auto, at, from, matches, exclude, conditions, like, args } => {
+            let rule = RecordedRule { from: None, matches, excludes: exclude, conditions };
+            let subset = from.is_some() || like.is_some() || rule != RecordedRule::default();
             let (name, clone, device) = match (auto, args.as_slice()) {
                 (true, [device]) => (None, None, device),
                 (true, [clone, device]) if clone.ends_with(':') => (None, Some(clone), device),
@@ -153,8 +157,28 @@ fn run(command: Command) -> Result<()> {
                 }
                 (false, _) => return Err(Error::invalid("name the snapshot (@NAME), or give --auto")),
             };
+            if subset && auto {
+                return Err(Error::invalid("--auto takes whole snapshots: name a subset snapshot (@NAME)"));
+            }
+            if from.is_some() && at.is_some() {
+                return Err(Error::invalid("--from takes the moment of the snapshot it refines: give --at or --from"));
+            }
             let mut pool = open(device, OpenMode::Write)?;
             let moment = at.map(|at| parse_moment(&at, pool.clock().now_ns())).transpose()?;
+            if subset && let Some(name) = name {
+                let (tree, name) = snapshot_arg(&mut pool, name)?;
+                let rule = match like {
+                    Some(like) => snapshot::rule_of(&mut pool, tree, snapshot_name(&like)?, from.is_some())?,
+                    None => rule,
+                };
+                let source = match (from, moment) {
+                    (Some(from), _) => SubsetFrom::Snapshot(snapshot_name(&from)?.to_string()),
+                    (None, Some(moment)) => SubsetFrom::Moment(moment),
+                    (None, None) => SubsetFrom::Now,
+                };
+                let taken = snapshot::snapshot_subset(&mut pool, tree, name, source, rule)?;
+                return stdout_write(&render::taken(&taken));
+            }
             let taken = match (name, moment) {
                 (Some(name), moment) => {
                     let (tree, name) = snapshot_arg(&mut pool, name)?;
@@ -299,6 +323,12 @@ fn run(command: Command) -> Result<()> {
             let (tree, short) = snapshot_arg(&mut pool, &name)?;
             holds::release(&mut pool, tree, short, &tag)?;
             stdout_write(&format!("{PROGRAM}: released hold {tag} on {name}\n"))
+        }
+        Command::Show { json, name, device } => {
+            let mut pool = open(&device, OpenMode::Read)?;
+            let (tree, name) = snapshot_arg(&mut pool, &name)?;
+            let shown = snapshot::show(&mut pool, tree, name)?;
+            stdout_write(&if json { render::json(&shown) } else { render::shown(&shown) })
         }
         Command::Holds { json, name, device } => {
             let mut pool = open(&device, OpenMode::Read)?;

@@ -144,6 +144,26 @@ pub enum Command {
         /// (-6h, -2d, "90m ago").
         #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
         at: Option<String>,
+        /// A subset of snapshot @SNAP instead of the tree: its moment, and the files of it
+        /// the rule selects (a refinement).
+        #[arg(long, value_name = "@SNAP")]
+        from: Option<String>,
+        /// A subset snapshot: only files whose path from the tree's root matches GLOB
+        /// (`*` within a name, `**` across directories); any of several.
+        #[arg(long = "match", value_name = "GLOB")]
+        matches: Vec<String>,
+        /// A subset snapshot leaving out files whose path matches GLOB.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// A subset snapshot of files whose metadata meet every condition: FIELD OP VALUE,
+        /// separated by commas (uid, gid, mode, size, mtime, ctime, type, xattr.NAME), as
+        /// `ls --where` takes them; spans such as -7d count back from the snapshot's moment.
+        #[arg(long = "where", value_name = "CONDITIONS")]
+        conditions: Vec<String>,
+        /// A subset snapshot with the rule subset snapshot @SNAP was taken with, of the
+        /// tree now (or --at, or --from another snapshot).
+        #[arg(long, value_name = "@SNAP", conflicts_with_all = ["matches", "exclude", "conditions"])]
+        like: Option<String>,
         /// The new snapshot's name, @NAME (CLONE@NAME for a clone's; with --auto, CLONE: or
         /// nothing), then DEVICE.
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
@@ -280,6 +300,18 @@ pub enum Command {
         /// The hold's tag.
         tag: String,
         /// The snapshot, written @NAME.
+        #[arg(value_name = "@NAME")]
+        name: String,
+        /// Block device or image file.
+        device: String,
+    },
+    /// One snapshot in full: its moment, the rule a subset was taken with, what it holds
+    /// (files, directories, bytes) and what destroying it would free.
+    Show {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// The snapshot, written @NAME (CLONE@NAME for a clone's).
         #[arg(value_name = "@NAME")]
         name: String,
         /// Block device or image file.

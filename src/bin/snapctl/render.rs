@@ -108,6 +108,20 @@ pub fn exported(source: &str, dest: &str, stats: &ExportStats) -> String {
 }
 
 pub fn taken(t: &Taken) -> String {
+    if let Some(stats) = &t.subset {
+        let of = t.past.map_or(String::new(), |time| format!(", the tree as committed at {}", format_time_ns(time)));
+        let none = if stats.files == 0 { " (the rule selects no file)" } else { "" };
+        return format!(
+            "{PROGRAM}: subset snapshot @{} taken of txg {}{of}: {} files, {} directories, {} ({} bytes) of file \
+             data shared, none copied{none}\n",
+            t.name,
+            t.txg,
+            stats.files,
+            stats.directories,
+            human_bytes(stats.file_bytes),
+            stats.file_bytes
+        );
+    }
     match t.past {
         None => format!("{PROGRAM}: snapshot @{} taken at txg {}\n", t.name, t.txg),
         Some(time) => format!(
@@ -585,4 +599,42 @@ pub fn scrub_verdict(verdict: Verdict, device: &str) -> Result<()> {
 /// "1 copy", "2 copies".
 pub fn counted(count: u64, one: &str, many: &str) -> String {
     if count == 1 { format!("1 {one}") } else { format!("{count} {many}") }
+}
+
+/// One snapshot in full (`show`).
+pub fn shown(s: &snapfs::cmd::snapshot::Shown) -> String {
+    let l = &s.snapshot;
+    let tree = if l.tree == "live" { String::from("the live tree") } else { format!("clone {}", l.tree) };
+    let mut text = format!("@{}: a snapshot of {tree}, txg {}, as committed at {}\n", l.name, l.txg, l.created);
+    match &l.rule {
+        None => text.push_str("  rule:       none (the whole tree)\n"),
+        Some(rule) => {
+            let mut parts = Vec::new();
+            if let Some(from) = &rule.from {
+                parts.push(format!("--from @{from}"));
+            }
+            parts.extend(rule.matches.iter().map(|g| format!("--match '{g}'")));
+            parts.extend(rule.excludes.iter().map(|g| format!("--exclude '{g}'")));
+            parts.extend(rule.conditions.iter().map(|c| format!("--where '{c}'")));
+            text.push_str(&format!("  rule:       {}\n", parts.join(" ")));
+        }
+    }
+    text.push_str(&format!(
+        "  holds:      {} files, {} directories, {} ({} bytes) of file data\n",
+        s.files,
+        s.directories,
+        human_bytes(s.file_bytes),
+        s.file_bytes
+    ));
+    text.push_str(&format!(
+        "  space:      {} referenced, {} freed if destroyed, {} written since the snapshot before\n",
+        human_bytes(l.referenced_bytes),
+        human_bytes(l.unique_bytes),
+        human_bytes(l.written_bytes)
+    ));
+    if !l.holds.is_empty() {
+        text.push_str(&format!("  held by:    {}\n", l.holds.join(", ")));
+    }
+    text.push_str(&format!("  guid:       {}\n", l.guid));
+    text
 }

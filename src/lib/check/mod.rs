@@ -25,7 +25,8 @@ use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::error::{Error, Result};
 use crate::format::label::{
-    FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURE_SNAPSHOT_INDEX, Label, region_start,
+    FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURE_SNAPSHOT_INDEX, FEATURE_SUBSETS,
+    Label, region_start,
 };
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
@@ -79,6 +80,11 @@ enum Reach {
     Checkpoint,
     /// A saved partial receive: its blocks are referenced, but no tree's own.
     Partial,
+    /// A subset snapshot's root (pool/subsets.rs): nodes born after its moment are its
+    /// own, reached by nothing else; older blocks are its moment's, as a checkpoint's.
+    Subset {
+        moment: u64,
+    },
 }
 
 struct Checker {
@@ -152,8 +158,16 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
     for &(id, _) in &trees {
         let snapshots = pool.snapshots_of(id)?;
         for snapshot in &snapshots {
-            if let Some(root) = snapshot.root {
-                walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &format!("snapshot @{}", snapshot.name))?;
+            let owner = format!("snapshot @{}", snapshot.name);
+            let reach = match &snapshot.subset {
+                None => Reach::Checkpoint,
+                Some(_) => Reach::Subset { moment: snapshot.txg.0 },
+            };
+            if let Some(root) = snapshot.whole_root() {
+                walk_files(pool, &mut c, id, &root, Reach::Checkpoint, &owner)?;
+            }
+            if let (Some(root), Reach::Subset { .. }) = (snapshot.root, reach) {
+                walk_files(pool, &mut c, id, &root, reach, &owner)?;
             }
         }
         check_holds(pool, &mut c, &snapshots);
@@ -266,15 +280,21 @@ fn check_labels(pool: &mut Pool, c: &mut Checker) {
 }
 
 /// A snapshot with holds needs the label's holds bit, which the commit sets first.
+/// Holds and subset extensions only on a pool whose label has their feature bits.
 fn check_holds(pool: &Pool, c: &mut Checker, snapshots: &[crate::format::tables::SnapshotEntry]) {
-    if pool.label.features_incompat & FEATURE_HOLDS != 0 {
-        return;
-    }
-    for snapshot in snapshots.iter().filter(|s| !s.holds.is_empty()) {
-        c.problem(format!(
-            "snapshot @{} has holds, but the label lacks the holds feature (an older binary would misread it)",
-            snapshot.name
-        ));
+    let features = pool.label.features_incompat;
+    for snapshot in snapshots {
+        for (used, bit, what) in [
+            (!snapshot.holds.is_empty(), FEATURE_HOLDS, "holds"),
+            (snapshot.subset.is_some(), FEATURE_SUBSETS, "subsets"),
+        ] {
+            if used && features & bit == 0 {
+                c.problem(format!(
+                    "snapshot @{} uses {what}, but the label lacks the {what} feature (an older binary would misread it)",
+                    snapshot.name
+                ));
+            }
+        }
     }
 }
 
@@ -547,6 +567,13 @@ fn mark(pool: &mut Pool, c: &mut Checker, tree: u64, ptr: &BlockPtr, reach: Reac
         Reach::Head => c.blocks.reach_from_head(tree, ptr),
         Reach::Checkpoint => c.blocks.reach_from_checkpoint(belongs_to, ptr),
         Reach::Partial => new,
+        Reach::Subset { moment } if ptr.birth.0 > moment => {
+            if !new {
+                c.problem(format!("{owner}: its own block {} is reached from somewhere else too", ptr.addr.0));
+            }
+            new
+        }
+        Reach::Subset { .. } => c.blocks.reach_from_checkpoint(belongs_to, ptr),
     })
 }
 

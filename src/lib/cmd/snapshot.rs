@@ -2,7 +2,10 @@
 //! list them with what each alone keeps.
 
 use crate::error::{Error, Result};
-use crate::pool::{Pool, guid_hex, snapshot_name};
+use crate::format::tables::RecordedRule;
+use crate::fs::select::Rule;
+use crate::fs::subset::SubsetStats;
+use crate::pool::{Pool, SubsetSource, guid_hex, snapshot_name};
 use crate::utc::format_time_ns;
 use serde::Serialize;
 
@@ -13,13 +16,53 @@ pub struct Taken {
     pub txg: u64,
     /// A snapshot of a past moment: the time of that commit (its creation time).
     pub past: Option<u64>,
+    /// A subset snapshot: what its rule selected.
+    pub subset: Option<SubsetStats>,
 }
 
 /// Takes snapshot `name` of `tree` and commits it.
 pub fn snapshot(pool: &mut Pool, tree: u64, name: &str) -> Result<Taken> {
     pool.create_snapshot(tree, name)?;
     let summary = pool.commit()?;
-    Ok(Taken { name: name.to_string(), txg: summary.txg.map_or(0, |t| t.0), past: None })
+    Ok(Taken { name: name.to_string(), txg: summary.txg.map_or(0, |t| t.0), past: None, subset: None })
+}
+
+/// Where a subset snapshot takes its files from: a moment (nanoseconds since the epoch),
+/// another snapshot, or (neither) the tree as last committed.
+pub enum SubsetFrom {
+    Now,
+    Moment(u64),
+    Snapshot(String),
+}
+
+/// Takes subset snapshot `name` of `tree`: the files the rule (`--match`, `--exclude`,
+/// `--where` as given) selects from `from`, and commits it. Times in conditions written
+/// relative to now are read against the moment the snapshot holds.
+pub fn snapshot_subset(pool: &mut Pool, tree: u64, name: &str, from: SubsetFrom, rule: RecordedRule) -> Result<Taken> {
+    let source = match &from {
+        SubsetFrom::Now => SubsetSource::Commit(pool.commit.txg),
+        SubsetFrom::Moment(moment) => SubsetSource::Commit(retained_commit_at(pool, *moment)?.0),
+        SubsetFrom::Snapshot(name) => SubsetSource::Snapshot(name.clone()),
+    };
+    let moment_ns = match &source {
+        SubsetSource::Commit(txg) => pool.commit_time(*txg)?,
+        SubsetSource::Snapshot(name) => pool.snapshot(tree, name)?.time_ns,
+    };
+    let parsed = Rule::parse(&rule.matches, &rule.excludes, &rule.conditions, moment_ns)?;
+    let recorded = RecordedRule {
+        from: match from {
+            SubsetFrom::Snapshot(name) => Some(name),
+            _ => None,
+        },
+        ..rule
+    };
+    let stats = pool.create_subset_snapshot(tree, name, &source, &parsed, recorded)?;
+    pool.commit()?;
+    let txg = match source {
+        SubsetSource::Commit(txg) => txg.0,
+        SubsetSource::Snapshot(name) => pool.snapshot(tree, &name)?.txg.0,
+    };
+    Ok(Taken { name: name.to_string(), txg, past: Some(moment_ns), subset: Some(stats) })
 }
 
 /// Takes snapshot `name` of `tree` as it was at `moment` (nanoseconds since the epoch,
@@ -29,7 +72,7 @@ pub fn snapshot_at(pool: &mut Pool, tree: u64, name: &str, moment: u64) -> Resul
     let (txg, time) = retained_commit_at(pool, moment)?;
     pool.create_snapshot_at(tree, name, txg)?;
     pool.commit()?;
-    Ok(Taken { name: name.to_string(), txg: txg.0, past: Some(time) })
+    Ok(Taken { name: name.to_string(), txg: txg.0, past: Some(time), subset: None })
 }
 
 /// The newest retained commit at or before `moment`, (txg, time), or the error that
@@ -166,6 +209,8 @@ pub struct Listed {
     pub name: String,
     /// Bytes of every block it reaches (ZFS's `referenced`).
     pub referenced_bytes: u64,
+    /// A subset snapshot's rule, as given; null for a snapshot of the whole tree.
+    pub rule: Option<RecordedRule>,
     /// The tree it is a snapshot of: "live", or a clone's name.
     pub tree: String,
     pub txg: u64,
@@ -190,6 +235,7 @@ pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
             holds: s.holds.iter().map(|h| h.tag.clone()).collect(),
             name: s.name.clone(),
             referenced_bytes: space.referenced_bytes,
+            rule: s.subset.as_ref().map(|subset| subset.rule.clone()),
             tree: tree_name.clone(),
             txg: s.txg.0,
             unique_bytes: space.used_bytes,
@@ -197,4 +243,43 @@ pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
         })
         .collect();
     Ok(listed)
+}
+
+/// One snapshot in full, as `show` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Shown {
+    #[serde(flatten)]
+    pub snapshot: Listed,
+    /// What its tree holds: files (every kind but directories), directories, and the
+    /// regular files' bytes.
+    pub files: u64,
+    pub directories: u64,
+    pub file_bytes: u64,
+}
+
+/// Snapshot `name` of `tree`: its listing, its rule, and what its tree holds (a walk of
+/// its nodes, not of its data).
+pub fn show(pool: &mut Pool, tree: u64, name: &str) -> Result<Shown> {
+    let entry = pool.snapshot(tree, name)?;
+    let snapshot = list(pool, tree)?
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })?;
+    let contents = pool.tree_contents(entry.root)?;
+    Ok(Shown { snapshot, files: contents.files, directories: contents.directories, file_bytes: contents.file_bytes })
+}
+
+/// The rule subset snapshot `name` of `tree` was taken with, for `--like`. A refined
+/// one's rule applies to the snapshot it refined: `refining` says a `--from` gives one.
+pub fn rule_of(pool: &mut Pool, tree: u64, name: &str, refining: bool) -> Result<RecordedRule> {
+    let entry = pool.snapshot(tree, name)?;
+    let Some(subset) = entry.subset else {
+        return Err(Error::invalid(format!("@{name} is a whole snapshot: it has no rule to take again")));
+    };
+    if let (Some(from), false) = (&subset.rule.from, refining) {
+        return Err(Error::invalid(format!(
+            "@{name} refines @{from}: its rule applies to a snapshot like @{from}; give that one with --from"
+        )));
+    }
+    Ok(RecordedRule { from: None, ..subset.rule })
 }

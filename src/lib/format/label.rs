@@ -75,6 +75,10 @@ pub const FEATURE_TREE_INDEX: u64 = 1 << 10;
 /// format/tables.rs `HistoryRoot`), which an older binary takes for a corrupt entry. Set
 /// by `snapfmt`, or by the first commit that records one on an older pool.
 pub const FEATURE_HISTORY_COUNTS: u64 = 1 << 11;
+/// Snapshot entries may describe a subset snapshot (format/tables.rs `Subset`), bytes
+/// after the holds that an older binary takes for a corrupt entry, and whose nodes it
+/// would leak on destroy. Set by the commit that takes the first subset snapshot.
+pub const FEATURE_SUBSETS: u64 = 1 << 12;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
 pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_LZ4
@@ -86,7 +90,8 @@ pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_CLONES
     | FEATURE_BOOKMARKS
     | FEATURE_TREE_INDEX
-    | FEATURE_HISTORY_COUNTS;
+    | FEATURE_HISTORY_COUNTS
+    | FEATURE_SUBSETS;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -257,6 +262,7 @@ impl Label {
             (FEATURE_BOOKMARKS, "bookmarks"),
             (FEATURE_TREE_INDEX, "tree_index"),
             (FEATURE_HISTORY_COUNTS, "history_counts"),
+            (FEATURE_SUBSETS, "subsets"),
         ];
         let mut names: Vec<String> = incompat
             .iter()

@@ -143,6 +143,86 @@ pub struct SnapshotEntry {
     /// Its tree's `referenced_bytes` when it was taken (zero on a pool without the
     /// `space_counters` feature).
     pub referenced_bytes: u64,
+    /// A subset snapshot (version 16, feature `subsets`): `root` holds only the files a
+    /// rule selected, in nodes of its own (pool/subsets.rs).
+    pub subset: Option<Subset>,
+}
+
+/// What a subset snapshot adds to its entry. Its `txg` is the moment it was taken from;
+/// it keeps its tree's state of that moment as any snapshot of that txg does, through
+/// `pinned`, and its own nodes (every node of `root`, born after `txg`) are its alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subset {
+    /// The tree's whole root at `txg`: what the snapshot keeps, as any snapshot of that
+    /// commit would (check, scrub and space walk it).
+    pub pinned: Option<BlockPtr>,
+    /// The commit that wrote its nodes.
+    pub built: Txg,
+    pub rule: RecordedRule,
+}
+
+/// A rule as the user gave it, so that `show` can say what a snapshot means and
+/// `--like` can take it again. Relative times in conditions are read against the
+/// snapshot's moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecordedRule {
+    /// The snapshot it was refined from (`--from`), by name when it was taken.
+    pub from: Option<String>,
+    pub matches: Vec<String>,
+    pub excludes: Vec<String>,
+    pub conditions: Vec<String>,
+}
+
+/// Subset entry kinds after the holds: 1, the only one so far.
+const SUBSET_KIND: u8 = 1;
+/// Texts of one kind in a recorded rule at most.
+const RULE_TEXTS_MAX: usize = 64;
+/// Bytes of a recorded rule at most: with the most holds (HOLDS_MAX), the entry stays
+/// within a table value (format/node.rs VALUE_BYTES_MAX).
+pub const RULE_BYTES_MAX: usize = 2048;
+
+impl RecordedRule {
+    fn encode(&self, w: &mut Writer) {
+        w.bytes16(self.from.as_deref().unwrap_or("").as_bytes());
+        for texts in [&self.matches, &self.excludes, &self.conditions] {
+            w.u8(texts.len() as u8);
+            for text in texts {
+                w.bytes16(text.as_bytes());
+            }
+        }
+    }
+    fn decode(r: &mut Reader) -> Result<RecordedRule> {
+        let text = |bytes: &[u8]| {
+            String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt("a subset snapshot's rule is not UTF-8"))
+        };
+        let from = Some(text(r.bytes16()?)?).filter(|s| !s.is_empty());
+        let mut lists: [Vec<String>; 3] = Default::default();
+        for list in lists.iter_mut() {
+            let count = r.u8()? as usize;
+            if count > RULE_TEXTS_MAX {
+                return Err(Error::corrupt(format!("a subset snapshot's rule has {count} parts of one kind")));
+            }
+            for _ in 0..count {
+                list.push(text(r.bytes16()?)?);
+            }
+        }
+        let [matches, excludes, conditions] = lists;
+        Ok(RecordedRule { from, matches, excludes, conditions })
+    }
+
+    /// Whether it fits an entry beside the most holds: RULE_BYTES_MAX encoded.
+    pub fn check_fits(&self) -> Result<()> {
+        let mut w = Writer::new();
+        self.encode(&mut w);
+        let too_many = [&self.matches, &self.excludes, &self.conditions].iter().any(|t| t.len() > RULE_TEXTS_MAX);
+        if w.len() > RULE_BYTES_MAX || too_many {
+            return Err(Error::invalid(format!(
+                "the rule is too long to record: at most {RULE_BYTES_MAX} bytes of globs and conditions, \
+                 {RULE_TEXTS_MAX} of each option"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A hold on a snapshot: `destroy` refuses it while any is there (`snapctl hold`).
@@ -159,6 +239,12 @@ pub const HOLD_TAG_BYTES_MAX: usize = 64;
 pub const HOLDS_MAX: usize = 32;
 
 impl SnapshotEntry {
+    /// The whole root of the tree at this snapshot's txg: what it keeps (its `root`,
+    /// unless it is a subset).
+    pub fn whole_root(&self) -> Option<BlockPtr> {
+        self.subset.as_ref().map_or(self.root, |s| s.pinned)
+    }
+
     pub fn key(tree: u64, name: &str) -> Vec<u8> {
         let mut k = be64(tree).to_vec();
         k.extend_from_slice(name.as_bytes());
@@ -179,6 +265,12 @@ impl SnapshotEntry {
             w.u8(hold.tag.len() as u8);
             w.raw(hold.tag.as_bytes());
             w.u64(hold.time_ns);
+        }
+        if let Some(subset) = &self.subset {
+            w.u8(SUBSET_KIND);
+            w.u64(subset.built.0);
+            BlockPtr::encode(subset.pinned.as_ref(), &mut w);
+            subset.rule.encode(&mut w);
         }
         w.bytes
     }
@@ -205,8 +297,26 @@ impl SnapshotEntry {
             let tag = decode_name(r.take(len)?, HOLD_TAG_BYTES_MAX, "hold tag")?;
             holds.push(Hold { tag, time_ns: r.u64()? });
         }
+        let subset = match r.remaining() {
+            0 => None,
+            _ => match r.u8()? {
+                SUBSET_KIND => {
+                    let built = Txg(r.u64()?);
+                    let pinned = BlockPtr::decode(&mut r)?;
+                    let rule = RecordedRule::decode(&mut r)?;
+                    if built <= txg {
+                        return Err(Error::corrupt(format!(
+                            "subset snapshot @{name} was built in txg {} but holds txg {}",
+                            built.0, txg.0
+                        )));
+                    }
+                    Some(Subset { pinned, built, rule })
+                }
+                other => return Err(Error::corrupt(format!("snapshot @{name} has an extension of kind {other}"))),
+            },
+        };
         no_trailing(&r, key, key.len())?;
-        Ok(SnapshotEntry { tree, name, guid, txg, time_ns, root, holds, referenced_bytes })
+        Ok(SnapshotEntry { tree, name, guid, txg, time_ns, root, holds, referenced_bytes, subset })
     }
 }
 
@@ -485,6 +595,7 @@ mod tests {
             root: None,
             holds,
             referenced_bytes: 0,
+            subset: None,
         }
     }
 

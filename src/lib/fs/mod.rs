@@ -9,6 +9,7 @@ pub mod path;
 pub mod path_diff;
 pub mod record;
 pub mod select;
+pub mod subset;
 pub mod sync;
 mod tree_ops;
 pub mod validate;

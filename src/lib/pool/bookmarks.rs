@@ -21,6 +21,9 @@ impl Pool {
         self.writable()?;
         super::validate_snapshot_name(name)?;
         let snap = self.snapshot(tree, snapshot)?;
+        // A stream from a bookmark sends what the tree changed since; the receiver's copy
+        // of a subset lacks the rest of the tree.
+        Pool::refuse_if_subset(&snap, "a bookmark")?;
         if self.find_bookmark(tree, name)?.is_some() {
             return Err(Error::exists(format!("bookmark #{name}")));
         }

@@ -58,13 +58,16 @@ impl Pool {
         self.writable()?;
         validate_clone_name(name)?;
         let origin = self.snapshot(tree, snapshot)?;
+        if origin.subset.is_some() {
+            return self.clone_subset(tree, &origin, name);
+        }
         let id = self.add_tree(name, origin.root, Some((tree, origin.txg)), origin.referenced_bytes)?;
         self.store.features_needed |= FEATURE_CLONES;
         Ok(id)
     }
 
     /// A new tree entry, made by this transaction: its id is this txg.
-    fn add_tree(
+    pub(super) fn add_tree(
         &mut self,
         name: &str,
         root: Option<crate::block::BlockPtr>,

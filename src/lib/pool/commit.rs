@@ -190,15 +190,18 @@ impl Pool {
         }
         for pending in self.pending_snapshots.clone() {
             let (tree, name, guid) = (pending.tree, pending.name, pending.guid);
-            let (txg, root, referenced_bytes, time_ns) = match pending.at {
-                None => {
+            let (txg, root, referenced_bytes, time_ns) = match (pending.at, &pending.subset) {
+                (Some(at), Some(s)) => (at, s.root, s.referenced_bytes, s.time_ns),
+                (None, _) => {
                     let TreeEntry { root, referenced_bytes, .. } = *self.existing_tree(tree)?;
                     (txg, root, referenced_bytes, pending.time_ns.unwrap_or(now))
                 }
-                Some(at) => self.past_moment(tree, at)?,
+                (Some(at), None) => self.past_moment(tree, at)?,
             };
             let holds = Vec::new();
-            let entry = SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds, referenced_bytes };
+            let subset = pending.subset.map(|s| s.subset);
+            let entry =
+                SnapshotEntry { tree, name: name.clone(), guid, txg, time_ns, root, holds, referenced_bytes, subset };
             self.snapshots_table.insert(&mut self.store, &SnapshotEntry::key(tree, &name), &entry.encode_value())?;
             self.index_add(&entry)?;
             if self.snapshots_loaded {
@@ -211,7 +214,7 @@ impl Pool {
     /// A snapshot of retained commit `at`: (txg, root, referenced_bytes, time). Its
     /// counter is the one the history recorded, or, for an entry recorded before version
     /// 15, a walk.
-    fn past_moment(&mut self, tree: u64, at: Txg) -> Result<(Txg, Option<BlockPtr>, u64, u64)> {
+    pub(super) fn past_moment(&mut self, tree: u64, at: Txg) -> Result<(Txg, Option<BlockPtr>, u64, u64)> {
         let (root, recorded) = self.history_root_counted(tree, at)?;
         let referenced_bytes = match (recorded, self.has_space_counters()) {
             (Some(bytes), _) => bytes,

@@ -77,6 +77,14 @@ impl Pool {
         Ok(self.history_from(0)?.is_some_and(|(oldest, _)| oldest < self.commit.txg.0))
     }
 
+    /// The time of retained commit `txg`.
+    pub fn commit_time(&mut self, txg: Txg) -> Result<u64> {
+        match self.history_from(txg.0)? {
+            Some((found, time)) if found == txg.0 => Ok(time),
+            _ => Err(Error::not_found(format!("retained commit {}", txg.0))),
+        }
+    }
+
     pub(super) fn history_from(&mut self, txg: u64) -> Result<Option<(u64, u64)>> {
         let by_tree = self.history_by_tree();
         let start = if by_tree { history_key(HISTORY_COMMITS, Txg(txg)) } else { HistoryEntry::key(Txg(txg)) };

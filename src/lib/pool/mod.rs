@@ -22,6 +22,7 @@ mod rollback;
 mod snapshot_index;
 mod space;
 mod space_counters;
+mod subsets;
 mod trees;
 mod warning;
 
@@ -37,6 +38,7 @@ pub use pins::WHOLE_COMMIT;
 pub use resize::ExpandOutcome;
 pub use space::{DestroyEstimate, SnapshotSpace, TreeUsage};
 pub use space_counters::count_referenced;
+pub use subsets::SubsetSource;
 pub use warning::OpenWarning;
 
 use crate::alloc::space_log::SpaceLogBlock;
@@ -70,6 +72,16 @@ struct PendingSnapshot {
     /// A snapshot of a past moment (`snapshot --at`): the retained commit it holds.
     /// None: this transaction's.
     at: Option<Txg>,
+    /// A subset snapshot of `at`: its tree, already written (subsets.rs).
+    subset: Option<PendingSubset>,
+}
+
+#[derive(Clone, Debug)]
+struct PendingSubset {
+    root: Option<BlockPtr>,
+    referenced_bytes: u64,
+    time_ns: u64,
+    subset: crate::format::tables::Subset,
 }
 
 pub struct Pool {
@@ -280,7 +292,8 @@ impl Pool {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
         let guid = self.clock.guid();
-        self.pending_snapshots.push(PendingSnapshot { tree, name: name.to_string(), guid, time_ns: None, at });
+        let pending = PendingSnapshot { tree, name: name.to_string(), guid, time_ns: None, at, subset: None };
+        self.pending_snapshots.push(pending);
         Ok(())
     }
 
@@ -290,6 +303,12 @@ impl Pool {
     /// the dead index already keeps every block a retained commit sees, which the
     /// snapshot now keeps (retention.rs).
     pub fn create_snapshot_at(&mut self, tree: u64, name: &str, txg: Txg) -> Result<()> {
+        self.check_moment_of(tree, txg)?;
+        self.request_snapshot(tree, name, Some(txg))
+    }
+
+    /// Refuses a moment of `tree` that is not a retained commit, or older than the tree.
+    fn check_moment_of(&mut self, tree: u64, txg: Txg) -> Result<()> {
         if !self.history_contains(txg.0)? {
             return Err(Error::not_found(format!("retained commit {}", txg.0)));
         }
@@ -301,7 +320,7 @@ impl Pool {
                 txg.0
             )));
         }
-        self.request_snapshot(tree, name, Some(txg))
+        Ok(())
     }
 
     /// Requests a snapshot that keeps another pool's guid, so that the next incremental
@@ -343,6 +362,7 @@ impl Pool {
         self.refuse_if_origin(tree, name, entry.txg)?;
         self.refuse_if_pinned(tree, name, entry.txg)?;
         self.uncache_snapshot(tree, name);
+        self.free_subset_nodes(&entry)?;
         self.released_snapshots.push((entry.tree, entry.txg.0));
         self.removed_snapshots.push(entry.clone());
         Ok(entry)

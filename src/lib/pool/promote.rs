@@ -72,7 +72,7 @@ impl Pool {
         }
         let new_origin = self.origin_of(tree)?;
         let floor = new_origin.map_or(0, |(_, txg)| txg.0);
-        let origin_root = moved.iter().find(|s| s.txg == origin).and_then(|s| s.root);
+        let origin_root = moved.iter().find(|s| s.txg == origin).and_then(|s| s.whole_root());
 
         self.refile_old_line(tree, clone, origin)?;
         self.file_clone_kills(clone, origin_root, &own, (floor, origin.0))?;

@@ -31,6 +31,7 @@ impl Pool {
             return Err(Error::invalid("cannot roll back a tree with uncommitted changes"));
         }
         if let Some(snap) = to {
+            Pool::refuse_if_subset(snap, "a rollback")?;
             // Snapshots taken in one transaction share a txg and a tree: any is newest.
             let later = self.first_snapshot_txg_in(tree, snap.txg.0.saturating_add(1)..=u64::MAX)?;
             assert_eq!(later, None, "rollback only to the newest snapshot");
@@ -68,6 +69,7 @@ impl Pool {
     ) -> Result<(SnapshotEntry, Vec<SnapshotEntry>, Vec<BookmarkEntry>)> {
         self.writable()?;
         let target = self.snapshot(tree, name)?;
+        Pool::refuse_if_subset(&target, "a rollback")?;
         // Its staging tree was started from a snapshot of this tree and outlives neither.
         if let Some(state) = self.receive_state()? {
             return Err(Error::Refused(Refusal::PartialReceiveSaved { receiving: state.snapshot_name }));

@@ -98,6 +98,9 @@ impl Pool {
                 died_before[seen.end] += bytes;
             }
         }
+        for (i, snapshot) in snapshots.iter().enumerate() {
+            used[i] += self.subset_own_bytes(snapshot)?;
+        }
         let space = (0..txgs.len()).map(|i| {
             let before = if i == 0 { 0 } else { referenced[i - 1] };
             let written = (referenced[i] + died_before[i]).saturating_sub(before);
@@ -116,14 +119,18 @@ impl Pool {
     pub fn destroy_estimate(&mut self, tree: u64, doomed: &[String]) -> Result<DestroyEstimate> {
         let doomed: std::collections::HashSet<&String> = doomed.iter().collect();
         let (mut gone, mut kept) = (Vec::new(), Vec::new());
+        let mut own_bytes = 0;
         for snapshot in self.snapshots_of(tree)? {
             match doomed.contains(&snapshot.name) {
-                true => gone.push(snapshot.txg.0),
+                true => {
+                    own_bytes += self.subset_own_bytes(&snapshot)?;
+                    gone.push(snapshot.txg.0)
+                }
                 false => kept.push(snapshot.txg.0),
             }
         }
         let history = self.history_txgs()?;
-        let mut estimate = DestroyEstimate::default();
+        let mut estimate = DestroyEstimate { freed_bytes: own_bytes, ..DestroyEstimate::default() };
         for (death, ptr) in self.dead_entries(tree)? {
             let (birth, death) = (ptr.birth.0, death.0);
             if seen_by(&gone, birth, death).is_empty() || !seen_by(&kept, birth, death).is_empty() {

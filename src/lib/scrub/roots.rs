@@ -65,7 +65,9 @@ pub fn roots(pool: &mut Pool, problems: &mut Vec<String>) -> Vec<Root> {
             Vec::new()
         });
         for snapshot in snapshots {
-            if let Some(ptr) = snapshot.root {
+            // A subset snapshot keeps its moment's whole tree, and shows its own.
+            let whole = snapshot.subset.as_ref().and_then(|s| s.pinned);
+            for ptr in snapshot.root.into_iter().chain(whole) {
                 roots.push(Root { owner: format!("snapshot @{}", snapshot.name), ptr, kind: files });
             }
         }

@@ -59,7 +59,10 @@ pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, interm
         }
         None => (pool.ancestor_snapshot(tree, base)?, None),
     };
-    if base_entry.txg >= target_entry.txg {
+    // Two subsets of one moment (a set and its refinement) differ as any two trees do;
+    // two whole snapshots of one commit do not.
+    let same_moment_allowed = base_entry.subset.is_some() || target_entry.subset.is_some();
+    if base_entry.txg > target_entry.txg || (base_entry.txg == target_entry.txg && !same_moment_allowed) {
         return Err(Error::invalid(format!(
             "base @{base} (txg {}) is not older than @{target} (txg {}); give the older snapshot first",
             base_entry.txg.0, target_entry.txg.0
@@ -71,7 +74,10 @@ pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, interm
     let mut parts = Vec::new();
     let mut previous = base_entry.clone();
     for snap in pool.snapshots_of(tree)? {
-        if snap.txg > base_entry.txg && snap.txg <= target_entry.txg {
+        // Between whole snapshots the whole ones; between subsets those of the same rule.
+        let same_kind = snap.subset.as_ref().map(|s| &s.rule) == target_entry.subset.as_ref().map(|s| &s.rule);
+        let between = snap.txg > base_entry.txg && snap.txg <= target_entry.txg;
+        if between && (same_kind || snap.name == target_entry.name) {
             // Only the first part starts from the bookmark; the rest from snapshots.
             let bookmark = if parts.is_empty() { bookmark.clone() } else { None };
             parts.push(Part { base: Some(previous.clone()), target: snap.clone(), resume: None, bookmark });
@@ -100,6 +106,7 @@ fn bookmark_base(pool: &mut Pool, tree: u64, bookmark: BookmarkEntry, target: &S
         root: None,
         holds: Vec::new(),
         referenced_bytes: 0,
+        subset: None,
     })
 }
 

@@ -15,7 +15,7 @@
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
 //! --auto`, a `prune` that destroys the older, a clone written, snapshotted and
 //! destroyed, a batch, a snapshot of the moment before it taken after it (`snapshot
-//! --at`), and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
+//! --at`), a subset snapshot, its refinement and its destroy, and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -526,6 +526,13 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     // A snapshot of a past moment, taken after the fact: the commit before the batch.
     let past = os(&[&"snapshot", &"@past", &"--at", &before_batch]);
     r.record("snapctl snapshot @past --at (before the batch)", "snapctl", &past, Input::None, true)?;
+    // Subset snapshots (the first sets the subsets feature bit in both labels): the
+    // batch's files, a refinement of it, and the first destroyed (its own nodes freed).
+    let subset = os(&[&"snapshot", &"@sub", &"--match", &"batch/**", &"--match", &"**/*1*"]);
+    r.record("snapctl snapshot @sub --match", "snapctl", &subset, Input::None, true)?;
+    let refined = os(&[&"snapshot", &"@sub2", &"--from", &"@sub", &"--where", &"size<80K"]);
+    r.record("snapctl snapshot @sub2 --from @sub", "snapctl", &refined, Input::None, true)?;
+    r.record("snapctl destroy @sub", "snapctl", &os(&[&"destroy", &"@sub"]), Input::None, true)?;
     // A rename changes only the clone's entry and its name key (pool/trees.rs).
     r.record("snapctl rename work job", "snapctl", &os(&[&"rename", &"work", &"job"]), Input::None, true)?;
     r.record("snapctl destroy job@w1", "snapctl", &os(&[&"destroy", &"job@w1"]), Input::None, true)?;
