@@ -229,3 +229,43 @@ fn a_subset_is_a_snapshot_like_any_other_except_where_the_whole_tree_is_needed()
     run(&img, &["destroy", "@before"]);
     check(&img);
 }
+
+#[test]
+fn a_merge_unites_snapshots_of_one_tree_the_newer_winning_and_keeps_the_older_ones() {
+    // Goal: --merge holds every file of its sources, a path in several as the newest
+    // holds it, and says how many it took from each; the older sources cannot be
+    // destroyed while it needs them (exit 7, naming it), the newest can; it outlives the
+    // history; a merge of snapshots of two trees, or of one snapshot, is refused (exit 2).
+    let dir = TempDir::new().unwrap();
+    let (img, src) = synced(dir.path());
+    run(&img, &[&["snapshot", "@train"][..], &TRAIN].concat());
+    let old_1 = cat(&img, "/data/train/1.jpg");
+    std::fs::write(src.join("data/train/1.jpg"), noise(5000, 501)).unwrap();
+    std::fs::remove_file(src.join("data/train/2.jpg")).unwrap();
+    snapctl().arg("sync").arg(&src).arg(&img).assert().success();
+    run(&img, &["snapshot", "@test", "--match", "data/test/**", "--match", "data/train/1.jpg"]);
+    let out = run(&img, &["snapshot", "@all-sets", "--merge", "@train", "@test"]);
+    assert!(out.contains("5 from @test, 7 from @train") && out.contains("1 older"), "{out}");
+    let all = tree_of(&img, "all-sets");
+    assert!(all.contains(&"data/train/2.jpg".to_string()) && all.contains(&"data/test/3.jpg".to_string()));
+    assert_eq!(cat(&img, "@all-sets:data/train/1.jpg"), cat(&img, "/data/train/1.jpg"), "the newer version");
+    assert_ne!(cat(&img, "@all-sets:data/train/1.jpg"), old_1);
+    let show = shown(&img, "all-sets");
+    assert_eq!(show["rule"]["merged"], serde_json::json!(["test", "train"]));
+    assert_eq!(show["txg"], shown(&img, "test")["txg"], "the newest source's moment");
+    refused(&img, &["destroy", "@train"], exit_code::REFUSED, "@all-sets");
+    run(&img, &["destroy", "@test"]);
+    run(&img, &["history", "--prune"]);
+    run(&img, &["rm", "-r", "/data"]);
+    assert_eq!(cat(&img, "@all-sets:data/train/2.jpg"), cat(&img, "@train:data/train/2.jpg"));
+    check(&img);
+    run(&img, &["destroy", "@all-sets"]);
+    run(&img, &["destroy", "@train"]);
+    check(&img);
+    // Snapshots of two trees: unrelated; one snapshot: nothing to unite.
+    run(&img, &["snapshot", "@w"]);
+    run(&img, &["clone", "@w", "other"]);
+    run(&img, &["snapshot", "other@o"]);
+    refused(&img, &["snapshot", "@m", "--merge", "@w", "other@o"], exit_code::INVALID, "one tree");
+    refused(&img, &["snapshot", "@m", "--merge", "@w", "@w"], exit_code::INVALID, "twice");
+}

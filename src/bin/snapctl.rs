@@ -143,8 +143,30 @@ fn run(command: Command) -> Result<()> {
             eprint!("{}", render::withheld(&stats));
             stdout_write(&render::exported(&source, &dest, &stats))
         }
-        Command::Snapshot { auto, at, from, matches, exclude, conditions, like, args } => {
-            let rule = RecordedRule { from: None, matches, excludes: exclude, conditions };
+        Command::Snapshot { auto, at, from, matches, exclude, conditions, like, mut merge, args } => {
+            if !merge.is_empty() {
+                // --merge takes every word after it: the device is its last.
+                let device = match args.as_slice() {
+                    [_, device] => device.clone(),
+                    _ => merge.pop().unwrap_or_default(),
+                };
+                let mut pool = open(&device, OpenMode::Write)?;
+                let (tree, name) = snapshot_arg(&mut pool, &args[0])?;
+                let mut sources = Vec::new();
+                for source in &merge {
+                    let (source_tree, source) = snapshot_arg(&mut pool, source)?;
+                    if source_tree != tree {
+                        return Err(Error::invalid(format!(
+                            "{} is a snapshot of another tree than @{name}: a merge unites snapshots of one tree",
+                            merge.iter().find(|m| m.ends_with(&format!("@{source}"))).map_or(source, |m| m.as_str())
+                        )));
+                    }
+                    sources.push(source.to_string());
+                }
+                let taken = snapshot::snapshot_merged(&mut pool, tree, name, &sources)?;
+                return stdout_write(&render::merged(&taken));
+            }
+            let rule = RecordedRule { from: None, matches, excludes: exclude, conditions, merged: Vec::new() };
             let subset = from.is_some() || like.is_some() || rule != RecordedRule::default();
             let (name, clone, device) = match (auto, args.as_slice()) {
                 (true, [device]) => (None, None, device),

@@ -164,6 +164,10 @@ pub enum Command {
         /// tree now (or --at, or --from another snapshot).
         #[arg(long, value_name = "@SNAP", conflicts_with_all = ["matches", "exclude", "conditions"])]
         like: Option<String>,
+        /// A snapshot uniting snapshots @SNAP... of the tree (two or more): where they
+        /// differ, the newest gives the path or the file.
+        #[arg(long, value_name = "@SNAP", num_args = 2.., conflicts_with_all = ["matches", "exclude", "conditions", "like", "from", "at", "auto"])]
+        merge: Vec<String>,
         /// The new snapshot's name, @NAME (CLONE@NAME for a clone's; with --auto, CLONE: or
         /// nothing), then DEVICE.
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]

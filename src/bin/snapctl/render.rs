@@ -601,6 +601,25 @@ pub fn counted(count: u64, one: &str, many: &str) -> String {
     if count == 1 { format!("1 {one}") } else { format!("{count} {many}") }
 }
 
+pub fn merged(m: &snapfs::cmd::snapshot::Merged) -> String {
+    let from: Vec<String> = m.sources.iter().map(|(name, files)| format!("{files} from @{name}")).collect();
+    let overridden = match m.stats.overridden {
+        0 => String::new(),
+        n => format!("; {n} older versions or paths left out, the newer taken"),
+    };
+    format!(
+        "{PROGRAM}: merged snapshot @{} taken of txg {}: {} files, {} directories, {} ({} bytes) of file data \
+         shared, none copied ({}{overridden})\n",
+        m.name,
+        m.txg,
+        m.stats.held.files,
+        m.stats.held.directories,
+        human_bytes(m.stats.held.file_bytes),
+        m.stats.held.file_bytes,
+        from.join(", ")
+    )
+}
+
 /// One snapshot in full (`show`).
 pub fn shown(s: &snapfs::cmd::snapshot::Shown) -> String {
     let l = &s.snapshot;
@@ -616,6 +635,11 @@ pub fn shown(s: &snapfs::cmd::snapshot::Shown) -> String {
             parts.extend(rule.matches.iter().map(|g| format!("--match '{g}'")));
             parts.extend(rule.excludes.iter().map(|g| format!("--exclude '{g}'")));
             parts.extend(rule.conditions.iter().map(|c| format!("--where '{c}'")));
+            if !rule.merged.is_empty() {
+                let names: Vec<String> = rule.merged.iter().map(|n| format!("@{n}")).collect();
+                parts
+                    .push(format!("--merge {} (newest first: where they differ, the first gives it)", names.join(" ")));
+            }
             text.push_str(&format!("  rule:       {}\n", parts.join(" ")));
         }
     }

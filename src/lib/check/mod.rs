@@ -171,6 +171,17 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
             }
         }
         check_holds(pool, &mut c, &snapshots);
+        for merge in snapshots.iter().filter_map(|s| s.subset.as_ref().map(|x| (s, x))) {
+            for guid in &merge.1.needs {
+                if !snapshots.iter().any(|s| &s.guid == guid && s.txg < merge.0.txg) {
+                    c.problem(format!(
+                        "merged snapshot @{} needs snapshot {} of an older moment, which its tree lacks",
+                        merge.0.name,
+                        crate::clock::guid_hex(guid)
+                    ));
+                }
+            }
+        }
     }
     for retained in pool.retained_roots()? {
         let owner = format!("retained commit {}", retained.first.0);

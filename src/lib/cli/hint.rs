@@ -204,6 +204,10 @@ fn refusal_hint(refusal: &Refusal) -> String {
             "destroy the clone first if nothing needs it (`snapctl destroy {} DEVICE`)",
             clones.first().map_or("CLONE", String::as_str)
         ),
+        Refusal::MergedInto { merges, .. } => format!(
+            "destroy the merge first if nothing needs it (`snapctl destroy @{} DEVICE`)",
+            merges.first().map_or("MERGE", String::as_str)
+        ),
         Refusal::CloneHasSnapshots { name, snapshots } => format!(
             "destroy them first (`snapctl destroy {name}@{} DEVICE`), then the clone",
             snapshots.first().map_or("SNAP", String::as_str)

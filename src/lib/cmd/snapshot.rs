@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::format::tables::RecordedRule;
 use crate::fs::select::Rule;
-use crate::fs::subset::SubsetStats;
+use crate::fs::subset::{SubsetStats, UnionStats};
 use crate::pool::{Pool, SubsetSource, guid_hex, snapshot_name};
 use crate::utc::format_time_ns;
 use serde::Serialize;
@@ -63,6 +63,26 @@ pub fn snapshot_subset(pool: &mut Pool, tree: u64, name: &str, from: SubsetFrom,
         SubsetSource::Snapshot(name) => pool.snapshot(tree, &name)?.txg.0,
     };
     Ok(Taken { name: name.to_string(), txg, past: Some(moment_ns), subset: Some(stats) })
+}
+
+/// A merged snapshot taken and committed.
+pub struct Merged {
+    pub name: String,
+    /// The moment it holds: its newest source's.
+    pub txg: u64,
+    /// Its sources, newest first, each with the files taken from it.
+    pub sources: Vec<(String, u64)>,
+    pub stats: UnionStats,
+}
+
+/// Takes snapshot `name` of `tree` uniting its snapshots `sources`, and commits it.
+pub fn snapshot_merged(pool: &mut Pool, tree: u64, name: &str, sources: &[String]) -> Result<Merged> {
+    let stats = pool.create_merged_snapshot(tree, name, sources)?;
+    pool.commit()?;
+    let entry = pool.snapshot(tree, name)?;
+    let order = entry.subset.map(|s| s.rule.merged).unwrap_or_default();
+    let sources = order.into_iter().zip(stats.taken.iter().copied()).collect();
+    Ok(Merged { name: name.to_string(), txg: entry.txg.0, sources, stats })
 }
 
 /// Takes snapshot `name` of `tree` as it was at `moment` (nanoseconds since the epoch,
@@ -276,6 +296,9 @@ pub fn rule_of(pool: &mut Pool, tree: u64, name: &str, refining: bool) -> Result
     let Some(subset) = entry.subset else {
         return Err(Error::invalid(format!("@{name} is a whole snapshot: it has no rule to take again")));
     };
+    if !subset.rule.merged.is_empty() {
+        return Err(Error::invalid(format!("@{name} is a merge: take a new one with --merge")));
+    }
     if let (Some(from), false) = (&subset.rule.from, refining) {
         return Err(Error::invalid(format!(
             "@{name} refines @{from}: its rule applies to a snapshot like @{from}; give that one with --from"

@@ -33,6 +33,8 @@ pub enum Refusal {
     BeingRead { what: String, holder: String },
     /// Destroying `@snapshot`, the origin of the clones `clones`.
     CloneOrigin { snapshot: String, clones: Vec<String> },
+    /// Destroying `@snapshot`, which the merged snapshots `merges` take files from.
+    MergedInto { snapshot: String, merges: Vec<String> },
     /// Destroying clone `name`, which still has the snapshots `snapshots`.
     CloneHasSnapshots { name: String, snapshots: Vec<String> },
 }
@@ -65,6 +67,10 @@ impl fmt::Display for Refusal {
                 let more = clones.len().saturating_sub(5);
                 let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                 write!(f, "@{snapshot} is the origin of the {noun} {named}{more}")
+            }
+            Refusal::MergedInto { snapshot, merges } => {
+                let names: Vec<String> = merges.iter().map(|n| format!("@{n}")).collect();
+                write!(f, "@{snapshot} holds files that the merged snapshot {} took from it", names.join(", "))
             }
             Refusal::CloneHasSnapshots { name, snapshots } => {
                 let names: Vec<String> = snapshots.iter().map(|s| format!("{name}@{s}")).collect();

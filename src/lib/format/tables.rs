@@ -159,6 +159,9 @@ pub struct Subset {
     /// The commit that wrote its nodes.
     pub built: Txg,
     pub rule: RecordedRule,
+    /// A merge's sources of older moments, by guid: their blocks are kept by them, so
+    /// none of them can be destroyed while this snapshot exists.
+    pub needs: Vec<[u8; 16]>,
 }
 
 /// A rule as the user gave it, so that `show` can say what a snapshot means and
@@ -171,20 +174,25 @@ pub struct RecordedRule {
     pub matches: Vec<String>,
     pub excludes: Vec<String>,
     pub conditions: Vec<String>,
+    /// A merge (`--merge`): the snapshots united, by name when it was taken, newest
+    /// first (where they differ, the first that has a path or a file gives it).
+    pub merged: Vec<String>,
 }
 
 /// Subset entry kinds after the holds: 1, the only one so far.
 const SUBSET_KIND: u8 = 1;
 /// Texts of one kind in a recorded rule at most.
 const RULE_TEXTS_MAX: usize = 64;
-/// Bytes of a recorded rule at most: with the most holds (HOLDS_MAX), the entry stays
-/// within a table value (format/node.rs VALUE_BYTES_MAX).
-pub const RULE_BYTES_MAX: usize = 2048;
+/// Bytes of a recorded rule at most, and snapshots a merge unites at most: with the
+/// most holds (HOLDS_MAX), the entry stays within a table value (format/node.rs
+/// VALUE_BYTES_MAX).
+pub const RULE_BYTES_MAX: usize = 1900;
+pub const MERGE_SOURCES_MAX: usize = 16;
 
 impl RecordedRule {
     fn encode(&self, w: &mut Writer) {
         w.bytes16(self.from.as_deref().unwrap_or("").as_bytes());
-        for texts in [&self.matches, &self.excludes, &self.conditions] {
+        for texts in [&self.matches, &self.excludes, &self.conditions, &self.merged] {
             w.u8(texts.len() as u8);
             for text in texts {
                 w.bytes16(text.as_bytes());
@@ -196,7 +204,7 @@ impl RecordedRule {
             String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt("a subset snapshot's rule is not UTF-8"))
         };
         let from = Some(text(r.bytes16()?)?).filter(|s| !s.is_empty());
-        let mut lists: [Vec<String>; 3] = Default::default();
+        let mut lists: [Vec<String>; 4] = Default::default();
         for list in lists.iter_mut() {
             let count = r.u8()? as usize;
             if count > RULE_TEXTS_MAX {
@@ -206,15 +214,19 @@ impl RecordedRule {
                 list.push(text(r.bytes16()?)?);
             }
         }
-        let [matches, excludes, conditions] = lists;
-        Ok(RecordedRule { from, matches, excludes, conditions })
+        let [matches, excludes, conditions, merged] = lists;
+        Ok(RecordedRule { from, matches, excludes, conditions, merged })
     }
 
     /// Whether it fits an entry beside the most holds: RULE_BYTES_MAX encoded.
     pub fn check_fits(&self) -> Result<()> {
         let mut w = Writer::new();
         self.encode(&mut w);
-        let too_many = [&self.matches, &self.excludes, &self.conditions].iter().any(|t| t.len() > RULE_TEXTS_MAX);
+        let lists = [&self.matches, &self.excludes, &self.conditions, &self.merged];
+        let too_many = lists.iter().any(|t| t.len() > RULE_TEXTS_MAX);
+        if self.merged.len() > MERGE_SOURCES_MAX {
+            return Err(Error::invalid(format!("a merge unites at most {MERGE_SOURCES_MAX} snapshots")));
+        }
         if w.len() > RULE_BYTES_MAX || too_many {
             return Err(Error::invalid(format!(
                 "the rule is too long to record: at most {RULE_BYTES_MAX} bytes of globs and conditions, \
@@ -271,6 +283,10 @@ impl SnapshotEntry {
             w.u64(subset.built.0);
             BlockPtr::encode(subset.pinned.as_ref(), &mut w);
             subset.rule.encode(&mut w);
+            w.u8(subset.needs.len() as u8);
+            for guid in &subset.needs {
+                w.raw(guid);
+            }
         }
         w.bytes
     }
@@ -304,13 +320,18 @@ impl SnapshotEntry {
                     let built = Txg(r.u64()?);
                     let pinned = BlockPtr::decode(&mut r)?;
                     let rule = RecordedRule::decode(&mut r)?;
+                    let count = r.u8()? as usize;
+                    if count > MERGE_SOURCES_MAX {
+                        return Err(Error::corrupt(format!("subset snapshot @{name} needs {count} snapshots")));
+                    }
+                    let needs = (0..count).map(|_| r.array::<16>()).collect::<Result<Vec<_>>>()?;
                     if built <= txg {
                         return Err(Error::corrupt(format!(
                             "subset snapshot @{name} was built in txg {} but holds txg {}",
                             built.0, txg.0
                         )));
                     }
-                    Some(Subset { pinned, built, rule })
+                    Some(Subset { pinned, built, rule, needs })
                 }
                 other => return Err(Error::corrupt(format!("snapshot @{name} has an extension of kind {other}"))),
             },

@@ -14,11 +14,16 @@
 //!
 //! Memory grows with the subset's inodes and the source's directories, not with the
 //! source's files.
+//!
+//! `unite` writes the union of several such trees, states of one tree at several
+//! moments (`snapshot --merge`): the newest source wins where they differ.
 
 use super::FsTree;
 use super::inode::{FileKey, FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
 use super::select::{Rule, Xattrs};
 use crate::error::{Error, Result};
+use crate::format::node::TreeKind;
+use crate::store::{Owner, Store};
 use crate::tree::Tree;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -164,5 +169,131 @@ struct SourceXattrs<'f, 'a> {
 impl Xattrs for SourceXattrs<'_, '_> {
     fn xattr(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
         self.fs.xattr(self.ino, name)
+    }
+}
+
+/// What a union of trees holds, and where it took it from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnionStats {
+    pub held: SubsetStats,
+    /// Files taken from each source, in the order given (newest first).
+    pub taken: Vec<u64>,
+    /// Files of an older source left out because a newer one has that path or that
+    /// file (at another path, or another version of it).
+    pub overridden: u64,
+}
+
+/// An inode placed in a union: the source it is taken from and its links there.
+struct Placed {
+    source: usize,
+    is_dir: bool,
+    links: Vec<(u64, Vec<u8>)>,
+    subdirs: u32,
+    /// A directory's entries, by name: (inode, file type).
+    entries: BTreeMap<Vec<u8>, (u64, FileType)>,
+}
+
+/// Writes into `dest`, an empty tree, the union of the file trees at `sources` (states
+/// of one tree, newest first: its inode numbers name the same file in each), as
+/// `snapshot --merge` takes it. Newer wins: a path in several sources is the newest's;
+/// a file (an inode) that a newer source holds is only where and as that one holds it;
+/// a directory is one, at its newest path, holding what every source holds in it.
+pub fn unite(store: &mut Store, sources: &[Option<crate::block::BlockPtr>], dest: &mut Tree) -> Result<UnionStats> {
+    let mut trees: Vec<Tree> = sources.iter().map(|root| Tree::open(TreeKind::Files, Owner::Meta, *root)).collect();
+    let mut stats = UnionStats { taken: vec![0; sources.len()], ..UnionStats::default() };
+    let mut placed: BTreeMap<u64, Placed> = BTreeMap::new();
+    let new_dir = |source| Placed { source, is_dir: true, links: Vec::new(), subdirs: 0, entries: BTreeMap::new() };
+    placed.insert(ROOT_INO, new_dir(0));
+    // Every path placed: the inode there.
+    let mut paths: HashMap<Vec<u8>, u64> = HashMap::new();
+    for (source, tree) in trees.iter_mut().enumerate() {
+        let mut fs = FsTree::new(tree, store, false);
+        // (directory in this source, the directory it is placed as, its path + '/')
+        let mut stack: Vec<(u64, u64, Vec<u8>)> = vec![(ROOT_INO, ROOT_INO, Vec::new())];
+        let mut walked = HashSet::new();
+        while let Some((from, dir, prefix)) = stack.pop() {
+            if !walked.insert(from) {
+                return Err(Error::corrupt(format!("directory inode {from} is reached twice")));
+            }
+            for e in fs.readdir(from)? {
+                let path = [prefix.as_slice(), &e.name].concat();
+                let is_dir = e.file_type == FileType::Directory;
+                match (paths.get(&path).copied(), placed.get(&e.ino)) {
+                    // Where a newer source has a directory too, this one's go into it.
+                    (Some(there), _) if is_dir && placed.get(&there).is_some_and(|p| p.is_dir) => {
+                        stack.push((e.ino, there, [path.as_slice(), b"/"].concat()));
+                    }
+                    (Some(_), _) => stats.overridden += u64::from(!is_dir),
+                    // A directory a newer source holds elsewhere: its contents go there.
+                    (None, Some(p)) if is_dir && p.is_dir => {
+                        stack.push((e.ino, e.ino, [path.as_slice(), b"/"].concat()));
+                    }
+                    // A hard link of a file this source gave.
+                    (None, Some(p)) if !is_dir && p.source == source && !p.is_dir => {
+                        link(&mut placed, e.ino, dir, &e.name, e.file_type);
+                        paths.insert(path, e.ino);
+                    }
+                    (None, Some(_)) => stats.overridden += u64::from(!is_dir),
+                    (None, None) => {
+                        let entry = Placed { is_dir, links: Vec::new(), ..new_dir(source) };
+                        placed.insert(e.ino, entry);
+                        link(&mut placed, e.ino, dir, &e.name, e.file_type);
+                        paths.insert(path.clone(), e.ino);
+                        match is_dir {
+                            true => stack.push((e.ino, e.ino, [path.as_slice(), b"/"].concat())),
+                            false => stats.taken[source] += 1,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let meta = key(META_INO, ItemKind::Meta, &[]);
+    let mut counter = 0u64;
+    for tree in trees.iter_mut() {
+        let value = tree.get(store, &meta)?.ok_or_else(|| Error::corrupt("the tree has no inode counter"))?;
+        let bytes: [u8; 8] =
+            value.as_slice().try_into().map_err(|_| Error::corrupt("an inode counter of the wrong size"))?;
+        counter = counter.max(u64::from_le_bytes(bytes));
+    }
+    dest.insert(store, &meta, &counter.to_le_bytes())?;
+    for (&ino, p) in &placed {
+        let tree = &mut trees[p.source];
+        let item = tree.get(store, &key(ino, ItemKind::Inode, &[]))?;
+        let inode = Inode::decode(&item.ok_or_else(|| Error::corrupt(format!("inode {ino} has no inode item")))?)?;
+        let nlink = if p.is_dir { 2 + p.subdirs } else { p.links.len() as u32 };
+        match inode.file_type() {
+            FileType::Directory => stats.held.directories += 1,
+            FileType::Regular => {
+                stats.held.files += 1;
+                stats.held.file_bytes += inode.size;
+            }
+            _ => stats.held.files += 1,
+        }
+        dest.insert(store, &key(ino, ItemKind::Inode, &[]), &Inode { nlink, ..inode }.encode())?;
+        for (name, &(child, file_type)) in &p.entries {
+            dest.insert(store, &key(ino, ItemKind::DirEntry, name), &super::inode::encode_dirent(child, file_type))?;
+        }
+        let mut links = p.links.clone();
+        links.sort();
+        for (parent, name) in links {
+            dest.insert(store, &super::inode::backref_key(ino, parent, &name), &[])?;
+        }
+        for (k, v) in tree.scan_prefix(store, &ino.to_be_bytes())? {
+            if FileKey::parse(&k).is_some_and(|k| k.kind_byte >= ItemKind::Xattr as u8) {
+                dest.insert(store, &k, &v)?;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+fn link(placed: &mut BTreeMap<u64, Placed>, ino: u64, dir: u64, name: &[u8], file_type: FileType) {
+    if let Some(p) = placed.get_mut(&ino) {
+        p.links.push((dir, name.to_vec()));
+    }
+    if let Some(parent) = placed.get_mut(&dir) {
+        parent.entries.insert(name.to_vec(), (ino, file_type));
+        parent.subdirs += u32::from(file_type == FileType::Directory);
     }
 }

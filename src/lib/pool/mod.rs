@@ -360,6 +360,7 @@ impl Pool {
         let entry = self.snapshot(tree, name)?;
         Pool::refuse_if_held(&entry)?;
         self.refuse_if_origin(tree, name, entry.txg)?;
+        self.refuse_if_merged(&entry)?;
         self.refuse_if_pinned(tree, name, entry.txg)?;
         self.uncache_snapshot(tree, name);
         self.free_subset_nodes(&entry)?;

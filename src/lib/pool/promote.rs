@@ -56,6 +56,17 @@ impl Pool {
             }));
         }
         let moved: Vec<SnapshotEntry> = self.snapshots_of(tree)?.into_iter().filter(|s| s.txg <= origin).collect();
+        // A merge takes files from its older sources, which must stay in its tree.
+        let moved_guids: HashSet<[u8; 16]> = moved.iter().map(|s| s.guid).collect();
+        for staying in self.snapshots_of(tree)?.into_iter().filter(|s| s.txg > origin) {
+            if staying.subset.as_ref().is_some_and(|s| s.needs.iter().any(|g| moved_guids.contains(g))) {
+                return Err(Error::invalid(format!(
+                    "promoting {name} would move snapshots that the merged snapshot @{} takes files from out of its \
+                     tree: destroy the merge first",
+                    staying.name
+                )));
+            }
+        }
         let own: Vec<SnapshotEntry> = self.snapshots_of(clone)?;
         if let Some(taken) = moved.iter().find(|s| own.iter().any(|o| o.name == s.name)) {
             return Err(Error::Exists {

@@ -15,19 +15,24 @@
 //! A snapshot taken with `--from` applies a rule to another snapshot's files: the same
 //! moment, its own nodes again (none shared, so either can be destroyed first).
 //!
-//! A subset snapshot cannot be the target of a rollback, the origin of a clone or the
-//! base of a bookmark: each needs the whole tree of its moment.
+//! A merge (`--merge`) unites snapshots of the tree (fs/subset.rs `unite`): a subset of
+//! the newest source's moment, whose files may come from older moments; those sources
+//! keep the blocks, so a merge `needs` them (by guid) and they are not destroyed first.
+//!
+//! A clone of a subset starts as a copy of its items in nodes of the clone's own (the
+//! subset's nodes stay its alone). A subset snapshot cannot be the target of a rollback
+//! or the snapshot of a bookmark: each needs the whole tree of its moment.
 
 use super::{PendingSnapshot, PendingSubset, Pool};
 use crate::block::{BlockPtr, Txg};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::format::label::FEATURE_SUBSETS;
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::{RecordedRule, SnapshotEntry, Subset};
 use crate::fs::FsTree;
 use crate::fs::inode::{FileKey, FileType, Inode, ItemKind};
 use crate::fs::select::Rule;
-use crate::fs::subset::{SubsetStats, copy_selection, select};
+use crate::fs::subset::{SubsetStats, UnionStats, copy_selection, select, unite};
 use crate::store::Owner;
 use crate::tree::Tree;
 use crate::tree::{WalkStep, walk_nodes};
@@ -71,11 +76,26 @@ impl Pool {
         let mut built = Tree::open(TreeKind::Files, Owner::Meta, None);
         copy_selection(&mut fs, &selection, &mut built)?;
         let root = built.flush(&mut self.store)?;
+        let subset = Subset { pinned, built: self.store.txg, rule: recorded, needs: Vec::new() };
+        self.request_subset(tree, name, moment, time_ns, root, subset)?;
+        Ok(selection.stats)
+    }
+
+    /// Requests subset snapshot `name` of `tree`, of the moment of `moment` (at
+    /// `time_ns`), whose tree is already written at `root`.
+    fn request_subset(
+        &mut self,
+        tree: u64,
+        name: &str,
+        moment: Txg,
+        time_ns: u64,
+        root: Option<BlockPtr>,
+        subset: Subset,
+    ) -> Result<()> {
         let referenced_bytes = match self.has_space_counters() {
             true => super::count_referenced(&mut self.store, root)?,
             false => 0,
         };
-        let subset = Subset { pinned, built: self.store.txg, rule: recorded };
         let guid = self.clock.guid();
         self.pending_snapshots.push(PendingSnapshot {
             tree,
@@ -86,7 +106,58 @@ impl Pool {
             subset: Some(PendingSubset { root, referenced_bytes, time_ns, subset }),
         });
         self.store.features_needed |= FEATURE_SUBSETS;
-        Ok(selection.stats)
+        Ok(())
+    }
+
+    /// Requests snapshot `name` of `tree`, the union of its snapshots `sources` (at
+    /// least two; fs/subset.rs `unite`): of the newest one's moment, which it keeps as
+    /// any snapshot of that moment does; the older ones keep what it takes from them, and
+    /// cannot be destroyed before it. Its tree is written now. Returns what it holds.
+    pub fn create_merged_snapshot(&mut self, tree: u64, name: &str, sources: &[String]) -> Result<UnionStats> {
+        self.writable()?;
+        super::validate_snapshot_name(name)?;
+        if self.snapshot_exists(tree, name)? {
+            return Err(Error::exists(format!("snapshot @{name}")));
+        }
+        if sources.len() < 2 {
+            return Err(Error::invalid("a merge unites two snapshots or more: name them after --merge"));
+        }
+        let mut entries = Vec::new();
+        for source in sources {
+            let entry = self.snapshot(tree, source)?;
+            if entries.iter().any(|e: &SnapshotEntry| e.guid == entry.guid) {
+                return Err(Error::invalid(format!("@{source} is named twice in the merge")));
+            }
+            entries.push(entry);
+        }
+        // Newest first: where they differ, the newest gives the path or the file.
+        entries.sort_by_key(|e| std::cmp::Reverse((e.txg, e.time_ns)));
+        let newest = entries[0].clone();
+        let needs = entries.iter().filter(|e| e.txg < newest.txg).map(|e| e.guid).collect();
+        let merged = entries.iter().map(|e| e.name.clone()).collect();
+        let rule = RecordedRule { merged, ..RecordedRule::default() };
+        rule.check_fits()?;
+        let roots: Vec<Option<BlockPtr>> = entries.iter().map(|e| e.root).collect();
+        let mut built = Tree::open(TreeKind::Files, Owner::Meta, None);
+        let stats = unite(&mut self.store, &roots, &mut built)?;
+        let root = built.flush(&mut self.store)?;
+        let subset = Subset { pinned: newest.whole_root(), built: self.store.txg, rule, needs };
+        self.request_subset(tree, name, newest.txg, newest.time_ns, root, subset)?;
+        Ok(stats)
+    }
+
+    /// Refuses destroying `entry` while a merge needs it (see `create_merged_snapshot`).
+    pub(super) fn refuse_if_merged(&mut self, entry: &SnapshotEntry) -> Result<()> {
+        let merges: Vec<String> = self
+            .snapshots_of(entry.tree)?
+            .into_iter()
+            .filter(|s| s.subset.as_ref().is_some_and(|x| x.needs.contains(&entry.guid)))
+            .map(|s| s.name)
+            .collect();
+        match merges.is_empty() {
+            true => Ok(()),
+            false => Err(Error::Refused(Refusal::MergedInto { snapshot: entry.name.clone(), merges })),
+        }
     }
 
     /// (moment, its time, the root to select from, the whole root of the moment).
@@ -215,8 +286,8 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
-    /// Each file's items but its inode item, by path.
-    type Files = BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Each file's inode number and items but its inode item, by path.
+    type Files = BTreeMap<String, (u64, Vec<(Vec<u8>, Vec<u8>)>)>;
 
     const DIRS: [&str; 4] = ["a", "a/b", "c", "a/b/d"];
     const GLOBS: [&str; 6] = ["**/*.jpg", "a/**", "c/*", "*", "a/b/*.txt", "**/f1*"];
@@ -240,7 +311,7 @@ mod tests {
                     .into_iter()
                     .filter(|(k, _)| FileKey::parse(k).unwrap().kind_byte >= ItemKind::Xattr as u8)
                     .collect();
-                found.insert(path, kept);
+                found.insert(path, (e.ino, kept));
             }
         }
         found
@@ -270,8 +341,11 @@ mod tests {
         // (the tree at its moment, or another subset), each with the source's records
         // unchanged (no block copied: every block of its own is a node); its files stay
         // after the tree changes, the history goes and its source is destroyed; clones
-        // of it are trees of their own; `check` is clean after every commit (its nodes
-        // neither leak nor are freed while reached). Method: random operations.
+        // of it are trees of their own; a merge of two or three snapshots holds each of
+        // their paths (or, where a newer one moved the file, its newer place), each file
+        // as one of them holds it, and keeps them while it needs them; `check` is clean
+        // after every commit (its nodes neither leak nor are freed while reached).
+        // Method: random operations.
         for seed in 0..3 {
             let clock = Arc::new(SimClock::ticking(seed, 1_000_000));
             let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
@@ -280,9 +354,9 @@ mod tests {
             // Each subset and what it held when taken.
             let mut subsets: Vec<(String, Files)> = Vec::new();
             let mut wholes: Vec<String> = Vec::new();
-            let mut taken = 0;
-            for round in 0..90u64 {
-                match steps.next(12) {
+            let (mut taken, mut merges) = (0, 0);
+            for round in 0..120u64 {
+                match steps.next(14) {
                     0..=4 => {
                         let mut fs = pool.live(LIVE_TREE_ID).unwrap();
                         let mut dir = ROOT_INO;
@@ -368,29 +442,68 @@ mod tests {
                         wholes.push(name);
                     }
                     10 if !subsets.is_empty() => {
-                        let (name, _) = subsets.remove(steps.next(subsets.len() as u64) as usize);
-                        match steps.next(2) {
-                            0 => {
-                                pool.destroy_snapshot(LIVE_TREE_ID, &name).unwrap();
-                            }
-                            _ => {
-                                pool.create_clone(LIVE_TREE_ID, &name, "c").unwrap();
-                                pool.commit().unwrap();
-                                let clone = pool.tree_id("c").unwrap();
-                                let mut fs = pool.live(clone).unwrap();
-                                let ino = fs.create(ROOT_INO, b"new", Inode::new(S_IFREG | 0o644, Default::default()));
-                                fs.write_at(ino.unwrap(), 0, &[7; 5000]).unwrap();
-                                pool.commit().unwrap();
-                                crate::check::check_pool(&mut pool).unwrap().into_result().unwrap();
-                                pool.destroy_clone("c").unwrap();
-                                pool.commit().unwrap();
-                                pool.destroy_snapshot(LIVE_TREE_ID, &name).unwrap();
-                            }
+                        let at = steps.next(subsets.len() as u64) as usize;
+                        let name = subsets[at].0.clone();
+                        if steps.next(2) == 1 {
+                            pool.create_clone(LIVE_TREE_ID, &name, "c").unwrap();
+                            pool.commit().unwrap();
+                            let clone = pool.tree_id("c").unwrap();
+                            let mut fs = pool.live(clone).unwrap();
+                            let ino = fs.create(ROOT_INO, b"new", Inode::new(S_IFREG | 0o644, Default::default()));
+                            fs.write_at(ino.unwrap(), 0, &[7; 5000]).unwrap();
+                            pool.commit().unwrap();
+                            crate::check::check_pool(&mut pool).unwrap().into_result().unwrap();
+                            pool.destroy_clone("c").unwrap();
+                            pool.commit().unwrap();
+                        }
+                        if destroyed(&mut pool, &name) {
+                            subsets.remove(at);
                         }
                     }
                     11 if !wholes.is_empty() => {
-                        let name = wholes.remove(steps.next(wholes.len() as u64) as usize);
-                        pool.destroy_snapshot(LIVE_TREE_ID, &name).unwrap();
+                        let at = steps.next(wholes.len() as u64) as usize;
+                        if destroyed(&mut pool, &wholes[at].clone()) {
+                            wholes.remove(at);
+                        }
+                    }
+                    12 | 13 if subsets.len() + wholes.len() >= 2 => {
+                        // A merge of two or three: each file it holds is a source's, as
+                        // that source holds it, and every source's path is in it.
+                        let all: Vec<String> = subsets.iter().map(|s| s.0.clone()).chain(wholes.clone()).collect();
+                        let mut sources: Vec<String> = Vec::new();
+                        for _ in 0..2 + steps.next(2) {
+                            let pick = all[steps.next(all.len() as u64) as usize].clone();
+                            if !sources.contains(&pick) {
+                                sources.push(pick);
+                            }
+                        }
+                        if sources.len() < 2 {
+                            continue;
+                        }
+                        let name = format!("m{round}");
+                        pool.create_merged_snapshot(LIVE_TREE_ID, &name, &sources).unwrap();
+                        pool.commit().unwrap();
+                        let root = pool.snapshot(LIVE_TREE_ID, &name).unwrap().root;
+                        let held = files_by_path(&mut pool, root);
+                        for source in &sources {
+                            let root = pool.snapshot(LIVE_TREE_ID, source).unwrap().root;
+                            // A path is gone only where a newer source holds its file elsewhere.
+                            for (path, (ino, _)) in files_by_path(&mut pool, root) {
+                                let kept = held.contains_key(&path) || held.values().any(|(i, _)| *i == ino);
+                                assert!(kept, "seed {seed}, round {round}: @{name} lacks {path}");
+                            }
+                        }
+                        let mut of_sources = Vec::new();
+                        for source in &sources {
+                            let root = pool.snapshot(LIVE_TREE_ID, source).unwrap().root;
+                            of_sources.push(files_by_path(&mut pool, root));
+                        }
+                        for (path, items) in &held {
+                            let found = of_sources.iter().any(|f| f.get(path) == Some(items));
+                            assert!(found, "seed {seed}, round {round}: @{name}'s {path} is in no source as it is");
+                        }
+                        merges += 1;
+                        subsets.push((name, held));
                     }
                     _ => pool.prune_history().unwrap(),
                 }
@@ -402,10 +515,19 @@ mod tests {
                     assert_eq!(&files_by_path(&mut pool, root), held, "seed {seed}, round {round}: @{name} changed");
                 }
             }
-            assert!(taken > 5, "seed {seed}: only {taken} subsets held files");
+            assert!(taken > 4 && merges > 2, "seed {seed}: only {taken} subsets held files, {merges} merges");
             drop(pool);
             let mut pool = Pool::open(Box::new(device), crate::device::OpenMode::Read).unwrap();
             crate::check::check_pool(&mut pool).unwrap().into_result().unwrap();
+        }
+    }
+
+    /// Destroys snapshot `name`, unless a merge needs it (said so): whether it went.
+    fn destroyed(pool: &mut Pool, name: &str) -> bool {
+        match pool.destroy_snapshot(LIVE_TREE_ID, name) {
+            Ok(_) => true,
+            Err(Error::Refused(Refusal::MergedInto { .. })) => false,
+            Err(e) => panic!("destroy @{name}: {e}"),
         }
     }
 
