@@ -97,12 +97,7 @@ impl Rule {
         if inode.file_type() == FileType::Directory {
             return Ok(false);
         }
-        let path = String::from_utf8_lossy(path);
-        let path = path.as_ref();
-        if self.match_count > 0 && !self.matches.is_match(path) {
-            return Ok(false);
-        }
-        if self.excludes.is_match(path) {
+        if !self.selects_path(path) {
             return Ok(false);
         }
         for condition in &self.conditions {
@@ -111,6 +106,15 @@ impl Rule {
             }
         }
         Ok(true)
+    }
+}
+
+impl Rule {
+    /// Whether the globs take the path (conditions aside): a walk reads the inodes of
+    /// only the paths they take.
+    pub fn selects_path(&self, path: &[u8]) -> bool {
+        let path = String::from_utf8_lossy(path);
+        (self.match_count == 0 || self.matches.is_match(path.as_ref())) && !self.excludes.is_match(path.as_ref())
     }
 }
 

@@ -90,6 +90,9 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
                 stack.push((entry.ino, format!("{path}/")));
                 continue;
             }
+            if !rule.selects_path(path.as_bytes()) {
+                continue;
+            }
             let inode = source.inode(entry.ino)?;
             if !rule.selects(path.as_bytes(), &inode, &mut SourceXattrs { fs: source, ino: entry.ino })? {
                 continue;

@@ -147,7 +147,12 @@ impl Pool {
     }
 
     /// Refuses destroying `entry` while a merge needs it (see `create_merged_snapshot`).
+    /// Only a pool that ever had a subset can have a merge: others read no more than
+    /// before (the check reads the tree's snapshots).
     pub(super) fn refuse_if_merged(&mut self, entry: &SnapshotEntry) -> Result<()> {
+        if (self.label.features_incompat | self.store.features_needed) & FEATURE_SUBSETS == 0 {
+            return Ok(());
+        }
         let merges: Vec<String> = self
             .snapshots_of(entry.tree)?
             .into_iter()
