@@ -121,6 +121,12 @@ impl<'k> FileKey<'k> {
         Some((FileKey::ino_of(self.suffix)?, &self.suffix[8..]))
     }
 
+    /// Whether it is content of its inode (an extended attribute, symlink target or
+    /// record), not its inode item, directory entries or back references.
+    pub fn is_content(&self) -> bool {
+        self.kind_byte >= ItemKind::Xattr as u8
+    }
+
     /// A file record's index.
     pub fn record_index(&self) -> Option<u64> {
         match self.is(ItemKind::Record) {

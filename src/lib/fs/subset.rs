@@ -283,7 +283,7 @@ pub fn unite(store: &mut Store, sources: &[Option<crate::block::BlockPtr>], dest
             dest.insert(store, &super::inode::backref_key(ino, parent, &name), &[])?;
         }
         for (k, v) in tree.scan_prefix(store, &ino.to_be_bytes())? {
-            if FileKey::parse(&k).is_some_and(|k| k.kind_byte >= ItemKind::Xattr as u8) {
+            if FileKey::parse(&k).is_some_and(|k| k.is_content()) {
                 dest.insert(store, &k, &v)?;
             }
         }

@@ -312,10 +312,7 @@ mod tests {
                     continue;
                 }
                 let items = fs.tree.scan_prefix(fs.store, &e.ino.to_be_bytes()).unwrap();
-                let kept = items
-                    .into_iter()
-                    .filter(|(k, _)| FileKey::parse(k).unwrap().kind_byte >= ItemKind::Xattr as u8)
-                    .collect();
+                let kept = items.into_iter().filter(|(k, _)| FileKey::parse(k).unwrap().is_content()).collect();
                 found.insert(path, (e.ino, kept));
             }
         }
