@@ -2,7 +2,7 @@
 # subset_bench.sh: what a subset snapshot costs (issue 16). On the SIZE workload, a
 # subset of about 10% of its files (GLOB; by default the files numbered f000000-f000799
 # of the 7,950 in the 1G tree) is taken with `snapctl snapshot @S --match GLOB`, beside a
-# full `snapctl sync` of those same files (copied out with rsync first) into a fresh pool:
+# full `snapctl sync` of those same files (copied out with `cp -a --parents` first) into a fresh pool:
 # target, the subset in at most 20% of the sync's time. What the snapshot writes is
 # counted (SNAPFS_IO_STATS) beside its own nodes (`show`: what destroying it frees) and
 # the file data it holds: target, no data block written.
@@ -11,7 +11,7 @@
 # second subset of the same rule (--like) is taken: the incremental stream between the
 # two subsets is compared with the change inside the subset, measured independently as
 # the incremental between two whole snapshots of a pool that holds only the selected
-# files, before and after (synced from the rsync copies): target, within 1.2x.
+# files, before and after (synced from copies of them): target, within 1.2x.
 #
 # Every timed command opens its device cold (caches dropped first); RUNS rounds, the
 # sync and the subset alternating which goes first. Output: "op=... ms=..." per run, the
@@ -28,7 +28,6 @@ SIZE=${SIZE:-1G} RUNS=${RUNS:-5}
 GLOB=${GLOB:-'**/f000[0-7][0-9][0-9]'} NAME=${NAME:-'f000[0-7][0-9][0-9]'}
 DATA_DIR=${DATA_DIR:-/tmp/bench/data}
 [[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
-command -v rsync > /dev/null || die "rsync is needed (to copy the selected files out)"
 mkdir -p "$BENCH_DIR"
 [[ -e $BENCH_DIR/data ]] || ln -s "$DATA_DIR" "$BENCH_DIR/data"
 trap release_devices EXIT
@@ -43,7 +42,8 @@ select_files() {
     rm -rf "$2"
     mkdir -p "$2"
     (cd "$1" && find . \( -type f -o -type l \) -name "$NAME" -printf '%P\n') > "$BENCH_DIR/list"
-    rsync -aH --files-from="$BENCH_DIR/list" "$1/" "$2/"
+    # One cp for them all, so hard links between them stay links.
+    (cd "$1" && xargs -d '\n' cp -a --parents -t "$2" < "$BENCH_DIR/list")
 }
 select_files "$DATA" "$BENCH_DIR/selected"
 SELECTED=$(wc -l < "$BENCH_DIR/list")
@@ -77,7 +77,7 @@ for run in $(seq 1 "$RUNS"); do
                 took[sync]=$(ms_of "$BIN/snapctl" sync "$BENCH_DIR/selected" "$COPY")
                 ;;
             subset)
-                took[subset]=$(SNAPFS_IO_STATS=1 ms_of "$BIN/snapctl" snapshot "@sub$run" --match "$GLOB" "$POOL")
+                took[subset]=$(ms_of env SNAPFS_IO_STATS=1 "$BIN/snapctl" snapshot "@sub$run" --match "$GLOB" "$POOL")
                 written=$(grep -o 'written_bytes=[0-9]*' "$BENCH_DIR/stderr" | cut -d= -f2)
                 show=$("$BIN/snapctl" show --json "@sub$run" "$POOL")
                 own=$(json_number unique_bytes <<< "$show") held=$(json_number file_bytes <<< "$show")

@@ -164,6 +164,7 @@ fn run(command: Command) -> Result<()> {
                     sources.push(source.to_string());
                 }
                 let taken = snapshot::snapshot_merged(&mut pool, tree, name, &sources)?;
+                print_io_stats(PROGRAM, &pool);
                 return stdout_write(&render::merged(&taken));
             }
             let rule = RecordedRule { from: None, matches, excludes: exclude, conditions, merged: Vec::new() };
@@ -199,6 +200,7 @@ fn run(command: Command) -> Result<()> {
                     (None, None) => SubsetFrom::Now,
                 };
                 let taken = snapshot::snapshot_subset(&mut pool, tree, name, source, rule)?;
+                print_io_stats(PROGRAM, &pool);
                 return stdout_write(&render::taken(&taken));
             }
             let taken = match (name, moment) {
@@ -214,6 +216,7 @@ fn run(command: Command) -> Result<()> {
                     prune::snapshot_auto(&mut pool, tree, moment)?
                 }
             };
+            print_io_stats(PROGRAM, &pool);
             stdout_write(&render::taken(&taken))
         }
         Command::Prune { keep, dry_run, json, args } => {

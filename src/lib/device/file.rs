@@ -367,6 +367,19 @@ impl Device for FileDevice {
         Some(std::sync::Arc::new(FileReader { file, name: self.name.clone() }))
     }
 
+    fn will_need(&self, offset: u64, len: u64) {
+        // SAFETY: posix_fadvise on a descriptor we own; it only advises the kernel, which
+        // reads ahead into the cache that read_at reads through.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                offset as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
+
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.barrier_for(offset, buf.len())?;
         read_exact_at(&self.file, buf, offset)

@@ -55,6 +55,10 @@ pub trait Device: Send {
     fn name(&self) -> &str;
     /// Bytes written since the device was opened (for `SNAPFS_IO_STATS` and tests).
     fn written_bytes(&self) -> u64;
+    /// Advice that `len` bytes at `offset` will be read soon: a device behind a cache
+    /// starts reading them now, so that many reads a walk makes one after another find
+    /// them there instead of each waiting for the device. Nothing by default.
+    fn will_need(&self, _offset: u64, _len: u64) {}
     /// A second handle that reads committed blocks from other threads (worker threads
     /// of a receive), or None if the device cannot give one. It must not be used for
     /// blocks written in the running transaction.

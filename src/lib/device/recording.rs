@@ -69,6 +69,9 @@ impl RecordingDevice {
 }
 
 impl Device for RecordingDevice {
+    fn will_need(&self, offset: u64, len: u64) {
+        self.inner.will_need(offset, len)
+    }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.inner.read_at(offset, buf)
     }

@@ -27,6 +27,9 @@ use crate::store::{Owner, Store};
 use crate::tree::Tree;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Inodes whose items a copy asks the device for at once.
+const PREFETCH_INODES: usize = 256;
+
 /// What a subset holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SubsetStats {
@@ -81,7 +84,22 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
     let mut stack: Vec<(u64, String)> = vec![(ROOT_INO, String::new())];
     let mut counted = HashSet::new();
     while let Some((dir, prefix)) = stack.pop() {
-        for entry in source.readdir(dir)? {
+        let entries = source.readdir(dir)?;
+        // What the walk reads next, asked for at once: the subdirectories' entries and
+        // the inodes of the files the globs take.
+        let ahead: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .filter_map(|e| match e.file_type {
+                FileType::Directory => Some(key(e.ino, ItemKind::DirEntry, &[])),
+                _ => {
+                    let path = [prefix.as_bytes(), &e.name].concat();
+                    rule.selects_path(&path).then(|| key(e.ino, ItemKind::Inode, &[]))
+                }
+            })
+            .map(|k| (k.clone(), k))
+            .collect();
+        source.tree.prefetch(source.store, &ahead)?;
+        for entry in entries {
             let path = format!("{prefix}{}", String::from_utf8_lossy(&entry.name));
             if entry.file_type == FileType::Directory {
                 if parents.insert(entry.ino, (dir, entry.name.clone())).is_some() || entry.ino == ROOT_INO {
@@ -135,7 +153,18 @@ pub fn copy_selection(source: &mut FsTree, selection: &Selection, dest: &mut Tre
     let counter =
         source.tree.get(source.store, &meta)?.ok_or_else(|| Error::corrupt("the tree has no inode counter"))?;
     dest.insert(source.store, &meta, &counter)?;
+    // Every kept inode's items, asked for at once (a large file's records fill many
+    // leaves), in batches that bound what the cache is asked to hold.
+    let inodes: Vec<u64> = selection.kept.keys().copied().collect();
+    let mut asked = 0;
     for (&ino, kept) in &selection.kept {
+        if inodes[asked..].first() == Some(&ino) {
+            let batch = &inodes[asked..(asked + PREFETCH_INODES).min(inodes.len())];
+            let ranges: Vec<_> =
+                batch.iter().map(|&i| (key(i, ItemKind::Inode, &[]), key(i, ItemKind::Record, &[0xFF; 8]))).collect();
+            source.tree.prefetch(source.store, &ranges)?;
+            asked += batch.len();
+        }
         for (k, v) in source.tree.scan_prefix(source.store, &ino.to_be_bytes())? {
             let item = FileKey::parse(&k).ok_or_else(|| Error::corrupt("a file tree key too short"))?;
             let value = match item.kind() {

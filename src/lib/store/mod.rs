@@ -121,6 +121,11 @@ impl Store {
 
     /// Reads and verifies a block (its ditto copy if the first is bad); returns its
     /// logical bytes.
+    /// Asks the device to read `ptr`'s first copy ahead (Device::will_need).
+    pub fn will_need(&self, ptr: &BlockPtr) {
+        self.dev.will_need(ptr.addr.0 * BLOCK_BYTES, ptr.allocated_blocks() * BLOCK_BYTES);
+    }
+
     pub fn read_block(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
         let metadata = ptr.kind.is_metadata();
         if metadata {

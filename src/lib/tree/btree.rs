@@ -133,6 +133,38 @@ impl Node {
     }
 }
 
+/// `Tree::prefetch` below `slot`, at depth `depth`.
+fn prefetch_slot(
+    slot: &mut Slot,
+    store: &mut Store,
+    kind: TreeKind,
+    first: &[u8],
+    last: &[u8],
+    depth: u8,
+) -> Result<()> {
+    if depth > TREE_LEVELS_MAX {
+        return Err(Error::corrupt("tree is deeper than the format allows"));
+    }
+    if slot.node.is_none() {
+        match slot.ptr {
+            Some(ptr) if ptr.level == 0 => {
+                store.will_need(&ptr);
+                return Ok(());
+            }
+            None => return Ok(()),
+            Some(_) => Tree::load(slot, store, kind)?,
+        }
+    }
+    let Some(node) = slot.node.as_mut() else { return Ok(()) };
+    if let Body::Internal(entries) = &mut node.body {
+        let (from, to) = (child_index(entries, first), child_index(entries, last));
+        for (_, child) in &mut entries[from..=to] {
+            prefetch_slot(child, store, kind, first, last, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
 /// Index of the child of an internal node whose range holds `key`.
 fn child_index(entries: &[(Vec<u8>, Slot)], key: &[u8]) -> usize {
     entries[1..].partition_point(|(k, _)| k.as_slice() <= key)
@@ -273,6 +305,19 @@ impl Tree {
             }
         }
         Err(Error::corrupt("tree is deeper than the format allows"))
+    }
+
+    /// Asks the device to read ahead the leaves that hold the keys of `ranges` (each
+    /// first..=last): the internal nodes over them are loaded, the leaves only
+    /// requested, so that a walk about to read them one after another finds them in the
+    /// cache instead of waiting for each in turn (the device serves many requests at once
+    /// far faster).
+    pub fn prefetch(&mut self, store: &mut Store, ranges: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        self.counted_from(store);
+        for (first, last) in ranges {
+            prefetch_slot(&mut self.root, store, self.kind, first, last, 0)?;
+        }
+        self.bound_cache(store)
     }
 
     /// Inserts or replaces; returns the previous value.
