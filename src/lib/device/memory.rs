@@ -9,11 +9,19 @@ pub struct MemoryDevice {
     pub writes: u64,
     pub flushes: u64,
     pub written_bytes: u64,
+    /// The offsets `will_need` was asked for, in order (tests of read-ahead).
+    pub advised: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
 }
 
 impl MemoryDevice {
     pub fn new(len: u64) -> MemoryDevice {
-        MemoryDevice { bytes: vec![0; len as usize], writes: 0, flushes: 0, written_bytes: 0 }
+        MemoryDevice {
+            bytes: vec![0; len as usize],
+            writes: 0,
+            flushes: 0,
+            written_bytes: 0,
+            advised: Default::default(),
+        }
     }
 
     fn range(&self, offset: u64, len: usize) -> Result<std::ops::Range<usize>> {
@@ -29,6 +37,9 @@ impl MemoryDevice {
 }
 
 impl Device for MemoryDevice {
+    fn will_need(&self, offset: u64, _len: u64) {
+        self.advised.lock().unwrap_or_else(|e| e.into_inner()).push(offset);
+    }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let range = self.range(offset, buf.len())?;
         buf.copy_from_slice(&self.bytes[range]);

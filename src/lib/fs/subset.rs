@@ -18,9 +18,9 @@
 //! `unite` writes the union of several such trees, states of one tree at several
 //! moments (`snapshot --merge`): the newest source wins where they differ.
 
-use super::FsTree;
 use super::inode::{FileKey, FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
 use super::select::{Rule, Xattrs};
+use super::{DirEntry, FsTree};
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
 use crate::store::{Owner, Store};
@@ -81,38 +81,40 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
     selection.stats.directories = 1;
     // Every directory walked: its parent and name, to keep the chain above a selection.
     let mut parents: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
-    let mut stack: Vec<(u64, String)> = vec![(ROOT_INO, String::new())];
+    let mut stack: Vec<(u64, Vec<u8>)> = vec![(ROOT_INO, Vec::new())];
     let mut counted = HashSet::new();
     while let Some((dir, prefix)) = stack.pop() {
         let entries = source.readdir(dir)?;
-        // What the walk reads next, asked for at once: the subdirectories' entries and
-        // the inodes of the files the globs take.
-        let ahead: Vec<(Vec<u8>, Vec<u8>)> = entries
-            .iter()
-            .filter_map(|e| match e.file_type {
-                FileType::Directory => Some(key(e.ino, ItemKind::DirEntry, &[])),
-                _ => {
-                    let path = [prefix.as_bytes(), &e.name].concat();
-                    rule.selects_path(&path).then(|| key(e.ino, ItemKind::Inode, &[]))
-                }
-            })
-            .map(|k| (k.clone(), k))
-            .collect();
-        source.tree.prefetch(source.store, &ahead)?;
+        // Paths judged once; what the walk reads next asked for at once: the
+        // subdirectories' entries (all their leaves) and the inodes of the files the globs
+        // take.
+        let mut ahead: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut next: Vec<(DirEntry, Vec<u8>)> = Vec::new();
         for entry in entries {
-            let path = format!("{prefix}{}", String::from_utf8_lossy(&entry.name));
+            let path = [prefix.as_slice(), &entry.name].concat();
+            match entry.file_type {
+                FileType::Directory => {
+                    ahead.push((key(entry.ino, ItemKind::DirEntry, &[]), key(entry.ino, ItemKind::BackRef, &[])));
+                }
+                _ if rule.selects_path(&path) => {
+                    let item = key(entry.ino, ItemKind::Inode, &[]);
+                    ahead.push((item.clone(), item));
+                }
+                _ => continue,
+            }
+            next.push((entry, path));
+        }
+        source.tree.prefetch(source.store, &ahead)?;
+        for (entry, path) in next {
             if entry.file_type == FileType::Directory {
                 if parents.insert(entry.ino, (dir, entry.name.clone())).is_some() || entry.ino == ROOT_INO {
                     return Err(Error::corrupt(format!("directory inode {} is reached twice", entry.ino)));
                 }
-                stack.push((entry.ino, format!("{path}/")));
-                continue;
-            }
-            if !rule.selects_path(path.as_bytes()) {
+                stack.push((entry.ino, [path.as_slice(), b"/"].concat()));
                 continue;
             }
             let inode = source.inode(entry.ino)?;
-            if !rule.selects(path.as_bytes(), &inode, &mut SourceXattrs { fs: source, ino: entry.ino })? {
+            if !rule.selects(&path, &inode, &mut SourceXattrs { fs: source, ino: entry.ino })? {
                 continue;
             }
             selection.keep_link(entry.ino, dir, &entry.name, false);

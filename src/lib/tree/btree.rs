@@ -756,6 +756,44 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_asks_for_the_leaves_of_a_range_and_loads_none() {
+        // Goal: `prefetch` requests every leaf holding a key of the range, at most the
+        // two leaves at its ends besides, and reads only internal nodes itself.
+        // Method: a three-level tree on a memory device that logs its advice.
+        let device = crate::device::MemoryDevice::new(256 << 20);
+        let advised = device.advised.clone();
+        let mut alloc = crate::alloc::Allocator::new(64, 64 * 1024);
+        alloc.free.insert(64, 64 * 1024 - 64);
+        let mut store = Store::new(Box::new(device), alloc, Txg(1), crate::compress::Codec::Zstd { level: 1 });
+        let mut tree = Tree::open(TreeKind::Dead, Owner::Meta, None);
+        for k in 0..40_000u64 {
+            tree.insert(&mut store, &k.to_be_bytes(), &[7; 100]).unwrap();
+        }
+        let root = tree.flush(&mut store).unwrap().unwrap();
+        assert!(root.level >= 2, "a tree of three levels at least");
+        // Each leaf with its keys, from the device.
+        let mut leaves: Vec<(u64, u64, u64)> = Vec::new();
+        walk_nodes(&mut store, &root, TreeKind::Dead, &mut |ptr, node| {
+            if let NodeBody::Leaf(entries) = &node.body {
+                let key = |e: &(Vec<u8>, Vec<u8>)| u64::from_be_bytes(e.0.as_slice().try_into().unwrap());
+                leaves.push((ptr.addr.0 * crate::block::BLOCK_BYTES, key(&entries[0]), key(entries.last().unwrap())));
+            }
+            Ok(WalkStep::Descend)
+        })
+        .unwrap();
+        let (first, last) = (12_345u64, 23_456u64);
+        let mut reopened = Tree::open(TreeKind::Dead, Owner::Meta, Some(root));
+        reopened.prefetch(&mut store, &[(first.to_be_bytes().to_vec(), last.to_be_bytes().to_vec())]).unwrap();
+        let advised: std::collections::BTreeSet<u64> = advised.lock().unwrap().iter().copied().collect();
+        let holding: Vec<u64> = leaves.iter().filter(|l| l.2 >= first && l.1 <= last).map(|l| l.0).collect();
+        assert!(holding.len() > 10, "the range should span many leaves");
+        assert!(holding.iter().all(|l| advised.contains(l)), "a leaf of the range was not asked for");
+        assert!(advised.len() <= holding.len() + 2, "{} asked for, {} hold the range", advised.len(), holding.len());
+        let internal = reopened.cached_nodes();
+        assert!(internal < 10, "only internal nodes are loaded: {internal}");
+    }
+
+    #[test]
     fn a_bounded_tree_holds_few_nodes_and_frees_what_it_wrote_out() {
         // Goal: with a cache limit, the tree holds at most the limit plus one operation's
         // nodes after every operation, keeps every key, and the nodes it wrote out early
