@@ -15,7 +15,8 @@
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
 //! --auto`, a `prune` that destroys the older, a clone written, snapshotted and
 //! destroyed, a batch, a snapshot of the moment before it taken after it (`snapshot
-//! --at`), a subset snapshot, its refinement and its destroy, and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
+//! --at`), a subset snapshot, its refinement, a merge of two moments and a clone of it
+//! (both destroyed), the subset's destroy, and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -532,6 +533,13 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl snapshot @sub --match", "snapctl", &subset, Input::None, true)?;
     let refined = os(&[&"snapshot", &"@sub2", &"--from", &"@sub", &"--where", &"size<80K"]);
     r.record("snapctl snapshot @sub2 --from @sub", "snapctl", &refined, Input::None, true)?;
+    // A merge of the refinement and the past moment (two moments: the older is needed),
+    // a clone of the merge (a copy of its nodes), both destroyed.
+    let merge = os(&[&"snapshot", &"@both", &"--merge", &"@sub2", &"@past"]);
+    r.record("snapctl snapshot @both --merge @sub2 @past", "snapctl", &merge, Input::None, true)?;
+    r.record("snapctl clone @both picked", "snapctl", &os(&[&"clone", &"@both", &"picked"]), Input::None, true)?;
+    r.record("snapctl destroy picked", "snapctl", &os(&[&"destroy", &"picked"]), Input::None, true)?;
+    r.record("snapctl destroy @both", "snapctl", &os(&[&"destroy", &"@both"]), Input::None, true)?;
     r.record("snapctl destroy @sub", "snapctl", &os(&[&"destroy", &"@sub"]), Input::None, true)?;
     // A rename changes only the clone's entry and its name key (pool/trees.rs).
     r.record("snapctl rename work job", "snapctl", &os(&[&"rename", &"work", &"job"]), Input::None, true)?;
