@@ -32,12 +32,7 @@ COUNTS=${COUNTS:-1000 100000} RUNS=${RUNS:-5} SIZES=${SIZES:-}
 DATA_DIR=${DATA_DIR:-/tmp/bench/data}
 LABELS=${SIZES:-$COUNTS}
 SPACING=2
-[[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
-mkdir -p "$BENCH_DIR"
-[[ -e $BENCH_DIR/data ]] || ln -s "$DATA_DIR" "$BENCH_DIR/data"
-trap release_devices EXIT
-probe_drop_caches
-(cd "$REPO" && cargo build --release --quiet --workspace)
+on_loop_devices
 
 declare -A DEV MOMENT TIMES
 CAT_PATH=/history-1  # a file every pool has: the history's, or with SIZES one put after the sync

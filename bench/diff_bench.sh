@@ -18,13 +18,8 @@ BENCH_DIR=${BENCH_DIR:-/tmp/bench-diff}
 source "$(dirname "$0")/start.sh"
 SIZES=${SIZES:-256M 2G} RUNS=${RUNS:-3} CHANGE=${CHANGE:-10737418}
 DATA_DIR=${DATA_DIR:-/tmp/bench/data}
-[[ $(id -u) == 0 ]] || die "run as root (loop devices, mounts, drop_caches)"
+on_loop_devices
 command -v btrfs > /dev/null || die "btrfs-progs is missing (scripts/setup.sh installs it)"
-mkdir -p "$BENCH_DIR"
-[[ -e $BENCH_DIR/data ]] || ln -s "$DATA_DIR" "$BENCH_DIR/data"
-trap release_devices EXIT
-probe_drop_caches
-(cd "$REPO" && cargo build --release --quiet)
 
 # The changed paths btrfs can give: its send stream without data, parsed into lines.
 btrfs_changes() {

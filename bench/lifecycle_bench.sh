@@ -29,12 +29,7 @@ source "$(dirname "$0")/start.sh"
 COUNTS=${COUNTS:-10 10000} RUNS=${RUNS:-5} SIZES=${SIZES:-}
 DATA_DIR=${DATA_DIR:-/tmp/bench/data}
 LABELS=${SIZES:-$COUNTS}
-[[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
-mkdir -p "$BENCH_DIR"
-[[ -e $BENCH_DIR/data ]] || ln -s "$DATA_DIR" "$BENCH_DIR/data"
-trap release_devices EXIT
-probe_drop_caches
-(cd "$REPO" && cargo build --release --quiet)
+on_loop_devices
 
 declare -A DEV TIMES
 OPS="snapshot rename hold release bookmark clone rollback diff list"

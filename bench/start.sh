@@ -32,3 +32,15 @@ scaling_report() {
         echo "median op=$op N=$first ms=$a N=$last ms=$b ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / (a > 0 ? a : 1) }')"
     done
 }
+
+# on_loop_devices: what a benchmark on loop devices needs before its first one: root,
+# BENCH_DIR (the shared datasets linked in as BENCH_DIR/data when DATA_DIR is set), its
+# devices released at exit, a drop_caches that works, and the release binaries built.
+on_loop_devices() {
+    [[ $(id -u) == 0 ]] || die "run as root (loop devices, mounts, drop_caches)"
+    mkdir -p "$BENCH_DIR"
+    if [[ -n ${DATA_DIR:-} && ! -e $BENCH_DIR/data ]]; then ln -s "$DATA_DIR" "$BENCH_DIR/data"; fi
+    trap release_devices EXIT
+    probe_drop_caches
+    (cd "$REPO" && cargo build --release --quiet --workspace)
+}

@@ -27,12 +27,7 @@ source "$(dirname "$0")/start.sh"
 SIZE=${SIZE:-1G} RUNS=${RUNS:-5}
 GLOB=${GLOB:-'**/f000[0-7][0-9][0-9]'} NAME=${NAME:-'f000[0-7][0-9][0-9]'}
 DATA_DIR=${DATA_DIR:-/tmp/bench/data}
-[[ $(id -u) == 0 ]] || die "run as root (loop devices, drop_caches)"
-mkdir -p "$BENCH_DIR"
-[[ -e $BENCH_DIR/data ]] || ln -s "$DATA_DIR" "$BENCH_DIR/data"
-trap release_devices EXIT
-probe_drop_caches
-(cd "$REPO" && cargo build --release --quiet --workspace)
+on_loop_devices
 
 dataset DATA "$SIZE"
 BYTES=$(dataset_bytes "$DATA")

@@ -9,7 +9,7 @@ mod args;
 #[path = "snapctl/render.rs"]
 mod render;
 
-use args::{Args, Command};
+use args::{Args, Command, RuleArgs};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::moment::parse_moment;
@@ -88,7 +88,7 @@ fn run(command: Command) -> Result<()> {
             let spec = PathSpec::parse_in(&mut pool, &path)?;
             tree::cat(&mut pool, &spec, &mut std::io::stdout().lock())
         }
-        Command::Ls { long, recursive, matches, exclude, conditions, args } => {
+        Command::Ls { long, recursive, rule: RuleArgs { matches, exclude, conditions }, args } => {
             let [path, device] = args::ls_operands(&args);
             let mut pool = open(device, OpenMode::Read)?;
             let spec = PathSpec::parse_in(&mut pool, path)?;
@@ -143,7 +143,15 @@ fn run(command: Command) -> Result<()> {
             eprint!("{}", render::withheld(&stats));
             stdout_write(&render::exported(&source, &dest, &stats))
         }
-        Command::Snapshot { auto, at, from, matches, exclude, conditions, like, mut merge, args } => {
+        Command::Snapshot {
+            auto,
+            at,
+            from,
+            rule: RuleArgs { matches, exclude, conditions },
+            like,
+            mut merge,
+            args,
+        } => {
             if !merge.is_empty() {
                 // --merge takes every word after it: the device is its last.
                 let device = match args.as_slice() {

@@ -20,6 +20,23 @@ pub struct Args {
     pub command: Command,
 }
 
+/// A rule over files (fs/select.rs), as `ls` previews it and `snapshot` takes it.
+#[derive(clap::Args, Debug, Default)]
+pub struct RuleArgs {
+    /// Only files whose path from the tree's root matches GLOB (`*` within a name, `**`
+    /// across directories); any of several.
+    #[arg(long = "match", value_name = "GLOB")]
+    pub matches: Vec<String>,
+    /// Leave out files whose path from the tree's root matches GLOB.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Only files whose metadata meet every condition: FIELD OP VALUE, separated by
+    /// commas, fields uid, gid, mode, size, mtime, ctime, type, xattr.NAME (for example
+    /// 'uid=1000,size<1M,mtime<2026-11-01').
+    #[arg(long = "where", value_name = "CONDITIONS")]
+    pub conditions: Vec<String>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Make PATH (default: the root) mirror host directory SOURCE, as one transaction.
@@ -61,18 +78,8 @@ pub enum Command {
         /// List subdirectories too.
         #[arg(short = 'R')]
         recursive: bool,
-        /// Only files whose path from the tree's root matches GLOB (`*` within a name,
-        /// `**` across directories); any of several.
-        #[arg(long = "match", value_name = "GLOB")]
-        matches: Vec<String>,
-        /// Leave out files whose path from the tree's root matches GLOB.
-        #[arg(long, value_name = "GLOB")]
-        exclude: Vec<String>,
-        /// Only files whose metadata meet every condition: FIELD OP VALUE, separated by
-        /// commas, fields uid, gid, mode, size, mtime, ctime, type, xattr.NAME (for
-        /// example 'uid=1000,size<1M,mtime<2026-11-01').
-        #[arg(long = "where", value_name = "CONDITIONS")]
-        conditions: Vec<String>,
+        #[command(flatten)]
+        rule: RuleArgs,
         /// Optionally PATH (a directory or file; @SNAP or @SNAP:PATH for a snapshot;
         /// default the root of the live tree), then DEVICE.
         #[arg(num_args = 1..=2, required = true, value_name = "ARGS")]
@@ -132,8 +139,12 @@ pub enum Command {
         device: String,
     },
     /// Take a snapshot of the live tree: O(1), consistent; or, with --at, of a past
-    /// moment the retained history still holds.
-    #[command(override_usage = "snapctl snapshot [--auto] [--at TIME] [@NAME] DEVICE")]
+    /// moment the retained history still holds; with a rule (--match, --exclude,
+    /// --where, --like), a subset snapshot of the files it selects; with --merge, the
+    /// union of snapshots.
+    #[command(
+        override_usage = "snapctl snapshot [--auto] [--at TIME] [--from @SNAP] [--match GLOB]... [--exclude GLOB]... [--where CONDITIONS]... [--like @SNAP] [--merge @SNAP]... [@NAME] DEVICE"
+    )]
     Snapshot {
         /// Name it from the time, UTC, to the minute: @auto-2026-11-25T0200Z (to the
         /// second if that exists); `prune` destroys only these.
@@ -148,18 +159,10 @@ pub enum Command {
         /// the rule selects (a refinement).
         #[arg(long, value_name = "@SNAP")]
         from: Option<String>,
-        /// A subset snapshot: only files whose path from the tree's root matches GLOB
-        /// (`*` within a name, `**` across directories); any of several.
-        #[arg(long = "match", value_name = "GLOB")]
-        matches: Vec<String>,
-        /// A subset snapshot leaving out files whose path matches GLOB.
-        #[arg(long, value_name = "GLOB")]
-        exclude: Vec<String>,
-        /// A subset snapshot of files whose metadata meet every condition: FIELD OP VALUE,
-        /// separated by commas (uid, gid, mode, size, mtime, ctime, type, xattr.NAME), as
-        /// `ls --where` takes them; spans such as -7d count back from the snapshot's moment.
-        #[arg(long = "where", value_name = "CONDITIONS")]
-        conditions: Vec<String>,
+        /// With a rule, a subset snapshot: the files it selects and the directories
+        /// leading to them (spans such as -7d count back from the snapshot's moment).
+        #[command(flatten)]
+        rule: RuleArgs,
         /// A subset snapshot with the rule subset snapshot @SNAP was taken with, of the
         /// tree now (or --at, or --from another snapshot).
         #[arg(long, value_name = "@SNAP", conflicts_with_all = ["matches", "exclude", "conditions"])]
