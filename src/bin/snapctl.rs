@@ -194,12 +194,14 @@ fn run(command: Command) -> Result<()> {
             if from.is_some() && at.is_some() {
                 return Err(Error::invalid("--from takes the moment of the snapshot it refines: give --at or --from"));
             }
-            let mut pool = open(device, OpenMode::Write)?;
-            let moment = at.map(|at| parse_moment(&at, pool.clock().now_ns())).transpose()?;
             if subset && let Some(name) = name {
-                let (tree, name) = snapshot_arg(&mut pool, name)?;
+                // The files are selected by a reader, which pins the moment: writers go
+                // on meanwhile; then a writer copies what was selected in one commit.
+                let mut reader = open(device, OpenMode::Read)?;
+                let moment = at.map(|at| parse_moment(&at, reader.clock().now_ns())).transpose()?;
+                let (tree, name) = snapshot_arg(&mut reader, name)?;
                 let rule = match like {
-                    Some(like) => snapshot::rule_of(&mut pool, tree, snapshot_name(&like)?, from.is_some())?,
+                    Some(like) => snapshot::rule_of(&mut reader, tree, snapshot_name(&like)?, from.is_some())?,
                     None => rule,
                 };
                 let source = match (from, moment) {
@@ -207,10 +209,18 @@ fn run(command: Command) -> Result<()> {
                     (None, Some(moment)) => SubsetFrom::Moment(moment),
                     (None, None) => SubsetFrom::Now,
                 };
-                let taken = snapshot::snapshot_subset(&mut pool, tree, name, source, rule)?;
+                let planned = snapshot::plan_subset(&mut reader, tree, name, source, rule)?;
+                let mut pool = open(device, OpenMode::Write)?;
+                let taken = snapshot::take_subset(&mut pool, tree, name, planned)?;
                 print_io_stats(PROGRAM, &pool);
+                // The writer first: closing the reader's descriptor of the device would
+                // drop the writer's record lock on it.
+                drop(pool);
+                drop(reader);
                 return stdout_write(&render::taken(&taken));
             }
+            let mut pool = open(device, OpenMode::Write)?;
+            let moment = at.map(|at| parse_moment(&at, pool.clock().now_ns())).transpose()?;
             let taken = match (name, moment) {
                 (Some(name), moment) => {
                     let (tree, name) = snapshot_arg(&mut pool, name)?;

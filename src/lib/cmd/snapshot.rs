@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::tables::RecordedRule;
 use crate::fs::select::Rule;
 use crate::fs::subset::{SubsetStats, UnionStats};
-use crate::pool::{Pool, SubsetSource, guid_hex, snapshot_name};
+use crate::pool::{Pool, SubsetPlan, SubsetSource, guid_hex, snapshot_name};
 use crate::utc::format_time_ns;
 use serde::Serialize;
 
@@ -35,34 +35,57 @@ pub enum SubsetFrom {
     Snapshot(String),
 }
 
-/// Takes subset snapshot `name` of `tree`: the files the rule (`--match`, `--exclude`,
-/// `--where` as given) selects from `from`, and commits it. Times in conditions written
-/// relative to now are read against the moment the snapshot holds.
-pub fn snapshot_subset(pool: &mut Pool, tree: u64, name: &str, from: SubsetFrom, rule: RecordedRule) -> Result<Taken> {
+/// A subset snapshot whose files a reader has selected (`plan_subset`), to be taken by
+/// a writer (`take_subset`).
+pub struct PlannedSubset {
+    plan: SubsetPlan,
+    rule: RecordedRule,
+}
+
+/// Selects the files of subset snapshot `name` of `tree`: those the rule (`--match`,
+/// `--exclude`, `--where` as given) selects from `from`. On a reader's pool this pins
+/// the moment and walks it while writers go on: the walk, which reads every entry of
+/// the source, is most of a subset's cost. Times in conditions written relative to now
+/// are read against the moment the snapshot holds.
+pub fn plan_subset(
+    pool: &mut Pool,
+    tree: u64,
+    name: &str,
+    from: SubsetFrom,
+    rule: RecordedRule,
+) -> Result<PlannedSubset> {
     let source = match &from {
         SubsetFrom::Now => SubsetSource::Commit(pool.commit.txg),
         SubsetFrom::Moment(moment) => SubsetSource::Commit(retained_commit_at(pool, *moment)?.0),
         SubsetFrom::Snapshot(name) => SubsetSource::Snapshot(name.clone()),
     };
-    let moment_ns = match &source {
-        SubsetSource::Commit(txg) => pool.commit_time(*txg)?,
-        SubsetSource::Snapshot(name) => pool.snapshot(tree, name)?.time_ns,
-    };
-    let parsed = Rule::parse(&rule.matches, &rule.excludes, &rule.conditions, moment_ns)?;
-    let recorded = RecordedRule {
+    let mut plan = pool.plan_subset(tree, name, &source)?;
+    let parsed = Rule::parse(&rule.matches, &rule.excludes, &rule.conditions, plan.moment().1)?;
+    let rule = RecordedRule {
         from: match from {
             SubsetFrom::Snapshot(name) => Some(name),
             _ => None,
         },
         ..rule
     };
-    let stats = pool.create_subset_snapshot(tree, name, &source, &parsed, recorded)?;
+    rule.check_fits()?;
+    pool.pin_for_reading(&[plan.checkpoint(tree)])?;
+    pool.select_subset(tree, &mut plan, &parsed)?;
+    Ok(PlannedSubset { plan, rule })
+}
+
+/// Takes subset snapshot `name` of `tree` as `planned` selected it, and commits it.
+pub fn take_subset(pool: &mut Pool, tree: u64, name: &str, planned: PlannedSubset) -> Result<Taken> {
+    let stats = pool.create_planned_subset(tree, name, &planned.plan, planned.rule)?;
     pool.commit()?;
-    let txg = match source {
-        SubsetSource::Commit(txg) => txg.0,
-        SubsetSource::Snapshot(name) => pool.snapshot(tree, &name)?.txg.0,
-    };
-    Ok(Taken { name: name.to_string(), txg, past: Some(moment_ns), subset: Some(stats) })
+    let (txg, time) = planned.plan.moment();
+    Ok(Taken { name: name.to_string(), txg: txg.0, past: Some(time), subset: Some(stats) })
+}
+
+/// `plan_subset` and `take_subset` on one pool.
+pub fn snapshot_subset(pool: &mut Pool, tree: u64, name: &str, from: SubsetFrom, rule: RecordedRule) -> Result<Taken> {
+    let planned = plan_subset(pool, tree, name, from, rule)?;
+    take_subset(pool, tree, name, planned)
 }
 
 /// A merged snapshot taken and committed.

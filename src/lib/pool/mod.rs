@@ -38,7 +38,7 @@ pub use pins::WHOLE_COMMIT;
 pub use resize::ExpandOutcome;
 pub use space::{DestroyEstimate, SnapshotSpace, TreeUsage};
 pub use space_counters::count_referenced;
-pub use subsets::SubsetSource;
+pub use subsets::{SubsetPlan, SubsetSource};
 pub use warning::OpenWarning;
 
 use crate::alloc::space_log::SpaceLogBlock;

@@ -32,7 +32,7 @@ use crate::format::tables::{RecordedRule, SnapshotEntry, Subset};
 use crate::fs::FsTree;
 use crate::fs::inode::{FileKey, FileType, Inode, ItemKind};
 use crate::fs::select::Rule;
-use crate::fs::subset::{SubsetStats, UnionStats, copy_selection, select, unite};
+use crate::fs::subset::{Selection, SubsetStats, UnionStats, copy_selection, select, unite};
 use crate::store::Owner;
 use crate::tree::Tree;
 use crate::tree::{WalkStep, walk_nodes};
@@ -49,6 +49,35 @@ pub enum SubsetSource {
     Snapshot(String),
 }
 
+/// A subset snapshot prepared by a reader: where its files come from and which they
+/// are. The selection (a walk of the whole source) needs no write lock, so writers go on
+/// while it runs; the snapshot's own commit then only copies what was selected
+/// (`create_planned_subset`).
+pub struct SubsetPlan {
+    source: SubsetSource,
+    moment: Txg,
+    time_ns: u64,
+    from_root: Option<BlockPtr>,
+    pinned: Option<BlockPtr>,
+    selection: Selection,
+}
+
+impl SubsetPlan {
+    /// The checkpoint a reader pins while it selects: the moment of the tree.
+    pub fn checkpoint(&self, tree: u64) -> (u64, Txg) {
+        (tree, self.moment)
+    }
+
+    /// The moment it holds and that moment's time.
+    pub fn moment(&self) -> (Txg, u64) {
+        (self.moment, self.time_ns)
+    }
+
+    pub fn stats(&self) -> &SubsetStats {
+        &self.selection.stats
+    }
+}
+
 impl Pool {
     /// Requests subset snapshot `name` of `tree`: the files `rule` (written as
     /// `recorded`) selects from `source`, with the directories that lead to them. Its
@@ -61,24 +90,67 @@ impl Pool {
         rule: &Rule,
         recorded: RecordedRule,
     ) -> Result<SubsetStats> {
+        let mut plan = self.plan_subset(tree, name, source)?;
+        self.select_subset(tree, &mut plan, rule)?;
+        self.create_planned_subset(tree, name, &plan, recorded)
+    }
+
+    /// Where subset snapshot `name` of `tree` takes its files from (tables only: a
+    /// reader then pins `plan.checkpoint` and selects with `select_subset`).
+    pub fn plan_subset(&mut self, tree: u64, name: &str, source: &SubsetSource) -> Result<SubsetPlan> {
+        super::validate_snapshot_name(name)?;
+        if self.snapshot_exists(tree, name)? {
+            return Err(Error::exists(format!("snapshot @{name}")));
+        }
+        let (moment, time_ns, from_root, pinned) = self.subset_source(tree, source)?;
+        let selection = Selection::default();
+        Ok(SubsetPlan { source: source.clone(), moment, time_ns, from_root, pinned, selection })
+    }
+
+    /// The files `rule` selects for `plan` (a walk of its source's file tree only).
+    pub fn select_subset(&mut self, tree: u64, plan: &mut SubsetPlan, rule: &Rule) -> Result<()> {
+        let mut from = Tree::open(TreeKind::Files, Owner::Files(tree), plan.from_root);
+        let mut fs = FsTree::new(&mut from, &mut self.store, false);
+        plan.selection = select(&mut fs, rule)?;
+        Ok(())
+    }
+
+    /// Requests subset snapshot `name` of `tree` as `plan` selected it, in this
+    /// transaction: its tree is written now, its entry made at commit. Refused if its
+    /// source is no longer what was selected from (a moment expired, a snapshot gone).
+    pub fn create_planned_subset(
+        &mut self,
+        tree: u64,
+        name: &str,
+        plan: &SubsetPlan,
+        recorded: RecordedRule,
+    ) -> Result<SubsetStats> {
         self.writable()?;
         super::validate_snapshot_name(name)?;
         recorded.check_fits()?;
         if self.snapshot_exists(tree, name)? {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
-        let (moment, time_ns, from_root, pinned) = self.subset_source(tree, source)?;
-        let mut from = Tree::open(TreeKind::Files, Owner::Files(tree), from_root);
+        let now = self.subset_source(tree, &plan.source).ok();
+        if now != Some((plan.moment, plan.time_ns, plan.from_root, plan.pinned)) {
+            return Err(Error::invalid(format!(
+                "the subset's source ({}) changed while its files were selected: take it again",
+                match &plan.source {
+                    SubsetSource::Commit(txg) => format!("commit {}", txg.0),
+                    SubsetSource::Snapshot(name) => format!("@{name}"),
+                }
+            )));
+        }
+        let mut from = Tree::open(TreeKind::Files, Owner::Files(tree), plan.from_root);
         let mut fs = FsTree::new(&mut from, &mut self.store, false);
-        let selection = select(&mut fs, rule)?;
         // Never killed (built from nothing, in key order) and never a head's: pool
         // metadata as far as the store knows until its entry names it.
         let mut built = Tree::open(TreeKind::Files, Owner::Meta, None);
-        copy_selection(&mut fs, &selection, &mut built)?;
+        copy_selection(&mut fs, &plan.selection, &mut built)?;
         let root = built.flush(&mut self.store)?;
-        let subset = Subset { pinned, built: self.store.txg, rule: recorded, needs: Vec::new() };
-        self.request_subset(tree, name, moment, time_ns, root, subset)?;
-        Ok(selection.stats)
+        let subset = Subset { pinned: plan.pinned, built: self.store.txg, rule: recorded, needs: Vec::new() };
+        self.request_subset(tree, name, plan.moment, plan.time_ns, root, subset)?;
+        Ok(plan.selection.stats.clone())
     }
 
     /// Requests subset snapshot `name` of `tree`, of the moment of `moment` (at
@@ -522,6 +594,53 @@ mod tests {
             let mut pool = Pool::open(Box::new(device), crate::device::OpenMode::Read).unwrap();
             crate::check::check_pool(&mut pool).unwrap().into_result().unwrap();
         }
+    }
+
+    #[test]
+    fn a_reader_selects_and_writers_go_on_until_the_snapshot_commits() {
+        // Goal: the selection needs no writer (a reader's pool makes it); a writer that
+        // commits in between changes nothing of what the snapshot then holds (the moment
+        // it selected from); a source that went meanwhile refuses the snapshot.
+        let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
+        let mut pool = format_pool_with_clock(
+            Box::new(device.clone()),
+            &FormatOptions::default(),
+            Arc::new(SimClock::ticking(1, 1_000_000)),
+        )
+        .unwrap();
+        // Later handles tell the time by the host's clock, far after the simulated one.
+        pool.set_history_seconds(100 * 365 * 86_400).unwrap();
+        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+        for name in ["a.jpg", "b.jpg", "c.txt"] {
+            let ino = fs.create(ROOT_INO, name.as_bytes(), Inode::new(S_IFREG | 0o644, Default::default())).unwrap();
+            fs.write_at(ino, 0, &[9; 70_000]).unwrap();
+        }
+        pool.create_snapshot(LIVE_TREE_ID, "whole").unwrap();
+        pool.commit().unwrap();
+        let whole = pool.snapshot(LIVE_TREE_ID, "whole").unwrap().root;
+        let before = files_by_path(&mut pool, whole);
+        drop(pool);
+        let rule = Rule::parse(&["*.jpg".to_string()], &[], &[], 0).unwrap();
+        let mut reader = Pool::open(Box::new(device.clone()), crate::device::OpenMode::Read).unwrap();
+        let now = SubsetSource::Commit(reader.commit.txg);
+        let mut plan = reader.plan_subset(LIVE_TREE_ID, "jpgs", &now).unwrap();
+        reader.select_subset(LIVE_TREE_ID, &mut plan, &rule).unwrap();
+        let from_whole = SubsetSource::Snapshot("whole".into());
+        let mut gone = reader.plan_subset(LIVE_TREE_ID, "gone", &from_whole).unwrap();
+        reader.select_subset(LIVE_TREE_ID, &mut gone, &rule).unwrap();
+        let mut writer = Pool::open(Box::new(device.clone()), crate::device::OpenMode::Write).unwrap();
+        writer.live(LIVE_TREE_ID).unwrap().unlink(ROOT_INO, b"a.jpg").unwrap();
+        writer.destroy_snapshot(LIVE_TREE_ID, "whole").unwrap();
+        writer.commit().unwrap();
+        writer.create_planned_subset(LIVE_TREE_ID, "jpgs", &plan, RecordedRule::default()).unwrap();
+        writer.commit().unwrap();
+        let jpgs = writer.snapshot(LIVE_TREE_ID, "jpgs").unwrap().root;
+        let held = files_by_path(&mut writer, jpgs);
+        let expected: Files = before.into_iter().filter(|(path, _)| path.ends_with(".jpg")).collect();
+        assert_eq!(held, expected, "the subset holds its moment, a.jpg too");
+        let refused = writer.create_planned_subset(LIVE_TREE_ID, "gone", &gone, RecordedRule::default());
+        assert!(refused.is_err_and(|e| e.to_string().contains("changed while its files were selected")));
+        crate::check::check_pool(&mut writer).unwrap().into_result().unwrap();
     }
 
     /// Destroys snapshot `name`, unless a merge needs it (said so): whether it went.
