@@ -10,7 +10,7 @@ use crate::fs::inode::{S_IFDIR, S_IFREG};
 use crate::fs::pipeline::Pipeline;
 use crate::fs::pipeline::drain;
 use crate::fs::record::RECORD_BYTES;
-use crate::fs::select::{Rule, Xattrs};
+use crate::fs::select::{FileXattrs, Rule};
 use crate::fs::sync::{SyncStats, Syncer, read_full, stream_records};
 use crate::fs::{DirEntry, FileType, FsTree, Inode, ROOT_INO, Timespec};
 use crate::pool::{CommitSummary, Pool};
@@ -308,18 +308,6 @@ pub fn ls(pool: &mut Pool, spec: &PathSpec, recursive: bool, rule: Option<&Rule>
         }
         Ok(out)
     })
-}
-
-/// A file's extended attributes, as a rule's conditions read them.
-struct FileXattrs<'f, 'a> {
-    fs: &'f mut FsTree<'a>,
-    ino: u64,
-}
-
-impl Xattrs for FileXattrs<'_, '_> {
-    fn xattr(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.fs.xattr(self.ino, name)
-    }
 }
 
 fn listed(fs: &mut FsTree, path: String, ino: u64, inode: Inode) -> Result<ListedEntry> {

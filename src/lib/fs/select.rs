@@ -73,6 +73,18 @@ pub trait Xattrs {
     fn xattr(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>>;
 }
 
+/// The extended attributes of inode `ino` of a file tree, as conditions read them.
+pub struct FileXattrs<'f, 'a> {
+    pub fs: &'f mut super::FsTree<'a>,
+    pub ino: u64,
+}
+
+impl Xattrs for FileXattrs<'_, '_> {
+    fn xattr(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.fs.xattr(self.ino, name)
+    }
+}
+
 impl Rule {
     /// A rule from `--match` globs, `--exclude` globs and `--where` texts (each a comma-
     /// separated list of conditions); `now_ns` is now, for times written relative to it.

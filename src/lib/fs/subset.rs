@@ -19,7 +19,7 @@
 //! moments (`snapshot --merge`): the newest source wins where they differ.
 
 use super::inode::{FileKey, FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
-use super::select::{Rule, Xattrs};
+use super::select::{FileXattrs, Rule};
 use super::{DirEntry, FsTree};
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
@@ -114,7 +114,7 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
                 continue;
             }
             let inode = source.inode(entry.ino)?;
-            if !rule.selects(&path, &inode, &mut SourceXattrs { fs: source, ino: entry.ino })? {
+            if !rule.selects(&path, &inode, &mut FileXattrs { fs: source, ino: entry.ino })? {
                 continue;
             }
             selection.keep_link(entry.ino, dir, &entry.name, false);
@@ -192,18 +192,6 @@ pub fn copy_selection(source: &mut FsTree, selection: &Selection, dest: &mut Tre
         }
     }
     Ok(())
-}
-
-/// A file's extended attributes, as a rule's conditions read them.
-struct SourceXattrs<'f, 'a> {
-    fs: &'f mut FsTree<'a>,
-    ino: u64,
-}
-
-impl Xattrs for SourceXattrs<'_, '_> {
-    fn xattr(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.fs.xattr(self.ino, name)
-    }
 }
 
 /// What a union of trees holds, and where it took it from.

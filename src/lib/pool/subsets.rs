@@ -500,7 +500,12 @@ mod tests {
                         expected.retain(|path, _| {
                             let ino = fs.resolve(path).unwrap();
                             let inode = fs.inode(ino).unwrap();
-                            rule.selects(path.as_bytes(), &inode, &mut TestXattrs { fs: &mut fs, ino }).unwrap()
+                            rule.selects(
+                                path.as_bytes(),
+                                &inode,
+                                &mut crate::fs::select::FileXattrs { fs: &mut fs, ino },
+                            )
+                            .unwrap()
                         });
                         let held = files_by_path(&mut pool, entry.root);
                         assert_eq!(held, expected, "seed {seed}, round {round}: @{name}");
@@ -649,17 +654,6 @@ mod tests {
             Ok(_) => true,
             Err(Error::Refused(Refusal::MergedInto { .. })) => false,
             Err(e) => panic!("destroy @{name}: {e}"),
-        }
-    }
-
-    struct TestXattrs<'f, 'a> {
-        fs: &'f mut FsTree<'a>,
-        ino: u64,
-    }
-
-    impl crate::fs::select::Xattrs for TestXattrs<'_, '_> {
-        fn xattr(&mut self, name: &[u8]) -> Result<Option<Vec<u8>>> {
-            self.fs.xattr(self.ino, name)
         }
     }
 }
