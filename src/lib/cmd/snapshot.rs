@@ -82,12 +82,6 @@ pub fn take_subset(pool: &mut Pool, tree: u64, name: &str, planned: PlannedSubse
     Ok(Taken { name: name.to_string(), txg: txg.0, past: Some(time), subset: Some(stats) })
 }
 
-/// `plan_subset` and `take_subset` on one pool.
-pub fn snapshot_subset(pool: &mut Pool, tree: u64, name: &str, from: SubsetFrom, rule: RecordedRule) -> Result<Taken> {
-    let planned = plan_subset(pool, tree, name, from, rule)?;
-    take_subset(pool, tree, name, planned)
-}
-
 /// A merged snapshot taken and committed.
 pub struct Merged {
     pub name: String,

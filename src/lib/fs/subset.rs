@@ -58,11 +58,6 @@ struct Kept {
 }
 
 impl Selection {
-    /// Whether the rule selected nothing.
-    pub fn is_empty(&self) -> bool {
-        self.stats.files == 0
-    }
-
     fn keep_link(&mut self, ino: u64, parent: u64, name: &[u8], is_dir: bool) {
         let kept = self.kept.entry(ino).or_default();
         kept.links += 1;

@@ -72,10 +72,6 @@ impl SubsetPlan {
     pub fn moment(&self) -> (Txg, u64) {
         (self.moment, self.time_ns)
     }
-
-    pub fn stats(&self) -> &SubsetStats {
-        &self.selection.stats
-    }
 }
 
 impl Pool {
