@@ -185,6 +185,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
         [
             "created",
             "created_unix_ns",
+            "extracting",
             "guid",
             "holds",
             "name",

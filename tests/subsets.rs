@@ -269,3 +269,88 @@ fn a_merge_unites_snapshots_of_one_tree_the_newer_winning_and_keeps_the_older_on
     refused(&img, &["snapshot", "@m", "--merge", "@w", "other@o"], exit_code::INVALID, "one tree");
     refused(&img, &["snapshot", "@m", "--merge", "@w", "@w"], exit_code::INVALID, "twice");
 }
+
+/// Leaves on `img` subset snapshot `name` (the files under data/) recorded with only
+/// `most` of its inodes copied, as a kill or a crash during `snapshot` leaves it.
+fn interrupted_subset(img: &Path, name: &str, most: usize) {
+    use snapfs::device::{CrashDevice, OpenMode};
+    use snapfs::format::tables::RecordedRule;
+    use snapfs::pool::{LIVE_TREE_ID, Pool, SubsetSource};
+    use std::sync::{Arc, Mutex};
+    let bytes = Arc::new(Mutex::new(std::fs::read(img).unwrap()));
+    let mut pool = Pool::open(Box::new(CrashDevice::new(bytes.clone(), None)), OpenMode::Write).unwrap();
+    let rule = RecordedRule { matches: vec!["data/**".into()], ..RecordedRule::default() };
+    let parsed = snapfs::fs::select::Rule::parse(&rule.matches, &[], &[], 0).unwrap();
+    let source = SubsetSource::Commit(pool.commit.txg);
+    let mut plan = pool.plan_subset(LIVE_TREE_ID, name, &source).unwrap();
+    pool.select_subset(LIVE_TREE_ID, &mut plan, &parsed).unwrap();
+    pool.create_planned_subset(LIVE_TREE_ID, name, &plan, rule, most).unwrap();
+    pool.commit().unwrap();
+    drop(pool);
+    std::fs::write(img, &*bytes.lock().unwrap()).unwrap();
+}
+
+#[test]
+fn a_large_subset_is_extracted_in_steps_and_one_interrupted_is_read_meanwhile_and_finished() {
+    // Goal (part 6): a subset whose files take more than one commit is recorded at once
+    // and extracted a step per commit, into the tree one commit would have made; one
+    // left half-extracted (a kill, a crash) is listed and shown as such, read whole by
+    // `ls` and `cat`, refused by what needs its tree on the device (exit 7, naming
+    // `snapctl extract`), and `snapctl extract` finishes it; check is clean throughout.
+    let dir = TempDir::new().unwrap();
+    let (img, src) = synced(dir.path());
+    run(&img, &["snapshot", "@once", "--match", "data/**"]);
+    let out = snapctl()
+        .env("SNAPFS_EXTRACT_INODES", "3")
+        .args(["snapshot", "@steps", "--match", "data/**"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("extracted, 17 inodes in 6 commits of at most 3"), "{text}");
+    assert_eq!(tree_of(&img, "steps"), tree_of(&img, "once"));
+    check(&img);
+
+    interrupted_subset(&img, "cut", 4);
+    check(&img);
+    let list = run(&img, &["list"]);
+    assert!(list.contains("@cut (extracting)") && !list.contains("@steps (extracting)"), "{list}");
+    let listed: serde_json::Value = serde_json::from_str(&run(&img, &["list", "--json"])).unwrap();
+    let extracting: Vec<bool> = listed.as_array().unwrap().iter().map(|s| s["extracting"].as_bool().unwrap()).collect();
+    assert_eq!(extracting, [false, false, true]);
+    let show = shown(&img, "cut");
+    assert_eq!((show["files"].as_u64(), show["directories"].as_u64()), (Some(13), Some(4)), "{show}");
+    assert!(run(&img, &["show", "@cut"]).contains("snapctl extract @cut"));
+    assert_eq!(tree_of(&img, "cut"), tree_of(&img, "once"), "readers see the whole subset meanwhile");
+    assert_eq!(cat(&img, "@cut:data/test/3.jpg"), std::fs::read(src.join("data/test/3.jpg")).unwrap());
+    let hint = "snapctl extract @cut";
+    refused(&img, &["clone", "@cut", "work"], exit_code::REFUSED, hint);
+    refused(&img, &["diff", "@once", "@cut"], exit_code::REFUSED, hint);
+    refused(&img, &["snapshot", "@more", "--from", "@cut", "--match", "*"], exit_code::REFUSED, hint);
+    refused(&img, &["snapshot", "@both", "--merge", "@cut", "@once"], exit_code::REFUSED, hint);
+    let send = snapsend().arg("@cut").arg(&img).output().unwrap();
+    let stderr = String::from_utf8_lossy(&send.stderr);
+    assert_eq!(send.status.code(), Some(exit_code::REFUSED), "{stderr}");
+    assert!(stderr.contains(hint) && send.stdout.is_empty(), "{stderr}");
+    refused(&img, &["extract", "@once"], exit_code::INVALID, "whole");
+    let refused_env = snapctl().env("SNAPFS_EXTRACT_INODES", "0").args(["extract"]).arg(&img).output().unwrap();
+    assert_eq!(refused_env.status.code(), Some(exit_code::INVALID));
+
+    let out = snapctl().env("SNAPFS_EXTRACT_INODES", "5").arg("extract").arg(&img).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("@cut: its files extracted, 17 inodes in 3 commits"), "{text}");
+    assert!(!run(&img, &["list"]).contains("extracting"));
+    assert!(run(&img, &["extract"]).contains("nothing to do"));
+    check(&img);
+    // The finished tree is the one a single commit makes: no difference between them,
+    // and a stream of it is received whole.
+    assert_eq!(run(&img, &["diff", "@once", "@cut"]), "");
+    let dest = image(dir.path(), "dest.img", 64 * MIB);
+    snapfmt().arg(&dest).assert().success();
+    let full = snapsend().arg("@once").arg(&img).output().unwrap().stdout;
+    snaprecv().arg(&dest).write_stdin(full).assert().success();
+    let incremental = snapsend().args(["-i", "@once", "@cut"]).arg(&img).output().unwrap().stdout;
+    snaprecv().arg(&dest).write_stdin(incremental).assert().success();
+    assert_eq!(tree_of(&dest, "cut"), tree_of(&img, "once"));
+    check(&dest);
+}

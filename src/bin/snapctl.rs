@@ -13,8 +13,11 @@ use args::{Args, Command, RuleArgs};
 use clap::Parser;
 use snapfs::cli::exit_code;
 use snapfs::cli::moment::parse_moment;
-use snapfs::cli::{PathSpec, open_pool, parse_duration, parse_property, print_io_stats, report, snapshot_name};
-use snapfs::cmd::snapshot::SubsetFrom;
+use snapfs::cli::{
+    PathSpec, extract_inodes, extract_stop_after, open_pool, parse_duration, parse_property, print_io_stats,
+    print_io_written, report, snapshot_name,
+};
+use snapfs::cmd::snapshot::{Extraction, SubsetFrom};
 use snapfs::cmd::{
     batch, bookmark_of, bookmarks, check, clone, diff, history, holds, prune, scrub, set, snapshot, split_bookmark,
     split_tree, status, tree, tree_of,
@@ -50,6 +53,27 @@ fn stored(pool: Pool, text: &str, changed_while_read: &[PathBuf]) -> Result<()> 
         std::process::exit(exit_code::SOURCE_CHANGED);
     }
     Ok(())
+}
+
+/// Extracts the rest of a subset snapshot's files, a step per commit, each by a writer
+/// opened for it alone: other writers wait for one commit at most, never for the whole
+/// extraction. `written` adds what each wrote.
+fn finish_extraction(device: &str, mut extraction: Extraction, written: &mut u64) -> Result<Extraction> {
+    let stop_after = extract_stop_after()?;
+    while !extraction.done.is_done() {
+        if stop_after.is_some_and(|n| extraction.commits >= n) {
+            eprintln!(
+                "{PROGRAM}: stopped extracting @{} after {} commits, as SNAPFS_EXTRACT_STOP_AFTER asks: `snapctl \
+                 extract` finishes it",
+                extraction.done.name, extraction.commits
+            );
+            break;
+        }
+        let mut pool = open(device, OpenMode::Write)?;
+        snapshot::extract_step(&mut pool, &mut extraction)?;
+        *written += pool.store.dev.written_bytes();
+    }
+    Ok(extraction)
 }
 
 fn open(device: &str, mode: OpenMode) -> Result<Pool> {
@@ -211,13 +235,18 @@ fn run(command: Command) -> Result<()> {
                 };
                 let planned = snapshot::plan_subset(&mut reader, tree, name, source, rule)?;
                 let mut pool = open(device, OpenMode::Write)?;
-                let taken = snapshot::take_subset(&mut pool, tree, name, planned)?;
-                print_io_stats(PROGRAM, &pool);
+                let (taken, extraction) = snapshot::take_subset(&mut pool, tree, name, planned, extract_inodes()?)?;
+                let mut written = pool.store.dev.written_bytes();
                 // The writer first: closing the reader's descriptor of the device would
                 // drop the writer's record lock on it.
                 drop(pool);
+                let mut text = render::taken(&taken);
+                if let Some(extraction) = extraction {
+                    text.push_str(&render::extracted(&finish_extraction(device, extraction, &mut written)?));
+                }
+                print_io_written(PROGRAM, written);
                 drop(reader);
-                return stdout_write(&render::taken(&taken));
+                return stdout_write(&text);
             }
             let mut pool = open(device, OpenMode::Write)?;
             let moment = at.map(|at| parse_moment(&at, pool.clock().now_ns())).transpose()?;
@@ -366,6 +395,26 @@ fn run(command: Command) -> Result<()> {
             let (tree, short) = snapshot_arg(&mut pool, &name)?;
             holds::release(&mut pool, tree, short, &tag)?;
             stdout_write(&format!("{PROGRAM}: released hold {tag} on {name}\n"))
+        }
+        Command::Extract { args } => {
+            let (names, device) = args.split_at(args.len() - 1);
+            let mut reader = open(&device[0], OpenMode::Read)?;
+            let mut named = Vec::new();
+            for name in names {
+                let (tree, name) = snapshot_arg(&mut reader, name)?;
+                named.push((tree, name.to_string()));
+            }
+            let planned = snapshot::plan_extractions(&mut reader, &named, extract_inodes()?)?;
+            let (mut text, mut written) = (String::new(), 0);
+            for extraction in planned {
+                text.push_str(&render::extracted(&finish_extraction(&device[0], extraction, &mut written)?));
+            }
+            if text.is_empty() {
+                text = format!("{PROGRAM}: no subset snapshot is being extracted: nothing to do\n");
+            }
+            print_io_written(PROGRAM, written);
+            drop(reader);
+            stdout_write(&text)
         }
         Command::Show { json, name, device } => {
             let mut pool = open(&device, OpenMode::Read)?;

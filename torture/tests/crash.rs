@@ -10,7 +10,8 @@
 //! outcome must be reached, so a harness that could not tell good from bad fails too.
 //! The workload grows the device and expands the pool: crash states during expand must
 //! open at the old size and at the new, some with the first label torn (opening without
-//! a warning all the same).
+//! a warning all the same). Crash states in the middle of a subset snapshot's extraction
+//! must be finished, as `snapctl extract` finishes them, into the tree readers saw.
 //! Then one state is replayed from the kept recording, as a failure says to.
 //! The soak runs the same with 100,000 states: scripts/crash-soak.sh.
 
@@ -87,6 +88,7 @@ fn every_crash_state_of_the_workload_holds_a_commit() {
     );
     assert_eq!(summary.expand_bytes, [(workload::IMAGE_BYTES, workload::GROWN_BYTES)]);
     assert!(summary.tally.first_label_unusable > 0, "no crash state tore the first label that expand rewrites");
+    assert!(summary.tally.extractions_finished > 0, "no crash state held a subset snapshot being extracted");
 
     // Replay: the largest boundary's state 5 (a random state with a recovery commit),
     // from the recording kept in `kept`, judged alone.

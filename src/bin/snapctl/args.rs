@@ -312,6 +312,15 @@ pub enum Command {
         /// Block device or image file.
         device: String,
     },
+    /// Finish extracting subset snapshots whose files are still being copied (after a
+    /// kill or a crash during `snapshot --match/--where`): each goes on from where it
+    /// stopped, one commit at a time. With no @NAME, every such snapshot.
+    #[command(override_usage = "snapctl extract [@NAME]... DEVICE")]
+    Extract {
+        /// The snapshots, each @NAME (CLONE@NAME for a clone's), then DEVICE.
+        #[arg(num_args = 1.., required = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
     /// One snapshot in full: its moment, the rule a subset was taken with, what it holds
     /// (files, directories, bytes) and what destroying it would free.
     Show {

@@ -14,6 +14,7 @@ use snapfs::cmd::holds::ListedHold;
 use snapfs::cmd::prune::Pruned;
 use snapfs::cmd::scrub::{Scrubbed, Verdict};
 use snapfs::cmd::set::{Changed, Property};
+use snapfs::cmd::snapshot::Extraction;
 use snapfs::cmd::snapshot::{Destroyed, Listed, Renamed, RolledBack, Taken};
 use snapfs::cmd::status::PoolStatus;
 use snapfs::cmd::tree::{ListedEntry, PutStats, Synced};
@@ -133,6 +134,23 @@ pub fn taken(t: &Taken) -> String {
     }
 }
 
+/// A subset snapshot's extraction finished by this process.
+pub fn extracted(e: &Extraction) -> String {
+    if !e.done.is_done() {
+        return format!(
+            "{PROGRAM}: @{}: {} of its {} inodes extracted in {} commits; `snapctl extract @{} DEVICE` does the rest\n",
+            e.done.name, e.done.inodes_done, e.done.inodes, e.commits, e.done.name
+        );
+    }
+    format!(
+        "{PROGRAM}: @{}: its files extracted, {} inodes in {} commits of at most {} (writers went on between them)\n",
+        e.done.name,
+        e.done.inodes,
+        e.commits,
+        e.most()
+    )
+}
+
 pub fn clone_destroyed(d: &snapfs::cmd::clone::CloneDestroyed) -> String {
     format!("{PROGRAM}: destroyed clone {}, freed {} ({} bytes)\n", d.name, human_bytes(d.freed_bytes), d.freed_bytes)
 }
@@ -234,7 +252,7 @@ pub fn list(snapshots: &[Listed]) -> String {
             match s.tree.as_str() {
                 snapfs::pool::LIVE_TREE_NAME => format!("@{}", s.name),
                 tree => format!("{tree}@{}", s.name),
-            },
+            } + if s.extracting { " (extracting)" } else { "" },
             s.txg,
             s.created,
             human_bytes(s.unique_bytes),
@@ -656,6 +674,13 @@ pub fn shown(s: &snapfs::cmd::snapshot::Shown) -> String {
         human_bytes(l.unique_bytes),
         human_bytes(l.written_bytes)
     ));
+    if l.extracting {
+        text.push_str(&format!(
+            "  extracting: its files are still being copied into its tree (`ls` and `cat` read them meanwhile); \
+             `snapctl extract @{} DEVICE` finishes it\n",
+            l.name
+        ));
+    }
     if !l.holds.is_empty() {
         text.push_str(&format!("  held by:    {}\n", l.holds.join(", ")));
     }

@@ -25,8 +25,8 @@ use crate::alloc::space_log::SpaceLogBlock;
 use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::error::{Error, Result};
 use crate::format::label::{
-    FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURE_SNAPSHOT_INDEX, FEATURE_SUBSETS,
-    Label, region_start,
+    FEATURE_FRAME_INDEX, FEATURE_HOLDS, FEATURE_LARGE_XATTRS, FEATURE_LZ4, FEATURE_SNAPSHOT_INDEX,
+    FEATURE_SUBSET_EXTRACTION, FEATURE_SUBSETS, Label, region_start,
 };
 use crate::format::node::{EncodedNode, NodeBody, TreeKind};
 use crate::format::tables::decode_dead;
@@ -173,9 +173,15 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         check_holds(pool, &mut c, &snapshots);
         for merge in snapshots.iter().filter_map(|s| s.subset.as_ref().map(|x| (s, x))) {
             for guid in &merge.1.needs {
-                if !snapshots.iter().any(|s| &s.guid == guid && s.txg < merge.0.txg) {
+                // A merge's older sources; a refinement being extracted, the snapshot it
+                // reads, of its own moment.
+                let refining = merge.1.is_extracting() && merge.1.rule.from.is_some();
+                if !snapshots
+                    .iter()
+                    .any(|s| &s.guid == guid && (s.txg < merge.0.txg || refining && s.txg == merge.0.txg))
+                {
                     c.problem(format!(
-                        "merged snapshot @{} needs snapshot {} of an older moment, which its tree lacks",
+                        "subset snapshot @{} needs snapshot {} of an older moment, which its tree lacks",
                         merge.0.name,
                         crate::clock::guid_hex(guid)
                     ));
@@ -201,8 +207,15 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
     check_space(pool, &mut c);
     for &(id, root) in &trees {
         check_fs(pool, &mut c, id, root, "head")?;
-        let snapshots: Vec<(String, Option<BlockPtr>)> =
-            pool.snapshots_of(id)?.iter().map(|s| (s.name.clone(), s.root)).collect();
+        // A subset snapshot being extracted has a tree of the inodes copied so far, whose
+        // entries name inodes still to come: its blocks are checked above, its links
+        // once it is whole.
+        let snapshots: Vec<(String, Option<BlockPtr>)> = pool
+            .snapshots_of(id)?
+            .iter()
+            .filter(|s| !s.subset.as_ref().is_some_and(|x| x.is_extracting()))
+            .map(|s| (s.name.clone(), s.root))
+            .collect();
         for (name, root) in snapshots {
             check_fs(pool, &mut c, id, root, &format!("@{name}"))?;
         }
@@ -298,6 +311,11 @@ fn check_holds(pool: &Pool, c: &mut Checker, snapshots: &[crate::format::tables:
         for (used, bit, what) in [
             (!snapshot.holds.is_empty(), FEATURE_HOLDS, "holds"),
             (snapshot.subset.is_some(), FEATURE_SUBSETS, "subsets"),
+            (
+                snapshot.subset.as_ref().is_some_and(|s| s.is_extracting()),
+                FEATURE_SUBSET_EXTRACTION,
+                "subset_extraction",
+            ),
         ] {
             if used && features & bit == 0 {
                 c.problem(format!(

@@ -208,6 +208,13 @@ fn refusal_hint(refusal: &Refusal) -> String {
             "destroy the merge first if nothing needs it (`snapctl destroy @{} DEVICE`)",
             merges.first().map_or("MERGE", String::as_str)
         ),
+        Refusal::ExtractedFrom { subset, .. } => format!(
+            "finish its extraction first (`snapctl extract @{subset} DEVICE`), or destroy @{subset} if nothing needs it"
+        ),
+        Refusal::StillExtracting { name, .. } => format!(
+            "finish it with `snapctl extract @{name} DEVICE` (it goes on from where it stopped); `ls` and `cat` read \
+             it meanwhile"
+        ),
         Refusal::CloneHasSnapshots { name, snapshots } => format!(
             "destroy them first (`snapctl destroy {name}@{} DEVICE`), then the clone",
             snapshots.first().map_or("SNAP", String::as_str)

@@ -102,8 +102,34 @@ pub fn report(program: &str, error: &Error) -> i32 {
 
 /// Prints bytes written to the device when SNAPFS_IO_STATS is set (benchmarks, tests).
 pub fn print_io_stats(program: &str, pool: &Pool) {
+    print_io_written(program, pool.store.dev.written_bytes());
+}
+
+/// `print_io_stats` for a command that opened the pool several times: the sum.
+pub fn print_io_written(program: &str, written_bytes: u64) {
     if std::env::var_os("SNAPFS_IO_STATS").is_some() {
-        eprintln!("{program}: io: written_bytes={}", pool.store.dev.written_bytes());
+        eprintln!("{program}: io: written_bytes={written_bytes}");
+    }
+}
+
+/// Selected inodes one commit of a subset snapshot's extraction copies at most
+/// (pool/extraction.rs): `SNAPFS_EXTRACT_INODES`, else `EXTRACT_INODES`.
+pub fn extract_inodes() -> Result<usize> {
+    Ok(env_count("SNAPFS_EXTRACT_INODES", "a number of inodes")?.map_or(crate::pool::EXTRACT_INODES, |n| n as usize))
+}
+
+/// A testing aid: `SNAPFS_EXTRACT_STOP_AFTER=N` stops an extraction after its Nth commit,
+/// as a kill would, so that tests and the crash harness can leave one to `extract`.
+pub fn extract_stop_after() -> Result<Option<u64>> {
+    env_count("SNAPFS_EXTRACT_STOP_AFTER", "a number of commits")
+}
+
+/// The whole number above 0 environment variable `name` holds, if it is set.
+fn env_count(name: &str, what: &str) -> Result<Option<u64>> {
+    let Some(value) = std::env::var_os(name) else { return Ok(None) };
+    match value.to_str().and_then(|v| v.parse::<u64>().ok()) {
+        Some(n) if n > 0 => Ok(Some(n)),
+        _ => Err(Error::invalid(format!("{name}={}: give {what} above 0", value.to_string_lossy()))),
     }
 }
 

@@ -27,9 +27,11 @@ pub struct ChangedPath {
 /// last committed, sorted by path.
 pub fn diff(pool: &mut Pool, tree: u64, from: &str, to: Option<&str>) -> Result<Vec<ChangedPath>> {
     let old = pool.snapshot(tree, from)?;
+    Pool::refuse_if_extracting(&old, "a diff")?;
     let (new, new_txg) = match to {
         Some(name) => {
             let snapshot = pool.snapshot(tree, name)?;
+            Pool::refuse_if_extracting(&snapshot, "a diff")?;
             (snapshot.root, snapshot.txg)
         }
         None => (pool.committed_head_root(tree)?, pool.txg()),

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::tables::RecordedRule;
 use crate::fs::select::Rule;
 use crate::fs::subset::{SubsetStats, UnionStats};
-use crate::pool::{Pool, SubsetPlan, SubsetSource, guid_hex, snapshot_name};
+use crate::pool::{Extracted, Pool, SubsetPlan, SubsetSource, guid_hex, snapshot_name};
 use crate::utc::format_time_ns;
 use serde::Serialize;
 
@@ -74,12 +74,87 @@ pub fn plan_subset(
     Ok(PlannedSubset { plan, rule })
 }
 
-/// Takes subset snapshot `name` of `tree` as `planned` selected it, and commits it.
-pub fn take_subset(pool: &mut Pool, tree: u64, name: &str, planned: PlannedSubset) -> Result<Taken> {
-    let stats = pool.create_planned_subset(tree, name, &planned.plan, planned.rule)?;
+/// Takes subset snapshot `name` of `tree` as `planned` selected it, with at most `most`
+/// of its inodes copied, and commits it. What is left, if any, is extracted by
+/// `extract_step` in commits of their own (pool/extraction.rs), from what this returns.
+pub fn take_subset(
+    pool: &mut Pool,
+    tree: u64,
+    name: &str,
+    planned: PlannedSubset,
+    most: usize,
+) -> Result<(Taken, Option<Extraction>)> {
+    let (stats, guid) = pool.create_planned_subset(tree, name, &planned.plan, planned.rule, most)?;
     pool.commit()?;
     let (txg, time) = planned.plan.moment();
-    Ok(Taken { name: name.to_string(), txg: txg.0, past: Some(time), subset: Some(stats) })
+    let taken = Taken { name: name.to_string(), txg: txg.0, past: Some(time), subset: Some(stats) };
+    let extraction = match pool.snapshot(tree, name)?.subset.is_some_and(|s| s.is_extracting()) {
+        true => {
+            let inodes = planned.plan.inodes();
+            let done = Extracted { name: name.to_string(), inodes_done: most.min(inodes), inodes };
+            Some(Extraction { tree, guid, plan: planned.plan, most, done, commits: 1 })
+        }
+        false => None,
+    };
+    Ok((taken, extraction))
+}
+
+/// A subset snapshot whose files are being extracted, and what is done.
+pub struct Extraction {
+    tree: u64,
+    guid: [u8; 16],
+    plan: SubsetPlan,
+    most: usize,
+    pub done: Extracted,
+    /// Commits that copied its inodes so far (in this process).
+    pub commits: u64,
+}
+
+impl Extraction {
+    /// Inodes a commit copies at most.
+    pub fn most(&self) -> usize {
+        self.most
+    }
+}
+
+/// The extractions to finish: of the snapshots `names` (tree, name; each must be being
+/// extracted), or with none named, of every such snapshot of the pool. On a reader's
+/// pool, the selections (a walk of each source) run while writers go on.
+pub fn plan_extractions(pool: &mut Pool, names: &[(u64, String)], most: usize) -> Result<Vec<Extraction>> {
+    let entries = match names.is_empty() {
+        true => pool.extracting_snapshots()?,
+        false => {
+            let mut entries = Vec::new();
+            for (tree, name) in names {
+                let entry = pool.snapshot(*tree, name)?;
+                if !entry.subset.as_ref().is_some_and(|s| s.is_extracting()) {
+                    return Err(Error::invalid(format!("@{name} is not being extracted: its tree is whole")));
+                }
+                entries.push(entry);
+            }
+            entries
+        }
+    };
+    let mut planned = Vec::new();
+    for entry in entries {
+        pool.pin_for_reading(&[(entry.tree, entry.txg)])?;
+        let plan = pool.extraction_plan(&entry)?;
+        let next = entry.subset.and_then(|s| s.extracting).unwrap_or(0);
+        let inodes = plan.inodes();
+        let done = Extracted { name: entry.name, inodes_done: plan.inodes_below(next), inodes };
+        planned.push(Extraction { tree: entry.tree, guid: entry.guid, plan, most, done, commits: 0 });
+    }
+    Ok(planned)
+}
+
+/// Copies the next inodes of `extraction` into its snapshot's tree and commits: one
+/// step, which a writer's pool opened for it alone takes (others wait no longer).
+pub fn extract_step(pool: &mut Pool, extraction: &mut Extraction) -> Result<()> {
+    let e = &mut *extraction;
+    e.done = pool.extract_step(e.tree, &e.done.name, &e.guid, &e.plan, e.most)?;
+    pool.commit()?;
+    e.commits += 1;
+    Ok(())
 }
 
 /// A merged snapshot taken and committed.
@@ -240,6 +315,8 @@ pub struct Listed {
     /// Creation time, UTC, as text.
     pub created: String,
     pub created_unix_ns: u64,
+    /// A subset snapshot whose files are still being extracted (`snapctl extract`).
+    pub extracting: bool,
     pub guid: String,
     /// The tags of the holds on it, in the order they were placed.
     pub holds: Vec<String>,
@@ -268,6 +345,7 @@ pub fn list(pool: &mut Pool, tree: u64) -> Result<Vec<Listed>> {
         .map(|(space, s)| Listed {
             created: format_time_ns(s.time_ns),
             created_unix_ns: s.time_ns,
+            extracting: s.subset.as_ref().is_some_and(|x| x.is_extracting()),
             guid: guid_hex(&s.guid),
             holds: s.holds.iter().map(|h| h.tag.clone()).collect(),
             name: s.name.clone(),
@@ -302,7 +380,11 @@ pub fn show(pool: &mut Pool, tree: u64, name: &str) -> Result<Shown> {
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })?;
-    let contents = pool.tree_contents(entry.root)?;
+    // Being extracted: what it will hold, its moment through its rule.
+    let contents = match snapshot.extracting {
+        true => pool.extraction_plan(&entry)?.stats().clone(),
+        false => pool.tree_contents(entry.root)?,
+    };
     Ok(Shown { snapshot, files: contents.files, directories: contents.directories, file_bytes: contents.file_bytes })
 }
 

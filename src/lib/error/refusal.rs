@@ -35,6 +35,11 @@ pub enum Refusal {
     CloneOrigin { snapshot: String, clones: Vec<String> },
     /// Destroying `@snapshot`, which the merged snapshots `merges` take files from.
     MergedInto { snapshot: String, merges: Vec<String> },
+    /// Destroying `@snapshot`, which subset snapshot `@subset` refines and is still
+    /// being extracted from (pool/extraction.rs).
+    ExtractedFrom { snapshot: String, subset: String },
+    /// `what` needs the whole tree of subset snapshot `@name`, still being extracted.
+    StillExtracting { name: String, what: String },
     /// Destroying clone `name`, which still has the snapshots `snapshots`.
     CloneHasSnapshots { name: String, snapshots: Vec<String> },
 }
@@ -72,6 +77,13 @@ impl fmt::Display for Refusal {
                 let names: Vec<String> = merges.iter().map(|n| format!("@{n}")).collect();
                 write!(f, "@{snapshot} holds files that the merged snapshot {} took from it", names.join(", "))
             }
+            Refusal::ExtractedFrom { snapshot, subset } => {
+                write!(f, "@{snapshot} is the snapshot that @{subset} refines, whose files are still being extracted")
+            }
+            Refusal::StillExtracting { name, what } => write!(
+                f,
+                "@{name} is a subset snapshot whose files are still being extracted: {what} needs its whole tree"
+            ),
             Refusal::CloneHasSnapshots { name, snapshots } => {
                 let names: Vec<String> = snapshots.iter().map(|s| format!("{name}@{s}")).collect();
                 write!(f, "clone {name} has snapshots: {}", names.join(", "))

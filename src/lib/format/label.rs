@@ -79,6 +79,10 @@ pub const FEATURE_HISTORY_COUNTS: u64 = 1 << 11;
 /// after the holds that an older binary takes for a corrupt entry, and whose nodes it
 /// would leak on destroy. Set by the commit that takes the first subset snapshot.
 pub const FEATURE_SUBSETS: u64 = 1 << 12;
+/// A subset snapshot's entry may say its tree is still being extracted (format/tables.rs
+/// `Subset::extracting`), which an older binary takes for a corrupt entry. Set by the
+/// commit that records the first subset snapshot whose files take more than one commit.
+pub const FEATURE_SUBSET_EXTRACTION: u64 = 1 << 13;
 /// The incompat bits a commit may add to a formatted pool's labels (pool/features.rs).
 pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_LZ4
@@ -91,7 +95,8 @@ pub const FEATURES_ADDED_LATER: u64 = FEATURE_LARGE_XATTRS
     | FEATURE_BOOKMARKS
     | FEATURE_TREE_INDEX
     | FEATURE_HISTORY_COUNTS
-    | FEATURE_SUBSETS;
+    | FEATURE_SUBSETS
+    | FEATURE_SUBSET_EXTRACTION;
 /// The unit a device writes atomically at least: a torn label block mixes whole sectors.
 const SECTOR_BYTES: usize = 512;
 pub const FEATURES_RO_COMPAT_KNOWN: u64 = FEATURE_DITTO_METADATA;
@@ -263,6 +268,7 @@ impl Label {
             (FEATURE_TREE_INDEX, "tree_index"),
             (FEATURE_HISTORY_COUNTS, "history_counts"),
             (FEATURE_SUBSETS, "subsets"),
+            (FEATURE_SUBSET_EXTRACTION, "subset_extraction"),
         ];
         let mut names: Vec<String> = incompat
             .iter()

@@ -160,8 +160,19 @@ pub struct Subset {
     pub built: Txg,
     pub rule: RecordedRule,
     /// A merge's sources of older moments, by guid: their blocks are kept by them, so
-    /// none of them can be destroyed while this snapshot exists.
+    /// none of them can be destroyed while this snapshot exists. While a refinement is
+    /// extracted, also the snapshot it refines, which it reads.
     pub needs: Vec<[u8; 16]>,
+    /// Some(inode): its tree is being extracted (version 17, feature
+    /// `subset_extraction`; pool/extraction.rs); `root` holds the selected inodes below
+    /// this one, in nodes of its own. None: `root` is complete.
+    pub extracting: Option<u64>,
+}
+
+impl Subset {
+    pub fn is_extracting(&self) -> bool {
+        self.extracting.is_some()
+    }
 }
 
 /// A rule as the user gave it, so that `show` can say what a snapshot means and
@@ -179,8 +190,10 @@ pub struct RecordedRule {
     pub merged: Vec<String>,
 }
 
-/// Subset entry kinds after the holds: 1, the only one so far.
+/// Subset entry kinds after the holds: 1, complete; 2, being extracted (the same
+/// fields, then the next inode to extract).
 const SUBSET_KIND: u8 = 1;
+const SUBSET_EXTRACTING_KIND: u8 = 2;
 /// Texts of one kind in a recorded rule at most.
 const RULE_TEXTS_MAX: usize = 64;
 /// Bytes of a recorded rule at most, and snapshots a merge unites at most: with the
@@ -279,13 +292,16 @@ impl SnapshotEntry {
             w.u64(hold.time_ns);
         }
         if let Some(subset) = &self.subset {
-            w.u8(SUBSET_KIND);
+            w.u8(if subset.is_extracting() { SUBSET_EXTRACTING_KIND } else { SUBSET_KIND });
             w.u64(subset.built.0);
             BlockPtr::encode(subset.pinned.as_ref(), &mut w);
             subset.rule.encode(&mut w);
             w.u8(subset.needs.len() as u8);
             for guid in &subset.needs {
                 w.raw(guid);
+            }
+            if let Some(next) = subset.extracting {
+                w.u64(next);
             }
         }
         w.bytes
@@ -316,7 +332,7 @@ impl SnapshotEntry {
         let subset = match r.remaining() {
             0 => None,
             _ => match r.u8()? {
-                SUBSET_KIND => {
+                kind @ (SUBSET_KIND | SUBSET_EXTRACTING_KIND) => {
                     let built = Txg(r.u64()?);
                     let pinned = BlockPtr::decode(&mut r)?;
                     let rule = RecordedRule::decode(&mut r)?;
@@ -331,7 +347,11 @@ impl SnapshotEntry {
                             built.0, txg.0
                         )));
                     }
-                    Some(Subset { pinned, built, rule, needs })
+                    let extracting = match kind {
+                        SUBSET_EXTRACTING_KIND => Some(r.u64()?),
+                        _ => None,
+                    };
+                    Some(Subset { pinned, built, rule, needs, extracting })
                 }
                 other => return Err(Error::corrupt(format!("snapshot @{name} has an extension of kind {other}"))),
             },

@@ -58,6 +58,16 @@ struct Kept {
 }
 
 impl Selection {
+    /// Inodes kept (the directories leading to the files too).
+    pub fn inodes(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Kept inodes below `ino`.
+    pub fn inodes_below(&self, ino: u64) -> usize {
+        self.kept.range(..ino).count()
+    }
+
     fn keep_link(&mut self, ino: u64, parent: u64, name: &[u8], is_dir: bool) {
         let kept = self.kept.entry(ino).or_default();
         kept.links += 1;
@@ -146,15 +156,33 @@ fn keep_directories_above(
 
 /// Writes the kept inodes of `source` into `dest`, an empty tree.
 pub fn copy_selection(source: &mut FsTree, selection: &Selection, dest: &mut Tree) -> Result<()> {
-    let meta = key(META_INO, ItemKind::Meta, &[]);
-    let counter =
-        source.tree.get(source.store, &meta)?.ok_or_else(|| Error::corrupt("the tree has no inode counter"))?;
-    dest.insert(source.store, &meta, &counter)?;
+    copy_selection_from(source, selection, dest, 0, usize::MAX).map(|_| ())
+}
+
+/// Writes into `dest` the kept inodes of `source` from inode `from` on, at most `most`
+/// of them (and, from 0, the tree's inode counter first): `dest` then holds what an
+/// earlier call wrote up to `from`. Returns the inode to go on from, None when done.
+/// Inodes go in key order, so a tree copied in parts is the tree copied at once.
+pub fn copy_selection_from(
+    source: &mut FsTree,
+    selection: &Selection,
+    dest: &mut Tree,
+    from: u64,
+    most: usize,
+) -> Result<Option<u64>> {
+    if from == META_INO {
+        let meta = key(META_INO, ItemKind::Meta, &[]);
+        let counter =
+            source.tree.get(source.store, &meta)?.ok_or_else(|| Error::corrupt("the tree has no inode counter"))?;
+        dest.insert(source.store, &meta, &counter)?;
+    }
+    let mut part = selection.kept.range(from..);
+    let next = part.clone().nth(most).map(|(&ino, _)| ino);
     // Every kept inode's items, asked for at once (a large file's records fill many
     // leaves), in batches that bound what the cache is asked to hold.
-    let inodes: Vec<u64> = selection.kept.keys().copied().collect();
+    let inodes: Vec<u64> = part.clone().take(most).map(|(&ino, _)| ino).collect();
     let mut asked = 0;
-    for (&ino, kept) in &selection.kept {
+    for (&ino, kept) in part.by_ref().take(most) {
         if inodes[asked..].first() == Some(&ino) {
             let batch = &inodes[asked..(asked + PREFETCH_INODES).min(inodes.len())];
             let ranges: Vec<_> =
@@ -186,7 +214,7 @@ pub fn copy_selection(source: &mut FsTree, selection: &Selection, dest: &mut Tre
             }
         }
     }
-    Ok(())
+    Ok(next)
 }
 
 /// What a union of trees holds, and where it took it from.

@@ -58,6 +58,7 @@ impl Pool {
         self.writable()?;
         validate_clone_name(name)?;
         let origin = self.snapshot(tree, snapshot)?;
+        Self::refuse_if_extracting(&origin, "a clone")?;
         if origin.subset.is_some() {
             return self.clone_subset(tree, &origin, name);
         }

@@ -8,6 +8,7 @@ mod promote;
 pub use promote::Promoted;
 mod clones;
 mod commit;
+mod extraction;
 mod features;
 mod history;
 mod history_space;
@@ -31,6 +32,7 @@ mod warning;
 pub use crate::clock::guid_hex;
 pub use clones::validate_clone_name;
 pub use commit::CommitSummary;
+pub use extraction::{EXTRACT_INODES, Extracted};
 pub use history::RetainedRoot;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
@@ -198,7 +200,13 @@ impl Pool {
                 }
                 self.existing_tree(tree)?.root
             }
-            Some(name) => self.snapshot(tree, name)?.root,
+            Some(name) => {
+                let entry = self.snapshot(tree, name)?;
+                if entry.subset.as_ref().is_some_and(|s| s.is_extracting()) {
+                    return Ok((self.extracting_view(&entry)?, &mut self.store));
+                }
+                entry.root
+            }
         };
         Ok((Tree::open(TreeKind::Files, Owner::Files(tree), root), &mut self.store))
     }

@@ -55,6 +55,10 @@ impl Pool {
                 holder: pin.holder(),
             }));
         }
+        // An extraction goes on in the tree its snapshot is of (extraction.rs).
+        for entry in self.snapshots_of(tree)?.iter().chain(self.snapshots_of(clone)?.iter()) {
+            Self::refuse_if_extracting(entry, &format!("promoting {name}, which moves snapshots between trees,"))?;
+        }
         let moved: Vec<SnapshotEntry> = self.snapshots_of(tree)?.into_iter().filter(|s| s.txg <= origin).collect();
         // A merge takes files from its older sources, which must stay in its tree.
         let moved_guids: HashSet<[u8; 16]> = moved.iter().map(|s| s.guid).collect();

@@ -26,13 +26,13 @@
 use super::{PendingSnapshot, PendingSubset, Pool};
 use crate::block::{BlockPtr, Txg};
 use crate::error::{Error, Refusal, Result};
-use crate::format::label::FEATURE_SUBSETS;
+use crate::format::label::{FEATURE_SUBSET_EXTRACTION, FEATURE_SUBSETS};
 use crate::format::node::{NodeBody, TreeKind};
 use crate::format::tables::{RecordedRule, SnapshotEntry, Subset};
 use crate::fs::FsTree;
 use crate::fs::inode::{FileKey, FileType, Inode, ItemKind};
 use crate::fs::select::Rule;
-use crate::fs::subset::{Selection, SubsetStats, UnionStats, copy_selection, select, unite};
+use crate::fs::subset::{Selection, SubsetStats, UnionStats, copy_selection_from, select, unite};
 use crate::store::Owner;
 use crate::tree::Tree;
 use crate::tree::{WalkStep, walk_nodes};
@@ -59,7 +59,9 @@ pub struct SubsetPlan {
     time_ns: u64,
     from_root: Option<BlockPtr>,
     pinned: Option<BlockPtr>,
-    selection: Selection,
+    /// The snapshot it refines (`--from`), by guid.
+    from_guid: Option<[u8; 16]>,
+    pub(super) selection: Selection,
 }
 
 impl SubsetPlan {
@@ -71,6 +73,50 @@ impl SubsetPlan {
     /// The moment it holds and that moment's time.
     pub fn moment(&self) -> (Txg, u64) {
         (self.moment, self.time_ns)
+    }
+
+    /// The plan of subset snapshot `entry` as its entry records it, nothing selected
+    /// yet: of its moment's whole root (which it keeps, whether or not the history still
+    /// does), or of `from`, the snapshot it refines.
+    pub(super) fn of_entry(entry: &SnapshotEntry, from: Option<&SnapshotEntry>) -> SubsetPlan {
+        let pinned = entry.whole_root();
+        SubsetPlan {
+            source: match from {
+                Some(from) => SubsetSource::Snapshot(from.name.clone()),
+                None => SubsetSource::Commit(entry.txg),
+            },
+            moment: entry.txg,
+            time_ns: entry.time_ns,
+            from_root: from.map_or(pinned, |f| f.root),
+            pinned,
+            from_guid: from.map(|f| f.guid),
+            selection: Selection::default(),
+        }
+    }
+
+    /// The whole root of the moment.
+    pub(super) fn pinned(&self) -> Option<BlockPtr> {
+        self.pinned
+    }
+
+    /// The root its files are selected from.
+    pub(super) fn source_root(&self) -> Option<BlockPtr> {
+        self.from_root
+    }
+
+    /// What the selection holds.
+    pub fn stats(&self) -> &SubsetStats {
+        &self.selection.stats
+    }
+
+    /// Selected inodes (the directories that lead to the files too).
+    pub fn inodes(&self) -> usize {
+        self.selection.inodes()
+    }
+
+    /// Selected inodes below inode `ino`: what an extraction that goes on from it did.
+    pub fn inodes_below(&self, ino: u64) -> usize {
+        self.selection.inodes_below(ino)
     }
 }
 
@@ -88,7 +134,7 @@ impl Pool {
     ) -> Result<SubsetStats> {
         let mut plan = self.plan_subset(tree, name, source)?;
         self.select_subset(tree, &mut plan, rule)?;
-        self.create_planned_subset(tree, name, &plan, recorded)
+        self.create_planned_subset(tree, name, &plan, recorded, usize::MAX).map(|(stats, _)| stats)
     }
 
     /// Where subset snapshot `name` of `tree` takes its files from (tables only: a
@@ -98,9 +144,22 @@ impl Pool {
         if self.snapshot_exists(tree, name)? {
             return Err(Error::exists(format!("snapshot @{name}")));
         }
+        self.plan_source(tree, source)
+    }
+
+    /// A plan of `source`, nothing selected yet.
+    fn plan_source(&mut self, tree: u64, source: &SubsetSource) -> Result<SubsetPlan> {
         let (moment, time_ns, from_root, pinned) = self.subset_source(tree, source)?;
+        let from_guid = match source {
+            SubsetSource::Snapshot(name) => {
+                let from = self.snapshot(tree, name)?;
+                Self::refuse_if_extracting(&from, "refining it (--from)")?;
+                Some(from.guid)
+            }
+            SubsetSource::Commit(_) => None,
+        };
         let selection = Selection::default();
-        Ok(SubsetPlan { source: source.clone(), moment, time_ns, from_root, pinned, selection })
+        Ok(SubsetPlan { source: source.clone(), moment, time_ns, from_root, pinned, from_guid, selection })
     }
 
     /// The files `rule` selects for `plan` (a walk of its source's file tree only).
@@ -112,15 +171,18 @@ impl Pool {
     }
 
     /// Requests subset snapshot `name` of `tree` as `plan` selected it, in this
-    /// transaction: its tree is written now, its entry made at commit. Refused if its
-    /// source is no longer what was selected from (a moment expired, a snapshot gone).
+    /// transaction: its tree is written now with at most `most` of the selected inodes,
+    /// its entry made at commit; the rest, if any, is extracted by later commits
+    /// (extraction.rs). Refused if its source is no longer what was selected from (a
+    /// moment expired, a snapshot gone). Returns what it holds and its guid.
     pub fn create_planned_subset(
         &mut self,
         tree: u64,
         name: &str,
         plan: &SubsetPlan,
         recorded: RecordedRule,
-    ) -> Result<SubsetStats> {
+        most: usize,
+    ) -> Result<(SubsetStats, [u8; 16])> {
         self.writable()?;
         super::validate_snapshot_name(name)?;
         recorded.check_fits()?;
@@ -142,11 +204,16 @@ impl Pool {
         // Never killed (built from nothing, in key order) and never a head's: pool
         // metadata as far as the store knows until its entry names it.
         let mut built = Tree::open(TreeKind::Files, Owner::Meta, None);
-        copy_selection(&mut fs, &plan.selection, &mut built)?;
+        let extracting = copy_selection_from(&mut fs, &plan.selection, &mut built, 0, most)?;
         let root = built.flush(&mut self.store)?;
-        let subset = Subset { pinned: plan.pinned, built: self.store.txg, rule: recorded, needs: Vec::new() };
-        self.request_subset(tree, name, plan.moment, plan.time_ns, root, subset)?;
-        Ok(plan.selection.stats.clone())
+        // A refinement reads its source until its tree is whole.
+        let needs = plan.from_guid.filter(|_| extracting.is_some()).into_iter().collect();
+        let subset = Subset { pinned: plan.pinned, built: self.store.txg, rule: recorded, needs, extracting };
+        if extracting.is_some() {
+            self.store.features_needed |= FEATURE_SUBSET_EXTRACTION;
+        }
+        let guid = self.request_subset(tree, name, plan.moment, plan.time_ns, root, subset)?;
+        Ok((plan.selection.stats.clone(), guid))
     }
 
     /// Requests subset snapshot `name` of `tree`, of the moment of `moment` (at
@@ -159,7 +226,7 @@ impl Pool {
         time_ns: u64,
         root: Option<BlockPtr>,
         subset: Subset,
-    ) -> Result<()> {
+    ) -> Result<[u8; 16]> {
         let referenced_bytes = match self.has_space_counters() {
             true => super::count_referenced(&mut self.store, root)?,
             false => 0,
@@ -174,7 +241,7 @@ impl Pool {
             subset: Some(PendingSubset { root, referenced_bytes, time_ns, subset }),
         });
         self.store.features_needed |= FEATURE_SUBSETS;
-        Ok(())
+        Ok(guid)
     }
 
     /// Requests snapshot `name` of `tree`, the union of its snapshots `sources` (at
@@ -193,6 +260,7 @@ impl Pool {
         let mut entries = Vec::new();
         for source in sources {
             let entry = self.snapshot(tree, source)?;
+            Self::refuse_if_extracting(&entry, "a merge")?;
             if entries.iter().any(|e: &SnapshotEntry| e.guid == entry.guid) {
                 return Err(Error::invalid(format!("@{source} is named twice in the merge")));
             }
@@ -209,7 +277,7 @@ impl Pool {
         let mut built = Tree::open(TreeKind::Files, Owner::Meta, None);
         let stats = unite(&mut self.store, &roots, &mut built)?;
         let root = built.flush(&mut self.store)?;
-        let subset = Subset { pinned: newest.whole_root(), built: self.store.txg, rule, needs };
+        let subset = Subset { pinned: newest.whole_root(), built: self.store.txg, rule, needs, extracting: None };
         self.request_subset(tree, name, newest.txg, newest.time_ns, root, subset)?;
         Ok(stats)
     }
@@ -221,15 +289,20 @@ impl Pool {
         if (self.label.features_incompat | self.store.features_needed) & FEATURE_SUBSETS == 0 {
             return Ok(());
         }
-        let merges: Vec<String> = self
+        let (extracting, merges): (Vec<SnapshotEntry>, Vec<SnapshotEntry>) = self
             .snapshots_of(entry.tree)?
             .into_iter()
             .filter(|s| s.subset.as_ref().is_some_and(|x| x.needs.contains(&entry.guid)))
-            .map(|s| s.name)
-            .collect();
+            .partition(|s| s.subset.as_ref().is_some_and(|x| x.is_extracting() && x.rule.merged.is_empty()));
+        if let Some(subset) = extracting.into_iter().next() {
+            return Err(Error::Refused(Refusal::ExtractedFrom { snapshot: entry.name.clone(), subset: subset.name }));
+        }
         match merges.is_empty() {
             true => Ok(()),
-            false => Err(Error::Refused(Refusal::MergedInto { snapshot: entry.name.clone(), merges })),
+            false => {
+                let merges = merges.into_iter().map(|s| s.name).collect();
+                Err(Error::Refused(Refusal::MergedInto { snapshot: entry.name.clone(), merges }))
+            }
         }
     }
 
@@ -633,13 +706,13 @@ mod tests {
         writer.live(LIVE_TREE_ID).unwrap().unlink(ROOT_INO, b"a.jpg").unwrap();
         writer.destroy_snapshot(LIVE_TREE_ID, "whole").unwrap();
         writer.commit().unwrap();
-        writer.create_planned_subset(LIVE_TREE_ID, "jpgs", &plan, RecordedRule::default()).unwrap();
+        writer.create_planned_subset(LIVE_TREE_ID, "jpgs", &plan, RecordedRule::default(), usize::MAX).unwrap();
         writer.commit().unwrap();
         let jpgs = writer.snapshot(LIVE_TREE_ID, "jpgs").unwrap().root;
         let held = files_by_path(&mut writer, jpgs);
         let expected: Files = before.into_iter().filter(|(path, _)| path.ends_with(".jpg")).collect();
         assert_eq!(held, expected, "the subset holds its moment, a.jpg too");
-        let refused = writer.create_planned_subset(LIVE_TREE_ID, "gone", &gone, RecordedRule::default());
+        let refused = writer.create_planned_subset(LIVE_TREE_ID, "gone", &gone, RecordedRule::default(), usize::MAX);
         assert!(refused.is_err_and(|e| e.to_string().contains("changed while its files were selected")));
         crate::check::check_pool(&mut writer).unwrap().into_result().unwrap();
     }

@@ -46,6 +46,7 @@ fn snap_ref(s: &SnapshotEntry) -> SnapRef {
 /// `intermediates`).
 pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, intermediates: bool) -> Result<Vec<Part>> {
     let target_entry = pool.snapshot(tree, target)?.clone();
+    Pool::refuse_if_extracting(&target_entry, "a stream")?;
     let Some(base) = base else {
         return Ok(vec![Part { base: None, target: target_entry, resume: None, bookmark: None }]);
     };
@@ -59,6 +60,7 @@ pub fn plan(pool: &mut Pool, tree: u64, base: Option<&str>, target: &str, interm
         }
         None => (pool.ancestor_snapshot(tree, base)?, None),
     };
+    Pool::refuse_if_extracting(&base_entry, "an incremental stream from it")?;
     // Two subsets of one moment (a set and its refinement) differ as any two trees do;
     // two whole snapshots of one commit do not.
     let same_moment_allowed = base_entry.subset.is_some() || target_entry.subset.is_some();

@@ -107,6 +107,8 @@ pub enum Verdict {
         command: usize,
         recovered: bool,
         first_label_unusable: bool,
+        /// It held a subset snapshot being extracted, which was then finished.
+        extraction_finished: bool,
     },
     Failed(String),
 }
@@ -133,7 +135,13 @@ pub fn judge(
             return Verdict::Failed(format!("the crash left {outcome:?} (txg {}), but then {why}", state.txg));
         }
     }
-    Verdict::Matched { outcome, command, recovered: recover, first_label_unusable }
+    let extraction_finished = state.snapshots.values().any(|s| s.extracting);
+    if extraction_finished {
+        if let Err(why) = finish_extractions(&image, &state, cache) {
+            return Verdict::Failed(format!("the crash left {outcome:?} (txg {}), but then {why}", state.txg));
+        }
+    }
+    Verdict::Matched { outcome, command, recovered: recover, first_label_unusable, extraction_finished }
 }
 
 fn open_checked(image: &OverlayDevice, cache: Option<&DigestCache>) -> Result<(PoolState, Vec<String>), String> {
@@ -236,6 +244,35 @@ fn recover(image: &OverlayDevice, before: &PoolState, cache: Option<&DigestCache
     if problems.is_empty() { Ok(()) } else { Err(format!("a new commit on it leaves {}", problems.join("; "))) }
 }
 
+/// A crash during a subset snapshot's extraction loses nothing: finishing it on the
+/// crash image, as `snapctl extract` does once the power is back (a new selection, then
+/// a step per commit from the entry's inode), leaves the pool clean and each such
+/// snapshot whole, holding the tree readers saw in it before.
+fn finish_extractions(image: &OverlayDevice, before: &PoolState, cache: Option<&DigestCache>) -> Result<(), String> {
+    let mut pool = Pool::open(Box::new(image.clone()), OpenMode::Write)
+        .map_err(|e| format!("it does not open for writing: {e}"))?;
+    let finished = (|| -> SnapResult<()> {
+        for entry in pool.extracting_snapshots()? {
+            let plan = pool.extraction_plan(&entry)?;
+            while !pool.extract_step(entry.tree, &entry.name, &entry.guid, &plan, 3)?.is_done() {
+                pool.commit()?;
+            }
+            pool.commit()?;
+        }
+        Ok(())
+    })();
+    finished.map_err(|e| format!("finishing its extractions fails: {e}"))?;
+    drop(pool);
+    let (after, _) = open_checked(image, cache).map_err(|e| format!("after finishing its extractions, {e}"))?;
+    let mut expected = before.snapshots.clone();
+    expected.values_mut().for_each(|s| s.extracting = false);
+    if after.snapshots != expected {
+        let wanted = PoolState { snapshots: expected, ..after.clone() };
+        return Err(format!("finishing its extractions leaves other snapshots: {}", after.difference(&wanted)));
+    }
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -266,6 +303,8 @@ pub struct Tally {
     pub by_command: BTreeMap<(usize, Outcome), usize>,
     /// States whose label at block 0 did not decode, which opened as they should.
     pub first_label_unusable: usize,
+    /// States holding a subset snapshot being extracted, finished and checked.
+    pub extractions_finished: usize,
 }
 
 impl Tally {
@@ -273,6 +312,7 @@ impl Tally {
         self.states += other.states;
         self.recovered += other.recovered;
         self.first_label_unusable += other.first_label_unusable;
+        self.extractions_finished += other.extractions_finished;
         for (k, n) in &other.by_command {
             *self.by_command.entry(*k).or_default() += n;
         }
@@ -341,10 +381,11 @@ pub fn run_boundary(
         tally.states += 1;
         *tally.by_kind.entry(kind_name(planned.states[k].kind)).or_default() += 1;
         match verdict {
-            Verdict::Matched { outcome, command, recovered, first_label_unusable } => {
+            Verdict::Matched { outcome, command, recovered, first_label_unusable, extraction_finished } => {
                 *tally.by_outcome.entry(outcome).or_default() += 1;
                 *tally.by_command.entry((command, outcome)).or_default() += 1;
                 tally.recovered += usize::from(recovered);
+                tally.extractions_finished += usize::from(extraction_finished);
                 tally.first_label_unusable += usize::from(first_label_unusable);
             }
             Verdict::Failed(why) => failed(planned.first + k, &why),

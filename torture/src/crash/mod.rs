@@ -108,6 +108,11 @@ impl Summary {
             "  of which {} also took a new commit after the crash (open for writing, write a file, commit), checked again",
             t.recovered
         );
+        println!(
+            "  {} held a subset snapshot being extracted, which was then finished (a new selection, a step per \
+             commit) and checked to hold what readers saw in it",
+            t.extractions_finished
+        );
         let sizes: Vec<String> = self.expand_bytes.iter().map(|(a, b)| format!("{a} -> {b} bytes")).collect();
         println!(
             "  during expand ({}): {} opened at the old size, {} at the new; {} states had the first label torn (all \

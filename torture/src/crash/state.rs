@@ -38,6 +38,10 @@ pub struct SnapshotState {
     pub tree: Arc<TreeDigest>,
     /// The tags of its holds, in order.
     pub holds: Vec<String>,
+    /// A subset snapshot whose files are still being extracted: `tree` is what readers
+    /// see of it meanwhile (its moment through its rule), which must be the tree it ends
+    /// with.
+    pub extracting: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +112,9 @@ impl PoolState {
                 (Some(a), Some(b)) if a.holds != b.holds => {
                     out.push(format!("@{name}: holds {:?} vs {:?}", a.holds, b.holds))
                 }
+                (Some(a), Some(b)) if a.extracting != b.extracting => {
+                    out.push(format!("@{name}: extracting {} vs {}", a.extracting, b.extracting))
+                }
                 (Some(a), Some(b)) => out.push(format!("@{name}: txg {} vs {}", a.txg, b.txg)),
                 (Some(_), None) => out.push(format!("@{name} only in the first")),
                 (None, Some(_)) => out.push(format!("@{name} only in the second")),
@@ -161,9 +168,18 @@ pub fn capture(pool: &mut Pool, cache: Option<&DigestCache>) -> Result<PoolState
         let entries = pool.snapshots_of(id).map_err(|e| format!("snapshots: {e}"))?;
         for entry in entries {
             let key = format!("{prefix}{}", entry.name);
-            let tree = tree_digest(pool, entry.root, cache).map_err(|e| format!("snapshot {key}: {e}"))?;
+            let extracting = entry.subset.as_ref().is_some_and(|s| s.is_extracting());
+            let tree = match extracting {
+                false => tree_digest(pool, entry.root, cache),
+                // What a reader sees: the tree built in memory from the moment.
+                true => match pool.view(id, Some(&entry.name)) {
+                    Ok((mut tree, store)) => digest(&mut FsTree::new(&mut tree, store, false)),
+                    Err(e) => Err(e.to_string()),
+                },
+            }
+            .map_err(|e| format!("snapshot {key}: {e}"))?;
             let holds = entry.holds.iter().map(|h| h.tag.clone()).collect();
-            snapshots.insert(key, SnapshotState { guid: entry.guid, txg: entry.txg.0, tree, holds });
+            snapshots.insert(key, SnapshotState { guid: entry.guid, txg: entry.txg.0, tree, holds, extracting });
         }
     }
     let receive = pool.receive_state().map_err(|e| format!("receive state: {e}"))?.map(|r| format!("{r:?}"));
@@ -194,17 +210,20 @@ fn tree_digest(
         return Ok(found);
     }
     let mut tree = Tree::open(TreeKind::Files, Owner::Files(LIVE_TREE_ID), root);
-    let mut fs = FsTree::new(&mut tree, &mut pool.store, false);
-    let mut lines = Vec::new();
-    let mut seen = HashMap::new();
-    describe(&mut fs, ROOT_INO, "", FileType::Directory, &mut seen, &mut lines)?;
-    walk(&mut fs, ROOT_INO, "", &mut seen, &mut lines, 0)?;
-    let hash = blake3(lines.join("\n").as_bytes());
-    let digest = Arc::new(TreeDigest { hash, lines });
+    let digest = digest(&mut FsTree::new(&mut tree, &mut pool.store, false))?;
     if let Some(cache) = cache {
         cache.put(&root, Arc::clone(&digest));
     }
     Ok(digest)
+}
+
+fn digest(fs: &mut FsTree) -> Result<Arc<TreeDigest>, String> {
+    let mut lines = Vec::new();
+    let mut seen = HashMap::new();
+    describe(fs, ROOT_INO, "", FileType::Directory, &mut seen, &mut lines)?;
+    walk(fs, ROOT_INO, "", &mut seen, &mut lines, 0)?;
+    let hash = blake3(lines.join("\n").as_bytes());
+    Ok(Arc::new(TreeDigest { hash, lines }))
 }
 
 /// Deeper than any tree the workload makes: a loop in the directories is a bug.

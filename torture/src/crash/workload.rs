@@ -15,8 +15,11 @@
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
 //! --auto`, a `prune` that destroys the older, a clone written, snapshotted and
 //! destroyed, a batch, a snapshot of the moment before it taken after it (`snapshot
-//! --at`), a subset snapshot, its refinement, a merge of two moments and a clone of it
-//! (both destroyed), the subset's destroy, and a full stream received into a new tree (`snaprecv --tree`). The growth is not a log record:
+//! --at`), a subset snapshot, its refinement (both extracted two inodes per commit), a
+//! subset whose extraction stops after two commits as a kill leaves it and `extract`
+//! finishes, a merge of two moments and a clone of it (both destroyed), the subset's
+//! destroy, and a full stream received into a new tree (`snaprecv --tree`). The growth is
+//! not a log record:
 //! every process's open record carries the device size it saw, so the size at every
 //! event is the one the last open record gave, and the log may not grow the device with
 //! a write pending (a crash then is before the growth, with the state of the command
@@ -28,7 +31,7 @@
 //! the pool opens and `check` finds it clean after every command.
 
 use super::log::{Event, Logged, parse};
-use super::state::{PoolState, capture, history_tree};
+use super::state::{PoolState, SnapshotState, capture, history_tree};
 use super::{Workdir, open_image};
 use crate::crash::hosttree::{self, TreeSize};
 use snapfs::check::check_pool;
@@ -137,6 +140,8 @@ struct Runner {
     replayed: Vec<u8>,
     commands: Vec<RecordedCommand>,
     verbose: bool,
+    /// Environment for the next commands, beside the write log's.
+    env: Vec<(String, String)>,
 }
 
 enum Input<'a> {
@@ -164,6 +169,9 @@ impl Runner {
         if log {
             cmd.env(snapfs::device::recording::WRITE_LOG_ENV, &self.log_path);
         }
+        // Subset snapshots extracted over several commits, two inodes each.
+        cmd.env("SNAPFS_EXTRACT_INODES", "2").env_remove("SNAPFS_EXTRACT_STOP_AFTER");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let shown = format!("{program} {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let output = match input {
@@ -320,6 +328,9 @@ fn intermediate_states(
     if after.txg <= before.txg + 1 {
         return Ok(Vec::new());
     }
+    if let Some(states) = extraction_states(before, after) {
+        return Ok(states);
+    }
     let refuse = |why: &str| {
         Err(format!("`{label}` made commits {}..{}; cannot derive their states: {why}", before.txg + 1, after.txg))
     };
@@ -360,6 +371,40 @@ fn intermediate_states(
     Ok(states)
 }
 
+/// The states of the commits a command made before its last if all it changed is one
+/// subset snapshot, which it took or went on extracting (`snapshot --match` larger than a
+/// commit copies, `extract`; pool/extraction.rs): each is the state after it at its own
+/// txg, with the history up to it, and that snapshot still being extracted (readers see
+/// the same tree in it). None if the command changed anything else.
+fn extraction_states(before: &PoolState, after: &PoolState) -> Option<Vec<PoolState>> {
+    let same = before.config == after.config
+        && before.receive == after.receive
+        && before.pool_bytes == after.pool_bytes
+        && before.live == after.live
+        && before.clones == after.clones
+        && before.history.iter().all(|t| after.history.contains(t))
+        && before.snapshots.keys().all(|name| after.snapshots.contains_key(name));
+    let changed: Vec<&String> =
+        after.snapshots.iter().filter(|(name, s)| before.snapshots.get(*name) != Some(s)).map(|(n, _)| n).collect();
+    let ([name], true) = (changed.as_slice(), same) else { return None };
+    let extracting = SnapshotState { extracting: true, ..after.snapshots[*name].clone() };
+    if before.snapshots.get(*name).is_some_and(|old| *old != extracting) {
+        return None;
+    }
+    let mut states = Vec::new();
+    for txg in before.txg + 1..after.txg {
+        if !after.history.contains(&txg) {
+            return None;
+        }
+        let mut state = after.clone();
+        state.txg = txg;
+        state.history.retain(|&t| t <= txg);
+        state.snapshots.insert(name.to_string(), extracting.clone());
+        states.push(state);
+    }
+    Some(states)
+}
+
 /// Runs the whole workload in `work` and returns what it recorded.
 pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<Recording, String> {
     let dir = work.path().to_path_buf();
@@ -379,6 +424,7 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
         replayed: vec![0; IMAGE_BYTES as usize],
         commands: Vec::new(),
         verbose,
+        env: Vec::new(),
     };
     let streams = source_streams(&r, &source, seed)?;
     let s = |name: &str| streams.join(name);
@@ -533,6 +579,14 @@ pub fn record(work: &Workdir, bins: &Path, seed: u64, verbose: bool) -> Result<R
     r.record("snapctl snapshot @sub --match", "snapctl", &subset, Input::None, true)?;
     let refined = os(&[&"snapshot", &"@sub2", &"--from", &"@sub", &"--where", &"size<80K"]);
     r.record("snapctl snapshot @sub2 --from @sub", "snapctl", &refined, Input::None, true)?;
+    // A subset whose extraction stops after two commits, as a kill leaves it, then
+    // finished by `extract` and destroyed.
+    r.env = vec![("SNAPFS_EXTRACT_STOP_AFTER".into(), "2".into())];
+    let part = os(&[&"snapshot", &"@part", &"--match", &"**"]);
+    r.record("snapctl snapshot @part --match (stopped after 2 commits)", "snapctl", &part, Input::None, true)?;
+    r.env.clear();
+    r.record("snapctl extract", "snapctl", &os(&[&"extract"]), Input::None, true)?;
+    r.record("snapctl destroy @part", "snapctl", &os(&[&"destroy", &"@part"]), Input::None, true)?;
     // A merge of the refinement and the past moment (two moments: the older is needed),
     // a clone of the merge (a copy of its nodes), both destroyed.
     let merge = os(&[&"snapshot", &"@both", &"--merge", &"@sub2", &"@past"]);
