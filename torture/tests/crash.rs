@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 const SEED: u64 = 20261202;
-const STATES: usize = 2000;
+const STATES: usize = 2800;
 
 fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
