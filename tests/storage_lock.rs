@@ -438,3 +438,38 @@ fn partitions_of_loop_devices_conflict_with_their_disk_and_twins_only() {
     check(&e1);
     check(&f2);
 }
+
+#[test]
+fn a_second_writer_on_a_loop_device_waits_for_the_first_as_on_a_file() {
+    // Goal: on a block device the kernel refuses a second exclusive open before the
+    // storage lock is reached; a writer must still wait for another snapfs writer (by
+    // default, and up to --wait), not fail at once, and fail at once with --nowait.
+    // (Found by bench/extract_bench.sh: puts beside a subset snapshot's steps failed.)
+    if !require_root("a_second_writer_on_a_loop_device_waits_for_the_first_as_on_a_file") {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let img = fresh_pool(dir.path(), "pool.img", 32 * MIB);
+    seed(&img);
+    let device = Loop::attach(&img, &[]);
+    let holder = Holder::start(&device.0, Access::Write, &[]);
+    assert_refused(&holder, &device.0, Access::Write, &[]);
+    let started = Instant::now();
+    let bounded = snapctl().args(["--wait", "1", "mkdir", "bounded"]).arg(&device.0).output().unwrap();
+    assert_eq!(bounded.status.code(), Some(exit_code::IN_USE), "{}", String::from_utf8_lossy(&bounded.stderr));
+    assert!(started.elapsed() >= Duration::from_secs(1), "gave up after {:?}", started.elapsed());
+    let mut waiting = Process::new(snapctl().get_program());
+    waiting.args(["mkdir", "waited"]).arg(&device.0).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut waiting = waiting.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(waiting.try_wait().unwrap().is_none(), "the second writer did not wait for the first");
+    drop(holder);
+    let status = waiting.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(waiting.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("waiting for"), "it says whom it waits for: {stderr}");
+    drop(device);
+    assert!(stdout(snapctl().arg("ls").arg(&img)).contains("waited"));
+    check(&img);
+}

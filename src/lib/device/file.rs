@@ -92,13 +92,22 @@ pub fn open_file_device_waiting(path: &str, mode: OpenMode, wait: &WaitPolicy) -
             options.custom_flags(libc::O_EXCL);
         }
     }
-    let file = options.open(path).map_err(|e| match e.raw_os_error() {
-        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => {
-            Error::Device(DeviceError::NotWritable { device: path.to_string(), why: e.to_string() })
-        }
-        Some(libc::EBUSY) => Error::InUse { device: path.to_string(), holder: busy_holder(path) },
-        _ => Error::io(format!("cannot open {path}"), e),
-    })?;
+    // A block device another snapfs writer holds (O_EXCL) is waited for as the storage
+    // lock is (below): the kernel refuses the open before that lock is reached.
+    let attempt = || match options.open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => {
+                Err(Error::Device(DeviceError::NotWritable { device: path.to_string(), why: e.to_string() }))
+            }
+            Some(libc::EBUSY) if snapfs_holder(path).is_some() => Ok(None),
+            Some(libc::EBUSY) => Err(Error::InUse { device: path.to_string(), holder: busy_holder(path) }),
+            _ => Err(Error::io(format!("cannot open {path}"), e)),
+        },
+    };
+    let file = wait
+        .wait_for(attempt, || busy_holder(path))?
+        .ok_or_else(|| Error::InUse { device: path.to_string(), holder: busy_holder(path) })?;
     if is_block && mode == OpenMode::Write {
         let mut read_only: libc::c_int = 0;
         // SAFETY: BLKROGET writes one int through the pointer we pass.
@@ -183,13 +192,15 @@ fn direct_aligned(offset: u64, buf: &[u8]) -> bool {
 /// Who keeps a block device busy (O_EXCL refused): a snapfs process holding its storage
 /// is named as a lock conflict names it, with its pid; else the kernel or someone else.
 fn busy_holder(path: &str) -> String {
-    let unknown = "the kernel or another program (mounted, or opened exclusively)".to_string();
-    let Ok(file) = File::open(path) else {
-        return unknown;
-    };
+    snapfs_holder(path).unwrap_or_else(|| "the kernel or another program (mounted, or opened exclusively)".into())
+}
+
+/// The snapfs process holding the storage of block device `path`, if one does.
+fn snapfs_holder(path: &str) -> Option<String> {
+    let file = File::open(path).ok()?;
     match lock_storage(&file, path, &WaitPolicy::nowait()) {
-        Err(Error::InUse { holder, .. }) => holder,
-        _ => unknown,
+        Err(Error::InUse { holder, .. }) => Some(holder),
+        _ => None,
     }
 }
 
