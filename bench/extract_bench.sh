@@ -89,7 +89,7 @@ for run in $(seq 1 "$RUNS"); do
         touch "$BENCH_DIR/stop"
         wait
         read -r n med max < <(stats "$BENCH_DIR/during")
-        commits=$(grep -o 'in [0-9]* commits' "$BENCH_DIR/out" | cut -d' ' -f2)
+        commits=$(grep -o 'in [0-9]* commits' "$BENCH_DIR/out" | cut -d' ' -f2 || true)
         echo "run=$run mode=$mode snapshot_ms=$took commits=${commits:-1} puts=$n put_median_ms=$med put_longest_ms=$max" |
             tee -a "$RESULTS"
         "$BIN/snapctl" destroy "@s$run$mode" "$POOL" > /dev/null

@@ -443,7 +443,8 @@ fn partitions_of_loop_devices_conflict_with_their_disk_and_twins_only() {
 fn a_second_writer_on_a_loop_device_waits_for_the_first_as_on_a_file() {
     // Goal: on a block device the kernel refuses a second exclusive open before the
     // storage lock is reached; a writer must still wait for another snapfs writer (by
-    // default, and up to --wait), not fail at once, and fail at once with --nowait.
+    // default, and up to --wait), not fail at once, and fail at once with --nowait; while
+    // it waits, `writers_waiting` says so, through any name of the storage.
     // (Found by bench/extract_bench.sh: puts beside a subset snapshot's steps failed.)
     if !require_root("a_second_writer_on_a_loop_device_waits_for_the_first_as_on_a_file") {
         return;
@@ -463,12 +464,16 @@ fn a_second_writer_on_a_loop_device_waits_for_the_first_as_on_a_file() {
     let mut waiting = waiting.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(waiting.try_wait().unwrap().is_none(), "the second writer did not wait for the first");
+    // It says it waits, for a writer that takes the pool again and again to let it in.
+    let name = device.0.to_str().unwrap();
+    assert!(snapfs::device::writers_waiting(name) && snapfs::device::writers_waiting(img.to_str().unwrap()));
     drop(holder);
     let status = waiting.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(waiting.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("waiting for"), "it says whom it waits for: {stderr}");
+    assert!(!snapfs::device::writers_waiting(name), "its mark outlived its wait");
     drop(device);
     assert!(stdout(snapctl().arg("ls").arg(&img)).contains("waited"));
     check(&img);

@@ -22,7 +22,7 @@ use snapfs::cmd::{
     batch, bookmark_of, bookmarks, check, clone, diff, history, holds, prune, scrub, set, snapshot, split_bookmark,
     split_tree, status, tree, tree_of,
 };
-use snapfs::device::OpenMode;
+use snapfs::device::{OpenMode, writers_waiting};
 use snapfs::error::{Error, Result};
 use snapfs::format::tables::RecordedRule;
 use snapfs::fs::select::Rule;
@@ -55,6 +55,10 @@ fn stored(pool: Pool, text: &str, changed_while_read: &[PathBuf]) -> Result<()> 
     Ok(())
 }
 
+/// The longest an extraction lets waiting writers go first between two of its commits:
+/// a stream of writers does not hold it off for ever.
+const YIELD_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Extracts the rest of a subset snapshot's files, a step per commit, each by a writer
 /// opened for it alone: other writers wait for one commit at most, never for the whole
 /// extraction. `written` adds what each wrote.
@@ -68,6 +72,11 @@ fn finish_extraction(device: &str, mut extraction: Extraction, written: &mut u64
                 extraction.done.name, extraction.commits
             );
             break;
+        }
+        // Writers that came meanwhile go first (each takes its turn within a poll).
+        let yielding = std::time::Instant::now();
+        while writers_waiting(device) && yielding.elapsed() < YIELD_MAX {
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         let mut pool = open(device, OpenMode::Write)?;
         snapshot::extract_step(&mut pool, &mut extraction)?;

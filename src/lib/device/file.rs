@@ -28,6 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
@@ -65,6 +66,10 @@ pub struct FileDevice {
 /// little left to do (a large receive or copy-in would otherwise write everything then).
 const WRITE_BEHIND_BYTES: u64 = 32 << 20;
 
+/// How long a block device may stay busy with no snapfs holder before a writer takes it
+/// for the kernel's (mounted) rather than a snapfs writer's that is closing.
+const CLOSING_GRACE: Duration = Duration::from_millis(200);
+
 nix::ioctl_read!(block_device_size, 0x12, 114, u64);
 nix::ioctl_read_bad!(block_device_read_only, 0x125e, libc::c_int);
 
@@ -84,6 +89,13 @@ pub fn open_file_device_waiting(path: &str, mode: OpenMode, wait: &WaitPolicy) -
     if !is_block && !file_type.is_file() {
         return Err(Error::invalid(format!("{path} is not a regular file or a block device")));
     }
+    // Until it holds its locks, a writer marks itself waiting (lock.rs `mark_waiting`).
+    let _waiting = match mode {
+        OpenMode::Write => {
+            File::open(path).ok().and_then(|f| storage_targets(&f).ok()).and_then(|t| lock::mark_waiting(&t))
+        }
+        OpenMode::Read => None,
+    };
     let mut options = OpenOptions::new();
     options.read(true);
     if mode == OpenMode::Write {
@@ -93,20 +105,24 @@ pub fn open_file_device_waiting(path: &str, mode: OpenMode, wait: &WaitPolicy) -
         }
     }
     // A block device another snapfs writer holds (O_EXCL) is waited for as the storage
-    // lock is (below): the kernel refuses the open before that lock is reached.
-    let attempt = || match options.open(path) {
+    // lock is (below): the kernel refuses the open before that lock is reached. A writer
+    // that is closing may have dropped its lock and not yet its descriptor: a device
+    // busy with no snapfs holder is the kernel's only once that lasts.
+    let mut busy_since: Option<Instant> = None;
+    let mut attempt = || match options.open(path) {
         Ok(file) => Ok(Some(file)),
         Err(e) => match e.raw_os_error() {
             Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => {
                 Err(Error::Device(DeviceError::NotWritable { device: path.to_string(), why: e.to_string() }))
             }
             Some(libc::EBUSY) if snapfs_holder(path).is_some() => Ok(None),
+            Some(libc::EBUSY) if busy_since.get_or_insert_with(Instant::now).elapsed() < CLOSING_GRACE => Ok(None),
             Some(libc::EBUSY) => Err(Error::InUse { device: path.to_string(), holder: busy_holder(path) }),
             _ => Err(Error::io(format!("cannot open {path}"), e)),
         },
     };
     let file = wait
-        .wait_for(attempt, || busy_holder(path))?
+        .wait_for(&mut attempt, || busy_holder(path))?
         .ok_or_else(|| Error::InUse { device: path.to_string(), holder: busy_holder(path) })?;
     if is_block && mode == OpenMode::Write {
         let mut read_only: libc::c_int = 0;
@@ -239,10 +255,7 @@ fn lock_opened_inode(file: &File, path: &str) -> Result<()> {
 /// A writer's exclusive lock on every base the opened device reaches, on the bytes it
 /// covers.
 fn lock_storage(file: &File, path: &str, wait: &WaitPolicy) -> Result<HeldLocks> {
-    let extents = storage::resolve(file, std::path::Path::new(storage::SYSFS_ROOT))
-        .map_err(|e| Error::io(format!("cannot stat {path}"), e))?;
-    let targets: Vec<LockTarget> =
-        extents.iter().map(|e| LockTarget { name: e.base.lock_name(), range: e.range }).collect();
+    let targets = storage_targets(file).map_err(|e| Error::io(format!("cannot stat {path}"), e))?;
     let describe = |target: &LockTarget, conflict: &Conflict| {
         let mut holder = conflict.holder();
         let ours = std::fs::canonicalize(path).ok();
@@ -253,6 +266,19 @@ fn lock_storage(file: &File, path: &str, wait: &WaitPolicy) -> Result<HeldLocks>
         holder
     };
     lock::acquire_waiting(&targets, LockKind::Exclusive, wait, path, describe)
+}
+
+/// What a writer of the opened device locks: every base it reaches, on the bytes it
+/// covers.
+fn storage_targets(file: &File) -> io::Result<Vec<LockTarget>> {
+    let extents = storage::resolve(file, std::path::Path::new(storage::SYSFS_ROOT))?;
+    Ok(extents.iter().map(|e| LockTarget { name: e.base.lock_name(), range: e.range }).collect())
+}
+
+/// Whether another writer waits for the storage of `path` (lock.rs `writers_waiting`):
+/// a process that opens it for writing again and again yields to such writers first.
+pub fn writers_waiting(path: &str) -> bool {
+    File::open(path).ok().and_then(|f| storage_targets(&f).ok()).is_some_and(|t| lock::writers_waiting(&t))
 }
 
 /// A writer's lock on the pool's id: one writer per pool even through a name whose

@@ -125,6 +125,45 @@ pub fn acquire_waiting(
     held.ok_or_else(|| Error::InUse { device: device.to_string(), holder: last.into_inner() })
 }
 
+/// The marks of writers waiting for `targets` (`mark_waiting`): a shared lock on the
+/// same bytes of a lock file of their own, so that a writer that takes the pool again and
+/// again (a subset snapshot's extraction, pool/extraction.rs) can let them in first.
+fn waiting_targets(targets: &[LockTarget]) -> Vec<LockTarget> {
+    targets.iter().map(|t| LockTarget { name: format!("{}.waiting", t.name), range: t.range }).collect()
+}
+
+/// Marks this process as a writer waiting for `targets` until the marks are dropped.
+/// Best effort: a lock directory that cannot be used is reported by the locks themselves.
+pub fn mark_waiting(targets: &[LockTarget]) -> Option<HeldLocks> {
+    acquire(&waiting_targets(targets), LockKind::Shared).ok()
+}
+
+/// Whether another process has marked itself waiting for any of `targets`.
+pub fn writers_waiting(targets: &[LockTarget]) -> bool {
+    let dir = lock_dir();
+    waiting_targets(targets).iter().any(|target| {
+        let path = dir.join(&target.name);
+        // Our own descriptor if we have one: closing another would drop our locks on it.
+        let file = match with_registry(|r| r.files.get(&path).cloned()) {
+            Some(file) => file,
+            None => match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+                Ok(file) => Arc::new(file),
+                Err(_) => return false,
+            },
+        };
+        // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
+        let mut probe: libc::flock = unsafe { std::mem::zeroed() };
+        probe.l_type = libc::F_WRLCK as i16;
+        probe.l_whence = libc::SEEK_SET as i16;
+        let start = i64::try_from(target.range.start).unwrap_or(i64::MAX);
+        probe.l_start = start;
+        probe.l_len = target.range.end.map_or(0, |end| i64::try_from(end).map_or(0, |end| (end - start).max(1)));
+        // SAFETY: F_GETLK fills the flock we own with a conflicting lock, if any; locks of
+        // this process never conflict with its own request.
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) == 0 && probe.l_type != libc::F_UNLCK as i16 }
+    })
+}
+
 pub enum AcquireError {
     Conflict { target: LockTarget, conflict: Conflict },
     Unusable(Error),

@@ -17,7 +17,7 @@ pub mod wait;
 mod write_behind;
 
 pub use aligned::AlignedBuf;
-pub use file::{FileDevice, OpenMode, open_file_device};
+pub use file::{FileDevice, OpenMode, open_file_device, writers_waiting};
 // In-memory devices for tests, fuzzing and the crash harness; no binary uses them.
 #[cfg(any(test, feature = "testing"))]
 pub use crash::CrashDevice;

@@ -136,7 +136,8 @@ impl Pool {
             subset.needs.clear();
         }
         entry.subset = Some(subset);
-        if self.has_space_counters() {
+        // Counted once, when whole: a walk per step would grow with the steps done.
+        if self.has_space_counters() && next.is_none() {
             entry.referenced_bytes = super::count_referenced(&mut self.store, entry.root)?;
         }
         self.rewrite_snapshot(&entry)?;

@@ -110,7 +110,15 @@ impl Pool {
     /// or on an older pool computed from the head and the dead index.
     pub(super) fn referenced_of(&mut self, tree: u64, snapshots: &[SnapshotEntry]) -> Result<Vec<u64>> {
         match self.has_space_counters() {
-            true => Ok(snapshots.iter().map(|s| s.referenced_bytes).collect()),
+            // A subset being extracted is counted once whole (extraction.rs): till then,
+            // by a walk of what it holds so far.
+            true => snapshots
+                .iter()
+                .map(|s| match s.subset.as_ref().is_some_and(|x| x.is_extracting()) {
+                    true => count_referenced(&mut self.store, s.root),
+                    false => Ok(s.referenced_bytes),
+                })
+                .collect(),
             false => self.compute_snapshot_counts(tree, snapshots),
         }
     }

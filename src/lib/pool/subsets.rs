@@ -227,7 +227,8 @@ impl Pool {
         root: Option<BlockPtr>,
         subset: Subset,
     ) -> Result<[u8; 16]> {
-        let referenced_bytes = match self.has_space_counters() {
+        // A subset still being extracted is counted once whole (extraction.rs).
+        let referenced_bytes = match self.has_space_counters() && !subset.is_extracting() {
             true => super::count_referenced(&mut self.store, root)?,
             false => 0,
         };
