@@ -310,6 +310,23 @@ fn a_large_subset_is_extracted_in_steps_and_one_interrupted_is_read_meanwhile_an
     assert!(out.status.success() && text.contains("extracted, 17 inodes in 6 commits of at most 3"), "{text}");
     assert_eq!(tree_of(&img, "steps"), tree_of(&img, "once"));
     check(&img);
+    // A merge too: the same tree as one commit makes.
+    run(&img, &["snapshot", "@whole"]);
+    run(&img, &["snapshot", "@m1", "--merge", "@steps", "@whole"]);
+    let out = snapctl()
+        .env("SNAPFS_EXTRACT_INODES", "2")
+        .args(["snapshot", "@m2", "--merge", "@steps", "@whole"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("@m2: its files extracted"), "{text}");
+    assert_eq!(run(&img, &["diff", "@m1", "@m2"]), "");
+    assert_eq!(tree_of(&img, "m2"), tree_of(&img, "m1"));
+    for name in ["@m1", "@m2", "@whole"] {
+        run(&img, &["destroy", name]);
+    }
+    check(&img);
 
     interrupted_subset(&img, "cut", 4);
     check(&img);

@@ -204,9 +204,16 @@ fn run(command: Command) -> Result<()> {
                     }
                     sources.push(source.to_string());
                 }
-                let taken = snapshot::snapshot_merged(&mut pool, tree, name, &sources)?;
-                print_io_stats(PROGRAM, &pool);
-                return stdout_write(&render::merged(&taken));
+                let (taken, extraction) =
+                    snapshot::snapshot_merged(&mut pool, tree, name, &sources, extract_inodes()?)?;
+                let mut written = pool.store.dev.written_bytes();
+                drop(pool);
+                let mut text = render::merged(&taken);
+                if let Some(extraction) = extraction {
+                    text.push_str(&render::extracted(&finish_extraction(&device, extraction, &mut written)?));
+                }
+                print_io_written(PROGRAM, written);
+                return stdout_write(&text);
             }
             let rule = RecordedRule { from: None, matches, excludes: exclude, conditions, merged: Vec::new() };
             let subset = from.is_some() || like.is_some() || rule != RecordedRule::default();

@@ -173,9 +173,9 @@ fn check_device(pool: &mut Pool, keep_inventory: bool) -> Result<(CheckReport, O
         check_holds(pool, &mut c, &snapshots);
         for merge in snapshots.iter().filter_map(|s| s.subset.as_ref().map(|x| (s, x))) {
             for guid in &merge.1.needs {
-                // A merge's older sources; a refinement being extracted, the snapshot it
-                // reads, of its own moment.
-                let refining = merge.1.is_extracting() && merge.1.rule.from.is_some();
+                // A merge's older sources; while it is extracted, any snapshot it reads,
+                // of its own moment too.
+                let refining = merge.1.is_extracting();
                 if !snapshots
                     .iter()
                     .any(|s| &s.guid == guid && (s.txg < merge.0.txg || refining && s.txg == merge.0.txg))

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::tables::RecordedRule;
 use crate::fs::select::Rule;
 use crate::fs::subset::{SubsetStats, UnionStats};
-use crate::pool::{Extracted, Pool, SubsetPlan, SubsetSource, guid_hex, snapshot_name};
+use crate::pool::{Extracted, ExtractionPlan, Pool, SubsetPlan, SubsetSource, guid_hex, snapshot_name};
 use crate::utc::format_time_ns;
 use serde::Serialize;
 
@@ -92,7 +92,7 @@ pub fn take_subset(
         true => {
             let inodes = planned.plan.inodes();
             let done = Extracted { name: name.to_string(), inodes_done: most.min(inodes), inodes };
-            Some(Extraction { tree, guid, plan: planned.plan, most, done, commits: 1 })
+            Some(Extraction { tree, guid, plan: ExtractionPlan::Rule(planned.plan), most, done, commits: 1 })
         }
         false => None,
     };
@@ -103,7 +103,7 @@ pub fn take_subset(
 pub struct Extraction {
     tree: u64,
     guid: [u8; 16],
-    plan: SubsetPlan,
+    plan: ExtractionPlan,
     most: usize,
     pub done: Extracted,
     /// Commits that copied its inodes so far (in this process).
@@ -167,14 +167,27 @@ pub struct Merged {
     pub stats: UnionStats,
 }
 
-/// Takes snapshot `name` of `tree` uniting its snapshots `sources`, and commits it.
-pub fn snapshot_merged(pool: &mut Pool, tree: u64, name: &str, sources: &[String]) -> Result<Merged> {
-    let stats = pool.create_merged_snapshot(tree, name, sources)?;
+/// Takes snapshot `name` of `tree` uniting its snapshots `sources`, with at most `most`
+/// of its inodes copied, and commits it; the rest, if any, as `take_subset` leaves it.
+pub fn snapshot_merged(
+    pool: &mut Pool,
+    tree: u64,
+    name: &str,
+    sources: &[String],
+    most: usize,
+) -> Result<(Merged, Option<Extraction>)> {
+    let (stats, guid, plan) = pool.create_merged_snapshot(tree, name, sources, most)?;
     pool.commit()?;
     let entry = pool.snapshot(tree, name)?;
     let order = entry.subset.map(|s| s.rule.merged).unwrap_or_default();
+    let extraction = plan.map(|plan| {
+        let plan = ExtractionPlan::Merge(plan);
+        let inodes = plan.inodes();
+        let done = Extracted { name: name.to_string(), inodes_done: most.min(inodes), inodes };
+        Extraction { tree, guid, plan, most, done, commits: 1 }
+    });
     let sources = order.into_iter().zip(stats.taken.iter().copied()).collect();
-    Ok(Merged { name: name.to_string(), txg: entry.txg.0, sources, stats })
+    Ok((Merged { name: name.to_string(), txg: entry.txg.0, sources, stats }, extraction))
 }
 
 /// Takes snapshot `name` of `tree` as it was at `moment` (nanoseconds since the epoch,
@@ -382,7 +395,7 @@ pub fn show(pool: &mut Pool, tree: u64, name: &str) -> Result<Shown> {
         .ok_or_else(|| Error::SnapshotNotFound { name: name.to_string(), base: false })?;
     // Being extracted: what it will hold, its moment through its rule.
     let contents = match snapshot.extracting {
-        true => pool.extraction_plan(&entry)?.stats().clone(),
+        true => pool.extraction_plan(&entry)?.stats(),
         false => pool.tree_contents(entry.root)?,
     };
     Ok(Shown { snapshot, files: contents.files, directories: contents.directories, file_bytes: contents.file_bytes })

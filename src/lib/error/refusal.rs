@@ -35,8 +35,8 @@ pub enum Refusal {
     CloneOrigin { snapshot: String, clones: Vec<String> },
     /// Destroying `@snapshot`, which the merged snapshots `merges` take files from.
     MergedInto { snapshot: String, merges: Vec<String> },
-    /// Destroying `@snapshot`, which subset snapshot `@subset` refines and is still
-    /// being extracted from (pool/extraction.rs).
+    /// Destroying `@snapshot`, which subset snapshot `@subset` (a refinement or a merge)
+    /// is still being extracted from (pool/extraction.rs).
     ExtractedFrom { snapshot: String, subset: String },
     /// `what` needs the whole tree of subset snapshot `@name`, still being extracted.
     StillExtracting { name: String, what: String },
@@ -78,7 +78,7 @@ impl fmt::Display for Refusal {
                 write!(f, "@{snapshot} holds files that the merged snapshot {} took from it", names.join(", "))
             }
             Refusal::ExtractedFrom { snapshot, subset } => {
-                write!(f, "@{snapshot} is the snapshot that @{subset} refines, whose files are still being extracted")
+                write!(f, "@{snapshot} is a source of @{subset}, whose files are still being extracted from it")
             }
             Refusal::StillExtracting { name, what } => write!(
                 f,

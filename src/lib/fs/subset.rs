@@ -238,12 +238,40 @@ struct Placed {
     entries: BTreeMap<Vec<u8>, (u64, FileType)>,
 }
 
+/// The union of several trees, placed (`place`) and not yet written (`write_union_from`).
+#[derive(Default)]
+pub struct Union {
+    placed: BTreeMap<u64, Placed>,
+    counter: u64,
+    pub stats: UnionStats,
+}
+
+impl Union {
+    /// Inodes placed (directories too).
+    pub fn inodes(&self) -> usize {
+        self.placed.len()
+    }
+
+    /// Placed inodes below `ino`.
+    pub fn inodes_below(&self, ino: u64) -> usize {
+        self.placed.range(..ino).count()
+    }
+}
+
 /// Writes into `dest`, an empty tree, the union of the file trees at `sources` (states
 /// of one tree, newest first: its inode numbers name the same file in each), as
 /// `snapshot --merge` takes it. Newer wins: a path in several sources is the newest's;
 /// a file (an inode) that a newer source holds is only where and as that one holds it;
 /// a directory is one, at its newest path, holding what every source holds in it.
 pub fn unite(store: &mut Store, sources: &[Option<crate::block::BlockPtr>], dest: &mut Tree) -> Result<UnionStats> {
+    let union = place(store, sources)?;
+    write_union_from(store, sources, &union, dest, 0, usize::MAX)?;
+    Ok(union.stats)
+}
+
+/// Where each file of the union of `sources` comes from (see `unite`): a walk of every
+/// source's directories, nothing written.
+pub fn place(store: &mut Store, sources: &[Option<crate::block::BlockPtr>]) -> Result<Union> {
     let mut trees: Vec<Tree> = sources.iter().map(|root| Tree::open(TreeKind::Files, Owner::Meta, *root)).collect();
     let mut stats = UnionStats { taken: vec![0; sources.len()], ..UnionStats::default() };
     let mut placed: BTreeMap<u64, Placed> = BTreeMap::new();
@@ -301,12 +329,9 @@ pub fn unite(store: &mut Store, sources: &[Option<crate::block::BlockPtr>], dest
             value.as_slice().try_into().map_err(|_| Error::corrupt("an inode counter of the wrong size"))?;
         counter = counter.max(u64::from_le_bytes(bytes));
     }
-    dest.insert(store, &meta, &counter.to_le_bytes())?;
     for (&ino, p) in &placed {
-        let tree = &mut trees[p.source];
-        let item = tree.get(store, &key(ino, ItemKind::Inode, &[]))?;
+        let item = trees[p.source].get(store, &key(ino, ItemKind::Inode, &[]))?;
         let inode = Inode::decode(&item.ok_or_else(|| Error::corrupt(format!("inode {ino} has no inode item")))?)?;
-        let nlink = if p.is_dir { 2 + p.subdirs } else { p.links.len() as u32 };
         match inode.file_type() {
             FileType::Directory => stats.held.directories += 1,
             FileType::Regular => {
@@ -315,6 +340,32 @@ pub fn unite(store: &mut Store, sources: &[Option<crate::block::BlockPtr>], dest
             }
             _ => stats.held.files += 1,
         }
+    }
+    Ok(Union { placed, counter, stats })
+}
+
+/// Writes into `dest` the placed inodes of `union` from inode `from` on, at most `most`
+/// of them (and, from 0, the inode counter first), as `copy_selection_from` does for a
+/// selection. Returns the inode to go on from, None when done.
+pub fn write_union_from(
+    store: &mut Store,
+    sources: &[Option<crate::block::BlockPtr>],
+    union: &Union,
+    dest: &mut Tree,
+    from: u64,
+    most: usize,
+) -> Result<Option<u64>> {
+    let mut trees: Vec<Tree> = sources.iter().map(|root| Tree::open(TreeKind::Files, Owner::Meta, *root)).collect();
+    if from == META_INO {
+        dest.insert(store, &key(META_INO, ItemKind::Meta, &[]), &union.counter.to_le_bytes())?;
+    }
+    let mut part = union.placed.range(from..);
+    let next = part.clone().nth(most).map(|(&ino, _)| ino);
+    for (&ino, p) in part.by_ref().take(most) {
+        let tree = &mut trees[p.source];
+        let item = tree.get(store, &key(ino, ItemKind::Inode, &[]))?;
+        let inode = Inode::decode(&item.ok_or_else(|| Error::corrupt(format!("inode {ino} has no inode item")))?)?;
+        let nlink = if p.is_dir { 2 + p.subdirs } else { p.links.len() as u32 };
         dest.insert(store, &key(ino, ItemKind::Inode, &[]), &Inode { nlink, ..inode }.encode())?;
         for (name, &(child, file_type)) in &p.entries {
             dest.insert(store, &key(ino, ItemKind::DirEntry, name), &super::inode::encode_dirent(child, file_type))?;
@@ -330,7 +381,7 @@ pub fn unite(store: &mut Store, sources: &[Option<crate::block::BlockPtr>], dest
             }
         }
     }
-    Ok(stats)
+    Ok(next)
 }
 
 fn link(placed: &mut BTreeMap<u64, Placed>, ino: u64, dir: u64, name: &[u8], file_type: FileType) {

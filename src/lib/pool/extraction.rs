@@ -14,17 +14,18 @@
 //! its moment as any snapshot of it. Readers see the moment through its rule:
 //! `Pool::view` (ls, cat, export) builds its tree in memory. What needs its tree on the
 //! device (send, diff, clone, refining, merging, promoting) is refused until the tree is
-//! whole, naming the command that finishes it. A refinement being extracted keeps the
-//! snapshot it reads (in `needs` until then).
+//! whole, naming the command that finishes it. A refinement or a merge being extracted
+//! keeps every snapshot it reads (in `needs` until then; a merge's older sources stay
+//! there after).
 
 use super::Pool;
-use super::subsets::SubsetPlan;
+use super::subsets::{MergePlan, SubsetPlan};
 use crate::error::{Error, Refusal, Result};
 use crate::format::node::TreeKind;
 use crate::format::tables::SnapshotEntry;
 use crate::fs::FsTree;
 use crate::fs::select::Rule;
-use crate::fs::subset::{copy_selection, copy_selection_from};
+use crate::fs::subset::{SubsetStats, copy_selection, copy_selection_from, place, write_union_from};
 use crate::store::Owner;
 use crate::tree::Tree;
 
@@ -63,39 +64,45 @@ impl Pool {
         Ok(self.all_snapshots()?.filter(|s| s.subset.as_ref().is_some_and(|x| x.is_extracting())).cloned().collect())
     }
 
-    /// The plan that resumes extracting `entry`: its source as its entry records it (the
-    /// moment, or the snapshot it refines), the rule parsed again against its moment's
-    /// time, and (a walk of the source) the files selected. A reader's pool makes it
-    /// while writers go on (pin `plan.checkpoint` first).
-    pub fn extraction_plan(&mut self, entry: &SnapshotEntry) -> Result<SubsetPlan> {
+    /// The plan that resumes extracting `entry`: for a rule, its source as its entry
+    /// records it (the moment, or the snapshot it refines), the rule parsed again against
+    /// its moment's time, and (a walk of the source) the files selected; for a merge, its
+    /// sources (`needs`, in the order united) and where each file comes from. A reader's
+    /// pool makes it while writers go on (pin the entry's moment first).
+    pub fn extraction_plan(&mut self, entry: &SnapshotEntry) -> Result<ExtractionPlan> {
         let subset = entry.subset.as_ref().ok_or_else(|| Error::invalid(format!("@{} is no subset", entry.name)))?;
+        let mut needed = Vec::new();
+        for guid in &subset.needs {
+            needed.push(self.snapshot_by_guid(entry.tree, guid)?.ok_or_else(|| {
+                Error::corrupt(format!("@{} is extracted from a snapshot the pool no longer has", entry.name))
+            })?);
+        }
+        if !subset.rule.merged.is_empty() {
+            let mut plan = MergePlan::of(&needed);
+            plan.union = place(&mut self.store, &plan.sources)?;
+            return Ok(ExtractionPlan::Merge(plan));
+        }
         let from = match &subset.rule.from {
             None => None,
-            Some(_) => {
-                let guid = subset.needs.first().ok_or_else(|| {
-                    Error::corrupt(format!("@{} refines a snapshot that its entry does not name", entry.name))
-                })?;
-                let from = self.snapshot_by_guid(entry.tree, guid)?.ok_or_else(|| {
-                    Error::corrupt(format!("@{} refines a snapshot the pool no longer has", entry.name))
-                })?;
-                Some(from)
-            }
+            Some(_) => Some(needed.first().ok_or_else(|| {
+                Error::corrupt(format!("@{} refines a snapshot that its entry does not name", entry.name))
+            })?),
         };
         let rule = &subset.rule;
         let parsed = Rule::parse(&rule.matches, &rule.excludes, &rule.conditions, entry.time_ns)?;
-        let mut plan = SubsetPlan::of_entry(entry, from.as_ref());
+        let mut plan = SubsetPlan::of_entry(entry, from);
         self.select_subset(entry.tree, &mut plan, &parsed)?;
-        Ok(plan)
+        Ok(ExtractionPlan::Rule(plan))
     }
 
-    /// Copies the next `most` selected inodes of subset snapshot `name` of `tree` (its
-    /// guid `guid`, as `plan` selected them) into its tree, in this transaction.
+    /// Copies the next `most` inodes of subset snapshot `name` of `tree` (its guid
+    /// `guid`, as `plan` selected or placed them) into its tree, in this transaction.
     pub fn extract_step(
         &mut self,
         tree: u64,
         name: &str,
         guid: &[u8; 16],
-        plan: &SubsetPlan,
+        plan: &ExtractionPlan,
         most: usize,
     ) -> Result<Extracted> {
         self.writable()?;
@@ -112,28 +119,41 @@ impl Pool {
                 ))
             })?,
         };
-        let inodes = plan.selection.inodes();
+        let inodes = plan.inodes();
         let Some(mut subset) = entry.subset.clone() else {
             return Err(Error::corrupt(format!("@{} is no subset snapshot", entry.name)));
         };
         let Some(from) = subset.extracting else {
             return Ok(Extracted { name: entry.name, inodes_done: inodes, inodes });
         };
-        if (plan.moment().0, plan.pinned()) != (entry.txg, subset.pinned) {
-            return Err(Error::invalid(format!("@{}: its files were selected from another moment", entry.name)));
-        }
-        let mut source = Tree::open(TreeKind::Files, Owner::Files(tree), plan.source_root());
-        let mut fs = FsTree::new(&mut source, &mut self.store, false);
         // Its own nodes, as when it was recorded (subsets.rs): pool metadata to the
         // store, freed when a step rewrites them.
         let mut built = Tree::open(TreeKind::Files, Owner::Meta, entry.root);
-        let next = copy_selection_from(&mut fs, &plan.selection, &mut built, from, most)?;
+        let next = match plan {
+            ExtractionPlan::Rule(plan) => {
+                if (plan.moment().0, plan.pinned()) != (entry.txg, subset.pinned) {
+                    return Err(Error::invalid(format!(
+                        "@{}: its files were selected from another moment",
+                        entry.name
+                    )));
+                }
+                let mut source = Tree::open(TreeKind::Files, Owner::Files(tree), plan.source_root());
+                let mut fs = FsTree::new(&mut source, &mut self.store, false);
+                copy_selection_from(&mut fs, &plan.selection, &mut built, from, most)?
+            }
+            ExtractionPlan::Merge(plan) => {
+                write_union_from(&mut self.store, &plan.sources, &plan.union, &mut built, from, most)?
+            }
+        };
         entry.root = built.flush(&mut self.store)?;
         subset.built = self.store.txg;
         subset.extracting = next;
-        if next.is_none() && subset.rule.from.is_some() {
-            // Whole: it no longer reads the snapshot it refines.
-            subset.needs.clear();
+        match (next, plan) {
+            (Some(_), _) => {}
+            // Whole: a refinement no longer reads the snapshot it refines; a merge keeps
+            // only the sources older than its moment.
+            (None, ExtractionPlan::Rule(_)) => subset.needs.clear(),
+            (None, ExtractionPlan::Merge(plan)) => subset.needs = plan.older.clone(),
         }
         entry.subset = Some(subset);
         // Counted once, when whole: a walk per step would grow with the steps done.
@@ -141,19 +161,58 @@ impl Pool {
             entry.referenced_bytes = super::count_referenced(&mut self.store, entry.root)?;
         }
         self.rewrite_snapshot(&entry)?;
-        let inodes_done = next.map_or(inodes, |n| plan.selection.inodes_below(n));
+        let inodes_done = next.map_or(inodes, |n| plan.inodes_below(n));
         Ok(Extracted { name: entry.name, inodes_done, inodes })
     }
 
     /// The tree a reader sees in subset snapshot `entry` while it is being extracted:
-    /// its moment through its rule, built in memory (never written).
+    /// its moment through its rule, or its sources united, built in memory (never
+    /// written).
     pub(super) fn extracting_view(&mut self, entry: &SnapshotEntry) -> Result<Tree> {
-        let plan = self.extraction_plan(entry)?;
-        let mut source = Tree::open(TreeKind::Files, Owner::Files(entry.tree), plan.source_root());
-        let mut fs = FsTree::new(&mut source, &mut self.store, false);
         let mut view = Tree::open(TreeKind::Files, Owner::Meta, None);
-        copy_selection(&mut fs, &plan.selection, &mut view)?;
+        match self.extraction_plan(entry)? {
+            ExtractionPlan::Rule(plan) => {
+                let mut source = Tree::open(TreeKind::Files, Owner::Files(entry.tree), plan.source_root());
+                let mut fs = FsTree::new(&mut source, &mut self.store, false);
+                copy_selection(&mut fs, &plan.selection, &mut view)?;
+            }
+            ExtractionPlan::Merge(plan) => {
+                write_union_from(&mut self.store, &plan.sources, &plan.union, &mut view, 0, usize::MAX)?;
+            }
+        }
         Ok(view)
+    }
+}
+
+/// What an extraction copies: the files a rule selected, or a merge's union.
+pub enum ExtractionPlan {
+    Rule(SubsetPlan),
+    Merge(MergePlan),
+}
+
+impl ExtractionPlan {
+    /// Inodes it copies in all.
+    pub fn inodes(&self) -> usize {
+        match self {
+            ExtractionPlan::Rule(plan) => plan.inodes(),
+            ExtractionPlan::Merge(plan) => plan.union.inodes(),
+        }
+    }
+
+    /// Inodes below `ino`: what an extraction that goes on from it did.
+    pub fn inodes_below(&self, ino: u64) -> usize {
+        match self {
+            ExtractionPlan::Rule(plan) => plan.inodes_below(ino),
+            ExtractionPlan::Merge(plan) => plan.union.inodes_below(ino),
+        }
+    }
+
+    /// What the snapshot holds once whole.
+    pub fn stats(&self) -> SubsetStats {
+        match self {
+            ExtractionPlan::Rule(plan) => plan.stats().clone(),
+            ExtractionPlan::Merge(plan) => plan.union.stats.held.clone(),
+        }
     }
 }
 
@@ -206,7 +265,13 @@ mod tests {
     }
 
     /// Records subset `name` of the last commit with `most` inodes, and returns its plan.
-    fn record(pool: &mut Pool, name: &str, source: SubsetSource, rule: &str, most: usize) -> (SubsetPlan, [u8; 16]) {
+    fn record(
+        pool: &mut Pool,
+        name: &str,
+        source: SubsetSource,
+        rule: &str,
+        most: usize,
+    ) -> (ExtractionPlan, [u8; 16]) {
         let recorded = RecordedRule {
             from: matches!(&source, SubsetSource::Snapshot(_)).then(|| "source".into()),
             matches: vec![rule.into()],
@@ -217,7 +282,7 @@ mod tests {
         pool.select_subset(LIVE_TREE_ID, &mut plan, &parsed).unwrap();
         let (_, guid) = pool.create_planned_subset(LIVE_TREE_ID, name, &plan, recorded, most).unwrap();
         pool.commit().unwrap();
-        (plan, guid)
+        (ExtractionPlan::Rule(plan), guid)
     }
 
     fn clean(pool: &mut Pool, what: &str) {
@@ -240,6 +305,10 @@ mod tests {
         let mut pool = format_pool_with_clock(Box::new(device), &FormatOptions::default(), clock).unwrap();
         fill(&mut pool, 0);
         pool.commit().unwrap();
+        pool.create_snapshot(LIVE_TREE_ID, "first").unwrap();
+        pool.commit().unwrap();
+        fill(&mut pool, 200);
+        pool.commit().unwrap();
         let moment = SubsetSource::Commit(pool.commit.txg);
         let rule = Rule::parse(&["**/*.jpg".to_string()], &[], &[], 0).unwrap();
         let recorded = RecordedRule { matches: vec!["**/*.jpg".into()], ..RecordedRule::default() };
@@ -255,7 +324,7 @@ mod tests {
         let refused = |r: Result<()>| matches!(r, Err(Error::Refused(Refusal::StillExtracting { .. })));
         assert!(refused(pool.create_clone(LIVE_TREE_ID, "steps", "c").map(|_| ())));
         assert!(refused(crate::stream::send::plan(&mut pool, LIVE_TREE_ID, None, "steps", false).map(|_| ())));
-        let merge = pool.create_merged_snapshot(LIVE_TREE_ID, "m", &["once".into(), "steps".into()]);
+        let merge = pool.create_merged_snapshot(LIVE_TREE_ID, "m", &["once".into(), "steps".into()], 5);
         assert!(refused(merge.map(|_| ())));
         let refine = pool.plan_subset(LIVE_TREE_ID, "r", &SubsetSource::Snapshot("steps".into()));
         assert!(refused(refine.map(|_| ())));
@@ -320,6 +389,38 @@ mod tests {
         }
         pool.commit().unwrap();
         let refined = items(&mut pool, "refined");
+
+        // A merge of the subset and an older whole snapshot, in steps: the tree a merge
+        // in one commit makes; every source kept till then, the older one after.
+        let sources = ["steps".to_string(), "first".to_string()];
+        let one = pool.create_merged_snapshot(LIVE_TREE_ID, "united", &sources, usize::MAX).unwrap();
+        assert!(one.2.is_none(), "a merge in one commit has nothing left to extract");
+        pool.commit().unwrap();
+        let united = items(&mut pool, "united");
+        let (_, guid, plan) = pool.create_merged_snapshot(LIVE_TREE_ID, "merged", &sources, 4).unwrap();
+        let plan = ExtractionPlan::Merge(plan.expect("more than 4 inodes"));
+        pool.commit().unwrap();
+        clean(&mut pool, "merge recorded");
+        assert_eq!(items(&mut pool, "merged"), united, "a reader sees the whole union at once");
+        for source in &sources {
+            let destroy = pool.destroy_snapshot(LIVE_TREE_ID, source);
+            assert!(matches!(destroy, Err(Error::Refused(Refusal::ExtractedFrom { .. }))), "{destroy:?}");
+        }
+        let mut steps = 1;
+        while !pool.extract_step(LIVE_TREE_ID, "merged", &guid, &plan, 4).unwrap().is_done() {
+            pool.commit().unwrap();
+            clean(&mut pool, "merge step");
+            steps += 1;
+        }
+        pool.commit().unwrap();
+        assert!(steps > 5, "{steps} steps only");
+        let root = pool.snapshot(LIVE_TREE_ID, "merged").unwrap().root;
+        let mut tree = Tree::open(TreeKind::Files, Owner::Meta, root);
+        assert_eq!(tree.scan_prefix(&mut pool.store, &[]).unwrap(), united, "merged in steps = merged at once");
+        pool.destroy_snapshot(LIVE_TREE_ID, "united").unwrap();
+        let destroy = pool.destroy_snapshot(LIVE_TREE_ID, "first");
+        assert!(matches!(destroy, Err(Error::Refused(Refusal::MergedInto { .. }))), "{destroy:?}");
+        pool.destroy_snapshot(LIVE_TREE_ID, "merged").unwrap();
         pool.destroy_snapshot(LIVE_TREE_ID, "steps").unwrap();
         pool.destroy_snapshot(LIVE_TREE_ID, "once").unwrap();
         pool.commit().unwrap();

@@ -32,7 +32,7 @@ mod warning;
 pub use crate::clock::guid_hex;
 pub use clones::validate_clone_name;
 pub use commit::CommitSummary;
-pub use extraction::{EXTRACT_INODES, Extracted};
+pub use extraction::{EXTRACT_INODES, Extracted, ExtractionPlan};
 pub use history::RetainedRoot;
 pub use labels::{SEARCH_STEP_BYTES, SEARCH_WINDOW_BYTES, previous_end_label, read_blocks, search_end_label};
 pub use open::{FormatOptions, MIN_DEVICE_BYTES, format_pool, format_pool_with_clock};
@@ -40,7 +40,7 @@ pub use pins::WHOLE_COMMIT;
 pub use resize::ExpandOutcome;
 pub use space::{DestroyEstimate, SnapshotSpace, TreeUsage};
 pub use space_counters::count_referenced;
-pub use subsets::{SubsetPlan, SubsetSource};
+pub use subsets::{MergePlan, SubsetPlan, SubsetSource};
 pub use warning::OpenWarning;
 
 use crate::alloc::space_log::SpaceLogBlock;

@@ -32,7 +32,9 @@ use crate::format::tables::{RecordedRule, SnapshotEntry, Subset};
 use crate::fs::FsTree;
 use crate::fs::inode::{FileKey, FileType, Inode, ItemKind};
 use crate::fs::select::Rule;
-use crate::fs::subset::{Selection, SubsetStats, UnionStats, copy_selection_from, select, unite};
+use crate::fs::subset::{
+    Selection, SubsetStats, Union, UnionStats, copy_selection_from, place, select, write_union_from,
+};
 use crate::store::Owner;
 use crate::tree::Tree;
 use crate::tree::{WalkStep, walk_nodes};
@@ -47,6 +49,26 @@ pub enum SubsetSource {
     Commit(Txg),
     /// Another snapshot of the tree (`--from`).
     Snapshot(String),
+}
+
+/// A merge as its extraction goes on: its sources' roots, newest first, where each
+/// file comes from, and the sources it needs once whole (those older than its moment).
+pub struct MergePlan {
+    pub(super) sources: Vec<Option<BlockPtr>>,
+    pub(super) union: Union,
+    pub(super) older: Vec<[u8; 16]>,
+}
+
+impl MergePlan {
+    /// The plan of a merge of `entries` (newest first), nothing placed yet.
+    pub(super) fn of(entries: &[SnapshotEntry]) -> MergePlan {
+        let moment = entries.first().map_or(Txg(0), |e| e.txg);
+        MergePlan {
+            sources: entries.iter().map(|e| e.root).collect(),
+            union: Union::default(),
+            older: entries.iter().filter(|e| e.txg < moment).map(|e| e.guid).collect(),
+        }
+    }
 }
 
 /// A subset snapshot prepared by a reader: where its files come from and which they
@@ -248,8 +270,16 @@ impl Pool {
     /// Requests snapshot `name` of `tree`, the union of its snapshots `sources` (at
     /// least two; fs/subset.rs `unite`): of the newest one's moment, which it keeps as
     /// any snapshot of that moment does; the older ones keep what it takes from them, and
-    /// cannot be destroyed before it. Its tree is written now. Returns what it holds.
-    pub fn create_merged_snapshot(&mut self, tree: u64, name: &str, sources: &[String]) -> Result<UnionStats> {
+    /// cannot be destroyed before it. Its tree is written now with at most `most` of its
+    /// inodes, the rest by later commits (extraction.rs), during which every source is
+    /// kept. Returns what it holds, its guid, and the plan an extraction goes on with.
+    pub fn create_merged_snapshot(
+        &mut self,
+        tree: u64,
+        name: &str,
+        sources: &[String],
+        most: usize,
+    ) -> Result<(UnionStats, [u8; 16], Option<MergePlan>)> {
         self.writable()?;
         super::validate_snapshot_name(name)?;
         if self.snapshot_exists(tree, name)? {
@@ -270,17 +300,27 @@ impl Pool {
         // Newest first: where they differ, the newest gives the path or the file.
         entries.sort_by_key(|e| std::cmp::Reverse((e.txg, e.time_ns)));
         let newest = entries[0].clone();
-        let needs = entries.iter().filter(|e| e.txg < newest.txg).map(|e| e.guid).collect();
         let merged = entries.iter().map(|e| e.name.clone()).collect();
         let rule = RecordedRule { merged, ..RecordedRule::default() };
         rule.check_fits()?;
-        let roots: Vec<Option<BlockPtr>> = entries.iter().map(|e| e.root).collect();
+        let plan = MergePlan::of(&entries);
+        let union = place(&mut self.store, &plan.sources)?;
+        let plan = MergePlan { union, ..plan };
         let mut built = Tree::open(TreeKind::Files, Owner::Meta, None);
-        let stats = unite(&mut self.store, &roots, &mut built)?;
+        let extracting = write_union_from(&mut self.store, &plan.sources, &plan.union, &mut built, 0, most)?;
         let root = built.flush(&mut self.store)?;
-        let subset = Subset { pinned: newest.whole_root(), built: self.store.txg, rule, needs, extracting: None };
-        self.request_subset(tree, name, newest.txg, newest.time_ns, root, subset)?;
-        Ok(stats)
+        // Being extracted, it reads every source, in the order united.
+        let needs = match extracting {
+            Some(_) => entries.iter().map(|e| e.guid).collect(),
+            None => plan.older.clone(),
+        };
+        let subset = Subset { pinned: newest.whole_root(), built: self.store.txg, rule, needs, extracting };
+        if extracting.is_some() {
+            self.store.features_needed |= FEATURE_SUBSET_EXTRACTION;
+        }
+        let guid = self.request_subset(tree, name, newest.txg, newest.time_ns, root, subset)?;
+        let stats = plan.union.stats.clone();
+        Ok((stats, guid, extracting.map(|_| plan)))
     }
 
     /// Refuses destroying `entry` while a merge needs it (see `create_merged_snapshot`).
@@ -294,7 +334,7 @@ impl Pool {
             .snapshots_of(entry.tree)?
             .into_iter()
             .filter(|s| s.subset.as_ref().is_some_and(|x| x.needs.contains(&entry.guid)))
-            .partition(|s| s.subset.as_ref().is_some_and(|x| x.is_extracting() && x.rule.merged.is_empty()));
+            .partition(|s| s.subset.as_ref().is_some_and(|x| x.is_extracting()));
         if let Some(subset) = extracting.into_iter().next() {
             return Err(Error::Refused(Refusal::ExtractedFrom { snapshot: entry.name.clone(), subset: subset.name }));
         }
@@ -630,7 +670,7 @@ mod tests {
                             continue;
                         }
                         let name = format!("m{round}");
-                        pool.create_merged_snapshot(LIVE_TREE_ID, &name, &sources).unwrap();
+                        pool.create_merged_snapshot(LIVE_TREE_ID, &name, &sources, usize::MAX).unwrap();
                         pool.commit().unwrap();
                         let root = pool.snapshot(LIVE_TREE_ID, &name).unwrap().root;
                         let held = files_by_path(&mut pool, root);
