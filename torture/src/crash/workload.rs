@@ -15,7 +15,7 @@
 //! tree and destroying a later snapshot in one commit, the release, two `snapshot
 //! --auto`, a `prune` that destroys the older, a clone written, snapshotted and
 //! destroyed, a batch, a snapshot of the moment before it taken after it (`snapshot
-//! --at`), a subset snapshot, its refinement (both extracted three inodes per commit), a
+//! --at`), a subset snapshot, its refinement (both extracted four inodes per commit), a
 //! subset whose extraction stops after two commits as a kill leaves it and `extract`
 //! finishes, a merge of two moments and a clone of it (both destroyed), the subset's
 //! destroy, and a full stream received into a new tree (`snaprecv --tree`). The growth is
@@ -169,8 +169,8 @@ impl Runner {
         if log {
             cmd.env(snapfs::device::recording::WRITE_LOG_ENV, &self.log_path);
         }
-        // Subset snapshots extracted over several commits, three inodes each.
-        cmd.env("SNAPFS_EXTRACT_INODES", "3").env_remove("SNAPFS_EXTRACT_STOP_AFTER");
+        // Subset snapshots extracted over several commits, four inodes each.
+        cmd.env("SNAPFS_EXTRACT_INODES", "4").env_remove("SNAPFS_EXTRACT_STOP_AFTER");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let shown = format!("{program} {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
