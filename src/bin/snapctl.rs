@@ -67,7 +67,7 @@ fn finish_extraction(device: &str, mut extraction: Extraction, written: &mut u64
     while !extraction.done.is_done() {
         if stop_after.is_some_and(|n| extraction.commits >= n) {
             eprintln!(
-                "{PROGRAM}: stopped extracting @{} after {} commits, as SNAPFS_EXTRACT_STOP_AFTER asks: `snapctl \
+                "{PROGRAM}: stopped extracting @{} after {} commit(s), as SNAPFS_EXTRACT_STOP_AFTER asks: `snapctl \
                  extract` finishes it",
                 extraction.done.name, extraction.commits
             );

@@ -136,17 +136,20 @@ pub fn taken(t: &Taken) -> String {
 
 /// A subset snapshot's extraction finished by this process.
 pub fn extracted(e: &Extraction) -> String {
+    let commits = match e.commits {
+        1 => "1 commit".to_string(),
+        n => format!("{n} commits"),
+    };
     if !e.done.is_done() {
         return format!(
-            "{PROGRAM}: @{}: {} of its {} inodes extracted in {} commits; `snapctl extract @{} DEVICE` does the rest\n",
-            e.done.name, e.done.inodes_done, e.done.inodes, e.commits, e.done.name
+            "{PROGRAM}: @{}: {} of its {} inodes extracted in {commits}; `snapctl extract @{} DEVICE` does the rest\n",
+            e.done.name, e.done.inodes_done, e.done.inodes, e.done.name
         );
     }
     format!(
-        "{PROGRAM}: @{}: its files extracted, {} inodes in {} commits of at most {} (writers went on between them)\n",
+        "{PROGRAM}: @{}: its files extracted, {} inodes in {commits} of at most {} (writers went on between them)\n",
         e.done.name,
         e.done.inodes,
-        e.commits,
         e.most()
     )
 }
