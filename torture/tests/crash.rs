@@ -2,7 +2,8 @@
 //!
 //! Goal: a power cut at any point of a workload of real snapfs commands leaves a pool
 //! that opens, passes `check`, and holds the commit before the command in flight or the
-//! one it made (or an intermediate commit of a receive of several snapshots).
+//! one it made (or an intermediate commit of a receive of several snapshots or of a
+//! subset snapshot's extraction).
 //! Method: `snaptorture crash` with a fixed seed and at least 1000 crash states over
 //! every flush boundary of the workload (see torture/src/crash/mod.rs); the release
 //! binaries that scripts/setup.sh builds run the workload. Negative controls (commit

@@ -7,7 +7,10 @@
 //!    the images a power cut could leave (nothing of the pending writes, all, in-order
 //!    prefixes, random subsets in random orders with torn sectors), and require each to
 //!    open, pass `check`, and hold the state before or after the command in flight (or an
-//!    intermediate commit of it), never anything else.
+//!    intermediate commit of it: a receive of several snapshots, a subset snapshot's
+//!    extraction), never anything else. An image that holds a subset snapshot still
+//!    being extracted is then finished as `snapctl extract` would, and must end with the
+//!    tree readers saw in it (explore.rs `finish_extractions`).
 //!
 //! Every state is named by the seed and a crash point `BOUNDARY.STATE`; `--replay
 //! SEED:BOUNDARY.STATE` re-runs the workload from the seed and judges that state alone.
