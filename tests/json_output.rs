@@ -88,7 +88,7 @@ fn assert_types(value: &Value, expected: &[(&str, IsType)]) {
     }
 }
 
-const STATUS_KEYS: [&str; 34] = [
+const STATUS_KEYS: [&str; 35] = [
     "clones",
     "compression",
     "compression_level",
@@ -96,6 +96,7 @@ const STATUS_KEYS: [&str; 34] = [
     "data_bytes",
     "device",
     "device_bytes",
+    "extracting",
     "features",
     "format_version",
     "free_bytes",
@@ -162,6 +163,7 @@ fn status_list_check_history_keep_their_keys_order_and_types() {
             ("held_by_snapshots_bytes", number),
             ("pool_metadata_bytes", number),
             ("device", string),
+            ("extracting", Value::is_array),
             ("features", Value::is_array),
             ("history_oldest", string),
             ("history_oldest_txg", number),

@@ -338,6 +338,9 @@ fn a_large_subset_is_extracted_in_steps_and_one_interrupted_is_read_meanwhile_an
     let show = shown(&img, "cut");
     assert_eq!((show["files"].as_u64(), show["directories"].as_u64()), (Some(13), Some(4)), "{show}");
     assert!(run(&img, &["show", "@cut"]).contains("snapctl extract @cut"));
+    let status: serde_json::Value = serde_json::from_str(&run(&img, &["status", "--json"])).unwrap();
+    assert_eq!(status["extracting"], serde_json::json!(["@cut"]));
+    assert!(run(&img, &["status"]).contains("snapctl extract @cut DEVICE"));
     assert_eq!(tree_of(&img, "cut"), tree_of(&img, "once"), "readers see the whole subset meanwhile");
     assert_eq!(cat(&img, "@cut:data/test/3.jpg"), std::fs::read(src.join("data/test/3.jpg")).unwrap());
     let hint = "snapctl extract @cut";
@@ -358,6 +361,7 @@ fn a_large_subset_is_extracted_in_steps_and_one_interrupted_is_read_meanwhile_an
     assert!(out.status.success() && text.contains("@cut: its files extracted, 17 inodes in 3 commits"), "{text}");
     assert!(!run(&img, &["list"]).contains("extracting"));
     assert!(run(&img, &["extract"]).contains("nothing to do"));
+    assert!(!run(&img, &["status"]).contains("extracting"));
     check(&img);
     // The finished tree is the one a single commit makes: no difference between them,
     // and a stream of it is received whole.

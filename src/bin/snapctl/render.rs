@@ -357,6 +357,10 @@ pub fn status(s: &PoolStatus) -> String {
         let pins = if r.pins.is_empty() { "nothing yet".to_string() } else { r.pins.join(", ") };
         line("reader:", format!("pid {} ({}) pins {pins}", r.pid, r.command));
     }
+    for name in &s.extracting {
+        line("extracting:", format!("{name}: a subset snapshot whose files are still being copied into its tree"));
+        line("", format!("unless a snapshot or extract command is doing it: snapctl extract {name} DEVICE"));
+    }
     if let (Some(p), Some(token)) = (&s.partial_receive, &s.receive_resume_token) {
         line(
             "receiving:",

@@ -31,6 +31,10 @@ pub struct PoolStatus {
     /// Whole blocks the device has beyond the pool, which expanding would add.
     #[serde(skip)]
     pub device_grown_bytes: u64,
+    /// Subset snapshots whose files are still being extracted (by a running command, or
+    /// stopped by a kill or a crash: `snapctl extract` finishes them), as @NAME
+    /// (CLONE@NAME for a clone's).
+    pub extracting: Vec<String>,
     pub features: Vec<String>,
     pub format_version: u32,
     pub free_bytes: u64,
@@ -148,6 +152,18 @@ fn two_decimals<S: Serializer>(ratio: &f64, s: S) -> std::result::Result<S::Ok, 
 }
 
 /// The status of the pool open on `device` (the name is only repeated in the report).
+/// The subset snapshots being extracted, named as `list` names them.
+fn extracting(pool: &mut Pool) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in pool.extracting_snapshots()? {
+        names.push(match entry.tree {
+            LIVE_TREE_ID => format!("@{}", entry.name),
+            tree => format!("{}@{}", pool.tree_name(tree)?, entry.name),
+        });
+    }
+    Ok(names)
+}
+
 pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
     let usage = pool.tree_usage(LIVE_TREE_ID)?;
     let history_bytes = pool.history_held_bytes()?;
@@ -174,6 +190,7 @@ pub fn status(pool: &mut Pool, device: &str) -> Result<PoolStatus> {
         device: device.to_string(),
         device_bytes: pool.label.device_bytes,
         device_grown_bytes: pool.store.dev.len().saturating_sub(pool.label.device_bytes) / BLOCK_BYTES * BLOCK_BYTES,
+        extracting: extracting(pool)?,
         features: pool.label.feature_names(),
         format_version: pool.label.version,
         free_bytes: pool.free_bytes(),
