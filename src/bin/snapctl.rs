@@ -61,8 +61,10 @@ const YIELD_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Extracts the rest of a subset snapshot's files, a step per commit, each by a writer
 /// opened for it alone: other writers wait for one commit at most, never for the whole
-/// extraction. `written` adds what each wrote.
-fn finish_extraction(device: &str, mut extraction: Extraction, written: &mut u64) -> Result<Extraction> {
+/// extraction. `written` adds what each wrote. Returns what it did to say (nothing
+/// without an extraction).
+fn finish_extraction(device: &str, extraction: Option<Extraction>, written: &mut u64) -> Result<String> {
+    let Some(mut extraction) = extraction else { return Ok(String::new()) };
     let stop_after = extract_stop_after()?;
     while !extraction.done.is_done() {
         if stop_after.is_some_and(|n| extraction.commits >= n) {
@@ -82,7 +84,7 @@ fn finish_extraction(device: &str, mut extraction: Extraction, written: &mut u64
         snapshot::extract_step(&mut pool, &mut extraction)?;
         *written += pool.store.dev.written_bytes();
     }
-    Ok(extraction)
+    Ok(render::extracted(&extraction))
 }
 
 fn open(device: &str, mode: OpenMode) -> Result<Pool> {
@@ -208,10 +210,7 @@ fn run(command: Command) -> Result<()> {
                     snapshot::snapshot_merged(&mut pool, tree, name, &sources, extract_inodes()?)?;
                 let mut written = pool.store.dev.written_bytes();
                 drop(pool);
-                let mut text = render::merged(&taken);
-                if let Some(extraction) = extraction {
-                    text.push_str(&render::extracted(&finish_extraction(&device, extraction, &mut written)?));
-                }
+                let text = render::merged(&taken) + &finish_extraction(&device, extraction, &mut written)?;
                 print_io_written(PROGRAM, written);
                 return stdout_write(&text);
             }
@@ -256,10 +255,7 @@ fn run(command: Command) -> Result<()> {
                 // The writer first: closing the reader's descriptor of the device would
                 // drop the writer's record lock on it.
                 drop(pool);
-                let mut text = render::taken(&taken);
-                if let Some(extraction) = extraction {
-                    text.push_str(&render::extracted(&finish_extraction(device, extraction, &mut written)?));
-                }
+                let text = render::taken(&taken) + &finish_extraction(device, extraction, &mut written)?;
                 print_io_written(PROGRAM, written);
                 drop(reader);
                 return stdout_write(&text);
@@ -423,7 +419,7 @@ fn run(command: Command) -> Result<()> {
             let planned = snapshot::plan_extractions(&mut reader, &named, extract_inodes()?)?;
             let (mut text, mut written) = (String::new(), 0);
             for extraction in planned {
-                text.push_str(&render::extracted(&finish_extraction(&device[0], extraction, &mut written)?));
+                text.push_str(&finish_extraction(&device[0], Some(extraction), &mut written)?);
             }
             if text.is_empty() {
                 text = format!("{PROGRAM}: no subset snapshot is being extracted: nothing to do\n");

@@ -88,14 +88,9 @@ pub fn take_subset(
     pool.commit()?;
     let (txg, time) = planned.plan.moment();
     let taken = Taken { name: name.to_string(), txg: txg.0, past: Some(time), subset: Some(stats) };
-    let extraction = match pool.snapshot(tree, name)?.subset.is_some_and(|s| s.is_extracting()) {
-        true => {
-            let inodes = planned.plan.inodes();
-            let done = Extracted { name: name.to_string(), inodes_done: most.min(inodes), inodes };
-            Some(Extraction { tree, guid, plan: ExtractionPlan::Rule(planned.plan), most, done, commits: 1 })
-        }
-        false => None,
-    };
+    // Its commit copied `most` inodes: more are left if it selected more.
+    let extraction = (planned.plan.inodes() > most)
+        .then(|| Extraction::started(tree, guid, name, ExtractionPlan::Rule(planned.plan), most));
     Ok((taken, extraction))
 }
 
@@ -111,6 +106,13 @@ pub struct Extraction {
 }
 
 impl Extraction {
+    /// An extraction whose recording commit copied the first `most` inodes of `plan`.
+    fn started(tree: u64, guid: [u8; 16], name: &str, plan: ExtractionPlan, most: usize) -> Extraction {
+        let inodes = plan.inodes();
+        let done = Extracted { name: name.to_string(), inodes_done: most.min(inodes), inodes };
+        Extraction { tree, guid, plan, most, done, commits: 1 }
+    }
+
     /// Inodes a commit copies at most.
     pub fn most(&self) -> usize {
         self.most
@@ -180,12 +182,7 @@ pub fn snapshot_merged(
     pool.commit()?;
     let entry = pool.snapshot(tree, name)?;
     let order = entry.subset.map(|s| s.rule.merged).unwrap_or_default();
-    let extraction = plan.map(|plan| {
-        let plan = ExtractionPlan::Merge(plan);
-        let inodes = plan.inodes();
-        let done = Extracted { name: name.to_string(), inodes_done: most.min(inodes), inodes };
-        Extraction { tree, guid, plan, most, done, commits: 1 }
-    });
+    let extraction = plan.map(|plan| Extraction::started(tree, guid, name, ExtractionPlan::Merge(plan), most));
     let sources = order.into_iter().zip(stats.taken.iter().copied()).collect();
     Ok((Merged { name: name.to_string(), txg: entry.txg.0, sources, stats }, extraction))
 }

@@ -89,13 +89,6 @@ pub fn open_file_device_waiting(path: &str, mode: OpenMode, wait: &WaitPolicy) -
     if !is_block && !file_type.is_file() {
         return Err(Error::invalid(format!("{path} is not a regular file or a block device")));
     }
-    // Until it holds its locks, a writer marks itself waiting (lock.rs `mark_waiting`).
-    let _waiting = match mode {
-        OpenMode::Write => {
-            File::open(path).ok().and_then(|f| storage_targets(&f).ok()).and_then(|t| lock::mark_waiting(&t))
-        }
-        OpenMode::Read => None,
-    };
     let mut options = OpenOptions::new();
     options.read(true);
     if mode == OpenMode::Write {
@@ -107,15 +100,22 @@ pub fn open_file_device_waiting(path: &str, mode: OpenMode, wait: &WaitPolicy) -
     // A block device another snapfs writer holds (O_EXCL) is waited for as the storage
     // lock is (below): the kernel refuses the open before that lock is reached. A writer
     // that is closing may have dropped its lock and not yet its descriptor: a device
-    // busy with no snapfs holder is the kernel's only once that lasts.
+    // busy with no snapfs holder is the kernel's only once that lasts. While it waits, a
+    // writer says so (lock.rs `mark_waiting`), as one waiting for the storage lock does.
     let mut busy_since: Option<Instant> = None;
+    let mut waiting: Option<HeldLocks> = None;
     let mut attempt = || match options.open(path) {
         Ok(file) => Ok(Some(file)),
         Err(e) => match e.raw_os_error() {
             Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) if mode == OpenMode::Write => {
                 Err(Error::Device(DeviceError::NotWritable { device: path.to_string(), why: e.to_string() }))
             }
-            Some(libc::EBUSY) if snapfs_holder(path).is_some() => Ok(None),
+            Some(libc::EBUSY) if snapfs_holder(path).is_some() => {
+                if waiting.is_none() {
+                    waiting = storage_targets_of(path).and_then(|t| lock::mark_waiting(&t));
+                }
+                Ok(None)
+            }
             Some(libc::EBUSY) if busy_since.get_or_insert_with(Instant::now).elapsed() < CLOSING_GRACE => Ok(None),
             Some(libc::EBUSY) => Err(Error::InUse { device: path.to_string(), holder: busy_holder(path) }),
             _ => Err(Error::io(format!("cannot open {path}"), e)),
@@ -278,7 +278,12 @@ fn storage_targets(file: &File) -> io::Result<Vec<LockTarget>> {
 /// Whether another writer waits for the storage of `path` (lock.rs `writers_waiting`):
 /// a process that opens it for writing again and again yields to such writers first.
 pub fn writers_waiting(path: &str) -> bool {
-    File::open(path).ok().and_then(|f| storage_targets(&f).ok()).is_some_and(|t| lock::writers_waiting(&t))
+    storage_targets_of(path).is_some_and(|t| lock::writers_waiting(&t))
+}
+
+/// `storage_targets` of the device at `path`, if it opens.
+fn storage_targets_of(path: &str) -> Option<Vec<LockTarget>> {
+    File::open(path).ok().and_then(|f| storage_targets(&f).ok())
 }
 
 /// A writer's lock on the pool's id: one writer per pool even through a name whose

@@ -111,11 +111,16 @@ pub fn acquire_waiting(
     describe: impl Fn(&LockTarget, &Conflict) -> String,
 ) -> Result<HeldLocks> {
     let last = std::cell::RefCell::new(String::from("another process"));
+    // Marked waiting from the first conflict until the locks are held (`mark_waiting`).
+    let mut waiting = None;
     let held = wait.wait_for(
         || match acquire(targets, kind) {
             Ok(held) => Ok(Some(held)),
             Err(AcquireError::Conflict { target, conflict }) => {
                 *last.borrow_mut() = describe(&target, &conflict);
+                if waiting.is_none() && kind == LockKind::Exclusive {
+                    waiting = mark_waiting(targets);
+                }
                 Ok(None)
             }
             Err(AcquireError::Unusable(e)) => Err(e),
@@ -151,13 +156,7 @@ pub fn writers_waiting(targets: &[LockTarget]) -> bool {
                 Err(_) => return false,
             },
         };
-        // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
-        let mut probe: libc::flock = unsafe { std::mem::zeroed() };
-        probe.l_type = libc::F_WRLCK as i16;
-        probe.l_whence = libc::SEEK_SET as i16;
-        let start = i64::try_from(target.range.start).unwrap_or(i64::MAX);
-        probe.l_start = start;
-        probe.l_len = target.range.end.map_or(0, |end| i64::try_from(end).map_or(0, |end| (end - start).max(1)));
+        let mut probe = flock_request(target.range, Some(LockKind::Exclusive));
         // SAFETY: F_GETLK fills the flock we own with a conflicting lock, if any; locks of
         // this process never conflict with its own request.
         unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) == 0 && probe.l_type != libc::F_UNLCK as i16 }
@@ -350,18 +349,7 @@ enum SetLockError {
 
 /// F_SETLK on `range` (None unlocks). On a conflict, F_GETLK names the holder.
 fn set_lock(file: &File, range: ByteRange, kind: Option<LockKind>) -> std::result::Result<(), SetLockError> {
-    // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
-    let mut request: libc::flock = unsafe { std::mem::zeroed() };
-    request.l_type = match kind {
-        Some(LockKind::Exclusive) => libc::F_WRLCK,
-        Some(LockKind::Shared) => libc::F_RDLCK,
-        None => libc::F_UNLCK,
-    } as i16;
-    request.l_whence = libc::SEEK_SET as i16;
-    // Offsets past what off_t holds cannot be locked apart; such a range runs to the end.
-    let start = i64::try_from(range.start).unwrap_or(i64::MAX);
-    request.l_start = start;
-    request.l_len = range.end.map_or(0, |end| i64::try_from(end).map_or(0, |end| (end - start).max(1)));
+    let request = flock_request(range, kind);
     for _ in 0..LOCK_TRIES_MAX {
         // SAFETY: fcntl with F_SETLK reads the flock we own.
         if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &request) } == 0 {
@@ -382,6 +370,23 @@ fn set_lock(file: &File, range: ByteRange, kind: Option<LockKind>) -> std::resul
         // The holder let go between the two calls: try again.
     }
     Err(SetLockError::Conflict(Conflict { pid: None, writing: true, holder_path: None }))
+}
+
+/// The fcntl request for `range`, of `kind` (None unlocks).
+fn flock_request(range: ByteRange, kind: Option<LockKind>) -> libc::flock {
+    // SAFETY: a zeroed flock is a valid value; every field we rely on is set below.
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = match kind {
+        Some(LockKind::Exclusive) => libc::F_WRLCK,
+        Some(LockKind::Shared) => libc::F_RDLCK,
+        None => libc::F_UNLCK,
+    } as i16;
+    request.l_whence = libc::SEEK_SET as i16;
+    // Offsets past what off_t holds cannot be locked apart; such a range runs to the end.
+    let start = i64::try_from(range.start).unwrap_or(i64::MAX);
+    request.l_start = start;
+    request.l_len = range.end.map_or(0, |end| i64::try_from(end).map_or(0, |end| (end - start).max(1)));
+    request
 }
 
 /// The path by which process `pid` holds a device reaching `base_name`'s storage: one of
