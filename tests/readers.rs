@@ -28,24 +28,47 @@ fn start_reader(program: &str, args: &[&str], img: &Path) -> Child {
     Command::new(bin).args(args).arg(img).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
-/// The pin files of process `pid`: `pin-PID-N` in a pool's folder of the lock directory.
-fn pin_files_of(pid: u32) -> Vec<PathBuf> {
-    let pools = std::fs::read_dir(lock_dir()).into_iter().flatten().flatten();
-    let folders = pools.filter(|e| e.file_name().to_string_lossy().starts_with("readers-"));
-    let files = folders.flat_map(|f| std::fs::read_dir(f.path()).into_iter().flatten().flatten());
+/// The pin files of process `pid`: `pin-PID-N` in the pool's folder of the lock
+/// directory, `readers-GUIDHEX`. Only that folder is read: the lock directory of a
+/// machine that has run many tests holds thousands of folders, and a scan of them all
+/// made each poll slow enough to miss a short read.
+fn pin_files_of(img: &Path, pid: u32) -> Vec<PathBuf> {
+    pin_files_in(&readers_folder(img), pid)
+}
+
+fn readers_folder(img: &Path) -> PathBuf {
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(img))).unwrap();
+    lock_dir().join(format!("readers-{}", status["pool_guid"].as_str().unwrap()))
+}
+
+fn pin_files_in(folder: &Path, pid: u32) -> Vec<PathBuf> {
+    let files = std::fs::read_dir(folder).into_iter().flatten().flatten();
     files.filter(|e| e.file_name().to_string_lossy().starts_with(&format!("pin-{pid}-"))).map(|e| e.path()).collect()
 }
 
+/// Whether one of `files` (pin files) holds a line starting with `prefix`.
+fn any_pin_line(files: &[PathBuf], prefix: &str) -> bool {
+    files.iter().any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(&format!("\n{prefix}"))))
+}
+
 /// Waits until process `pid` has pinned something: its pin file names a checkpoint.
-fn wait_until_pinned(pid: u32) {
+fn wait_until_pinned(img: &Path, pid: u32) {
+    wait_for_pin_line(&readers_folder(img), pid, "pin ", "what it reads");
+}
+
+/// Waits, closely, until process `pid` has pinned a whole commit (`pin 0 TXG`).
+/// `folder` is the pool's (`readers_folder`), found before the reader starts: the reader
+/// may be quick.
+fn wait_until_pinned_whole(folder: &Path, pid: u32) {
+    wait_for_pin_line(folder, pid, "pin 0 ", "a whole commit");
+}
+
+fn wait_for_pin_line(folder: &Path, pid: u32, prefix: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pinned = pin_files_of(pid).iter().any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\npin ")));
-        if pinned {
-            return;
-        }
-        assert!(Instant::now() < deadline, "pid {pid} never pinned what it reads");
-        std::thread::sleep(Duration::from_millis(20));
+    while !any_pin_line(&pin_files_in(folder, pid), prefix) {
+        assert!(Instant::now() < deadline, "pid {pid} never pinned {what}");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -87,7 +110,7 @@ fn a_sync_and_a_snapshot_finish_while_a_1_gib_snapshot_is_sent() {
     snapctl().args(["snapshot", "@big"]).arg(&img).assert().success();
 
     let sender = start_reader("snapsend", &["@big"], &img);
-    wait_until_pinned(sender.id());
+    wait_until_pinned(&img, sender.id());
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(tree.join("sub")).unwrap();
     std::fs::write(tree.join("sub/file"), b"synced while a send ran").unwrap();
@@ -131,13 +154,13 @@ fn a_reader_killed_by_sigkill_leaves_no_pin_that_counts() {
     snapctl().args(["snapshot", "@s"]).arg(&img).assert().success();
     let mut sender = start_reader("snapsend", &["@s"], &img);
     let pid = sender.id();
-    wait_until_pinned(pid);
+    wait_until_pinned(&img, pid);
     snapctl().args(["destroy", "@s"]).arg(&img).assert().code(exit_code::REFUSED);
     sender.kill().unwrap();
     sender.wait().unwrap();
     // Its pin file stays (nothing ran at its end), but nobody holds it: not a pin.
     snapctl().args(["destroy", "@s"]).arg(&img).assert().success();
-    let left = pin_files_of(pid);
+    let left = pin_files_of(&img, pid);
     assert!(left.is_empty(), "the dead reader's pin file was not removed: {left:?}");
     check(&img);
 }
@@ -152,7 +175,7 @@ fn a_retained_commit_being_read_outlives_its_expiry_and_goes_after() {
     let first = noise(12 * MIB as usize, 7);
     put(&img, "f", &first);
     let reader = start_reader("snapctl", &["cat", "f"], &img);
-    wait_until_pinned(reader.id());
+    wait_until_pinned(&img, reader.id());
     let status: serde_json::Value =
         serde_json::from_str(&stdout(snapctl().args(["status", "--json"]).arg(&img))).unwrap();
     let pinned = status["readers"][0]["pins"][0].as_str().unwrap_or_default().to_string();
@@ -178,7 +201,7 @@ fn a_rollback_that_would_drop_a_commit_being_read_is_refused() {
     snapctl().args(["snapshot", "@s"]).arg(&img).assert().success();
     put(&img, "f", &noise(8 * MIB as usize, 3));
     let reader = start_reader("snapctl", &["cat", "f"], &img);
-    wait_until_pinned(reader.id());
+    wait_until_pinned(&img, reader.id());
     let out = snapctl().args(["rollback", "@s"]).arg(&img).output().unwrap();
     assert_eq!(out.status.code(), Some(exit_code::REFUSED), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("is being read by pid"), "{}", stderr_of(&out));
@@ -238,15 +261,6 @@ fn a_writer_waits_for_another_writer_as_told() {
     check(&img);
 }
 
-/// Waits, closely, until process `pid` has pinned a whole commit (`pin 0 TXG`).
-fn wait_until_pinned_whole(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !pin_files_of(pid).iter().any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\npin 0 "))) {
-        assert!(Instant::now() < deadline, "pid {pid} never pinned a whole commit");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Stops or resumes process `pid` (`kill -STOP` / `kill -CONT`).
 fn signal(pid: u32, which: &str) {
     assert!(Command::new("kill").args([which, &pid.to_string()]).status().unwrap().success());
@@ -283,9 +297,10 @@ fn check_and_scrub_read_a_whole_commit_while_writers_commit() {
     for (round, reader) in [&["check"][..], &["scrub", "--no-repair"], &["scrub"]].into_iter().enumerate() {
         snapctl().arg("sync").arg(&first).arg(&img).assert().success();
         run(&img, &["snapshot", "@a"]);
+        let readers = readers_folder(&img);
         let child = start_reader("snapctl", reader, &img);
         let pid = child.id();
-        wait_until_pinned_whole(pid);
+        wait_until_pinned_whole(&readers, pid);
         signal(pid, "-STOP");
         let status = run(&img, &["status"]);
         assert!(status.contains("all of commit"), "round {round}: {status}");

@@ -110,6 +110,7 @@ impl Holder {
         // A writer holds its storage lock, the opened inode's (for older binaries) and then
         // its pool id's; a reader takes no lock and pins what it reads instead.
         let lock_dir = env.iter().find(|(k, _)| *k == "SNAPFS_LOCK_DIR").map(|(_, v)| v.to_path_buf());
+        let lock_dir = lock_dir.or_else(|| std::env::var_os("SNAPFS_LOCK_DIR").map(PathBuf::from));
         let lock_dir = lock_dir.unwrap_or_else(|| Path::new("/run/lock/snapfs").to_path_buf());
         let deadline = Instant::now() + Duration::from_secs(20);
         let ready = |pid: u32| match access {
