@@ -20,6 +20,7 @@
 //!   [key_i, key_{i+1}), with key_0 standing for "everything below key_1";
 //! - a node's encoding never exceeds NODE_BYTES_MAX; nodes may be underfull.
 
+use super::leaf::Leaf;
 use crate::block::{BlockKind, BlockPtr};
 use crate::error::{Error, Result};
 use crate::format::node::{
@@ -42,7 +43,7 @@ struct Node {
 }
 
 enum Body {
-    Leaf(Vec<(Vec<u8>, Vec<u8>)>),
+    Leaf(Leaf),
     Internal(Vec<(Vec<u8>, Slot)>),
 }
 
@@ -70,7 +71,7 @@ pub struct Tree {
 
 impl Node {
     fn empty_leaf() -> Node {
-        Node { level: 0, bytes: NODE_HEADER_BYTES, body: Body::Leaf(Vec::new()) }
+        Node { level: 0, bytes: NODE_HEADER_BYTES, body: Body::Leaf(Leaf::Owned(Vec::new())) }
     }
 
     fn len(&self) -> usize {
@@ -80,19 +81,17 @@ impl Node {
         }
     }
 
-    fn from_encoded(encoded: EncodedNode) -> Node {
-        let mut bytes = NODE_HEADER_BYTES;
-        let body = match encoded.body {
-            NodeBody::Leaf(entries) => {
-                bytes += entries.iter().map(|(k, v)| leaf_entry_bytes(k, v)).sum::<usize>();
-                Body::Leaf(entries)
-            }
-            NodeBody::Internal(entries) => {
-                bytes += entries.iter().map(|(k, _)| internal_entry_bytes(k)).sum::<usize>();
-                Body::Internal(entries.into_iter().map(|(k, p)| (k, Slot { ptr: Some(p), node: None })).collect())
-            }
-        };
-        Node { level: encoded.level, bytes, body }
+    /// A node as the device holds it, validated: a leaf stays in its bytes (leaf.rs).
+    fn decode(bytes: Vec<u8>, kind: TreeKind, level: u8) -> Result<Node> {
+        if level == 0 {
+            let size = bytes.len();
+            return Ok(Node { level, bytes: size, body: Body::Leaf(Leaf::decode(bytes, kind)?) });
+        }
+        let encoded = EncodedNode::decode(&bytes, kind, level)?;
+        let NodeBody::Internal(entries) = encoded.body else { unreachable!("a node above level 0 is internal") };
+        let size = NODE_HEADER_BYTES + entries.iter().map(|(k, _)| internal_entry_bytes(k)).sum::<usize>();
+        let children = entries.into_iter().map(|(k, p)| (k, Slot { ptr: Some(p), node: None })).collect();
+        Ok(Node { level, bytes: size, body: Body::Internal(children) })
     }
 
     /// Splits off the upper half by bytes; returns the first key of the new right node.
@@ -100,7 +99,8 @@ impl Node {
         let half = self.bytes / 2;
         let mut left_bytes = NODE_HEADER_BYTES;
         let (right_body, right_bytes) = match &mut self.body {
-            Body::Leaf(entries) => {
+            Body::Leaf(leaf) => {
+                let entries = leaf.owned();
                 let mut at = 0;
                 while at < entries.len() - 1 && left_bytes < half {
                     left_bytes += leaf_entry_bytes(&entries[at].0, &entries[at].1);
@@ -109,7 +109,7 @@ impl Node {
                 let at = at.max(1);
                 let right: Vec<_> = entries.split_off(at);
                 let rb = right.iter().map(|(k, v)| leaf_entry_bytes(k, v)).sum::<usize>();
-                (Body::Leaf(right), rb)
+                (Body::Leaf(Leaf::Owned(right)), rb)
             }
             Body::Internal(entries) => {
                 let mut at = 0;
@@ -126,7 +126,7 @@ impl Node {
         self.bytes -= right_bytes;
         let right = Box::new(Node { level: self.level, bytes: NODE_HEADER_BYTES + right_bytes, body: right_body });
         let key = match &right.body {
-            Body::Leaf(e) => e[0].0.clone(),
+            Body::Leaf(leaf) => leaf.key(0).to_vec(),
             Body::Internal(e) => e[0].0.clone(),
         };
         (key, right)
@@ -258,11 +258,11 @@ impl Tree {
                     )));
                 }
                 let bytes = store.read_block(&ptr)?;
-                let encoded = EncodedNode::decode(&bytes, kind, ptr.level).map_err(|e| match e {
+                let node = Node::decode(bytes, kind, ptr.level).map_err(|e| match e {
                     Error::Corrupt(c) => Error::corrupt_at(ptr.addr.0, format!("{} (block {})", c.what, ptr.addr.0)),
                     other => other,
                 })?;
-                slot.node = Some(Box::new(Node::from_encoded(encoded)));
+                slot.node = Some(Box::new(node));
                 store.nodes_loaded += 1;
             }
         }
@@ -292,12 +292,7 @@ impl Tree {
             Tree::load(slot, store, kind)?;
             let Some(node) = slot.node.as_mut() else { return Ok(None) };
             match &mut node.body {
-                Body::Leaf(entries) => {
-                    return Ok(entries
-                        .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-                        .ok()
-                        .map(|i| entries[i].1.clone()));
-                }
+                Body::Leaf(leaf) => return Ok(leaf.search(key).ok().map(|i| leaf.value(i).to_vec())),
                 Body::Internal(entries) => {
                     let i = child_index(entries, key);
                     slot = &mut entries[i].1;
@@ -451,14 +446,14 @@ fn insert_into(
         return Err(Error::corrupt("tree is deeper than the format allows"));
     }
     match &mut node.body {
-        Body::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+        Body::Leaf(leaf) => match leaf.search(key) {
             Ok(i) => {
-                let old = std::mem::replace(&mut entries[i].1, value.to_vec());
+                let old = std::mem::replace(&mut leaf.owned()[i].1, value.to_vec());
                 node.bytes = node.bytes - old.len() + value.len();
                 Ok(Some(old))
             }
             Err(i) => {
-                entries.insert(i, (key.to_vec(), value.to_vec()));
+                leaf.owned().insert(i, (key.to_vec(), value.to_vec()));
                 node.bytes += leaf_entry_bytes(key, value);
                 Ok(None)
             }
@@ -490,9 +485,9 @@ fn remove_from(
     key: &[u8],
 ) -> Result<Option<Vec<u8>>> {
     match &mut node.body {
-        Body::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+        Body::Leaf(leaf) => match leaf.search(key) {
             Ok(i) => {
-                let (k, v) = entries.remove(i);
+                let (k, v) = leaf.owned().remove(i);
                 node.bytes -= leaf_entry_bytes(&k, &v);
                 Ok(Some(v))
             }
@@ -563,7 +558,7 @@ fn merge_if_fits(
     let right = right_slot.node.take().expect("loaded");
     let left_node = entries[left].1.node.as_mut().expect("loaded");
     match (&mut left_node.body, right.body) {
-        (Body::Leaf(l), Body::Leaf(r)) => l.extend(r),
+        (Body::Leaf(l), Body::Leaf(r)) => l.owned().extend(r.into_owned()),
         (Body::Internal(l), Body::Internal(mut r)) => {
             // The right node's first key may be a stale lower bound: the parent's
             // separator is the true start of its range.
@@ -594,10 +589,9 @@ fn scan_slot(
     Tree::load(slot, store, kind)?;
     let Some(node) = slot.node.as_mut() else { return Ok(true) };
     match &mut node.body {
-        Body::Leaf(entries) => {
-            let from = entries.partition_point(|(k, _)| k.as_slice() < start);
-            for (k, v) in &entries[from..] {
-                if !visit(k, v)? {
+        Body::Leaf(leaf) => {
+            for i in leaf.count_below(start)..leaf.len() {
+                if !visit(leaf.key(i), leaf.value(i))? {
                     return Ok(false);
                 }
             }
@@ -631,9 +625,9 @@ fn last_below_slot(
     Tree::load(slot, store, kind)?;
     let Some(node) = slot.node.as_mut() else { return Ok(None) };
     match &mut node.body {
-        Body::Leaf(entries) => {
-            let below = entries.partition_point(|(k, _)| k.as_slice() < bound);
-            Ok(below.checked_sub(1).map(|i| entries[i].clone()))
+        Body::Leaf(leaf) => {
+            let below = leaf.count_below(bound);
+            Ok(below.checked_sub(1).map(|i| (leaf.key(i).to_vec(), leaf.value(i).to_vec())))
         }
         Body::Internal(entries) => {
             // Every child before the bound's holds only keys below it.
@@ -650,7 +644,8 @@ fn last_below_slot(
 fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> {
     let node = slot.node.as_mut().expect("dirty slot has a node");
     let bytes = match &mut node.body {
-        Body::Leaf(entries) => encode_leaf(kind, entries),
+        // A leaf made dirty unchanged (a range edge, a merge) is still packed.
+        Body::Leaf(leaf) => encode_leaf(kind, leaf.owned()),
         Body::Internal(entries) => {
             let mut out = Vec::with_capacity(entries.len());
             for (k, child) in entries.iter_mut() {

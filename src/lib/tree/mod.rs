@@ -3,6 +3,7 @@
 pub mod born_after;
 pub mod btree;
 pub mod diff;
+mod leaf;
 
 pub use btree::{Tree, WalkStep, walk_nodes};
 pub use diff::{Change, TreeDiff};
