@@ -118,9 +118,9 @@ fn a_sync_that_writes_nodes_out_early_is_atomic_wherever_it_is_cut() {
             assert_clean(&mut reopened, &format!("history {history_seconds}, crash at write {n}"));
             let seen = contents(&mut reopened);
             if outcome.is_ok() {
-                // The sync's worker threads hand records back in an order that can vary
-                // from run to run, and two writes that happen to be contiguous go out as
-                // one: a run may need a write or two fewer than the counted one.
+                // Records come back from the workers in the order they were read
+                // (fs/pipeline.rs), so every run makes the writes counted (it did not
+                // before: 41 to 61 writes under load); a little margin all the same.
                 assert!(n + 8 >= total, "the transaction finished at write {n}, {total} counted");
                 assert_eq!(seen, after);
                 continue;

@@ -13,15 +13,54 @@ use crate::block::{BLOCK_BYTES, BlockPtr};
 use crate::error::{Error, Result};
 
 /// Where on the device a block goes (see `Allocator::alloc`).
+///
+/// Metadata comes in two lifespans, carved from runs of their own: the nodes of file
+/// trees, which snapshots and the retained history keep for long, and the blocks the next
+/// commits replace and free (the pool's tables, its root, the space log). Mixed in one
+/// run, every commit freed the tables it replaced between the file-tree nodes the
+/// history kept, and after 20,000 commits the free space was 11,000 holes of about 28
+/// blocks, no run anywhere, and a commit's nodes went out in 24 writes instead of 5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
     /// File data and overlays: at the cursor, sequentially from the start.
     Data,
-    /// The first copy of metadata: first fit from the middle.
+    /// The first copy of a file tree's node: first fit from the middle.
     Metadata,
     /// The second copy of metadata: first fit from three quarters in, a quarter of the
     /// device away from the first copies, so one damaged region rarely holds both.
     Ditto,
+    /// The first copy of a block the next commits replace: from five eighths in, in runs
+    /// of their own.
+    Tables,
+    /// Its second copy: from seven eighths in.
+    TablesDitto,
+}
+
+impl Placement {
+    pub const COUNT: usize = 5;
+
+    /// Where the second copy of a block placed here goes.
+    pub fn ditto(self) -> Placement {
+        match self {
+            Placement::Tables | Placement::TablesDitto => Placement::TablesDitto,
+            _ => Placement::Ditto,
+        }
+    }
+
+    fn is_ditto(self) -> bool {
+        matches!(self, Placement::Ditto | Placement::TablesDitto)
+    }
+
+    /// The metadata run this placement carves from (none for data).
+    fn run_index(self) -> Option<usize> {
+        match self {
+            Placement::Data => None,
+            Placement::Metadata => Some(0),
+            Placement::Ditto => Some(1),
+            Placement::Tables => Some(2),
+            Placement::TablesDitto => Some(3),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,12 +76,12 @@ pub struct Allocator {
     pub usable_start: u64,
     pub usable_end: u64,
     cursor: u64,
-    /// The free run that metadata first copies, and second copies, are carved from end
-    /// to end: (next block, end). The nodes a commit writes then lie together and go out
-    /// in one write, where first fit strewed them over the small holes that earlier
-    /// commits' freed nodes leave (six writes a copy for a snapshot at 1,000 clones).
-    metadata_run: Option<(u64, u64)>,
-    ditto_run: Option<(u64, u64)>,
+    /// The free runs that metadata is carved from end to end, one per metadata placement
+    /// (`Placement::run_index`): (next block, end). The nodes a commit writes then lie
+    /// together and go out in one write, where first fit strewed them over the small
+    /// holes that earlier commits' freed nodes leave (six writes a copy for a snapshot at
+    /// 1,000 clones).
+    runs: [Option<(u64, u64)>; 4],
     /// Blocks kept back so that a commit can always write its metadata.
     pub reserve_blocks: u64,
     /// True while a commit writes metadata: it may use the reserve.
@@ -67,8 +106,14 @@ pub struct Allocator {
     pub snapshots_hint: u64,
 }
 
-/// Blocks of a metadata run (1 MiB): a commit's nodes, both copies of each in its own run.
+/// Blocks a metadata run spans at most (1 MiB): a commit's nodes, both copies of each in
+/// a run of its own.
 const METADATA_RUN_BLOCKS: u64 = 256;
+
+/// A run starts in the first free stretch at least this long (128 KiB, more than most
+/// commits write), so that what the last process left of its run is where the next one
+/// goes on, instead of a hole left behind.
+const METADATA_RUN_MIN_BLOCKS: u64 = 32;
 
 /// Blocks kept back for a commit's metadata on a data area of `usable` blocks.
 fn reserve_blocks_for(usable: u64) -> u64 {
@@ -83,8 +128,7 @@ impl Allocator {
             usable_start,
             usable_end,
             cursor: usable_start,
-            metadata_run: None,
-            ditto_run: None,
+            runs: [None; 4],
             reserve_blocks,
             committing: false,
             metadata_pending_bytes: 0,
@@ -128,14 +172,14 @@ impl Allocator {
         if self.free.blocks() < len + spare {
             return Err(self.no_space(len));
         }
-        let from = match placement {
-            Placement::Data => self.cursor,
-            Placement::Metadata => self.metadata_start(),
-            Placement::Ditto => self.metadata_start() + self.usable_blocks() / 4,
-        };
-        let start = match placement {
-            Placement::Data => self.free.find(from, len),
-            Placement::Metadata | Placement::Ditto => self.carve_metadata(from, len, placement),
+        let start = match placement.run_index() {
+            None => self.free.find(self.cursor, len),
+            Some(run) => {
+                // Second copies a quarter of the area on; what commits replace an eighth
+                // on from what they keep, so that the two meet as late as possible.
+                let eighths = if placement.is_ditto() { 2 } else { 0 } + if run >= 2 { 1 } else { 0 };
+                self.carve_metadata(self.metadata_start() + self.usable_blocks() / 8 * eighths, len, run)
+            }
         };
         let Some(start) = start else { return Err(self.no_space(len)) };
         assert!(self.free.remove(start, len));
@@ -150,30 +194,49 @@ impl Allocator {
         Ok(start)
     }
 
-    /// `len` blocks for metadata: the next ones of the current run if they are still free,
-    /// else the start of a new run of METADATA_RUN_BLOCKS free blocks (first fit from
-    /// `from`), else, the free space being in pieces, the first fit for `len` alone.
-    fn carve_metadata(&mut self, from: u64, len: u64, placement: Placement) -> Option<u64> {
+    /// `len` blocks for metadata: the next ones of run `run` if they are still free, else
+    /// the start of a new run in the first free stretch of METADATA_RUN_MIN_BLOCKS from
+    /// `from` (up to METADATA_RUN_BLOCKS of it), else, the free space being in pieces,
+    /// the first fit for `len` alone; never in what is left of another run.
+    fn carve_metadata(&mut self, from: u64, len: u64, run: usize) -> Option<u64> {
         // A small area (tests, tiny devices) takes shorter runs: second copies must still
         // find theirs a quarter of the area away.
-        let want = METADATA_RUN_BLOCKS.min(self.usable_blocks() / 16).max(len);
-        let run = if placement == Placement::Ditto { &mut self.ditto_run } else { &mut self.metadata_run };
-        if let Some((next, end)) = *run {
+        let most = METADATA_RUN_BLOCKS.min(self.usable_blocks() / 16).max(len);
+        let least = METADATA_RUN_MIN_BLOCKS.min(most).max(len);
+        if let Some((next, end)) = self.runs[run] {
             if next + len <= end && self.free.contains(next, len) {
-                *run = Some((next + len, end));
+                self.runs[run] = Some((next + len, end));
                 return Some(next);
             }
         }
-        match self.free.find(from, want) {
+        self.runs[run] = None;
+        match self.find_outside_runs(from, least) {
             Some(start) => {
-                *run = Some((start + len, start + want));
+                // Up to where another run goes on, if that is within the stretch.
+                let others = self.runs.iter().flatten().map(|&(next, _)| next).filter(|&next| next > start);
+                let end = (start + self.free.stretch_from(start).min(most)).min(others.min().unwrap_or(u64::MAX));
+                self.runs[run] = Some((start + len, end));
                 Some(start)
             }
-            None => {
-                *run = None;
-                self.free.find(from, len)
+            None => self.find_outside_runs(from, len),
+        }
+    }
+
+    /// The first fit for `len` from `from` that is not in what is left of a run: taken
+    /// from under it, the run would break, and blocks of the other lifespan would lie
+    /// between its nodes.
+    fn find_outside_runs(&self, from: u64, len: u64) -> Option<u64> {
+        let mut from = from;
+        // Each run is skipped at most once or twice (the search wraps around).
+        for _ in 0..8 {
+            let start = self.free.find(from, len)?;
+            let taken = self.runs.iter().flatten().find(|&&(next, end)| start < end && next < start + len);
+            match taken {
+                Some(&(_, end)) => from = end,
+                None => return Some(start),
             }
         }
+        self.free.find(from, len)
     }
 
     /// Where metadata allocation starts looking: the middle of the data area.
@@ -222,7 +285,7 @@ impl Allocator {
         assert!(set.remove(start, len), "unalloc of {start}+{len} not allocated");
         assert!(self.free.insert(start, len));
         // The last blocks carved from a run go back to it.
-        for run in [&mut self.metadata_run, &mut self.ditto_run] {
+        for run in &mut self.runs {
             if let Some((next, end)) = *run {
                 if next == start + len {
                     *run = Some((start, end));
@@ -353,6 +416,50 @@ mod tests {
         // second found no room).
         alloc.unalloc(ditto, 4, AllocKind::Explicit);
         assert_eq!(alloc.alloc(4, AllocKind::Explicit, Placement::Ditto).unwrap(), 766);
+    }
+
+    /// `commits` commits, each making seven file-tree nodes the history keeps and eight
+    /// table blocks `tables` that replace (free) the previous commit's, the two kinds
+    /// interleaved; by one process (`fresh_runs` false: runs go on from commit to commit,
+    /// as in a mounted file system's) or a process each. Returns the free extents at the
+    /// end and the commits whose kept nodes were not end to end.
+    fn long_history(tables: Placement, commits: usize, fresh_runs: bool) -> (usize, usize) {
+        let mut alloc = allocator(1_000_000);
+        let (mut previous, mut scattered) = (Vec::new(), 0);
+        for _ in 0..commits {
+            if fresh_runs {
+                alloc.runs = [None; 4];
+            }
+            let (mut kept, mut replaced) = (Vec::new(), Vec::new());
+            for (is_kept, count) in [(true, 4), (false, 4), (true, 3), (false, 4)] {
+                let (into, kind) = if is_kept { (&mut kept, Placement::Metadata) } else { (&mut replaced, tables) };
+                into.extend((0..count).map(|_| alloc.alloc(1, AllocKind::Explicit, kind).unwrap()));
+            }
+            if kept.windows(2).any(|w| w[1] != w[0] + 1) {
+                scattered += 1;
+            }
+            for block in std::mem::replace(&mut previous, replaced) {
+                alloc.defer_free(block, 1).unwrap();
+            }
+            alloc.commit_done();
+        }
+        (alloc.free.iter().count(), scattered)
+    }
+
+    #[test]
+    fn what_commits_replace_leaves_no_holes_between_what_the_history_keeps() {
+        // Goal: a long history does not fragment the free space. Tables apart from the
+        // runs of file trees' nodes: their frees merge, and each commit's kept nodes lie
+        // end to end (but where a run ends, or the kept nodes grow past where the tables
+        // go: a few dozen commits in 20,000). In the file trees' runs (as before), every commit
+        // punched holes between kept nodes: on a real pool after 20,000 commits, 11,000
+        // holes and no run left.
+        for fresh_runs in [false, true] {
+            let (extents, scattered) = long_history(Placement::Tables, 20_000, fresh_runs);
+            assert!(extents < 10 && scattered < 100, "{extents} free extents, {scattered} commits scattered");
+            let (extents, _) = long_history(Placement::Metadata, 20_000, fresh_runs);
+            assert!(extents > 1000, "mixed: {extents} free extents");
+        }
     }
 
     #[test]

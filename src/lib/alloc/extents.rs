@@ -42,6 +42,14 @@ impl ExtentSet {
         }
     }
 
+    /// How many blocks from `start` on are in the set without a gap (0 if `start` is not).
+    pub fn stretch_from(&self, start: u64) -> u64 {
+        match self.extents.range(..=start).next_back() {
+            Some((&s, &l)) if s + l > start => s + l - start,
+            _ => 0,
+        }
+    }
+
     /// Adds [start, start+len); returns false (and changes nothing) if any of it is
     /// already present.
     pub fn insert(&mut self, start: u64, len: u64) -> bool {

@@ -1,6 +1,9 @@
 //! Record preparation on worker threads: fingerprint, zero test, compression and
 //! checksum of file records run in parallel, while the calling thread reads files and
-//! updates the tree. Results are applied in any order; each names its inode and index.
+//! updates the tree. Results come back in the order the records were submitted, whichever
+//! worker finishes first: a copy-in lays the same files out the same way every time, in
+//! the order it read them (and a test that cuts a sync at its n-th write cuts the same
+//! write each run).
 //!
 //! At most `IN_FLIGHT_MAX` records are queued, which bounds memory to a few MiB.
 
@@ -10,6 +13,7 @@ use crate::compress::{Attempt, Codec};
 use crate::error::Result;
 use crate::store::StoredBlock;
 use crate::workers::Workers;
+use std::collections::BTreeMap;
 
 pub const IN_FLIGHT_MAX: usize = 64;
 
@@ -55,7 +59,12 @@ impl CompressionCounts {
 }
 
 pub struct Pipeline {
-    workers: Workers<Job, Prepared>,
+    /// Jobs numbered in the order submitted.
+    workers: Workers<(u64, Job), (u64, Prepared)>,
+    submitted: u64,
+    /// The number of the next record to hand back, and those finished before it.
+    next_out: u64,
+    finished_early: BTreeMap<u64, Prepared>,
     pub counts: CompressionCounts,
 }
 
@@ -73,20 +82,34 @@ fn prepare(job: Job, codec: Codec) -> Prepared {
 
 impl Pipeline {
     pub fn new(codec: Codec) -> Pipeline {
-        Pipeline { workers: Workers::new(move |job| prepare(job, codec)), counts: CompressionCounts::default() }
+        Pipeline {
+            workers: Workers::new(move |(seq, job)| (seq, prepare(job, codec))),
+            submitted: 0,
+            next_out: 0,
+            finished_early: BTreeMap::new(),
+            counts: CompressionCounts::default(),
+        }
     }
 
     pub fn in_flight(&self) -> usize {
-        self.workers.in_flight()
+        self.workers.in_flight() + self.finished_early.len()
     }
 
     pub fn submit(&mut self, job: Job) {
-        self.workers.submit(job);
+        self.workers.submit((self.submitted, job));
+        self.submitted += 1;
     }
 
-    /// Waits for one finished record.
+    /// Waits for the next record in the order submitted.
     pub fn wait_one(&mut self) -> Option<Prepared> {
-        let done = self.workers.wait_one()?;
+        let done = loop {
+            if let Some(done) = self.finished_early.remove(&self.next_out) {
+                break done;
+            }
+            let (seq, done) = self.workers.wait_one()?;
+            self.finished_early.insert(seq, done);
+        };
+        self.next_out += 1;
         self.counts.count(done.attempt);
         Some(done)
     }

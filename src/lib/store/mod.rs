@@ -12,6 +12,7 @@ use crate::compress::{self, Attempt, Codec};
 use crate::device::Device;
 use crate::error::{Corruption, DeviceError, Error, Result, Shrunk};
 use crate::format::label::{Label, REGION_BLOCKS, region_start};
+use crate::format::node::TreeKind;
 
 mod node_cache;
 pub use node_cache::{NODE_CACHE_BYTES, NodeCache};
@@ -88,7 +89,7 @@ pub struct Store {
     pub nodes_loaded: u64,
     /// Writes gathered per placement (data, metadata, dittos), since each kind goes to
     /// its own part of the device.
-    buffers: [WriteBuffer; 3],
+    buffers: [WriteBuffer; Placement::COUNT],
     /// Metadata blocks read or written lately (node_cache.rs).
     pub node_cache: NodeCache,
 }
@@ -292,6 +293,15 @@ impl Store {
         self.write_prepared(kind, level, &StoredBlock::prepare(logical.to_vec(), codec), AllocKind::Explicit)
     }
 
+    /// Writes a node of a tree of kind `tree`: a file tree's among the nodes snapshots
+    /// and the history keep, a pool table's among the blocks the next commits replace
+    /// (`Placement`).
+    pub fn write_node(&mut self, tree: TreeKind, level: u8, logical: &[u8]) -> Result<BlockPtr> {
+        let placement = if tree == TreeKind::Files { Placement::Metadata } else { Placement::Tables };
+        let block = StoredBlock::prepare(logical.to_vec(), Codec::Off);
+        self.write_placed(BlockKind::TreeNode, level, &block, AllocKind::Explicit, placement)
+    }
+
     /// A store on an in-memory device with free space, for unit tests of the layers above.
     #[cfg(test)]
     pub fn for_tests() -> Store {
@@ -302,7 +312,8 @@ impl Store {
 
     /// Writes a block that is allocated by being reachable from the commit record.
     pub fn write_implicit_block(&mut self, kind: BlockKind, logical: &[u8]) -> Result<BlockPtr> {
-        self.write_prepared(kind, 0, &StoredBlock::prepare(logical.to_vec(), self.compression), AllocKind::Implicit)
+        let block = StoredBlock::prepare(logical.to_vec(), self.compression);
+        self.write_placed(kind, 0, &block, AllocKind::Implicit, Placement::Tables)
     }
 
     /// Writes a block compressed and checksummed already (for example by a worker thread).
@@ -313,6 +324,24 @@ impl Store {
         block: &StoredBlock,
         alloc_kind: AllocKind,
     ) -> Result<BlockPtr> {
+        // Overlays are file data too: they go with it, not among the tree nodes. Other
+        // metadata written here (a receive's state) is replaced by the next commits.
+        let placement = match kind {
+            _ if !kind.is_metadata() => Placement::Data,
+            BlockKind::TreeNode => Placement::Metadata,
+            _ => Placement::Tables,
+        };
+        self.write_placed(kind, level, block, alloc_kind, placement)
+    }
+
+    fn write_placed(
+        &mut self,
+        kind: BlockKind,
+        level: u8,
+        block: &StoredBlock,
+        alloc_kind: AllocKind,
+        placement: Placement,
+    ) -> Result<BlockPtr> {
         let StoredBlock { logical_bytes, stored, compression, checksum } = block;
         let (logical_bytes, compression, checksum) = (*logical_bytes, *compression, *checksum);
         assert!(logical_bytes <= LOGICAL_BYTES_MAX as usize);
@@ -322,11 +351,9 @@ impl Store {
             self.features_needed |= crate::format::label::FEATURE_LZ4;
         }
         let blocks = crate::block::blocks_for(stored.len() as u64);
-        // Overlays are file data too: they go with it, not among the tree nodes.
-        let placement = if kind.is_metadata() { Placement::Metadata } else { Placement::Data };
         let addr = self.alloc.alloc(blocks, alloc_kind, placement)?;
         let ditto = if kind.is_metadata() && self.ditto_metadata {
-            match self.alloc.alloc(blocks, alloc_kind, Placement::Ditto) {
+            match self.alloc.alloc(blocks, alloc_kind, placement.ditto()) {
                 Ok(ditto) => ditto,
                 Err(e) => {
                     self.alloc.unalloc(addr, blocks, alloc_kind);
@@ -348,7 +375,7 @@ impl Store {
             checksum,
         };
         if ditto != 0 {
-            self.buffered_write(Placement::Ditto, ditto * BLOCK_BYTES, stored, blocks)?;
+            self.buffered_write(placement.ditto(), ditto * BLOCK_BYTES, stored, blocks)?;
         }
         self.buffered_write(placement, addr * BLOCK_BYTES, stored, blocks)?;
         if kind.is_metadata() && compression == Compression::None {

@@ -658,7 +658,7 @@ fn flush_slot(slot: &mut Slot, store: &mut Store, kind: TreeKind) -> Result<()> 
         }
     };
     debug_assert_eq!(bytes.len(), node.bytes);
-    slot.ptr = Some(store.write_block(BlockKind::TreeNode, node.level, &bytes)?);
+    slot.ptr = Some(store.write_node(kind, node.level, &bytes)?);
     store.metadata_written(NODE_BYTES_MAX as u64);
     Ok(())
 }
