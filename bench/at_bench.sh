@@ -8,7 +8,8 @@
 #
 # Per count N of COUNTS, one pool on a loop device whose history holds N commits, one
 # every 2 seconds up to now, each rewriting a small file (`snaptorture history`: one
-# process makes them all; a process per commit would take most of an hour at 100,000).
+# process makes them all; a process per commit would take most of an hour at 100,000),
+# every one on a device of the size the largest N needs.
 # The moment taken is three quarters along (the expiry rounds drop the oldest). With SIZES set instead, per size one pool holding
 # the workload's data set of that size, then 20 one-file commits; the moment taken is the
 # fifth newest commit (after the sync: a moment of the whole tree). The pools are made
@@ -62,7 +63,10 @@ for n in $LABELS; do
         MOMENT[$n]=$(commit_times "$dev" | tail -5 | sed -n 1p)
     else
         # Each commit leaves about 35 KiB of old nodes (and their copies) to the history.
-        new_loop dev "at-$n" $(((1 << 30) + n * 49152))
+        # Every pool gets the device the longest history needs: the question is what the
+        # history costs, and a cold read costs more on a larger (sparser) backing file.
+        most=$(tr ' ' '\n' <<< "$COUNTS" | sort -n | tail -1)
+        new_loop dev "at-$n" $(((1 << 30) + most * 49152))
         start=$SECONDS
         "$BIN/snaptorture" history --commits "$n" --spacing "$SPACING" "$dev" > /dev/null
         echo "# N=$n: $n commits made in $((SECONDS - start)) s"

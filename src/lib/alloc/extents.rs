@@ -50,10 +50,51 @@ impl ExtentSet {
         }
     }
 
+    /// The blocks of [start, end) not in the set, made in one pass over it (the free
+    /// space of a pool from its allocated extents: one removal each took most of the
+    /// time an open of a pool with 100,000 retained commits spent).
+    pub fn complement_within(&self, start: u64, end: u64) -> ExtentSet {
+        let mut gaps = Vec::new();
+        let mut at = start;
+        for (s, l) in self.iter() {
+            if s > at {
+                gaps.push((at, s.min(end) - at));
+            }
+            at = at.max(s + l);
+            if at >= end {
+                break;
+            }
+        }
+        if at < end {
+            gaps.push((at, end - at));
+        }
+        let gaps: Vec<(u64, u64)> = gaps.into_iter().filter(|&(_, l)| l > 0).collect();
+        let blocks = gaps.iter().map(|&(_, l)| l).sum();
+        ExtentSet { extents: gaps.into_iter().collect(), blocks }
+    }
+
     /// Adds [start, start+len); returns false (and changes nothing) if any of it is
     /// already present.
     pub fn insert(&mut self, start: u64, len: u64) -> bool {
         assert!(len > 0);
+        // Past the last extent (a space log's base lists them in order): one lookup.
+        match self.extents.last_entry() {
+            Some(mut last) if *last.key() + *last.get() <= start => {
+                if *last.key() + *last.get() == start {
+                    *last.get_mut() += len;
+                } else {
+                    self.extents.insert(start, len);
+                }
+                self.blocks += len;
+                return true;
+            }
+            None => {
+                self.extents.insert(start, len);
+                self.blocks += len;
+                return true;
+            }
+            Some(_) => {}
+        }
         if self.overlaps(start, len) {
             return false;
         }
@@ -135,6 +176,19 @@ mod tests {
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![(10, 5), (35, 5)]);
         assert_eq!(set.blocks(), 10);
         assert!(set.take_within(20, 10).is_empty());
+    }
+
+    #[test]
+    fn the_complement_is_what_the_set_leaves_of_the_range() {
+        let mut set = ExtentSet::new();
+        for (s, l) in [(2, 3), (10, 5), (20, 1), (30, 10)] {
+            set.insert(s, l);
+        }
+        let gaps = set.complement_within(0, 35);
+        assert_eq!(gaps.iter().collect::<Vec<_>>(), vec![(0, 2), (5, 5), (15, 5), (21, 9)]);
+        assert_eq!(gaps.blocks(), 21);
+        assert_eq!(set.complement_within(10, 15).iter().count(), 0);
+        assert_eq!(ExtentSet::new().complement_within(4, 9).iter().collect::<Vec<_>>(), vec![(4, 5)]);
     }
 
     #[test]

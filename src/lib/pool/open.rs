@@ -324,11 +324,7 @@ fn replay_space_log(
         }
     }
     let alloc = &mut store.alloc;
-    alloc.free = ExtentSet::new();
-    alloc.free.insert(start, end - start);
-    for (s, l) in allocated.iter() {
-        assert!(alloc.free.remove(s, l));
-    }
+    alloc.free = allocated.complement_within(start, end);
     let implicit = chain.iter().map(|(p, _)| p).chain(std::iter::once(&commit.root));
     for ptr in implicit {
         for (start, blocks) in ptr.extents() {
