@@ -50,7 +50,7 @@ select_files() {
 select_files "$DATA" "$BENCH_DIR/selected"
 SELECTED=$(wc -l < "$BENCH_DIR/list")
 SELECTED_BYTES=$(du -sb --apparent-size "$BENCH_DIR/selected" | cut -f1)
-note "subset_bench: $SIZE workload ($BYTES bytes, $(find "$DATA" -type f | wc -l) files), GLOB=$GLOB: $SELECTED files selected ($SELECTED_BYTES bytes)"
+note "subset_bench: ${TREE:-the $SIZE workload} ($BYTES bytes, $(find "$DATA" -type f | wc -l) files), GLOB=$GLOB: $SELECTED files selected ($SELECTED_BYTES bytes)"
 
 new_loop POOL whole $((BYTES * 2 + (512 << 20)))
 new_loop COPY copy $((SELECTED_BYTES * 3 + (256 << 20)))
