@@ -60,6 +60,12 @@ impl NodeCache {
         }
     }
 
+    /// Whether the block at `addr` with this checksum is held (a read of it would not
+    /// reach the device); unlike `get`, not a use.
+    pub fn holds(&self, addr: u64, checksum: &Checksum) -> bool {
+        self.entries.get(&addr).is_some_and(|entry| entry.checksum == *checksum)
+    }
+
     /// Keeps a block's logical bytes; replaces what the address held before.
     pub fn insert(&mut self, addr: u64, checksum: Checksum, bytes: &[u8]) {
         // One block larger than a quarter of the cache would push out too much for it.
