@@ -343,22 +343,11 @@ impl Allocator {
     /// Explicitly allocated blocks as they will be once this transaction commits: what a
     /// condensed space log must list.
     pub fn explicit_after_commit(&self) -> ExtentSet {
-        let mut out = ExtentSet::new();
-        let mut at = self.usable_start;
-        let push_gap = |from: u64, to: u64, out: &mut ExtentSet| {
-            if to > from {
-                out.insert(from, to - from);
-            }
-        };
         let mut unused = self.free.clone();
         for (s, l) in self.held.iter() {
             assert!(unused.insert(s, l));
         }
-        for (s, l) in unused.iter() {
-            push_gap(at, s, &mut out);
-            at = s + l;
-        }
-        push_gap(at, self.usable_end, &mut out);
+        let mut out = unused.complement_within(self.usable_start, self.usable_end);
         for set in [&self.txg_frees, &self.implicit_live, &self.implicit_frees] {
             for (s, l) in set.iter() {
                 assert!(out.remove(s, l));

@@ -35,7 +35,7 @@ impl NodeCache {
         NodeCache { entries: HashMap::new(), clock: VecDeque::new(), held_bytes: 0, limit_bytes }
     }
 
-    /// Drops everything and holds at most `limit_bytes` from now on (0: nothing).
+    /// Holds at most `limit_bytes` from now on, evicting what is over (0: drops everything).
     pub fn set_limit(&mut self, limit_bytes: usize) {
         self.limit_bytes = limit_bytes;
         self.evict_to(limit_bytes);
