@@ -121,6 +121,11 @@ impl<'k> FileKey<'k> {
         Some((FileKey::ino_of(self.suffix)?, &self.suffix[8..]))
     }
 
+    /// Whether it sorts after every item of `kind` of its inode.
+    pub fn sorts_after(&self, kind: ItemKind) -> bool {
+        self.kind_byte > kind as u8
+    }
+
     /// Whether it is content of its inode (an extended attribute, symlink target or
     /// record), not its inode item, directory entries or back references.
     pub fn is_content(&self) -> bool {

@@ -18,7 +18,7 @@
 //! `unite` writes the union of several such trees, states of one tree at several
 //! moments (`snapshot --merge`): the newest source wins where they differ.
 
-use super::inode::{FileKey, FileType, Inode, ItemKind, META_INO, ROOT_INO, key};
+use super::inode::{FileKey, FileType, Inode, ItemKind, META_INO, ROOT_INO, encode_dirent, key};
 use super::select::{FileXattrs, Rule};
 use super::{DirEntry, FsTree};
 use crate::error::{Error, Result};
@@ -29,6 +29,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Inodes whose items a copy asks the device for at once.
 const PREFETCH_INODES: usize = 256;
+
+/// Bytes of the kept files' items a selection holds for the copy (see `Selection`):
+/// a file whose items would pass it is read again by the copy instead.
+const CAPTURED_BYTES: usize = 32 << 20;
 
 /// What a subset holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,10 +46,15 @@ pub struct SubsetStats {
 }
 
 /// The inodes a subset keeps, each with the links (parent, name) it keeps.
+///
+/// A kept file's items are read while the walk has its leaf at hand, and kept for the
+/// copy (up to CAPTURED_BYTES in all), and a kept directory's entries are the links the
+/// walk kept: so the copy reads no leaf the selection read already. A tree larger than
+/// every cache otherwise had each of its leaves read, checked and decoded twice.
 #[derive(Default)]
 pub struct Selection {
     kept: BTreeMap<u64, Kept>,
-    links: HashSet<(u64, Vec<u8>)>,
+    captured_bytes: usize,
     pub stats: SubsetStats,
 }
 
@@ -55,6 +64,10 @@ struct Kept {
     /// Kept subdirectories (directories only).
     subdirs: u32,
     is_dir: bool,
+    /// A directory's kept entries: name -> (inode, type).
+    entries: BTreeMap<Vec<u8>, (u64, FileType)>,
+    /// A file's items, read by the selection (None: the copy reads them).
+    items: Option<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl Selection {
@@ -68,13 +81,30 @@ impl Selection {
         self.kept.range(..ino).count()
     }
 
-    fn keep_link(&mut self, ino: u64, parent: u64, name: &[u8], is_dir: bool) {
+    fn keep_link(&mut self, ino: u64, parent: u64, name: &[u8], file_type: FileType) {
+        let is_dir = file_type == FileType::Directory;
         let kept = self.kept.entry(ino).or_default();
         kept.links += 1;
         kept.is_dir = is_dir;
-        self.links.insert((parent, name.to_vec()));
-        if is_dir {
-            self.kept.entry(parent).or_default().subdirs += 1;
+        let parent = self.kept.entry(parent).or_default();
+        parent.entries.insert(name.to_vec(), (ino, file_type));
+        parent.subdirs += u32::from(is_dir);
+    }
+
+    /// Whether the link (parent, name) of `ino` is kept.
+    fn keeps_link(&self, ino: u64, parent: u64, name: &[u8]) -> bool {
+        self.kept.get(&parent).is_some_and(|p| p.entries.get(name).is_some_and(|&(child, _)| child == ino))
+    }
+
+    /// Holds `items` of kept file `ino` for the copy, if the bound allows.
+    fn capture(&mut self, ino: u64, items: Vec<(Vec<u8>, Vec<u8>)>) {
+        // Each item's two vectors and their headers.
+        let bytes: usize = items.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+        if self.captured_bytes + bytes <= CAPTURED_BYTES
+            && let Some(kept) = self.kept.get_mut(&ino)
+        {
+            self.captured_bytes += bytes;
+            kept.items = Some(items);
         }
     }
 }
@@ -86,53 +116,72 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
     selection.stats.directories = 1;
     // Every directory walked: its parent and name, to keep the chain above a selection.
     let mut parents: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
-    let mut stack: Vec<(u64, Vec<u8>)> = vec![(ROOT_INO, Vec::new())];
+    let mut stack: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut counted = HashSet::new();
-    while let Some((dir, prefix)) = stack.pop() {
-        let entries = source.readdir(dir)?;
-        // Paths judged once; what the walk reads next asked for at once: the
-        // subdirectories' entries (all their leaves) and the inodes of the files the globs
-        // take.
-        let mut ahead: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut next: Vec<(DirEntry, Vec<u8>)> = Vec::new();
-        for entry in entries {
-            let path = [prefix.as_slice(), &entry.name].concat();
-            match entry.file_type {
-                FileType::Directory => {
-                    ahead.push((key(entry.ino, ItemKind::DirEntry, &[]), key(entry.ino, ItemKind::BackRef, &[])));
-                }
-                _ if rule.selects_path(&path) => {
-                    let item = key(entry.ino, ItemKind::Inode, &[]);
-                    ahead.push((item.clone(), item));
-                }
-                _ => continue,
+    let mut ahead = Some(read_directory(source, rule, ROOT_INO, Vec::new())?);
+    while let Some(Listed { dir, entries }) = ahead.take() {
+        for (entry, path) in entries.iter().filter(|(e, _)| e.file_type == FileType::Directory) {
+            if parents.insert(entry.ino, (dir, entry.name.clone())).is_some() || entry.ino == ROOT_INO {
+                return Err(Error::corrupt(format!("directory inode {} is reached twice", entry.ino)));
             }
-            next.push((entry, path));
+            stack.push((entry.ino, [path.as_slice(), b"/"].concat()));
         }
-        source.tree.prefetch(source.store, &ahead)?;
-        for (entry, path) in next {
-            if entry.file_type == FileType::Directory {
-                if parents.insert(entry.ino, (dir, entry.name.clone())).is_some() || entry.ino == ROOT_INO {
-                    return Err(Error::corrupt(format!("directory inode {} is reached twice", entry.ino)));
-                }
-                stack.push((entry.ino, [path.as_slice(), b"/"].concat()));
-                continue;
-            }
+        // The next directory listed before this one's files are judged: the device
+        // reads the leaves of its files meanwhile.
+        if let Some((next, prefix)) = stack.pop() {
+            ahead = Some(read_directory(source, rule, next, prefix)?);
+        }
+        for (entry, path) in entries.into_iter().filter(|(e, _)| e.file_type != FileType::Directory) {
             let inode = source.inode(entry.ino)?;
             if !rule.selects(&path, &inode, &mut FileXattrs { fs: source, ino: entry.ino })? {
                 continue;
             }
-            selection.keep_link(entry.ino, dir, &entry.name, false);
+            selection.keep_link(entry.ino, dir, &entry.name, entry.file_type);
             if counted.insert(entry.ino) {
                 selection.stats.files += 1;
                 if inode.file_type() == FileType::Regular {
                     selection.stats.file_bytes += inode.size;
+                }
+                if selection.captured_bytes < CAPTURED_BYTES {
+                    let items = source.tree.scan_prefix(source.store, &entry.ino.to_be_bytes())?;
+                    selection.capture(entry.ino, items);
                 }
             }
             keep_directories_above(&mut selection, &parents, dir)?;
         }
     }
     Ok(selection)
+}
+
+/// A directory's entries the walk goes on with (its subdirectories, and the files whose
+/// paths the rule's globs take), each with its path.
+struct Listed {
+    dir: u64,
+    entries: Vec<(DirEntry, Vec<u8>)>,
+}
+
+/// Lists `dir` (at `prefix`, its path and '/') for the walk, and asks the device at once
+/// for what the walk reads of it next: its subdirectories' entries (every leaf of them)
+/// and the inode items of the files the globs take. Paths are judged once.
+fn read_directory(source: &mut FsTree, rule: &Rule, dir: u64, prefix: Vec<u8>) -> Result<Listed> {
+    let mut ahead: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut entries = Vec::new();
+    for entry in source.readdir(dir)? {
+        let path = [prefix.as_slice(), &entry.name].concat();
+        match entry.file_type {
+            FileType::Directory => {
+                ahead.push((key(entry.ino, ItemKind::DirEntry, &[]), key(entry.ino, ItemKind::BackRef, &[])));
+            }
+            _ if rule.selects_path(&path) => {
+                let item = key(entry.ino, ItemKind::Inode, &[]);
+                ahead.push((item.clone(), item));
+            }
+            _ => continue,
+        }
+        entries.push((entry, path));
+    }
+    source.tree.prefetch(source.store, &ahead)?;
+    Ok(Listed { dir, entries })
 }
 
 /// Keeps `dir` and the directories above it, up to the first one already kept.
@@ -142,12 +191,12 @@ fn keep_directories_above(
     mut dir: u64,
 ) -> Result<()> {
     // A directory is kept once its own link is (the root always): an entry made only to
-    // count its subdirectories is not yet.
+    // hold its kept entries is not yet.
     while !selection.kept.get(&dir).is_some_and(|k| k.is_dir) {
         let (parent, name) = parents
             .get(&dir)
             .ok_or_else(|| Error::corrupt(format!("directory inode {dir} has no parent on the walk")))?;
-        selection.keep_link(dir, *parent, name, true);
+        selection.keep_link(dir, *parent, name, FileType::Directory);
         selection.stats.directories += 1;
         dir = *parent;
     }
@@ -178,43 +227,98 @@ pub fn copy_selection_from(
     }
     let mut part = selection.kept.range(from..);
     let next = part.clone().nth(most).map(|(&ino, _)| ino);
-    // Every kept inode's items, asked for at once (a large file's records fill many
-    // leaves), in batches that bound what the cache is asked to hold.
-    let inodes: Vec<u64> = part.clone().take(most).map(|(&ino, _)| ino).collect();
+    // The items the selection did not hold, asked for at once (a large file's records
+    // fill many leaves), in batches that bound what the cache is asked to hold.
+    let unread: Vec<u64> =
+        part.clone().take(most).filter(|(_, kept)| kept.items.is_none()).map(|(&ino, _)| ino).collect();
     let mut asked = 0;
     for (&ino, kept) in part.by_ref().take(most) {
-        if inodes[asked..].first() == Some(&ino) {
-            let batch = &inodes[asked..(asked + PREFETCH_INODES).min(inodes.len())];
-            let ranges: Vec<_> =
-                batch.iter().map(|&i| (key(i, ItemKind::Inode, &[]), key(i, ItemKind::Record, &[0xFF; 8]))).collect();
+        if unread[asked..].first() == Some(&ino) {
+            let batch = &unread[asked..(asked + PREFETCH_INODES).min(unread.len())];
+            let ranges: Vec<_> = batch
+                .iter()
+                .map(|&i| match selection.kept[&i].is_dir {
+                    // A directory's entries are the selection's.
+                    true => (key(i, ItemKind::Inode, &[]), key(i, ItemKind::Inode, &[])),
+                    false => (key(i, ItemKind::Inode, &[]), key(i, ItemKind::Record, &[0xFF; 8])),
+                })
+                .collect();
             source.tree.prefetch(source.store, &ranges)?;
             asked += batch.len();
         }
-        for (k, v) in source.tree.scan_prefix(source.store, &ino.to_be_bytes())? {
-            let item = FileKey::parse(&k).ok_or_else(|| Error::corrupt("a file tree key too short"))?;
+        let read;
+        let items = match &kept.items {
+            Some(items) => items,
+            None => {
+                read = items_to_copy(source, ino, kept.is_dir)?;
+                &read
+            }
+        };
+        let mut entries_written = !kept.is_dir;
+        for (k, v) in items {
+            let item = FileKey::parse(k).ok_or_else(|| Error::corrupt("a file tree key too short"))?;
+            if !entries_written && item.sorts_after(ItemKind::DirEntry) {
+                write_entries(source.store, dest, ino, kept)?;
+                entries_written = true;
+            }
             let value = match item.kind() {
                 Some(ItemKind::Inode) => {
-                    let inode = Inode::decode(&v)?;
+                    let inode = Inode::decode(v)?;
                     let nlink = if kept.is_dir { 2 + kept.subdirs } else { kept.links };
                     Some(Inode { nlink, ..inode }.encode())
                 }
-                Some(ItemKind::DirEntry) => selection.links.contains(&(ino, item.suffix.to_vec())).then_some(v),
+                // A directory's are written from the selection (a file has none).
+                Some(ItemKind::DirEntry) => None,
                 Some(ItemKind::BackRef) => {
                     let (parent, name) =
                         item.backref().ok_or_else(|| Error::corrupt(format!("inode {ino}: a short back reference")))?;
-                    selection.links.contains(&(parent, name.to_vec())).then_some(v)
+                    selection.keeps_link(ino, parent, name).then(|| v.clone())
                 }
-                Some(ItemKind::Xattr | ItemKind::Symlink | ItemKind::Record) => Some(v),
+                Some(ItemKind::Xattr | ItemKind::Symlink | ItemKind::Record) => Some(v.clone()),
                 Some(ItemKind::Meta) | None => {
                     return Err(Error::corrupt(format!("inode {ino} has an item of kind {}", item.kind_byte)));
                 }
             };
             if let Some(value) = value {
-                dest.insert(source.store, &k, &value)?;
+                dest.insert(source.store, k, &value)?;
             }
+        }
+        if !entries_written {
+            write_entries(source.store, dest, ino, kept)?;
         }
     }
     Ok(next)
+}
+
+/// Every item of kept inode `ino` but, for a directory, its entries (those are the
+/// selection's: reading them again would read every leaf of a large directory twice).
+fn items_to_copy(source: &mut FsTree, ino: u64, is_dir: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let prefix = ino.to_be_bytes();
+    if !is_dir {
+        return source.tree.scan_prefix(source.store, &prefix);
+    }
+    let mut items = Vec::new();
+    // The inode item, up to the entries; then from the back references on.
+    let parts = [(key(ino, ItemKind::Meta, &[]), Some(ItemKind::Inode)), (key(ino, ItemKind::BackRef, &[]), None)];
+    for (start, last) in parts {
+        source.tree.scan(source.store, &start, &mut |k, v| {
+            let more = FileKey::parse(k)
+                .is_some_and(|item| item.ino == ino && last.is_none_or(|last| !item.sorts_after(last)));
+            if more {
+                items.push((k.to_vec(), v.to_vec()));
+            }
+            Ok(more)
+        })?;
+    }
+    Ok(items)
+}
+
+/// A kept directory's kept entries, as its source holds them.
+fn write_entries(store: &mut Store, dest: &mut Tree, ino: u64, kept: &Kept) -> Result<()> {
+    for (name, &(child, file_type)) in &kept.entries {
+        dest.insert(store, &key(ino, ItemKind::DirEntry, name), &encode_dirent(child, file_type))?;
+    }
+    Ok(())
 }
 
 /// What a union of trees holds, and where it took it from.
@@ -368,7 +472,7 @@ pub fn write_union_from(
         let nlink = if p.is_dir { 2 + p.subdirs } else { p.links.len() as u32 };
         dest.insert(store, &key(ino, ItemKind::Inode, &[]), &Inode { nlink, ..inode }.encode())?;
         for (name, &(child, file_type)) in &p.entries {
-            dest.insert(store, &key(ino, ItemKind::DirEntry, name), &super::inode::encode_dirent(child, file_type))?;
+            dest.insert(store, &key(ino, ItemKind::DirEntry, name), &encode_dirent(child, file_type))?;
         }
         let mut links = p.links.clone();
         links.sort();

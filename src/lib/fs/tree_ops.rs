@@ -106,11 +106,17 @@ impl<'a> FsTree<'a> {
     /// Entries of a directory in name order.
     pub fn readdir(&mut self, dir: u64) -> Result<Vec<DirEntry>> {
         let prefix = key(dir, ItemKind::DirEntry, &[]);
-        self.tree
-            .scan_prefix(self.store, &prefix)?
-            .into_iter()
-            .map(|(k, v)| decode_dirent(&k[prefix.len()..], &v))
-            .collect()
+        // Decoded as scanned: a copy of each key and value first would be two allocations
+        // an entry more, on the walks of large directories (select, diff).
+        let mut entries = Vec::new();
+        self.tree.scan(self.store, &prefix, &mut |k, v| {
+            if !k.starts_with(&prefix) {
+                return Ok(false);
+            }
+            entries.push(decode_dirent(&k[prefix.len()..], v)?);
+            Ok(true)
+        })?;
+        Ok(entries)
     }
 
     /// Creates a new inode under `parent` as `name`; returns its number.

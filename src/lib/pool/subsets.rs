@@ -807,6 +807,58 @@ mod tests {
         assert!((counted - before) * 10 < after - counted, "{} reads against {}", counted - before, after - counted);
     }
 
+    #[test]
+    fn a_subset_reads_each_leaf_of_its_source_once() {
+        // Goal: taking a subset reads the source's leaves once, in the selection: the
+        // copy into its tree rereads none of them (the kept files' items are held from
+        // the walk, a kept directory's entries are the links it kept), even with no
+        // cache to find them in. A tree larger than every cache had each leaf read,
+        // checked and decoded twice.
+        let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
+        let reads = device.reads.clone();
+        let clock = Arc::new(SimClock::ticking(2, 1_000_000));
+        let mut pool = format_pool_with_clock(Box::new(device.clone()), &FormatOptions::default(), clock).unwrap();
+        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+        for d in 0..10 {
+            let dir = fs.create(ROOT_INO, format!("d{d}").as_bytes(), Inode::new(S_IFDIR | 0o755, Default::default()));
+            let dir = dir.unwrap();
+            for f in 0..300 {
+                let ino = fs.create(dir, format!("f{f}").as_bytes(), Inode::new(S_IFREG | 0o644, Default::default()));
+                fs.write_at(ino.unwrap(), 0, &[f as u8; 100]).unwrap();
+            }
+        }
+        pool.commit().unwrap();
+        let source = pool.commit.txg;
+        drop(pool);
+        let mut pool = Pool::open(Box::new(device), crate::device::OpenMode::Write).unwrap();
+        pool.store.node_cache.set_limit(0);
+        let count = || reads.load(std::sync::atomic::Ordering::Relaxed);
+        let rule = Rule::parse(&["**/f*0".to_string()], &[], &[], 0).unwrap();
+        let mut plan = pool.plan_subset(LIVE_TREE_ID, "tenth", &SubsetSource::Commit(source)).unwrap();
+        let before = count();
+        pool.select_subset(LIVE_TREE_ID, &mut plan, &rule).unwrap();
+        let selected = count();
+        pool.create_planned_subset(LIVE_TREE_ID, "tenth", &plan, RecordedRule::default(), usize::MAX).unwrap();
+        let copied = count();
+        assert_eq!(plan.stats().files, 300);
+        let mut leaves = 0;
+        let root = plan.source_root().unwrap();
+        walk_nodes(&mut pool.store, &root, TreeKind::Files, &mut |ptr, _| {
+            leaves += u64::from(ptr.level == 0);
+            Ok(WalkStep::Descend)
+        })
+        .unwrap();
+        assert!(selected - before >= leaves, "the selection read {} of {leaves} leaves", selected - before);
+        // What the copy reads: the tree's root path and the directories' inode items.
+        assert!(
+            (copied - selected) * 4 < leaves,
+            "the copy read {} blocks, the source has {leaves} leaves",
+            copied - selected
+        );
+        pool.commit().unwrap();
+        crate::check::check_pool(&mut pool).unwrap().into_result().unwrap();
+    }
+
     /// Destroys snapshot `name`, unless a merge needs it (said so): whether it went.
     fn destroyed(pool: &mut Pool, name: &str) -> bool {
         match pool.destroy_snapshot(LIVE_TREE_ID, name) {

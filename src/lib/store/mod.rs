@@ -13,6 +13,7 @@ use crate::device::Device;
 use crate::error::{Corruption, DeviceError, Error, Result, Shrunk};
 use crate::format::label::{Label, REGION_BLOCKS, region_start};
 use crate::format::node::TreeKind;
+use std::sync::Arc;
 
 mod node_cache;
 pub use node_cache::{NODE_CACHE_BYTES, NodeCache};
@@ -133,12 +134,26 @@ impl Store {
     }
 
     pub fn read_block(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
-        let metadata = ptr.kind.is_metadata();
-        if metadata {
-            if let Some(bytes) = self.node_cache.get(ptr.addr.0, &ptr.checksum) {
-                return Ok(bytes.to_vec());
-            }
+        if ptr.kind.is_metadata() {
+            return self.read_node(ptr).map(|bytes| Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone()));
         }
+        self.read_uncached(ptr)
+    }
+
+    /// A metadata block's logical bytes, shared with the node cache (no copy when it
+    /// holds them; none made to keep them there).
+    pub fn read_node(&mut self, ptr: &BlockPtr) -> Result<Arc<Vec<u8>>> {
+        if let Some(bytes) = self.node_cache.get_shared(ptr.addr.0, &ptr.checksum) {
+            return Ok(bytes.clone());
+        }
+        let bytes = Arc::new(self.read_uncached(ptr)?);
+        if ptr.kind.is_metadata() {
+            self.node_cache.insert_shared(ptr.addr.0, ptr.checksum, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    fn read_uncached(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
         if let Some(stored) = self.buffered_stored(ptr) {
             return compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr));
         }
@@ -146,11 +161,7 @@ impl Store {
             self.flush_overlapping(addr, ptr.allocated_blocks())?;
         }
         let stored = self.read_verified(ptr)?;
-        let logical = compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))?;
-        if metadata {
-            self.node_cache.insert(ptr.addr.0, ptr.checksum, &logical);
-        }
-        Ok(logical)
+        compress::decompress(stored, ptr.compression, ptr.logical_bytes).map_err(|e| locate(e, ptr))
     }
 
     /// The stored bytes of `ptr`'s first copy if a write buffer still holds them whole,

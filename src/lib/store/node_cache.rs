@@ -12,13 +12,15 @@
 
 use crate::block::Checksum;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// What the cache holds at most by default: about 4,000 tree nodes of 8 KiB.
 pub const NODE_CACHE_BYTES: usize = 32 << 20;
 
 struct Cached {
     checksum: Checksum,
-    bytes: Vec<u8>,
+    /// Shared with the decoded leaves made of it (tree/leaf.rs), so neither copies.
+    bytes: Arc<Vec<u8>>,
     referenced: bool,
 }
 
@@ -51,6 +53,11 @@ impl NodeCache {
 
     /// The logical bytes of the block at `addr` with this checksum, if held.
     pub fn get(&mut self, addr: u64, checksum: &Checksum) -> Option<&[u8]> {
+        self.get_shared(addr, checksum).map(|bytes| bytes.as_slice())
+    }
+
+    /// As `get`, the bytes themselves, shared.
+    pub fn get_shared(&mut self, addr: u64, checksum: &Checksum) -> Option<&Arc<Vec<u8>>> {
         match self.entries.get_mut(&addr) {
             Some(entry) if entry.checksum == *checksum => {
                 entry.referenced = true;
@@ -68,6 +75,15 @@ impl NodeCache {
 
     /// Keeps a block's logical bytes; replaces what the address held before.
     pub fn insert(&mut self, addr: u64, checksum: Checksum, bytes: &[u8]) {
+        if bytes.len() <= self.limit_bytes / 4 {
+            self.insert_shared(addr, checksum, Arc::new(bytes.to_vec()));
+        } else {
+            self.remove(addr);
+        }
+    }
+
+    /// As `insert`, keeping `bytes` themselves (shared with whoever else holds them).
+    pub fn insert_shared(&mut self, addr: u64, checksum: Checksum, bytes: Arc<Vec<u8>>) {
         // One block larger than a quarter of the cache would push out too much for it.
         if bytes.len() > self.limit_bytes / 4 {
             self.remove(addr);
@@ -77,13 +93,12 @@ impl NodeCache {
             Some(entry) => {
                 self.held_bytes = self.held_bytes - entry.bytes.len() + bytes.len();
                 entry.checksum = checksum;
-                entry.bytes.clear();
-                entry.bytes.extend_from_slice(bytes);
+                entry.bytes = bytes;
                 entry.referenced = false;
             }
             None => {
                 self.held_bytes += bytes.len();
-                self.entries.insert(addr, Cached { checksum, bytes: bytes.to_vec(), referenced: false });
+                self.entries.insert(addr, Cached { checksum, bytes, referenced: false });
                 self.clock.push_back(addr);
             }
         }

@@ -28,6 +28,7 @@ use crate::format::node::{
     VALUE_BYTES_MAX, encode_internal, encode_leaf, internal_entry_bytes, leaf_entry_bytes,
 };
 use crate::store::{Owner, Store};
+use std::sync::Arc;
 
 #[derive(Default)]
 struct Slot {
@@ -82,7 +83,7 @@ impl Node {
     }
 
     /// A node as the device holds it, validated: a leaf stays in its bytes (leaf.rs).
-    fn decode(bytes: Vec<u8>, kind: TreeKind, level: u8) -> Result<Node> {
+    fn decode(bytes: Arc<Vec<u8>>, kind: TreeKind, level: u8) -> Result<Node> {
         if level == 0 {
             let size = bytes.len();
             return Ok(Node { level, bytes: size, body: Body::Leaf(Leaf::decode(bytes, kind)?) });
@@ -261,7 +262,7 @@ impl Tree {
                         ptr.addr.0
                     )));
                 }
-                let bytes = store.read_block(&ptr)?;
+                let bytes = store.read_node(&ptr)?;
                 let node = Node::decode(bytes, kind, ptr.level).map_err(|e| match e {
                     Error::Corrupt(c) => Error::corrupt_at(ptr.addr.0, format!("{} (block {})", c.what, ptr.addr.0)),
                     other => other,

@@ -8,17 +8,19 @@
 
 use crate::error::Result;
 use crate::format::node::{EntrySpan, TreeKind, decode_leaf};
+use std::sync::Arc;
 
 pub enum Leaf {
-    /// As read: the node's bytes and where each entry lies in them.
-    Packed { bytes: Vec<u8>, spans: Vec<EntrySpan> },
+    /// As read: the node's bytes (shared with the node cache, store/node_cache.rs) and
+    /// where each entry lies in them.
+    Packed { bytes: Arc<Vec<u8>>, spans: Vec<EntrySpan> },
     /// Changed since it was read (or made in memory).
     Owned(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 impl Leaf {
     /// A leaf as the device holds it, validated (format/node.rs `decode_leaf`).
-    pub fn decode(bytes: Vec<u8>, kind: TreeKind) -> Result<Leaf> {
+    pub fn decode(bytes: Arc<Vec<u8>>, kind: TreeKind) -> Result<Leaf> {
         let spans = decode_leaf(&bytes, kind)?;
         Ok(Leaf::Packed { bytes, spans })
     }
@@ -89,7 +91,7 @@ mod tests {
     fn a_packed_leaf_reads_as_its_entries_and_changes_as_them() {
         let entries: Vec<(Vec<u8>, Vec<u8>)> =
             (0..50u32).map(|i| ((i * 2).to_be_bytes().to_vec(), vec![i as u8; (i % 7) as usize])).collect();
-        let mut leaf = Leaf::decode(encode_leaf(TreeKind::Files, &entries), TreeKind::Files).unwrap();
+        let mut leaf = Leaf::decode(Arc::new(encode_leaf(TreeKind::Files, &entries)), TreeKind::Files).unwrap();
         assert!(matches!(leaf, Leaf::Packed { .. }));
         assert_eq!(leaf.len(), 50);
         for (i, (k, v)) in entries.iter().enumerate() {
@@ -104,6 +106,6 @@ mod tests {
         // A damaged leaf is refused as the full decode refuses it.
         let mut bad = encode_leaf(TreeKind::Files, &entries);
         bad[0] ^= 1;
-        assert!(Leaf::decode(bad, TreeKind::Files).is_err());
+        assert!(Leaf::decode(Arc::new(bad), TreeKind::Files).is_err());
     }
 }
