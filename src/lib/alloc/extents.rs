@@ -73,6 +73,31 @@ impl ExtentSet {
         ExtentSet { extents: gaps.into_iter().collect(), blocks }
     }
 
+    /// The blocks of [start, end) outside `extents`, which must lie within it in
+    /// ascending order without overlapping (touching is fine): None if they do not.
+    /// One pass, and no set of them built (an open's free space from a space log's
+    /// base: inserting 12,000 extents one by one was a third of what a `cat` cost at
+    /// 100,000 retained commits).
+    pub fn gaps_between(extents: &[(u64, u64)], start: u64, end: u64) -> Option<ExtentSet> {
+        let mut gaps = Vec::with_capacity(extents.len() + 1);
+        let mut at = start;
+        for &(s, l) in extents {
+            let e = s.checked_add(l)?;
+            if l == 0 || s < at || e > end {
+                return None;
+            }
+            if s > at {
+                gaps.push((at, s - at));
+            }
+            at = e;
+        }
+        if at < end {
+            gaps.push((at, end - at));
+        }
+        let blocks = gaps.iter().map(|&(_, l)| l).sum();
+        Some(ExtentSet { extents: gaps.into_iter().collect(), blocks })
+    }
+
     /// Adds [start, start+len); returns false (and changes nothing) if any of it is
     /// already present.
     pub fn insert(&mut self, start: u64, len: u64) -> bool {
@@ -189,6 +214,13 @@ mod tests {
         assert_eq!(gaps.blocks(), 21);
         assert_eq!(set.complement_within(10, 15).iter().count(), 0);
         assert_eq!(ExtentSet::new().complement_within(4, 9).iter().collect::<Vec<_>>(), vec![(4, 5)]);
+        let gaps = ExtentSet::gaps_between(&[(4, 2), (6, 1), (9, 3)], 2, 14).unwrap();
+        assert_eq!(gaps.iter().collect::<Vec<_>>(), vec![(2, 2), (7, 2), (12, 2)]);
+        assert_eq!(gaps.blocks(), 6);
+        assert_eq!(ExtentSet::gaps_between(&[], 2, 14).unwrap().iter().collect::<Vec<_>>(), vec![(2, 12)]);
+        for wrong in [&[(4, 2), (5, 1)][..], &[(6, 1), (4, 2)], &[(1, 2)], &[(12, 3)], &[(4, 0)], &[(u64::MAX, 2)]] {
+            assert!(ExtentSet::gaps_between(wrong, 2, 14).is_none(), "{wrong:?}");
+        }
     }
 
     #[test]

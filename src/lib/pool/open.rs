@@ -5,8 +5,8 @@ use super::features::lz4_feature;
 use super::labels::{find_label, holds_pool, read_blocks, read_region};
 use super::warning::OpenWarning;
 use super::{LIVE_TREE_ID, LIVE_TREE_NAME, Pool};
-use crate::alloc::space_log::{SpaceLogBlock, SpaceOp};
-use crate::alloc::{Allocator, ExtentSet};
+use crate::alloc::Allocator;
+use crate::alloc::space_log::{SpaceLogBlock, free_after};
 use crate::block::{BLOCK_BYTES, BlockKind, BlockPtr, Txg};
 use crate::clock::{Clock, system_clock};
 use crate::compress::Codec;
@@ -306,25 +306,10 @@ fn replay_space_log(
         )));
     }
     let (start, end) = (store.alloc.usable_start, store.alloc.usable_end);
-    let mut allocated = ExtentSet::new();
-    for (_, block) in chain.iter().rev() {
-        for &(s, len, op) in &block.entries {
-            let inside = s >= start && s.checked_add(len).is_some_and(|e| e <= end);
-            let ok = inside
-                && match op {
-                    SpaceOp::Alloc => allocated.insert(s, len),
-                    SpaceOp::Free => allocated.remove(s, len),
-                };
-            if !ok {
-                return Err(Error::corrupt(format!(
-                    "space log of txg {} {:?}s blocks {s}+{len}, which the log before it does not allow",
-                    block.txg.0, op
-                )));
-            }
-        }
-    }
+    let blocks = chain.iter().rev().map(|(_, block)| block);
+    let free = free_after(blocks, start, end)?;
     let alloc = &mut store.alloc;
-    alloc.free = allocated.complement_within(start, end);
+    alloc.free = free;
     let implicit = chain.iter().map(|(p, _)| p).chain(std::iter::once(&commit.root));
     for ptr in implicit {
         for (start, blocks) in ptr.extents() {
