@@ -20,6 +20,7 @@
 
 use super::inode::{FileKey, FileType, Inode, ItemKind, META_INO, ROOT_INO, encode_dirent, key};
 use super::select::{FileXattrs, Rule};
+use super::tree_ops::DirectoryItems;
 use super::{DirEntry, FsTree};
 use crate::error::{Error, Result};
 use crate::format::node::TreeKind;
@@ -54,6 +55,8 @@ pub struct SubsetStats {
 #[derive(Default)]
 pub struct Selection {
     kept: BTreeMap<u64, Kept>,
+    /// The tree's inode counter item, as the walk read it.
+    counter: Option<Vec<u8>>,
     captured_bytes: usize,
     pub stats: SubsetStats,
 }
@@ -66,7 +69,8 @@ struct Kept {
     is_dir: bool,
     /// A directory's kept entries: name -> (inode, type).
     entries: BTreeMap<Vec<u8>, (u64, FileType)>,
-    /// A file's items, read by the selection (None: the copy reads them).
+    /// Its items (a directory's but its entries), read by the selection (None: the
+    /// copy reads them).
     items: Option<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
@@ -96,7 +100,7 @@ impl Selection {
         self.kept.get(&parent).is_some_and(|p| p.entries.get(name).is_some_and(|&(child, _)| child == ino))
     }
 
-    /// Holds `items` of kept file `ino` for the copy, if the bound allows.
+    /// Holds `items` of kept inode `ino` for the copy, if the bound allows.
     fn capture(&mut self, ino: u64, items: Vec<(Vec<u8>, Vec<u8>)>) {
         // Each item's two vectors and their headers.
         let bytes: usize = items.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
@@ -118,8 +122,14 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
     let mut parents: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
     let mut stack: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut counted = HashSet::new();
+    // Every directory's own items (but its entries), read with its entries, for those
+    // the subset keeps.
+    let mut directory_items = HashMap::new();
+    let meta = key(META_INO, ItemKind::Meta, &[]);
+    selection.counter = source.tree.get(source.store, &meta)?;
     let mut ahead = Some(read_directory(source, rule, ROOT_INO, Vec::new())?);
-    while let Some(Listed { dir, entries }) = ahead.take() {
+    while let Some(Listed { dir, entries, own }) = ahead.take() {
+        directory_items.insert(dir, own);
         for (entry, path) in entries.iter().filter(|(e, _)| e.file_type == FileType::Directory) {
             if parents.insert(entry.ino, (dir, entry.name.clone())).is_some() || entry.ino == ROOT_INO {
                 return Err(Error::corrupt(format!("directory inode {} is reached twice", entry.ino)));
@@ -150,27 +160,34 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
             keep_directories_above(&mut selection, &parents, dir)?;
         }
     }
+    for (dir, own) in directory_items {
+        if selection.kept.contains_key(&dir) {
+            selection.capture(dir, own);
+        }
+    }
     Ok(selection)
 }
 
 /// A directory's entries the walk goes on with (its subdirectories, and the files whose
-/// paths the rule's globs take), each with its path.
+/// paths the rule's globs take), each with its path, and its own items but its entries.
 struct Listed {
     dir: u64,
     entries: Vec<(DirEntry, Vec<u8>)>,
+    own: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Lists `dir` (at `prefix`, its path and '/') for the walk, and asks the device at once
-/// for what the walk reads of it next: its subdirectories' entries (every leaf of them)
+/// for what the walk reads of it next: its subdirectories' items (every leaf of them)
 /// and the inode items of the files the globs take. Paths are judged once.
 fn read_directory(source: &mut FsTree, rule: &Rule, dir: u64, prefix: Vec<u8>) -> Result<Listed> {
     let mut ahead: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut entries = Vec::new();
-    for entry in source.readdir(dir)? {
+    let DirectoryItems { entries: listed, own } = source.directory_items(dir)?;
+    for entry in listed {
         let path = [prefix.as_slice(), &entry.name].concat();
         match entry.file_type {
             FileType::Directory => {
-                ahead.push((key(entry.ino, ItemKind::DirEntry, &[]), key(entry.ino, ItemKind::BackRef, &[])));
+                ahead.push((key(entry.ino, ItemKind::Inode, &[]), key(entry.ino, ItemKind::Record, &[0xFF; 8])));
             }
             _ if rule.selects_path(&path) => {
                 let item = key(entry.ino, ItemKind::Inode, &[]);
@@ -181,7 +198,7 @@ fn read_directory(source: &mut FsTree, rule: &Rule, dir: u64, prefix: Vec<u8>) -
         entries.push((entry, path));
     }
     source.tree.prefetch(source.store, &ahead)?;
-    Ok(Listed { dir, entries })
+    Ok(Listed { dir, entries, own })
 }
 
 /// Keeps `dir` and the directories above it, up to the first one already kept.
@@ -221,9 +238,8 @@ pub fn copy_selection_from(
 ) -> Result<Option<u64>> {
     if from == META_INO {
         let meta = key(META_INO, ItemKind::Meta, &[]);
-        let counter =
-            source.tree.get(source.store, &meta)?.ok_or_else(|| Error::corrupt("the tree has no inode counter"))?;
-        dest.insert(source.store, &meta, &counter)?;
+        let counter = selection.counter.as_ref().ok_or_else(|| Error::corrupt("the tree has no inode counter"))?;
+        dest.insert(source.store, &meta, counter)?;
     }
     let mut part = selection.kept.range(from..);
     let next = part.clone().nth(most).map(|(&ino, _)| ino);

@@ -119,6 +119,20 @@ impl<'a> FsTree<'a> {
         Ok(entries)
     }
 
+    /// A directory's entries and, apart, its other items, in one scan.
+    pub fn directory_items(&mut self, dir: u64) -> Result<DirectoryItems> {
+        let (mut entries, mut own) = (Vec::new(), Vec::new());
+        self.tree.scan(self.store, &key(dir, ItemKind::Meta, &[]), &mut |k, v| {
+            let Some(item) = FileKey::parse(k).filter(|item| item.ino == dir) else { return Ok(false) };
+            match item.is(ItemKind::DirEntry) {
+                true => entries.push(decode_dirent(item.suffix, v)?),
+                false => own.push((k.to_vec(), v.to_vec())),
+            }
+            Ok(true)
+        })?;
+        Ok(DirectoryItems { entries, own })
+    }
+
     /// Creates a new inode under `parent` as `name`; returns its number.
     pub fn create(&mut self, parent: u64, name: &[u8], mut inode: Inode) -> Result<u64> {
         self.must_write();
@@ -517,4 +531,11 @@ impl<'a> FsTree<'a> {
         inode.size = inode.size.max(end);
         self.put_inode(ino, &inode)
     }
+}
+
+/// A directory's items, as `FsTree::directory_items` reads them.
+pub struct DirectoryItems {
+    pub entries: Vec<DirEntry>,
+    /// The others, in key order: its inode item, back references and extended attributes.
+    pub own: Vec<(Vec<u8>, Vec<u8>)>,
 }
