@@ -122,6 +122,11 @@ impl Rule {
 }
 
 impl Rule {
+    /// Whether it judges more than paths: a file's inode or extended attributes.
+    pub fn has_conditions(&self) -> bool {
+        !self.conditions.is_empty()
+    }
+
     /// Whether the globs take the path (conditions aside): a walk reads the inodes of
     /// only the paths they take.
     pub fn selects_path(&self, path: &[u8]) -> bool {

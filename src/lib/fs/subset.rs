@@ -189,9 +189,15 @@ fn read_directory(source: &mut FsTree, rule: &Rule, dir: u64, prefix: Vec<u8>) -
             FileType::Directory => {
                 ahead.push((key(entry.ino, ItemKind::Inode, &[]), key(entry.ino, ItemKind::Record, &[0xFF; 8])));
             }
+            // Taken by the path alone, every item of it is read next (the selection
+            // keeps them); else its inode first, to judge it.
             _ if rule.selects_path(&path) => {
                 let item = key(entry.ino, ItemKind::Inode, &[]);
-                ahead.push((item.clone(), item));
+                let last = match rule.has_conditions() {
+                    true => item.clone(),
+                    false => key(entry.ino, ItemKind::Record, &[0xFF; 8]),
+                };
+                ahead.push((item, last));
             }
             _ => continue,
         }
