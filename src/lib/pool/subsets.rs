@@ -773,22 +773,7 @@ mod tests {
         // not its files).
         let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
         let reads = device.reads.clone();
-        let mut pool = format_pool_with_clock(
-            Box::new(device.clone()),
-            &FormatOptions::default(),
-            Arc::new(SimClock::ticking(2, 1_000_000)),
-        )
-        .unwrap();
-        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
-        for d in 0..10 {
-            let dir = fs.create(ROOT_INO, format!("d{d}").as_bytes(), Inode::new(S_IFDIR | 0o755, Default::default()));
-            let dir = dir.unwrap();
-            for f in 0..300 {
-                let ino = fs.create(dir, format!("f{f}").as_bytes(), Inode::new(S_IFREG | 0o644, Default::default()));
-                fs.write_at(ino.unwrap(), 0, &[f as u8; 100]).unwrap();
-            }
-        }
-        pool.commit().unwrap();
+        let mut pool = pool_of_3000_files(&device);
         let rule = Rule::parse(&["**".to_string()], &[], &[], 0).unwrap();
         let now = SubsetSource::Commit(pool.commit.txg);
         pool.create_subset_snapshot(LIVE_TREE_ID, "all", &now, &rule, RecordedRule::default()).unwrap();
@@ -813,22 +798,11 @@ mod tests {
         // copy into its tree reads none of them (the kept inodes' items and the inode
         // counter are held from the walk, a kept directory's entries are the links it
         // kept), even with no cache to find them in: the writer that copies is another
-        // pool than the reader that selects. A tree larger than every cache had each leaf read,
-        // checked and decoded twice.
+        // pool than the reader that selects. A tree larger than every cache had each leaf
+        // read, checked and decoded twice.
         let device = CrashDevice::new(Arc::new(Mutex::new(vec![0; 64 << 20])), None);
         let reads = device.reads.clone();
-        let clock = Arc::new(SimClock::ticking(2, 1_000_000));
-        let mut pool = format_pool_with_clock(Box::new(device.clone()), &FormatOptions::default(), clock).unwrap();
-        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
-        for d in 0..10 {
-            let dir = fs.create(ROOT_INO, format!("d{d}").as_bytes(), Inode::new(S_IFDIR | 0o755, Default::default()));
-            let dir = dir.unwrap();
-            for f in 0..300 {
-                let ino = fs.create(dir, format!("f{f}").as_bytes(), Inode::new(S_IFREG | 0o644, Default::default()));
-                fs.write_at(ino.unwrap(), 0, &[f as u8; 100]).unwrap();
-            }
-        }
-        pool.commit().unwrap();
+        let pool = pool_of_3000_files(&device);
         let source = pool.commit.txg;
         drop(pool);
         let mut pool = Pool::open(Box::new(device), crate::device::OpenMode::Write).unwrap();
@@ -855,6 +829,23 @@ mod tests {
         assert_eq!(copied - selected, 0, "the copy read blocks; the source has {leaves} leaves");
         pool.commit().unwrap();
         crate::check::check_pool(&mut pool).unwrap().into_result().unwrap();
+    }
+
+    /// A pool on `device` of 10 directories of 300 files of 100 bytes, committed.
+    fn pool_of_3000_files(device: &CrashDevice) -> Pool {
+        let clock = Arc::new(SimClock::ticking(2, 1_000_000));
+        let mut pool = format_pool_with_clock(Box::new(device.clone()), &FormatOptions::default(), clock).unwrap();
+        let mut fs = pool.live(LIVE_TREE_ID).unwrap();
+        for d in 0..10 {
+            let dir = fs.create(ROOT_INO, format!("d{d}").as_bytes(), Inode::new(S_IFDIR | 0o755, Default::default()));
+            let dir = dir.unwrap();
+            for f in 0..300 {
+                let ino = fs.create(dir, format!("f{f}").as_bytes(), Inode::new(S_IFREG | 0o644, Default::default()));
+                fs.write_at(ino.unwrap(), 0, &[f as u8; 100]).unwrap();
+            }
+        }
+        pool.commit().unwrap();
+        pool
     }
 
     /// Destroys snapshot `name`, unless a merge needs it (said so): whether it went.
