@@ -102,8 +102,7 @@ impl Selection {
 
     /// Holds `items` of kept inode `ino` for the copy, if the bound allows.
     fn capture(&mut self, ino: u64, items: Vec<(Vec<u8>, Vec<u8>)>) {
-        // Each item's two vectors and their headers.
-        let bytes: usize = items.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+        let bytes = held_bytes(&items);
         if self.captured_bytes + bytes <= CAPTURED_BYTES
             && let Some(kept) = self.kept.get_mut(&ino)
         {
@@ -111,6 +110,16 @@ impl Selection {
             kept.items = Some(items);
         }
     }
+}
+
+/// What holding `items` costs: each item's two vectors and their headers.
+fn held_bytes(items: &[(Vec<u8>, Vec<u8>)]) -> usize {
+    items.iter().map(|(k, v)| k.len() + v.len() + 64).sum()
+}
+
+/// The keys of the first and the last item inode `ino` can have.
+fn every_item(ino: u64) -> (Vec<u8>, Vec<u8>) {
+    (key(ino, ItemKind::Inode, &[]), key(ino, ItemKind::Record, &[0xFF; 8]))
 }
 
 /// The links of `source` that `rule` selects, with the directories above them.
@@ -122,14 +131,18 @@ pub fn select(source: &mut FsTree, rule: &Rule) -> Result<Selection> {
     let mut parents: HashMap<u64, (u64, Vec<u8>)> = HashMap::new();
     let mut stack: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut counted = HashSet::new();
-    // Every directory's own items (but its entries), read with its entries, for those
-    // the subset keeps.
-    let mut directory_items = HashMap::new();
+    // Directories' own items (but their entries), read with their entries, for those
+    // the subset keeps; within what the selection may hold.
+    let (mut directory_items, mut directory_bytes) = (HashMap::new(), 0);
     let meta = key(META_INO, ItemKind::Meta, &[]);
     selection.counter = source.tree.get(source.store, &meta)?;
     let mut ahead = Some(read_directory(source, rule, ROOT_INO, Vec::new())?);
     while let Some(Listed { dir, entries, own }) = ahead.take() {
-        directory_items.insert(dir, own);
+        let bytes = held_bytes(&own);
+        if directory_bytes + bytes <= CAPTURED_BYTES {
+            directory_bytes += bytes;
+            directory_items.insert(dir, own);
+        }
         for (entry, path) in entries.iter().filter(|(e, _)| e.file_type == FileType::Directory) {
             if parents.insert(entry.ino, (dir, entry.name.clone())).is_some() || entry.ino == ROOT_INO {
                 return Err(Error::corrupt(format!("directory inode {} is reached twice", entry.ino)));
@@ -187,18 +200,14 @@ fn read_directory(source: &mut FsTree, rule: &Rule, dir: u64, prefix: Vec<u8>) -
         let path = [prefix.as_slice(), &entry.name].concat();
         match entry.file_type {
             FileType::Directory => {
-                ahead.push((key(entry.ino, ItemKind::Inode, &[]), key(entry.ino, ItemKind::Record, &[0xFF; 8])));
+                ahead.push(every_item(entry.ino));
             }
             // Taken by the path alone, every item of it is read next (the selection
             // keeps them); else its inode first, to judge it.
-            _ if rule.selects_path(&path) => {
-                let item = key(entry.ino, ItemKind::Inode, &[]);
-                let last = match rule.has_conditions() {
-                    true => item.clone(),
-                    false => key(entry.ino, ItemKind::Record, &[0xFF; 8]),
-                };
-                ahead.push((item, last));
-            }
+            _ if rule.selects_path(&path) => ahead.push(match rule.has_conditions() {
+                true => (key(entry.ino, ItemKind::Inode, &[]), key(entry.ino, ItemKind::Inode, &[])),
+                false => every_item(entry.ino),
+            }),
             _ => continue,
         }
         entries.push((entry, path));
@@ -262,7 +271,7 @@ pub fn copy_selection_from(
                 .map(|&i| match selection.kept[&i].is_dir {
                     // A directory's entries are the selection's.
                     true => (key(i, ItemKind::Inode, &[]), key(i, ItemKind::Inode, &[])),
-                    false => (key(i, ItemKind::Inode, &[]), key(i, ItemKind::Record, &[0xFF; 8])),
+                    false => every_item(i),
                 })
                 .collect();
             source.tree.prefetch(source.store, &ranges)?;

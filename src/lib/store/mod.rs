@@ -121,8 +121,6 @@ impl Store {
         }
     }
 
-    /// Reads and verifies a block (its ditto copy if the first is bad); returns its
-    /// logical bytes.
     /// Asks the device to read `ptr`'s first copy ahead (Device::will_need), unless the
     /// node cache holds it: a walk that comes back over a tree (a subset's selection,
     /// then its copy) spent a tenth of its time advising the kernel of blocks it had.
@@ -133,6 +131,8 @@ impl Store {
         self.dev.will_need(ptr.addr.0 * BLOCK_BYTES, ptr.allocated_blocks() * BLOCK_BYTES);
     }
 
+    /// Reads and verifies a block (its ditto copy if the first is bad); returns its
+    /// logical bytes.
     pub fn read_block(&mut self, ptr: &BlockPtr) -> Result<Vec<u8>> {
         if ptr.kind.is_metadata() {
             return self.read_node(ptr).map(|bytes| Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone()));
